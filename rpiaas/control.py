@@ -1,0 +1,472 @@
+"""The control plane: events in, actions out.
+
+Synchronous and deterministic; it knows nothing of SimPy or HTTP.  A shell
+calls :meth:`ControlPlane.step` with a batch of events stamped ``now``; the
+control plane applies them in the documented order (:mod:`rpiaas.events`),
+runs a scheduling pass over its queue asking the policy hooks, lets the
+policy rebalance and manage power, writes every event and action to the event
+log, and returns the actions for the shell to carry out.
+
+It owns the queue and the reservations: a started task's cores and memory are
+taken from its node at once and given back when the task ends, so no node is
+ever overcommitted, whatever the policy answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO
+
+import numpy as np
+
+from .events import (
+    Action,
+    Event,
+    Kill,
+    Migrate,
+    NodeBooted,
+    NodeDown,
+    NodeUp,
+    PowerOff,
+    PowerOn,
+    Reject,
+    Start,
+    TaskArrived,
+    TaskFailed,
+    TaskFinished,
+    Tick,
+    WakeAt,
+    event_order,
+)
+from .model import Node, PowerState, Task, TaskState
+from .plugins import HookCall, get_plugin_manager
+from .policy import SKIP, Policy, PowerPlan, Reservation
+from .view import ClusterView
+
+__all__ = ["ControlPlane", "PolicyError"]
+
+_ON = int(PowerState.ON)
+_NAN = math.nan
+
+
+class PolicyError(RuntimeError):
+    """A policy answered something the control plane cannot carry out."""
+
+
+class ControlPlane:
+    """Queue, reservations, policy calls and the event log of one run.
+
+    :param nodes: the cluster's nodes (index order).
+    :param policies: policy instances; later ones are asked first.
+    :param log: a text file for ``events.jsonl`` lines, or ``None``.
+    :param on_final: called once with each task that reaches a final state.
+    :param retries: how many times a failed task is queued again.
+    :param initial_state: power state of every node at time 0 (default on).
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[Node],
+        policies: Sequence[Policy] = (),
+        *,
+        log: IO[str] | None = None,
+        on_final: Callable[[Task], None] | None = None,
+        retries: int = 0,
+        initial_state: Sequence[PowerState] | None = None,
+    ) -> None:
+        self.nodes = tuple(nodes)
+        self.view = view = ClusterView(self.nodes, self)
+        self.pm = get_plugin_manager(policies)
+        self._h_admit = HookCall(self.pm, "rpiaas_admit")
+        self._h_order = HookCall(self.pm, "rpiaas_queue_order")
+        self._h_blocked = HookCall(self.pm, "rpiaas_blocked")
+        self._h_place = HookCall(self.pm, "rpiaas_place")
+        self._h_filter = HookCall(self.pm, "rpiaas_filter")
+        self._h_score = HookCall(self.pm, "rpiaas_score")
+        self._h_rebalance = HookCall(self.pm, "rpiaas_rebalance")
+        self._h_power = HookCall(self.pm, "rpiaas_power")
+        self._h_notify = HookCall(self.pm, "rpiaas_notify")
+        self._log = log
+        self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
+        self.retries = retries
+
+        self._queue: dict[int, Task] = {}
+        self._running: dict[int, Task] = {}
+        self._running_on: list[dict[int, Task]] = [{} for _ in self.nodes]
+        self._names = [json.dumps(n.name) for n in self.nodes]
+        # capacities present in the cluster, to reject tasks no node could ever run
+        self._capacities = sorted({(n.type.cores, n.type.mem_mb) for n in self.nodes})
+        # array handles (writable) shared with the view
+        self._cores_free = view._cores_free
+        self._mem_free = view._mem_free_mb
+        self._state = view._state
+        self._ntasks = view._tasks
+        self._idle_since = view._idle_since_s
+        self._index = view.free_index
+        # pass skipping: nothing can start until something is freed or reordered
+        self._stuck = False
+        self.booting = 0
+        self.events_applied = 0
+
+        states = list(initial_state) if initial_state is not None else [PowerState.ON] * len(self.nodes)
+        for i, st in enumerate(states):
+            self._state[i] = int(st)
+            if st == PowerState.ON:
+                self._index.add(i, int(self._cores_free[i]))
+                self._idle_since[i] = 0.0
+            else:
+                self._idle_since[i] = _NAN
+        self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
+            TaskArrived: self._on_arrived,  # type: ignore[dict-item]
+            TaskFinished: self._on_finished,  # type: ignore[dict-item]
+            TaskFailed: self._on_failed,  # type: ignore[dict-item]
+            NodeDown: self._on_node_down,  # type: ignore[dict-item]
+            NodeUp: self._on_node_up,  # type: ignore[dict-item]
+            NodeBooted: self._on_node_booted,  # type: ignore[dict-item]
+            Tick: self._on_tick,
+        }
+
+    # ------------------------------------------------------------ queries
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def queued(self) -> list[Task]:
+        """Waiting tasks in arrival order."""
+        return list(self._queue.values())
+
+    def running(self) -> list[Task]:
+        """Running tasks in start order."""
+        return list(self._running.values())
+
+    def running_on(self, node: int) -> Mapping[int, Task]:
+        return self._running_on[node]
+
+    # ------------------------------------------------------------ the step
+    def step(self, now: float, events: list[Event]) -> list[Action]:
+        """Apply a batch of events stamped ``now``; return the actions to carry out."""
+        view = self.view
+        view.now = now
+        if len(events) > 1:
+            events.sort(key=event_order)
+        actions: list[Action] = []
+        dispatch = self._dispatch
+        notify = self._h_notify.implemented
+        for ev in events:
+            dispatch[type(ev)](ev, now, actions)
+            if notify:
+                self._h_notify.all(event=ev, view=view)
+        self.events_applied += len(events)
+        if self._queue and not self._stuck:
+            self._schedule(now, actions)
+        view.queue_length = len(self._queue)
+        if self._h_rebalance.implemented:
+            self._rebalance(now, actions)
+        if self._h_power.implemented:
+            self._power(now, actions)
+        return actions
+
+    # ------------------------------------------------------------ events
+    def _on_arrived(self, ev: TaskArrived, now: float, actions: list[Action]) -> None:
+        task = ev.task
+        log = self._log
+        if log is not None:
+            log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
+        c, m = task.cores, task.mem_mb
+        reason: str | None = None
+        if not any(c <= cc and m <= mm for cc, mm in self._capacities):
+            reason = "fits no node"
+        elif self._h_admit.implemented:
+            reason = self._h_admit.first(task=task, view=self.view)
+        if reason is not None:
+            self._reject(task, str(reason), now, actions)
+            return
+        task.state = TaskState.QUEUED
+        self._queue[task.id] = task
+
+    def _on_finished(self, ev: TaskFinished, now: float, actions: list[Action]) -> None:
+        task = self._running.get(ev.task_id)
+        log = self._log
+        if task is None:
+            if log is not None:
+                log.write(f'{{"t":{now!r},"ev":"finish","task":{ev.task_id},"ignored":true}}\n')
+            return
+        if log is not None:
+            log.write(f'{{"t":{now!r},"ev":"finish","task":{task.id}}}\n')
+        self._release(task, now)
+        task.state = TaskState.COMPLETED
+        task.end_s = now
+        self.on_final(task)
+
+    def _on_failed(self, ev: TaskFailed, now: float, actions: list[Action]) -> None:
+        task = self._running.get(ev.task_id)
+        if task is None:
+            self._write({"t": now, "ev": "fail", "task": ev.task_id, "ignored": True})
+            return
+        self._write({"t": now, "ev": "fail", "task": task.id, "reason": ev.reason})
+        self._release(task, now)
+        self._fail_or_retry(task, ev.reason, now)
+
+    def _fail_or_retry(self, task: Task, reason: str, now: float) -> None:
+        task.epoch += 1
+        if task.attempts <= self.retries:
+            task.state = TaskState.QUEUED
+            task.node = -1
+            task.start_s = -1.0
+            self._queue[task.id] = task
+            self._write({"t": now, "act": "retry", "task": task.id, "attempt": task.attempts + 1})
+        else:
+            task.state = TaskState.FAILED
+            task.end_s = now
+            self.on_final(task)
+
+    def _on_node_down(self, ev: NodeDown, now: float, actions: list[Action]) -> None:
+        n = ev.node
+        self._write({"t": now, "ev": "node_down", "node": self.nodes[n].name, "reason": ev.reason})
+        lost = list(self._running_on[n].values())
+        for task in lost:
+            self._release(task, now)
+            self._fail_or_retry(task, f"node down: {ev.reason}" if ev.reason else "node down", now)
+        if self._state[n] == _ON:
+            self._index.remove(n, int(self._cores_free[n]))
+        elif self._state[n] == PowerState.BOOTING:
+            self.booting -= 1
+        self._state[n] = int(PowerState.DOWN)
+        self._idle_since[n] = _NAN
+
+    def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
+        n = ev.node
+        self._write({"t": now, "ev": "node_up", "node": self.nodes[n].name})
+        if self._state[n] == _ON:
+            return
+        if self._state[n] == PowerState.BOOTING:
+            self.booting -= 1
+        self._bring_on(n, now)
+
+    def _on_node_booted(self, ev: NodeBooted, now: float, actions: list[Action]) -> None:
+        n = ev.node
+        self._write({"t": now, "ev": "booted", "node": self.nodes[n].name})
+        if self._state[n] != PowerState.BOOTING:
+            return
+        self.booting -= 1
+        self._bring_on(n, now)
+
+    def _bring_on(self, n: int, now: float) -> None:
+        self._state[n] = _ON
+        self._index.add(n, int(self._cores_free[n]))
+        self._idle_since[n] = now if not self._running_on[n] else _NAN
+        self._stuck = False
+
+    def _on_tick(self, ev: Event, now: float, actions: list[Action]) -> None:
+        self._write({"t": now, "ev": "tick"})
+
+    # ------------------------------------------------------------ reservations
+    def _reserve(self, task: Task, node: int) -> None:
+        c = task.cores
+        old = int(self._cores_free[node])
+        self._cores_free[node] = old - c
+        self._mem_free[node] -= task.mem_mb
+        self._index.move(node, old, old - c)
+        self._ntasks[node] += 1
+        self._idle_since[node] = _NAN
+        self._running[task.id] = task
+        self._running_on[node][task.id] = task
+        task.node = node
+
+    def _release(self, task: Task, now: float) -> None:
+        node = task.node
+        del self._running[task.id]
+        del self._running_on[node][task.id]
+        old = int(self._cores_free[node])
+        self._cores_free[node] = old + task.cores
+        self._mem_free[node] += task.mem_mb
+        if self._state[node] == _ON:
+            self._index.move(node, old, old + task.cores)
+            if not self._running_on[node]:
+                self._idle_since[node] = now
+        self._ntasks[node] -= 1
+        self._stuck = False
+
+    def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
+        self._reserve(task, node)
+        task.state = TaskState.RUNNING
+        task.start_s = now
+        task.attempts += 1
+        task.epoch += 1
+        task.est_end_s = now + self.view.estimate_s(task, node)
+        log = self._log
+        if log is not None:
+            log.write(f'{{"t":{now!r},"act":"start","task":{task.id},"node":{self._names[node]}}}\n')
+        actions.append(Start(task, node))
+
+    def _reject(self, task: Task, reason: str, now: float, actions: list[Action]) -> None:
+        task.state = TaskState.REJECTED
+        task.end_s = now
+        self._write({"t": now, "act": "reject", "task": task.id, "reason": reason})
+        actions.append(Reject(task, reason))
+        self.on_final(task)
+
+    # ------------------------------------------------------------ scheduling pass
+    def _schedule(self, now: float, actions: list[Action]) -> None:
+        queue = self._queue
+        view = self.view
+        order: Iterable[Task]
+        if self._h_order.implemented:
+            ordered = self._h_order.first(queue=list(queue.values()), view=view)
+            order = ordered if ordered is not None else list(queue.values())
+        else:
+            order = queue.values()
+        started: list[int] = []
+        reservation: Reservation | None = None
+        reserved_for: Task | None = None
+        stuck = False
+        blocked_hook = self._h_blocked
+        for task in order:
+            if task.state is not TaskState.QUEUED:
+                raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+            node = self._choose(task, reservation, reserved_for, now)
+            if node >= 0:
+                self._start(task, node, now, actions)
+                started.append(task.id)
+                continue
+            if reserved_for is not None:
+                continue  # only the first blocked task is protected
+            if not blocked_hook.implemented:
+                stuck = True
+                break
+            answer = blocked_hook.first(task=task, view=view, now=now, reservation=reservation)
+            if answer is None:
+                stuck = True
+                break
+            if answer is SKIP:
+                continue
+            if not isinstance(answer, Reservation):
+                raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
+            reservation, reserved_for = answer, task
+            self._write({"t": now, "act": "reserve", "task": task.id,
+                         "node": self.nodes[answer.node].name, "start_s": answer.start_s})
+        for tid in started:
+            del queue[tid]
+        # a strict pass blocked at the head stays blocked until something is
+        # freed, unless the policy may reorder the queue
+        self._stuck = stuck and not started and not self._h_order.implemented
+
+    def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float) -> int:
+        view = self.view
+        if self._h_place.implemented:
+            n = self._h_place.first(task=task, view=view)
+            if n is not None:
+                n = int(n)
+                if not (0 <= n < len(self.nodes)) or not view.fits_node(task, n):
+                    raise PolicyError(
+                        f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
+                    )
+                if res is None or head is None or self._respects(res, head, task, n, now):
+                    return n
+            elif not (self._h_filter.implemented or self._h_score.implemented):
+                return -1
+        mask = view.fits(task)
+        if self._h_filter.implemented:
+            for m in self._h_filter.all(task=task, view=view):
+                mask &= np.asarray(m, dtype=bool)
+        if res is not None and head is not None and mask[res.node] and not self._respects(
+            res, head, task, res.node, now
+        ):
+            mask[res.node] = False
+        if self._h_score.implemented:
+            scores = self._h_score.all(task=task, view=view)
+            if scores:
+                total = np.sum(scores, axis=0, dtype=np.float64)
+                if not mask.any():
+                    return -1
+                return int(np.argmax(np.where(mask, total, -np.inf)))
+        idx = np.flatnonzero(mask)
+        return int(idx[0]) if idx.size else -1
+
+    def _respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
+        """Whether starting ``task`` on ``node`` keeps ``head``'s reservation."""
+        if node != res.node:
+            return True
+        if now + self.view.estimate_s(task, node) <= res.start_s:
+            return True
+        cores = int(self._cores_free[node]) - task.cores
+        mem = int(self._mem_free[node]) - task.mem_mb
+        for t in self._running_on[node].values():
+            if t.est_end_s <= res.start_s:
+                cores += t.cores
+                mem += t.mem_mb
+        return cores >= head.cores and mem >= head.mem_mb
+
+    # ------------------------------------------------------------ rebalance and power
+    def _rebalance(self, now: float, actions: list[Action]) -> None:
+        for answer in self._h_rebalance.all(view=self.view, now=now):
+            for act in answer:
+                if isinstance(act, Migrate):
+                    self._migrate(act, now, actions)
+                elif isinstance(act, Kill):
+                    self._kill(act.task, now, actions)
+                else:
+                    raise PolicyError(f"rpiaas_rebalance returned {act!r}; expected Migrate or Kill")
+
+    def _migrate(self, act: Migrate, now: float, actions: list[Action]) -> None:
+        task, dst = act.task, int(act.node)
+        if task.id not in self._running or dst == task.node or not self.view.fits_node(task, dst):
+            self._write({"t": now, "act": "migrate", "task": task.id, "dropped": True})
+            return
+        src = task.node
+        self._release(task, now)
+        self._reserve(task, dst)
+        task.epoch += 1
+        task.est_end_s = now + self.view.estimate_s(task, dst)
+        self._write({"t": now, "act": "migrate", "task": task.id,
+                     "from": self.nodes[src].name, "node": self.nodes[dst].name})
+        actions.append(Migrate(task, dst, src))
+
+    def _kill(self, task: Task, now: float, actions: list[Action]) -> None:
+        if task.id not in self._running:
+            self._write({"t": now, "act": "kill", "task": task.id, "dropped": True})
+            return
+        self._release(task, now)
+        task.epoch += 1
+        task.state = TaskState.KILLED
+        task.end_s = now
+        self._write({"t": now, "act": "kill", "task": task.id})
+        actions.append(Kill(task))
+        self.on_final(task)
+
+    def _power(self, now: float, actions: list[Action]) -> None:
+        plan = self._h_power.first(view=self.view, now=now)
+        if plan is None:
+            return
+        if not isinstance(plan, PowerPlan):
+            raise PolicyError(f"rpiaas_power returned {plan!r}; expected a PowerPlan")
+        for n in plan.on:
+            n = int(n)
+            if self._state[n] != PowerState.OFF:
+                continue
+            self._state[n] = int(PowerState.BOOTING)
+            self.booting += 1
+            self._write({"t": now, "act": "power_on", "node": self.nodes[n].name})
+            actions.append(PowerOn(n))
+        for n in plan.off:
+            n = int(n)
+            if self._state[n] != _ON or self._running_on[n]:
+                continue
+            self._index.remove(n, int(self._cores_free[n]))
+            self._state[n] = int(PowerState.OFF)
+            self._idle_since[n] = _NAN
+            self._write({"t": now, "act": "power_off", "node": self.nodes[n].name})
+            actions.append(PowerOff(n))
+        if plan.wake_at_s is not None and plan.wake_at_s > now:
+            actions.append(WakeAt(float(plan.wake_at_s)))
+
+    # ------------------------------------------------------------ log
+    def _write(self, record: dict[str, object]) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps(record, separators=(",", ":")) + "\n")

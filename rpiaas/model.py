@@ -1,0 +1,192 @@
+"""The vocabulary of rpiaas: node types, nodes, clusters and tasks.
+
+Plain dataclasses, shared by the scenario parser, the control plane, both
+shells and the result writers. Units are in the names: ``mem_mb`` is
+mebibytes, ``*_w`` watts, ``*_s`` seconds, and ``work_core_s`` is the work of
+a task in seconds of one *reference core* (speed 1.0).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "PROFILES",
+    "Cluster",
+    "ClusterSpec",
+    "Node",
+    "NodeType",
+    "PowerState",
+    "Task",
+    "TaskState",
+]
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A kind of machine: its capacity, speed and power profile.
+
+    ``speed`` is relative to the reference core: a task of ``work_core_s`` on
+    ``cores`` cores runs ``work_core_s / (cores * speed)`` seconds.  Power while
+    on is ``power_idle_w + (power_max_w - power_idle_w) * utilisation``; while
+    off it is ``power_off_w``; while booting (``boot_s`` seconds) it is
+    ``power_boot_w``.
+    """
+
+    name: str
+    cores: int
+    mem_mb: int
+    speed: float
+    power_idle_w: float
+    power_max_w: float
+    power_off_w: float
+    boot_s: float
+    power_boot_w: float
+    source: str = ""
+
+    def runtime_s(self, work_core_s: float, cores: int) -> float:
+        """Seconds a task of ``work_core_s`` takes on ``cores`` cores of this type."""
+        return work_core_s / (cores * self.speed)
+
+
+def _profile(
+    name: str,
+    cores: int,
+    mem_mb: int,
+    speed: float,
+    idle_w: float,
+    max_w: float,
+    off_w: float,
+    boot_s: float,
+    source: str,
+) -> NodeType:
+    return NodeType(name, cores, mem_mb, speed, idle_w, max_w, off_w, boot_s, idle_w, source)
+
+
+_PI_POWER = (
+    "idle/max power: USB power-meter measurements of the bare board, idle at the "
+    "console and under stress on all cores (Pi Dramble power benchmarks, "
+    "pidramble.com; Raspberry Pi 5: Jeff Geerling's measurements, 2023)"
+)
+_PI_SPEED = (
+    "speed: single-core throughput relative to the Pi 4B's Cortex-A72 at 1.5 GHz, "
+    "approximate (clock x IPC); calibrate it with `rpiaas calibrate`"
+)
+_PI_BOOT = "boot_s: typical network boot to a running agent; calibrate on the testbed"
+
+PROFILES: dict[str, NodeType] = {
+    p.name: p
+    for p in (
+        _profile("rpi3b", 4, 1024, 0.45, 1.4, 3.7, 0.1, 40.0,
+                 f"Raspberry Pi 3 Model B (Cortex-A53 1.2 GHz, 1 GB). {_PI_POWER}. {_PI_SPEED}. {_PI_BOOT}."),
+        _profile("rpi3bplus", 4, 1024, 0.55, 1.9, 5.1, 0.1, 35.0,
+                 f"Raspberry Pi 3 Model B+ (Cortex-A53 1.4 GHz, 1 GB). {_PI_POWER}. {_PI_SPEED}. {_PI_BOOT}."),
+        _profile("rpi4b", 4, 4096, 1.0, 2.7, 6.4, 0.3, 25.0,
+                 f"Raspberry Pi 4 Model B (Cortex-A72 1.5 GHz, 4 GB variant). {_PI_POWER}. "
+                 f"The reference core. {_PI_BOOT}."),
+        _profile("rpi5", 4, 8192, 2.2, 2.8, 9.7, 0.05, 15.0,
+                 f"Raspberry Pi 5 (Cortex-A76 2.4 GHz, 8 GB variant). {_PI_POWER}; off = halted "
+                 f"with POWER_OFF_ON_HALT=1. {_PI_SPEED}. {_PI_BOOT}."),
+        _profile("x86_server", 32, 131072, 2.5, 100.0, 300.0, 5.0, 120.0,
+                 "A generic two-socket x86 server, 32 cores, 128 GB: idle ~1/3 of peak as in "
+                 "SPECpower_ssj2008 results of current servers; off = BMC standby. Speed "
+                 "approximate; calibrate it."),
+    )
+}
+# The original RPiaaS config names its Pis by generation only ("rpi3").
+PROFILES["rpi3"] = PROFILES["rpi3b"]
+PROFILES["rpi4"] = PROFILES["rpi4b"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One machine of the cluster, as the original RPiaaS config describes it.
+
+    Its address is ``prefix.suffix`` and its name ``hostname.domain``.
+    """
+
+    index: int
+    hostname: str
+    domain: str
+    type: NodeType
+    address: str | None = None
+    hwaddr: str | None = None
+    serial: str | None = None
+    line: int | None = None  # where it was declared, for error messages
+
+    @property
+    def name(self) -> str:
+        """The node's unique name, ``hostname.domain`` (or the bare hostname)."""
+        return f"{self.hostname}.{self.domain}" if self.domain else self.hostname
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A group of nodes sharing a DNS domain and an IPv4 prefix."""
+
+    domain: str
+    prefix: str
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """The whole testbed: the interface the master serves on and its clusters."""
+
+    clusters: tuple[Cluster, ...]
+    node_types: dict[str, NodeType] = field(default_factory=dict)
+    interface: str | None = None
+    master: tuple[Node, ...] = ()  # entries without a node type (the master itself)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """Every compute node, in declaration order (their ``index`` order)."""
+        return tuple(n for c in self.clusters for n in c.nodes)
+
+
+class TaskState(str, enum.Enum):
+    """Where a task is in its life; the final ones end it."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+class PowerState(enum.IntEnum):
+    """A node's power state as the control plane sees it."""
+
+    OFF = 0
+    BOOTING = 1
+    ON = 2
+    DOWN = 3  # failed or unreachable; not under the policy's control
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    """A unit of work.  The first fields are the input; the rest is its life.
+
+    ``walltime_s`` is the user's runtime estimate (as in batch traces); when
+    absent, policies that need an estimate use the exact runtime on the node.
+    """
+
+    id: int
+    arrival_s: float
+    cores: int
+    mem_mb: int
+    work_core_s: float
+    kind: str = "cpu"
+    tenant: str = ""
+    priority: int = 0
+    walltime_s: float | None = None
+    # life, filled in by the control plane
+    state: TaskState = TaskState.QUEUED
+    node: int = -1
+    start_s: float = -1.0
+    end_s: float = -1.0
+    est_end_s: float = 0.0
+    attempts: int = 0  # starts so far (retries after failures count)
+    epoch: int = 0  # bumped on every start, move, kill or failure: stale shell events are dropped

@@ -1,0 +1,141 @@
+"""Finding policies and wiring them into a pluggy plugin manager.
+
+Built-in policies are registered from a tuple; third-party ones come from
+the entry-point group ``rpiaas.policies`` (each entry point names a
+:class:`~rpiaas.policy.Policy` subclass).  There is no global manager:
+:func:`get_plugin_manager` builds one per run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .policies import BUILTIN_POLICIES
+from .policy import Policy
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "HookCall",
+    "PolicyInfo",
+    "UnknownPolicyError",
+    "available_policies",
+    "get_plugin_manager",
+    "get_policy",
+]
+
+ENTRY_POINT_GROUP = "rpiaas.policies"
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """A policy class and where it comes from (``builtin`` or a distribution)."""
+
+    name: str
+    cls: type[Policy]
+    origin: str
+
+    @property
+    def summary(self) -> str:
+        return self.cls.summary()
+
+
+class UnknownPolicyError(LookupError):
+    """No policy of that name is built in or installed."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(f"unknown policy {name!r} (known: {', '.join(known)})")
+        self.name = name
+
+
+def available_policies() -> dict[str, PolicyInfo]:
+    """Every policy by name: built-ins first, then installed entry points."""
+    found: dict[str, PolicyInfo] = {}
+    for cls in BUILTIN_POLICIES:
+        found[cls.NAME] = PolicyInfo(cls.NAME, cls, "builtin")
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as e:  # a broken third-party package must not hide the others
+            raise ImportError(f"policy entry point {ep.name!r} ({ep.value}) failed to load: {e}") from e
+        if not (isinstance(cls, type) and issubclass(cls, Policy)):
+            raise TypeError(f"policy entry point {ep.name!r} ({ep.value}) is not a rpiaas Policy class")
+        name = cls.NAME or ep.name
+        origin = ep.dist.name if ep.dist is not None else "entry point"
+        if name in found:
+            raise ValueError(f"policy name {name!r} of {origin} is already taken by {found[name].origin}")
+        found[name] = PolicyInfo(name, cls, origin)
+    return found
+
+
+def get_policy(name: str) -> PolicyInfo:
+    """Look a policy up by name; raises :class:`UnknownPolicyError`."""
+    policies = available_policies()
+    if name not in policies:
+        raise UnknownPolicyError(name, sorted(policies))
+    return policies[name]
+
+
+def get_plugin_manager(policies: Sequence[Policy] = ()) -> pluggy.PluginManager:
+    """A fresh plugin manager with the hook specs and the given policy instances.
+
+    Later policies in ``policies`` are asked first (pluggy calls the most
+    recently registered implementation first).
+    """
+    pm = pluggy.PluginManager("rpiaas")
+    pm.add_hookspecs(hookspecs)
+    for policy in policies:
+        pm.register(policy, name=f"{type(policy).NAME or type(policy).__name__}#{id(policy)}")
+    pm.check_pending()
+    return pm
+
+
+class HookCall:
+    """One hook, resolved once per run for the hot path.
+
+    Calls the implementations directly, in pluggy's order and with pluggy's
+    argument selection, when none is a wrapper; otherwise goes through pluggy.
+    ``implemented`` is false when no policy implements the hook.
+    """
+
+    __slots__ = ("_funcs", "_hook", "_direct", "firstresult", "implemented", "name")
+
+    def __init__(self, pm: pluggy.PluginManager, name: str) -> None:
+        self.name = name
+        self._hook = getattr(pm.hook, name)
+        impls = self._hook.get_hookimpls()
+        self.implemented = bool(impls)
+        opts = self._hook.spec.opts if self._hook.spec else {}
+        self.firstresult = bool(opts.get("firstresult"))
+        self._direct = not any(i.hookwrapper or i.wrapper for i in impls)
+        # pluggy calls the last registered first
+        self._funcs: list[tuple[Callable[..., Any], tuple[str, ...]]] = [
+            (i.function, tuple(i.argnames)) for i in reversed(impls)
+        ]
+
+    def first(self, **kwargs: Any) -> Any:
+        """First non-None result (for firstresult hooks)."""
+        if not self._direct:
+            return self._hook(**kwargs)
+        for func, names in self._funcs:
+            res = func(*[kwargs[n] for n in names])
+            if res is not None:
+                return res
+        return None
+
+    def all(self, **kwargs: Any) -> list[Any]:
+        """All non-None results, in call order."""
+        if not self._direct:
+            res = self._hook(**kwargs)
+            return [r for r in res if r is not None] if isinstance(res, list) else []
+        out = []
+        for func, names in self._funcs:
+            r = func(*[kwargs[n] for n in names])
+            if r is not None:
+                out.append(r)
+        return out

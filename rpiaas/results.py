@@ -1,0 +1,191 @@
+"""The run directory: one format for simulated and live runs.
+
+A run directory holds
+
+- ``run.json``: scenario, mode, policy, seed, versions and the ``summary``;
+  byte-identical for the same scenario and seed in simulation;
+- ``tasks.csv``: one row per task (``task_id, arrival_s, start_s, end_s, node,
+  state, wait_s, response_s, slowdown, ...``), written as tasks end;
+- ``nodes.csv``: per-node series (``time_s, node, state, cores_used,
+  mem_used_mb, utilization, power_w, energy_j, tasks``);
+- ``events.jsonl``: the control plane's event log;
+- ``timing.json``: wall-clock facts (when, how long), kept out of ``run.json``.
+
+:class:`RunWriter` streams these into a temporary sibling directory and moves
+it into place only when the run completes, so a failed or interrupted run
+never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+from array import array
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .model import Task, TaskState
+
+__all__ = ["TASK_COLUMNS", "NODE_COLUMNS", "RunWriter", "Stats", "read_run", "versions"]
+
+TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
+                "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
+                "attempts")
+NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utilization",
+                "power_w", "energy_j", "tasks")
+BSLD_BOUND_S = 10.0
+_BUF = 1 << 20
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": ".".join(map(str, sys.version_info[:3]))}
+    for pkg in ("rpiaas", "numpy", "simpy", "pluggy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+class Stats:
+    """Summary metrics accumulated as tasks end (O(1) memory per task but waits)."""
+
+    def __init__(self) -> None:
+        self.counts = {s.value: 0 for s in TaskState}
+        self.waits = array("d")
+        self.sum_response = 0.0
+        self.sum_bsld = 0.0
+        self.first_arrival = math.inf
+        self.last_end = -math.inf
+
+    def add(self, task: Task) -> None:
+        self.counts[task.state.value] += 1
+        if task.arrival_s < self.first_arrival:
+            self.first_arrival = task.arrival_s
+        if task.start_s >= 0:
+            self.waits.append(task.start_s - task.arrival_s)
+        if task.state is TaskState.COMPLETED:
+            response = task.end_s - task.arrival_s
+            run = task.end_s - task.start_s
+            self.sum_response += response
+            self.sum_bsld += max(1.0, response / max(run, BSLD_BOUND_S))
+            if task.end_s > self.last_end:
+                self.last_end = task.end_s
+
+    def summary(self, busy_core_s: float, capacity_core_s: float, energy_j: float,
+                duration_s: float) -> dict[str, Any]:
+        done = self.counts["completed"]
+        waits = np.frombuffer(self.waits, dtype=np.float64) if len(self.waits) else np.zeros(0)
+        makespan = self.last_end - self.first_arrival if done else 0.0
+        return {
+            "tasks": sum(self.counts.values()),
+            "completed": done,
+            "rejected": self.counts["rejected"],
+            "failed": self.counts["failed"],
+            "killed": self.counts["killed"],
+            "unfinished": self.counts["queued"] + self.counts["running"],
+            "makespan_s": _r(makespan),
+            "duration_s": _r(duration_s),
+            "mean_wait_s": _r(float(waits.mean())) if waits.size else None,
+            "p95_wait_s": _r(float(np.percentile(waits, 95))) if waits.size else None,
+            "max_wait_s": _r(float(waits.max())) if waits.size else None,
+            "mean_response_s": _r(self.sum_response / done) if done else None,
+            "mean_bounded_slowdown": _r(self.sum_bsld / done) if done else None,
+            "mean_utilization": _r(busy_core_s / capacity_core_s) if capacity_core_s > 0 else 0.0,
+            "energy_j": _r(energy_j),
+            "mean_power_w": _r(energy_j / duration_s) if duration_s > 0 else None,
+            "energy_per_task_j": _r(energy_j / done) if done else None,
+        }
+
+
+def _r(x: float) -> float:
+    """Round summary figures so they print stably (12 significant digits)."""
+    return float(f"{x:.12g}")
+
+
+def _f(x: float) -> str:
+    return repr(x) if x >= 0 else ""
+
+
+class RunWriter:
+    """Streams a run directory; :meth:`commit` moves it into place."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        if self.out.exists() and not (self.out / "run.json").exists() and (
+                not self.out.is_dir() or any(self.out.iterdir())):
+            raise FileExistsError(f"{self.out} exists and is not a run directory; not overwriting it")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        self.tasks: IO[str] = open(self.tmp / "tasks.csv", "w", buffering=_BUF, encoding="utf-8", newline="")
+        self.nodes: IO[str] = open(self.tmp / "nodes.csv", "w", buffering=_BUF, encoding="utf-8", newline="")
+        self.events: IO[str] = open(self.tmp / "events.jsonl", "w", buffering=_BUF, encoding="utf-8")
+        self.tasks.write(",".join(TASK_COLUMNS) + "\n")
+        self.nodes.write(",".join(NODE_COLUMNS) + "\n")
+        self.stats = Stats()
+        self.node_names: list[str] = []
+
+    def task_ended(self, task: Task) -> None:
+        """Write the row of a task in a final state (or left over at the end)."""
+        self.stats.add(task)
+        a, s, e = task.arrival_s, task.start_s, task.end_s
+        started = s >= 0
+        ended = e >= 0 and started
+        wait = _f(s - a) if started else ""
+        if ended:
+            response = e - a
+            run = e - s
+            resp = repr(response)
+            sld = repr(response / run) if run > 0 else ""
+            bsld = repr(max(1.0, response / max(run, BSLD_BOUND_S)))
+        else:
+            resp = sld = bsld = ""
+        node = self.node_names[task.node] if task.node >= 0 else ""
+        self.tasks.write(
+            f"{task.id},{a!r},{_f(s)},{_f(e) if ended or task.state is TaskState.REJECTED else ''},"
+            f"{node},{task.state.value},{wait},{resp},{sld},{bsld},{task.cores},{task.mem_mb},"
+            f"{task.work_core_s!r},{task.attempts}\n"
+        )
+
+    def commit(self, run: dict[str, Any], timing: dict[str, Any]) -> Path:
+        for f in (self.tasks, self.nodes, self.events):
+            f.close()
+        (self.tmp / "run.json").write_text(json.dumps(run, indent=2, sort_keys=False) + "\n")
+        (self.tmp / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+            self.out.rename(old)
+            self.tmp.rename(self.out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            self.tmp.rename(self.out)
+        return self.out
+
+    def abort(self) -> None:
+        for f in (self.tasks, self.nodes, self.events):
+            try:
+                f.close()
+            except OSError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def read_run(path: str | Path) -> dict[str, Any]:
+    """Read ``run.json`` of a run directory."""
+    p = Path(path) / "run.json"
+    try:
+        return dict(json.loads(p.read_text()))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: no such file (not a run directory?)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from None

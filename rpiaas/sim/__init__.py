@@ -1,0 +1,65 @@
+"""The simulation shell: run a scenario in SimPy and write its run directory."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import resource
+from pathlib import Path
+from typing import Any
+
+from ..results import RunWriter, versions
+from ..scenario import Scenario
+from .engine import Simulation
+
+__all__ = ["Simulation", "simulate", "run_record"]
+
+FORMAT = "rpiaas-run/1"
+
+
+def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
+               nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The content of ``run.json`` (no wall-clock data: same inputs, same bytes)."""
+    return {
+        "format": FORMAT,
+        "mode": mode,
+        "name": scenario.name,
+        "policy": scenario.policy.name,
+        "policy_params": scenario.policy.params,
+        "queue": scenario.queue.name if scenario.queue else "fcfs",
+        "seed": scenario.seed,
+        "scenario_file": scenario.file,
+        "scenario": scenario.data,
+        "versions": versions(),
+        "summary": summary,
+        "nodes": nodes,
+    }
+
+
+def simulate(scenario: Scenario, out: str | Path | None = None,
+             progress: bool = False) -> tuple[dict[str, Any], Path | None]:
+    """Run ``scenario`` in simulation; write its run directory to ``out`` if given.
+
+    Returns the summary and the run directory.  The directory appears only
+    when the run completes.
+    """
+    writer = RunWriter(out) if out is not None else None
+    started = _dt.datetime.now(_dt.timezone.utc)
+    try:
+        sim = Simulation(scenario, writer, progress=progress)
+        summary = sim.run()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is None:
+        return summary, None
+    timing = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "wall_s": round(sim.wall_s, 3),
+        "tasks_per_s": round(summary["tasks"] / sim.wall_s, 1) if sim.wall_s > 0 else None,
+        "events": sim.control.events_applied,
+        "events_per_s": round(sim.control.events_applied / sim.wall_s, 1) if sim.wall_s > 0 else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    path = writer.commit(run_record(scenario, "sim", summary, sim.node_energy()), timing)
+    return summary, path

@@ -1,0 +1,159 @@
+"""ClusterView: what a policy sees of the cluster.
+
+One view lives for a whole run.  Its numpy arrays are updated in place by the
+control plane (reservations, power states) and by the shell (utilisation:
+modelled in simulation, measured on the testbed); a policy gets read-only
+views of them, never copies, so looking is free and writing raises.
+
+Index ``i`` of every array is node ``nodes[i]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from .model import Node, PowerState, Task
+
+if TYPE_CHECKING:
+    from .control import ControlPlane
+
+__all__ = ["ClusterView", "FreeCoresIndex"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+def _readonly(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class FreeCoresIndex:
+    """Nodes that are on, bucketed by their number of free cores.
+
+    ``bucket(k)`` iterates the node indices with exactly ``k`` free cores, in
+    the order they entered that bucket.  It lets a policy find a best or worst
+    fit in time independent of the number of nodes.
+    """
+
+    __slots__ = ("_buckets", "max_cores")
+
+    def __init__(self, max_cores: int) -> None:
+        self.max_cores = max_cores
+        self._buckets: list[dict[int, None]] = [{} for _ in range(max_cores + 1)]
+
+    def add(self, node: int, free: int) -> None:
+        self._buckets[free][node] = None
+
+    def remove(self, node: int, free: int) -> None:
+        del self._buckets[free][node]
+
+    def move(self, node: int, old: int, new: int) -> None:
+        del self._buckets[old][node]
+        self._buckets[new][node] = None
+
+    def bucket(self, free_cores: int) -> Iterator[int]:
+        """Node indices with exactly ``free_cores`` free cores."""
+        return iter(self._buckets[free_cores])
+
+    def size(self, free_cores: int) -> int:
+        return len(self._buckets[free_cores])
+
+
+class ClusterView:
+    """Read-only state of the cluster, as numpy arrays indexed by node.
+
+    Attributes (all arrays have one entry per node):
+
+    - ``cores``, ``mem_mb``: capacity; ``cores_free``, ``mem_free_mb``: not reserved.
+    - ``speed``: relative to the reference core.
+    - ``power_idle_w``, ``power_max_w``: the node type's power profile.
+    - ``state``: a :class:`~rpiaas.model.PowerState` value (0 off, 1 booting, 2 on, 3 down).
+    - ``utilization``: CPU utilisation in [0, 1], modelled in simulation, measured live.
+    - ``tasks``: number of running tasks.
+    - ``idle_since_s``: when the node last became idle while on; ``nan`` when busy or not on.
+    - ``free_index``: a :class:`FreeCoresIndex` of the nodes that are on.
+    - ``now``: the time of the batch being decided.
+    - ``queue_length``: tasks waiting.
+    """
+
+    def __init__(self, nodes: tuple[Node, ...], control: ControlPlane | None = None) -> None:
+        self.nodes = nodes
+        self.names: tuple[str, ...] = tuple(n.name for n in nodes)
+        self.type_names: tuple[str, ...] = tuple(n.type.name for n in nodes)
+        n = len(nodes)
+        self._cores = np.array([x.type.cores for x in nodes], dtype=np.int64)
+        self._mem_mb = np.array([x.type.mem_mb for x in nodes], dtype=np.int64)
+        self._cores_free = self._cores.copy()
+        self._mem_free_mb = self._mem_mb.copy()
+        self._speed = np.array([x.type.speed for x in nodes], dtype=np.float64)
+        self._power_idle_w = np.array([x.type.power_idle_w for x in nodes], dtype=np.float64)
+        self._power_max_w = np.array([x.type.power_max_w for x in nodes], dtype=np.float64)
+        self._state = np.full(n, int(PowerState.ON), dtype=np.int64)
+        self._utilization = np.zeros(n, dtype=np.float64)
+        self._tasks = np.zeros(n, dtype=np.int64)
+        self._idle_since_s = np.zeros(n, dtype=np.float64)
+        max_cores = int(self._cores.max()) if n else 0
+        self.free_index = FreeCoresIndex(max_cores)
+        self.now = 0.0
+        self.queue_length = 0
+        self._control = control
+
+        self.cores: IntArray = _readonly(self._cores)  # type: ignore[assignment]
+        self.mem_mb: IntArray = _readonly(self._mem_mb)  # type: ignore[assignment]
+        self.cores_free: IntArray = _readonly(self._cores_free)  # type: ignore[assignment]
+        self.mem_free_mb: IntArray = _readonly(self._mem_free_mb)  # type: ignore[assignment]
+        self.speed: FloatArray = _readonly(self._speed)  # type: ignore[assignment]
+        self.power_idle_w: FloatArray = _readonly(self._power_idle_w)  # type: ignore[assignment]
+        self.power_max_w: FloatArray = _readonly(self._power_max_w)  # type: ignore[assignment]
+        self.state: IntArray = _readonly(self._state)  # type: ignore[assignment]
+        self.utilization: FloatArray = _readonly(self._utilization)  # type: ignore[assignment]
+        self.tasks: IntArray = _readonly(self._tasks)  # type: ignore[assignment]
+        self.idle_since_s: FloatArray = _readonly(self._idle_since_s)  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    # -- convenience for policies ------------------------------------------
+    def fits(self, task: Task) -> npt.NDArray[np.bool_]:
+        """Mask of nodes that are on and have the free cores and memory for ``task``."""
+        return (
+            (self._cores_free >= task.cores)
+            & (self._mem_free_mb >= task.mem_mb)
+            & (self._state == PowerState.ON)
+        )
+
+    def could_ever_fit(self, task: Task) -> npt.NDArray[np.bool_]:
+        """Mask of nodes whose capacity (not free share) is enough for ``task``."""
+        return (self._cores >= task.cores) & (self._mem_mb >= task.mem_mb)
+
+    def fits_node(self, task: Task, node: int) -> bool:
+        """Whether ``node`` is on and has room for ``task`` now."""
+        return bool(
+            self._state[node] == PowerState.ON
+            and self._cores_free[node] >= task.cores
+            and self._mem_free_mb[node] >= task.mem_mb
+        )
+
+    def running(self, node: int) -> Mapping[int, Task]:
+        """Tasks running on ``node`` by id (``task.est_end_s`` is their estimated end)."""
+        if self._control is None:
+            return {}
+        return self._control.running_on(node)
+
+    def queued(self) -> list[Task]:
+        """Waiting tasks in arrival order."""
+        if self._control is None:
+            return []
+        return self._control.queued()
+
+    def estimate_s(self, task: Task, node: int) -> float:
+        """Runtime estimate of ``task`` on ``node``: its walltime if given, else exact."""
+        if task.walltime_s is not None:
+            return task.walltime_s
+        return task.work_core_s / (task.cores * float(self._speed[node]))

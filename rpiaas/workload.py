@@ -1,0 +1,303 @@
+"""Workloads: where a run's tasks come from.
+
+A workload is either a *generator* (an arrival process and a distribution for
+each task field, drawn from the run's workload random stream in chunks) or an
+inline *task list*.  Either way :meth:`Workload.tasks` streams
+:class:`~rpiaas.model.Task` objects in arrival order, so a run of millions of
+tasks never holds them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .model import Task
+from .source import KeyPath, Source
+
+__all__ = ["DISTRIBUTIONS", "Distribution", "Generator", "TaskList", "Workload", "parse_workload"]
+
+CHUNK = 4096
+
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "constant": ("value",),
+    "uniform": ("low", "high"),
+    "exponential": ("mean",),
+    "normal": ("mean", "sd"),
+    "lognormal": ("mu", "sigma"),
+    "choice": ("values", "weights"),
+}
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A distribution of one task field.  Integer fields round to the nearest integer.
+
+    ``min``/``max`` clip the draws; ``integer`` makes ``uniform`` draw
+    integers from ``low`` to ``high`` inclusive.
+    """
+
+    dist: str
+    params: dict[str, Any]
+    integer: bool = False
+    min: float | None = None
+    max: float | None = None
+
+    def draw(self, rng: np.random.Generator, n: int) -> npt.NDArray[np.float64]:
+        p = self.params
+        d = self.dist
+        if d == "constant":
+            x = np.full(n, float(p["value"]))
+        elif d == "uniform":
+            if self.integer:
+                x = rng.integers(int(p["low"]), int(p["high"]) + 1, size=n).astype(np.float64)
+            else:
+                x = rng.uniform(p["low"], p["high"], size=n)
+        elif d == "exponential":
+            x = rng.exponential(p["mean"], size=n)
+        elif d == "normal":
+            x = rng.normal(p["mean"], p["sd"], size=n)
+        elif d == "lognormal":
+            x = rng.lognormal(p["mu"], p["sigma"], size=n)
+        elif d == "choice":
+            values = np.asarray(p["values"], dtype=np.float64)
+            weights = p.get("weights")
+            probs = None if weights is None else np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+            x = values[rng.choice(len(values), size=n, p=probs)]
+        else:  # pragma: no cover - validated on parse
+            raise ValueError(d)
+        if self.integer:
+            x = np.floor(x + 0.5)
+        if self.min is not None or self.max is not None:
+            x = np.clip(x, self.min, self.max)
+        return x
+
+    def upper_bound(self) -> float | None:
+        """The largest value it can draw, or ``None`` when unbounded."""
+        p = self.params
+        bound: float | None = {
+            "constant": lambda: float(p["value"]),
+            "uniform": lambda: float(p["high"]),
+            "choice": lambda: float(max(p["values"])),
+        }.get(self.dist, lambda: None)()
+        if self.max is not None:
+            bound = self.max if bound is None else min(bound, self.max)
+        if bound is not None and self.integer:
+            bound = float(np.floor(bound + 0.5))
+        return bound
+
+
+class Workload:
+    """Base of workloads: a stream of tasks in arrival order.
+
+    Subclasses provide ``count``: the number of tasks when known in advance, else ``None``.
+    """
+
+    count: Any
+
+    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
+        raise NotImplementedError
+
+    def max_request(self) -> tuple[float | None, float | None]:
+        """Largest cores and mem_mb a task can ask for (``None``: unbounded)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Generator(Workload):
+    """Tasks drawn from distributions; arrivals a renewal process."""
+
+    count: int | None
+    interarrival_s: Distribution
+    cores: Distribution
+    mem_mb: Distribution
+    work_core_s: Distribution
+    walltime_s: Distribution | None = None
+    start_s: float = 0.0
+    kind: str = "cpu"
+    tenant: str = ""
+    priority: int = 0
+
+    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
+        t = self.start_s
+        made = 0
+        limit = self.count
+        tid = 0
+        while limit is None or made < limit:
+            n = CHUNK if limit is None else min(CHUNK, limit - made)
+            gaps = self.interarrival_s.draw(rng, n)
+            cores = self.cores.draw(rng, n).astype(np.int64).tolist()
+            mem = self.mem_mb.draw(rng, n).astype(np.int64).tolist()
+            work = self.work_core_s.draw(rng, n).tolist()
+            wall = self.walltime_s.draw(rng, n).tolist() if self.walltime_s is not None else None
+            arrivals = (t + np.cumsum(gaps)).tolist()
+            t = arrivals[-1]
+            kind, tenant, prio = self.kind, self.tenant, self.priority
+            for i in range(n):
+                tid += 1
+                yield Task(tid, arrivals[i], cores[i], mem[i], work[i], kind, tenant, prio,
+                           wall[i] if wall is not None else None)
+            made += n
+
+    def max_request(self) -> tuple[float | None, float | None]:
+        return self.cores.upper_bound(), self.mem_mb.upper_bound()
+
+
+@dataclass(frozen=True)
+class TaskList(Workload):
+    """An explicit list of tasks (sorted by arrival, then id)."""
+
+    items: tuple[Task, ...] = field(default_factory=tuple)
+    positions: dict[int, int] = field(default_factory=dict)  # task id -> index in the file
+
+    @property
+    def count(self) -> int:  # type: ignore[override]
+        return len(self.items)
+
+    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
+        for t in self.items:
+            yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.tenant,
+                       t.priority, t.walltime_s)
+
+    def max_request(self) -> tuple[float | None, float | None]:
+        if not self.items:
+            return 0, 0
+        return max(t.cores for t in self.items), max(t.mem_mb for t in self.items)
+
+
+# ---------------------------------------------------------------- parsing
+GENERATOR_KEYS = ("count", "arrival", "cores", "mem_mb", "work_core_s", "walltime_s",
+                  "kind", "tenant", "priority", "start_s")
+TASK_KEYS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "walltime_s", "kind",
+             "tenant", "priority")
+KINDS = ("cpu", "memory", "io", "sleep", "command")
+
+
+def parse_distribution(src: Source, path: KeyPath, data: Any, integer: bool,
+                       positive: bool) -> Distribution:
+    """A distribution: a bare number (constant) or ``{dist: NAME, ...params, min, max}``."""
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        if integer:
+            value: float = src.integer(path, data, minimum=1)
+        else:
+            value = src.number(path, data, positive=positive, nonnegative=not positive)
+        return Distribution("constant", {"value": value}, integer)
+    m = src.mapping(path, data)
+    if "dist" not in m:
+        src.fail(path, f"expected a number or a mapping with dist: one of {', '.join(DISTRIBUTIONS)}")
+    name = src.choice((*path, "dist"), m["dist"], tuple(DISTRIBUTIONS))
+    src.mapping(path, m, ("dist", *DISTRIBUTIONS[name], "min", "max"))
+    rules = {"mean": "pos" if name == "exponential" else "num", "sd": "pos", "sigma": "pos",
+             "mu": "num", "low": "nonneg" if positive else "num",
+             "high": "nonneg" if positive else "num", "value": "pos" if positive else "nonneg"}
+    params: dict[str, Any] = {}
+    for key in DISTRIBUTIONS[name]:
+        kp = (*path, key)
+        if key == "weights":
+            if key in m:
+                w = src.sequence(kp, m[key])
+                params[key] = [src.number((*kp, i), v, nonnegative=True) for i, v in enumerate(w)]
+            continue
+        if key not in m:
+            src.fail(path, f"missing key {key!r} for dist {name}")
+        if key == "values":
+            vals = src.sequence(kp, m[key])
+            if not vals:
+                src.fail(kp, "expected at least one value")
+            if integer:
+                params[key] = [src.integer((*kp, i), v, minimum=1) for i, v in enumerate(vals)]
+            else:
+                params[key] = [src.number((*kp, i), v, positive=positive, nonnegative=True)
+                               for i, v in enumerate(vals)]
+            continue
+        rule = rules[key]
+        params[key] = src.number(kp, m[key], positive=rule == "pos", nonnegative=rule == "nonneg")
+    if name == "choice" and "weights" in params:
+        if len(params["weights"]) != len(params["values"]):
+            src.fail((*path, "weights"), f"expected {len(params['values'])} weights, one per value")
+        if sum(params["weights"]) <= 0:
+            src.fail((*path, "weights"), "weights must not all be zero")
+    if name == "uniform" and params["high"] < params["low"]:
+        src.fail((*path, "high"), f"below low ({params['high']} < {params['low']})")
+    if name == "uniform" and integer:
+        for key in ("low", "high"):
+            if not float(params[key]).is_integer():
+                src.fail((*path, key), f"expected an integer, got {params[key]}")
+    lo = src.number((*path, "min"), m["min"], positive=positive) if "min" in m else None
+    hi = src.number((*path, "max"), m["max"], positive=positive) if "max" in m else None
+    if positive and lo is None and name in ("normal", "uniform"):
+        lo = 1.0 if integer else 0.0
+    if integer and lo is None:
+        lo = 1.0
+    if lo is not None and hi is not None and hi < lo:
+        src.fail((*path, "max"), f"below min ({hi} < {lo})")
+    return Distribution(name, params, integer, lo, hi)
+
+
+def parse_workload(src: Source, path: KeyPath, data: Any) -> Workload:
+    m = src.mapping(path, data, ("generator", "tasks"))
+    if ("generator" in m) == ("tasks" in m):
+        src.fail(path, "give exactly one of generator or tasks")
+    if "generator" in m:
+        return _parse_generator(src, (*path, "generator"), m["generator"])
+    return _parse_tasks(src, (*path, "tasks"), m["tasks"])
+
+
+def _parse_generator(src: Source, path: KeyPath, data: Any) -> Generator:
+    g = src.mapping(path, data, GENERATOR_KEYS, required=("arrival", "cores", "mem_mb", "work_core_s"))
+    count = src.integer((*path, "count"), g["count"], minimum=1) if "count" in g else None
+    ap = (*path, "arrival")
+    a = src.mapping(ap, g["arrival"], ("rate_per_s", "interarrival_s"))
+    if ("rate_per_s" in a) == ("interarrival_s" in a):
+        src.fail(ap, "give exactly one of rate_per_s (Poisson arrivals) or interarrival_s (a distribution)")
+    if "rate_per_s" in a:
+        rate = src.number((*ap, "rate_per_s"), a["rate_per_s"], positive=True)
+        inter = Distribution("exponential", {"mean": 1.0 / rate})
+    else:
+        inter = parse_distribution(src, (*ap, "interarrival_s"), a["interarrival_s"], False, False)
+        if inter.dist == "constant" and float(inter.params["value"]) < 0:
+            src.fail((*ap, "interarrival_s"), "expected a non-negative number")
+        if inter.min is None or inter.min < 0:
+            inter = Distribution(inter.dist, inter.params, False, 0.0, inter.max)
+    return Generator(
+        count=count,
+        interarrival_s=inter,
+        cores=parse_distribution(src, (*path, "cores"), g["cores"], True, True),
+        mem_mb=parse_distribution(src, (*path, "mem_mb"), g["mem_mb"], True, True),
+        work_core_s=parse_distribution(src, (*path, "work_core_s"), g["work_core_s"], False, True),
+        walltime_s=(parse_distribution(src, (*path, "walltime_s"), g["walltime_s"], False, True)
+                    if "walltime_s" in g else None),
+        start_s=src.number((*path, "start_s"), g.get("start_s", 0.0), nonnegative=True),
+        kind=src.choice((*path, "kind"), g.get("kind", "cpu"), KINDS),
+        tenant=src.string((*path, "tenant"), g.get("tenant", "")),
+        priority=src.integer((*path, "priority"), g.get("priority", 0)),
+    )
+
+
+def _parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
+    items: list[Task] = []
+    seen: dict[int, int] = {}
+    for i, raw in enumerate(src.sequence(path, data)):
+        tp = (*path, i)
+        t = src.mapping(tp, raw, TASK_KEYS, required=("arrival_s", "cores", "mem_mb", "work_core_s"))
+        tid = src.integer((*tp, "id"), t["id"], minimum=0) if "id" in t else i + 1
+        if tid in seen:
+            src.fail((*tp, "id"), f"duplicate task id {tid} (also item {seen[tid]})")
+        seen[tid] = i
+        items.append(Task(
+            tid,
+            src.number((*tp, "arrival_s"), t["arrival_s"], nonnegative=True),
+            src.integer((*tp, "cores"), t["cores"], minimum=1),
+            src.integer((*tp, "mem_mb"), t["mem_mb"], minimum=1),
+            src.number((*tp, "work_core_s"), t["work_core_s"], nonnegative=True),
+            src.choice((*tp, "kind"), t.get("kind", "cpu"), KINDS),
+            src.string((*tp, "tenant"), t.get("tenant", "")),
+            src.integer((*tp, "priority"), t.get("priority", 0)),
+            src.number((*tp, "walltime_s"), t["walltime_s"], positive=True) if "walltime_s" in t else None,
+        ))
+    items.sort(key=lambda t: (t.arrival_s, t.id))
+    return TaskList(tuple(items), dict(seen))
