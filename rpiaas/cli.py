@@ -1,0 +1,134 @@
+"""The ``rpiaas`` command.
+
+Exit codes: 0 success, 1 a run failed, 2 bad input (with one message naming
+the file, line and key; never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .control import PolicyError
+from .source import InputError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rpiaas", description=(
+        "Write a cloud allocation policy once, simulate it at any scale, replay it on a "
+        "Raspberry Pi testbed, compare the runs."))
+    p.add_argument("--version", action="version", version=f"rpiaas {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scenario in simulation and write a run directory")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--out", "-o", help="run directory (default: runs/NAME-POLICY-sSEED)")
+    run.add_argument("--policy", help="placement policy to use instead of the scenario's")
+    run.add_argument("--seed", type=int, help="seed to use instead of the scenario's")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a scenario key (repeatable), e.g. workload.generator.count=500")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+
+    val = sub.add_parser("validate", help="check a scenario without running it")
+    val.add_argument("scenario")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+
+    sub.add_parser("policies", help="list built-in and installed policies")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "policies":
+            return _policies()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except PolicyError as e:
+        print(f"error: policy: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; no run directory written", file=sys.stderr)
+        return 130
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .scenario import load_scenario, parse_overrides
+
+    return load_scenario(args.scenario, parse_overrides(args.overrides),
+                         seed=getattr(args, "seed", None), policy=getattr(args, "policy", None))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    sc = _load(args)
+    n = len(sc.cluster.nodes)
+    count = sc.workload.count
+    print(f"{args.scenario}: ok — {n} nodes, {count if count is not None else 'endless'} tasks, "
+          f"policy {sc.policy.name}, seed {sc.seed}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .sim import simulate
+
+    sc = _load(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{sc.name}-{sc.policy.name}-s{sc.seed}"
+    summary, path = simulate(sc, out, progress=not args.quiet)
+    if not args.quiet:
+        print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · seed {sc.seed} · sim"))
+    print(f"run directory: {path}")
+    return EXIT_OK
+
+
+def _policies() -> int:
+    from .plugins import available_policies
+
+    rows = [(info.name, info.origin, info.summary) for info in available_policies().values()]
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    for name, origin, summary in rows:
+        print(f"{name:<{w1}}  {origin:<{w2}}  {summary}")
+    return EXIT_OK
+
+
+_UNITS = {"_s": "s", "_j": "J", "_w": "W"}
+
+
+def format_summary(summary: dict[str, Any], title: str = "") -> str:
+    """A two-column table of summary metrics."""
+    rows = []
+    for key, value in summary.items():
+        if value is None:
+            shown = "—"
+        elif isinstance(value, float):
+            shown = f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        else:
+            shown = f"{value:,}"
+        rows.append((key, shown))
+    w1 = max(len(k) for k, _ in rows)
+    w2 = max(len(v) for _, v in rows)
+    width = max(w1 + w2 + 3, len(title))
+    lines = [title, "─" * width] if title else []
+    lines += [f"{k:<{w1}}   {v:>{w2}}" for k, v in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
