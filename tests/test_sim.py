@@ -1,0 +1,190 @@
+"""The SimPy shell and the run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rpiaas.control import ControlPlane
+from rpiaas.events import Migrate
+from rpiaas.policy import Policy, hookimpl
+from rpiaas.results import NODE_COLUMNS, TASK_COLUMNS
+from rpiaas.sim import simulate
+from rpiaas.sim.engine import Simulation
+from rpiaas.view import ClusterView
+
+from .helpers import cluster, read_events, read_tasks, scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mixed(seed: int = 5, count: int = 3000, policy: str = "best_fit") -> dict:
+    return {
+        "name": "mixed", "seed": seed, "sample_interval_s": 20.0,
+        "cluster": {"clusters": [
+            {"domain": "a.test", "prefix": "10.0.1", "count": 6, "type": "rpi4b"},
+            {"domain": "b.test", "prefix": "10.0.2", "count": 3, "type": "rpi3b"}]},
+        "workload": {"generator": {
+            "count": count, "arrival": {"rate_per_s": 0.5},
+            "cores": {"dist": "uniform", "low": 1, "high": 4},
+            "mem_mb": {"dist": "lognormal", "mu": 5.5, "sigma": 0.6, "max": 1024},
+            "work_core_s": {"dist": "exponential", "mean": 60.0}}},
+        "policy": policy,
+    }
+
+
+@pytest.mark.parametrize("policy", ["best_fit", "random", "consolidate"])
+def test_same_scenario_and_seed_give_identical_files(tmp_path: Path, policy: str) -> None:
+    a = simulate(scenario(mixed(policy=policy)), tmp_path / "a")[1]
+    b = simulate(scenario(mixed(policy=policy)), tmp_path / "b")[1]
+    assert a and b
+    for name in ("run.json", "tasks.csv", "nodes.csv", "events.jsonl"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    c = simulate(scenario(mixed(seed=6, policy=policy)), tmp_path / "c")[1]
+    assert c and (a / "tasks.csv").read_bytes() != (c / "tasks.csv").read_bytes()
+
+
+def test_workload_does_not_depend_on_the_policy(tmp_path: Path) -> None:
+    rows = {}
+    for policy in ("best_fit", "random"):
+        path = simulate(scenario(mixed(policy=policy, count=500)), tmp_path / policy)[1]
+        assert path
+        rows[policy] = sorted((r["task_id"], r["arrival_s"], r["cores"], r["work_core_s"])
+                              for r in read_tasks(path))
+    assert rows["best_fit"] == rows["random"]
+
+
+def test_run_directory_layout(tmp_path: Path) -> None:
+    summary, path = simulate(scenario(mixed(count=400)), tmp_path / "run")
+    assert path == tmp_path / "run"
+    run = json.loads((path / "run.json").read_text())
+    assert run["mode"] == "sim" and run["policy"] == "best_fit" and run["seed"] == 5
+    assert run["scenario"]["workload"]["generator"]["count"] == 400
+    for key in ("tasks", "completed", "rejected", "makespan_s", "mean_wait_s", "p95_wait_s",
+                "mean_response_s", "mean_bounded_slowdown", "mean_utilization", "energy_j"):
+        assert key in run["summary"]
+    assert run["summary"] == summary
+    assert "wall_s" in json.loads((path / "timing.json").read_text())
+    tasks = read_tasks(path)
+    assert list(tasks[0]) == list(TASK_COLUMNS)
+    assert len(tasks) == 400 and len({r["task_id"] for r in tasks}) == 400
+    for r in tasks:
+        assert r["state"] == "completed"
+        assert float(r["wait_s"]) == pytest.approx(float(r["start_s"]) - float(r["arrival_s"]))
+        assert float(r["response_s"]) == pytest.approx(float(r["end_s"]) - float(r["arrival_s"]))
+        assert float(r["bounded_slowdown"]) >= 1.0
+    header = (path / "nodes.csv").read_text().splitlines()[0]
+    assert header == ",".join(NODE_COLUMNS)
+    samples = {line.split(",")[0] for line in (path / "nodes.csv").read_text().splitlines()[1:]}
+    assert len(samples) >= summary["duration_s"] // 20.0
+    assert [e for e in read_events(path) if e.get("act") == "start"]
+    assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def test_runtime_is_work_over_cores_times_speed(tmp_path: Path) -> None:
+    tasks = [{"arrival_s": 0.0, "cores": 2, "mem_mb": 10, "work_core_s": 90.0}]
+    data = {"name": "speed", "cluster": cluster(1, "rpi3b"), "workload": {"tasks": tasks},
+            "policy": "first_fit"}
+    _, path = simulate(scenario(data), tmp_path / "run")
+    row = read_tasks(path)[0]
+    assert float(row["end_s"]) == pytest.approx(90.0 / (2 * 0.45))
+
+
+def test_horizon_cuts_the_run_and_reports_leftovers(tmp_path: Path) -> None:
+    tasks = [{"arrival_s": float(i), "cores": 4, "mem_mb": 10, "work_core_s": 400.0} for i in range(5)]
+    data = {"name": "cut", "horizon_s": 250.0, "cluster": cluster(1, "rpi4b"),
+            "workload": {"tasks": tasks}, "policy": "first_fit"}
+    summary, path = simulate(scenario(data), tmp_path / "run")
+    states = [r["state"] for r in read_tasks(path)]
+    assert states.count("completed") == 2 and states.count("running") == 1 and states.count("queued") == 2
+    assert summary["unfinished"] == 3 and summary["duration_s"] == 250.0
+
+
+def test_failed_run_leaves_no_directory(tmp_path: Path) -> None:
+    class Broken(Policy):
+        NAME = "broken"
+
+        @hookimpl
+        def rpiaas_place(self, task, view):  # type: ignore[no-untyped-def]
+            raise RuntimeError("policy bug")
+
+    sc = scenario(mixed(count=50))
+    writer_out = tmp_path / "run"
+    orig = sc.policies
+    object.__setattr__(sc, "policies", lambda rng=None: [Broken()])
+    with pytest.raises(RuntimeError, match="policy bug"):
+        simulate(sc, writer_out)
+    object.__setattr__(sc, "policies", orig)
+    assert not writer_out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_run_directory_is_replaced_but_other_data_is_not(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    simulate(scenario(mixed(count=50)), out)
+    simulate(scenario(mixed(count=60)), out)
+    assert len(read_tasks(out)) == 60
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.tex").write_text("x")
+    with pytest.raises(FileExistsError):
+        simulate(scenario(mixed(count=50)), other)
+    assert (other / "thesis.tex").read_text() == "x"
+
+
+class _Drain(Policy):
+    """Moves every task off node 0 as soon as node 1 has room."""
+
+    NAME = "drain"
+
+    @hookimpl
+    def rpiaas_place(self, task, view: ClusterView):  # type: ignore[no-untyped-def]
+        return 0 if view.fits_node(task, 0) else None
+
+    @hookimpl
+    def rpiaas_rebalance(self, view: ClusterView, now: float):  # type: ignore[no-untyped-def]
+        return [Migrate(t, 1) for t in list(view.running(0).values()) if now >= 10.0 and view.fits_node(t, 1)]
+
+
+def test_migration_carries_the_remaining_work_at_the_new_speed(tmp_path: Path) -> None:
+    # node 0 is a Pi 3B (speed 0.45), node 1 a Pi 4B (speed 1.0)
+    data = {"name": "mig", "cluster": {"clusters": [
+        {"domain": "a.test", "prefix": "10.0.1", "nodes": [
+            {"hostname": "slow", "type": "rpi3b", "suffix": 1},
+            {"hostname": "fast", "type": "rpi4b", "suffix": 2}]}]},
+        "workload": {"tasks": [{"arrival_s": 0.0, "cores": 1, "mem_mb": 10, "work_core_s": 45.0},
+                               {"arrival_s": 10.0, "cores": 1, "mem_mb": 10, "work_core_s": 1.0}]},
+        "policy": "first_fit"}
+    sc = scenario(data)
+    object.__setattr__(sc, "policies", lambda rng=None: [_Drain()])
+    ended = {}
+    sim = Simulation(sc, on_task=lambda t: ended.__setitem__(t.id, t))
+    sim.run()
+    # task 1 ran 10 s at 0.45 (4.5 core-s done), then 40.5 core-s on the fast node
+    assert ended[1].end_s == pytest.approx(10.0 + 40.5)
+    assert ended[1].node == 1
+
+
+def test_quickstart_runs(tmp_path: Path) -> None:
+    from rpiaas.scenario import load_scenario
+
+    summary, path = simulate(load_scenario(ROOT / "scenarios" / "quickstart.yaml"), tmp_path / "q")
+    assert summary["completed"] == summary["tasks"] == 2000
+    assert 0.5 < summary["mean_utilization"] < 0.9
+
+
+def test_control_plane_has_no_shell_imports() -> None:
+    import ast
+
+    for module in ("control.py", "view.py", "hookspecs.py", "policy.py", "events.py", "plugins.py"):
+        tree = ast.parse((ROOT / "rpiaas" / module).read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not names & {"simpy", "aiohttp", "time", "datetime"}, module
+    for policy in (ROOT / "rpiaas" / "policies").glob("*.py"):
+        text = policy.read_text()
+        for banned in ("import simpy", "import aiohttp", "import time", "datetime", "sleep("):
+            assert banned not in text, (policy.name, banned)
+    assert ControlPlane  # the control plane imports nothing of a shell
