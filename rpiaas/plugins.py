@@ -103,7 +103,7 @@ class HookCall:
     ``implemented`` is false when no policy implements the hook.
     """
 
-    __slots__ = ("_funcs", "_hook", "_direct", "firstresult", "implemented", "name")
+    __slots__ = ("_direct", "_funcs", "_hook", "firstresult", "implemented", "name")
 
     def __init__(self, pm: pluggy.PluginManager, name: str) -> None:
         self.name = name

@@ -18,6 +18,7 @@ never leaves a half-written result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,7 +32,7 @@ import numpy as np
 
 from .model import Task, TaskState
 
-__all__ = ["TASK_COLUMNS", "NODE_COLUMNS", "RunWriter", "Stats", "read_run", "versions"]
+__all__ = ["NODE_COLUMNS", "TASK_COLUMNS", "RunWriter", "Stats", "read_run", "versions"]
 
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
@@ -127,13 +128,17 @@ class RunWriter:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
-        self.tasks: IO[str] = open(self.tmp / "tasks.csv", "w", buffering=_BUF, encoding="utf-8", newline="")
-        self.nodes: IO[str] = open(self.tmp / "nodes.csv", "w", buffering=_BUF, encoding="utf-8", newline="")
-        self.events: IO[str] = open(self.tmp / "events.jsonl", "w", buffering=_BUF, encoding="utf-8")
+        # kept open for the whole run and closed by commit() or abort()
+        self.tasks: IO[str] = self._open("tasks.csv")
+        self.nodes: IO[str] = self._open("nodes.csv")
+        self.events: IO[str] = self._open("events.jsonl")
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
         self.stats = Stats()
         self.node_names: list[str] = []
+
+    def _open(self, name: str) -> IO[str]:
+        return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")  # noqa: SIM115
 
     def task_ended(self, task: Task) -> None:
         """Write the row of a task in a final state (or left over at the end)."""
@@ -173,10 +178,8 @@ class RunWriter:
 
     def abort(self) -> None:
         for f in (self.tasks, self.nodes, self.events):
-            try:
+            with contextlib.suppress(OSError):
                 f.close()
-            except OSError:
-                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def _readonly(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
-    v = a.view()
+    v: npt.NDArray[np.generic] = a.view()
     v.flags.writeable = False
     return v
 
@@ -122,11 +122,12 @@ class ClusterView:
     # -- convenience for policies ------------------------------------------
     def fits(self, task: Task) -> npt.NDArray[np.bool_]:
         """Mask of nodes that are on and have the free cores and memory for ``task``."""
-        return (
+        mask: npt.NDArray[np.bool_] = (
             (self._cores_free >= task.cores)
             & (self._mem_free_mb >= task.mem_mb)
             & (self._state == PowerState.ON)
         )
+        return mask
 
     def could_ever_fit(self, task: Task) -> npt.NDArray[np.bool_]:
         """Mask of nodes whose capacity (not free share) is enough for ``task``."""

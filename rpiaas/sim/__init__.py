@@ -11,7 +11,7 @@ from ..results import RunWriter, versions
 from ..scenario import Scenario
 from .engine import Simulation
 
-__all__ = ["Simulation", "simulate", "run_record"]
+__all__ = ["Simulation", "run_record", "simulate"]
 
 FORMAT = "rpiaas-run/1"
 

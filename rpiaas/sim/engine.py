@@ -117,7 +117,7 @@ class Simulation:
         ev._ok = True
         ev._value = value
         ev.callbacks.append(callback)
-        heappush(self._queue, (t, priority, next(self._eid), ev))
+        heappush(self._queue, (t, priority, next(self._eid), ev))  # type: ignore[misc]
 
     def _next_arrival(self) -> None:
         task = next(self._tasks, None)
@@ -307,5 +307,5 @@ class Simulation:
     def node_energy(self) -> list[dict[str, Any]]:
         return [{"node": n.name, "type": n.type.name, "energy_j": float(f"{e:.12g}"),
                  "busy_core_s": float(f"{b:.12g}")}
-                for n, e, b in zip(self.nodes, self.meter.energy_j, self.meter.busy_core_s)]
+                for n, e, b in zip(self.nodes, self.meter.energy_j, self.meter.busy_core_s, strict=True)]
 
