@@ -9,9 +9,11 @@ from key path to line; :class:`Source` turns checks on that data into
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -38,61 +40,172 @@ class InputError(ValueError):
 
 
 def dotted(path: KeyPath) -> str:
+    """``("a", 0, "b")`` -> ``a[0].b``."""
     out = ""
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
 
 
-def _construct(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: str) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, minus the surprises for a configuration file.
+
+    Dates stay strings (no field of ours is a date, and dates are not JSON);
+    ``=`` and ``!`` are plain strings (PyYAML resolves them to tags it cannot
+    construct); and ``1e-3`` or ``2.5e6`` are numbers, as in YAML 1.2 and JSON,
+    not strings as in YAML 1.1.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (
+        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value", "tag:yaml.org,2002:yaml")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_SCALAR_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")}
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, recording where each key is."""
+
+    def __init__(self, file: str, lines: dict[KeyPath, int], raw: dict[KeyPath, str]) -> None:
+        self.file = file
+        self.lines = lines
+        self.raw = raw
+        self.active: set[int] = set()  # nodes being built: an alias to one of them is a cycle
+
+    def fail(self, message: str, node: yaml.Node, path: KeyPath) -> NoReturn:
+        raise InputError(message, self.file, node.start_mark.line + 1, dotted(path))
+
+    def build(self, node: yaml.Node, path: KeyPath, line: int) -> Any:
+        self.lines[path] = line
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if id(node) in self.active:
+            self.fail("an alias refers to a node that contains it", node, path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                if node.tag != _MAP_TAG:
+                    self.fail(f"unsupported tag {_tag(node.tag)}", node, path)
+                return self.mapping(node, path)
+            if node.tag != _SEQ_TAG:
+                self.fail(f"unsupported tag {_tag(node.tag)}", node, path)
+            return [self.build(v, (*path, i), v.start_mark.line + 1)
+                    for i, v in enumerate(node.value)]
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        merges: list[yaml.Node] = []
         for knode, vnode in node.value:
-            key = yaml.safe_load(yaml.serialize(knode)) if not isinstance(knode, yaml.ScalarNode) else knode.value
-            if not isinstance(key, str):
-                key = str(key)
+            if knode.tag == _MERGE_TAG:
+                merges.append(vnode)
+                continue
+            if isinstance(knode, yaml.ScalarNode):
+                key = knode.value
+            else:
+                self.fail("a key must be a plain value, not a mapping or list", knode, path)
             if key in out:
-                raise InputError(f"duplicate key {key!r}", file, knode.start_mark.line + 1,
-                                 dotted((*path, key)))
-            out[key] = _construct(vnode, (*path, key), lines, file)
+                self.fail(f"duplicate key {key!r}", knode, (*path, key))
+            out[key] = self.build(vnode, (*path, key), knode.start_mark.line + 1)
+        # YAML merge keys (``<<: *defaults``): explicit keys win, then earlier merges
+        for vnode in merges:
+            sources = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+            for snode in sources:
+                if not isinstance(snode, yaml.MappingNode):
+                    self.fail("<< merges a mapping (or a list of mappings) into this one", snode, path)
+                lines: dict[KeyPath, int] = {}
+                raw: dict[KeyPath, str] = {}
+                sub = _Builder(self.file, lines, raw)
+                sub.active = self.active
+                merged = sub.build(snode, path, 0)
+                for key, value in merged.items():
+                    if key in out:
+                        continue
+                    out[key] = value
+                    n = len(path)
+                    self.lines.update((p, ln) for p, ln in lines.items() if p[n:n + 1] == (key,))
+                    self.raw.update((p, r) for p, r in raw.items() if p[n:n + 1] == (key,))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, (*path, i), lines, file) for i, v in enumerate(node.value)]
-    # scalars: let PyYAML's safe resolver pick the type
-    return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+
+    def scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            self.fail(f"unsupported tag {_tag(node.tag)}", node, path)
+        try:
+            value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+            self.fail(f"{node.value!r} is not a valid {_tag(node.tag)}: {e}", node, path)
+        if node.style is None and not isinstance(value, str) and str(value) != node.value:
+            # keep the text: ``prefix: 10.10`` or ``serial: 00001234`` are strings to us
+            self.raw[path] = node.value
+        return value
 
 
-def load(text: str, file: str = "<input>") -> tuple[Any, dict[KeyPath, int]]:
-    """Parse YAML (or JSON) text; return the data and the line of every key path."""
+def _tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def load(text: str, file: str = "<input>", raw: dict[KeyPath, str] | None = None,
+         ) -> tuple[Any, dict[KeyPath, int]]:
+    """Parse YAML (or JSON) text; return the data and the line of every key path.
+
+    A key's line is the line the key is written on; a list item's, the line it
+    starts on.  If ``raw`` is given it receives the source text of every
+    unquoted scalar that YAML read as something other than a string.
+    """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise InputError(f"not valid YAML: {e.problem or e}", file, line) from None
+        problem = e.problem or str(e)
+        if e.context and problem.startswith("but "):  # "expected ..., but found ..."
+            problem = f"{e.context}, {problem}"
+        raise InputError(f"not valid YAML: {problem}", file, line) from None
     except yaml.YAMLError as e:
         raise InputError(f"not valid YAML: {e}", file) from None
     lines: dict[KeyPath, int] = {}
     if root is None:
         return None, lines
-    return _construct(root, (), lines, file), lines
+    data = _Builder(file, lines, raw if raw is not None else {}).build(
+        root, (), root.start_mark.line + 1)
+    return data, lines
 
 
 def load_file(path: str | Path) -> Source:
     """Read a YAML or JSON file into a :class:`Source`."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read: {e}", str(path)) from None
     if p.suffix.lower() == ".json":
-        # JSON allows tab indentation, YAML does not; tabs inside JSON strings must be escaped
+        # strict JSON first (YAML would accept things JSON does not) ...
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"not valid JSON: {e.msg}", str(path), e.lineno) from None
+        # ... then as YAML for the lines: JSON allows tab indentation, YAML does not
+        # (a tab inside a JSON string is invalid JSON, so this changes no value)
         text = text.replace("\t", "    ")
-    data, lines = load(text, str(path))
-    return Source(data, lines, str(path), base=p.parent)
+    raw: dict[KeyPath, str] = {}
+    data, lines = load(text, str(path), raw)
+    return Source(data, lines, str(path), base=p.parent, raw=raw)
 
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -102,15 +215,19 @@ class Source:
     """Parsed input data with the location of each key, and typed checks on it."""
 
     def __init__(self, data: Any, lines: dict[KeyPath, int], file: str,
-                 base: Path | None = None) -> None:
+                 base: Path | None = None, raw: dict[KeyPath, str] | None = None) -> None:
         self.data = data
         self.lines = lines
         self.file = file
         self.base = base or Path.cwd()
+        self.raw = raw if raw is not None else {}
         self.overridden: set[KeyPath] = set()
+        self.origins: dict[KeyPath, str] = {}  # overridden path -> the option that set it
+        self.as_text: set[KeyPath] = set()  # paths whose raw text was used instead of the value
 
     # -- errors ------------------------------------------------------------
     def line_of(self, path: KeyPath) -> int | None:
+        """The line of ``path``, or of its nearest enclosing key that has one."""
         p = path
         while p:
             if p in self.lines:
@@ -118,43 +235,89 @@ class Source:
             p = p[:-1]
         return self.lines.get(())
 
-    def fail(self, path: KeyPath, message: str) -> NoReturn:
+    def origin(self, path: KeyPath) -> str | None:
+        """The option (``--set``, ``--seed`` ...) that set ``path`` or a parent of it."""
         for i in range(len(path), 0, -1):
             if path[:i] in self.overridden:
-                raise InputError(message, "--set", None, dotted(path))
+                return self.origins.get(path[:i], "--set")
+        return None
+
+    def fail(self, path: KeyPath, message: str) -> NoReturn:
+        """Raise :class:`InputError` at ``path`` (the option's name if an override set it)."""
+        origin = self.origin(path)
+        if origin is not None:
+            raise InputError(message, origin, None, dotted(path))
         raise InputError(message, self.file, self.line_of(path), dotted(path))
 
+    def with_text(self, data: Any, root: KeyPath = ()) -> Any:
+        """A copy of ``data`` (found at ``root``) with values read as text put back as text."""
+        out = copy.deepcopy(data)
+        n = len(root)
+        for path in [p for p in self.as_text if p[:n] == root]:
+            node = out
+            try:
+                for key in path[n:-1]:
+                    node = node[key]
+                if path[n:]:
+                    node[path[-1]] = self.raw[path]
+            except (KeyError, IndexError, TypeError):
+                continue
+        return out
+
     # -- overrides -----------------------------------------------------------
-    def override(self, dotted_key: str, value: Any) -> None:
-        """Set ``a.b.c`` (list items by number: ``a.0.b``) to ``value`` (``--set``)."""
-        keys: list[str | int] = [int(k) if k.isdigit() else k for k in dotted_key.split(".")]
-        if not dotted_key or any(k == "" for k in keys):
-            raise InputError(f"bad key path {dotted_key!r}", "--set")
+    def override(self, dotted_key: str, value: Any, origin: str = "--set",
+                 raw: str | None = None) -> None:
+        """Set ``a.b.c`` (list items by number: ``a.0.b``) to ``value`` (``--set``).
+
+        Missing mappings on the way are created; errors about the value later
+        name ``origin`` instead of a file line.  ``raw`` is the text the value
+        was read from, if it was a plain scalar that YAML did not read as a string.
+        """
+        parts = dotted_key.split(".")
+        if not dotted_key.strip() or any(not k.strip() for k in parts):
+            raise InputError(f"bad key path {dotted_key!r}", origin)
         if self.data is None:
             self.data = {}
         node = self.data
-        for i, k in enumerate(keys[:-1]):
-            nxt = node[k] if isinstance(node, dict) and k in node else (
-                node[k] if isinstance(node, list) and isinstance(k, int) and k < len(node) else None)
-            if nxt is None:
-                if not isinstance(node, dict):
-                    raise InputError(f"cannot set {dotted_key}: {dotted(tuple(keys[:i + 1]))} is not a mapping", "--set")
-                nxt = node[k] = {}
-            node = nxt
-        last = keys[-1]
-        if isinstance(node, dict):
-            node[last] = value
-        elif isinstance(node, list) and isinstance(last, int) and last < len(node):
-            node[last] = value
-        else:
-            raise InputError(f"cannot set {dotted_key}", "--set")
-        self.overridden.add(tuple(keys))
+        done: list[str | int] = []
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, dict):
+                key: str | int = part
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                key = int(part)
+            else:
+                what = dotted(tuple(done)) or "the file"
+                kind = (f"a list of {len(node)} items" if isinstance(node, list)
+                        else f"not a mapping ({describe(node)})")
+                raise InputError(f"cannot set {dotted_key}: {what} is {kind}", origin)
+            done.append(key)
+            if last:
+                node[key] = value
+            else:
+                if isinstance(node, dict) and node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+        path = tuple(done)
+        for p in [p for p in self.raw if p[:len(path)] == path]:
+            del self.raw[p]
+        if raw is not None:
+            self.raw[path] = raw
+        self.overridden.add(path)
+        self.origins[path] = origin
 
     # -- typed getters -------------------------------------------------------
+    def text(self, path: KeyPath, value: Any) -> Any:
+        """``value``, or the text it was written as if YAML typed it (``10.10``, ``on``)."""
+        if not isinstance(value, str) and path in self.raw:
+            self.as_text.add(path)
+            return self.raw[path]
+        return value
+
     def mapping(self, path: KeyPath, value: Any, allowed: Sequence[str] | None = None,
                 required: Sequence[str] = ()) -> dict[str, Any]:
         if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {_show(value)}")
+            self.fail(path, f"expected a mapping, got {describe(value)}")
         if allowed is not None:
             for key in value:
                 if key not in allowed:
@@ -166,12 +329,14 @@ class Source:
 
     def sequence(self, path: KeyPath, value: Any) -> list[Any]:
         if not isinstance(value, list):
-            self.fail(path, f"expected a list, got {_show(value)}")
+            self.fail(path, f"expected a list, got {describe(value)}")
         return value
 
     def string(self, path: KeyPath, value: Any) -> str:
+        """A string; a plain scalar YAML read as a number or boolean gives its text."""
+        value = self.text(path, value)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.fail(path, f"expected a string, got {_show(value)}")
+            self.fail(path, f"expected a string, got {describe(value)}")
         return str(value)
 
     def integer(self, path: KeyPath, value: Any, minimum: int | None = None) -> int:
@@ -181,12 +346,12 @@ class Source:
         what = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
             minimum, f"an integer >= {minimum}")
         if not ok or (minimum is not None and value < minimum):
-            self.fail(path, f"expected {what}, got {_show(value)}")
+            self.fail(path, f"expected {what}, got {describe(value)}")
         return int(value)
 
     def number(self, path: KeyPath, value: Any, positive: bool = False,
                nonnegative: bool = False) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
         if positive:
             what, ok = "a positive number", ok and value > 0
         elif nonnegative:
@@ -194,27 +359,37 @@ class Source:
         else:
             what = "a number"
         if not ok:
-            self.fail(path, f"expected {what}, got {_show(value)}")
+            self.fail(path, f"expected {what}, got {describe(value)}")
         return float(value)
 
     def boolean(self, path: KeyPath, value: Any) -> bool:
         if not isinstance(value, bool):
-            self.fail(path, f"expected true or false, got {_show(value)}")
+            self.fail(path, f"expected true or false, got {describe(value)}")
         return value
 
     def choice(self, path: KeyPath, value: Any, options: Sequence[str]) -> str:
+        """One of ``options``; ``on``/``off`` stay words although YAML 1.1 reads them as booleans."""
+        value = self.text(path, value)
         if value not in options:
-            self.fail(path, f"expected one of {', '.join(options)}, got {_show(value)}")
+            self.fail(path, f"expected one of {', '.join(options)}, got {describe(value)}")
         return str(value)
 
     def mac(self, path: KeyPath, value: Any) -> str:
         s = self.string(path, value)
         if not _MAC.match(s):
-            self.fail(path, f"expected a MAC address like dc:a6:32:01:02:03, got {_show(value)}")
+            self.fail(path, f"expected a MAC address like dc:a6:32:01:02:03, got {s!r}")
         return s.lower()
 
 
-def _show(value: Any) -> str:
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def describe(value: Any) -> str:
+    """How a value reads in an error message: `'x'`, `3`, `true`, `a mapping`, `nothing`."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -222,7 +397,3 @@ def _show(value: Any) -> str:
     if value is None:
         return "nothing"
     return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def get(mapping: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    return mapping[key] if key in mapping else default
