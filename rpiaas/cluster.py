@@ -8,8 +8,9 @@ of ``type``, ``hostname``, ``suffix``, ``hwaddr``).  A node's address is
 kept in ``ClusterSpec.master`` and never run tasks.
 
 YAML additions: ``node_types`` (custom types, optionally ``base:`` a built-in
-profile), per-node ``serial`` (8 hex digits, for Pi 4/5 network boot), and the
-``count:`` shorthand for a cluster of identical nodes.
+profile), per-node ``serial`` (8 hex digits, for Pi 4/5 network boot) and
+``address`` (instead of ``suffix``), and the ``count:`` shorthand for a
+cluster of identical nodes.  ``docs/scenario.md`` documents every key.
 """
 
 from __future__ import annotations
@@ -39,14 +40,21 @@ _IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 def load_cluster(path: str | Path) -> ClusterSpec:
     """Read a cluster file (YAML, or the original RPiaaS ``config.json``)."""
     src = load_file(path)
-    return parse_cluster(src, (), src.data)
+    if src.data is None:
+        src.fail((), "empty cluster file")
+    return parse_cluster(src, (), src.mapping((), src.data))
 
 
 def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
-    """Build a :class:`ClusterSpec` from ``data`` found at ``path`` in ``src``."""
+    """Build a :class:`ClusterSpec` from ``data`` found at ``path`` in ``src``.
+
+    ``data`` is a cluster mapping, or the name of a cluster file relative to
+    the file ``src`` was read from.
+    """
     if isinstance(data, str):
-        # a reference to a cluster file, relative to the file that names it
-        file = (src.base / data) if not Path(data).is_absolute() else Path(data)
+        file = src.base / data
+        if not file.is_file():
+            src.fail(path, f"no such cluster file: {file}")
         return load_cluster(file)
     m = src.mapping(path, data, CLUSTER_KEYS, required=("clusters",))
     interface = None
@@ -58,11 +66,10 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
     clusters: list[Cluster] = []
     master: list[Node] = []
     groups = src.sequence((*path, "clusters"), m["clusters"])
+    if not groups:
+        src.fail((*path, "clusters"), "expected at least one cluster")
     index = 0
-    seen_name: dict[str, KeyPath] = {}
-    seen_mac: dict[str, KeyPath] = {}
-    seen_addr: dict[str, KeyPath] = {}
-    seen_serial: dict[str, KeyPath] = {}
+    seen: dict[str, dict[str, KeyPath]] = {"name": {}, "MAC address": {}, "address": {}, "serial": {}}
     for gi, group in enumerate(groups):
         gp: KeyPath = (*path, "clusters", gi)
         g = src.mapping(gp, group, GROUP_KEYS)
@@ -70,77 +77,23 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
         if domain and not _DOMAIN.match(domain):
             src.fail((*gp, "domain"), f"not a DNS domain: {domain!r}")
         prefix = src.string((*gp, "prefix"), g.get("prefix", ""))
-        octets = prefix.split(".") if prefix else []
-        if prefix and (len(octets) > 3 or not all(o.isdigit() and 0 <= int(o) <= 255 and str(int(o)) == o for o in octets)):
+        if prefix and not _octets(prefix, 1, 3):
             src.fail((*gp, "prefix"), f"expected 1 to 3 octets like 10.0.1, got {prefix!r}")
-        raw_nodes: list[tuple[KeyPath, dict[str, Any]]] = []
-        if "count" in g:
-            if "nodes" in g:
-                src.fail((*gp, "count"), "give either nodes or count, not both")
-            count = src.integer((*gp, "count"), g["count"], minimum=1)
-            if "type" not in g:
-                src.fail(gp, "missing key 'type' (needed with count)")
-            pattern = src.string((*gp, "hostname"), g.get("hostname", "node{i}"))
-            if "{i}" not in pattern:
-                src.fail((*gp, "hostname"), "with count, the hostname needs {i} (e.g. node{i})")
-            first = src.integer((*gp, "first_suffix"), g.get("first_suffix", 1), minimum=0)
-            for k in range(count):
-                raw_nodes.append(((*gp, "count"), {"hostname": pattern.replace("{i}", str(first + k)),
-                                                   "type": g["type"], "suffix": first + k}))
-        else:
-            for key in ("type", "hostname", "first_suffix"):
-                if key in g:
-                    src.fail((*gp, key), "only allowed with count")
-            for ni, node in enumerate(src.sequence((*gp, "nodes"), g.get("nodes", []))):
-                np_: KeyPath = (*gp, "nodes", ni)
-                raw_nodes.append((np_, src.mapping(np_, node, NODE_KEYS, required=("hostname",))))
         members: list[Node] = []
-        for np_, nd in raw_nodes:
-            hostname = src.string((*np_, "hostname"), nd["hostname"])
-            if not _HOST.match(hostname):
-                src.fail((*np_, "hostname"), f"not a host name: {hostname!r}")
-            ntype: NodeType | None = None
-            if nd.get("type") not in (None, ""):
-                tname = src.string((*np_, "type"), nd["type"])
-                if tname not in types:
-                    src.fail((*np_, "type"), f"unknown node type {tname!r} (known: {', '.join(sorted(types))})")
-                ntype = types[tname]
-            suffix = nd.get("suffix")
-            address = None
-            if ntype is not None and prefix:
-                if suffix is None:
-                    src.fail(np_, "missing key 'suffix' (the address is prefix.suffix)")
-                address = f"{prefix}.{src.string((*np_, 'suffix'), suffix)}"
-            if "address" in nd:
-                address = src.string((*np_, "address"), nd["address"])
-                if prefix and not address.startswith(prefix + "."):
-                    src.fail((*np_, "address"), f"{address} is outside the cluster's prefix {prefix}")
-            if address is not None and ntype is not None:
-                parts = address.split(".")
-                if len(parts) != 4 or not all(p.isdigit() and int(p) <= 255 and str(int(p)) == p for p in parts):
-                    src.fail((*np_, "suffix"), f"{address} is not an IPv4 address (prefix {prefix!r} + suffix)")
-            hwaddr = None
-            if nd.get("hwaddr") not in (None, ""):
-                hwaddr = src.mac((*np_, "hwaddr"), nd["hwaddr"])
-            serial = None
-            if "serial" in nd:
-                serial = src.string((*np_, "serial"), nd["serial"])
-                if not _SERIAL.match(serial):
-                    src.fail((*np_, "serial"), f"expected 8 hex digits, got {serial!r}")
-                serial = serial.lower()
-            node = Node(index if ntype is not None else -1, hostname, domain,
-                        ntype if ntype is not None else _SERVICE, address, hwaddr, serial,
-                        src.line_of(np_))
-            for value, seen, what, key in ((node.name, seen_name, "name", "hostname"),
-                                           (hwaddr, seen_mac, "MAC address", "hwaddr"),
-                                           (address, seen_addr, "address", "suffix"),
-                                           (serial, seen_serial, "serial", "serial")):
-                if value is None or (what == "MAC address" and value == "00:00:00:00:00:00"):
+        for where, nd in _group_nodes(src, gp, g):
+            node = _node(src, where, nd, types, domain, prefix, index)
+            for what, value in (("name", node.name), ("MAC address", node.hwaddr),
+                                ("address", node.address), ("serial", node.serial)):
+                if value is None or (what == "MAC address" and value == _NO_MAC):
                     continue
-                if value in seen:
-                    src.fail((*np_, key), f"duplicate {what} {value} (first at line {src.line_of(seen[value])})")
-                seen[value] = np_
-            if ntype is None:
+                key = {"name": "hostname", "MAC address": "hwaddr", "address": "address",
+                       "serial": "serial"}[what]
+                if value in seen[what]:
+                    first = src.line_of(seen[what][value])
+                    src.fail(where[key], f"duplicate {what} {value}"
+                                         f"{f' (first at line {first})' if first else ''}")
+                seen[what][value] = where[key]
+            if node.index < 0:
                 master.append(node)
             else:
                 members.append(node)
@@ -150,6 +103,102 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
     if index == 0:
         src.fail((*path, "clusters"), "no compute nodes (a node needs a type)")
     return ClusterSpec(tuple(clusters), types, interface, tuple(master))
+
+
+# the original config writes 00:00:00:00:00:00 for "not known yet"; it may repeat
+_NO_MAC = "00:00:00:00:00:00"
+
+
+def _octets(text: str, least: int, most: int) -> bool:
+    parts = text.split(".")
+    return least <= len(parts) <= most and all(
+        p.isdigit() and int(p) <= 255 and str(int(p)) == p for p in parts)
+
+
+def _group_nodes(src: Source, gp: KeyPath, g: dict[str, Any],
+                 ) -> list[tuple[dict[str, KeyPath], dict[str, Any]]]:
+    """The raw nodes of a group, each with the key path to blame for each of its fields."""
+    out: list[tuple[dict[str, KeyPath], dict[str, Any]]] = []
+    if "count" in g:
+        if "nodes" in g:
+            src.fail((*gp, "count"), "give either nodes or count, not both")
+        count = src.integer((*gp, "count"), g["count"], minimum=1)
+        if "type" not in g:
+            src.fail(gp, "missing key 'type' (needed with count)")
+        pattern = src.string((*gp, "hostname"), g.get("hostname", "node{i}"))
+        if "{i}" not in pattern:
+            src.fail((*gp, "hostname"), "with count, the hostname needs {i} (e.g. node{i})")
+        first = src.integer((*gp, "first_suffix"), g.get("first_suffix", 1), minimum=0)
+        host_at = (*gp, "hostname") if "hostname" in g else (*gp, "count")
+        suffix_at = (*gp, "first_suffix") if "first_suffix" in g else (*gp, "count")
+        where = {"node": gp, "hostname": host_at, "type": (*gp, "type"), "suffix": suffix_at,
+                 "address": suffix_at}
+        for k in range(count):
+            out.append((where, {"hostname": pattern.replace("{i}", str(first + k)),
+                                "type": g["type"], "suffix": first + k}))
+        return out
+    for key in ("type", "hostname", "first_suffix"):
+        if key in g:
+            src.fail((*gp, key), "only allowed with count")
+    if "nodes" not in g:
+        src.fail(gp, "missing key 'nodes' (or count: N with type: T)")
+    for ni, raw in enumerate(src.sequence((*gp, "nodes"), g["nodes"])):
+        np_: KeyPath = (*gp, "nodes", ni)
+        nd = src.mapping(np_, raw, NODE_KEYS, required=("hostname",))
+        where = {key: (*np_, key) for key in NODE_KEYS}
+        where["node"] = np_
+        if "address" not in nd:
+            where["address"] = (*np_, "suffix")
+        out.append((where, nd))
+    return out
+
+
+def _node(src: Source, where: dict[str, KeyPath], nd: dict[str, Any], types: dict[str, NodeType],
+          domain: str, prefix: str, index: int) -> Node:
+    """One node; a node without a type is a service host (``index`` -1)."""
+    hostname = src.string(where["hostname"], nd["hostname"])
+    if not _HOST.match(hostname):
+        src.fail(where["hostname"], f"not a host name: {hostname!r}")
+    ntype: NodeType | None = None
+    if nd.get("type") not in (None, ""):
+        tname = src.string(where["type"], nd["type"])
+        if tname not in types:
+            src.fail(where["type"], f"unknown node type {tname!r} (known: {', '.join(sorted(types))})")
+        ntype = types[tname]
+    address = None
+    if "address" in nd:
+        address = src.string(where["address"], nd["address"])
+        if not _octets(address, 4, 4):
+            src.fail(where["address"], f"not an IPv4 address: {address!r}")
+        if prefix and not address.startswith(prefix + "."):
+            src.fail(where["address"], f"{address} is outside the cluster's prefix {prefix}")
+        if nd.get("suffix") not in (None, ""):
+            suffix = src.string(where["suffix"], nd["suffix"])
+            if prefix and f"{prefix}.{suffix}" != address:
+                src.fail(where["suffix"], f"{prefix}.{suffix} disagrees with address {address}")
+    elif prefix and nd.get("suffix") not in (None, ""):
+        suffix = src.string(where["suffix"], nd["suffix"])
+        address = f"{prefix}.{suffix}"
+        if not _octets(address, 4, 4):
+            if ntype is None:  # a service host's suffix need not be an address part
+                address = None
+            else:
+                src.fail(where["suffix"], f"{address} is not an IPv4 address "
+                                          f"(prefix {prefix} + suffix {suffix})")
+    elif prefix and ntype is not None:
+        src.fail(where["node"], "missing key 'suffix' (the address is prefix.suffix)")
+    hwaddr = None
+    if nd.get("hwaddr") not in (None, ""):
+        hwaddr = src.mac(where["hwaddr"], nd["hwaddr"])
+    serial = None
+    if "serial" in nd:
+        serial = src.string(where["serial"], nd["serial"])
+        if not _SERIAL.match(serial):
+            src.fail(where["serial"], f"expected 8 hex digits, got {serial!r}")
+        serial = serial.lower()
+    return Node(index if ntype is not None else -1, hostname, domain,
+                ntype if ntype is not None else _SERVICE, address, hwaddr, serial,
+                src.line_of(where["node"]))
 
 
 # service hosts (no type) get a placeholder type so Node stays one shape
@@ -186,7 +235,9 @@ def _node_types(src: Source, path: KeyPath, data: Any) -> dict[str, NodeType]:
         if "power_boot_w" not in s and "base" not in s:
             values["power_boot_w"] = values["power_idle_w"]
         if values["power_max_w"] < values["power_idle_w"]:
-            src.fail((*tp, "power_max_w"), f"below power_idle_w ({values['power_max_w']} < {values['power_idle_w']})")
+            key = "power_max_w" if "power_max_w" in s else "power_idle_w"
+            src.fail((*tp, key), f"power_max_w below power_idle_w "
+                                 f"({values['power_max_w']:g} < {values['power_idle_w']:g} W)")
         values.pop("base", None)
         types[name] = NodeType(**values)
     return types
