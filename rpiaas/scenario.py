@@ -9,23 +9,24 @@ file, line and key.  ``docs/scenario.md`` documents every key.
 
 from __future__ import annotations
 
-import copy
 import inspect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import pluggy
 
 from .cluster import parse_cluster
 from .model import ClusterSpec, PowerState
-from .plugins import UnknownPolicyError, available_policies
+from .plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .policy import Policy, PolicyParamError
-from .source import InputError, KeyPath, Source, load_file
+from .source import InputError, KeyPath, Source, describe, load, load_file
 from .workload import Generator, TaskList, Workload, parse_workload
 
 __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
             "initial_power", "cluster", "workload", "policy", "queue")
 
@@ -68,34 +69,59 @@ class Scenario:
         return out
 
 
+class Override(tuple):  # type: ignore[type-arg]
+    """A ``(key, value)`` pair that also remembers the text the value was written as."""
+
+    raw: str | None = None
+
+
 def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
-    """``["a.b=1", ...]`` to ``[("a.b", 1), ...]``; values are read as YAML scalars."""
-    out = []
+    """``["a.b=1", ...]`` to ``[("a.b", 1), ...]``; values are read as YAML scalars.
+
+    Each pair keeps the text it was read from (``.raw``), so that a string key
+    given a value YAML reads as a number (``prefix=10.10``) keeps its text.
+    """
+    out: list[tuple[str, Any]] = []
     for pair in pairs:
         if "=" not in pair:
             raise InputError(f"expected key.path=value, got {pair!r}", "--set")
-        key, _, raw = pair.partition("=")
+        key, _, text = pair.partition("=")
+        raw_map: dict[KeyPath, str] = {}
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out.append((key.strip(), value))
+            value = load(text, "--set", raw_map)[0] if text.strip() else ""
+        except InputError:
+            value = text
+        item = Override((key.strip(), value))
+        item.raw = raw_map.get(())
+        out.append(item)
     return out
 
 
 def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = (),  # type: ignore[assignment]
                   seed: int | None = None, policy: str | None = None) -> Scenario:
-    """Read, override, validate and build a scenario file."""
+    """Read, override, validate and build a scenario file.
+
+    ``policy`` (``--policy``) replaces the scenario's policy and its
+    parameters (unless it names the same policy); ``overrides`` (``--set``)
+    are applied after it, so they can set the new policy's parameters;
+    ``seed`` (``--seed``) last.
+    """
     src = load_file(path)
-    for key, value in overrides:
-        src.override(key, value)
-    if seed is not None:
-        src.override("seed", seed)
     if policy is not None:
         current = src.data.get("policy") if isinstance(src.data, dict) else None
         same = current == policy or (isinstance(current, dict) and current.get("name") == policy)
         if not same:
-            src.override("policy", policy)
+            src.override("policy", {"name": policy}, origin="--policy")
+    for item in overrides:
+        key, value = item
+        head = key.split(".", 1)[0]
+        if "." in key and head in ("policy", "queue") and isinstance(src.data, dict) \
+                and isinstance(src.data.get(head), str):
+            # ``policy: best_fit`` plus ``--set policy.params.x=1``: spell the policy out
+            src.data[head] = {"name": src.data[head]}
+        src.override(key, value, raw=getattr(item, "raw", None))
+    if seed is not None:
+        src.override("seed", seed, origin="--seed")
     return parse_scenario(src)
 
 
@@ -105,6 +131,9 @@ def parse_scenario(src: Source) -> Scenario:
         src.fail(root, "empty scenario")
     m = src.mapping(root, src.data, TOP_KEYS, required=("cluster", "workload", "policy"))
     name = src.string(("name",), m.get("name", Path(src.file).stem))
+    if not _NAME.match(name):
+        src.fail(("name",), f"expected letters, digits, '.', '_' or '-' (it names the run "
+                            f"directory), got {name!r}")
     seed = src.integer(("seed",), m.get("seed", 0), minimum=0)
     horizon = src.number(("horizon_s",), m["horizon_s"], positive=True) if m.get("horizon_s") is not None else None
     sample = src.number(("sample_interval_s",), m.get("sample_interval_s", 60.0), positive=True)
@@ -116,8 +145,8 @@ def parse_scenario(src: Source) -> Scenario:
     policy = _policy(src, ("policy",), m["policy"])
     queue = _policy(src, ("queue",), m["queue"]) if m.get("queue") is not None else None
     if workload.count is None and horizon is None:
-        src.fail(("workload",), "an endless generator (no count) needs horizon_s")
-    data = copy.deepcopy(m)
+        src.fail(("workload", "generator"), "an endless generator (no count) needs horizon_s")
+    data = src.with_text(m)  # ``prefix: 10.10`` stays "10.10" in run.json
     data.update(name=name, seed=seed, horizon_s=horizon, sample_interval_s=sample,
                 retries=retries, initial_power=initial,
                 policy={"name": policy.name, "params": policy.params},
@@ -130,10 +159,13 @@ def parse_scenario(src: Source) -> Scenario:
 def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     if isinstance(data, str):
         name, params = data, {}
+    elif not isinstance(data, dict):
+        src.fail(path, f"expected a policy name or a mapping with name and params, got {describe(data)}")
     else:
         m = src.mapping(path, data, ("name", "params"), required=("name",))
         name = src.string((*path, "name"), m["name"])
-        params = dict(src.mapping((*path, "params"), m.get("params", {})))
+        raw_params = m.get("params")
+        params = dict(src.mapping((*path, "params"), raw_params)) if raw_params is not None else {}
     try:
         policies = available_policies()
     except (ImportError, TypeError, ValueError) as e:
@@ -142,11 +174,24 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
         err = UnknownPolicyError(name, sorted(policies))
         src.fail((*path, "name") if isinstance(data, dict) else path, str(err))
     cls = policies[name].cls
-    try:  # instantiate once now, so a bad parameter fails before the run
-        cls.create(dict(params), rng=None)
+    where = (*path, "name") if isinstance(data, dict) else path
+    known = cls.parameters()
+    for key, p in known.items():
+        if p.default is inspect.Parameter.empty and key not in params:
+            src.fail((*path, "params"), f"missing parameter {key!r} of policy {name!r}")
+    # instantiate and register once now, so a bad parameter or a misspelt hook
+    # fails here, as an input error, and not in the middle of the run
+    try:
+        instance = cls.create(dict(params), rng=None)
     except PolicyParamError as e:
         src.fail((*path, "params", e.key) if e.key else (*path, "params"), e.message)
-    known = cls.parameters()
+    except TypeError as e:
+        src.fail((*path, "params"), f"policy {name!r} rejects its parameters: {e}")
+    try:
+        get_plugin_manager([instance])
+    except pluggy.PluginValidationError as e:
+        message = " ".join(str(e).split())
+        src.fail(where, f"policy {name!r} ({policies[name].origin}) is broken: {message}")
     full = {k: p.default for k, p in known.items() if p.default is not inspect.Parameter.empty}
     full.update(params)
     return PolicySpec(name, full)
@@ -158,18 +203,20 @@ def _check_fits(src: Source, cluster: ClusterSpec, workload: Workload) -> None:
     max_cores = max(t.cores for t in types.values())
     max_mem = max(t.mem_mb for t in types.values())
     if isinstance(workload, Generator):
+        # the fields are drawn independently, so the largest cores and the largest
+        # memory come together sooner or later: some node type must hold both
         cores, mem = workload.max_request()
         gp: KeyPath = ("workload", "generator")
         if cores is not None and cores > max_cores:
             src.fail((*gp, "cores"), f"tasks of up to {cores:g} cores fit no node type "
-                                     f"(the largest has {max_cores})")
+                                     f"(the largest has {max_cores} cores)")
         if mem is not None and mem > max_mem:
             src.fail((*gp, "mem_mb"), f"tasks of up to {mem:g} MB fit no node type "
-                                      f"(the largest has {max_mem})")
+                                      f"(the largest has {max_mem} MB)")
         if cores is not None and mem is not None and not any(
-                t.cores >= cores and t.mem_mb >= mem for t in types.values()) and \
-                workload.cores.dist == "constant" and workload.mem_mb.dist == "constant":
-            src.fail(gp, f"a task of {cores:g} cores and {mem:g} MB fits no node type")
+                t.cores >= cores and t.mem_mb >= mem for t in types.values()):
+            src.fail(gp, f"a task of {cores:g} cores and {mem:g} MB (the largest of each) "
+                         f"fits no node type")
     elif isinstance(workload, TaskList):
         for t in workload.items:
             if not any(t.cores <= nt.cores and t.mem_mb <= nt.mem_mb for nt in types.values()):
