@@ -5,11 +5,17 @@ each task field, drawn from the run's workload random stream in chunks) or an
 inline *task list*.  Either way :meth:`Workload.tasks` streams
 :class:`~rpiaas.model.Task` objects in arrival order, so a run of millions of
 tasks never holds them all.
+
+Each field of a generator draws from its own stream, spawned from the run's
+workload stream, in chunks of a fixed size.  So the tasks of a seed do not
+depend on ``count`` (a longer run extends a shorter one) and changing one
+field's distribution leaves the other fields' draws as they were (common
+random numbers when comparing scenario variants).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .model import Task
-from .source import KeyPath, Source
+from .source import KeyPath, Source, describe
 
 __all__ = ["DISTRIBUTIONS", "Distribution", "Generator", "TaskList", "Workload", "parse_workload"]
 
-CHUNK = 4096
+CHUNK = 4096  # draws per field per refill; fixed, so a seed's tasks do not depend on count
+INT_CAP = float(2**53)  # integer fields (cores, mem_mb) never exceed this
+FIELDS = ("interarrival_s", "cores", "mem_mb", "work_core_s", "walltime_s")
 
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "constant": ("value",),
@@ -71,7 +79,8 @@ class Distribution:
         else:  # pragma: no cover - validated on parse
             raise ValueError(d)
         if self.integer:
-            x = np.floor(x + 0.5)
+            # round half up, and stay far from int64 overflow whatever the parameters
+            x = np.minimum(np.floor(x + 0.5), INT_CAP)
         if self.min is not None or self.max is not None:
             x = np.clip(x, self.min, self.max)
         return x
@@ -82,10 +91,13 @@ class Distribution:
         bound: float | None = {
             "constant": lambda: float(p["value"]),
             "uniform": lambda: float(p["high"]),
-            "choice": lambda: float(max(p["values"])),
+            "choice": lambda: float(max(v for i, v in enumerate(p["values"])
+                                        if not p.get("weights") or p["weights"][i] > 0)),
         }.get(self.dist, lambda: None)()
         if self.max is not None:
             bound = self.max if bound is None else min(bound, self.max)
+        if bound is not None and self.min is not None:
+            bound = max(bound, self.min)  # clipping lifts everything below min to min
         if bound is not None and self.integer:
             bound = float(np.floor(bound + 0.5))
         return bound
@@ -123,25 +135,26 @@ class Generator(Workload):
     priority: int = 0
 
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
+        """The tasks, ids from 1; the first arrives one interarrival time after ``start_s``."""
+        streams = [np.random.default_rng(int(s)) for s in rng.integers(0, 2**63, size=len(FIELDS))]
+        r_gap, r_cores, r_mem, r_work, r_wall = streams
         t = self.start_s
-        made = 0
         limit = self.count
         tid = 0
-        while limit is None or made < limit:
-            n = CHUNK if limit is None else min(CHUNK, limit - made)
-            gaps = self.interarrival_s.draw(rng, n)
-            cores = self.cores.draw(rng, n).astype(np.int64).tolist()
-            mem = self.mem_mb.draw(rng, n).astype(np.int64).tolist()
-            work = self.work_core_s.draw(rng, n).tolist()
-            wall = self.walltime_s.draw(rng, n).tolist() if self.walltime_s is not None else None
+        kind, tenant, prio = self.kind, self.tenant, self.priority
+        while limit is None or tid < limit:
+            gaps = self.interarrival_s.draw(r_gap, CHUNK)
+            cores = self.cores.draw(r_cores, CHUNK).astype(np.int64).tolist()
+            mem = self.mem_mb.draw(r_mem, CHUNK).astype(np.int64).tolist()
+            work = self.work_core_s.draw(r_work, CHUNK).tolist()
+            wall = self.walltime_s.draw(r_wall, CHUNK).tolist() if self.walltime_s is not None else None
             arrivals = (t + np.cumsum(gaps)).tolist()
             t = arrivals[-1]
-            kind, tenant, prio = self.kind, self.tenant, self.priority
+            n = CHUNK if limit is None else min(CHUNK, limit - tid)
             for i in range(n):
                 tid += 1
                 yield Task(tid, arrivals[i], cores[i], mem[i], work[i], kind, tenant, prio,
                            wall[i] if wall is not None else None)
-            made += n
 
     def max_request(self) -> tuple[float | None, float | None]:
         return self.cores.upper_bound(), self.mem_mb.upper_bound()
@@ -155,7 +168,7 @@ class TaskList(Workload):
     positions: dict[int, int] = field(default_factory=dict)  # task id -> index in the file
 
     @property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         return len(self.items)
 
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
@@ -186,9 +199,11 @@ def parse_distribution(src: Source, path: KeyPath, data: Any, integer: bool,
         else:
             value = src.number(path, data, positive=positive, nonnegative=not positive)
         return Distribution("constant", {"value": value}, integer)
-    m = src.mapping(path, data)
-    if "dist" not in m:
-        src.fail(path, f"expected a number or a mapping with dist: one of {', '.join(DISTRIBUTIONS)}")
+    if not isinstance(data, dict) or "dist" not in data:
+        got = "" if isinstance(data, dict) else f", got {describe(data)}"
+        src.fail(path, f"expected a number or a mapping with dist: one of "
+                       f"{', '.join(DISTRIBUTIONS)}{got}")
+    m = data
     name = src.choice((*path, "dist"), m["dist"], tuple(DISTRIBUTIONS))
     src.mapping(path, m, ("dist", *DISTRIBUTIONS[name], "min", "max"))
     rules = {"mean": "pos" if name == "exponential" else "num", "sd": "pos", "sigma": "pos",
@@ -215,6 +230,9 @@ def parse_distribution(src: Source, path: KeyPath, data: Any, integer: bool,
                                for i, v in enumerate(vals)]
             continue
         rule = rules[key]
+        if integer and key in ("value", "low", "high"):
+            params[key] = src.integer(kp, m[key], minimum=1)
+            continue
         params[key] = src.number(kp, m[key], positive=rule == "pos", nonnegative=rule == "nonneg")
     if name == "choice" and "weights" in params:
         if len(params["weights"]) != len(params["values"]):
@@ -222,19 +240,20 @@ def parse_distribution(src: Source, path: KeyPath, data: Any, integer: bool,
         if sum(params["weights"]) <= 0:
             src.fail((*path, "weights"), "weights must not all be zero")
     if name == "uniform" and params["high"] < params["low"]:
-        src.fail((*path, "high"), f"below low ({params['high']} < {params['low']})")
-    if name == "uniform" and integer:
-        for key in ("low", "high"):
-            if not float(params[key]).is_integer():
-                src.fail((*path, key), f"expected an integer, got {params[key]}")
-    lo = src.number((*path, "min"), m["min"], positive=positive) if "min" in m else None
-    hi = src.number((*path, "max"), m["max"], positive=positive) if "max" in m else None
+        src.fail((*path, "high"), f"below low ({params['high']:g} < {params['low']:g})")
+    lo = hi = None
+    for key in ("min", "max"):
+        if key in m:
+            kp = (*path, key)
+            bound = (float(src.integer(kp, m[key], minimum=1)) if integer
+                     else src.number(kp, m[key], positive=positive))
+            lo, hi = (bound, hi) if key == "min" else (lo, bound)
     if positive and lo is None and name in ("normal", "uniform"):
         lo = 1.0 if integer else 0.0
     if integer and lo is None:
         lo = 1.0
     if lo is not None and hi is not None and hi < lo:
-        src.fail((*path, "max"), f"below min ({hi} < {lo})")
+        src.fail((*path, "max"), f"below min ({hi:g} < {lo:g})")
     return Distribution(name, params, integer, lo, hi)
 
 
@@ -249,7 +268,7 @@ def parse_workload(src: Source, path: KeyPath, data: Any) -> Workload:
 
 def _parse_generator(src: Source, path: KeyPath, data: Any) -> Generator:
     g = src.mapping(path, data, GENERATOR_KEYS, required=("arrival", "cores", "mem_mb", "work_core_s"))
-    count = src.integer((*path, "count"), g["count"], minimum=1) if "count" in g else None
+    count = src.integer((*path, "count"), g["count"], minimum=1) if g.get("count") is not None else None
     ap = (*path, "arrival")
     a = src.mapping(ap, g["arrival"], ("rate_per_s", "interarrival_s"))
     if ("rate_per_s" in a) == ("interarrival_s" in a):
@@ -263,6 +282,10 @@ def _parse_generator(src: Source, path: KeyPath, data: Any) -> Generator:
             src.fail((*ap, "interarrival_s"), "expected a non-negative number")
         if inter.min is None or inter.min < 0:
             inter = Distribution(inter.dist, inter.params, False, 0.0, inter.max)
+        longest = inter.upper_bound()
+        if count is None and longest is not None and longest <= 0:
+            src.fail((*ap, "interarrival_s"), "an endless generator needs interarrival times "
+                                              "above zero (else time never advances)")
     return Generator(
         count=count,
         interarrival_s=inter,
