@@ -100,7 +100,12 @@ def _run(args: argparse.Namespace) -> int:
 def _policies() -> int:
     from .plugins import available_policies
 
-    rows = [(info.name, info.origin, info.summary) for info in available_policies().values()]
+    try:
+        policies = available_policies()
+    except (ImportError, TypeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    rows = [(info.name, info.origin, info.summary) for info in policies.values()]
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)
     for name, origin, summary in rows:

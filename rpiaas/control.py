@@ -335,8 +335,6 @@ class ControlPlane:
                 self._start(task, node, now, actions)
                 started.append(task.id)
                 continue
-            if reserved_for is not None:
-                continue  # only the first blocked task is protected
             if not blocked_hook.implemented:
                 stuck = True
                 break
@@ -348,6 +346,8 @@ class ControlPlane:
                 continue
             if not isinstance(answer, Reservation):
                 raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
+            if reservation is not None:
+                continue  # only the first reservation of a pass is kept
             reservation, reserved_for = answer, task
             self._write({"t": now, "act": "reserve", "task": task.id,
                          "node": self.nodes[answer.node].name, "start_s": answer.start_s})
@@ -367,7 +367,12 @@ class ControlPlane:
                     raise PolicyError(
                         f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
                     )
-                if res is None or head is None or self._respects(res, head, task, n, now):
+                allowed = (res is None or head is None or self._respects(res, head, task, n, now))
+                if allowed and self._h_filter.implemented:
+                    # filters are constraints: a placement they exclude falls through
+                    allowed = all(bool(np.asarray(m, dtype=bool)[n])
+                                  for m in self._h_filter.all(task=task, view=view))
+                if allowed:
                     return n
             elif not (self._h_filter.implemented or self._h_score.implemented):
                 return -1

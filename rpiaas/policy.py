@@ -69,6 +69,8 @@ class Policy:
             kwargs["rng"] = rng
         try:
             return cls(**kwargs)
+        except PolicyParamError:
+            raise
         except ValueError as e:
             raise PolicyParamError("", str(e)) from None
 

@@ -36,7 +36,7 @@ __all__ = ["NODE_COLUMNS", "TASK_COLUMNS", "RunWriter", "Stats", "read_run", "ve
 
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
-                "attempts")
+                "kind", "tenant", "attempts")
 NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utilization",
                 "power_w", "energy_j", "tasks")
 BSLD_BOUND_S = 10.0
@@ -111,6 +111,13 @@ def _r(x: float) -> float:
     return float(f"{x:.12g}")
 
 
+def _csv(text: str) -> str:
+    """Quote a free-text field the way the csv module reads it back."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _f(x: float) -> str:
     return repr(x) if x >= 0 else ""
 
@@ -159,7 +166,7 @@ class RunWriter:
         self.tasks.write(
             f"{task.id},{a!r},{_f(s)},{_f(e) if ended or task.state is TaskState.REJECTED else ''},"
             f"{node},{task.state.value},{wait},{resp},{sld},{bsld},{task.cores},{task.mem_mb},"
-            f"{task.work_core_s!r},{task.attempts}\n"
+            f"{task.work_core_s!r},{task.kind},{_csv(task.tenant)},{task.attempts}\n"
         )
 
     def commit(self, run: dict[str, Any], timing: dict[str, Any]) -> Path:

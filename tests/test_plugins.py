@@ -159,9 +159,6 @@ def test_a_broken_entry_point_fails_loudly(plugin_path: tuple[Path, str], target
     assert "broken" in err.value.message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rpiaas/cli.py _policies does not catch the ImportError/TypeError/ValueError that "
-    "available_policies() raises for a broken entry point: a traceback instead of a message"))
 def test_the_policies_command_reports_a_broken_entry_point(tmp_path: Path) -> None:
     _fake_distribution(tmp_path, "broken-policies", {"broken": "no_such_module_anywhere:Policy"},
                        "unused_module", "")
@@ -553,9 +550,6 @@ def test_a_parameter_the_constructor_rejects_is_still_an_input_error(example: Pa
                         r"expected at least 1 core, got 0\n", proc.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rpiaas/policy.py Policy.create catches ValueError around the constructor and re-raises "
-    "PolicyParamError('', ...), so a PolicyParamError the constructor raises loses its key"))
 def test_a_parameter_the_constructor_rejects_names_its_key(example: Path, tmp_path: Path) -> None:
     text = SMALL.replace("max_cores_per_tenant: 4", "max_cores_per_tenant: 0")
     scenario = tmp_path / "s.yaml"
