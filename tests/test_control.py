@@ -156,3 +156,40 @@ def test_reservations_never_overcommit_and_add_up(ops: list[tuple[int, int, bool
             assert v.tasks[n] == len(running)
             for k in range(v.free_index.max_cores + 1):
                 assert (n in set(v.free_index.bucket(k))) == (k == v.cores_free[n])
+
+
+class _OnlyNode1(Policy):
+    NAME = "only-node-1"
+
+    @hookimpl
+    def rpiaas_filter(self, task: Task, view: ClusterView) -> np.ndarray:
+        return np.arange(len(view)) == 1
+
+
+def test_filters_constrain_what_rpiaas_place_answers() -> None:
+    # best fit alone would pick node 0 (tighter); the filter forbids it
+    cp = ControlPlane(nodes(node_type(cores=2), node_type(cores=4)), [_OnlyNode1(), BestFit()])
+    acts = cp.step(0.0, [TaskArrived(task(1))])
+    assert starts(acts) == {1: 1}
+
+
+class _Recorder(Policy):
+    NAME = "recorder"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, object]] = []
+
+    @hookimpl
+    def rpiaas_blocked(self, task: Task, view: ClusterView, now: float, reservation: object) -> object:
+        from rpiaas.policy import SKIP, Reservation
+
+        self.seen.append((task.id, reservation))
+        return Reservation(0, 100.0) if reservation is None else SKIP
+
+
+def test_blocked_hook_sees_the_reservation_of_the_pass() -> None:
+    rec = _Recorder()
+    cp = ControlPlane(nodes(node_type(cores=1)), [rec])
+    cp.step(0.0, [TaskArrived(task(1)), TaskArrived(task(2)), TaskArrived(task(3))])
+    assert [tid for tid, _ in rec.seen] == [2, 3]
+    assert rec.seen[0][1] is None and rec.seen[1][1] is not None
