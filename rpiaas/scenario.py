@@ -144,6 +144,12 @@ def parse_scenario(src: Source) -> Scenario:
     _check_fits(src, cluster, workload)
     policy = _policy(src, ("policy",), m["policy"])
     queue = _policy(src, ("queue",), m["queue"]) if m.get("queue") is not None else None
+    if initial == "off":
+        specs = [queue, policy] if queue is not None else [policy]
+        pm = get_plugin_manager([spec.create() for spec in specs])
+        if not pm.hook.rpiaas_power.get_hookimpls():
+            src.fail(("initial_power",), f"every node starts off and policy {policy.name!r} never "
+                                         "switches one on (use a power policy such as consolidate)")
     if workload.count is None and horizon is None:
         src.fail(("workload", "generator"), "an endless generator (no count) needs horizon_s")
     data = src.with_text(m)  # ``prefix: 10.10`` stays "10.10" in run.json
