@@ -190,7 +190,9 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     try:
         instance = cls.create(dict(params), rng=None)
     except PolicyParamError as e:
-        src.fail((*path, "params", e.key) if e.key else (*path, "params"), e.message)
+        # a constructor's plain ValueError has no key; "min_on must be >= 0" names one
+        key = e.key or next((k for k in known if e.message.split(" ", 1)[0] == k), "")
+        src.fail((*path, "params", key) if key else (*path, "params"), e.message)
     except TypeError as e:
         src.fail((*path, "params"), f"policy {name!r} rejects its parameters: {e}")
     try:

@@ -229,7 +229,7 @@ BAD = [
     ("policy: best_fit", "policy: {name: consolidate, params: {idle_timeout_s: soon}}", 13,
      "policy.params.idle_timeout_s", "expected float, got 'soon'"),
     ("policy: best_fit", "policy: {name: consolidate, params: {idle_timeout_s: -1}}", 13,
-     "policy.params", "idle_timeout_s must be >= 0"),
+     "policy.params.idle_timeout_s", "idle_timeout_s must be >= 0"),
     ("policy: best_fit", "policy: {name: consolidate, params: [1]}", 13, "policy.params",
      "expected a mapping, got a list"),
     ("policy: best_fit", "policy: best_fit\nqueue: fifo", 14, "queue", "unknown policy 'fifo'"),
