@@ -31,6 +31,8 @@ CLUSTER_KEYS = ("interface", "node_types", "clusters")
 GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix")
 NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address")
 
+MAX_NODES = 1_000_000  # per count: group; beyond this a typo, not an experiment
+
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _DOMAIN = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _SERIAL = re.compile(r"^[0-9a-fA-F]{8}$")
@@ -123,6 +125,8 @@ def _group_nodes(src: Source, gp: KeyPath, g: dict[str, Any],
         if "nodes" in g:
             src.fail((*gp, "count"), "give either nodes or count, not both")
         count = src.integer((*gp, "count"), g["count"], minimum=1)
+        if count > MAX_NODES:
+            src.fail((*gp, "count"), f"at most {MAX_NODES:,} nodes, got {count:,}")
         if "type" not in g:
             src.fail(gp, "missing key 'type' (needed with count)")
         pattern = src.string((*gp, "hostname"), g.get("hostname", "node{i}"))

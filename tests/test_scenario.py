@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rpiaas.cluster import load_cluster
 from rpiaas.model import PowerState
@@ -483,3 +485,42 @@ def test_the_docs_error_examples_are_what_rpiaas_says(tmp_path: Path) -> None:
     for e in errors:
         message = str(e).replace(f"{tmp_path}/", "").split("(known:")[0]
         assert f"error: {message}" in shown, message
+
+
+_TYPOS = [*":-{}[],&*!|>'\"#@ \n\t0123456789.eE+~?<=",
+          "yes", "null", "!!int ", "<<: ", "*a", "&a ", "- ", "1e9"]
+_EDITS = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from(["del", "ins", "set"]),
+                            st.sampled_from(_TYPOS)),
+                  min_size=1, max_size=4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=_EDITS, which=st.sampled_from(SCENARIOS))
+def test_a_mangled_scenario_is_valid_or_one_located_error(tmp_path: Path, edits: list[Any],
+                                                          which: Path) -> None:
+    """Whatever the typo, the answer is a scenario or one InputError line naming the file."""
+    text = list(which.read_text())
+    for where, op, s in edits:
+        i = int(where * len(text))
+        if op == "del":
+            del text[i]
+        elif op == "ins":
+            text.insert(i, s)
+        else:
+            text[i] = s
+    f = tmp_path / "mangled.yaml"
+    f.write_text("".join(text))
+    (tmp_path / "clusters").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "scenarios" / "clusters" / "rpiaas-original.json", tmp_path / "clusters")
+    try:
+        load_scenario(f)
+    except InputError as e:
+        assert "\n" not in str(e)
+        assert str(e).startswith(str(f)) or "rpiaas-original.json" in str(e), str(e)
+
+
+def test_a_count_beyond_a_million_nodes_is_a_typo(tmp_path: Path) -> None:
+    f = write(tmp_path, BASE.replace("count: 2, type: rpi4b", "count: 100000000000, type: rpi4b"))
+    with pytest.raises(InputError, match=re.escape(
+            f"{f}:5: cluster.clusters[0].count: at most 1,000,000 nodes, got 100,000,000,000")):
+        load_scenario(f)
