@@ -173,8 +173,12 @@ def load(text: str, file: str = "<input>", raw: dict[KeyPath, str] | None = None
         if e.context and problem.startswith("but "):  # "expected ..., but found ..."
             problem = f"{e.context}, {problem}"
         raise InputError(f"not valid YAML: {problem}", file, line) from None
+    except yaml.reader.ReaderError as e:  # a control character: located by position only
+        line = text.count("\n", 0, e.position) + 1
+        char = chr(e.character) if isinstance(e.character, int) else e.character
+        raise InputError(f"not valid YAML: character {char!r} is not allowed", file, line) from None
     except yaml.YAMLError as e:
-        raise InputError(f"not valid YAML: {e}", file) from None
+        raise InputError(f"not valid YAML: {' '.join(str(e).split())}", file) from None
     lines: dict[KeyPath, int] = {}
     if root is None:
         return None, lines

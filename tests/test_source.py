@@ -117,9 +117,11 @@ def test_a_string_reads_back_as_written(d: dict[str, str]) -> None:
     ("a: &a\n  - *a\n", 1, "a[0]: an alias refers to a node that contains it"),
     ("? [1, 2]\n: x\n", 1, "a key must be a plain value"),
     ("a:\n  <<: 3\n", 2, "<< merges a mapping"),
+    ("a: 1\nb: \x07\n", 2, "not valid YAML: character '\\x07' is not allowed"),
 ])
 def test_syntax_errors_are_located(text: str, line: int, fragment: str) -> None:
     e = error(load, text, "s.yaml")
+    assert "\n" not in str(e)
     assert str(e).startswith(f"s.yaml:{line}: ")
     assert fragment in str(e)
     assert e.file == "s.yaml" and e.line == line
