@@ -524,3 +524,45 @@ def test_a_count_beyond_a_million_nodes_is_a_typo(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=re.escape(
             f"{f}:5: cluster.clusters[0].count: at most 1,000,000 nodes, got 100,000,000,000")):
         load_scenario(f)
+
+
+# ---------------------------------------------------------------- the documented time semantics
+TRACE = """\
+cluster:
+  clusters: [{count: 1, type: rpi4b}]
+workload:
+  tasks:
+    - {id: 1, arrival_s: 0, cores: 4, mem_mb: 100, work_core_s: 40}    # runs 0 .. 10
+    - {id: 5, arrival_s: 10, cores: 4, mem_mb: 100, work_core_s: 40}
+    - {id: 3, arrival_s: 10, cores: 4, mem_mb: 100, work_core_s: 40}
+policy: first_fit
+"""
+
+
+def _rows(tmp_path: Path, text: str) -> tuple[dict[str, Any], dict[int, dict[str, str]]]:
+    summary, run = simulate(load_scenario(write(tmp_path, text)), tmp_path / "run")
+    with open(run / "tasks.csv", newline="") as f:
+        return summary, {int(r["task_id"]): r for r in csv.DictReader(f)}
+
+
+def test_ties_finishes_before_arrivals_then_by_id(tmp_path: Path) -> None:
+    summary, rows = _rows(tmp_path, TRACE)
+    assert float(rows[1]["end_s"]) == 10.0
+    assert float(rows[3]["start_s"]) == 10.0  # the cores freed at 10 go to an arrival at 10 ...
+    assert float(rows[5]["start_s"]) == 20.0  # ... the lower id first, whatever the file order
+    assert summary["duration_s"] == 30.0  # without a horizon: the time of the last event
+
+
+def test_the_horizon_cuts_at_exactly_its_time(tmp_path: Path) -> None:
+    summary, rows = _rows(tmp_path, TRACE + "horizon_s: 10\n")
+    assert list(rows) == [1]  # arrivals at the horizon are not part of the run
+    assert rows[1]["state"] == "running"  # a task ending exactly at the horizon has not ended
+    assert (summary["tasks"], summary["unfinished"], summary["duration_s"]) == (1, 1, 10.0)
+
+
+def test_the_horizon_is_the_span_even_when_the_work_is_done(tmp_path: Path) -> None:
+    summary, rows = _rows(tmp_path, TRACE + "horizon_s: 100\n")
+    assert [r["state"] for r in rows.values()] == ["completed"] * 3
+    assert summary["duration_s"] == 100.0
+    idle, full = 2.7, 6.4  # rpi4b: 30 s at full power, 70 s idle
+    assert summary["energy_j"] == pytest.approx(30 * full + 70 * idle)
