@@ -100,17 +100,16 @@ def _run(args: argparse.Namespace) -> int:
 def _policies() -> int:
     from .plugins import available_policies
 
-    try:
-        policies = available_policies()
-    except (ImportError, TypeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_INPUT
+    broken: dict[str, str] = {}
+    policies = available_policies(broken)
+    for message in broken.values():
+        print(f"error: {message}", file=sys.stderr)
     rows = [(info.name, info.origin, info.summary) for info in policies.values()]
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)
     for name, origin, summary in rows:
         print(f"{name:<{w1}}  {origin:<{w2}}  {summary}")
-    return EXIT_OK
+    return EXIT_INPUT if broken else EXIT_OK
 
 
 _UNITS = {"_s": "s", "_j": "J", "_w": "W"}

@@ -53,22 +53,32 @@ class UnknownPolicyError(LookupError):
         self.name = name
 
 
-def available_policies() -> dict[str, PolicyInfo]:
-    """Every policy by name: built-ins first, then installed entry points."""
+def available_policies(broken: dict[str, str] | None = None) -> dict[str, PolicyInfo]:
+    """Every policy by name: built-ins first, then installed entry points.
+
+    A third-party entry point that fails to load raises, unless ``broken`` is
+    given: then it is recorded there (name -> message) and the others are
+    still returned, so one broken package does not hide the rest.
+    """
     found: dict[str, PolicyInfo] = {}
     for cls in BUILTIN_POLICIES:
         found[cls.NAME] = PolicyInfo(cls.NAME, cls, "builtin")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = ep.dist.name if ep.dist is not None else "entry point"
         try:
             cls = ep.load()
-        except Exception as e:  # a broken third-party package must not hide the others
-            raise ImportError(f"policy entry point {ep.name!r} ({ep.value}) failed to load: {e}") from e
-        if not (isinstance(cls, type) and issubclass(cls, Policy)):
-            raise TypeError(f"policy entry point {ep.name!r} ({ep.value}) is not a rpiaas Policy class")
-        name = cls.NAME or ep.name
-        origin = ep.dist.name if ep.dist is not None else "entry point"
-        if name in found:
-            raise ValueError(f"policy name {name!r} of {origin} is already taken by {found[name].origin}")
+            if not (isinstance(cls, type) and issubclass(cls, Policy)):
+                raise TypeError(f"policy entry point {ep.name!r} ({ep.value}) is not a rpiaas Policy class")
+            name = cls.NAME or ep.name
+            if name in found:
+                raise ValueError(f"policy name {name!r} of {origin} is already taken by {found[name].origin}")
+        except Exception as e:
+            message = str(e) if isinstance(e, (TypeError, ValueError)) and str(e).startswith("policy") \
+                else f"policy entry point {ep.name!r} ({ep.value}) failed to load: {e}"
+            if broken is None:
+                raise (ImportError if not isinstance(e, (TypeError, ValueError)) else type(e))(message) from e
+            broken[ep.name] = message
+            continue
         found[name] = PolicyInfo(name, cls, origin)
     return found
 

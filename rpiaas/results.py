@@ -145,7 +145,7 @@ class RunWriter:
         self.node_names: list[str] = []
 
     def _open(self, name: str) -> IO[str]:
-        return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")  # noqa: SIM115
+        return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")
 
     def task_ended(self, task: Task) -> None:
         """Write the row of a task in a final state (or left over at the end)."""

@@ -172,10 +172,10 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
         name = src.string((*path, "name"), m["name"])
         raw_params = m.get("params")
         params = dict(src.mapping((*path, "params"), raw_params)) if raw_params is not None else {}
-    try:
-        policies = available_policies()
-    except (ImportError, TypeError, ValueError) as e:
-        src.fail(path, str(e))
+    broken: dict[str, str] = {}
+    policies = available_policies(broken)
+    if name not in policies and name in broken:
+        src.fail((*path, "name") if isinstance(data, dict) else path, broken[name])
     if name not in policies:
         err = UnknownPolicyError(name, sorted(policies))
         src.fail((*path, "name") if isinstance(data, dict) else path, str(err))

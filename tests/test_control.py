@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rpiaas.control import ControlPlane, PolicyError
-from rpiaas.events import NodeBooted, NodeDown, NodeUp, Reject, Start, TaskArrived, TaskFailed, TaskFinished
+from rpiaas.events import (
+    NodeBooted,
+    NodeDown,
+    NodeUp,
+    Reject,
+    Start,
+    TaskArrived,
+    TaskFailed,
+    TaskFinished,
+)
 from rpiaas.model import PowerState, Task, TaskState
 from rpiaas.policies.best_fit import BestFit
 from rpiaas.policy import Policy, hookimpl

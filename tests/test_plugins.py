@@ -146,17 +146,23 @@ def test_a_broken_entry_point_fails_loudly(plugin_path: tuple[Path, str], target
                        POLICY_MODULE.replace("{tag}", "y"))
     with pytest.raises(error, match=words):
         available_policies()
-    # a scenario naming any policy reports it as an input error at the policy key
+    # one broken package does not hide the others: a scenario naming a built-in still loads
     scenario = path / "s.yaml"
     scenario.write_text(textwrap.dedent("""\
         cluster: {clusters: [{domain: lab.test, prefix: 10.0.1, count: 1, type: rpi4b}]}
         workload: {tasks: [{arrival_s: 0, cores: 1, mem_mb: 64, work_core_s: 1}]}
         policy: first_fit
     """))
+    assert load_scenario(scenario).policy.name == "first_fit"
+    broken: dict[str, str] = {}
+    assert "first_fit" in available_policies(broken)
+    assert words in broken["broken"]
+    # ... and naming the broken one is an input error at the policy key
+    scenario.write_text(scenario.read_text().replace("policy: first_fit", "policy: broken"))
     with pytest.raises(InputError) as err:
         load_scenario(scenario)
     assert err.value.path == "policy" and err.value.line == 3
-    assert "broken" in err.value.message
+    assert words in err.value.message
 
 
 def test_the_policies_command_reports_a_broken_entry_point(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def run(tmp_path: Path, data: dict, name: str = "run") -> tuple[dict, Path]:
 def sparse_workload() -> dict:
     # bursts of work separated by long quiet spells
     tasks = []
-    for burst, t0 in enumerate((0.0, 2000.0, 4000.0)):
+    for _burst, t0 in enumerate((0.0, 2000.0, 4000.0)):
         for k in range(6):
             tasks.append({"arrival_s": t0 + k, "cores": 2, "mem_mb": 256, "work_core_s": 200.0})
     return {"tasks": tasks}
@@ -124,7 +124,7 @@ def test_consolidate_switches_idle_nodes_off_and_pays_the_boot_delay(tmp_path: P
         assert e["t"] >= 60.0
     # a boot takes the node type's boot_s (rpi4b: 25 s)
     for on, up in zip(sorted(ons, key=lambda e: (e["node"], e["t"])),
-                      sorted(booted, key=lambda e: (e["node"], e["t"]))):
+                      sorted(booted, key=lambda e: (e["node"], e["t"])), strict=False):
         assert up["t"] - on["t"] == pytest.approx(25.0)
     # the second burst finds most nodes off: some of its tasks wait for a boot
     rows = [r for r in read_tasks(path) if 2000.0 <= float(r["arrival_s"]) < 3000.0]
@@ -145,7 +145,7 @@ def backfill_workload() -> dict:
     rng = np.random.default_rng(3)
     tasks = []
     t = 0.0
-    for i in range(300):
+    for _i in range(300):
         t += float(rng.exponential(8.0))
         tasks.append({"arrival_s": round(t, 3), "cores": int(rng.integers(1, 5)),
                       "mem_mb": 128, "work_core_s": round(float(rng.exponential(120.0)), 3)})

@@ -291,7 +291,7 @@ def test_a_misspelt_hook_is_an_input_error(monkeypatch: pytest.MonkeyPatch, tmp_
 
     real = available_policies()
     monkeypatch.setattr(scenario_module, "available_policies",
-                        lambda: {**real, "typo": PolicyInfo("typo", Typo, "tests")})
+                        lambda broken=None: {**real, "typo": PolicyInfo("typo", Typo, "tests")})
     f = write(tmp_path, BASE.replace("policy: best_fit", "policy: typo"))
     with pytest.raises(InputError) as exc:
         load_scenario(f)
@@ -314,7 +314,7 @@ def test_a_policy_missing_a_required_parameter(monkeypatch: pytest.MonkeyPatch, 
 
     real = available_policies()
     monkeypatch.setattr(scenario_module, "available_policies",
-                        lambda: {**real, "needs": PolicyInfo("needs", Needs, "tests")})
+                        lambda broken=None: {**real, "needs": PolicyInfo("needs", Needs, "tests")})
     f = write(tmp_path, BASE.replace("policy: best_fit", "policy: needs"))
     with pytest.raises(InputError, match=re.escape(f"{f}:13: policy.params: missing parameter 'node' of policy 'needs'")):
         load_scenario(f)

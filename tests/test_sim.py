@@ -170,7 +170,7 @@ def test_migration_carries_the_remaining_work_at_the_new_speed(tmp_path: Path) -
 def test_quickstart_runs(tmp_path: Path) -> None:
     from rpiaas.scenario import load_scenario
 
-    summary, path = simulate(load_scenario(ROOT / "scenarios" / "quickstart.yaml"), tmp_path / "q")
+    summary, _path = simulate(load_scenario(ROOT / "scenarios" / "quickstart.yaml"), tmp_path / "q")
     assert summary["completed"] == summary["tasks"] == 2000
     assert 0.5 < summary["mean_utilization"] < 0.9
 

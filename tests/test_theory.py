@@ -120,7 +120,7 @@ def test_energy_of_one_task_is_integrated_exactly(tmp_path) -> None:
     data = {"name": "one", "horizon_s": 100.0, "cluster": cluster(1, "rpi4b"),
             "workload": {"tasks": [{"arrival_s": 10.0, "cores": 2, "mem_mb": 100, "work_core_s": 100.0}]},
             "policy": "first_fit"}
-    summary, run = simulate(scenario(data), tmp_path / "run")
+    summary, _run = simulate(scenario(data), tmp_path / "run")
     expected = 2.7 * 100 + (6.4 - 2.7) * 0.5 * 50
     assert summary["energy_j"] == pytest.approx(expected, rel=1e-12)
     assert summary["mean_response_s"] == 50.0

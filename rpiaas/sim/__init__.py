@@ -61,5 +61,9 @@ def simulate(scenario: Scenario, out: str | Path | None = None,
         "events_per_s": round(sim.control.events_applied / sim.wall_s, 1) if sim.wall_s > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    path = writer.commit(run_record(scenario, "sim", summary, sim.node_energy()), timing)
+    try:
+        path = writer.commit(run_record(scenario, "sim", summary, sim.node_energy()), timing)
+    except BaseException:
+        writer.abort()
+        raise
     return summary, path
