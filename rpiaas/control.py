@@ -105,16 +105,24 @@ class ControlPlane:
         self._ntasks = view._tasks
         self._idle_since = view._idle_since_s
         self._index = view.free_index
-        # pass skipping: nothing can start until something is freed or reordered
+        # plain-list mirrors of the free resources and states, for the hot path
+        self._cf: list[int] = self._cores_free.tolist()
+        self._mf: list[int] = self._mem_free.tolist()
+        self._st: list[int] = [int(PowerState.ON)] * len(self.nodes)
+        # pass skipping: a strict pass that stopped at the head stays stopped
+        # until something is freed; if no node could hold the head at all,
+        # only a freed node that now can (``_dirty``) restarts it
         self._stuck = False
+        self._stuck_head: Task | None = None
+        self._dirty: list[int] = []
         self.booting = 0
         self.events_applied = 0
 
         states = list(initial_state) if initial_state is not None else [PowerState.ON] * len(self.nodes)
         for i, st in enumerate(states):
-            self._state[i] = int(st)
+            self._set_state(i, int(st))
             if st == PowerState.ON:
-                self._index.add(i, int(self._cores_free[i]))
+                self._index.add(i, self._cf[i], self._mf[i])
                 self._idle_since[i] = 0.0
             else:
                 self._idle_since[i] = _NAN
@@ -163,14 +171,40 @@ class ControlPlane:
             if notify:
                 self._h_notify.all(event=ev, view=view)
         self.events_applied += len(events)
-        if self._queue and not self._stuck:
-            self._schedule(now, actions)
+        if self._queue:
+            if self._stuck and self._dirty:
+                self._recheck_head()
+            if not self._stuck:
+                self._schedule(now, actions)
         view.queue_length = len(self._queue)
         if self._h_rebalance.implemented:
             self._rebalance(now, actions)
         if self._h_power.implemented:
             self._power(now, actions)
         return actions
+
+    def _set_state(self, n: int, state: int) -> None:
+        self._state[n] = state
+        self._st[n] = state
+
+    def _freed(self, n: int) -> None:
+        """Resources on node ``n`` were freed or it came up: a stuck pass may go on."""
+        if self._stuck_head is None:
+            self._stuck = False
+        else:
+            self._dirty.append(n)
+
+    def _recheck_head(self) -> None:
+        head = self._stuck_head
+        assert head is not None
+        c, m = head.cores, head.mem_mb
+        cf, mf, st = self._cf, self._mf, self._st
+        for n in self._dirty:
+            if st[n] == _ON and cf[n] >= c and mf[n] >= m:
+                self._stuck = False
+                self._stuck_head = None
+                break
+        self._dirty.clear()
 
     # ------------------------------------------------------------ events
     def _on_arrived(self, ev: TaskArrived, now: float, actions: list[Action]) -> None:
@@ -233,11 +267,11 @@ class ControlPlane:
         for task in lost:
             self._release(task, now)
             self._fail_or_retry(task, f"node down: {ev.reason}" if ev.reason else "node down", now)
-        if self._state[n] == _ON:
-            self._index.remove(n, int(self._cores_free[n]))
-        elif self._state[n] == PowerState.BOOTING:
+        if self._st[n] == _ON:
+            self._index.remove(n, self._cf[n])
+        elif self._st[n] == PowerState.BOOTING:
             self.booting -= 1
-        self._state[n] = int(PowerState.DOWN)
+        self._set_state(n, int(PowerState.DOWN))
         self._idle_since[n] = _NAN
 
     def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
@@ -258,10 +292,10 @@ class ControlPlane:
         self._bring_on(n, now)
 
     def _bring_on(self, n: int, now: float) -> None:
-        self._state[n] = _ON
-        self._index.add(n, int(self._cores_free[n]))
+        self._set_state(n, _ON)
+        self._index.add(n, self._cf[n], self._mf[n])
         self._idle_since[n] = now if not self._running_on[n] else _NAN
-        self._stuck = False
+        self._freed(n)
 
     def _on_tick(self, ev: Event, now: float, actions: list[Action]) -> None:
         self._write({"t": now, "ev": "tick"})
@@ -269,10 +303,11 @@ class ControlPlane:
     # ------------------------------------------------------------ reservations
     def _reserve(self, task: Task, node: int) -> None:
         c = task.cores
-        old = int(self._cores_free[node])
-        self._cores_free[node] = old - c
-        self._mem_free[node] -= task.mem_mb
-        self._index.move(node, old, old - c)
+        old = self._cf[node]
+        mem = self._mf[node] - task.mem_mb
+        self._cf[node] = self._cores_free[node] = old - c
+        self._mf[node] = self._mem_free[node] = mem
+        self._index.move(node, old, old - c, mem)
         self._ntasks[node] += 1
         self._idle_since[node] = _NAN
         self._running[task.id] = task
@@ -283,15 +318,16 @@ class ControlPlane:
         node = task.node
         del self._running[task.id]
         del self._running_on[node][task.id]
-        old = int(self._cores_free[node])
-        self._cores_free[node] = old + task.cores
-        self._mem_free[node] += task.mem_mb
-        if self._state[node] == _ON:
-            self._index.move(node, old, old + task.cores)
+        old = self._cf[node]
+        mem = self._mf[node] + task.mem_mb
+        self._cf[node] = self._cores_free[node] = old + task.cores
+        self._mf[node] = self._mem_free[node] = mem
+        if self._st[node] == _ON:
+            self._index.move(node, old, old + task.cores, mem)
             if not self._running_on[node]:
                 self._idle_since[node] = now
         self._ntasks[node] -= 1
-        self._stuck = False
+        self._freed(node)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
         self._reserve(task, node)
@@ -355,7 +391,13 @@ class ControlPlane:
             del queue[tid]
         # a strict pass blocked at the head stays blocked until something is
         # freed, unless the policy may reorder the queue
-        self._stuck = stuck and not started and not self._h_order.implemented
+        self._stuck = stuck and not self._h_order.implemented
+        self._stuck_head = None
+        self._dirty.clear()
+        if self._stuck:
+            head = next(iter(queue.values()))
+            if not view.fits(head).any():
+                self._stuck_head = head  # blocked for room, not by the policy
 
     def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float) -> int:
         view = self.view
@@ -363,7 +405,8 @@ class ControlPlane:
             n = self._h_place.first(task=task, view=view)
             if n is not None:
                 n = int(n)
-                if not (0 <= n < len(self.nodes)) or not view.fits_node(task, n):
+                if not (0 <= n < len(self.nodes) and self._st[n] == _ON and self._cf[n] >= task.cores
+                        and self._mf[n] >= task.mem_mb):
                     raise PolicyError(
                         f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
                     )
@@ -453,18 +496,18 @@ class ControlPlane:
             raise PolicyError(f"rpiaas_power returned {plan!r}; expected a PowerPlan")
         for n in plan.on:
             n = int(n)
-            if self._state[n] != PowerState.OFF:
+            if self._st[n] != PowerState.OFF:
                 continue
-            self._state[n] = int(PowerState.BOOTING)
+            self._set_state(n, int(PowerState.BOOTING))
             self.booting += 1
             self._write({"t": now, "act": "power_on", "node": self.nodes[n].name})
             actions.append(PowerOn(n))
         for n in plan.off:
             n = int(n)
-            if self._state[n] != _ON or self._running_on[n]:
+            if self._st[n] != _ON or self._running_on[n]:
                 continue
-            self._index.remove(n, int(self._cores_free[n]))
-            self._state[n] = int(PowerState.OFF)
+            self._index.remove(n, self._cf[n])
+            self._set_state(n, int(PowerState.OFF))
             self._idle_since[n] = _NAN
             self._write({"t": now, "act": "power_off", "node": self.nodes[n].name})
             actions.append(PowerOff(n))

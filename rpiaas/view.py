@@ -36,30 +36,35 @@ def _readonly(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
 class FreeCoresIndex:
     """Nodes that are on, bucketed by their number of free cores.
 
-    ``bucket(k)`` iterates the node indices with exactly ``k`` free cores, in
-    the order they entered that bucket.  It lets a policy find a best or worst
-    fit in time independent of the number of nodes.
+    ``items(k)`` iterates ``(node, free memory in MB)`` for the nodes with
+    exactly ``k`` free cores, in the order they entered that bucket;
+    ``bucket(k)`` iterates just the nodes.  It lets a policy find a best or
+    worst fit without looking at every node.
     """
 
     __slots__ = ("_buckets", "max_cores")
 
     def __init__(self, max_cores: int) -> None:
         self.max_cores = max_cores
-        self._buckets: list[dict[int, None]] = [{} for _ in range(max_cores + 1)]
+        self._buckets: list[dict[int, int]] = [{} for _ in range(max_cores + 1)]
 
-    def add(self, node: int, free: int) -> None:
-        self._buckets[free][node] = None
+    def add(self, node: int, free: int, mem_free_mb: int) -> None:
+        self._buckets[free][node] = mem_free_mb
 
     def remove(self, node: int, free: int) -> None:
         del self._buckets[free][node]
 
-    def move(self, node: int, old: int, new: int) -> None:
+    def move(self, node: int, old: int, new: int, mem_free_mb: int) -> None:
         del self._buckets[old][node]
-        self._buckets[new][node] = None
+        self._buckets[new][node] = mem_free_mb
 
     def bucket(self, free_cores: int) -> Iterator[int]:
         """Node indices with exactly ``free_cores`` free cores."""
         return iter(self._buckets[free_cores])
+
+    def items(self, free_cores: int) -> Iterator[tuple[int, int]]:
+        """``(node, mem_free_mb)`` of the nodes with exactly ``free_cores`` free cores."""
+        return iter(self._buckets[free_cores].items())
 
     def size(self, free_cores: int) -> int:
         return len(self._buckets[free_cores])

@@ -16,12 +16,11 @@ def tightest(task: Task, view: ClusterView) -> int | None:
     many free cores longest wins.  Runs in time independent of the cluster
     size, through ``view.free_index``.
     """
-    mem_free = view.mem_free_mb
     index = view.free_index
     need = task.mem_mb
     for free in range(task.cores, index.max_cores + 1):
-        for node in index.bucket(free):
-            if mem_free[node] >= need:
+        for node, mem in index.items(free):
+            if mem >= need:
                 return node
     return None
 

@@ -16,10 +16,10 @@ class WorstFit(Policy):
 
     @hookimpl
     def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
-        mem_free = view.mem_free_mb
         index = view.free_index
+        need = task.mem_mb
         for free in range(index.max_cores, task.cores - 1, -1):
-            for node in index.bucket(free):
-                if mem_free[node] >= task.mem_mb:
+            for node, mem in index.items(free):
+                if mem >= need:
                     return node
         return None
