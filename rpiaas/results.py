@@ -40,6 +40,7 @@ TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wa
 NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utilization",
                 "power_w", "energy_j", "tasks")
 BSLD_BOUND_S = 10.0
+_COMPLETED = TaskState.COMPLETED
 _BUF = 1 << 20
 
 
@@ -59,39 +60,53 @@ class Stats:
     """Summary metrics accumulated as tasks end (O(1) memory per task but waits)."""
 
     def __init__(self) -> None:
-        self.counts = {s.value: 0 for s in TaskState}
+        self.counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self.waits = array("d")
         self.sum_response = 0.0
         self.sum_bsld = 0.0
         self.first_arrival = math.inf
         self.last_end = -math.inf
 
+    @property
+    def ended(self) -> int:
+        return sum(self.counts.values())
+
     def add(self, task: Task) -> None:
-        self.counts[task.state.value] += 1
-        if task.arrival_s < self.first_arrival:
-            self.first_arrival = task.arrival_s
+        self.counts[task.state] += 1
+        a = task.arrival_s
+        if a < self.first_arrival:
+            self.first_arrival = a
         if task.start_s >= 0:
-            self.waits.append(task.start_s - task.arrival_s)
-        if task.state is TaskState.COMPLETED:
-            response = task.end_s - task.arrival_s
-            run = task.end_s - task.start_s
-            self.sum_response += response
-            self.sum_bsld += max(1.0, response / max(run, BSLD_BOUND_S))
-            if task.end_s > self.last_end:
-                self.last_end = task.end_s
+            self.waits.append(task.start_s - a)
+        if task.state is _COMPLETED:
+            self.completed(a, task.start_s, task.end_s)
+
+    def completed(self, arrival_s: float, start_s: float, end_s: float) -> float:
+        """Account a completed task; returns its bounded slowdown."""
+        response = end_s - arrival_s
+        run = end_s - start_s
+        bsld = response / (run if run > BSLD_BOUND_S else BSLD_BOUND_S)
+        if bsld < 1.0:
+            bsld = 1.0
+        self.sum_response += response
+        self.sum_bsld += bsld
+        if end_s > self.last_end:
+            self.last_end = end_s
+        return bsld
 
     def summary(self, busy_core_s: float, capacity_core_s: float, energy_j: float,
                 duration_s: float) -> dict[str, Any]:
-        done = self.counts["completed"]
+        counts = {state.value: n for state, n in self.counts.items()}
+        done = counts["completed"]
         waits = np.frombuffer(self.waits, dtype=np.float64) if len(self.waits) else np.zeros(0)
         makespan = self.last_end - self.first_arrival if done else 0.0
         return {
-            "tasks": sum(self.counts.values()),
+            "tasks": sum(counts.values()),
             "completed": done,
-            "rejected": self.counts["rejected"],
-            "failed": self.counts["failed"],
-            "killed": self.counts["killed"],
-            "unfinished": self.counts["queued"] + self.counts["running"],
+            "rejected": counts["rejected"],
+            "failed": counts["failed"],
+            "killed": counts["killed"],
+            "unfinished": counts["queued"] + counts["running"],
             "makespan_s": _r(makespan),
             "duration_s": _r(duration_s),
             "mean_wait_s": _r(float(waits.mean())) if waits.size else None,
@@ -143,14 +158,32 @@ class RunWriter:
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
         self.stats = Stats()
         self.node_names: list[str] = []
+        self._quoted: dict[str, str] = {}
 
     def _open(self, name: str) -> IO[str]:
         return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")
 
     def task_ended(self, task: Task) -> None:
         """Write the row of a task in a final state (or left over at the end)."""
-        self.stats.add(task)
+        state = task.state
         a, s, e = task.arrival_s, task.start_s, task.end_s
+        stats = self.stats
+        if state is _COMPLETED:
+            # the common case, kept short: every field is known
+            stats.counts[state] += 1
+            if a < stats.first_arrival:
+                stats.first_arrival = a
+            stats.waits.append(s - a)
+            bsld = stats.completed(a, s, e)
+            response = e - a
+            run = e - s
+            sld = repr(response / run) if run > 0 else ""
+            self.tasks.write(
+                f"{task.id},{a!r},{s!r},{e!r},{self.node_names[task.node]},completed,{s - a!r},"
+                f"{response!r},{sld},{bsld!r},{task.cores},{task.mem_mb},{task.work_core_s!r},"
+                f"{task.kind},{self._tenant(task.tenant)},{task.attempts}\n")
+            return
+        stats.add(task)
         started = s >= 0
         ended = e >= 0 and started
         wait = _f(s - a) if started else ""
@@ -159,15 +192,21 @@ class RunWriter:
             run = e - s
             resp = repr(response)
             sld = repr(response / run) if run > 0 else ""
-            bsld = repr(max(1.0, response / max(run, BSLD_BOUND_S)))
+            bsld_text = repr(max(1.0, response / max(run, BSLD_BOUND_S)))
         else:
-            resp = sld = bsld = ""
+            resp = sld = bsld_text = ""
         node = self.node_names[task.node] if task.node >= 0 else ""
         self.tasks.write(
-            f"{task.id},{a!r},{_f(s)},{_f(e) if ended or task.state is TaskState.REJECTED else ''},"
-            f"{node},{task.state.value},{wait},{resp},{sld},{bsld},{task.cores},{task.mem_mb},"
-            f"{task.work_core_s!r},{task.kind},{_csv(task.tenant)},{task.attempts}\n"
+            f"{task.id},{a!r},{_f(s)},{_f(e) if ended or state is TaskState.REJECTED else ''},"
+            f"{node},{state.value},{wait},{resp},{sld},{bsld_text},{task.cores},{task.mem_mb},"
+            f"{task.work_core_s!r},{task.kind},{self._tenant(task.tenant)},{task.attempts}\n"
         )
+
+    def _tenant(self, tenant: str) -> str:
+        quoted = self._quoted.get(tenant)
+        if quoted is None:
+            quoted = self._quoted[tenant] = _csv(tenant)
+        return quoted
 
     def commit(self, run: dict[str, Any], timing: dict[str, Any]) -> Path:
         for f in (self.tasks, self.nodes, self.events):

@@ -272,7 +272,7 @@ class Simulation:
                 for _ in range(_CHUNK):
                     step()
                 if bar is not None:
-                    done = sum(self.stats.counts.values())
+                    done = self.stats.ended
                     bar.update((done if self.scenario.workload.count else self.env._now) - bar.n)
         except (_Stop, EmptySchedule):
             pass
