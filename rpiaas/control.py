@@ -98,6 +98,10 @@ class ControlPlane:
         self._names = [json.dumps(n.name) for n in self.nodes]
         # capacities present in the cluster, to reject tasks no node could ever run
         self._capacities = sorted({(n.type.cores, n.type.mem_mb) for n in self.nodes})
+        # a capacity at least as large as every other in both resources, if any
+        dominant = [(c, m) for c, m in self._capacities
+                    if all(c >= c2 and m >= m2 for c2, m2 in self._capacities)]
+        self._widest = dominant[0] if dominant else (0, 0)
         # array handles (writable) shared with the view
         self._cores_free = view._cores_free
         self._mem_free = view._mem_free_mb
@@ -214,7 +218,8 @@ class ControlPlane:
             log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
         c, m = task.cores, task.mem_mb
         reason: str | None = None
-        if not any(c <= cc and m <= mm for cc, mm in self._capacities):
+        if not (c <= self._widest[0] and m <= self._widest[1]) and not any(
+                c <= cc and m <= mm for cc, mm in self._capacities):
             reason = "fits no node"
         elif self._h_admit.implemented:
             reason = self._h_admit.first(task=task, view=self.view)
