@@ -367,11 +367,20 @@ class ControlPlane:
         reservation: Reservation | None = None
         reserved_for: Task | None = None
         stuck = False
+        room: bool | None = None  # whether the last task tried fits any node at all
         blocked_hook = self._h_blocked
+        first = True
         for task in order:
             if task.state is not TaskState.QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
-            node = self._choose(task, reservation, reserved_for, now)
+            # Past the first task of a pass, a long queue is usually blocked for
+            # room: a vectorised fit test is cheaper than asking the policy, and
+            # no policy can place a task that fits no node.
+            if not first and not view.fits(task).any():
+                node, room = -1, False
+            else:
+                node, room = self._choose(task, reservation, reserved_for, now), None
+            first = False
             if node >= 0:
                 self._start(task, node, now, actions)
                 started.append(task.id)
@@ -401,7 +410,7 @@ class ControlPlane:
         self._dirty.clear()
         if self._stuck:
             head = next(iter(queue.values()))
-            if not view.fits(head).any():
+            if room is False or (room is None and not view.fits(head).any()):
                 self._stuck_head = head  # blocked for room, not by the policy
 
     def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float) -> int:

@@ -10,6 +10,7 @@ Index ``i`` of every array is node ``nodes[i]``.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -34,40 +35,67 @@ def _readonly(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
 
 
 class FreeCoresIndex:
-    """Nodes that are on, bucketed by their number of free cores.
+    """Nodes that are on, bucketed by free cores and sorted by free memory.
 
-    ``items(k)`` iterates ``(node, free memory in MB)`` for the nodes with
-    exactly ``k`` free cores, in the order they entered that bucket;
-    ``bucket(k)`` iterates just the nodes.  It lets a policy find a best or
-    worst fit without looking at every node.
+    Bucket ``k`` holds the nodes with exactly ``k`` free cores as a list of
+    ``(mem_free_mb, node)`` kept sorted, so the node with the least (or most)
+    memory that still fits a task is a binary search away.  It lets best and
+    worst fit run in time logarithmic in the number of nodes.
     """
 
-    __slots__ = ("_buckets", "max_cores")
+    __slots__ = ("_buckets", "_where", "max_cores")
 
     def __init__(self, max_cores: int) -> None:
         self.max_cores = max_cores
-        self._buckets: list[dict[int, int]] = [{} for _ in range(max_cores + 1)]
+        self._buckets: list[list[tuple[int, int]]] = [[] for _ in range(max_cores + 1)]
+        self._where: dict[int, tuple[int, int]] = {}  # node -> (free cores, free memory)
 
     def add(self, node: int, free: int, mem_free_mb: int) -> None:
-        self._buckets[free][node] = mem_free_mb
+        insort(self._buckets[free], (mem_free_mb, node))
+        self._where[node] = (free, mem_free_mb)
 
     def remove(self, node: int, free: int) -> None:
-        del self._buckets[free][node]
+        f, mem = self._where.pop(node)
+        bucket = self._buckets[f]
+        del bucket[bisect_left(bucket, (mem, node))]
 
     def move(self, node: int, old: int, new: int, mem_free_mb: int) -> None:
-        del self._buckets[old][node]
-        self._buckets[new][node] = mem_free_mb
+        self.remove(node, old)
+        self.add(node, new, mem_free_mb)
 
     def bucket(self, free_cores: int) -> Iterator[int]:
-        """Node indices with exactly ``free_cores`` free cores."""
-        return iter(self._buckets[free_cores])
+        """Node indices with exactly ``free_cores`` free cores, by free memory then index."""
+        return (node for _, node in self._buckets[free_cores])
 
     def items(self, free_cores: int) -> Iterator[tuple[int, int]]:
         """``(node, mem_free_mb)`` of the nodes with exactly ``free_cores`` free cores."""
-        return iter(self._buckets[free_cores].items())
+        return ((node, mem) for mem, node in self._buckets[free_cores])
 
     def size(self, free_cores: int) -> int:
         return len(self._buckets[free_cores])
+
+    def tightest(self, cores: int, mem_mb: int) -> int | None:
+        """The node left with the fewest free cores, then the least free memory, after
+        taking ``cores`` and ``mem_mb``; ties to the lowest index.  ``None`` if none fits."""
+        buckets = self._buckets
+        key = (mem_mb, -1)
+        for free in range(cores, self.max_cores + 1):
+            bucket = buckets[free]
+            i = bisect_left(bucket, key)
+            if i < len(bucket):
+                return bucket[i][1]
+        return None
+
+    def loosest(self, cores: int, mem_mb: int) -> int | None:
+        """The node left with the most free cores, then the most free memory (lowest
+        index among equals).  ``None`` if none fits."""
+        buckets = self._buckets
+        for free in range(self.max_cores, cores - 1, -1):
+            bucket = buckets[free]
+            if bucket and bucket[-1][0] >= mem_mb:
+                best_mem = bucket[-1][0]
+                return bucket[bisect_left(bucket, (best_mem, -1))][1]
+        return None
 
 
 class ClusterView:

@@ -12,21 +12,14 @@ NAME = "best_fit"
 def tightest(task: Task, view: ClusterView) -> int | None:
     """The on node with room for ``task`` and the fewest free cores left after it.
 
-    Among nodes left with equally many free cores, the one that has had that
-    many free cores longest wins.  Runs in time independent of the cluster
-    size, through ``view.free_index``.
+    Among those, the one left with the least free memory, then the lowest
+    index.  Logarithmic in the cluster size, through ``view.free_index``.
     """
-    index = view.free_index
-    need = task.mem_mb
-    for free in range(task.cores, index.max_cores + 1):
-        for node, mem in index.items(free):
-            if mem >= need:
-                return node
-    return None
+    return view.free_index.tightest(task.cores, task.mem_mb)
 
 
 class BestFit(Policy):
-    """Place each task on the node it leaves with the least room (fewest free cores)."""
+    """Place each task on the node it leaves with the least room (fewest free cores, then least memory)."""
 
     NAME = NAME
 

@@ -10,16 +10,10 @@ NAME = "worst_fit"
 
 
 class WorstFit(Policy):
-    """Place each task on the node it leaves with the most room (most free cores)."""
+    """Place each task on the node it leaves with the most room (most free cores, then most memory)."""
 
     NAME = NAME
 
     @hookimpl
     def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
-        index = view.free_index
-        need = task.mem_mb
-        for free in range(index.max_cores, task.cores - 1, -1):
-            for node, mem in index.items(free):
-                if mem >= need:
-                    return node
-        return None
+        return view.free_index.loosest(task.cores, task.mem_mb)
