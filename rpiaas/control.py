@@ -369,14 +369,15 @@ class ControlPlane:
         stuck = False
         room: bool | None = None  # whether the last task tried fits any node at all
         blocked_hook = self._h_blocked
+        index = self._index
         first = True
         for task in order:
             if task.state is not TaskState.QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
             # Past the first task of a pass, a long queue is usually blocked for
-            # room: a vectorised fit test is cheaper than asking the policy, and
-            # no policy can place a task that fits no node.
-            if not first and not view.fits(task).any():
+            # room: the free index answers "fits no node" in logarithmic time,
+            # cheaper than asking the policy, and no policy could place it.
+            if not first and index.tightest(task.cores, task.mem_mb) is None:
                 node, room = -1, False
             else:
                 node, room = self._choose(task, reservation, reserved_for, now), None
@@ -410,7 +411,7 @@ class ControlPlane:
         self._dirty.clear()
         if self._stuck:
             head = next(iter(queue.values()))
-            if room is False or (room is None and not view.fits(head).any()):
+            if room is False or (room is None and index.tightest(head.cores, head.mem_mb) is None):
                 self._stuck_head = head  # blocked for room, not by the policy
 
     def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float) -> int:
