@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,6 +51,12 @@ _ON = int(PowerState.ON)
 _NAN = math.nan
 
 
+class TextSink(Protocol):
+    """Where the event log goes: anything with ``write(str)`` (a text file, a list sink)."""
+
+    def write(self, text: str, /) -> Any: ...
+
+
 class PolicyError(RuntimeError):
     """A policy answered something the control plane cannot carry out."""
 
@@ -71,7 +77,7 @@ class ControlPlane:
         nodes: Sequence[Node],
         policies: Sequence[Policy] = (),
         *,
-        log: IO[str] | None = None,
+        log: TextSink | None = None,
         on_final: Callable[[Task], None] | None = None,
         retries: int = 0,
         initial_state: Sequence[PowerState] | None = None,

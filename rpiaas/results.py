@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -137,6 +138,31 @@ def _f(x: float) -> str:
     return repr(x) if x >= 0 else ""
 
 
+class Lines:
+    """A text sink whose ``write`` is a bare ``list.append``; ``drain`` writes the lines out.
+
+    Writing through a file object costs a method call into the I/O stack per
+    line; the event log and the task table write several lines per task, so
+    they collect lines here and the shell drains them every few thousand events.
+    """
+
+    __slots__ = ("_buf", "_file", "write")
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+        self._buf: list[str] = []
+        self.write: Callable[[str], None] = self._buf.append
+
+    def drain(self) -> None:
+        if self._buf:
+            self._file.write("".join(self._buf))
+            self._buf.clear()
+
+    def close(self) -> None:
+        self.drain()
+        self._file.close()
+
+
 class RunWriter:
     """Streams a run directory; :meth:`commit` moves it into place."""
 
@@ -151,14 +177,20 @@ class RunWriter:
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
         # kept open for the whole run and closed by commit() or abort()
-        self.tasks: IO[str] = self._open("tasks.csv")
-        self.nodes: IO[str] = self._open("nodes.csv")
-        self.events: IO[str] = self._open("events.jsonl")
+        self.tasks = Lines(self._open("tasks.csv"))
+        self.nodes = Lines(self._open("nodes.csv"))
+        self.events = Lines(self._open("events.jsonl"))
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
         self.stats = Stats()
         self.node_names: list[str] = []
         self._quoted: dict[str, str] = {}
+
+    def drain(self) -> None:
+        """Write out the lines collected so far."""
+        self.tasks.drain()
+        self.nodes.drain()
+        self.events.drain()
 
     def _open(self, name: str) -> IO[str]:
         return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")

@@ -283,6 +283,8 @@ class Simulation:
             while True:
                 for _ in range(_CHUNK):
                     step()
+                if self.writer is not None:
+                    self.writer.drain()
                 if bar is not None:
                     done = self.stats.ended
                     bar.update((done if self.scenario.workload.count else self.env._now) - bar.n)
