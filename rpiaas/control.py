@@ -49,6 +49,7 @@ __all__ = ["ControlPlane", "PolicyError"]
 
 _ON = int(PowerState.ON)
 _NAN = math.nan
+_QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
 
 
 class TextSink(Protocol):
@@ -89,6 +90,8 @@ class ControlPlane:
         self._h_order = HookCall(self.pm, "rpiaas_queue_order")
         self._h_blocked = HookCall(self.pm, "rpiaas_blocked")
         self._h_place = HookCall(self.pm, "rpiaas_place")
+        self._place = self._h_place.caller("task", "view")
+        self._speeds = [float(n.type.speed) for n in self.nodes]
         self._h_filter = HookCall(self.pm, "rpiaas_filter")
         self._h_score = HookCall(self.pm, "rpiaas_score")
         self._h_rebalance = HookCall(self.pm, "rpiaas_rebalance")
@@ -232,7 +235,7 @@ class ControlPlane:
         if reason is not None:
             self._reject(task, str(reason), now, actions)
             return
-        task.state = TaskState.QUEUED
+        task.state = _QUEUED
         self._queue[task.id] = task
 
     def _on_finished(self, ev: TaskFinished, now: float, actions: list[Action]) -> None:
@@ -245,7 +248,7 @@ class ControlPlane:
         if log is not None:
             log.write(f'{{"t":{now!r},"ev":"finish","task":{task.id}}}\n')
         self._release(task, now)
-        task.state = TaskState.COMPLETED
+        task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)
 
@@ -342,11 +345,12 @@ class ControlPlane:
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
         self._reserve(task, node)
-        task.state = TaskState.RUNNING
+        task.state = _RUNNING
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        task.est_end_s = now + self.view.estimate_s(task, node)
+        w = task.walltime_s  # = view.estimate_s, without the numpy read
+        task.est_end_s = now + (w if w is not None else task.work_core_s / (task.cores * self._speeds[node]))
         log = self._log
         if log is not None:
             log.write(f'{{"t":{now!r},"act":"start","task":{task.id},"node":{self._names[node]}}}\n')
@@ -378,7 +382,7 @@ class ControlPlane:
         index = self._index
         first = True
         for task in order:
-            if task.state is not TaskState.QUEUED:
+            if task.state is not _QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
             # Past the first task of a pass, a long queue is usually blocked for
             # room: the free index answers "fits no node" in logarithmic time,
@@ -423,7 +427,7 @@ class ControlPlane:
     def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float) -> int:
         view = self.view
         if self._h_place.implemented:
-            n = self._h_place.first(task=task, view=view)
+            n = self._place(task, view)
             if n is not None:
                 n = int(n)
                 if not (0 <= n < len(self.nodes) and self._st[n] == _ON and self._cf[n] >= task.cores

@@ -138,6 +138,20 @@ class HookCall:
                 return res
         return None
 
+    def caller(self, *names: str) -> Callable[..., Any]:
+        """:meth:`first` taking its arguments by position, in the order ``names``.
+
+        The implementation itself when it is the only one, not a wrapper, and
+        takes exactly these arguments in this order: no per-call dict or list.
+        """
+        if self._direct and len(self._funcs) == 1 and self._funcs[0][1] == names:
+            return self._funcs[0][0]
+
+        def call(*args: Any) -> Any:
+            return self.first(**dict(zip(names, args, strict=True)))
+
+        return call
+
     def all(self, **kwargs: Any) -> list[Any]:
         """All non-None results, in call order."""
         if not self._direct:
