@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed to use instead of the scenario's")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override a scenario key (repeatable), e.g. workload.generator.count=500")
+    run.add_argument("--no-event-log", action="store_true",
+                     help="do not write events.jsonl (same as --set event_log=false)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
 
     val = sub.add_parser("validate", help="check a scenario without running it")
@@ -72,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load(args: argparse.Namespace) -> Any:
     from .scenario import load_scenario, parse_overrides
 
-    return load_scenario(args.scenario, parse_overrides(args.overrides),
+    overrides = parse_overrides(args.overrides)
+    if getattr(args, "no_event_log", False):
+        overrides.append(("event_log", False))
+    return load_scenario(args.scenario, overrides,
                          seed=getattr(args, "seed", None), policy=getattr(args, "policy", None))
 
 

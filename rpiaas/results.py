@@ -166,7 +166,7 @@ class Lines:
 class RunWriter:
     """Streams a run directory; :meth:`commit` moves it into place."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, event_log: bool = True) -> None:
         self.out = Path(out)
         if self.out.exists() and not (self.out / "run.json").exists() and (
                 not self.out.is_dir() or any(self.out.iterdir())):
@@ -179,7 +179,7 @@ class RunWriter:
         # kept open for the whole run and closed by commit() or abort()
         self.tasks = Lines(self._open("tasks.csv"))
         self.nodes = Lines(self._open("nodes.csv"))
-        self.events = Lines(self._open("events.jsonl"))
+        self.events = Lines(self._open("events.jsonl")) if event_log else None
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
         self.stats = Stats()
@@ -188,9 +188,11 @@ class RunWriter:
 
     def drain(self) -> None:
         """Write out the lines collected so far."""
-        self.tasks.drain()
-        self.nodes.drain()
-        self.events.drain()
+        for lines in self._sinks():
+            lines.drain()
+
+    def _sinks(self) -> list[Lines]:
+        return [x for x in (self.tasks, self.nodes, self.events) if x is not None]
 
     def _open(self, name: str) -> IO[str]:
         return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")
@@ -241,7 +243,7 @@ class RunWriter:
         return quoted
 
     def commit(self, run: dict[str, Any], timing: dict[str, Any]) -> Path:
-        for f in (self.tasks, self.nodes, self.events):
+        for f in self._sinks():
             f.close()
         (self.tmp / "run.json").write_text(json.dumps(run, indent=2, sort_keys=False) + "\n")
         (self.tmp / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
@@ -255,7 +257,7 @@ class RunWriter:
         return self.out
 
     def abort(self) -> None:
-        for f in (self.tasks, self.nodes, self.events):
+        for f in self._sinks():
             with contextlib.suppress(OSError):
                 f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

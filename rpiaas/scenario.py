@@ -28,7 +28,7 @@ __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
-            "initial_power", "cluster", "workload", "policy", "queue")
+            "initial_power", "event_log", "cluster", "workload", "policy", "queue")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class Scenario:
     data: dict[str, Any]  # the scenario as given, with defaults filled (for run.json)
     file: str | None = None
     description: str = ""
+    event_log: bool = True  # write events.jsonl (large runs may turn it off)
 
     def policies(self, rng: Any = None) -> list[Policy]:
         """Policy instances in registration order (the main policy last, so asked first)."""
@@ -139,6 +140,7 @@ def parse_scenario(src: Source) -> Scenario:
     sample = src.number(("sample_interval_s",), m.get("sample_interval_s", 60.0), positive=True)
     retries = src.integer(("retries",), m.get("retries", 0), minimum=0)
     initial = src.choice(("initial_power",), m.get("initial_power", "on"), ("on", "off"))
+    event_log = src.boolean(("event_log",), m.get("event_log", True))
     cluster = parse_cluster(src, ("cluster",), m["cluster"])
     workload = parse_workload(src, ("workload",), m["workload"])
     _check_fits(src, cluster, workload)
@@ -154,12 +156,12 @@ def parse_scenario(src: Source) -> Scenario:
         src.fail(("workload", "generator"), "an endless generator (no count) needs horizon_s")
     data = src.with_text(m)  # ``prefix: 10.10`` stays "10.10" in run.json
     data.update(name=name, seed=seed, horizon_s=horizon, sample_interval_s=sample,
-                retries=retries, initial_power=initial,
+                retries=retries, initial_power=initial, event_log=event_log,
                 policy={"name": policy.name, "params": policy.params},
                 queue=None if queue is None else {"name": queue.name, "params": queue.params})
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
-                    src.string(("description",), m.get("description", "")))
+                    src.string(("description",), m.get("description", "")), event_log)
 
 
 def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:

@@ -188,3 +188,14 @@ def test_control_plane_has_no_shell_imports() -> None:
         for banned in ("import simpy", "import aiohttp", "import time", "datetime", "sleep("):
             assert banned not in text, (policy.name, banned)
     assert ControlPlane  # the control plane imports nothing of a shell
+
+
+def test_event_log_can_be_turned_off(tmp_path: Path) -> None:
+    data = mixed(count=200)
+    _, full = simulate(scenario(data), tmp_path / "full")
+    _, lean = simulate(scenario({**data, "event_log": False}), tmp_path / "lean")
+    assert full and lean
+    assert (full / "events.jsonl").stat().st_size > 0
+    assert not (lean / "events.jsonl").exists()
+    # the results themselves do not change
+    assert (full / "tasks.csv").read_bytes() == (lean / "tasks.csv").read_bytes()

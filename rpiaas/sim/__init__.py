@@ -42,7 +42,7 @@ def simulate(scenario: Scenario, out: str | Path | None = None,
     Returns the summary and the run directory.  The directory appears only
     when the run completes.
     """
-    writer = RunWriter(out) if out is not None else None
+    writer = RunWriter(out, event_log=scenario.event_log) if out is not None else None
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
         sim = Simulation(scenario, writer, progress=progress)
