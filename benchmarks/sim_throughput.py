@@ -157,14 +157,14 @@ def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def run_framework(case: Case, workdir: Path, seed: int = SEED) -> dict[str, Any]:
+def run_framework(case: Case, workdir: Path, seed: int = SEED, event_log: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     from rpiaas.scenario import load_scenario
     from rpiaas.sim import simulate
 
     import_s = time.perf_counter() - t0
     path = workdir / "scenario.yaml"
-    path.write_text(scenario_yaml(case, seed))
+    path.write_text(scenario_yaml(case, seed) + ("" if event_log else "event_log: false\n"))
     t0 = time.perf_counter()
     scenario = load_scenario(path)
     load_s = time.perf_counter() - t0
@@ -174,7 +174,7 @@ def run_framework(case: Case, workdir: Path, seed: int = SEED) -> dict[str, Any]
     assert out is not None
     timing = json.loads((out / "timing.json").read_text())
     return {
-        "impl": "framework", "wall_s": wall, "run_s": timing["wall_s"], "load_s": load_s,
+        "impl": "framework" if event_log else "lean", "wall_s": wall, "run_s": timing["wall_s"], "load_s": load_s,
         "import_s": import_s, "tasks": summary["tasks"], "completed": summary["completed"],
         "events": timing["events"], "mean_wait_s": summary["mean_wait_s"],
         "p95_wait_s": summary["p95_wait_s"], "utilization": summary["mean_utilization"],
@@ -374,7 +374,7 @@ def check_rule(seed: int, scheme: str) -> str | None:
 # ---------------------------------------------------------------- driver
 def child(impl: str, case: Case, seed: int, scheme: str, rule: str) -> None:
     c0 = time.process_time()
-    if impl == "framework":
+    if impl in ("framework", "lean"):
         import rpiaas  # noqa: F401  (so that _revision sees where it comes from)
     revision = _revision()  # what this run imports, whatever is committed meanwhile
     if impl == "plain":
@@ -382,7 +382,7 @@ def child(impl: str, case: Case, seed: int, scheme: str, rule: str) -> None:
     else:
         workdir = Path(tempfile.mkdtemp(prefix=f"rpiaas-bench-{case.key}-"))
         try:
-            res = run_framework(case, workdir, seed)
+            res = run_framework(case, workdir, seed, event_log=impl == "framework")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     res["process_cpu_s"] = time.process_time() - c0
@@ -413,19 +413,20 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def bench_case(case: Case, repeat: int, seed: int, scheme: str, rule: str) -> dict[str, Any]:
     print(f"\n{case.label}: rate {case.rate_per_s:.4g}/s, mem {case.mem_lo}-{case.mem_hi} MB "
           f"(memory load {memory_load(case):.0%}), repeat {repeat}", flush=True)
-    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "framework": []}
+    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "framework": [], "lean": []}
     for i in range(repeat):
-        order = ("plain", "framework") if i % 2 == 0 else ("framework", "plain")
+        order = ("plain", "framework", "lean") if i % 2 == 0 else ("lean", "framework", "plain")
         for impl in order:
             r = spawn(impl, case, seed, scheme, rule)
             runs[impl].append(r)
             print(f"  {impl:<9} {r['wall_s']:8.2f} s  {r['tasks'] / r['wall_s']:10,.0f} tasks/s  "
                   f"rss {r['rss_mb']:6.1f} MB  mean wait {r['mean_wait_s']:.6g} s", flush=True)
-    p, f = best(runs["plain"]), best(runs["framework"])
+    p, f, lean = best(runs["plain"]), best(runs["framework"]), best(runs["lean"])
     pairs = [a["wall_s"] / b["wall_s"] for a, b in zip(runs["plain"], runs["framework"], strict=True)]
     return {"case": asdict(case), "label": case.label, "rate_per_s": case.rate_per_s,
             "revisions": sorted({r["revision"] for r in runs["framework"]}),
-            "memory_load": memory_load(case), "plain": p, "framework": f,
+            "memory_load": memory_load(case), "plain": p, "framework": f, "lean": lean,
+            "lean_ratio": p["wall_s"] / lean["wall_s"],
             "ratio": p["wall_s"] / f["wall_s"], "pair_ratios": pairs}
 
 
@@ -471,17 +472,18 @@ def print_table(results: list[dict[str, Any]]) -> None:
           f"{'peak RSS':>9} {'mean wait s':>12} {'ratio':>6}  {'pairs':<12}")
     print("-" * width)
     for r in results:
-        for impl in ("plain", "framework"):
+        for impl in ("plain", "framework", "lean"):
             x = r[impl]
-            fw = impl == "framework"
-            ratio = f"{r['ratio']:.2f}x" if fw else ""
-            pairs = "/".join(f"{v:.2f}" for v in r["pair_ratios"]) if fw else ""
+            fw = impl != "plain"
+            ratio = f"{r['ratio' if impl == 'framework' else 'lean_ratio']:.2f}x" if fw else ""
+            pairs = "/".join(f"{v:.2f}" for v in r["pair_ratios"]) if impl == "framework" else ""
             print(f"{'' if fw else r['label']:<30} {impl:<9} {x['wall_s']:8.2f} "
                   f"{x['tasks'] / x['wall_s']:10,.0f} {x['events'] / x['wall_s']:10,.0f} "
                   f"{x['rss_mb']:6.1f} MB {x['mean_wait_s']:12.6g} {ratio:>6}  {pairs:<12}")
     print("-" * width)
     print("ratio = framework tasks/s / plain tasks/s, from the best walls (pairs: each back-to-back "
           "pair); targets: >= 0.80x, peak RSS <= 300 MB at 1M tasks")
+    print("framework = the full run directory; lean = the same without events.jsonl (event_log: false)")
     for r in results:
         f, p = r["framework"], r["plain"]
         same = "identical" if _same(f["mean_wait_s"], p["mean_wait_s"]) else "DIFFERENT"
@@ -536,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="cProfile the framework on case a (in process) instead of benchmarking")
     ap.add_argument("--profile-out", type=Path, help="with --profile: write the .prof file here")
     ap.add_argument("--top", type=int, default=30, help="with --profile: rows to print")
-    ap.add_argument("--child", choices=("plain", "framework"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("plain", "framework", "lean"), help=argparse.SUPPRESS)
     ap.add_argument("--case-json", help=argparse.SUPPRESS)
     ap.add_argument("--scheme", default="per-field", help=argparse.SUPPRESS)
     ap.add_argument("--rule", choices=RULES, default=None,
