@@ -247,9 +247,10 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
     its own number of cores up, holding a node with enough free memory.
     Within that bucket ``rule`` picks the node:
 
-    - ``tightest``: the least free memory that fits, then the lowest index
-      (each bucket a sorted list of ``(free memory, node)``, searched with
-      ``bisect``), as ``rpiaas`` best fit does since its free index was sorted;
+    - ``tightest``: the least free memory that fits, then the node longest at
+      that level (each bucket a sorted list of memory levels searched with
+      ``bisect``, each level an insertion-ordered ``dict``), as ``rpiaas`` best
+      fit does;
     - ``first``: the node that entered the bucket first (each bucket an
       insertion-ordered ``dict``, scanned for memory), as the first release.
     """
@@ -269,25 +270,37 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
     longest = [0]  # longest the FIFO queue got
 
     if rule == "tightest":
-        sorted_buckets: list[list[tuple[int, int]]] = [[] for _ in range(ncores + 1)]
-        sorted_buckets[ncores] = [(NODE_MEM_MB, i) for i in range(n_nodes)]
+        # per free-cores count: sorted distinct free-memory levels, and the
+        # nodes at each level in the order they got there
+        levels: list[list[int]] = [[] for _ in range(ncores + 1)]
+        groups: list[dict[int, dict[int, None]]] = [{} for _ in range(ncores + 1)]
+        levels[ncores] = [NODE_MEM_MB]
+        groups[ncores] = {NODE_MEM_MB: dict.fromkeys(range(n_nodes))}
 
         def best_fit(c: int, m: int) -> int:
-            key = (m, -1)
             for f in range(c, ncores + 1):
-                b = sorted_buckets[f]
-                i = bisect_left(b, key)
-                if i < len(b):
-                    return b[i][1]
+                lv = levels[f]
+                i = bisect_left(lv, m)
+                if i < len(lv):
+                    return next(iter(groups[f][lv[i]]))
             return -1
 
         def move(node: int, c: int, m: int) -> None:  # take (c, m > 0) or give back (< 0)
             f, mm = free_cores[node], free_mem[node]
-            b = sorted_buckets[f]
-            del b[bisect_left(b, (mm, node))]
-            insort(sorted_buckets[f - c], (mm - m, node))
-            free_cores[node] = f - c
-            free_mem[node] = mm - m
+            g = groups[f][mm]
+            del g[node]
+            if not g:
+                del groups[f][mm]
+                lv = levels[f]
+                del lv[bisect_left(lv, mm)]
+            f2, m2 = f - c, mm - m
+            g2 = groups[f2].get(m2)
+            if g2 is None:
+                g2 = groups[f2][m2] = {}
+                insort(levels[f2], m2)
+            g2[node] = None
+            free_cores[node] = f2
+            free_mem[node] = m2
     else:
         # dicts as insertion-ordered sets: the node that has had that many free
         # cores longest comes first

@@ -35,66 +35,79 @@ def _readonly(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
 
 
 class FreeCoresIndex:
-    """Nodes that are on, bucketed by free cores and sorted by free memory.
+    """Nodes that are on, grouped by free cores and by free memory.
 
-    Bucket ``k`` holds the nodes with exactly ``k`` free cores as a list of
-    ``(mem_free_mb, node)`` kept sorted, so the node with the least (or most)
-    memory that still fits a task is a binary search away.  It lets best and
-    worst fit run in time logarithmic in the number of nodes.
+    For each number of free cores ``k`` it keeps the distinct free-memory
+    levels present, sorted, and for each level the nodes at it in the order
+    they got there.  Best and worst fit are then a binary search over memory
+    levels, whatever the number of nodes; moving a node is O(1) unless it
+    opens or closes a memory level.
     """
 
-    __slots__ = ("_buckets", "_where", "max_cores")
+    __slots__ = ("_groups", "_levels", "_where", "max_cores")
 
     def __init__(self, max_cores: int) -> None:
         self.max_cores = max_cores
-        self._buckets: list[list[tuple[int, int]]] = [[] for _ in range(max_cores + 1)]
+        self._levels: list[list[int]] = [[] for _ in range(max_cores + 1)]
+        self._groups: list[dict[int, dict[int, None]]] = [{} for _ in range(max_cores + 1)]
         self._where: dict[int, tuple[int, int]] = {}  # node -> (free cores, free memory)
 
     def add(self, node: int, free: int, mem_free_mb: int) -> None:
-        insort(self._buckets[free], (mem_free_mb, node))
+        groups = self._groups[free]
+        group = groups.get(mem_free_mb)
+        if group is None:
+            group = groups[mem_free_mb] = {}
+            insort(self._levels[free], mem_free_mb)
+        group[node] = None
         self._where[node] = (free, mem_free_mb)
 
     def remove(self, node: int, free: int) -> None:
         f, mem = self._where.pop(node)
-        bucket = self._buckets[f]
-        del bucket[bisect_left(bucket, (mem, node))]
+        groups = self._groups[f]
+        group = groups[mem]
+        del group[node]
+        if not group:
+            del groups[mem]
+            levels = self._levels[f]
+            del levels[bisect_left(levels, mem)]
 
     def move(self, node: int, old: int, new: int, mem_free_mb: int) -> None:
         self.remove(node, old)
         self.add(node, new, mem_free_mb)
 
-    def bucket(self, free_cores: int) -> Iterator[int]:
-        """Node indices with exactly ``free_cores`` free cores, by free memory then index."""
-        return (node for _, node in self._buckets[free_cores])
-
     def items(self, free_cores: int) -> Iterator[tuple[int, int]]:
-        """``(node, mem_free_mb)`` of the nodes with exactly ``free_cores`` free cores."""
-        return ((node, mem) for mem, node in self._buckets[free_cores])
+        """``(node, mem_free_mb)`` of the nodes with exactly ``free_cores`` free cores,
+        by free memory, then by how long they have been at that level."""
+        groups = self._groups[free_cores]
+        return ((node, mem) for mem in self._levels[free_cores] for node in groups[mem])
+
+    def bucket(self, free_cores: int) -> Iterator[int]:
+        """Node indices with exactly ``free_cores`` free cores (in :meth:`items` order)."""
+        return (node for node, _ in self.items(free_cores))
 
     def size(self, free_cores: int) -> int:
-        return len(self._buckets[free_cores])
+        return sum(len(g) for g in self._groups[free_cores].values())
 
     def tightest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the fewest free cores, then the least free memory, after
-        taking ``cores`` and ``mem_mb``; ties to the lowest index.  ``None`` if none fits."""
-        buckets = self._buckets
-        key = (mem_mb, -1)
+        taking ``cores`` and ``mem_mb``; among equals the one longest at that level.
+        ``None`` if no node fits."""
+        levels, groups = self._levels, self._groups
         for free in range(cores, self.max_cores + 1):
-            bucket = buckets[free]
-            i = bisect_left(bucket, key)
-            if i < len(bucket):
-                return bucket[i][1]
+            lv = levels[free]
+            i = bisect_left(lv, mem_mb)
+            if i < len(lv):
+                return next(iter(groups[free][lv[i]]))
         return None
 
     def loosest(self, cores: int, mem_mb: int) -> int | None:
-        """The node left with the most free cores, then the most free memory (lowest
-        index among equals).  ``None`` if none fits."""
-        buckets = self._buckets
+        """The node left with the most free cores, then the most free memory; among
+        equals the one longest at that level.  ``None`` if no node fits."""
+        levels, groups = self._levels, self._groups
         for free in range(self.max_cores, cores - 1, -1):
-            bucket = buckets[free]
-            if bucket and bucket[-1][0] >= mem_mb:
-                best_mem = bucket[-1][0]
-                return bucket[bisect_left(bucket, (best_mem, -1))][1]
+            lv = levels[free]
+            if lv and lv[-1] >= mem_mb:
+                return next(iter(groups[free][lv[-1]]))
         return None
 
 

@@ -16,16 +16,20 @@ nodes_st = st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4096)), min_size
 def test_tightest_and_loosest_match_brute_force(nodes, cores, mem, moves) -> None:
     index = FreeCoresIndex(8)
     state = {}
+    since = {}  # when each node reached its current level: ties go to the earliest
+    clock = 0
     for n, (c, m) in enumerate(nodes):
         index.add(n, c, m)
         state[n] = (c, m)
+        since[n] = clock = clock + 1
     for n, c, m in moves:  # resources change as tasks start and end
         if n in state:
             index.move(n, state[n][0], c, m)
             state[n] = (c, m)
-    fitting = [(c, m, n) for n, (c, m) in state.items() if c >= cores and m >= mem]
-    expect_tight = min(fitting)[2] if fitting else None
-    expect_loose = min(fitting, key=lambda x: (-x[0], -x[1], x[2]))[2] if fitting else None
+            since[n] = clock = clock + 1
+    fitting = [(c, m, since[n], n) for n, (c, m) in state.items() if c >= cores and m >= mem]
+    expect_tight = min(fitting)[3] if fitting else None
+    expect_loose = min(fitting, key=lambda x: (-x[0], -x[1], x[2]))[3] if fitting else None
     assert index.tightest(cores, mem) == expect_tight
     assert index.loosest(cores, mem) == expect_loose
     for k in range(9):

@@ -12,8 +12,8 @@ NAME = "best_fit"
 def tightest(task: Task, view: ClusterView) -> int | None:
     """The on node with room for ``task`` and the fewest free cores left after it.
 
-    Among those, the one left with the least free memory, then the lowest
-    index.  Logarithmic in the cluster size, through ``view.free_index``.
+    Among those, the one left with the least free memory, then the one that
+    has been at that level longest.  Logarithmic in the cluster size, through ``view.free_index``.
     """
     return view.free_index.tightest(task.cores, task.mem_mb)
 
