@@ -1,7 +1,7 @@
 """rpiaas: write a cloud allocation policy once, simulate it at any scale,
 replay it on a Raspberry Pi testbed, and compare the runs.
 
-The public API is what ``__all__`` lists; ``docs/api.md`` documents it.
+The public API is what ``__all__`` lists; ``docs/api.md`` documents exactly it.
 """
 
 from __future__ import annotations

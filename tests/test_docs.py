@@ -261,3 +261,16 @@ def test_run_blocks_fails_at_the_markdown_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("block", SKIPPED, ids=[f"{b.path.name}:{b.line}" for b in SKIPPED])
 def test_skipped_python_blocks(block: Block) -> None:
     pytest.skip(f"{block.path.relative_to(ROOT)}:{block.line}: {block.skip or 'marked skip'}")
+
+
+def test_api_doc_lists_exactly_the_public_names() -> None:
+    import re
+
+    import rpiaas
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    listed = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)[`(]", text))
+    public = set(rpiaas.__all__)
+    assert public <= listed, public - listed
+    documented_public = {name for name in listed if hasattr(rpiaas, name)} - {"__all__"}
+    assert documented_public <= public, documented_public - public
