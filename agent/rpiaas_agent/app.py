@@ -1,0 +1,62 @@
+"""The agent's application factory, :func:`create_app`.
+
+The state lives under the typed keys of :mod:`rpiaas_agent.keys`.  The
+background samplers (CPU usage, throttling) start and stop with the app
+through ``cleanup_ctx``, so an app made for a test and one served by
+``rpiaas-agent`` behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Callable
+
+from aiohttp import web
+
+from .config import Config
+from .keys import CONFIG, CPU, THERMAL, THROTTLE
+from .middlewares import body_limit_middleware, error_middleware, token_middleware
+from .readings import CpuSampler, ThermalZone, ThrottleMonitor
+from .routes import routes
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Config | None = None) -> web.Application:
+    """A new agent application for ``config`` (defaults if ``None``); serve it with aiohttp."""
+    config = Config() if config is None else config
+    app = web.Application(
+        middlewares=[error_middleware, body_limit_middleware, token_middleware],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[CPU] = CpuSampler(config.sample_interval_s)
+    app[THERMAL] = ThermalZone(config.sysfs_root)
+    app[THROTTLE] = ThrottleMonitor(config.vcgencmd, config.throttle_interval_s)
+    app.add_routes(routes)
+    app.cleanup_ctx.append(_background("cpu sampler", lambda a: a[CPU].run()))
+    app.cleanup_ctx.append(_background("throttle monitor", lambda a: a[THROTTLE].run()))
+    app.on_response_prepare.append(_common_headers)
+    return app
+
+
+def _background(name: str, job: Callable[[web.Application], Awaitable[None]]
+                ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that runs ``job(app)`` as a task while the app runs."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(job(app))
+        yield
+        task.cancel()
+        # the job logs its own failures; one must not stop the others' cleanup
+        await asyncio.gather(task, return_exceptions=True)
+
+    ctx.__name__ = ctx.__qualname__ = name.replace(" ", "_")
+    return ctx
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # Readings go stale at once; say nothing about the server's software versions.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Server"] = "rpiaas-agent"

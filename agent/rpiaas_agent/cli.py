@@ -1,0 +1,126 @@
+"""The ``rpiaas-agent`` command: read the settings, serve until SIGTERM or SIGINT.
+
+Exit codes: 0 stopped by a signal (after a clean shutdown), 1 cannot listen,
+2 bad settings (one line naming the source and key, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from . import __version__
+from .app import create_app
+from .config import Config, ConfigError, load_config
+from .keys import THERMAL, THROTTLE
+
+__all__ = ["main", "serve"]
+
+log = logging.getLogger("rpiaas_agent")
+
+EXIT_OK, EXIT_LISTEN, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rpiaas-agent",
+        description="The rpiaas node agent: reports this node over HTTP (/ping, /info, /metrics). "
+                    "Every setting can also come from a file (--config) or RPIAAS_AGENT_<NAME>.")
+    p.add_argument("--version", action="version", version=f"rpiaas-agent {__version__}")
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON or TOML settings file (default: $RPIAAS_AGENT_CONFIG)")
+    p.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", help="port to listen on (default 8081; 0 picks a free one)")
+    p.add_argument("--name", help="node name reported (default: the hostname)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="file holding the bearer token for control endpoints "
+                        "(or RPIAAS_AGENT_TOKEN; never a flag)")
+    p.add_argument("--disk-path", metavar="PATH", help="report the file system holding PATH (default /)")
+    p.add_argument("--sysfs-root", metavar="DIR", help="where class/thermal is (default /sys)")
+    p.add_argument("--vcgencmd", metavar="CMD",
+                   help="command for throttling flags (default vcgencmd; '' turns them off)")
+    p.add_argument("--sample-interval-s", metavar="S", help="CPU usage sampling interval (default 1)")
+    p.add_argument("--throttle-interval-s", metavar="S", help="vcgencmd polling interval (default 5)")
+    p.add_argument("--max-body-bytes", metavar="N", help="largest request body accepted (default 65536)")
+    p.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                   help="log a line per request (default off)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the settings in effect (without the token) as JSON and exit")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    config_file, print_config = args.pop("config"), args.pop("print_config")
+    try:
+        config = load_config(args, config_file=config_file)
+    except ConfigError as e:
+        print(f"rpiaas-agent: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(_quiet_bad_requests)
+    if print_config:
+        print(json.dumps(config.public(), indent=2))
+        return EXIT_OK
+    try:
+        asyncio.run(serve(config))
+    except OSError as e:  # the address is taken, or not this machine's
+        print(f"rpiaas-agent: error: cannot listen on {config.host}:{config.port}: {e}",
+              file=sys.stderr)
+        return EXIT_LISTEN
+    return EXIT_OK
+
+
+async def serve(config: Config) -> None:
+    """Serve the agent for ``config`` until SIGTERM or SIGINT, then shut down cleanly."""
+    app = create_app(config)
+    access_log = logging.getLogger("rpiaas_agent.access") if config.access_log else None
+    runner = web.AppRunner(app, handle_signals=False, access_log=access_log,
+                           shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        urls = ", ".join(f"http://{_hostport(a)}" for a in runner.addresses)
+        log.info("rpiaas-agent %s, node %s, listening on %s (token %s, thermal zone %s, vcgencmd %s)",
+                 __version__, config.node_name, urls, "set" if config.token else "not set: "
+                 "control endpoints off", app[THERMAL].path or "none",
+                 app[THROTTLE].executable or "none")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+def _quiet_bad_requests(record: logging.LogRecord) -> bool:
+    """Log a request that aiohttp could not parse as one warning line, not an error traceback.
+
+    Any port scanner sends such requests; aiohttp already answers them with 400.
+    """
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, HttpProcessingError) and exc.code == 400:
+        record.msg, record.args = "bad request: %s", (" ".join(str(exc.message).split()),)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
+def _hostport(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)

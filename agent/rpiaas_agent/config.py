@@ -1,0 +1,246 @@
+"""The agent's configuration: defaults, then a file, then RPIAAS_AGENT_* variables, then flags.
+
+Every setting has one name, used as the key in a file (``port``), in the
+environment (``RPIAAS_AGENT_PORT``) and, with dashes, as a flag (``--port``).
+A later source overrides an earlier one.  The token is the exception to
+"flags": it never appears on a command line, where any local user could read
+it; give it in the environment (``RPIAAS_AGENT_TOKEN``), a file (``token``) or
+a separate file readable only by the agent (``token_file``).
+
+A file is JSON (``*.json``) or TOML (anything else).  TOML is read with
+:mod:`tomllib` (Python >= 3.11), else ``tomli`` if installed, else a small
+built-in reader of flat ``key = value`` files (see :mod:`rpiaas_agent._toml`).
+
+Bad input raises :class:`ConfigError`, with one line naming the source and key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import socket
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "load_config", "read_config_file"]
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "RPIAAS_AGENT_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"  # the file to read, when --config is not given
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or has a bad value; the message names where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The agent's settings (see ``docs/testbed.md`` for each one)."""
+
+    host: str = "0.0.0.0"  # the master polls the agent over the testbed network
+    port: int = 8081  # the original RPiaaS agent's port
+    name: str = ""  # the node's name in the cluster config; "" means the hostname
+    token: str | None = dataclasses.field(default=None, repr=False)
+    token_file: str | None = None
+    disk_path: str = "/"
+    sysfs_root: str = "/sys"  # where class/thermal lives; tests point it at a fake tree
+    vcgencmd: str = "vcgencmd"  # command for throttling flags; "" turns them off
+    sample_interval_s: float = 1.0
+    throttle_interval_s: float = 5.0
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "info"
+    access_log: bool = False  # a line per request floods the journal at one poll a second
+
+    @property
+    def node_name(self) -> str:
+        """The configured node name, or the hostname when none is configured."""
+        return self.name or socket.gethostname()
+
+    def public(self) -> dict[str, Any]:
+        """The settings without the token, for ``GET /config`` and ``--print-config``."""
+        out = dataclasses.asdict(self)
+        del out["token"]
+        out["token_set"] = self.token is not None
+        return out
+
+
+# ---------------------------------------------------------------- parsing single values
+def _int(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        if isinstance(v, str):
+            with contextlib.suppress(ValueError):
+                v = int(v.strip().replace("_", ""), 10)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"expected an integer from {lo} to {hi}, got {v!r}")
+        return v
+    return parse
+
+
+def _seconds(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        if isinstance(v, str):
+            with contextlib.suppress(ValueError):
+                v = float(v.strip())
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ValueError(f"expected a number of seconds from {lo:g} to {hi:g}, got {v!r}")
+        return float(v)
+    return parse
+
+
+def _text(allow_empty: bool = False, max_len: int = 4096) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if not isinstance(v, str) or (not v and not allow_empty) or len(v) > max_len \
+                or not v.isprintable():
+            what = "" if allow_empty else "not empty, "
+            raise ValueError(f"expected a printable string ({what}at most {max_len} characters), "
+                             f"got {v!r}")
+        return v
+    return parse
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(v, str) and v.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if isinstance(v, str) and v.strip().lower() in options:
+            return v.strip().lower()
+        raise ValueError(f"expected one of {', '.join(options)}, got {v!r}")
+    return parse
+
+
+def _token(v: Any) -> str:
+    v = v.strip() if isinstance(v, str) else v
+    if not isinstance(v, str) or not v or len(v) > 1024 or not v.isprintable() \
+            or any(c.isspace() for c in v):
+        raise ValueError("expected a token without spaces, of 1 to 1024 printable characters "
+                         "(for example from `openssl rand -hex 32`)")
+    return v
+
+
+SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "host": _text(max_len=255),
+    "port": _int(0, 65535),
+    "name": _text(allow_empty=True, max_len=253),
+    "token": _token,
+    "token_file": _text(),
+    "disk_path": _text(),
+    "sysfs_root": _text(),
+    "vcgencmd": _text(allow_empty=True),
+    "sample_interval_s": _seconds(0.1, 3600),
+    "throttle_interval_s": _seconds(0.5, 3600),
+    "max_body_bytes": _int(1, 1 << 30),
+    "log_level": _choice(LOG_LEVELS),
+    "access_log": _bool,
+}
+assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
+
+
+def _parse_layer(values: Mapping[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in SETTINGS:
+            raise ConfigError(f"{where(key)}: unknown setting (known: {', '.join(SETTINGS)})")
+        try:
+            out[key] = SETTINGS[key](value)
+        except ValueError as e:
+            raise ConfigError(f"{where(key)}: {e}") from None
+    return out
+
+
+# ---------------------------------------------------------------- sources
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings in a JSON or TOML file, checked.  Raises :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read: {e}") from None
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{p}:{e.lineno}: invalid JSON: {e.msg}") from None
+    else:
+        from ._toml import TomlError, loads
+
+        try:
+            data = loads(text)
+        except TomlError as e:
+            raise ConfigError(f"{p}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a table of settings, got {type(data).__name__}")
+    return _parse_layer(data, lambda key: f"{p}: {key}")
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    raw: dict[str, str] = {}
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        key = var[len(ENV_PREFIX):].lower()
+        if key in SETTINGS:
+            raw[key] = value
+        else:
+            log.warning("ignoring unknown environment variable %s", var)
+    return _parse_layer(raw, lambda key: ENV_PREFIX + key.upper())
+
+
+def _read_token_file(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"token_file: cannot read {path}: {e}") from None
+    if mode & stat.S_IROTH:
+        log.warning("token file %s is readable by every user; chmod 640 it", path)
+    try:
+        return _token(text.strip())
+    except ValueError as e:
+        raise ConfigError(f"token_file: {path}: {e}") from None
+
+
+def load_config(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+                config_file: str | None = None) -> Config:
+    """The settings from defaults, ``config_file`` (or ``$RPIAAS_AGENT_CONFIG``), ``env``, ``flags``.
+
+    :param flags: settings given on the command line (``None`` values are not given).
+    :param env: the environment to read ``RPIAAS_AGENT_*`` from (default :data:`os.environ`).
+    :param config_file: a JSON or TOML file; overrides ``RPIAAS_AGENT_CONFIG``.
+    :returns: the checked settings, with the token read from ``token_file`` if one is named.
+    :raises ConfigError: naming the source and the key of the first bad setting.
+    """
+    env = os.environ if env is None else env
+    layers: list[dict[str, Any]] = []
+    path = config_file or env.get(CONFIG_ENV)
+    if path:
+        layers.append(read_config_file(path))
+    layers.append(_env_layer(env))
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if "token" in given:
+        raise ConfigError("token: not accepted as a flag (others can read it); "
+                          "use token_file or RPIAAS_AGENT_TOKEN")
+    layers.append(_parse_layer(given, lambda key: "--" + key.replace("_", "-")))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if "token" in layer or "token_file" in layer:  # the latest source of the token wins
+            merged.pop("token", None)
+            merged.pop("token_file", None)
+        merged.update(layer)
+    if merged.get("token_file"):
+        merged["token"] = _read_token_file(merged["token_file"])
+    return Config(**merged)

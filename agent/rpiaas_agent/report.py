@@ -1,0 +1,43 @@
+"""The node report: one document behind both ``GET /info`` (JSON) and ``GET /metrics``.
+
+Field names carry their units (``_bytes``, ``_s``, ``_c``, ``_ratio``).  A
+reading this machine does not have is ``null``: ``cpu.temperature_c`` without
+a thermal zone, ``throttling`` without ``vcgencmd``, ``cpu.usage_ratio``
+before the first sample, ``disk`` when the file system does not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__, readings
+from .keys import CONFIG, CPU, THERMAL, THROTTLE
+
+__all__ = ["collect"]
+
+
+async def collect(app: web.Application) -> dict[str, Any]:
+    """The current report of the node that ``app`` runs on."""
+    config, cpu = app[CONFIG], app[CPU]
+    usage = cpu.usage_ratio
+    return {
+        "agent": {"name": "rpiaas-agent", "version": __version__, "pid": os.getpid()},
+        "node": {"name": config.node_name, "hostname": socket.gethostname()},
+        "time_s": round(time.time(), 3),  # the node's wall clock, for the master to check skew
+        "uptime_s": {"system": readings.system_uptime_s(), "process": readings.process_uptime_s()},
+        "cpu": {
+            "cores": cpu.cores,
+            "usage_ratio": usage,
+            "usage_ratio_mean": round(sum(usage) / len(usage), 4) if usage else None,
+            "temperature_c": app[THERMAL].celsius(),
+        },
+        "load": readings.load_average(),
+        "memory": readings.memory(),
+        "disk": await readings.disk_usage(config.disk_path),
+        "throttling": app[THROTTLE].flags,
+    }
