@@ -1,0 +1,1 @@
+"""Tests of the node agent (``agent/``, the ``rpiaas_agent`` package)."""
