@@ -96,7 +96,8 @@ class Sample:
         if self.temperature_c is not None and not math.isfinite(self.temperature_c):
             raise ValueError(f"temperature_c must be finite or None, got {self.temperature_c!r}")
         if self.cpu_per_core is not None:
-            raise ValueError(f"cpu_per_core must hold fractions in [0, 1], got {self.cpu_per_core!r}")
+            raise ValueError("cpu_per_core must hold fractions in [0, 1],"
+                             f" got {self.cpu_per_core!r}")
         raise ValueError(f"count must be an integer >= 1, got {self.count!r}")
 
 
