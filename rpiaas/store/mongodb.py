@@ -13,9 +13,8 @@ Downsampling runs as an aggregation pipeline (``$group`` on
 ``GROUP BY``, finished by the same code (:mod:`rpiaas.store.buckets`).
 :meth:`compact` and :meth:`purge` run in one multi-document transaction when
 the server allows it (a replica set or sharded cluster, not a time-series
-collection); on a standalone server they run collection by collection, node
-by node, and an interruption can leave a node's buckets half compacted
-(see ``docs/history-store.md``).
+collection); on a standalone server they run step by step (see
+``docs/history-store.md``).
 """
 
 from __future__ import annotations
@@ -286,8 +285,12 @@ class MongoStore(HistoryStore):
                 cores = core_means(_core_rows(self._coll_samples.aggregate(
                     _core_pipeline(chosen, r), session=session)))
                 means = [bucket_sample(name, row, r, cores.get(int(row[0]))) for row in rows]
-                replaced += self._coll_samples.delete_many(chosen, session=session).deleted_count
-                self._coll_samples.insert_many([_doc(s) for s in means], session=session)
+                # means first: without a transaction, an interruption leaves
+                # duplicates (same means; merged by the next compact), not a gap
+                new = self._coll_samples.insert_many([_doc(s) for s in means],
+                                                     session=session).inserted_ids
+                replaced += self._coll_samples.delete_many(
+                    {**chosen, "_id": {"$nin": new}}, session=session).deleted_count
                 written += len(means)
             return CompactResult(replaced, written)
 
