@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import string
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,14 @@ from rpiaas_agent.prometheus import CONTENT_TYPE
 from yarl import URL
 
 from . import promtext
-from .helpers import TOKEN, fake_thermal_tree, fake_vcgencmd, in_process, test_config
+from .helpers import (
+    TOKEN,
+    InProcessAgent,
+    fake_thermal_tree,
+    fake_vcgencmd,
+    in_process,
+    test_config,
+)
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -79,6 +87,17 @@ def check_metrics(text: str, info: dict[str, Any]) -> dict[str, promtext.Family]
     return families
 
 
+def wait_for_readings(agent: InProcessAgent, timeout_s: float = 20.0) -> dict[str, Any]:
+    """/info once the CPU sampler and the throttle monitor have both reported."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info: dict[str, Any] = agent.get("/info").json()
+        ready = info["cpu"]["usage_ratio"] is not None and info["throttling"] is not None
+        if ready or time.monotonic() > deadline:
+            return info
+        agent.sleep(0.05)
+
+
 # ---------------------------------------------------------------- the endpoints
 def test_ping(tmp_path: Path) -> None:
     with in_process(test_config(tmp_path)) as agent:
@@ -89,9 +108,7 @@ def test_ping(tmp_path: Path) -> None:
 
 def test_info_and_metrics(tmp_path: Path) -> None:
     with in_process(test_config(tmp_path)) as agent:
-        first = agent.get("/info").json()
-        check_info(first)
-        assert first["cpu"]["usage_ratio"] is None  # no interval has passed yet
+        check_info(agent.get("/info").json())
         agent.sleep(0.35)  # a few sampling intervals
         r = agent.get("/info")
         assert r.status == 200 and r.headers["Content-Type"].startswith("application/json")
@@ -112,8 +129,7 @@ def test_temperature_and_throttling_where_the_node_has_them(tmp_path: Path) -> N
     sysfs = fake_thermal_tree(tmp_path / "sys", {"cpu-thermal": "48300"})
     config = test_config(tmp_path, sysfs_root=str(sysfs), vcgencmd=str(fake_vcgencmd(tmp_path)))
     with in_process(config) as agent:
-        agent.sleep(0.3)  # the throttle monitor's first reading
-        info = agent.get("/info").json()
+        info = wait_for_readings(agent)  # the throttle monitor's first reading
         check_info(info)
         assert info["cpu"]["temperature_c"] == 48.3
         assert info["throttling"]["raw"] == "0x50005"
@@ -192,16 +208,10 @@ def test_a_body_without_a_length_is_limited_too(tmp_path: Path) -> None:
         for _ in range(n):
             yield b"y" * 100
 
-    with in_process_app(app) as agent:
+    with InProcessAgent(app) as agent:
         assert agent.request("POST", "/echo", data=chunks(5)).json() == {"read": 500}
         r = agent.request("POST", "/echo", data=chunks(50))
         assert r.status == 413 and r.json()["status"] == 413
-
-
-def in_process_app(app: web.Application) -> Any:
-    from .helpers import InProcessAgent
-
-    return InProcessAgent(app)
 
 
 def test_a_failing_handler_gives_a_500_without_a_traceback(
@@ -212,7 +222,7 @@ def test_a_failing_handler_gives_a_500_without_a_traceback(
         raise RuntimeError("secret internals")
 
     app.router.add_get("/boom", boom)
-    with in_process_app(app) as agent, caplog.at_level(logging.ERROR):
+    with InProcessAgent(app) as agent, caplog.at_level(logging.ERROR):
         r = agent.get("/boom")
         assert r.status == 500 and r.json() == {"error": "internal error (see the agent's log)",
                                                 "status": 500}

@@ -33,10 +33,14 @@ def test_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                         env=clean_env(RPIAAS_AGENT_TOKEN=TOKEN, RPIAAS_AGENT_THROTTLE_INTERVAL_S="0.5"))
     try:
         agent.wait_up()
-        time.sleep(0.5)  # a few CPU samples and a throttling reading
-        status, headers, body = agent.get("/info")
-        assert status == 200 and headers["Content-Type"].startswith("application/json")
-        info = json.loads(body)
+        deadline = time.monotonic() + 20  # wait for a CPU sample and a throttling reading
+        while True:
+            status, headers, body = agent.get("/info")
+            assert status == 200 and headers["Content-Type"].startswith("application/json")
+            info = json.loads(body)
+            if (info["throttling"] and info["cpu"]["usage_ratio"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         check_info(info)
         assert info["node"]["name"] == "pi-07" and info["agent"]["pid"] == agent.proc.pid
         assert info["cpu"]["temperature_c"] == 48.3 and info["cpu"]["usage_ratio"] is not None
