@@ -134,6 +134,7 @@ class MongoStore(HistoryStore):
             raise ImportError("the MongoDB history store needs pymongo:"
                               " pip install 'rpiaas[mongo]'") from err
         self.uri = uri
+        self._known: set[str] = set()  # node names already in the nodes collection
         self._client: MongoClient[Doc] = pymongo.MongoClient(uri, **(client_options or {}))
         try:
             db = (self._client[database] if database
@@ -152,7 +153,6 @@ class MongoStore(HistoryStore):
         except BaseException:
             self._client.close()
             raise
-        self._known: set[str] = set()
 
     def __repr__(self) -> str:
         return f"MongoStore(database={self.database!r})"
