@@ -30,6 +30,8 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/sim_throughput.py
+	$(BIN)/python benchmarks/store_insert.py
+	$(BIN)/python benchmarks/agent_idle.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
