@@ -28,7 +28,17 @@ __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
-            "initial_power", "event_log", "cluster", "workload", "policy", "queue")
+            "initial_power", "event_log", "faults", "cluster", "workload", "policy", "queue")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A node failure injected in simulation: down at ``at_s``, back after ``down_s``."""
+
+    node: int
+    at_s: float
+    down_s: float | None = None  # None: stays down
+    reason: str = "injected fault"
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class Scenario:
     file: str | None = None
     description: str = ""
     event_log: bool = True  # write events.jsonl (large runs may turn it off)
+    faults: tuple[Fault, ...] = ()
 
     def policies(self, rng: Any = None) -> list[Policy]:
         """Policy instances in registration order (the main policy last, so asked first)."""
@@ -142,6 +153,7 @@ def parse_scenario(src: Source) -> Scenario:
     initial = src.choice(("initial_power",), m.get("initial_power", "on"), ("on", "off"))
     event_log = src.boolean(("event_log",), m.get("event_log", True))
     cluster = parse_cluster(src, ("cluster",), m["cluster"])
+    faults = _faults(src, ("faults",), m.get("faults", []), cluster)
     workload = parse_workload(src, ("workload",), m["workload"])
     _check_fits(src, cluster, workload)
     policy = _policy(src, ("policy",), m["policy"])
@@ -161,7 +173,22 @@ def parse_scenario(src: Source) -> Scenario:
                 queue=None if queue is None else {"name": queue.name, "params": queue.params})
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
-                    src.string(("description",), m.get("description", "")), event_log)
+                    src.string(("description",), m.get("description", "")), event_log, faults)
+
+
+def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:
+    by_name = {n.name: n.index for n in cluster.nodes}
+    out = []
+    for i, raw in enumerate(src.sequence(path, data)):
+        fp = (*path, i)
+        f = src.mapping(fp, raw, ("node", "at_s", "down_s", "reason"), required=("node", "at_s"))
+        name = src.string((*fp, "node"), f["node"])
+        if name not in by_name:
+            src.fail((*fp, "node"), f"no node named {name!r} in the cluster (names are hostname.domain)")
+        down = src.number((*fp, "down_s"), f["down_s"], positive=True) if f.get("down_s") is not None else None
+        out.append(Fault(by_name[name], src.number((*fp, "at_s"), f["at_s"], nonnegative=True), down,
+                         src.string((*fp, "reason"), f.get("reason", "injected fault"))))
+    return tuple(out)
 
 
 def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:

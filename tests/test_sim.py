@@ -199,3 +199,46 @@ def test_event_log_can_be_turned_off(tmp_path: Path) -> None:
     assert not (lean / "events.jsonl").exists()
     # the results themselves do not change
     assert (full / "tasks.csv").read_bytes() == (lean / "tasks.csv").read_bytes()
+
+
+def fault_scenario(retries: int, down_s: float | None = 50.0) -> dict:
+    tasks = [{"id": i, "arrival_s": 0.0, "cores": 2, "mem_mb": 10, "work_core_s": 200.0} for i in range(1, 5)]
+    fault: dict = {"node": "node1.c.test", "at_s": 10.0, "reason": "power cut"}
+    if down_s is not None:
+        fault["down_s"] = down_s
+    return {"name": "faults", "retries": retries, "cluster": cluster(2, "rpi4b"),
+            "workload": {"tasks": tasks}, "policy": "first_fit", "faults": [fault]}
+
+
+def test_injected_node_failure_fails_its_tasks(tmp_path: Path) -> None:
+    summary, path = simulate(scenario(fault_scenario(retries=0)), tmp_path / "run")
+    rows = {int(r["task_id"]): r for r in read_tasks(path)}
+    assert len(rows) == 4  # one final row per task
+    # tasks 1 and 2 ran on node1 (first fit) and failed at t=10
+    assert [rows[i]["state"] for i in (1, 2)] == ["failed", "failed"]
+    assert [rows[i]["state"] for i in (3, 4)] == ["completed", "completed"]
+    assert float(rows[1]["end_s"]) == 10.0
+    assert summary["failed"] == 2
+    events = read_events(path)
+    assert any(e.get("ev") == "node_down" and e["reason"] == "power cut" for e in events)
+    assert any(e.get("ev") == "node_up" and e["t"] == 60.0 for e in events)
+
+
+def test_failed_tasks_are_retried_when_the_scenario_says_so(tmp_path: Path) -> None:
+    summary, path = simulate(scenario(fault_scenario(retries=1)), tmp_path / "run")
+    rows = {int(r["task_id"]): r for r in read_tasks(path)}
+    assert summary["completed"] == 4 and summary["failed"] == 0
+    assert [int(rows[i]["attempts"]) for i in (1, 2, 3, 4)] == [2, 2, 1, 1]
+    # retried at t=10 they wait: node2 is full until 100, node1 is back (empty) at 60
+    assert float(rows[1]["start_s"]) == float(rows[2]["start_s"]) == 60.0
+    assert rows[1]["node"] == "node1.c.test"
+    assert float(rows[1]["end_s"]) == 160.0
+
+
+def test_a_fault_naming_an_unknown_node_is_an_input_error() -> None:
+    from rpiaas.source import InputError
+
+    data = fault_scenario(retries=0)
+    data["faults"][0]["node"] = "node9.c.test"
+    with pytest.raises(InputError, match=r"faults\[0\]\.node: no node named 'node9.c.test'"):
+        scenario(data)

@@ -28,6 +28,8 @@ from ..events import (
     Kill,
     Migrate,
     NodeBooted,
+    NodeDown,
+    NodeUp,
     PowerOff,
     PowerOn,
     Reject,
@@ -114,6 +116,7 @@ class Simulation:
         self._touched: list[int] = []
         self._ends: dict[int, float] = {}
         self._wakes: set[float] = set()
+        self._faults_left = 0  # injected NodeDown/NodeUp still to come
         self._speed = [n.type.speed for n in nodes]
         self._boot_s = [n.type.boot_s for n in nodes]
         self._cores = [n.type.cores for n in nodes]
@@ -166,6 +169,14 @@ class Simulation:
         if self._ready():
             self._flush()
 
+    def _fault(self, ev: _Due) -> None:
+        self._faults_left -= 1
+        event = ev._value
+        self._batch.append(event)
+        self._touched.append(event.node)
+        if self._ready():
+            self._flush()
+
     def _tick(self, ev: _Due) -> None:
         self._wakes.discard(ev._value)
         self._batch.append(Tick())
@@ -196,7 +207,7 @@ class Simulation:
             touched.clear()
         c = self.control
         if self._until_done and not self._arrivals_left and not c.running_count and not c.booting and (
-                not c.queue_length or not self._wakes):
+                not c.queue_length or not (self._wakes or self._faults_left)):
             raise _Stop
 
     def _carry_out(self, a: Action, now: float, touched: list[int]) -> None:
@@ -274,6 +285,12 @@ class Simulation:
         if horizon is not None:
             self._at(horizon, None, self._horizon, URGENT)
         self._at(0.0, None, self._sample, URGENT)
+        for fault in self.scenario.faults:
+            self._at(fault.at_s, NodeDown(fault.node, fault.reason), self._fault)
+            self._faults_left += 1
+            if fault.down_s is not None:
+                self._at(fault.at_s + fault.down_s, NodeUp(fault.node), self._fault)
+                self._faults_left += 1
         self._next_arrival()
         if not self._arrivals_left and self._until_done:  # nothing to do at all
             self._at(0.0, None, lambda ev: self._flush())
