@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
 
     sub.add_parser("policies", help="list built-in and installed policies")
+
+    master = sub.add_parser("master", help="run the testbed master: poll agents, keep history, serve the API")
+    master.add_argument("config", help="master config YAML file (cluster, store, poll_interval_s, ...)")
+    master.add_argument("--host", help="address to listen on instead of the config's listen")
+    master.add_argument("--port", type=int, help="port to listen on instead of the config's listen")
+    master.add_argument("--store", help="history store instead of the config's: a path or mongodb:// URI")
     return p
 
 
@@ -56,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "policies":
             return _policies()
+        if args.command == "master":
+            return _master(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
@@ -99,6 +107,36 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · seed {sc.seed} · sim"))
     print(f"run directory: {path}")
+    return EXIT_OK
+
+
+def _master(args: argparse.Namespace) -> int:
+    import dataclasses
+    import logging
+
+    from .live.config import load_master_config
+
+    config = load_master_config(args.config)
+    host, port = config.listen
+    if args.port is not None:
+        if not 0 <= args.port < 65536:
+            print(f"error: --port: expected a port 0-65535, got {args.port}", file=sys.stderr)
+            return EXIT_INPUT
+        port = args.port
+    changes: dict[str, Any] = {"listen": (args.host or host, port)}
+    if args.store:
+        changes["store"] = args.store
+    config = dataclasses.replace(config, **changes)
+    try:
+        from aiohttp import web
+
+        from .live import create_app
+    except ImportError as e:  # aiohttp comes with the agent, not with the simulator
+        print(f"error: the master needs aiohttp ({e})", file=sys.stderr)
+        return EXIT_INPUT
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(create_app(config), host=config.listen[0], port=config.listen[1],
+                print=lambda msg: print(msg, flush=True))
     return EXIT_OK
 
 

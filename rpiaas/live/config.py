@@ -1,0 +1,113 @@
+"""The master's configuration file: the cluster, the poll interval, the store, agent overrides.
+
+    cluster: clusters/testbed.yaml        # a path (relative to this file) or inline
+    poll_interval_s: 10
+    poll_timeout_s: 3                     # default: min(3, poll_interval_s)
+    store: master-history.db              # a path, sqlite:///path or mongodb://host/db
+    agent_port: 8081                      # the port of every agent unless overridden
+    agents:                               # per-node host:port, for local testing
+      node1.cluster1.rpiaas.test: "127.0.0.1:18081"
+    listen: "0.0.0.0:8080"
+
+Errors are :class:`~rpiaas.source.InputError` naming the file, line and key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cluster import parse_cluster
+from ..model import ClusterSpec
+from ..source import InputError, KeyPath, Source, load_file
+
+__all__ = ["MASTER_KEYS", "MasterConfig", "load_master_config", "parse_host_port"]
+
+MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
+               "listen")
+DEFAULT_POLL_INTERVAL_S = 10.0
+DEFAULT_AGENT_PORT = 8081
+DEFAULT_LISTEN = ("0.0.0.0", 8080)
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    """Everything the master needs to run; ``agents`` maps a node name to ``(host, port)``."""
+
+    cluster: ClusterSpec
+    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
+    poll_timeout_s: float | None = None
+    store: str = "master-history.db"
+    agent_port: int = DEFAULT_AGENT_PORT
+    agents: dict[str, tuple[str, int]] = field(default_factory=dict)
+    listen: tuple[str, int] = DEFAULT_LISTEN
+
+    @property
+    def timeout_s(self) -> float:
+        """Per-request timeout: never longer than one poll interval."""
+        if self.poll_timeout_s is not None:
+            return self.poll_timeout_s
+        return min(3.0, self.poll_interval_s)
+
+
+def parse_host_port(text: str, default_host: str | None = None, any_port: bool = False
+                    ) -> tuple[str, int]:
+    """``"host:port"`` (or ``":port"`` / ``"port"`` with ``default_host``) -> ``(host, port)``.
+
+    Port 0 (any free port) only with ``any_port``.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep and default_host is not None:
+        host, port = default_host, text
+    elif not host and default_host is not None:
+        host = default_host
+    if not host or not port.isdigit() or not (0 if any_port else 1) <= int(port) < 65536:
+        raise ValueError(f"expected host:port, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _host_port(src: Source, path: KeyPath, value: object, default_host: str | None = None,
+               any_port: bool = False) -> tuple[str, int]:
+    try:
+        return parse_host_port(src.string(path, value), default_host, any_port)
+    except ValueError as e:
+        src.fail(path, str(e))
+
+
+def load_master_config(path: str | Path) -> MasterConfig:
+    """Read and check a master config file."""
+    src = load_file(path)
+    if src.data is None:
+        src.fail((), "empty master config")
+    data = src.mapping((), src.data, MASTER_KEYS, required=("cluster",))
+    cluster = parse_cluster(src, ("cluster",), data["cluster"])
+    interval = DEFAULT_POLL_INTERVAL_S
+    if "poll_interval_s" in data:
+        interval = src.number(("poll_interval_s",), data["poll_interval_s"], positive=True)
+    timeout = None
+    if "poll_timeout_s" in data:
+        timeout = src.number(("poll_timeout_s",), data["poll_timeout_s"], positive=True)
+    store = str(src.base / "master-history.db")  # beside the config, like relative paths
+    if "store" in data:
+        store = src.string(("store",), data["store"])
+        if "://" not in store and store != ":memory:" and not Path(store).is_absolute():
+            store = str(src.base / store)
+    agent_port = DEFAULT_AGENT_PORT
+    if "agent_port" in data:
+        agent_port = src.integer(("agent_port",), data["agent_port"], minimum=1)
+        if agent_port > 65535:
+            src.fail(("agent_port",), f"expected a port 1-65535, got {agent_port}")
+    names = {n.name for n in cluster.nodes}
+    agents: dict[str, tuple[str, int]] = {}
+    if data.get("agents") is not None:
+        for name, value in src.mapping(("agents",), data["agents"]).items():
+            if name not in names:
+                src.fail(("agents", name), "no such node in the cluster")
+            agents[name] = _host_port(src, ("agents", name), value)
+    listen = DEFAULT_LISTEN
+    if "listen" in data:
+        listen = _host_port(src, ("listen",), data["listen"], default_host="0.0.0.0", any_port=True)
+    if not cluster.nodes:
+        raise InputError("the cluster has no compute nodes", src.file, src.line_of(("cluster",)),
+                         "cluster")
+    return MasterConfig(cluster, interval, timeout, store, agent_port, agents, listen)

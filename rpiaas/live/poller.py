@@ -1,0 +1,136 @@
+"""The poller: asks every agent for ``/info`` at an interval, concurrently, and keeps what it learns.
+
+A round polls all nodes at once, each with its own timeout, so a slow or dead
+node delays nobody.  A failed poll turns a node offline, a good one online;
+each change is recorded in the store with its reason, and the round's
+samples are written in one batch (store calls block: they run in a thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..store import HistoryStore, Sample
+from .client import AgentClient, AgentError
+from .registry import NodeEntry, Registry
+
+__all__ = ["Poller", "sample_from_info"]
+
+log = logging.getLogger(__name__)
+
+_MIB = 1024 * 1024
+
+
+def _ratio(value: Any) -> float:
+    """A fraction clamped into [0, 1]; 0 for a missing reading."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return 0.0
+    return min(1.0, max(0.0, float(value)))
+
+
+def sample_from_info(node: str, time_s: float, info: dict[str, Any]) -> Sample:
+    """A store :class:`~rpiaas.store.Sample` from an agent's ``/info`` report.
+
+    Readings the agent lacks (CPU usage before its first sample, the disk when
+    it does not answer) count as 0; temperature stays None.
+    """
+    cpu = info.get("cpu") or {}
+    mem = info.get("memory") or {}
+    disk = info.get("disk") or {}
+    load = info.get("load") or {}
+    per_core = cpu.get("usage_ratio")
+    temp = cpu.get("temperature_c")
+    load1 = load.get("1m")
+    return Sample(
+        node=node,
+        time_s=time_s,
+        cpu_util=_ratio(cpu.get("usage_ratio_mean")),
+        mem_used_mb=max(0.0, float(mem.get("used_bytes") or 0)) / _MIB,
+        mem_total_mb=max(0.0, float(mem.get("total_bytes") or 0)) / _MIB,
+        load1=max(0.0, float(load1)) if isinstance(load1, (int, float)) else 0.0,
+        disk_used_ratio=_ratio(disk.get("used_ratio")),
+        temperature_c=float(temp) if isinstance(temp, (int, float)) else None,
+        cpu_per_core=tuple(_ratio(u) for u in per_core) if isinstance(per_core, list) else None,
+    )
+
+
+class Poller:
+    """Polls the registry's agents every ``interval_s`` seconds into ``store``."""
+
+    def __init__(self, registry: Registry, store: HistoryStore, client: AgentClient,
+                 interval_s: float = 10.0, timeout_s: float = 3.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry
+        self.store = store
+        self.client = client
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.rounds = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def poll_node(self, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
+        """One node's report, or None and why not; never raises, never outlasts the timeout."""
+        try:
+            info = await asyncio.wait_for(self.client.info(entry.base_url), self.timeout_s)
+        except AgentError as e:
+            return entry, None, str(e)
+        except TimeoutError:
+            return entry, None, f"{entry.base_url}/info: no answer in {self.timeout_s:g} s"
+        return entry, info, ""
+
+    async def poll_once(self) -> None:
+        """One round: poll every node at once, then record states and samples."""
+        results = await asyncio.gather(*(self.poll_node(e) for e in self.registry))
+        now = self.clock()
+        samples: list[Sample] = []
+        changes: list[tuple[str, bool, str]] = []
+        for entry, info, reason in results:
+            if info is not None:
+                try:
+                    samples.append(sample_from_info(entry.name, now, info))
+                except (ValueError, TypeError) as e:
+                    info, reason = None, f"bad report: {e}"
+            online = info is not None
+            if entry.set_online(online, now, reason):
+                changes.append((entry.name, online, reason if not online else "poll answered"))
+                log.info("%s is %s%s", entry.name, "online" if online else "offline",
+                         "" if online else f": {reason}")
+        await asyncio.to_thread(self._write, now, samples, changes)
+        self.rounds += 1
+
+    def _write(self, now: float, samples: list[Sample], changes: list[tuple[str, bool, str]]) -> None:
+        for name, online, reason in changes:
+            self.store.record_state(name, now, online, reason)
+        if samples:
+            self.store.add_samples(samples)
+        self.store.flush()
+
+    async def run(self) -> None:
+        """Poll until cancelled, one round every ``interval_s`` (a late round starts at once)."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store hiccup must not stop the master from polling
+                log.exception("poll round failed")
+            next_at = max(next_at + self.interval_s, loop.time())
+            await asyncio.sleep(next_at - loop.time())
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="rpiaas-poller")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,82 @@
+"""The node registry: every node of the cluster, where its agent listens, and whether it is up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..model import Node
+from .config import MasterConfig
+
+__all__ = ["NodeEntry", "Registry"]
+
+
+@dataclass
+class NodeEntry:
+    """A node as the master sees it.
+
+    ``online`` is None until the first poll; ``changed_s`` is when it last
+    changed (unix seconds), ``last_ok_s`` the last successful poll, ``reason``
+    why it last went offline.
+    """
+
+    node: Node
+    host: str
+    port: int
+    online: bool | None = None
+    changed_s: float | None = None
+    last_ok_s: float | None = None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def set_online(self, online: bool, time_s: float, reason: str = "") -> bool:
+        """Record a poll's outcome; True if the state changed (first poll included)."""
+        if online:
+            self.last_ok_s = time_s
+        if self.online is online:
+            return False
+        self.online, self.changed_s, self.reason = online, time_s, "" if online else reason
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.node.type.name,
+            "address": self.node.address,
+            "agent": self.base_url,
+            "online": self.online,
+            "changed_s": self.changed_s,
+            "last_ok_s": self.last_ok_s,
+            "reason": self.reason,
+        }
+
+
+class Registry:
+    """The nodes in cluster order, by name."""
+
+    def __init__(self, config: MasterConfig) -> None:
+        self.entries: dict[str, NodeEntry] = {}
+        for node in config.cluster.nodes:
+            if node.name in config.agents:
+                host, port = config.agents[node.name]
+            else:
+                host, port = node.address or node.name, config.agent_port
+            self.entries[node.name] = NodeEntry(node, host, port)
+
+    def __iter__(self) -> Iterator[NodeEntry]:
+        return iter(self.entries.values())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, name: str) -> NodeEntry | None:
+        return self.entries.get(name)
