@@ -114,7 +114,7 @@ def _master(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
 
-    from .live.config import load_master_config
+    from .live.config import check_store, load_master_config
 
     config = load_master_config(args.config)
     host, port = config.listen
@@ -124,8 +124,12 @@ def _master(args: argparse.Namespace) -> int:
             return EXIT_INPUT
         port = args.port
     changes: dict[str, Any] = {"listen": (args.host or host, port)}
-    if args.store:
-        changes["store"] = args.store
+    if args.store is not None:
+        try:
+            changes["store"] = check_store(args.store)
+        except ValueError as e:
+            print(f"error: --store: {e}", file=sys.stderr)
+            return EXIT_INPUT
     config = dataclasses.replace(config, **changes)
     try:
         from aiohttp import web
@@ -135,8 +139,12 @@ def _master(args: argparse.Namespace) -> int:
         print(f"error: the master needs aiohttp ({e})", file=sys.stderr)
         return EXIT_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(create_app(config), host=config.listen[0], port=config.listen[1],
-                print=lambda msg: print(msg, flush=True))
+    try:
+        web.run_app(create_app(config), host=config.listen[0], port=config.listen[1],
+                    print=lambda msg: print(msg, flush=True))
+    except OSError as e:  # the port is taken, the store's directory is missing, ...
+        print(f"error: master: {e}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from ..cluster import parse_cluster
 from ..model import ClusterSpec
 from ..source import InputError, KeyPath, Source, load_file
 
-__all__ = ["MASTER_KEYS", "MasterConfig", "load_master_config", "parse_host_port"]
+__all__ = ["MASTER_KEYS", "MasterConfig", "check_store", "load_master_config", "parse_host_port"]
 
 MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
                "listen")
@@ -66,6 +66,22 @@ def parse_host_port(text: str, default_host: str | None = None, any_port: bool =
     return host.strip("[]"), int(port)
 
 
+_STORE_SCHEMES = ("sqlite", "mongodb", "mongodb+srv")
+
+
+def check_store(target: str) -> str:
+    """``target`` if :func:`~rpiaas.store.open_store` can open it, else ValueError (nothing is opened)."""
+    scheme, sep, rest = target.partition("://")
+    if not target:
+        raise ValueError("expected a path, sqlite:///path or mongodb://host/database, got ''")
+    if sep and scheme.lower() not in _STORE_SCHEMES:
+        raise ValueError(f"no history store for scheme {scheme!r}"
+                         " (use a path, sqlite:///path or mongodb://host/database)")
+    if sep and scheme.lower() == "sqlite" and (not rest.startswith("/") or rest == "/"):
+        raise ValueError("write sqlite:///relative.db or sqlite:////absolute.db")
+    return target
+
+
 def _host_port(src: Source, path: KeyPath, value: object, default_host: str | None = None,
                any_port: bool = False) -> tuple[str, int]:
     try:
@@ -90,6 +106,10 @@ def load_master_config(path: str | Path) -> MasterConfig:
     store = str(src.base / "master-history.db")  # beside the config, like relative paths
     if "store" in data:
         store = src.string(("store",), data["store"])
+        try:
+            check_store(store)
+        except ValueError as e:
+            src.fail(("store",), str(e))
         if "://" not in store and store != ":memory:" and not Path(store).is_absolute():
             store = str(src.base / store)
     agent_port = DEFAULT_AGENT_PORT

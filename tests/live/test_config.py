@@ -44,6 +44,7 @@ def test_cluster_from_a_file(tmp_path: Path) -> None:
     ("agents:\n  node1.c1.test: localhost\n", ":5: agents.node1.c1.test: expected host:port"),
     ("listen: 'x:99999'\n", ":4: listen: expected host:port"),
     ("pol_interval_s: 1\n", ":4: pol_interval_s: unknown key"),
+    ("store: redis://x/0\n", ":4: store: no history store for scheme 'redis'"),
 ])
 def test_cli_bad_config_exits_2_with_file_line_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    extra: str, where: str) -> None:
@@ -58,6 +59,12 @@ def test_cli_missing_file_and_cluster(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no such file" in capsys.readouterr().err
     assert main(["master", str(_write(tmp_path, "poll_interval_s: 1\n"))]) == 2
     assert "missing key 'cluster'" in capsys.readouterr().err
+
+
+def test_cli_bad_store_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["master", str(_write(tmp_path, CLUSTER)), "--store", "ftp://x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --store: no history store for scheme 'ftp'") and err.count("\n") == 1
 
 
 def test_parse_host_port() -> None:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from rpiaas.live import create_app, load_master_config
 from rpiaas.live.keys import REGISTRY, STORE
 
-from ..agent.helpers import AgentProcess, free_port, start_agent
+from ..agent.helpers import AgentProcess, clean_env, free_port, start_agent
 
 INTERVAL_S = 0.5
 NAMES = [f"node{i}.c1.rpiaas.test" for i in (1, 2, 3)]
@@ -156,3 +162,39 @@ def test_bad_parameters_are_400_json(tmp_path: Path) -> None:
             assert resp.status == 200 and (await resp.json())["samples"] == []
 
     asyncio.run(go())
+
+
+def test_rpiaas_master_as_a_process(tmp_path: Path) -> None:
+    """``rpiaas master CONFIG --port N --store PATH`` serves the API and stops cleanly on SIGTERM."""
+    agent = _agent(tmp_path, NAMES[0])
+    port = free_port()
+    path = _config_file(tmp_path, {NAMES[0]: agent.port})
+    log = tmp_path / "master.log"
+    script = shutil.which("rpiaas", path=str(Path(sys.executable).parent))
+    assert script, "rpiaas is not installed beside sys.executable"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([script, "master", str(path), "--port", str(port),
+                                 "--store", str(tmp_path / "other.db")],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=clean_env(), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/summary", timeout=5) as r:
+                    summary = json.loads(r.read())
+                if summary["online"] == 1:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert summary["nodes"] == 3 and summary["offline"] == 2  # 10.0.0.x: unreachable here
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+        agent.terminate()
+    assert code == 0, log.read_text()
+    assert (tmp_path / "other.db").exists() and not (tmp_path / "history.db").exists()
+    assert "Traceback" not in log.read_text()
