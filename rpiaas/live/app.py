@@ -11,6 +11,7 @@ from ..store import open_store
 from .client import AgentClient
 from .config import MasterConfig
 from .keys import CONFIG, POLLER, REGISTRY, STORE
+from .middlewares import json_errors
 from .poller import Poller
 from .registry import Registry
 from .routes import setup_routes
@@ -40,7 +41,7 @@ async def _poller_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: MasterConfig) -> web.Application:
     """The master: polls the cluster's agents into the history store and serves ``/api/v1/``."""
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors])
     app[CONFIG] = config
     app[REGISTRY] = Registry(config)
     app.cleanup_ctx.extend([_store_ctx, _poller_ctx])  # the store outlives the poller

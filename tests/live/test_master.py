@@ -158,6 +158,10 @@ def test_bad_parameters_are_400_json(tmp_path: Path) -> None:
                 assert isinstance((await resp.json())["error"], str)
             resp = await client.get("/api/v1/nodes/nope.test/history")
             assert resp.status == 404 and "error" in await resp.json()
+            resp = await client.get("/api/v1/nope")
+            assert resp.status == 404 and (await resp.json())["error"] == "Not Found"
+            resp = await client.post("/api/v1/summary")
+            assert resp.status == 405 and "error" in await resp.json() and "GET" in resp.headers["Allow"]
             resp = await client.get(base, params={"start": "0", "end": "1"})
             assert resp.status == 200 and (await resp.json())["samples"] == []
 
