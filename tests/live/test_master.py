@@ -40,7 +40,7 @@ def _config_file(tmp_path: Path, ports: dict[str, int]) -> Path:
     path.write_text(
         "cluster:\n"
         "  clusters:\n"
-        "    - {domain: c1.rpiaas.test, prefix: 10.0.0, count: 3, type: rpi4b}\n"
+        "    - {domain: c1.rpiaas.test, prefix: 127.0.1, count: 3, type: rpi4b}\n"
         f"poll_interval_s: {INTERVAL_S}\n"
         "store: history.db\n"
         f"agents:\n{agents}"
@@ -194,7 +194,7 @@ def test_rpiaas_master_as_a_process(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        assert summary["nodes"] == 3 and summary["offline"] == 2  # 10.0.0.x: unreachable here
+        assert summary["nodes"] == 3 and summary["offline"] == 2  # 127.0.1.x:8081 (loopback): nothing listens there
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(20)

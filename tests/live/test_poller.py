@@ -38,7 +38,7 @@ async def _scenario(tmp_path: Path, agent_port: int) -> None:
     server, hung_port, held = await _hung_server()
     config_file = tmp_path / "master.yaml"
     config_file.write_text(
-        "cluster: {clusters: [{domain: c1.test, prefix: 10.0.0, count: 2, type: rpi4b}]}\n"
+        "cluster: {clusters: [{domain: c1.test, prefix: 127.0.1, count: 2, type: rpi4b}]}\n"
         "poll_interval_s: 0.5\npoll_timeout_s: 0.3\nstore: ':memory:'\n"
         f"agents: {{{NAMES[0]}: '127.0.0.1:{agent_port}', {NAMES[1]}: '127.0.0.1:{hung_port}'}}\n")
     config = load_master_config(config_file)
