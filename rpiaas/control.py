@@ -91,7 +91,6 @@ class ControlPlane:
         self._h_blocked = HookCall(self.pm, "rpiaas_blocked")
         self._h_place = HookCall(self.pm, "rpiaas_place")
         self._place = self._h_place.caller("task", "view")
-        self._speeds = [float(n.type.speed) for n in self.nodes]
         self._h_filter = HookCall(self.pm, "rpiaas_filter")
         self._h_score = HookCall(self.pm, "rpiaas_score")
         self._h_rebalance = HookCall(self.pm, "rpiaas_rebalance")
@@ -105,12 +104,11 @@ class ControlPlane:
         self._running: dict[int, Task] = {}
         self._running_on: list[dict[int, Task]] = [{} for _ in self.nodes]
         self._names = [json.dumps(n.name) for n in self.nodes]
-        # capacities present in the cluster, to reject tasks no node could ever run
-        self._capacities = sorted({(n.type.cores, n.type.mem_mb) for n in self.nodes})
-        # a capacity at least as large as every other in both resources, if any
-        dominant = [(c, m) for c, m in self._capacities
-                    if all(c >= c2 and m >= m2 for c2, m2 in self._capacities)]
-        self._widest = dominant[0] if dominant else (0, 0)
+        # the largest capacities of the cluster (none of them smaller than another
+        # in both resources: usually one), to reject tasks no node could ever run
+        caps = {(n.type.cores, n.type.mem_mb) for n in self.nodes}
+        self._capacities = sorted(
+            (c, m) for c, m in caps if not any(c2 >= c and m2 >= m and (c2, m2) != (c, m) for c2, m2 in caps))
         # array handles (writable) shared with the view
         self._cores_free = view._cores_free
         self._mem_free = view._mem_free_mb
@@ -227,8 +225,7 @@ class ControlPlane:
             log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
         c, m = task.cores, task.mem_mb
         reason: str | None = None
-        if not (c <= self._widest[0] and m <= self._widest[1]) and not any(
-                c <= cc and m <= mm for cc, mm in self._capacities):
+        if not any(c <= cc and m <= mm for cc, mm in self._capacities):
             reason = "fits no node"
         elif self._h_admit.implemented:
             reason = self._h_admit.first(task=task, view=self.view)
@@ -259,9 +256,10 @@ class ControlPlane:
             return
         self._write({"t": now, "ev": "fail", "task": task.id, "reason": ev.reason})
         self._release(task, now)
-        self._fail_or_retry(task, ev.reason, now)
+        self._fail_or_retry(task, now)
 
-    def _fail_or_retry(self, task: Task, reason: str, now: float) -> None:
+    def _fail_or_retry(self, task: Task, now: float) -> None:
+        """A running task was lost (its reason is in the event that lost it)."""
         task.epoch += 1
         if task.attempts <= self.retries:
             task.state = TaskState.QUEUED
@@ -280,7 +278,7 @@ class ControlPlane:
         lost = list(self._running_on[n].values())
         for task in lost:
             self._release(task, now)
-            self._fail_or_retry(task, f"node down: {ev.reason}" if ev.reason else "node down", now)
+            self._fail_or_retry(task, now)
         if self._st[n] == _ON:
             self._index.remove(n, self._cf[n])
         elif self._st[n] == PowerState.BOOTING:
@@ -291,16 +289,16 @@ class ControlPlane:
     def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
         n = ev.node
         self._write({"t": now, "ev": "node_up", "node": self.nodes[n].name})
-        if self._state[n] == _ON:
+        if self._st[n] == _ON:
             return
-        if self._state[n] == PowerState.BOOTING:
+        if self._st[n] == PowerState.BOOTING:
             self.booting -= 1
         self._bring_on(n, now)
 
     def _on_node_booted(self, ev: NodeBooted, now: float, actions: list[Action]) -> None:
         n = ev.node
         self._write({"t": now, "ev": "booted", "node": self.nodes[n].name})
-        if self._state[n] != PowerState.BOOTING:
+        if self._st[n] != PowerState.BOOTING:
             return
         self.booting -= 1
         self._bring_on(n, now)
@@ -349,8 +347,7 @@ class ControlPlane:
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        w = task.walltime_s  # = view.estimate_s, without the numpy read
-        task.est_end_s = now + (w if w is not None else task.work_core_s / (task.cores * self._speeds[node]))
+        task.est_end_s = now + self.view.estimate_s(task, node)
         log = self._log
         if log is not None:
             log.write(f'{{"t":{now!r},"act":"start","task":{task.id},"node":{self._names[node]}}}\n')
@@ -468,8 +465,8 @@ class ControlPlane:
             return True
         if now + self.view.estimate_s(task, node) <= res.start_s:
             return True
-        cores = int(self._cores_free[node]) - task.cores
-        mem = int(self._mem_free[node]) - task.mem_mb
+        cores = self._cf[node] - task.cores
+        mem = self._mf[node] - task.mem_mb
         for t in self._running_on[node].values():
             if t.est_end_s <= res.start_s:
                 cores += t.cores

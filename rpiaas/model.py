@@ -45,10 +45,6 @@ class NodeType:
     power_boot_w: float
     source: str = ""
 
-    def runtime_s(self, work_core_s: float, cores: int) -> float:
-        """Seconds a task of ``work_core_s`` takes on ``cores`` cores of this type."""
-        return work_core_s / (cores * self.speed)
-
 
 def _profile(
     name: str,

@@ -57,6 +57,11 @@ def versions() -> dict[str, str]:
     return out
 
 
+def bounded_slowdown(response_s: float, run_s: float) -> float:
+    """``max(1, response / max(run, 10 s))``: slowdown that short tasks cannot inflate."""
+    return max(1.0, response_s / max(run_s, BSLD_BOUND_S))
+
+
 class Stats:
     """Summary metrics accumulated as tasks end (O(1) memory per task but waits)."""
 
@@ -72,7 +77,8 @@ class Stats:
     def ended(self) -> int:
         return sum(self.counts.values())
 
-    def add(self, task: Task) -> None:
+    def add(self, task: Task) -> float | None:
+        """Account a task that ended; returns its bounded slowdown if it completed."""
         self.counts[task.state] += 1
         a = task.arrival_s
         if a < self.first_arrival:
@@ -80,15 +86,14 @@ class Stats:
         if task.start_s >= 0:
             self.waits.append(task.start_s - a)
         if task.state is _COMPLETED:
-            self.completed(a, task.start_s, task.end_s)
+            return self.completed(a, task.start_s, task.end_s)
+        return None
 
     def completed(self, arrival_s: float, start_s: float, end_s: float) -> float:
         """Account a completed task; returns its bounded slowdown."""
         response = end_s - arrival_s
         run = end_s - start_s
-        bsld = response / (run if run > BSLD_BOUND_S else BSLD_BOUND_S)
-        if bsld < 1.0:
-            bsld = 1.0
+        bsld = bounded_slowdown(response, run)
         self.sum_response += response
         self.sum_bsld += bsld
         if end_s > self.last_end:
@@ -201,14 +206,9 @@ class RunWriter:
         """Write the row of a task in a final state (or left over at the end)."""
         state = task.state
         a, s, e = task.arrival_s, task.start_s, task.end_s
-        stats = self.stats
-        if state is _COMPLETED:
-            # the common case, kept short: every field is known
-            stats.counts[state] += 1
-            if a < stats.first_arrival:
-                stats.first_arrival = a
-            stats.waits.append(s - a)
-            bsld = stats.completed(a, s, e)
+        bsld = self.stats.add(task)
+        if bsld is not None:
+            # completed, the common case, kept short: every field is known
             response = e - a
             run = e - s
             sld = repr(response / run) if run > 0 else ""
@@ -217,7 +217,6 @@ class RunWriter:
                 f"{response!r},{sld},{bsld!r},{task.cores},{task.mem_mb},{task.work_core_s!r},"
                 f"{task.kind},{self._tenant(task.tenant)},{task.attempts}\n")
             return
-        stats.add(task)
         started = s >= 0
         ended = e >= 0 and started
         wait = _f(s - a) if started else ""
@@ -226,7 +225,7 @@ class RunWriter:
             run = e - s
             resp = repr(response)
             sld = repr(response / run) if run > 0 else ""
-            bsld_text = repr(max(1.0, response / max(run, BSLD_BOUND_S)))
+            bsld_text = repr(bounded_slowdown(response, run))
         else:
             resp = sld = bsld_text = ""
         node = self.node_names[task.node] if task.node >= 0 else ""

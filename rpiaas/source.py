@@ -13,7 +13,7 @@ import copy
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -401,8 +401,3 @@ def describe(value: Any) -> str:
     if value is None:
         return "nothing"
     return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def get(mapping: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """``mapping[key]``, or ``default`` when the key is absent."""
-    return mapping.get(key, default)

@@ -85,9 +85,6 @@ class FreeCoresIndex:
         """Node indices with exactly ``free_cores`` free cores (in :meth:`items` order)."""
         return (node for node, _ in self.items(free_cores))
 
-    def size(self, free_cores: int) -> int:
-        return sum(len(g) for g in self._groups[free_cores].values())
-
     def tightest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the fewest free cores, then the least free memory, after
         taking ``cores`` and ``mem_mb``; among equals the one longest at that level.
@@ -138,6 +135,7 @@ class ClusterView:
         self._cores_free = self._cores.copy()
         self._mem_free_mb = self._mem_mb.copy()
         self._speed = np.array([x.type.speed for x in nodes], dtype=np.float64)
+        self._speed_list: list[float] = self._speed.tolist()  # for scalar reads on the hot path
         self._power_idle_w = np.array([x.type.power_idle_w for x in nodes], dtype=np.float64)
         self._power_max_w = np.array([x.type.power_max_w for x in nodes], dtype=np.float64)
         self._state = np.full(n, int(PowerState.ON), dtype=np.int64)
@@ -201,6 +199,7 @@ class ClusterView:
 
     def estimate_s(self, task: Task, node: int) -> float:
         """Runtime estimate of ``task`` on ``node``: its walltime if given, else exact."""
-        if task.walltime_s is not None:
-            return task.walltime_s
-        return task.work_core_s / (task.cores * float(self._speed[node]))
+        w = task.walltime_s
+        if w is not None:
+            return w
+        return task.work_core_s / (task.cores * self._speed_list[node])

@@ -159,7 +159,6 @@ class Simulation:
         if task.epoch == epoch:  # else it was moved, killed or failed meanwhile
             self._batch.append(TaskFinished(task.id))
             self._touched.append(task.node)
-            self._ends.pop(task.id, None)
         if self._batch and self._ready():
             self._flush()
 
@@ -221,7 +220,6 @@ class Simulation:
         elif t is Reject:
             pass
         elif t is Kill:
-            self._ends.pop(a.task.id, None)  # type: ignore[attr-defined]
             touched.append(a.task.node)  # type: ignore[attr-defined]
         elif t is Migrate:
             task, dst, src = a.task, a.node, a.source  # type: ignore[attr-defined]
@@ -246,6 +244,7 @@ class Simulation:
             raise TypeError(f"unknown action {a!r}")
 
     def _final(self, task: Task) -> None:
+        self._ends.pop(task.id, None)
         if self.writer is not None:
             self.writer.task_ended(task)
         else:
