@@ -47,9 +47,11 @@ class PolicySpec:
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    cls: type[Policy] | None = field(default=None, compare=False, repr=False)  # found on parse
 
     def create(self, rng: Any = None) -> Policy:
-        return available_policies()[self.name].cls.create(dict(self.params), rng)
+        cls = self.cls if self.cls is not None else available_policies()[self.name].cls
+        return cls.create(dict(self.params), rng)
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
         src.fail(where, f"policy {name!r} ({policies[name].origin}) is broken: {message}")
     full = {k: p.default for k, p in known.items() if p.default is not inspect.Parameter.empty}
     full.update(params)
-    return PolicySpec(name, full)
+    return PolicySpec(name, full, cls)
 
 
 def _check_fits(src: Source, cluster: ClusterSpec, workload: Workload) -> None:
