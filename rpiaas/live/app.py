@@ -1,26 +1,41 @@
-"""The master's web application: ``create_app(config)`` with the store and poller as its resources."""
+"""The master's web application: ``create_app(config)`` with the store and poller as its resources.
+
+On start the master opens the store, takes up every node's last known state
+from it (so a restart neither forgets history nor records changes that did
+not happen), starts polling and, with a ``retention`` in its config, applies
+it at start and every ``retention.every_s`` seconds.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..store import open_store
+from ..store import HistoryStore, open_store
 from .client import AgentClient
-from .config import MasterConfig
+from .config import MasterConfig, Retention
+from .dashboard import setup_dashboard
 from .keys import CONFIG, POLLER, REGISTRY, STORE
-from .middlewares import json_errors
+from .middlewares import bearer_token, body_limit, json_errors
 from .poller import Poller
 from .registry import Registry
 from .routes import setup_routes
 
-__all__ = ["CONFIG", "POLLER", "REGISTRY", "STORE", "create_app"]
+__all__ = ["CONFIG", "POLLER", "REGISTRY", "STORE", "apply_retention", "create_app"]
+
+log = logging.getLogger(__name__)
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await asyncio.to_thread(open_store, app[CONFIG].store)
     app[STORE] = store
+    restored = app[REGISTRY].restore(await asyncio.to_thread(store.latest))
+    if restored:
+        log.info("took up the last known state of %d nodes from the store", restored)
     try:
         yield
     finally:
@@ -39,11 +54,50 @@ async def _poller_ctx(app: web.Application) -> AsyncIterator[None]:
             await poller.stop()
 
 
+def apply_retention(store: HistoryStore, retention: Retention, now_s: float) -> dict[str, int]:
+    """Downsample samples older than ``raw_s`` and delete what is older than ``keep_s``."""
+    out: dict[str, int] = {}
+    if retention.keep_s is not None:
+        purged = store.purge(now_s - retention.keep_s)
+        out.update(purged_samples=purged.samples, purged_states=purged.states,
+                   purged_events=purged.events)
+    compacted = store.compact(now_s - retention.raw_s, retention.resolution_s)
+    out.update(compacted_samples=compacted.replaced, written_means=compacted.written)
+    return out
+
+
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    retention = app[CONFIG].retention
+    if retention is None:
+        yield
+        return
+
+    async def run(every_s: float) -> None:
+        while True:
+            try:
+                done = await asyncio.to_thread(apply_retention, app[STORE], retention, time.time())
+                log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in done.items()))
+            except Exception:  # a failed pass is retried at the next one; polling goes on
+                log.exception("retention pass failed")
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(run(retention.every_s), name="rpiaas-retention")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(config: MasterConfig) -> web.Application:
     """The master: polls the cluster's agents into the history store and serves ``/api/v1/``."""
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[json_errors, bearer_token, body_limit],
+                          client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[REGISTRY] = Registry(config)
-    app.cleanup_ctx.extend([_store_ctx, _poller_ctx])  # the store outlives the poller
+    # the store outlives the poller and the retention task
+    app.cleanup_ctx.extend([_store_ctx, _poller_ctx, _retention_ctx])
     setup_routes(app)
+    setup_dashboard(app)
     return app

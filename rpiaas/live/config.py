@@ -8,12 +8,23 @@
     agents:                               # per-node host:port, for local testing
       node1.cluster1.rpiaas.test: "127.0.0.1:18081"
     listen: "0.0.0.0:8080"
+    token_file: master-token              # bearer token of the mutating endpoints
+    max_body_bytes: 65536                 # larger request bodies get 413
+    retention:                            # downsampling and deletion of old history
+      raw_s: 86400                        # keep raw samples a day,
+      resolution_s: 60                    # then one mean a minute,
+      keep_s: 2592000                     # and nothing older than 30 days
+      every_s: 3600                       # applied once an hour
+
+The token may also come from the environment, ``RPIAAS_MASTER_TOKEN`` (which
+wins over the file).  Without a token the mutating endpoints refuse every call.
 
 Errors are :class:`~rpiaas.source.InputError` naming the file, line and key.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +32,33 @@ from ..cluster import parse_cluster
 from ..model import ClusterSpec
 from ..source import InputError, KeyPath, Source, load_file
 
-__all__ = ["MASTER_KEYS", "MasterConfig", "check_store", "load_master_config", "parse_host_port"]
+__all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_master_config",
+           "parse_host_port", "read_token"]
 
 MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
-               "listen")
+               "listen", "token_file", "max_body_bytes", "retention")
+RETENTION_KEYS = ("raw_s", "resolution_s", "keep_s", "every_s")
 DEFAULT_POLL_INTERVAL_S = 10.0
 DEFAULT_AGENT_PORT = 8081
 DEFAULT_LISTEN = ("0.0.0.0", 8080)
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+TOKEN_ENV = "RPIAAS_MASTER_TOKEN"
+_MAX_TOKEN_CHARS = 1024
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long history is kept at full detail, downsampled, and at all.
+
+    Every ``every_s`` seconds the master replaces raw samples older than
+    ``raw_s`` by means over ``resolution_s`` buckets, and deletes samples,
+    state changes and events older than ``keep_s`` (never, if None).
+    """
+
+    raw_s: float = 86400.0
+    resolution_s: float = 60.0
+    keep_s: float | None = None
+    every_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +72,9 @@ class MasterConfig:
     agent_port: int = DEFAULT_AGENT_PORT
     agents: dict[str, tuple[str, int]] = field(default_factory=dict)
     listen: tuple[str, int] = DEFAULT_LISTEN
+    token: str | None = field(default=None, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    retention: Retention | None = None
 
     @property
     def timeout_s(self) -> float:
@@ -80,6 +114,23 @@ def check_store(target: str) -> str:
     if sep and scheme.lower() == "sqlite" and (not rest.startswith("/") or rest == "/"):
         raise ValueError("write sqlite:///relative.db or sqlite:////absolute.db")
     return target
+
+
+def read_token(path: str | Path) -> str:
+    """The token in the file at ``path`` (surrounding white space dropped); ValueError if unusable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
+    return check_token(text)
+
+
+def check_token(text: str) -> str:
+    """``text`` if it can be a bearer token: 1 to 1024 printable ASCII characters, no spaces."""
+    if not (0 < len(text) <= _MAX_TOKEN_CHARS and text.isascii() and text.isprintable()
+            and " " not in text):
+        raise ValueError("expected a token of 1 to 1024 printable ASCII characters without spaces")
+    return text
 
 
 def _host_port(src: Source, path: KeyPath, value: object, default_host: str | None = None,
@@ -127,7 +178,39 @@ def load_master_config(path: str | Path) -> MasterConfig:
     listen = DEFAULT_LISTEN
     if "listen" in data:
         listen = _host_port(src, ("listen",), data["listen"], default_host="0.0.0.0", any_port=True)
+    token = None
+    if "token_file" in data:
+        token_path = src.base / src.string(("token_file",), data["token_file"])
+        try:
+            token = read_token(token_path)
+        except ValueError as e:
+            src.fail(("token_file",), str(e))
+    if os.environ.get(TOKEN_ENV):
+        try:
+            token = check_token(os.environ[TOKEN_ENV])
+        except ValueError as e:
+            raise InputError(str(e), file=TOKEN_ENV) from None
+    max_body = DEFAULT_MAX_BODY_BYTES
+    if "max_body_bytes" in data:
+        max_body = src.integer(("max_body_bytes",), data["max_body_bytes"], minimum=1)
+    retention = None
+    if data.get("retention") is not None:
+        retention = _retention(src, data["retention"])
     if not cluster.nodes:
         raise InputError("the cluster has no compute nodes", src.file, src.line_of(("cluster",)),
                          "cluster")
-    return MasterConfig(cluster, interval, timeout, store, agent_port, agents, listen)
+    return MasterConfig(cluster, interval, timeout, store, agent_port, agents, listen, token,
+                        max_body, retention)
+
+
+def _retention(src: Source, value: object) -> Retention:
+    data = src.mapping(("retention",), value, RETENTION_KEYS)
+    given = {key: src.number(("retention", key), data[key], positive=True)
+             for key in RETENTION_KEYS if data.get(key) is not None}
+    retention = Retention(**given)
+    if retention.keep_s is not None and retention.keep_s < retention.raw_s:
+        src.fail(("retention", "keep_s"), f"must not be shorter than raw_s ({retention.raw_s:g} s)")
+    if retention.resolution_s > retention.raw_s:
+        src.fail(("retention", "resolution_s"),
+                 f"must not be longer than raw_s ({retention.raw_s:g} s)")
+    return retention

@@ -1,21 +1,78 @@
-"""Middleware of the master: every error under ``/api/`` is a JSON ``{"error": ...}``."""
+"""Middleware of the master: JSON errors under ``/api/``, a body size limit, the bearer token.
+
+- :func:`json_errors` turns aiohttp's plain-text errors (unknown path, wrong
+  method, ...) under ``/api/`` into ``{"error": ...}`` for API clients.
+- :func:`body_limit` refuses a declared body over ``max_body_bytes`` with 413
+  before any handler reads it; aiohttp's ``client_max_size`` (set to the same
+  limit) stops the bodies that do not declare their length.
+- :func:`bearer_token` guards every mutating call under ``/api/`` (any method
+  but GET, HEAD and OPTIONS): it needs ``Authorization: Bearer <token>``,
+  compared in constant time, else 401.  A master without a token refuses them all.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-__all__ = ["json_errors"]
+from .keys import CONFIG
+
+__all__ = ["SAFE_METHODS", "bearer_token", "body_limit", "json_error", "json_errors"]
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rpiaas-master"'}
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """An API error response, ``{"error": message}``."""
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn aiohttp's plain-text errors (unknown path, wrong method, ...) into JSON for API clients."""
     try:
         return await handler(request)
     except web.HTTPException as e:
         if (not request.path.startswith("/api/") or e.status < 400
                 or e.content_type == "application/json"):
             raise
-        return web.json_response({"error": e.reason}, status=e.status, headers={
-            k: v for k, v in e.headers.items() if k.lower() == "allow"})
+        return json_error(e.status, e.reason, {
+            k: v for k, v in e.headers.items() if k.lower() in ("allow", "www-authenticate")})
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limit = request.app[CONFIG].max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        return json_error(413, f"request body of {length} bytes is over the limit of {limit}")
+    return await handler(request)
+
+
+def _digest(token: str) -> bytes:
+    # Comparing fixed-length digests hides the expected token's length as well.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+@web.middleware
+async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if (request.method in SAFE_METHODS or not request.path.startswith("/api/")
+            or request.match_info.http_exception is not None):  # 404 and 405 answer as they are
+        return await handler(request)
+    expected = request.app[CONFIG].token
+    if expected is None:
+        return json_error(401, "mutating endpoints are off: this master has no token configured",
+                          _CHALLENGE)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return json_error(401, "missing bearer token (Authorization: Bearer <token>)", _CHALLENGE)
+    if not hmac.compare_digest(_digest(given.strip()), _digest(expected)):
+        log.warning("wrong token from %s for %s %s", request.remote, request.method, request.path)
+        return json_error(401, "wrong token", _CHALLENGE)
+    return await handler(request)

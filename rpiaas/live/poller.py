@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..store import HistoryStore, Sample
 from .client import AgentClient, AgentError
 from .registry import NodeEntry, Registry
 
-__all__ = ["Poller", "sample_from_info"]
+__all__ = ["LatencyStats", "Poller", "sample_from_info"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,41 @@ def sample_from_info(node: str, time_s: float, info: dict[str, Any]) -> Sample:
     )
 
 
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of sorted values, nearest rank."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class LatencyStats:
+    """Latencies of the last ``window`` answered polls, with counts of every poll since start."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self.latencies_s: deque[float] = deque(maxlen=window)
+        self.answered = 0
+        self.failed = 0
+        self.last_round_s: float | None = None
+
+    def add(self, latency_s: float | None) -> None:
+        """One poll: its latency, or None if it failed."""
+        if latency_s is None:
+            self.failed += 1
+        else:
+            self.answered += 1
+            self.latencies_s.append(latency_s)
+
+    def to_json(self) -> dict[str, float | int | None]:
+        ordered = sorted(self.latencies_s)
+        return {
+            "answered": self.answered,
+            "failed": self.failed,
+            "window": len(ordered),
+            "p50_s": _quantile(ordered, 0.5) if ordered else None,
+            "p99_s": _quantile(ordered, 0.99) if ordered else None,
+            "max_s": ordered[-1] if ordered else None,
+            "last_round_s": self.last_round_s,
+        }
+
+
 class Poller:
     """Polls the registry's agents every ``interval_s`` seconds into ``store``."""
 
@@ -72,21 +109,29 @@ class Poller:
         self.timeout_s = timeout_s
         self.clock = clock
         self.rounds = 0
+        self.latency = LatencyStats()
         self._task: asyncio.Task[None] | None = None
 
     async def poll_node(self, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
         """One node's report, or None and why not; never raises, never outlasts the timeout."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
         try:
             info = await asyncio.wait_for(self.client.info(entry.base_url), self.timeout_s)
         except AgentError as e:
+            self.latency.add(None)
             return entry, None, str(e)
         except TimeoutError:
+            self.latency.add(None)
             return entry, None, f"{entry.base_url}/info: no answer in {self.timeout_s:g} s"
+        self.latency.add(loop.time() - t0)
         return entry, info, ""
 
-    async def poll_once(self) -> None:
-        """One round: poll every node at once, then record states and samples."""
-        results = await asyncio.gather(*(self.poll_node(e) for e in self.registry))
+    async def poll_once(self, entries: Sequence[NodeEntry] | None = None) -> None:
+        """One round: poll every node (or just ``entries``) at once, then record states and samples."""
+        t0 = asyncio.get_running_loop().time()
+        todo = list(self.registry) if entries is None else entries
+        results = await asyncio.gather(*(self.poll_node(e) for e in todo))
         now = self.clock()
         samples: list[Sample] = []
         changes: list[tuple[str, bool, str]] = []
@@ -102,7 +147,9 @@ class Poller:
                 log.info("%s is %s%s", entry.name, "online" if online else "offline",
                          "" if online else f": {reason}")
         await asyncio.to_thread(self._write, now, samples, changes)
-        self.rounds += 1
+        if entries is None:
+            self.rounds += 1
+            self.latency.last_round_s = asyncio.get_running_loop().time() - t0
 
     def _write(self, now: float, samples: list[Sample], changes: list[tuple[str, bool, str]]) -> None:
         for name, online, reason in changes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Node
+from ..store import NodeStatus
 from .config import MasterConfig
 
 __all__ = ["NodeEntry", "Registry"]
@@ -80,3 +81,24 @@ class Registry:
 
     def get(self, name: str) -> NodeEntry | None:
         return self.entries.get(name)
+
+    def restore(self, latest: dict[str, NodeStatus]) -> int:
+        """Take up each node's last known state from the store (after a master restart).
+
+        A node's state is its last recorded change; its last good poll, its
+        newest sample.  The first poll then records a change only if there
+        was one.  Returns how many nodes had a state to restore.
+        """
+        restored = 0
+        for name, status in latest.items():
+            entry = self.entries.get(name)
+            if entry is None:  # a node since removed from the cluster config
+                continue
+            if status.state is not None:
+                entry.online = status.state.online
+                entry.changed_s = status.state.time_s
+                entry.reason = "" if status.state.online else status.state.reason
+                restored += 1
+            if status.sample is not None:
+                entry.last_ok_s = status.sample.time_s
+        return restored

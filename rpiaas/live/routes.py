@@ -1,16 +1,23 @@
-"""The master's JSON API under ``/api/v1/``; errors are JSON ``{"error": ...}`` too."""
+"""The master's JSON API under ``/api/v1/``; errors are JSON ``{"error": ...}`` too.
+
+Reading is open; every mutating call (POST) needs the bearer token (see
+:mod:`.middlewares`).  ``openapi.py`` describes each route for clients.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
-from ..store import Sample
+from ..store import Sample, StateChange
 from .keys import CONFIG, POLLER, REGISTRY, STORE
+from .registry import NodeEntry
 
 __all__ = ["setup_routes"]
 
@@ -20,9 +27,54 @@ routes = web.RouteTableDef()
 MIN_RESOLUTION_S = 0.001
 
 
+# State changes a node's own document lists, newest last.
+RECENT_STATES = 50
+
+
 def _error(status: int, message: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}[status]
+    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 415: web.HTTPUnsupportedMediaType,
+           503: web.HTTPServiceUnavailable}[status]
     return cls(text=web.json_response({"error": message}).text, content_type="application/json")
+
+
+def _entry(request: web.Request) -> NodeEntry:
+    name = request.match_info["name"]
+    entry = request.app[REGISTRY].get(name)
+    if entry is None:
+        raise _error(404, f"no such node: {name}")
+    return entry
+
+
+async def _body(request: web.Request, allowed: Sequence[str], required: Sequence[str] = ()
+                ) -> dict[str, Any]:
+    """The request's JSON object, with only ``allowed`` fields and every ``required`` one."""
+    if not request.can_read_body:
+        data: Any = {}
+    else:
+        if request.content_type != "application/json":
+            raise _error(415, f"expected a JSON body (Content-Type: application/json), "
+                              f"got {request.content_type}")
+        try:
+            data = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise _error(400, f"body: not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _error(400, f"body: expected a JSON object, got {type(data).__name__}")
+    for key in data:
+        if key not in allowed:
+            raise _error(400, f"{key}: unknown field (expected {', '.join(allowed)})")
+    for key in required:
+        if key not in data:
+            raise _error(400, f"{key}: missing field")
+    return data
+
+
+def _body_number(data: dict[str, Any], name: str, minimum: float = 0.0) -> float:
+    value = data[name]
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or value < minimum):
+        raise _error(400, f"{name}: expected a finite number >= {minimum:g}, got {value!r}")
+    return float(value)
 
 
 def _float_param(request: web.Request, name: str) -> float | None:
@@ -44,27 +96,76 @@ def _sample_json(s: Sample) -> dict[str, Any]:
     return out
 
 
+def _state_json(c: StateChange) -> dict[str, Any]:
+    return {"time_s": c.time_s, "online": c.online, "reason": c.reason}
+
+
+def _node_json(entry: NodeEntry, sample: Sample | None) -> dict[str, Any]:
+    doc = entry.to_json()
+    doc["sample"] = _sample_json(sample) if sample is not None else None
+    return doc
+
+
 @routes.get("/api/v1/nodes")
 async def nodes(request: web.Request) -> web.Response:
     """Every node with its agent address and current state."""
-    registry = request.app[REGISTRY]
     latest = await asyncio.to_thread(request.app[STORE].latest)
     out = []
-    for entry in registry:
-        doc = entry.to_json()
+    for entry in request.app[REGISTRY]:
         status = latest.get(entry.name)
-        doc["sample"] = (_sample_json(status.sample)
-                         if status is not None and status.sample is not None else None)
-        out.append(doc)
+        out.append(_node_json(entry, status.sample if status is not None else None))
     return web.json_response({"nodes": out})
+
+
+async def _one_node(request: web.Request, entry: NodeEntry) -> web.Response:
+    store = request.app[STORE]
+    latest = await asyncio.to_thread(store.latest, entry.name)
+    changes = await asyncio.to_thread(store.states, entry.name)
+    status = latest.get(entry.name)
+    doc = _node_json(entry, status.sample if status is not None else None)
+    doc["states"] = [_state_json(c) for c in changes[-RECENT_STATES:]]
+    return web.json_response(doc)
+
+
+@routes.get("/api/v1/nodes/{name}")
+async def node(request: web.Request) -> web.Response:
+    """One node: its current state, newest sample and last state changes."""
+    return await _one_node(request, _entry(request))
+
+
+@routes.post("/api/v1/nodes/{name}/poll")
+async def poll_node(request: web.Request) -> web.Response:
+    """Poll one node now (token): its document afterwards, as ``GET /api/v1/nodes/{name}``."""
+    entry = _entry(request)
+    await _body(request, ())
+    if POLLER not in request.app:
+        raise _error(503, "the poller is not running")
+    await request.app[POLLER].poll_once([entry])
+    return await _one_node(request, entry)
+
+
+@routes.post("/api/v1/history/compact")
+async def compact(request: web.Request) -> web.Response:
+    """Replace samples before ``before`` (unix s) by means over ``resolution`` s buckets (token)."""
+    data = await _body(request, ("before", "resolution"), ("before", "resolution"))
+    before = _body_number(data, "before")
+    resolution = _body_number(data, "resolution", MIN_RESOLUTION_S)
+    result = await asyncio.to_thread(request.app[STORE].compact, before, resolution)
+    return web.json_response({"replaced": result.replaced, "written": result.written})
+
+
+@routes.post("/api/v1/history/purge")
+async def purge(request: web.Request) -> web.Response:
+    """Delete samples, state changes and events before ``before`` (unix s) (token)."""
+    data = await _body(request, ("before",), ("before",))
+    result = await asyncio.to_thread(request.app[STORE].purge, _body_number(data, "before"))
+    return web.json_response(dataclasses.asdict(result))
 
 
 @routes.get("/api/v1/nodes/{name}/history")
 async def history(request: web.Request) -> web.Response:
     """``?start=&end=`` (unix seconds) ``&resolution=`` (bucket seconds): a node's samples."""
-    name = request.match_info["name"]
-    if request.app[REGISTRY].get(name) is None:
-        raise _error(404, f"no such node: {name}")
+    name = _entry(request).name
     start = _float_param(request, "start")
     end = _float_param(request, "end")
     resolution = _float_param(request, "resolution")
@@ -84,6 +185,7 @@ async def history(request: web.Request) -> web.Response:
 async def summary(request: web.Request) -> web.Response:
     """How many nodes are online, offline or not yet polled, and their mean CPU use."""
     registry = request.app[REGISTRY]
+    poller = request.app.get(POLLER)
     latest = await asyncio.to_thread(request.app[STORE].latest)
     online = [e for e in registry if e.online is True]
     utils = [s.sample.cpu_util for e in online
@@ -94,8 +196,9 @@ async def summary(request: web.Request) -> web.Response:
         "offline": sum(1 for e in registry if e.online is False),
         "unknown": sum(1 for e in registry if e.online is None),
         "cpu_util_mean": sum(utils) / len(utils) if utils else None,
-        "poll_rounds": request.app[POLLER].rounds if POLLER in request.app else 0,
+        "poll_rounds": poller.rounds if poller is not None else 0,
         "poll_interval_s": request.app[CONFIG].poll_interval_s,
+        "poll_latency": poller.latency.to_json() if poller is not None else None,
     })
 
 
