@@ -88,3 +88,28 @@ def test_sample_from_info_handles_missing_readings() -> None:
     info["cpu"] = {"usage_ratio": [0.2, 0.4], "usage_ratio_mean": 0.3, "temperature_c": 51.2}
     s = sample_from_info("n1", 100.0, info)
     assert s.cpu_per_core == (0.2, 0.4) and s.cpu_util == 0.3 and s.temperature_c == 51.2
+
+
+def _testbed_blocks(lang: str) -> list[str]:
+    text = (Path(__file__).parents[2] / "docs" / "testbed.md").read_text()
+    master = text[text.index("## The master"):]
+    return [b.split("```", 1)[0] for b in master.split(f"```{lang}\n")[1:]]
+
+
+def test_the_documented_master_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RPIAAS_MASTER_TOKEN", raising=False)
+    (tmp_path / "cluster.yaml").write_text(
+        "clusters:\n  - {domain: cluster1.rpiaas.test, prefix: 10.0.1, count: 3, type: rpi4b}\n")
+    (tmp_path / "master-token").write_text("s3cret-token\n")
+    config = load_master_config(_write(tmp_path, _testbed_blocks("yaml")[0]))
+    assert config.token == "s3cret-token" and config.retention is not None
+    assert (config.retention.raw_s, config.retention.keep_s) == (86400, 2592000)
+    assert Registry(config).get("node1.cluster1.rpiaas.test") is not None
+
+
+def test_the_documented_error_is_the_real_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shown = _testbed_blocks("text")[0].strip()
+    text = CLUSTER + "\n" * 4 + "retention:\n  keep_s: 60\n"  # keep_s on line 9
+    path = _write(tmp_path, text)
+    assert main(["master", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == shown.replace("master.yaml", str(path))
