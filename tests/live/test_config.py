@@ -113,3 +113,18 @@ def test_the_documented_error_is_the_real_one(tmp_path: Path, capsys: pytest.Cap
     path = _write(tmp_path, text)
     assert main(["master", str(path)]) == 2
     assert capsys.readouterr().err.strip() == shown.replace("master.yaml", str(path))
+
+
+def test_a_bad_original_config_json_stops_the_master(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The cluster file's own errors name that file, its line and key."""
+    cluster = tmp_path / "config.json"
+    cluster.write_text('{\n\t"interface": "eth0",\n\t"clusters": [{\n\t\t"domain": "c1.test",\n'
+                       '\t\t"prefix": "10.0.1",\n\t\t"nodes": [\n'
+                       '\t\t\t{"type": "rpi4", "hostname": "a", "suffix": 1, "hwaddr": "dc:a6:32:00:00:01"},\n'
+                       '\t\t\t{"type": "rpi4", "hostname": "b", "suffix": 2, "hwaddr": "DC:A6:32:00:00:01"}\n'
+                       "\t\t]\n\t}]\n}\n")
+    assert main(["master", str(_write(tmp_path, "cluster: config.json\n"))]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {cluster}:8: clusters[0].nodes[1].hwaddr: duplicate MAC address "
+                   "dc:a6:32:00:00:01 (first at line 7)\n")
