@@ -1,0 +1,97 @@
+// The cluster overview: a summary and one row per node, refreshed every poll interval.
+"use strict";
+
+(function () {
+  const r = window.rpiaas;
+  let pollIntervalS = null;
+  let refreshes = 0;
+
+  function cell(row, className, text) {
+    const td = document.createElement("td");
+    td.className = className;
+    if (text !== undefined) td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+
+  function nodeRow(node) {
+    const sample = node.sample;
+    const state = r.stateName(node.online);
+    const row = document.createElement("tr");
+    row.className = "node " + state;
+    row.dataset.name = node.name;
+    row.dataset.online = state === "unknown" ? "unknown" : String(node.online);
+    row.dataset.cpu = sample && r.isNumber(sample.cpu_util) ? (100 * sample.cpu_util).toFixed(1) : "";
+    row.dataset.memUsedMb = sample && r.isNumber(sample.mem_used_mb) ? Math.round(sample.mem_used_mb) : "";
+    row.dataset.memTotalMb = sample && r.isNumber(sample.mem_total_mb) ? Math.round(sample.mem_total_mb) : "";
+    row.dataset.temperatureC = sample && r.isNumber(sample.temperature_c) ? sample.temperature_c.toFixed(1) : "";
+
+    const link = document.createElement("a");
+    link.href = "/nodes/" + encodeURIComponent(node.name);
+    link.textContent = node.name;
+    cell(row, "name").appendChild(link);
+    cell(row, "type", node.type);
+
+    const badge = document.createElement("span");
+    badge.className = "badge " + state;
+    badge.textContent = state === "unknown" ? "unknown" : state;
+    const since = document.createElement("span");
+    since.className = "since";
+    since.textContent = r.stateText(node).replace(/^(online|offline) ?/, "");
+    const stateCell = cell(row, "state");
+    stateCell.append(badge, " ", since);
+    if (node.online === false && node.reason) stateCell.title = node.reason;
+    else if (r.isNumber(node.changed_s)) stateCell.title = "since " + r.clock(node.changed_s);
+
+    // Figures of an offline node are its last sample: shown, but greyed by the row's class.
+    const cpu = cell(row, "cpu num");
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = sample && r.isNumber(sample.cpu_util)
+      ? Math.min(100, Math.max(0, 100 * sample.cpu_util)).toFixed(1) + "%" : "0";
+    bar.appendChild(fill);
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = sample ? r.percent(sample.cpu_util) : r.DASH;
+    cpu.append(bar, value);
+
+    cell(row, "mem num", sample ? r.mb(sample.mem_used_mb) + " / " + r.mb(sample.mem_total_mb) + " MB" : r.DASH);
+    cell(row, "temp num", sample ? r.celsius(sample.temperature_c) : r.DASH);
+    const seen = cell(row, "seen", r.ago(node.last_ok_s));
+    if (r.isNumber(node.last_ok_s)) seen.title = r.clock(node.last_ok_s);
+    return row;
+  }
+
+  function showSummary(summary) {
+    r.setText("summary-nodes", String(summary.nodes));
+    r.setText("summary-online", String(summary.online));
+    r.setText("summary-offline", String(summary.offline));
+    r.setText("summary-unknown", String(summary.unknown));
+    r.setText("summary-cpu", r.percent(summary.cpu_util_mean));
+    r.setText("summary-interval", summary.poll_interval_s + " s");
+  }
+
+  async function refresh() {
+    let summary, nodes;
+    try {
+      [summary, nodes] = await Promise.all([r.getJSON("/api/v1/summary"), r.getJSON("/api/v1/nodes")]);
+    } catch (e) {
+      r.showError("The master is not answering (" + e.message + "); retrying every "
+                  + r.refreshSeconds(pollIntervalS) + " s. Figures below are from "
+                  + (refreshes ? "the last good refresh." : "nowhere yet."));
+      return;
+    }
+    pollIntervalS = summary.poll_interval_s;
+    showSummary(summary);
+    document.getElementById("nodes").tBodies[0].replaceChildren(...nodes.nodes.map(nodeRow));
+    refreshes += 1;
+    document.body.dataset.refreshes = String(refreshes);
+    r.clearError();
+    r.setText("updated", "Updated " + new Date().toLocaleTimeString() + "; refreshes every "
+              + r.refreshSeconds(pollIntervalS) + " s.");
+  }
+
+  r.every(() => r.refreshSeconds(pollIntervalS), refresh);
+})();
