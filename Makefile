@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python benchmarks/sim_throughput.py
 	$(BIN)/python benchmarks/store_insert.py
 	$(BIN)/python benchmarks/agent_idle.py
+	$(BIN)/python benchmarks/master_poll.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
