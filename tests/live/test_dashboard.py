@@ -149,7 +149,7 @@ async def _in_chromium(tmp_path: Path, chromium: str, config: Any) -> None:
             await _node_page(browser, base, tmp_path)
             await _dead_node_page(browser, base)
             assert not browser.exceptions, browser.exceptions
-            assert not [m for m in browser.log if "Content Security Policy" in m], browser.log
+            await _csp_is_enforced(browser)
     finally:
         await server.close()
 
@@ -192,6 +192,7 @@ async def _overview(browser: Chromium, base: str, tmp_path: Path) -> None:
     assert summary["summary-offline"] == "1" and summary["summary-unknown"] == "0"
     assert summary["summary-interval"] == f"{INTERVAL_S} s"
     assert re.fullmatch(r"\d+\.\d %", summary["summary-cpu"])
+    assert await browser.evaluate("cspViolations") == []
     _check_png(await browser.screenshot(tmp_path / "overview.png"), *SCREEN)
 
 
@@ -230,12 +231,26 @@ async def _node_page(browser: Chromium, base: str, tmp_path: Path) -> None:
     runs = await browser.evaluate(
         "rpiaasPlot.segments([[0, 1], [1, 2], [2, null], [3, 3], [4, 4], [20, 5]], 2.5)")
     assert runs == [[[0, 1], [1, 2]], [[3, 3], [4, 4]], [[20, 5]]]
+    assert await browser.evaluate("cspViolations") == []
     _check_png(await browser.screenshot(tmp_path / "node.png"), *SCREEN)
 
     # another window: the buttons set it, the plots follow
     await browser.evaluate("document.querySelector('#windows [data-window-s=\"21600\"]').click()")
     await browser.wait_for("document.body.dataset.windowS === '21600'"
                            " && document.querySelector('#windows button.active').dataset.windowS === '21600'")
+
+
+async def _csp_is_enforced(browser: Chromium) -> None:
+    """The page itself broke no rule of its CSP, and the browser does enforce it."""
+    assert await browser.evaluate("cspViolations") == []
+    await browser.evaluate("""(() => {
+        const s = document.createElement('script');
+        s.textContent = 'window.injected = true';
+        document.body.append(s);
+    })()""")
+    violations = await browser.wait_for("cspViolations.length && cspViolations")
+    assert await browser.evaluate("window.injected === undefined")
+    assert [v.split()[0] for v in violations] == ["script-src-elem"], violations
 
 
 async def _dead_node_page(browser: Chromium, base: str) -> None:
@@ -287,7 +302,6 @@ class Chromium:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.next_id = 0
         self.exceptions: list[str] = []
-        self.log: list[str] = []
 
     async def __aenter__(self) -> Chromium:
         with self.log_path.open("wb") as out:
@@ -318,8 +332,13 @@ class Chromium:
             targets = await resp.json()
         page = next(t for t in targets if t["type"] == "page")
         self.ws = await self.session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0)
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime"):
             await self.send(f"{domain}.enable")
+        # scripts added over DevTools are not subject to the page's CSP: it sees every violation
+        await self.send("Page.addScriptToEvaluateOnNewDocument", source=(
+            "window.cspViolations = [];"
+            "document.addEventListener('securitypolicyviolation',"
+            " e => cspViolations.push(e.effectiveDirective + ' ' + e.blockedURI));"))
         await self.send("Emulation.setDeviceMetricsOverride", width=SCREEN[0], height=SCREEN[1],
                         deviceScaleFactor=1, mobile=False)
 
@@ -353,8 +372,6 @@ class Chromium:
                 return result
             if message.get("method") == "Runtime.exceptionThrown":
                 self.exceptions.append(json.dumps(message["params"]["exceptionDetails"]))
-            elif message.get("method") == "Log.entryAdded":
-                self.log.append(message["params"]["entry"]["text"])
 
     async def navigate(self, url: str) -> None:
         await self.send("Page.navigate", url=url)

@@ -5,9 +5,12 @@ window.rpiaas = (function () {
   const DASH = "—";  // a value we do not have: never shown as 0
   const MIN_REFRESH_S = 1;
   const MAX_REFRESH_S = 30;
+  // A master that accepts the connection but never answers is as down as one that refuses it.
+  const REQUEST_TIMEOUT_MS = 10000;
 
   async function getJSON(path) {
-    const response = await fetch(path, {cache: "no-store", headers: {Accept: "application/json"}});
+    const response = await fetch(path, {cache: "no-store", headers: {Accept: "application/json"},
+                                        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)});
     if (!response.ok) {
       let message = response.status + " " + response.statusText;
       try {
