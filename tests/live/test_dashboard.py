@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from rpiaas.live import create_app, load_master_config
+from rpiaas.live import MasterConfig, create_app, load_master_config
 from rpiaas.live.dashboard import CONTENT_SECURITY_POLICY, STATIC_DIR
 
 from ..agent.helpers import AgentProcess, free_port, start_agent
@@ -122,7 +122,7 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
             agent.terminate()
 
 
-async def _in_chromium(tmp_path: Path, chromium: str, config: Any) -> None:
+async def _in_chromium(tmp_path: Path, chromium: str, config: MasterConfig) -> None:
     server = TestServer(create_app(config), host="127.0.0.1")
     await server.start_server()
     port = server.port
@@ -299,7 +299,7 @@ class Chromium:
         self.log_path = tmp_path / "chromium.log"
         self.proc: asyncio.subprocess.Process | None = None
         self.session: aiohttp.ClientSession | None = None
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self.next_id = 0
         self.exceptions: list[str] = []
 
