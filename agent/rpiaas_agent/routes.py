@@ -1,11 +1,12 @@
 """The agent's HTTP endpoints.
 
-=================  =====  ====================================================
-``GET /ping``      open   ``{"status": "ok"}``: the agent is up
-``GET /info``      open   the node report (:mod:`rpiaas_agent.report`) as JSON
-``GET /metrics``   open   the same report in Prometheus text format
-``GET /config``    token  the agent's settings, without the token
-=================  =====  ====================================================
+=====================  =====  ================================================
+``GET /ping``          open   ``{"status": "ok"}``: the agent is up
+``GET /info``          open   the node report (:mod:`rpiaas_agent.report`) as JSON
+``GET /metrics``       open   the same report in Prometheus text format
+``GET /config``        token  the agent's settings, without the token
+``GET /openapi.json``  open   this API's OpenAPI document (:mod:`rpiaas_agent.openapi`)
+=====================  =====  ================================================
 
 ``HEAD`` works wherever ``GET`` does.  Workload control (``/tasks``) is to come,
 behind the same token as ``/config``.
@@ -18,6 +19,7 @@ from aiohttp import web
 from . import prometheus, report
 from .keys import CONFIG
 from .middlewares import requires_token
+from .openapi import OPENAPI_PATH, openapi_document
 
 __all__ = ["routes"]
 
@@ -45,3 +47,8 @@ async def metrics(request: web.Request) -> web.Response:
 @requires_token
 async def config(request: web.Request) -> web.Response:
     return web.json_response(request.app[CONFIG].public())
+
+
+@routes.get(OPENAPI_PATH)
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
