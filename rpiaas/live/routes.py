@@ -78,7 +78,10 @@ def _body_number(data: dict[str, Any], name: str, minimum: float = 0.0) -> float
 
 
 def _float_param(request: web.Request, name: str) -> float | None:
-    text = request.query.get(name)
+    given = request.query.getall(name, [])
+    if len(given) > 1:  # not silently the first of several
+        raise _error(400, f"{name}: expected at most one value, got {len(given)}")
+    text = given[0] if given else None
     if text is None or text == "":
         return None
     try:
@@ -200,6 +203,14 @@ async def summary(request: web.Request) -> web.Response:
         "poll_interval_s": request.app[CONFIG].poll_interval_s,
         "poll_latency": poller.latency.to_json() if poller is not None else None,
     })
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """This API's OpenAPI document."""
+    from .openapi import openapi_document  # it imports this module's limits
+
+    return web.json_response(openapi_document())
 
 
 def setup_routes(app: web.Application) -> None:
