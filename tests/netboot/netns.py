@@ -48,10 +48,19 @@ PREFIX_LEN = 24
 SERVER_IF = "rpxsrv0"  # names only ever seen inside the private namespaces
 CLIENT_IF = "rpxcli0"
 _STOP_TIMEOUT_S = 5.0
+# dnsmasq, rpcbind and showmount live in sbin, which a root shell's PATH may lack.
+TOOL_PATH = os.pathsep.join(
+    [os.environ.get("PATH", "/usr/bin:/bin"), "/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for the tools: ours, with :data:`TOOL_PATH`."""
+    return {**os.environ, "PATH": TOOL_PATH}
 
 
 def _ip(*args: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=timeout,
+                          env=tool_env())
 
 
 @functools.cache
@@ -59,7 +68,7 @@ def netns_available() -> str | None:
     """None where these tests can run, else why not (for a skip reason)."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    if shutil.which("ip") is None:
+    if shutil.which("ip", path=TOOL_PATH) is None:
         return "no 'ip' program (iproute2)"
     probe = f"rpx-probe-{secrets.token_hex(4)}"
     try:
@@ -76,7 +85,7 @@ def netns_available() -> str | None:
 
 def missing_programs(*names: str) -> list[str]:
     """Those of ``names`` not on PATH (a busybox applet is named ``busybox``)."""
-    return [n for n in names if shutil.which(n) is None]
+    return [n for n in names if shutil.which(n, path=TOOL_PATH) is None]
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class Netns:
     def run(self, *cmd: str, timeout: float = 15, check: bool = False,
             **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` inside the namespace to completion; output captured as text."""
+        kwargs.setdefault("env", tool_env())
         return subprocess.run(self.command(*cmd), capture_output=True, text=True,
                               timeout=timeout, check=check, **kwargs)
 
@@ -167,7 +177,7 @@ class NetnsPair:
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 ["nsenter", f"--target={self.anchor.pid}", "--mount", "--net", "--", *cmd],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=tool_env())
         service = Service(name, proc, log)
         self.services.append(service)
         return service
@@ -236,7 +246,7 @@ def _start_anchor(server: Netns) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         server.command("sh", "-c", "mount -t tmpfs -o mode=0755 rpiaas-run /run "
                                    "&& echo ready && exec sleep infinity"),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tool_env())
     assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
     if line.strip() != b"ready":
