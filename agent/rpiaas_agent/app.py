@@ -1,9 +1,10 @@
 """The agent's application factory, :func:`create_app`.
 
 The state lives under the typed keys of :mod:`rpiaas_agent.keys`.  The
-background samplers (CPU usage, throttling) start and stop with the app
-through ``cleanup_ctx``, so an app made for a test and one served by
-``rpiaas-agent`` behave alike.
+background samplers (CPU usage, throttling), the task manager (its speed
+measurement, and killing the tasks at the end) and the HTTP client that
+pushes task ends start and stop with the app through ``cleanup_ctx``, so an
+app made for a test and one served by ``rpiaas-agent`` behave alike.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Callable
 from aiohttp import web
 
 from .config import Config
-from .keys import CONFIG, CPU, THERMAL, THROTTLE
+from .keys import CONFIG, CPU, NOTIFIER, TASKS, THERMAL, THROTTLE
 from .middlewares import body_limit_middleware, error_middleware, token_middleware
+from .notify import Notifier
 from .readings import CpuSampler, ThermalZone, ThrottleMonitor
 from .routes import routes
+from .tasks import TaskManager
 
 __all__ = ["create_app"]
 
@@ -34,9 +37,14 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CPU] = CpuSampler(config.sample_interval_s)
     app[THERMAL] = ThermalZone(config.sysfs_root)
     app[THROTTLE] = ThrottleMonitor(config.vcgencmd, config.throttle_interval_s)
+    app[NOTIFIER] = Notifier(config.token)
+    app[TASKS] = TaskManager(config, notify=app[NOTIFIER].push)
     app.add_routes(routes)
     app.cleanup_ctx.append(_background("cpu sampler", lambda a: a[CPU].run()))
     app.cleanup_ctx.append(_background("throttle monitor", lambda a: a[THROTTLE].run()))
+    # the notifier outlives the tasks: the ends of those killed at shutdown are pushed too
+    app.cleanup_ctx.append(app[NOTIFIER].run)
+    app.cleanup_ctx.append(app[TASKS].run)
     app.on_response_prepare.append(_common_headers)
     return app
 

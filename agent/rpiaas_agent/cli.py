@@ -32,7 +32,8 @@ EXIT_OK, EXIT_LISTEN, EXIT_CONFIG = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rpiaas-agent",
-        description="The rpiaas node agent: reports this node over HTTP (/ping, /info, /metrics). "
+        description="The rpiaas node agent: reports this node over HTTP (/ping, /info, /metrics) "
+                    "and runs tasks for the master (/tasks). "
                     "Every setting can also come from a file (--config) or RPIAAS_AGENT_<NAME>.")
     p.add_argument("--version", action="version", version=f"rpiaas-agent {__version__}")
     p.add_argument("--config", metavar="FILE",
@@ -53,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", help="debug, info, warning or error (default info)")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                    help="log a line per request (default off)")
+    p.add_argument("--cores", metavar="N",
+                   help="cores that tasks may hold in all (default: the CPUs of --cpu-set)")
+    p.add_argument("--mem-mb", metavar="MB",
+                   help="memory that tasks may hold in all (default: the node's total)")
+    p.add_argument("--cpu-set", metavar="IDS",
+                   help="CPUs tasks run on, e.g. 1-3 (default: those the agent may use)")
+    p.add_argument("--allow-commands", action=argparse.BooleanOptionalAction, default=None,
+                   help="accept `command` tasks, which run any program as the agent's user "
+                        "(default off)")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="where tasks run and `io` tasks write (default /var/tmp)")
+    p.add_argument("--max-finished-tasks", metavar="N",
+                   help="finished tasks kept for GET /tasks (default 256)")
     p.add_argument("--print-config", action="store_true",
                    help="print the settings in effect (without the token) as JSON and exit")
     return p

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
+
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "load_config", "read_config_file"]
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,13 @@ class Config:
     max_body_bytes: int = 64 * 1024
     log_level: str = "info"
     access_log: bool = False  # a line per request floods the journal at one poll a second
+    # Workloads (/tasks): the node's capacity for tasks, and where they may write.
+    cores: int | None = None  # None: as many as cpu_set has
+    mem_mb: int | None = None  # None: the node's total memory, in MiB
+    cpu_set: tuple[int, ...] | None = None  # None: the CPUs this process may run on
+    allow_commands: bool = False  # `command` tasks run anything as the agent's user
+    work_dir: str = "/var/tmp"  # on disk, unlike a tmpfs /tmp: `io` tasks measure the disk
+    max_finished_tasks: int = 256
 
     @property
     def node_name(self) -> str:
@@ -123,6 +132,26 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _cpu_set(v: Any) -> tuple[int, ...]:
+    """CPU ids as Linux writes them (``0-3,6``), or a list of integers."""
+    ids: set[int] = set()
+    try:
+        if isinstance(v, str):
+            for part in v.replace(" ", "").split(","):
+                lo, dash, hi = part.partition("-")
+                first, last = int(lo, 10), int(hi if dash else lo, 10)
+                if not 0 <= first <= last < 4096:
+                    raise ValueError
+                ids.update(range(first, last + 1))
+        elif isinstance(v, list) and v and all(type(i) is int and 0 <= i < 4096 for i in v):
+            ids.update(v)
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"expected CPU ids like 0-3,6 (or a list of integers), got {v!r}") from None
+    return tuple(sorted(ids))
+
+
 def _token(v: Any) -> str:
     v = v.strip() if isinstance(v, str) else v
     if not isinstance(v, str) or not v or len(v) > 1024 or not v.isprintable() \
@@ -146,6 +175,12 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "max_body_bytes": _int(1, 1 << 30),
     "log_level": _choice(LOG_LEVELS),
     "access_log": _bool,
+    "cores": _int(1, 4096),
+    "mem_mb": _int(1, 1 << 24),
+    "cpu_set": _cpu_set,
+    "allow_commands": _bool,
+    "work_dir": _text(),
+    "max_finished_tasks": _int(0, 100_000),
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
 
@@ -243,4 +278,27 @@ def load_config(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] |
         merged.update(layer)
     if merged.get("token_file"):
         merged["token"] = _read_token_file(merged["token_file"])
+    _check_workload_settings(merged)
     return Config(**merged)
+
+
+def _check_workload_settings(settings: Mapping[str, Any]) -> None:
+    """The capacity for tasks is this node's to give: CPUs it may use, memory it has."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else list(range(psutil.cpu_count() or 1))
+    cpu_set = settings.get("cpu_set") or allowed
+    outside = sorted(set(cpu_set) - set(allowed))
+    if outside:
+        raise ConfigError(f"cpu_set: CPU {outside[0]} is not one this process may run on "
+                          f"(it may: {','.join(map(str, allowed))})")
+    cores = settings.get("cores")
+    if cores is not None and cores > len(cpu_set):
+        raise ConfigError(f"cores: {cores} is more than the {len(cpu_set)} CPUs of cpu_set "
+                          "(each core of a task is a CPU of its own)")
+    total_mb = psutil.virtual_memory().total >> 20
+    mem_mb = settings.get("mem_mb")
+    if mem_mb is not None and mem_mb > total_mb:
+        raise ConfigError(f"mem_mb: {mem_mb} is more than the node's {total_mb} MB")
+    work_dir = settings.get("work_dir", Config.work_dir)
+    if not os.path.isdir(work_dir):
+        raise ConfigError(f"work_dir: {work_dir} is not a directory")

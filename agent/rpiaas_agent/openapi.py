@@ -10,6 +10,10 @@ registers, and that the agent's real answers conform to it.
 ``GET /metrics``       open   the same report, Prometheus text format 0.0.4
 ``GET /config``        token  the agent's settings, without the token
 ``GET /openapi.json``  open   this document
+``GET /tasks``         token  the running tasks, then the recently finished ones
+``POST /tasks``        token  start a task; 201 with its document
+``GET /tasks/{id}``    token  one task
+``DELETE /tasks/{id}`` token  kill a task's process group; its final document
 =====================  =====  ================================================
 
 ``HEAD`` works wherever ``GET`` does.  Every error is a JSON object
@@ -25,6 +29,7 @@ from typing import Any
 
 from .prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .readings import THROTTLE_FLAGS
+from .taskspec import COMMON, FIELDS, ID_PATTERN, KINDS, LIMITS, REQUIRED
 
 __all__ = ["OPENAPI_PATH", "openapi_document"]
 
@@ -57,6 +62,40 @@ _RATIO = {"type": "number", "minimum": 0, "maximum": 1}
 _BYTES = {"type": "integer", "minimum": 0}
 _SECONDS = {"type": "number", "minimum": 0}
 _LOAD = {"type": "number", "minimum": 0}
+_COUNT = {"type": "integer", "minimum": 0}
+_MB = {"type": "number", "minimum": 0}
+_NUMBER_OR_NULL = {"type": ["number", "null"], "minimum": 0}
+
+
+def _task_request(kind: str) -> Schema:
+    """The body of ``POST /tasks`` for one kind: a closed object."""
+    positive = {"type": "number", "exclusiveMinimum": 0}
+    fields: dict[str, Schema] = {
+        "id": {"type": "string", "pattern": ID_PATTERN,
+               "description": "The caller's name for the task, unique on the node."},
+        "kind": {"type": "string", "enum": [kind]},
+        "cores": {"type": "integer", "minimum": 1, "maximum": LIMITS["cores"],
+                  "description": "CPUs of its own (default 1); at most the node's `cores`."},
+        "mem_mb": {**(positive if kind == "memory" else {"type": "number", "minimum": 0}),
+                   "maximum": LIMITS["mem_mb"],
+                   "description": "Memory reserved (MiB, default 0); a memory task holds it."},
+        "notify_url": {"type": "string", "pattern": "^https?://[^\\s]+$",
+                       "maxLength": LIMITS["url_chars"],
+                       "description": "Where to POST the task's final document when it ends."},
+        "work_core_s": {**positive, "maximum": LIMITS["work_core_s"],
+                        "description": "Reference work: core-seconds at speed 1.0."},
+        "duration_s": {**positive, "maximum": LIMITS["duration_s"]},
+        "io_mb": {**positive, "maximum": LIMITS["io_mb"],
+                  "description": "MiB written, fsynced and read back per round."},
+        "argv": {"type": "array", "minItems": 1, "maxItems": LIMITS["argv_items"],
+                 "items": {"type": "string", "minLength": 1, "maxLength": LIMITS["argv_chars"],
+                           "pattern": "^[^\\x00]*$"}},
+    }
+    names = COMMON + FIELDS[kind]
+    return {"type": "object", "required": ["id", "kind", *REQUIRED[kind]],
+            "properties": {name: fields[name] for name in names},
+            "additionalProperties": False}
+
 
 _SCHEMAS: dict[str, Schema] = {
     "Error": _object({"error": {"type": "string"},
@@ -95,6 +134,12 @@ _SCHEMAS: dict[str, Schema] = {
             {"raw": {"type": "string", "pattern": "^0x[0-9a-f]+$"},
              **{name: {"type": "boolean"} for name in THROTTLE_FLAGS.values()}},
             "Raspberry Pi throttling flags (vcgencmd get_throttled); null off a Pi.")),
+        "speed": _object({"kernel_ops_per_s": _NUMBER_OR_NULL, "relative": _NUMBER_OR_NULL},
+                         "The reference kernel's single-core rate, and over the reference "
+                         "core's (speed 1.0); null until measured, just after the start."),
+        "tasks": _object({"running": _COUNT, "cores_used": _COUNT, "mem_mb_used": _MB,
+                          "cores": {"type": "integer", "minimum": 1}, "mem_mb": _MB},
+                         "Tasks running, what they hold, and the node's capacity for tasks."),
     }, "The node report."),
     "Config": _object({
         "host": {"type": "string"},
@@ -109,8 +154,38 @@ _SCHEMAS: dict[str, Schema] = {
         "max_body_bytes": {"type": "integer", "minimum": 0},
         "log_level": {"type": "string", "enum": ["debug", "info", "warning", "error"]},
         "access_log": {"type": "boolean"},
+        "cores": {"type": ["integer", "null"], "minimum": 1},
+        "mem_mb": {"type": ["integer", "null"], "minimum": 1},
+        "cpu_set": _nullable({"type": "array", "items": _COUNT}),
+        "allow_commands": {"type": "boolean"},
+        "work_dir": {"type": "string"},
+        "max_finished_tasks": _COUNT,
         "token_set": {"type": "boolean"},
     }, "The agent's settings, the token left out."),
+    "TaskRequest": {"oneOf": [_task_request(kind) for kind in KINDS],
+                    "description": "A task to start; `kind` says which fields it takes."},
+    "Task": _object({
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "state": {"type": "string", "enum": ["running", "completed", "failed", "killed"]},
+        "cores": {"type": "integer", "minimum": 1},
+        "mem_mb": _MB,
+        "cpu_ids": {"type": "array", "items": _COUNT},
+        "pid": {"type": ["integer", "null"], "minimum": 1},
+        "submitted_s": {**_SECONDS, "description": "Unix time."},
+        "started_s": _NUMBER_OR_NULL,
+        "ended_s": {**_NUMBER_OR_NULL, "description": "Unix time; null while running."},
+        "exit_status": {"type": ["integer", "null"],
+                        "description": "The worker's: 128 + N after signal N, negative if it "
+                                       "died of one."},
+        "cpu_s": {**_NUMBER_OR_NULL, "description": "User + system time of all its processes."},
+        "peak_rss_mb": {**_NUMBER_OR_NULL,
+                        "description": "Peak RSS of its largest process (MiB); null if unknown."},
+        "error": {"type": ["string", "null"],
+                  "description": "Why it failed or was killed; null otherwise."},
+    }, "A task and, once it has ended, how."),
+    "TaskList": _object({"tasks": {"type": "array", "items": _ref("Task")}},
+                        "Running tasks first, then finished ones, latest end first."),
 }
 
 
@@ -132,6 +207,56 @@ def _get(op_id: str, summary: str, ok: Schema, token: bool = False) -> Schema:
     return out
 
 
+def _secured(op: Schema) -> Schema:
+    op["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
+    op["responses"]["405"] = {"$ref": "#/components/responses/NotAllowed"}
+    op["security"] = [{"bearerToken": []}]
+    return op
+
+
+_TASK_ID = {"name": "id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": ID_PATTERN}}
+
+
+def _task_paths() -> dict[str, Schema]:
+    task = _json("The task.", _ref("Task"))
+    unknown = _error("No such task (never started, or long finished).")
+    return {
+        "/tasks": {
+            "get": _secured({"operationId": "listTasks", "summary": "The tasks.",
+                             "responses": {"200": _json("The tasks.", _ref("TaskList"))}}),
+            "post": _secured({
+                "operationId": "startTask",
+                "summary": "Start a task: its worker runs in a process group of its own.",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("TaskRequest")}}},
+                "responses": {
+                    "201": {**_json("Started.", _ref("Task")),
+                            "headers": {"Location": {"required": True,
+                                                     "schema": {"type": "string"}}}},
+                    "400": _error("Not a task: the message names the field."),
+                    "403": _error("A command task, and this agent does not allow them."),
+                    "409": _error("The id is taken, or the node has not the cores or "
+                                  "memory free now (the message says what is)."),
+                    "413": _error("The body is over max_body_bytes."),
+                    "415": _error("The body is not application/json."),
+                    "503": _error("The worker cannot be started (no processes left?)."),
+                }}),
+        },
+        "/tasks/{id}": {
+            "parameters": [_TASK_ID],
+            "get": _secured({"operationId": "getTask", "summary": "One task.",
+                             "responses": {"200": task, "404": unknown}}),
+            "delete": _secured({
+                "operationId": "killTask",
+                "summary": "Kill a running task's process group (SIGTERM, then SIGKILL); "
+                           "a finished task is left as it is.",
+                "responses": {"200": _json("The task as it ended.", _ref("Task")),
+                              "404": unknown}}),
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The agent API's OpenAPI 3.1 document (a fresh dict on each call)."""
     paths: dict[str, Schema] = {
@@ -146,11 +271,12 @@ def openapi_document() -> dict[str, Any]:
                                 _json("The settings.", _ref("Config")), token=True)},
         OPENAPI_PATH: {"get": _get("getOpenApi", "This document.",
                                    _json("The OpenAPI document.", {"type": "object"}))},
+        **_task_paths(),
     }
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {"title": "rpiaas agent", "version": "1",
-                 "description": "A node's readings for the rpiaas master."},
+                 "description": "A node's readings, and its tasks, for the rpiaas master."},
         "paths": paths,
         "components": {
             "schemas": _SCHEMAS,

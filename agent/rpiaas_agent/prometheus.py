@@ -14,6 +14,7 @@ from typing import Any, Union
 __all__ = ["CONTENT_TYPE", "escape_help", "escape_label_value", "format_value", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MB = 1 << 20  # the tasks' mem_mb counts MiB
 
 Sample = tuple[Mapping[str, str], Union[int, float, bool]]
 
@@ -99,4 +100,19 @@ def render(report: Mapping[str, Any]) -> str:
         w.family("rpiaas_throttle_flag", "gauge",
                  "Raspberry Pi throttling flags from `vcgencmd get_throttled` (1 = set).",
                  [({"flag": k}, v) for k, v in throttling.items() if isinstance(v, bool)])
+    speed = report["speed"]
+    w.gauge("rpiaas_speed_kernel_ops_per_second",
+            "Steps of the reference kernel one core runs per CPU second (measured at start).",
+            speed["kernel_ops_per_s"])
+    w.gauge("rpiaas_speed_relative_ratio",
+            "Single-core speed relative to the reference core (1 = the simulator's speed 1.0).",
+            speed["relative"])
+    tasks = report["tasks"]
+    w.gauge("rpiaas_tasks_running", "Tasks running now.", tasks["running"])
+    w.gauge("rpiaas_tasks_cores", "Cores that tasks may hold in all.", tasks["cores"])
+    w.gauge("rpiaas_tasks_cores_used", "Cores held by running tasks.", tasks["cores_used"])
+    w.gauge("rpiaas_tasks_memory_bytes", "Memory that tasks may hold in all.",
+            round(tasks["mem_mb"] * MB))
+    w.gauge("rpiaas_tasks_memory_used_bytes", "Memory held by running tasks (as requested).",
+            round(tasks["mem_mb_used"] * MB))
     return "\n".join(w.lines) + "\n"

@@ -3,7 +3,9 @@
 Field names carry their units (``_bytes``, ``_s``, ``_c``, ``_ratio``).  A
 reading this machine does not have is ``null``: ``cpu.temperature_c`` without
 a thermal zone, ``throttling`` without ``vcgencmd``, ``cpu.usage_ratio``
-before the first sample, ``disk`` when the file system does not answer.
+before the first sample, ``disk`` when the file system does not answer,
+``speed``'s numbers until the agent has measured its kernel (a second or so
+after it starts).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, readings
-from .keys import CONFIG, CPU, THERMAL, THROTTLE
+from .keys import CONFIG, CPU, TASKS, THERMAL, THROTTLE
 
 __all__ = ["collect"]
 
@@ -40,4 +42,6 @@ async def collect(app: web.Application) -> dict[str, Any]:
         "memory": readings.memory(),
         "disk": await readings.disk_usage(config.disk_path),
         "throttling": app[THROTTLE].flags,
+        "speed": app[TASKS].speed(),
+        "tasks": app[TASKS].usage(),
     }

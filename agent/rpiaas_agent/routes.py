@@ -6,20 +6,27 @@
 ``GET /metrics``       open   the same report in Prometheus text format
 ``GET /config``        token  the agent's settings, without the token
 ``GET /openapi.json``  open   this API's OpenAPI document (:mod:`rpiaas_agent.openapi`)
+``GET /tasks``         token  the running tasks, then the recently finished ones
+``POST /tasks``        token  start a task (:mod:`rpiaas_agent.tasks`); 201 and its document
+``GET /tasks/{id}``    token  one task
+``DELETE /tasks/{id}`` token  kill a task's whole process group; its final document
 =====================  =====  ================================================
 
-``HEAD`` works wherever ``GET`` does.  Workload control (``/tasks``) is to come,
-behind the same token as ``/config``.
+``HEAD`` works wherever ``GET`` does.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any, NoReturn
+
 from aiohttp import web
 
 from . import prometheus, report
-from .keys import CONFIG
-from .middlewares import requires_token
+from .keys import CONFIG, TASKS
+from .middlewares import json_error, requires_token
 from .openapi import OPENAPI_PATH, openapi_document
+from .tasks import TaskRefused
 
 __all__ = ["routes"]
 
@@ -52,3 +59,51 @@ async def config(request: web.Request) -> web.Response:
 @routes.get(OPENAPI_PATH)
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
+
+
+@routes.get("/tasks")
+@requires_token
+async def list_tasks(request: web.Request) -> web.Response:
+    return web.json_response({"tasks": [t.document() for t in request.app[TASKS].tasks()]})
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+@routes.post("/tasks")
+@requires_token
+async def submit_task(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        return json_error(415, f"expected a JSON body (Content-Type: application/json), "
+                               f"got {request.content_type}")
+    raw = await request.read()  # over max_body_bytes: 413
+    try:
+        body: Any = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        return json_error(400, f"body: malformed JSON: {e}")
+    try:
+        task = request.app[TASKS].submit(body)
+    except TaskRefused as e:
+        return json_error(e.status, e.message)
+    return web.json_response(task.document(), status=201,
+                             headers={"Location": f"/tasks/{task.spec.id}"})
+
+
+@routes.get("/tasks/{id}")
+@requires_token
+async def get_task(request: web.Request) -> web.Response:
+    task = request.app[TASKS].get(request.match_info["id"])
+    if task is None:
+        return json_error(404, f"no task {request.match_info['id']!r}")
+    return web.json_response(task.document())
+
+
+@routes.delete("/tasks/{id}")
+@requires_token
+async def kill_task(request: web.Request) -> web.Response:
+    try:
+        task = await request.app[TASKS].kill(request.match_info["id"])
+    except TaskRefused as e:
+        return json_error(e.status, e.message)
+    return web.json_response(task.document())

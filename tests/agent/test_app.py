@@ -34,7 +34,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def check_info(info: dict[str, Any]) -> None:
     """The /info document has every field, with the documented types and units."""
     assert set(info) == {"agent", "node", "time_s", "uptime_s", "cpu", "load", "memory", "disk",
-                         "throttling"}
+                         "throttling", "speed", "tasks"}
     assert info["agent"]["name"] == "rpiaas-agent" and info["agent"]["version"] == __version__
     assert isinstance(info["agent"]["pid"], int)
     assert info["node"]["hostname"] == socket.gethostname() and isinstance(info["node"]["name"], str)

@@ -4,6 +4,13 @@ Schemathesis generates requests from the document (valid ones and, for the
 negative checks, invalid ones) and sends them to an agent served on loopback
 in a background thread; every answer must be no server error, have a
 documented status and content type, and match the documented schema.
+
+``POST /tasks`` is fuzzed too, but must not start the tasks it makes up (a
+valid request may ask for a 30-day sleep or an hour of CPU).  So before the
+fuzzing, a task that holds every core of the fuzzed agent is started
+(``BLOCKER``, a sleep): a generated request that passes validation is then
+refused with 409 for want of free cores, after being checked like any other.
+The last test checks that the blocker is still the only task.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
-from rpiaas_agent import create_app
+from rpiaas_agent import Config, create_app
 from rpiaas_agent.openapi import OPENAPI_PATH, openapi_document
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -40,6 +47,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance, unsupported_method]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Small and seeded: a few seconds per operation, the same cases on every run.
+BLOCKER = "fuzzing-holds-every-core"
+SECURED = {("GET", "/config"), ("GET", "/tasks"), ("POST", "/tasks"), ("GET", "/tasks/{id}"),
+           ("DELETE", "/tasks/{id}")}
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 
@@ -120,8 +130,9 @@ def test_the_document_lists_exactly_the_apps_routes(tmp_path: Path) -> None:
     assert routes_of(app) == documented(openapi_document())
     # the token-guarded endpoints say so
     doc = openapi_document()
-    secured = {p for p, item in doc["paths"].items() if "security" in item["get"]}
-    assert secured == {"/config"}
+    secured = {(m.upper(), p) for p, item in doc["paths"].items() for m, op in item.items()
+               if m != "parameters" and "security" in op}
+    assert secured == SECURED
 
 
 def test_the_agent_serves_its_document(tmp_path: Path) -> None:
@@ -134,18 +145,24 @@ def test_the_agent_serves_its_document(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     tmp_path = tmp_path_factory.mktemp("agent")
-    with ServedApp(create_app(test_config(tmp_path))) as served:
+    with ServedApp(create_app(test_config(tmp_path, work_dir=str(tmp_path)))) as served:
         # one CPU sample taken, so /info has usage ratios and not only nulls
         deadline = 50
         while requests.get(served.url + "/info", timeout=10).json()["cpu"]["usage_ratio"] is None:
             deadline -= 1
             assert deadline > 0, "no CPU sample after 5 s"
             threading.Event().wait(0.1)
+        cores = requests.get(served.url + "/info", timeout=10).json()["tasks"]["cores"]
+        blocker = {"id": BLOCKER, "kind": "sleep", "duration_s": 3600, "cores": cores}
+        r = requests.post(served.url + "/tasks", json=blocker, headers=AUTH, timeout=10)
+        assert r.status_code == 201, r.text
         yield served
 
 
 schema = schemathesis.openapi.from_dict(openapi_document())
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+# A body over max_body_bytes is refused before it is read: 413 is a rejection too.
+schema.config.checks.negative_data_rejection.expected_statuses.append("413")
 
 
 @schema.parametrize()
@@ -156,16 +173,24 @@ def test_answers_conform_to_the_document(case: schemathesis.Case, agent: ServedA
     case.call_and_validate(base_url=agent.url, headers=AUTH, checks=checks, timeout=10)
 
 
-@schema.include(path="/config").parametrize()
+@schema.include(path_regex="^/(config|tasks)").parametrize()
 @FUZZ
-def test_the_config_needs_the_token(case: schemathesis.Case, agent: ServedApp) -> None:
-    """Without the token, or with a wrong one, ``/config`` is 401, as documented."""
-    if case.method != "GET":  # the coverage phase tries other methods too: 405 then
+def test_the_control_endpoints_need_the_token(case: schemathesis.Case, agent: ServedApp) -> None:
+    """Without the token, or with a wrong one, ``/config`` and ``/tasks`` are 401, as documented."""
+    if (case.method, case.path) not in SECURED:  # the coverage phase tries other methods: 405
         return
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
         sent = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
         case.headers = {**sent, **headers}
         response = case.call(base_url=agent.url, timeout=10)
-        assert response.status_code == 401, (headers, response.text)
-        assert response.json() == {"error": response.json()["error"], "status": 401}
+        # a body over the limit is refused before anything else, the token included
+        oversized = len(response.request.body or b"") > Config().max_body_bytes
+        expected = 413 if oversized else 401
+        assert response.status_code == expected, (headers, response.text)
+        assert response.json() == {"error": response.json()["error"], "status": expected}
         case.validate_response(response, checks=CHECKS)
+
+
+def test_the_fuzzing_started_nothing(agent: ServedApp) -> None:
+    r = requests.get(agent.url + "/tasks", headers=AUTH, timeout=10)
+    assert [(t["id"], t["state"]) for t in r.json()["tasks"]] == [(BLOCKER, "running")]

@@ -1,0 +1,101 @@
+"""Pushing a task's end to the master: POST the final task document to its ``notify_url``.
+
+Each push is a background job: it retries, with a delay doubling from
+``FIRST_DELAY_S`` to ``MAX_DELAY_S``, until an answer is 2xx or ``GIVE_UP_S``
+have passed.  Redirects are not followed (the token must go only where the
+master said).  The master also polls ``GET /tasks``, so a push given up loses
+nothing; it only makes the master learn of the end sooner.
+
+The HTTP client session lives in a cleanup context (:meth:`Notifier.run`).
+At shutdown the jobs get ``SHUTDOWN_GRACE_S`` to deliver the ends of the
+tasks that the shutdown killed, then are cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from . import __version__
+
+__all__ = ["Notifier"]
+
+log = logging.getLogger(__name__)
+
+FIRST_DELAY_S = 0.5
+MAX_DELAY_S = 30.0
+GIVE_UP_S = 600.0
+REQUEST_TIMEOUT_S = 10.0
+SHUTDOWN_GRACE_S = 2.0
+
+
+class Notifier:
+    """Delivers documents to URLs with ``Authorization: Bearer <token>``, retrying."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+        self.first_delay_s = FIRST_DELAY_S
+        self._session: aiohttp.ClientSession | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    def push(self, url: str, document: dict[str, Any]) -> None:
+        """Deliver ``document`` to ``url`` in the background (never blocks)."""
+        if self._session is None or self._session.closed:
+            log.warning("not pushing the end of task %s to %s: the agent is stopping",
+                        document.get("id"), url)
+            return
+        job = asyncio.ensure_future(self._deliver(self._session, url, document))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _deliver(self, session: aiohttp.ClientSession, url: str,
+                       document: dict[str, Any]) -> None:
+        headers = {"User-Agent": f"rpiaas-agent/{__version__}"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        give_up = time.monotonic() + GIVE_UP_S
+        delay, attempt = self.first_delay_s, 1
+        while True:
+            try:
+                async with session.post(url, json=document, headers=headers,
+                                        allow_redirects=False) as r:
+                    if 200 <= r.status < 300:
+                        log.debug("task %s: end pushed to %s", document["id"], url)
+                        return
+                    why = f"HTTP {r.status}"
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                why = str(e) or type(e).__name__
+            if time.monotonic() + delay > give_up:
+                log.warning("task %s: giving up pushing its end to %s after %d tries (%s); "
+                            "the master can still poll it", document["id"], url, attempt, why)
+                return
+            log.info("task %s: pushing its end to %s failed (%s); again in %g s",
+                     document["id"], url, why, delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                log.warning("task %s: not pushing its end to %s: the agent is stopping (%s)",
+                            document["id"], url, why)
+                raise
+            delay, attempt = min(delay * 2, MAX_DELAY_S), attempt + 1
+
+    async def run(self, app: web.Application) -> AsyncIterator[None]:
+        """A cleanup context: the client session, and the pending pushes at shutdown."""
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        try:
+            yield
+            pending = list(self._jobs)
+            if pending:
+                await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
+            for job in pending:
+                job.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            await self._session.close()

@@ -1,0 +1,355 @@
+"""Workloads: the tasks the agent runs for the master (``/tasks``), within the node's capacity.
+
+:class:`TaskManager` admits a task when the node has the cores and memory
+free (the sum over running tasks plus the request is at most ``cores`` and
+``mem_mb``), pins it to CPU ids of ``cpu_set`` of its own, and starts its
+worker (:mod:`rpiaas_agent.workload`) as a process group of its own.  The
+caller names the task: the id is the master's, so a retried request cannot
+start a task twice.
+
+A thread per running task waits for its worker with ``waitid(WNOWAIT)``:
+when the worker has exited but is not yet reaped, its pid cannot be reused,
+so the thread can kill whatever the task left in its group and then reap it
+with ``wait4``, which gives the exit status, the CPU time and the peak RSS of
+the worker and the children it waited for.  Signals to a group go under the
+same lock, so the agent never signals a reaped pid.
+
+Workers are started from the event loop's thread on purpose: Linux sends the
+death signal when the *thread* that started a process ends, and that thread
+lives as long as the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+from aiohttp import web
+
+from . import workload
+from .config import Config
+from .taskspec import BadTaskRequest, TaskSpec, parse_task_request
+
+__all__ = ["KILL_GRACE_S", "Task", "TaskManager", "TaskRefused"]
+
+log = logging.getLogger(__name__)
+
+WORKER = str(Path(workload.__file__).resolve())
+KILL_GRACE_S = 2.0  # SIGTERM to SIGKILL
+CALIBRATION_S = 0.3
+MB = workload.MB
+_measured: list[float] = []  # the kernel's rate, measured once per process
+
+Notify = Callable[[str, dict[str, Any]], None]
+
+
+class TaskRefused(Exception):
+    """A request the agent does not carry out: the HTTP status and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Task:
+    """One task: its request, its process, and how it ended."""
+
+    def __init__(self, spec: TaskSpec, cpu_ids: tuple[int, ...]) -> None:
+        self.spec = spec
+        self.cpu_ids = cpu_ids
+        self.state = "running"
+        self.pid: int | None = None
+        self.submitted_s = time.time()
+        self.started_s: float | None = None
+        self.start_mono = 0.0
+        self.ended_s: float | None = None
+        self.exit_status: int | None = None
+        self.cpu_s: float | None = None
+        self.peak_rss_mb: float | None = None
+        self.error: str | None = None
+        self.kill_reason: str | None = None
+        self.io_file: str | None = None
+        self.ended = asyncio.Event()
+        self.lock = threading.Lock()  # held to signal the group, and to reap the worker
+        self.reaped = False
+
+    def document(self) -> dict[str, Any]:
+        """The task as ``GET /tasks/{id}`` answers it."""
+        s = self.spec
+        return {"id": s.id, "kind": s.kind, "state": self.state, "cores": s.cores,
+                "mem_mb": s.mem_mb, "cpu_ids": list(self.cpu_ids), "pid": self.pid,
+                "submitted_s": round(self.submitted_s, 6),
+                "started_s": None if self.started_s is None else round(self.started_s, 6),
+                "ended_s": self.ended_s, "exit_status": self.exit_status, "cpu_s": self.cpu_s,
+                "peak_rss_mb": self.peak_rss_mb, "error": self.error}
+
+
+def node_cpu_set(config: Config) -> tuple[int, ...]:
+    """The CPU ids tasks may use: ``cpu_set``, else those this process may run on."""
+    if config.cpu_set:
+        return tuple(config.cpu_set)
+    if hasattr(os, "sched_getaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0)))
+    return tuple(range(psutil.cpu_count() or 1))
+
+
+def node_mem_mb() -> int:
+    return int(psutil.virtual_memory().total // MB)
+
+
+def _task_env() -> dict[str, str]:
+    # the agent's own settings stay with the agent: RPIAAS_AGENT_TOKEN above all
+    return {k: v for k, v in os.environ.items() if not k.startswith("RPIAAS_AGENT_")}
+
+
+def _describe(code: int) -> str:
+    sig = -code if code < 0 else code - workload.EXIT_SIGNAL if code > workload.EXIT_SIGNAL else 0
+    if sig:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(sig).name}"
+    if code == workload.EXIT_CANNOT_RUN:
+        return "the command cannot be run (exit status 127)"
+    return f"exit status {code}"
+
+
+def _read_report(proc: subprocess.Popen[bytes]) -> int | None:
+    """The peak RSS in KiB that the reaped worker wrote on its stdout, if it could.
+
+    Not ``ru_maxrss`` of ``wait4``: Linux carries the peak RSS over fork and exec,
+    so it would be at least the agent's own (see :mod:`rpiaas_agent.workload`).
+    A worker killed by SIGKILL says nothing: then ``None``.
+    """
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)  # the group is gone, but never hang on a stray holder of the pipe
+    try:
+        data = os.read(fd, 65536)
+    except BlockingIOError:
+        data = b""
+    finally:
+        proc.stdout.close()
+    for line in reversed(data.splitlines()):
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            peak = json.loads(line)["peak_rss_kib"]
+            if isinstance(peak, int) and peak >= 0:
+                return peak
+    return None
+
+
+class TaskManager:
+    """The node's tasks: admission, start, end, kill; ``notify(url, document)`` on each end."""
+
+    def __init__(self, config: Config, notify: Notify | None = None) -> None:
+        self.config = config
+        self.cpu_set = node_cpu_set(config)
+        self.cores = config.cores or len(self.cpu_set)
+        self.mem_mb: float = config.mem_mb or node_mem_mb()
+        self.notify = notify
+        self.kernel_ops_per_s: float | None = _measured[0] if _measured else None
+        self._running: dict[str, Task] = {}
+        self._finished: collections.OrderedDict[str, Task] = collections.OrderedDict()
+
+    # ------------------------------------------------------------ reading
+    def get(self, task_id: str) -> Task | None:
+        return self._running.get(task_id) or self._finished.get(task_id)
+
+    def tasks(self) -> list[Task]:
+        """Running tasks in the order they started, then finished ones, latest end first."""
+        return [*self._running.values(), *reversed(self._finished.values())]
+
+    def usage(self) -> dict[str, Any]:
+        """``/info``'s ``tasks``: what runs, what it holds, and the node's capacity."""
+        running = list(self._running.values())
+        return {"running": len(running), "cores_used": sum(t.spec.cores for t in running),
+                "mem_mb_used": sum(t.spec.mem_mb for t in running), "cores": self.cores,
+                "mem_mb": self.mem_mb}
+
+    def speed(self) -> dict[str, float | None]:
+        """``/info``'s ``speed``: the kernel's single-core rate here, and over the reference's."""
+        rate = self.kernel_ops_per_s
+        return {"kernel_ops_per_s": None if rate is None else round(rate, 1),
+                "relative": None if rate is None else
+                round(rate / workload.REFERENCE_OPS_PER_S, 4)}
+
+    # ------------------------------------------------------------ starting
+    def submit(self, body: Any) -> Task:
+        """Start the task that ``body`` asks for, or raise :class:`TaskRefused` having started nothing."""
+        try:
+            spec = parse_task_request(body, self.cores, self.mem_mb)
+        except BadTaskRequest as e:
+            raise TaskRefused(400, str(e)) from None
+        if spec.kind == "command" and not self.config.allow_commands:
+            raise TaskRefused(403, "command tasks are off on this agent "
+                                   "(allow_commands = false; see --allow-commands)")
+        old = self.get(spec.id)
+        if old is not None:
+            raise TaskRefused(409, f"id: a task {spec.id!r} exists already ({old.state})")
+        used = self.usage()
+        free_cores = self.cores - used["cores_used"]
+        free_mb = self.mem_mb - used["mem_mb_used"]
+        if spec.cores > free_cores or spec.mem_mb > free_mb:
+            raise TaskRefused(409, f"not enough free: the task needs {spec.cores} cores and "
+                                   f"{spec.mem_mb:g} mem_mb; free now: {free_cores} of "
+                                   f"{self.cores} cores, {free_mb:g} of {self.mem_mb:g} mem_mb")
+        if spec.io_mb is not None:
+            free_disk = shutil.disk_usage(self.config.work_dir).free / MB
+            if spec.io_mb > free_disk:
+                raise TaskRefused(409, f"io_mb: {spec.io_mb:g} is more than the {free_disk:.0f} "
+                                       f"MB free in work_dir {self.config.work_dir}")
+        busy = {c for t in self._running.values() for c in t.cpu_ids}
+        task = Task(spec, tuple([c for c in self.cpu_set if c not in busy][:spec.cores]))
+        self._start(task)
+        self._running[spec.id] = task
+        log.info("task %s (%s) started: pid %s, CPUs %s", spec.id, spec.kind, task.pid,
+                 ",".join(map(str, task.cpu_ids)))
+        return task
+
+    def _command(self, task: Task) -> list[str]:
+        s = task.spec
+        cmd = [sys.executable, "-I", WORKER, s.kind, "--parent-pid", str(os.getpid()),
+               "--cpu-ids", ",".join(map(str, task.cpu_ids)), "--start", repr(task.start_mono)]
+        for flag, value in (("--work-core-s", s.work_core_s), ("--duration-s", s.duration_s),
+                            ("--mem-mb", s.mem_mb if s.kind == "memory" else None),
+                            ("--io-mb", s.io_mb), ("--io-file", task.io_file)):
+            if value is not None:
+                cmd += [flag, repr(value) if isinstance(value, float) else str(value)]
+        if s.argv is not None:
+            cmd += ["--", *s.argv]
+        return cmd
+
+    def _start(self, task: Task) -> None:
+        if task.spec.kind == "io":
+            task.io_file = os.path.join(self.config.work_dir, f"rpiaas-task-{task.spec.id}.io")
+        task.start_mono = time.monotonic()
+        try:
+            proc = subprocess.Popen(self._command(task), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, cwd=self.config.work_dir,
+                                    env=_task_env(), start_new_session=True)
+        except OSError as e:
+            raise TaskRefused(503, f"cannot start the task: {e}") from None
+        task.started_s = time.time() - (time.monotonic() - task.start_mono)
+        task.pid = proc.pid
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._wait, args=(task, proc, loop), daemon=True,
+                         name=f"task-{task.spec.id}").start()
+
+    # ------------------------------------------------------------ ending
+    def _wait(self, task: Task, proc: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop
+              ) -> None:
+        """In a thread: wait for the worker, sweep its group, reap it, report to the loop."""
+        pid = proc.pid
+        if hasattr(os, "waitid"):
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        with task.lock:
+            if hasattr(os, "waitid"):  # still a zombie: the group id is still ours
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+            _, status, usage = os.wait4(pid, 0)
+            task.reaped = True
+        ended = time.monotonic()
+        proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits for it again
+        peak_kib = _read_report(proc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the agent is exiting
+            loop.call_soon_threadsafe(self._ended, task, proc.returncode, usage, peak_kib, ended)
+
+    def _ended(self, task: Task, code: int, usage: Any, peak_kib: int | None,
+               ended_mono: float) -> None:
+        assert task.started_s is not None
+        task.ended_s = round(task.started_s + (ended_mono - task.start_mono), 6)
+        task.exit_status = code
+        task.cpu_s = round(usage.ru_utime + usage.ru_stime, 3)
+        # not usage.ru_maxrss: see _read_report
+        task.peak_rss_mb = None if peak_kib is None else round(peak_kib / 1024, 3)
+        if task.kill_reason is not None:
+            task.state, task.error = "killed", task.kill_reason
+        elif code == 0:
+            task.state = "completed"
+        else:
+            task.state, task.error = "failed", _describe(code)
+        if task.io_file:
+            with contextlib.suppress(OSError):
+                os.unlink(task.io_file)
+        self._running.pop(task.spec.id, None)
+        self._finished[task.spec.id] = task
+        while len(self._finished) > self.config.max_finished_tasks:
+            self._finished.popitem(last=False)
+        task.ended.set()
+        log.info("task %s %s after %.3f s (exit status %s, %.3f CPU s, peak RSS %.1f MB)",
+                 task.spec.id, task.state, task.ended_s - task.started_s, code, task.cpu_s,
+                 task.peak_rss_mb)
+        if task.spec.notify_url and self.notify is not None:
+            self.notify(task.spec.notify_url, task.document())
+
+    def _signal(self, task: Task, sig: int) -> None:
+        with task.lock:
+            if not task.reaped and task.pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(task.pid, sig)
+
+    async def kill(self, task_id: str, reason: str = "killed on request") -> Task:
+        """Kill a running task's whole group (SIGTERM, SIGKILL after a grace); the task as it ended."""
+        task = self.get(task_id)
+        if task is None:
+            raise TaskRefused(404, f"no task {task_id!r}")
+        if task.state != "running":
+            return task
+        if task.kill_reason is None:
+            task.kill_reason = reason
+        self._signal(task, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(task.ended.wait(), KILL_GRACE_S)
+        except asyncio.TimeoutError:
+            self._signal(task, signal.SIGKILL)
+            with contextlib.suppress(asyncio.TimeoutError):  # a process stuck in the kernel
+                await asyncio.wait_for(task.ended.wait(), 10.0)
+        return task
+
+    # ------------------------------------------------------------ life cycle
+    async def _calibrate(self) -> None:
+        if _measured:
+            self.kernel_ops_per_s = _measured[0]
+            return
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", WORKER, "calibrate", "--seconds", str(CALIBRATION_S),
+            "--parent-pid", str(os.getpid()), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, env=_task_env())
+        try:
+            out, _ = await proc.communicate()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        try:
+            rate = float(out)
+        except ValueError:
+            log.warning("cannot measure the node's speed: the kernel run exited with %s",
+                        proc.returncode)
+            return
+        _measured[:] = [rate]
+        self.kernel_ops_per_s = rate
+        log.info("speed: %.0f kernel steps/s on one core, %.3f x the reference", rate,
+                 rate / workload.REFERENCE_OPS_PER_S)
+
+    async def run(self, app: web.Application) -> AsyncIterator[None]:
+        """A cleanup context: measure the speed in the background; at the end, kill every task."""
+        calibration = asyncio.ensure_future(self._calibrate())
+        yield
+        calibration.cancel()
+        await asyncio.gather(calibration, return_exceptions=True)
+        await asyncio.gather(*(self.kill(i, "the agent stopped") for i in list(self._running)))
