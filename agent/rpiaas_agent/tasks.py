@@ -289,7 +289,7 @@ class TaskManager:
         while len(self._finished) > self.config.max_finished_tasks:
             self._finished.popitem(last=False)
         task.ended.set()
-        log.info("task %s %s after %.3f s (exit status %s, %.3f CPU s, peak RSS %.1f MB)",
+        log.info("task %s %s after %.3f s (exit status %s, %.3f CPU s, peak RSS %s MB)",
                  task.spec.id, task.state, task.ended_s - task.started_s, code, task.cpu_s,
                  task.peak_rss_mb)
         if task.spec.notify_url and self.notify is not None:

@@ -210,3 +210,34 @@ def start_agent(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=clean_env() if env is None else env, cwd=tmp_path)
     return AgentProcess(proc, port, log)
+
+
+# ---------------------------------------------------------------- tasks
+def task_config(tmp_path: Path, **changes: Any) -> Config:
+    """:func:`test_config` with tasks working in ``tmp_path``."""
+    return test_config(tmp_path, **{"work_dir": str(tmp_path), **changes})
+
+
+def call(agent: AgentProcess, method: str, path: str, body: Any = None,
+         token: str | None = TOKEN) -> tuple[int, Any]:
+    """``METHOD path`` on a real agent with a JSON body and the token; the status and the JSON."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(agent.base + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` no longer runs (a zombie waiting for its reaper counts as gone)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
