@@ -33,7 +33,8 @@ from .helpers import (
 )
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# A cpu task's runtime is work_core_s / (cores x relative speed), give or take this share:
+# A cpu task's runtime on an idle node is work_core_s / (cores x relative speed), give or
+# take this share (checked on its CPU time per core, which other load does not stretch):
 # measured on the 2-core development machine, 0.54-0.58 s for 0.5 s expected, on 1 or 2
 # cores (+8 to +16 %: the worker's start-up, ~40 ms, and a kernel a little slower in the
 # task than in the 0.3 s measurement); the bound leaves room for a busier machine.
@@ -110,8 +111,12 @@ def test_every_kind_runs_and_ends_as_reported(agent: AgentProcess, tmp_path: Pat
     assert status == 201 and sorted(doc["cpu_ids"]) == [0, 1], doc
     burn = finished(agent, "burn")
     assert burn["state"] == "completed" and burn["exit_status"] == 0
-    assert abs(runtime(burn) - expected_s) <= CPU_RUNTIME_TOLERANCE * expected_s, runtime(burn)
-    assert 0.7 * 2 * runtime(burn) <= burn["cpu_s"] <= 1.05 * 2 * runtime(burn), burn
+    # the CPU time per core is the runtime on an otherwise idle node; a shared test machine
+    # may add waiting to the wall time, so that is bounded more loosely
+    per_core = burn["cpu_s"] / 2
+    assert abs(per_core - expected_s) <= CPU_RUNTIME_TOLERANCE * expected_s, burn
+    assert 0.9 * expected_s <= runtime(burn) <= 2 * expected_s, runtime(burn)
+    assert per_core <= 1.05 * runtime(burn), burn
 
     status, listing = call(agent, "GET", "/tasks")
     assert status == 200
