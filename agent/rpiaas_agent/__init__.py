@@ -2,7 +2,8 @@
 
 It serves, on port 8081 by default, what the master needs to know about the
 node: ``GET /ping``, ``GET /info`` (JSON) and ``GET /metrics`` (Prometheus
-text), and control endpoints behind a bearer token.  It depends on aiohttp
+text), and control endpoints behind a bearer token: ``GET /config``, and
+``/tasks``, the workloads that the master places on the node.  It depends on aiohttp
 and psutil only, and runs on Python >= 3.9 (Raspberry Pi OS bullseye and later).
 
 The public API is :func:`create_app` and its :class:`Config`; the command is

@@ -348,6 +348,9 @@ class TaskManager:
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """A cleanup context: measure the speed in the background; at the end, kill every task."""
+        log.info("tasks: up to %d cores (CPUs %s) and %g MB; command tasks %s; work_dir %s",
+                 self.cores, ",".join(map(str, self.cpu_set)), self.mem_mb,
+                 "allowed" if self.config.allow_commands else "off", self.config.work_dir)
         calibration = asyncio.ensure_future(self._calibrate())
         yield
         calibration.cancel()
