@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -253,14 +254,20 @@ class TaskManager:
               ) -> None:
         """In a thread: wait for the worker, sweep its group, reap it, report to the loop."""
         pid = proc.pid
-        if hasattr(os, "waitid"):
-            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-        with task.lock:
-            if hasattr(os, "waitid"):  # still a zombie: the group id is still ours
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-            _, status, usage = os.wait4(pid, 0)
-            task.reaped = True
+        try:
+            if hasattr(os, "waitid"):
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            with task.lock:
+                if hasattr(os, "waitid"):  # still a zombie: the group id is still ours
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, signal.SIGKILL)
+                _, status, usage = os.wait4(pid, 0)
+                task.reaped = True
+        except ChildProcessError:  # reaped by someone else: no status, no usage
+            log.error("task %s: its worker %d was reaped elsewhere", task.spec.id, pid)
+            with task.lock:
+                task.reaped = True
+            status, usage = 255 << 8, resource.struct_rusage((0.0,) * 16)
         ended = time.monotonic()
         proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits for it again
         peak_kib = _read_report(proc)
