@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     master.add_argument("--host", help="address to listen on instead of the config's listen")
     master.add_argument("--port", type=int, help="port to listen on instead of the config's listen")
     master.add_argument("--store", help="history store instead of the config's: a path or mongodb:// URI")
+
+    from .netboot.cli import add_netboot_parser
+
+    add_netboot_parser(sub)
     return p
 
 
@@ -64,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _policies()
         if args.command == "master":
             return _master(args)
+        if args.command == "netboot":
+            from .netboot.cli import run_netboot
+
+            return run_netboot(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT

@@ -1,0 +1,129 @@
+#!/bin/sh
+# prepare-nfsroot.sh: one NFS root file system per node, from a Raspberry Pi OS image.
+#
+#   sudo netboot/prepare-nfsroot.sh --render DIR --image raspios-lite-arm64.img
+#   sudo netboot/prepare-nfsroot.sh --render DIR --root-from /mnt/root --boot-from /mnt/boot
+#
+# DIR is the output of `rpiaas netboot render` (its nodes.json names every node,
+# its address and its NFS root path).  For each node the script
+#   1. copies the image's root file system to the node's root path (rsync -aHAX);
+#   2. sets its hostname (/etc/hostname, /etc/hosts);
+#   3. rewrites /etc/fstab: the SD card partitions go (the root comes over NFS),
+#      /boot/firmware is not mounted, tmpfs takes /tmp;
+#   4. turns off what hurts on NFS: the swap file (dphys-swapfile) and the
+#      first-boot partition resize;
+#   5. installs the rpiaas agent into /opt/rpiaas-agent (a virtual environment,
+#      built by running the image's own python3 under chroot: on an x86 server
+#      that needs qemu-user-static with binfmt_misc), with its settings in
+#      /etc/rpiaas-agent/agent.toml (name = the node's name), the token given
+#      with --agent-token-file in /etc/rpiaas-agent/token, and the systemd unit
+#      enabled.  --no-agent skips this step.
+# and, with --image or --boot-from, copies the boot partition to DIR/boot-files
+# for `rpiaas netboot render --boot-files DIR/boot-files` (render again after).
+#
+# Run as root.  Nothing outside the nodes' root paths and DIR/boot-files is
+# written; an image is attached read-only and detached on exit.  See docs/netboot.md.
+set -eu
+
+usage() { sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
+die() { echo "prepare-nfsroot: $*" >&2; exit 1; }
+
+render="" image="" root_from="" boot_from="" token_file="" agent=1
+agent_src=$(cd "$(dirname "$0")/../agent" 2>/dev/null && pwd || true)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --render) render=$2; shift 2 ;;
+        --image) image=$2; shift 2 ;;
+        --root-from) root_from=$2; shift 2 ;;
+        --boot-from) boot_from=$2; shift 2 ;;
+        --agent-token-file) token_file=$2; shift 2 ;;
+        --agent-src) agent_src=$2; shift 2 ;;
+        --no-agent) agent=0; shift ;;
+        -h|--help) usage ;;
+        *) echo "prepare-nfsroot: unknown argument: $1" >&2; usage ;;
+    esac
+done
+[ -n "$render" ] || die "--render DIR is required"
+[ -f "$render/nodes.json" ] || die "$render: not a rendered netboot directory (no nodes.json)"
+[ -n "$image" ] || [ -n "$root_from" ] || die "give --image FILE or --root-from DIR"
+[ "$(id -u)" = 0 ] || die "run as root (the roots belong to root and other users)"
+command -v rsync >/dev/null || die "rsync is needed (apt install rsync)"
+command -v python3 >/dev/null || die "python3 is needed to read nodes.json"
+if [ "$agent" = 1 ]; then
+    [ -f "$agent_src/pyproject.toml" ] || die "agent source not found at '$agent_src' (--agent-src DIR)"
+fi
+if [ -n "$token_file" ] && [ ! -r "$token_file" ]; then die "cannot read $token_file"; fi
+
+work=$(mktemp -d)
+loop=""
+cleanup() {
+    for m in "$work/boot" "$work/root"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+    [ -n "$loop" ] && losetup -d "$loop"
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+if [ -n "$image" ]; then
+    [ -f "$image" ] || die "no such image: $image"
+    loop=$(losetup --find --show --read-only --partscan "$image")
+    mkdir "$work/boot" "$work/root"
+    mount -o ro "${loop}p1" "$work/boot"
+    mount -o ro "${loop}p2" "$work/root"
+    root_from="$work/root" boot_from="$work/boot"
+fi
+[ -d "$root_from/etc" ] || die "$root_from does not look like a root file system (no etc/)"
+
+if [ -n "$boot_from" ]; then
+    mkdir -p "$render/boot-files"
+    rsync -rt --delete --exclude cmdline.txt "$boot_from/" "$render/boot-files/"
+    echo "boot files: $render/boot-files (render again with --boot-files $render/boot-files)"
+fi
+
+# one line per node: name hostname address root_path
+python3 - "$render/nodes.json" > "$work/nodes" <<'EOF'
+import json, sys
+for n in json.load(open(sys.argv[1]))["nodes"]:
+    print(n["name"], n["hostname"], n["address"], n["root_path"])
+EOF
+
+while read -r name host address root; do
+    echo "$name: $root"
+    mkdir -p "$root"
+    rsync -aHAX --delete --numeric-ids --exclude '/proc/*' --exclude '/sys/*' --exclude '/dev/*' \
+        --exclude '/tmp/*' --exclude '/run/*' "$root_from/" "$root/"
+    echo "$host" > "$root/etc/hostname"
+    sed -i '/[[:space:]]rpiaas-node$/d; /^127\.0\.1\.1[[:space:]]/d' "$root/etc/hosts"
+    printf '127.0.1.1\t%s %s\n%s\t%s %s rpiaas-node\n' "$name" "$host" "$address" "$name" "$host" \
+        >> "$root/etc/hosts"
+    cat > "$root/etc/fstab" <<EOF
+# rpiaas network boot: the root file system comes over NFS (see cmdline.txt),
+# the boot files over TFTP; no SD card is mounted.
+proc            /proc   proc    defaults                0 0
+tmpfs           /tmp    tmpfs   defaults,nosuid,nodev   0 0
+EOF
+    rm -f "$root/etc/systemd/system/multi-user.target.wants/dphys-swapfile.service" \
+          "$root/etc/rc3.d/S01resize2fs_once" \
+          "$root/etc/systemd/system/multi-user.target.wants/rpi-resize.service"
+    if [ "$agent" = 1 ]; then
+        mkdir -p "$root/opt/rpiaas-agent" "$root/etc/rpiaas-agent"
+        rsync -a --delete --exclude '*.egg-info' --exclude __pycache__ "$agent_src/" "$root/opt/rpiaas-agent/src/"
+        chroot "$root" /usr/bin/python3 -m venv /opt/rpiaas-agent/venv \
+            || die "cannot run the image's python3 under chroot (on x86: apt install qemu-user-static)"
+        chroot "$root" /opt/rpiaas-agent/venv/bin/pip install --quiet /opt/rpiaas-agent/src \
+            || die "$name: pip install of the agent failed (the chroot needs network access)"
+        ln -sf /opt/rpiaas-agent/venv/bin/rpiaas-agent "$root/usr/local/bin/rpiaas-agent"
+        sed "s/^# name = .*/name = \"$name\"/" "$agent_src/config.example.toml" \
+            > "$root/etc/rpiaas-agent/agent.toml"
+        if [ -n "$token_file" ]; then
+            install -m 640 "$token_file" "$root/etc/rpiaas-agent/token"
+        fi
+        grep -q '^rpiaas-agent:' "$root/etc/passwd" \
+            || chroot "$root" /usr/sbin/useradd --system --no-create-home --shell /usr/sbin/nologin rpiaas-agent
+        chroot "$root" /bin/chgrp rpiaas-agent /etc/rpiaas-agent/token 2>/dev/null || true
+        install -m 644 "$agent_src/systemd/rpiaas-agent.service" "$root/etc/systemd/system/"
+        mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+        ln -sf /etc/systemd/system/rpiaas-agent.service \
+            "$root/etc/systemd/system/multi-user.target.wants/rpiaas-agent.service"
+    fi
+done < "$work/nodes"
+echo "done: $(wc -l < "$work/nodes") node roots; check them with: rpiaas netboot check $render"
