@@ -9,6 +9,8 @@
       node1.cluster1.rpiaas.test: "127.0.0.1:18081"
     listen: "0.0.0.0:8080"
     token_file: master-token              # bearer token of the mutating endpoints
+    agent_token_file: agent-token         # the agents' token: the master starts tasks with it
+    runs_dir: runs                        # live runs: their journals and run directories
     max_body_bytes: 65536                 # larger request bodies get 413
     retention:                            # downsampling and deletion of old history
       raw_s: 86400                        # keep raw samples a day,
@@ -17,7 +19,7 @@
       every_s: 3600                       # applied once an hour
 
 The token may also come from the environment, ``RPIAAS_MASTER_TOKEN`` (which
-wins over the file).  Without a token the mutating endpoints refuse every call.
+wins over the file), and the agents' token from ``RPIAAS_MASTER_AGENT_TOKEN``.  Without a token the mutating endpoints refuse every call.
 
 Errors are :class:`~rpiaas.source.InputError` naming the file, line and key.
 """
@@ -36,13 +38,15 @@ __all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_mast
            "parse_host_port", "read_token"]
 
 MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
-               "listen", "token_file", "max_body_bytes", "retention")
+               "listen", "token_file", "max_body_bytes", "retention", "agent_token_file",
+               "runs_dir")
 RETENTION_KEYS = ("raw_s", "resolution_s", "keep_s", "every_s")
 DEFAULT_POLL_INTERVAL_S = 10.0
 DEFAULT_AGENT_PORT = 8081
 DEFAULT_LISTEN = ("0.0.0.0", 8080)
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 TOKEN_ENV = "RPIAAS_MASTER_TOKEN"
+AGENT_TOKEN_ENV = "RPIAAS_MASTER_AGENT_TOKEN"
 _MAX_TOKEN_CHARS = 1024
 
 
@@ -75,6 +79,8 @@ class MasterConfig:
     token: str | None = field(default=None, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     retention: Retention | None = None
+    agent_token: str | None = field(default=None, repr=False)
+    runs_dir: str = "runs"
 
     @property
     def timeout_s(self) -> float:
@@ -178,18 +184,11 @@ def load_master_config(path: str | Path) -> MasterConfig:
     listen = DEFAULT_LISTEN
     if "listen" in data:
         listen = _host_port(src, ("listen",), data["listen"], default_host="0.0.0.0", any_port=True)
-    token = None
-    if "token_file" in data:
-        token_path = src.base / src.string(("token_file",), data["token_file"])
-        try:
-            token = read_token(token_path)
-        except ValueError as e:
-            src.fail(("token_file",), str(e))
-    if os.environ.get(TOKEN_ENV):
-        try:
-            token = check_token(os.environ[TOKEN_ENV])
-        except ValueError as e:
-            raise InputError(str(e), file=TOKEN_ENV) from None
+    token = _token(src, data, "token_file", TOKEN_ENV)
+    agent_token = _token(src, data, "agent_token_file", AGENT_TOKEN_ENV)
+    runs_dir = str(src.base / "runs")
+    if "runs_dir" in data:
+        runs_dir = str(src.base / src.string(("runs_dir",), data["runs_dir"]))
     max_body = DEFAULT_MAX_BODY_BYTES
     if "max_body_bytes" in data:
         max_body = src.integer(("max_body_bytes",), data["max_body_bytes"], minimum=1)
@@ -200,7 +199,23 @@ def load_master_config(path: str | Path) -> MasterConfig:
         raise InputError("the cluster has no compute nodes", src.file, src.line_of(("cluster",)),
                          "cluster")
     return MasterConfig(cluster, interval, timeout, store, agent_port, agents, listen, token,
-                        max_body, retention)
+                        max_body, retention, agent_token, runs_dir)
+
+
+def _token(src: Source, data: dict[str, object], key: str, env: str) -> str | None:
+    """The token of file ``key`` (relative to the config), overridden by the variable ``env``."""
+    token = None
+    if key in data:
+        try:
+            token = read_token(src.base / src.string((key,), data[key]))
+        except ValueError as e:
+            src.fail((key,), str(e))
+    if os.environ.get(env):
+        try:
+            token = check_token(os.environ[env])
+        except ValueError as e:
+            raise InputError(str(e), file=env) from None
+    return token
 
 
 def _retention(src: Source, value: object) -> Retention:
