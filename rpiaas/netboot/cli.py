@@ -10,7 +10,7 @@ from typing import Any
 from ..cluster import load_cluster
 from .check import check, passed
 from .plan import NetbootError, make_plan
-from .render import load_manifest, render
+from .render import load_manifest, plan_from_manifest, render
 from .serve import serve
 
 __all__ = ["add_netboot_parser", "run_netboot"]
@@ -86,11 +86,16 @@ def _serve(args: argparse.Namespace) -> int:
     state = Path(args.state_dir) if args.state_dir else directory / "state"
     commands = []
     if args.nfs == "ganesha":
-        from .ganesha import ganesha_command
+        from .ganesha import ganesha_command, render_ganesha
 
-        load_manifest(directory)
+        plan = plan_from_manifest(load_manifest(directory))
+        state = state.absolute()
         state.mkdir(parents=True, exist_ok=True)
-        commands.append(ganesha_command(directory / "ganesha.conf", state))
+        # the config names its recovery directory: written anew for this state directory
+        conf = state / "ganesha.conf"
+        conf.write_text(render_ganesha(plan, state_dir=state, source=str(directory / "nodes.json")),
+                        encoding="utf-8")
+        commands.append(ganesha_command(conf, state))
     return serve(directory, state, commands)
 
 

@@ -21,6 +21,7 @@ temporary directory beside ``DIR`` and swapped in at the end.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -30,11 +31,12 @@ from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import Any
 
-from .plan import NetbootError, NetbootPlan, NodeBoot
+from .plan import NetbootError, NetbootPlan, NodeBoot, Subnet
 
-__all__ = ["MANIFEST", "NFS_OPTIONS", "cmdline", "load_manifest", "render", "render_dnsmasq",
-           "render_exports"]
+__all__ = ["MANIFEST", "NFS_OPTIONS", "cmdline", "load_manifest", "plan_from_manifest", "render",
+           "render_dnsmasq", "render_exports"]
 
 MANIFEST = "nodes.json"
 NFS_OPTIONS = "rw,sync,no_subtree_check,no_root_squash"
@@ -132,7 +134,7 @@ def _manifest(plan: NetbootPlan, source: str) -> dict[str, object]:
     }
 
 
-def load_manifest(directory: str | Path) -> dict[str, object]:
+def load_manifest(directory: str | Path) -> dict[str, Any]:
     """The ``nodes.json`` of a rendered directory; NetbootError if it is not one."""
     path = Path(directory) / MANIFEST
     try:
@@ -144,6 +146,19 @@ def load_manifest(directory: str | Path) -> dict[str, object]:
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise NetbootError(f"{path}: not a netboot manifest")
     return data
+
+
+def plan_from_manifest(manifest: dict[str, Any]) -> NetbootPlan:
+    """The plan a ``nodes.json`` was written from (NetbootError if it does not hold one)."""
+    try:
+        return NetbootPlan(
+            interface=str(manifest["interface"]), server_ip=str(manifest["server_ip"]),
+            nfs_root=str(manifest["nfs_root"]), tftp_root=str(manifest["tftp_root"]),
+            subnets=tuple(Subnet(s["domain"], ipaddress.IPv4Network(s["network"]))
+                          for s in manifest["subnets"]),
+            nodes=tuple(NodeBoot(**n) for n in manifest["nodes"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise NetbootError(f"{MANIFEST}: not a netboot plan: {e}") from None
 
 
 def render(plan: NetbootPlan, out: str | Path, *, source: str, upstream_dns: Sequence[str] = (),

@@ -198,11 +198,16 @@ class NetnsPair:
                     service, "its pid file")
         return service
 
-    def start_nfs(self, ganesha_command: Sequence[str]) -> tuple[Service, Service]:
-        """rpcbind, then nfs-ganesha (``ganesha_command``, in the foreground); once both serve."""
+    def start_rpcbind(self) -> Service:
+        """rpcbind in the foreground, once its socket is there (NFSv3 needs it)."""
         rpcbind = self.start("rpcbind", "rpcbind", "-f", "-h", SERVER_IP)
         sock = self.server_root / "run/rpcbind.sock"
         _wait_until(sock.exists, rpcbind, "/run/rpcbind.sock")
+        return rpcbind
+
+    def start_nfs(self, ganesha_command: Sequence[str]) -> tuple[Service, Service]:
+        """rpcbind, then nfs-ganesha (``ganesha_command``, in the foreground); once both serve."""
+        rpcbind = self.start_rpcbind()
         ganesha = self.start("ganesha", *ganesha_command)
         ganesha.wait_for_log("NFS SERVER INITIALIZED")
         return rpcbind, ganesha

@@ -15,6 +15,7 @@ with the reason: not root, namespaces refused, or which programs are missing.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from rpiaas.netboot.ganesha import ganesha_command
 
 from .netns import (
     CLIENT_IF,
@@ -91,7 +90,7 @@ class Served:
         return str(self.work / "nfs" / node.name)
 
     def log(self, service: str) -> str:
-        path = self.bed.state_dir / f"{service}.log"
+        path = self.bed.state_dir / f"{'serve' if service in ('dnsmasq', 'ganesha') else service}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
 
@@ -125,11 +124,29 @@ def _serve(work: Path) -> Iterator[Served]:
         root.mkdir(parents=True)
         (root / "marker").write_text(f"root of {node.name}\n")
     with netns_pair(work / "state", NODE.hwaddr) as bed:
-        bed.start_dnsmasq(out / "dnsmasq.conf")
+        # `rpiaas netboot serve` runs the daemons, as an operator would
+        serve = [str(RPIAAS), "netboot", "serve", str(out), "--state-dir", str(bed.state_dir)]
         if _skip_reason(NFS_PROGRAMS) is None:
-            bed.start_nfs(ganesha_command(out / "ganesha.conf", bed.state_dir))
+            bed.start_rpcbind()
+            serve += ["--nfs", "ganesha"]
+        service = bed.start("serve", *serve)
+        service.wait_for_log("started, version")  # dnsmasq's log is serve's
+        if "--nfs" in serve:
+            service.wait_for_log("NFS SERVER INITIALIZED")
         bed.set_client_address(NODE.address)  # as after its DHCP lease (which udhcpc leaves alone)
+        dnsmasq_pid = int((bed.state_dir / "dnsmasq.pid").read_text())
         yield Served(bed, work)
+        # SIGTERM stops serve, which returns only once its daemons are gone
+        assert service.stop() == 0, service.log_text()
+        assert not _alive(dnsmasq_pid), "dnsmasq outlived rpiaas netboot serve"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _dhcp(s: Served, *pxe: str) -> dict[str, str]:
