@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-event-log", action="store_true",
                      help="do not write events.jsonl (same as --set event_log=false)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+    live = run.add_argument_group("live mode: replay the scenario on a testbed")
+    live.add_argument("--live", action="store_true",
+                      help="replay on the testbed of --master instead of simulating")
+    live.add_argument("--master", metavar="URL", help="the master, e.g. http://127.0.0.1:8080 "
+                      "(default: $RPIAAS_MASTER_URL)")
+    live.add_argument("--token-file", help="the master's token (default: $RPIAAS_MASTER_TOKEN)")
+    live.add_argument("--timescale", type=float, default=1.0,
+                      help="wall seconds per scenario second (0.01 replays 100 times faster)")
+    live.add_argument("--task-kind", choices=("sleep", "cpu"), default="sleep",
+                      help="run tasks as sleeps of their modelled runtime (exact) or as real work")
 
     val = sub.add_parser("validate", help="check a scenario without running it")
     val.add_argument("scenario")
@@ -50,10 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     master.add_argument("--host", help="address to listen on instead of the config's listen")
     master.add_argument("--port", type=int, help="port to listen on instead of the config's listen")
     master.add_argument("--store", help="history store instead of the config's: a path or mongodb:// URI")
+    master.add_argument("--resume", action="store_true",
+                        help="take up the live runs a previous master left unfinished")
 
     from .netboot.cli import add_netboot_parser
 
     add_netboot_parser(sub)
+
+    from .live.testbed import add_testbed_parser
+
+    add_testbed_parser(sub)
     return p
 
 
@@ -72,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .netboot.cli import run_netboot
 
             return run_netboot(args)
+        if args.command == "testbed":
+            from .live.testbed import run_testbed
+
+            return run_testbed(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
@@ -110,12 +130,42 @@ def _run(args: argparse.Namespace) -> int:
     from .sim import simulate
 
     sc = _load(args)
-    out = Path(args.out) if args.out else Path("runs") / f"{sc.name}-{sc.policy.name}-s{sc.seed}"
-    summary, path = simulate(sc, out, progress=not args.quiet)
+    mode = "live" if args.live else "sim"
+    out = Path(args.out) if args.out else Path("runs") / (
+        f"{sc.name}-{sc.policy.name}-s{sc.seed}" + ("-live" if args.live else ""))
+    if args.live:
+        summary, path = _run_live(args, sc, out)
+    else:
+        summary, path = simulate(sc, out, progress=not args.quiet)
     if not args.quiet:
-        print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · seed {sc.seed} · sim"))
+        print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · seed {sc.seed} · {mode}"))
     print(f"run directory: {path}")
     return EXIT_OK
+
+
+def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, Any], Path]:
+    import os
+
+    from .live.config import check_token, read_token
+    from .live.remote import run_live
+
+    url = args.master or os.environ.get("RPIAAS_MASTER_URL")
+    if not url:
+        raise InputError("--live needs --master URL (or $RPIAAS_MASTER_URL)", "--master")
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"expected an http:// or https:// URL, got {url!r}", "--master")
+    if not (args.timescale > 0 and args.timescale < float("inf")):
+        raise InputError(f"expected a positive number, got {args.timescale!r}", "--timescale")
+    token = None
+    try:
+        if args.token_file:
+            token = read_token(args.token_file)
+        elif os.environ.get("RPIAAS_MASTER_TOKEN"):
+            token = check_token(os.environ["RPIAAS_MASTER_TOKEN"])
+    except ValueError as e:
+        raise InputError(str(e), "--token-file" if args.token_file else "RPIAAS_MASTER_TOKEN") from None
+    return run_live(sc, url, token, out, timescale=args.timescale, task_kind=args.task_kind,
+                    quiet=args.quiet)
 
 
 def _master(args: argparse.Namespace) -> int:
@@ -131,7 +181,7 @@ def _master(args: argparse.Namespace) -> int:
             print(f"error: --port: expected a port 0-65535, got {args.port}", file=sys.stderr)
             return EXIT_INPUT
         port = args.port
-    changes: dict[str, Any] = {"listen": (args.host or host, port)}
+    changes: dict[str, Any] = {"listen": (args.host or host, port), "resume": args.resume}
     if args.store is not None:
         try:
             changes["store"] = check_store(args.store)
