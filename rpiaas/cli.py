@@ -133,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     mode = "live" if args.live else "sim"
     out = Path(args.out) if args.out else Path("runs") / (
         f"{sc.name}-{sc.policy.name}-s{sc.seed}" + ("-live" if args.live else ""))
+    path: Path | None
     if args.live:
         summary, path = _run_live(args, sc, out)
     else:
@@ -146,8 +147,11 @@ def _run(args: argparse.Namespace) -> int:
 def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, Any], Path]:
     import os
 
-    from .live.config import check_token, read_token
-    from .live.remote import run_live
+    try:
+        from .live.config import check_token, read_token
+        from .live.remote import MasterError, run_live
+    except ImportError as e:  # aiohttp comes with the live extra
+        raise InputError(f"live mode needs aiohttp (pip install 'rpiaas[live]'): {e}", "--live") from None
 
     url = args.master or os.environ.get("RPIAAS_MASTER_URL")
     if not url:
@@ -164,8 +168,14 @@ def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, A
             token = check_token(os.environ["RPIAAS_MASTER_TOKEN"])
     except ValueError as e:
         raise InputError(str(e), "--token-file" if args.token_file else "RPIAAS_MASTER_TOKEN") from None
-    return run_live(sc, url, token, out, timescale=args.timescale, task_kind=args.task_kind,
-                    quiet=args.quiet)
+    try:
+        return run_live(sc, url, token, out, timescale=args.timescale, task_kind=args.task_kind,
+                        quiet=args.quiet)
+    except MasterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        # the master refused the scenario or the token: bad input; else the run failed
+        raise SystemExit(EXIT_INPUT if e.status is not None and 400 <= e.status < 500
+                         else EXIT_FAILED) from None
 
 
 def _master(args: argparse.Namespace) -> int:

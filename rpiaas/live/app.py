@@ -20,11 +20,12 @@ from ..store import HistoryStore, open_store
 from .client import AgentClient
 from .config import MasterConfig, Retention
 from .dashboard import setup_dashboard
-from .keys import CONFIG, POLLER, REGISTRY, STORE
+from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE
 from .middlewares import bearer_token, body_limit, json_errors
 from .poller import Poller
 from .registry import Registry
 from .routes import setup_routes
+from .runs import RunManager, setup_run_routes
 
 __all__ = ["CONFIG", "POLLER", "REGISTRY", "STORE", "apply_retention", "create_app"]
 
@@ -52,6 +53,24 @@ async def _poller_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await poller.stop()
+
+
+async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    # task starts can take longer than a poll: the agent forks the task first
+    async with AgentClient(timeout_s=max(5.0, config.timeout_s), token=config.agent_token) as client:
+        manager = RunManager(app, client)
+        app[RUNS] = manager
+        if config.resume:
+            resumed = manager.resume_all()
+            log.info("resumed %d live runs: %s", len(resumed), ", ".join(resumed) or "none")
+        elif unfinished := manager.unfinished():
+            log.warning("%d unfinished live runs in %s; start with --resume to go on with them",
+                        len(unfinished), config.runs_dir)
+        try:
+            yield
+        finally:
+            await manager.close()
 
 
 def apply_retention(store: HistoryStore, retention: Retention, now_s: float) -> dict[str, int]:
@@ -97,7 +116,8 @@ def create_app(config: MasterConfig) -> web.Application:
     app[CONFIG] = config
     app[REGISTRY] = Registry(config)
     # the store outlives the poller and the retention task
-    app.cleanup_ctx.extend([_store_ctx, _poller_ctx, _retention_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _poller_ctx, _retention_ctx, _runs_ctx])
     setup_routes(app)
+    setup_run_routes(app)
     setup_dashboard(app)
     return app

@@ -1,11 +1,13 @@
-"""An async client of node agents: ``ping`` and ``info`` with a timeout per request.
+"""An async client of node agents: ``ping``, ``info`` and the task endpoints, with timeouts.
 
-One :class:`aiohttp.ClientSession` shared by every request; the poller and,
-later, the control plane's live shell use it.
+One :class:`aiohttp.ClientSession` shared by every request; the poller and
+the control plane's live shell (:mod:`rpiaas.live.replay`) use it.  The task
+endpoints need the agents' bearer token.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -14,14 +16,23 @@ __all__ = ["AgentClient", "AgentError"]
 
 
 class AgentError(Exception):
-    """An agent did not answer, answered late, or answered something that is not a report."""
+    """An agent did not answer, answered late, or answered something that is not a report.
+
+    ``status`` is the HTTP status when the agent answered with an error, else None.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AgentClient:
     """Talks to agents by base URL (``http://host:port``); use as ``async with``."""
 
-    def __init__(self, timeout_s: float = 3.0, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, timeout_s: float = 3.0, session: aiohttp.ClientSession | None = None,
+                 token: str | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.token = token
         self._session = session
         self._owned = session is None
 
@@ -74,3 +85,54 @@ class AgentClient:
         if not isinstance(data, dict):
             raise AgentError(f"{base_url}/info: expected a JSON object")
         return data
+
+    # ------------------------------------------------------------ tasks (token)
+    async def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            async with self.session.request(method, url, json=body, headers=headers,
+                                            timeout=self.timeout) as resp:
+                text = await resp.text()
+                if resp.status >= 400:
+                    try:
+                        message = json.loads(text).get("error", text)
+                    except (ValueError, AttributeError):
+                        message = text
+                    raise AgentError(f"{method} {url}: HTTP {resp.status}: {message}", resp.status)
+                return json.loads(text) if text else None
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
+            raise AgentError(f"{method} {url}: {type(e).__name__}: {e}".rstrip(": ")) from e
+
+    async def start_task(self, base_url: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """``POST /tasks``: the started task's document (AgentError with ``status`` 409 if refused)."""
+        doc = await self._call("POST", f"{base_url}/tasks", spec)
+        if not isinstance(doc, dict):
+            raise AgentError(f"POST {base_url}/tasks: expected a task document")
+        return doc
+
+    async def tasks(self, base_url: str) -> list[dict[str, Any]]:
+        """``GET /tasks``: the running tasks and the recently finished ones."""
+        doc = await self._call("GET", f"{base_url}/tasks")
+        if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):
+            raise AgentError(f"GET {base_url}/tasks: expected {{\"tasks\": [...]}}")
+        return [t for t in doc["tasks"] if isinstance(t, dict)]
+
+    async def task(self, base_url: str, task_id: str) -> dict[str, Any] | None:
+        """``GET /tasks/{id}``, or None if the agent does not know the task."""
+        try:
+            doc = await self._call("GET", f"{base_url}/tasks/{task_id}")
+        except AgentError as e:
+            if e.status == 404:
+                return None
+            raise
+        return doc if isinstance(doc, dict) else None
+
+    async def kill_task(self, base_url: str, task_id: str) -> dict[str, Any] | None:
+        """``DELETE /tasks/{id}``: the killed task's document, or None if unknown."""
+        try:
+            doc = await self._call("DELETE", f"{base_url}/tasks/{task_id}")
+        except AgentError as e:
+            if e.status == 404:
+                return None
+            raise
+        return doc if isinstance(doc, dict) else None

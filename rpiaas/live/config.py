@@ -11,7 +11,7 @@
     token_file: master-token              # bearer token of the mutating endpoints
     agent_token_file: agent-token         # the agents' token: the master starts tasks with it
     runs_dir: runs                        # live runs: their journals and run directories
-    max_body_bytes: 65536                 # larger request bodies get 413
+    max_body_bytes: 4194304               # larger request bodies get 413
     retention:                            # downsampling and deletion of old history
       raw_s: 86400                        # keep raw samples a day,
       resolution_s: 60                    # then one mean a minute,
@@ -44,7 +44,7 @@ RETENTION_KEYS = ("raw_s", "resolution_s", "keep_s", "every_s")
 DEFAULT_POLL_INTERVAL_S = 10.0
 DEFAULT_AGENT_PORT = 8081
 DEFAULT_LISTEN = ("0.0.0.0", 8080)
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a scenario with its task list inline
 TOKEN_ENV = "RPIAAS_MASTER_TOKEN"
 AGENT_TOKEN_ENV = "RPIAAS_MASTER_AGENT_TOKEN"
 _MAX_TOKEN_CHARS = 1024
@@ -81,6 +81,7 @@ class MasterConfig:
     retention: Retention | None = None
     agent_token: str | None = field(default=None, repr=False)
     runs_dir: str = "runs"
+    resume: bool = False  # take up unfinished live runs at start (``--resume``)
 
     @property
     def timeout_s(self) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from ..store import HistoryStore
@@ -9,9 +11,13 @@ from .config import MasterConfig
 from .poller import Poller
 from .registry import Registry
 
-__all__ = ["CONFIG", "POLLER", "REGISTRY", "STORE"]
+if TYPE_CHECKING:
+    from .runs import RunManager
+
+__all__ = ["CONFIG", "POLLER", "REGISTRY", "RUNS", "STORE"]
 
 CONFIG = web.AppKey("config", MasterConfig)
 REGISTRY = web.AppKey("registry", Registry)
 STORE = web.AppKey("store", HistoryStore)
 POLLER = web.AppKey("poller", Poller)
+RUNS: web.AppKey[RunManager] = web.AppKey("runs")

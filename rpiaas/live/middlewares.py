@@ -8,6 +8,7 @@
 - :func:`bearer_token` guards every mutating call under ``/api/`` (any method
   but GET, HEAD and OPTIONS): it needs ``Authorization: Bearer <token>``,
   compared in constant time, else 401.  A master without a token refuses them all.
+  Agents push task ends to ``AGENT_PATHS`` with the agents' token instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = ["SAFE_METHODS", "bearer_token", "body_limit", "json_error", "json_err
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+AGENT_PATHS = frozenset({"/api/v1/task-ended"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rpiaas-master"'}
 
 
@@ -65,7 +67,8 @@ async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResp
     if (request.method in SAFE_METHODS or not request.path.startswith("/api/")
             or request.match_info.http_exception is not None):  # 404 and 405 answer as they are
         return await handler(request)
-    expected = request.app[CONFIG].token
+    config = request.app[CONFIG]
+    expected = config.agent_token if request.path in AGENT_PATHS else config.token
     if expected is None:
         return json_error(401, "mutating endpoints are off: this master has no token configured",
                           _CHALLENGE)

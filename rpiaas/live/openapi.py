@@ -16,6 +16,12 @@ The API, all under ``/api/v1/``:
 ``POST nodes/{name}/poll``        token  poll the node now
 ``POST history/compact``          token  ``{before, resolution}``: downsample old samples
 ``POST history/purge``            token  ``{before}``: delete old history
+``POST runs``                     token  replay a scenario on the testbed (live mode)
+``GET  runs``                     open   the live runs since the master started
+``GET  runs/{id}``                open   a run's state and counts
+``GET  runs/{id}/files/{name}``   open   a file of a completed run's directory
+``DELETE runs/{id}``              token  cancel a run
+``POST task-ended``               agent  an agent pushes a task's end (agents' token)
 ================================  =====  =============================================
 
 Times are unix seconds, durations seconds; ``cpu_util``, ``cpu_per_core`` and
@@ -133,7 +139,39 @@ _SCHEMAS: dict[str, Schema] = {
         "before": {**_SECONDS, "description": "Delete what is older than this (unix s)."},
     }),
     "PurgeResult": _object({"samples": _COUNT, "states": _COUNT, "events": _COUNT}),
+    "RunRequest": {
+        "type": "object", "required": ["scenario"], "additionalProperties": False,
+        "properties": {
+            "scenario": {"type": "object",
+                         "description": "The scenario as its YAML reads, cluster inlined."},
+            "file": {"type": "string", "description": "The scenario's file name (for messages)."},
+            "timescale": {"type": "number", "exclusiveMinimum": 0,
+                          "description": "Wall seconds per scenario second (default 1)."},
+            "task_kind": {"enum": ["sleep", "cpu"],
+                          "description": "Tasks as sleeps of their modelled runtime, or real work."},
+        }},
+    "Run": _object({
+        "id": {"type": "string"},
+        "state": {"enum": ["running", "completed", "failed", "cancelled"]},
+        "error": {"type": "string"},
+        "arrived": _COUNT,
+        "ended": _COUNT,
+        "queued": _COUNT,
+        "running": _COUNT,
+        "now_s": {"type": "number", "description": "Scenario time reached (s)."},
+    }, "A live run and how far it got."),
+    "TaskEnded": {"type": "object", "required": ["id"],
+                  "properties": {"id": {"type": "string"}},
+                  "description": "The agent's task document (see the agent's API)."},
+    "TaskEndedResult": _object({"known": {"type": "boolean",
+                                          "description": "Whether a run knew the task."}}),
 }
+_run_detail = copy.deepcopy(_SCHEMAS["Run"])
+_run_detail["properties"]["files"] = {"type": "array", "items": {"type": "string"},
+                                      "description": "Files of the run directory, once completed."}
+_run_detail["required"].append("files")
+_SCHEMAS["RunDetail"] = _run_detail
+_SCHEMAS["RunList"] = _object({"runs": {"type": "array", "items": _ref("Run")}})
 # A node's own document: the Node fields and its last state changes.
 _detail = copy.deepcopy(_SCHEMAS["Node"])
 _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
@@ -196,6 +234,16 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
          "description": "The node's name, ``hostname.domain``."}
 
 
+_RUN = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "The run's id."}
+
+
+def _created(op: Schema) -> Schema:
+    """``op`` answering 201 instead of 200."""
+    op["responses"]["201"] = op["responses"].pop("200")
+    return op
+
+
 def _query(name: str, minimum: float, description: str) -> Schema:
     # an empty value counts as left out, as an HTML form sends an empty field
     return {"name": name, "in": "query", "required": False, "allowEmptyValue": True,
@@ -233,6 +281,27 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/history/purge": {"post": _post(
             "purgeHistory", "Delete samples, state changes and events before ``before``.",
             _ok("Rows deleted, by kind.", "PurgeResult"), "PurgeRequest")},
+        "/api/v1/runs": {
+            "get": _get("listRuns", "The live runs since this master started.",
+                        _ok("The runs.", "RunList")),
+            "post": _created(_post(
+                "startRun", "Replay a scenario on the testbed through the same control plane.",
+                _ok("The run, started.", "Run"), "RunRequest"))},
+        "/api/v1/runs/{id}": {
+            "parameters": [_RUN],
+            "get": _get("getRun", "A run's state and counts.", _ok("The run.", "RunDetail"), "404"),
+            "delete": {**_post("cancelRun", "Cancel a run: its tasks are killed, no result.",
+                               _ok("The run, cancelled.", "Run"), None, "404"),
+                       "responses": _responses(_ok("The run.", "Run"), "401", "404", "405")}},
+        "/api/v1/runs/{id}/files/{name}": {
+            "parameters": [_RUN, {"name": "name", "in": "path", "required": True,
+                                  "schema": {"type": "string"}}],
+            "get": _get("getRunFile", "A file of a completed run's directory.",
+                        {"description": "The file.", "content": {"text/plain": {
+                            "schema": {"type": "string"}}}}, "404")},
+        "/api/v1/task-ended": {"post": _post(
+            "taskEnded", "An agent pushes a task's end (with the agents' token).",
+            _ok("Whether a run knew the task.", "TaskEndedResult"), "TaskEnded")},
         OPENAPI_PATH: {"get": _get(
             "getOpenApi", "This document.",
             _ok("The OpenAPI document.", {"type": "object"}))},

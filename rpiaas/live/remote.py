@@ -1,0 +1,128 @@
+"""``rpiaas run --live``: send a scenario to a master, follow the replay, fetch its run directory.
+
+The scenario is read and checked here, by the parser the simulation uses (so
+an error names the user's file, line and key); the master receives it as one
+JSON document, its cluster inlined, and checks it again against its nodes.
+The run directory is fetched file by file into a temporary sibling and moved
+into place whole, as a simulated run's is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ..scenario import Scenario
+from ..source import load_file
+
+__all__ = ["MasterError", "run_live", "scenario_payload"]
+
+_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json")
+
+
+class MasterError(RuntimeError):
+    """The master refused a request (``status``, its HTTP status) or could not be reached (None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def scenario_payload(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as the master takes it: as given (defaults filled), the cluster inlined."""
+    data = dict(scenario.data)
+    cluster = data.get("cluster")
+    if isinstance(cluster, str) and scenario.file is not None:
+        src = load_file(Path(scenario.file).parent / cluster)
+        data["cluster"] = src.with_text(src.data)
+    return data
+
+
+class _Master:
+    def __init__(self, url: str, token: str | None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+
+    def call(self, method: str, path: str, body: Any = None) -> bytes:
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return bytes(resp.read())
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read()).get("error", e.reason)
+            except (ValueError, AttributeError):
+                message = e.reason
+            raise MasterError(f"{method} {self.url}{path}: HTTP {e.code}: {message}", e.code) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise MasterError(f"{self.url}: cannot reach the master: {reason}") from None
+
+    def json(self, method: str, path: str, body: Any = None) -> Any:
+        return json.loads(self.call(method, path, body))
+
+
+def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, *,
+             timescale: float = 1.0, task_kind: str = "sleep", quiet: bool = False,
+             poll_s: float = 0.5) -> tuple[dict[str, Any], Path]:
+    """Replay ``scenario`` on the master's testbed; its summary and the local run directory."""
+    if out.exists() and not (out / "run.json").exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not a run directory; not overwriting it")
+    master = _Master(master_url, token)
+    payload = {"scenario": scenario_payload(scenario),
+               "file": Path(scenario.file).name if scenario.file else "scenario.yaml",
+               "timescale": timescale, "task_kind": task_kind}
+    run = master.json("POST", "/api/v1/runs", payload)
+    run_id = run["id"]
+    if not quiet:
+        print(f"live run {run_id} on {master_url} (timescale {timescale:g}, {task_kind} tasks)",
+              file=sys.stderr, flush=True)
+    shown = 0.0
+    try:
+        while run["state"] == "running":
+            time.sleep(poll_s)
+            run = master.json("GET", f"/api/v1/runs/{run_id}")
+            if not quiet and time.monotonic() - shown > 2.0:
+                shown = time.monotonic()
+                print(f"  t={run['now_s']:.1f} s: {run['arrived']} arrived, {run['queued']} queued, "
+                      f"{run['running']} running, {run['ended']} ended", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        master.call("DELETE", f"/api/v1/runs/{run_id}")
+        raise
+    if run["state"] != "completed":
+        raise MasterError(f"run {run_id} {run['state']}: {run.get('error') or 'no result'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for name in run["files"]:
+            if name in _FILES:
+                (tmp / name).write_bytes(master.call("GET", f"/api/v1/runs/{run_id}/files/{name}"))
+        record = json.loads((tmp / "run.json").read_text())
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dict(record["summary"]), out

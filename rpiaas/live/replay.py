@@ -1,0 +1,668 @@
+"""The live shell: a scenario replayed on real agents through the same control plane and policy.
+
+:class:`LiveRun` is the counterpart of :class:`rpiaas.sim.engine.Simulation`.
+Time is the wall clock: scenario second ``t`` is ``t0 + t * timescale`` unix
+seconds, so a timescale of 0.01 replays a scenario 100 times faster.  Events
+come from the world instead of a schedule:
+
+- ``TaskArrived`` when a task's (scaled) arrival time comes;
+- ``TaskFinished`` / ``TaskFailed`` when an agent reports a task's end, pushed
+  to the master (``notify_url``) and also found by polling the agents'
+  ``GET /tasks`` every poll interval, so a lost push loses nothing; the event
+  is stamped with the end the agent measured;
+- ``NodeDown`` / ``NodeUp`` when the master's poller sees a node go offline or
+  come back (a killed agent takes its tasks with it);
+- ``Tick`` at the times the policy asked for (``WakeAt``), ``NodeBooted`` a
+  node type's ``boot_s`` after a ``PowerOn`` (power is emulated: the Pis stay on).
+
+Actions are carried out concurrently: ``Start`` is ``POST /tasks`` on the
+node's agent (task id ``RUN.TASK.EPOCH``, so a start is never done twice),
+``Kill`` is ``DELETE``, ``Migrate`` kills and starts the rest of the task on
+the new node.  A task runs as ``sleep`` for its modelled runtime on that node
+(``work_core_s / (cores * speed)``, times the timescale: exact, so runs can be
+compared with the simulation) or as ``cpu`` doing its real work.
+
+**Journal.**  Before each batch is handed to the control plane it is appended
+to ``journal.jsonl`` and flushed to disk, with every measured start.  The
+control plane is deterministic, so a master that dies mid-run rebuilds its
+exact state by feeding the journal to a fresh control plane; then it asks
+each agent about the tasks that were running: those that ended meanwhile are
+collected, those whose start never reached the agent are started now, and
+those still running are watched again.  No task is lost or started twice.
+
+The run directory has the simulation's format with ``mode: live``: task
+times in scenario seconds (measured starts and ends), node series with the
+measured CPU and memory use, and energy from each node type's power model on
+the measured utilisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ..control import ControlPlane
+from ..events import (
+    Action,
+    Event,
+    Kill,
+    Migrate,
+    NodeBooted,
+    NodeDown,
+    NodeUp,
+    PowerOff,
+    PowerOn,
+    Reject,
+    Start,
+    TaskArrived,
+    TaskFailed,
+    TaskFinished,
+    Tick,
+    WakeAt,
+)
+from ..model import PowerState, Task, TaskState
+from ..results import RunWriter
+from ..scenario import Scenario
+from ..sim import run_record
+from ..sim.engine import STATE_NAMES, rng_streams
+from ..sim.power import PowerMeter
+from ..store import HistoryStore
+from .client import AgentClient, AgentError
+from .registry import NodeEntry
+
+__all__ = ["TASK_KINDS", "LiveOptions", "LiveRun", "RunState"]
+
+log = logging.getLogger(__name__)
+
+TASK_KINDS = ("sleep", "cpu")
+JOURNAL = "journal.jsonl"
+RESULT = "result"
+_MIN_SAMPLE_WALL_S = 0.5
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How a scenario is replayed.
+
+    :param timescale: wall seconds per scenario second (0.01: 100 times faster).
+    :param task_kind: ``sleep`` (the modelled runtime, exact) or ``cpu`` (real work).
+    :param watch_interval_s: how often running tasks are looked up on their agents.
+    """
+
+    timescale: float = 1.0
+    task_kind: str = "sleep"
+    watch_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.timescale > 0 and math.isfinite(self.timescale)):
+            raise ValueError(f"timescale: expected a positive number, got {self.timescale!r}")
+        if self.task_kind not in TASK_KINDS:
+            raise ValueError(f"task_kind: expected one of {', '.join(TASK_KINDS)}, "
+                             f"got {self.task_kind!r}")
+
+
+@dataclass
+class RunState:
+    """What the API shows of a run."""
+
+    id: str
+    state: str = "running"  # running | completed | failed | cancelled
+    error: str = ""
+    arrived: int = 0
+    ended: int = 0
+    queued: int = 0
+    running: int = 0
+    now_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Journal:
+    """Append-only JSON lines, flushed to disk after every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        out = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:  # a line cut short by a crash: the last one
+                    break
+        return out
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _event_json(ev: Event) -> dict[str, Any]:
+    if isinstance(ev, TaskArrived):
+        return {"e": "arrive", "task": ev.task.id}
+    if isinstance(ev, TaskFinished):
+        return {"e": "finish", "task": ev.task_id}
+    if isinstance(ev, TaskFailed):
+        return {"e": "fail", "task": ev.task_id, "reason": ev.reason}
+    if isinstance(ev, NodeDown):
+        return {"e": "down", "node": ev.node, "reason": ev.reason}
+    if isinstance(ev, NodeUp):
+        return {"e": "up", "node": ev.node}
+    if isinstance(ev, NodeBooted):
+        return {"e": "booted", "node": ev.node}
+    return {"e": "tick"}
+
+
+class LiveRun:
+    """One scenario replayed on the testbed; :meth:`run` until it ends.
+
+    :param run_id: the run's name, unique on this master (it prefixes agent task ids).
+    :param scenario: what to replay; its nodes are ``entries``, in the same order.
+    :param entries: the registry entries of the scenario's nodes.
+    :param client: agent client carrying the agents' token.
+    :param store: the master's history store (measured node series).
+    :param directory: the run's directory on the master: journal and result.
+    :param notify_url: where agents push task ends (None: polling only).
+    """
+
+    def __init__(self, run_id: str, scenario: Scenario, entries: list[NodeEntry],
+                 client: AgentClient, store: HistoryStore, directory: Path,
+                 options: LiveOptions, notify_url: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.id = run_id
+        self.scenario = scenario
+        self.entries = entries
+        self.client = client
+        self.store = store
+        self.directory = directory
+        self.options = options
+        self.notify_url = notify_url
+        self.clock = clock
+        self.status = RunState(run_id)
+        self.nodes = scenario.cluster.nodes
+        self._index = {n.name: i for i, n in enumerate(self.nodes)}
+        self._inbox: asyncio.Queue[tuple[float, Event] | None] = asyncio.Queue()
+        self._agent_ids: dict[str, int] = {}  # agent task id -> task id
+        self._on_agent: dict[int, tuple[int, str]] = {}  # running task id -> (node, agent id)
+        self._reported: set[str] = set()
+        self._measured_start: dict[int, float] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        self._online: list[bool] = [e.online is not False for e in entries]
+        self._arrivals_left = True
+        self._arrived = 0
+        self._last_now = 0.0
+        self._t0 = 0.0
+        self._replaying = False
+        self.writer: RunWriter | None = None
+        self.result: Path | None = None
+
+    # ------------------------------------------------------------ time
+    def now(self) -> float:
+        """Scenario seconds since the run began."""
+        return (self.clock() - self._t0) / self.options.timescale
+
+    def _scenario_time(self, unix_s: float) -> float:
+        return (unix_s - self._t0) / self.options.timescale
+
+    def _wall(self, scenario_s: float) -> float:
+        return self._t0 + scenario_s * self.options.timescale
+
+    # ------------------------------------------------------------ the run
+    async def run(self) -> Path | None:
+        """Replay (or resume) the run; the result directory, or None if cancelled."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        streams = rng_streams(self.scenario.seed)
+        self._tasks: Iterator[Task] = self.scenario.workload.tasks(streams["workload"])
+        self.writer = RunWriter(self.directory / RESULT, event_log=self.scenario.event_log)
+        self.writer.node_names = [n.name for n in self.nodes]
+        self.control = ControlPlane(
+            self.nodes, self.scenario.policies(streams["policy"]),
+            log=self.writer.events if self.scenario.event_log else None,
+            on_final=self._final, retries=self.scenario.retries,
+            initial_state=[self.scenario.initial_power] * len(self.nodes))
+        self.meter = PowerMeter(self.nodes, [int(self.scenario.initial_power)] * len(self.nodes))
+        self._energy_j = [0.0] * len(self.nodes)
+        self._last_sample_s: float | None = None
+        self._next_sample_s = 0.0
+        journal_path = self.directory / JOURNAL
+        records = _Journal.read(journal_path)
+        self._journal = _Journal(journal_path)
+        workers: list[asyncio.Task[None]] = []
+        try:
+            if records:
+                await self._resume(records)
+            else:
+                self._t0 = self.clock()
+                self._journal.write({"run": self.id, "t0": self._t0,
+                                     "timescale": self.options.timescale,
+                                     "task_kind": self.options.task_kind,
+                                     "notify_url": self.notify_url})
+                down = [i for i, up in enumerate(self._online) if not up]
+                if down:
+                    self._step(0.0, [NodeDown(i, "offline at start") for i in down])
+            workers = [asyncio.create_task(w()) for w in
+                       (self._feed_arrivals, self._watch, self._sample_loop)]
+            if self.scenario.horizon_s is not None:
+                workers.append(asyncio.create_task(self._horizon(self.scenario.horizon_s)))
+            await self._loop()
+            return await self._finish()
+        except BaseException:
+            self.writer.abort()
+            raise
+        finally:
+            for w in workers:
+                w.cancel()
+            for w in workers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await w
+            self._journal.close()
+
+    async def _loop(self) -> None:
+        while not self._done():
+            item = await self._inbox.get()
+            items = [item]
+            while not self._inbox.empty():
+                items.append(self._inbox.get_nowait())
+            if any(i is None for i in items) and self._stop_now:
+                return
+            events = sorted((i for i in items if i is not None), key=lambda i: i[0])
+            k = 0
+            while k < len(events):  # one step per distinct time, in time order
+                at = events[k][0]
+                batch = []
+                while k < len(events) and events[k][0] == at:
+                    batch.append(events[k][1])
+                    k += 1
+                self._step(max(at, self._last_now), batch)
+            self._update_status()
+
+    _stop_now = False
+
+    async def _horizon(self, horizon_s: float) -> None:
+        await asyncio.sleep(max(0.0, self._wall(horizon_s) - self.clock()))
+        self._stop_now = True
+        self._inbox.put_nowait(None)
+
+    def _done(self) -> bool:
+        c = self.control
+        return (not self._arrivals_left and not c.running_count and not c.queue_length
+                and not c.booting and not self._pending)
+
+    def _update_status(self) -> None:
+        st, c = self.status, self.control
+        st.arrived, st.queued, st.running = self._arrived, c.queue_length, c.running_count
+        st.ended = self.writer.stats.ended if self.writer is not None else 0
+        st.now_s = self._last_now
+
+    # ------------------------------------------------------------ events in
+    def _put(self, at_s: float, ev: Event) -> None:
+        self._inbox.put_nowait((at_s, ev))
+
+    async def _feed_arrivals(self) -> None:
+        for task in self._tasks:
+            delay = self._wall(task.arrival_s) - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._put(task.arrival_s, TaskArrived(task))
+        self._arrivals_left = False
+        self._inbox.put_nowait(None)  # wake the loop: it may be done
+
+    async def _watch(self) -> None:
+        """Node states from the poller, and task ends the pushes missed."""
+        interval = self.options.watch_interval_s
+        next_poll = 0.0
+        while True:
+            for i, entry in enumerate(self.entries):
+                up = entry.online is not False
+                if up != self._online[i]:
+                    self._online[i] = up
+                    now = self.now()
+                    self._put(now, NodeUp(i) if up else NodeDown(i, entry.reason or "agent offline"))
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + interval
+                await self._poll_tasks()
+            await asyncio.sleep(min(0.2, interval))
+
+    async def _poll_tasks(self) -> None:
+        nodes = {node for node, _ in self._on_agent.values()}
+        results = await asyncio.gather(
+            *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
+        for docs in results:
+            if isinstance(docs, BaseException):
+                continue  # the node's own poll decides whether it is down
+            for doc in docs:
+                if doc.get("state") != "running":
+                    self.task_report(doc)
+
+    def task_report(self, doc: dict[str, Any]) -> bool:
+        """An agent's task document (pushed or polled): its end becomes an event.
+
+        Returns whether the document belonged to this run.
+        """
+        agent_id = doc.get("id")
+        if not isinstance(agent_id, str) or agent_id not in self._agent_ids:
+            return False
+        state = doc.get("state")
+        if state == "running" or agent_id in self._reported:
+            return True
+        task_id = self._agent_ids[agent_id]
+        current = self._on_agent.get(task_id)
+        if current is None or current[1] != agent_id:
+            return True  # killed or moved by us: the control plane already knows
+        self._reported.add(agent_id)
+        ended = doc.get("ended_s")
+        at = self._scenario_time(float(ended)) if isinstance(ended, (int, float)) else self.now()
+        if state == "completed":
+            self._put(at, TaskFinished(task_id))
+        else:
+            reason = doc.get("error") or f"{state} with exit status {doc.get('exit_status')}"
+            self._put(at, TaskFailed(task_id, str(reason)))
+        return True
+
+    # ------------------------------------------------------------ the step
+    def _step(self, now: float, events: list[Event]) -> list[Action]:
+        if self._replaying:
+            self._samples_until(now)
+        self._last_now = now
+        if not self._replaying:
+            self._journal.write({"t": now, "ev": [_event_json(e) for e in events]})
+        for ev in events:
+            if isinstance(ev, TaskArrived):
+                self._arrived += 1
+            elif isinstance(ev, (TaskFinished, TaskFailed)):
+                self._forget(ev.task_id)
+        actions = self.control.step(now, events)
+        touched: set[int] = set()
+        for ev in events:
+            node = getattr(ev, "node", None)
+            if isinstance(node, int):
+                touched.add(node)
+        for a in actions:
+            self._carry_out(a, now, touched)
+        if len(self._on_agent) > self.control.running_count:
+            # tasks the control plane no longer runs (lost with their node, killed):
+            # stop them on their agents too, in case those still run them
+            running = {t.id for t in self.control.running()}
+            for task_id in [t for t in self._on_agent if t not in running]:
+                self._stop_agent_task(task_id)
+        view = self.control.view
+        state, free = view._state.tolist(), view._cores_free.tolist()
+        for n in touched:
+            self.meter.update(n, now, state[n], self.nodes[n].type.cores - free[n])
+        return actions
+
+    def _forget(self, task_id: int) -> None:
+        self._on_agent.pop(task_id, None)
+
+    def _carry_out(self, a: Action, now: float, touched: set[int]) -> None:
+        if isinstance(a, Start):
+            touched.add(a.node)
+            self._launch(a.task, a.node, a.task.work_core_s)
+        elif isinstance(a, Kill):
+            touched.add(a.task.node)  # stopped on its agent below, with the other lost tasks
+        elif isinstance(a, Migrate):
+            touched.update((a.source, a.node))
+            # what is left of the work, as modelled, restarts on the new node
+            left = max(0.0, a.task.est_end_s - now)
+            self._stop_agent_task(a.task.id)
+            self._launch(a.task, a.node, left * a.task.cores * self.nodes[a.node].type.speed)
+        elif isinstance(a, PowerOn):
+            touched.add(a.node)
+            boot = self.nodes[a.node].type.boot_s
+            self._later(now + boot, NodeBooted(a.node))
+        elif isinstance(a, PowerOff):
+            touched.add(a.node)
+        elif isinstance(a, WakeAt):
+            self._later(a.time_s, Tick())
+        elif not isinstance(a, Reject):  # pragma: no cover
+            raise TypeError(f"unknown action {a!r}")
+
+    def _later(self, at_s: float, ev: Event) -> None:
+        if self._replaying:
+            return  # re-created by _resume from the control plane's state where needed
+
+        async def wait() -> None:
+            await asyncio.sleep(max(0.0, self._wall(at_s) - self.clock()))
+            self._put(at_s, ev)
+
+        self._spawn(wait())
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._pending.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._pending.discard(t)
+            self._inbox.put_nowait(None)  # wake the loop: it may be done
+            if not t.cancelled() and t.exception() is not None:
+                log.error("run %s: %s", self.id, t.exception())
+
+        task.add_done_callback(done)
+
+    # ------------------------------------------------------------ agents
+    def _spec(self, task: Task, node: int, work_core_s: float, agent_id: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {"id": agent_id, "cores": task.cores, "mem_mb": task.mem_mb}
+        scale = self.options.timescale
+        if self.options.task_kind == "sleep":
+            runtime = work_core_s / (task.cores * self.nodes[node].type.speed)
+            spec.update(kind="sleep", duration_s=max(runtime * scale, 1e-3))
+        else:
+            spec.update(kind="cpu", work_core_s=max(work_core_s * scale, 1e-3))
+        if self.notify_url:
+            spec["notify_url"] = self.notify_url
+        return spec
+
+    def _launch(self, task: Task, node: int, work_core_s: float) -> None:
+        agent_id = f"{self.id}.{task.id}.{task.epoch}"
+        self._agent_ids[agent_id] = task.id
+        self._on_agent[task.id] = (node, agent_id)
+        if self._replaying:
+            return  # reconciled with the agent by _resume
+        spec = self._spec(task, node, work_core_s, agent_id)
+        self._spawn(self._post(task.id, node, spec))
+
+    async def _post(self, task_id: int, node: int, spec: dict[str, Any]) -> None:
+        entry = self.entries[node]
+        try:
+            doc = await self.client.start_task(entry.base_url, spec)
+        except AgentError as e:
+            if e.status == 409 and "exists" in str(e).lower():
+                return  # started before (a resumed run): watched like any other
+            if self._on_agent.get(task_id, (0, ""))[1] == spec["id"]:
+                self._reported.add(spec["id"])
+                self._put(self.now(), TaskFailed(task_id, f"start on {entry.name}: {e}"))
+            return
+        started = doc.get("started_s")
+        if isinstance(started, (int, float)):
+            at = self._scenario_time(float(started))
+            self._measured_start[task_id] = at
+            self._journal.write({"started": task_id, "agent_id": spec["id"], "t": at})
+
+    def _stop_agent_task(self, task_id: int) -> None:
+        current = self._on_agent.pop(task_id, None)
+        if current is None or self._replaying:
+            return
+        node, agent_id = current
+        self._reported.add(agent_id)
+
+        async def kill() -> None:
+            with contextlib.suppress(AgentError):
+                await self.client.kill_task(self.entries[node].base_url, agent_id)
+
+        self._spawn(kill())
+
+    # ------------------------------------------------------------ results
+    def _final(self, task: Task) -> None:
+        measured = self._measured_start.pop(task.id, None)
+        if measured is not None and task.start_s >= 0 and task.state is not TaskState.QUEUED:
+            end = task.end_s if task.end_s >= 0 else math.inf
+            task.start_s = min(max(task.start_s, measured), end)
+        assert self.writer is not None
+        self.writer.task_ended(task)
+
+    def _sample_interval(self) -> float:
+        """The scenario's sample interval, but never below half a wall second."""
+        return max(self.scenario.sample_interval_s, _MIN_SAMPLE_WALL_S / self.options.timescale)
+
+    async def _sample_loop(self) -> None:
+        while True:
+            at = self._next_sample_s
+            await asyncio.sleep(max(0.0, self._wall(at) - self.clock()))
+            latest = await asyncio.to_thread(self.store.latest)
+            self._write_sample(at, {name: st.sample for name, st in latest.items()})
+
+    def _samples_until(self, now: float) -> None:
+        """While replaying the journal: the rows due before ``now``, from the stored history."""
+        while self._next_sample_s <= now:
+            at = self._next_sample_s
+            wall = self._wall(at)
+            readings: dict[str, Any] = {}
+            for node in self.nodes:
+                got = self.store.history(node.name, wall - 60.0, wall + 1e-6)
+                readings[node.name] = got[-1] if got else None
+            self._write_sample(at, readings)
+
+    def _write_sample(self, now: float, readings: dict[str, Any]) -> None:
+        """A row per node: control-plane state and reservations, measured use, modelled power."""
+        assert self.writer is not None
+        self._next_sample_s = now + self._sample_interval()
+        view = self.control.view
+        state, free, ntasks = view._state.tolist(), view._cores_free.tolist(), view._tasks.tolist()
+        dt = 0.0 if self._last_sample_s is None else max(0.0, now - self._last_sample_s)
+        self._last_sample_s = now
+        lines = []
+        for i, node in enumerate(self.nodes):
+            t = node.type
+            sample = readings.get(node.name)
+            util = float(sample.cpu_util) if sample is not None else 0.0
+            mem = float(sample.mem_used_mb) if sample is not None else 0.0
+            on = state[i] == PowerState.ON
+            power = (t.power_idle_w + (t.power_max_w - t.power_idle_w) * util) if on else (
+                t.power_boot_w if state[i] == PowerState.BOOTING else t.power_off_w)
+            self._energy_j[i] += power * dt
+            used = t.cores - free[i]
+            lines.append(f"{now!r},{node.name},{STATE_NAMES[state[i]]},{used},{mem!r},{util!r},"
+                         f"{power!r},{self._energy_j[i]!r},{ntasks[i]}\n")
+        self.writer.nodes.write("".join(lines))
+        self.writer.drain()
+
+    async def _finish(self) -> Path:
+        assert self.writer is not None
+        end = self._last_now
+        if self.scenario.horizon_s is not None and self._stop_now:
+            end = max(end, self.scenario.horizon_s)
+        latest = await asyncio.to_thread(self.store.latest)
+        self._write_sample(max(end, self._last_sample_s or 0.0),
+                           {name: st.sample for name, st in latest.items()})
+        self.meter.close(end)
+        for task_id in list(self._on_agent):
+            self._stop_agent_task(task_id)
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        for task in self.control.running() + self.control.queued():
+            self._final(task)
+        capacity = float(sum(n.type.cores for n in self.nodes)) * end
+        summary = self.writer.stats.summary(sum(self.meter.busy_core_s), capacity,
+                                            sum(self._energy_j), end)
+        nodes = [{"node": n.name, "type": n.type.name, "energy_j": float(f"{e:.12g}"),
+                  "busy_core_s": float(f"{b:.12g}")}
+                 for n, e, b in zip(self.nodes, self._energy_j, self.meter.busy_core_s, strict=True)]
+        record = run_record(self.scenario, "live", summary, nodes)
+        record["live"] = {"run": self.id, "timescale": self.options.timescale,
+                          "task_kind": self.options.task_kind,
+                          "agents": {e.name: e.base_url for e in self.entries}}
+        timing = {"started_at": _dt.datetime.fromtimestamp(self._t0, _dt.timezone.utc)
+                  .isoformat(timespec="seconds"),
+                  "wall_s": round(self.clock() - self._t0, 3),
+                  "events": self.control.events_applied}
+        self.result = self.writer.commit(record, timing)
+        self.status.state = "completed"
+        self._update_status()
+        return self.result
+
+    # ------------------------------------------------------------ resume
+    async def _resume(self, records: list[dict[str, Any]]) -> None:
+        head = records[0]
+        self._t0 = float(head["t0"])
+        log.info("run %s: resuming from %d journal records", self.id, len(records) - 1)
+        self._replaying = True
+        arrivals: dict[int, Task] = {}
+        try:
+            for rec in records[1:]:
+                if "started" in rec:
+                    self._measured_start[int(rec["started"])] = float(rec["t"])
+                    continue
+                events = [self._event_from(e, arrivals) for e in rec["ev"]]
+                self._step(float(rec["t"]), events)
+        finally:
+            self._replaying = False
+        # (the arrival feed goes on from the task after the last one the journal saw)
+        # reconcile the tasks the control plane believes running with their agents
+        now = self.now()
+        for task in self.control.running():
+            node, agent_id = self._on_agent[task.id]
+            try:
+                doc = await self.client.task(self.entries[node].base_url, agent_id)
+            except AgentError as e:
+                self._reported.add(agent_id)
+                self._put(now, TaskFailed(task.id, f"agent unreachable on resume: {e}"))
+                continue
+            if doc is None:  # the start never reached it: start it now
+                spec = self._spec(task, node, task.work_core_s, agent_id)
+                self._spawn(self._post(task.id, node, spec))
+            elif doc.get("state") != "running":
+                self.task_report(doc)
+        # timers the control plane still waits for
+        for i, st in enumerate(self.control.view._state.tolist()):
+            if st == PowerState.BOOTING:
+                self._later(now, NodeBooted(i))
+        self._put(now, Tick())
+
+    def _event_from(self, rec: dict[str, Any], arrivals: dict[int, Task]) -> Event:
+        kind = rec["e"]
+        if kind == "arrive":
+            task = next(self._tasks)
+            if task.id != rec["task"]:
+                raise RuntimeError(f"journal: task {rec['task']} arrived, the workload gives {task.id}")
+            arrivals[task.id] = task
+            return TaskArrived(task)
+        if kind == "finish":
+            return TaskFinished(int(rec["task"]))
+        if kind == "fail":
+            return TaskFailed(int(rec["task"]), str(rec.get("reason", "")))
+        if kind == "down":
+            self._online[int(rec["node"])] = False
+            return NodeDown(int(rec["node"]), str(rec.get("reason", "")))
+        if kind == "up":
+            self._online[int(rec["node"])] = True
+            return NodeUp(int(rec["node"]))
+        if kind == "booted":
+            return NodeBooted(int(rec["node"]))
+        return Tick()
+
+    async def cancel(self) -> None:
+        """Stop the run: kill its running tasks; no result is written."""
+        self.status.state = "cancelled"
+        for task_id in list(self._on_agent):
+            self._stop_agent_task(task_id)
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
