@@ -21,6 +21,14 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
 
+class _Exit(Exception):
+    """Stop with this exit code (the message is already printed)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rpiaas", description=(
         "Write a cloud allocation policy once, simulate it at any scale, replay it on a "
@@ -101,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyError as e:
         print(f"error: policy: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except _Exit as e:
+        return e.code
     except KeyboardInterrupt:
         print("interrupted; no run directory written", file=sys.stderr)
         return 130
@@ -174,8 +184,8 @@ def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, A
     except MasterError as e:
         print(f"error: {e}", file=sys.stderr)
         # the master refused the scenario or the token: bad input; else the run failed
-        raise SystemExit(EXIT_INPUT if e.status is not None and 400 <= e.status < 500
-                         else EXIT_FAILED) from None
+        raise _Exit(EXIT_INPUT if e.status is not None and 400 <= e.status < 500
+                    else EXIT_FAILED) from None
 
 
 def _master(args: argparse.Namespace) -> int:

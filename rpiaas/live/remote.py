@@ -79,8 +79,12 @@ class _Master:
 
 def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, *,
              timescale: float = 1.0, task_kind: str = "sleep", quiet: bool = False,
-             poll_s: float = 0.5) -> tuple[dict[str, Any], Path]:
-    """Replay ``scenario`` on the master's testbed; its summary and the local run directory."""
+             poll_s: float = 0.5, reconnect_s: float = 120.0) -> tuple[dict[str, Any], Path]:
+    """Replay ``scenario`` on the master's testbed; its summary and the local run directory.
+
+    While the master cannot be reached (or, restarted, does not know the run
+    yet) it is asked again for up to ``reconnect_s`` seconds.
+    """
     if out.exists() and not (out / "run.json").exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not a run directory; not overwriting it")
     master = _Master(master_url, token)
@@ -93,10 +97,21 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
         print(f"live run {run_id} on {master_url} (timescale {timescale:g}, {task_kind} tasks)",
               file=sys.stderr, flush=True)
     shown = 0.0
+    unreachable_since: float | None = None
     try:
         while run["state"] == "running":
             time.sleep(poll_s)
-            run = master.json("GET", f"/api/v1/runs/{run_id}")
+            try:
+                run = master.json("GET", f"/api/v1/runs/{run_id}")
+                unreachable_since = None
+            except MasterError as e:
+                # a master restarted with --resume takes the run up again: wait for it
+                if e.status not in (None, 404):
+                    raise
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > reconnect_s:
+                    raise
+                continue
             if not quiet and time.monotonic() - shown > 2.0:
                 shown = time.monotonic()
                 print(f"  t={run['now_s']:.1f} s: {run['arrived']} arrived, {run['queued']} queued, "
