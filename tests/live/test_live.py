@@ -7,7 +7,9 @@ and replays a small scenario of ``sleep`` tasks, whose durations are exact, with
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import dataclasses
 import itertools
 import json
 import os
@@ -22,15 +24,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from rpiaas.cli import main
+from rpiaas.live import create_app, load_master_config
+from rpiaas.live.keys import REGISTRY
 from rpiaas.live.remote import run_live
 from rpiaas.live.testbed import LocalTestbed, start_local_testbed
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
 
 from ..agent.helpers import clean_env
+from ..agent.test_openapi import ServedApp
 
 # How far a live start or end may be from the simulated one (scenario seconds).  Measured here:
 # on a quiet machine starts and ends within ~60 ms (each push and start adds a few ms
@@ -214,3 +221,56 @@ def test_a_killed_master_resumes_the_run_without_losing_or_repeating_a_task(tmp_
     for tid, r in rows.items():
         runtime = tasks[tid - 1]["work_core_s"]
         assert abs(float(r["end_s"]) - float(r["start_s"]) - runtime) < 0.1, (tid, r)
+
+
+def _slow_proxy(target: str, delay_s: float) -> web.Application:
+    """Forwards every request to the agent at ``target``; ``POST /tasks`` only after ``delay_s``."""
+    async def forward(request: web.Request) -> web.Response:
+        if request.method == "POST" and request.path == "/tasks":
+            await asyncio.sleep(delay_s)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("authorization", "content-type")}
+        async with aiohttp.ClientSession() as session, session.request(
+                request.method, target + request.path_qs, data=await request.read(),
+                headers=headers) as resp:
+            return web.Response(body=await resp.read(), status=resp.status,
+                                content_type=resp.content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+def test_a_slow_agent_never_stalls_the_decisions_for_the_others(tmp_path: Path) -> None:
+    delay_s = 1.0
+    with start_local_testbed(tmp_path / "tb", 3, poll_interval_s=0.25) as tb:
+        names = sorted(tb.agents)
+        slow = names[2]
+        with ServedApp(_slow_proxy(tb.agents[slow].url, delay_s)) as proxy:
+            config = load_master_config(tb.dir / "master.yaml")
+            host, port = proxy.url.removeprefix("http://").split(":")
+            agents = {**config.agents, slow: (host, int(port))}
+            config = dataclasses.replace(config, agents=agents, runs_dir=str(tmp_path / "runs"),
+                                         store=str(tmp_path / "second-master.db"))
+            with ServedApp(create_app(config)) as master:
+                tasks = [{"id": i + 1, "arrival_s": 0.2 * i, "cores": 1, "mem_mb": 64,
+                          "work_core_s": 0.6} for i in range(9)]
+                doc = {"name": "slow", "seed": 1, "cluster": str(tb.dir / "cluster.yaml"),
+                       "workload": {"tasks": tasks}, "policy": "round_robin"}
+                path = tmp_path / "slow.json"
+                path.write_text(json.dumps(doc))
+                deadline = time.monotonic() + 10
+                while not all(e.online for e in master.apps[0][REGISTRY]):
+                    assert time.monotonic() < deadline, "the nodes did not come online"
+                    time.sleep(0.05)
+                _, run_dir = run_live(load_scenario(path), master.url, tb.master_token,
+                                      tmp_path / "live", quiet=True)
+    rows = _rows(run_dir)
+    assert {r["node"] for r in rows.values()} == set(names)  # round robin: every node gets some
+    for r in rows.values():
+        wait = float(r["wait_s"])
+        if r["node"] == slow:  # its starts are late by the proxy's delay ...
+            assert wait >= delay_s - 0.05, r
+        else:  # ... and nobody else's are
+            assert wait < 0.15, r
+        assert r["state"] == "completed"
