@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-commands", action=argparse.BooleanOptionalAction, default=None,
                    help="accept `command` tasks, which run any program as the agent's user "
                         "(default off)")
+    p.add_argument("--oversubscribe", action=argparse.BooleanOptionalAction, default=None,
+                   help="let --cores exceed the CPUs of --cpu-set: tasks share CPUs, as an "
+                        "emulated node on a smaller machine (default off)")
     p.add_argument("--work-dir", metavar="DIR",
                    help="where tasks run and `io` tasks write (default /var/tmp)")
     p.add_argument("--max-finished-tasks", metavar="N",

@@ -64,6 +64,7 @@ class Config:
     mem_mb: int | None = None  # None: the node's total memory, in MiB
     cpu_set: tuple[int, ...] | None = None  # None: the CPUs this process may run on
     allow_commands: bool = False  # `command` tasks run anything as the agent's user
+    oversubscribe: bool = False  # cores may exceed cpu_set: tasks share CPUs (emulated nodes)
     work_dir: str = "/var/tmp"  # on disk, unlike a tmpfs /tmp: `io` tasks measure the disk
     max_finished_tasks: int = 256
 
@@ -179,6 +180,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "mem_mb": _int(1, 1 << 24),
     "cpu_set": _cpu_set,
     "allow_commands": _bool,
+    "oversubscribe": _bool,
     "work_dir": _text(),
     "max_finished_tasks": _int(0, 100_000),
 }
@@ -292,9 +294,10 @@ def _check_workload_settings(settings: Mapping[str, Any]) -> None:
         raise ConfigError(f"cpu_set: CPU {outside[0]} is not one this process may run on "
                           f"(it may: {','.join(map(str, allowed))})")
     cores = settings.get("cores")
-    if cores is not None and cores > len(cpu_set):
+    if cores is not None and cores > len(cpu_set) and not settings.get("oversubscribe"):
         raise ConfigError(f"cores: {cores} is more than the {len(cpu_set)} CPUs of cpu_set "
-                          "(each core of a task is a CPU of its own)")
+                          "(each core of a task is a CPU of its own; oversubscribe = true lets "
+                          "tasks share them, as an emulated node on a smaller machine)")
     total_mb = psutil.virtual_memory().total >> 20
     mem_mb = settings.get("mem_mb")
     if mem_mb is not None and mem_mb > total_mb:

@@ -158,6 +158,7 @@ _SCHEMAS: dict[str, Schema] = {
         "mem_mb": {"type": ["integer", "null"], "minimum": 1},
         "cpu_set": _nullable({"type": "array", "items": _COUNT}),
         "allow_commands": {"type": "boolean"},
+        "oversubscribe": {"type": "boolean"},
         "work_dir": {"type": "string"},
         "max_finished_tasks": _COUNT,
         "token_set": {"type": "boolean"},

@@ -213,7 +213,10 @@ class TaskManager:
                 raise TaskRefused(409, f"io_mb: {spec.io_mb:g} is more than the {free_disk:.0f} "
                                        f"MB free in work_dir {self.config.work_dir}")
         busy = {c for t in self._running.values() for c in t.cpu_ids}
-        task = Task(spec, tuple([c for c in self.cpu_set if c not in busy][:spec.cores]))
+        free = [c for c in self.cpu_set if c not in busy]
+        # an oversubscribed node (more cores than CPUs) lets a task share every CPU
+        ids = free[:spec.cores] if len(free) >= spec.cores else list(self.cpu_set)
+        task = Task(spec, tuple(ids))
         self._start(task)
         self._running[spec.id] = task
         log.info("task %s (%s) started: pid %s, CPUs %s", spec.id, spec.kind, task.pid,

@@ -301,13 +301,17 @@ def _plan(n: int, node_type: str) -> tuple[dict[str, Any], int, int, list[list[i
     cores, mem_mb, notes = profile.cores, profile.mem_mb, []
     doc: dict[str, Any] = {}
     type_name = node_type
-    if cores > len(cpus) or mem_mb > total_mb:
-        cores, mem_mb = min(cores, len(cpus)), min(mem_mb, total_mb)
+    if mem_mb > total_mb:
+        mem_mb = total_mb
         type_name = f"{node_type}-local"
-        doc["node_types"] = {type_name: {"base": node_type, "cores": cores, "mem_mb": mem_mb}}
-        notes.append(f"a {node_type} has {profile.cores} cores and {profile.mem_mb} MB, this "
-                     f"machine {len(cpus)} CPUs and {total_mb} MB: the nodes are {type_name}, "
-                     f"a {node_type} with {cores} cores and {mem_mb} MB")
+        doc["node_types"] = {type_name: {"base": node_type, "mem_mb": mem_mb}}
+        notes.append(f"a {node_type} has {profile.mem_mb} MB, this machine {total_mb} MB: the "
+                     f"nodes are {type_name}, a {node_type} with {mem_mb} MB")
+    if cores > len(cpus):
+        # the agents admit the node type's cores and let its tasks share the CPUs there are,
+        # so a scenario written for the real nodes replays here unchanged
+        notes.append(f"a {node_type} has {cores} cores, this machine {len(cpus)} CPUs: the "
+                     "agents are oversubscribed (their tasks share the CPUs)")
     cpu_sets = None
     if len(cpus) >= n * cores:
         cpu_sets = [cpus[i * cores:(i + 1) * cores] for i in range(n)]
@@ -413,6 +417,8 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
                     "--mem-mb", str(mem_mb), "--sysfs-root", str(root / "sysfs-empty"),
                     "--vcgencmd", "", "--work-dir", str(work)]
             cpu_set = cpu_sets[i] if cpu_sets else None
+            if cores > len(_machine()[0]):
+                argv.append("--oversubscribe")
             if cpu_set:
                 argv += ["--cpu-set", ",".join(map(str, cpu_set))]
             spawn(name, port, argv, cpu_set)

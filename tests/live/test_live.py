@@ -47,8 +47,16 @@ TOLERANCE_S = 0.2
 SEPARATION_S = 0.099
 
 
-def _scenario(path: Path, cluster: Path, tasks: list[dict[str, Any]], **extra: Any) -> Path:
-    doc = {"name": path.stem, "seed": 7, "sample_interval_s": 0.5, "cluster": str(cluster),
+# The local testbed's three nodes, modelled with two cores each (its agents admit a Pi 4B's four).
+CLUSTER = {"node_types": {"pi2": {"base": "rpi4b", "cores": 2}},
+           "clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 3,
+                         "type": "pi2"}]}
+
+
+def _scenario(path: Path, cluster: Path | dict[str, Any], tasks: list[dict[str, Any]],
+              **extra: Any) -> Path:
+    doc = {"name": path.stem, "seed": 7, "sample_interval_s": 0.5,
+           "cluster": cluster if isinstance(cluster, dict) else str(cluster),
            "workload": {"tasks": tasks}, "policy": "best_fit", **extra}
     path.write_text(json.dumps(doc, indent=1))
     return path
@@ -88,7 +96,7 @@ EQUIVALENCE_TASKS = [
 
 
 def test_live_makes_the_simulations_decisions(testbed: LocalTestbed, tmp_path: Path) -> None:
-    path = _scenario(tmp_path / "equivalence.json", testbed.dir / "cluster.yaml", EQUIVALENCE_TASKS)
+    path = _scenario(tmp_path / "equivalence.json", CLUSTER, EQUIVALENCE_TASKS)
     scenario = load_scenario(path)
     _, sim_dir = simulate(scenario, tmp_path / "sim")
     assert sim_dir is not None
@@ -133,7 +141,7 @@ def test_unknown_nodes_and_a_wrong_token_are_refused(testbed: LocalTestbed, tmp_
     assert "nodes this master does not know: node1.elsewhere.test, node2.elsewhere.test" in err
     bad = tmp_path / "bad-token"
     bad.write_text("not-the-token")
-    good = _scenario(tmp_path / "good.json", testbed.dir / "cluster.yaml", EQUIVALENCE_TASKS[:2])
+    good = _scenario(tmp_path / "good.json", CLUSTER, EQUIVALENCE_TASKS[:2])
     assert main(["run", str(good), *common, "--token-file", str(bad)]) == 2
     assert "HTTP 401" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -148,7 +156,7 @@ LONG_TASKS = [{"id": i + 1, "arrival_s": 0.1 * i, "cores": 1, "mem_mb": 64, "wor
 
 def test_a_killed_agent_fails_or_retries_its_tasks_and_the_run_completes(tmp_path: Path) -> None:
     with start_local_testbed(tmp_path / "tb", 3, poll_interval_s=0.25) as tb:
-        path = _scenario(tmp_path / "fault.json", tb.dir / "cluster.yaml", LONG_TASKS, retries=1)
+        path = _scenario(tmp_path / "fault.json", CLUSTER, LONG_TASKS, retries=1)
         scenario = load_scenario(path)
         victim = scenario.cluster.nodes[1].name
         done: dict[str, Any] = {}
@@ -189,7 +197,7 @@ def test_a_killed_master_resumes_the_run_without_losing_or_repeating_a_task(tmp_
     tasks = [{"id": i + 1, "arrival_s": 0.4 * i, "cores": 1, "mem_mb": 64,
               "work_core_s": 0.9 + 0.1 * (i % 4)} for i in range(10)]
     with start_local_testbed(tmp_path / "tb", 3, poll_interval_s=0.25) as tb:
-        scenario = load_scenario(_scenario(tmp_path / "resume.json", tb.dir / "cluster.yaml", tasks))
+        scenario = load_scenario(_scenario(tmp_path / "resume.json", CLUSTER, tasks))
         done: dict[str, Any] = {}
         thread = threading.Thread(target=lambda: done.update(out=run_live(
             scenario, tb.master_url, tb.master_token, tmp_path / "live", quiet=True,
@@ -255,7 +263,7 @@ def test_a_slow_agent_never_stalls_the_decisions_for_the_others(tmp_path: Path) 
             with ServedApp(create_app(config)) as master:
                 tasks = [{"id": i + 1, "arrival_s": 0.2 * i, "cores": 1, "mem_mb": 64,
                           "work_core_s": 0.6} for i in range(9)]
-                doc = {"name": "slow", "seed": 1, "cluster": str(tb.dir / "cluster.yaml"),
+                doc = {"name": "slow", "seed": 1, "cluster": CLUSTER,
                        "workload": {"tasks": tasks}, "policy": "round_robin"}
                 path = tmp_path / "slow.json"
                 path.write_text(json.dumps(doc))
@@ -274,3 +282,17 @@ def test_a_slow_agent_never_stalls_the_decisions_for_the_others(tmp_path: Path) 
         else:  # ... and nobody else's are
             assert wait < 0.15, r
         assert r["state"] == "completed"
+
+
+def test_the_live_local_scenario_replays_on_the_local_testbed(testbed: LocalTestbed, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``scenarios/live-local.yaml`` as the README runs it, four times faster."""
+    scenario = Path(__file__).parents[2] / "scenarios" / "live-local.yaml"
+    out = tmp_path / "run"
+    assert main(["run", str(scenario), "--live", "--master", testbed.master_url, "--token-file",
+                 str(testbed.master_token_file), "--timescale", "0.25", "--out", str(out)]) == 0
+    assert "live-local · best_fit · seed 11 · live" in capsys.readouterr().out
+    rows = _rows(out)
+    assert len(rows) == 40 and all(r["state"] == "completed" for r in rows.values())
+    assert {p.name for p in out.iterdir()} >= {"run.json", "tasks.csv", "nodes.csv", "events.jsonl",
+                                                "timing.json"}

@@ -140,12 +140,14 @@ def test_cpu_sets_and_local_types(monkeypatch: pytest.MonkeyPatch) -> None:
                                  "type": "rpi4b"}]}
     doc, cores, _, cpu_sets, notes = testbed._plan(3, "rpi4b")  # 12 CPUs needed: shared
     assert cores == 4 and cpu_sets is None and "no CPU pinning" in notes[0]
-    # a node bigger than the machine becomes a local type the agents can honour
+    # more cores than the machine's CPUs: kept, the agents oversubscribed; more memory than
+    # the machine's: a local type with the memory there is
     monkeypatch.setattr(testbed, "_machine", lambda: ([0, 1], 3000))
     doc, cores, mem_mb, cpu_sets, notes = testbed._plan(1, "rpi4b")
-    assert (cores, mem_mb, cpu_sets) == (2, 3000, [[0, 1]])
-    assert doc["node_types"] == {"rpi4b-local": {"base": "rpi4b", "cores": 2, "mem_mb": 3000}}
+    assert (cores, mem_mb, cpu_sets) == (4, 3000, None)
+    assert doc["node_types"] == {"rpi4b-local": {"base": "rpi4b", "mem_mb": 3000}}
     assert doc["clusters"][0]["type"] == "rpi4b-local" and "rpi4b-local" in notes[0]
+    assert "oversubscribed" in notes[1]
 
 
 @pytest.mark.parametrize(("args", "message"), [
