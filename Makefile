@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python benchmarks/store_insert.py
 	$(BIN)/python benchmarks/agent_idle.py
 	$(BIN)/python benchmarks/master_poll.py
+	$(BIN)/python benchmarks/live_dispatch.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
