@@ -10,6 +10,12 @@ log, and returns the actions for the shell to carry out.
 It owns the queue and the reservations: a started task's cores and memory are
 taken from its node at once and given back when the task ends, so no node is
 ever overcommitted, whatever the policy answers.
+
+Given a ``trace`` sink it also writes the decision trace (``decisions.jsonl``):
+one JSON line per placement decision, admission rejection and rebalance
+action, saying which hooks answered, which nodes they filtered out, how the
+feasible nodes scored and which node was chosen.  The format is documented
+in ``docs/scenario.md`` ("Decision trace"); both shells write it the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
+import pluggy
 
 from .events import (
     Action,
@@ -45,11 +53,18 @@ from .plugins import HookCall, get_plugin_manager
 from .policy import SKIP, Policy, PowerPlan, Reservation
 from .view import ClusterView
 
-__all__ = ["ControlPlane", "PolicyError"]
+__all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
 
 _ON = int(PowerState.ON)
 _NAN = math.nan
 _QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
+
+TRACE_TOP_K = 16
+"""Most nodes named per list of a decision-trace record (filtered nodes, scores)."""
+# the fixed key order of decision-trace records (keys a record lacks are left out)
+_TRACE_KEYS = ("t", "decision", "task", "hook", "chosen", "reason", "from", "candidates", "feasible",
+               "place", "filtered", "scores", "blocked", "reservation")
+_RESERVATION = "(reservation)"  # who filtered a node out to keep a reservation
 
 
 class TextSink(Protocol):
@@ -68,6 +83,7 @@ class ControlPlane:
     :param nodes: the cluster's nodes (index order).
     :param policies: policy instances; later ones are asked first.
     :param log: a text file for ``events.jsonl`` lines, or ``None``.
+    :param trace: a text file for decision-trace lines (``decisions.jsonl``), or ``None``.
     :param on_final: called once with each task that reaches a final state.
     :param retries: how many times a failed task is queued again.
     :param initial_state: power state of every node at time 0 (default on).
@@ -79,6 +95,7 @@ class ControlPlane:
         policies: Sequence[Policy] = (),
         *,
         log: TextSink | None = None,
+        trace: TextSink | None = None,
         on_final: Callable[[Task], None] | None = None,
         retries: int = 0,
         initial_state: Sequence[PowerState] | None = None,
@@ -97,6 +114,9 @@ class ControlPlane:
         self._h_power = HookCall(self.pm, "rpiaas_power")
         self._h_notify = HookCall(self.pm, "rpiaas_notify")
         self._log = log
+        self._trace = trace
+        # who answers the filter hook, by name, in the order the hook calls them
+        self._filter_impls = _named_impls(self.pm, "rpiaas_filter") if trace is not None else []
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
 
@@ -230,6 +250,10 @@ class ControlPlane:
         elif self._h_admit.implemented:
             reason = self._h_admit.first(task=task, view=self.view)
         if reason is not None:
+            if self._trace is not None:
+                own = not any(c <= cc and m <= mm for cc, mm in self._capacities)
+                self._emit({"t": now, "decision": "reject", "task": task.id,
+                            "hook": "capacity" if own else "admit", "reason": str(reason)})
             self._reject(task, str(reason), now, actions)
             return
         task.state = _QUEUED
@@ -377,33 +401,41 @@ class ControlPlane:
         room: bool | None = None  # whether the last task tried fits any node at all
         blocked_hook = self._h_blocked
         index = self._index
+        trace = self._trace
+        rec: dict[str, Any] | None = None
         first = True
         for task in order:
             if task.state is not _QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+            if trace is not None:
+                rec = {"t": now, "decision": "place", "task": task.id}
             # Past the first task of a pass, a long queue is usually blocked for
             # room: the free index answers "fits no node" in logarithmic time,
             # cheaper than asking the policy, and no policy could place it.
             if not first and index.tightest(task.cores, task.mem_mb) is None:
                 node, room = -1, False
+                if rec is not None:
+                    rec.update(hook="index", reason="no room", candidates=0)
             else:
-                node, room = self._choose(task, reservation, reserved_for, now), None
+                node, room = self._choose(task, reservation, reserved_for, now, rec), None
             first = False
             if node >= 0:
+                if rec is not None:
+                    self._emit_placed(rec, node)
                 self._start(task, node, now, actions)
                 started.append(task.id)
                 continue
-            if not blocked_hook.implemented:
-                stuck = True
-                break
-            answer = blocked_hook.first(task=task, view=view, now=now, reservation=reservation)
+            answer = blocked_hook.first(task=task, view=view, now=now, reservation=reservation) \
+                if blocked_hook.implemented else None
+            if answer is not None and answer is not SKIP and not isinstance(answer, Reservation):
+                raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
+            if rec is not None:
+                self._emit_blocked(rec, answer, reservation)
             if answer is None:
                 stuck = True
                 break
             if answer is SKIP:
                 continue
-            if not isinstance(answer, Reservation):
-                raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
             if reservation is not None:
                 continue  # only the first reservation of a pass is kept
             reservation, reserved_for = answer, task
@@ -421,8 +453,15 @@ class ControlPlane:
             if room is False or (room is None and index.tightest(head.cores, head.mem_mb) is None):
                 self._stuck_head = head  # blocked for room, not by the policy
 
-    def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float) -> int:
+    def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float,
+                rec: dict[str, Any] | None = None) -> int:
+        """The node for ``task``, or -1; fills the decision-trace record ``rec`` when given.
+
+        Tracing asks exactly the hooks an untraced pass asks, in the same
+        order, so it cannot change a decision.
+        """
         view = self.view
+        masks: Sequence[tuple[str, npt.NDArray[np.bool_]]] = ()
         if self._h_place.implemented:
             n = self._place(task, view)
             if n is not None:
@@ -433,31 +472,60 @@ class ControlPlane:
                         f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
                     )
                 allowed = (res is None or head is None or self._respects(res, head, task, n, now))
+                by = ""  # (traced) the filter that overruled the answer
                 if allowed and self._h_filter.implemented:
                     # filters are constraints: a placement they exclude falls through
-                    allowed = all(bool(np.asarray(m, dtype=bool)[n])
-                                  for m in self._h_filter.all(task=task, view=view))
+                    if rec is None:
+                        allowed = all(bool(np.asarray(m, dtype=bool)[n])
+                                      for m in self._h_filter.all(task=task, view=view))
+                    else:
+                        masks = self._named_filters(task)
+                        by = next((who for who, m in masks if not m[n]), "")
+                        allowed = not by
                 if allowed:
+                    if rec is not None:
+                        rec["hook"] = "place"
+                        self._trace_filters(rec, view.fits(task), masks)
                     return n
+                if rec is not None:
+                    rec["place"] = {"node": self.nodes[n].name, "overruled": by or _RESERVATION}
             elif not (self._h_filter.implemented or self._h_score.implemented):
+                if rec is not None:
+                    rec["hook"] = "place"
+                    self._trace_filters(rec, view.fits(task), masks)
+                    rec["reason"] = "no room" if not rec["candidates"] else "declined"
                 return -1
+            elif rec is not None:
+                rec["place"] = None
         mask = view.fits(task)
+        fits = mask if rec is None else mask.copy()  # (traced) the nodes with room
         if self._h_filter.implemented:
-            for m in self._h_filter.all(task=task, view=view):
-                mask &= np.asarray(m, dtype=bool)
+            if rec is None:
+                for m in self._h_filter.all(task=task, view=view):
+                    mask &= np.asarray(m, dtype=bool)
+            else:
+                masks = self._named_filters(task)
+                for _, m in masks:
+                    mask &= m
+        kept = -1  # the node kept out for a reservation
         if res is not None and head is not None and mask[res.node] and not self._respects(
             res, head, task, res.node, now
         ):
             mask[res.node] = False
+            kept = res.node
+        total: npt.NDArray[np.float64] | None = None
         if self._h_score.implemented:
             scores = self._h_score.all(task=task, view=view)
             if scores:
                 total = np.sum(scores, axis=0, dtype=np.float64)
-                if not mask.any():
-                    return -1
-                return int(np.argmax(np.where(mask, total, -np.inf)))
-        idx = np.flatnonzero(mask)
-        return int(idx[0]) if idx.size else -1
+        if total is not None:
+            n = int(np.argmax(np.where(mask, total, -np.inf))) if mask.any() else -1
+        else:
+            idx = np.flatnonzero(mask)
+            n = int(idx[0]) if idx.size else -1
+        if rec is not None:
+            self._trace_mask(rec, fits, masks, kept, mask, total, n)
+        return n
 
     def _respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
         """Whether starting ``task`` on ``node`` keeps ``head``'s reservation."""
@@ -487,9 +555,21 @@ class ControlPlane:
     def _migrate(self, act: Migrate, now: float, actions: list[Action]) -> None:
         task, dst = act.task, int(act.node)
         if task.id not in self._running or dst == task.node or not self.view.fits_node(task, dst):
+            if self._trace is not None:
+                rec = {"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
+                       "chosen": self._name(dst)}
+                if task.id not in self._running:
+                    rec["reason"] = "not running"
+                else:
+                    rec.update(reason="already there" if dst == task.node else "no room",
+                               **{"from": self.nodes[task.node].name})
+                self._emit(rec)
             self._write({"t": now, "act": "migrate", "task": task.id, "dropped": True})
             return
         src = task.node
+        if self._trace is not None:
+            self._emit({"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
+                        "chosen": self.nodes[dst].name, "from": self.nodes[src].name})
         self._release(task, now)
         self._reserve(task, dst)
         task.epoch += 1
@@ -499,6 +579,13 @@ class ControlPlane:
         actions.append(Migrate(task, dst, src))
 
     def _kill(self, task: Task, now: float, actions: list[Action]) -> None:
+        if self._trace is not None:
+            rec = {"t": now, "decision": "kill", "task": task.id, "hook": "rebalance"}
+            if task.id not in self._running:
+                rec["reason"] = "not running"
+            else:
+                rec["from"] = self.nodes[task.node].name
+            self._emit(rec)
         if task.id not in self._running:
             self._write({"t": now, "act": "kill", "task": task.id, "dropped": True})
             return
@@ -536,7 +623,106 @@ class ControlPlane:
         if plan.wake_at_s is not None and plan.wake_at_s > now:
             actions.append(WakeAt(float(plan.wake_at_s)))
 
+    # ------------------------------------------------------------ decision trace
+    def _named_filters(self, task: Task) -> list[tuple[str, npt.NDArray[np.bool_]]]:
+        """The filter hook's answers with who gave them: the calls ``HookCall.all`` makes."""
+        impls = self._filter_impls
+        if impls is None:  # wrappers: pluggy calls them, answers are named by position
+            return [(f"rpiaas_filter#{i}", np.asarray(m, dtype=bool))
+                    for i, m in enumerate(self._h_filter.all(task=task, view=self.view))]
+        args = {"task": task, "view": self.view}
+        out = []
+        for who, func, names in impls:
+            m = func(*[args[a] for a in names])
+            if m is not None:
+                out.append((who, np.asarray(m, dtype=bool)))
+        return out
+
+    def _some(self, idx: npt.NDArray[np.intp]) -> dict[str, Any]:
+        """Nodes by name, at most ``TRACE_TOP_K`` of them (index order), and how many."""
+        return {"count": int(idx.size), "nodes": [self.nodes[i].name for i in idx[:TRACE_TOP_K].tolist()]}
+
+    def _trace_filters(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
+                       masks: Sequence[tuple[str, npt.NDArray[np.bool_]]]) -> None:
+        rec["candidates"] = int(fits.sum())
+        filtered = {who: self._some(np.flatnonzero(fits & ~m))
+                    for who, m in masks if m.shape == fits.shape and (fits & ~m).any()}
+        if filtered:
+            rec["filtered"] = filtered
+
+    def _trace_mask(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
+                    masks: Sequence[tuple[str, npt.NDArray[np.bool_]]], kept: int,
+                    mask: npt.NDArray[np.bool_], total: npt.NDArray[np.float64] | None, n: int) -> None:
+        """Fill a record for a choice made by filters, scores, or first fit."""
+        rec["hook"] = "+".join(h for h, on in (("filter", masks), ("score", total is not None)) if on) or "default"
+        self._trace_filters(rec, fits, masks)
+        if kept >= 0:
+            rec.setdefault("filtered", {})[_RESERVATION] = self._some(np.array([kept], dtype=np.intp))
+        feasible = np.flatnonzero(mask)
+        rec["feasible"] = int(feasible.size)
+        if total is not None and feasible.size:
+            # the best first, ties to the lowest index (as the choice); NaN ranks first, as in argmax
+            vals = total[feasible]
+            order = np.lexsort((feasible, np.where(np.isnan(vals), -np.inf, -vals)))
+            top = feasible[order[:TRACE_TOP_K]].tolist()
+            if n >= 0 and n not in top:
+                top.append(n)
+            rec["scores"] = {self.nodes[i].name: _num(float(total[i])) for i in top}
+        if n < 0:
+            rec["reason"] = "no room" if not rec["candidates"] else "reservation" if kept >= 0 else "filtered"
+
+    def _emit_placed(self, rec: dict[str, Any], node: int) -> None:
+        rec["chosen"] = self.nodes[node].name
+        self._emit(rec)
+
+    def _emit_blocked(self, rec: dict[str, Any], answer: Any, reservation: Reservation | None) -> None:
+        """Write the record of a task that found no node, with what ``rpiaas_blocked`` made of it."""
+        rec["chosen"] = None
+        if answer is None:
+            rec["blocked"] = "wait"
+        elif answer is SKIP:
+            rec["blocked"] = "skip"
+        elif reservation is not None:
+            rec["blocked"] = "reserve_ignored"
+        else:
+            rec["blocked"] = "reserve"
+            rec["reservation"] = {"node": self._name(answer.node), "start_s": _num(float(answer.start_s))}
+        self._emit(rec)
+
+    def _name(self, n: int) -> str | int:
+        """A node's name; an index that names no node as it is (the trace must not fail)."""
+        return self.nodes[n].name if 0 <= n < len(self.nodes) else n
+
+    def _emit(self, rec: dict[str, Any]) -> None:
+        assert self._trace is not None
+        out = {k: rec[k] for k in _TRACE_KEYS if k in rec}
+        self._trace.write(json.dumps(out, separators=(",", ":")) + "\n")
+
     # ------------------------------------------------------------ log
     def _write(self, record: dict[str, object]) -> None:
         if self._log is not None:
             self._log.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def _num(x: float) -> float | str:
+    """A float for JSON: itself when finite, else ``"inf"``, ``"-inf"`` or ``"nan"`` (JSON has none)."""
+    return x if math.isfinite(x) else repr(x)
+
+
+def _named_impls(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]] | None:
+    """A hook's implementations as :class:`~rpiaas.plugins.HookCall` calls them, each with its
+    policy's name (``NAME``, else the class name; ``#2``, ``#3`` ... for repeats).
+
+    ``None`` when one is a wrapper: then only pluggy can call them.
+    """
+    impls = getattr(pm.hook, hook).get_hookimpls()
+    if any(i.hookwrapper or i.wrapper for i in impls):
+        return None
+    out = []
+    seen: dict[str, int] = {}
+    for impl in reversed(impls):  # pluggy calls the last registered first
+        name = getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
+        seen[name] = seen.get(name, 0) + 1
+        who = name if seen[name] == 1 else f"{name}#{seen[name]}"
+        out.append((who, impl.function, tuple(impl.argnames)))
+    return out
