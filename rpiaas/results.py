@@ -9,6 +9,9 @@ A run directory holds
 - ``nodes.csv``: per-node series (``time_s, node, state, cores_used,
   mem_used_mb, utilization, power_w, energy_j, tasks``);
 - ``events.jsonl``: the control plane's event log;
+- ``decisions.jsonl``: the decision trace, one line per placement decision
+  (hooks asked, nodes filtered out, scores, node chosen), only when the
+  scenario sets ``decision_trace: true``;
 - ``timing.json``: wall-clock facts (when, how long), kept out of ``run.json``.
 
 :class:`RunWriter` streams these into a temporary sibling directory and moves
@@ -171,7 +174,7 @@ class Lines:
 class RunWriter:
     """Streams a run directory; :meth:`commit` moves it into place."""
 
-    def __init__(self, out: str | Path, event_log: bool = True) -> None:
+    def __init__(self, out: str | Path, event_log: bool = True, decisions: bool = False) -> None:
         self.out = Path(out)
         if self.out.exists() and not (self.out / "run.json").exists() and (
                 not self.out.is_dir() or any(self.out.iterdir())):
@@ -185,6 +188,7 @@ class RunWriter:
         self.tasks = Lines(self._open("tasks.csv"))
         self.nodes = Lines(self._open("nodes.csv"))
         self.events = Lines(self._open("events.jsonl")) if event_log else None
+        self.decisions = Lines(self._open("decisions.jsonl")) if decisions else None
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
         self.stats = Stats()
@@ -197,7 +201,7 @@ class RunWriter:
             lines.drain()
 
     def _sinks(self) -> list[Lines]:
-        return [x for x in (self.tasks, self.nodes, self.events) if x is not None]
+        return [x for x in (self.tasks, self.nodes, self.events, self.decisions) if x is not None]
 
     def _open(self, name: str) -> IO[str]:
         return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")

@@ -28,7 +28,7 @@ __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
-            "initial_power", "event_log", "faults", "cluster", "workload", "policy", "queue")
+            "initial_power", "event_log", "decision_trace", "faults", "cluster", "workload", "policy", "queue")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class Scenario:
     description: str = ""
     event_log: bool = True  # write events.jsonl (large runs may turn it off)
     faults: tuple[Fault, ...] = ()
+    decision_trace: bool = False  # write decisions.jsonl (the per-decision trace)
 
     def policies(self, rng: Any = None) -> list[Policy]:
         """Policy instances in registration order (the main policy last, so asked first)."""
@@ -154,6 +155,7 @@ def parse_scenario(src: Source) -> Scenario:
     retries = src.integer(("retries",), m.get("retries", 0), minimum=0)
     initial = src.choice(("initial_power",), m.get("initial_power", "on"), ("on", "off"))
     event_log = src.boolean(("event_log",), m.get("event_log", True))
+    decision_trace = src.boolean(("decision_trace",), m.get("decision_trace", False))
     cluster = parse_cluster(src, ("cluster",), m["cluster"])
     faults = _faults(src, ("faults",), m.get("faults", []), cluster)
     workload = parse_workload(src, ("workload",), m["workload"])
@@ -170,12 +172,13 @@ def parse_scenario(src: Source) -> Scenario:
         src.fail(("workload", "generator"), "an endless generator (no count) needs horizon_s")
     data = src.with_text(m)  # ``prefix: 10.10`` stays "10.10" in run.json
     data.update(name=name, seed=seed, horizon_s=horizon, sample_interval_s=sample,
-                retries=retries, initial_power=initial, event_log=event_log,
+                retries=retries, initial_power=initial, event_log=event_log, decision_trace=decision_trace,
                 policy={"name": policy.name, "params": policy.params},
                 queue=None if queue is None else {"name": queue.name, "params": queue.params})
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
-                    src.string(("description",), m.get("description", "")), event_log, faults)
+                    src.string(("description",), m.get("description", "")), event_log, faults,
+                    decision_trace)
 
 
 def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:

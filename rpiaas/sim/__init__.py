@@ -40,9 +40,11 @@ def simulate(scenario: Scenario, out: str | Path | None = None,
     """Run ``scenario`` in simulation; write its run directory to ``out`` if given.
 
     Returns the summary and the run directory.  The directory appears only
-    when the run completes.
+    when the run completes; with ``scenario.decision_trace`` it holds
+    ``decisions.jsonl`` too.
     """
-    writer = RunWriter(out, event_log=scenario.event_log) if out is not None else None
+    writer = RunWriter(out, event_log=scenario.event_log, decisions=scenario.decision_trace) \
+        if out is not None else None
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
         sim = Simulation(scenario, writer, progress=progress)

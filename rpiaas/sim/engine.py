@@ -104,6 +104,7 @@ class Simulation:
         self.control = ControlPlane(
             nodes, scenario.policies(streams["policy"]),
             log=writer.events if writer is not None and scenario.event_log else None,
+            trace=writer.decisions if writer is not None else None,
             on_final=self._final, retries=scenario.retries, initial_state=states)
         self.view = self.control.view
         self.meter = PowerMeter(nodes, [int(s) for s in states])
