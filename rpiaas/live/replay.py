@@ -23,7 +23,8 @@ the new node.  A task runs as ``sleep`` for its modelled runtime on that node
 compared with the simulation) or as ``cpu`` doing its real work.
 
 **Journal.**  Before each batch is handed to the control plane it is appended
-to ``journal.jsonl`` and flushed to disk, with every measured start.  The
+to ``journal.jsonl``, which is flushed to disk before any of the resulting
+actions goes out; measured starts are appended too.  The
 control plane is deterministic, so a master that dies mid-run rebuilds its
 exact state by feeding the journal to a fresh control plane; then it asks
 each agent about the tasks that were running: those that ended meanwhile are
@@ -129,11 +130,17 @@ class RunState:
 
 
 class _Journal:
-    """Append-only JSON lines, flushed to disk after every write."""
+    """Append-only JSON lines; :meth:`sync` puts what was written on disk.
+
+    The shell syncs once per pass over its inbox, before any action of that
+    pass reaches an agent (actions go out only when the event loop next
+    runs), so the journal is always ahead of the world at one fsync a pass.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._dirty = False
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:
@@ -148,10 +155,16 @@ class _Journal:
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._dirty = True
+
+    def sync(self) -> None:
+        if self._dirty:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._dirty = False
 
     def close(self) -> None:
+        self.sync()
         self._file.close()
 
 
@@ -231,13 +244,15 @@ class LiveRun:
         self.directory.mkdir(parents=True, exist_ok=True)
         streams = rng_streams(self.scenario.seed)
         self._tasks: Iterator[Task] = self.scenario.workload.tasks(streams["workload"])
-        self.writer = RunWriter(self.directory / RESULT, event_log=self.scenario.event_log)
+        self.writer = RunWriter(self.directory / RESULT, event_log=self.scenario.event_log,
+                                decisions=self.scenario.decision_trace)
         self.writer.node_names = [n.name for n in self.nodes]
         self.control = ControlPlane(
             self.nodes, self.scenario.policies(streams["policy"]),
             log=self.writer.events if self.scenario.event_log else None,
             on_final=self._final, retries=self.scenario.retries,
-            initial_state=[self.scenario.initial_power] * len(self.nodes))
+            initial_state=[self.scenario.initial_power] * len(self.nodes),
+            trace=self.writer.decisions)
         self.meter = PowerMeter(self.nodes, [int(self.scenario.initial_power)] * len(self.nodes))
         self._energy_j = [0.0] * len(self.nodes)
         self._last_sample_s: float | None = None
@@ -255,9 +270,11 @@ class LiveRun:
                                      "timescale": self.options.timescale,
                                      "task_kind": self.options.task_kind,
                                      "notify_url": self.notify_url})
+                self._journal.sync()
                 down = [i for i, up in enumerate(self._online) if not up]
                 if down:
                     self._step(0.0, [NodeDown(i, "offline at start") for i in down])
+                    self._journal.sync()
             workers = [asyncio.create_task(w()) for w in
                        (self._feed_arrivals, self._watch, self._sample_loop)]
             if self.scenario.horizon_s is not None:
@@ -292,6 +309,7 @@ class LiveRun:
                     batch.append(events[k][1])
                     k += 1
                 self._step(max(at, self._last_now), batch)
+            self._journal.sync()  # before the actions of these steps go out
             self._update_status()
 
     _stop_now = False

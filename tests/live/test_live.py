@@ -70,10 +70,10 @@ def _rows(run: Path) -> dict[int, dict[str, str]]:
     return {int(r["task_id"]): r for r in rows}
 
 
-def _decisions(run: Path) -> list[tuple[Any, ...]]:
-    """The control plane's events and actions without their times."""
+def _decisions(run: Path, name: str = "events.jsonl") -> list[tuple[Any, ...]]:
+    """The control plane's events and actions (or its decision trace) without their times."""
     out = []
-    for line in (run / "events.jsonl").read_text().splitlines():
+    for line in (run / name).read_text().splitlines():
         rec = json.loads(line)
         out.append(tuple(sorted((k, str(v)) for k, v in rec.items() if k not in ("t", "reason"))))
     return out
@@ -96,7 +96,8 @@ EQUIVALENCE_TASKS = [
 
 
 def test_live_makes_the_simulations_decisions(testbed: LocalTestbed, tmp_path: Path) -> None:
-    path = _scenario(tmp_path / "equivalence.json", CLUSTER, EQUIVALENCE_TASKS)
+    path = _scenario(tmp_path / "equivalence.json", CLUSTER, EQUIVALENCE_TASKS,
+                     decision_trace=True)
     scenario = load_scenario(path)
     _, sim_dir = simulate(scenario, tmp_path / "sim")
     assert sim_dir is not None
@@ -121,8 +122,10 @@ def test_live_makes_the_simulations_decisions(testbed: LocalTestbed, tmp_path: P
     print(f"largest live-vs-sim difference: start {worst['start'] * 1000:.1f} ms, "
           f"end {worst['end'] * 1000:.1f} ms")
     assert worst["start"] <= TOLERANCE_S and worst["end"] <= TOLERANCE_S, worst
-    # the same control-plane events and actions, in the same order
+    # the same control-plane events and actions, in the same order, and the same decision trace
     assert _decisions(live_dir) == _decisions(sim_dir)
+    assert _decisions(live_dir, "decisions.jsonl") == _decisions(sim_dir, "decisions.jsonl")
+    assert len((live_dir / "decisions.jsonl").read_text().splitlines()) >= len(EQUIVALENCE_TASKS)
     with open(live_dir / "nodes.csv", newline="") as f:
         nodes = list(csv.DictReader(f))
     assert {r["node"] for r in nodes} == {n.name for n in scenario.cluster.nodes}
