@@ -3,6 +3,7 @@
 #
 #   sudo netboot/prepare-nfsroot.sh --render DIR --image raspios-lite-arm64.img
 #   sudo netboot/prepare-nfsroot.sh --render DIR --root-from /mnt/root --boot-from /mnt/boot
+#   sudo netboot/prepare-nfsroot.sh --render DIR --minimal --busybox FILE --master URL
 #
 # DIR is the output of `rpiaas netboot render` (its nodes.json names every node,
 # its address and its NFS root path).  For each node the script
@@ -21,6 +22,14 @@
 # and, with --image or --boot-from, copies the boot partition to DIR/boot-files
 # for `rpiaas netboot render --boot-files DIR/boot-files` (render again after).
 #
+# --minimal makes, instead, a minimal root per node for tests (netboot/vm/):
+# a static busybox (--busybox FILE, of the nodes' architecture) and an
+# /sbin/init that reports the boot to the master at URL (POST
+# URL/api/v1/nodes/<name>/booted with its uptime; authenticated by its
+# address, and by its boot token when --boot-secret-file is given), writes
+# the marker file /rpiaas-booted into its own root, and powers off.  On a
+# real Pi the agent's service makes the same report when it starts.
+#
 # Run as root.  Nothing outside the nodes' root paths and DIR/boot-files is
 # written; an image is attached read-only and detached on exit.  See docs/netboot.md.
 set -eu
@@ -29,6 +38,7 @@ usage() { sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//'
 die() { echo "prepare-nfsroot: $*" >&2; exit 1; }
 
 render="" image="" root_from="" boot_from="" token_file="" agent=1
+minimal=0 busybox="" master="" boot_secret_file=""
 agent_src=$(cd "$(dirname "$0")/../agent" 2>/dev/null && pwd || true)
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,12 +49,20 @@ while [ $# -gt 0 ]; do
         --agent-token-file) token_file=$2; shift 2 ;;
         --agent-src) agent_src=$2; shift 2 ;;
         --no-agent) agent=0; shift ;;
+        --minimal) minimal=1; shift ;;
+        --busybox) busybox=$2; shift 2 ;;
+        --master) master=$2; shift 2 ;;
+        --boot-secret-file) boot_secret_file=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "prepare-nfsroot: unknown argument: $1" >&2; usage ;;
     esac
 done
 [ -n "$render" ] || die "--render DIR is required"
 [ -f "$render/nodes.json" ] || die "$render: not a rendered netboot directory (no nodes.json)"
+if [ "$minimal" = 1 ]; then
+    exec "$(dirname "$0")/vm/make-minimal-root.sh" --render "$render" --busybox "$busybox" \
+        --master "$master" ${boot_secret_file:+--boot-secret-file "$boot_secret_file"}
+fi
 [ -n "$image" ] || [ -n "$root_from" ] || die "give --image FILE or --root-from DIR"
 [ "$(id -u)" = 0 ] || die "run as root (the roots belong to root and other users)"
 command -v rsync >/dev/null || die "rsync is needed (apt install rsync)"

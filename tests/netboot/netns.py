@@ -14,6 +14,10 @@ namespace held by an idle "anchor" process): rpcbind insists on
 the host's socket.  Every server process enters that mount namespace with
 ``nsenter`` and is a direct child of the test, so it is reaped, never left
 a zombie of an init that does not reap (as in some containers).
+
+With ``bridge=True`` the server's address is on a bridge (``BRIDGE_IF``)
+whose first port is its end of the pair; :meth:`NetnsPair.add_tap` plugs tap
+devices into it, for virtual machines started in the server namespace.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BRIDGE_IF",
     "CLIENT_IF",
     "SERVER_IF",
     "SERVER_IP",
@@ -47,6 +52,7 @@ SERVER_IP = "10.0.0.1"
 PREFIX_LEN = 24
 SERVER_IF = "rpxsrv0"  # names only ever seen inside the private namespaces
 CLIENT_IF = "rpxcli0"
+BRIDGE_IF = "rpxbr0"
 _STOP_TIMEOUT_S = 5.0
 # dnsmasq, rpcbind and showmount live in sbin, which a root shell's PATH may lack.
 TOOL_PATH = os.pathsep.join(
@@ -159,6 +165,23 @@ class NetnsPair:
     state_dir: Path
     anchor: subprocess.Popen[bytes] | None = None
     services: list[Service] = field(default_factory=list)
+    bridge: bool = False
+
+    @property
+    def server_if(self) -> str:
+        """The interface with the server's address: the bridge, or the server's end of the pair."""
+        return BRIDGE_IF if self.bridge else SERVER_IF
+
+    def add_tap(self, name: str) -> None:
+        """A tap device ``name`` in the server namespace, up, a port of the bridge.
+
+        A process of the server namespace (QEMU) opens it by name; it goes
+        with the namespace.
+        """
+        if not self.bridge:
+            raise RuntimeError("tap devices need netns_pair(..., bridge=True)")
+        self.server.ip("tuntap", "add", "dev", name, "mode", "tap")
+        self.server.ip("link", "set", name, "master", BRIDGE_IF, "up")
 
     @property
     def server_root(self) -> Path:
@@ -276,7 +299,7 @@ def _describe(pid: int) -> str:
 
 
 @contextlib.contextmanager
-def netns_pair(state_dir: Path, client_mac: str) -> Iterator[NetnsPair]:
+def netns_pair(state_dir: Path, client_mac: str, *, bridge: bool = False) -> Iterator[NetnsPair]:
     """The server and client namespaces; see the module docstring.
 
     ``state_dir`` holds the servers' logs, pid and lease files.  On the way
@@ -286,7 +309,7 @@ def netns_pair(state_dir: Path, client_mac: str) -> Iterator[NetnsPair]:
     """
     suffix = secrets.token_hex(4)
     bed = NetnsPair(Netns(f"rpx-srv-{suffix}"), Netns(f"rpx-cli-{suffix}"), client_mac.lower(),
-                  state_dir)
+                  state_dir, bridge=bridge)
     state_dir.mkdir(parents=True, exist_ok=True)
     created: list[Netns] = []
     leftovers: list[str] = []
@@ -301,7 +324,13 @@ def netns_pair(state_dir: Path, client_mac: str) -> Iterator[NetnsPair]:
                    "peer", "name", CLIENT_IF, "netns", bed.client.name, "address", bed.client_mac)
         if done.returncode != 0:
             raise RuntimeError(f"ip link add (veth): {done.stderr.strip()}")
-        bed.server.ip("addr", "add", f"{SERVER_IP}/{PREFIX_LEN}", "dev", SERVER_IF)
+        if bridge:
+            # no STP: a new port forwards at once (a VM's first DHCP request must pass)
+            bed.server.ip("link", "add", BRIDGE_IF, "type", "bridge", "stp_state", "0",
+                          "forward_delay", "0")
+            bed.server.ip("link", "set", SERVER_IF, "master", BRIDGE_IF)
+            bed.server.ip("link", "set", BRIDGE_IF, "up")
+        bed.server.ip("addr", "add", f"{SERVER_IP}/{PREFIX_LEN}", "dev", bed.server_if)
         for ns, ifname in ((bed.server, SERVER_IF), (bed.client, CLIENT_IF)):
             ns.ip("link", "set", "lo", "up")
             ns.ip("link", "set", ifname, "up")
