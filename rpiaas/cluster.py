@@ -26,7 +26,7 @@ from .source import KeyPath, Source, load_file
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster"]
 
 NODE_TYPE_KEYS = ("base", "cores", "mem_mb", "speed", "power_idle_w", "power_max_w",
-                  "power_off_w", "boot_s", "power_boot_w", "source")
+                  "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source")
 CLUSTER_KEYS = ("interface", "node_types", "clusters")
 GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix")
 NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address")
@@ -231,7 +231,8 @@ def _node_types(src: Source, path: KeyPath, data: Any) -> dict[str, NodeType]:
                 values[key] = src.integer((*tp, key), s[key], minimum=1)
         if "speed" in s:
             values["speed"] = src.number((*tp, "speed"), s["speed"], positive=True)
-        for key in ("power_idle_w", "power_max_w", "power_off_w", "boot_s", "power_boot_w"):
+        for key in ("power_idle_w", "power_max_w", "power_off_w", "boot_s", "power_boot_w",
+                    "start_overhead_s"):
             if key in s:
                 values[key] = src.number((*tp, key), s[key], nonnegative=True)
         if "source" in s:

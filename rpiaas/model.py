@@ -28,7 +28,10 @@ class NodeType:
     """A kind of machine: its capacity, speed and power profile.
 
     ``speed`` is relative to the reference core: a task of ``work_core_s`` on
-    ``cores`` cores runs ``work_core_s / (cores * speed)`` seconds.  Power while
+    ``cores`` cores runs ``start_overhead_s + work_core_s / (cores * speed)``
+    seconds (``start_overhead_s``, default 0, is what starting a task costs on
+    top of its work: process start, data staging; ``rpiaas calibrate`` fits it
+    to a testbed run).  Power while
     on is ``power_idle_w + (power_max_w - power_idle_w) * utilisation``; while
     off it is ``power_off_w``; while booting (``boot_s`` seconds) it is
     ``power_boot_w``.
@@ -44,6 +47,7 @@ class NodeType:
     boot_s: float
     power_boot_w: float
     source: str = ""
+    start_overhead_s: float = 0.0
 
 
 def _profile(

@@ -136,6 +136,7 @@ class ClusterView:
         self._mem_free_mb = self._mem_mb.copy()
         self._speed = np.array([x.type.speed for x in nodes], dtype=np.float64)
         self._speed_list: list[float] = self._speed.tolist()  # for scalar reads on the hot path
+        self._overhead_list: list[float] = [x.type.start_overhead_s for x in nodes]
         self._power_idle_w = np.array([x.type.power_idle_w for x in nodes], dtype=np.float64)
         self._power_max_w = np.array([x.type.power_max_w for x in nodes], dtype=np.float64)
         self._state = np.full(n, int(PowerState.ON), dtype=np.int64)
@@ -198,8 +199,9 @@ class ClusterView:
         return self._control.queued()
 
     def estimate_s(self, task: Task, node: int) -> float:
-        """Runtime estimate of ``task`` on ``node``: its walltime if given, else exact."""
+        """Runtime estimate of ``task`` on ``node``: its walltime if given, else exact
+        (the node type's ``start_overhead_s`` plus the work at the node's speed)."""
         w = task.walltime_s
         if w is not None:
             return w
-        return task.work_core_s / (task.cores * self._speed_list[node])
+        return self._overhead_list[node] + task.work_core_s / (task.cores * self._speed_list[node])

@@ -5,7 +5,8 @@ exact absolute time (no accumulated rounding).  Events that fall at the same
 time are gathered into one batch and handed to the control plane together,
 so the documented tie order (:mod:`rpiaas.events`) holds whatever order
 SimPy would pop them in.  A task of ``work_core_s`` on ``cores`` cores of a
-node of speed ``s`` runs ``work_core_s / (cores * s)`` seconds; power and
+node of speed ``s`` runs ``start_overhead_s + work_core_s / (cores * s)``
+seconds (a migrated task pays its new node's overhead again); power and
 energy are integrated exactly at every change (:mod:`rpiaas.sim.power`).
 """
 
@@ -119,6 +120,7 @@ class Simulation:
         self._wakes: set[float] = set()
         self._faults_left = 0  # injected NodeDown/NodeUp still to come
         self._speed = [n.type.speed for n in nodes]
+        self._overhead = [n.type.start_overhead_s for n in nodes]
         self._boot_s = [n.type.boot_s for n in nodes]
         self._cores = [n.type.cores for n in nodes]
         self._names = [n.name for n in nodes]
@@ -214,7 +216,7 @@ class Simulation:
         t = type(a)
         if t is Start:
             task, node = a.task, a.node  # type: ignore[attr-defined]
-            end = now + task.work_core_s / (task.cores * self._speed[node])
+            end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
             self._ends[task.id] = end
             self._at(end, (task, task.epoch), self._finish)
             touched.append(node)
@@ -225,7 +227,7 @@ class Simulation:
         elif t is Migrate:
             task, dst, src = a.task, a.node, a.source  # type: ignore[attr-defined]
             left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
-            end = now + left_work / (task.cores * self._speed[dst])
+            end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
             self._ends[task.id] = end
             self._at(end, (task, task.epoch), self._finish)
             touched.append(src)
