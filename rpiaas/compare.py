@@ -61,6 +61,7 @@ class NodeSeries:
     node: Ints
     utilization: Floats
     power_w: Floats
+    on: npt.NDArray[np.bool_]
 
 
 @dataclass
@@ -247,19 +248,22 @@ def _read_series(f: Path, names: list[str]) -> NodeSeries | None:
     node: list[Ints] = []
     util: list[Floats] = []
     power: list[Floats] = []
+    on: list[npt.NDArray[np.bool_]] = []
     for line, chunk in _rows(f, NODE_COLUMNS):
         cols = list(zip(*chunk, strict=True))
         t.append(_floats(f, line, "time_s", cols[idx["time_s"]]))
         node.append(_codes(cols[idx["node"]], codes))
         util.append(_floats(f, line, "utilization", cols[idx["utilization"]]))
         power.append(_floats(f, line, "power_w", cols[idx["power_w"]]))
+        on.append(np.array(cols[idx["state"]], dtype=object) == "on")
     names.extend([""] * (len(codes) - len(names)))
     for name, code in codes.items():
         names[code] = name
     if not t:
-        return NodeSeries(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+        return NodeSeries(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0),
+                          np.zeros(0, dtype=bool))
     return NodeSeries(np.concatenate(t), np.concatenate(node), np.concatenate(util),
-                      np.concatenate(power))
+                      np.concatenate(power), np.concatenate(on))
 
 
 # ---------------------------------------------------------------- statistics
