@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..store import HistoryStore, open_store
+from .boot import setup_boot_routes
 from .client import AgentClient
 from .config import MasterConfig, Retention
 from .dashboard import setup_dashboard
@@ -119,5 +120,6 @@ def create_app(config: MasterConfig) -> web.Application:
     app.cleanup_ctx.extend([_store_ctx, _poller_ctx, _retention_ctx, _runs_ctx])
     setup_routes(app)
     setup_run_routes(app)
+    setup_boot_routes(app)
     setup_dashboard(app)
     return app

@@ -11,6 +11,7 @@
     token_file: master-token              # bearer token of the mutating endpoints
     agent_token_file: agent-token         # the agents' token: the master starts tasks with it
     runs_dir: runs                        # live runs: their journals and run directories
+    boot_secret_file: boot-secret         # nodes' boot tokens are HMACs of their names with it
     max_body_bytes: 4194304               # larger request bodies get 413
     retention:                            # downsampling and deletion of old history
       raw_s: 86400                        # keep raw samples a day,
@@ -19,7 +20,8 @@
       every_s: 3600                       # applied once an hour
 
 The token may also come from the environment, ``RPIAAS_MASTER_TOKEN`` (which
-wins over the file), and the agents' token from ``RPIAAS_MASTER_AGENT_TOKEN``.  Without a token the mutating endpoints refuse every call.
+wins over the file), the agents' token from ``RPIAAS_MASTER_AGENT_TOKEN`` and the
+boot secret from ``RPIAAS_MASTER_BOOT_SECRET``.  Without a token the mutating endpoints refuse every call.
 
 Errors are :class:`~rpiaas.source.InputError` naming the file, line and key.
 """
@@ -39,7 +41,7 @@ __all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_mast
 
 MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
                "listen", "token_file", "max_body_bytes", "retention", "agent_token_file",
-               "runs_dir")
+               "runs_dir", "boot_secret_file")
 RETENTION_KEYS = ("raw_s", "resolution_s", "keep_s", "every_s")
 DEFAULT_POLL_INTERVAL_S = 10.0
 DEFAULT_AGENT_PORT = 8081
@@ -47,6 +49,7 @@ DEFAULT_LISTEN = ("0.0.0.0", 8080)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a scenario with its task list inline
 TOKEN_ENV = "RPIAAS_MASTER_TOKEN"
 AGENT_TOKEN_ENV = "RPIAAS_MASTER_AGENT_TOKEN"
+BOOT_SECRET_ENV = "RPIAAS_MASTER_BOOT_SECRET"
 _MAX_TOKEN_CHARS = 1024
 
 
@@ -82,6 +85,8 @@ class MasterConfig:
     agent_token: str | None = field(default=None, repr=False)
     runs_dir: str = "runs"
     resume: bool = False  # take up unfinished live runs at start (``--resume``)
+    # a node's boot report may carry HMAC-SHA256(boot_secret, its name) (see .boot)
+    boot_secret: str | None = field(default=None, repr=False)
 
     @property
     def timeout_s(self) -> float:
@@ -187,6 +192,7 @@ def load_master_config(path: str | Path) -> MasterConfig:
         listen = _host_port(src, ("listen",), data["listen"], default_host="0.0.0.0", any_port=True)
     token = _token(src, data, "token_file", TOKEN_ENV)
     agent_token = _token(src, data, "agent_token_file", AGENT_TOKEN_ENV)
+    boot_secret = _token(src, data, "boot_secret_file", BOOT_SECRET_ENV)
     runs_dir = str(src.base / "runs")
     if "runs_dir" in data:
         runs_dir = str(src.base / src.string(("runs_dir",), data["runs_dir"]))
@@ -200,7 +206,7 @@ def load_master_config(path: str | Path) -> MasterConfig:
         raise InputError("the cluster has no compute nodes", src.file, src.line_of(("cluster",)),
                          "cluster")
     return MasterConfig(cluster, interval, timeout, store, agent_port, agents, listen, token,
-                        max_body, retention, agent_token, runs_dir)
+                        max_body, retention, agent_token, runs_dir, boot_secret=boot_secret)
 
 
 def _token(src: Source, data: dict[str, object], key: str, env: str) -> str | None:

@@ -8,7 +8,9 @@
 - :func:`bearer_token` guards every mutating call under ``/api/`` (any method
   but GET, HEAD and OPTIONS): it needs ``Authorization: Bearer <token>``,
   compared in constant time, else 401.  A master without a token refuses them all.
-  Agents push task ends to ``AGENT_PATHS`` with the agents' token instead.
+  Agents push task ends to ``AGENT_PATHS`` with the agents' token instead;
+  the routes of ``SELF_AUTH_ROUTES`` (a node's boot report) check who calls
+  them themselves.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 AGENT_PATHS = frozenset({"/api/v1/task-ended"})
+# route templates whose handler authenticates the caller (by address or a per-node token)
+SELF_AUTH_ROUTES = frozenset({"/api/v1/nodes/{name}/booted"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rpiaas-master"'}
 
 
@@ -66,6 +70,9 @@ def _digest(token: str) -> bytes:
 async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     if (request.method in SAFE_METHODS or not request.path.startswith("/api/")
             or request.match_info.http_exception is not None):  # 404 and 405 answer as they are
+        return await handler(request)
+    resource = request.match_info.route.resource
+    if resource is not None and resource.canonical in SELF_AUTH_ROUTES:
         return await handler(request)
     config = request.app[CONFIG]
     expected = config.agent_token if request.path in AGENT_PATHS else config.token

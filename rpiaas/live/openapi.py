@@ -22,6 +22,8 @@ The API, all under ``/api/v1/``:
 ``GET  runs/{id}/files/{name}``   open   a file of a completed run's directory
 ``DELETE runs/{id}``              token  cancel a run
 ``POST task-ended``               agent  an agent pushes a task's end (agents' token)
+``POST nodes/{name}/booted``      node   ``{uptime_s}``: the node has booted (its address
+                                         or its boot token; see ``boot.py``)
 ================================  =====  =============================================
 
 Times are unix seconds, durations seconds; ``cpu_util``, ``cpu_per_core`` and
@@ -163,6 +165,21 @@ _SCHEMAS: dict[str, Schema] = {
     "TaskEnded": {"type": "object", "required": ["id"],
                   "properties": {"id": {"type": "string"}},
                   "description": "The agent's task document (see the agent's API)."},
+    "BootReport": _object({
+        "uptime_s": {**_SECONDS, "description": "The node's /proc/uptime: seconds since its "
+                                                "kernel started, kept as its boot time."},
+    }),
+    "BootRecorded": _object({
+        "node": {"type": "string"},
+        "time_s": {**_SECONDS, "description": "When the master recorded it (unix s)."},
+        "boot_s": _SECONDS,
+        "via": {"enum": ["address", "token"],
+                "description": "How the report was recognised as the node's."},
+    }),
+    "LastBoot": _object({
+        "time_s": _SECONDS,
+        "boot_s": _nullable(_SECONDS),
+    }, "The node's last boot report: when, and its boot time (s)."),
     "TaskEndedResult": _object({"known": {"type": "boolean",
                                           "description": "Whether a run knew the task."}}),
 }
@@ -178,6 +195,8 @@ _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
                                    "items": _ref("StateChange"),
                                    "description": "The last state changes, newest last."}
 _detail["required"].append("states")
+_detail["properties"]["last_boot"] = _nullable(_ref("LastBoot"))
+_detail["required"].append("last_boot")
 _SCHEMAS["NodeDetail"] = _detail
 
 
@@ -196,6 +215,7 @@ _RESPONSES: dict[str, Schema] = {
     "PayloadTooLarge": _error("The body is over the master's ``max_body_bytes``."),
     "UnsupportedMediaType": _error("A body that is not ``application/json``."),
     "ServiceUnavailable": _error("The poller is not running."),
+    "Forbidden": _error("A boot report from neither the node's address nor with its token."),
 }
 
 
@@ -299,6 +319,14 @@ def openapi_document() -> dict[str, Any]:
             "get": _get("getRunFile", "A file of a completed run's directory.",
                         {"description": "The file.", "content": {"text/plain": {
                             "schema": {"type": "string"}}}}, "404")},
+        "/api/v1/nodes/{name}/booted": {"parameters": [_NAME], "post": {
+            **_post("nodeBooted", "The node reports that it has booted (from its own address, "
+                    "or with its boot token).",
+                    _ok("The boot as recorded.", "BootRecorded"), "BootReport", "404"),
+            "security": [{"nodeBootToken": []}, {}],
+            "responses": {**_responses(_ok("The boot as recorded.", "BootRecorded"),
+                                       "400", "404", "405", "413", "415"),
+                          "403": {"$ref": "#/components/responses/Forbidden"}}}},
         "/api/v1/task-ended": {"post": _post(
             "taskEnded", "An agent pushes a task's end (with the agents' token).",
             _ok("Whether a run knew the task.", "TaskEndedResult"), "TaskEnded")},
@@ -315,6 +343,10 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": _SCHEMAS,
             "responses": _RESPONSES,
-            "securitySchemes": {"bearerToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearerToken": {"type": "http", "scheme": "bearer"},
+                "nodeBootToken": {"type": "http", "scheme": "bearer",
+                                  "description": "HMAC-SHA256 of the node's name keyed with "
+                                                 "the master's boot secret, in hex."}},
         },
     })

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..store import Sample, StateChange
+from ..store import Event, Sample, StateChange
 from .keys import CONFIG, POLLER, REGISTRY, STORE
 from .registry import NodeEntry
 
@@ -103,6 +103,12 @@ def _state_json(c: StateChange) -> dict[str, Any]:
     return {"time_s": c.time_s, "online": c.online, "reason": c.reason}
 
 
+def _boot_json(e: Event) -> dict[str, Any]:
+    """A boot report (see ``boot.py``): when, and how long the boot took."""
+    boot_s = e.data.get("boot_s")
+    return {"time_s": e.time_s, "boot_s": boot_s if isinstance(boot_s, (int, float)) else None}
+
+
 def _node_json(entry: NodeEntry, sample: Sample | None) -> dict[str, Any]:
     doc = entry.to_json()
     doc["sample"] = _sample_json(sample) if sample is not None else None
@@ -127,12 +133,14 @@ async def _one_node(request: web.Request, entry: NodeEntry) -> web.Response:
     status = latest.get(entry.name)
     doc = _node_json(entry, status.sample if status is not None else None)
     doc["states"] = [_state_json(c) for c in changes[-RECENT_STATES:]]
+    boots = await asyncio.to_thread(store.events, entry.name, kind="boot")
+    doc["last_boot"] = _boot_json(boots[-1]) if boots else None
     return web.json_response(doc)
 
 
 @routes.get("/api/v1/nodes/{name}")
 async def node(request: web.Request) -> web.Response:
-    """One node: its current state, newest sample and last state changes."""
+    """One node: its current state, newest sample, last state changes and last boot report."""
     return await _one_node(request, _entry(request))
 
 

@@ -46,9 +46,24 @@
     r.setText("cur-temp", sample ? r.celsius(sample.temperature_c) : r.DASH);
     r.setText("cur-load", sample && r.isNumber(sample.load1) ? sample.load1.toFixed(2) : r.DASH);
     r.setText("cur-disk", sample ? r.percent(sample.disk_used_ratio) : r.DASH);
+    showLastBoot(node.last_boot);
     const reason = document.getElementById("reason");
     reason.hidden = !(node.online === false && node.reason);
     reason.textContent = node.online === false ? "Offline because: " + node.reason : "";
+  }
+
+  // The last boot report: its boot time (kernel start to report) and when it came.
+  function showLastBoot(boot) {
+    let dd = document.getElementById("cur-boot");
+    if (!dd) {
+      const row = document.createElement("div");
+      row.innerHTML = '<dt>last boot</dt><dd id="cur-boot"></dd>';
+      document.getElementById("cur-since").closest("dl").appendChild(row);
+      dd = document.getElementById("cur-boot");
+    }
+    dd.textContent = boot ? (r.isNumber(boot.boot_s) ? boot.boot_s.toFixed(1) + " s, " : "") +
+        r.ago(boot.time_s) : r.DASH;
+    dd.title = boot ? r.clock(boot.time_s) : "";
   }
 
   function showHistory(history, startS, endS) {

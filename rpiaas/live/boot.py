@@ -1,0 +1,120 @@
+"""Boot reports: a node tells the master that it has booted, and how long that took.
+
+``POST /api/v1/nodes/{name}/booted`` with ``{"uptime_s": 2.1}`` is made by
+the node itself once it is up: by the agent's service when it starts on a
+real Pi, by the init of the minimal root of ``netboot/vm/`` on a virtual one.
+``uptime_s`` is the node's ``/proc/uptime``, the seconds since its kernel
+started; the master keeps it as the boot time ``boot_s`` (kernel start to
+first report: it leaves out the boot ROM, firmware and TFTP stage before the
+kernel, which the node cannot measure).  This is the figure that calibrates
+``boot_s`` of a node type in simulation.
+
+The call does not take the master's bearer token (a node has none).  It is
+accepted when
+
+- it comes from the node's own address (``request.remote`` is the node's
+  address in the cluster config: the master must see the node's address,
+  not a proxy's), or
+- it carries the node's boot token, ``Authorization: Bearer <token>`` where
+  the token is :func:`node_boot_token` of the master's ``boot_secret_file``
+  and the node's name (``netboot/prepare-nfsroot.sh --boot-secret-file``
+  writes each node's token into its root),
+
+and refused with 403, logged with the address it came from, otherwise.  An
+accepted report is recorded as a ``boot`` event ``{"boot_s", "address",
+"via"}`` at the master's time, and marks the node online (a state change
+with the reason ``"boot report"``) if it was not.  The node's document
+(``GET /api/v1/nodes/{name}``) shows the last one as ``last_boot``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import logging
+import time
+
+from aiohttp import web
+
+from .keys import CONFIG, REGISTRY, STORE
+from .middlewares import json_error
+from .registry import NodeEntry
+from .routes import _body, _body_number
+
+__all__ = ["BOOT_EVENT", "BOOT_PATH", "node_boot_token", "setup_boot_routes"]
+
+log = logging.getLogger(__name__)
+
+BOOT_PATH = "/api/v1/nodes/{name}/booted"
+BOOT_EVENT = "boot"
+BOOT_STATE_REASON = "boot report"
+
+
+def node_boot_token(secret: str, name: str) -> str:
+    """The boot token of node ``name``: HMAC-SHA256 of its name keyed with ``secret``, in hex.
+
+    One secret on the master gives every node a token of its own, which
+    tells nothing of the others' (``netboot/vm/make-minimal-root.sh`` computes
+    the same).
+    """
+    return hmac.new(secret.encode(), name.encode(), hashlib.sha256).hexdigest()
+
+
+def _same_address(remote: str | None, address: str | None) -> bool:
+    if remote is None or address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(remote)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # a dual-stack listener sees ::ffff:10.0.0.11
+        return ip == ipaddress.ip_address(address)
+    except ValueError:
+        return False
+
+
+def _authenticated_by(request: web.Request, entry: NodeEntry) -> str | None:
+    """``"token"`` or ``"address"`` if the report is the node's, else None."""
+    secret = request.app[CONFIG].boot_secret
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if secret is not None and scheme.lower() == "bearer" and given.strip():
+        expected = node_boot_token(secret, entry.name)
+        # digests of equal length: the comparison time tells nothing of the token
+        if hmac.compare_digest(hashlib.sha256(given.strip().encode(errors="replace")).digest(),
+                               hashlib.sha256(expected.encode()).digest()):
+            return "token"
+    if _same_address(request.remote, entry.node.address):
+        return "address"
+    return None
+
+
+async def booted(request: web.Request) -> web.Response:
+    """A node reports that it has booted (its address or its boot token; see the module)."""
+    name = request.match_info["name"]
+    entry = request.app[REGISTRY].get(name)
+    if entry is None:
+        log.warning("boot report for unknown node %r from %s refused", name, request.remote)
+        return json_error(404, f"no such node: {name}")
+    via = _authenticated_by(request, entry)
+    if via is None:
+        log.warning("boot report for %s from %s refused: not the node's address (%s) and no "
+                    "valid boot token", name, request.remote, entry.node.address)
+        return json_error(403, f"boot report for {name} refused: it comes from neither the "
+                               f"node's address nor with its boot token")
+    data = await _body(request, ("uptime_s",), ("uptime_s",))
+    boot_s = _body_number(data, "uptime_s")
+    now = time.time()
+    store = request.app[STORE]
+    await asyncio.to_thread(store.record_event, name, now, BOOT_EVENT,
+                            {"boot_s": boot_s, "address": request.remote, "via": via})
+    if entry.online is not True:
+        # not set_online(): that would count the report as a successful poll
+        entry.online, entry.changed_s, entry.reason = True, now, ""
+        await asyncio.to_thread(store.record_state, name, now, True, BOOT_STATE_REASON)
+    log.info("%s booted in %.2f s (reported from %s, by %s)", name, boot_s, request.remote, via)
+    return web.json_response({"node": name, "time_s": now, "boot_s": boot_s, "via": via})
+
+
+def setup_boot_routes(app: web.Application) -> None:
+    app.router.add_post(BOOT_PATH, booted)

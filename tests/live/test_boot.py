@@ -1,0 +1,159 @@
+"""Boot reports on the master: accepted from the node's address or with its boot token only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from rpiaas.live import create_app, load_master_config
+from rpiaas.live.boot import BOOT_EVENT, BOOT_STATE_REASON, node_boot_token
+from rpiaas.live.keys import POLLER, STORE
+from rpiaas.source import InputError
+
+from ..agent.helpers import free_port
+
+SECRET = "boot-secret-0123456789"
+MASTER_TOKEN = "master-token-0123456789"
+# The test client calls from 127.0.0.1: node1's address; node2 is elsewhere.
+NODE1, NODE2 = "node1.c1.rpiaas.test", "node2.c1.rpiaas.test"
+
+Client = TestClient[Any, Any]
+
+
+def _config(tmp_path: Path, secret: bool = True) -> Path:
+    (tmp_path / "token").write_text(MASTER_TOKEN + "\n")
+    extra = "token_file: token\n"
+    if secret:
+        (tmp_path / "boot-secret").write_text(SECRET + "\n")
+        extra += "boot_secret_file: boot-secret\n"
+    agents = "".join(f'  {name}: "127.0.0.1:{free_port()}"\n' for name in (NODE1, NODE2))
+    path = tmp_path / "master.yaml"
+    path.write_text("cluster:\n  clusters:\n    - domain: c1.rpiaas.test\n      prefix: 127.0.0\n"
+                    "      nodes:\n"
+                    "        - {hostname: node1, type: rpi4b, suffix: 1}\n"
+                    "        - {hostname: node2, type: rpi4b, suffix: 12}\n"
+                    f"poll_interval_s: 60\npoll_timeout_s: 0.5\nstore: history.db\nagents:\n{agents}"
+                    + extra)
+    return path
+
+
+def _with_master(path: Path, body: Callable[[Client, Any], Awaitable[None]]) -> None:
+    app = create_app(load_master_config(path))
+
+    async def go() -> None:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            # the first poll (nobody listens: offline) is over before any report
+            while app[POLLER].rounds < 1:
+                await asyncio.sleep(0.01)
+            await body(client, app)
+
+    asyncio.run(go())
+
+
+def _report(client: Client, node: str, uptime_s: Any = 2.5, **headers: str) -> Any:
+    return client.post(f"/api/v1/nodes/{node}/booted", json={"uptime_s": uptime_s},
+                       headers=headers)
+
+
+def test_a_report_from_the_nodes_address_is_recorded_and_marks_it_online(tmp_path: Path) -> None:
+    async def body(client: Client, app: Any) -> None:
+        resp = await _report(client, NODE1, 2.5)
+        assert resp.status == 200, await resp.text()
+        got = await resp.json()
+        assert got["node"] == NODE1 and got["boot_s"] == 2.5 and got["via"] == "address"
+        (event,) = app[STORE].events(NODE1, kind=BOOT_EVENT)
+        assert event.data == {"boot_s": 2.5, "address": "127.0.0.1", "via": "address"}
+        assert event.time_s == got["time_s"]
+        states = app[STORE].states(NODE1)
+        assert [(s.online, s.reason) for s in states][-1] == (True, BOOT_STATE_REASON)
+        assert states[-2].online is False  # the first poll found no agent: booting -> online
+        doc = await (await client.get(f"/api/v1/nodes/{NODE1}")).json()
+        assert doc["online"] is True and doc["reason"] == ""
+        assert doc["last_boot"] == {"time_s": got["time_s"], "boot_s": 2.5}
+        assert doc["last_ok_s"] is None  # a report is not a successful poll
+        # a second boot: another event, the state stays online (no change recorded)
+        assert (await _report(client, NODE1, 3)).status == 200
+        assert [e.data["boot_s"] for e in app[STORE].events(NODE1, kind=BOOT_EVENT)] == [2.5, 3.0]
+        assert len(app[STORE].states(NODE1)) == len(states)
+        doc = await (await client.get(f"/api/v1/nodes/{NODE2}")).json()
+        assert doc["last_boot"] is None  # node2 has not booted
+
+    _with_master(_config(tmp_path), body)
+
+
+def test_a_report_with_the_nodes_boot_token_is_accepted_from_anywhere(tmp_path: Path) -> None:
+    async def body(client: Client, app: Any) -> None:
+        token = node_boot_token(SECRET, NODE2)
+        resp = await _report(client, NODE2, 4.25, Authorization=f"Bearer {token}")
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["via"] == "token"
+        (event,) = app[STORE].events(NODE2, kind=BOOT_EVENT)
+        assert event.data["boot_s"] == 4.25 and event.data["via"] == "token"
+
+    _with_master(_config(tmp_path), body)
+
+
+def test_a_report_from_another_address_or_with_a_wrong_token_is_refused_and_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def body(client: Client, app: Any) -> None:
+        for headers in ({}, {"Authorization": "Bearer wrong"},
+                        {"Authorization": f"Bearer {node_boot_token(SECRET, NODE1)}"},  # node1's
+                        {"Authorization": f"Bearer {MASTER_TOKEN}"},  # not a node's token
+                        {"Authorization": f"Basic {node_boot_token(SECRET, NODE2)}"}):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="rpiaas.live.boot"):
+                resp = await _report(client, NODE2, **headers)
+            assert resp.status == 403, (headers, await resp.text())
+            assert "refused" in (await resp.json())["error"]
+            assert any(f"boot report for {NODE2} from 127.0.0.1 refused" in r.getMessage()
+                       for r in caplog.records), caplog.text
+        assert app[STORE].events(NODE2, kind=BOOT_EVENT) == []
+        assert app[STORE].states(NODE2)[-1].online is False
+        # a node nobody knows
+        with caplog.at_level(logging.WARNING, logger="rpiaas.live.boot"):
+            resp = await _report(client, "ghost.c1.rpiaas.test")
+        assert resp.status == 404 and "unknown node 'ghost.c1.rpiaas.test'" in caplog.text
+
+    _with_master(_config(tmp_path), body)
+
+
+def test_without_a_boot_secret_only_the_address_counts(tmp_path: Path) -> None:
+    async def body(client: Client, app: Any) -> None:
+        token = node_boot_token(SECRET, NODE2)
+        assert (await _report(client, NODE2, Authorization=f"Bearer {token}")).status == 403
+        assert (await _report(client, NODE1)).status == 200
+
+    _with_master(_config(tmp_path, secret=False), body)
+
+
+def test_a_bad_report_is_400_and_records_nothing(tmp_path: Path) -> None:
+    async def body(client: Client, app: Any) -> None:
+        url = f"/api/v1/nodes/{NODE1}/booted"
+        for payload in ({}, {"uptime_s": -1}, {"uptime_s": "2"}, {"uptime_s": True},
+                        {"uptime_s": 1, "extra": 0}, [1]):
+            resp = await client.post(url, json=payload)
+            assert resp.status == 400, (payload, await resp.text())
+        resp = await client.post(url, data="2.5", headers={"Content-Type": "text/plain"})
+        assert resp.status == 415
+        assert app[STORE].events(NODE1, kind=BOOT_EVENT) == []
+
+    _with_master(_config(tmp_path), body)
+
+
+def test_the_boot_secret_comes_from_its_file_or_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_master_config(_config(tmp_path)).boot_secret == SECRET
+    assert load_master_config(_config(tmp_path, secret=False)).boot_secret is None
+    monkeypatch.setenv("RPIAAS_MASTER_BOOT_SECRET", "from-the-environment")
+    assert load_master_config(_config(tmp_path)).boot_secret == "from-the-environment"
+    monkeypatch.delenv("RPIAAS_MASTER_BOOT_SECRET")
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace("boot-secret\n", "no-such-file\n"))
+    with pytest.raises(InputError, match="boot_secret_file"):
+        load_master_config(path)
