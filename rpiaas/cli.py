@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     from .live.testbed import add_testbed_parser
 
     add_testbed_parser(sub)
+
+    from .compare import add_compare_parser
+
+    add_compare_parser(sub)
+
+    from .calibrate import add_calibrate_parser
+
+    add_calibrate_parser(sub)
     return p
 
 
@@ -100,6 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .live.testbed import run_testbed
 
             return run_testbed(args)
+        if args.command == "compare":
+            from .compare import run_compare
+
+            return run_compare(args)
+        if args.command == "calibrate":
+            from .calibrate import run_calibrate
+
+            return run_calibrate(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT

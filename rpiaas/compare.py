@@ -35,8 +35,19 @@ import numpy.typing as npt
 
 from .results import NODE_COLUMNS, TASK_COLUMNS
 
-__all__ = ["FORMAT", "Run", "RunFileError", "compare_runs", "format_comparison", "ks_2samp",
-           "load_run", "wasserstein", "write_comparison"]
+__all__ = [
+    "FORMAT",
+    "Run",
+    "RunFileError",
+    "add_compare_parser",
+    "compare_runs",
+    "format_comparison",
+    "ks_2samp",
+    "load_run",
+    "run_compare",
+    "wasserstein",
+    "write_comparison",
+]
 
 FORMAT = "rpiaas-compare/1"
 Floats = npt.NDArray[np.float64]
@@ -624,3 +635,43 @@ def _node_lines(result: dict[str, Any], letters: list[str]) -> list[str]:
     if len(names) > 50:
         lines.append(f"… and {len(names) - 50:,} more nodes (compare.json has them all)")
     return lines
+
+
+# ---------------------------------------------------------------- command line
+def add_compare_parser(sub: Any) -> None:
+    """``rpiaas compare RUN_A RUN_B [RUN_C ...] [--out DIR]``."""
+    p = sub.add_parser("compare", help="compare run directories side by side (the first is the reference)",
+                       description="Compare runs: summary metrics, task by task, node by node. "
+                       "Writes compare.json and a self-contained report.html.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is the reference")
+    p.add_argument("--out", "-o", help="where compare.json and report.html go "
+                   "(default: runs/compare-A-vs-B)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no tables, only the paths written")
+
+
+def run_compare(args: Any) -> int:
+    """The ``compare`` command; exit code 2 (and one ``error:`` line) on bad input."""
+    import sys
+
+    if len(args.runs) < 2:
+        print("error: compare needs at least two run directories", file=sys.stderr)
+        return 2
+    try:
+        result = compare_runs(args.runs)
+        out = Path(args.out) if args.out else Path("runs") / (
+            "compare-" + "-vs-".join(r["label"].replace(" ", "") for r in result["runs"][:3]))
+        if out.exists() and not out.is_dir():
+            print(f"error: {out}: exists and is not a directory", file=sys.stderr)
+            return 2
+        json_path, html_path = write_comparison(result, out)
+    except RunFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(format_comparison(result))
+        print()
+    print(f"wrote {json_path} and {html_path}")
+    return 0
