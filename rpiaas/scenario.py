@@ -22,7 +22,7 @@ from .model import ClusterSpec, PowerState
 from .plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .policy import Policy, PolicyParamError
 from .source import InputError, KeyPath, Source, describe, load, load_file
-from .workload import Generator, TaskList, Workload, parse_workload
+from .workload import Generator, TaskList, Trace, Workload, parse_workload
 
 __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]
 
@@ -159,6 +159,10 @@ def parse_scenario(src: Source) -> Scenario:
     cluster = parse_cluster(src, ("cluster",), m["cluster"])
     faults = _faults(src, ("faults",), m.get("faults", []), cluster)
     workload = parse_workload(src, ("workload",), m["workload"])
+    if isinstance(workload, Trace):  # its jobs are mapped onto the node types
+        types = {n.type.name: n.type for n in cluster.nodes}
+        workload = workload.bind([(t.cores, t.mem_mb) for t in types.values()],
+                                 sum(n.type.cores for n in cluster.nodes))
     _check_fits(src, cluster, workload)
     policy = _policy(src, ("policy",), m["policy"])
     queue = _policy(src, ("queue",), m["queue"]) if m.get("queue") is not None else None

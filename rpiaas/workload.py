@@ -1,8 +1,9 @@
 """Workloads: where a run's tasks come from.
 
 A workload is either a *generator* (an arrival process and a distribution for
-each task field, drawn from the run's workload random stream in chunks) or an
-inline *task list*.  Either way :meth:`Workload.tasks` streams
+each task field, drawn from the run's workload random stream in chunks), an
+inline *task list*, or a recorded *trace* (SWF or CSV, read by
+:mod:`rpiaas.traces`).  Either way :meth:`Workload.tasks` streams
 :class:`~rpiaas.model.Task` objects in arrival order, so a run of millions of
 tasks never holds them all.
 
@@ -24,8 +25,9 @@ import numpy.typing as npt
 
 from .model import Task
 from .source import KeyPath, Source, describe
+from .traces import SkipReport, Target, TraceOptions, map_jobs, parse_trace, target_for
 
-__all__ = ["DISTRIBUTIONS", "Distribution", "Generator", "TaskList", "Workload", "parse_workload"]
+__all__ = ["DISTRIBUTIONS", "Distribution", "Generator", "TaskList", "Trace", "Workload", "parse_workload"]
 
 CHUNK = 4096  # draws per field per refill; fixed, so a seed's tasks do not depend on count
 INT_CAP = float(2**53)  # integer fields (cores, mem_mb) never exceed this
@@ -182,6 +184,38 @@ class TaskList(Workload):
         return max(t.cores for t in self.items), max(t.mem_mb for t in self.items)
 
 
+@dataclass(frozen=True)
+class Trace(Workload):
+    """Jobs of a recorded trace, streamed from the file each run (the random stream is unused).
+
+    Parsing gives an unbound trace; :meth:`bind` maps it onto a cluster's node
+    types and reads the file once, streamed, to count the tasks and what was
+    skipped (so a bad line is an input error before any run starts).
+    """
+
+    options: TraceOptions
+    target: Target | None = None
+    count: int | None = None
+    report: SkipReport | None = field(default=None, compare=False)
+
+    def bind(self, types: list[tuple[int, int]], total_cores: int) -> Trace:
+        """This trace mapped onto node types given as (cores, mem_mb), counted."""
+        target = target_for(self.options, types, total_cores)
+        report = SkipReport()
+        n = sum(1 for _ in map_jobs(self.options, target, report))
+        return Trace(self.options, target, n, report)
+
+    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
+        if self.target is None:
+            raise RuntimeError("an unbound trace: Trace.bind() maps it onto a cluster first")
+        return map_jobs(self.options, self.target)
+
+    def max_request(self) -> tuple[float | None, float | None]:
+        if self.target is None:
+            return None, None
+        return self.target.cores, self.target.mem_mb
+
+
 # ---------------------------------------------------------------- parsing
 GENERATOR_KEYS = ("count", "arrival", "cores", "mem_mb", "work_core_s", "walltime_s",
                   "kind", "tenant", "priority", "start_s")
@@ -258,6 +292,11 @@ def parse_distribution(src: Source, path: KeyPath, data: Any, integer: bool,
 
 
 def parse_workload(src: Source, path: KeyPath, data: Any) -> Workload:
+    if isinstance(data, dict) and "trace" in data:
+        others = [k for k in data if k != "trace"]
+        if others:
+            src.fail((*path, others[0]), "give exactly one of generator, tasks or trace")
+        return Trace(parse_trace(src, (*path, "trace"), data["trace"]))
     m = src.mapping(path, data, ("generator", "tasks"))
     if ("generator" in m) == ("tasks" in m):
         src.fail(path, "give exactly one of generator or tasks")
