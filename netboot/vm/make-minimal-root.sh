@@ -18,8 +18,8 @@
 #                           URL/api/v1/nodes/<name>/booted {"uptime_s": ...},
 #                           the seconds since its kernel started), writes the
 #                           marker /rpiaas-booted into its own root (its name,
-#                           host name, address, uptime and the master's
-#                           answer) and powers off.
+#                           host name, address, uptime, the master's answer
+#                           and the kernel's boot_id) and powers off.
 # A root path that exists is emptied first.  Run as root (the NFS server
 # serves the files as they are owned).
 set -eu
@@ -82,8 +82,10 @@ fi
 answer=$($bb timeout 10 $bb wget -q -O - "$@" --post-data "{\"uptime_s\": $uptime_s}" \
          "$master/api/v1/nodes/$name/booted" 2>&1) && report=ok || report=failed
 echo "rpiaas-node: boot report $report: $answer"
-printf 'name=%s\nhostname=%s\naddress=%s\nuptime_s=%s\nreport=%s\n' \
-    "$name" "$host" "$address" "$uptime_s" "$report" > /rpiaas-booted
+# truncated, not replaced: a file removed behind the NFS server's back may live on in its cache
+printf 'name=%s\nhostname=%s\naddress=%s\nuptime_s=%s\nreport=%s\nboot_id=%s\n' \
+    "$name" "$host" "$address" "$uptime_s" "$report" "$($bb cat /proc/sys/kernel/random/boot_id)" \
+    > /rpiaas-booted
 $bb sync
 echo "rpiaas-node: powering off"
 $bb poweroff -f
