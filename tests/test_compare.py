@@ -1,0 +1,252 @@
+"""rpiaas compare: statistics against scipy, comparisons of known runs, the files written, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from rpiaas.compare import (
+    RunFileError,
+    compare_runs,
+    format_comparison,
+    ks_2samp,
+    load_run,
+    wasserstein,
+    write_comparison,
+)
+from rpiaas.sim import simulate
+
+from .helpers import read_tasks, scenario
+
+
+def _rpiaas(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rpiaas", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _doc(**changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": "cmp", "seed": 4, "sample_interval_s": 20,
+        "cluster": {"node_types": {"slow": {"base": "rpi3b"}},
+                    "clusters": [{"domain": "a.test", "prefix": "10.0.1", "count": 3, "type": "rpi4b"},
+                                 {"domain": "b.test", "prefix": "10.0.2", "count": 2, "type": "slow"}]},
+        "workload": {"generator": {"count": 300, "arrival": {"rate_per_s": 0.12},
+                                   "cores": {"dist": "choice", "values": [1, 2, 4]},
+                                   "mem_mb": {"dist": "uniform", "low": 64, "high": 900},
+                                   "work_core_s": {"dist": "exponential", "mean": 60}}},
+        "policy": "best_fit"}
+    doc.update(changes)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, doc in {"best": _doc(), "worst": _doc(policy="worst_fit"), "seed": _doc(seed=5),
+                      "other": _doc(workload={"generator": {
+                          "count": 50, "arrival": {"rate_per_s": 0.1}, "cores": 1, "mem_mb": 100,
+                          "work_core_s": {"dist": "exponential", "mean": 30}}})}.items():
+        _, path = simulate(scenario(doc), base / name)
+        assert path is not None
+        out[name] = path
+    return out
+
+
+# ---------------------------------------------------------------- statistics
+@pytest.mark.parametrize("n,m,shift", [(50, 80, 0.0), (400, 300, 0.3), (2000, 1500, 0.05)])
+def test_ks_and_wasserstein_agree_with_scipy(n: int, m: int, shift: float) -> None:
+    rng = np.random.default_rng(n)
+    a = rng.exponential(1.0, n)
+    b = rng.exponential(1.0, m) + shift
+    d, p = ks_2samp(a, b)
+    ref = stats.ks_2samp(a, b, method="asymp")
+    assert d == pytest.approx(ref.statistic, abs=1e-12)
+    assert p == pytest.approx(ref.pvalue, abs=0.02)
+    assert wasserstein(a, b) == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9)
+
+
+def test_statistics_ignore_nan_and_handle_empty_samples() -> None:
+    a = np.array([1.0, np.nan, 2.0, 3.0])
+    assert ks_2samp(a, a) == (0.0, 1.0)
+    assert wasserstein(a, np.array([2.0, 3.0, 4.0])) == pytest.approx(1.0)
+    d, p = ks_2samp(a, np.array([np.nan]))
+    assert np.isnan(d) and np.isnan(p) and np.isnan(wasserstein(np.zeros(0), a))
+
+
+# ---------------------------------------------------------------- comparisons
+def test_a_run_against_itself_agrees_everywhere(runs: dict[str, Path]) -> None:
+    r = compare_runs([runs["best"], runs["best"]])
+    pair = r["pairs"][0]
+    assert pair["same_tasks"] and pair["note"] is None
+    assert all(v["diff"] in (None, 0.0) for v in pair["summary"].values())
+    t = pair["tasks"]
+    assert t["matched"] == t["both_completed"] == 300
+    assert t["response_diff_s"]["max_abs"] == 0.0 and t["wait_diff_s"]["mean"] == 0.0
+    assert t["placement"]["agreement"] == 1.0
+    assert t["distributions"]["response_s"]["ks"] == 0.0
+    assert t["distributions"]["wait_s"]["wasserstein_s"] == 0.0
+    assert [x["label"] for x in r["runs"]] == ["best (A)", "best (B)"]
+
+
+def test_two_policies_task_by_task(runs: dict[str, Path]) -> None:
+    r = compare_runs([runs["best"], runs["worst"]])
+    pair = r["pairs"][0]
+    a, b = (json.loads((runs[k] / "run.json").read_text())["summary"] for k in ("best", "worst"))
+    s = pair["summary"]["mean_response_s"]
+    assert s["a"] == a["mean_response_s"] and s["b"] == b["mean_response_s"]
+    assert s["diff"] == pytest.approx(b["mean_response_s"] - a["mean_response_s"])
+    assert s["rel"] == pytest.approx(s["diff"] / a["mean_response_s"])
+    # recomputed here from the task tables
+    ta = {int(x["task_id"]): x for x in read_tasks(runs["best"])}
+    tb = {int(x["task_id"]): x for x in read_tasks(runs["worst"])}
+    diffs = np.array([float(tb[i]["response_s"]) - float(ta[i]["response_s"]) for i in sorted(ta)])
+    same = np.mean([ta[i]["node"] == tb[i]["node"] for i in sorted(ta)])
+    t = pair["tasks"]
+    assert t["response_diff_s"]["mean"] == pytest.approx(diffs.mean())
+    assert t["response_diff_s"]["p95_abs"] == pytest.approx(np.percentile(np.abs(diffs), 95))
+    assert t["placement"]["agreement"] == pytest.approx(same)
+    assert 0 < same < 1
+    worst = t["worst"][0]
+    assert abs(worst["diff_s"]) == pytest.approx(np.abs(diffs).max())
+    assert worst["node_a"] == ta[worst["task_id"]]["node"]
+    ref = stats.ks_2samp([float(x["wait_s"]) for x in ta.values()],
+                         [float(x["wait_s"]) for x in tb.values()])
+    assert t["distributions"]["wait_s"]["ks"] == pytest.approx(ref.statistic)
+    nodes = r["nodes"][1]
+    assert set(nodes) == {x["node"] for x in tb.values()} | set(nodes)
+    assert all(n["energy_j"] > 0 and 0 <= n["mean_utilization"] <= 1 for n in nodes.values())
+    text = format_comparison(r)
+    assert "mean_response_s" in text and "same node:" in text and "largest response differences" in text
+
+
+def test_different_task_sets_compare_only_the_summary(runs: dict[str, Path], tmp_path: Path) -> None:
+    r = compare_runs([runs["best"], runs["other"], runs["seed"]])
+    p1, p2 = r["pairs"]
+    for p in (p1, p2):
+        assert not p["same_tasks"] and p["tasks"] is None and "different task sets" in p["note"]
+        assert p["summary"]["tasks"]["a"] == 300
+    assert r["plots"]["scatter"] == []
+    text = format_comparison(r)
+    assert "A and B: different task sets (300 and 50 tasks): only the summaries are compared" in text
+    _, html = write_comparison(r, tmp_path / "out")
+    assert "different task sets" in html.read_text()
+
+
+def test_files_written_are_self_contained(runs: dict[str, Path], tmp_path: Path) -> None:
+    r = _rpiaas(tmp_path, "compare", str(runs["best"]), str(runs["worst"]), str(runs["seed"]),
+                "--out", "cmp")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    data = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert data["format"] == "rpiaas-compare/1" and len(data["pairs"]) == 2
+    assert [p["same_tasks"] for p in data["pairs"]] == [True, False], data["pairs"][0]["note"]
+    html = (tmp_path / "cmp" / "report.html").read_text()
+    assert not re.search(r"(https?:)?//[a-z]", html, re.I)  # nothing fetched from anywhere
+    assert "<script" not in html
+    for plot in ("response-cdf", "wait-cdf", "utilization", "power", "energy", "scatter-B"):
+        assert f'id="plot-{plot}"' in html
+    assert html.count('class="series"') == 3 * 4  # three runs in four line plots
+    assert "wrote " in r.stdout and "metric" in r.stdout
+
+
+def test_default_out_directory(runs: dict[str, Path], tmp_path: Path) -> None:
+    r = _rpiaas(tmp_path, "compare", str(runs["best"]), str(runs["worst"]), "-q")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "runs" / "compare-best-vs-worst" / "report.html").exists()
+    assert r.stdout.startswith("wrote ")
+
+
+def test_reads_quoted_fields_and_unfinished_tasks(tmp_path: Path) -> None:
+    doc = _doc(workload={"tasks": [
+        {"id": 1, "arrival_s": 0, "cores": 1, "mem_mb": 10, "work_core_s": 3, "tenant": 'a, "b"'},
+        {"id": 2, "arrival_s": 1, "cores": 4, "mem_mb": 10, "work_core_s": 50}]},
+        horizon_s=10)
+    _, path = simulate(scenario(doc), tmp_path / "run")
+    assert path is not None
+    run = load_run(path)
+    assert run.task_id.tolist() == [1, 2]
+    assert run.completed.tolist() == [True, False]
+    assert np.isnan(run.response_s[1]) and run.start_s[1] == 1.0
+    rows = read_tasks(path)
+    assert rows[0]["tenant"] == 'a, "b"'
+    assert [run.node_names[i] for i in run.node] == [r["node"] for r in rows]
+
+
+# ---------------------------------------------------------------- bad input
+def _broken(runs: dict[str, Path], tmp_path: Path, name: str) -> Path:
+    dst = tmp_path / name
+    shutil.copytree(runs["best"], dst)
+    return dst
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("missing-dir", r"error: \S*missing-dir: no such run directory$"),
+    ("no-run-json", r"error: \S*no-run-json/run\.json: no such file \(not a run directory\?\)$"),
+    ("bad-json", r"error: \S*bad-json/run\.json:1: not valid JSON: .*$"),
+    ("no-summary", r"error: \S*no-summary/run\.json: no 'summary' object .*$"),
+    ("no-tasks", r"error: \S*no-tasks/tasks\.csv: no such file$"),
+    ("bad-header", r"error: \S*bad-header/tasks\.csv:1: unexpected header .*$"),
+    ("short-row", r"error: \S*short-row/tasks\.csv:3: expected 16 fields, got 3$"),
+    ("bad-number", r"error: \S*bad-number/tasks\.csv:4: response_s: not a number: 'soon'$"),
+    ("bad-state", r"error: \S*bad-state/tasks\.csv:2: state: unknown task state 'done'$"),
+    ("dup-task", r"error: \S*dup-task/tasks\.csv: task \d+ has more than one row$"),
+    ("bad-nodes", r"error: \S*bad-nodes/nodes\.csv:2: utilization: not a number: 'x'$"),
+    ("binary", r"error: \S*binary/tasks\.csv: not UTF-8 text: .*$"),
+])
+def test_bad_run_directories(runs: dict[str, Path], tmp_path: Path, damage: str, message: str) -> None:
+    d = tmp_path / damage
+    if damage != "missing-dir":
+        d = _broken(runs, tmp_path, damage)
+    tasks = d / "tasks.csv"
+    if damage == "no-run-json":
+        (d / "run.json").unlink()
+    elif damage == "bad-json":
+        (d / "run.json").write_text("{nope")
+    elif damage == "no-summary":
+        (d / "run.json").write_text("{}")
+    elif damage == "no-tasks":
+        tasks.unlink()
+    elif damage == "bad-header":
+        tasks.write_text("id,when\n1,2\n")
+    elif damage in ("short-row", "bad-number", "bad-state", "dup-task"):
+        lines = tasks.read_text().splitlines(keepends=True)
+        if damage == "short-row":
+            lines[2] = "1,2,3\n"
+        elif damage == "bad-number":
+            f = lines[3].split(",")
+            f[7] = "soon"
+            lines[3] = ",".join(f)
+        elif damage == "bad-state":
+            lines[1] = lines[1].replace(",completed,", ",done,")
+        else:
+            lines.append(lines[5])
+        tasks.write_text("".join(lines))
+    elif damage == "bad-nodes":
+        lines = (d / "nodes.csv").read_text().splitlines(keepends=True)
+        f = lines[1].split(",")
+        f[5] = "x"
+        lines[1] = ",".join(f)
+        (d / "nodes.csv").write_text("".join(lines))
+    elif damage == "binary":
+        tasks.write_bytes(tasks.read_bytes()[:200] + b"\xff\xfe\x00garbage")
+    with pytest.raises(RunFileError):
+        load_run(d)
+    r = _rpiaas(tmp_path, "compare", str(runs["best"]), str(d), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and re.match(message, r.stderr.strip()), r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_one_run_is_not_enough(runs: dict[str, Path], tmp_path: Path) -> None:
+    r = _rpiaas(tmp_path, "compare", str(runs["best"]))
+    assert r.returncode == 2 and r.stderr == "error: compare needs at least two run directories\n"
