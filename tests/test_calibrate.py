@@ -1,0 +1,178 @@
+"""rpiaas calibrate: the start overhead in the simulator, and hidden parameters recovered from a synthetic testbed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from rpiaas.calibrate import calibrate, fit_line
+from rpiaas.compare import compare_runs
+from rpiaas.scenario import load_scenario
+from rpiaas.sim import simulate
+from rpiaas.source import InputError
+
+from .helpers import read_tasks, scenario
+
+# the "testbed": speeds and start overheads the calibration is not told
+HIDDEN = {"fast": {"base": "rpi4b", "speed": 1.37, "start_overhead_s": 1.2},
+          "slow": {"base": "rpi3b", "speed": 0.52, "start_overhead_s": 1.9}}
+# measurement noise on each runtime: relative (sd 0.5 %: a busy machine) plus absolute
+# (sd 20 ms: timers, process scheduling)
+NOISE_REL, NOISE_ABS_S = 0.005, 0.02
+
+
+def _doc(types: dict[str, Any], count: int = 1500) -> dict[str, Any]:
+    return {"name": "synthetic", "seed": 3, "sample_interval_s": 5,
+            "cluster": {"node_types": types, "clusters": [
+                {"domain": "a.test", "prefix": "10.0.1", "count": 3, "type": "fast"},
+                {"domain": "b.test", "prefix": "10.0.2", "count": 3, "type": "slow"}]},
+            "workload": {"generator": {"count": count, "arrival": {"rate_per_s": 0.25},
+                                       "cores": {"dist": "choice", "values": [1, 2]},
+                                       "mem_mb": {"dist": "uniform", "low": 64, "high": 512},
+                                       "work_core_s": {"dist": "exponential", "mean": 20, "min": 1}}},
+            "policy": "round_robin"}
+
+
+def _add_noise(run: Path, rel: float, abs_s: float, seed: int = 0) -> None:
+    """Change each task's measured runtime by seeded relative and absolute noise."""
+    rng = np.random.default_rng(seed)
+    with open(run / "tasks.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    i_start, i_end, i_resp = head.index("start_s"), head.index("end_s"), head.index("response_s")
+    i_arr = head.index("arrival_s")
+    for r in rows[1:]:
+        if r[head.index("state")] != "completed":
+            continue
+        start, end = float(r[i_start]), float(r[i_end])
+        end = start + (end - start) * (1 + rel * rng.standard_normal()) + abs_s * rng.standard_normal()
+        r[i_end] = repr(end)
+        r[i_resp] = repr(end - float(r[i_arr]))
+    with open(run / "tasks.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A run of the hidden node types with noisy runtimes, and the scenario without them."""
+    base = tmp_path_factory.mktemp("synthetic")
+    _, run = simulate(scenario(_doc(HIDDEN)), base / "testbed")
+    assert run is not None
+    _add_noise(run, NOISE_REL, NOISE_ABS_S)
+    plain = base / "plain.yaml"
+    plain.write_text(yaml.safe_dump(_doc({"fast": {"base": "rpi4b"}, "slow": {"base": "rpi3b"}})))
+    return run, plain
+
+
+# ---------------------------------------------------------------- the model
+def test_start_overhead_adds_to_every_runtime(tmp_path: Path) -> None:
+    doc = _doc(HIDDEN)
+    doc["workload"] = {"tasks": [
+        {"id": i, "arrival_s": 10.0 * i, "cores": c, "mem_mb": 100, "work_core_s": w}
+        for i, (c, w) in enumerate([(1, 4.0), (2, 9.0), (1, 0.5), (2, 30.0)])]}
+    _, run = simulate(scenario(doc), tmp_path / "run")
+    assert run is not None
+    types = {n["node"]: n["type"] for n in json.loads((run / "run.json").read_text())["nodes"]}
+    for r in read_tasks(run):
+        t = HIDDEN[types[r["node"]]]
+        expected = t["start_overhead_s"] + float(r["work_core_s"]) / (int(r["cores"]) * t["speed"])
+        assert float(r["end_s"]) - float(r["start_s"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_start_overhead_defaults_to_zero_and_is_checked() -> None:
+    sc = scenario(_doc({"fast": {"base": "rpi4b"}, "slow": {"base": "rpi3b"}}))
+    assert {n.type.start_overhead_s for n in sc.cluster.nodes} == {0.0}
+    with pytest.raises(InputError, match=r"cluster\.node_types\.fast\.start_overhead_s"):
+        scenario(_doc({"fast": {"base": "rpi4b", "start_overhead_s": -1}, "slow": {"base": "rpi3b"}}))
+
+
+def test_fit_line() -> None:
+    x = np.array([1.0, 2.0, 4.0])
+    assert fit_line(x, 0.5 + x / 2.0) == pytest.approx((0.5, 0.5))
+    # a negative intercept is not a start overhead: the line goes through 0
+    a, b = fit_line(x, -0.5 + x)
+    assert a == 0.0 and b == pytest.approx(float(np.dot(x, x - 0.5) / np.dot(x, x)))
+    assert fit_line(np.array([2.0, 2.0]), np.array([3.0, 3.0])) == (0.0, 1.5)
+
+
+# ---------------------------------------------------------------- recovery
+def test_recovers_hidden_parameters_within_two_percent(testbed: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    run, plain = testbed
+    result = calibrate(run, tmp_path / "calibrated.yaml", scenario=plain, keep_runs=tmp_path / "sims")
+    for name, hidden in HIDDEN.items():
+        fit = result.fits[name]
+        assert fit.speed == pytest.approx(hidden["speed"], rel=0.02), name
+        assert fit.start_overhead_s == pytest.approx(hidden["start_overhead_s"], rel=0.02), name
+        # power is modelled exactly in simulation: recovered exactly
+        base = load_scenario(plain).cluster.node_types[name]
+        assert fit.power_idle_w == pytest.approx(base.power_idle_w, abs=1e-9)
+        assert fit.power_max_w == pytest.approx(base.power_max_w, abs=1e-9)
+    # the calibrated scenario uses them, and its simulation is much closer to the testbed
+    sc = load_scenario(tmp_path / "calibrated.yaml")
+    by_type = {n.type.name: n.type for n in sc.cluster.nodes}
+    assert set(by_type) == {"fast-calibrated", "slow-calibrated"}
+    assert by_type["slow-calibrated"].speed == pytest.approx(0.52, rel=0.02)
+    assert by_type["slow-calibrated"].cores == 4 and by_type["slow-calibrated"].mem_mb == 1024
+    assert result.error_before_s is not None and result.error_after_s is not None
+    assert result.error_after_s < 0.2 * result.error_before_s
+    before = compare_runs([run, tmp_path / "sims" / "before"])["pairs"][0]["tasks"]
+    after = compare_runs([run, tmp_path / "sims" / "after"])["pairs"][0]["tasks"]
+    assert before["response_diff_s"]["mean_abs"] == pytest.approx(result.error_before_s)
+    assert after["response_diff_s"]["mean_abs"] < before["response_diff_s"]["mean_abs"]
+    assert after["distributions"]["response_s"]["wasserstein_s"] < \
+        before["distributions"]["response_s"]["wasserstein_s"]
+
+
+def test_calibrates_the_runs_own_scenario(testbed: tuple[Path, Path], tmp_path: Path) -> None:
+    """Without --scenario, the scenario recorded in run.json is calibrated (here: already right)."""
+    run, _ = testbed
+    result = calibrate(run, tmp_path / "c.yaml")
+    doc = yaml.safe_load((tmp_path / "c.yaml").read_text())
+    fast = doc["cluster"]["node_types"]["fast-calibrated"]
+    assert fast["base"] == "rpi4b" and fast["speed"] == pytest.approx(1.37, rel=0.02)
+    assert doc["cluster"]["clusters"][0]["type"] == "fast-calibrated"
+    assert result.error_after_s is not None and result.error_before_s is not None
+    assert result.error_after_s < 1.0 and result.error_before_s < 1.0  # both close: noise only
+
+
+def test_command_prints_before_and_after(testbed: tuple[Path, Path], tmp_path: Path) -> None:
+    run, plain = testbed
+    r = subprocess.run([sys.executable, "-m", "rpiaas", "calibrate", str(run), "--scenario", str(plain),
+                        "-o", str(tmp_path / "cal.yaml")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "fast: " in r.stdout and "speed 1.3" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith("mean response error"))
+    before, after = (float(x) for x in re.findall(r"(?:before|after) ([\d.e+-]+) s", line))
+    assert after < before
+    assert (tmp_path / "cal.yaml").read_text().startswith("# Calibrated by `rpiaas calibrate")
+
+
+@pytest.mark.parametrize("case", ["missing", "no-scenario-file", "bad-scenario"])
+def test_bad_input(testbed: tuple[Path, Path], tmp_path: Path, case: str) -> None:
+    run, _ = testbed
+    args = [str(run), "-o", str(tmp_path / "c.yaml")]
+    if case == "missing":
+        args[0] = str(tmp_path / "nope")
+        expected = f"error: {tmp_path / 'nope'}: no such run directory"
+    elif case == "no-scenario-file":
+        args += ["--scenario", str(tmp_path / "nope.yaml")]
+        expected = f"error: {tmp_path / 'nope.yaml'}: no such file"
+    else:
+        (tmp_path / "bad.yaml").write_text("name: [\n")
+        args += ["--scenario", str(tmp_path / "bad.yaml")]
+        expected = f"error: {tmp_path / 'bad.yaml'}:"
+    r = subprocess.run([sys.executable, "-m", "rpiaas", "calibrate", *args], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(expected), r.stderr
+    assert not (tmp_path / "c.yaml").exists()
