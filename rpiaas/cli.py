@@ -63,6 +63,25 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("policies", help="list built-in and installed policies")
 
+    sw = sub.add_parser("sweep", help="run a grid of scenarios x policies x parameter values x seeds "
+                        "on a process pool or a Dask cluster and aggregate it (docs/sweep.md)")
+    sw.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s)")
+    sw.add_argument("--policy", action="append", default=[], metavar="P",
+                    help="a policy to run (repeatable; default: each scenario's own)")
+    sw.add_argument("--seeds", metavar="SEEDS", help="seeds, e.g. 1-30 or 1,2,5-8 (default: the scenario's)")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
+                    help="override a scenario key; several comma-separated values make it an axis of the grid")
+    sw.add_argument("--out", "-o", help="sweep directory (default: runs/sweep-SCENARIO)")
+    sw.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                    help="run on this Dask distributed scheduler instead of a local process pool")
+    sw.add_argument("--workers", type=int, help="local pool processes (default: every core)")
+    sw.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
+                    help="seconds to wait for the Dask scheduler (default 5)")
+    sw.add_argument("--skip-bad-lines", action="store_true",
+                    help="skip malformed trace lines (counted) instead of stopping at the first")
+    sw.add_argument("--no-event-log", action="store_true", help="runs write no events.jsonl")
+    sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+
     master = sub.add_parser("master", help="run the testbed master: poll agents, keep history, serve the API")
     master.add_argument("config", help="master config YAML file (cluster, store, poll_interval_s, ...)")
     master.add_argument("--host", help="address to listen on instead of the config's listen")
@@ -98,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "policies":
             return _policies()
+        if args.command == "sweep":
+            from .sweep import run_cli
+
+            return run_cli(args)
         if args.command == "master":
             return _master(args)
         if args.command == "netboot":

@@ -1,0 +1,499 @@
+"""Sweeps: a grid of runs (scenarios x policies x parameter values x seeds) and its statistics.
+
+:func:`expand` turns the command line into :class:`RunSpec` objects, each
+naming its own run directory under ``OUT/runs/``.  :func:`sweep` runs those
+not yet done, on a local process pool (every core by default) or on a Dask
+distributed cluster (``scheduler="tcp://host:8786"``), then aggregates:
+
+- ``sweep.csv``: one row per run (grid coordinates and summary metrics);
+- ``summary.csv``: per scenario, policy and parameter values, for each
+  metric: runs, mean, standard deviation and the 95 % confidence interval
+  of the mean (Student t);
+- ``plots/METRIC.png``: the means with their intervals as error bars.
+
+A run is done when its directory holds ``run.json``: the simulator moves a
+run directory into place only when the run completes, so an interrupted
+sweep started again redoes only the runs that had not finished, and a run
+redone elsewhere after a worker died is still written exactly once.
+``docs/sweep.md`` has the details.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .source import InputError
+
+__all__ = ["RunSpec", "SweepResult", "aggregate", "expand", "parse_seeds", "run_one",
+           "split_values", "sweep"]
+
+ID_COLUMNS = ("run", "scenario", "policy", "seed")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid: a scenario file, a policy, ``--set`` overrides and a seed."""
+
+    scenario: str  # absolute path, so that workers elsewhere find it on a shared filesystem
+    policy: str | None
+    seed: int
+    overrides: tuple[tuple[str, str], ...] = ()  # (key, value as written), the swept ones
+    fixed: tuple[tuple[str, str], ...] = ()  # single-valued --set pairs
+    out: str = ""  # the run directory
+    name: str = ""
+    scenario_name: str = ""
+    event_log: bool = True
+    skip_bad_lines: bool = False
+
+    def load(self) -> Any:
+        from .scenario import load_scenario, parse_overrides
+
+        pairs = [f"{k}={v}" for k, v in (*self.fixed, *self.overrides)]
+        overrides = parse_overrides(pairs)
+        if not self.event_log:
+            overrides.append(("event_log", False))
+        if self.skip_bad_lines:
+            overrides.append(("workload.trace.skip_bad_lines", True))
+        return load_scenario(self.scenario, overrides, seed=self.seed, policy=self.policy)
+
+
+@dataclass
+class SweepResult:
+    """What :func:`sweep` did: rows of ``sweep.csv``, the runs it ran now, the failures."""
+
+    out: Path
+    rows: list[dict[str, Any]]
+    ran: int
+    reused: int
+    failed: dict[str, str] = field(default_factory=dict)  # run name -> error
+
+
+# ---------------------------------------------------------------- the grid
+def parse_seeds(text: str) -> list[int]:
+    """``"1-30"``, ``"1,2,5-8"`` or ``"7"`` to a list of seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if dash else a
+        except ValueError:
+            raise InputError(f"expected seeds such as 1-30 or 1,2,5-8, got {text!r}", "--seeds") from None
+        if a < 0 or b < a:
+            raise InputError(f"expected a range low-high with 0 <= low <= high, got {part.strip()!r}",
+                             "--seeds")
+        seeds.extend(range(a, b + 1))
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"a seed appears twice in {text!r}", "--seeds")
+    return seeds
+
+
+def split_values(text: str) -> list[str]:
+    """``"0.5,1,{dist: uniform, low: 1, high: 4}"``: split on commas outside brackets and quotes."""
+    out, depth, quote, cur = [], 0, "", ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    out.append(cur.strip())
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text).strip("_") or "_"
+
+
+def _param_slug(overrides: Sequence[tuple[str, str]]) -> str:
+    if not overrides:
+        return ""
+    text = ",".join(f"{k}={v}" for k, v in overrides)
+    slug = "-".join(_slug(f"{k.rsplit('.', 1)[-1]}={v}") for k, v in overrides)
+    if len(slug) > 60 or len({k.rsplit(".", 1)[-1] for k, _ in overrides}) < len(overrides):
+        slug = "p" + hashlib.sha1(text.encode()).hexdigest()[:10]  # long or ambiguous: a stable hash
+    return slug
+
+
+def expand(scenarios: Sequence[str | Path], policies: Sequence[str], seeds: Sequence[int] | None,
+           sets: Sequence[str], out: str | Path, event_log: bool = True,
+           skip_bad_lines: bool = False) -> list[RunSpec]:
+    """The grid, in a fixed order; each point's scenario is validated once (an InputError if bad).
+
+    ``sets`` are ``KEY=V1,V2,...`` strings: a key with one value applies to
+    every run, a key with several is an axis of the grid.  No ``policies``:
+    each scenario's own; no ``seeds``: each scenario's own seed.
+    """
+    fixed: list[tuple[str, str]] = []
+    axes: list[list[tuple[str, str]]] = []
+    for item in sets:
+        if "=" not in item:
+            raise InputError(f"expected key.path=value[,value...], got {item!r}", "--set")
+        key, _, text = item.partition("=")
+        values = split_values(text)
+        if len(values) == 1:
+            fixed.append((key.strip(), values[0]))
+        else:
+            axes.append([(key.strip(), v) for v in values])
+    runs_dir = Path(out).resolve() / "runs"
+    specs: list[RunSpec] = []
+    names: dict[str, RunSpec] = {}
+    for file in scenarios:
+        path = str(Path(file).resolve())
+        for policy in ([*policies] if policies else [None]):
+            for combo in itertools.product(*axes):
+                probe = RunSpec(path, policy, 0, tuple(combo), tuple(fixed),
+                                event_log=event_log, skip_bad_lines=skip_bad_lines)
+                sc = probe.load()
+                for seed in (list(seeds) if seeds is not None else [sc.seed]):
+                    parts = [sc.name, sc.policy.name, _param_slug(combo), f"s{seed}"]
+                    name = "-".join(p for p in parts if p)
+                    spec = RunSpec(path, policy, seed, tuple(combo), tuple(fixed), str(runs_dir / name),
+                                   name, sc.name, event_log, skip_bad_lines)
+                    if name in names:
+                        raise InputError(f"two runs of the grid would share the directory {name} "
+                                         "(two scenario files with the same name?)", str(file))
+                    names[name] = spec
+                    specs.append(spec)
+    return specs
+
+
+# ---------------------------------------------------------------- one run
+def run_one(spec: RunSpec) -> dict[str, Any]:
+    """Run ``spec`` unless its run directory is complete; its row of ``sweep.csv``.
+
+    Runs in a pool process or on a Dask worker, so it is a plain top-level function.
+    """
+    out = Path(spec.out)
+    if not (out / "run.json").exists():
+        from .sim import simulate
+
+        simulate(spec.load(), out)
+    return _row(spec)
+
+
+def _row(spec: RunSpec) -> dict[str, Any]:
+    out = Path(spec.out)
+    record = json.loads((out / "run.json").read_text())
+    row: dict[str, Any] = {"run": spec.name, "scenario": spec.scenario_name,
+                           "policy": record["policy"], "seed": record["seed"]}
+    row.update({f"set:{k}": v for k, v in spec.overrides})
+    row.update(record["summary"])
+    try:
+        row["wall_s"] = json.loads((out / "timing.json").read_text()).get("wall_s")
+    except (OSError, ValueError):
+        row["wall_s"] = None
+    return row
+
+
+# ---------------------------------------------------------------- running the grid
+def sweep(specs: Sequence[RunSpec], out: str | Path, scheduler: str | None = None,
+          workers: int | None = None, progress: bool = True, connect_timeout_s: float = 5.0,
+          plots: bool = True) -> SweepResult:
+    """Run the runs of ``specs`` not yet done, then write ``sweep.csv``, ``summary.csv`` and plots."""
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    todo = [s for s in specs if not (Path(s.out) / "run.json").exists()]
+    rows: dict[str, dict[str, Any]] = {s.name: _row(s) for s in specs if s not in todo}
+    failed: dict[str, str] = {}
+    bar = _bar(len(specs), len(rows), progress)
+    try:
+        if todo:
+            runner = _dask if scheduler else _pool
+            for spec, row, error in runner(todo, scheduler or "", workers, connect_timeout_s):
+                if error is None:
+                    rows[spec.name] = row
+                else:
+                    failed[spec.name] = error
+                    bar.write(f"run {spec.name} failed: {error}")
+                bar.update(1)
+    finally:
+        bar.close()
+    ordered = [rows[s.name] for s in specs if s.name in rows]
+    _clean_partials(out / "runs", specs)
+    aggregate(ordered, out, plots=plots)
+    return SweepResult(out, ordered, len(todo) - len(failed), len(specs) - len(todo), failed)
+
+
+Outcome = tuple[RunSpec, dict[str, Any], str | None]
+
+
+def _pool(todo: Sequence[RunSpec], _: str, workers: int | None, __: float) -> Iterable[Outcome]:
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    pool = ProcessPoolExecutor(max_workers=n)
+    try:
+        futures: dict[Future[dict[str, Any]], RunSpec] = {pool.submit(run_one, s): s for s in todo}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                exc = f.exception()
+                yield futures[f], (f.result() if exc is None else {}), _error(exc)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _dask(todo: Sequence[RunSpec], address: str, _: int | None, timeout_s: float) -> Iterable[Outcome]:
+    try:
+        import distributed
+    except ImportError as e:
+        raise InputError(f"--scheduler needs the distributed package (pip install 'rpiaas[sweep]'): {e}",
+                         "--scheduler") from None
+    try:
+        dd: Any = distributed  # untyped
+        client = dd.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise InputError(f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s "
+                         f"({type(e).__name__}: {e})", "--scheduler") from None
+    try:
+        futures = {client.submit(run_one, s, key=f"rpiaas-run-{s.name}", pure=False): s for s in todo}
+        for f in dd.as_completed(futures):
+            exc = f.exception()
+            yield futures[f], (f.result() if exc is None else {}), _error(exc)
+    finally:
+        client.close()
+
+
+def _error(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    return str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def write(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, done: int, show: bool) -> Any:
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="run", desc="sweep", file=sys.stderr,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def _clean_partials(runs: Path, specs: Sequence[RunSpec]) -> None:
+    """Remove what attempts killed mid-run left behind, for runs now complete."""
+    done = {Path(s.out).name for s in specs if (Path(s.out) / "run.json").exists()}
+    for p in runs.glob(".*.partial-*"):
+        if p.name[1:].rsplit(".partial-", 1)[0] in done:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- statistics
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean, standard deviation and the half-width of the ``level`` confidence interval."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = math.fsum(values) / n
+    if n == 1:
+        return mean, math.nan, math.nan
+    if min(values) == max(values):  # exactly: no rounding noise in the interval
+        return float(values[0]), 0.0, 0.0
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, sd, t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+
+
+def _metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
+    skip = {*ID_COLUMNS}
+    keys: list[str] = []
+    for row in rows:
+        for k, v in row.items():
+            if k not in skip and not k.startswith("set:") and k not in keys and (
+                    isinstance(v, (int, float)) and not isinstance(v, bool)):
+                keys.append(k)
+    return keys
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per group (scenario, policy, parameter values) and metric."""
+    params = sorted({k for r in rows for k in r if k.startswith("set:")})
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["scenario"], r["policy"], *(r.get(p) for p in params)), []).append(r)
+    out = []
+    for key, members in groups.items():
+        for metric in _metrics(members):
+            values = [float(m[metric]) for m in members if isinstance(m.get(metric), (int, float))]
+            mean, sd, half = mean_ci(values)
+            row = {"scenario": key[0], "policy": key[1], **dict(zip(params, key[2:], strict=True)),
+                   "metric": metric, "n": len(values), "mean": mean, "sd": sd,
+                   "ci95_low": mean - half, "ci95_high": mean + half, "ci95_half": half}
+            out.append(row)
+    return out
+
+
+def aggregate(rows: Sequence[dict[str, Any]], out: str | Path, plots: bool = True) -> list[dict[str, Any]]:
+    """Write ``sweep.csv``, ``summary.csv``, ``summary.txt`` and (with ``plots``) ``plots/*.png``."""
+    out = Path(out)
+    _write_csv(out / "sweep.csv", rows)
+    summary = summarize(rows)
+    _write_csv(out / "summary.csv", summary)
+    (out / "summary.txt").write_text(format_table(summary) + "\n")
+    if plots and rows:
+        plot_summary(summary, out / "plots")
+    return summary
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+                        for k, v in r.items()})
+    tmp.replace(path)
+
+
+def plot_summary(summary: Sequence[dict[str, Any]], directory: Path) -> list[Path]:
+    """One PNG per metric: the mean of each group with its 95 % interval as error bars.
+
+    The x axis is the swept parameter when exactly one is swept (numeric values
+    on a numeric axis), else the parameter combinations; one series per
+    scenario and policy.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    params = [k for k in (summary[0] if summary else {}) if k.startswith("set:")]
+    written = []
+    for metric in dict.fromkeys(r["metric"] for r in summary):
+        rows = [r for r in summary if r["metric"] == metric]
+        labels = list(dict.fromkeys(", ".join(f"{p[4:]}={r[p]}" for p in params) for r in rows))
+        numeric = len(params) == 1 and all(_is_float(r[params[0]]) for r in rows)
+        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+        for series in dict.fromkeys((r["scenario"], r["policy"]) for r in rows):
+            pts = [r for r in rows if (r["scenario"], r["policy"]) == series]
+            xs = ([float(r[params[0]]) for r in pts] if numeric else
+                  [labels.index(", ".join(f"{p[4:]}={r[p]}" for p in params)) for r in pts])
+            order = sorted(range(len(pts)), key=lambda i: xs[i])
+            yerr = [0.0 if math.isnan(pts[i]["ci95_half"]) else pts[i]["ci95_half"] for i in order]
+            ax.errorbar([xs[i] for i in order], [pts[i]["mean"] for i in order], yerr=yerr,
+                        marker="o", capsize=4, label=" · ".join(str(s) for s in series))
+        if numeric:
+            ax.set_xlabel(params[0][4:])
+        else:
+            ax.set_xticks(range(len(labels)), [lb or "(scenario as written)" for lb in labels],
+                          rotation=20 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: mean and 95 % CI")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        path = directory / f"{_slug(metric)}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _is_float(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+TABLE_METRICS = ("mean_wait_s", "mean_response_s", "mean_bounded_slowdown", "mean_utilization",
+                 "energy_j")
+
+
+def format_table(summary: Sequence[dict[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:
+    """A text table: one line per group, ``mean ± half-width`` of a few metrics."""
+    by_group: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for r in summary:
+        key = tuple(v for k, v in r.items() if k in ("scenario", "policy") or k.startswith("set:"))
+        by_group.setdefault(key, {})[r["metric"]] = r
+    shown = [m for m in metrics if any(m in g for g in by_group.values())]
+    params = [k for k in (summary[0] if summary else {}) if k.startswith("set:")]
+    head = ["scenario", "policy", *(p[4:] for p in params), "n", *shown]
+    lines = [head]
+    for key, g in by_group.items():
+        n = max(r["n"] for r in g.values())
+        cells = [str(v) for v in key] + [str(n)]
+        for m in shown:
+            cell = g.get(m)
+            cells.append("—" if cell is None else _pm(cell["mean"], cell["ci95_half"]))
+        lines.append(cells)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines]
+    text.insert(1, "  ".join("─" * w for w in widths))
+    return "\n".join(text) + "\n(mean ± half-width of the 95 % confidence interval, Student t)"
+
+
+def _pm(mean: float, half: float) -> str:
+    def g(x: float) -> str:
+        return f"{x:,.4g}" if abs(x) < 1e5 else f"{x:,.0f}"
+
+    return g(mean) if math.isnan(half) else f"{g(mean)} ± {g(half)}"
+
+
+def run_cli(args: Any, progress_out: Callable[[str], None] = print) -> int:
+    """``rpiaas sweep``: expand, run, aggregate, print the table; the exit code."""
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    out = Path(args.out) if args.out else Path("runs") / ("sweep-" + Path(args.scenarios[0]).stem)
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"expected a positive number of workers, got {args.workers}", "--workers")
+    specs = expand(args.scenarios, args.policy, seeds, args.overrides, out,
+                   event_log=not args.no_event_log, skip_bad_lines=args.skip_bad_lines)
+    t0 = time.perf_counter()
+    try:
+        result = sweep(specs, out, scheduler=args.scheduler, workers=args.workers,
+                       progress=not args.quiet, connect_timeout_s=args.connect_timeout)
+    except KeyboardInterrupt:
+        done = sum((Path(s.out) / "run.json").exists() for s in specs)
+        print(f"interrupted: {done} of {len(specs)} runs done; the same command continues the sweep",
+              file=sys.stderr)
+        return 130
+    if not args.quiet:
+        progress_out((out / "summary.txt").read_text().rstrip())
+    progress_out(f"{len(specs)} runs ({result.ran} run now, {result.reused} already done, "
+                 f"{len(result.failed)} failed) in {time.perf_counter() - t0:.1f} s: {out}")
+    return 1 if result.failed else 0
