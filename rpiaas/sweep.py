@@ -270,7 +270,7 @@ def _dask(todo: Sequence[RunSpec], address: str, _: int | None, timeout_s: float
                          f"({type(e).__name__}: {e})", "--scheduler") from None
     try:
         futures = {client.submit(run_one, s, key=f"rpiaas-run-{s.name}", pure=False): s for s in todo}
-        for f in dd.as_completed(futures):
+        for f in dd.as_completed(list(futures), loop=client.loop):
             exc = f.exception()
             yield futures[f], (f.result() if exc is None else {}), _error(exc)
     finally:
@@ -370,7 +370,10 @@ def aggregate(rows: Sequence[dict[str, Any]], out: str | Path, plots: bool = Tru
     _write_csv(out / "summary.csv", summary)
     (out / "summary.txt").write_text(format_table(summary) + "\n")
     if plots and rows:
-        plot_summary(summary, out / "plots")
+        try:
+            plot_summary(summary, out / "plots")
+        except ImportError as e:  # matplotlib comes with the sweep extra
+            print(f"no plots: {e} (pip install 'rpiaas[sweep]')", file=sys.stderr)
     return summary
 
 

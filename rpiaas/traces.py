@@ -32,8 +32,8 @@ from typing import Any
 from .model import Task
 from .source import InputError, KeyPath, Source
 
-__all__ = ["SWF_FIELDS", "SkipReport", "TraceJob", "TraceOptions", "map_jobs", "parse_trace",
-           "read_csv", "read_swf", "swf_header"]
+__all__ = ["SWF_FIELDS", "SkipReport", "Target", "TraceJob", "TraceOptions", "map_jobs", "parse_trace",
+           "read_csv", "read_swf", "swf_header", "target_for"]
 
 SWF_FIELDS = ("job", "submit_s", "wait_s", "run_s", "procs", "cpu_s", "mem_kb", "req_procs",
               "req_time_s", "req_mem_kb", "status", "user", "group", "app", "queue",
