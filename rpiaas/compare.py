@@ -170,9 +170,9 @@ def _rows(f: Path, columns: Sequence[str]) -> Iterator[tuple[int, list[list[str]
                 chunk = list(itertools.islice(reader, _CHUNK))
                 if not chunk:
                     return
-                for i, row in enumerate(chunk):
-                    if len(row) != width:
-                        raise RunFileError(f"{f}:{line + i}: expected {width} fields, got {len(row)}")
+                if len(set(map(len, chunk))) != 1 or len(chunk[0]) != width:
+                    i, row = next((i, r) for i, r in enumerate(chunk) if len(r) != width)
+                    raise RunFileError(f"{f}:{line + i}: expected {width} fields, got {len(row)}")
                 yield line, chunk
                 line += len(chunk)
         except csv.Error as e:
@@ -182,6 +182,10 @@ def _rows(f: Path, columns: Sequence[str]) -> Iterator[tuple[int, list[list[str]
 
 
 def _floats(f: Path, line: int, name: str, values: Sequence[str]) -> Floats:
+    try:
+        return np.array(values, dtype=np.float64)
+    except ValueError:
+        pass  # empty fields (times a task never reached), or not numbers
     try:
         return np.array([v or "nan" for v in values], dtype=np.float64)
     except ValueError:
@@ -205,6 +209,10 @@ def _ints(f: Path, line: int, name: str, values: Sequence[str]) -> Ints:
 
 def _codes(values: Iterable[str], codes: dict[str, int]) -> Ints:
     """Small integer codes for names ('' -> -1), extending ``codes`` as new names appear."""
+    try:  # every name known already: the common case after the first rows
+        return np.fromiter(map(codes.__getitem__, values), dtype=np.int64)
+    except KeyError:
+        pass
     get = codes.get
     out = []
     for v in values:
@@ -230,10 +238,11 @@ def _read_tasks(f: Path) -> tuple[Any, ...]:
         parts["node"].append(_codes(cols[idx["node"]], nodes))
         states = cols[idx["state"]]
         bad = set(states) - state_codes.keys()
-        if bad:
-            i = next(i for i, s in enumerate(states) if s in bad)
-            raise RunFileError(f"{f}:{line + i}: state: unknown task state {states[i]!r}")
-        parts["state"].append(np.array([state_codes[s] for s in states], dtype=np.int64))
+        if not bad:
+            parts["state"].append(np.fromiter(map(state_codes.__getitem__, states), dtype=np.int64))
+            continue
+        i = next(i for i, s in enumerate(states) if s in bad)
+        raise RunFileError(f"{f}:{line + i}: state: unknown task state {states[i]!r}")
     arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k in (
         "task_id", "node", "state", "cores") else np.float64)) for k, v in parts.items()}
     order = np.argsort(arrays["task_id"], kind="stable")
