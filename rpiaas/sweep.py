@@ -49,7 +49,7 @@ class RunSpec:
 
     scenario: str  # absolute path, so that workers elsewhere find it on a shared filesystem
     policy: str | None
-    seed: int
+    seed: int | None  # None: the scenario's own
     overrides: tuple[tuple[str, str], ...] = ()  # (key, value as written), the swept ones
     fixed: tuple[tuple[str, str], ...] = ()  # single-valued --set pairs
     out: str = ""  # the run directory
@@ -130,9 +130,13 @@ def _param_slug(overrides: Sequence[tuple[str, str]]) -> str:
     if not overrides:
         return ""
     text = ",".join(f"{k}={v}" for k, v in overrides)
-    slug = "-".join(_slug(f"{k.rsplit('.', 1)[-1]}={v}") for k, v in overrides)
+    digest = hashlib.sha1(text.encode()).hexdigest()
+    short = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in overrides]
+    slug = "-".join(_slug(p) for p in short)
     if len(slug) > 60 or len({k.rsplit(".", 1)[-1] for k, _ in overrides}) < len(overrides):
-        slug = "p" + hashlib.sha1(text.encode()).hexdigest()[:10]  # long or ambiguous: a stable hash
+        return "p" + digest[:10]  # long or ambiguous: a stable hash
+    if slug != "-".join(short):
+        slug += "-" + digest[:6]  # characters were replaced: two values must not meet
     return slug
 
 
@@ -163,7 +167,7 @@ def expand(scenarios: Sequence[str | Path], policies: Sequence[str], seeds: Sequ
         path = str(Path(file).resolve())
         for policy in ([*policies] if policies else [None]):
             for combo in itertools.product(*axes):
-                probe = RunSpec(path, policy, 0, tuple(combo), tuple(fixed),
+                probe = RunSpec(path, policy, None, tuple(combo), tuple(fixed),
                                 event_log=event_log, skip_bad_lines=skip_bad_lines)
                 sc = probe.load()
                 for seed in (list(seeds) if seeds is not None else [sc.seed]):
@@ -217,11 +221,12 @@ def sweep(specs: Sequence[RunSpec], out: str | Path, scheduler: str | None = Non
     todo = [s for s in specs if not (Path(s.out) / "run.json").exists()]
     rows: dict[str, dict[str, Any]] = {s.name: _row(s) for s in specs if s not in todo}
     failed: dict[str, str] = {}
+    client = _client(scheduler, connect_timeout_s) if scheduler and todo else None
     bar = _bar(len(specs), len(rows), progress)
     try:
         if todo:
-            runner = _dask if scheduler else _pool
-            for spec, row, error in runner(todo, scheduler or "", workers, connect_timeout_s):
+            outcomes = _dask(todo, client) if client is not None else _pool(todo, workers)
+            for spec, row, error in outcomes:
                 if error is None:
                     rows[spec.name] = row
                 else:
@@ -239,7 +244,7 @@ def sweep(specs: Sequence[RunSpec], out: str | Path, scheduler: str | None = Non
 Outcome = tuple[RunSpec, dict[str, Any], str | None]
 
 
-def _pool(todo: Sequence[RunSpec], _: str, workers: int | None, __: float) -> Iterable[Outcome]:
+def _pool(todo: Sequence[RunSpec], workers: int | None) -> Iterable[Outcome]:
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
@@ -256,18 +261,26 @@ def _pool(todo: Sequence[RunSpec], _: str, workers: int | None, __: float) -> It
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _dask(todo: Sequence[RunSpec], address: str, _: int | None, timeout_s: float) -> Iterable[Outcome]:
+def _client(address: str, timeout_s: float) -> Any:
+    """A Dask client connected to ``address``, or an InputError within ``timeout_s``."""
     try:
         import distributed
     except ImportError as e:
         raise InputError(f"--scheduler needs the distributed package (pip install 'rpiaas[sweep]'): {e}",
                          "--scheduler") from None
+    dd: Any = distributed  # untyped
     try:
-        dd: Any = distributed  # untyped
-        client = dd.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
+        return dd.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
         raise InputError(f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s "
                          f"({type(e).__name__}: {e})", "--scheduler") from None
+
+
+def _dask(todo: Sequence[RunSpec], client: Any) -> Iterable[Outcome]:
+    """Each run a Dask task; the scheduler reruns elsewhere what a dying worker held."""
+    import distributed
+
+    dd: Any = distributed
     try:
         futures = {client.submit(run_one, s, key=f"rpiaas-run-{s.name}", pure=False): s for s in todo}
         for f in dd.as_completed(list(futures), loop=client.loop):
