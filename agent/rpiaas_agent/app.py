@@ -10,9 +10,12 @@ app made for a test and one served by ``rpiaas-agent`` behave alike.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Callable
+from urllib.parse import quote
 
+import psutil
 from aiohttp import web
 
 from .config import Config
@@ -44,9 +47,26 @@ def create_app(config: Config | None = None) -> web.Application:
     app.cleanup_ctx.append(_background("throttle monitor", lambda a: a[THROTTLE].run()))
     # the notifier outlives the tasks: the ends of those killed at shutdown are pushed too
     app.cleanup_ctx.append(app[NOTIFIER].run)
+    app.cleanup_ctx.append(_boot_report)
     app.cleanup_ctx.append(app[TASKS].run)
     app.on_response_prepare.append(_common_headers)
     return app
+
+
+async def _boot_report(app: web.Application) -> AsyncIterator[None]:
+    """With ``master_url``: tell the master the node has booted, and how long it took.
+
+    The agent's service starts at boot, so the node's uptime now is its boot
+    time (kernel start to service start).  The master accepts the report from
+    the node's own address; it is retried like a task end until it gets through.
+    """
+    config = app[CONFIG]
+    if config.master_url:
+        uptime_s = max(0.0, time.time() - psutil.boot_time())
+        url = f"{config.master_url}/api/v1/nodes/{quote(config.node_name, safe='')}/booted"
+        app[NOTIFIER].push(url, {"uptime_s": round(uptime_s, 3)}, what="the boot report",
+                           token=False)
+    yield
 
 
 def _background(name: str, job: Callable[[web.Application], Awaitable[None]]

@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="where tasks run and `io` tasks write (default /var/tmp)")
     p.add_argument("--max-finished-tasks", metavar="N",
                    help="finished tasks kept for GET /tasks (default 256)")
+    p.add_argument("--master-url", metavar="URL",
+                   help="the master (http://HOST:8080): the agent reports its node's boot there "
+                        "when it starts")
     p.add_argument("--print-config", action="store_true",
                    help="print the settings in effect (without the token) as JSON and exit")
     return p

@@ -67,6 +67,7 @@ class Config:
     oversubscribe: bool = False  # cores may exceed cpu_set: tasks share CPUs (emulated nodes)
     work_dir: str = "/var/tmp"  # on disk, unlike a tmpfs /tmp: `io` tasks measure the disk
     max_finished_tasks: int = 256
+    master_url: str | None = None  # where the agent reports its node's boot when it starts
 
     @property
     def node_name(self) -> str:
@@ -113,6 +114,13 @@ def _text(allow_empty: bool = False, max_len: int = 4096) -> Callable[[Any], str
                              f"got {v!r}")
         return v
     return parse
+
+
+def _http_url(v: Any) -> str:
+    if not isinstance(v, str) or not v.startswith(("http://", "https://")) or " " in v \
+            or len(v) > 2048 or not v.isprintable():
+        raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
+    return v.rstrip("/")
 
 
 def _bool(v: Any) -> bool:
@@ -183,6 +191,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "oversubscribe": _bool,
     "work_dir": _text(),
     "max_finished_tasks": _int(0, 100_000),
+    "master_url": _http_url,
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
 

@@ -44,20 +44,25 @@ class Notifier:
         self._session: aiohttp.ClientSession | None = None
         self._jobs: set[asyncio.Task[None]] = set()
 
-    def push(self, url: str, document: dict[str, Any]) -> None:
-        """Deliver ``document`` to ``url`` in the background (never blocks)."""
+    def push(self, url: str, document: dict[str, Any], what: str | None = None,
+             token: bool = True) -> None:
+        """Deliver ``document`` to ``url`` in the background (never blocks).
+
+        ``what`` names it in the log (default: the end of task ``document["id"]``);
+        ``token=False`` sends it without the agent's token.
+        """
+        what = what or f"the end of task {document.get('id')}"
         if self._session is None or self._session.closed:
-            log.warning("not pushing the end of task %s to %s: the agent is stopping",
-                        document.get("id"), url)
+            log.warning("not pushing %s to %s: the agent is stopping", what, url)
             return
-        job = asyncio.ensure_future(self._deliver(self._session, url, document))
+        job = asyncio.ensure_future(self._deliver(self._session, url, document, what, token))
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
     async def _deliver(self, session: aiohttp.ClientSession, url: str,
-                       document: dict[str, Any]) -> None:
+                       document: dict[str, Any], what: str, token: bool) -> None:
         headers = {"User-Agent": f"rpiaas-agent/{__version__}"}
-        if self.token is not None:
+        if self.token is not None and token:
             headers["Authorization"] = f"Bearer {self.token}"
         give_up = time.monotonic() + GIVE_UP_S
         delay, attempt = self.first_delay_s, 1
@@ -66,22 +71,20 @@ class Notifier:
                 async with session.post(url, json=document, headers=headers,
                                         allow_redirects=False) as r:
                     if 200 <= r.status < 300:
-                        log.debug("task %s: end pushed to %s", document["id"], url)
+                        log.debug("%s pushed to %s", what, url)
                         return
                     why = f"HTTP {r.status}"
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
                 why = str(e) or type(e).__name__
             if time.monotonic() + delay > give_up:
-                log.warning("task %s: giving up pushing its end to %s after %d tries (%s); "
-                            "the master can still poll it", document["id"], url, attempt, why)
+                log.warning("giving up pushing %s to %s after %d tries (%s)", what, url,
+                            attempt, why)
                 return
-            log.info("task %s: pushing its end to %s failed (%s); again in %g s",
-                     document["id"], url, why, delay)
+            log.info("pushing %s to %s failed (%s); again in %g s", what, url, why, delay)
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:
-                log.warning("task %s: not pushing its end to %s: the agent is stopping (%s)",
-                            document["id"], url, why)
+                log.warning("not pushing %s to %s: the agent is stopping (%s)", what, url, why)
                 raise
             delay, attempt = min(delay * 2, MAX_DELAY_S), attempt + 1
 

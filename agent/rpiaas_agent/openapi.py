@@ -161,6 +161,7 @@ _SCHEMAS: dict[str, Schema] = {
         "oversubscribe": {"type": "boolean"},
         "work_dir": {"type": "string"},
         "max_finished_tasks": _COUNT,
+        "master_url": {"type": ["string", "null"]},
         "token_set": {"type": "boolean"},
     }, "The agent's settings, the token left out."),
     "TaskRequest": {"oneOf": [_task_request(kind) for kind in KINDS],

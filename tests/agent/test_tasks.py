@@ -89,7 +89,7 @@ def test_every_kind_runs_and_ends_as_reported(agent: AgentProcess, tmp_path: Pat
     for doc in (nap, hold):
         assert doc["state"] == "completed" and doc["exit_status"] == 0 and doc["error"] is None
         assert doc["cpu_s"] < 0.3 and 5 < doc["peak_rss_mb"] < 200
-    assert abs(runtime(nap) - 0.5) < 0.05, runtime(nap)
+    assert abs(runtime(nap) - 0.5) < 0.1, runtime(nap)  # its end is seen by a thread: load delays it
     assert hold["peak_rss_mb"] >= 64 and abs(runtime(hold) - 0.3) < 0.1
 
     status, doc = call(agent, "POST", "/tasks", {"id": "disk", "kind": "io", "io_mb": 4,
@@ -115,7 +115,8 @@ def test_every_kind_runs_and_ends_as_reported(agent: AgentProcess, tmp_path: Pat
     # may add waiting to the wall time, so that is bounded more loosely
     per_core = burn["cpu_s"] / 2
     assert abs(per_core - expected_s) <= CPU_RUNTIME_TOLERANCE * expected_s, burn
-    assert 0.9 * expected_s <= runtime(burn) <= 2 * expected_s, runtime(burn)
+    # (no upper bound on the wall time: other processes may hold the CPUs for any while)
+    assert 0.9 * expected_s <= runtime(burn), runtime(burn)
     assert per_core <= 1.05 * runtime(burn), burn
 
     status, listing = call(agent, "GET", "/tasks")

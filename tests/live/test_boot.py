@@ -157,3 +157,31 @@ def test_the_boot_secret_comes_from_its_file_or_the_environment(
     path.write_text(path.read_text().replace("boot-secret\n", "no-such-file\n"))
     with pytest.raises(InputError, match="boot_secret_file"):
         load_master_config(path)
+
+
+def test_the_agent_reports_its_nodes_boot_when_it_starts(tmp_path: Path) -> None:
+    """A real agent process with ``--master-url``: the master records node1's boot (by address)."""
+    from ..agent.helpers import start_agent
+
+    app = create_app(load_master_config(_config(tmp_path, secret=False)))
+
+    async def go() -> None:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            master_url = str(client.make_url("")).rstrip("/")
+            sysfs = tmp_path / "sysfs-empty"
+            sysfs.mkdir()
+            agent = await asyncio.to_thread(
+                start_agent, tmp_path, "--name", NODE1, "--sysfs-root", str(sysfs),
+                "--vcgencmd", "", "--disk-path", str(tmp_path), "--master-url", master_url)
+            try:
+                for _ in range(200):
+                    events = await asyncio.to_thread(app[STORE].events, NODE1, None, None, BOOT_EVENT)
+                    if events:
+                        break
+                    await asyncio.sleep(0.05)
+                assert events, "no boot report from the agent"
+                assert events[-1].data["via"] == "address" and events[-1].data["boot_s"] > 0
+            finally:
+                agent.terminate()
+
+    asyncio.run(go())
