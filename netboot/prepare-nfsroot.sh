@@ -17,8 +17,9 @@
 #      built by running the image's own python3 under chroot: on an x86 server
 #      that needs qemu-user-static with binfmt_misc), with its settings in
 #      /etc/rpiaas-agent/agent.toml (name = the node's name), the token given
-#      with --agent-token-file in /etc/rpiaas-agent/token, and the systemd unit
-#      enabled.  --no-agent skips this step.
+#      with --agent-token-file in /etc/rpiaas-agent/token, master_url set to
+#      --master-url (the agent then reports the node's boot there when it
+#      starts), and the systemd unit enabled.  --no-agent skips this step.
 # and, with --image or --boot-from, copies the boot partition to DIR/boot-files
 # for `rpiaas netboot render --boot-files DIR/boot-files` (render again after).
 #
@@ -37,7 +38,7 @@ set -eu
 usage() { sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "prepare-nfsroot: $*" >&2; exit 1; }
 
-render="" image="" root_from="" boot_from="" token_file="" agent=1
+render="" image="" root_from="" boot_from="" token_file="" master_url="" agent=1
 minimal=0 busybox="" master="" boot_secret_file=""
 agent_src=$(cd "$(dirname "$0")/../agent" 2>/dev/null && pwd || true)
 while [ $# -gt 0 ]; do
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
         --root-from) root_from=$2; shift 2 ;;
         --boot-from) boot_from=$2; shift 2 ;;
         --agent-token-file) token_file=$2; shift 2 ;;
+        --master-url) master_url=$2; shift 2 ;;
         --agent-src) agent_src=$2; shift 2 ;;
         --no-agent) agent=0; shift ;;
         --minimal) minimal=1; shift ;;
@@ -130,8 +132,9 @@ EOF
         chroot "$root" /opt/rpiaas-agent/venv/bin/pip install --quiet /opt/rpiaas-agent/src \
             || die "$name: pip install of the agent failed (the chroot needs network access)"
         ln -sf /opt/rpiaas-agent/venv/bin/rpiaas-agent "$root/usr/local/bin/rpiaas-agent"
-        sed "s/^# name = .*/name = \"$name\"/" "$agent_src/config.example.toml" \
-            > "$root/etc/rpiaas-agent/agent.toml"
+        sed -e "s/^# name = .*/name = \"$name\"/" \
+            -e "s|^# master_url = .*|${master_url:+master_url = \"$master_url\"}|" \
+            "$agent_src/config.example.toml" > "$root/etc/rpiaas-agent/agent.toml"
         if [ -n "$token_file" ]; then
             install -m 640 "$token_file" "$root/etc/rpiaas-agent/token"
         fi
