@@ -9,7 +9,13 @@ first report: it leaves out the boot ROM, firmware and TFTP stage before the
 kernel, which the node cannot measure).  This is the figure that calibrates
 ``boot_s`` of a node type in simulation.
 
-The call does not take the master's bearer token (a node has none).  It is
+``POST /api/v1/nodes/{name}/booting`` (the master's token) says the node was
+just powered on (by an operator, a power switch script, a test): the node's
+state is *booting* (``booting_since_s`` in its document, a badge on the
+dashboard) until its boot report, which then also records ``power_on_s``,
+the seconds from power-on to the report, boot ROM and TFTP included.
+
+The boot report does not take the master's bearer token (a node has none).  It is
 accepted when
 
 - it comes from the node's own address (``request.remote`` is the node's
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 BOOT_PATH = "/api/v1/nodes/{name}/booted"
 BOOT_EVENT = "boot"
 BOOT_STATE_REASON = "boot report"
+BOOTING_PATH = "/api/v1/nodes/{name}/booting"
+POWER_ON_EVENT = "power_on"
 
 
 def node_boot_token(secret: str, name: str) -> str:
@@ -106,8 +114,11 @@ async def booted(request: web.Request) -> web.Response:
     boot_s = _body_number(data, "uptime_s")
     now = time.time()
     store = request.app[STORE]
-    await asyncio.to_thread(store.record_event, name, now, BOOT_EVENT,
-                            {"boot_s": boot_s, "address": request.remote, "via": via})
+    data_out: dict[str, object] = {"boot_s": boot_s, "address": request.remote, "via": via}
+    if entry.booting_since_s is not None:
+        data_out["power_on_s"] = round(now - entry.booting_since_s, 6)
+        entry.booting_since_s = None
+    await asyncio.to_thread(store.record_event, name, now, BOOT_EVENT, data_out)
     if entry.online is not True:
         # not set_online(): that would count the report as a successful poll
         entry.online, entry.changed_s, entry.reason = True, now, ""
@@ -116,5 +127,20 @@ async def booted(request: web.Request) -> web.Response:
     return web.json_response({"node": name, "time_s": now, "boot_s": boot_s, "via": via})
 
 
+async def booting(request: web.Request) -> web.Response:
+    """The node was just powered on (master token): booting until it reports."""
+    name = request.match_info["name"]
+    entry = request.app[REGISTRY].get(name)
+    if entry is None:
+        return json_error(404, f"no such node: {name}")
+    await _body(request, ())
+    now = time.time()
+    entry.booting_since_s = now
+    await asyncio.to_thread(request.app[STORE].record_event, name, now, POWER_ON_EVENT, {})
+    log.info("%s is booting", name)
+    return web.json_response(entry.to_json())
+
+
 def setup_boot_routes(app: web.Application) -> None:
     app.router.add_post(BOOT_PATH, booted)
+    app.router.add_post(BOOTING_PATH, booting)

@@ -22,6 +22,7 @@ The API, all under ``/api/v1/``:
 ``GET  runs/{id}/files/{name}``   open   a file of a completed run's directory
 ``DELETE runs/{id}``              token  cancel a run
 ``POST task-ended``               agent  an agent pushes a task's end (agents' token)
+``POST nodes/{name}/booting``     token  the node was just powered on
 ``POST nodes/{name}/booted``      node   ``{uptime_s}``: the node has booted (its address
                                          or its boot token; see ``boot.py``)
 ================================  =====  =============================================
@@ -102,6 +103,8 @@ _SCHEMAS: dict[str, Schema] = {
         "changed_s": _nullable(_SECONDS),
         "last_ok_s": _nullable(_SECONDS),
         "reason": {"type": "string"},
+        "booting_since_s": _nullable({**_SECONDS, "description":
+                                      "When it was said to be powered on, until its boot report."}),
         "sample": _nullable(_ref("Sample")),
     }, "A node, its agent's address and its current state."),
     "NodeList": _object({"nodes": {"type": "array", "items": _ref("Node")}}),
@@ -179,6 +182,8 @@ _SCHEMAS: dict[str, Schema] = {
     "LastBoot": _object({
         "time_s": _SECONDS,
         "boot_s": _nullable(_SECONDS),
+        "power_on_s": _nullable({**_SECONDS, "description":
+                                 "From the booting call to the report (s), if there was one."}),
     }, "The node's last boot report: when, and its boot time (s)."),
     "TaskEndedResult": _object({"known": {"type": "boolean",
                                           "description": "Whether a run knew the task."}}),
@@ -195,6 +200,9 @@ _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
                                    "items": _ref("StateChange"),
                                    "description": "The last state changes, newest last."}
 _detail["required"].append("states")
+_SCHEMAS["NodeState"] = copy.deepcopy(_SCHEMAS["Node"])
+del _SCHEMAS["NodeState"]["properties"]["sample"]
+_SCHEMAS["NodeState"]["required"].remove("sample")
 _detail["properties"]["last_boot"] = _nullable(_ref("LastBoot"))
 _detail["required"].append("last_boot")
 _SCHEMAS["NodeDetail"] = _detail
@@ -327,6 +335,10 @@ def openapi_document() -> dict[str, Any]:
             "responses": {**_responses(_ok("The boot as recorded.", "BootRecorded"),
                                        "400", "404", "405", "413", "415"),
                           "403": {"$ref": "#/components/responses/Forbidden"}}}},
+        "/api/v1/nodes/{name}/booting": {"parameters": [_NAME], "post": _post(
+            "nodeBooting", "The node was just powered on: booting until its boot report.",
+            _ok("The node.", "NodeState"), None, "404",
+            description="Takes no body (or an empty JSON object).")},
         "/api/v1/task-ended": {"post": _post(
             "taskEnded", "An agent pushes a task's end (with the agents' token).",
             _ok("Whether a run knew the task.", "TaskEndedResult"), "TaskEnded")},

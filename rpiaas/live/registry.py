@@ -29,6 +29,7 @@ class NodeEntry:
     changed_s: float | None = None
     last_ok_s: float | None = None
     reason: str = ""
+    booting_since_s: float | None = None  # powered on and not reported booted yet
 
     @property
     def name(self) -> str:
@@ -58,6 +59,7 @@ class NodeEntry:
             "changed_s": self.changed_s,
             "last_ok_s": self.last_ok_s,
             "reason": self.reason,
+            "booting_since_s": self.booting_since_s,
         }
 
 

@@ -105,8 +105,9 @@ def _state_json(c: StateChange) -> dict[str, Any]:
 
 def _boot_json(e: Event) -> dict[str, Any]:
     """A boot report (see ``boot.py``): when, and how long the boot took."""
-    boot_s = e.data.get("boot_s")
-    return {"time_s": e.time_s, "boot_s": boot_s if isinstance(boot_s, (int, float)) else None}
+    boot_s, power_on_s = e.data.get("boot_s"), e.data.get("power_on_s")
+    return {"time_s": e.time_s, "boot_s": boot_s if isinstance(boot_s, (int, float)) else None,
+            "power_on_s": power_on_s if isinstance(power_on_s, (int, float)) else None}
 
 
 def _node_json(entry: NodeEntry, sample: Sample | None) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def test_a_report_from_the_nodes_address_is_recorded_and_marks_it_online(tmp_pat
         assert states[-2].online is False  # the first poll found no agent: booting -> online
         doc = await (await client.get(f"/api/v1/nodes/{NODE1}")).json()
         assert doc["online"] is True and doc["reason"] == ""
-        assert doc["last_boot"] == {"time_s": got["time_s"], "boot_s": 2.5}
+        assert doc["last_boot"] == {"time_s": got["time_s"], "boot_s": 2.5,
+                                    "power_on_s": None}
         assert doc["last_ok_s"] is None  # a report is not a successful poll
         # a second boot: another event, the state stays online (no change recorded)
         assert (await _report(client, NODE1, 3)).status == 200
@@ -185,3 +186,22 @@ def test_the_agent_reports_its_nodes_boot_when_it_starts(tmp_path: Path) -> None
                 agent.terminate()
 
     asyncio.run(go())
+
+
+def test_booting_until_the_boot_report(tmp_path: Path) -> None:
+    async def body(client: Client, app: Any) -> None:
+        auth = {"Authorization": f"Bearer {MASTER_TOKEN}"}
+        assert (await client.post(f"/api/v1/nodes/{NODE1}/booting")).status == 401
+        resp = await client.post(f"/api/v1/nodes/{NODE1}/booting", headers=auth)
+        doc = await resp.json()
+        assert resp.status == 200 and doc["booting_since_s"] > 0 and doc["online"] is False
+        listed = {n["name"]: n for n in (await (await client.get("/api/v1/nodes")).json())["nodes"]}
+        assert listed[NODE1]["booting_since_s"] == doc["booting_since_s"]
+        await asyncio.sleep(0.05)
+        assert (await _report(client, NODE1, 1.5)).status == 200
+        node = await (await client.get(f"/api/v1/nodes/{NODE1}")).json()
+        assert node["booting_since_s"] is None and node["online"] is True
+        assert node["last_boot"]["boot_s"] == 1.5 and node["last_boot"]["power_on_s"] >= 0.05
+        assert (await client.post("/api/v1/nodes/nope/booting", headers=auth)).status == 404
+
+    _with_master(_config(tmp_path), body)

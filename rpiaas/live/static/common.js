@@ -65,13 +65,15 @@ window.rpiaas = (function () {
     return isNumber(timeS) ? new Date(timeS * 1000).toLocaleString() : "";
   }
 
-  function stateName(online) {
+  function stateName(online, node) {
+    if (online !== true && node && isNumber(node.booting_since_s)) return "booting";
     return online === true ? "online" : online === false ? "offline" : "unknown";
   }
 
   // "online for 3 min", "offline for 10 s", "not yet polled"
   function stateText(node) {
-    const state = stateName(node.online);
+    const state = stateName(node.online, node);
+    if (state === "booting") return "booting for " + duration(nowS() - node.booting_since_s);
     if (state === "unknown") return "not yet polled";
     return isNumber(node.changed_s) ? state + " for " + duration(nowS() - node.changed_s) : state;
   }

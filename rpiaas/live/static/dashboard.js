@@ -16,7 +16,7 @@
 
   function nodeRow(node) {
     const sample = node.sample;
-    const state = r.stateName(node.online);
+    const state = r.stateName(node.online, node);
     const row = document.createElement("tr");
     row.className = "node " + state;
     row.dataset.name = node.name;
@@ -37,7 +37,7 @@
     badge.textContent = state === "unknown" ? "unknown" : state;
     const since = document.createElement("span");
     since.className = "since";
-    since.textContent = r.stateText(node).replace(/^(online|offline) ?/, "");
+    since.textContent = r.stateText(node).replace(/^(online|offline|booting) ?/, "");
     const stateCell = cell(row, "state");
     stateCell.append(badge, " ", since);
     if (node.online === false && node.reason) stateCell.title = node.reason;

@@ -30,7 +30,7 @@
 
   function showNode(node) {
     const sample = node.sample;
-    const state = r.stateName(node.online);
+    const state = r.stateName(node.online, node);
     document.title = node.name + " — rpiaas";
     r.setText("node-name", node.name);
     const badge = r.setText("node-state", state);
