@@ -58,6 +58,7 @@ MASTER_URL = f"http://{SERVER_IP}:{MASTER_PORT}"
 BOOT_TIMEOUT_S = 60.0  # under TCG a boot takes 2-3 s; a failed one ends QEMU (panic=1, poweroff)
 SECRET = "vm-boot-secret-0123456789"
 MARKER = "rpiaas-booted"
+MASTER_TOKEN = "vm-test-master-token"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,15 @@ class Bed:
         assert done.returncode == 0, f"GET {path}: {done.stderr}\n{self.master.log_text()}"
         return json.loads(done.stdout)
 
+    def power_on(self, node: Node) -> dict[str, Any]:
+        """Tell the master the node is being powered on (it is booting until it reports)."""
+        done = self.bed.server.run(
+            "busybox", "wget", "-q", "-O", "-", "--header", f"Authorization: Bearer {MASTER_TOKEN}",
+            "--header", "Content-Type: application/json", "--post-data", "{}",
+            f"{MASTER_URL}/api/v1/nodes/{node.name}/booting")
+        assert done.returncode == 0, f"booting: {done.stderr}\n{self.master.log_text()}"
+        return dict(json.loads(done.stdout))
+
     def start_vm(self, node: Node, run: int = 0) -> Service:
         return self.bed.start(
             f"vm-{node.hostname}-{run}", str(VM_DIR / "boot-vm.sh"), "--tap", node.tap,
@@ -210,7 +220,9 @@ def _serve(work: Path, files: VmFiles) -> Iterator[Bed]:
         == node_boot_token(SECRET, NODE2.name)
     (work / "master.yaml").write_text(
         f"cluster: cluster.yaml\nlisten: \"{SERVER_IP}:{MASTER_PORT}\"\nstore: history.db\n"
-        "poll_interval_s: 3600\npoll_timeout_s: 1\nboot_secret_file: boot-secret\n")
+        "poll_interval_s: 3600\npoll_timeout_s: 1\nboot_secret_file: boot-secret\n"
+        "token_file: master-token\n")
+    (work / "master-token").write_text(MASTER_TOKEN + "\n")
     # node3's root is missing (a botched preparation): ganesha leaves out its export
     subprocess.run(["rm", "-rf", str(work / "nfs" / NODE3.name)], check=True)
     with netns_pair(work / "state", "02:00:00:00:00:99", bridge=True) as bed:
@@ -233,6 +245,8 @@ def test_a_vm_boots_from_its_nfs_root_and_reports_to_the_master(served: Bed) -> 
     boot_s = []
     for run in range(boots):
         before = served.markers()
+        assert served.power_on(NODE1)["booting_since_s"] is not None
+        assert served.api(f"/api/v1/nodes/{NODE1.name}")["booting_since_s"] is not None
         vm = served.start_vm(NODE1, run)
         wall_s = _wait(vm)
         console = vm.log_text()
@@ -252,6 +266,9 @@ def test_a_vm_boots_from_its_nfs_root_and_reports_to_the_master(served: Bed) -> 
         assert doc["online"] is True and doc["last_boot"] is not None, doc
         assert doc["last_boot"]["boot_s"] == pytest.approx(float(marker["uptime_s"]))
         assert 0 < doc["last_boot"]["boot_s"] < wall_s
+        # booting -> online: from the power-on call to the report, the firmware stage included
+        assert doc["booting_since_s"] is None
+        assert doc["last_boot"]["boot_s"] < doc["last_boot"]["power_on_s"] < wall_s + 1.0
         boot_s.append(doc["last_boot"]["boot_s"])
     assert [s["reason"] for s in doc["states"] if s["online"]] == ["boot report"]
     assert "by address" in served.master.log_text()
