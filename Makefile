@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python benchmarks/agent_idle.py
 	$(BIN)/python benchmarks/master_poll.py
 	$(BIN)/python benchmarks/live_dispatch.py
+	$(BIN)/python benchmarks/sweep.py
 	$(BIN)/python benchmarks/compare_1m.py
 
 clean:
