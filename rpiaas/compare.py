@@ -56,6 +56,7 @@ Ints = npt.NDArray[np.int64]
 _CHUNK = 100_000  # csv rows parsed per numpy conversion
 _SERIES_POINTS = 400  # points kept of each time series for plots
 _WORST = 10  # tasks listed as the worst disagreements
+_NODE_PANELS = 12  # nodes whose own series the report overlays (the first ones)
 _STATES = ("queued", "running", "completed", "rejected", "failed", "killed")
 _COMPLETED = _STATES.index("completed")
 
@@ -461,6 +462,26 @@ def cluster_series(run: Run, points: int = _SERIES_POINTS) -> dict[str, list[flo
             "power_w": [_num(x) for x in power[keep]]}
 
 
+def node_series(run: Run, names: Sequence[str], points: int = 200,
+                ) -> dict[str, dict[str, list[float | None]]]:
+    """Utilisation and power of each named node over time, thinned to ``points`` samples."""
+    s = run.series
+    out: dict[str, dict[str, list[float | None]]] = {}
+    if s is None or not s.time_s.size:
+        return out
+    where = {n: i for i, n in enumerate(run.node_names)}
+    for name in names:
+        code = where.get(name)
+        if code is None:
+            continue
+        rows = np.flatnonzero(s.node == code)
+        rows = rows[_thin(rows.size, points)]
+        out[name] = {"time_s": [_num(x) for x in s.time_s[rows]],
+                     "utilization": [_num(x) for x in s.utilization[rows]],
+                     "power_w": [_num(x) for x in s.power_w[rows]]}
+    return out
+
+
 def _thin(n: int, points: int) -> Ints:
     if n <= points:
         return np.arange(n, dtype=np.int64)
@@ -512,6 +533,10 @@ def compare_loaded(runs: Sequence[Run]) -> dict[str, Any]:
     """:func:`compare_runs` on runs already loaded."""
     _labels(runs)
     ref = runs[0]
+    declared = [n["node"] for r in runs for n in r.record.get("nodes") or []
+                if isinstance(n, dict) and isinstance(n.get("node"), str)]
+    panel_nodes = list(dict.fromkeys([*declared, *(n for r in runs for n in r.node_names if n)]))
+    panel_nodes = panel_nodes[:_NODE_PANELS]
     pairs = []
     scatters = []
     for i, other in enumerate(runs[1:], start=1):
@@ -533,6 +558,7 @@ def compare_loaded(runs: Sequence[Run]) -> dict[str, Any]:
             "response_quantiles": [quantiles(r.response_s[r.completed]) for r in runs],
             "wait_quantiles": [quantiles(r.wait_s) for r in runs],
             "series": [cluster_series(r) for r in runs],
+            "node_series": [node_series(r, panel_nodes) for r in runs],
             "scatter": scatters,
         },
     }

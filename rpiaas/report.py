@@ -20,6 +20,8 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 W, H = 640, 360
 L, R, T, B = 70, 20, 20, 50  # margins
 _MAX_BARS = 40
+_PANELS = 12  # nodes with a panel of their own
+PANEL = (420, 220)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1400px;color:#222;padding:0 1em}
@@ -29,6 +31,8 @@ td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}
 td:first-child,th:first-child{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:1em}
 figure.plot{margin:0;border:1px solid #ddd;padding:.4em;background:#fff}
+figure.wide{flex-basis:100%}.panels{display:flex;flex-wrap:wrap;gap:.3em}
+.panel-title{font-weight:bold}
 figcaption{font-size:.85em;color:#444;max-width:640px}
 .note{background:#fff4d6;padding:.4em .8em;border-left:4px solid #e0a800}
 .legend span{display:inline-block;margin-right:1em}
@@ -69,7 +73,9 @@ def _label(v: float) -> str:
 class _Axes:
     """Linear axes from data ranges to the SVG box."""
 
-    def __init__(self, xs: Sequence[float], ys: Sequence[float], y0: bool = False) -> None:
+    def __init__(self, xs: Sequence[float], ys: Sequence[float], y0: bool = False,
+                 size: tuple[int, int] = (W, H)) -> None:
+        self.w, self.h = size
         fx = [x for x in xs if math.isfinite(x)] or [0.0, 1.0]
         fy = [y for y in ys if math.isfinite(y)] or [0.0, 1.0]
         self.x0, self.x1 = min(fx), max(fx)
@@ -84,31 +90,32 @@ class _Axes:
             self.y0 -= pad
 
     def x(self, v: float) -> float:
-        return L + (v - self.x0) / (self.x1 - self.x0) * (W - L - R)
+        return L + (v - self.x0) / (self.x1 - self.x0) * (self.w - L - R)
 
     def y(self, v: float) -> float:
-        return H - B - (v - self.y0) / (self.y1 - self.y0) * (H - T - B)
+        return self.h - B - (v - self.y0) / (self.y1 - self.y0) * (self.h - T - B)
 
     def frame(self, xlabel: str, ylabel: str) -> list[str]:
-        out = [f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" '
+        out = [f'<rect x="{L}" y="{T}" width="{self.w - L - R}" height="{self.h - T - B}" fill="none" '
                'stroke="#999"/>']
         for v in _nice_ticks(self.x0, self.x1):
             px = self.x(v)
-            out.append(f'<line x1="{px:.1f}" y1="{H - B}" x2="{px:.1f}" y2="{H - B + 4}" stroke="#999"/>'
-                       f'<text x="{px:.1f}" y="{H - B + 16}" text-anchor="middle">{_label(v)}</text>')
+            out.append(f'<line x1="{px:.1f}" y1="{self.h - B}" x2="{px:.1f}" y2="{self.h - B + 4}" stroke="#999"/>'
+                       f'<text x="{px:.1f}" y="{self.h - B + 16}" text-anchor="middle">{_label(v)}</text>')
         for v in _nice_ticks(self.y0, self.y1):
             py = self.y(v)
-            out.append(f'<line x1="{L}" y1="{py:.1f}" x2="{W - R}" y2="{py:.1f}" stroke="#eee"/>'
+            out.append(f'<line x1="{L}" y1="{py:.1f}" x2="{self.w - R}" y2="{py:.1f}" stroke="#eee"/>'
                        f'<text x="{L - 6}" y="{py + 4:.1f}" text-anchor="end">{_label(v)}</text>')
-        out.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">{_e(xlabel)}</text>')
-        out.append(f'<text transform="translate(16,{(T + H - B) / 2}) rotate(-90)" '
+        out.append(f'<text x="{(L + self.w - R) / 2}" y="{self.h - 12}" text-anchor="middle">{_e(xlabel)}</text>')
+        out.append(f'<text transform="translate(16,{(T + self.h - B) / 2}) rotate(-90)" '
                    f'text-anchor="middle">{_e(ylabel)}</text>')
         return out
 
 
-def _svg(name: str, body: list[str], title: str) -> str:
+def _svg(name: str, body: list[str], title: str, size: tuple[int, int] = (W, H)) -> str:
+    w, h = size
     return (f'<svg class="chart" data-plot="{_e(name)}" '
-            f'width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{_e(title)}">'
+            f'width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{_e(title)}">'
             + "".join(body) + "</svg>")
 
 
@@ -117,10 +124,10 @@ def _fin(v: Any) -> bool:
 
 
 def line_plot(name: str, lines: Sequence[tuple[str, Sequence[Any], Sequence[Any]]], xlabel: str,
-              ylabel: str, title: str, step: bool = False) -> str:
+              ylabel: str, title: str, step: bool = False, size: tuple[int, int] = (W, H)) -> str:
     """An SVG line plot: one polyline per ``(label, xs, ys)``, ``None`` values skipped."""
     pts = [[(x, y) for x, y in zip(xs, ys, strict=False) if _fin(x) and _fin(y)] for _, xs, ys in lines]
-    ax = _Axes([p[0] for ps in pts for p in ps], [p[1] for ps in pts for p in ps], y0=True)
+    ax = _Axes([p[0] for ps in pts for p in ps], [p[1] for ps in pts for p in ps], y0=True, size=size)
     body = ax.frame(xlabel, ylabel)
     for i, ps in enumerate(pts):
         if not ps:
@@ -134,7 +141,9 @@ def line_plot(name: str, lines: Sequence[tuple[str, Sequence[Any], Sequence[Any]
             prev_y = y
         body.append(f'<polyline class="series" data-label="{_e(lines[i][0])}" fill="none" '
                     f'stroke="{COLORS[i % len(COLORS)]}" stroke-width="1.6" points="{" ".join(coords)}"/>')
-    return _svg(name, body, title)
+    if size != (W, H):  # a panel of small multiples: its title inside
+        body.append(f'<text class="panel-title" x="{L}" y="{T - 6}">{_e(title)}</text>')
+    return _svg(name, body, title, size)
 
 
 def cdf_plot(name: str, samples: Sequence[tuple[str, Sequence[Any]]], xlabel: str, title: str) -> str:
@@ -190,6 +199,15 @@ def scatter_plot(name: str, xs: Sequence[Any], ys: Sequence[Any], xlabel: str, y
                 + "".join(f'<circle cx="{ax.x(x):.1f}" cy="{ax.y(y):.1f}" r="2"/>' for x, y in pts)
                 + "</g>")
     return _svg(name, body, title)
+
+
+def _node_panels(labels: Sequence[str], series: Sequence[dict[str, Any]], metric: str,
+                 unit: str) -> str:
+    names = list(dict.fromkeys(n for s in series for n in s))[:_PANELS]
+    return "".join(line_plot(f"node-{metric}-{i}", [
+        (label, s.get(name, {}).get("time_s", []), s.get(name, {}).get(metric, []))
+        for label, s in zip(labels, series, strict=False)], "time (s)", unit, name, size=PANEL)
+        for i, name in enumerate(names))
 
 
 def _figure(name: str, svg: str, caption: str) -> str:
@@ -293,6 +311,14 @@ def render_report(result: dict[str, Any]) -> str:
             "time (s)", "power (W)", "cluster power over time"),
                 "The cluster's total power draw at each sample."),
     ]
+    for metric, unit, what in (("utilization", "utilisation", "CPU utilisation"),
+                               ("power_w", "power (W)", "power draw")):
+        panels = _node_panels(labels, plots.get("node_series", []), metric, unit)
+        if panels:
+            name = "node-" + metric.split("_")[0]
+            figs.append(f'<figure class="plot wide" id="plot-{name}"><div class="panels">{panels}</div>'
+                        f"<figcaption>Each node's {what} over time, the runs overlaid (the first "
+                        f"{_PANELS} nodes).</figcaption></figure>")
     nodes = list(dict.fromkeys(n for t in result["nodes"] for n in t))
     shown = nodes[:_MAX_BARS]
     more = f" (the first {_MAX_BARS} of {len(nodes):,} nodes)" if len(nodes) > _MAX_BARS else ""

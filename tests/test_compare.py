@@ -153,9 +153,11 @@ def test_files_written_are_self_contained(runs: dict[str, Path], tmp_path: Path)
     html = (tmp_path / "cmp" / "report.html").read_text()
     assert not re.search(r"(https?:)?//[a-z]", html, re.I)  # nothing fetched from anywhere
     assert "<script" not in html
-    for plot in ("response-cdf", "wait-cdf", "utilization", "power", "energy", "scatter-B"):
+    for plot in ("response-cdf", "wait-cdf", "utilization", "power", "node-utilization", "node-power",
+                 "energy", "scatter-B"):
         assert f'id="plot-{plot}"' in html
-    assert html.count('class="series"') == 3 * 4  # three runs in four line plots
+    # three runs in four line plots, and in a panel of each of the five nodes for two metrics
+    assert html.count('class="series"') == 3 * 4 + 3 * 5 * 2
     assert "wrote " in r.stdout and "metric" in r.stdout
 
 

@@ -16,7 +16,8 @@ from .helpers import scenario
 pytest.importorskip("aiohttp")
 from .live.test_dashboard import SCREEN, Chromium, _check_png
 
-PLOTS = ("response-cdf", "wait-cdf", "utilization", "power", "energy", "scatter-B")
+PLOTS = ("response-cdf", "wait-cdf", "utilization", "power", "node-utilization", "node-power",
+         "energy", "scatter-B")
 
 
 def _runs(tmp_path: Path) -> list[Path]:
@@ -52,10 +53,11 @@ async def _check(chromium: str, html: Path, tmp_path: Path) -> None:
                            downloadThroughput=-1, uploadThroughput=-1)
         await browser.navigate(html.as_uri())
         await browser.wait_for("document.readyState === 'complete'"
-                               " && document.querySelectorAll('figure.plot svg').length === 6")
+                               " && document.querySelectorAll('figure.plot svg').length === 14")
         figures = await browser.evaluate("""Array.from(document.querySelectorAll('figure.plot'), f => {
             const svg = f.querySelector('svg'), box = svg.getBoundingClientRect();
             return {id: f.id, width: box.width, height: box.height,
+                    panels: f.querySelectorAll('svg').length,
                     lines: svg.querySelectorAll('polyline.series').length,
                     points: Math.max(...Array.from(svg.querySelectorAll('polyline.series'),
                                                    p => p.points.numberOfItems), 0),
@@ -64,10 +66,13 @@ async def _check(chromium: str, html: Path, tmp_path: Path) -> None:
                     caption: f.querySelector('figcaption').textContent};
         })""")
         assert [f["id"] for f in figures] == [f"plot-{p}" for p in PLOTS]
-        for f in figures:
-            assert f["width"] >= 600 and f["height"] >= 300, f
-            assert f["caption"], f
         by_id = {f["id"][5:]: f for f in figures}
+        for f in figures:
+            assert f["width"] >= 400 and f["height"] >= 200, f
+            assert f["caption"], f
+        # one panel per node, both runs in each
+        for per_node in ("node-utilization", "node-power"):
+            assert by_id[per_node]["panels"] == 4 and by_id[per_node]["lines"] == 2, by_id[per_node]
         for line_plot in ("response-cdf", "wait-cdf", "utilization", "power"):
             assert by_id[line_plot]["lines"] == 2 and by_id[line_plot]["points"] > 50, by_id[line_plot]
         assert by_id["energy"]["bars"] == 8  # four nodes, two runs
