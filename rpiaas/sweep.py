@@ -65,9 +65,16 @@ class RunSpec:
         overrides = parse_overrides(pairs)
         if not self.event_log:
             overrides.append(("event_log", False))
-        if self.skip_bad_lines:
+        if self.skip_bad_lines and _has_trace(self.scenario):
             overrides.append(("workload.trace.skip_bad_lines", True))
         return load_scenario(self.scenario, overrides, seed=self.seed, policy=self.policy)
+
+
+def _has_trace(path: str) -> bool:
+    from .source import load_file
+
+    data = load_file(path).data
+    return isinstance(data, dict) and isinstance(data.get("workload"), dict) and "trace" in data["workload"]
 
 
 @dataclass
@@ -142,12 +149,13 @@ def _param_slug(overrides: Sequence[tuple[str, str]]) -> str:
 
 def expand(scenarios: Sequence[str | Path], policies: Sequence[str], seeds: Sequence[int] | None,
            sets: Sequence[str], out: str | Path, event_log: bool = True,
-           skip_bad_lines: bool = False) -> list[RunSpec]:
+           skip_bad_lines: bool = False, notes: list[str] | None = None) -> list[RunSpec]:
     """The grid, in a fixed order; each point's scenario is validated once (an InputError if bad).
 
     ``sets`` are ``KEY=V1,V2,...`` strings: a key with one value applies to
     every run, a key with several is an axis of the grid.  No ``policies``:
-    each scenario's own; no ``seeds``: each scenario's own seed.
+    each scenario's own; no ``seeds``: each scenario's own seed.  ``notes``
+    collects what trace scenarios skipped.
     """
     fixed: list[tuple[str, str]] = []
     axes: list[list[tuple[str, str]]] = []
@@ -170,6 +178,11 @@ def expand(scenarios: Sequence[str | Path], policies: Sequence[str], seeds: Sequ
                 probe = RunSpec(path, policy, None, tuple(combo), tuple(fixed),
                                 event_log=event_log, skip_bad_lines=skip_bad_lines)
                 sc = probe.load()
+                report = getattr(sc.workload, "report", None)
+                if notes is not None and report is not None:
+                    note = f"{sc.name}: trace {sc.workload.options.path.name}: {report.describe()}"
+                    if note not in notes:
+                        notes.append(note)
                 for seed in (list(seeds) if seeds is not None else [sc.seed]):
                     parts = [sc.name, sc.policy.name, _param_slug(combo), f"s{seed}"]
                     name = "-".join(p for p in parts if p)
@@ -497,8 +510,11 @@ def run_cli(args: Any, progress_out: Callable[[str], None] = print) -> int:
     out = Path(args.out) if args.out else Path("runs") / ("sweep-" + Path(args.scenarios[0]).stem)
     if args.workers is not None and args.workers < 1:
         raise InputError(f"expected a positive number of workers, got {args.workers}", "--workers")
+    notes: list[str] = []
     specs = expand(args.scenarios, args.policy, seeds, args.overrides, out,
-                   event_log=not args.no_event_log, skip_bad_lines=args.skip_bad_lines)
+                   event_log=not args.no_event_log, skip_bad_lines=args.skip_bad_lines, notes=notes)
+    for note in notes:
+        print(note, file=sys.stderr)
     t0 = time.perf_counter()
     try:
         result = sweep(specs, out, scheduler=args.scheduler, workers=args.workers,

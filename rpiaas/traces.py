@@ -291,6 +291,11 @@ def parse_trace(src: Source, path: KeyPath, data: Any) -> TraceOptions:
         src.fail((*path, "end_s" if "end_s" in m else "end_time"), "the window ends before it starts")
     cpp = m.get("cores_per_proc", 1.0)
     cores_per_proc = None if cpp == "auto" else src.number((*path, "cores_per_proc"), cpp, positive=True)
+    if cores_per_proc is None:
+        h = swf_header(file) if fmt == "swf" else {}
+        if not any(_is_number(h.get(k, "")) and float(h[k]) > 0 for k in ("MaxProcs", "MaxNodes")):
+            src.fail((*path, "cores_per_proc"), f"auto needs an SWF header with MaxProcs or MaxNodes "
+                                                f"({file.name} has none); give a number")
     filters: dict[str, Any] = {}
     if m.get("filters") is not None:
         fp = (*path, "filters")

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .model import Task
 from .source import KeyPath, Source, describe
-from .traces import SkipReport, Target, TraceOptions, map_jobs, parse_trace, target_for
+
+if TYPE_CHECKING:  # rpiaas.traces is imported when a scenario has a trace
+    from .traces import SkipReport, Target, TraceOptions
 
 __all__ = ["DISTRIBUTIONS", "Distribution", "Generator", "TaskList", "Trace", "Workload", "parse_workload"]
 
@@ -200,6 +202,8 @@ class Trace(Workload):
 
     def bind(self, types: list[tuple[int, int]], total_cores: int) -> Trace:
         """This trace mapped onto node types given as (cores, mem_mb), counted."""
+        from .traces import SkipReport, map_jobs, target_for
+
         target = target_for(self.options, types, total_cores)
         report = SkipReport()
         n = sum(1 for _ in map_jobs(self.options, target, report))
@@ -208,6 +212,8 @@ class Trace(Workload):
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
         if self.target is None:
             raise RuntimeError("an unbound trace: Trace.bind() maps it onto a cluster first")
+        from .traces import map_jobs
+
         return map_jobs(self.options, self.target)
 
     def max_request(self) -> tuple[float | None, float | None]:
@@ -296,6 +302,8 @@ def parse_workload(src: Source, path: KeyPath, data: Any) -> Workload:
         others = [k for k in data if k != "trace"]
         if others:
             src.fail((*path, others[0]), "give exactly one of generator, tasks or trace")
+        from .traces import parse_trace
+
         return Trace(parse_trace(src, (*path, "trace"), data["trace"]))
     m = src.mapping(path, data, ("generator", "tasks"))
     if ("generator" in m) == ("tasks" in m):

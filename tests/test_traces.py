@@ -182,12 +182,15 @@ BAD_TRACE_KEYS = [
     ({"start_time": "yesterday"}, "workload.trace.start_time", "ISO 8601"),
     ({"columns": {"cores": "procs"}}, "workload.trace.columns", "only CSV traces"),
     ({"filters": {"user": [1]}}, "workload.trace.filters.user", "unknown key"),
+    ({"cores_per_proc": "auto", "path": "plain.swf"}, "workload.trace.cores_per_proc",
+     "auto needs an SWF header with MaxProcs or MaxNodes (plain.swf has none)"),
 ]
 
 
 @pytest.mark.parametrize("extra, key, message", BAD_TRACE_KEYS)
 def test_bad_trace_keys_are_located(tmp_path: Path, extra: dict[str, Any], key: str, message: str) -> None:
     p = write_swf(tmp_path / "t.swf", [swf_line(1, 0)])
+    write_swf(tmp_path / "plain.swf", [swf_line(1, 0)], header="")
     with pytest.raises(InputError) as e:
         load_scenario(scenario_file(tmp_path, {"path": str(p), **extra}))
     assert e.value.path == key and message in e.value.message and e.value.line is not None
@@ -202,6 +205,18 @@ def test_the_cli_reports_a_bad_line_in_one_line_and_skip_bad_lines_goes_on(tmp_p
     r = subprocess.run([sys.executable, "-m", "rpiaas", "validate", str(s),
                         "--set", "workload.trace.skip_bad_lines=true"], capture_output=True, text=True)
     assert r.returncode == 0 and "2 tasks" in r.stdout, r.stderr
+
+
+def test_a_sweep_reports_what_the_trace_skipped_and_can_skip_bad_lines(tmp_path: Path) -> None:
+    write_swf(tmp_path / "t.swf", [swf_line(1, 0), "2 oops", swf_line(3, 20, status=5)])
+    s = scenario_file(tmp_path, {"path": "t.swf", "skip_cancelled": True})
+    sweep = [sys.executable, "-m", "rpiaas", "sweep", str(s), "--seeds", "1-2", "-q", "--out", str(tmp_path / "sw")]
+    r = subprocess.run(sweep, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {tmp_path / 't.swf'}:8: expected 18 SWF fields")
+    r = subprocess.run([*sweep, "--skip-bad-lines"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "t: trace t.swf: 3 jobs read, 1 kept; 1 bad line (first at line 8), " \
+           "1 cancelled (status 5 or run time -1) (first at line 9)" in r.stderr
 
 
 # ---------------------------------------------------------------- CSV
