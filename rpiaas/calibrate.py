@@ -115,7 +115,8 @@ def fit_node_types(run: Run) -> dict[str, TypeFit]:
             continue
         rmse = float(np.sqrt(np.mean((a + b * x - y) ** 2)))
         idle, peak, samples = _fit_power(run, t)
-        fits[t] = TypeFit(t, int(x.size), 1.0 / b, a, rmse, idle, peak, samples)
+        # rounding noise of an exact fit is no overhead
+        fits[t] = TypeFit(t, int(x.size), 1.0 / b, a if a > 1e-9 else 0.0, rmse, idle, peak, samples)
     return fits
 
 
@@ -153,6 +154,9 @@ def _scenario_data(run: Run, scenario: str | Path | None) -> tuple[dict[str, Any
         base = Path(file).parent if isinstance(file, str) and file else run.path
     cluster = data.get("cluster")
     if isinstance(cluster, str):
+        if not (base / cluster).is_file():
+            raise InputError(f"no such cluster file (the scenario's cluster: {cluster}); run from "
+                             "where the run was made, or give --scenario", str(base / cluster))
         src = load_file(base / cluster)
         if not isinstance(src.data, dict):
             raise InputError("expected a cluster mapping", str(base / cluster))
