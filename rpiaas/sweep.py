@@ -37,8 +37,8 @@ from typing import Any
 
 from .source import InputError
 
-__all__ = ["RunSpec", "SweepResult", "aggregate", "expand", "parse_seeds", "run_one",
-           "split_values", "sweep"]
+__all__ = ["RunSpec", "SweepResult", "aggregate", "expand", "mean_ci", "parse_seeds", "run_one",
+           "split_values", "sweep", "t_quantile"]
 
 ID_COLUMNS = ("run", "scenario", "policy", "seed")
 
@@ -338,11 +338,52 @@ def _clean_partials(runs: Path, specs: Sequence[RunSpec]) -> None:
 
 
 # ---------------------------------------------------------------- statistics
-def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom."""
-    from scipy.stats import t
+def _betai(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) (continued fraction, Lentz)."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    if x > (a + 1.0) / (a + b + 2.0):  # the fraction converges fast on this side only
+        return 1.0 - _betai(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d, f = 1.0, 0.0, 1.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            num = 1.0
+        elif i % 2 == 0:
+            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c
+        c = c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(1.0 - c * d) < 1e-15:
+            break
+    return front * (f - 1.0)
 
-    return float(t.ppf(p, df))
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom.
+
+    Bisection on the CDF, ``1 - I_{df/(df+t^2)}(df/2, 1/2) / 2`` for t > 0:
+    exact to 1e-12, and no scipy import (0.7 s) at the end of every sweep.
+    """
+    lo, hi = 0.0, 1.0
+    while 1.0 - 0.5 * _betai(df / 2, 0.5, df / (df + hi * hi)) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 1.0 - 0.5 * _betai(df / 2, 0.5, df / (df + mid * mid)) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:

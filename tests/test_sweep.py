@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rpiaas.source import InputError
-from rpiaas.sweep import expand, mean_ci, parse_seeds, split_values, sweep
+from rpiaas.sweep import expand, mean_ci, parse_seeds, split_values, sweep, t_quantile
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -90,6 +90,14 @@ def test_a_bad_grid_point_is_an_input_error_before_any_run(scenario: Path, tmp_p
         expand([scenario], [], [1], ["workload.generator.count=10,-1"], tmp_path)
     assert e.value.path == "workload.generator.count"
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 12, 29, 60, 250, 10_000])
+def test_student_t_quantiles_are_scipys(df: int) -> None:
+    from scipy.stats import t
+
+    for p in (0.9, 0.95, 0.975, 0.995):
+        assert t_quantile(p, df) == pytest.approx(float(t.ppf(p, df)), rel=1e-9)
 
 
 def test_mean_and_confidence_interval() -> None:
