@@ -267,3 +267,16 @@ def test_a_sweep_on_dask_survives_a_killed_worker(dask_cluster: DaskCluster, sce
     assert not list((out / "runs").glob(".*"))  # the killed attempt's partial directory is gone
     # the runs were shared between the two workers: both logs show work
     assert killed, "the worker was killed between runs, not mid-run"
+
+
+def test_the_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/sweep.py --quick end to end: every figure present and sane (no timing targets)."""
+    pytest.importorskip("distributed")
+    out = tmp_path / "figures.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--quick", "--json", str(out)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "speed-up" in r.stdout and "jobs/s" in r.stdout
+    f = json.loads(out.read_text())
+    assert f["runs"] == 6 and f["serial_s"] > 0 and f["pool_speedup"] > 0 and f["dask_speedup"] > 0
+    assert f["swf"]["jobs"] > 0 and f["swf"]["jobs_per_s"] > 0 and f["ceiling"] > 0
