@@ -59,7 +59,8 @@ async def _poller_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     # task starts can take longer than a poll: the agent forks the task first
-    async with AgentClient(timeout_s=max(5.0, config.timeout_s), token=config.agent_token) as client:
+    async with AgentClient(timeout_s=max(5.0, config.timeout_s), token=config.agent_token,
+                           keepalive=True) as client:
         manager = RunManager(app, client)
         app[RUNS] = manager
         if config.resume:

@@ -26,22 +26,30 @@ class AgentError(Exception):
         self.status = status
 
 
+class _Stale(Exception):
+    """A connection that broke under a request (a kept-alive socket the agent had closed)."""
+
+
 class AgentClient:
     """Talks to agents by base URL (``http://host:port``); use as ``async with``."""
 
     def __init__(self, timeout_s: float = 3.0, session: aiohttp.ClientSession | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, keepalive: bool = False) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.token = token
+        self.keepalive = keepalive
         self._session = session
         self._owned = session is None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # Fresh connections: a restarted agent must not meet a stale keep-alive socket.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True, limit=0))
+            # The poller opens a fresh connection each time: a restarted agent must not meet
+            # a stale socket.  A live run keeps them (a task start a second), and retries a
+            # request once on a fresh one when a kept socket turns out dead.
+            connector = (aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0) if self.keepalive
+                         else aiohttp.TCPConnector(force_close=True, limit=0))
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -90,6 +98,20 @@ class AgentClient:
     async def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
+            return await self._request(method, url, body, headers)
+        except _Stale as e:
+            if not self.keepalive:
+                raise AgentError(f"{method} {url}: {e}") from None
+            # a kept-alive socket the agent had closed (it restarted): once more, afresh;
+            # repeating a start is safe, the agent refuses a second start of the same id
+            try:
+                return await self._request(method, url, body, headers)
+            except _Stale as e2:
+                raise AgentError(f"{method} {url}: {e2}") from None
+
+    async def _request(self, method: str, url: str, body: dict[str, Any] | None,
+                       headers: dict[str, str]) -> Any:
+        try:
             async with self.session.request(method, url, json=body, headers=headers,
                                             timeout=self.timeout) as resp:
                 text = await resp.text()
@@ -100,6 +122,10 @@ class AgentClient:
                         message = text
                     raise AgentError(f"{method} {url}: HTTP {resp.status}: {message}", resp.status)
                 return json.loads(text) if text else None
+        except aiohttp.ClientConnectorError as e:  # no connection at all: nothing was stale
+            raise AgentError(f"{method} {url}: {type(e).__name__}: {e}") from e
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+            raise _Stale(f"the connection broke: {type(e).__name__}: {e}".rstrip(": ")) from e
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
             raise AgentError(f"{method} {url}: {type(e).__name__}: {e}".rstrip(": ")) from e
 

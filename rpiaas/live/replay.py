@@ -154,6 +154,8 @@ class _Journal:
         return out
 
     def write(self, record: dict[str, Any]) -> None:
+        if self._file.closed:  # a start that answered after the run was cancelled
+            return
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._dirty = True
 
@@ -162,6 +164,13 @@ class _Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._dirty = False
+
+    async def sync_async(self) -> None:
+        """:meth:`sync` with the fsync in a thread (writes may go on meanwhile)."""
+        if self._dirty:
+            self._file.flush()  # on the loop's thread: the file object is not thread-safe
+            self._dirty = False
+            await asyncio.to_thread(os.fsync, self._file.fileno())
 
     def close(self) -> None:
         self.sync()
@@ -218,6 +227,7 @@ class LiveRun:
         self._reported: set[str] = set()
         self._measured_start: dict[int, float] = {}
         self._pending: set[asyncio.Task[None]] = set()
+        self._held: list[Any] = []  # actions waiting for the journal to reach the disk
         self._online: list[bool] = [e.online is not False for e in entries]
         self._arrivals_left = True
         self._arrived = 0
@@ -275,6 +285,7 @@ class LiveRun:
                 if down:
                     self._step(0.0, [NodeDown(i, "offline at start") for i in down])
                     self._journal.sync()
+                    self._release()
             workers = [asyncio.create_task(w()) for w in
                        (self._feed_arrivals, self._watch, self._sample_loop)]
             if self.scenario.horizon_s is not None:
@@ -309,7 +320,11 @@ class LiveRun:
                     batch.append(events[k][1])
                     k += 1
                 self._step(max(at, self._last_now), batch)
-            self._journal.sync()  # before the actions of these steps go out
+            # the journal reaches the disk before the actions of these steps go out; the
+            # fsync runs in a thread, so the loop takes in events meanwhile (group commit)
+            if self._held:
+                await self._journal.sync_async()
+                self._release()
             self._update_status()
 
     _stop_now = False
@@ -463,6 +478,15 @@ class LiveRun:
 
         self._spawn(wait())
 
+    def _act(self, coro: Any) -> None:
+        """An action for an agent: held until the journal is on disk (see :meth:`_loop`)."""
+        self._held.append(coro)
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for coro in held:
+            self._spawn(coro)
+
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._pending.add(task)
@@ -495,7 +519,7 @@ class LiveRun:
         if self._replaying:
             return  # reconciled with the agent by _resume
         spec = self._spec(task, node, work_core_s, agent_id)
-        self._spawn(self._post(task.id, node, spec))
+        self._act(self._post(task.id, node, spec))
 
     async def _post(self, task_id: int, node: int, spec: dict[str, Any]) -> None:
         entry = self.entries[node]
@@ -525,7 +549,7 @@ class LiveRun:
             with contextlib.suppress(AgentError):
                 await self.client.kill_task(self.entries[node].base_url, agent_id)
 
-        self._spawn(kill())
+        self._act(kill())
 
     # ------------------------------------------------------------ results
     def _final(self, task: Task) -> None:
@@ -593,6 +617,8 @@ class LiveRun:
         self.meter.close(end)
         for task_id in list(self._on_agent):
             self._stop_agent_task(task_id)
+        self._journal.sync()
+        self._release()
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
         for task in self.control.running() + self.control.queued():
@@ -681,6 +707,7 @@ class LiveRun:
         self.status.state = "cancelled"
         for task_id in list(self._on_agent):
             self._stop_agent_task(task_id)
+        self._release()
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
