@@ -3,6 +3,7 @@
     cluster: clusters/testbed.yaml        # a path (relative to this file) or inline
     poll_interval_s: 10
     poll_timeout_s: 3                     # default: min(3, poll_interval_s)
+    offline_after: 2                      # failed polls in a row that make a node offline
     store: master-history.db              # a path, sqlite:///path or mongodb://host/db
     agent_port: 8081                      # the port of every agent unless overridden
     agents:                               # per-node host:port, for local testing
@@ -40,7 +41,7 @@ __all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_mast
            "parse_host_port", "read_token"]
 
 MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
-               "listen", "token_file", "max_body_bytes", "retention", "agent_token_file",
+               "listen", "offline_after", "token_file", "max_body_bytes", "retention", "agent_token_file",
                "runs_dir", "boot_secret_file")
 RETENTION_KEYS = ("raw_s", "resolution_s", "keep_s", "every_s")
 DEFAULT_POLL_INTERVAL_S = 10.0
@@ -85,6 +86,7 @@ class MasterConfig:
     agent_token: str | None = field(default=None, repr=False)
     runs_dir: str = "runs"
     resume: bool = False  # take up unfinished live runs at start (``--resume``)
+    offline_after: int = 2
     # a node's boot report may carry HMAC-SHA256(boot_secret, its name) (see .boot)
     boot_secret: str | None = field(default=None, repr=False)
 

@@ -1,7 +1,8 @@
 """The poller: asks every agent for ``/info`` at an interval, concurrently, and keeps what it learns.
 
 A round polls all nodes at once, each with its own timeout, so a slow or dead
-node delays nobody.  A failed poll turns a node offline, a good one online;
+node delays nobody.  A node turns offline at its second failed poll in a row (``offline_after``:
+one late answer from a busy node is not a node lost), online at a good one;
 each change is recorded in the store with its reason, and the round's
 samples are written in one batch (store calls block: they run in a thread).
 """
@@ -101,12 +102,13 @@ class Poller:
 
     def __init__(self, registry: Registry, store: HistoryStore, client: AgentClient,
                  interval_s: float = 10.0, timeout_s: float = 3.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, misses: int = 2) -> None:
         self.registry = registry
         self.store = store
         self.client = client
         self.interval_s = interval_s
         self.timeout_s = timeout_s
+        self.misses = misses  # failed polls in a row that turn an online node offline
         self.clock = clock
         self.rounds = 0
         self.latency = LatencyStats()
@@ -142,7 +144,7 @@ class Poller:
                 except (ValueError, TypeError) as e:
                     info, reason = None, f"bad report: {e}"
             online = info is not None
-            if entry.set_online(online, now, reason):
+            if entry.set_online(online, now, reason, self.misses):
                 changes.append((entry.name, online, reason if not online else "poll answered"))
                 log.info("%s is %s%s", entry.name, "online" if online else "offline",
                          "" if online else f": {reason}")

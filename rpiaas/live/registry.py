@@ -30,6 +30,7 @@ class NodeEntry:
     last_ok_s: float | None = None
     reason: str = ""
     booting_since_s: float | None = None  # powered on and not reported booted yet
+    failed_polls: int = 0  # in a row
 
     @property
     def name(self) -> str:
@@ -40,10 +41,19 @@ class NodeEntry:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def set_online(self, online: bool, time_s: float, reason: str = "") -> bool:
-        """Record a poll's outcome; True if the state changed (first poll included)."""
+    def set_online(self, online: bool, time_s: float, reason: str = "", misses: int = 1) -> bool:
+        """Record a poll's outcome; True if the state changed (first poll included).
+
+        An online node turns offline only at its ``misses``-th failed poll in a
+        row, so one late answer from a busy node is not a node lost.
+        """
         if online:
             self.last_ok_s = time_s
+            self.failed_polls = 0
+        else:
+            self.failed_polls += 1
+            if self.online is True and self.failed_polls < misses:
+                return False
         if self.online is online:
             return False
         self.online, self.changed_s, self.reason = online, time_s, "" if online else reason
