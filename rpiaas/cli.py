@@ -166,12 +166,20 @@ def _load(args: argparse.Namespace) -> Any:
                          seed=getattr(args, "seed", None), policy=getattr(args, "policy", None))
 
 
+def _trace_report(sc: Any) -> None:
+    """What a trace workload left out, on stderr."""
+    report = getattr(sc.workload, "report", None)
+    if report is not None and hasattr(report, "describe"):
+        print(f"trace: {report.describe()}", file=sys.stderr)
+
+
 def _validate(args: argparse.Namespace) -> int:
     sc = _load(args)
     n = len(sc.cluster.nodes)
     count = sc.workload.count
     print(f"{args.scenario}: ok — {n} nodes, {count if count is not None else 'endless'} tasks, "
           f"policy {sc.policy.name}, seed {sc.seed}")
+    _trace_report(sc)
     return EXIT_OK
 
 
@@ -179,6 +187,8 @@ def _run(args: argparse.Namespace) -> int:
     from .sim import simulate
 
     sc = _load(args)
+    if not args.quiet:
+        _trace_report(sc)
     mode = "live" if args.live else "sim"
     out = Path(args.out) if args.out else Path("runs") / (
         f"{sc.name}-{sc.policy.name}-s{sc.seed}" + ("-live" if args.live else ""))

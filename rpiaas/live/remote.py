@@ -19,7 +19,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ..model import Task
 from ..scenario import Scenario
+from ..sim.engine import rng_streams
 from ..source import load_file
 
 __all__ = ["MasterError", "run_live", "scenario_payload"]
@@ -36,13 +38,34 @@ class MasterError(RuntimeError):
 
 
 def scenario_payload(scenario: Scenario) -> dict[str, Any]:
-    """The scenario as the master takes it: as given (defaults filled), the cluster inlined."""
+    """The scenario as the master takes it: as given (defaults filled), the cluster inlined.
+
+    A trace workload is sent as the task list it makes (the master need not
+    have the trace file); a generator is sent as it is, the master draws the
+    same tasks from the same seed.
+    """
     data = dict(scenario.data)
     cluster = data.get("cluster")
     if isinstance(cluster, str) and scenario.file is not None:
         src = load_file(Path(scenario.file).parent / cluster)
         data["cluster"] = src.with_text(src.data)
+    workload = data.get("workload")
+    if isinstance(workload, dict) and "trace" in workload:
+        tasks = scenario.workload.tasks(rng_streams(scenario.seed)["workload"])
+        data["workload"] = {"tasks": [_task_json(t) for t in tasks]}
     return data
+
+
+def _task_json(t: Task) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": t.id, "arrival_s": t.arrival_s, "cores": t.cores,
+                           "mem_mb": t.mem_mb, "work_core_s": t.work_core_s, "kind": t.kind}
+    if t.tenant:
+        out["tenant"] = t.tenant
+    if t.priority:
+        out["priority"] = t.priority
+    if t.walltime_s is not None:
+        out["walltime_s"] = t.walltime_s
+    return out
 
 
 class _Master:

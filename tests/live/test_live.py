@@ -299,3 +299,22 @@ def test_the_live_local_scenario_replays_on_the_local_testbed(testbed: LocalTest
     assert len(rows) == 40 and all(r["state"] == "completed" for r in rows.values())
     assert {p.name for p in out.iterdir()} >= {"run.json", "tasks.csv", "nodes.csv", "events.jsonl",
                                                 "timing.json"}
+
+
+def test_a_trace_scenario_is_sent_as_the_tasks_it_makes(tmp_path: Path) -> None:
+    """The master need not have the trace file: it gets the tasks, and draws the same ones."""
+    from rpiaas.live.remote import scenario_payload
+    from rpiaas.sim.engine import rng_streams
+
+    scenario = load_scenario(Path(__file__).parents[2] / "scenarios" / "trace-replay.yaml")
+    payload = scenario_payload(scenario)
+    assert set(payload["workload"]) == {"tasks"}
+    path = tmp_path / "sent.json"
+    path.write_text(json.dumps(payload))
+    sent = load_scenario(path)
+
+    def tasks(sc: Any) -> list[tuple[Any, ...]]:
+        return [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s)
+                for t in sc.workload.tasks(rng_streams(sc.seed)["workload"])]
+
+    assert tasks(sent) == tasks(scenario) and len(tasks(sent)) == 150
