@@ -52,7 +52,9 @@ sys.path.insert(0, str(ROOT))
 from rpiaas.sweep import expand, run_one, sweep  # noqa: E402
 from rpiaas.traces import SkipReport, TraceOptions, map_jobs, target_for  # noqa: E402
 
-KTH = ROOT.parent / "shared" / "traces" / "KTH-SP2-1996-2.1-cln.swf"
+KTH = next((p for p in (ROOT.parent / "shared" / "traces" / "KTH-SP2-1996-2.1-cln.swf",
+                        Path("/work/shared/traces/KTH-SP2-1996-2.1-cln.swf")) if p.is_file()),
+           ROOT.parent / "shared" / "traces" / "KTH-SP2-1996-2.1-cln.swf")
 SCENARIO = """\
 name: bench
 seed: 1

@@ -45,3 +45,22 @@ def read_tasks(run_dir: Path) -> list[dict[str, str]]:
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
     with open(run_dir / "events.jsonl") as f:
         return [json.loads(line) for line in f]
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of the project's shared data (``../shared`` beside the checkout).
+
+    ``$RPIAAS_SHARED_DIR`` names it where the checkout is elsewhere (a CI
+    clone in a temporary directory); the first place that has the file wins,
+    else the first candidate (which tests then skip on, saying where they looked).
+    """
+    import os
+
+    root = Path(__file__).resolve().parents[1]
+    candidates = [Path(os.environ["RPIAAS_SHARED_DIR"])] if os.environ.get("RPIAAS_SHARED_DIR") \
+        else []
+    candidates += [root.parent / "shared", Path("/work/shared")]
+    for base in candidates:
+        if (base.joinpath(*parts)).is_file():
+            return base.joinpath(*parts)
+    return candidates[0].joinpath(*parts)

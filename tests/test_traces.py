@@ -25,8 +25,11 @@ from rpiaas.traces import (
 )
 from rpiaas.workload import Trace
 
+from .helpers import shared_file
+
 ROOT = Path(__file__).resolve().parents[1]
-KTH = ROOT.parent / "shared" / "traces" / "KTH-SP2-1996-2.1-cln.swf"
+
+KTH = shared_file("traces", "KTH-SP2-1996-2.1-cln.swf")
 HEADER = """\
 ; Version: 2.2
 ; Computer: test machine
@@ -246,7 +249,7 @@ def test_the_shipped_sample_trace_runs(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "run.json").exists()
 
 
-@pytest.mark.skipif(not KTH.exists(), reason="the KTH SP2 log is not beside the checkout")
+@pytest.mark.skipif(not KTH.exists(), reason=f"the KTH SP2 log is not there: {KTH} (set RPIAAS_SHARED_DIR)")
 def test_the_kth_sp2_log(tmp_path: Path) -> None:
     opts = TraceOptions(KTH)
     rep = SkipReport()

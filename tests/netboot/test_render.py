@@ -17,6 +17,8 @@ from rpiaas.cluster import load_cluster
 from rpiaas.netboot import NetbootError, make_plan
 from rpiaas.netboot.check import check, passed
 
+from ..helpers import shared_file
+
 GOLDEN = Path(__file__).parent / "golden"
 CLUSTER = GOLDEN / "cluster.yaml"
 NFS_ROOT = "/srv/rpiaas/nfs"
@@ -194,7 +196,7 @@ def test_bad_server_address_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_the_original_config_json_renders(tmp_path: Path) -> None:
-    reference = Path(__file__).parents[3] / "shared" / "reference" / "rpiaas-config.example.json"
+    reference = shared_file("reference", "rpiaas-config.example.json")
     if not reference.is_file():
         pytest.skip(f"{reference} is not here")
     spec = load_cluster(reference)
