@@ -337,7 +337,7 @@ class TaskManager:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-I", WORKER, "calibrate", "--seconds", str(CALIBRATION_S),
             "--parent-pid", str(os.getpid()), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, env=_task_env())
+            stdout=subprocess.PIPE, env=_task_env(), start_new_session=True)
         try:
             out, _ = await proc.communicate()
         except asyncio.CancelledError:

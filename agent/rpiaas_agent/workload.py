@@ -270,7 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def on_term(signum: int, frame: object) -> None:
         if os.getppid() != parent:  # the death signal: the agent is gone, take the group along
-            os.killpg(0, signal.SIGKILL)
+            if os.getpgid(0) == os.getpid():  # only a group of its own: never the agent's
+                os.killpg(0, signal.SIGKILL)
+            os._exit(EXIT_SIGNAL + signum)
         if "command" not in state:  # the agent's kill: the command got it too, and answers it
             raise SystemExit(EXIT_SIGNAL + signum)
 

@@ -8,7 +8,10 @@ in-process agent for the request checks.  Loopback only.
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from .helpers import (
     TOKEN,
     AgentProcess,
     InProcessAgent,
+    agent_command,
     call,
     clean_env,
     free_port,
@@ -361,3 +365,31 @@ def test_the_agent_stops_its_tasks_on_sigterm(tmp_path: Path) -> None:
     log = agent.log.read_text()
     assert "task s killed" in log and "Traceback" not in log
 
+
+
+def test_an_agent_killed_while_it_measures_its_speed_takes_nobody_else_along(tmp_path: Path) -> None:
+    """The speed measurement runs in a group of its own: the agent's death kills it, not the
+    group the agent was started in (here a shell's, standing for whoever started the agent)."""
+    port = free_port()
+    cmd = " ".join(shlex.quote(c) for c in [*agent_command(), "--host", "127.0.0.1", "--port",
+                                               str(port), "--sysfs-root", str(tmp_path),
+                                               "--vcgencmd", ""])
+    shell = subprocess.Popen(["sh", "-c", f"{cmd} & echo $! > {tmp_path}/agent.pid; wait; sleep 30"],
+                             start_new_session=True, env=clean_env(), cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pid_file = tmp_path / "agent.pid"
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip())
+        agent_pid = int(pid_file.read_text())
+        # the agent measures its speed (0.3 s) as soon as it starts: kill it in the middle
+        wait_for(lambda: any("calibrate" in " ".join(p.cmdline())
+                             for p in psutil.Process(agent_pid).children()), step_s=0.01)
+        os.kill(agent_pid, signal.SIGKILL)
+        time.sleep(1.0)
+        assert shell.poll() is None, "the shell that started the agent was killed with it"
+        assert not [p for p in psutil.process_iter(["cmdline"])
+                    if "calibrate" in " ".join(p.info["cmdline"] or [])
+                    and str(agent_pid) in " ".join(p.info["cmdline"] or [])]
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
