@@ -16,6 +16,7 @@ one JSON line per placement decision, admission rejection and rebalance
 action, saying which hooks answered, which nodes they filtered out, how the
 feasible nodes scored and which node was chosen.  The format is documented
 in ``docs/scenario.md`` ("Decision trace"); both shells write it the same way.
+The records are built by :class:`rpiaas.trace.DecisionTrace`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import pluggy
 
 from .events import (
     Action,
@@ -51,6 +51,7 @@ from .events import (
 from .model import Node, PowerState, Task, TaskState
 from .plugins import HookCall, get_plugin_manager
 from .policy import SKIP, Policy, PowerPlan, Reservation
+from .trace import RESERVATION, TRACE_TOP_K, DecisionTrace, named_impls
 from .view import ClusterView
 
 __all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
@@ -59,12 +60,6 @@ _ON = int(PowerState.ON)
 _NAN = math.nan
 _QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
 
-TRACE_TOP_K = 16
-"""Most nodes named per list of a decision-trace record (filtered nodes, scores)."""
-# the fixed key order of decision-trace records (keys a record lacks are left out)
-_TRACE_KEYS = ("t", "decision", "task", "hook", "chosen", "reason", "from", "candidates", "feasible",
-               "place", "filtered", "scores", "blocked", "reservation")
-_RESERVATION = "(reservation)"  # who filtered a node out to keep a reservation
 
 
 class TextSink(Protocol):
@@ -77,7 +72,7 @@ class PolicyError(RuntimeError):
     """A policy answered something the control plane cannot carry out."""
 
 
-class ControlPlane:
+class ControlPlane(DecisionTrace):
     """Queue, reservations, policy calls and the event log of one run.
 
     :param nodes: the cluster's nodes (index order).
@@ -116,7 +111,7 @@ class ControlPlane:
         self._log = log
         self._trace = trace
         # who answers the filter hook, by name, in the order the hook calls them
-        self._filter_impls = _named_impls(self.pm, "rpiaas_filter") if trace is not None else []
+        self._filter_impls = named_impls(self.pm, "rpiaas_filter") if trace is not None else []
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
 
@@ -488,7 +483,7 @@ class ControlPlane:
                         self._trace_filters(rec, view.fits(task), masks)
                     return n
                 if rec is not None:
-                    rec["place"] = {"node": self.nodes[n].name, "overruled": by or _RESERVATION}
+                    rec["place"] = {"node": self.nodes[n].name, "overruled": by or RESERVATION}
             elif not (self._h_filter.implemented or self._h_score.implemented):
                 if rec is not None:
                     rec["hook"] = "place"
@@ -623,106 +618,8 @@ class ControlPlane:
         if plan.wake_at_s is not None and plan.wake_at_s > now:
             actions.append(WakeAt(float(plan.wake_at_s)))
 
-    # ------------------------------------------------------------ decision trace
-    def _named_filters(self, task: Task) -> list[tuple[str, npt.NDArray[np.bool_]]]:
-        """The filter hook's answers with who gave them: the calls ``HookCall.all`` makes."""
-        impls = self._filter_impls
-        if impls is None:  # wrappers: pluggy calls them, answers are named by position
-            return [(f"rpiaas_filter#{i}", np.asarray(m, dtype=bool))
-                    for i, m in enumerate(self._h_filter.all(task=task, view=self.view))]
-        args = {"task": task, "view": self.view}
-        out = []
-        for who, func, names in impls:
-            m = func(*[args[a] for a in names])
-            if m is not None:
-                out.append((who, np.asarray(m, dtype=bool)))
-        return out
-
-    def _some(self, idx: npt.NDArray[np.intp]) -> dict[str, Any]:
-        """Nodes by name, at most ``TRACE_TOP_K`` of them (index order), and how many."""
-        return {"count": int(idx.size), "nodes": [self.nodes[i].name for i in idx[:TRACE_TOP_K].tolist()]}
-
-    def _trace_filters(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
-                       masks: Sequence[tuple[str, npt.NDArray[np.bool_]]]) -> None:
-        rec["candidates"] = int(fits.sum())
-        filtered = {who: self._some(np.flatnonzero(fits & ~m))
-                    for who, m in masks if m.shape == fits.shape and (fits & ~m).any()}
-        if filtered:
-            rec["filtered"] = filtered
-
-    def _trace_mask(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
-                    masks: Sequence[tuple[str, npt.NDArray[np.bool_]]], kept: int,
-                    mask: npt.NDArray[np.bool_], total: npt.NDArray[np.float64] | None, n: int) -> None:
-        """Fill a record for a choice made by filters, scores, or first fit."""
-        rec["hook"] = "+".join(h for h, on in (("filter", masks), ("score", total is not None)) if on) or "default"
-        self._trace_filters(rec, fits, masks)
-        if kept >= 0:
-            rec.setdefault("filtered", {})[_RESERVATION] = self._some(np.array([kept], dtype=np.intp))
-        feasible = np.flatnonzero(mask)
-        rec["feasible"] = int(feasible.size)
-        if total is not None and feasible.size:
-            # the best first, ties to the lowest index (as the choice); NaN ranks first, as in argmax
-            vals = total[feasible]
-            order = np.lexsort((feasible, np.where(np.isnan(vals), -np.inf, -vals)))
-            top = feasible[order[:TRACE_TOP_K]].tolist()
-            if n >= 0 and n not in top:
-                top.append(n)
-            rec["scores"] = {self.nodes[i].name: _num(float(total[i])) for i in top}
-        if n < 0:
-            rec["reason"] = "no room" if not rec["candidates"] else "reservation" if kept >= 0 else "filtered"
-
-    def _emit_placed(self, rec: dict[str, Any], node: int) -> None:
-        rec["chosen"] = self.nodes[node].name
-        self._emit(rec)
-
-    def _emit_blocked(self, rec: dict[str, Any], answer: Any, reservation: Reservation | None) -> None:
-        """Write the record of a task that found no node, with what ``rpiaas_blocked`` made of it."""
-        rec["chosen"] = None
-        if answer is None:
-            rec["blocked"] = "wait"
-        elif answer is SKIP:
-            rec["blocked"] = "skip"
-        elif reservation is not None:
-            rec["blocked"] = "reserve_ignored"
-        else:
-            rec["blocked"] = "reserve"
-            rec["reservation"] = {"node": self._name(answer.node), "start_s": _num(float(answer.start_s))}
-        self._emit(rec)
-
-    def _name(self, n: int) -> str | int:
-        """A node's name; an index that names no node as it is (the trace must not fail)."""
-        return self.nodes[n].name if 0 <= n < len(self.nodes) else n
-
-    def _emit(self, rec: dict[str, Any]) -> None:
-        assert self._trace is not None
-        out = {k: rec[k] for k in _TRACE_KEYS if k in rec}
-        self._trace.write(json.dumps(out, separators=(",", ":")) + "\n")
-
     # ------------------------------------------------------------ log
     def _write(self, record: dict[str, object]) -> None:
         if self._log is not None:
             self._log.write(json.dumps(record, separators=(",", ":")) + "\n")
 
-
-def _num(x: float) -> float | str:
-    """A float for JSON: itself when finite, else ``"inf"``, ``"-inf"`` or ``"nan"`` (JSON has none)."""
-    return x if math.isfinite(x) else repr(x)
-
-
-def _named_impls(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]] | None:
-    """A hook's implementations as :class:`~rpiaas.plugins.HookCall` calls them, each with its
-    policy's name (``NAME``, else the class name; ``#2``, ``#3`` ... for repeats).
-
-    ``None`` when one is a wrapper: then only pluggy can call them.
-    """
-    impls = getattr(pm.hook, hook).get_hookimpls()
-    if any(i.hookwrapper or i.wrapper for i in impls):
-        return None
-    out = []
-    seen: dict[str, int] = {}
-    for impl in reversed(impls):  # pluggy calls the last registered first
-        name = getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
-        seen[name] = seen.get(name, 0) + 1
-        who = name if seen[name] == 1 else f"{name}#{seen[name]}"
-        out.append((who, impl.function, tuple(impl.argnames)))
-    return out

@@ -1,0 +1,146 @@
+"""The decision trace: what the control plane writes to ``decisions.jsonl``.
+
+One JSON line per placement decision, admission rejection and rebalance
+action: which hooks answered, which nodes they filtered out, how the
+feasible nodes scored and which node was chosen.  The format is documented
+in ``docs/scenario.md`` ("Decision trace").  :class:`DecisionTrace` holds the
+record-building half of :class:`~rpiaas.control.ControlPlane`, which decides
+when a record is written; tracing calls the same hooks in the same order as
+an untraced pass, so it cannot change a decision.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pluggy
+
+from .model import Node, Task
+from .policy import SKIP, Reservation
+
+if TYPE_CHECKING:
+    from .control import TextSink
+    from .plugins import HookCall
+    from .view import ClusterView
+
+__all__ = ["RESERVATION", "TRACE_KEYS", "TRACE_TOP_K", "DecisionTrace", "named_impls", "num"]
+
+TRACE_TOP_K = 16
+"""Most nodes named per list of a decision-trace record (filtered nodes, scores)."""
+# the fixed key order of decision-trace records (keys a record lacks are left out)
+TRACE_KEYS = ("t", "decision", "task", "hook", "chosen", "reason", "from", "candidates", "feasible",
+              "place", "filtered", "scores", "blocked", "reservation")
+RESERVATION = "(reservation)"  # who filtered a node out to keep a reservation
+
+
+class DecisionTrace:
+    """The decision-trace records of a control plane (a mixin of :class:`ControlPlane`)."""
+
+    nodes: tuple[Node, ...]
+    view: ClusterView
+    _trace: TextSink | None
+    _h_filter: HookCall
+    _filter_impls: list[tuple[str, Callable[..., Any], tuple[str, ...]]] | None
+
+    def _named_filters(self, task: Task) -> list[tuple[str, npt.NDArray[np.bool_]]]:
+        """The filter hook's answers with who gave them: the calls ``HookCall.all`` makes."""
+        impls = self._filter_impls
+        if impls is None:  # wrappers: pluggy calls them, answers are named by position
+            return [(f"rpiaas_filter#{i}", np.asarray(m, dtype=bool))
+                    for i, m in enumerate(self._h_filter.all(task=task, view=self.view))]
+        args = {"task": task, "view": self.view}
+        out = []
+        for who, func, names in impls:
+            m = func(*[args[a] for a in names])
+            if m is not None:
+                out.append((who, np.asarray(m, dtype=bool)))
+        return out
+
+    def _some(self, idx: npt.NDArray[np.intp]) -> dict[str, Any]:
+        """Nodes by name, at most ``TRACE_TOP_K`` of them (index order), and how many."""
+        return {"count": int(idx.size), "nodes": [self.nodes[i].name for i in idx[:TRACE_TOP_K].tolist()]}
+
+    def _trace_filters(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
+                       masks: Sequence[tuple[str, npt.NDArray[np.bool_]]]) -> None:
+        rec["candidates"] = int(fits.sum())
+        filtered = {who: self._some(np.flatnonzero(fits & ~m))
+                    for who, m in masks if m.shape == fits.shape and (fits & ~m).any()}
+        if filtered:
+            rec["filtered"] = filtered
+
+    def _trace_mask(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
+                    masks: Sequence[tuple[str, npt.NDArray[np.bool_]]], kept: int,
+                    mask: npt.NDArray[np.bool_], total: npt.NDArray[np.float64] | None, n: int) -> None:
+        """Fill a record for a choice made by filters, scores, or first fit."""
+        rec["hook"] = "+".join(h for h, on in (("filter", masks), ("score", total is not None)) if on) or "default"
+        self._trace_filters(rec, fits, masks)
+        if kept >= 0:
+            rec.setdefault("filtered", {})[RESERVATION] = self._some(np.array([kept], dtype=np.intp))
+        feasible = np.flatnonzero(mask)
+        rec["feasible"] = int(feasible.size)
+        if total is not None and feasible.size:
+            # the best first, ties to the lowest index (as the choice); NaN ranks first, as in argmax
+            vals = total[feasible]
+            order = np.lexsort((feasible, np.where(np.isnan(vals), -np.inf, -vals)))
+            top = feasible[order[:TRACE_TOP_K]].tolist()
+            if n >= 0 and n not in top:
+                top.append(n)
+            rec["scores"] = {self.nodes[i].name: num(float(total[i])) for i in top}
+        if n < 0:
+            rec["reason"] = "no room" if not rec["candidates"] else "reservation" if kept >= 0 else "filtered"
+
+    def _emit_placed(self, rec: dict[str, Any], node: int) -> None:
+        rec["chosen"] = self.nodes[node].name
+        self._emit(rec)
+
+    def _emit_blocked(self, rec: dict[str, Any], answer: Any, reservation: Reservation | None) -> None:
+        """Write the record of a task that found no node, with what ``rpiaas_blocked`` made of it."""
+        rec["chosen"] = None
+        if answer is None:
+            rec["blocked"] = "wait"
+        elif answer is SKIP:
+            rec["blocked"] = "skip"
+        elif reservation is not None:
+            rec["blocked"] = "reserve_ignored"
+        else:
+            rec["blocked"] = "reserve"
+            rec["reservation"] = {"node": self._name(answer.node), "start_s": num(float(answer.start_s))}
+        self._emit(rec)
+
+    def _name(self, n: int) -> str | int:
+        """A node's name; an index that names no node as it is (the trace must not fail)."""
+        return self.nodes[n].name if 0 <= n < len(self.nodes) else n
+
+    def _emit(self, rec: dict[str, Any]) -> None:
+        assert self._trace is not None
+        out = {k: rec[k] for k in TRACE_KEYS if k in rec}
+        self._trace.write(json.dumps(out, separators=(",", ":")) + "\n")
+
+
+def num(x: float) -> float | str:
+    """A float for JSON: itself when finite, else ``"inf"``, ``"-inf"`` or ``"nan"`` (JSON has none)."""
+    return x if math.isfinite(x) else repr(x)
+
+
+def named_impls(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]] | None:
+    """A hook's implementations as :class:`~rpiaas.plugins.HookCall` calls them, each with its
+    policy's name (``NAME``, else the class name; ``#2``, ``#3`` ... for repeats).
+
+    ``None`` when one is a wrapper: then only pluggy can call them.
+    """
+    impls = getattr(pm.hook, hook).get_hookimpls()
+    if any(i.hookwrapper or i.wrapper for i in impls):
+        return None
+    out = []
+    seen: dict[str, int] = {}
+    for impl in reversed(impls):  # pluggy calls the last registered first
+        name = getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
+        seen[name] = seen.get(name, 0) + 1
+        who = name if seen[name] == 1 else f"{name}#{seen[name]}"
+        out.append((who, impl.function, tuple(impl.argnames)))
+    return out
