@@ -36,7 +36,7 @@ import numpy as np
 
 from .model import Task, TaskState
 
-__all__ = ["NODE_COLUMNS", "TASK_COLUMNS", "RunWriter", "Stats", "read_run", "versions"]
+__all__ = ["NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "RunWriter", "Stats", "read_run", "versions"]
 
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
@@ -44,6 +44,8 @@ TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wa
 NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utilization",
                 "power_w", "energy_j", "tasks")
 BSLD_BOUND_S = 10.0
+# every file a run directory may hold
+RUN_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json")
 _COMPLETED = TaskState.COMPLETED
 _BUF = 1 << 20
 

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Task
+from ..results import RUN_FILES
 from ..scenario import Scenario
 from ..sim.engine import rng_streams
 from ..source import load_file
 
 __all__ = ["MasterError", "run_live", "scenario_payload"]
 
-_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json")
 
 
 class MasterError(RuntimeError):
@@ -150,7 +150,7 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
     tmp.mkdir()
     try:
         for name in run["files"]:
-            if name in _FILES:
+            if name in RUN_FILES:
                 (tmp / name).write_bytes(master.call("GET", f"/api/v1/runs/{run_id}/files/{name}"))
         record = json.loads((tmp / "run.json").read_text())
         if out.exists():

@@ -230,6 +230,7 @@ class LiveRun:
         self._held: list[Any] = []  # actions waiting for the journal to reach the disk
         self._online: list[bool] = [e.online is not False for e in entries]
         self._arrivals_left = True
+        self._stop_now = False  # the horizon came
         self._arrived = 0
         self._last_now = 0.0
         self._t0 = 0.0
@@ -326,8 +327,6 @@ class LiveRun:
                 await self._journal.sync_async()
                 self._release()
             self._update_status()
-
-    _stop_now = False
 
     async def _horizon(self, horizon_s: float) -> None:
         await asyncio.sleep(max(0.0, self._wall(horizon_s) - self.clock()))
@@ -437,9 +436,9 @@ class LiveRun:
             for task_id in [t for t in self._on_agent if t not in running]:
                 self._stop_agent_task(task_id)
         view = self.control.view
-        state, free = view._state.tolist(), view._cores_free.tolist()
-        for n in touched:
-            self.meter.update(n, now, state[n], self.nodes[n].type.cores - free[n])
+        for n in touched:  # only these: a step must not cost the size of the cluster
+            self.meter.update(n, now, int(view._state[n]),
+                              self.nodes[n].type.cores - int(view._cores_free[n]))
         return actions
 
     def _forget(self, task_id: int) -> None:
@@ -648,13 +647,12 @@ class LiveRun:
         self._t0 = float(head["t0"])
         log.info("run %s: resuming from %d journal records", self.id, len(records) - 1)
         self._replaying = True
-        arrivals: dict[int, Task] = {}
         try:
             for rec in records[1:]:
                 if "started" in rec:
                     self._measured_start[int(rec["started"])] = float(rec["t"])
                     continue
-                events = [self._event_from(e, arrivals) for e in rec["ev"]]
+                events = [self._event_from(e) for e in rec["ev"]]
                 self._step(float(rec["t"]), events)
         finally:
             self._replaying = False
@@ -680,13 +678,12 @@ class LiveRun:
                 self._later(now, NodeBooted(i))
         self._put(now, Tick())
 
-    def _event_from(self, rec: dict[str, Any], arrivals: dict[int, Task]) -> Event:
+    def _event_from(self, rec: dict[str, Any]) -> Event:
         kind = rec["e"]
         if kind == "arrive":
             task = next(self._tasks)
             if task.id != rec["task"]:
                 raise RuntimeError(f"journal: task {rec['task']} arrived, the workload gives {task.id}")
-            arrivals[task.id] = task
             return TaskArrived(task)
         if kind == "finish":
             return TaskFinished(int(rec["task"]))

@@ -69,11 +69,14 @@ async def _body(request: web.Request, allowed: Sequence[str], required: Sequence
     return data
 
 
-def _body_number(data: dict[str, Any], name: str, minimum: float = 0.0) -> float:
+def _body_number(data: dict[str, Any], name: str, minimum: float = 0.0,
+                 positive: bool = False) -> float:
+    """Field ``name``: a finite number >= ``minimum`` (> 0 if ``positive``), else 400."""
     value = data[name]
     if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or value < minimum):
-        raise _error(400, f"{name}: expected a finite number >= {minimum:g}, got {value!r}")
+            or value < minimum or (positive and value <= 0)):
+        what = "a positive number" if positive else f"a finite number >= {minimum:g}"
+        raise _error(400, f"{name}: expected {what}, got {value!r}")
     return float(value)
 
 

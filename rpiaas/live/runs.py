@@ -22,18 +22,18 @@ from typing import Any
 
 from aiohttp import web
 
+from ..results import RUN_FILES
 from ..scenario import load_scenario
 from ..source import InputError
 from .client import AgentClient
 from .keys import CONFIG, REGISTRY, RUNS, STORE
 from .replay import JOURNAL, RESULT, TASK_KINDS, LiveOptions, LiveRun
-from .routes import _body, _error
+from .routes import _body, _body_number, _error
 
-__all__ = ["RUN_FILES", "RunManager", "setup_run_routes"]
+__all__ = ["RunManager", "setup_run_routes"]
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json")
 SCENARIO_FILE = "scenario.json"
 CANCELLED = "cancelled"
 _RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -170,14 +170,6 @@ def _run(request: web.Request) -> LiveRun:
     return run
 
 
-def _number(data: dict[str, Any], key: str, default: float) -> float:
-    value = data.get(key, default)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or \
-            value != value or value == float("inf"):
-        raise _error(400, f"{key}: expected a positive number, got {value!r}")
-    return float(value)
-
-
 @routes.post("/api/v1/runs")
 async def start_run(request: web.Request) -> web.Response:
     """Replay a scenario on the testbed (token): ``{"scenario": {...}, "file", "timescale", "task_kind"}``."""
@@ -190,7 +182,8 @@ async def start_run(request: web.Request) -> web.Response:
     kind = data.get("task_kind", "sleep")
     if kind not in TASK_KINDS:
         raise _error(400, f"task_kind: expected one of {', '.join(TASK_KINDS)}, got {kind!r}")
-    options = LiveOptions(_number(data, "timescale", 1.0), kind, watch_interval(request.app))
+    timescale = _body_number({"timescale": 1.0, **data}, "timescale", positive=True)
+    options = LiveOptions(timescale, kind, watch_interval(request.app))
     if request.app[CONFIG].agent_token is None:
         raise _error(400, "this master has no agent token (agent_token_file): it cannot start tasks")
     notify = f"{request.url.origin()}/api/v1/task-ended"

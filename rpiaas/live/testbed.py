@@ -408,6 +408,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
         procs[name] = proc
         return proc
 
+    oversubscribed = cores > len(_machine()[0])  # the type's cores, more than the CPUs
     try:
         for i, (name, port) in enumerate(zip(names, ports, strict=True)):
             work = root / "work" / name
@@ -417,7 +418,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
                     "--mem-mb", str(mem_mb), "--sysfs-root", str(root / "sysfs-empty"),
                     "--vcgencmd", "", "--work-dir", str(work)]
             cpu_set = cpu_sets[i] if cpu_sets else None
-            if cores > len(_machine()[0]):
+            if oversubscribed:
                 argv.append("--oversubscribe")
             if cpu_set:
                 argv += ["--cpu-set", ",".join(map(str, cpu_set))]

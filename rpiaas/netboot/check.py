@@ -26,7 +26,7 @@ from typing import Any
 
 from .render import MANIFEST, NFS_OPTIONS, load_manifest
 
-__all__ = ["Finding", "check", "passed"]
+__all__ = ["Finding", "check", "find_program", "passed"]
 
 _TIMEOUT_S = 30
 
@@ -40,9 +40,14 @@ class Finding:
     detail: str = ""
 
 
+def find_program(name: str) -> str | None:
+    """``name`` on the PATH, else in ``/usr/sbin`` or ``/sbin`` (a user's PATH may lack them)."""
+    return shutil.which(name) or next(
+        (str(p) for d in ("/usr/sbin", "/sbin") if (p := Path(d, name)).exists()), None)
+
+
 def _dnsmasq(directory: Path) -> Finding:
-    exe = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists()
-                                      else None)
+    exe = find_program("dnsmasq")
     if exe is None:
         return Finding("dnsmasq --test", None, "dnsmasq is not installed")
     proc = subprocess.run([exe, "--test", f"--conf-file={directory / 'dnsmasq.conf'}"],
@@ -65,7 +70,7 @@ def _exportfs(directory: Path) -> Finding:
     if os.geteuid() != 0:
         return Finding(what, None, "needs root (a private mount namespace); run as root")
     for tool in ("unshare", "exportfs", "mount"):
-        if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
+        if find_program(tool) is None:
             return Finding(what, None, f"{tool} is not installed (exportfs: nfs-kernel-server)")
     if not Path("/etc/exports").is_file():
         return Finding(what, None, "/etc/exports is missing (install nfs-kernel-server)")

@@ -8,7 +8,6 @@ every one is gone, so a caller may delete their network at once.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from .check import find_program
 from .plan import NetbootError
 from .render import load_manifest
 
@@ -26,8 +26,7 @@ _STOP_WAIT_S = 10.0
 
 
 def _program(name: str) -> str:
-    exe = shutil.which(name) or next(
-        (str(p) for d in ("/usr/sbin", "/sbin") if (p := Path(d, name)).exists()), None)
+    exe = find_program(name)
     if exe is None:
         raise NetbootError(f"{name} is not installed")
     return exe
