@@ -399,6 +399,7 @@ class LiveRun:
         current = self._on_agent.get(task_id)
         if current is None or current[1] != agent_id:
             return True  # killed or moved by us: the control plane already knows
+        self._learn_start(task_id, doc)
         self._reported.add(agent_id)
         ended = doc.get("ended_s")
         at = self._scenario_time(float(ended)) if isinstance(ended, (int, float)) else self.now()
@@ -447,6 +448,7 @@ class LiveRun:
     def _carry_out(self, a: Action, now: float, touched: set[int]) -> None:
         if isinstance(a, Start):
             touched.add(a.node)
+            self._measured_start.pop(a.task.id, None)  # a new attempt: its own start (a move keeps it)
             self._launch(a.task, a.node, a.task.work_core_s)
         elif isinstance(a, Kill):
             touched.add(a.task.node)  # stopped on its agent below, with the other lost tasks
@@ -531,11 +533,16 @@ class LiveRun:
                 self._reported.add(spec["id"])
                 self._put(self.now(), TaskFailed(task_id, f"start on {entry.name}: {e}"))
             return
+        self._learn_start(task_id, doc)
+
+    def _learn_start(self, task_id: int, doc: dict[str, Any]) -> None:
+        """Keep the start the agent measured (from its answer to the start, or any later
+        document of the task: a resumed master may have lost the first)."""
         started = doc.get("started_s")
-        if isinstance(started, (int, float)):
+        if isinstance(started, (int, float)) and task_id not in self._measured_start:
             at = self._scenario_time(float(started))
             self._measured_start[task_id] = at
-            self._journal.write({"started": task_id, "agent_id": spec["id"], "t": at})
+            self._journal.write({"started": task_id, "agent_id": doc.get("id"), "t": at})
 
     def _stop_agent_task(self, task_id: int) -> None:
         current = self._on_agent.pop(task_id, None)
@@ -672,6 +679,8 @@ class LiveRun:
                 self._spawn(self._post(task.id, node, spec))
             elif doc.get("state") != "running":
                 self.task_report(doc)
+            else:
+                self._learn_start(task.id, doc)
         # timers the control plane still waits for
         for i, st in enumerate(self.control.view._state.tolist()):
             if st == PowerState.BOOTING:
