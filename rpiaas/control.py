@@ -141,6 +141,8 @@ class ControlPlane(DecisionTrace):
         self._stuck = False
         self._stuck_head: Task | None = None
         self._dirty: list[int] = []
+        # nodes whose reservations or power state changed, for the shells' bookkeeping
+        self._changed: list[int] = []
         self.booting = 0
         self.events_applied = 0
 
@@ -182,11 +184,34 @@ class ControlPlane(DecisionTrace):
     def running_on(self, node: int) -> Mapping[int, Task]:
         return self._running_on[node]
 
+    @property
+    def node_states(self) -> Sequence[int]:
+        """Every node's :class:`~rpiaas.model.PowerState` value (a live list: do not change it)."""
+        return self._st
+
+    @property
+    def node_cores_free(self) -> Sequence[int]:
+        """Every node's unreserved cores (a live list: do not change it)."""
+        return self._cf
+
+    @property
+    def node_mem_free_mb(self) -> Sequence[int]:
+        """Every node's unreserved memory in MB (a live list: do not change it)."""
+        return self._mf
+
+    def changed_nodes(self) -> list[int]:
+        """The nodes whose reservations or power state the last :meth:`step` changed, in the
+        order of the changes (a node may repeat), once: a second call returns none.  The
+        shells feed them to their :class:`~rpiaas.shell.NodeUsage` after every step."""
+        changed, self._changed = self._changed, []
+        return changed
+
     # ------------------------------------------------------------ the step
     def step(self, now: float, events: list[Event]) -> list[Action]:
         """Apply a batch of events stamped ``now``; return the actions to carry out."""
         view = self.view
         view.now = now
+        self._changed = []
         if len(events) > 1:
             events.sort(key=event_order)
         actions: list[Action] = []
@@ -212,6 +237,7 @@ class ControlPlane(DecisionTrace):
     def _set_state(self, n: int, state: int) -> None:
         self._state[n] = state
         self._st[n] = state
+        self._changed.append(n)
 
     def _freed(self, n: int) -> None:
         """Resources on node ``n`` were freed or it came up: a stuck pass may go on."""
@@ -339,6 +365,7 @@ class ControlPlane(DecisionTrace):
         self._cf[node] = self._cores_free[node] = old - c
         self._mf[node] = self._mem_free[node] = mem
         self._index.move(node, old, old - c, mem)
+        self._changed.append(node)
         self._ntasks[node] += 1
         self._idle_since[node] = _NAN
         self._running[task.id] = task
@@ -358,6 +385,7 @@ class ControlPlane(DecisionTrace):
             if not self._running_on[node]:
                 self._idle_since[node] = now
         self._ntasks[node] -= 1
+        self._changed.append(node)
         self._freed(node)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:

@@ -30,13 +30,17 @@ import sys
 from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from .model import Task, TaskState
 
-__all__ = ["NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "RunWriter", "Stats", "read_run", "versions"]
+if TYPE_CHECKING:
+    from .scenario import Scenario
+
+__all__ = ["NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "RunWriter", "Stats", "read_run", "run_record",
+           "versions"]
 
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
@@ -45,7 +49,9 @@ NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utiliza
                 "power_w", "energy_j", "tasks")
 BSLD_BOUND_S = 10.0
 # every file a run directory may hold
-RUN_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json")
+RUN_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json",
+             "fidelity.json")
+FORMAT = "rpiaas-run/1"
 _COMPLETED = TaskState.COMPLETED
 _BUF = 1 << 20
 
@@ -60,6 +66,25 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "unknown"
     return out
+
+
+def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
+               nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The content of ``run.json`` (no wall-clock data: same inputs, same bytes)."""
+    return {
+        "format": FORMAT,
+        "mode": mode,
+        "name": scenario.name,
+        "policy": scenario.policy.name,
+        "policy_params": scenario.policy.params,
+        "queue": scenario.queue.name if scenario.queue else "fcfs",
+        "seed": scenario.seed,
+        "scenario_file": scenario.file,
+        "scenario": scenario.data,
+        "versions": versions(),
+        "summary": summary,
+        "nodes": nodes,
+    }
 
 
 def bounded_slowdown(response_s: float, run_s: float) -> float:
@@ -247,11 +272,17 @@ class RunWriter:
             quoted = self._quoted[tenant] = _csv(tenant)
         return quoted
 
-    def commit(self, run: dict[str, Any], timing: dict[str, Any]) -> Path:
+    def commit(self, run: dict[str, Any], timing: dict[str, Any],
+               extra: dict[str, dict[str, Any]] | None = None) -> Path:
+        """Close the files, write ``run.json``, ``timing.json`` and the ``extra`` JSON
+        files (name to content), and move the directory into place."""
         for f in self._sinks():
             f.close()
         (self.tmp / "run.json").write_text(dump_run(run))
         (self.tmp / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+        for name, doc in (extra or {}).items():
+            assert name in RUN_FILES, name
+            (self.tmp / name).write_text(json.dumps(doc, indent=2) + "\n")
         if self.out.exists():
             old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
             self.out.rename(old)

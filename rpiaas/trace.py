@@ -34,7 +34,7 @@ TRACE_TOP_K = 16
 """Most nodes named per list of a decision-trace record (filtered nodes, scores)."""
 # the fixed key order of decision-trace records (keys a record lacks are left out)
 TRACE_KEYS = ("t", "decision", "task", "hook", "chosen", "reason", "from", "candidates", "feasible",
-              "place", "filtered", "scores", "blocked", "reservation")
+              "place", "filtered", "scores", "blocked", "reservation", "utilization")
 RESERVATION = "(reservation)"  # who filtered a node out to keep a reservation
 
 
@@ -112,12 +112,26 @@ class DecisionTrace:
             rec["reservation"] = {"node": self._name(answer.node), "start_s": num(float(answer.start_s))}
         self._emit(rec)
 
+    def _trace_utilization(self, rec: dict[str, Any]) -> None:
+        """Live: the measured utilisation the policy saw, of the chosen node and the scored ones
+        (in simulation it is the reserved share of the cores, which the trace already implies)."""
+        names = [rec["chosen"]] if isinstance(rec.get("chosen"), str) else []
+        names += [n for n in rec.get("scores", ()) if n not in names]
+        if names:
+            index = self.__dict__.get("_trace_index")
+            if index is None:
+                index = self.__dict__["_trace_index"] = {n.name: i for i, n in enumerate(self.nodes)}
+            util = self.view.utilization
+            rec["utilization"] = {n: round(float(util[index[n]]), 4) for n in names}
+
     def _name(self, n: int) -> str | int:
         """A node's name; an index that names no node as it is (the trace must not fail)."""
         return self.nodes[n].name if 0 <= n < len(self.nodes) else n
 
     def _emit(self, rec: dict[str, Any]) -> None:
         assert self._trace is not None
+        if self.view.utilization_measured:
+            self._trace_utilization(rec)
         out = {k: rec[k] for k in TRACE_KEYS if k in rec}
         self._trace.write(json.dumps(out, separators=(",", ":")) + "\n")
 

@@ -117,7 +117,9 @@ class ClusterView:
     - ``speed``: relative to the reference core.
     - ``power_idle_w``, ``power_max_w``: the node type's power profile.
     - ``state``: a :class:`~rpiaas.model.PowerState` value (0 off, 1 booting, 2 on, 3 down).
-    - ``utilization``: CPU utilisation in [0, 1], modelled in simulation, measured live.
+    - ``utilization``: CPU utilisation in [0, 1]: in simulation the share of the node's
+      cores that tasks reserved; live the utilisation measured on the node at its latest
+      poll (``utilization_measured`` is then true).
     - ``tasks``: number of running tasks.
     - ``idle_since_s``: when the node last became idle while on; ``nan`` when busy or not on.
     - ``free_index``: a :class:`FreeCoresIndex` of the nodes that are on.
@@ -147,6 +149,7 @@ class ClusterView:
         self.free_index = FreeCoresIndex(max_cores)
         self.now = 0.0
         self.queue_length = 0
+        self.utilization_measured = False
         self._control = control
 
         self.cores: IntArray = _readonly(self._cores)  # type: ignore[assignment]
@@ -163,6 +166,14 @@ class ClusterView:
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    # -- for the shells ------------------------------------------------------
+    def utilization_sink(self, measured: bool) -> FloatArray:
+        """The writable array behind :attr:`utilization`, for the shell that keeps it:
+        the share of reserved cores in simulation, the utilisation measured on each
+        node live (``measured``, which :attr:`utilization_measured` then says)."""
+        self.utilization_measured = measured
+        return self._utilization
 
     # -- convenience for policies ------------------------------------------
     def fits(self, task: Task) -> npt.NDArray[np.bool_]:

@@ -140,7 +140,9 @@ class Poller:
         for entry, info, reason in results:
             if info is not None:
                 try:
-                    samples.append(sample_from_info(entry.name, now, info))
+                    sample = sample_from_info(entry.name, now, info)
+                    samples.append(sample)
+                    entry.sample = sample
                 except (ValueError, TypeError) as e:
                     info, reason = None, f"bad report: {e}"
             online = info is not None

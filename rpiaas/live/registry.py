@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Node
-from ..store import NodeStatus
+from ..store import NodeStatus, Sample
 from .config import MasterConfig
 
 __all__ = ["NodeEntry", "Registry"]
@@ -31,6 +31,7 @@ class NodeEntry:
     reason: str = ""
     booting_since_s: float | None = None  # powered on and not reported booted yet
     failed_polls: int = 0  # in a row
+    sample: Sample | None = None  # the newest reading polled from the agent
 
     @property
     def name(self) -> str:

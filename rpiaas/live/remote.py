@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Task
+from ..fidelity import summary_line
 from ..results import RUN_FILES
 from ..scenario import Scenario
-from ..sim.engine import rng_streams
+from ..shell import rng_streams
 from ..source import load_file
 
 __all__ = ["MasterError", "run_live", "scenario_payload"]
@@ -163,4 +164,6 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not quiet and (out / "fidelity.json").is_file():
+        print(summary_line(json.loads((out / "fidelity.json").read_text())), file=sys.stderr, flush=True)
     return dict(record["summary"]), out

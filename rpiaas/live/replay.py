@@ -71,12 +71,11 @@ from ..events import (
     Tick,
     WakeAt,
 )
+from ..fidelity import Outcome, fidelity, outcome
 from ..model import PowerState, Task, TaskState
-from ..results import RunWriter
+from ..results import RunWriter, run_record
 from ..scenario import Scenario
-from ..sim import run_record
-from ..sim.engine import STATE_NAMES, rng_streams
-from ..sim.power import PowerMeter
+from ..shell import NodeUsage, rng_streams
 from ..store import HistoryStore
 from .client import AgentClient, AgentError
 from .registry import NodeEntry
@@ -203,12 +202,16 @@ class LiveRun:
     :param store: the master's history store (measured node series).
     :param directory: the run's directory on the master: journal and result.
     :param notify_url: where agents push task ends (None: polling only).
+    :param twin: simulates the scenario when the run ends (its summary and each task's
+        outcome), for ``fidelity.json``; None: no twin.
     """
 
     def __init__(self, run_id: str, scenario: Scenario, entries: list[NodeEntry],
                  client: AgentClient, store: HistoryStore, directory: Path,
                  options: LiveOptions, notify_url: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 twin: Callable[[Scenario], tuple[dict[str, Any], dict[int, Outcome]]] | None = None,
+                 ) -> None:
         self.id = run_id
         self.scenario = scenario
         self.entries = entries
@@ -218,6 +221,7 @@ class LiveRun:
         self.options = options
         self.notify_url = notify_url
         self.clock = clock
+        self.twin = twin
         self.status = RunState(run_id)
         self.nodes = scenario.cluster.nodes
         self._index = {n.name: i for i, n in enumerate(self.nodes)}
@@ -226,6 +230,12 @@ class LiveRun:
         self._on_agent: dict[int, tuple[int, str]] = {}  # running task id -> (node, agent id)
         self._reported: set[str] = set()
         self._measured_start: dict[int, float] = {}
+        self._outcomes: dict[int, Outcome] = {}
+        self._names = [n.name for n in self.nodes]
+        # measured utilisation polled since the last step: given to the view before the
+        # next one (and journalled with it, so a resumed run decides as the first did)
+        self._util_news: dict[int, float] = {}
+        self._util_seen: list[Any] = [None] * len(entries)
         self._pending: set[asyncio.Task[None]] = set()
         self._held: list[Any] = []  # actions waiting for the journal to reach the disk
         self._online: list[bool] = [e.online is not False for e in entries]
@@ -264,8 +274,9 @@ class LiveRun:
             on_final=self._final, retries=self.scenario.retries,
             initial_state=[self.scenario.initial_power] * len(self.nodes),
             trace=self.writer.decisions)
-        self.meter = PowerMeter(self.nodes, [int(self.scenario.initial_power)] * len(self.nodes))
-        self._energy_j = [0.0] * len(self.nodes)
+        self.usage = NodeUsage(self.nodes, [int(self.scenario.initial_power)] * len(self.nodes),
+                               measured=True)
+        self._util = self.control.view.utilization_sink(measured=True)
         self._last_sample_s: float | None = None
         self._next_sample_s = 0.0
         journal_path = self.directory / JOURNAL
@@ -368,6 +379,11 @@ class LiveRun:
                     self._online[i] = up
                     now = self.now()
                     self._put(now, NodeUp(i) if up else NodeDown(i, entry.reason or "agent offline"))
+                sample = entry.sample
+                if sample is not self._util_seen[i]:
+                    self._util_seen[i] = sample
+                    if sample is not None:
+                        self._util_news[i] = float(sample.cpu_util)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + interval
                 await self._poll_tasks()
@@ -411,62 +427,59 @@ class LiveRun:
         return True
 
     # ------------------------------------------------------------ the step
-    def _step(self, now: float, events: list[Event]) -> list[Action]:
+    def _step(self, now: float, events: list[Event],
+              util: dict[int, float] | None = None) -> list[Action]:
         if self._replaying:
             self._samples_until(now)
         self._last_now = now
         if not self._replaying:
-            self._journal.write({"t": now, "ev": [_event_json(e) for e in events]})
+            util, self._util_news = self._util_news, {}
+            record: dict[str, Any] = {"t": now, "ev": [_event_json(e) for e in events]}
+            if util:
+                record["u"] = [[i, u] for i, u in util.items()]
+            self._journal.write(record)
+        if util:
+            sink = self._util
+            for i, u in util.items():
+                sink[i] = u
         for ev in events:
             if isinstance(ev, TaskArrived):
                 self._arrived += 1
             elif isinstance(ev, (TaskFinished, TaskFailed)):
                 self._forget(ev.task_id)
         actions = self.control.step(now, events)
-        touched: set[int] = set()
-        for ev in events:
-            node = getattr(ev, "node", None)
-            if isinstance(node, int):
-                touched.add(node)
         for a in actions:
-            self._carry_out(a, now, touched)
+            self._carry_out(a, now)
         if len(self._on_agent) > self.control.running_count:
             # tasks the control plane no longer runs (lost with their node, killed):
             # stop them on their agents too, in case those still run them
             running = {t.id for t in self.control.running()}
             for task_id in [t for t in self._on_agent if t not in running]:
                 self._stop_agent_task(task_id)
-        view = self.control.view
-        for n in touched:  # only these: a step must not cost the size of the cluster
-            self.meter.update(n, now, int(view._state[n]),
-                              self.nodes[n].type.cores - int(view._cores_free[n]))
+        # only the nodes the step changed: a step must not cost the size of the cluster
+        self.usage.follow(self.control, now)
         return actions
 
     def _forget(self, task_id: int) -> None:
         self._on_agent.pop(task_id, None)
 
-    def _carry_out(self, a: Action, now: float, touched: set[int]) -> None:
+    def _carry_out(self, a: Action, now: float) -> None:
         if isinstance(a, Start):
-            touched.add(a.node)
             self._measured_start.pop(a.task.id, None)  # a new attempt: its own start (a move keeps it)
             self._launch(a.task, a.node, a.task.work_core_s)
         elif isinstance(a, Kill):
-            touched.add(a.task.node)  # stopped on its agent below, with the other lost tasks
+            pass  # stopped on its agent in _step, with the other lost tasks
         elif isinstance(a, Migrate):
-            touched.update((a.source, a.node))
             # what is left of the work, as modelled, restarts on the new node
             left = max(0.0, a.task.est_end_s - now)
             self._stop_agent_task(a.task.id)
             self._launch(a.task, a.node, left * a.task.cores * self.nodes[a.node].type.speed)
         elif isinstance(a, PowerOn):
-            touched.add(a.node)
             boot = self.nodes[a.node].type.boot_s
             self._later(now + boot, NodeBooted(a.node))
-        elif isinstance(a, PowerOff):
-            touched.add(a.node)
         elif isinstance(a, WakeAt):
             self._later(a.time_s, Tick())
-        elif not isinstance(a, Reject):  # pragma: no cover
+        elif not isinstance(a, (Reject, PowerOff)):  # pragma: no cover
             raise TypeError(f"unknown action {a!r}")
 
     def _later(self, at_s: float, ev: Event) -> None:
@@ -561,10 +574,15 @@ class LiveRun:
     def _final(self, task: Task) -> None:
         measured = self._measured_start.pop(task.id, None)
         if measured is not None and task.start_s >= 0 and task.state is not TaskState.QUEUED:
-            end = task.end_s if task.end_s >= 0 else math.inf
-            task.start_s = min(max(task.start_s, measured), end)
+            end = task.end_s if task.end_s >= 0 else max(self._last_now, task.start_s)
+            start = min(max(task.start_s, measured), end)
+            # the cores were reserved from the decision on, the task ran from its measured
+            # start: busy time is the task's own, as tasks.csv says
+            self.usage.unbusy(task.node, task.cores * (start - task.start_s))
+            task.start_s = start
         assert self.writer is not None
         self.writer.task_ended(task)
+        self._outcomes[task.id] = outcome(task, self._names)
 
     def _sample_interval(self) -> float:
         """The scenario's sample interval, but never below half a wall second."""
@@ -589,27 +607,17 @@ class LiveRun:
             self._write_sample(at, readings)
 
     def _write_sample(self, now: float, readings: dict[str, Any]) -> None:
-        """A row per node: control-plane state and reservations, measured use, modelled power."""
+        """A row per node: control-plane state and reservations, measured use, and the power
+        model on the measured utilisation (which holds until the next sample)."""
         assert self.writer is not None
         self._next_sample_s = now + self._sample_interval()
-        view = self.control.view
-        state, free, ntasks = view._state.tolist(), view._cores_free.tolist(), view._tasks.tolist()
-        dt = 0.0 if self._last_sample_s is None else max(0.0, now - self._last_sample_s)
         self._last_sample_s = now
-        lines = []
-        for i, node in enumerate(self.nodes):
-            t = node.type
-            sample = readings.get(node.name)
-            util = float(sample.cpu_util) if sample is not None else 0.0
-            mem = float(sample.mem_used_mb) if sample is not None else 0.0
-            on = state[i] == PowerState.ON
-            power = (t.power_idle_w + (t.power_max_w - t.power_idle_w) * util) if on else (
-                t.power_boot_w if state[i] == PowerState.BOOTING else t.power_off_w)
-            self._energy_j[i] += power * dt
-            used = t.cores - free[i]
-            lines.append(f"{now!r},{node.name},{STATE_NAMES[state[i]]},{used},{mem!r},{util!r},"
-                         f"{power!r},{self._energy_j[i]!r},{ntasks[i]}\n")
-        self.writer.nodes.write("".join(lines))
+        mem = []
+        for i, name in enumerate(self._names):
+            sample = readings.get(name)
+            self.usage.measure(i, now, float(sample.cpu_util) if sample is not None else 0.0)
+            mem.append(float(sample.mem_used_mb) if sample is not None else 0.0)
+        self.writer.nodes.write(self.usage.rows(now, mem, self.control.view.tasks.tolist()))
         self.writer.drain()
 
     async def _finish(self) -> Path:
@@ -620,7 +628,7 @@ class LiveRun:
         latest = await asyncio.to_thread(self.store.latest)
         self._write_sample(max(end, self._last_sample_s or 0.0),
                            {name: st.sample for name, st in latest.items()})
-        self.meter.close(end)
+        self.usage.close(end)
         for task_id in list(self._on_agent):
             self._stop_agent_task(task_id)
         self._journal.sync()
@@ -630,12 +638,9 @@ class LiveRun:
         for task in self.control.running() + self.control.queued():
             self._final(task)
         capacity = float(sum(n.type.cores for n in self.nodes)) * end
-        summary = self.writer.stats.summary(sum(self.meter.busy_core_s), capacity,
-                                            sum(self._energy_j), end)
-        nodes = [{"node": n.name, "type": n.type.name, "energy_j": float(f"{e:.12g}"),
-                  "busy_core_s": float(f"{b:.12g}")}
-                 for n, e, b in zip(self.nodes, self._energy_j, self.meter.busy_core_s, strict=True)]
-        record = run_record(self.scenario, "live", summary, nodes)
+        busy_core_s, energy_j = self.usage.totals()
+        summary = self.writer.stats.summary(busy_core_s, capacity, energy_j, end)
+        record = run_record(self.scenario, "live", summary, self.usage.per_node(self.nodes))
         record["live"] = {"run": self.id, "timescale": self.options.timescale,
                           "task_kind": self.options.task_kind,
                           "agents": {e.name: e.base_url for e in self.entries}}
@@ -643,7 +648,14 @@ class LiveRun:
                   .isoformat(timespec="seconds"),
                   "wall_s": round(self.clock() - self._t0, 3),
                   "events": self.control.events_applied}
-        self.result = self.writer.commit(record, timing)
+        extra = {}
+        if self.twin is not None:
+            try:
+                sim_summary, sim_outcomes = await asyncio.to_thread(self.twin, self.scenario)
+                extra["fidelity.json"] = fidelity(summary, self._outcomes, sim_summary, sim_outcomes)
+            except Exception as e:  # the live result stands without its twin
+                log.error("run %s: its simulated twin failed: %s", self.id, e)
+        self.result = self.writer.commit(record, timing, extra)
         self.status.state = "completed"
         self._update_status()
         return self.result
@@ -660,7 +672,8 @@ class LiveRun:
                     self._measured_start[int(rec["started"])] = float(rec["t"])
                     continue
                 events = [self._event_from(e) for e in rec["ev"]]
-                self._step(float(rec["t"]), events)
+                util = {int(i): float(u) for i, u in rec.get("u", ())}
+                self._step(float(rec["t"]), events, util)
         finally:
             self._replaying = False
         # (the arrival feed goes on from the task after the last one the journal saw)
@@ -682,7 +695,7 @@ class LiveRun:
             else:
                 self._learn_start(task.id, doc)
         # timers the control plane still waits for
-        for i, st in enumerate(self.control.view._state.tolist()):
+        for i, st in enumerate(self.control.node_states):
             if st == PowerState.BOOTING:
                 self._later(now, NodeBooted(i))
         self._put(now, Tick())

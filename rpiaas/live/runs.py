@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..fidelity import simulate_twin
 from ..results import RUN_FILES
 from ..scenario import load_scenario
 from ..source import InputError
@@ -89,7 +90,7 @@ class RunManager:
             raise ValueError(f"the scenario's cluster names nodes this master does not know: {shown}")
         entries = [e for n in scenario.cluster.nodes if (e := registry.get(n.name)) is not None]
         return LiveRun(run_id, scenario, entries, self.client, self.app[STORE], directory, options,
-                       notify_url)
+                       notify_url, twin=simulate_twin)
 
     def _start(self, run: LiveRun) -> None:
         self.runs[run.id] = run

@@ -7,32 +7,11 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from ..results import RunWriter, versions
+from ..results import RunWriter, run_record
 from ..scenario import Scenario
 from .engine import Simulation
 
 __all__ = ["Simulation", "run_record", "simulate"]
-
-FORMAT = "rpiaas-run/1"
-
-
-def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
-               nodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The content of ``run.json`` (no wall-clock data: same inputs, same bytes)."""
-    return {
-        "format": FORMAT,
-        "mode": mode,
-        "name": scenario.name,
-        "policy": scenario.policy.name,
-        "policy_params": scenario.policy.params,
-        "queue": scenario.queue.name if scenario.queue else "fcfs",
-        "seed": scenario.seed,
-        "scenario_file": scenario.file,
-        "scenario": scenario.data,
-        "versions": versions(),
-        "summary": summary,
-        "nodes": nodes,
-    }
 
 
 def simulate(scenario: Scenario, out: str | Path | None = None,

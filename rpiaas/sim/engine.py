@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from heapq import heappush
 from typing import Any
 
-import numpy as np
 import simpy
 from simpy.core import EmptySchedule
 from simpy.events import NORMAL, URGENT
@@ -40,14 +39,13 @@ from ..events import (
     Tick,
     WakeAt,
 )
-from ..model import PowerState, Task
+from ..model import Task
 from ..results import RunWriter, Stats
 from ..scenario import Scenario
-from .power import PowerMeter
+from ..shell import STATE_NAMES, NodeUsage, rng_streams
 
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
-STATE_NAMES = {int(s): s.name.lower() for s in PowerState}
 _CHUNK = 20_000  # SimPy steps between progress updates
 
 
@@ -68,16 +66,6 @@ class _Due:
         self._ok = True
         self._value = value
         self.callbacks: list[Callable[[Any], None]] | None = [callback]
-
-
-def rng_streams(seed: int) -> dict[str, np.random.Generator]:
-    """The run's generators, spawned from one seed: workload, policy and shell.
-
-    Separate streams keep the workload identical whatever the policy draws.
-    """
-    workload, policy, shell = np.random.SeedSequence(seed).spawn(3)
-    return {"workload": np.random.default_rng(workload), "policy": np.random.default_rng(policy),
-            "shell": np.random.default_rng(shell)}
 
 
 class Simulation:
@@ -108,14 +96,14 @@ class Simulation:
             trace=writer.decisions if writer is not None else None,
             on_final=self._final, retries=scenario.retries, initial_state=states)
         self.view = self.control.view
-        self.meter = PowerMeter(nodes, [int(s) for s in states])
+        self.usage = NodeUsage(nodes, [int(s) for s in states])
+        self._util = self.view.utilization_sink(measured=False)
         self.env = simpy.Environment()
         self._queue = self.env._queue
         self._eid = self.env._eid
         self._tasks: Iterator[Task] = scenario.workload.tasks(streams["workload"])
         self._arrivals_left = True
         self._batch: list[Event] = []
-        self._touched: list[int] = []
         self._ends: dict[int, float] = {}
         self._wakes: set[float] = set()
         self._faults_left = 0  # injected NodeDown/NodeUp still to come
@@ -123,7 +111,6 @@ class Simulation:
         self._overhead = [n.type.start_overhead_s for n in nodes]
         self._boot_s = [n.type.boot_s for n in nodes]
         self._cores = [n.type.cores for n in nodes]
-        self._names = [n.name for n in nodes]
         self._last_sample = -1.0
         self.end_s = 0.0
         self.wall_s = 0.0
@@ -161,13 +148,11 @@ class Simulation:
         task, epoch = ev._value
         if task.epoch == epoch:  # else it was moved, killed or failed meanwhile
             self._batch.append(TaskFinished(task.id))
-            self._touched.append(task.node)
         if self._batch and self._ready():
             self._flush()
 
     def _booted(self, ev: _Due) -> None:
         self._batch.append(NodeBooted(ev._value))
-        self._touched.append(ev._value)
         if self._ready():
             self._flush()
 
@@ -175,7 +160,6 @@ class Simulation:
         self._faults_left -= 1
         event = ev._value
         self._batch.append(event)
-        self._touched.append(event.node)
         if self._ready():
             self._flush()
 
@@ -193,51 +177,36 @@ class Simulation:
         self._batch = []
         now = self.env._now
         actions = self.control.step(now, batch)
-        touched = self._touched
         for a in actions:
-            self._carry_out(a, now, touched)
-        if touched:
-            meter_update = self.meter.update
-            state = self.control._st
-            free = self.control._cf
-            util = self.view._utilization
-            cores = self._cores
-            for n in touched:
-                used = cores[n] - free[n]
-                util[n] = used / cores[n]
-                meter_update(n, now, state[n], used)
-            touched.clear()
+            self._carry_out(a, now)
+        changed = self.usage.follow(self.control, now)
+        if changed:
+            util, modelled = self._util, self.usage.util
+            for n in changed:
+                util[n] = modelled[n]
         c = self.control
         if self._until_done and not self._arrivals_left and not c.running_count and not c.booting and (
                 not c.queue_length or not (self._wakes or self._faults_left)):
             raise _Stop
 
-    def _carry_out(self, a: Action, now: float, touched: list[int]) -> None:
+    def _carry_out(self, a: Action, now: float) -> None:
         t = type(a)
         if t is Start:
             task, node = a.task, a.node  # type: ignore[attr-defined]
             end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
             self._ends[task.id] = end
             self._at(end, (task, task.epoch), self._finish)
-            touched.append(node)
-        elif t is Reject:
+        elif t is Reject or t is Kill or t is PowerOff:
             pass
-        elif t is Kill:
-            touched.append(a.task.node)  # type: ignore[attr-defined]
         elif t is Migrate:
             task, dst, src = a.task, a.node, a.source  # type: ignore[attr-defined]
             left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
             end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
             self._ends[task.id] = end
             self._at(end, (task, task.epoch), self._finish)
-            touched.append(src)
-            touched.append(dst)
         elif t is PowerOn:
             node = a.node  # type: ignore[attr-defined]
             self._at(now + self._boot_s[node], node, self._booted)
-            touched.append(node)
-        elif t is PowerOff:
-            touched.append(a.node)  # type: ignore[attr-defined]
         elif t is WakeAt:
             when = a.time_s  # type: ignore[attr-defined]
             if when not in self._wakes:
@@ -264,20 +233,9 @@ class Simulation:
         if self.writer is None or now == self._last_sample:
             return
         self._last_sample = now
-        v = self.view
-        m = self.meter
-        state = v._state.tolist()
-        free = v._cores_free.tolist()
-        memfree = v._mem_free_mb.tolist()
-        ntasks = v._tasks.tolist()
-        lines = []
-        for i, node in enumerate(self.nodes):
-            used = self._cores[i] - free[i]
-            lines.append(
-                f"{now!r},{self._names[i]},{STATE_NAMES[state[i]]},{used},"
-                f"{node.type.mem_mb - memfree[i]},{used / self._cores[i]!r},{m.power_w[i]!r},"
-                f"{m.energy_at(i, now)!r},{ntasks[i]}\n")
-        self.writer.nodes.write("".join(lines))
+        memfree = self.control.node_mem_free_mb
+        mem_used = [node.type.mem_mb - memfree[i] for i, node in enumerate(self.nodes)]
+        self.writer.nodes.write(self.usage.rows(now, mem_used, self.view.tasks.tolist()))
 
     # ------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
@@ -316,15 +274,15 @@ class Simulation:
         if horizon is not None:
             end = min(end, horizon)
         self.end_s = end
-        self.meter.close(end)
+        self.usage.close(end)
         self._write_sample(end)
         # tasks still waiting or running get their row too
         for task in self.control.running() + self.control.queued():
             self._final(task)
         self.wall_s = time.perf_counter() - wall0
         capacity = float(sum(self._cores)) * end
-        return self.stats.summary(sum(self.meter.busy_core_s), capacity,
-                                  sum(self.meter.energy_j), end)
+        busy_core_s, energy_j = self.usage.totals()
+        return self.stats.summary(busy_core_s, capacity, energy_j, end)
 
     def _progress_bar(self) -> Any:
         if not self.progress:
@@ -338,7 +296,5 @@ class Simulation:
                     desc=self.scenario.name, leave=False)
 
     def node_energy(self) -> list[dict[str, Any]]:
-        return [{"node": n.name, "type": n.type.name, "energy_j": float(f"{e:.12g}"),
-                 "busy_core_s": float(f"{b:.12g}")}
-                for n, e, b in zip(self.nodes, self.meter.energy_j, self.meter.busy_core_s, strict=True)]
+        return self.usage.per_node(self.nodes)
 

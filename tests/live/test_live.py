@@ -70,12 +70,22 @@ def _rows(run: Path) -> dict[int, dict[str, str]]:
     return {int(r["task_id"]): r for r in rows}
 
 
+def utilization_from_tasks(run: Path, total_cores: int) -> float:
+    """cores x (end - start) of every task that ran, over total cores x the run's duration."""
+    record = json.loads((run / "run.json").read_text())
+    busy = sum(int(r["cores"]) * (float(r["end_s"]) - float(r["start_s"]))
+               for r in _rows(run).values() if r["start_s"] and r["end_s"])
+    return busy / (total_cores * record["summary"]["duration_s"])
+
+
 def _decisions(run: Path, name: str = "events.jsonl") -> list[tuple[Any, ...]]:
     """The control plane's events and actions (or its decision trace) without their times."""
     out = []
     for line in (run / name).read_text().splitlines():
         rec = json.loads(line)
-        out.append(tuple(sorted((k, str(v)) for k, v in rec.items() if k not in ("t", "reason"))))
+        # (live, a decision also records the measured utilisation the policy saw)
+        out.append(tuple(sorted((k, str(v)) for k, v in rec.items()
+                                if k not in ("t", "reason", "utilization"))))
     return out
 
 
@@ -130,6 +140,18 @@ def test_live_makes_the_simulations_decisions(testbed: LocalTestbed, tmp_path: P
         nodes = list(csv.DictReader(f))
     assert {r["node"] for r in nodes} == {n.name for n in scenario.cluster.nodes}
     assert all(float(r["power_w"]) > 0 for r in nodes) and record["summary"]["energy_j"] > 0
+    # what the policy saw is recorded: the measured utilisation of the chosen node
+    placed = [json.loads(x) for x in (live_dir / "decisions.jsonl").read_text().splitlines()]
+    assert all(0 <= r["utilization"][r["chosen"]] <= 1 for r in placed if r.get("chosen"))
+    # the utilisation in run.json is what tasks.csv says
+    assert record["summary"]["mean_utilization"] == pytest.approx(
+        utilization_from_tasks(live_dir, sum(n.type.cores for n in scenario.cluster.nodes)), rel=0.01)
+    # the simulated twin: same placements, figures within the tolerance above
+    fid = json.loads((live_dir / "fidelity.json").read_text())
+    assert fid["placement"] == {"tasks": 10, "same_node": 10, "agreement": 1.0}
+    assert abs(fid["metrics"]["makespan_s"]["diff"]) <= TOLERANCE_S
+    assert fid["metrics"]["makespan_s"]["sim"] == json.loads(
+        (sim_dir / "run.json").read_text())["summary"]["makespan_s"]
 
 
 def test_unknown_nodes_and_a_wrong_token_are_refused(testbed: LocalTestbed, tmp_path: Path,

@@ -1,0 +1,152 @@
+"""What both shells share: the run's random streams and the node usage bookkeeping.
+
+The simulation shell (:mod:`rpiaas.sim`) and the live shell (:mod:`rpiaas.live`)
+drive the same control plane; this module is the part of a shell that must
+not differ between them, so the figures of a simulated and a live run mean
+the same thing:
+
+- :func:`rng_streams`: the run's generators, spawned from its one seed;
+- :class:`NodeUsage`: per node, the reserved cores over time, busy
+  core-seconds, power from the node type's model and energy integrated
+  exactly between changes, fed with every node whose reservations or power
+  state the control plane changed (:meth:`ControlPlane.changed_nodes
+  <rpiaas.control.ControlPlane.changed_nodes>`), and the rows of ``nodes.csv``.
+
+In simulation a node's power follows its reserved cores (``u = used / cores``);
+on the testbed it follows the utilisation measured on the node
+(:meth:`NodeUsage.measure`), so energy is the power model applied to what the
+node really did.  Busy core-seconds are the reserved cores in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .model import Node, PowerState
+
+if TYPE_CHECKING:
+    from .control import ControlPlane
+
+__all__ = ["STATE_NAMES", "NodeUsage", "rng_streams"]
+
+STATE_NAMES = {int(s): s.name.lower() for s in PowerState}
+_ON = int(PowerState.ON)
+_BOOTING = int(PowerState.BOOTING)
+
+
+def rng_streams(seed: int) -> dict[str, np.random.Generator]:
+    """The run's generators, spawned from one seed: workload, policy and shell.
+
+    Separate streams keep the workload identical whatever the policy draws.
+    """
+    workload, policy, shell = np.random.SeedSequence(seed).spawn(3)
+    return {"workload": np.random.default_rng(workload), "policy": np.random.default_rng(policy),
+            "shell": np.random.default_rng(shell)}
+
+
+class NodeUsage:
+    """Per-node reserved cores, busy core-seconds, power and energy, integrated at each change.
+
+    A node's power is ``power_idle_w + (power_max_w - power_idle_w) * u`` while
+    on, ``power_boot_w`` while booting and ``power_off_w`` while off or down.
+    It is piecewise constant between changes, so integrating at every change
+    is exact, not sampled.
+
+    :param nodes: the cluster's nodes, in index order.
+    :param states: every node's power state at time 0.
+    :param measured: ``u`` is the measured utilisation (:meth:`measure`) rather
+        than the reserved share of the cores.
+    """
+
+    def __init__(self, nodes: Sequence[Node], states: Sequence[int], measured: bool = False) -> None:
+        n = len(nodes)
+        self.names = [x.name for x in nodes]
+        self.idle = [x.type.power_idle_w for x in nodes]
+        self.span = [x.type.power_max_w - x.type.power_idle_w for x in nodes]
+        self.off = [x.type.power_off_w for x in nodes]
+        self.boot = [x.type.power_boot_w for x in nodes]
+        self.cores = [x.type.cores for x in nodes]
+        self.measured = measured
+        self.last = [0.0] * n
+        self.energy_j = [0.0] * n
+        self.busy_core_s = [0.0] * n
+        self.used = [0] * n
+        self.util = [0.0] * n
+        self.state = [int(s) for s in states]
+        self.power_w = [self._power(i) for i in range(n)]
+
+    def _power(self, i: int) -> float:
+        state = self.state[i]
+        if state == _ON:
+            return self.idle[i] + self.span[i] * self.util[i]
+        if state == _BOOTING:
+            return self.boot[i]
+        return self.off[i]
+
+    def update(self, i: int, now: float, state: int, used: int) -> None:
+        """Node ``i`` now has power state ``state`` and ``used`` reserved cores."""
+        dt = now - self.last[i]
+        self.energy_j[i] += self.power_w[i] * dt
+        self.busy_core_s[i] += self.used[i] * dt
+        self.last[i] = now
+        self.used[i] = used
+        self.state[i] = state
+        if not self.measured:
+            self.util[i] = used / self.cores[i]
+        self.power_w[i] = self._power(i)
+
+    def follow(self, control: ControlPlane, now: float) -> list[int]:
+        """Take in every node the control plane changed since the last call; returns them."""
+        changed = control.changed_nodes()
+        if changed:
+            state, free, cores, update = control.node_states, control.node_cores_free, self.cores, self.update
+            for n in changed:
+                update(n, now, state[n], cores[n] - free[n])
+        return changed
+
+    def measure(self, i: int, now: float, util: float) -> None:
+        """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""
+        dt = now - self.last[i]
+        self.energy_j[i] += self.power_w[i] * dt
+        self.busy_core_s[i] += self.used[i] * dt
+        self.last[i] = now
+        self.util[i] = util
+        self.power_w[i] = self._power(i)
+
+    def unbusy(self, i: int, core_s: float) -> None:
+        """Take ``core_s`` off node ``i``'s busy core-seconds: cores reserved before a task
+        really started on it (the live dispatch latency), so busy time is the tasks' own."""
+        self.busy_core_s[i] -= core_s
+
+    def energy_at(self, i: int, now: float) -> float:
+        return self.energy_j[i] + self.power_w[i] * (now - self.last[i])
+
+    def close(self, now: float) -> None:
+        """Integrate every node up to ``now``."""
+        for i in range(len(self.last)):
+            dt = now - self.last[i]
+            self.energy_j[i] += self.power_w[i] * dt
+            self.busy_core_s[i] += self.used[i] * dt
+            self.last[i] = now
+
+    def rows(self, now: float, mem_used_mb: Sequence[float], ntasks: Sequence[int]) -> str:
+        """The ``nodes.csv`` rows at ``now``: state, reserved cores, memory, utilisation, power,
+        energy and running tasks of every node (memory as the shell knows it: reserved in
+        simulation, measured live)."""
+        state, used, util, power, names = self.state, self.used, self.util, self.power_w, self.names
+        return "".join(
+            f"{now!r},{names[i]},{STATE_NAMES[state[i]]},{used[i]},{mem_used_mb[i]},{util[i]!r},"
+            f"{power[i]!r},{self.energy_at(i, now)!r},{ntasks[i]}\n" for i in range(len(names)))
+
+    def totals(self) -> tuple[float, float]:
+        """Busy core-seconds and energy (J) of the whole cluster."""
+        return sum(self.busy_core_s), sum(self.energy_j)
+
+    def per_node(self, nodes: Sequence[Node]) -> list[dict[str, object]]:
+        """Energy and busy core-seconds per node: the ``nodes`` list of ``run.json``."""
+        return [{"node": n.name, "type": n.type.name, "energy_j": float(f"{e:.12g}"),
+                 "busy_core_s": float(f"{b:.12g}")}
+                for n, e, b in zip(nodes, self.energy_j, self.busy_core_s, strict=True)]
