@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .results import NODE_COLUMNS, TASK_COLUMNS
+from .stats import agreement, cohens_d, ks_2samp, wasserstein
 
 __all__ = [
     "FORMAT",
@@ -287,53 +288,6 @@ def _read_series(f: Path, names: list[str]) -> NodeSeries | None:
                       np.concatenate(power), np.concatenate(on))
 
 
-# ---------------------------------------------------------------- statistics
-def _clean(x: Floats) -> Floats:
-    return np.sort(x[np.isfinite(x)])
-
-
-def ks_2samp(a: Floats, b: Floats) -> tuple[float, float]:
-    """Two-sample Kolmogorov–Smirnov statistic and asymptotic p-value (``nan`` if a sample is empty).
-
-    The statistic is exact; the p-value is Kolmogorov's limiting distribution
-    with Stephens' small-sample correction (as in Numerical Recipes' ``kstwo``).
-    """
-    a, b = _clean(a), _clean(b)
-    n, m = a.size, b.size
-    if not n or not m:
-        return math.nan, math.nan
-    both = np.concatenate([a, b])
-    d = float(np.max(np.abs(np.searchsorted(a, both, side="right") / n
-                            - np.searchsorted(b, both, side="right") / m)))
-    en = math.sqrt(n * m / (n + m))
-    return d, _kolmogorov_sf((en + 0.12 + 0.11 / en) * d)
-
-
-def _kolmogorov_sf(lam: float) -> float:
-    if lam < 0.2:
-        return 1.0
-    total, sign = 0.0, 1.0
-    for k in range(1, 101):
-        term = sign * math.exp(-2.0 * k * k * lam * lam)
-        total += term
-        if abs(term) < 1e-12 * abs(total) or abs(term) < 1e-300:
-            break
-        sign = -sign
-    return min(1.0, max(0.0, 2.0 * total))
-
-
-def wasserstein(a: Floats, b: Floats) -> float:
-    """First Wasserstein distance between two samples: the area between their CDFs."""
-    a, b = _clean(a), _clean(b)
-    if not a.size or not b.size:
-        return math.nan
-    both = np.sort(np.concatenate([a, b]))
-    deltas = np.diff(both)
-    fa = np.searchsorted(a, both[:-1], side="right") / a.size
-    fb = np.searchsorted(b, both[:-1], side="right") / b.size
-    return float(np.sum(np.abs(fa - fb) * deltas))
-
-
 def _num(x: float) -> float | None:
     """A JSON-friendly number: ``None`` for nan/inf, 12 significant digits."""
     return float(f"{x:.12g}") if math.isfinite(x) else None
@@ -381,8 +335,14 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def compare_tasks(a: Run, b: Run) -> dict[str, Any]:
-    """Task-by-task comparison of two runs of the same task set (arrays aligned by id)."""
+def compare_tasks(a: Run, b: Run, tolerance_s: float = 0.0) -> dict[str, Any]:
+    """Task-by-task comparison of two runs of the same task set (arrays aligned by id).
+
+    Beside the distribution tests, each of wait and response has its effect size
+    (Cohen's d), its mean difference in seconds and whether that is within
+    ``tolerance_s`` (``agree``): below the testbed's timing jitter a difference
+    is agreement, whatever a KS test says of it.
+    """
     both_started = np.isfinite(a.wait_s) & np.isfinite(b.wait_s)
     both_done = a.completed & b.completed & np.isfinite(a.response_s) & np.isfinite(b.response_s)
     dw = b.wait_s[both_started] - a.wait_s[both_started]
@@ -409,20 +369,26 @@ def compare_tasks(a: Run, b: Run) -> dict[str, Any]:
                           "node_b": b.node_names[b.node[i]] if b.node[i] >= 0 else None})
     ks_w, ks_wp = ks_2samp(a.wait_s, b.wait_s)
     ks_r, ks_rp = ks_2samp(a.response_s[a.completed], b.response_s[b.completed])
+    wait_stats, response_stats = _diff_stats(dw), _diff_stats(dr)
     return {
         "matched": int(a.task_id.size),
         "both_completed": int(np.count_nonzero(both_done)),
         "same_state": _num(float(np.mean(a.state == b.state))) if a.state.size else None,
-        "wait_diff_s": _diff_stats(dw),
-        "response_diff_s": _diff_stats(dr),
+        "wait_diff_s": wait_stats,
+        "response_diff_s": response_stats,
         "placement": {"both_placed": n_placed, "same_node": same,
                       "agreement": _num(same / n_placed) if n_placed else None},
         "distributions": {
             "wait_s": {"ks": _num(ks_w), "ks_pvalue": _num(ks_wp),
-                       "wasserstein_s": _num(wasserstein(a.wait_s, b.wait_s))},
+                       "wasserstein_s": _num(wasserstein(a.wait_s, b.wait_s)),
+                       "cohens_d": _num(cohens_d(a.wait_s, b.wait_s)),
+                       **agreement(wait_stats["mean"], tolerance_s)},
             "response_s": {"ks": _num(ks_r), "ks_pvalue": _num(ks_rp),
                            "wasserstein_s": _num(wasserstein(a.response_s[a.completed],
-                                                             b.response_s[b.completed]))},
+                                                             b.response_s[b.completed])),
+                           "cohens_d": _num(cohens_d(a.response_s[a.completed],
+                                                     b.response_s[b.completed])),
+                           **agreement(response_stats["mean"], tolerance_s)},
         },
         "worst": worst,
     }
@@ -517,7 +483,21 @@ def _labels(runs: Sequence[Run]) -> None:
         run.label = name if names.count(name) == 1 else f"{name} ({chr(ord('A') + i)})"
 
 
-def compare_runs(paths: Sequence[str | Path]) -> dict[str, Any]:
+def tolerance_of(runs: Sequence[Run], given_s: float | None = None) -> dict[str, Any]:
+    """The timing tolerance of a comparison: ``given_s`` if given, else the largest p95
+    start lag a live run among ``runs`` measured (its testbed's jitter), else 0."""
+    if given_s is not None:
+        return {"tolerance_s": given_s, "source": "given"}
+    measured = [(float(lag["p95"]), r.label) for r in runs
+                if isinstance(live := r.record.get("live"), dict)
+                and isinstance(lag := live.get("start_lag_s"), dict) and _is_num(lag.get("p95"))]
+    if not measured:
+        return {"tolerance_s": 0.0, "source": "none: no live run measured its jitter"}
+    value, label = max(measured)
+    return {"tolerance_s": max(value, 0.0), "source": f"measured: p95 start lag of {label}"}
+
+
+def compare_runs(paths: Sequence[str | Path], tolerance_s: float | None = None) -> dict[str, Any]:
     """Compare run directories (the first is the reference); the content of ``compare.json``.
 
     Also carries what the report plots (``plots``): response-time quantiles,
@@ -526,12 +506,13 @@ def compare_runs(paths: Sequence[str | Path]) -> dict[str, Any]:
     if len(paths) < 2:
         raise ValueError("compare needs at least two run directories")
     runs = [load_run(p) for p in paths]
-    return compare_loaded(runs)
+    return compare_loaded(runs, tolerance_s)
 
 
-def compare_loaded(runs: Sequence[Run]) -> dict[str, Any]:
+def compare_loaded(runs: Sequence[Run], tolerance_s: float | None = None) -> dict[str, Any]:
     """:func:`compare_runs` on runs already loaded."""
     _labels(runs)
+    tolerance = tolerance_of(runs, tolerance_s)
     ref = runs[0]
     declared = [n["node"] for r in runs for n in r.record.get("nodes") or []
                 if isinstance(n, dict) and isinstance(n.get("node"), str)]
@@ -545,13 +526,14 @@ def compare_loaded(runs: Sequence[Run]) -> dict[str, Any]:
                                 "summary": compare_summary(ref.record["summary"], other.record["summary"]),
                                 "tasks": None}
         if why is None:
-            pair["tasks"] = compare_tasks(ref, other)
+            pair["tasks"] = compare_tasks(ref, other, tolerance["tolerance_s"])
             scatters.append({"a": 0, "b": i, **scatter(ref, other)})
         pairs.append(pair)
     return {
         "format": FORMAT,
         "runs": [_describe(r) for r in runs],
         "reference": 0,
+        "tolerance": tolerance,
         "pairs": pairs,
         "nodes": [node_table(r) for r in runs],
         "plots": {
@@ -636,14 +618,19 @@ def format_comparison(result: dict[str, Any]) -> str:
         t = p["tasks"]
         out.append(f"A and {b}, task by task ({t['matched']:,} tasks, {t['both_completed']:,} "
                    f"completed in both; differences are {b} − A)")
-        rows = [["", "mean", "mean |d|", "p95 |d|", "max |d|", "KS", "KS p", "Wasserstein"]]
+        rows = [["", "mean", "mean |d|", "p95 |d|", "max |d|", "KS", "KS p", "Wasserstein",
+                 "Cohen d", "verdict"]]
         for what, key in (("wait s", "wait"), ("response s", "response")):
             d = t[f"{key}_diff_s"]
             dist = t["distributions"][f"{key}_s"]
             rows.append([what, _fmt(d["mean"]), _fmt(d["mean_abs"]), _fmt(d["p95_abs"]),
                          _fmt(d["max_abs"]), _fmt(dist["ks"]), _fmt(dist["ks_pvalue"]),
-                         _fmt(dist["wasserstein_s"])])
-        out += _table(rows, [False] + [True] * 7)
+                         _fmt(dist["wasserstein_s"]), _fmt(dist.get("cohens_d")),
+                         _verdict(dist)])
+        out += _table(rows, [False] + [True] * 8 + [False])
+        tol = result.get("tolerance", {})
+        out.append(f"verdict: |mean difference| within the tolerance of {_fmt(tol.get('tolerance_s'))} s "
+                   f"({tol.get('source', 'none')}) is agreement, whatever KS says")
         pl = t["placement"]
         agree = "—" if pl["agreement"] is None else f"{pl['agreement'] * 100:.1f} %"
         out.append(f"same node: {agree} of {pl['both_placed']:,} tasks placed in both")
@@ -653,6 +640,11 @@ def format_comparison(result: dict[str, Any]) -> str:
     out.append("")
     out += _node_lines(result, letters)
     return "\n".join(out)
+
+
+def _verdict(dist: dict[str, Any]) -> str:
+    agree = dist.get("agree")
+    return "—" if agree is None else "agree" if agree else "differ"
 
 
 def _node_lines(result: dict[str, Any], letters: list[str]) -> list[str]:
@@ -682,6 +674,21 @@ def add_compare_parser(sub: Any) -> None:
     p.add_argument("--out", "-o", help="where compare.json and report.html go "
                    "(default: runs/compare-A-vs-B)")
     p.add_argument("--quiet", "-q", action="store_true", help="no tables, only the paths written")
+    p.add_argument("--tolerance-s", type=_non_negative, metavar="S",
+                   help="timing differences up to S seconds are agreement (default: the p95 start "
+                   "lag a live run measured, its testbed's jitter; else 0)")
+
+
+def _non_negative(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def run_compare(args: Any) -> int:
@@ -692,7 +699,7 @@ def run_compare(args: Any) -> int:
         print("error: compare needs at least two run directories", file=sys.stderr)
         return 2
     try:
-        result = compare_runs(args.runs)
+        result = compare_runs(args.runs, args.tolerance_s)
         out = Path(args.out) if args.out else Path("runs") / (
             "compare-" + "-vs-".join(r["label"].replace(" ", "") for r in result["runs"][:3]))
         if out.exists() and not out.is_dir():

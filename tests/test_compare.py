@@ -252,3 +252,58 @@ def test_bad_run_directories(runs: dict[str, Path], tmp_path: Path, damage: str,
 def test_one_run_is_not_enough(runs: dict[str, Path], tmp_path: Path) -> None:
     r = _rpiaas(tmp_path, "compare", str(runs["best"]))
     assert r.returncode == 2 and r.stderr == "error: compare needs at least two run directories\n"
+
+
+def _offset_copy(src: Path, dst: Path, offset_s: float, lag_p95_s: float | None) -> Path:
+    """A copy of run ``src`` whose tasks all start and end ``offset_s`` later, as a testbed
+    with that dispatch delay would have run them (``lag_p95_s``: its measured jitter)."""
+    shutil.copytree(src, dst)
+    lines = (dst / "tasks.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    col = {k: i for i, k in enumerate(head)}
+    out = [lines[0]]
+    for line in lines[1:]:
+        f = line.split(",")
+        if f[col["start_s"]] and f[col["end_s"]]:
+            for k in ("start_s", "end_s", "wait_s", "response_s"):
+                f[col[k]] = repr(float(f[col[k]]) + offset_s)
+        out.append(",".join(f))
+    (dst / "tasks.csv").write_text("\n".join(out) + "\n")
+    if lag_p95_s is not None:
+        record = json.loads((dst / "run.json").read_text())
+        record["mode"] = "live"
+        record["live"] = {"start_lag_s": {"tasks": 300, "p50": lag_p95_s / 2, "p95": lag_p95_s,
+                                          "max": lag_p95_s}}
+        (dst / "run.json").write_text(json.dumps(record))
+    return dst
+
+
+def test_an_offset_below_the_testbeds_jitter_is_agreement_not_a_failure(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """Every wait 18 ms longer: KS finds it (statistic 1 on the zero waits), the verdict does not."""
+    live = _offset_copy(runs["best"], tmp_path / "live", 0.018, lag_p95_s=0.03)
+    r = compare_runs([runs["best"], live])
+    assert r["tolerance"] == {"tolerance_s": 0.03, "source": "measured: p95 start lag of live"}
+    wait = r["pairs"][0]["tasks"]["distributions"]["wait_s"]
+    assert wait["ks_pvalue"] < 1e-6  # the test alone would alarm
+    assert wait["agree"] is True and wait["abs_diff"] == pytest.approx(0.018)
+    assert wait["cohens_d"] > 0
+    assert "agree" in format_comparison(r)
+    # a stated tolerance below the offset: the same difference is reported as one
+    strict = compare_runs([runs["best"], live], tolerance_s=0.005)
+    assert strict["tolerance"]["source"] == "given"
+    assert strict["pairs"][0]["tasks"]["distributions"]["wait_s"]["agree"] is False
+    # no live run and no tolerance given: any difference differs
+    plain = compare_runs([runs["best"], _offset_copy(runs["best"], tmp_path / "p", 0.018, None)])
+    assert plain["tolerance"]["tolerance_s"] == 0.0
+    assert plain["pairs"][0]["tasks"]["distributions"]["response_s"]["agree"] is False
+
+
+def test_compare_takes_a_tolerance_and_refuses_a_bad_one(runs: dict[str, Path], tmp_path: Path) -> None:
+    ok = _rpiaas(tmp_path, "compare", str(runs["best"]), str(runs["best"]), "--tolerance-s", "0.5",
+                 "-o", str(tmp_path / "c"))
+    assert ok.returncode == 0, ok.stderr
+    assert "tolerance of 0.5 s (given)" in ok.stdout
+    bad = _rpiaas(tmp_path, "compare", str(runs["best"]), str(runs["best"]), "--tolerance-s", "-1")
+    assert bad.returncode == 2 and "expected a number of seconds >= 0" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..model import Task
 from ..fidelity import summary_line
+from ..model import Task
 from ..results import RUN_FILES
 from ..scenario import Scenario
 from ..shell import rng_streams

@@ -176,6 +176,19 @@ class _Journal:
         self._file.close()
 
 
+def _lag_figures(lags: list[float]) -> dict[str, Any]:
+    """How long after its decision a task started on its agent (scenario seconds): the
+    testbed's timing jitter, which ``rpiaas compare`` takes as its default tolerance."""
+    if not lags:
+        return {"tasks": 0, "p50": None, "p95": None, "max": None}
+    ordered = sorted(lags)
+
+    def q(p: float) -> float:
+        return float(f"{ordered[min(len(ordered) - 1, int(p * len(ordered)))]:.6g}")
+
+    return {"tasks": len(ordered), "p50": q(0.5), "p95": q(0.95), "max": q(1.0)}
+
+
 def _event_json(ev: Event) -> dict[str, Any]:
     if isinstance(ev, TaskArrived):
         return {"e": "arrive", "task": ev.task.id}
@@ -231,6 +244,7 @@ class LiveRun:
         self._reported: set[str] = set()
         self._measured_start: dict[int, float] = {}
         self._outcomes: dict[int, Outcome] = {}
+        self._start_lags: list[float] = []  # measured start - decision, scenario seconds
         self._names = [n.name for n in self.nodes]
         # measured utilisation polled since the last step: given to the view before the
         # next one (and journalled with it, so a resumed run decides as the first did)
@@ -579,6 +593,7 @@ class LiveRun:
             # the cores were reserved from the decision on, the task ran from its measured
             # start: busy time is the task's own, as tasks.csv says
             self.usage.unbusy(task.node, task.cores * (start - task.start_s))
+            self._start_lags.append(start - task.start_s)
             task.start_s = start
         assert self.writer is not None
         self.writer.task_ended(task)
@@ -643,7 +658,8 @@ class LiveRun:
         record = run_record(self.scenario, "live", summary, self.usage.per_node(self.nodes))
         record["live"] = {"run": self.id, "timescale": self.options.timescale,
                           "task_kind": self.options.task_kind,
-                          "agents": {e.name: e.base_url for e in self.entries}}
+                          "agents": {e.name: e.base_url for e in self.entries},
+                          "start_lag_s": _lag_figures(self._start_lags)}
         timing = {"started_at": _dt.datetime.fromtimestamp(self._t0, _dt.timezone.utc)
                   .isoformat(timespec="seconds"),
                   "wall_s": round(self.clock() - self._t0, 3),
