@@ -128,12 +128,13 @@ def _describe(code: int) -> str:
     return f"exit status {code}"
 
 
-def _read_report(proc: subprocess.Popen[bytes]) -> int | None:
-    """The peak RSS in KiB that the reaped worker wrote on its stdout, if it could.
+def _read_report(proc: subprocess.Popen[bytes]) -> tuple[int | None, float | None]:
+    """The peak RSS in KiB and the monotonic time its work ended that the reaped worker
+    wrote on its stdout, if it could.
 
     Not ``ru_maxrss`` of ``wait4``: Linux carries the peak RSS over fork and exec,
     so it would be at least the agent's own (see :mod:`rpiaas_agent.workload`).
-    A worker killed by SIGKILL says nothing: then ``None``.
+    A worker killed by SIGKILL says nothing: then ``None`` for both.
     """
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
@@ -145,11 +146,12 @@ def _read_report(proc: subprocess.Popen[bytes]) -> int | None:
     finally:
         proc.stdout.close()
     for line in reversed(data.splitlines()):
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            peak = json.loads(line)["peak_rss_kib"]
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+            report = json.loads(line)
+            peak, done = report["peak_rss_kib"], report.get("done_mono")
             if isinstance(peak, int) and peak >= 0:
-                return peak
-    return None
+                return peak, float(done) if isinstance(done, (int, float)) else None
+    return None, None
 
 
 class TaskManager:
@@ -273,7 +275,9 @@ class TaskManager:
             status, usage = 255 << 8, resource.struct_rusage((0.0,) * 16)
         ended = time.monotonic()
         proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits for it again
-        peak_kib = _read_report(proc)
+        peak_kib, done = _read_report(proc)
+        if done is not None and task.start_mono <= done <= ended:
+            ended = done  # the work's own end: not the worker's exit and reaping after it
         with contextlib.suppress(RuntimeError):  # the loop is closed: the agent is exiting
             loop.call_soon_threadsafe(self._ended, task, proc.returncode, usage, peak_kib, ended)
 

@@ -35,8 +35,10 @@ Exit status: 0 done; 1 failed (a message on stderr); 127 the command cannot be
 run; 128 + N stopped by signal N; else the command's own.
 
 Before it exits, a worker prints one line of JSON on its stdout (a pipe to the
-agent): ``{"peak_rss_kib": N}``, the peak resident memory of the largest of
-its processes.  The agent cannot take it from ``wait4``: Linux carries a
+agent): ``{"peak_rss_kib": N, "done_mono": T}``, the peak resident memory of
+the largest of its processes and when its work ended (``time.monotonic()``, a
+clock the agent shares): the task's end is then that moment, not the worker's
+own exit and reaping after it, which took tens of milliseconds on a busy machine.  The agent cannot take it from ``wait4``: Linux carries a
 process's peak RSS over ``fork`` and ``execve``, so every worker would report at
 least the agent's own (the kernel's ``signal->maxrss``), whereas the peak of
 the worker's fresh address space (``VmHWM``) and that of the children it forks
@@ -288,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, cpu_ids, deadline, state)
     finally:
         if os.getpid() == state["worker"]:  # not in a forked child on its way out
-            print(json.dumps({"peak_rss_kib": peak_rss_kib()}), flush=True)
+            done = time.monotonic()
+            print(json.dumps({"peak_rss_kib": peak_rss_kib(), "done_mono": done}), flush=True)
 
 
 def _run(args: argparse.Namespace, cpu_ids: list[int], deadline: float,
