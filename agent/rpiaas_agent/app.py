@@ -19,6 +19,7 @@ import psutil
 from aiohttp import web
 
 from .config import Config
+from .emulation import EmulatedSampler
 from .keys import CONFIG, CPU, NOTIFIER, TASKS, THERMAL, THROTTLE
 from .middlewares import body_limit_middleware, error_middleware, token_middleware
 from .notify import Notifier
@@ -37,11 +38,12 @@ def create_app(config: Config | None = None) -> web.Application:
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
-    app[CPU] = CpuSampler(config.sample_interval_s)
     app[THERMAL] = ThermalZone(config.sysfs_root)
     app[THROTTLE] = ThrottleMonitor(config.vcgencmd, config.throttle_interval_s)
     app[NOTIFIER] = Notifier(config.token)
     app[TASKS] = TaskManager(config, notify=app[NOTIFIER].push)
+    app[CPU] = EmulatedSampler(config.sample_interval_s, app[TASKS]) if config.emulate \
+        else CpuSampler(config.sample_interval_s)
     app.add_routes(routes)
     app.cleanup_ctx.append(_background("cpu sampler", lambda a: a[CPU].run()))
     app.cleanup_ctx.append(_background("throttle monitor", lambda a: a[THROTTLE].run()))

@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--master-url", metavar="URL",
                    help="the master (http://HOST:8080): the agent reports its node's boot there "
                         "when it starts")
+    p.add_argument("--emulate", action=argparse.BooleanOptionalAction, default=None,
+                   help="report the node this agent emulates on a shared machine: CPU and "
+                        "memory of its own tasks against --cores and --mem-mb, not the host's "
+                        "(default off)")
     p.add_argument("--print-config", action="store_true",
                    help="print the settings in effect (without the token) as JSON and exit")
     return p

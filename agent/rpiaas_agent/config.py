@@ -68,6 +68,9 @@ class Config:
     work_dir: str = "/var/tmp"  # on disk, unlike a tmpfs /tmp: `io` tasks measure the disk
     max_finished_tasks: int = 256
     master_url: str | None = None  # where the agent reports its node's boot when it starts
+    # A node emulated on a shared machine (local testbed): CPU and memory are its tasks' only,
+    # against cores and mem_mb, not the host's (see rpiaas_agent.emulation).
+    emulate: bool = False
 
     @property
     def node_name(self) -> str:
@@ -192,6 +195,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "work_dir": _text(),
     "max_finished_tasks": _int(0, 100_000),
     "master_url": _http_url,
+    "emulate": _bool,
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
 

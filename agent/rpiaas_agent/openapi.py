@@ -140,6 +140,12 @@ _SCHEMAS: dict[str, Schema] = {
         "tasks": _object({"running": _COUNT, "cores_used": _COUNT, "mem_mb_used": _MB,
                           "cores": {"type": "integer", "minimum": 1}, "mem_mb": _MB},
                          "Tasks running, what they hold, and the node's capacity for tasks."),
+        "emulated": {"type": "boolean", "description":
+                     "True when the agent emulates a node on a shared machine (a local "
+                     "testbed; the `emulate` setting): `cpu` is then the CPU time of its own "
+                     "tasks' processes per emulated core (`cores` of the node type), `memory` "
+                     "their resident memory against the node's `mem_mb`, and `load` null. "
+                     "False: the machine's own readings."},
     }, "The node report."),
     "Config": _object({
         "host": {"type": "string"},
@@ -162,6 +168,7 @@ _SCHEMAS: dict[str, Schema] = {
         "work_dir": {"type": "string"},
         "max_finished_tasks": _COUNT,
         "master_url": {"type": ["string", "null"]},
+        "emulate": {"type": "boolean"},
         "token_set": {"type": "boolean"},
     }, "The agent's settings, the token left out."),
     "TaskRequest": {"oneOf": [_task_request(kind) for kind in KINDS],

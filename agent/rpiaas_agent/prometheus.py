@@ -67,6 +67,9 @@ def render(report: Mapping[str, Any]) -> str:
     agent, node, cpu = report["agent"], report["node"], report["cpu"]
     w.gauge("rpiaas_agent_info", "The agent's version and the node it runs on (always 1).", 1,
             {"version": agent["version"], "node": node["name"], "hostname": node["hostname"]})
+    w.gauge("rpiaas_emulated", "1 when CPU and memory are those of the agent's own tasks on an "
+            "emulated node (a local testbed), 0 when they are the machine's.",
+            bool(report.get("emulated")))
     w.gauge("rpiaas_node_uptime_seconds", "Time since the node booted.",
             report["uptime_s"]["system"])
     w.gauge("rpiaas_agent_uptime_seconds", "Time since the agent process started.",

@@ -6,6 +6,11 @@ a thermal zone, ``throttling`` without ``vcgencmd``, ``cpu.usage_ratio``
 before the first sample, ``disk`` when the file system does not answer,
 ``speed``'s numbers until the agent has measured its kernel (a second or so
 after it starts).
+
+``emulated`` is true when the agent stands for a node on a shared machine
+(the ``emulate`` setting): then ``cpu`` and ``memory`` are its own tasks'
+against the node's ``cores`` and ``mem_mb`` (:mod:`rpiaas_agent.emulation`),
+and ``load`` is null, the host's being no node's own.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, readings
+from .emulation import EmulatedSampler
 from .keys import CONFIG, CPU, TASKS, THERMAL, THROTTLE
 
 __all__ = ["collect"]
@@ -27,6 +33,7 @@ async def collect(app: web.Application) -> dict[str, Any]:
     """The current report of the node that ``app`` runs on."""
     config, cpu = app[CONFIG], app[CPU]
     usage = cpu.usage_ratio
+    emulated = isinstance(cpu, EmulatedSampler)
     return {
         "agent": {"name": "rpiaas-agent", "version": __version__, "pid": os.getpid()},
         "node": {"name": config.node_name, "hostname": socket.gethostname()},
@@ -38,10 +45,12 @@ async def collect(app: web.Application) -> dict[str, Any]:
             "usage_ratio_mean": round(sum(usage) / len(usage), 4) if usage else None,
             "temperature_c": app[THERMAL].celsius(),
         },
-        "load": readings.load_average(),
-        "memory": readings.memory(),
+        # an emulated node's load would be the host's: it has none of its own
+        "load": None if emulated else readings.load_average(),
+        "memory": cpu.memory() if isinstance(cpu, EmulatedSampler) else readings.memory(),
         "disk": await readings.disk_usage(config.disk_path),
         "throttling": app[THROTTLE].flags,
         "speed": app[TASKS].speed(),
         "tasks": app[TASKS].usage(),
+        "emulated": emulated,
     }

@@ -8,7 +8,8 @@ OpenAPI document, that it lists exactly the routes the app registers under
 The API, all under ``/api/v1/``:
 
 ================================  =====  =============================================
-``GET  nodes``                    open   every node with its current state
+``GET  nodes``                    open   every node with its current state and tasks
+``GET  clusters``                 open   the clusters: domain, prefix, node names
 ``GET  nodes/{name}``             open   one node with its last state changes
 ``GET  nodes/{name}/history``     open   its samples, ``?start=&end=&resolution=``
 ``GET  summary``                  open   node counts, mean CPU use, poll latency
@@ -17,8 +18,8 @@ The API, all under ``/api/v1/``:
 ``POST history/compact``          token  ``{before, resolution}``: downsample old samples
 ``POST history/purge``            token  ``{before}``: delete old history
 ``POST runs``                     token  replay a scenario on the testbed (live mode)
-``GET  runs``                     open   the live runs since the master started
-``GET  runs/{id}``                open   a run's state and counts
+``GET  runs``                     open   the live runs since the master started, with progress
+``GET  runs/{id}``                open   a run's state, counts, progress and files
 ``GET  runs/{id}/files/{name}``   open   a file of a completed run's directory
 ``DELETE runs/{id}``              token  cancel a run
 ``POST task-ended``               agent  an agent pushes a task's end (agents' token)
@@ -105,8 +106,24 @@ _SCHEMAS: dict[str, Schema] = {
         "reason": {"type": "string"},
         "booting_since_s": _nullable({**_SECONDS, "description":
                                       "When it was said to be powered on, until its boot report."}),
+        "emulated": _nullable({"type": "boolean", "description":
+                               "Whether its agent's last report was an emulated node's (a local "
+                               "testbed): CPU and memory of the agent's own tasks against the node "
+                               "type's cores and memory, not the host's; null until it answered."}),
         "sample": _nullable(_ref("Sample")),
+        "tasks": {"type": "array", "items": _ref("Placement"),
+                  "description": "The live runs' tasks started on it and not ended yet."},
     }, "A node, its agent's address and its current state."),
+    "Placement": _object({
+        "run": {"type": "string", "description": "The run's id."},
+        "task": {"type": "integer", "description": "The task's id in the run's workload."},
+    }, "A task of a live run, on a node."),
+    "ClusterGroup": _object({
+        "domain": {"type": "string", "description": "Its DNS domain (node names end in it)."},
+        "prefix": {"type": "string", "description": "Its IPv4 prefix (addresses prefix.suffix)."},
+        "nodes": {"type": "array", "items": {"type": "string"}},
+    }, "One cluster of the cluster config."),
+    "ClusterList": _object({"clusters": {"type": "array", "items": _ref("ClusterGroup")}}),
     "NodeList": _object({"nodes": {"type": "array", "items": _ref("Node")}}),
     "History": _object({
         "node": {"type": "string"},
@@ -189,11 +206,20 @@ _SCHEMAS: dict[str, Schema] = {
                                           "description": "Whether a run knew the task."}}),
 }
 _run_detail = copy.deepcopy(_SCHEMAS["Run"])
-_run_detail["properties"]["files"] = {"type": "array", "items": {"type": "string"},
-                                      "description": "Files of the run directory, once completed."}
-_run_detail["required"].append("files")
+_run_detail["properties"].update({
+    "files": {"type": "array", "items": {"type": "string"},
+              "description": "Files of the run directory, once completed "
+                             "(``runs/{id}/files/{name}``)."},
+    "tasks_total": _nullable({**_COUNT, "description": "Tasks in the workload, when known."}),
+    "horizon_s": _nullable({"type": "number", "exclusiveMinimum": 0,
+                            "description": "The scenario's horizon (scenario s), if any."}),
+    "progress": _nullable({**_FRACTION, "description":
+                           "Tasks ended over tasks_total when known, else now_s over horizon_s; "
+                           "1 once completed; null when neither is known."}),
+})
+_run_detail["required"] += ["files", "tasks_total", "horizon_s", "progress"]
 _SCHEMAS["RunDetail"] = _run_detail
-_SCHEMAS["RunList"] = _object({"runs": {"type": "array", "items": _ref("Run")}})
+_SCHEMAS["RunList"] = _object({"runs": {"type": "array", "items": _ref("RunDetail")}})
 # A node's own document: the Node fields and its last state changes.
 _detail = copy.deepcopy(_SCHEMAS["Node"])
 _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
@@ -201,8 +227,9 @@ _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
                                    "description": "The last state changes, newest last."}
 _detail["required"].append("states")
 _SCHEMAS["NodeState"] = copy.deepcopy(_SCHEMAS["Node"])
-del _SCHEMAS["NodeState"]["properties"]["sample"]
-_SCHEMAS["NodeState"]["required"].remove("sample")
+for _key in ("sample", "tasks"):
+    del _SCHEMAS["NodeState"]["properties"][_key]
+    _SCHEMAS["NodeState"]["required"].remove(_key)
 _detail["properties"]["last_boot"] = _nullable(_ref("LastBoot"))
 _detail["required"].append("last_boot")
 _SCHEMAS["NodeDetail"] = _detail
@@ -300,6 +327,9 @@ def openapi_document() -> dict[str, Any]:
             "pollNode", "Poll the node now; its document afterwards.",
             _ok("The node after the poll.", "NodeDetail"), None, "404", "503",
             description="Takes no body (or an empty JSON object).")},
+        "/api/v1/clusters": {"get": _get(
+            "listClusters", "The cluster config's clusters (domain, prefix, node names).",
+            _ok("The clusters in config order.", "ClusterList"))},
         "/api/v1/summary": {"get": _get(
             "getSummary", "Node counts, mean CPU use of the online nodes, poll latency.",
             _ok("The summary.", "Summary"))},

@@ -146,6 +146,8 @@ class Poller:
                 except (ValueError, TypeError) as e:
                     info, reason = None, f"bad report: {e}"
             online = info is not None
+            if info is not None:
+                entry.emulated = info.get("emulated") is True
             if entry.set_online(online, now, reason, self.misses):
                 changes.append((entry.name, online, reason if not online else "poll answered"))
                 log.info("%s is %s%s", entry.name, "online" if online else "offline",

@@ -19,7 +19,8 @@ class NodeEntry:
 
     ``online`` is None until the first poll; ``changed_s`` is when it last
     changed (unix seconds), ``last_ok_s`` the last successful poll, ``reason``
-    why it last went offline.
+    why it last went offline; ``emulated`` whether its agent's last report
+    was an emulated node's (a local testbed), None until one answered.
     """
 
     node: Node
@@ -32,6 +33,7 @@ class NodeEntry:
     booting_since_s: float | None = None  # powered on and not reported booted yet
     failed_polls: int = 0  # in a row
     sample: Sample | None = None  # the newest reading polled from the agent
+    emulated: bool | None = None  # its agent's last report: an emulated node's readings
 
     @property
     def name(self) -> str:
@@ -71,6 +73,7 @@ class NodeEntry:
             "last_ok_s": self.last_ok_s,
             "reason": self.reason,
             "booting_since_s": self.booting_since_s,
+            "emulated": self.emulated,
         }
 
 

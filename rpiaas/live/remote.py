@@ -25,6 +25,7 @@ from ..results import RUN_FILES
 from ..scenario import Scenario
 from ..shell import rng_streams
 from ..source import load_file
+from .progress import RunProgress
 
 __all__ = ["MasterError", "run_live", "scenario_payload"]
 
@@ -120,7 +121,9 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
     if not quiet:
         print(f"live run {run_id} on {master_url} (timescale {timescale:g}, {task_kind} tasks)",
               file=sys.stderr, flush=True)
-    shown = 0.0
+    progress = None if quiet else RunProgress()
+    if progress is not None:
+        progress.update(run)
     unreachable_since: float | None = None
     try:
         while run["state"] == "running":
@@ -136,13 +139,14 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
                 if time.monotonic() - unreachable_since > reconnect_s:
                     raise
                 continue
-            if not quiet and time.monotonic() - shown > 2.0:
-                shown = time.monotonic()
-                print(f"  t={run['now_s']:.1f} s: {run['arrived']} arrived, {run['queued']} queued, "
-                      f"{run['running']} running, {run['ended']} ended", file=sys.stderr, flush=True)
+            if progress is not None:
+                progress.update(run)
     except KeyboardInterrupt:
         master.call("DELETE", f"/api/v1/runs/{run_id}")
         raise
+    finally:
+        if progress is not None:
+            progress.close()
     if run["state"] != "completed":
         raise MasterError(f"run {run_id} {run['state']}: {run.get('error') or 'no result'}")
     out.parent.mkdir(parents=True, exist_ok=True)

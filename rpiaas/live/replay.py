@@ -477,6 +477,13 @@ class LiveRun:
     def _forget(self, task_id: int) -> None:
         self._on_agent.pop(task_id, None)
 
+    def placements(self) -> dict[str, list[int]]:
+        """The tasks started on agents and not ended yet, by node name (the dashboard's view)."""
+        out: dict[str, list[int]] = {}
+        for task_id, (node, _agent_id) in sorted(self._on_agent.items()):
+            out.setdefault(self.nodes[node].name, []).append(task_id)
+        return out
+
     def _carry_out(self, a: Action, now: float) -> None:
         if isinstance(a, Start):
             self._measured_start.pop(a.task.id, None)  # a new attempt: its own start (a move keeps it)

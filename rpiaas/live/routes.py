@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..store import Event, Sample, StateChange
-from .keys import CONFIG, POLLER, REGISTRY, STORE
+from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE
 from .registry import NodeEntry
 
 __all__ = ["setup_routes"]
@@ -113,21 +113,39 @@ def _boot_json(e: Event) -> dict[str, Any]:
             "power_on_s": power_on_s if isinstance(power_on_s, (int, float)) else None}
 
 
-def _node_json(entry: NodeEntry, sample: Sample | None) -> dict[str, Any]:
+def _node_json(entry: NodeEntry, sample: Sample | None,
+               placements: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     doc = entry.to_json()
     doc["sample"] = _sample_json(sample) if sample is not None else None
+    doc["tasks"] = placements.get(entry.name, [])
     return doc
+
+
+def _placements(request: web.Request) -> dict[str, list[dict[str, Any]]]:
+    """What each node runs now for the master's live runs (none before the runs start)."""
+    runs = request.app.get(RUNS)
+    return runs.placements() if runs is not None else {}
 
 
 @routes.get("/api/v1/nodes")
 async def nodes(request: web.Request) -> web.Response:
-    """Every node with its agent address and current state."""
+    """Every node with its agent address, current state and the live runs' tasks on it."""
     latest = await asyncio.to_thread(request.app[STORE].latest)
+    placements = _placements(request)
     out = []
     for entry in request.app[REGISTRY]:
         status = latest.get(entry.name)
-        out.append(_node_json(entry, status.sample if status is not None else None))
+        out.append(_node_json(entry, status.sample if status is not None else None, placements))
     return web.json_response({"nodes": out})
+
+
+@routes.get("/api/v1/clusters")
+async def clusters(request: web.Request) -> web.Response:
+    """The cluster config's clusters: domain, address prefix and node names, in order."""
+    spec = request.app[CONFIG].cluster
+    return web.json_response({"clusters": [
+        {"domain": c.domain, "prefix": c.prefix, "nodes": [n.name for n in c.nodes]}
+        for c in spec.clusters]})
 
 
 async def _one_node(request: web.Request, entry: NodeEntry) -> web.Response:
@@ -135,7 +153,7 @@ async def _one_node(request: web.Request, entry: NodeEntry) -> web.Response:
     latest = await asyncio.to_thread(store.latest, entry.name)
     changes = await asyncio.to_thread(store.states, entry.name)
     status = latest.get(entry.name)
-    doc = _node_json(entry, status.sample if status is not None else None)
+    doc = _node_json(entry, status.sample if status is not None else None, _placements(request))
     doc["states"] = [_state_json(c) for c in changes[-RECENT_STATES:]]
     boots = await asyncio.to_thread(store.events, entry.name, kind="boot")
     doc["last_boot"] = _boot_json(boots[-1]) if boots else None

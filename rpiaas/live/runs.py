@@ -31,7 +31,7 @@ from .keys import CONFIG, REGISTRY, RUNS, STORE
 from .replay import JOURNAL, RESULT, TASK_KINDS, LiveOptions, LiveRun
 from .routes import _body, _body_number, _error
 
-__all__ = ["RunManager", "setup_run_routes"]
+__all__ = ["RunManager", "run_json", "setup_run_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,16 @@ class RunManager:
 
         self.tasks[run.id] = asyncio.create_task(go(), name=f"rpiaas-run-{run.id}")
 
+    def placements(self) -> dict[str, list[dict[str, Any]]]:
+        """What each node runs now for the running runs: ``{node: [{"run", "task"}, ...]}``."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for run in self.runs.values():
+            if run.status.state != "running":
+                continue
+            for node, task_ids in run.placements().items():
+                out.setdefault(node, []).extend({"run": run.id, "task": t} for t in task_ids)
+        return out
+
     def report(self, doc: dict[str, Any]) -> bool:
         """An agent's pushed task end; whether a run of this master knew the task."""
         return any(run.task_report(doc) for run in self.runs.values()
@@ -160,6 +170,31 @@ def watch_interval(app: web.Application) -> float:
     return min(1.0, app[CONFIG].poll_interval_s)
 
 
+def run_json(run: LiveRun) -> dict[str, Any]:
+    """A run as ``GET /api/v1/runs`` shows it: its state and counts, how far along, its files.
+
+    ``progress`` is the share of the tasks ended when the workload's size is
+    known, else the share of the horizon reached; 1 once completed.
+    """
+    doc = run.status.to_json()
+    st, scenario = run.status, run.scenario
+    total = scenario.workload.count
+    horizon = scenario.horizon_s
+    if st.state == "completed":
+        progress: float | None = 1.0
+    elif total:
+        progress = min(1.0, st.ended / total)
+    elif horizon:
+        progress = min(1.0, max(0.0, st.now_s / horizon))
+    else:
+        progress = None
+    result = run.directory / RESULT
+    doc.update(tasks_total=total, horizon_s=horizon, progress=progress,
+               files=[f for f in RUN_FILES if (result / f).is_file()] if st.state == "completed"
+               else [])
+    return doc
+
+
 routes = web.RouteTableDef()
 
 
@@ -202,18 +237,13 @@ async def start_run(request: web.Request) -> web.Response:
 @routes.get("/api/v1/runs")
 async def list_runs(request: web.Request) -> web.Response:
     """Every run this master has followed since it started."""
-    return web.json_response({"runs": [r.status.to_json() for r in request.app[RUNS].runs.values()]})
+    return web.json_response({"runs": [run_json(r) for r in request.app[RUNS].runs.values()]})
 
 
 @routes.get("/api/v1/runs/{id}")
 async def get_run(request: web.Request) -> web.Response:
     """A run's state and counts; ``files`` once it completed."""
-    run = _run(request)
-    doc = run.status.to_json()
-    result = run.directory / RESULT
-    doc["files"] = [f for f in RUN_FILES if (result / f).is_file()] \
-        if run.status.state == "completed" else []
-    return web.json_response(doc)
+    return web.json_response(run_json(_run(request)))
 
 
 @routes.get("/api/v1/runs/{id}/files/{name}")

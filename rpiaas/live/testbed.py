@@ -9,7 +9,9 @@ status`` and ``rpiaas testbed down`` find them again through
 and returns a :class:`LocalTestbed` (a context manager that stops it).
 
 Each agent admits tasks with the cores and memory of the node type, so the
-agents refuse what the model refuses.  Where the machine has at least N ×
+agents refuse what the model refuses, and reports the node it emulates
+(``--emulate``): the CPU and memory of its own tasks against the node type's
+cores and memory, not the host's, which all agents share.  Where the machine has at least N ×
 cores CPUs each agent is pinned to CPUs of its own; else they share them.  A
 type with more cores (or memory) than the whole machine becomes a local type
 with what the machine has, written into ``cluster.yaml`` so model and agents
@@ -416,7 +418,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
             argv = [agent_exe, "--host", HOST, "--port", str(port), "--name", name,
                     "--token-file", str(root / "agent-token"), "--cores", str(cores),
                     "--mem-mb", str(mem_mb), "--sysfs-root", str(root / "sysfs-empty"),
-                    "--vcgencmd", "", "--work-dir", str(work)]
+                    "--vcgencmd", "", "--work-dir", str(work), "--emulate"]
             cpu_set = cpu_sets[i] if cpu_sets else None
             if oversubscribed:
                 argv.append("--oversubscribe")

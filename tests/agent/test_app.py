@@ -34,7 +34,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def check_info(info: dict[str, Any]) -> None:
     """The /info document has every field, with the documented types and units."""
     assert set(info) == {"agent", "node", "time_s", "uptime_s", "cpu", "load", "memory", "disk",
-                         "throttling", "speed", "tasks"}
+                         "throttling", "speed", "tasks", "emulated"}
+    assert isinstance(info["emulated"], bool)
     assert info["agent"]["name"] == "rpiaas-agent" and info["agent"]["version"] == __version__
     assert isinstance(info["agent"]["pid"], int)
     assert info["node"]["hostname"] == socket.gethostname() and isinstance(info["node"]["name"], str)
@@ -51,7 +52,10 @@ def check_info(info: dict[str, Any]) -> None:
     else:
         assert cpu["usage_ratio_mean"] is None
     assert cpu["temperature_c"] is None or isinstance(cpu["temperature_c"], float)
-    assert set(info["load"]) == {"1m", "5m", "15m"}
+    if info["emulated"]:  # the host's load is no emulated node's own
+        assert info["load"] is None
+    else:
+        assert set(info["load"]) == {"1m", "5m", "15m"}
     mem = info["memory"]
     assert {k: type(v) for k, v in mem.items()} == {
         "total_bytes": int, "available_bytes": int, "used_bytes": int, "used_ratio": float}
@@ -78,12 +82,16 @@ def check_metrics(text: str, info: dict[str, Any]) -> dict[str, promtext.Family]
         assert [lab for lab, _ in usage.samples] == [{"core": str(i)} for i in range(cores)]
         assert all(0 <= v <= 1 for _, v in usage.samples)
     assert families["rpiaas_memory_total_bytes"].value() == info["memory"]["total_bytes"]
-    assert families["rpiaas_memory_used_bytes"].value() > 0
+    assert families["rpiaas_emulated"].value() == int(info["emulated"])
+    assert families["rpiaas_memory_used_bytes"].value() == info["memory"]["used_bytes"]
+    assert info["emulated"] or info["memory"]["used_bytes"] > 0
     assert families["rpiaas_disk_total_bytes"].value(path=info["disk"]["path"]) \
         == info["disk"]["total_bytes"]
-    assert {"rpiaas_node_uptime_seconds", "rpiaas_agent_uptime_seconds", "rpiaas_load1",
-            "rpiaas_load5", "rpiaas_load15", "rpiaas_memory_available_bytes",
-            "rpiaas_disk_used_bytes", "rpiaas_disk_free_bytes"} <= set(families)
+    assert {"rpiaas_node_uptime_seconds", "rpiaas_agent_uptime_seconds",
+            "rpiaas_memory_available_bytes", "rpiaas_disk_used_bytes",
+            "rpiaas_disk_free_bytes"} <= set(families)
+    loads = {"rpiaas_load1", "rpiaas_load5", "rpiaas_load15"}
+    assert loads.isdisjoint(families) if info["load"] is None else loads <= set(families)
     return families
 
 

@@ -132,6 +132,44 @@ def test_python_api_and_a_stale_testbed_json(tmp_path: Path) -> None:
     assert testbed.load_testbed(tmp_path) is None
 
 
+def test_each_local_node_reports_the_node_it_emulates(tmp_path: Path) -> None:
+    """Through the master: each node's memory is its type's; a busy node and idle ones differ."""
+    from rpiaas.model import PROFILES
+
+    with start_local_testbed(tmp_path, 3, poll_interval_s=0.5) as tb:
+        busy, idle = NAMES[0], NAMES[1:]
+        body = json.dumps({"id": "burn", "kind": "cpu", "cores": 1, "work_core_s": 60}).encode()
+        req = urllib.request.Request(tb.agents[busy].url + "/tasks", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {tb.agent_token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 201
+        cpu: dict[str, list[float]] = {name: [] for name in NAMES}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(cpu[busy]) < 6:
+            time.sleep(0.5)
+            for node in _get(f"{tb.master_url}/api/v1/nodes")["nodes"]:
+                sample = node["sample"]
+                if sample is None or node["emulated"] is None:
+                    continue
+                assert node["emulated"] is True
+                # the node type's memory (an rpi4b: 4096 MB), not the host's
+                assert sample["mem_total_mb"] == tb.mem_mb == PROFILES["rpi4b"].mem_mb
+                assert len(sample["cpu_per_core"] or [0] * 4) == tb.cores == 4
+                if node["name"] == busy and sample["cpu_util"] > 0:
+                    cpu[busy].append(sample["cpu_util"])
+                elif node["name"] != busy:
+                    cpu[node["name"]].append(sample["cpu_util"])
+        # one core of four busy (on a machine maybe shared with other work), the others idle
+        assert len(cpu[busy]) >= 6 and max(cpu[busy]) > 0.1, cpu
+        assert max(cpu[busy]) <= 0.27
+        for name in idle:
+            assert cpu[name] and max(cpu[name]) == 0.0, cpu
+        history = _get(f"{tb.master_url}/api/v1/nodes/{busy}/history")["samples"]
+        assert max(s["cpu_util"] for s in history) > 0.1
+        assert {s["mem_total_mb"] for s in history} == {4096}
+
+
 def test_cpu_sets_and_local_types(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(testbed, "_machine", lambda: (list(range(8)), 16384))
     doc, cores, mem_mb, cpu_sets, notes = testbed._plan(2, "rpi4b")

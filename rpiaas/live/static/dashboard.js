@@ -1,8 +1,11 @@
-// The cluster overview: a summary and one row per node, refreshed every poll interval.
+// The cluster overview: a summary, the live runs, and the nodes by cluster with what they run now,
+// refreshed every poll interval.
 "use strict";
 
 (function () {
   const r = window.rpiaas;
+  const runs = window.rpiaasRuns;
+  const COLUMNS = 8;
   let pollIntervalS = null;
   let refreshes = 0;
 
@@ -25,12 +28,15 @@
     row.dataset.memUsedMb = sample && r.isNumber(sample.mem_used_mb) ? Math.round(sample.mem_used_mb) : "";
     row.dataset.memTotalMb = sample && r.isNumber(sample.mem_total_mb) ? Math.round(sample.mem_total_mb) : "";
     row.dataset.temperatureC = sample && r.isNumber(sample.temperature_c) ? sample.temperature_c.toFixed(1) : "";
+    row.dataset.emulated = String(node.emulated === true);
+    row.dataset.tasks = node.tasks.map((t) => t.run + "/" + t.task).join(" ");
 
     const link = document.createElement("a");
     link.href = "/nodes/" + encodeURIComponent(node.name);
     link.textContent = node.name;
     cell(row, "name").appendChild(link);
-    cell(row, "type", node.type);
+    const type = cell(row, "type", node.type);
+    if (node.emulated === true) type.append(" ", emulatedBadge());
 
     const badge = document.createElement("span");
     badge.className = "badge " + state;
@@ -61,7 +67,49 @@
     cell(row, "temp num", sample ? r.celsius(sample.temperature_c) : r.DASH);
     const seen = cell(row, "seen", r.ago(node.last_ok_s));
     if (r.isNumber(node.last_ok_s)) seen.title = r.clock(node.last_ok_s);
+    cell(row, "tasks", node.tasks.length ? runs.placementText(node.tasks) : r.DASH);
     return row;
+  }
+
+  function emulatedBadge() {
+    const badge = document.createElement("span");
+    badge.className = "badge emulated";
+    badge.textContent = "emulated";
+    badge.title = "An emulated node on a shared machine: CPU and memory are its own tasks', "
+                  + "against its node type's cores and memory.";
+    return badge;
+  }
+
+  // One body per cluster of the config (domain and address prefix), as the original cluster view.
+  function clusterBodies(clusters, nodes) {
+    const byName = new Map(nodes.map((n) => [n.name, n]));
+    const groups = clusters.map((c) => ({domain: c.domain, prefix: c.prefix,
+                                         nodes: c.nodes.filter((n) => byName.has(n))}));
+    const placed = new Set(groups.flatMap((g) => g.nodes));
+    const rest = nodes.map((n) => n.name).filter((n) => !placed.has(n));
+    if (rest.length) groups.push({domain: "", prefix: "", nodes: rest});
+    return groups.map((g) => {
+      const body = document.createElement("tbody");
+      body.className = "cluster";
+      body.dataset.domain = g.domain;
+      const head = document.createElement("tr");
+      head.className = "cluster-head";
+      const th = document.createElement("th");
+      th.colSpan = COLUMNS;
+      th.scope = "rowgroup";
+      const name = document.createElement("span");
+      name.className = "domain";
+      name.textContent = g.domain || "other nodes";
+      const about = document.createElement("span");
+      about.className = "since";
+      const online = g.nodes.filter((n) => byName.get(n).online === true).length;
+      about.textContent = (g.prefix ? g.prefix + ".x · " : "") + g.nodes.length + " nodes, "
+                          + online + " online";
+      th.append(name, " ", about);
+      head.appendChild(th);
+      body.append(head, ...g.nodes.map((n) => nodeRow(byName.get(n))));
+      return body;
+    });
   }
 
   function showSummary(summary) {
@@ -74,9 +122,11 @@
   }
 
   async function refresh() {
-    let summary, nodes;
+    let summary, nodes, runList, clusters;
     try {
-      [summary, nodes] = await Promise.all([r.getJSON("/api/v1/summary"), r.getJSON("/api/v1/nodes")]);
+      [summary, nodes, runList, clusters] = await Promise.all([
+        r.getJSON("/api/v1/summary"), r.getJSON("/api/v1/nodes"), r.getJSON("/api/v1/runs"),
+        r.getJSON("/api/v1/clusters")]);
     } catch (e) {
       r.showError("The master is not answering (" + e.message + "); retrying every "
                   + r.refreshSeconds(pollIntervalS) + " s. Figures below are from "
@@ -85,7 +135,10 @@
     }
     pollIntervalS = summary.poll_interval_s;
     showSummary(summary);
-    document.getElementById("nodes").tBodies[0].replaceChildren(...nodes.nodes.map(nodeRow));
+    runs.render(runList.runs);
+    const table = document.getElementById("nodes");
+    for (const body of Array.from(table.tBodies)) body.remove();
+    table.append(...clusterBodies(clusters.clusters, nodes.nodes));
     refreshes += 1;
     document.body.dataset.refreshes = String(refreshes);
     r.clearError();

@@ -11,13 +11,30 @@
   const GAP_STEPS = 2.5;
 
   const name = decodeURIComponent(location.pathname.replace(/^\/nodes\//, ""));
+  const base = "/api/v1/nodes/" + encodeURIComponent(name);
   let pollIntervalS = null;
   let refreshes = 0;
+  let fittedWindowS = null;  // the window that fits the node's data, when the URL names none
 
   function windowS() {
     const match = /(?:^#|&)window=(\d+)/.exec(location.hash);
-    const s = match ? Number(match[1]) : DEFAULT_WINDOW_S;
-    return WINDOWS_S.includes(s) ? s : DEFAULT_WINDOW_S;
+    if (match && WINDOWS_S.includes(Number(match[1]))) return Number(match[1]);
+    return fittedWindowS || DEFAULT_WINDOW_S;
+  }
+
+  // The smallest window that holds all of the node's samples (of the last 7 days): a node seen
+  // for two minutes opens on 15 min, not on a 7-day plot with its data in one corner. Each
+  // question is one bucket: are there samples older than the window?
+  async function fitWindow() {
+    const endS = r.nowS(), oldest = WINDOWS_S[WINDOWS_S.length - 1];
+    for (const span of WINDOWS_S.slice(0, -1)) {
+      const query = new URLSearchParams({start: (endS - oldest).toFixed(3),
+                                         end: (endS - span).toFixed(3),
+                                         resolution: String(oldest - span)});
+      const older = await r.getJSON(base + "/history?" + query);
+      if (!older.samples.length) return span;
+    }
+    return oldest;
   }
 
   function showWindowButtons() {
@@ -46,6 +63,8 @@
     r.setText("cur-temp", sample ? r.celsius(sample.temperature_c) : r.DASH);
     r.setText("cur-load", sample && r.isNumber(sample.load1) ? sample.load1.toFixed(2) : r.DASH);
     r.setText("cur-disk", sample ? r.percent(sample.disk_used_ratio) : r.DASH);
+    r.setText("cur-tasks", node.tasks.length ? window.rpiaasRuns.placementText(node.tasks) : r.DASH);
+    document.getElementById("node-emulated").hidden = node.emulated !== true;
     showLastBoot(node.last_boot);
     const reason = document.getElementById("reason");
     reason.hidden = !(node.online === false && node.reason);
@@ -95,7 +114,6 @@
     const span = windowS();
     const endS = r.nowS(), startS = endS - span;
     const query = new URLSearchParams({start: startS.toFixed(3), resolution: String(span / MAX_POINTS)});
-    const base = "/api/v1/nodes/" + encodeURIComponent(name);
     let summary, nodes, history;
     try {
       [summary, nodes, history] = await Promise.all([
@@ -131,6 +149,16 @@
     showWindowButtons();
     refresh();
   });
-  showWindowButtons();
-  r.every(() => r.refreshSeconds(pollIntervalS), refresh);
+  async function start() {
+    if (!/(?:^#|&)window=\d+/.test(location.hash)) {
+      try {
+        fittedWindowS = await fitWindow();
+      } catch (e) { /* the first refresh shows the error; the default window meanwhile */ }
+    }
+    document.body.dataset.fittedWindowS = String(fittedWindowS || "");
+    showWindowButtons();
+    r.every(() => r.refreshSeconds(pollIntervalS), refresh);
+  }
+
+  start();
 })();
