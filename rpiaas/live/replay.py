@@ -250,7 +250,8 @@ class LiveRun:
         # next one (and journalled with it, so a resumed run decides as the first did)
         self._util_news: dict[int, float] = {}
         self._util_seen: list[Any] = [None] * len(entries)
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[None]] = set()  # agent calls under way
+        self._timers: set[asyncio.Task[None]] = set()  # WakeAt and boot timers
         self._held: list[Any] = []  # actions waiting for the journal to reach the disk
         self._online: list[bool] = [e.online is not False for e in entries]
         self._arrivals_left = True
@@ -359,6 +360,9 @@ class LiveRun:
         self._inbox.put_nowait(None)
 
     def _done(self) -> bool:
+        """The simulation's end rule: no task to come, waiting or running, no node booting.
+        A wake-up the policy asked for does not keep the run going (as in simulation:
+        an idle node's switch-off timer after the last task is not part of the run)."""
         c = self.control
         return (not self._arrivals_left and not c.running_count and not c.queue_length
                 and not c.booting and not self._pending)
@@ -511,7 +515,7 @@ class LiveRun:
             await asyncio.sleep(max(0.0, self._wall(at_s) - self.clock()))
             self._put(at_s, ev)
 
-        self._spawn(wait())
+        self._spawn(wait(), self._timers)
 
     def _act(self, coro: Any) -> None:
         """An action for an agent: held until the journal is on disk (see :meth:`_loop`)."""
@@ -522,12 +526,13 @@ class LiveRun:
         for coro in held:
             self._spawn(coro)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, into: set[asyncio.Task[None]] | None = None) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._pending.add(task)
+        where = self._pending if into is None else into
+        where.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
-            self._pending.discard(t)
+            where.discard(t)
             self._inbox.put_nowait(None)  # wake the loop: it may be done
             if not t.cancelled() and t.exception() is not None:
                 log.error("run %s: %s", self.id, t.exception())
@@ -651,6 +656,8 @@ class LiveRun:
         self._write_sample(max(end, self._last_sample_s or 0.0),
                            {name: st.sample for name, st in latest.items()})
         self.usage.close(end)
+        for timer in list(self._timers):
+            timer.cancel()
         for task_id in list(self._on_agent):
             self._stop_agent_task(task_id)
         self._journal.sync()
@@ -747,6 +754,8 @@ class LiveRun:
     async def cancel(self) -> None:
         """Stop the run: kill its running tasks; no result is written."""
         self.status.state = "cancelled"
+        for timer in list(self._timers):
+            timer.cancel()
         for task_id in list(self._on_agent):
             self._stop_agent_task(task_id)
         self._release()
