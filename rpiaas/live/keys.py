@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -23,5 +23,5 @@ STORE = web.AppKey("store", HistoryStore)
 POLLER = web.AppKey("poller", Poller)
 RUNS: web.AppKey[RunManager] = web.AppKey("runs")
 NODE_TOKENS = web.AppKey("node_tokens", NodeTokens)
-# request["rpiaas.node"]: the node whose token a report came with (a plain key: aiohttp>=3.9)
-NODE = "rpiaas.node"
+# request[NODE]: the node whose token a report came with (a plain key before aiohttp 3.12)
+NODE: Any = web.RequestKey("node", str) if hasattr(web, "RequestKey") else "rpiaas.node"
