@@ -19,7 +19,8 @@
 #      /etc/rpiaas-agent/agent.toml (name = the node's name), the node's own
 #      token in /etc/rpiaas-agent/token (mode 640: HMAC-SHA256 of the node's
 #      name keyed with the secret of --node-secret-file, the master's
-#      node_secret_file; no node's root holds another's token), master_url set to
+#      node_secret_file; no node's root holds another's token; written with
+#      --no-agent too), master_url set to
 #      --master-url (the agent then reports the node's boot there when it
 #      starts), and the systemd unit enabled.  --no-agent skips this step.
 # and, with --image or --boot-from, copies the boot partition to DIR/boot-files
@@ -140,17 +141,18 @@ EOF
         sed -e "s/^# name = .*/name = \"$name\"/" \
             -e "s|^# master_url = .*|${master_url:+master_url = \"$master_url\"}|" \
             "$agent_src/config.example.toml" > "$root/etc/rpiaas-agent/agent.toml"
-        if [ "$token" != - ]; then
-            (umask 027 && printf '%s\n' "$token" > "$root/etc/rpiaas-agent/token")
-            chmod 640 "$root/etc/rpiaas-agent/token"
-        fi
         grep -q '^rpiaas-agent:' "$root/etc/passwd" \
             || chroot "$root" /usr/sbin/useradd --system --no-create-home --shell /usr/sbin/nologin rpiaas-agent
-        chroot "$root" /bin/chgrp rpiaas-agent /etc/rpiaas-agent/token 2>/dev/null || true
         install -m 644 "$agent_src/systemd/rpiaas-agent.service" "$root/etc/systemd/system/"
         mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
         ln -sf /etc/systemd/system/rpiaas-agent.service \
             "$root/etc/systemd/system/multi-user.target.wants/rpiaas-agent.service"
+    fi
+    if [ "$token" != - ]; then  # this node's own token, for its agent (installed now or later)
+        mkdir -p "$root/etc/rpiaas-agent"
+        (umask 027 && printf '%s\n' "$token" > "$root/etc/rpiaas-agent/token")
+        chmod 640 "$root/etc/rpiaas-agent/token"
+        chroot "$root" /bin/chgrp rpiaas-agent /etc/rpiaas-agent/token 2>/dev/null || true
     fi
 done < "$work/nodes"
 echo "done: $(wc -l < "$work/nodes") node roots; check them with: rpiaas netboot check $render"
