@@ -10,11 +10,11 @@ Usage::
 
 One child process (this script with ``--serve-agents N``) serves ``N``
 ``rpiaas_agent`` apps, one per loopback port, in one event loop: each app is a
-node of its own, with its own task capacity (``cores``, ``mem_mb``), all with
-the same agents' token.  Each task still runs as the agent's worker process.
+node of its own, with its own task capacity (``cores``, ``mem_mb``) and its
+own token (derived from the master's node secret).  Each task still runs as the agent's worker process.
 The real ``rpiaas master`` runs as a second process, with the ``N`` nodes
 (a node type ``bench`` of the agents' cores and memory), ``poll_interval_s: 1``,
-both tokens and a ``runs_dir`` in a temporary directory.  Nothing leaves
+its token, the node secret and a ``runs_dir`` in a temporary directory.  Nothing leaves
 loopback.
 
 For each arrival rate ``R`` of ``--rates``, a scenario of ``--tasks`` tasks
@@ -87,6 +87,8 @@ async def _serve_agents(count: int, port_file: Path, token_file: Path, dump_file
     from rpiaas_agent.keys import TASKS
     from rpiaas_agent.tasks import TaskManager
 
+    from rpiaas.live.auth import node_token
+
     if worker == "exec":
         # /bin/sleep instead of the Python worker: what is left is the master and the
         # agent's HTTP handling, without ~40 ms of CPU for each worker's interpreter
@@ -97,11 +99,12 @@ async def _serve_agents(count: int, port_file: Path, token_file: Path, dump_file
     work = folder / "work"
     sysfs.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
-    token = token_file.read_text().strip()
+    secret = token_file.read_text().strip()  # the node secret: each agent gets its node's token
     runners: list[web.AppRunner] = []
     try:
         for i in range(1, count + 1):
-            config = Config(host="127.0.0.1", port=0, name=f"node{i}.{DOMAIN}", token=token,
+            name = f"node{i}.{DOMAIN}"
+            config = Config(host="127.0.0.1", port=0, name=name, token=node_token(secret, name),
                             sysfs_root=str(sysfs), vcgencmd="", disk_path=str(folder),
                             cores=NODE_CORES, mem_mb=NODE_MEM_MB, work_dir=str(work),
                             max_finished_tasks=100_000)
@@ -143,7 +146,7 @@ def write_master_config(folder: Path, ports: list[int], listen_port: int) -> Pat
         "poll_interval_s: 1\n"
         "store: history.db\n"
         "token_file: master-token\n"
-        "agent_token_file: agent-token\n"
+        "node_secret_file: node-secret\n"
         "runs_dir: runs\n"
         f"agents:\n{agents}"
         f"listen: 127.0.0.1:{listen_port}\n")
@@ -264,13 +267,13 @@ def measure(worker: str, agents: int, tasks: int, rates: list[float], timeout_s:
         folder = Path(tmp)
         port_file, dump_file = folder / "agent-ports.txt", folder / "agent-tasks.jsonl"
         agent_log, master_log = folder / "agents.log", folder / "master.log"
-        token, agent_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        for name, text in (("master-token", token), ("agent-token", agent_token)):
+        token, node_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        for name, text in (("master-token", token), ("node-secret", node_secret)):
             (folder / name).write_text(text + "\n")
             os.chmod(folder / name, 0o600)
         server = start([sys.executable, str(Path(__file__).resolve()), "--serve-agents",
                         str(agents), "--port-file", str(port_file), "--token-file",
-                        str(folder / "agent-token"), "--dump-file", str(dump_file),
+                        str(folder / "node-secret"), "--dump-file", str(dump_file),
                         "--worker", worker],
                        agent_log, folder)
         master: subprocess.Popen[bytes] | None = None

@@ -16,8 +16,11 @@
 #   5. installs the rpiaas agent into /opt/rpiaas-agent (a virtual environment,
 #      built by running the image's own python3 under chroot: on an x86 server
 #      that needs qemu-user-static with binfmt_misc), with its settings in
-#      /etc/rpiaas-agent/agent.toml (name = the node's name), the token given
-#      with --agent-token-file in /etc/rpiaas-agent/token, master_url set to
+#      /etc/rpiaas-agent/agent.toml (name = the node's name), the node's own
+#      token in /etc/rpiaas-agent/token (mode 640: HMAC-SHA256 of the node's
+#      name keyed with the secret of --node-secret-file, the master's
+#      node_secret_file; no node's root holds another's token; written with
+#      --no-agent too), master_url set to
 #      --master-url (the agent then reports the node's boot there when it
 #      starts), and the systemd unit enabled.  --no-agent skips this step.
 # and, with --image or --boot-from, copies the boot partition to DIR/boot-files
@@ -27,7 +30,7 @@
 # a static busybox (--busybox FILE, of the nodes' architecture) and an
 # /sbin/init that reports the boot to the master at URL (POST
 # URL/api/v1/nodes/<name>/booted with its uptime; authenticated by its
-# address, and by its boot token when --boot-secret-file is given), writes
+# token, from --node-secret-file, and its address), writes
 # the marker file /rpiaas-booted into its own root, and powers off.  On a
 # real Pi the agent's service makes the same report when it starts.
 #
@@ -38,8 +41,8 @@ set -eu
 usage() { sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "prepare-nfsroot: $*" >&2; exit 1; }
 
-render="" image="" root_from="" boot_from="" token_file="" master_url="" agent=1
-minimal=0 busybox="" master="" boot_secret_file=""
+render="" image="" root_from="" boot_from="" master_url="" agent=1
+minimal=0 busybox="" master="" node_secret_file=""
 agent_src=$(cd "$(dirname "$0")/../agent" 2>/dev/null && pwd || true)
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -47,14 +50,14 @@ while [ $# -gt 0 ]; do
         --image) image=$2; shift 2 ;;
         --root-from) root_from=$2; shift 2 ;;
         --boot-from) boot_from=$2; shift 2 ;;
-        --agent-token-file) token_file=$2; shift 2 ;;
+        --agent-token-file) die "--agent-token-file: one token shared by every node is no longer taken; give --node-secret-file (see docs/security.md)" ;;
         --master-url) master_url=$2; shift 2 ;;
         --agent-src) agent_src=$2; shift 2 ;;
         --no-agent) agent=0; shift ;;
         --minimal) minimal=1; shift ;;
         --busybox) busybox=$2; shift 2 ;;
         --master) master=$2; shift 2 ;;
-        --boot-secret-file) boot_secret_file=$2; shift 2 ;;
+        --node-secret-file|--boot-secret-file) node_secret_file=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "prepare-nfsroot: unknown argument: $1" >&2; usage ;;
     esac
@@ -63,7 +66,7 @@ done
 [ -f "$render/nodes.json" ] || die "$render: not a rendered netboot directory (no nodes.json)"
 if [ "$minimal" = 1 ]; then
     exec "$(dirname "$0")/vm/make-minimal-root.sh" --render "$render" --busybox "$busybox" \
-        --master "$master" ${boot_secret_file:+--boot-secret-file "$boot_secret_file"}
+        --master "$master" ${node_secret_file:+--boot-secret-file "$node_secret_file"}
 fi
 [ -n "$image" ] || [ -n "$root_from" ] || die "give --image FILE or --root-from DIR"
 [ "$(id -u)" = 0 ] || die "run as root (the roots belong to root and other users)"
@@ -72,7 +75,7 @@ command -v python3 >/dev/null || die "python3 is needed to read nodes.json"
 if [ "$agent" = 1 ]; then
     [ -f "$agent_src/pyproject.toml" ] || die "agent source not found at '$agent_src' (--agent-src DIR)"
 fi
-if [ -n "$token_file" ] && [ ! -r "$token_file" ]; then die "cannot read $token_file"; fi
+if [ -n "$node_secret_file" ] && [ ! -r "$node_secret_file" ]; then die "cannot read $node_secret_file"; fi
 
 work=$(mktemp -d)
 loop=""
@@ -99,14 +102,17 @@ if [ -n "$boot_from" ]; then
     echo "boot files: $render/boot-files (render again with --boot-files $render/boot-files)"
 fi
 
-# one line per node: name hostname address root_path
-python3 - "$render/nodes.json" > "$work/nodes" <<'EOF'
-import json, sys
+# one line per node: name hostname address root_path token (- without a secret);
+# $work is mode 700: the tokens stay the owner's
+python3 - "$render/nodes.json" "$node_secret_file" > "$work/nodes" <<'EOF'
+import hashlib, hmac, json, sys
+secret = open(sys.argv[2]).read().strip() if sys.argv[2] else ""
 for n in json.load(open(sys.argv[1]))["nodes"]:
-    print(n["name"], n["hostname"], n["address"], n["root_path"])
+    token = hmac.new(secret.encode(), n["name"].encode(), hashlib.sha256).hexdigest() if secret else "-"
+    print(n["name"], n["hostname"], n["address"], n["root_path"], token)
 EOF
 
-while read -r name host address root; do
+while read -r name host address root token; do
     echo "$name: $root"
     mkdir -p "$root"
     rsync -aHAX --delete --numeric-ids --exclude '/proc/*' --exclude '/sys/*' --exclude '/dev/*' \
@@ -135,16 +141,18 @@ EOF
         sed -e "s/^# name = .*/name = \"$name\"/" \
             -e "s|^# master_url = .*|${master_url:+master_url = \"$master_url\"}|" \
             "$agent_src/config.example.toml" > "$root/etc/rpiaas-agent/agent.toml"
-        if [ -n "$token_file" ]; then
-            install -m 640 "$token_file" "$root/etc/rpiaas-agent/token"
-        fi
         grep -q '^rpiaas-agent:' "$root/etc/passwd" \
             || chroot "$root" /usr/sbin/useradd --system --no-create-home --shell /usr/sbin/nologin rpiaas-agent
-        chroot "$root" /bin/chgrp rpiaas-agent /etc/rpiaas-agent/token 2>/dev/null || true
         install -m 644 "$agent_src/systemd/rpiaas-agent.service" "$root/etc/systemd/system/"
         mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
         ln -sf /etc/systemd/system/rpiaas-agent.service \
             "$root/etc/systemd/system/multi-user.target.wants/rpiaas-agent.service"
+    fi
+    if [ "$token" != - ]; then  # this node's own token, for its agent (installed now or later)
+        mkdir -p "$root/etc/rpiaas-agent"
+        (umask 027 && printf '%s\n' "$token" > "$root/etc/rpiaas-agent/token")
+        chmod 640 "$root/etc/rpiaas-agent/token"
+        chroot "$root" /bin/chgrp rpiaas-agent /etc/rpiaas-agent/token 2>/dev/null || true
     fi
 done < "$work/nodes"
 echo "done: $(wc -l < "$work/nodes") node roots; check them with: rpiaas netboot check $render"

@@ -24,6 +24,7 @@ from .keys import CONFIG, CPU, NOTIFIER, TASKS, THERMAL, THROTTLE
 from .middlewares import body_limit_middleware, error_middleware, token_middleware
 from .notify import Notifier
 from .readings import CpuSampler, ThermalZone, ThrottleMonitor
+from .redact import redacting_logs
 from .routes import routes
 from .tasks import TaskManager
 
@@ -45,6 +46,8 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CPU] = EmulatedSampler(config.sample_interval_s, app[TASKS]) if config.emulate \
         else CpuSampler(config.sample_interval_s)
     app.add_routes(routes)
+    # first in, last out: no credential reaches a log while anything else runs
+    app.cleanup_ctx.append(redacting_logs(lambda a: [t] if (t := a[CONFIG].token) else []))
     app.cleanup_ctx.append(_background("cpu sampler", lambda a: a[CPU].run()))
     app.cleanup_ctx.append(_background("throttle monitor", lambda a: a[THROTTLE].run()))
     # the notifier outlives the tasks: the ends of those killed at shutdown are pushed too
@@ -59,15 +62,15 @@ async def _boot_report(app: web.Application) -> AsyncIterator[None]:
     """With ``master_url``: tell the master the node has booted, and how long it took.
 
     The agent's service starts at boot, so the node's uptime now is its boot
-    time (kernel start to service start).  The master accepts the report from
-    the node's own address; it is retried like a task end until it gets through.
+    time (kernel start to service start).  The master accepts the report with
+    the node's token (the agent's own) from the node's own address; it is
+    retried like a task end until it gets through.
     """
     config = app[CONFIG]
     if config.master_url:
         uptime_s = max(0.0, time.time() - psutil.boot_time())
         url = f"{config.master_url}/api/v1/nodes/{quote(config.node_name, safe='')}/booted"
-        app[NOTIFIER].push(url, {"uptime_s": round(uptime_s, 3)}, what="the boot report",
-                           token=False)
+        app[NOTIFIER].push(url, {"uptime_s": round(uptime_s, 3)}, what="the boot report")
     yield
 
 

@@ -17,12 +17,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, NoReturn
+from typing import Any
 
 from aiohttp import web
 
-from . import prometheus, report
+from . import jsonbody, prometheus, report
 from .keys import CONFIG, TASKS
 from .middlewares import json_error, requires_token
 from .openapi import OPENAPI_PATH, openapi_document
@@ -67,10 +66,6 @@ async def list_tasks(request: web.Request) -> web.Response:
     return web.json_response({"tasks": [t.document() for t in request.app[TASKS].tasks()]})
 
 
-def _no_constants(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
 @routes.post("/tasks")
 @requires_token
 async def submit_task(request: web.Request) -> web.Response:
@@ -79,9 +74,9 @@ async def submit_task(request: web.Request) -> web.Response:
                                f"got {request.content_type}")
     raw = await request.read()  # over max_body_bytes: 413
     try:
-        body: Any = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
-        return json_error(400, f"body: malformed JSON: {e}")
+        body: Any = jsonbody.loads(raw)
+    except ValueError as e:
+        return json_error(400, f"body: {e}")
     try:
         task = request.app[TASKS].submit(body)
     except TaskRefused as e:

@@ -17,13 +17,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..store import HistoryStore, open_store
+from .auth import NodeTokens
 from .boot import setup_boot_routes
 from .client import AgentClient
 from .config import MasterConfig, Retention
 from .dashboard import setup_dashboard
-from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE
+from .keys import CONFIG, NODE_TOKENS, POLLER, REGISTRY, RUNS, STORE
 from .middlewares import bearer_token, body_limit, json_errors
 from .poller import Poller
+from .redact import redacting_logs
 from .registry import Registry
 from .routes import setup_routes
 from .runs import RunManager, setup_run_routes
@@ -60,7 +62,9 @@ async def _poller_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     # task starts can take longer than a poll: the agent forks the task first
-    async with AgentClient(timeout_s=max(5.0, config.timeout_s), token=config.agent_token,
+    tokens = app[NODE_TOKENS]
+    by_url = {e.base_url: t for e in app[REGISTRY] if (t := tokens.get(e.name)) is not None}
+    async with AgentClient(timeout_s=max(5.0, config.timeout_s), tokens=by_url,
                            keepalive=True) as client:
         manager = RunManager(app, client)
         app[RUNS] = manager
@@ -112,14 +116,21 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+def _secrets(app: web.Application) -> list[str]:
+    token = app[CONFIG].token
+    return ([token] if token else []) + app[NODE_TOKENS].secrets()
+
+
 def create_app(config: MasterConfig) -> web.Application:
     """The master: polls the cluster's agents into the history store and serves ``/api/v1/``."""
     app = web.Application(middlewares=[json_errors, bearer_token, body_limit],
                           client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[REGISTRY] = Registry(config)
-    # the store outlives the poller and the retention task
-    app.cleanup_ctx.extend([_store_ctx, _poller_ctx, _retention_ctx, _runs_ctx])
+    app[NODE_TOKENS] = NodeTokens(config.node_secret, (e.name for e in app[REGISTRY]))
+    # the store outlives the poller and the retention task; no credential reaches a log meanwhile
+    app.cleanup_ctx.extend([redacting_logs(_secrets), _store_ctx, _poller_ctx, _retention_ctx,
+                            _runs_ctx])
     setup_routes(app)
     setup_run_routes(app)
     setup_boot_routes(app)

@@ -15,36 +15,39 @@ state is *booting* (``booting_since_s`` in its document, a badge on the
 dashboard) until its boot report, which then also records ``power_on_s``,
 the seconds from power-on to the report, boot ROM and TFTP included.
 
-The boot report does not take the master's bearer token (a node has none).  It is
-accepted when
+The boot report does not take the master's bearer token but the node's own
+token (:func:`~rpiaas.live.auth.node_token` of the master's node secret and
+the node's name, the token its agent holds; ``netboot/prepare-nfsroot.sh
+--node-secret-file`` writes it into each node's root).  It is accepted only
+when both
 
+- it carries the node's token, ``Authorization: Bearer <token>``, and
 - it comes from the node's own address (``request.remote`` is the node's
   address in the cluster config: the master must see the node's address,
-  not a proxy's), or
-- it carries the node's boot token, ``Authorization: Bearer <token>`` where
-  the token is :func:`node_boot_token` of the master's ``boot_secret_file``
-  and the node's name (``netboot/prepare-nfsroot.sh --boot-secret-file``
-  writes each node's token into its root),
+  not a proxy's),
 
-and refused with 403, logged with the address it came from, otherwise.  An
+and refused with 403, logged with the address it came from, otherwise (a
+local process that binds a node's address has not the node's token; a node's
+token used from elsewhere is one taken from the node).  The boot time is what
+calibration uses, so a report is never taken on one proof alone.  An
 accepted report is recorded as a ``boot`` event ``{"boot_s", "address",
-"via"}`` at the master's time, and marks the node online (a state change
-with the reason ``"boot report"``) if it was not.  The node's document
-(``GET /api/v1/nodes/{name}``) shows the last one as ``last_boot``.
+"via"}`` (``via`` is ``"token"``) at the master's time, and marks the node
+online (a state change with the reason ``"boot report"``) if it was not.  The
+node's document (``GET /api/v1/nodes/{name}``) shows the last one as
+``last_boot``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import ipaddress
 import logging
 import time
 
 from aiohttp import web
 
-from .keys import CONFIG, REGISTRY, STORE
+from .auth import bearer, node_token, same_token
+from .keys import NODE_TOKENS, REGISTRY, STORE
 from .middlewares import json_error
 from .registry import NodeEntry
 from .routes import _body, _body_number
@@ -61,13 +64,8 @@ POWER_ON_EVENT = "power_on"
 
 
 def node_boot_token(secret: str, name: str) -> str:
-    """The boot token of node ``name``: HMAC-SHA256 of its name keyed with ``secret``, in hex.
-
-    One secret on the master gives every node a token of its own, which
-    tells nothing of the others' (``netboot/vm/make-minimal-root.sh`` computes
-    the same).
-    """
-    return hmac.new(secret.encode(), name.encode(), hashlib.sha256).hexdigest()
+    """Node ``name``'s token, which its boot report carries: :func:`~rpiaas.live.auth.node_token`."""
+    return node_token(secret, name)
 
 
 def _same_address(remote: str | None, address: str | None) -> bool:
@@ -82,18 +80,16 @@ def _same_address(remote: str | None, address: str | None) -> bool:
         return False
 
 
-def _authenticated_by(request: web.Request, entry: NodeEntry) -> str | None:
-    """``"token"`` or ``"address"`` if the report is the node's, else None."""
-    secret = request.app[CONFIG].boot_secret
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if secret is not None and scheme.lower() == "bearer" and given.strip():
-        expected = node_boot_token(secret, entry.name)
-        # digests of equal length: the comparison time tells nothing of the token
-        if hmac.compare_digest(hashlib.sha256(given.strip().encode(errors="replace")).digest(),
-                               hashlib.sha256(expected.encode()).digest()):
-            return "token"
-    if _same_address(request.remote, entry.node.address):
-        return "address"
+def _refusal(request: web.Request, entry: NodeEntry) -> str | None:
+    """Why the report is not the node's, or None if it carries its token from its address."""
+    expected = request.app[NODE_TOKENS].get(entry.name)
+    given = bearer(request)
+    if expected is None:
+        return "this master has no node secret"
+    if given is None or not same_token(given, expected):
+        return "not with the node's token"
+    if not _same_address(request.remote, entry.node.address):
+        return f"not from the node's address ({entry.node.address})"
     return None
 
 
@@ -104,12 +100,12 @@ async def booted(request: web.Request) -> web.Response:
     if entry is None:
         log.warning("boot report for unknown node %r from %s refused", name, request.remote)
         return json_error(404, f"no such node: {name}")
-    via = _authenticated_by(request, entry)
-    if via is None:
-        log.warning("boot report for %s from %s refused: not the node's address (%s) and no "
-                    "valid boot token", name, request.remote, entry.node.address)
-        return json_error(403, f"boot report for {name} refused: it comes from neither the "
-                               f"node's address nor with its boot token")
+    why = _refusal(request, entry)
+    if why is not None:
+        log.warning("boot report for %s from %s refused: %s", name, request.remote, why)
+        return json_error(403, f"boot report for {name} refused: it must come from the node's "
+                               f"address with the node's token")
+    via = "token"
     data = await _body(request, ("uptime_s",), ("uptime_s",))
     boot_s = _body_number(data, "uptime_s")
     now = time.time()

@@ -2,15 +2,20 @@
 
 One :class:`aiohttp.ClientSession` shared by every request; the poller and
 the control plane's live shell (:mod:`rpiaas.live.replay`) use it.  The task
-endpoints need the agents' bearer token.
+endpoints need the node's own token: ``tokens`` maps an agent's base URL to
+it (see :mod:`.auth`); no agent ever sees another node's token.  Answers are
+read as bounded JSON (:mod:`.bodies`): a node that answers nonsense is a node
+that failed, never a poll round that did.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+
+from . import bodies
 
 __all__ = ["AgentClient", "AgentError"]
 
@@ -26,6 +31,21 @@ class AgentError(Exception):
         self.status = status
 
 
+# The largest answer read from an agent: a /tasks list of hundreds of documents is ~100 KB.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+
+async def _read(resp: aiohttp.ClientResponse) -> bytes:
+    """The answer's body, at most :data:`MAX_ANSWER_BYTES` (ValueError beyond)."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise ValueError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class _Stale(Exception):
     """A connection that broke under a request (a kept-alive socket the agent had closed)."""
 
@@ -34,9 +54,9 @@ class AgentClient:
     """Talks to agents by base URL (``http://host:port``); use as ``async with``."""
 
     def __init__(self, timeout_s: float = 3.0, session: aiohttp.ClientSession | None = None,
-                 token: str | None = None, keepalive: bool = False) -> None:
+                 tokens: Mapping[str, str] | None = None, keepalive: bool = False) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.token = token
+        self.tokens = dict(tokens or {})  # base URL -> that node's token
         self.keepalive = keepalive
         self._session = session
         self._owned = session is None
@@ -87,7 +107,7 @@ class AgentClient:
         resp = await self._get(base_url, "/info")
         try:
             async with resp:
-                data = await resp.json()
+                data = bodies.loads(await _read(resp))
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
             raise AgentError(f"{base_url}/info: bad report: {e}") from e
         if not isinstance(data, dict):
@@ -95,8 +115,11 @@ class AgentClient:
         return data
 
     # ------------------------------------------------------------ tasks (token)
-    async def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    async def _call(self, method: str, base_url: str, path: str,
+                    body: dict[str, Any] | None = None) -> Any:
+        url = base_url + path
+        token = self.tokens.get(base_url)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             return await self._request(method, url, body, headers)
         except _Stale as e:
@@ -114,14 +137,15 @@ class AgentClient:
         try:
             async with self.session.request(method, url, json=body, headers=headers,
                                             timeout=self.timeout) as resp:
-                text = await resp.text()
+                raw = await _read(resp)
                 if resp.status >= 400:
                     try:
-                        message = json.loads(text).get("error", text)
+                        message = str(bodies.loads(raw).get("error", ""))[:500]
                     except (ValueError, AttributeError):
-                        message = text
-                    raise AgentError(f"{method} {url}: HTTP {resp.status}: {message}", resp.status)
-                return json.loads(text) if text else None
+                        message = ""
+                    raise AgentError(f"{method} {url}: HTTP {resp.status}: "
+                                     f"{message or resp.reason}", resp.status)
+                return bodies.loads(raw) if raw else None
         except aiohttp.ClientConnectorError as e:  # no connection at all: nothing was stale
             raise AgentError(f"{method} {url}: {type(e).__name__}: {e}") from e
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
@@ -131,14 +155,14 @@ class AgentClient:
 
     async def start_task(self, base_url: str, spec: dict[str, Any]) -> dict[str, Any]:
         """``POST /tasks``: the started task's document (AgentError with ``status`` 409 if refused)."""
-        doc = await self._call("POST", f"{base_url}/tasks", spec)
+        doc = await self._call("POST", base_url, "/tasks", spec)
         if not isinstance(doc, dict):
             raise AgentError(f"POST {base_url}/tasks: expected a task document")
         return doc
 
     async def tasks(self, base_url: str) -> list[dict[str, Any]]:
         """``GET /tasks``: the running tasks and the recently finished ones."""
-        doc = await self._call("GET", f"{base_url}/tasks")
+        doc = await self._call("GET", base_url, "/tasks")
         if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):
             raise AgentError(f"GET {base_url}/tasks: expected {{\"tasks\": [...]}}")
         return [t for t in doc["tasks"] if isinstance(t, dict)]
@@ -146,7 +170,7 @@ class AgentClient:
     async def task(self, base_url: str, task_id: str) -> dict[str, Any] | None:
         """``GET /tasks/{id}``, or None if the agent does not know the task."""
         try:
-            doc = await self._call("GET", f"{base_url}/tasks/{task_id}")
+            doc = await self._call("GET", base_url, f"/tasks/{task_id}")
         except AgentError as e:
             if e.status == 404:
                 return None
@@ -156,7 +180,7 @@ class AgentClient:
     async def kill_task(self, base_url: str, task_id: str) -> dict[str, Any] | None:
         """``DELETE /tasks/{id}``: the killed task's document, or None if unknown."""
         try:
-            doc = await self._call("DELETE", f"{base_url}/tasks/{task_id}")
+            doc = await self._call("DELETE", base_url, f"/tasks/{task_id}")
         except AgentError as e:
             if e.status == 404:
                 return None

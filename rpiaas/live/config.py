@@ -10,9 +10,8 @@
       node1.cluster1.rpiaas.test: "127.0.0.1:18081"
     listen: "0.0.0.0:8080"
     token_file: master-token              # bearer token of the mutating endpoints
-    agent_token_file: agent-token         # the agents' token: the master starts tasks with it
+    node_secret_file: node-secret         # each node's token is an HMAC of its name with it
     runs_dir: runs                        # live runs: their journals and run directories
-    boot_secret_file: boot-secret         # nodes' boot tokens are HMACs of their names with it
     max_body_bytes: 4194304               # larger request bodies get 413
     retention:                            # downsampling and deletion of old history
       raw_s: 86400                        # keep raw samples a day,
@@ -21,8 +20,13 @@
       every_s: 3600                       # applied once an hour
 
 The token may also come from the environment, ``RPIAAS_MASTER_TOKEN`` (which
-wins over the file), the agents' token from ``RPIAAS_MASTER_AGENT_TOKEN`` and the
-boot secret from ``RPIAAS_MASTER_BOOT_SECRET``.  Without a token the mutating endpoints refuse every call.
+wins over the file), and the node secret from ``RPIAAS_MASTER_NODE_SECRET``.
+Without a token the mutating endpoints refuse every call; without a node
+secret the master cannot start tasks and accepts no node's report (see
+:mod:`.auth` and ``docs/security.md``).  ``boot_secret_file`` (and
+``RPIAAS_MASTER_BOOT_SECRET``) is the node secret's former name, still read;
+``agent_token_file``, one token shared by every agent, is refused: with it
+any node could speak for any other.
 
 Errors are :class:`~rpiaas.source.InputError` naming the file, line and key.
 """
@@ -41,16 +45,16 @@ __all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_mast
            "parse_host_port", "read_token"]
 
 MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
-               "listen", "offline_after", "token_file", "max_body_bytes", "retention", "agent_token_file",
-               "runs_dir", "boot_secret_file")
+               "listen", "offline_after", "token_file", "max_body_bytes", "retention",
+               "node_secret_file", "runs_dir", "boot_secret_file", "agent_token_file")
 RETENTION_KEYS = ("raw_s", "resolution_s", "keep_s", "every_s")
 DEFAULT_POLL_INTERVAL_S = 10.0
 DEFAULT_AGENT_PORT = 8081
 DEFAULT_LISTEN = ("0.0.0.0", 8080)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a scenario with its task list inline
 TOKEN_ENV = "RPIAAS_MASTER_TOKEN"
-AGENT_TOKEN_ENV = "RPIAAS_MASTER_AGENT_TOKEN"
-BOOT_SECRET_ENV = "RPIAAS_MASTER_BOOT_SECRET"
+NODE_SECRET_ENV = "RPIAAS_MASTER_NODE_SECRET"
+BOOT_SECRET_ENV = "RPIAAS_MASTER_BOOT_SECRET"  # the node secret's former name
 _MAX_TOKEN_CHARS = 1024
 
 
@@ -83,12 +87,11 @@ class MasterConfig:
     token: str | None = field(default=None, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     retention: Retention | None = None
-    agent_token: str | None = field(default=None, repr=False)
     runs_dir: str = "runs"
     resume: bool = False  # take up unfinished live runs at start (``--resume``)
     offline_after: int = 2
-    # a node's boot report may carry HMAC-SHA256(boot_secret, its name) (see .boot)
-    boot_secret: str | None = field(default=None, repr=False)
+    # node tokens are HMAC-SHA256(node_secret, name) (see .auth)
+    node_secret: str | None = field(default=None, repr=False)
 
     @property
     def timeout_s(self) -> float:
@@ -193,8 +196,19 @@ def load_master_config(path: str | Path) -> MasterConfig:
     if "listen" in data:
         listen = _host_port(src, ("listen",), data["listen"], default_host="0.0.0.0", any_port=True)
     token = _token(src, data, "token_file", TOKEN_ENV)
-    agent_token = _token(src, data, "agent_token_file", AGENT_TOKEN_ENV)
-    boot_secret = _token(src, data, "boot_secret_file", BOOT_SECRET_ENV)
+    if "agent_token_file" in data:
+        src.fail(("agent_token_file",), "one token shared by every agent lets any node end any "
+                 "node's tasks; give node_secret_file instead (each node's token derives from "
+                 "it; see docs/security.md)")
+    if os.environ.get("RPIAAS_MASTER_AGENT_TOKEN"):
+        raise InputError("one token shared by every agent is no longer taken; set "
+                         f"{NODE_SECRET_ENV} instead (see docs/security.md)",
+                         file="RPIAAS_MASTER_AGENT_TOKEN")
+    if "node_secret_file" in data and "boot_secret_file" in data:
+        src.fail(("boot_secret_file",), "the former name of node_secret_file: give one of them")
+    secret_key = "boot_secret_file" if "boot_secret_file" in data else "node_secret_file"
+    node_secret = _token(src, data, secret_key,
+                         NODE_SECRET_ENV if os.environ.get(NODE_SECRET_ENV) else BOOT_SECRET_ENV)
     runs_dir = str(src.base / "runs")
     if "runs_dir" in data:
         runs_dir = str(src.base / src.string(("runs_dir",), data["runs_dir"]))
@@ -208,7 +222,7 @@ def load_master_config(path: str | Path) -> MasterConfig:
         raise InputError("the cluster has no compute nodes", src.file, src.line_of(("cluster",)),
                          "cluster")
     return MasterConfig(cluster, interval, timeout, store, agent_port, agents, listen, token,
-                        max_body, retention, agent_token, runs_dir, boot_secret=boot_secret)
+                        max_body, retention, runs_dir, node_secret=node_secret)
 
 
 def _token(src: Source, data: dict[str, object], key: str, env: str) -> str | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ..store import HistoryStore
+from .auth import NodeTokens
 from .config import MasterConfig
 from .poller import Poller
 from .registry import Registry
@@ -14,10 +15,13 @@ from .registry import Registry
 if TYPE_CHECKING:
     from .runs import RunManager
 
-__all__ = ["CONFIG", "POLLER", "REGISTRY", "RUNS", "STORE"]
+__all__ = ["CONFIG", "NODE", "NODE_TOKENS", "POLLER", "REGISTRY", "RUNS", "STORE"]
 
 CONFIG = web.AppKey("config", MasterConfig)
 REGISTRY = web.AppKey("registry", Registry)
 STORE = web.AppKey("store", HistoryStore)
 POLLER = web.AppKey("poller", Poller)
 RUNS: web.AppKey[RunManager] = web.AppKey("runs")
+NODE_TOKENS = web.AppKey("node_tokens", NodeTokens)
+# request[NODE]: the node whose token a report came with (a plain key before aiohttp 3.12)
+NODE: Any = web.RequestKey("node", str) if hasattr(web, "RequestKey") else "rpiaas.node"

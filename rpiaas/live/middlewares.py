@@ -8,21 +8,25 @@
 - :func:`bearer_token` guards every mutating call under ``/api/`` (any method
   but GET, HEAD and OPTIONS): it needs ``Authorization: Bearer <token>``,
   compared in constant time, else 401.  A master without a token refuses them all.
-  Agents push task ends to ``AGENT_PATHS`` with the agents' token instead;
-  the routes of ``SELF_AUTH_ROUTES`` (a node's boot report) check who calls
-  them themselves.
+  Agents push task ends to ``AGENT_PATHS`` with their own node's token instead
+  (see :mod:`.auth`); the node is then ``request[NODE]``, and the handler
+  accepts only what concerns that node.  The routes of ``SELF_AUTH_ROUTES``
+  (a node's boot report) check who calls them themselves.
+
+An exception no handler expected answers 500 with a JSON body under
+``/api/`` too (its traceback goes to the log, with credentials redacted).
+No message names a credential or a header's value.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .keys import CONFIG
+from .auth import bearer, same_token
+from .keys import CONFIG, NODE, NODE_TOKENS
 
 __all__ = ["SAFE_METHODS", "bearer_token", "body_limit", "json_error", "json_errors"]
 
@@ -50,6 +54,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         return json_error(e.status, e.reason, {
             k: v for k, v in e.headers.items() if k.lower() in ("allow", "www-authenticate")})
+    except Exception:
+        if not request.path.startswith("/api/"):
+            raise
+        log.exception("error in %s %s", request.method, request.path)
+        return json_error(500, "internal error (see the master's log)")
 
 
 @web.middleware
@@ -61,11 +70,6 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
-def _digest(token: str) -> bytes:
-    # Comparing fixed-length digests hides the expected token's length as well.
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-
-
 @web.middleware
 async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     if (request.method in SAFE_METHODS or not request.path.startswith("/api/")
@@ -74,15 +78,29 @@ async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResp
     resource = request.match_info.route.resource
     if resource is not None and resource.canonical in SELF_AUTH_ROUTES:
         return await handler(request)
-    config = request.app[CONFIG]
-    expected = config.agent_token if request.path in AGENT_PATHS else config.token
+    given = bearer(request)
+    if request.path in AGENT_PATHS:
+        tokens = request.app[NODE_TOKENS]
+        if tokens.secret is None:
+            return json_error(401, "node reports are off: this master has no node secret "
+                                   "configured", _CHALLENGE)
+        if given is None:
+            return json_error(401, "missing bearer token (Authorization: Bearer <token>)",
+                              _CHALLENGE)
+        node = tokens.node_of(given)
+        if node is None:
+            log.warning("no node's token from %s for %s %s", request.remote, request.method,
+                        request.path)
+            return json_error(401, "wrong token", _CHALLENGE)
+        request[NODE] = node
+        return await handler(request)
+    expected = request.app[CONFIG].token
     if expected is None:
         return json_error(401, "mutating endpoints are off: this master has no token configured",
                           _CHALLENGE)
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
+    if given is None:
         return json_error(401, "missing bearer token (Authorization: Bearer <token>)", _CHALLENGE)
-    if not hmac.compare_digest(_digest(given.strip()), _digest(expected)):
+    if not same_token(given, expected):
         log.warning("wrong token from %s for %s %s", request.remote, request.method, request.path)
         return json_error(401, "wrong token", _CHALLENGE)
     return await handler(request)

@@ -22,10 +22,10 @@ The API, all under ``/api/v1/``:
 ``GET  runs/{id}``                open   a run's state, counts, progress and files
 ``GET  runs/{id}/files/{name}``   open   a file of a completed run's directory
 ``DELETE runs/{id}``              token  cancel a run
-``POST task-ended``               agent  an agent pushes a task's end (agents' token)
+``POST task-ended``               node   an agent pushes a task's end (its node's token)
 ``POST nodes/{name}/booting``     token  the node was just powered on
-``POST nodes/{name}/booted``      node   ``{uptime_s}``: the node has booted (its address
-                                         or its boot token; see ``boot.py``)
+``POST nodes/{name}/booted``      node   ``{uptime_s}``: the node has booted (its token,
+                                         from its address; see ``boot.py``)
 ================================  =====  =============================================
 
 Times are unix seconds, durations seconds; ``cpu_util``, ``cpu_per_core`` and
@@ -250,7 +250,8 @@ _RESPONSES: dict[str, Schema] = {
     "PayloadTooLarge": _error("The body is over the master's ``max_body_bytes``."),
     "UnsupportedMediaType": _error("A body that is not ``application/json``."),
     "ServiceUnavailable": _error("The poller is not running."),
-    "Forbidden": _error("A boot report from neither the node's address nor with its token."),
+    "Forbidden": _error("Not the node's: a boot report without its token or from elsewhere, "
+                         "a task end for a task another node runs."),
 }
 
 
@@ -358,10 +359,10 @@ def openapi_document() -> dict[str, Any]:
                         {"description": "The file.", "content": {"text/plain": {
                             "schema": {"type": "string"}}}}, "404")},
         "/api/v1/nodes/{name}/booted": {"parameters": [_NAME], "post": {
-            **_post("nodeBooted", "The node reports that it has booted (from its own address, "
-                    "or with its boot token).",
+            **_post("nodeBooted", "The node reports that it has booted (with its node token, "
+                    "from its own address).",
                     _ok("The boot as recorded.", "BootRecorded"), "BootReport", "404"),
-            "security": [{"nodeBootToken": []}, {}],
+            "security": [{"nodeToken": []}],
             "responses": {**_responses(_ok("The boot as recorded.", "BootRecorded"),
                                        "400", "404", "405", "413", "415"),
                           "403": {"$ref": "#/components/responses/Forbidden"}}}},
@@ -369,9 +370,14 @@ def openapi_document() -> dict[str, Any]:
             "nodeBooting", "The node was just powered on: booting until its boot report.",
             _ok("The node.", "NodeState"), None, "404",
             description="Takes no body (or an empty JSON object).")},
-        "/api/v1/task-ended": {"post": _post(
-            "taskEnded", "An agent pushes a task's end (with the agents' token).",
-            _ok("Whether a run knew the task.", "TaskEndedResult"), "TaskEnded")},
+        "/api/v1/task-ended": {"post": {**_post(
+            "taskEnded", "An agent pushes a task's end (with its node's token); a task running "
+            "on another node is refused.",
+            _ok("Whether a run knew the task.", "TaskEndedResult"), "TaskEnded"),
+            "security": [{"nodeToken": []}],
+            "responses": {**_responses(_ok("Whether a run knew the task.", "TaskEndedResult"),
+                                       "400", "401", "405", "413", "415"),
+                          "403": {"$ref": "#/components/responses/Forbidden"}}}},
         OPENAPI_PATH: {"get": _get(
             "getOpenApi", "This document.",
             _ok("The OpenAPI document.", {"type": "object"}))},
@@ -387,8 +393,9 @@ def openapi_document() -> dict[str, Any]:
             "responses": _RESPONSES,
             "securitySchemes": {
                 "bearerToken": {"type": "http", "scheme": "bearer"},
-                "nodeBootToken": {"type": "http", "scheme": "bearer",
-                                  "description": "HMAC-SHA256 of the node's name keyed with "
-                                                 "the master's boot secret, in hex."}},
+                "nodeToken": {"type": "http", "scheme": "bearer",
+                              "description": "A node's own token: HMAC-SHA256 of the node's "
+                                             "name keyed with the master's node secret, in "
+                                             "hex."}},
         },
     })

@@ -408,23 +408,32 @@ class LiveRun:
             await asyncio.sleep(min(0.2, interval))
 
     async def _poll_tasks(self) -> None:
-        nodes = {node for node, _ in self._on_agent.values()}
+        nodes = sorted({node for node, _ in self._on_agent.values()})
         results = await asyncio.gather(
             *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
-        for docs in results:
+        for n, docs in zip(nodes, results, strict=True):
             if isinstance(docs, BaseException):
                 continue  # the node's own poll decides whether it is down
             for doc in docs:
                 if doc.get("state") != "running":
-                    self.task_report(doc)
+                    self.task_report(doc, self.entries[n].name)
 
-    def task_report(self, doc: dict[str, Any]) -> bool:
+    def node_of(self, agent_id: object) -> str | None:
+        """The node that runs this run's task with ``agent_id`` now, or None."""
+        task_id = self._agent_ids.get(agent_id) if isinstance(agent_id, str) else None
+        current = self._on_agent.get(task_id) if task_id is not None else None
+        return self.entries[current[0]].name if current and current[1] == agent_id else None
+
+    def task_report(self, doc: dict[str, Any], node: str | None = None) -> bool:
         """An agent's task document (pushed or polled): its end becomes an event.
 
-        Returns whether the document belonged to this run.
+        Returns whether the document belonged to this run; with ``node`` (the
+        node that sent it), a document of a task running on another node does not.
         """
         agent_id = doc.get("id")
         if not isinstance(agent_id, str) or agent_id not in self._agent_ids:
+            return False
+        if node is not None and self.node_of(agent_id) not in (None, node):
             return False
         state = doc.get("state")
         if state == "running" or agent_id in self._reported:
@@ -721,7 +730,7 @@ class LiveRun:
                 spec = self._spec(task, node, task.work_core_s, agent_id)
                 self._spawn(self._post(task.id, node, spec))
             elif doc.get("state") != "running":
-                self.task_report(doc)
+                self.task_report(doc, self.entries[node].name)
             else:
                 self._learn_start(task.id, doc)
         # timers the control plane still waits for

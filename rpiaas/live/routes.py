@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..store import Event, Sample, StateChange
+from . import bodies
 from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE
 from .registry import NodeEntry
 
@@ -32,7 +32,7 @@ RECENT_STATES = 50
 
 
 def _error(status: int, message: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 415: web.HTTPUnsupportedMediaType,
+    cls = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 404: web.HTTPNotFound, 415: web.HTTPUnsupportedMediaType,
            503: web.HTTPServiceUnavailable}[status]
     return cls(text=web.json_response({"error": message}).text, content_type="application/json")
 
@@ -54,10 +54,7 @@ async def _body(request: web.Request, allowed: Sequence[str], required: Sequence
         if request.content_type != "application/json":
             raise _error(415, f"expected a JSON body (Content-Type: application/json), "
                               f"got {request.content_type}")
-        try:
-            data = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise _error(400, f"body: not valid JSON: {e}") from None
+        data = await json_body(request)
     if not isinstance(data, dict):
         raise _error(400, f"body: expected a JSON object, got {type(data).__name__}")
     for key in data:
@@ -67,6 +64,14 @@ async def _body(request: web.Request, allowed: Sequence[str], required: Sequence
         if key not in data:
             raise _error(400, f"{key}: missing field")
     return data
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's body as JSON, bounded in size (the app's limit) and depth, else 400."""
+    try:
+        return bodies.loads(await request.read())
+    except ValueError as e:
+        raise _error(400, f"body: {e}") from None
 
 
 def _body_number(data: dict[str, Any], name: str, minimum: float = 0.0,

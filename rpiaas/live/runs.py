@@ -4,8 +4,14 @@
 parser as ``rpiaas run``, and replays it with :class:`~rpiaas.live.replay.LiveRun`
 in the background; each run lives in ``runs_dir/<id>/`` (the scenario, the
 journal, then the result).  Agents push task ends to ``POST
-/api/v1/task-ended`` with the agents' token.  A master started with
-``--resume`` takes up every run that has a journal and no result.
+/api/v1/task-ended`` with their own node's token, and a node's push is taken
+only for a task that runs on that node.  A master started with ``--resume``
+takes up every run that has a journal and no result.
+
+A scenario sent to the master never names a file on the master: its cluster
+comes inline and a trace comes as its task list (``rpiaas run --live`` sends
+both so), else the run is refused with 400 before anything is read.  An
+error names the sent scenario's key and line, never a line of another file.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from ..results import RUN_FILES
 from ..scenario import load_scenario
 from ..source import InputError
 from .client import AgentClient
-from .keys import CONFIG, REGISTRY, RUNS, STORE
+from .keys import CONFIG, NODE, NODE_TOKENS, REGISTRY, RUNS, STORE
 from .replay import JOURNAL, RESULT, TASK_KINDS, LiveOptions, LiveRun
-from .routes import _body, _body_number, _error
+from .routes import _body, _body_number, _error, json_body
 
 __all__ = ["RunManager", "run_json", "setup_run_routes"]
 
@@ -118,10 +124,13 @@ class RunManager:
                 out.setdefault(node, []).extend({"run": run.id, "task": t} for t in task_ids)
         return out
 
-    def report(self, doc: dict[str, Any]) -> bool:
-        """An agent's pushed task end; whether a run of this master knew the task."""
-        return any(run.task_report(doc) for run in self.runs.values()
-                   if run.status.state == "running")
+    def report(self, doc: dict[str, Any], node: str) -> bool | None:
+        """Node ``node``'s pushed task end: whether a run knew the task; None if another node runs it."""
+        running = [run for run in self.runs.values() if run.status.state == "running"]
+        owners = {owner for run in running if (owner := run.node_of(doc.get("id"))) is not None}
+        if owners and node not in owners:
+            return None
+        return any(run.task_report(doc, node) for run in running)
 
     async def cancel(self, run_id: str) -> None:
         run = self.runs[run_id]
@@ -164,6 +173,29 @@ class RunManager:
         for task in self.tasks.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def check_no_files(scenario: dict[str, Any]) -> None:
+    """Refuse (400) a scenario that names a file: the master reads none on a caller's behalf."""
+    cluster = scenario.get("cluster")
+    if isinstance(cluster, str):
+        raise _error(400, "scenario.cluster: expected the cluster inline (a mapping): the master "
+                          "reads no file a scenario names (rpiaas run --live sends it inline)")
+    workload = scenario.get("workload")
+    if isinstance(workload, dict) and "trace" in workload:
+        raise _error(400, "scenario.workload.trace: the master reads no trace file; send the "
+                          "trace's tasks as workload.tasks (rpiaas run --live does)")
+
+
+def _input_error(e: InputError, runs_dir: Path) -> web.HTTPException:
+    """400 for a scenario error, located in the sent scenario; nothing of any other file."""
+    sent = e.file is not None and Path(e.file).name == SCENARIO_FILE \
+        and Path(e.file).parent.parent == runs_dir
+    if not sent:
+        return _error(400, f"scenario: {e.path or 'a value'}: names something the master does "
+                           "not read")
+    return _error(400, f"scenario: {e.path + ': ' if e.path else ''}{e.message}"
+                       f"{f' (line {e.line} of the sent scenario)' if e.line else ''}")
 
 
 def watch_interval(app: web.Application) -> float:
@@ -220,14 +252,16 @@ async def start_run(request: web.Request) -> web.Response:
         raise _error(400, f"task_kind: expected one of {', '.join(TASK_KINDS)}, got {kind!r}")
     timescale = _body_number({"timescale": 1.0, **data}, "timescale", positive=True)
     options = LiveOptions(timescale, kind, watch_interval(request.app))
-    if request.app[CONFIG].agent_token is None:
-        raise _error(400, "this master has no agent token (agent_token_file): it cannot start tasks")
+    check_no_files(data["scenario"])
+    if request.app[NODE_TOKENS].secret is None:
+        raise _error(400, "this master has no node secret (node_secret_file): it cannot start "
+                          "tasks")
     notify = f"{request.url.origin()}/api/v1/task-ended"
+    manager = request.app[RUNS]
     try:
-        run = request.app[RUNS].create(data["scenario"], file_name, options, notify)
+        run = manager.create(data["scenario"], file_name, options, notify)
     except InputError as e:
-        raise _error(400, f"scenario: {e.path + ': ' if e.path else ''}{e.message}"
-                          f"{f' (line {e.line} of the sent scenario)' if e.line else ''}") from None
+        raise _input_error(e, manager.runs_dir) from None
     except ValueError as e:
         raise _error(400, str(e)) from None
     return web.json_response(run.status.to_json(), status=201,
@@ -270,14 +304,16 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/task-ended")
 async def task_ended(request: web.Request) -> web.Response:
-    """An agent pushes a task's end here (agents' token): its task document."""
-    try:
-        doc = json.loads(await request.read())
-    except ValueError as e:
-        raise _error(400, f"body: not valid JSON: {e}") from None
+    """An agent pushes a task's end here (its node's token): its task document."""
+    doc = await json_body(request)
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
         raise _error(400, "body: expected a task document with an id")
-    known = request.app[RUNS].report(doc)
+    node = request[NODE]
+    known = request.app[RUNS].report(doc, node)
+    if known is None:
+        log.warning("%s pushed the end of task %.100r, which runs on another node: refused",
+                    node, doc["id"])
+        raise _error(403, "id: not a task of the reporting node")
     return web.json_response({"known": known})
 
 

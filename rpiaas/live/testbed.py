@@ -1,7 +1,9 @@
 """A testbed on this machine: a master and N agents on loopback, to try live mode without Pis.
 
 ``rpiaas testbed up --local N`` writes a directory (default ``.rpiaas-testbed``)
-with a cluster of N nodes, the master's config and two tokens, starts N
+with a cluster of N nodes, the master's config, the master's token, the node
+secret and each node's token derived from it (``tokens/NODE.token``: each
+agent is given its own only), all mode 600, starts N
 ``rpiaas-agent`` processes and ``rpiaas master`` detached from the terminal,
 and waits until the master sees every agent online.  ``rpiaas testbed
 status`` and ``rpiaas testbed down`` find them again through
@@ -39,11 +41,13 @@ import yaml
 
 from ..cluster import load_cluster
 from ..model import PROFILES
+from .auth import node_token
 
 __all__ = ["LocalTestbed", "TestbedError", "TestbedRunning", "load_testbed",
            "start_local_testbed", "stop_testbed"]
 
 DEFAULT_DIR = ".rpiaas-testbed"
+TOKENS_DIR = "tokens"
 STATE_FILE = "testbed.json"
 DOMAIN, PREFIX = "local.rpiaas.test", "127.0.1"  # loopback even where a node's address is used
 HOST = "127.0.0.1"
@@ -113,18 +117,21 @@ class LocalTestbed:
         return self.dir / "master-token"
 
     @property
-    def agent_token_file(self) -> Path:
-        return self.dir / "agent-token"
+    def node_secret_file(self) -> Path:
+        return self.dir / "node-secret"
+
+    def node_token_file(self, name: str) -> Path:
+        """Where node ``name``'s token is: its agent reads it, and nobody else's."""
+        return self.dir / TOKENS_DIR / f"{name}.token"
 
     @property
     def master_token(self) -> str:
         """The bearer token of the master's mutating endpoints."""
         return self.master_token_file.read_text(encoding="utf-8").strip()
 
-    @property
-    def agent_token(self) -> str:
-        """The agents' bearer token (the master starts tasks with it)."""
-        return self.agent_token_file.read_text(encoding="utf-8").strip()
+    def node_token(self, name: str) -> str:
+        """Node ``name``'s token: its agent's bearer token, and its reports' to the master."""
+        return self.node_token_file(name).read_text(encoding="utf-8").strip()
 
     def processes(self) -> list[Proc]:
         """The master first, then the agents in node order."""
@@ -157,7 +164,8 @@ class LocalTestbed:
                 "agents": {name: asdict(p) for name, p in self.agents.items()},
                 "node_type": self.node_type, "cores": self.cores, "mem_mb": self.mem_mb,
                 "master_token_file": str(self.master_token_file),
-                "agent_token_file": str(self.agent_token_file),
+                "node_secret_file": str(self.node_secret_file),
+                "node_token_files": {name: str(self.node_token_file(name)) for name in self.agents},
                 "started_s": self.started_s, "notes": self.notes}
 
 
@@ -238,7 +246,10 @@ def _executable(name: str) -> str:
 
 def _spawn(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_ENV)}
-    with log.open("ab") as out:
+    # logs are the owner's alone: they name nodes, addresses and tasks (never a credential)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # an older log keeps its mode otherwise
+    with os.fdopen(fd, "ab") as out:
         out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         out.flush()
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
@@ -385,16 +396,23 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     agent_exe, rpiaas_exe = _executable("rpiaas-agent"), _executable("rpiaas")
     for sub in ("logs", "work", "sysfs-empty"):  # an empty sysfs: no sensors to pretend
         (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
+    (root / "logs").chmod(0o700)
     (root / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     names = [node.name for node in load_cluster(root / "cluster.yaml").nodes]
     ports = _free_ports(n + (master_port == 0))
     master_port = master_port or ports.pop()
     _write_private(root / "master-token", secrets.token_urlsafe(32))
-    _write_private(root / "agent-token", secrets.token_urlsafe(32))
+    node_secret = secrets.token_urlsafe(32)
+    _write_private(root / "node-secret", node_secret)
+    for name in names:
+        _write_private(root / TOKENS_DIR / f"{name}.token", node_token(node_secret, name))
+    with contextlib.suppress(FileNotFoundError):
+        (root / "agent-token").unlink()  # an earlier testbed's shared token: no longer used
     master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
                   "store": "history.db", "listen": f"{HOST}:{master_port}",
                   "agents": {name: f"{HOST}:{port}" for name, port in zip(names, ports, strict=True)},
-                  "token_file": "master-token", "agent_token_file": "agent-token",
+                  "token_file": "master-token", "node_secret_file": "node-secret",
                   "runs_dir": "runs"}
     (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False), encoding="utf-8")
 
@@ -416,7 +434,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
             work = root / "work" / name
             work.mkdir(exist_ok=True)
             argv = [agent_exe, "--host", HOST, "--port", str(port), "--name", name,
-                    "--token-file", str(root / "agent-token"), "--cores", str(cores),
+                    "--token-file", str(root / TOKENS_DIR / f"{name}.token"), "--cores", str(cores),
                     "--mem-mb", str(mem_mb), "--sysfs-root", str(root / "sysfs-empty"),
                     "--vcgencmd", "", "--work-dir", str(work), "--emulate"]
             cpu_set = cpu_sets[i] if cpu_sets else None
@@ -526,7 +544,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"{len(tb.agents)} nodes ({tb.node_type}, {tb.cores} cores, {tb.mem_mb} MB each) online\n"
           f"  master     {tb.master_url}   (API: {tb.master_url}/api/v1/summary)\n"
           f"  dashboard  {tb.master_url}/\n"
-          f"  tokens     {tb.master_token_file} (the master's), {tb.agent_token_file} (the agents')\n"
+          f"  tokens     {tb.master_token_file} (the master's), {tb.node_secret_file} (the nodes' "
+          f"secret), {tb.dir / TOKENS_DIR}/NODE.token (each node's)\n"
           f"  logs       {tb.dir / 'logs'}\n"
           f"then try:\n"
           f"  rpiaas testbed status{dir_flag}\n"

@@ -1,4 +1,4 @@
-"""Boot reports on the master: accepted from the node's address or with its boot token only."""
+"""Boot reports on the master: accepted only with the node's token and from the node's address."""
 
 from __future__ import annotations
 
@@ -56,19 +56,25 @@ def _with_master(path: Path, body: Callable[[Client, Any], Awaitable[None]]) -> 
     asyncio.run(go())
 
 
+def _auth(node: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {node_boot_token(SECRET, node)}"}
+
+
 def _report(client: Client, node: str, uptime_s: Any = 2.5, **headers: str) -> Any:
+    """A boot report, with the node's token unless ``headers`` say otherwise."""
     return client.post(f"/api/v1/nodes/{node}/booted", json={"uptime_s": uptime_s},
-                       headers=headers)
+                       headers=headers or _auth(node))
 
 
-def test_a_report_from_the_nodes_address_is_recorded_and_marks_it_online(tmp_path: Path) -> None:
+def test_a_report_with_the_nodes_token_from_its_address_is_recorded_and_marks_it_online(
+        tmp_path: Path) -> None:
     async def body(client: Client, app: Any) -> None:
         resp = await _report(client, NODE1, 2.5)
         assert resp.status == 200, await resp.text()
         got = await resp.json()
-        assert got["node"] == NODE1 and got["boot_s"] == 2.5 and got["via"] == "address"
+        assert got["node"] == NODE1 and got["boot_s"] == 2.5 and got["via"] == "token"
         (event,) = app[STORE].events(NODE1, kind=BOOT_EVENT)
-        assert event.data == {"boot_s": 2.5, "address": "127.0.0.1", "via": "address"}
+        assert event.data == {"boot_s": 2.5, "address": "127.0.0.1", "via": "token"}
         assert event.time_s == got["time_s"]
         states = app[STORE].states(NODE1)
         assert [(s.online, s.reason) for s in states][-1] == (True, BOOT_STATE_REASON)
@@ -88,34 +94,34 @@ def test_a_report_from_the_nodes_address_is_recorded_and_marks_it_online(tmp_pat
     _with_master(_config(tmp_path), body)
 
 
-def test_a_report_with_the_nodes_boot_token_is_accepted_from_anywhere(tmp_path: Path) -> None:
+def test_the_nodes_token_from_another_address_is_refused(tmp_path: Path) -> None:
+    """node2 is at 127.0.0.12; its own token sent from 127.0.0.1 is a token taken from it."""
     async def body(client: Client, app: Any) -> None:
-        token = node_boot_token(SECRET, NODE2)
-        resp = await _report(client, NODE2, 4.25, Authorization=f"Bearer {token}")
-        assert resp.status == 200, await resp.text()
-        assert (await resp.json())["via"] == "token"
-        (event,) = app[STORE].events(NODE2, kind=BOOT_EVENT)
-        assert event.data["boot_s"] == 4.25 and event.data["via"] == "token"
+        resp = await _report(client, NODE2, 4.25)
+        assert resp.status == 403, await resp.text()
+        assert app[STORE].events(NODE2, kind=BOOT_EVENT) == []
 
     _with_master(_config(tmp_path), body)
 
 
-def test_a_report_from_another_address_or_with_a_wrong_token_is_refused_and_logged(
+def test_a_report_from_the_nodes_address_without_its_token_is_refused_and_logged(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What a local process that binds node1's address can send: never accepted."""
     async def body(client: Client, app: Any) -> None:
-        for headers in ({}, {"Authorization": "Bearer wrong"},
-                        {"Authorization": f"Bearer {node_boot_token(SECRET, NODE1)}"},  # node1's
+        for headers in ({"X-No-Token": "1"}, {"Authorization": "Bearer wrong"},
+                        _auth(NODE2),  # another node's token
                         {"Authorization": f"Bearer {MASTER_TOKEN}"},  # not a node's token
-                        {"Authorization": f"Basic {node_boot_token(SECRET, NODE2)}"}):
+                        {"Authorization": f"Basic {node_boot_token(SECRET, NODE1)}"}):
             caplog.clear()
             with caplog.at_level(logging.WARNING, logger="rpiaas.live.boot"):
-                resp = await _report(client, NODE2, **headers)
+                resp = await _report(client, NODE1, **headers)
             assert resp.status == 403, (headers, await resp.text())
             assert "refused" in (await resp.json())["error"]
-            assert any(f"boot report for {NODE2} from 127.0.0.1 refused" in r.getMessage()
+            assert any(f"boot report for {NODE1} from 127.0.0.1 refused" in r.getMessage()
                        for r in caplog.records), caplog.text
-        assert app[STORE].events(NODE2, kind=BOOT_EVENT) == []
-        assert app[STORE].states(NODE2)[-1].online is False
+            assert node_boot_token(SECRET, NODE1) not in caplog.text
+        assert app[STORE].events(NODE1, kind=BOOT_EVENT) == []
+        assert app[STORE].states(NODE1)[-1].online is False
         # a node nobody knows
         with caplog.at_level(logging.WARNING, logger="rpiaas.live.boot"):
             resp = await _report(client, "ghost.c1.rpiaas.test")
@@ -124,11 +130,10 @@ def test_a_report_from_another_address_or_with_a_wrong_token_is_refused_and_logg
     _with_master(_config(tmp_path), body)
 
 
-def test_without_a_boot_secret_only_the_address_counts(tmp_path: Path) -> None:
+def test_without_a_node_secret_every_report_is_refused(tmp_path: Path) -> None:
     async def body(client: Client, app: Any) -> None:
-        token = node_boot_token(SECRET, NODE2)
-        assert (await _report(client, NODE2, Authorization=f"Bearer {token}")).status == 403
-        assert (await _report(client, NODE1)).status == 200
+        assert (await _report(client, NODE1)).status == 403
+        assert (await _report(client, NODE1, **{"X-No-Token": "1"})).status == 403
 
     _with_master(_config(tmp_path, secret=False), body)
 
@@ -138,22 +143,31 @@ def test_a_bad_report_is_400_and_records_nothing(tmp_path: Path) -> None:
         url = f"/api/v1/nodes/{NODE1}/booted"
         for payload in ({}, {"uptime_s": -1}, {"uptime_s": "2"}, {"uptime_s": True},
                         {"uptime_s": 1, "extra": 0}, [1]):
-            resp = await client.post(url, json=payload)
+            resp = await client.post(url, json=payload, headers=_auth(NODE1))
             assert resp.status == 400, (payload, await resp.text())
-        resp = await client.post(url, data="2.5", headers={"Content-Type": "text/plain"})
+        resp = await client.post(url, data="2.5", headers={"Content-Type": "text/plain",
+                                                           **_auth(NODE1)})
         assert resp.status == 415
         assert app[STORE].events(NODE1, kind=BOOT_EVENT) == []
 
     _with_master(_config(tmp_path), body)
 
 
-def test_the_boot_secret_comes_from_its_file_or_the_environment(
+def test_the_node_secret_comes_from_its_file_or_the_environment(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_master_config(_config(tmp_path)).boot_secret == SECRET
-    assert load_master_config(_config(tmp_path, secret=False)).boot_secret is None
-    monkeypatch.setenv("RPIAAS_MASTER_BOOT_SECRET", "from-the-environment")
-    assert load_master_config(_config(tmp_path)).boot_secret == "from-the-environment"
-    monkeypatch.delenv("RPIAAS_MASTER_BOOT_SECRET")
+    assert load_master_config(_config(tmp_path)).node_secret == SECRET  # boot_secret_file
+    assert load_master_config(_config(tmp_path, secret=False)).node_secret is None
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace("boot_secret_file:", "node_secret_file:"))
+    assert load_master_config(path).node_secret == SECRET
+    for var in ("RPIAAS_MASTER_BOOT_SECRET", "RPIAAS_MASTER_NODE_SECRET"):
+        monkeypatch.setenv(var, "from-the-environment")
+        assert load_master_config(_config(tmp_path)).node_secret == "from-the-environment"
+        monkeypatch.delenv(var)
+    path = _config(tmp_path)
+    path.write_text(path.read_text() + "node_secret_file: boot-secret\n")
+    with pytest.raises(InputError, match="boot_secret_file: the former name"):
+        load_master_config(path)
     path = _config(tmp_path)
     path.write_text(path.read_text().replace("boot-secret\n", "no-such-file\n"))
     with pytest.raises(InputError, match="boot_secret_file"):
@@ -161,10 +175,13 @@ def test_the_boot_secret_comes_from_its_file_or_the_environment(
 
 
 def test_the_agent_reports_its_nodes_boot_when_it_starts(tmp_path: Path) -> None:
-    """A real agent process with ``--master-url``: the master records node1's boot (by address)."""
+    """A real agent process with ``--master-url`` and node1's token: the master records its boot."""
     from ..agent.helpers import start_agent
 
-    app = create_app(load_master_config(_config(tmp_path, secret=False)))
+    app = create_app(load_master_config(_config(tmp_path)))
+    token_file = tmp_path / "node1.token"
+    token_file.write_text(node_boot_token(SECRET, NODE1) + "\n")
+    token_file.chmod(0o600)
 
     async def go() -> None:
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -173,7 +190,8 @@ def test_the_agent_reports_its_nodes_boot_when_it_starts(tmp_path: Path) -> None
             sysfs.mkdir()
             agent = await asyncio.to_thread(
                 start_agent, tmp_path, "--name", NODE1, "--sysfs-root", str(sysfs),
-                "--vcgencmd", "", "--disk-path", str(tmp_path), "--master-url", master_url)
+                "--vcgencmd", "", "--disk-path", str(tmp_path), "--master-url", master_url,
+                "--token-file", str(token_file))
             try:
                 for _ in range(200):
                     events = await asyncio.to_thread(app[STORE].events, NODE1, None, None, BOOT_EVENT)
@@ -181,7 +199,7 @@ def test_the_agent_reports_its_nodes_boot_when_it_starts(tmp_path: Path) -> None
                         break
                     await asyncio.sleep(0.05)
                 assert events, "no boot report from the agent"
-                assert events[-1].data["via"] == "address" and events[-1].data["boot_s"] > 0
+                assert events[-1].data["via"] == "token" and events[-1].data["boot_s"] > 0
             finally:
                 agent.terminate()
 

@@ -101,9 +101,9 @@ def test_the_documented_master_config_loads(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "cluster.yaml").write_text(
         "clusters:\n  - {domain: cluster1.rpiaas.test, prefix: 10.0.1, count: 3, type: rpi4b}\n")
     (tmp_path / "master-token").write_text("s3cret-token\n")
-    (tmp_path / "agent-token").write_text("agents-token\n")
+    (tmp_path / "node-secret").write_text("nodes-secret\n")
     config = load_master_config(_write(tmp_path, _testbed_blocks("yaml")[0]))
-    assert config.token == "s3cret-token" and config.agent_token == "agents-token"
+    assert config.token == "s3cret-token" and config.node_secret == "nodes-secret"
     assert config.runs_dir == str(tmp_path / "runs") and config.retention is not None
     assert (config.retention.raw_s, config.retention.keep_s) == (86400, 2592000)
     assert Registry(config).get("node1.cluster1.rpiaas.test") is not None

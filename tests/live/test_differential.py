@@ -104,7 +104,7 @@ def _start_on_agent(tb: LocalTestbed, node: str, spec: dict[str, Any]) -> None:
     """A task started on one agent behind the master's back: load the run does not know of."""
     body = json.dumps(spec).encode()
     req = urllib.request.Request(tb.agents[node].url + "/tasks", data=body, method="POST",
-                                 headers={"Authorization": f"Bearer {tb.agent_token}",
+                                 headers={"Authorization": f"Bearer {tb.node_token(node)}",
                                           "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 201

@@ -210,9 +210,9 @@ def _master_cmd(tb: LocalTestbed, *extra: str) -> list[str]:
 
 def _agent_task_ids(tb: LocalTestbed) -> list[str]:
     ids = []
-    for proc in tb.agents.values():
+    for name, proc in tb.agents.items():
         req = urllib.request.Request(proc.url + "/tasks",
-                                     headers={"Authorization": f"Bearer {tb.agent_token}"})
+                                     headers={"Authorization": f"Bearer {tb.node_token(name)}"})
         with urllib.request.urlopen(req, timeout=5) as r:
             ids += [t["id"] for t in json.loads(r.read())["tasks"]]
     return ids

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import yaml
 
 from rpiaas.cli import main
 from rpiaas.live import testbed
+from rpiaas.live.auth import node_token
 from rpiaas.live.testbed import TestbedRunning, start_local_testbed
 
 from ..agent.helpers import clean_env, gone
@@ -69,11 +71,21 @@ def test_up_status_down_on_the_command_line(tmp_path: Path) -> None:
         assert len(set(ports)) == 4 and url.endswith(f":{state['master']['port']}")
         assert all(not gone(pid) for pid in _pids(state))
         assert abs(state["started_s"] - time.time()) < 60
-        for key in ("master_token_file", "agent_token_file"):
+        for key in ("master_token_file", "node_secret_file"):
             path = Path(state[key])
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
             assert len(path.read_text().strip()) >= 32
             assert path.name in up.stdout
+        # each node's own token, derived from the secret; each agent reads its own file only
+        secret = Path(state["node_secret_file"]).read_text().strip()
+        assert list(state["node_token_files"]) == NAMES
+        for name, file in state["node_token_files"].items():
+            path = Path(file)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            assert path.read_text().strip() == node_token(secret, name)
+        # the logs are the owner's alone
+        for log in (tb_dir / "logs").iterdir():
+            assert stat.S_IMODE(log.stat().st_mode) == 0o600, log
         # the master sees all three online; each agent answers as its node, with the type's cores
         summary = _get(url + "/api/v1/summary")
         assert (summary["nodes"], summary["online"]) == (3, 3)
@@ -121,7 +133,10 @@ def test_python_api_and_a_stale_testbed_json(tmp_path: Path) -> None:
         name = NAMES[0]
         doc = _get(f"{tb.master_url}/api/v1/nodes/{name}/poll", tb.master_token, "POST")
         assert doc["name"] == name and doc["online"] is True
-        assert _get(tb.agents[name].url + "/config", tb.agent_token)["name"] == name
+        assert _get(tb.agents[name].url + "/config", tb.node_token(name))["name"] == name
+        # a node's token opens its own agent only
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            _get(tb.agents[NAMES[1]].url + "/config", tb.node_token(name))
         pids = [p.pid for p in tb.processes()]
     assert all(gone(pid) for pid in pids)
     assert not (tmp_path / "testbed.json").exists()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from rpiaas.cli import main
+from rpiaas.live.auth import node_token
 from rpiaas.netboot.check import check
 
 SCRIPT = Path(__file__).parents[2] / "netboot" / "prepare-nfsroot.sh"
@@ -64,6 +66,26 @@ def test_prepare_roots_then_check_passes(tmp_path: Path) -> None:
     assert (node / "usr" / "bin" / "tool").is_file() and not (node / "proc" / "junk").exists()
     assert sorted(p.name for p in (render_dir / "boot-files").iterdir()) == ["start4.elf"]
     assert {f.what: f.ok for f in check(render_dir)}["every exported root exists"] is True
+
+    # with the node secret, each root gets its own node's token, readable by root and its group only
+    secret = tmp_path / "node-secret"
+    secret.write_text("the-node-secret\n")
+    subprocess.run(["sh", str(SCRIPT), "--render", str(render_dir), "--root-from", str(root),
+                    "--no-agent", "--node-secret-file", str(secret)],
+                   capture_output=True, check=True, timeout=120)
+    names = sorted(p.name for p in nfs.iterdir())
+    assert len(names) >= 2
+    for name in names:
+        token = nfs / name / "etc" / "rpiaas-agent" / "token"
+        assert token.read_text().strip() == node_token("the-node-secret", name)
+        assert stat.S_IMODE(token.stat().st_mode) == 0o640
+    assert "the-node-secret" not in "".join(
+        p.read_text(errors="replace") for p in nfs.rglob("*") if p.is_file())
+    # a token shared by every node is refused
+    shared = subprocess.run(["sh", str(SCRIPT), "--render", str(render_dir), "--root-from", str(root),
+                             "--agent-token-file", str(secret)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert shared.returncode != 0 and "--node-secret-file" in shared.stderr
 
     # running it again keeps one hosts line per name
     subprocess.run(["sh", str(SCRIPT), "--render", str(render_dir), "--root-from", str(root),

@@ -8,8 +8,8 @@ MAC a node's ``hwaddr``, on a tap device bridged with the server's
 interface.  Its kernel takes a DHCP lease, mounts its NFS root with its own
 NFS client and runs that root's init (``prepare-nfsroot.sh --minimal``),
 which reports the boot to the master, writes a marker into its root and
-powers off.  node1 reports from its address, node2 with its boot token;
-node3's export is missing.
+powers off.  Each node reports with its own token from its own address (the
+master takes neither alone); node3's export is missing.
 
 Skipped, with the reason, where this cannot run: not root, no network
 namespaces or /dev/net/tun, a program missing, or the arm64 kernel and
@@ -215,7 +215,6 @@ def _serve(work: Path, files: VmFiles) -> Iterator[Bed]:
     (work / "boot-secret").write_text(SECRET + "\n")
     _run(str(PREPARE_NFSROOT), "--render", str(out), "--minimal", "--busybox", files.busybox,
          "--master", MASTER_URL, "--boot-secret-file", str(work / "boot-secret"))
-    (work / "nfs" / NODE1.name / "etc/rpiaas/boot-token").unlink()  # node1: by its address
     assert (work / "nfs" / NODE2.name / "etc/rpiaas/boot-token").read_text().strip() \
         == node_boot_token(SECRET, NODE2.name)
     (work / "master.yaml").write_text(
@@ -271,7 +270,7 @@ def test_a_vm_boots_from_its_nfs_root_and_reports_to_the_master(served: Bed) -> 
         assert doc["last_boot"]["boot_s"] < doc["last_boot"]["power_on_s"] < wall_s + 1.0
         boot_s.append(doc["last_boot"]["boot_s"])
     assert [s["reason"] for s in doc["states"] if s["online"]] == ["boot report"]
-    assert "by address" in served.master.log_text()
+    assert f"(reported from {NODE1.address}, by token)" in served.master.log_text()
     if boots > 1:
         print(f"\nboot time of node1 over {boots} boots: median {statistics.median(boot_s):.2f} s "
               f"({', '.join(f'{s:.2f}' for s in boot_s)})")
@@ -290,7 +289,7 @@ def test_two_vms_booting_at_once_get_their_own_addresses_and_roots(served: Bed) 
         assert (marker["name"], marker["hostname"], marker["address"]) == \
             (node.name, node.hostname, node.address), vm.log_text()
         assert marker["report"] == "ok", vm.log_text()
-    # node2 has a boot token in its root: the master took that
+    # node2 has its own token in its root: the master took that, from node2's address
     assert f"{NODE2.name} booted in" in served.master.log_text()
     assert f"(reported from {NODE2.address}, by token)" in served.master.log_text()
     assert served.api(f"/api/v1/nodes/{NODE2.name}")["last_boot"] is not None
@@ -329,6 +328,12 @@ def test_a_boot_report_from_another_address_is_refused_and_logged(served: Bed) -
         done = bed.client.run("busybox", "wget", "-q", "-O", "-", "--header",
                               "Authorization: Bearer " + node_boot_token("not-the-secret",
                                                                          NODE3.name),
+                              "--header", "Content-Type: application/json", "--post-data",
+                              '{"uptime_s": 1}', f"{MASTER_URL}/api/v1/nodes/{NODE3.name}/booted")
+        assert done.returncode != 0 and "403" in done.stderr, done
+        # node3's own token, from an address that is not node3's: a token taken from it
+        done = bed.client.run("busybox", "wget", "-q", "-O", "-", "--header",
+                              "Authorization: Bearer " + node_boot_token(SECRET, NODE3.name),
                               "--header", "Content-Type: application/json", "--post-data",
                               '{"uptime_s": 1}', f"{MASTER_URL}/api/v1/nodes/{NODE3.name}/booted")
         assert done.returncode != 0 and "403" in done.stderr, done

@@ -1,0 +1,88 @@
+"""Credentials never reach a log: a filter on the log handlers that redacts them.
+
+The agent's own messages name no credential; this filter is the second
+line, for what others log: aiohttp's server logs a request it cannot parse
+with the offending header line (``Authorization: Bearer <token>`` among
+them).  :class:`Redactor` rewrites every record's message, arguments and
+exception text, replacing
+
+- the value of any ``Authorization`` header and any ``Bearer <token>``;
+- the agent's token (its node's token) wherever it appears.
+
+:func:`redacting_logs` is a cleanup context of the agent's app: it puts the
+filter on the root logger's handlers (and on aiohttp's loggers) while the app
+runs.  The master has the same filter (``rpiaas.live.redact``); the agent
+cannot import it (it runs on the nodes without rpiaas).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+
+from aiohttp import web
+
+__all__ = ["REDACTED", "Redactor", "redact", "redacting_logs"]
+
+REDACTED = "[redacted]"
+_MIN_SECRET_CHARS = 6  # shorter "secrets" would redact ordinary words
+# the header's value up to the end of its line or of the repr it is quoted in
+_HEADER = re.compile(r"(authorization\s*:\s*)[^\r\n'\"]*", re.IGNORECASE)
+_BEARER = re.compile(r"(bearer(?:\s|\\x[0-9a-f]{2}|\\[rnt0])+)[^\s'\",;]+", re.IGNORECASE)
+_LOGGERS = ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with header values, bearer tokens and ``secrets`` replaced by ``[redacted]``."""
+    text = _HEADER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET_CHARS and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class Redactor(logging.Filter):
+    """Redacts credentials in a record (its message, arguments and traceback) in place."""
+
+    def __init__(self, secrets: Callable[[], Iterable[str]] = tuple) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_rpiaas_redacted", False):
+            return True
+        secrets = list(self.secrets())
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format: keep what there is, as text
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = redact(message, secrets), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, secrets)
+        record._rpiaas_redacted = True
+        return True
+
+
+def redacting_logs(secrets: Callable[[web.Application], Iterable[str]]
+                   ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context: redact log records while the app runs (``secrets(app)``: what to hide)."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        known = list(secrets(app))
+        redactor = Redactor(lambda: known)
+        targets: list[logging.Filterer] = [*logging.getLogger().handlers,
+                                           *(logging.getLogger(n) for n in _LOGGERS)]
+        for target in targets:
+            target.addFilter(redactor)
+        try:
+            yield
+        finally:
+            for target in targets:
+                target.removeFilter(redactor)
+
+    return ctx
