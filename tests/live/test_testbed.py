@@ -155,7 +155,7 @@ def test_each_local_node_reports_the_node_it_emulates(tmp_path: Path) -> None:
         busy, idle = NAMES[0], NAMES[1:]
         body = json.dumps({"id": "burn", "kind": "cpu", "cores": 1, "work_core_s": 60}).encode()
         req = urllib.request.Request(tb.agents[busy].url + "/tasks", data=body, method="POST",
-                                     headers={"Authorization": f"Bearer {tb.agent_token}",
+                                     headers={"Authorization": f"Bearer {tb.node_token(busy)}",
                                               "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 201
