@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from heapq import heappush
 from typing import Any
 
-import simpy
 from simpy.core import EmptySchedule
-from simpy.events import NORMAL, URGENT
 
 from ..control import ControlPlane
 from ..events import (
-    Action,
     Event,
-    Kill,
     Migrate,
     NodeBooted,
     NodeDown,
     NodeUp,
-    PowerOff,
     PowerOn,
-    Reject,
     Start,
     TaskArrived,
     TaskFinished,
@@ -42,7 +35,8 @@ from ..events import (
 from ..model import Task
 from ..results import RunWriter, Stats
 from ..scenario import Scenario
-from ..shell import STATE_NAMES, NodeUsage, rng_streams
+from ..shell import STATE_NAMES, NodeUsage, Shell, rng_streams
+from .environment import URGENT, Due, SimEnvironment
 
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
@@ -53,22 +47,7 @@ class _Stop(Exception):
     pass
 
 
-class _Due:
-    """A SimPy-schedulable event that is already triggered: just its callbacks.
-
-    ``Environment.step`` needs only ``callbacks``, ``_ok`` and ``_value``;
-    this is a third of the cost of a ``simpy.Event`` on the hot path.
-    """
-
-    __slots__ = ("_ok", "_value", "callbacks")
-
-    def __init__(self, value: Any, callback: Callable[[Any], None]) -> None:
-        self._ok = True
-        self._value = value
-        self.callbacks: list[Callable[[Any], None]] | None = [callback]
-
-
-class Simulation:
+class Simulation(Shell):
     """One simulated run of a scenario.
 
     :param scenario: what to run.
@@ -79,6 +58,7 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, writer: RunWriter | None = None,
                  on_task: Callable[[Task], None] | None = None, progress: bool = False) -> None:
+        super().__init__()
         self.scenario = scenario
         self.writer = writer
         self.progress = progress
@@ -98,9 +78,8 @@ class Simulation:
         self.view = self.control.view
         self.usage = NodeUsage(nodes, [int(s) for s in states])
         self._util = self.view.utilization_sink(measured=False)
-        self.env = simpy.Environment()
-        self._queue = self.env._queue
-        self._eid = self.env._eid
+        self.env = SimEnvironment()
+        self._at = self.env.call_at
         self._tasks: Iterator[Task] = scenario.workload.tasks(streams["workload"])
         self._arrivals_left = True
         self._batch: list[Event] = []
@@ -118,67 +97,60 @@ class Simulation:
         self._until_done = scenario.horizon_s is None
 
     # ------------------------------------------------------------ scheduling
-    def _at(self, t: float, value: Any, callback: Callable[[_Due], None],
-            priority: int = NORMAL) -> None:
-        """Schedule ``callback`` at absolute time ``t`` (exact, no now + delay rounding)."""
-        heappush(self._queue, (t, priority, next(self._eid), _Due(value, callback)))  # type: ignore[misc]
-
     def _next_arrival(self) -> None:
         task = next(self._tasks, None)
         if task is None:
             self._arrivals_left = False
             return
-        if task.arrival_s < self.env._now:
+        if task.arrival_s < self.env.now:
             raise ValueError(f"workload not in arrival order at task {task.id}")
         self._at(task.arrival_s, task, self._arrive)
 
     def _ready(self) -> bool:
         """Whether this batch is complete: no other event at the same time is pending."""
-        q = self._queue
-        return not q or q[0][0] != self.env._now
+        env = self.env
+        return env.peek() != env.now
 
     # ------------------------------------------------------------ callbacks
-    def _arrive(self, ev: _Due) -> None:
+    def _arrive(self, ev: Due) -> None:
         self._batch.append(TaskArrived(ev._value))
         self._next_arrival()
         if self._ready():
             self._flush()
 
-    def _finish(self, ev: _Due) -> None:
+    def _finish(self, ev: Due) -> None:
         task, epoch = ev._value
         if task.epoch == epoch:  # else it was moved, killed or failed meanwhile
             self._batch.append(TaskFinished(task.id))
         if self._batch and self._ready():
             self._flush()
 
-    def _booted(self, ev: _Due) -> None:
+    def _booted(self, ev: Due) -> None:
         self._batch.append(NodeBooted(ev._value))
         if self._ready():
             self._flush()
 
-    def _fault(self, ev: _Due) -> None:
+    def _fault(self, ev: Due) -> None:
         self._faults_left -= 1
         event = ev._value
         self._batch.append(event)
         if self._ready():
             self._flush()
 
-    def _tick(self, ev: _Due) -> None:
+    def _tick(self, ev: Due) -> None:
         self._wakes.discard(ev._value)
         self._batch.append(Tick())
         if self._ready():
             self._flush()
 
-    def _horizon(self, ev: _Due) -> None:
+    def _horizon(self, ev: Due) -> None:
         raise _Stop
 
     def _flush(self) -> None:
         batch = self._batch
         self._batch = []
-        now = self.env._now
-        actions = self.control.step(now, batch)
-        for a in actions:
-            self._carry_out(a, now)
+        now = self.env.now
+        self.carry_out(self.control.step(now, batch), now)
         changed = self.usage.follow(self.control, now)
         if changed:
             util, modelled = self._util, self.usage.util
@@ -189,31 +161,28 @@ class Simulation:
                 not c.queue_length or not (self._wakes or self._faults_left)):
             raise _Stop
 
-    def _carry_out(self, a: Action, now: float) -> None:
-        t = type(a)
-        if t is Start:
-            task, node = a.task, a.node  # type: ignore[attr-defined]
-            end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
-            self._ends[task.id] = end
-            self._at(end, (task, task.epoch), self._finish)
-        elif t is Reject or t is Kill or t is PowerOff:
-            pass
-        elif t is Migrate:
-            task, dst, src = a.task, a.node, a.source  # type: ignore[attr-defined]
-            left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
-            end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
-            self._ends[task.id] = end
-            self._at(end, (task, task.epoch), self._finish)
-        elif t is PowerOn:
-            node = a.node  # type: ignore[attr-defined]
-            self._at(now + self._boot_s[node], node, self._booted)
-        elif t is WakeAt:
-            when = a.time_s  # type: ignore[attr-defined]
-            if when not in self._wakes:
-                self._wakes.add(when)
-                self._at(when, when, self._tick)
-        else:  # pragma: no cover
-            raise TypeError(f"unknown action {a!r}")
+    # ------------------------------------------------------------ actions
+    def start(self, action: Start, now: float) -> None:
+        task, node = action.task, action.node
+        end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
+        self._ends[task.id] = end
+        self._at(end, (task, task.epoch), self._finish)
+
+    def migrate(self, action: Migrate, now: float) -> None:
+        task, dst, src = action.task, action.node, action.source
+        left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
+        end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
+        self._ends[task.id] = end
+        self._at(end, (task, task.epoch), self._finish)
+
+    def power_on(self, action: PowerOn, now: float) -> None:
+        self._at(now + self._boot_s[action.node], action.node, self._booted)
+
+    def wake_at(self, action: WakeAt, now: float) -> None:
+        when = action.time_s
+        if when not in self._wakes:
+            self._wakes.add(when)
+            self._at(when, when, self._tick)
 
     def _final(self, task: Task) -> None:
         self._ends.pop(task.id, None)
@@ -225,9 +194,9 @@ class Simulation:
             self._on_task(task)
 
     # ------------------------------------------------------------ node series
-    def _sample(self, ev: _Due) -> None:
-        self._write_sample(self.env._now)
-        self._at(self.env._now + self.scenario.sample_interval_s, None, self._sample, URGENT)
+    def _sample(self, ev: Due) -> None:
+        self._write_sample(self.env.now)
+        self._at(self.env.now + self.scenario.sample_interval_s, None, self._sample, URGENT)
 
     def _write_sample(self, now: float) -> None:
         if self.writer is None or now == self._last_sample:
@@ -264,13 +233,13 @@ class Simulation:
                     self.writer.drain()
                 if bar is not None:
                     done = self.stats.ended
-                    bar.update((done if self.scenario.workload.count else self.env._now) - bar.n)
+                    bar.update((done if self.scenario.workload.count else self.env.now) - bar.n)
         except (_Stop, EmptySchedule):
             pass
         finally:
             if bar is not None:
                 bar.close()
-        end = self.env._now
+        end = self.env.now
         if horizon is not None:
             end = min(end, horizon)
         self.end_s = end

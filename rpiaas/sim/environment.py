@@ -1,0 +1,54 @@
+"""The SimPy environment of the simulation shell: callbacks at exact absolute times.
+
+``simpy.Environment.schedule`` takes a delay, so an event meant for time ``t``
+lands at ``now + (t - now)``, which floating point may round away from ``t``;
+the shell's times are absolute (an arrival at 1234.5 s happens at 1234.5 s,
+whatever happened before).  :class:`SimEnvironment` adds :meth:`call_at`,
+which puts a callback in SimPy's event queue at exactly ``t``.  Everything
+else is SimPy's own: ``step``, ``peek``, ``now``, ``run``, processes and
+timeouts work as usual, so a user can still extend a simulation the SimPy way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from heapq import heappush
+from typing import Any
+
+import simpy
+from simpy.events import NORMAL, URGENT
+
+__all__ = ["NORMAL", "URGENT", "Due", "SimEnvironment"]
+
+
+class Due:
+    """What :meth:`SimEnvironment.call_at` schedules: an event already triggered with
+    ``value``, whose one callback runs when SimPy reaches it.
+
+    It has what ``Environment.step`` reads of an event (``callbacks``, ``_ok``,
+    ``_value``) and nothing else: a third of the cost of a ``simpy.Event``.
+    """
+
+    __slots__ = ("_ok", "_value", "callbacks")
+
+    def __init__(self, value: Any, callback: Callable[[Due], None]) -> None:
+        self._ok = True
+        self._value = value
+        self.callbacks: list[Callable[[Due], None]] | None = [callback]
+
+    @property
+    def value(self) -> Any:
+        return self._value
+
+
+class SimEnvironment(simpy.Environment):
+    """A ``simpy.Environment`` that also schedules callbacks at absolute times."""
+
+    def call_at(self, at: float, value: Any, callback: Callable[[Due], None],
+                priority: int = NORMAL) -> None:
+        """Run ``callback(due)`` at exactly time ``at`` (``due.value`` is ``value``).
+
+        Among events at the same time, ``URGENT`` ones come first, then the
+        others in the order they were scheduled, as in SimPy.
+        """
+        heappush(self._queue, (at, priority, next(self._eid), Due(value, callback)))  # type: ignore[misc]
