@@ -19,7 +19,9 @@ from typing import Any, NoReturn
 
 import yaml
 
-__all__ = ["InputError", "KeyPath", "Source", "load", "load_file"]
+from . import limits
+
+__all__ = ["InputError", "KeyPath", "LimitError", "Source", "load", "load_file"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -39,6 +41,10 @@ class InputError(ValueError):
         super().__init__(f"{where}: {path + ': ' if path else ''}{message}")
 
 
+class LimitError(InputError):
+    """Input past one of :data:`rpiaas.limits.LIMITS`; the message names the limit and its variable."""
+
+
 def dotted(path: KeyPath) -> str:
     """``("a", 0, "b")`` -> ``a[0].b``."""
     out = ""
@@ -54,7 +60,68 @@ class _Loader(yaml.SafeLoader):
     ``=`` and ``!`` are plain strings (PyYAML resolves them to tags it cannot
     construct); and ``1e-3`` or ``2.5e6`` are numbers, as in YAML 1.2 and JSON,
     not strings as in YAML 1.1.
+
+    While composing it keeps, for every node, the size and depth the node has
+    once its aliases are expanded (aliases only ever point back to finished
+    nodes, so one pass suffices): too deep a nesting or an alias bomb is
+    refused here, before a single value is built.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.max_depth = int(limits.DEPTH.value())
+        self.max_alias_values = int(limits.ALIAS_VALUES.value())
+        self.depth = 0
+        self.composed = 0  # nodes written out in the text
+        self.shape: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, expanded depth)
+
+    def refuse(self, mark: yaml.Mark | None, message: str) -> NoReturn:
+        raise _Refused(mark.line + 1 if mark is not None else None, message)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        mark = self.peek_event().start_mark
+        self.depth += 1
+        if self.depth > self.max_depth:
+            self.refuse(mark, f"nested deeper than {self.max_depth} levels ({limits.DEPTH.hint()})")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        self.composed += 1
+        size, depth = 1, 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        for child in children:
+            # a child still being composed is an alias to an ancestor: a cycle, which the
+            # builder reports at its key
+            s, d = self.shape.get(id(child), (1, 1))
+            size += s
+            depth = max(depth, d + 1)
+        if depth > self.max_depth:
+            self.refuse(mark, f"aliases nest this value deeper than {self.max_depth} levels "
+                              f"({limits.DEPTH.hint()})")
+        if size > self.composed + self.max_alias_values:
+            self.refuse(mark, f"aliases expand this value to {size:,} values, more than "
+                              f"{self.max_alias_values:,} beyond those written "
+                              f"({limits.ALIAS_VALUES.hint()})")
+        self.shape[id(node)] = (size, depth)
+        return node
+
+
+class _Refused(Exception):
+    """Raised inside the composer; :func:`load` turns it into a located :class:`LimitError`."""
+
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -164,8 +231,17 @@ def load(text: str, file: str = "<input>", raw: dict[KeyPath, str] | None = None
     starts on.  If ``raw`` is given it receives the source text of every
     unquoted scalar that YAML read as something other than a string.
     """
+    check_size(len(text), file)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except _Refused as e:
+        raise LimitError(e.message, file, e.line) from None
+    except RecursionError:  # the limits keep well inside the stack; this is the last guard
+        raise LimitError(f"nested too deeply ({limits.DEPTH.hint()})", file) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -187,11 +263,25 @@ def load(text: str, file: str = "<input>", raw: dict[KeyPath, str] | None = None
     return data, lines
 
 
+def check_size(size: int, file: str) -> None:
+    """Refuse input of more than ``RPIAAS_MAX_INPUT_MB`` (bytes or characters)."""
+    limit = limits.INPUT_MB.value() * 1e6
+    if size > limit:
+        raise LimitError(f"{'more than ' if size == int(limit) + 1 else ''}{size / 1e6:,.1f} MB of "
+                         f"input, more than rpiaas reads ({limits.INPUT_MB.hint()})", file)
+
+
 def load_file(path: str | Path) -> Source:
-    """Read a YAML or JSON file into a :class:`Source`."""
+    """Read a YAML or JSON file into a :class:`Source` (at most ``RPIAAS_MAX_INPUT_MB``)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        # read one byte past the limit, never more: a huge file, /dev/zero or a pipe
+        # that never ends are refused after reading that much
+        cap = int(limits.INPUT_MB.value() * 1e6) + 1
+        with p.open("rb") as f:
+            data = f.read(cap)
+        check_size(len(data), str(path))
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError("no such file", str(path)) from None
     except IsADirectoryError:
@@ -204,6 +294,8 @@ def load_file(path: str | Path) -> Source:
             json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(f"not valid JSON: {e.msg}", str(path), e.lineno) from None
+        except RecursionError:
+            raise LimitError(f"nested too deeply ({limits.DEPTH.hint()})", str(path)) from None
         # ... then as YAML for the lines: JSON allows tab indentation, YAML does not
         # (a tab inside a JSON string is invalid JSON, so this changes no value)
         text = text.replace("\t", "    ")
@@ -280,6 +372,8 @@ class Source:
         parts = dotted_key.split(".")
         if not dotted_key.strip() or any(not k.strip() for k in parts):
             raise InputError(f"bad key path {dotted_key!r}", origin)
+        if len(parts) > limits.DEPTH.value():
+            raise LimitError(f"a key path of {len(parts):,} parts ({limits.DEPTH.hint()})", origin)
         if self.data is None:
             self.data = {}
         node = self.data
@@ -400,4 +494,6 @@ def describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
+    if isinstance(value, str) and len(value) > 60:  # never echo a whole line of input back
+        return f"{value[:40]!r}... ({len(value):,} characters)"
     return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)

@@ -22,6 +22,8 @@ import simpy
 from simpy.core import EmptySchedule
 from simpy.events import NORMAL, URGENT
 
+from .. import limits
+from ..bounds import check_progress
 from ..control import ControlPlane
 from ..events import (
     Action,
@@ -125,6 +127,10 @@ class Simulation:
         self._cores = [n.type.cores for n in nodes]
         self._names = [n.name for n in nodes]
         self._last_sample = -1.0
+        self._rows = 0  # rows of nodes.csv written
+        # checked again as the run goes (the scenario's estimate may be short)
+        self._max_rows = limits.SAMPLE_ROWS.value()
+        self._max_time_s = limits.SIM_TIME_S.value()
         self.end_s = 0.0
         self.wall_s = 0.0
         # with a horizon the run lasts exactly that long; without, until the work is done
@@ -257,13 +263,17 @@ class Simulation:
 
     # ------------------------------------------------------------ node series
     def _sample(self, ev: _Due) -> None:
-        self._write_sample(self.env._now)
-        self._at(self.env._now + self.scenario.sample_interval_s, None, self._sample, URGENT)
+        now = self.env._now
+        self._write_sample(now)
+        if self._rows > self._max_rows or now > self._max_time_s:
+            check_progress(self.scenario.file, now, self._rows)
+        self._at(now + self.scenario.sample_interval_s, None, self._sample, URGENT)
 
     def _write_sample(self, now: float) -> None:
         if self.writer is None or now == self._last_sample:
             return
         self._last_sample = now
+        self._rows += len(self.nodes)
         v = self.view
         m = self.meter
         state = v._state.tolist()
