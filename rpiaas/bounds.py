@@ -36,19 +36,19 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
     nodes = len(cluster.nodes)
     if horizon_s is not None and horizon_s > max_time:
         src.fail(("horizon_s",), f"{horizon_s:g} s is beyond the longest simulated time "
-                                 f"({limits.SIM_TIME_S.hint()})")
+                                 f"({limits.SIM_TIME_S.hint()})", LimitError)
     count = workload.count
     gen: KeyPath = ("workload", "generator")
     if count is not None and count > max_tasks:
         src.fail((*gen, "count") if isinstance(workload, Generator) else ("workload",),
-                 f"{count:,} tasks is more than a run takes ({limits.TASKS.hint()})")
+                 f"{count:,} tasks is more than a run takes ({limits.TASKS.hint()})", LimitError)
     # the run's length: the horizon, or a lower estimate of when the work is done
     duration, blame = horizon_s, ("horizon_s",)
     if isinstance(workload, Generator):
         gap = _mean(workload.interarrival_s)
         if count is None and horizon_s is not None and gap > 0 and horizon_s / gap > max_tasks:
             src.fail(("horizon_s",), f"an endless generator brings about {horizon_s / gap:,.0f} "
-                                     f"tasks in {horizon_s:g} s ({limits.TASKS.hint()})")
+                                     f"tasks in {horizon_s:g} s ({limits.TASKS.hint()})", LimitError)
         if horizon_s is None and count is not None:
             fastest = max(n.type.cores * n.type.speed for n in cluster.nodes)
             duration = workload.start_s + count * gap + _mean(workload.work_core_s) / fastest
@@ -65,13 +65,13 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
         return
     if duration > max_time:
         src.fail(blame, f"the run would last at least {duration:g} simulated seconds "
-                        f"({limits.SIM_TIME_S.hint()})")
+                        f"({limits.SIM_TIME_S.hint()})", LimitError)
     rows = (duration / sample_s + 2) * nodes
     if rows > max_rows:
         src.fail(("sample_interval_s",) if sample_s < 1 or blame == ("horizon_s",) else blame,
                  f"sampling {nodes:,} nodes every {sample_s:g} s for {duration:g} s writes "
                  f"about {rows:,.0f} rows of nodes.csv ({limits.SAMPLE_ROWS.hint()}); "
-                 f"sample less often or shorten the run")
+                 f"sample less often or shorten the run", LimitError)
 
 
 def check_progress(file: str | None, now_s: float, rows: int) -> None:

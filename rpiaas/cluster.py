@@ -22,7 +22,7 @@ from typing import Any
 
 from . import limits
 from .model import PROFILES, Cluster, ClusterSpec, Node, NodeType
-from .source import KeyPath, Source, load_file
+from .source import KeyPath, LimitError, Source, load_file
 
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster"]
 
@@ -147,7 +147,7 @@ def _check_total(src: Source, path: KeyPath, groups: list[Any]) -> None:
         if total > limit:
             key = "count" if "count" in g else "nodes"
             src.fail((*path, "clusters", gi, key), f"the cluster reaches {total:,} nodes here "
-                                                   f"({limits.NODES.hint()})")
+                                                   f"({limits.NODES.hint()})", LimitError)
 
 
 def _reserved(address: str, prefix: str) -> str | None:

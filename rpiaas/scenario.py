@@ -257,8 +257,9 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
         src.fail((*path, "name") if isinstance(data, dict) else path, broken[name])
     for other, message in broken.items():
         if other != name:  # not this scenario's, but a broken install should not pass unnoticed
+            # from this line, so the default filter shows it once however often it is met
             warnings.warn(f"{message} (ignored: the scenario does not use it)", RuntimeWarning,
-                          stacklevel=2)
+                          stacklevel=1)
     if name not in policies:
         err = UnknownPolicyError(name, sorted(policies))
         src.fail((*path, "name") if isinstance(data, dict) else path, str(err))

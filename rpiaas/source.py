@@ -338,12 +338,12 @@ class Source:
                 return self.origins.get(path[:i], "--set")
         return None
 
-    def fail(self, path: KeyPath, message: str) -> NoReturn:
-        """Raise :class:`InputError` at ``path`` (the option's name if an override set it)."""
+    def fail(self, path: KeyPath, message: str, error: type[InputError] = InputError) -> NoReturn:
+        """Raise ``error`` at ``path`` (the option's name if an override set it)."""
         origin = self.origin(path)
         if origin is not None:
-            raise InputError(message, origin, None, dotted(path))
-        raise InputError(message, self.file, self.line_of(path), dotted(path))
+            raise error(message, origin, None, dotted(path))
+        raise error(message, self.file, self.line_of(path), dotted(path))
 
     def with_text(self, data: Any, root: KeyPath = ()) -> Any:
         """A copy of ``data`` (found at ``root``) with values read as text put back as text."""
