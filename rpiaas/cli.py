@@ -142,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
 
         add_testbed_parser(sub)
     else:  # say what is missing when it is used, not at every start
-        tb = sub.add_parser("testbed", help=f"a master and agents on this machine (needs {_LIVE_EXTRA})")
+        tb = sub.add_parser("testbed", help=f"a master and agents on this machine (needs {_LIVE_EXTRA})",
+                            description=f"Needs the live extra: {_LIVE_EXTRA}")
         tb.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     from .compare import add_compare_parser
