@@ -26,11 +26,22 @@ __all__ = ["InputError", "KeyPath", "LimitError", "Source", "load", "load_file"]
 KeyPath = tuple[str | int, ...]
 
 
+_LONG_QUOTE = re.compile(r"'(?:[^'\\\n]|\\.){160,}'|\"(?:[^\"\\\n]|\\.){160,}\"")
+
+
+def _shorten(m: re.Match[str]) -> str:
+    text = m.group(0)
+    return f"{text[:81]}...{text[0]} ({len(text) - 2:,} characters)"
+
+
 class InputError(ValueError):
     """Bad input, located: ``file:line: key.path: message``."""
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
                  path: str = "") -> None:
+        message = _LONG_QUOTE.sub(_shorten, message)  # never echo a whole line of input back
+        if len(path) > 160:  # a key of a thousand brackets
+            path = f"{path[:80]}... ({len(path):,} characters)"
         self.message = message
         self.file = file
         self.line = line
@@ -212,7 +223,8 @@ class _Builder:
         try:
             value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
-            self.fail(f"{node.value!r} is not a valid {_tag(node.tag)}: {e}", node, path)
+            reason = " ".join(str(e).split()).split(";")[0][:120]
+            self.fail(f"{describe(node.value)} is not a valid {_tag(node.tag)}: {reason}", node, path)
         if node.style is None and not isinstance(value, str) and str(value) != node.value:
             # keep the text: ``prefix: 10.10`` or ``serial: 00001234`` are strings to us
             self.raw[path] = node.value
