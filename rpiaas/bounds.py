@@ -43,7 +43,8 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
         src.fail((*gen, "count") if isinstance(workload, Generator) else ("workload",),
                  f"{count:,} tasks is more than a run takes ({limits.TASKS.hint()})", LimitError)
     # the run's length: the horizon, or a lower estimate of when the work is done
-    duration, blame = horizon_s, ("horizon_s",)
+    duration = horizon_s
+    blame: KeyPath = ("horizon_s",)
     if isinstance(workload, Generator):
         gap = _mean(workload.interarrival_s)
         if count is None and horizon_s is not None and gap > 0 and horizon_s / gap > max_tasks:

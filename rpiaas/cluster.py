@@ -90,9 +90,9 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
         if prefix and not _octets(prefix, 1, 3):
             src.fail((*gp, "prefix"), f"expected 1 to 3 octets like 10.0.1, got {prefix!r}")
         if prefix:
-            for other, where in prefixes:
+            for other, other_at in prefixes:
                 if (prefix + ".").startswith(other + ".") or (other + ".").startswith(prefix + "."):
-                    line = src.line_of(where)
+                    line = src.line_of(other_at)
                     src.fail((*gp, "prefix"), f"the network of prefix {prefix} overlaps that of prefix "
                                               f"{other}{f' (line {line})' if line else ''}: DHCP and DNS "
                                               "would serve two clusters on one network")

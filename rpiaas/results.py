@@ -195,7 +195,7 @@ def remove_stale_partials(parent: Path) -> list[Path]:
     directory behind; the next run written beside it clears it away.  Returns
     what was removed.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(parent))
     except OSError:

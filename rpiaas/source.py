@@ -91,16 +91,19 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
-        mark = self.peek_event().start_mark
+            alias = super().compose_node(parent, index)
+            assert alias is not None  # an alias always names a node
+            return alias
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
         self.depth += 1
         if self.depth > self.max_depth:
             self.refuse(mark, f"nested deeper than {self.max_depth} levels ({limits.DEPTH.hint()})")
         try:
-            node = super().compose_node(parent, index)
+            composed = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+        assert composed is not None  # an event that starts a node makes one
+        node = composed
         self.composed += 1
         size, depth = 1, 1
         if isinstance(node, yaml.SequenceNode):

@@ -197,9 +197,7 @@ sys.exit(main(sys.argv[1:]))
 @pytest.mark.parametrize("kind", ["truncate", "flip", "deep", "deep block", "bomb", "huge",
                                   "wrong type", "nul"])
 def test_mangled_files_through_the_command(tmp_path: Path, kind: str) -> None:
-    for label, f in _cases(tmp_path):
-        if f" {kind} #" in label:
-            break
+    label, f = next((label, f) for label, f in _cases(tmp_path) if f" {kind} #" in label)
     code, err, took, rss_mb = _validate(f)
     assert code in (0, 2) and "Traceback" not in err, (label, err)
     assert code == 0 or (err.startswith("error: ") and err.count("\n") == 1), (label, err)

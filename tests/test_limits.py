@@ -64,7 +64,7 @@ def test_deep_nesting_is_one_located_line(tmp_path: Path, opening: str) -> None:
 
 def test_deep_json_and_deep_set_values_are_refused(tmp_path: Path) -> None:
     f = write(tmp_path, "[" * 100_000 + "]" * 100_000, "c.json")
-    with pytest.raises(LimitError, match="nested too deeply .*RPIAAS_MAX_DEPTH"):
+    with pytest.raises(LimitError, match=r"nested too deeply .*RPIAAS_MAX_DEPTH"):
         load_cluster(f)
     with pytest.raises(LimitError, match=r"^--set: name: nested deeper than 50 levels"):
         parse_overrides(["name=" + "[" * 1000 + "]" * 1000])
@@ -79,7 +79,7 @@ def test_the_depth_limit_can_be_raised_within_the_stack(monkeypatch: pytest.Monk
     monkeypatch.setenv("RPIAAS_MAX_DEPTH", "100")
     assert isinstance(load(text)[0]["a"], list)
     monkeypatch.setenv("RPIAAS_MAX_DEPTH", "100000")  # past what Python's stack can hold
-    with pytest.raises(InputError, match="^RPIAAS_MAX_DEPTH: expected a positive number up to 200"):
+    with pytest.raises(InputError, match=r"^RPIAAS_MAX_DEPTH: expected a positive number up to 200"):
         load(text)
 
 
@@ -99,7 +99,7 @@ def test_aliases_that_nest_deep_are_refused(tmp_path: Path) -> None:
     text = "a: &a [x]\n" + "".join(
         f"b{i}: &b{i} " + "[" * 40 + ("*a" if i == 1 else f"*b{i - 1}") + "]" * 40 + "\n"
         for i in range(1, 30))
-    with pytest.raises(LimitError, match="aliases nest this value deeper than 50 levels"):
+    with pytest.raises(LimitError, match=r"aliases nest this value deeper than 50 levels"):
         load(text)
 
 
@@ -132,7 +132,7 @@ def test_an_oversized_file_is_refused_before_it_is_parsed(tmp_path: Path) -> Non
 
 def test_an_endless_file_is_read_only_up_to_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RPIAAS_MAX_INPUT_MB", "0.5")
-    with pytest.raises(LimitError, match="limit 0.5 MB"):
+    with pytest.raises(LimitError, match=r"limit 0.5 MB"):
         load_file("/dev/zero")
 
 
@@ -144,7 +144,7 @@ def test_the_size_limit_can_be_raised(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("RPIAAS_MAX_INPUT_MB", "3")
     assert load_scenario(f).name == "twenty"
     monkeypatch.setenv("RPIAAS_MAX_INPUT_MB", "lots")
-    with pytest.raises(InputError, match="^RPIAAS_MAX_INPUT_MB: expected a positive number, got 'lots'"):
+    with pytest.raises(InputError, match=r"^RPIAAS_MAX_INPUT_MB: expected a positive number, got 'lots'"):
         load_scenario(f)
 
 

@@ -7,8 +7,8 @@ import copy
 import csv
 import json
 import re
-import time
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
