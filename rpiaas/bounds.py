@@ -11,6 +11,7 @@ for what no estimate foresees.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,7 +29,8 @@ def _mean(dist: Distribution) -> float:
 
 
 def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
-                          horizon_s: float | None, sample_s: float) -> None:
+                          horizon_s: float | None, sample_s: float,
+                          fault_times_s: Sequence[float] = ()) -> None:
     """Refuse a scenario whose run would pass a limit (tasks, simulated time, nodes.csv rows)."""
     max_time = limits.SIM_TIME_S.value()
     max_tasks = limits.TASKS.value()
@@ -62,6 +64,10 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
         duration = ends[last]
         blame = ("workload", "tasks", workload.positions.get(workload.items[last].id, last),
                  "work_core_s")
+    if horizon_s is None and fault_times_s:  # the run lasts until the last fault is over
+        last = int(np.argmax(fault_times_s))
+        if duration is None or fault_times_s[last] > duration:
+            duration, blame = fault_times_s[last], ("faults", last)
     if duration is None or not math.isfinite(duration):
         return
     if duration > max_time:

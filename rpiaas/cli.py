@@ -297,11 +297,9 @@ def _run(args: argparse.Namespace) -> int:
 def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, Any], Path]:
     import os
 
-    try:
-        from .live.config import check_token, read_token
-        from .live.remote import MasterError, run_live
-    except ImportError as e:  # aiohttp comes with the live extra
-        raise InputError(f"live mode needs aiohttp (pip install 'rpiaas[live]'): {e}", "--live") from None
+    _need_live("rpiaas run --live")
+    from .live.config import check_token, read_token
+    from .live.remote import MasterError, run_live
 
     url = args.master or os.environ.get("RPIAAS_MASTER_URL")
     if not url:

@@ -16,6 +16,7 @@ cluster of identical nodes.  ``docs/scenario.md`` documents every key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,12 @@ def _check_total(src: Source, path: KeyPath, groups: list[Any]) -> None:
         if not isinstance(g, dict):
             continue
         n = g.get("count", g.get("nodes"))
-        n = len(n) if isinstance(n, list) else n if isinstance(n, int) and not isinstance(n, bool) else 0
+        if isinstance(n, list):
+            n = len(n)
+        elif isinstance(n, float) and math.isfinite(n):  # count: 1e12 is a count too
+            n = int(n)
+        elif not isinstance(n, int) or isinstance(n, bool):
+            n = 0  # not a number: the group's own check says so
         total += max(n, 0)
         if total > limit:
             key = "count" if "count" in g else "nodes"

@@ -199,7 +199,8 @@ def parse_scenario(src: Source) -> Scenario:
         workload = workload.bind([(t.cores, t.mem_mb) for t in types.values()],
                                  sum(n.type.cores for n in cluster.nodes))
     _check_fits(src, cluster, workload)
-    check_scenario_bounds(src, cluster, workload, horizon, sample)
+    check_scenario_bounds(src, cluster, workload, horizon, sample,
+                          [f.at_s + (f.down_s or 0.0) for f in faults])
     policy = _policy(src, ("policy",), m["policy"])
     queue = _policy(src, ("queue",), m["queue"]) if m.get("queue") is not None else None
     for spec, slot in ((policy, "policy"), (queue, "queue")):

@@ -178,6 +178,13 @@ def test_explicit_tasks_of_endless_work_are_refused_at_the_task(tmp_path: Path) 
         load_scenario(f)
 
 
+def test_a_fault_far_in_the_future_is_refused(tmp_path: Path) -> None:
+    f = write(tmp_path, TWENTY + "faults: [{node: node1.c.test, at_s: 1e300}]\n")
+    with pytest.raises(LimitError, match=re.escape(f"{f}:6: faults[0]: the run would last at least "
+                                                   "1e+300 simulated seconds")):
+        load_scenario(f)
+
+
 def test_the_run_itself_stops_at_the_sample_limit_and_writes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the estimate (mean work) is short of the heavy tail: the run's own check stops it
@@ -199,6 +206,16 @@ def test_limits_are_documented() -> None:
 
 
 # ---------------------------------------------------------------- a million nodes
+@pytest.mark.parametrize("count", ["1e12", "1.5e6", "2000001"])
+def test_a_count_past_the_node_limit_is_refused_however_written(tmp_path: Path, count: str) -> None:
+    f = write(tmp_path, f"clusters:\n  - {{count: 600000, type: rpi4b}}\n"
+                        f"  - {{count: {count}, type: rpi4b, hostname: 'n{{i}}'}}\n", "c.yaml")
+    t0 = time.perf_counter()
+    with pytest.raises(LimitError, match=re.escape(f"{f}:3: clusters[1].count: the cluster reaches")):
+        load_cluster(f)
+    assert time.perf_counter() - t0 < 1.0
+
+
 def test_a_million_node_cluster_validates_in_seconds(tmp_path: Path) -> None:
     f = write(tmp_path, "clusters:\n  - {domain: big.test, count: 1000000, type: rpi4b}\n", "c.yaml")
     t0 = time.perf_counter()
