@@ -1,16 +1,23 @@
 """The ``rpiaas`` command.
 
-Exit codes: 0 success, 1 a run failed, 2 bad input (with one message naming
-the file, line and key; never a traceback).
+Exit codes: 0 success, 1 a run failed (a policy that raised: one line naming
+the policy, the hook, the task and the simulated time; ``--debug`` adds the
+traceback), 2 bad input (one message naming the file, line and key; never a
+traceback), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); an
+interrupted or terminated run leaves no run directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .control import PolicyError
@@ -29,11 +36,44 @@ class _Exit(Exception):
         self.code = code
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the run is abandoned and its partial directory removed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``--seed abc`` should not print the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+_LIVE_EXTRA = "pip install 'rpiaas[live]'"
+
+
+def _live_missing() -> str | None:
+    """Why the live package cannot be imported (its extra is not installed), or ``None``."""
+    try:
+        import rpiaas.live  # noqa: F401
+    except ModuleNotFoundError as e:
+        return f"no module {e.name!r}"
+    return None
+
+
+def _need_live(command: str) -> None:
+    """Stop with one line if ``command`` cannot run without the live extra."""
+    missing = _live_missing()
+    if missing is not None:
+        print(f"error: {command} needs the live extra ({_LIVE_EXTRA}): {missing}", file=sys.stderr)
+        raise _Exit(EXIT_INPUT)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rpiaas", description=(
+    p = _Parser(prog="rpiaas", description=(
         "Write a cloud allocation policy once, simulate it at any scale, replay it on a "
         "Raspberry Pi testbed, compare the runs."))
     p.add_argument("--version", action="version", version=f"rpiaas {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of a policy that raises (or of any other error)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a scenario in simulation and write a run directory")
@@ -60,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a scenario without running it")
     val.add_argument("scenario")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    for sp in (run, val):
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of a policy that raises")
 
     sub.add_parser("policies", help="list built-in and installed policies")
 
@@ -94,9 +137,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_netboot_parser(sub)
 
-    from .live.testbed import add_testbed_parser
+    if _live_missing() is None:
+        from .live.testbed import add_testbed_parser
 
-    add_testbed_parser(sub)
+        add_testbed_parser(sub)
+    else:  # say what is missing when it is used, not at every start
+        tb = sub.add_parser("testbed", help=f"a master and agents on this machine (needs {_LIVE_EXTRA})",
+                            description=f"Needs the live extra: {_LIVE_EXTRA}")
+        tb.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     from .compare import add_compare_parser
 
@@ -108,8 +156,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM (``kill``, ``timeout``, systemd) stops it as Ctrl-C does."""
+    def stop(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _warning(message: Any, category: Any, filename: str, lineno: int, line: str | None = None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    with _sigterm_as_interrupt(), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.formatwarning = _warning  # one line, not the warning's source line
+        args = _parser().parse_args(argv)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    debug = bool(getattr(args, "debug", False))
     try:
         if args.command == "run":
             return _run(args)
@@ -128,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_netboot(args)
         if args.command == "testbed":
+            _need_live("rpiaas testbed")
             from .live.testbed import run_testbed
 
             return run_testbed(args)
@@ -146,20 +224,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
     except PolicyError as e:
-        print(f"error: policy: {e}", file=sys.stderr)
+        if debug and e.__cause__ is not None:
+            traceback.print_exception(e.__cause__)
+        print(f"error: {e}{'' if debug else ' (--debug shows the traceback)'}", file=sys.stderr)
         return EXIT_FAILED
     except _Exit as e:
         return e.code
-    except KeyboardInterrupt:
-        print("interrupted; no run directory written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, _Terminated) else "interrupted"
+        print(f"{what}; no run directory written", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
+    except Exception as e:  # a fault of rpiaas itself: one line, the traceback on demand
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(e).split())[:300]
+        print(f"error: internal error: {type(e).__name__}: {message}"
+              f"{'' if debug else ' (--debug shows the traceback)'}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
 def _load(args: argparse.Namespace) -> Any:
     from .scenario import load_scenario, parse_overrides
 
-    overrides = parse_overrides(args.overrides)
+    notes: list[str] = []
+    overrides = parse_overrides(args.overrides, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if getattr(args, "no_event_log", False):
         overrides.append(("event_log", False))
     return load_scenario(args.scenario, overrides,
@@ -206,11 +297,9 @@ def _run(args: argparse.Namespace) -> int:
 def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, Any], Path]:
     import os
 
-    try:
-        from .live.config import check_token, read_token
-        from .live.remote import MasterError, run_live
-    except ImportError as e:  # aiohttp comes with the live extra
-        raise InputError(f"live mode needs aiohttp (pip install 'rpiaas[live]'): {e}", "--live") from None
+    _need_live("rpiaas run --live")
+    from .live.config import check_token, read_token
+    from .live.remote import MasterError, run_live
 
     url = args.master or os.environ.get("RPIAAS_MASTER_URL")
     if not url:
@@ -241,6 +330,7 @@ def _master(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
 
+    _need_live("rpiaas master")
     from .live.config import check_store, load_master_config
 
     config = load_master_config(args.config)

@@ -16,12 +16,14 @@ cluster of identical nodes.  ``docs/scenario.md`` documents every key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .model import PROFILES, Cluster, ClusterSpec, Node, NodeType
-from .source import KeyPath, Source, load_file
+from .source import KeyPath, LimitError, Source, load_file
 
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster"]
 
@@ -31,7 +33,6 @@ CLUSTER_KEYS = ("interface", "node_types", "clusters")
 GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix")
 NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address")
 
-MAX_NODES = 1_000_000  # per count: group; beyond this a typo, not an experiment
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _DOMAIN = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -70,31 +71,50 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
     groups = src.sequence((*path, "clusters"), m["clusters"])
     if not groups:
         src.fail((*path, "clusters"), "expected at least one cluster")
+    _check_total(src, path, groups)
     index = 0
+    # value -> where it was first given; names are compared as DNS does, ignoring case
     seen: dict[str, dict[str, KeyPath]] = {"name": {}, "MAC address": {}, "address": {}, "serial": {}}
+    domains: dict[str, KeyPath] = {}
+    prefixes: list[tuple[str, KeyPath]] = []
+    ranges: list[tuple[str, int, int, KeyPath]] = []  # the addresses of count groups
     for gi, group in enumerate(groups):
         gp: KeyPath = (*path, "clusters", gi)
         g = src.mapping(gp, group, GROUP_KEYS)
         domain = src.string((*gp, "domain"), g.get("domain", ""))
         if domain and not _DOMAIN.match(domain):
             src.fail((*gp, "domain"), f"not a DNS domain: {domain!r}")
+        if domain:
+            _first((*gp, "domain"), domain.lower(), domains, src,
+                   f"two clusters with the domain {domain} (DNS would hold both clusters' names under it)")
         prefix = src.string((*gp, "prefix"), g.get("prefix", ""))
         if prefix and not _octets(prefix, 1, 3):
             src.fail((*gp, "prefix"), f"expected 1 to 3 octets like 10.0.1, got {prefix!r}")
-        members: list[Node] = []
+        if prefix:
+            for other, other_at in prefixes:
+                if (prefix + ".").startswith(other + ".") or (other + ".").startswith(prefix + "."):
+                    line = src.line_of(other_at)
+                    src.fail((*gp, "prefix"), f"the network of prefix {prefix} overlaps that of prefix "
+                                              f"{other}{f' (line {line})' if line else ''}: DHCP and DNS "
+                                              "would serve two clusters on one network")
+            prefixes.append((prefix, (*gp, "prefix")))
+        if "count" in g:
+            members = _count_group(src, gp, g, types, domain, prefix, index, seen, ranges)
+            index += len(members)
+            clusters.append(Cluster(domain, prefix, tuple(members)))
+            continue
+        members = []
         for where, nd in _group_nodes(src, gp, g):
             node = _node(src, where, nd, types, domain, prefix, index)
-            for what, value in (("name", node.name), ("MAC address", node.hwaddr),
+            for what, value in (("name", node.name.lower()), ("MAC address", node.hwaddr),
                                 ("address", node.address), ("serial", node.serial)):
                 if value is None or (what == "MAC address" and value == _NO_MAC):
                     continue
                 key = {"name": "hostname", "MAC address": "hwaddr", "address": "address",
                        "serial": "serial"}[what]
-                if value in seen[what]:
-                    first = src.line_of(seen[what][value])
-                    src.fail(where[key], f"duplicate {what} {value}"
-                                         f"{f' (first at line {first})' if first else ''}")
-                seen[what][value] = where[key]
+                if what == "address" and (counted := _in_ranges(value, ranges)) is not None:
+                    _first(where[key], value, {value: counted}, src, f"duplicate {what} {value}")
+                _first(where[key], value, seen[what], src, f"duplicate {what} {value}")
             if node.index < 0:
                 master.append(node)
             else:
@@ -105,6 +125,111 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
     if index == 0:
         src.fail((*path, "clusters"), "no compute nodes (a node needs a type)")
     return ClusterSpec(tuple(clusters), types, interface, tuple(master))
+
+
+def _first(where: KeyPath, value: str, seen: dict[str, KeyPath], src: Source, message: str) -> None:
+    """Record where ``value`` was given; fail at ``where`` if it was given before."""
+    if value in seen:
+        line = src.line_of(seen[value])
+        src.fail(where, f"{message}{f' (first at line {line})' if line else ''}")
+    seen[value] = where
+
+
+def _check_total(src: Source, path: KeyPath, groups: list[Any]) -> None:
+    """Refuse a cluster of more than ``RPIAAS_MAX_NODES`` nodes, before a node is built."""
+    limit = limits.NODES.value()
+    total = 0
+    for gi, g in enumerate(groups):
+        if not isinstance(g, dict):
+            continue
+        n = g.get("count", g.get("nodes"))
+        if isinstance(n, list):
+            n = len(n)
+        elif isinstance(n, float) and math.isfinite(n):  # count: 1e12 is a count too
+            n = int(n)
+        elif not isinstance(n, int) or isinstance(n, bool):
+            n = 0  # not a number: the group's own check says so
+        total += max(n, 0)
+        if total > limit:
+            key = "count" if "count" in g else "nodes"
+            src.fail((*path, "clusters", gi, key), f"the cluster reaches {total:,} nodes here "
+                                                   f"({limits.NODES.hint()})", LimitError)
+
+
+def _reserved(address: str, prefix: str) -> str | None:
+    """``"network"`` or ``"broadcast"`` if ``address`` is that address of its prefix's network."""
+    rest = address.split(".")[len(prefix.split(".")):]
+    if rest and all(o == "0" for o in rest):
+        return "network"
+    if rest and all(o == "255" for o in rest):
+        return "broadcast"
+    return None
+
+
+def _count_group(src: Source, gp: KeyPath, g: dict[str, Any], types: dict[str, NodeType],
+                 domain: str, prefix: str, index: int, seen: dict[str, dict[str, KeyPath]],
+                 ranges: list[tuple[str, int, int, KeyPath]]) -> list[Node]:
+    """The nodes of a ``count: N`` group, checked once for the group, not once per node.
+
+    Only the number varies from node to node, so the first and the last
+    host name and address stand for all of them; no per-node dict is made and
+    only names and addresses are remembered, to find duplicates in other groups.
+    """
+    if "nodes" in g:
+        src.fail((*gp, "count"), "give either nodes or count, not both")
+    count = src.integer((*gp, "count"), g["count"], minimum=1)
+    if "type" not in g:
+        src.fail(gp, "missing key 'type' (needed with count)")
+    tname = src.string((*gp, "type"), g["type"])
+    if tname not in types:
+        src.fail((*gp, "type"), f"unknown node type {tname!r} (known: {', '.join(sorted(types))})")
+    ntype = types[tname]
+    pattern = src.string((*gp, "hostname"), g.get("hostname", "node{i}"))
+    if "{i}" not in pattern:
+        src.fail((*gp, "hostname"), "with count, the hostname needs {i} (e.g. node{i})")
+    first = src.integer((*gp, "first_suffix"), g.get("first_suffix", 1), minimum=0)
+    last = first + count - 1
+    host_at = (*gp, "hostname") if "hostname" in g else (*gp, "count")
+    suffix_at = (*gp, "first_suffix") if "first_suffix" in g else (*gp, "count")
+    for i in (first, last):  # the shortest and the longest name
+        hostname = pattern.replace("{i}", str(i))
+        if not _HOST.match(hostname):
+            src.fail(host_at, f"not a host name: {hostname!r}")
+    if prefix:
+        for i in (first, last):
+            address = f"{prefix}.{i}"
+            if not _octets(address, 4, 4):
+                src.fail(suffix_at, f"{address} is not an IPv4 address (prefix {prefix} + suffix {i})")
+        if len(prefix.split(".")) == 3:
+            for bad, what in ((0, "network"), (255, "broadcast")):
+                if first <= bad <= last:
+                    src.fail(suffix_at, f"{prefix}.{bad} is the {what} address of {prefix}.0/24, "
+                                        f"not a node's (suffixes {first} to {last})")
+    if prefix:  # an address given explicitly (in a group without a prefix) may fall in the range
+        for address, where in seen["address"].items():
+            head, _, tail = address.rpartition(".")
+            if head == prefix and first <= int(tail) <= last:
+                _first(suffix_at, address, {address: where}, src, f"duplicate address {address}")
+        ranges.append((prefix, first, last, suffix_at))
+    line = src.line_of(gp)
+    hosts = [pattern.replace("{i}", str(first + k)) for k in range(count)]
+    if not domain:
+        # a domain is never given twice and a prefix never overlaps another: only names
+        # without a domain can meet names of another group
+        names = seen["name"]
+        for hostname in hosts:
+            _first(host_at, hostname.lower(), names, src, f"duplicate name {hostname.lower()}")
+    return [Node(index + k, hostname, domain, ntype, f"{prefix}.{first + k}" if prefix else None,
+                 None, None, line) for k, hostname in enumerate(hosts)]
+
+
+def _in_ranges(address: str, ranges: list[tuple[str, int, int, KeyPath]]) -> KeyPath | None:
+    """Where a count group gave ``address`` already, or ``None``."""
+    head, _, tail = address.rpartition(".")
+    for prefix, first, last, where in ranges:
+        if head == prefix and tail.isdigit() and first <= int(tail) <= last:
+            return where
+    return None
 
 
 # the original config writes 00:00:00:00:00:00 for "not known yet"; it may repeat
@@ -121,26 +246,6 @@ def _group_nodes(src: Source, gp: KeyPath, g: dict[str, Any],
                  ) -> list[tuple[dict[str, KeyPath], dict[str, Any]]]:
     """The raw nodes of a group, each with the key path to blame for each of its fields."""
     out: list[tuple[dict[str, KeyPath], dict[str, Any]]] = []
-    if "count" in g:
-        if "nodes" in g:
-            src.fail((*gp, "count"), "give either nodes or count, not both")
-        count = src.integer((*gp, "count"), g["count"], minimum=1)
-        if count > MAX_NODES:
-            src.fail((*gp, "count"), f"at most {MAX_NODES:,} nodes, got {count:,}")
-        if "type" not in g:
-            src.fail(gp, "missing key 'type' (needed with count)")
-        pattern = src.string((*gp, "hostname"), g.get("hostname", "node{i}"))
-        if "{i}" not in pattern:
-            src.fail((*gp, "hostname"), "with count, the hostname needs {i} (e.g. node{i})")
-        first = src.integer((*gp, "first_suffix"), g.get("first_suffix", 1), minimum=0)
-        host_at = (*gp, "hostname") if "hostname" in g else (*gp, "count")
-        suffix_at = (*gp, "first_suffix") if "first_suffix" in g else (*gp, "count")
-        where = {"node": gp, "hostname": host_at, "type": (*gp, "type"), "suffix": suffix_at,
-                 "address": suffix_at}
-        for k in range(count):
-            out.append((where, {"hostname": pattern.replace("{i}", str(first + k)),
-                                "type": g["type"], "suffix": first + k}))
-        return out
     for key in ("type", "hostname", "first_suffix"):
         if key in g:
             src.fail((*gp, key), "only allowed with count")
@@ -191,9 +296,19 @@ def _node(src: Source, where: dict[str, KeyPath], nd: dict[str, Any], types: dic
                                           f"(prefix {prefix} + suffix {suffix})")
     elif prefix and ntype is not None:
         src.fail(where["node"], "missing key 'suffix' (the address is prefix.suffix)")
+    if address is not None and prefix:
+        reserved = _reserved(address, prefix)
+        if reserved is not None:
+            at = where["address"] if "address" in nd else where["suffix"]
+            src.fail(at, f"{address} is the {reserved} address of prefix {prefix}'s network, "
+                         "not a node's")
     hwaddr = None
     if nd.get("hwaddr") not in (None, ""):
         hwaddr = src.mac(where["hwaddr"], nd["hwaddr"])
+        if int(hwaddr[:2], 16) & 1:
+            what = "the broadcast" if hwaddr == "ff:ff:ff:ff:ff:ff" else "a multicast"
+            src.fail(where["hwaddr"], f"{hwaddr} is {what} MAC address, not a network card's "
+                                      "(the lowest bit of the first byte is set)")
     serial = None
     if "serial" in nd:
         serial = src.string(where["serial"], nd["serial"])

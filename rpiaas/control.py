@@ -49,7 +49,7 @@ from .events import (
     event_order,
 )
 from .model import Node, PowerState, Task, TaskState
-from .plugins import HookCall, get_plugin_manager
+from .plugins import HookCall, get_plugin_manager, locate_failure
 from .policy import SKIP, Policy, PowerPlan, Reservation
 from .trace import RESERVATION, TRACE_TOP_K, DecisionTrace, named_impls
 from .view import ClusterView
@@ -69,7 +69,11 @@ class TextSink(Protocol):
 
 
 class PolicyError(RuntimeError):
-    """A policy answered something the control plane cannot carry out."""
+    """A policy raised, or answered something the control plane cannot carry out.
+
+    Raised from :meth:`ControlPlane.step` with the simulated time in the message;
+    ``__cause__`` holds the policy's own exception when it raised one.
+    """
 
 
 class ControlPlane(DecisionTrace):
@@ -208,7 +212,36 @@ class ControlPlane(DecisionTrace):
 
     # ------------------------------------------------------------ the step
     def step(self, now: float, events: list[Event]) -> list[Action]:
-        """Apply a batch of events stamped ``now``; return the actions to carry out."""
+        """Apply a batch of events stamped ``now``; return the actions to carry out.
+
+        A policy that raises, or answers what cannot be done, stops the run with
+        a :class:`PolicyError` naming the policy, the hook, the task and ``now``.
+        """
+        try:
+            return self._step(now, events)
+        except PolicyError as e:
+            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
+        except Exception as e:
+            failure = locate_failure(self.pm, e)
+            if failure is None:
+                raise
+            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
+
+    def _node_index(self, n: Any, hook: str, what: str) -> int:
+        """``n`` as a node index, or a :class:`PolicyError` saying it is none."""
+        try:
+            i = int(n)
+        except (TypeError, ValueError, OverflowError):
+            raise PolicyError(f"{hook} {what} {n!r}, which is not a node index") from None
+        if not 0 <= i < len(self.nodes):
+            names = [getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
+                     for impl in getattr(self.pm.hook, hook).get_hookimpls()]
+            raise PolicyError(f"policy {' or '.join(map(repr, names))}: {hook} {what} node {i}, "
+                              f"out of range: the cluster has nodes 0 to {len(self.nodes) - 1}"
+                              ) from None
+        return i
+
+    def _step(self, now: float, events: list[Event]) -> list[Action]:
         view = self.view
         view.now = now
         self._changed = []
@@ -488,8 +521,8 @@ class ControlPlane(DecisionTrace):
         if self._h_place.implemented:
             n = self._place(task, view)
             if n is not None:
-                n = int(n)
-                if not (0 <= n < len(self.nodes) and self._st[n] == _ON and self._cf[n] >= task.cores
+                n = self._node_index(n, "rpiaas_place", f"put task {task.id} on")
+                if not (self._st[n] == _ON and self._cf[n] >= task.cores
                         and self._mf[n] >= task.mem_mb):
                     raise PolicyError(
                         f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
@@ -576,7 +609,8 @@ class ControlPlane(DecisionTrace):
                     raise PolicyError(f"rpiaas_rebalance returned {act!r}; expected Migrate or Kill")
 
     def _migrate(self, act: Migrate, now: float, actions: list[Action]) -> None:
-        task, dst = act.task, int(act.node)
+        task = act.task
+        dst = self._node_index(act.node, "rpiaas_rebalance", f"moved task {task.id} to")
         if task.id not in self._running or dst == task.node or not self.view.fits_node(task, dst):
             if self._trace is not None:
                 rec = {"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
@@ -627,7 +661,7 @@ class ControlPlane(DecisionTrace):
         if not isinstance(plan, PowerPlan):
             raise PolicyError(f"rpiaas_power returned {plan!r}; expected a PowerPlan")
         for n in plan.on:
-            n = int(n)
+            n = self._node_index(n, "rpiaas_power", "switched on")
             if self._st[n] != PowerState.OFF:
                 continue
             self._set_state(n, int(PowerState.BOOTING))
@@ -635,7 +669,7 @@ class ControlPlane(DecisionTrace):
             self._write({"t": now, "act": "power_on", "node": self.nodes[n].name})
             actions.append(PowerOn(n))
         for n in plan.off:
-            n = int(n)
+            n = self._node_index(n, "rpiaas_power", "switched off")
             if self._st[n] != _ON or self._running_on[n]:
                 continue
             self._index.remove(n, self._cf[n])

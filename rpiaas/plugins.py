@@ -9,6 +9,8 @@ the entry-point group ``rpiaas.policies`` (each entry point names a
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import sysconfig
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ __all__ = [
     "available_policies",
     "get_plugin_manager",
     "get_policy",
+    "locate_failure",
 ]
 
 ENTRY_POINT_GROUP = "rpiaas.policies"
@@ -103,6 +106,47 @@ def get_plugin_manager(policies: Sequence[Policy] = ()) -> pluggy.PluginManager:
         pm.register(policy, name=f"{type(policy).NAME or type(policy).__name__}#{id(policy)}")
     pm.check_pending()
     return pm
+
+
+def locate_failure(pm: pluggy.PluginManager, exc: BaseException) -> str | None:
+    """One line saying which policy's hook raised ``exc``, where, and for which task.
+
+    ``None`` if no hook implementation registered in ``pm`` is on the traceback
+    (the error is not a policy's).  Found from the traceback after the fact, so
+    the hot path pays nothing for it.
+    """
+    hooks: dict[Any, tuple[str, str]] = {}  # code object -> (policy name, hook name)
+    for name, caller in vars(pm.hook).items():
+        for impl in caller.get_hookimpls() if hasattr(caller, "get_hookimpls") else ():
+            code = getattr(impl.function, "__code__", None)
+            if code is not None:
+                hooks[code] = (getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__, name)
+    libraries = tuple({sysconfig.get_path(k) for k in ("stdlib", "purelib", "platlib")})
+    found: tuple[str, str] | None = None
+    task: Any = None
+    where = ""
+    own = ""  # the file of the hook implementation
+    tb = exc.__traceback__
+    while tb is not None:
+        frame, code = tb.tb_frame, tb.tb_frame.f_code
+        if found is None:
+            task = frame.f_locals.get("task", task)  # the task the control plane was deciding
+            if code in hooks:
+                found, own = hooks[code], code.co_filename
+        if found is not None and (code.co_filename == own or
+                                  not code.co_filename.startswith(libraries)):
+            # the deepest line of the policy's own code (not numpy's, not the stdlib's)
+            where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    if found is None:
+        return None
+    policy, hook = found
+    message = " ".join(str(exc).split()) or "(no message)"
+    if len(message) > 200:
+        message = message[:200] + "..."
+    what = f" for task {task.id}" if hasattr(task, "id") and hasattr(task, "arrival_s") else ""
+    return (f"policy {policy!r} raised {type(exc).__name__}: {message} in {hook}"
+            f"{f' ({where})' if where else ''}{what}")
 
 
 class HookCall:

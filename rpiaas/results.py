@@ -25,6 +25,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 from array import array
@@ -39,8 +40,8 @@ from .model import Task, TaskState
 if TYPE_CHECKING:
     from .scenario import Scenario
 
-__all__ = ["NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "RunWriter", "Stats", "read_run", "run_record",
-           "versions"]
+__all__ = ["NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "RunWriter", "Stats", "read_run",
+           "remove_stale_partials", "run_record", "versions"]
 
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
@@ -198,6 +199,40 @@ class Lines:
         self._file.close()
 
 
+_PARTIAL = re.compile(r"^\..+\.partial-([0-9]+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process (or a number no process has): keep its files
+    return True
+
+
+def remove_stale_partials(parent: Path) -> list[Path]:
+    """Remove the partial run directories (``.NAME.partial-PID``) of processes that are gone.
+
+    A run killed with SIGKILL (or a machine that lost power) leaves its partial
+    directory behind; the next run written beside it clears it away.  Returns
+    what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _PARTIAL.match(entry.name)
+        if m is None or not entry.is_dir(follow_symlinks=False) or _alive(int(m.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
 class RunWriter:
     """Streams a run directory; :meth:`commit` moves it into place."""
 
@@ -207,6 +242,7 @@ class RunWriter:
                 not self.out.is_dir() or any(self.out.iterdir())):
             raise FileExistsError(f"{self.out} exists and is not a run directory; not overwriting it")
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.out.parent)
         self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
         if self.tmp.exists():
             shutil.rmtree(self.tmp)

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pluggy
 
+from .bounds import check_scenario_bounds
 from .cluster import parse_cluster
 from .model import ClusterSpec, PowerState
 from .plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .policy import Policy, PolicyParamError
-from .source import InputError, KeyPath, Source, describe, load, load_file
+from .source import InputError, KeyPath, LimitError, Source, describe, load, load_file
 from .workload import Generator, TaskList, Trace, Workload, parse_workload
 
 __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]
@@ -90,31 +93,63 @@ class Override(tuple):  # type: ignore[type-arg]
     raw: str | None = None
 
 
-def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
+def parse_overrides(pairs: list[str], notes: list[str] | None = None) -> list[tuple[str, Any]]:
     """``["a.b=1", ...]`` to ``[("a.b", 1), ...]``; values are read as YAML scalars.
 
     Each pair keeps the text it was read from (``.raw``), so that a string key
-    given a value YAML reads as a number (``prefix=10.10``) keeps its text.
+    given a value YAML reads as a number (``prefix=10.10``) keeps its text.  A
+    value that is not valid YAML is taken as a string; ``notes`` (if given)
+    receives one line saying so for each.
     """
     out: list[tuple[str, Any]] = []
     for pair in pairs:
         if "=" not in pair:
-            raise InputError(f"expected key.path=value, got {pair!r}", "--set")
+            raise InputError(f"expected key.path=value, got {describe(pair)}", "--set")
         key, _, text = pair.partition("=")
         raw_map: dict[KeyPath, str] = {}
         try:
             value = load(text, "--set", raw_map)[0] if text.strip() else ""
-        except InputError:
+        except LimitError as e:
+            raise LimitError(e.message, "--set", None, key.strip()) from None
+        except InputError as e:
             value = text
+            if notes is not None:
+                notes.append(f"--set {key.strip()}: {e.message.split(':', 1)[0]}; "
+                             f"read as the string {describe(text)}")
         item = Override((key.strip(), value))
         item.raw = raw_map.get(())
         out.append(item)
     return out
 
 
-def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = (),  # type: ignore[assignment]
+def _overrides(overrides: Any) -> list[tuple[str, Any]]:
+    """The ``overrides`` of :func:`load_scenario` as pairs: a mapping, ``"k=v"`` strings or pairs."""
+    if isinstance(overrides, Mapping):
+        return list(overrides.items())
+    if isinstance(overrides, (str, bytes)) or not hasattr(overrides, "__iter__"):
+        raise InputError("expected a mapping of key paths to values, a list of 'key.path=value' "
+                         f"strings or of (key.path, value) pairs, got {describe(overrides)}",
+                         "overrides")
+    out: list[tuple[str, Any]] = []
+    for i, item in enumerate(overrides):
+        if isinstance(item, str):
+            out.extend(parse_overrides([item]))
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
+            out.append(item if isinstance(item, Override) else (item[0], item[1]))
+        else:
+            raise InputError(f"expected 'key.path=value' or a (key.path, value) pair, got "
+                             f"{describe(item)}", "overrides", None, f"[{i}]")
+    return out
+
+
+def load_scenario(path: str | Path,
+                  overrides: Mapping[str, Any] | Iterable[tuple[str, Any] | str] = (),
                   seed: int | None = None, policy: str | None = None) -> Scenario:
     """Read, override, validate and build a scenario file.
+
+    ``overrides`` is a mapping ``{"workload.generator.count": 500}``, or a list
+    of ``"key.path=value"`` strings (as ``--set``) or of ``(key.path, value)``
+    pairs.
 
     ``policy`` (``--policy``) replaces the scenario's policy and its
     parameters (unless it names the same policy); ``overrides`` (``--set``)
@@ -127,7 +162,7 @@ def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = (),  # ty
         same = current == policy or (isinstance(current, dict) and current.get("name") == policy)
         if not same:
             src.override("policy", {"name": policy}, origin="--policy")
-    for item in overrides:
+    for item in _overrides(overrides):
         key, value = item
         head = key.split(".", 1)[0]
         if "." in key and head in ("policy", "queue") and isinstance(src.data, dict) \
@@ -164,8 +199,13 @@ def parse_scenario(src: Source) -> Scenario:
         workload = workload.bind([(t.cores, t.mem_mb) for t in types.values()],
                                  sum(n.type.cores for n in cluster.nodes))
     _check_fits(src, cluster, workload)
+    check_scenario_bounds(src, cluster, workload, horizon, sample,
+                          [f.at_s + (f.down_s or 0.0) for f in faults])
     policy = _policy(src, ("policy",), m["policy"])
     queue = _policy(src, ("queue",), m["queue"]) if m.get("queue") is not None else None
+    for spec, slot in ((policy, "policy"), (queue, "queue")):
+        if spec is not None and spec.cls is not None:
+            _check_kind(src, (slot,), spec.name, spec.cls, isinstance(m[slot], dict))
     if initial == "off":
         specs = [queue, policy] if queue is not None else [policy]
         pm = get_plugin_manager([spec.create() for spec in specs])
@@ -186,8 +226,10 @@ def parse_scenario(src: Source) -> Scenario:
 
 
 def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:
+    out: list[Fault] = []
+    if not src.sequence(path, data):
+        return ()
     by_name = {n.name: n.index for n in cluster.nodes}
-    out = []
     for i, raw in enumerate(src.sequence(path, data)):
         fp = (*path, i)
         f = src.mapping(fp, raw, ("node", "at_s", "down_s", "reason"), required=("node", "at_s"))
@@ -214,6 +256,11 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     policies = available_policies(broken)
     if name not in policies and name in broken:
         src.fail((*path, "name") if isinstance(data, dict) else path, broken[name])
+    for other, message in broken.items():
+        if other != name:  # not this scenario's, but a broken install should not pass unnoticed
+            # from this line, so the default filter shows it once however often it is met
+            warnings.warn(f"{message} (ignored: the scenario does not use it)", RuntimeWarning,
+                          stacklevel=1)
     if name not in policies:
         err = UnknownPolicyError(name, sorted(policies))
         src.fail((*path, "name") if isinstance(data, dict) else path, str(err))
@@ -241,6 +288,31 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     full = {k: p.default for k, p in known.items() if p.default is not inspect.Parameter.empty}
     full.update(params)
     return PolicySpec(name, full, cls)
+
+
+QUEUE_HOOKS = ("rpiaas_queue_order", "rpiaas_blocked")
+PLACEMENT_HOOKS = ("rpiaas_admit", "rpiaas_place", "rpiaas_filter", "rpiaas_score",
+                   "rpiaas_rebalance", "rpiaas_power")
+
+
+def _check_kind(src: Source, path: KeyPath, name: str, cls: type[Policy], spelt_out: bool) -> None:
+    """A queue policy goes under ``queue:``, a placement policy under ``policy:``.
+
+    Told apart by their hooks: a queue policy implements only queue hooks (or,
+    as ``fcfs``, none: the control plane's own order), a placement policy at
+    least one of the others.  One that implements both fits either place.
+    """
+    hooks = {h for h in dir(cls) if getattr(getattr(cls, h, None), "rpiaas_impl", None) is not None}
+    # fcfs implements no hook: it names the control plane's own order
+    queue = bool(hooks & set(QUEUE_HOOKS)) or (not hooks and name == "fcfs")
+    placement = bool(hooks & set(PLACEMENT_HOOKS))
+    where = (*path, "name") if spelt_out else path
+    if path == ("policy",) and queue and not placement:
+        src.fail(where, f"{name!r} is a queue policy (it orders the queue, it places nothing): "
+                        f"name it under queue: and give policy: a placement policy such as best_fit")
+    if path == ("queue",) and placement and not queue:
+        src.fail(where, f"{name!r} is a placement policy (it chooses nodes, it orders no queue): "
+                        f"name it under policy:, and give queue: a queue policy such as fcfs")
 
 
 def _check_fits(src: Source, cluster: ClusterSpec, workload: Workload) -> None:

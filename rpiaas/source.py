@@ -19,9 +19,20 @@ from typing import Any, NoReturn
 
 import yaml
 
-__all__ = ["InputError", "KeyPath", "Source", "load", "load_file"]
+from . import limits
+from .yamlload import Loader, Refused
+
+__all__ = ["InputError", "KeyPath", "LimitError", "Source", "load", "load_file"]
 
 KeyPath = tuple[str | int, ...]
+
+
+_LONG_QUOTE = re.compile(r"'(?:[^'\\\n]|\\.){160,}'|\"(?:[^\"\\\n]|\\.){160,}\"")
+
+
+def _shorten(m: re.Match[str]) -> str:
+    text = m.group(0)
+    return f"{text[:81]}...{text[0]} ({len(text) - 2:,} characters)"
 
 
 class InputError(ValueError):
@@ -29,6 +40,9 @@ class InputError(ValueError):
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
                  path: str = "") -> None:
+        message = _LONG_QUOTE.sub(_shorten, message)  # never echo a whole line of input back
+        if len(path) > 160:  # a key of a thousand brackets
+            path = f"{path[:80]}... ({len(path):,} characters)"
         self.message = message
         self.file = file
         self.line = line
@@ -39,6 +53,10 @@ class InputError(ValueError):
         super().__init__(f"{where}: {path + ': ' if path else ''}{message}")
 
 
+class LimitError(InputError):
+    """Input past one of :data:`rpiaas.limits.LIMITS`; the message names the limit and its variable."""
+
+
 def dotted(path: KeyPath) -> str:
     """``("a", 0, "b")`` -> ``a[0].b``."""
     out = ""
@@ -46,26 +64,6 @@ def dotted(path: KeyPath) -> str:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
 
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, minus the surprises for a configuration file.
-
-    Dates stay strings (no field of ours is a date, and dates are not JSON);
-    ``=`` and ``!`` are plain strings (PyYAML resolves them to tags it cannot
-    construct); and ``1e-3`` or ``2.5e6`` are numbers, as in YAML 1.2 and JSON,
-    not strings as in YAML 1.1.
-    """
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (
-        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value", "tag:yaml.org,2002:yaml")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _SCALAR_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")}
@@ -145,7 +143,8 @@ class _Builder:
         try:
             value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
-            self.fail(f"{node.value!r} is not a valid {_tag(node.tag)}: {e}", node, path)
+            reason = " ".join(str(e).split()).split(";")[0][:120]
+            self.fail(f"{describe(node.value)} is not a valid {_tag(node.tag)}: {reason}", node, path)
         if node.style is None and not isinstance(value, str) and str(value) != node.value:
             # keep the text: ``prefix: 10.10`` or ``serial: 00001234`` are strings to us
             self.raw[path] = node.value
@@ -164,8 +163,17 @@ def load(text: str, file: str = "<input>", raw: dict[KeyPath, str] | None = None
     starts on.  If ``raw`` is given it receives the source text of every
     unquoted scalar that YAML read as something other than a string.
     """
+    check_size(len(text), file)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        loader = Loader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except Refused as e:
+        raise LimitError(e.message, file, e.line) from None
+    except RecursionError:  # the limits keep well inside the stack; this is the last guard
+        raise LimitError(f"nested too deeply ({limits.DEPTH.hint()})", file) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -187,11 +195,25 @@ def load(text: str, file: str = "<input>", raw: dict[KeyPath, str] | None = None
     return data, lines
 
 
+def check_size(size: int, file: str) -> None:
+    """Refuse input of more than ``RPIAAS_MAX_INPUT_MB`` (bytes or characters)."""
+    limit = limits.INPUT_MB.value() * 1e6
+    if size > limit:
+        raise LimitError(f"{'more than ' if size == int(limit) + 1 else ''}{size / 1e6:,.1f} MB of "
+                         f"input, more than rpiaas reads ({limits.INPUT_MB.hint()})", file)
+
+
 def load_file(path: str | Path) -> Source:
-    """Read a YAML or JSON file into a :class:`Source`."""
+    """Read a YAML or JSON file into a :class:`Source` (at most ``RPIAAS_MAX_INPUT_MB``)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        # read one byte past the limit, never more: a huge file, /dev/zero or a pipe
+        # that never ends are refused after reading that much
+        cap = int(limits.INPUT_MB.value() * 1e6) + 1
+        with p.open("rb") as f:
+            data = f.read(cap)
+        check_size(len(data), str(path))
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError("no such file", str(path)) from None
     except IsADirectoryError:
@@ -204,6 +226,8 @@ def load_file(path: str | Path) -> Source:
             json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(f"not valid JSON: {e.msg}", str(path), e.lineno) from None
+        except RecursionError:
+            raise LimitError(f"nested too deeply ({limits.DEPTH.hint()})", str(path)) from None
         # ... then as YAML for the lines: JSON allows tab indentation, YAML does not
         # (a tab inside a JSON string is invalid JSON, so this changes no value)
         text = text.replace("\t", "    ")
@@ -246,12 +270,12 @@ class Source:
                 return self.origins.get(path[:i], "--set")
         return None
 
-    def fail(self, path: KeyPath, message: str) -> NoReturn:
-        """Raise :class:`InputError` at ``path`` (the option's name if an override set it)."""
+    def fail(self, path: KeyPath, message: str, error: type[InputError] = InputError) -> NoReturn:
+        """Raise ``error`` at ``path`` (the option's name if an override set it)."""
         origin = self.origin(path)
         if origin is not None:
-            raise InputError(message, origin, None, dotted(path))
-        raise InputError(message, self.file, self.line_of(path), dotted(path))
+            raise error(message, origin, None, dotted(path))
+        raise error(message, self.file, self.line_of(path), dotted(path))
 
     def with_text(self, data: Any, root: KeyPath = ()) -> Any:
         """A copy of ``data`` (found at ``root``) with values read as text put back as text."""
@@ -280,6 +304,8 @@ class Source:
         parts = dotted_key.split(".")
         if not dotted_key.strip() or any(not k.strip() for k in parts):
             raise InputError(f"bad key path {dotted_key!r}", origin)
+        if len(parts) > limits.DEPTH.value():
+            raise LimitError(f"a key path of {len(parts):,} parts ({limits.DEPTH.hint()})", origin)
         if self.data is None:
             self.data = {}
         node = self.data
@@ -400,4 +426,6 @@ def describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
+    if isinstance(value, str) and len(value) > 60:  # never echo a whole line of input back
+        return f"{value[:40]!r}... ({len(value):,} characters)"
     return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)

@@ -8,6 +8,7 @@ import csv
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def test_a_missing_cluster_file_is_reported_at_the_scenario_key(tmp_path: Path) 
 
 
 def test_an_error_inside_a_cluster_file_names_that_file(tmp_path: Path) -> None:
-    write(tmp_path, "clusters:\n  - {count: 2, type: rpi4b, prefix: 10.0.1}\n  - {count: 1, type: rpi5, prefix: 10.0.1}\n",
+    write(tmp_path, "clusters:\n  - {count: 2, type: rpi4b, prefix: 10.0.1}\n  - {count: 1, type: rpi5, prefix: 10.0.2}\n",
           "c.yaml")
     text = BASE.replace("cluster:\n  clusters:\n    - {domain: a.test, prefix: 10.0.1, count: 2, type: rpi4b}\n",
                         "cluster: c.yaml\n")
@@ -522,8 +523,22 @@ def test_a_mangled_scenario_is_valid_or_one_located_error(tmp_path: Path, edits:
 def test_a_count_beyond_a_million_nodes_is_a_typo(tmp_path: Path) -> None:
     f = write(tmp_path, BASE.replace("count: 2, type: rpi4b", "count: 100000000000, type: rpi4b"))
     with pytest.raises(InputError, match=re.escape(
-            f"{f}:5: cluster.clusters[0].count: at most 1,000,000 nodes, got 100,000,000,000")):
+            f"{f}:5: cluster.clusters[0].count: the cluster reaches 100,000,000,000 nodes here "
+            "(limit 1,000,000 nodes; set RPIAAS_MAX_NODES to raise it)")):
         load_scenario(f)
+
+
+def test_the_node_limit_is_cluster_wide_and_checked_before_a_node_is_built(tmp_path: Path) -> None:
+    # two groups of 600,000: each under the limit, together over it; refused at once
+    f = write(tmp_path, BASE.replace(
+        "    - {domain: a.test, prefix: 10.0.1, count: 2, type: rpi4b}\n",
+        "    - {domain: a.test, count: 600000, type: rpi4b}\n"
+        "    - {domain: b.test, count: 600000, type: rpi5}\n"))
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=re.escape("cluster.clusters[1].count: the cluster reaches "
+                                                   "1,200,000 nodes here")):
+        load_scenario(f)
+    assert time.perf_counter() - t0 < 1.0
 
 
 # ---------------------------------------------------------------- the documented time semantics

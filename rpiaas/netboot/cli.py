@@ -57,7 +57,8 @@ def _render(args: argparse.Namespace) -> int:
         plan = make_plan(spec, server_ip=args.server_ip, nfs_root=nfs_root,
                          tftp_root=str(out / "tftp"), interface=args.interface)
     except NetbootError as e:
-        print(f"error: {args.cluster}: {e}", file=sys.stderr)
+        where = "--server-ip" if str(e).startswith("server address") else args.cluster
+        print(f"error: {where}: {e}", file=sys.stderr)
         return EXIT_INPUT
     for node in plan.nodes:
         if node.hwaddr is None:

@@ -112,6 +112,12 @@ def make_plan(spec: ClusterSpec, *, server_ip: str, nfs_root: str | Path, tftp_r
     if not any(server in s.network for s in subnets):
         raise NetbootError(f"server address {server} is in none of the clusters' networks "
                            f"({', '.join(str(s.network) for s in subnets) or 'none'})")
+    for s in subnets:
+        for what, reserved in (("network", s.network.network_address),
+                               ("broadcast", s.network.broadcast_address)):
+            if server == reserved:
+                raise NetbootError(f"server address {server} is the {what} address of "
+                                   f"{s.network}, not a host's")
     nodes = []
     for node in spec.nodes:
         if node.address is None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from simpy.core import EmptySchedule
 
+from .. import limits
+from ..bounds import check_progress
 from ..control import ControlPlane
 from ..events import (
     Event,
@@ -91,6 +93,10 @@ class Simulation(Shell):
         self._boot_s = [n.type.boot_s for n in nodes]
         self._cores = [n.type.cores for n in nodes]
         self._last_sample = -1.0
+        self._rows = 0  # rows of nodes.csv written
+        # checked again as the run goes (the scenario's estimate may be short)
+        self._max_rows = limits.SAMPLE_ROWS.value()
+        self._max_time_s = limits.SIM_TIME_S.value()
         self.end_s = 0.0
         self.wall_s = 0.0
         # with a horizon the run lasts exactly that long; without, until the work is done
@@ -195,13 +201,17 @@ class Simulation(Shell):
 
     # ------------------------------------------------------------ node series
     def _sample(self, ev: Due) -> None:
-        self._write_sample(self.env.now)
-        self._at(self.env.now + self.scenario.sample_interval_s, None, self._sample, URGENT)
+        now = self.env.now
+        self._write_sample(now)
+        if self._rows > self._max_rows or now > self._max_time_s:
+            check_progress(self.scenario.file, now, self._rows)
+        self._at(now + self.scenario.sample_interval_s, None, self._sample, URGENT)
 
     def _write_sample(self, now: float) -> None:
         if self.writer is None or now == self._last_sample:
             return
         self._last_sample = now
+        self._rows += len(self.nodes)
         memfree = self.control.node_mem_free_mb
         mem_used = [node.type.mem_mb - memfree[i] for i, node in enumerate(self.nodes)]
         self.writer.nodes.write(self.usage.rows(now, mem_used, self.view.tasks.tolist()))

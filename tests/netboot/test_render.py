@@ -158,6 +158,7 @@ def test_check_refuses_a_directory_that_is_no_render(tmp_path: Path,
 
 
 BASE = CLUSTER.read_text()
+_LAST = 'hwaddr: "00:00:00:00:00:00"}'
 
 
 @pytest.mark.parametrize(("old", "new", "where"), [
@@ -170,6 +171,26 @@ BASE = CLUSTER.read_text()
     ("interface: eth1", "interface: eth 1", ":3: interface: not a network interface name"),
     ("prefix: 10.0.0", "prefix: 10.0.0.0", ":6: clusters[0].prefix: expected 1 to 3 octets"),
     ("hostname: node3,", "hostname: node3, colour: red,", ":10: clusters[0].nodes[2].colour: unknown key"),
+    # what dnsmasq --test accepts but no DHCP or DNS server can serve
+    ("suffix: 12", "suffix: 0", ":9: clusters[0].nodes[1].suffix: 10.0.0.0 is the network address"),
+    ("suffix: 12", "suffix: 255", ":9: clusters[0].nodes[1].suffix: 10.0.0.255 is the broadcast address"),
+    ("suffix: 12,", "address: 10.0.0.255,", ":9: clusters[0].nodes[1].address: 10.0.0.255 is the broadcast"),
+    ('"DC:A6:32:00:00:12"', '"FF:FF:FF:FF:FF:FF"',
+     ":9: clusters[0].nodes[1].hwaddr: ff:ff:ff:ff:ff:ff is the broadcast MAC address"),
+    ('"DC:A6:32:00:00:12"', '"01:00:5e:00:00:12"',
+     ":9: clusters[0].nodes[1].hwaddr: 01:00:5e:00:00:12 is a multicast MAC address"),
+    ("hostname: node2", "hostname: NODE1",
+     ":9: clusters[0].nodes[1].hostname: duplicate name node1.c1.rpiaas.test (first at line 8)"),
+    (_LAST, _LAST + "\n  - {domain: C1.rpiaas.test, prefix: 10.0.1, count: 2, type: rpi4b}",
+     ":12: clusters[1].domain: two clusters with the domain C1.rpiaas.test"),
+    (_LAST, _LAST + "\n  - {domain: c2.rpiaas.test, prefix: 10.0.0, count: 2, type: rpi4b}",
+     ":12: clusters[1].prefix: the network of prefix 10.0.0 overlaps that of prefix 10.0.0 (line 6)"),
+    (_LAST, _LAST + "\n  - {domain: c2.rpiaas.test, prefix: 10.0, count: 2, type: rpi4b}",
+     ":12: clusters[1].prefix: the network of prefix 10.0 overlaps that of prefix 10.0.0 (line 6)"),
+    (_LAST, _LAST + "\n  - {domain: c2.rpiaas.test, prefix: 10.0.1, count: 255, type: rpi4b}",
+     ":12: clusters[1].count: 10.0.1.255 is the broadcast address of 10.0.1.0/24"),
+    (_LAST, _LAST + "\n  - {domain: c2.rpiaas.test, prefix: 10.0.1, count: 3, type: rpi4b, first_suffix: 0}",
+     ":12: clusters[1].first_suffix: 10.0.1.0 is the network address of 10.0.1.0/24"),
 ])
 def test_bad_cluster_exits_2_before_anything_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, where: str) -> None:
@@ -186,6 +207,8 @@ def test_bad_cluster_exits_2_before_anything_is_written(
     (["--server-ip", "10.0.5.1"], "server address 10.0.5.1 is in none of the clusters' networks"),
     (["--server-ip", "10.0.0.300"], "server address: not an IPv4 address"),
     (["--server-ip", "10.0.0.11"], "node1.c1.rpiaas.test: has the server's address"),
+    (["--server-ip", "10.0.0.0"], "error: --server-ip: server address 10.0.0.0 is the network address"),
+    (["--server-ip", "10.0.0.255"], "error: --server-ip: server address 10.0.0.255 is the broadcast"),
 ])
 def test_bad_server_address_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                     args: list[str], message: str) -> None:
