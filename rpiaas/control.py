@@ -16,7 +16,7 @@ one JSON line per placement decision, admission rejection and rebalance
 action, saying which hooks answered, which nodes they filtered out, how the
 feasible nodes scored and which node was chosen.  The format is documented
 in ``docs/scenario.md`` ("Decision trace"); both shells write it the same way.
-The records are built by :class:`rpiaas.trace.DecisionTrace`.
+The records are built by :class:`rpiaas.decisions.DecisionTrace`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from .decisions import RESERVATION, TRACE_TOP_K, DecisionTrace, TextSink, named_impls
 from .events import (
     Action,
     Event,
@@ -51,7 +52,6 @@ from .events import (
 from .model import Node, PowerState, Task, TaskState
 from .plugins import HookCall, get_plugin_manager, locate_failure
 from .policy import SKIP, Policy, PowerPlan, Reservation
-from .trace import RESERVATION, TRACE_TOP_K, DecisionTrace, named_impls
 from .view import ClusterView
 
 __all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
@@ -62,12 +62,6 @@ _QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.C
 
 
 
-class TextSink(Protocol):
-    """Where the event log goes: anything with ``write(str)`` (a text file, a list sink)."""
-
-    def write(self, text: str, /) -> Any: ...
-
-
 class PolicyError(RuntimeError):
     """A policy raised, or answered something the control plane cannot carry out.
 
@@ -76,7 +70,7 @@ class PolicyError(RuntimeError):
     """
 
 
-class ControlPlane(DecisionTrace):
+class ControlPlane:
     """Queue, reservations, policy calls and the event log of one run.
 
     :param nodes: the cluster's nodes (index order).
@@ -100,7 +94,10 @@ class ControlPlane(DecisionTrace):
         initial_state: Sequence[PowerState] | None = None,
     ) -> None:
         self.nodes = tuple(nodes)
-        self.view = view = ClusterView(self.nodes, self)
+        self._queue: dict[int, Task] = {}
+        self._running: dict[int, Task] = {}
+        self._running_on: list[dict[int, Task]] = [{} for _ in self.nodes]
+        self.view = view = ClusterView(self.nodes, running_on=self._running_on, queue=self._queue)
         self.pm = get_plugin_manager(policies)
         self._h_admit = HookCall(self.pm, "rpiaas_admit")
         self._h_order = HookCall(self.pm, "rpiaas_queue_order")
@@ -113,15 +110,11 @@ class ControlPlane(DecisionTrace):
         self._h_power = HookCall(self.pm, "rpiaas_power")
         self._h_notify = HookCall(self.pm, "rpiaas_notify")
         self._log = log
-        self._trace = trace
-        # who answers the filter hook, by name, in the order the hook calls them
-        self._filter_impls = named_impls(self.pm, "rpiaas_filter") if trace is not None else []
+        self._trace = DecisionTrace(self.nodes, view, trace, self._h_filter,
+                                    named_impls(self.pm, "rpiaas_filter")) if trace is not None else None
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
 
-        self._queue: dict[int, Task] = {}
-        self._running: dict[int, Task] = {}
-        self._running_on: list[dict[int, Task]] = [{} for _ in self.nodes]
         self._names = [json.dumps(n.name) for n in self.nodes]
         # the largest capacities of the cluster (none of them smaller than another
         # in both resources: usually one), to reject tasks no node could ever run
@@ -306,7 +299,7 @@ class ControlPlane(DecisionTrace):
         if reason is not None:
             if self._trace is not None:
                 own = not any(c <= cc and m <= mm for cc, mm in self._capacities)
-                self._emit({"t": now, "decision": "reject", "task": task.id,
+                self._trace.emit({"t": now, "decision": "reject", "task": task.id,
                             "hook": "capacity" if own else "admit", "reason": str(reason)})
             self._reject(task, str(reason), now, actions)
             return
@@ -477,7 +470,7 @@ class ControlPlane(DecisionTrace):
             first = False
             if node >= 0:
                 if rec is not None:
-                    self._emit_placed(rec, node)
+                    cast(DecisionTrace, trace).placed(rec, node)
                 self._start(task, node, now, actions)
                 started.append(task.id)
                 continue
@@ -486,7 +479,7 @@ class ControlPlane(DecisionTrace):
             if answer is not None and answer is not SKIP and not isinstance(answer, Reservation):
                 raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
             if rec is not None:
-                self._emit_blocked(rec, answer, reservation)
+                cast(DecisionTrace, trace).blocked(rec, answer, reservation)
             if answer is None:
                 stuck = True
                 break
@@ -517,6 +510,7 @@ class ControlPlane(DecisionTrace):
         order, so it cannot change a decision.
         """
         view = self.view
+        tr = cast(DecisionTrace, self._trace)  # used only with ``rec``: a traced pass
         masks: Sequence[tuple[str, npt.NDArray[np.bool_]]] = ()
         if self._h_place.implemented:
             n = self._place(task, view)
@@ -535,20 +529,20 @@ class ControlPlane(DecisionTrace):
                         allowed = all(bool(np.asarray(m, dtype=bool)[n])
                                       for m in self._h_filter.all(task=task, view=view))
                     else:
-                        masks = self._named_filters(task)
+                        masks = tr.named_filters(task)
                         by = next((who for who, m in masks if not m[n]), "")
                         allowed = not by
                 if allowed:
                     if rec is not None:
                         rec["hook"] = "place"
-                        self._trace_filters(rec, view.fits(task), masks)
+                        tr.filters(rec, view.fits(task), masks)
                     return n
                 if rec is not None:
                     rec["place"] = {"node": self.nodes[n].name, "overruled": by or RESERVATION}
             elif not (self._h_filter.implemented or self._h_score.implemented):
                 if rec is not None:
                     rec["hook"] = "place"
-                    self._trace_filters(rec, view.fits(task), masks)
+                    tr.filters(rec, view.fits(task), masks)
                     rec["reason"] = "no room" if not rec["candidates"] else "declined"
                 return -1
             elif rec is not None:
@@ -560,7 +554,7 @@ class ControlPlane(DecisionTrace):
                 for m in self._h_filter.all(task=task, view=view):
                     mask &= np.asarray(m, dtype=bool)
             else:
-                masks = self._named_filters(task)
+                masks = tr.named_filters(task)
                 for _, m in masks:
                     mask &= m
         kept = -1  # the node kept out for a reservation
@@ -580,7 +574,7 @@ class ControlPlane(DecisionTrace):
             idx = np.flatnonzero(mask)
             n = int(idx[0]) if idx.size else -1
         if rec is not None:
-            self._trace_mask(rec, fits, masks, kept, mask, total, n)
+            tr.mask(rec, fits, masks, kept, mask, total, n)
         return n
 
     def _respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
@@ -614,18 +608,18 @@ class ControlPlane(DecisionTrace):
         if task.id not in self._running or dst == task.node or not self.view.fits_node(task, dst):
             if self._trace is not None:
                 rec = {"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
-                       "chosen": self._name(dst)}
+                       "chosen": self._trace.name(dst)}
                 if task.id not in self._running:
                     rec["reason"] = "not running"
                 else:
                     rec.update(reason="already there" if dst == task.node else "no room",
                                **{"from": self.nodes[task.node].name})
-                self._emit(rec)
+                self._trace.emit(rec)
             self._write({"t": now, "act": "migrate", "task": task.id, "dropped": True})
             return
         src = task.node
         if self._trace is not None:
-            self._emit({"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
+            self._trace.emit({"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
                         "chosen": self.nodes[dst].name, "from": self.nodes[src].name})
         self._release(task, now)
         self._reserve(task, dst)
@@ -642,7 +636,7 @@ class ControlPlane(DecisionTrace):
                 rec["reason"] = "not running"
             else:
                 rec["from"] = self.nodes[task.node].name
-            self._emit(rec)
+            self._trace.emit(rec)
         if task.id not in self._running:
             self._write({"t": now, "act": "kill", "task": task.id, "dropped": True})
             return

@@ -18,7 +18,6 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .policies import BUILTIN_POLICIES
 from .policy import Policy
 
 __all__ = [
@@ -63,6 +62,8 @@ def available_policies(broken: dict[str, str] | None = None) -> dict[str, Policy
     given: then it is recorded there (name -> message) and the others are
     still returned, so one broken package does not hide the rest.
     """
+    from .policies import BUILTIN_POLICIES  # here: a control plane given its policies needs none
+
     found: dict[str, PolicyInfo] = {}
     for cls in BUILTIN_POLICIES:
         found[cls.NAME] = PolicyInfo(cls.NAME, cls, "builtin")

@@ -11,16 +11,12 @@ Index ``i`` of every array is node ``nodes[i]``.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from .model import Node, PowerState, Task
-
-if TYPE_CHECKING:
-    from .control import ControlPlane
 
 __all__ = ["ClusterView", "FreeCoresIndex"]
 
@@ -127,7 +123,11 @@ class ClusterView:
     - ``queue_length``: tasks waiting.
     """
 
-    def __init__(self, nodes: tuple[Node, ...], control: ControlPlane | None = None) -> None:
+    def __init__(self, nodes: tuple[Node, ...], *,
+                 running_on: Sequence[Mapping[int, Task]] | None = None,
+                 queue: Mapping[int, Task] | None = None) -> None:
+        """``running_on`` (the tasks on each node) and ``queue`` (waiting tasks by id, in
+        arrival order) are the control plane's own containers, read, never copied."""
         self.nodes = nodes
         self.names: tuple[str, ...] = tuple(n.name for n in nodes)
         self.type_names: tuple[str, ...] = tuple(n.type.name for n in nodes)
@@ -150,7 +150,8 @@ class ClusterView:
         self.now = 0.0
         self.queue_length = 0
         self.utilization_measured = False
-        self._control = control
+        self._running_on: Sequence[Mapping[int, Task]] = running_on or [{} for _ in nodes]
+        self._queue: Mapping[int, Task] = queue if queue is not None else {}
 
         self.cores: IntArray = _readonly(self._cores)  # type: ignore[assignment]
         self.mem_mb: IntArray = _readonly(self._mem_mb)  # type: ignore[assignment]
@@ -199,15 +200,11 @@ class ClusterView:
 
     def running(self, node: int) -> Mapping[int, Task]:
         """Tasks running on ``node`` by id (``task.est_end_s`` is their estimated end)."""
-        if self._control is None:
-            return {}
-        return self._control.running_on(node)
+        return self._running_on[node]
 
     def queued(self) -> list[Task]:
         """Waiting tasks in arrival order."""
-        if self._control is None:
-            return []
-        return self._control.queued()
+        return list(self._queue.values())
 
     def estimate_s(self, task: Task, node: int) -> float:
         """Runtime estimate of ``task`` on ``node``: its walltime if given, else exact

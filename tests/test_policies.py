@@ -14,7 +14,7 @@ from rpiaas.plugins import available_policies
 from rpiaas.policies.best_fit import BestFit
 from rpiaas.policies.first_fit import FirstFit
 from rpiaas.policies.least_loaded import LeastLoaded
-from rpiaas.policies.random import RandomFit
+from rpiaas.policies.random_fit import RandomFit
 from rpiaas.policies.round_robin import RoundRobin
 from rpiaas.policies.worst_fit import WorstFit
 from rpiaas.sim import simulate

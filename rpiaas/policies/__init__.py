@@ -9,7 +9,7 @@ from .easy_backfill import EasyBackfill
 from .fcfs import FCFS
 from .first_fit import FirstFit
 from .least_loaded import LeastLoaded
-from .random import RandomFit
+from .random_fit import RandomFit
 from .round_robin import RoundRobin
 from .sjf import ShortestJobFirst
 from .worst_fit import WorstFit

@@ -3,10 +3,10 @@
 One JSON line per placement decision, admission rejection and rebalance
 action: which hooks answered, which nodes they filtered out, how the
 feasible nodes scored and which node was chosen.  The format is documented
-in ``docs/scenario.md`` ("Decision trace").  :class:`DecisionTrace` holds the
-record-building half of :class:`~rpiaas.control.ControlPlane`, which decides
-when a record is written; tracing calls the same hooks in the same order as
-an untraced pass, so it cannot change a decision.
+in ``docs/scenario.md`` ("Decision trace").  A :class:`DecisionTrace` builds
+and writes the records; :class:`~rpiaas.control.ControlPlane` owns one when
+tracing and decides when a record is written.  Tracing calls the same hooks
+in the same order as an untraced pass, so it cannot change a decision.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,11 +24,17 @@ from .model import Node, Task
 from .policy import SKIP, Reservation
 
 if TYPE_CHECKING:
-    from .control import TextSink
     from .plugins import HookCall
     from .view import ClusterView
 
-__all__ = ["RESERVATION", "TRACE_KEYS", "TRACE_TOP_K", "DecisionTrace", "named_impls", "num"]
+
+class TextSink(Protocol):
+    """Where a log goes: anything with ``write(str)`` (a text file, a list sink)."""
+
+    def write(self, text: str, /) -> Any: ...
+
+__all__ = ["RESERVATION", "TRACE_KEYS", "TRACE_TOP_K", "DecisionTrace", "TextSink", "named_impls",
+           "num"]
 
 TRACE_TOP_K = 16
 """Most nodes named per list of a decision-trace record (filtered nodes, scores)."""
@@ -39,15 +45,27 @@ RESERVATION = "(reservation)"  # who filtered a node out to keep a reservation
 
 
 class DecisionTrace:
-    """The decision-trace records of a control plane (a mixin of :class:`ControlPlane`)."""
+    """Builds and writes the decision-trace records of one run.
 
-    nodes: tuple[Node, ...]
-    view: ClusterView
-    _trace: TextSink | None
-    _h_filter: HookCall
-    _filter_impls: list[tuple[str, Callable[..., Any], tuple[str, ...]]] | None
+    :param nodes: the cluster's nodes, in index order.
+    :param view: what the policies see (the trace records what they saw).
+    :param sink: where the lines go (``decisions.jsonl``).
+    :param filter_hook: the control plane's filter hook call.
+    :param filter_impls: the filter hook's implementations with their policies' names
+        (:func:`named_impls`).
+    """
 
-    def _named_filters(self, task: Task) -> list[tuple[str, npt.NDArray[np.bool_]]]:
+    def __init__(self, nodes: tuple[Node, ...], view: ClusterView, sink: TextSink,
+                 filter_hook: HookCall,
+                 filter_impls: list[tuple[str, Callable[..., Any], tuple[str, ...]]] | None) -> None:
+        self.nodes = nodes
+        self.view = view
+        self._sink = sink
+        self._h_filter = filter_hook
+        self._filter_impls = filter_impls
+        self._index = {n.name: i for i, n in enumerate(nodes)}
+
+    def named_filters(self, task: Task) -> list[tuple[str, npt.NDArray[np.bool_]]]:
         """The filter hook's answers with who gave them: the calls ``HookCall.all`` makes."""
         impls = self._filter_impls
         if impls is None:  # wrappers: pluggy calls them, answers are named by position
@@ -65,7 +83,7 @@ class DecisionTrace:
         """Nodes by name, at most ``TRACE_TOP_K`` of them (index order), and how many."""
         return {"count": int(idx.size), "nodes": [self.nodes[i].name for i in idx[:TRACE_TOP_K].tolist()]}
 
-    def _trace_filters(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
+    def filters(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
                        masks: Sequence[tuple[str, npt.NDArray[np.bool_]]]) -> None:
         rec["candidates"] = int(fits.sum())
         filtered = {who: self._some(np.flatnonzero(fits & ~m))
@@ -73,12 +91,12 @@ class DecisionTrace:
         if filtered:
             rec["filtered"] = filtered
 
-    def _trace_mask(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
+    def mask(self, rec: dict[str, Any], fits: npt.NDArray[np.bool_],
                     masks: Sequence[tuple[str, npt.NDArray[np.bool_]]], kept: int,
                     mask: npt.NDArray[np.bool_], total: npt.NDArray[np.float64] | None, n: int) -> None:
         """Fill a record for a choice made by filters, scores, or first fit."""
         rec["hook"] = "+".join(h for h, on in (("filter", masks), ("score", total is not None)) if on) or "default"
-        self._trace_filters(rec, fits, masks)
+        self.filters(rec, fits, masks)
         if kept >= 0:
             rec.setdefault("filtered", {})[RESERVATION] = self._some(np.array([kept], dtype=np.intp))
         feasible = np.flatnonzero(mask)
@@ -94,11 +112,11 @@ class DecisionTrace:
         if n < 0:
             rec["reason"] = "no room" if not rec["candidates"] else "reservation" if kept >= 0 else "filtered"
 
-    def _emit_placed(self, rec: dict[str, Any], node: int) -> None:
+    def placed(self, rec: dict[str, Any], node: int) -> None:
         rec["chosen"] = self.nodes[node].name
-        self._emit(rec)
+        self.emit(rec)
 
-    def _emit_blocked(self, rec: dict[str, Any], answer: Any, reservation: Reservation | None) -> None:
+    def blocked(self, rec: dict[str, Any], answer: Any, reservation: Reservation | None) -> None:
         """Write the record of a task that found no node, with what ``rpiaas_blocked`` made of it."""
         rec["chosen"] = None
         if answer is None:
@@ -109,8 +127,8 @@ class DecisionTrace:
             rec["blocked"] = "reserve_ignored"
         else:
             rec["blocked"] = "reserve"
-            rec["reservation"] = {"node": self._name(answer.node), "start_s": num(float(answer.start_s))}
-        self._emit(rec)
+            rec["reservation"] = {"node": self.name(answer.node), "start_s": num(float(answer.start_s))}
+        self.emit(rec)
 
     def _trace_utilization(self, rec: dict[str, Any]) -> None:
         """Live: the measured utilisation the policy saw, of the chosen node and the scored ones
@@ -118,22 +136,20 @@ class DecisionTrace:
         names = [rec["chosen"]] if isinstance(rec.get("chosen"), str) else []
         names += [n for n in rec.get("scores", ()) if n not in names]
         if names:
-            index = self.__dict__.get("_trace_index")
-            if index is None:
-                index = self.__dict__["_trace_index"] = {n.name: i for i, n in enumerate(self.nodes)}
+            index = self._index
             util = self.view.utilization
             rec["utilization"] = {n: round(float(util[index[n]]), 4) for n in names}
 
-    def _name(self, n: int) -> str | int:
+    def name(self, n: int) -> str | int:
         """A node's name; an index that names no node as it is (the trace must not fail)."""
         return self.nodes[n].name if 0 <= n < len(self.nodes) else n
 
-    def _emit(self, rec: dict[str, Any]) -> None:
-        assert self._trace is not None
+    def emit(self, rec: dict[str, Any]) -> None:
+        """Write one record, its keys in the documented order."""
         if self.view.utilization_measured:
             self._trace_utilization(rec)
         out = {k: rec[k] for k in TRACE_KEYS if k in rec}
-        self._trace.write(json.dumps(out, separators=(",", ":")) + "\n")
+        self._sink.write(json.dumps(out, separators=(",", ":")) + "\n")
 
 
 def num(x: float) -> float | str:
