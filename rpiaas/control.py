@@ -22,14 +22,10 @@ The records are built by :class:`rpiaas.decisions.DecisionTrace`.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
-import numpy as np
-import numpy.typing as npt
-
-from .decisions import RESERVATION, TRACE_TOP_K, DecisionTrace, TextSink, named_impls
+from .decisions import TRACE_TOP_K, DecisionTrace, TextSink, named_impls
 from .events import (
     Action,
     Event,
@@ -49,25 +45,18 @@ from .events import (
     WakeAt,
     event_order,
 )
+from .ledger import Ledger
 from .model import Node, PowerState, Task, TaskState
+from .placement import Placement
 from .plugins import HookCall, get_plugin_manager, locate_failure
-from .policy import SKIP, Policy, PowerPlan, Reservation
+from .policy import SKIP, Policy, PolicyError, PowerPlan, Reservation
 from .view import ClusterView
 
 __all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
 
 _ON = int(PowerState.ON)
-_NAN = math.nan
 _QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
 
-
-
-class PolicyError(RuntimeError):
-    """A policy raised, or answered something the control plane cannot carry out.
-
-    Raised from :meth:`ControlPlane.step` with the simulated time in the message;
-    ``__cause__`` holds the policy's own exception when it raised one.
-    """
 
 
 class ControlPlane:
@@ -94,16 +83,16 @@ class ControlPlane:
         initial_state: Sequence[PowerState] | None = None,
     ) -> None:
         self.nodes = tuple(nodes)
+        states = [int(s) for s in initial_state] if initial_state is not None else \
+            [int(PowerState.ON)] * len(self.nodes)
+        self._ledger = ledger = Ledger(self.nodes, states)
         self._queue: dict[int, Task] = {}
-        self._running: dict[int, Task] = {}
-        self._running_on: list[dict[int, Task]] = [{} for _ in self.nodes]
-        self.view = view = ClusterView(self.nodes, running_on=self._running_on, queue=self._queue)
+        self.view = view = ClusterView(self.nodes, ledger, self._queue)
         self.pm = get_plugin_manager(policies)
         self._h_admit = HookCall(self.pm, "rpiaas_admit")
         self._h_order = HookCall(self.pm, "rpiaas_queue_order")
         self._h_blocked = HookCall(self.pm, "rpiaas_blocked")
         self._h_place = HookCall(self.pm, "rpiaas_place")
-        self._place = self._h_place.caller("task", "view")
         self._h_filter = HookCall(self.pm, "rpiaas_filter")
         self._h_score = HookCall(self.pm, "rpiaas_score")
         self._h_rebalance = HookCall(self.pm, "rpiaas_rebalance")
@@ -112,6 +101,8 @@ class ControlPlane:
         self._log = log
         self._trace = DecisionTrace(self.nodes, view, trace, self._h_filter,
                                     named_impls(self.pm, "rpiaas_filter")) if trace is not None else None
+        self._placement = Placement(self.nodes, view, ledger, self.pm, self._h_place, self._h_filter,
+                                    self._h_score, self._trace)
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
 
@@ -121,36 +112,17 @@ class ControlPlane:
         caps = {(n.type.cores, n.type.mem_mb) for n in self.nodes}
         self._capacities = sorted(
             (c, m) for c, m in caps if not any(c2 >= c and m2 >= m and (c2, m2) != (c, m) for c2, m2 in caps))
-        # array handles (writable) shared with the view
-        self._cores_free = view._cores_free
-        self._mem_free = view._mem_free_mb
-        self._state = view._state
-        self._ntasks = view._tasks
-        self._idle_since = view._idle_since_s
-        self._index = view.free_index
-        # plain-list mirrors of the free resources and states, for the hot path
-        self._cf: list[int] = self._cores_free.tolist()
-        self._mf: list[int] = self._mem_free.tolist()
-        self._st: list[int] = [int(PowerState.ON)] * len(self.nodes)
+        # the ledger's plain lists and containers, read on the hot path
+        self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
+        self._running, self._running_on, self._index = ledger.running, ledger.running_on, ledger.index
         # pass skipping: a strict pass that stopped at the head stays stopped
         # until something is freed; if no node could hold the head at all,
         # only a freed node that now can (``_dirty``) restarts it
         self._stuck = False
         self._stuck_head: Task | None = None
         self._dirty: list[int] = []
-        # nodes whose reservations or power state changed, for the shells' bookkeeping
-        self._changed: list[int] = []
         self.booting = 0
         self.events_applied = 0
-
-        states = list(initial_state) if initial_state is not None else [PowerState.ON] * len(self.nodes)
-        for i, st in enumerate(states):
-            self._set_state(i, int(st))
-            if st == PowerState.ON:
-                self._index.add(i, self._cf[i], self._mf[i])
-                self._idle_since[i] = 0.0
-            else:
-                self._idle_since[i] = _NAN
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
             TaskFinished: self._on_finished,  # type: ignore[dict-item]
@@ -162,6 +134,11 @@ class ControlPlane:
         }
 
     # ------------------------------------------------------------ queries
+    @property
+    def ledger(self) -> Ledger:
+        """Every node's resources, power state and tasks (only the control plane writes it)."""
+        return self._ledger
+
     @property
     def queue_length(self) -> int:
         return len(self._queue)
@@ -200,8 +177,7 @@ class ControlPlane:
         """The nodes whose reservations or power state the last :meth:`step` changed, in the
         order of the changes (a node may repeat), once: a second call returns none.  The
         shells feed them to their :class:`~rpiaas.shell.NodeUsage` after every step."""
-        changed, self._changed = self._changed, []
-        return changed
+        return self._ledger.take_changed()
 
     # ------------------------------------------------------------ the step
     def step(self, now: float, events: list[Event]) -> list[Action]:
@@ -220,24 +196,10 @@ class ControlPlane:
                 raise
             raise PolicyError(f"{failure} at simulated time {now:g} s") from e
 
-    def _node_index(self, n: Any, hook: str, what: str) -> int:
-        """``n`` as a node index, or a :class:`PolicyError` saying it is none."""
-        try:
-            i = int(n)
-        except (TypeError, ValueError, OverflowError):
-            raise PolicyError(f"{hook} {what} {n!r}, which is not a node index") from None
-        if not 0 <= i < len(self.nodes):
-            names = [getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
-                     for impl in getattr(self.pm.hook, hook).get_hookimpls()]
-            raise PolicyError(f"policy {' or '.join(map(repr, names))}: {hook} {what} node {i}, "
-                              f"out of range: the cluster has nodes 0 to {len(self.nodes) - 1}"
-                              ) from None
-        return i
-
     def _step(self, now: float, events: list[Event]) -> list[Action]:
         view = self.view
         view.now = now
-        self._changed = []
+        self._ledger.changed = []
         if len(events) > 1:
             events.sort(key=event_order)
         actions: list[Action] = []
@@ -259,11 +221,6 @@ class ControlPlane:
         if self._h_power.implemented:
             self._power(now, actions)
         return actions
-
-    def _set_state(self, n: int, state: int) -> None:
-        self._state[n] = state
-        self._st[n] = state
-        self._changed.append(n)
 
     def _freed(self, n: int) -> None:
         """Resources on node ``n`` were freed or it came up: a stuck pass may go on."""
@@ -350,12 +307,9 @@ class ControlPlane:
         for task in lost:
             self._release(task, now)
             self._fail_or_retry(task, now)
-        if self._st[n] == _ON:
-            self._index.remove(n, self._cf[n])
-        elif self._st[n] == PowerState.BOOTING:
+        if self._st[n] == PowerState.BOOTING:
             self.booting -= 1
-        self._set_state(n, int(PowerState.DOWN))
-        self._idle_since[n] = _NAN
+        self._ledger.take_off(n, int(PowerState.DOWN))
 
     def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
         n = ev.node
@@ -375,47 +329,19 @@ class ControlPlane:
         self._bring_on(n, now)
 
     def _bring_on(self, n: int, now: float) -> None:
-        self._set_state(n, _ON)
-        self._index.add(n, self._cf[n], self._mf[n])
-        self._idle_since[n] = now if not self._running_on[n] else _NAN
+        self._ledger.bring_on(n, now)
         self._freed(n)
 
     def _on_tick(self, ev: Event, now: float, actions: list[Action]) -> None:
         self._write({"t": now, "ev": "tick"})
 
     # ------------------------------------------------------------ reservations
-    def _reserve(self, task: Task, node: int) -> None:
-        c = task.cores
-        old = self._cf[node]
-        mem = self._mf[node] - task.mem_mb
-        self._cf[node] = self._cores_free[node] = old - c
-        self._mf[node] = self._mem_free[node] = mem
-        self._index.move(node, old, old - c, mem)
-        self._changed.append(node)
-        self._ntasks[node] += 1
-        self._idle_since[node] = _NAN
-        self._running[task.id] = task
-        self._running_on[node][task.id] = task
-        task.node = node
-
     def _release(self, task: Task, now: float) -> None:
-        node = task.node
-        del self._running[task.id]
-        del self._running_on[node][task.id]
-        old = self._cf[node]
-        mem = self._mf[node] + task.mem_mb
-        self._cf[node] = self._cores_free[node] = old + task.cores
-        self._mf[node] = self._mem_free[node] = mem
-        if self._st[node] == _ON:
-            self._index.move(node, old, old + task.cores, mem)
-            if not self._running_on[node]:
-                self._idle_since[node] = now
-        self._ntasks[node] -= 1
-        self._changed.append(node)
-        self._freed(node)
+        self._ledger.release(task, now)
+        self._freed(task.node)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
-        self._reserve(task, node)
+        self._ledger.reserve(task, node)
         task.state = _RUNNING
         task.start_s = now
         task.attempts += 1
@@ -466,7 +392,7 @@ class ControlPlane:
                 if rec is not None:
                     rec.update(hook="index", reason="no room", candidates=0)
             else:
-                node, room = self._choose(task, reservation, reserved_for, now, rec), None
+                node, room = self._placement.choose(task, reservation, reserved_for, now, rec), None
             first = False
             if node >= 0:
                 if rec is not None:
@@ -502,95 +428,6 @@ class ControlPlane:
             if room is False or (room is None and index.tightest(head.cores, head.mem_mb) is None):
                 self._stuck_head = head  # blocked for room, not by the policy
 
-    def _choose(self, task: Task, res: Reservation | None, head: Task | None, now: float,
-                rec: dict[str, Any] | None = None) -> int:
-        """The node for ``task``, or -1; fills the decision-trace record ``rec`` when given.
-
-        Tracing asks exactly the hooks an untraced pass asks, in the same
-        order, so it cannot change a decision.
-        """
-        view = self.view
-        tr = cast(DecisionTrace, self._trace)  # used only with ``rec``: a traced pass
-        masks: Sequence[tuple[str, npt.NDArray[np.bool_]]] = ()
-        if self._h_place.implemented:
-            n = self._place(task, view)
-            if n is not None:
-                n = self._node_index(n, "rpiaas_place", f"put task {task.id} on")
-                if not (self._st[n] == _ON and self._cf[n] >= task.cores
-                        and self._mf[n] >= task.mem_mb):
-                    raise PolicyError(
-                        f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
-                    )
-                allowed = (res is None or head is None or self._respects(res, head, task, n, now))
-                by = ""  # (traced) the filter that overruled the answer
-                if allowed and self._h_filter.implemented:
-                    # filters are constraints: a placement they exclude falls through
-                    if rec is None:
-                        allowed = all(bool(np.asarray(m, dtype=bool)[n])
-                                      for m in self._h_filter.all(task=task, view=view))
-                    else:
-                        masks = tr.named_filters(task)
-                        by = next((who for who, m in masks if not m[n]), "")
-                        allowed = not by
-                if allowed:
-                    if rec is not None:
-                        rec["hook"] = "place"
-                        tr.filters(rec, view.fits(task), masks)
-                    return n
-                if rec is not None:
-                    rec["place"] = {"node": self.nodes[n].name, "overruled": by or RESERVATION}
-            elif not (self._h_filter.implemented or self._h_score.implemented):
-                if rec is not None:
-                    rec["hook"] = "place"
-                    tr.filters(rec, view.fits(task), masks)
-                    rec["reason"] = "no room" if not rec["candidates"] else "declined"
-                return -1
-            elif rec is not None:
-                rec["place"] = None
-        mask = view.fits(task)
-        fits = mask if rec is None else mask.copy()  # (traced) the nodes with room
-        if self._h_filter.implemented:
-            if rec is None:
-                for m in self._h_filter.all(task=task, view=view):
-                    mask &= np.asarray(m, dtype=bool)
-            else:
-                masks = tr.named_filters(task)
-                for _, m in masks:
-                    mask &= m
-        kept = -1  # the node kept out for a reservation
-        if res is not None and head is not None and mask[res.node] and not self._respects(
-            res, head, task, res.node, now
-        ):
-            mask[res.node] = False
-            kept = res.node
-        total: npt.NDArray[np.float64] | None = None
-        if self._h_score.implemented:
-            scores = self._h_score.all(task=task, view=view)
-            if scores:
-                total = np.sum(scores, axis=0, dtype=np.float64)
-        if total is not None:
-            n = int(np.argmax(np.where(mask, total, -np.inf))) if mask.any() else -1
-        else:
-            idx = np.flatnonzero(mask)
-            n = int(idx[0]) if idx.size else -1
-        if rec is not None:
-            tr.mask(rec, fits, masks, kept, mask, total, n)
-        return n
-
-    def _respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
-        """Whether starting ``task`` on ``node`` keeps ``head``'s reservation."""
-        if node != res.node:
-            return True
-        if now + self.view.estimate_s(task, node) <= res.start_s:
-            return True
-        cores = self._cf[node] - task.cores
-        mem = self._mf[node] - task.mem_mb
-        for t in self._running_on[node].values():
-            if t.est_end_s <= res.start_s:
-                cores += t.cores
-                mem += t.mem_mb
-        return cores >= head.cores and mem >= head.mem_mb
-
     # ------------------------------------------------------------ rebalance and power
     def _rebalance(self, now: float, actions: list[Action]) -> None:
         for answer in self._h_rebalance.all(view=self.view, now=now):
@@ -604,7 +441,7 @@ class ControlPlane:
 
     def _migrate(self, act: Migrate, now: float, actions: list[Action]) -> None:
         task = act.task
-        dst = self._node_index(act.node, "rpiaas_rebalance", f"moved task {task.id} to")
+        dst = self._placement.node_index(act.node, "rpiaas_rebalance", f"moved task {task.id} to")
         if task.id not in self._running or dst == task.node or not self.view.fits_node(task, dst):
             if self._trace is not None:
                 rec = {"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
@@ -622,7 +459,7 @@ class ControlPlane:
             self._trace.emit({"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
                         "chosen": self.nodes[dst].name, "from": self.nodes[src].name})
         self._release(task, now)
-        self._reserve(task, dst)
+        self._ledger.reserve(task, dst)
         task.epoch += 1
         task.est_end_s = now + self.view.estimate_s(task, dst)
         self._write({"t": now, "act": "migrate", "task": task.id,
@@ -655,20 +492,18 @@ class ControlPlane:
         if not isinstance(plan, PowerPlan):
             raise PolicyError(f"rpiaas_power returned {plan!r}; expected a PowerPlan")
         for n in plan.on:
-            n = self._node_index(n, "rpiaas_power", "switched on")
+            n = self._placement.node_index(n, "rpiaas_power", "switched on")
             if self._st[n] != PowerState.OFF:
                 continue
-            self._set_state(n, int(PowerState.BOOTING))
+            self._ledger.set_state(n, int(PowerState.BOOTING))
             self.booting += 1
             self._write({"t": now, "act": "power_on", "node": self.nodes[n].name})
             actions.append(PowerOn(n))
         for n in plan.off:
-            n = self._node_index(n, "rpiaas_power", "switched off")
+            n = self._placement.node_index(n, "rpiaas_power", "switched off")
             if self._st[n] != _ON or self._running_on[n]:
                 continue
-            self._index.remove(n, self._cf[n])
-            self._set_state(n, int(PowerState.OFF))
-            self._idle_since[n] = _NAN
+            self._ledger.take_off(n, int(PowerState.OFF))
             self._write({"t": now, "act": "power_off", "node": self.nodes[n].name})
             actions.append(PowerOff(n))
         if plan.wake_at_s is not None and plan.wake_at_s > now:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import pluggy
 
-__all__ = ["SKIP", "Policy", "PolicyParamError", "PowerPlan", "Reservation", "hookimpl"]
+__all__ = ["SKIP", "Policy", "PolicyError", "PolicyParamError", "PowerPlan", "Reservation", "hookimpl"]
 
 hookimpl = pluggy.HookimplMarker("rpiaas")
 
@@ -115,3 +115,11 @@ class PowerPlan:
     on: list[int] = field(default_factory=list)
     off: list[int] = field(default_factory=list)
     wake_at_s: float | None = None
+
+
+class PolicyError(RuntimeError):
+    """A policy raised, or answered something the control plane cannot carry out.
+
+    Raised from :meth:`ControlPlane.step` with the simulated time in the message;
+    ``__cause__`` holds the policy's own exception when it raised one.
+    """

@@ -104,7 +104,7 @@ def test_default_first_fit_and_a_task_that_fits_nowhere_this_pass() -> None:
 
 def test_filter_and_score() -> None:
     cp, sink = traced(LeastLoaded(), NotOn((1,)), cores=(4, 4, 4))
-    cp.view._utilization[:] = [0.5, 0.0, 0.25]
+    cp.view.utilization_sink(measured=False)[:] = [0.5, 0.0, 0.25]
     cp.step(1.5, [TaskArrived(task(1))])
     [rec] = records(sink)
     assert rec == {"t": 1.5, "decision": "place", "task": 1, "hook": "filter+score", "chosen": "n2.test",

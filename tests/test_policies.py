@@ -37,8 +37,7 @@ def loaded(policy: object) -> ControlPlane:
     cp = ControlPlane(nodes(*[node_type(cores=4)] * 3), [policy])
     for tid, (n, c) in enumerate(((0, 1), (1, 3), (2, 2)), start=100):
         t = task(tid, c)
-        cp._reserve(t, n)
-        cp._running[t.id] = t
+        cp.ledger.reserve(t, n)  # as if they had started there
     return cp
 
 
@@ -88,9 +87,9 @@ def test_random_is_seeded_and_spreads() -> None:
 
 def test_least_loaded_follows_utilisation() -> None:
     cp = ControlPlane(nodes(*[node_type(cores=4)] * 3), [LeastLoaded()])
-    cp.view._utilization[:] = [0.9, 0.2, 0.5]  # as measured on a testbed
+    cp.view.utilization_sink(measured=True)[:] = [0.9, 0.2, 0.5]  # as measured on a testbed
     assert place(cp, task(1)) == 1
-    cp.view._utilization[:] = [0.1, 0.2, 0.5]
+    cp.view.utilization_sink(measured=True)[:] = [0.1, 0.2, 0.5]
     assert place(cp, task(2)) == 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rpiaas.view import FreeCoresIndex
+from rpiaas.ledger import FreeCoresIndex
 
 nodes_st = st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4096)), min_size=1, max_size=40)
 
