@@ -7,16 +7,12 @@ runs a scheduling pass over its queue asking the policy hooks, lets the
 policy rebalance and manage power, writes every event and action to the event
 log, and returns the actions for the shell to carry out.
 
-It owns the queue and the reservations: a started task's cores and memory are
-taken from its node at once and given back when the task ends, so no node is
-ever overcommitted, whatever the policy answers.
-
-Given a ``trace`` sink it also writes the decision trace (``decisions.jsonl``):
-one JSON line per placement decision, admission rejection and rebalance
-action, saying which hooks answered, which nodes they filtered out, how the
-feasible nodes scored and which node was chosen.  The format is documented
-in ``docs/scenario.md`` ("Decision trace"); both shells write it the same way.
-The records are built by :class:`rpiaas.decisions.DecisionTrace`.
+It owns the queue and, in its :class:`~rpiaas.ledger.Ledger`, the reservations:
+a started task's cores and memory are taken from its node at once and given
+back when the task ends, so no node is ever overcommitted, whatever the
+policy answers.  The choice of a node is :mod:`rpiaas.placement`'s, moves and
+power changes :mod:`rpiaas.rebalance`'s, the decision trace
+:mod:`rpiaas.decisions`' (given a ``trace`` sink).
 """
 
 from __future__ import annotations
@@ -29,34 +25,29 @@ from .decisions import TRACE_TOP_K, DecisionTrace, TextSink, named_impls
 from .events import (
     Action,
     Event,
-    Kill,
-    Migrate,
     NodeBooted,
     NodeDown,
     NodeUp,
-    PowerOff,
-    PowerOn,
     Reject,
     Start,
     TaskArrived,
     TaskFailed,
     TaskFinished,
     Tick,
-    WakeAt,
     event_order,
 )
 from .ledger import Ledger
 from .model import Node, PowerState, Task, TaskState
 from .placement import Placement
 from .plugins import HookCall, get_plugin_manager, locate_failure
-from .policy import SKIP, Policy, PolicyError, PowerPlan, Reservation
+from .policy import SKIP, Policy, PolicyError, Reservation
+from .rebalance import PolicyMoves
 from .view import ClusterView
 
 __all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
 
 _ON = int(PowerState.ON)
 _QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
-
 
 
 class ControlPlane:
@@ -105,6 +96,9 @@ class ControlPlane:
                                     self._h_score, self._trace)
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
+        self._moves = PolicyMoves(self.nodes, view, ledger, self._placement, self._h_rebalance,
+                                  self._h_power, self._trace, self._write, self._release,
+                                  lambda task: self.on_final(task))
 
         self._names = [json.dumps(n.name) for n in self.nodes]
         # the largest capacities of the cluster (none of them smaller than another
@@ -217,9 +211,9 @@ class ControlPlane:
                 self._schedule(now, actions)
         view.queue_length = len(self._queue)
         if self._h_rebalance.implemented:
-            self._rebalance(now, actions)
+            self._moves.rebalance(now, actions)
         if self._h_power.implemented:
-            self._power(now, actions)
+            self.booting += self._moves.power(now, actions)
         return actions
 
     def _freed(self, n: int) -> None:
@@ -427,87 +421,6 @@ class ControlPlane:
             head = next(iter(queue.values()))
             if room is False or (room is None and index.tightest(head.cores, head.mem_mb) is None):
                 self._stuck_head = head  # blocked for room, not by the policy
-
-    # ------------------------------------------------------------ rebalance and power
-    def _rebalance(self, now: float, actions: list[Action]) -> None:
-        for answer in self._h_rebalance.all(view=self.view, now=now):
-            for act in answer:
-                if isinstance(act, Migrate):
-                    self._migrate(act, now, actions)
-                elif isinstance(act, Kill):
-                    self._kill(act.task, now, actions)
-                else:
-                    raise PolicyError(f"rpiaas_rebalance returned {act!r}; expected Migrate or Kill")
-
-    def _migrate(self, act: Migrate, now: float, actions: list[Action]) -> None:
-        task = act.task
-        dst = self._placement.node_index(act.node, "rpiaas_rebalance", f"moved task {task.id} to")
-        if task.id not in self._running or dst == task.node or not self.view.fits_node(task, dst):
-            if self._trace is not None:
-                rec = {"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
-                       "chosen": self._trace.name(dst)}
-                if task.id not in self._running:
-                    rec["reason"] = "not running"
-                else:
-                    rec.update(reason="already there" if dst == task.node else "no room",
-                               **{"from": self.nodes[task.node].name})
-                self._trace.emit(rec)
-            self._write({"t": now, "act": "migrate", "task": task.id, "dropped": True})
-            return
-        src = task.node
-        if self._trace is not None:
-            self._trace.emit({"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
-                        "chosen": self.nodes[dst].name, "from": self.nodes[src].name})
-        self._release(task, now)
-        self._ledger.reserve(task, dst)
-        task.epoch += 1
-        task.est_end_s = now + self.view.estimate_s(task, dst)
-        self._write({"t": now, "act": "migrate", "task": task.id,
-                     "from": self.nodes[src].name, "node": self.nodes[dst].name})
-        actions.append(Migrate(task, dst, src))
-
-    def _kill(self, task: Task, now: float, actions: list[Action]) -> None:
-        if self._trace is not None:
-            rec = {"t": now, "decision": "kill", "task": task.id, "hook": "rebalance"}
-            if task.id not in self._running:
-                rec["reason"] = "not running"
-            else:
-                rec["from"] = self.nodes[task.node].name
-            self._trace.emit(rec)
-        if task.id not in self._running:
-            self._write({"t": now, "act": "kill", "task": task.id, "dropped": True})
-            return
-        self._release(task, now)
-        task.epoch += 1
-        task.state = TaskState.KILLED
-        task.end_s = now
-        self._write({"t": now, "act": "kill", "task": task.id})
-        actions.append(Kill(task))
-        self.on_final(task)
-
-    def _power(self, now: float, actions: list[Action]) -> None:
-        plan = self._h_power.first(view=self.view, now=now)
-        if plan is None:
-            return
-        if not isinstance(plan, PowerPlan):
-            raise PolicyError(f"rpiaas_power returned {plan!r}; expected a PowerPlan")
-        for n in plan.on:
-            n = self._placement.node_index(n, "rpiaas_power", "switched on")
-            if self._st[n] != PowerState.OFF:
-                continue
-            self._ledger.set_state(n, int(PowerState.BOOTING))
-            self.booting += 1
-            self._write({"t": now, "act": "power_on", "node": self.nodes[n].name})
-            actions.append(PowerOn(n))
-        for n in plan.off:
-            n = self._placement.node_index(n, "rpiaas_power", "switched off")
-            if self._st[n] != _ON or self._running_on[n]:
-                continue
-            self._ledger.take_off(n, int(PowerState.OFF))
-            self._write({"t": now, "act": "power_off", "node": self.nodes[n].name})
-            actions.append(PowerOff(n))
-        if plan.wake_at_s is not None and plan.wake_at_s > now:
-            actions.append(WakeAt(float(plan.wake_at_s)))
 
     # ------------------------------------------------------------ log
     def _write(self, record: dict[str, object]) -> None:
