@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from rpiaas.control import ControlPlane
-from rpiaas.events import Kill, Migrate, PowerOff, PowerOn, Reject, Start, TaskArrived, TaskFinished, WakeAt
+from rpiaas.events import (
+    Kill,
+    Migrate,
+    PowerOff,
+    PowerOn,
+    Reject,
+    Start,
+    TaskArrived,
+    TaskFinished,
+    WakeAt,
+)
 from rpiaas.model import PowerState, Task
 from rpiaas.shell import STATE_NAMES, NodeUsage, Shell, rng_streams
 

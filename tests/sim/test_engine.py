@@ -15,9 +15,9 @@ from rpiaas.sim import simulate
 from rpiaas.sim.engine import Simulation
 from rpiaas.view import ClusterView
 
-from .helpers import cluster, read_events, read_tasks, scenario
+from ..helpers import cluster, read_events, read_tasks, scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mixed(seed: int = 5, count: int = 3000, policy: str = "best_fit") -> dict:

@@ -17,7 +17,7 @@ from rpiaas.model import Task
 from rpiaas.sim import simulate
 from rpiaas.sim.engine import Simulation
 
-from .helpers import cluster, scenario
+from ..helpers import cluster, scenario
 
 
 def erlang_c(c: int, rho: float, mu: float = 1.0) -> tuple[float, float]:
