@@ -114,7 +114,7 @@ def _ours(directory: Path, manifest: dict[str, Any]) -> list[Finding]:
     findings.append(Finding("every root path is exported to its node", not not_exported,
                             "not exported: " + "; ".join(not_exported) if not_exported else ""))
     findings.append(Finding("every exported root exists", not no_dir,
-                            "missing (prepare them with netboot/prepare-nfsroot.sh): "
+                            "missing (prepare them with scripts/netboot/prepare-nfsroot.sh): "
                             + "; ".join(no_dir) if no_dir else ""))
     return findings
 

@@ -1,4 +1,4 @@
-"""``netboot/prepare-nfsroot.sh`` on a small root tree shaped like Raspberry Pi OS's.
+"""``scripts/netboot/prepare-nfsroot.sh`` on a small root tree shaped like Raspberry Pi OS's.
 
 The agent step (a venv built by the image's own python3 under chroot) needs an
 arm64 image and qemu-user-static; here it is skipped with ``--no-agent``.
@@ -18,7 +18,7 @@ from rpiaas.cli import main
 from rpiaas.live.auth import node_token
 from rpiaas.netboot.check import check
 
-SCRIPT = Path(__file__).parents[2] / "netboot" / "prepare-nfsroot.sh"
+SCRIPT = Path(__file__).parents[2] / "scripts" / "netboot" / "prepare-nfsroot.sh"
 CLUSTER = Path(__file__).parent / "golden" / "cluster.yaml"
 
 pytestmark = [

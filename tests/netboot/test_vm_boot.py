@@ -3,7 +3,7 @@
 Real programs only.  The server namespace runs ``rpiaas netboot serve`` (dnsmasq
 on the rendered config, nfs-ganesha exporting the rendered per-node roots,
 with rpcbind) and ``rpiaas master``.  Each VM is ``qemu-system-aarch64`` with
-the Debian arm64 kernel and the initramfs of ``netboot/vm/prepare.sh``, its
+the Debian arm64 kernel and the initramfs of ``scripts/netboot/vm/prepare.sh``, its
 MAC a node's ``hwaddr``, on a tap device bridged with the server's
 interface.  Its kernel takes a DHCP lease, mounts its NFS root with its own
 NFS client and runs that root's init (``prepare-nfsroot.sh --minimal``),
@@ -49,7 +49,7 @@ from .netns import (
 )
 
 RPIAAS = Path(sys.executable).with_name("rpiaas")
-VM_DIR = Path(__file__).parents[2] / "netboot" / "vm"
+VM_DIR = Path(__file__).parents[2] / "scripts" / "netboot" / "vm"
 PREPARE_NFSROOT = VM_DIR.parent / "prepare-nfsroot.sh"
 PROGRAMS = ("dnsmasq", "busybox", "nsenter", "rpcbind", "ganesha.nfsd", "qemu-system-aarch64",
             "apt-get", "dpkg-deb", "depmod", "cpio")
@@ -106,7 +106,7 @@ def _prepare() -> VmFiles:
     done = subprocess.run([str(VM_DIR / "prepare.sh")], capture_output=True, text=True,
                           timeout=600)
     if done.returncode != 0:
-        why = f"netboot/vm/prepare.sh failed: {done.stderr.strip().splitlines()[-1:]}"
+        why = f"scripts/netboot/vm/prepare.sh failed: {done.stderr.strip().splitlines()[-1:]}"
         if os.environ.get("RPIAAS_REQUIRE_VM") == "1":
             pytest.fail(why + "\n" + done.stderr)
         pytest.skip(why)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # boot-vm.sh: boot a virtual Pi (arm64, QEMU "virt", TCG) from the network.
 #
-#   netboot/vm/boot-vm.sh --tap TAP --mac MAC [--kernel FILE --initrd FILE]
+#   scripts/netboot/vm/boot-vm.sh --tap TAP --mac MAC [--kernel FILE --initrd FILE]
 #                         [--mem MB] [--cache DIR] [--append TEXT]
 #
 # The VM's only network card (virtio-net on virtio-mmio) has the MAC given, the

@@ -1,9 +1,9 @@
 #!/bin/sh
 # prepare-nfsroot.sh: one NFS root file system per node, from a Raspberry Pi OS image.
 #
-#   sudo netboot/prepare-nfsroot.sh --render DIR --image raspios-lite-arm64.img
-#   sudo netboot/prepare-nfsroot.sh --render DIR --root-from /mnt/root --boot-from /mnt/boot
-#   sudo netboot/prepare-nfsroot.sh --render DIR --minimal --busybox FILE --master URL
+#   sudo scripts/netboot/prepare-nfsroot.sh --render DIR --image raspios-lite-arm64.img
+#   sudo scripts/netboot/prepare-nfsroot.sh --render DIR --root-from /mnt/root --boot-from /mnt/boot
+#   sudo scripts/netboot/prepare-nfsroot.sh --render DIR --minimal --busybox FILE --master URL
 #
 # DIR is the output of `rpiaas netboot render` (its nodes.json names every node,
 # its address and its NFS root path).  For each node the script
@@ -26,7 +26,7 @@
 # and, with --image or --boot-from, copies the boot partition to DIR/boot-files
 # for `rpiaas netboot render --boot-files DIR/boot-files` (render again after).
 #
-# --minimal makes, instead, a minimal root per node for tests (netboot/vm/):
+# --minimal makes, instead, a minimal root per node for tests (scripts/netboot/vm/):
 # a static busybox (--busybox FILE, of the nodes' architecture) and an
 # /sbin/init that reports the boot to the master at URL (POST
 # URL/api/v1/nodes/<name>/booted with its uptime; authenticated by its

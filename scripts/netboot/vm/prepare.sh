@@ -1,7 +1,7 @@
 #!/bin/sh
 # prepare.sh: the kernel, initramfs and busybox of a virtual Pi (arm64, QEMU "virt").
 #
-#   netboot/vm/prepare.sh [--cache DIR]
+#   scripts/netboot/vm/prepare.sh [--cache DIR]
 #
 # Downloads, with `apt-get download` (no package is installed), the current
 # Debian arm64 kernel (the package linux-image-arm64 depends on) and

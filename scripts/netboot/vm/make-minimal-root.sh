@@ -1,7 +1,7 @@
 #!/bin/sh
 # make-minimal-root.sh: a minimal NFS root per node, for booting virtual Pis in tests.
 #
-#   netboot/vm/make-minimal-root.sh --render DIR --busybox FILE --master URL
+#   scripts/netboot/vm/make-minimal-root.sh --render DIR --busybox FILE --master URL
 #                                   [--boot-secret-file FILE]
 #
 # (also run as `prepare-nfsroot.sh --minimal ...`.)  DIR is the output of
