@@ -25,11 +25,15 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         x = d["runs"][0]
         # every task arrived, started once, ran and completed
         assert x["completed"] == x["started"] == 200 and x["not_completed"] == 0
-        assert 0 <= x["queued_first"] <= 200 and x["node_down_events"] >= 0
+        assert 0 <= x["queued_first"] <= 200 and isinstance(x["node_down_events"], int)
+        # a node lost for a moment (a loaded machine) is reported, not hidden
+        assert (x["node_down_events"] > 0) == ("went offline" in run.stdout)
         assert x["starts_per_s"] > 0
         assert 0 < x["latency_p50_ms"] <= x["latency_p99_ms"] <= x["latency_max_ms"]
-        assert x["master_part_ms"]["p50"] > 0 and x["agent_part_ms"]["p50"] >= 0
+        assert x["master_part_ms"]["p50"] > 0 and x["agent_part_ms"]["p50"] > 0
         assert x["master_cpu_percent_of_one_core"] > 0
         assert x["agent_server_cpu_percent_of_one_core"] > 0
-        assert x["workers_cpu_percent_of_one_core"] >= 0
         assert d["sustained_starts_per_s"] in (0.0, x["starts_per_s"])
+    # an interpreter per task costs more CPU than exec'ing /bin/sleep, and both are measured
+    exec_cpu, python_cpu = (d["runs"][0]["workers_cpu_percent_of_one_core"] for d in r["dispatch"])
+    assert 0 <= exec_cpu < python_cpu

@@ -25,7 +25,7 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert p["rounds"] >= 1 and p["polls_answered"] >= p["agents"]
     assert 0 < p["latency_p50_ms"] <= p["latency_p99_ms"] <= p["latency_max_ms"]
     assert p["last_round_ms"] > 0
-    assert p["master_cpu_percent_of_one_core"] >= 0 and p["master_rss_mb"] > 0
+    assert p["master_cpu_percent_of_one_core"] > 0 and p["master_rss_mb"] > 0
     assert p["agent_server_rss_mb"] > 0
     # every answered poll of the window left one sample in the history file
     assert p["samples_stored"] > 0 and p["samples_stored_per_s"] > 0
