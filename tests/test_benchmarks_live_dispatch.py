@@ -30,7 +30,9 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         assert (x["node_down_events"] > 0) == ("went offline" in run.stdout)
         assert x["starts_per_s"] > 0
         assert 0 < x["latency_p50_ms"] <= x["latency_p99_ms"] <= x["latency_max_ms"]
-        assert x["master_part_ms"]["p50"] > 0 and x["agent_part_ms"]["p50"] > 0
+        # the agent's share of a start (0.0 when it rounds away) is part of its latency
+        assert x["master_part_ms"]["p50"] > 0
+        assert 0 <= x["agent_part_ms"]["p50"] <= x["latency_max_ms"]
         assert x["master_cpu_percent_of_one_core"] > 0
         assert x["agent_server_cpu_percent_of_one_core"] > 0
         assert d["sustained_starts_per_s"] in (0.0, x["starts_per_s"])
