@@ -35,6 +35,8 @@ def fingerprint(scenario_path: Path, out: Path) -> dict[str, str]:
     digests = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in FILES}
     run: dict[str, Any] = json.loads((out / "run.json").read_text())
     run.pop("versions", None)
+    # where the checkout is is no part of the run
+    run["scenario_file"] = str(Path(run["scenario_file"]).resolve().relative_to(ROOT))
     digests["run.json"] = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()
     return digests
 
