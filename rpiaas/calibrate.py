@@ -29,8 +29,8 @@ import numpy as np
 import yaml
 
 from .compare import Run, RunFileError, compare_tasks, load_run, same_tasks
+from .inputs.source import InputError, Source, load_file
 from .model import PROFILES
-from .source import InputError, Source, load_file
 
 __all__ = [
     "Calibration",

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .control import PolicyError
-from .source import InputError
+from .inputs.source import InputError
 
 __all__ = ["main"]
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .source import InputError
+from .inputs.source import InputError
 
 __all__ = ["RunSpec", "SweepResult", "aggregate", "expand", "mean_ci", "parse_seeds", "run_one",
            "split_values", "sweep", "t_quantile"]
@@ -71,7 +71,7 @@ class RunSpec:
 
 
 def _has_trace(path: str) -> bool:
-    from .source import load_file
+    from .inputs.source import load_file
 
     data = load_file(path).data
     return isinstance(data, dict) and isinstance(data.get("workload"), dict) and "trace" in data["workload"]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from rpiaas.inputs.source import InputError
 from rpiaas.results import RunWriter
 from rpiaas.scenario import load_scenario
-from rpiaas.source import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"

@@ -25,8 +25,8 @@ from types import FrameType
 import pytest
 
 from rpiaas.cluster import load_cluster
+from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario, parse_overrides
-from rpiaas.source import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))

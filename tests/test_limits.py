@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from rpiaas.cluster import load_cluster
-from rpiaas.limits import LIMITS
+from rpiaas.inputs.limits import LIMITS
+from rpiaas.inputs.source import InputError, LimitError, load, load_file
 from rpiaas.scenario import load_scenario, parse_overrides
 from rpiaas.sim import simulate
-from rpiaas.source import InputError, LimitError, load, load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"

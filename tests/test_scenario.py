@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rpiaas.cluster import load_cluster
+from rpiaas.inputs.source import InputError, Source, load
 from rpiaas.model import PowerState
 from rpiaas.scenario import Scenario, load_scenario, parse_overrides, parse_scenario
 from rpiaas.sim import simulate
 from rpiaas.sim.engine import rng_streams
-from rpiaas.source import InputError, Source, load
 from rpiaas.workload import Generator
 
 ROOT = Path(__file__).resolve().parents[1]

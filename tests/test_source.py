@@ -11,7 +11,7 @@ import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rpiaas.source import InputError, Source, describe, dotted, load, load_file
+from rpiaas.inputs.source import InputError, Source, describe, dotted, load, load_file
 
 REFERENCE = Path("/work/shared/reference/rpiaas-config.example.json")
 

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
-from rpiaas.source import InputError
-from rpiaas.traces import (
+from rpiaas.workload import Trace
+from rpiaas.workload.traces import (
     SkipReport,
     TraceOptions,
     map_jobs,
@@ -23,7 +24,6 @@ from rpiaas.traces import (
     swf_header,
     target_for,
 )
-from rpiaas.workload import Trace
 
 from .helpers import shared_file
 

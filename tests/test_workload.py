@@ -13,16 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from rpiaas.inputs.source import InputError, Source
 from rpiaas.scenario import load_scenario
-from rpiaas.source import InputError, Source
-from rpiaas.workload import (
-    CHUNK,
-    Distribution,
-    Generator,
-    TaskList,
-    parse_distribution,
-    parse_workload,
-)
+from rpiaas.workload import Distribution, Generator, TaskList, parse_workload
+from rpiaas.workload.generators import CHUNK, parse_distribution
 
 N = 200_000
 

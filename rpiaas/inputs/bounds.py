@@ -3,7 +3,7 @@
 A scenario can be valid key by key and still never finish: sampled every
 microsecond, a horizon of 10^12 s, one task of 10^12 core-seconds.  These
 checks estimate a run's length from its scenario and refuse, with the key to
-blame and the limit (:mod:`rpiaas.limits`), what would pass a limit; the
+blame and the limit (:mod:`rpiaas.inputs.limits`), what would pass a limit; the
 simulation checks the same limits again as it runs (:func:`check_progress`),
 for what no estimate foresees.
 """
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..model import ClusterSpec
+from ..workload import Distribution, Generator, TaskList, Workload
 from . import limits
-from .model import ClusterSpec
 from .source import KeyPath, LimitError, Source
-from .workload import Distribution, Generator, TaskList, Workload
 
 __all__ = ["check_progress", "check_scenario_bounds"]
 

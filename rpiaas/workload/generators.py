@@ -1,11 +1,4 @@
-"""Workloads: where a run's tasks come from.
-
-A workload is either a *generator* (an arrival process and a distribution for
-each task field, drawn from the run's workload random stream in chunks), an
-inline *task list*, or a recorded *trace* (SWF or CSV, read by
-:mod:`rpiaas.traces`).  Either way :meth:`Workload.tasks` streams
-:class:`~rpiaas.model.Task` objects in arrival order, so a run of millions of
-tasks never holds them all.
+"""Generated workloads: an arrival process and a distribution for each task field.
 
 Each field of a generator draws from its own stream, spawned from the run's
 workload stream, in chunks of a fixed size.  So the tasks of a seed do not
@@ -17,19 +10,25 @@ random numbers when comparing scenario variants).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .model import Task
-from .source import KeyPath, Source, describe
+from ..inputs.source import KeyPath, Source, describe
+from ..model import Task
+from .base import KINDS, Workload
 
-if TYPE_CHECKING:  # rpiaas.traces is imported when a scenario has a trace
-    from .traces import SkipReport, Target, TraceOptions
-
-__all__ = ["DISTRIBUTIONS", "Distribution", "Generator", "TaskList", "Trace", "Workload", "parse_workload"]
+__all__ = [
+    "CHUNK",
+    "DISTRIBUTIONS",
+    "GENERATOR_KEYS",
+    "Distribution",
+    "Generator",
+    "parse_distribution",
+    "parse_generator",
+]
 
 CHUNK = 4096  # draws per field per refill; fixed, so a seed's tasks do not depend on count
 INT_CAP = float(2**53)  # integer fields (cores, mem_mb) never exceed this
@@ -107,22 +106,6 @@ class Distribution:
         return bound
 
 
-class Workload:
-    """Base of workloads: a stream of tasks in arrival order.
-
-    Subclasses provide ``count``: the number of tasks when known in advance, else ``None``.
-    """
-
-    count: Any
-
-    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
-        raise NotImplementedError
-
-    def max_request(self) -> tuple[float | None, float | None]:
-        """Largest cores and mem_mb a task can ask for (``None``: unbounded)."""
-        raise NotImplementedError
-
-
 @dataclass(frozen=True)
 class Generator(Workload):
     """Tasks drawn from distributions; arrivals a renewal process."""
@@ -164,70 +147,9 @@ class Generator(Workload):
         return self.cores.upper_bound(), self.mem_mb.upper_bound()
 
 
-@dataclass(frozen=True)
-class TaskList(Workload):
-    """An explicit list of tasks (sorted by arrival, then id)."""
-
-    items: tuple[Task, ...] = field(default_factory=tuple)
-    positions: dict[int, int] = field(default_factory=dict)  # task id -> index in the file
-
-    @property
-    def count(self) -> int:
-        return len(self.items)
-
-    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
-        for t in self.items:
-            yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.tenant,
-                       t.priority, t.walltime_s)
-
-    def max_request(self) -> tuple[float | None, float | None]:
-        if not self.items:
-            return 0, 0
-        return max(t.cores for t in self.items), max(t.mem_mb for t in self.items)
-
-
-@dataclass(frozen=True)
-class Trace(Workload):
-    """Jobs of a recorded trace, streamed from the file each run (the random stream is unused).
-
-    Parsing gives an unbound trace; :meth:`bind` maps it onto a cluster's node
-    types and reads the file once, streamed, to count the tasks and what was
-    skipped (so a bad line is an input error before any run starts).
-    """
-
-    options: TraceOptions
-    target: Target | None = None
-    count: int | None = None
-    report: SkipReport | None = field(default=None, compare=False)
-
-    def bind(self, types: list[tuple[int, int]], total_cores: int) -> Trace:
-        """This trace mapped onto node types given as (cores, mem_mb), counted."""
-        from .traces import SkipReport, map_jobs, target_for
-
-        target = target_for(self.options, types, total_cores)
-        report = SkipReport()
-        n = sum(1 for _ in map_jobs(self.options, target, report))
-        return Trace(self.options, target, n, report)
-
-    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
-        if self.target is None:
-            raise RuntimeError("an unbound trace: Trace.bind() maps it onto a cluster first")
-        from .traces import map_jobs
-
-        return map_jobs(self.options, self.target)
-
-    def max_request(self) -> tuple[float | None, float | None]:
-        if self.target is None:
-            return None, None
-        return self.target.cores, self.target.mem_mb
-
-
 # ---------------------------------------------------------------- parsing
 GENERATOR_KEYS = ("count", "arrival", "cores", "mem_mb", "work_core_s", "walltime_s",
                   "kind", "tenant", "priority", "start_s")
-TASK_KEYS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "walltime_s", "kind",
-             "tenant", "priority")
-KINDS = ("cpu", "memory", "io", "sleep", "command")
 
 
 def parse_distribution(src: Source, path: KeyPath, data: Any, integer: bool,
@@ -297,23 +219,7 @@ def parse_distribution(src: Source, path: KeyPath, data: Any, integer: bool,
     return Distribution(name, params, integer, lo, hi)
 
 
-def parse_workload(src: Source, path: KeyPath, data: Any) -> Workload:
-    if isinstance(data, dict) and "trace" in data:
-        others = [k for k in data if k != "trace"]
-        if others:
-            src.fail((*path, others[0]), "give exactly one of generator, tasks or trace")
-        from .traces import parse_trace
-
-        return Trace(parse_trace(src, (*path, "trace"), data["trace"]))
-    m = src.mapping(path, data, ("generator", "tasks"))
-    if ("generator" in m) == ("tasks" in m):
-        src.fail(path, "give exactly one of generator or tasks")
-    if "generator" in m:
-        return _parse_generator(src, (*path, "generator"), m["generator"])
-    return _parse_tasks(src, (*path, "tasks"), m["tasks"])
-
-
-def _parse_generator(src: Source, path: KeyPath, data: Any) -> Generator:
+def parse_generator(src: Source, path: KeyPath, data: Any) -> Generator:
     g = src.mapping(path, data, GENERATOR_KEYS, required=("arrival", "cores", "mem_mb", "work_core_s"))
     count = src.integer((*path, "count"), g["count"], minimum=1) if g.get("count") is not None else None
     ap = (*path, "arrival")
@@ -346,28 +252,3 @@ def _parse_generator(src: Source, path: KeyPath, data: Any) -> Generator:
         tenant=src.string((*path, "tenant"), g.get("tenant", "")),
         priority=src.integer((*path, "priority"), g.get("priority", 0)),
     )
-
-
-def _parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
-    items: list[Task] = []
-    seen: dict[int, int] = {}
-    for i, raw in enumerate(src.sequence(path, data)):
-        tp = (*path, i)
-        t = src.mapping(tp, raw, TASK_KEYS, required=("arrival_s", "cores", "mem_mb", "work_core_s"))
-        tid = src.integer((*tp, "id"), t["id"], minimum=0) if "id" in t else i + 1
-        if tid in seen:
-            src.fail((*tp, "id"), f"duplicate task id {tid} (also item {seen[tid]})")
-        seen[tid] = i
-        items.append(Task(
-            tid,
-            src.number((*tp, "arrival_s"), t["arrival_s"], nonnegative=True),
-            src.integer((*tp, "cores"), t["cores"], minimum=1),
-            src.integer((*tp, "mem_mb"), t["mem_mb"], minimum=1),
-            src.number((*tp, "work_core_s"), t["work_core_s"], nonnegative=True),
-            src.choice((*tp, "kind"), t.get("kind", "cpu"), KINDS),
-            src.string((*tp, "tenant"), t.get("tenant", "")),
-            src.integer((*tp, "priority"), t.get("priority", 0)),
-            src.number((*tp, "walltime_s"), t["walltime_s"], positive=True) if "walltime_s" in t else None,
-        ))
-    items.sort(key=lambda t: (t.arrival_s, t.id))
-    return TaskList(tuple(items), dict(seen))

@@ -54,7 +54,7 @@ class InputError(ValueError):
 
 
 class LimitError(InputError):
-    """Input past one of :data:`rpiaas.limits.LIMITS`; the message names the limit and its variable."""
+    """Input past one of :data:`rpiaas.inputs.limits.LIMITS`; the message names the limit and its variable."""
 
 
 def dotted(path: KeyPath) -> str:

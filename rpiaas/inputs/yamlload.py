@@ -4,7 +4,7 @@
 does, with the resolvers a configuration file wants, and refuses (with
 :class:`Refused`, located by line) nesting deeper than ``RPIAAS_MAX_DEPTH``
 and aliases that would expand past ``RPIAAS_MAX_ALIAS_VALUES`` values, before
-a value is built.  :mod:`rpiaas.source` builds the data and the errors.
+a value is built.  :mod:`rpiaas.inputs.source` builds the data and the errors.
 """
 
 from __future__ import annotations
