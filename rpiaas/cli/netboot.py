@@ -1,4 +1,4 @@
-"""``rpiaas netboot render | check | serve``: the command line of the network boot."""
+"""``rpiaas netboot render | check | serve``: the command line of the network boot (rpiaas.netboot)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from ..cluster import load_cluster
-from .check import check, passed
-from .plan import NetbootError, make_plan
-from .render import load_manifest, plan_from_manifest, render
-from .serve import serve
+from ..netboot.check import check, passed
+from ..netboot.plan import NetbootError, make_plan
+from ..netboot.render import load_manifest, plan_from_manifest, render
+from ..netboot.serve import serve
+from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK
 
-__all__ = ["add_netboot_parser", "run_netboot"]
+__all__ = ["add_parser", "run"]
 
 DEFAULT_NFS_ROOT = "/srv/rpiaas/nfs"
-EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
 
-def add_netboot_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     """Add ``netboot`` and its commands to the ``rpiaas`` subparsers ``sub``."""
     nb = sub.add_parser("netboot", help="render, check and serve the network boot of the Pis")
     cmds = nb.add_subparsers(dest="netboot_command", required=True, metavar="COMMAND")
@@ -46,6 +46,7 @@ def add_netboot_parser(sub: Any) -> None:
     s.add_argument("--nfs", choices=("none", "ganesha"), default="none",
                    help="also run the user-space NFS server nfs-ganesha (default: none, "
                         "use the kernel's with the exports file)")
+    nb.set_defaults(run=run)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -64,7 +65,7 @@ def _render(args: argparse.Namespace) -> int:
         if node.hwaddr is None:
             print(f"warning: {node.name}: no MAC address: no fixed lease, it cannot boot",
                   file=sys.stderr)
-    from .ganesha import render_ganesha
+    from ..netboot.ganesha import render_ganesha
 
     render(plan, out, source=str(Path(args.cluster).absolute()), upstream_dns=args.upstream_dns,
            boot_files=args.boot_files,
@@ -87,7 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
     state = Path(args.state_dir) if args.state_dir else directory / "state"
     commands = []
     if args.nfs == "ganesha":
-        from .ganesha import ganesha_command, render_ganesha
+        from ..netboot.ganesha import ganesha_command, render_ganesha
 
         plan = plan_from_manifest(load_manifest(directory))
         state = state.absolute()
@@ -100,7 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(directory, state, commands)
 
 
-def run_netboot(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``rpiaas netboot ...``; NetbootError is bad input (exit 2)."""
     try:
         if args.netboot_command == "render":
