@@ -28,7 +28,7 @@ from rpiaas.cluster import load_cluster
 from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario, parse_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 CLUSTERS = sorted((ROOT / "scenarios" / "clusters").glob("*"))
 PER_FILE = 40
