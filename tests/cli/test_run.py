@@ -1,4 +1,4 @@
-"""rpiaas run, run as a real process: the summary table, overrides, seeds, the run directory."""
+"""rpiaas run: the summary table, overrides, seeds, the run directory (as a real process); live mode's option checks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from rpiaas.cli import main
+from rpiaas.cli.run import format_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -78,3 +83,26 @@ def test_a_directory_that_is_not_a_run_is_not_overwritten(tmp_path: Path) -> Non
     assert r.returncode == 2
     assert r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1
     assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
+# ---------------------------------------------------------------- in process
+def test_format_summary_aligns_units_and_missing_values() -> None:
+    text = format_summary({"tasks": 2000, "mean_wait_s": 1.23456, "energy_j": 123456.7, "p95_wait_s": None},
+                          title="t")
+    assert text.splitlines() == ["t", "─" * 21, "tasks           2,000", "mean_wait_s     1.235",
+                                 "energy_j      123,457", "p95_wait_s          —"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "error: --master: --live needs --master URL (or $RPIAAS_MASTER_URL)\n"),
+    (["--master", "ftp://x"], "error: --master: expected an http:// or https:// URL, got 'ftp://x'\n"),
+    (["--master", "http://127.0.0.1:9", "--timescale", "0"],
+     "error: --timescale: expected a positive number, got 0.0\n"),
+])
+def test_live_mode_refuses_bad_options_before_it_connects(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        args: list[str], message: str) -> None:
+    monkeypatch.delenv("RPIAAS_MASTER_URL", raising=False)
+    assert main(["run", str(QUICKSTART), "--live", "-q", "--out", str(tmp_path / "r"), *args]) == 2
+    assert capsys.readouterr().err == message
+    assert not (tmp_path / "r").exists()
