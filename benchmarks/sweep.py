@@ -17,7 +17,7 @@ See docs/sweep.md.
 - ``dask``: the same grid on a Dask scheduler and two workers (``dask
   scheduler`` and ``dask worker --nthreads 1`` on loopback, separate
   processes, started before the clock starts).
-- ``swf``: jobs per second through :func:`rpiaas.traces.map_jobs` (reading,
+- ``swf``: jobs per second through :func:`rpiaas.workload.traces.map_jobs` (reading,
   parsing, skipping, mapping to tasks) on the KTH SP2 log beside the checkout
   (``../shared/traces``), or on a generated SWF file of 100,000 jobs.
 
@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rpiaas.sweep import expand, run_one, sweep  # noqa: E402
-from rpiaas.traces import SkipReport, TraceOptions, map_jobs, target_for  # noqa: E402
+from rpiaas.workload.traces import SkipReport, TraceOptions, map_jobs, target_for  # noqa: E402
 
 KTH = next((p for p in (ROOT.parent / "shared" / "traces" / "KTH-SP2-1996-2.1-cln.swf",
                         Path("/work/shared/traces/KTH-SP2-1996-2.1-cln.swf")) if p.is_file()),

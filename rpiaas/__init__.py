@@ -23,10 +23,10 @@ from .events import (
     Tick,
     WakeAt,
 )
+from .inputs.source import InputError
 from .model import PROFILES, ClusterSpec, Node, NodeType, PowerState, Task, TaskState
 from .policy import SKIP, Policy, PowerPlan, Reservation, hookimpl
 from .scenario import Scenario, load_scenario
-from .source import InputError
 from .view import ClusterView
 
 __version__ = "0.1.0"

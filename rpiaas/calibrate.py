@@ -29,18 +29,16 @@ import numpy as np
 import yaml
 
 from .compare import Run, RunFileError, compare_tasks, load_run, same_tasks
+from .inputs.source import InputError, Source, load_file
 from .model import PROFILES
-from .source import InputError, Source, load_file
 
 __all__ = [
     "Calibration",
     "TypeFit",
-    "add_calibrate_parser",
     "calibrate",
     "calibrated_scenario",
     "fit_node_types",
     "format_calibration",
-    "run_calibrate",
 ]
 
 SUFFIX = "-calibrated"
@@ -280,37 +278,3 @@ def format_calibration(result: Calibration) -> str:
         lines.append(f"simulated runs: {result.before_run} (before), {result.after_run} (after)")
     lines.append(f"calibrated scenario: {result.out}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- command line
-def add_calibrate_parser(sub: Any) -> None:
-    """``rpiaas calibrate LIVE_RUN [--scenario SCENARIO] -o CALIBRATED.yaml``."""
-    p = sub.add_parser("calibrate", help="fit the simulator's node types to a testbed run",
-                       description="Fit each node type's speed and start overhead (and power "
-                       "where measured) to a run by least squares; write a scenario that uses "
-                       "them; simulate before and after and print the per-task response error.")
-    p.add_argument("run", metavar="LIVE_RUN", help="the run directory to fit (usually a live run)")
-    p.add_argument("--scenario", help="scenario to calibrate (default: the one in the run's run.json)")
-    p.add_argument("--out", "-o", required=True, metavar="CALIBRATED.yaml",
-                   help="the calibrated scenario to write")
-    p.add_argument("--keep-runs", metavar="DIR",
-                   help="keep the simulated runs before and after (DIR/before, DIR/after)")
-    p.add_argument("--no-check", action="store_true",
-                   help="do not simulate before and after (no errors printed)")
-
-
-def run_calibrate(args: Any) -> int:
-    """The ``calibrate`` command; exit code 2 (and one ``error:`` line) on bad input."""
-    import sys
-
-    try:
-        result = calibrate(args.run, args.out, scenario=args.scenario,
-                           simulate_check=not args.no_check, keep_runs=args.keep_runs)
-    except (RunFileError, InputError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_calibration(result))
-    return 0

@@ -21,9 +21,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import limits
+from .inputs import limits
+from .inputs.source import KeyPath, LimitError, Source, load_file
 from .model import PROFILES, Cluster, ClusterSpec, Node, NodeType
-from .source import KeyPath, LimitError, Source, load_file
 
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster"]
 

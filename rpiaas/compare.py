@@ -40,12 +40,10 @@ __all__ = [
     "FORMAT",
     "Run",
     "RunFileError",
-    "add_compare_parser",
     "compare_runs",
     "format_comparison",
     "ks_2samp",
     "load_run",
-    "run_compare",
     "wasserstein",
     "write_comparison",
 ]
@@ -662,58 +660,3 @@ def _node_lines(result: dict[str, Any], letters: list[str]) -> list[str]:
     if len(names) > 50:
         lines.append(f"… and {len(names) - 50:,} more nodes (compare.json has them all)")
     return lines
-
-
-# ---------------------------------------------------------------- command line
-def add_compare_parser(sub: Any) -> None:
-    """``rpiaas compare RUN_A RUN_B [RUN_C ...] [--out DIR]``."""
-    p = sub.add_parser("compare", help="compare run directories side by side (the first is the reference)",
-                       description="Compare runs: summary metrics, task by task, node by node. "
-                       "Writes compare.json and a self-contained report.html.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is the reference")
-    p.add_argument("--out", "-o", help="where compare.json and report.html go "
-                   "(default: runs/compare-A-vs-B)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no tables, only the paths written")
-    p.add_argument("--tolerance-s", type=_non_negative, metavar="S",
-                   help="timing differences up to S seconds are agreement (default: the p95 start "
-                   "lag a live run measured, its testbed's jitter; else 0)")
-
-
-def _non_negative(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
-    return value
-
-
-def run_compare(args: Any) -> int:
-    """The ``compare`` command; exit code 2 (and one ``error:`` line) on bad input."""
-    import sys
-
-    if len(args.runs) < 2:
-        print("error: compare needs at least two run directories", file=sys.stderr)
-        return 2
-    try:
-        result = compare_runs(args.runs, args.tolerance_s)
-        out = Path(args.out) if args.out else Path("runs") / (
-            "compare-" + "-vs-".join(r["label"].replace(" ", "") for r in result["runs"][:3]))
-        if out.exists() and not out.is_dir():
-            print(f"error: {out}: exists and is not a directory", file=sys.stderr)
-            return 2
-        json_path, html_path = write_comparison(result, out)
-    except RunFileError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print(format_comparison(result))
-        print()
-    print(f"wrote {json_path} and {html_path}")
-    return 0

@@ -3,7 +3,7 @@
 A scenario names a cluster, a workload, a policy (and optionally a queue
 policy), a seed and a few run settings.  :func:`load_scenario` reads one from
 YAML, applies ``--set`` style overrides, and either returns a
-:class:`Scenario` or raises :class:`~rpiaas.source.InputError` naming the
+:class:`Scenario` or raises :class:`~rpiaas.inputs.source.InputError` naming the
 file, line and key.  ``docs/scenario.md`` documents every key.
 """
 
@@ -19,12 +19,12 @@ from typing import Any
 
 import pluggy
 
-from .bounds import check_scenario_bounds
 from .cluster import parse_cluster
+from .inputs.bounds import check_scenario_bounds
+from .inputs.source import InputError, KeyPath, LimitError, Source, describe, load, load_file
 from .model import ClusterSpec, PowerState
 from .plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .policy import Policy, PolicyParamError
-from .source import InputError, KeyPath, LimitError, Source, describe, load, load_file
 from .workload import Generator, TaskList, Trace, Workload, parse_workload
 
 __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]

@@ -29,13 +29,12 @@ import os
 import re
 import shutil
 import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .source import InputError
+from .inputs.source import InputError
 
 __all__ = ["RunSpec", "SweepResult", "aggregate", "expand", "mean_ci", "parse_seeds", "run_one",
            "split_values", "sweep", "t_quantile"]
@@ -71,7 +70,7 @@ class RunSpec:
 
 
 def _has_trace(path: str) -> bool:
-    from .source import load_file
+    from .inputs.source import load_file
 
     data = load_file(path).data
     return isinstance(data, dict) and isinstance(data.get("workload"), dict) and "trace" in data["workload"]
@@ -543,30 +542,3 @@ def _pm(mean: float, half: float) -> str:
         return f"{x:,.4g}" if abs(x) < 1e5 else f"{x:,.0f}"
 
     return g(mean) if math.isnan(half) else f"{g(mean)} ± {g(half)}"
-
-
-def run_cli(args: Any, progress_out: Callable[[str], None] = print) -> int:
-    """``rpiaas sweep``: expand, run, aggregate, print the table; the exit code."""
-    seeds = parse_seeds(args.seeds) if args.seeds else None
-    out = Path(args.out) if args.out else Path("runs") / ("sweep-" + Path(args.scenarios[0]).stem)
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"expected a positive number of workers, got {args.workers}", "--workers")
-    notes: list[str] = []
-    specs = expand(args.scenarios, args.policy, seeds, args.overrides, out,
-                   event_log=not args.no_event_log, skip_bad_lines=args.skip_bad_lines, notes=notes)
-    for note in notes:
-        print(note, file=sys.stderr)
-    t0 = time.perf_counter()
-    try:
-        result = sweep(specs, out, scheduler=args.scheduler, workers=args.workers,
-                       progress=not args.quiet, connect_timeout_s=args.connect_timeout)
-    except KeyboardInterrupt:
-        done = sum((Path(s.out) / "run.json").exists() for s in specs)
-        print(f"interrupted: {done} of {len(specs)} runs done; the same command continues the sweep",
-              file=sys.stderr)
-        return 130
-    if not args.quiet:
-        progress_out((out / "summary.txt").read_text().rstrip())
-    progress_out(f"{len(specs)} runs ({result.ran} run now, {result.reused} already done, "
-                 f"{len(result.failed)} failed) in {time.perf_counter() - t0:.1f} s: {out}")
-    return 1 if result.failed else 0

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rpiaas.inputs.source import Source
 from rpiaas.model import PROFILES, Node, NodeType
 from rpiaas.scenario import Scenario, parse_scenario
-from rpiaas.source import Source
 
 
 def node_type(cores: int = 4, mem_mb: int = 4096, speed: float = 1.0, idle_w: float = 2.0,

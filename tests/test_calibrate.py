@@ -16,9 +16,9 @@ import yaml
 
 from rpiaas.calibrate import calibrate, fit_line
 from rpiaas.compare import compare_runs
+from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
-from rpiaas.source import InputError
 
 from .helpers import read_tasks, scenario
 

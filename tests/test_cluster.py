@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rpiaas.cluster import load_cluster
+from rpiaas.inputs.source import InputError
 from rpiaas.model import PROFILES
-from rpiaas.source import InputError
 
 REFERENCE = Path("/work/shared/reference/rpiaas-config.example.json")
 

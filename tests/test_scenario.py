@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rpiaas.cluster import load_cluster
+from rpiaas.inputs.source import InputError, Source, load
 from rpiaas.model import PowerState
 from rpiaas.scenario import Scenario, load_scenario, parse_overrides, parse_scenario
 from rpiaas.sim import simulate
 from rpiaas.sim.engine import rng_streams
-from rpiaas.source import InputError, Source, load
 from rpiaas.workload import Generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -581,3 +581,27 @@ def test_the_horizon_is_the_span_even_when_the_work_is_done(tmp_path: Path) -> N
     assert summary["duration_s"] == 100.0
     idle, full = 2.7, 6.4  # rpi4b: 30 s at full power, 70 s idle
     assert summary["energy_j"] == pytest.approx(30 * full + 70 * idle)
+
+
+SMALL_SCENARIO = """\
+name: small
+cluster: {clusters: [{domain: c.test, prefix: 10.0.1, count: 4, type: rpi4b}]}
+workload:
+  generator: {count: 50, arrival: {rate_per_s: 1}, cores: 1, mem_mb: 64, work_core_s: 10}
+policy: best_fit
+"""
+
+
+def test_the_api_takes_overrides_as_a_mapping_strings_or_pairs(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(SMALL_SCENARIO)
+    assert load_scenario(f, {"workload.generator.count": 7}).workload.count == 7
+    assert load_scenario(f, ["workload.generator.count=8", ("seed", 3)]).workload.count == 8
+    assert load_scenario(f, [["seed", 4]]).seed == 4
+    with pytest.raises(InputError, match=r"^overrides: \[1\]: expected 'key.path=value' or a "
+                                         r"\(key.path, value\) pair, got 5"):
+        load_scenario(f, ["seed=1", 5])  # type: ignore[list-item]
+    with pytest.raises(InputError, match=r"^overrides: expected a mapping"):
+        load_scenario(f, "seed=1")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"^--set: expected key.path=value, got 'seed'"):
+        load_scenario(f, ["seed"])

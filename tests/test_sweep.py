@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.source import InputError
+from rpiaas.inputs.source import InputError
 from rpiaas.sweep import expand, mean_ci, parse_seeds, split_values, sweep, t_quantile
 
 ROOT = Path(__file__).resolve().parents[1]

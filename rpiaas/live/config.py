@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cluster import parse_cluster
+from ..inputs.source import InputError, KeyPath, Source, load_file
 from ..model import ClusterSpec
-from ..source import InputError, KeyPath, Source, load_file
 
 __all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_master_config",
            "parse_host_port", "read_token"]

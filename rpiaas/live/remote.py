@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..fidelity import summary_line
+from ..inputs.source import load_file
 from ..model import Task
 from ..results import RUN_FILES
 from ..scenario import Scenario
 from ..shell import rng_streams
-from ..source import load_file
 from .progress import RunProgress
 
 __all__ = ["MasterError", "run_live", "scenario_payload"]

@@ -29,9 +29,9 @@ from typing import Any
 from aiohttp import web
 
 from ..fidelity import simulate_twin
+from ..inputs.source import InputError
 from ..results import RUN_FILES
 from ..scenario import load_scenario
-from ..source import InputError
 from .client import AgentClient
 from .keys import CONFIG, NODE, NODE_TOKENS, REGISTRY, RUNS, STORE
 from .replay import JOURNAL, RESULT, TASK_KINDS, LiveOptions, LiveRun

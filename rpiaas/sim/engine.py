@@ -18,8 +18,6 @@ from typing import Any
 
 from simpy.core import EmptySchedule
 
-from .. import limits
-from ..bounds import check_progress
 from ..control import ControlPlane
 from ..events import (
     Event,
@@ -34,6 +32,8 @@ from ..events import (
     Tick,
     WakeAt,
 )
+from ..inputs import limits
+from ..inputs.bounds import check_progress
 from ..model import Task
 from ..results import RunWriter, Stats
 from ..scenario import Scenario

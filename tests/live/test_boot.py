@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from rpiaas.inputs.source import InputError
 from rpiaas.live import create_app, load_master_config
 from rpiaas.live.boot import BOOT_EVENT, BOOT_STATE_REASON, node_boot_token
 from rpiaas.live.keys import POLLER, STORE
-from rpiaas.source import InputError
 
 from ..agent.helpers import free_port
 

@@ -236,7 +236,7 @@ def test_failed_tasks_are_retried_when_the_scenario_says_so(tmp_path: Path) -> N
 
 
 def test_a_fault_naming_an_unknown_node_is_an_input_error() -> None:
-    from rpiaas.source import InputError
+    from rpiaas.inputs.source import InputError
 
     data = fault_scenario(retries=0)
     data["faults"][0]["node"] = "node9.c.test"

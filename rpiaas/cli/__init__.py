@@ -1,0 +1,113 @@
+"""The ``rpiaas`` command: :func:`main` and the table of commands, one module each.
+
+Each command module has ``add_parser(sub)`` (its subparser, with
+``set_defaults(run=run)``) and ``run(args) -> int``; it parses and prints, and
+leaves the work to the library.  Command modules import cheaply and without
+the optional extras, so ``rpiaas --help`` works on a core install.
+
+Exit codes: 0 success, 1 a run failed (a policy that raised: one line naming
+the policy, the hook, the task and the simulated time; ``--debug`` adds the
+traceback), 2 bad input (one message naming the file, line and key; never a
+traceback), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); an
+interrupted or terminated run leaves no run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .. import __version__
+from ..control import PolicyError
+from ..inputs.source import InputError
+from . import calibrate, compare, master, netboot, policies, run, sweep, testbed, validate
+from .common import EXIT_FAILED, EXIT_INPUT, Exit, Parser
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS = (run, validate, policies, sweep, master, netboot, testbed, compare, calibrate)
+"""The command modules, in the order ``rpiaas --help`` lists them."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the run is abandoned and its partial directory removed."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = Parser(prog="rpiaas", description=(
+        "Write a cloud allocation policy once, simulate it at any scale, replay it on a "
+        "Raspberry Pi testbed, compare the runs."))
+    p.add_argument("--version", action="version", version=f"rpiaas {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of a policy that raises (or of any other error)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return p
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM (``kill``, ``timeout``, systemd) stops it as Ctrl-C does."""
+    def stop(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _warning(message: Any, category: Any, filename: str, lineno: int, line: str | None = None) -> str:
+    return f"warning: {message}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``rpiaas ARGV...``; the exit code."""
+    with _sigterm_as_interrupt(), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.formatwarning = _warning  # one line, not the warning's source line
+        args = _parser().parse_args(argv)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    debug = bool(getattr(args, "debug", False))
+    try:
+        code: int = args.run(args)
+        return code
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except PolicyError as e:
+        if debug and e.__cause__ is not None:
+            traceback.print_exception(e.__cause__)
+        print(f"error: {e}{'' if debug else ' (--debug shows the traceback)'}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exit as e:
+        return e.code
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, _Terminated) else "interrupted"
+        print(f"{what}; no run directory written", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
+    except Exception as e:  # a fault of rpiaas itself: one line, the traceback on demand
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(e).split())[:300]
+        print(f"error: internal error: {type(e).__name__}: {message}"
+              f"{'' if debug else ' (--debug shows the traceback)'}", file=sys.stderr)
+        return EXIT_FAILED

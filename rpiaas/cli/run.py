@@ -1,0 +1,112 @@
+"""``rpiaas run SCENARIO``: a run in simulation, or with ``--live`` on the testbed of a master."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..inputs.source import InputError
+from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK, Exit, load, need_live, trace_report
+
+__all__ = ["add_parser", "format_summary", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``run`` (and its live-mode options) to the ``rpiaas`` subparsers ``sub``."""
+    run_p = sub.add_parser("run", help="run a scenario in simulation and write a run directory")
+    run_p.add_argument("scenario", help="scenario YAML file")
+    run_p.add_argument("--out", "-o", help="run directory (default: runs/NAME-POLICY-sSEED)")
+    run_p.add_argument("--policy", help="placement policy to use instead of the scenario's")
+    run_p.add_argument("--seed", type=int, help="seed to use instead of the scenario's")
+    run_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                       help="override a scenario key (repeatable), e.g. workload.generator.count=500")
+    run_p.add_argument("--no-event-log", action="store_true",
+                       help="do not write events.jsonl (same as --set event_log=false)")
+    run_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+    live = run_p.add_argument_group("live mode: replay the scenario on a testbed")
+    live.add_argument("--live", action="store_true",
+                      help="replay on the testbed of --master instead of simulating")
+    live.add_argument("--master", metavar="URL", help="the master, e.g. http://127.0.0.1:8080 "
+                      "(default: $RPIAAS_MASTER_URL)")
+    live.add_argument("--token-file", help="the master's token (default: $RPIAAS_MASTER_TOKEN)")
+    live.add_argument("--timescale", type=float, default=1.0,
+                      help="wall seconds per scenario second (0.01 replays 100 times faster)")
+    live.add_argument("--task-kind", choices=("sleep", "cpu"), default="sleep",
+                      help="run tasks as sleeps of their modelled runtime (exact) or as real work")
+    run_p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback of a policy that raises")
+    run_p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate (or replay live), print the summary table and the run directory."""
+    from ..sim import simulate
+
+    sc = load(args)
+    if not args.quiet:
+        trace_report(sc)
+    mode = "live" if args.live else "sim"
+    out = Path(args.out) if args.out else Path("runs") / (
+        f"{sc.name}-{sc.policy.name}-s{sc.seed}" + ("-live" if args.live else ""))
+    path: Path | None
+    if args.live:
+        summary, path = _run_live(args, sc, out)
+    else:
+        summary, path = simulate(sc, out, progress=not args.quiet)
+    if not args.quiet:
+        print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · seed {sc.seed} · {mode}"))
+    print(f"run directory: {path}")
+    return EXIT_OK
+
+
+def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, Any], Path]:
+    import os
+
+    need_live("rpiaas run --live")
+    from ..live.config import check_token, read_token
+    from ..live.remote import MasterError, run_live
+
+    url = args.master or os.environ.get("RPIAAS_MASTER_URL")
+    if not url:
+        raise InputError("--live needs --master URL (or $RPIAAS_MASTER_URL)", "--master")
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"expected an http:// or https:// URL, got {url!r}", "--master")
+    if not (args.timescale > 0 and args.timescale < float("inf")):
+        raise InputError(f"expected a positive number, got {args.timescale!r}", "--timescale")
+    token = None
+    try:
+        if args.token_file:
+            token = read_token(args.token_file)
+        elif os.environ.get("RPIAAS_MASTER_TOKEN"):
+            token = check_token(os.environ["RPIAAS_MASTER_TOKEN"])
+    except ValueError as e:
+        raise InputError(str(e), "--token-file" if args.token_file else "RPIAAS_MASTER_TOKEN") from None
+    try:
+        return run_live(sc, url, token, out, timescale=args.timescale, task_kind=args.task_kind,
+                        quiet=args.quiet)
+    except MasterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        # the master refused the scenario or the token: bad input; else the run failed
+        raise Exit(EXIT_INPUT if e.status is not None and 400 <= e.status < 500
+                   else EXIT_FAILED) from None
+
+
+def format_summary(summary: dict[str, Any], title: str = "") -> str:
+    """A two-column table of summary metrics."""
+    rows = []
+    for key, value in summary.items():
+        if value is None:
+            shown = "—"
+        elif isinstance(value, float):
+            shown = f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        else:
+            shown = f"{value:,}"
+        rows.append((key, shown))
+    w1 = max(len(k) for k, _ in rows)
+    w2 = max(len(v) for _, v in rows)
+    width = max(w1 + w2 + 3, len(title))
+    lines = [title, "─" * width] if title else []
+    lines += [f"{k:<{w1}}   {v:>{w2}}" for k, v in rows]
+    return "\n".join(lines)

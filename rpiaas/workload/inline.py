@@ -1,0 +1,65 @@
+"""Inline workloads: the tasks written out one by one in the scenario."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..inputs.source import KeyPath, Source
+from ..model import Task
+from .base import KINDS, Workload
+
+__all__ = ["TASK_KEYS", "TaskList", "parse_tasks"]
+
+TASK_KEYS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "walltime_s", "kind",
+             "tenant", "priority")
+
+
+@dataclass(frozen=True)
+class TaskList(Workload):
+    """An explicit list of tasks (sorted by arrival, then id)."""
+
+    items: tuple[Task, ...] = field(default_factory=tuple)
+    positions: dict[int, int] = field(default_factory=dict)  # task id -> index in the file
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
+        for t in self.items:
+            yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.tenant,
+                       t.priority, t.walltime_s)
+
+    def max_request(self) -> tuple[float | None, float | None]:
+        if not self.items:
+            return 0, 0
+        return max(t.cores for t in self.items), max(t.mem_mb for t in self.items)
+
+
+def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
+    items: list[Task] = []
+    seen: dict[int, int] = {}
+    for i, raw in enumerate(src.sequence(path, data)):
+        tp = (*path, i)
+        t = src.mapping(tp, raw, TASK_KEYS, required=("arrival_s", "cores", "mem_mb", "work_core_s"))
+        tid = src.integer((*tp, "id"), t["id"], minimum=0) if "id" in t else i + 1
+        if tid in seen:
+            src.fail((*tp, "id"), f"duplicate task id {tid} (also item {seen[tid]})")
+        seen[tid] = i
+        items.append(Task(
+            tid,
+            src.number((*tp, "arrival_s"), t["arrival_s"], nonnegative=True),
+            src.integer((*tp, "cores"), t["cores"], minimum=1),
+            src.integer((*tp, "mem_mb"), t["mem_mb"], minimum=1),
+            src.number((*tp, "work_core_s"), t["work_core_s"], nonnegative=True),
+            src.choice((*tp, "kind"), t.get("kind", "cpu"), KINDS),
+            src.string((*tp, "tenant"), t.get("tenant", "")),
+            src.integer((*tp, "priority"), t.get("priority", 0)),
+            src.number((*tp, "walltime_s"), t["walltime_s"], positive=True) if "walltime_s" in t else None,
+        ))
+    items.sort(key=lambda t: (t.arrival_s, t.id))
+    return TaskList(tuple(items), dict(seen))

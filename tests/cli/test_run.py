@@ -1,0 +1,108 @@
+"""rpiaas run: the summary table, overrides, seeds, the run directory (as a real process); live mode's option checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rpiaas.cli import main
+from rpiaas.cli.run import format_summary
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+
+
+def rpiaas(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rpiaas", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_run_the_quickstart_prints_a_summary_table(tmp_path: Path) -> None:
+    r = rpiaas(tmp_path, "run", str(QUICKSTART))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "quickstart · best_fit · seed 42 · sim"
+    assert set(lines[1]) == {"─"}
+    table = dict(line.rsplit(None, 1) for line in lines[2:-1])
+    table = {k.strip(): v for k, v in table.items()}
+    assert table["tasks"] == "2,000" and table["completed"] == "2,000" and table["unfinished"] == "0"
+    assert {"mean_wait_s", "p95_wait_s", "mean_utilization", "energy_j", "mean_power_w"} <= set(table)
+    run = tmp_path / "runs" / "quickstart-best_fit-s42"  # the default run directory
+    assert lines[-1] == f"run directory: {run.relative_to(tmp_path)}"
+    summary = json.loads((run / "run.json").read_text())["summary"]
+    assert table["mean_utilization"] == f"{summary['mean_utilization']:,.4g}"
+    with open(run / "tasks.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2000
+
+
+def test_overrides_seed_and_policy(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = rpiaas(tmp_path, "run", str(QUICKSTART), "--out", str(out), "--quiet",
+               "--set", "workload.generator.count=60", "--set", "sample_interval_s=10",
+               "--seed", "7", "--policy", "consolidate", "--set", "policy.params.min_on=3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"run directory: {out}"  # --quiet: no table
+    meta = json.loads((out / "run.json").read_text())
+    assert (meta["seed"], meta["policy"], meta["summary"]["tasks"]) == (7, "consolidate", 60)
+    assert meta["policy_params"] == {"idle_timeout_s": 300.0, "min_on": 3}
+    assert meta["scenario"]["workload"]["generator"]["count"] == 60
+    assert meta["scenario"]["sample_interval_s"] == 10
+
+
+def test_seed_changes_the_run_and_the_same_seed_repeats_it(tmp_path: Path) -> None:
+    def tasks(seed: str, out: str) -> bytes:
+        r = rpiaas(tmp_path, "run", str(QUICKSTART), "-q", "--out", out, "--seed", seed,
+                   "--set", "workload.generator.count=200")
+        assert r.returncode == 0, r.stderr
+        return (tmp_path / out / "tasks.csv").read_bytes()
+
+    assert tasks("1", "a") == tasks("1", "b")
+    assert tasks("1", "a") != tasks("2", "c")
+
+
+def test_rerunning_into_a_run_directory_replaces_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    for count in ("30", "40"):
+        r = rpiaas(tmp_path, "run", str(QUICKSTART), "-q", "--out", str(out),
+                   "--set", f"workload.generator.count={count}")
+        assert r.returncode == 0, r.stderr
+    assert json.loads((out / "run.json").read_text())["summary"]["tasks"] == 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_directory_that_is_not_a_run_is_not_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("keep me")
+    r = rpiaas(tmp_path, "run", str(QUICKSTART), "-q", "--out", str(out))
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
+# ---------------------------------------------------------------- in process
+def test_format_summary_aligns_units_and_missing_values() -> None:
+    text = format_summary({"tasks": 2000, "mean_wait_s": 1.23456, "energy_j": 123456.7, "p95_wait_s": None},
+                          title="t")
+    assert text.splitlines() == ["t", "─" * 21, "tasks           2,000", "mean_wait_s     1.235",
+                                 "energy_j      123,457", "p95_wait_s          —"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "error: --master: --live needs --master URL (or $RPIAAS_MASTER_URL)\n"),
+    (["--master", "ftp://x"], "error: --master: expected an http:// or https:// URL, got 'ftp://x'\n"),
+    (["--master", "http://127.0.0.1:9", "--timescale", "0"],
+     "error: --timescale: expected a positive number, got 0.0\n"),
+])
+def test_live_mode_refuses_bad_options_before_it_connects(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        args: list[str], message: str) -> None:
+    monkeypatch.delenv("RPIAAS_MASTER_URL", raising=False)
+    assert main(["run", str(QUICKSTART), "--live", "-q", "--out", str(tmp_path / "r"), *args]) == 2
+    assert capsys.readouterr().err == message
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,28 @@
+"""rpiaas testbed, in process: listed with or without the live extra; what it says when it cannot run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from rpiaas.cli import main
+
+
+def test_status_of_no_testbed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testbed", "status", "--dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().out == f"no testbed in {tmp_path}\n"
+
+
+def test_without_the_live_extra_it_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "rpiaas.live", None)  # as on a core install
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "a master and agents on this machine (needs pip install 'rpiaas[live]')" in \
+        " ".join(capsys.readouterr().out.split())
+    assert main(["testbed", "up", "--local", "2"]) == 2
+    assert capsys.readouterr().err == ("error: rpiaas testbed needs the live extra "
+                                       "(pip install 'rpiaas[live]'): no module 'rpiaas.live'\n")
