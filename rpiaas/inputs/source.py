@@ -142,8 +142,8 @@ class _Builder:
             self.fail(f"unsupported tag {_tag(node.tag)}", node, path)
         try:
             value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
-            reason = " ".join(str(e).split()).split(";")[0][:120]
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError, IndexError, KeyError) as e:
+            reason = " ".join(str(e).split()).split(";")[0][:120] if node.value else "no value"
             self.fail(f"{describe(node.value)} is not a valid {_tag(node.tag)}: {reason}", node, path)
         if node.style is None and not isinstance(value, str) and str(value) != node.value:
             # keep the text: ``prefix: 10.10`` or ``serial: 00001234`` are strings to us

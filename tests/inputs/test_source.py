@@ -271,3 +271,14 @@ def test_override_on_an_empty_file_creates_the_mapping() -> None:
     s = src_of("")
     s.override("a.b", 1)
     assert s.data == {"a": {"b": 1}}
+
+
+@pytest.mark.parametrize("tagged", ["!!int", "!!float", "!!bool", "!!int 0x", "!!float abc"])
+def test_an_explicit_tag_with_a_bad_or_no_value_is_a_located_error(tmp_path: Path, tagged: str) -> None:
+    from rpiaas.inputs import InputError, load_file
+
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: x\nseed: {tagged}\n")
+    with pytest.raises(InputError) as err:
+        load_file(path)
+    assert str(err.value).startswith(f"{path}:2: seed: ") and "is not a valid !!" in str(err.value)
