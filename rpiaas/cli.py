@@ -146,11 +146,11 @@ def _parser() -> argparse.ArgumentParser:
                             description=f"Needs the live extra: {_LIVE_EXTRA}")
         tb.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
-    from .compare import add_compare_parser
+    from .analysis.compare import add_compare_parser
 
     add_compare_parser(sub)
 
-    from .calibrate import add_calibrate_parser
+    from .analysis.calibrate import add_calibrate_parser
 
     add_calibrate_parser(sub)
     return p
@@ -195,7 +195,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "policies":
             return _policies()
         if args.command == "sweep":
-            from .sweep import run_cli
+            from .sweep.runner import run_cli
 
             return run_cli(args)
         if args.command == "master":
@@ -210,11 +210,11 @@ def _main(args: argparse.Namespace) -> int:
 
             return run_testbed(args)
         if args.command == "compare":
-            from .compare import run_compare
+            from .analysis.compare import run_compare
 
             return run_compare(args)
         if args.command == "calibrate":
-            from .calibrate import run_calibrate
+            from .analysis.calibrate import run_calibrate
 
             return run_calibrate(args)
     except InputError as e:

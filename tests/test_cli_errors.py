@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.results import RunWriter
+from rpiaas.rundir.writer import RunWriter
 from rpiaas.scenario import load_scenario
 from rpiaas.source import InputError
 

@@ -19,9 +19,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..fidelity import summary_line
+from ..analysis.fidelity import summary_line
 from ..model import Task
-from ..results import RUN_FILES
+from ..rundir import RUN_FILES
 from ..scenario import Scenario
 from ..shell import rng_streams
 from ..source import load_file

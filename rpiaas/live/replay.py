@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ..analysis.fidelity import Outcome, fidelity, outcome
 from ..control import ControlPlane
 from ..events import (
     Action,
@@ -71,9 +72,8 @@ from ..events import (
     Tick,
     WakeAt,
 )
-from ..fidelity import Outcome, fidelity, outcome
 from ..model import PowerState, Task, TaskState
-from ..results import RunWriter, run_record
+from ..rundir import RunWriter, run_record
 from ..scenario import Scenario
 from ..shell import NodeUsage, rng_streams
 from ..store import HistoryStore

@@ -28,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..fidelity import simulate_twin
-from ..results import RUN_FILES
+from ..analysis.fidelity import simulate_twin
+from ..rundir import RUN_FILES
 from ..scenario import load_scenario
 from ..source import InputError
 from .client import AgentClient

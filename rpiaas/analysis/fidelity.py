@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import Task, TaskState
-from .scenario import Scenario
+from ..model import Task, TaskState
+from ..scenario import Scenario
 
 __all__ = ["FIDELITY_FORMAT", "FIDELITY_METRICS", "Outcome", "fidelity", "outcome", "simulate_twin",
            "summary_line"]
@@ -58,7 +58,7 @@ def outcome(task: Task, names: tuple[str, ...] | list[str]) -> Outcome:
 
 def simulate_twin(scenario: Scenario) -> tuple[dict[str, Any], dict[int, Outcome]]:
     """Simulate ``scenario`` (no run directory); its summary and every task's outcome."""
-    from .sim.engine import Simulation  # the twin is the one place a live run simulates
+    from ..sim.engine import Simulation  # the twin is the one place a live run simulates
 
     names = [n.name for n in scenario.cluster.nodes]
     outcomes: dict[int, Outcome] = {}
