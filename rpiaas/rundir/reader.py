@@ -53,8 +53,9 @@ class Run:
     """A run directory in memory: ``run.json`` and ``tasks.csv`` as arrays sorted by task id.
 
     Times are ``nan`` where a task never reached that point; ``node`` is -1
-    where it never ran.  ``state`` indexes ``("queued", "running",
-    "completed", "rejected", "failed", "killed")``.
+    where it never ran.  ``state`` indexes
+    :data:`~rpiaas.rundir.format.TASK_STATES` (``COMPLETED`` is its code for
+    ``completed``); ``label`` names the run in a comparison.
     """
 
     path: Path
