@@ -11,8 +11,8 @@ See docs/sweep.md.
 - The run: a generated workload on 16 Pi 4Bs whose task count is calibrated
   so that one ``simulate()`` takes ``--run-s`` seconds (1 s) on this machine.
 - ``serial``: the ``--runs`` runs (16, seeds 1-16) one after the other in this
-  process (:func:`rpiaas.sweep.run_one`).
-- ``pool``: the same grid with :func:`rpiaas.sweep.sweep` on a local process
+  process (:func:`rpiaas.sweep.runner.run_one`).
+- ``pool``: the same grid with :func:`rpiaas.sweep.runner.sweep` on a local process
   pool of ``--workers`` processes (default: every core).
 - ``dask``: the same grid on a Dask scheduler and two workers (``dask
   scheduler`` and ``dask worker --nthreads 1`` on loopback, separate

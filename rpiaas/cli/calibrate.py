@@ -32,8 +32,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``calibrate`` command; exit code 2 (and one ``error:`` line) on bad input."""
-    from ..calibrate import calibrate, format_calibration
-    from ..compare import RunFileError
+    from ..analysis.calibrate import calibrate, format_calibration
+    from ..rundir.reader import RunFileError
 
     try:
         result = calibrate(args.live_run, args.out, scenario=args.scenario,

@@ -40,7 +40,9 @@ def _non_negative(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """The ``compare`` command; exit code 2 (and one ``error:`` line) on bad input."""
-    from ..compare import RunFileError, compare_runs, format_comparison, write_comparison
+    from ..analysis.compare import compare_runs, write_comparison
+    from ..analysis.tables import format_comparison
+    from ..rundir.reader import RunFileError
 
     if len(args.runs) < 2:
         print("error: compare needs at least two run directories", file=sys.stderr)

@@ -38,6 +38,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Expand the grid, run what is not done yet, aggregate, print the table; 1 if a run failed."""
+    from ..rundir.reader import is_complete
     from ..sweep import expand, parse_seeds, sweep
 
     seeds = parse_seeds(args.seeds) if args.seeds else None
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         result = sweep(specs, out, scheduler=args.scheduler, workers=args.workers,
                        progress=not args.quiet, connect_timeout_s=args.connect_timeout)
     except KeyboardInterrupt:
-        done = sum((Path(s.out) / "run.json").exists() for s in specs)
+        done = sum(is_complete(s.out) for s in specs)
         print(f"interrupted: {done} of {len(specs)} runs done; the same command continues the sweep",
               file=sys.stderr)
         return 130

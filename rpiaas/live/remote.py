@@ -19,10 +19,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..fidelity import summary_line
 from ..inputs.source import load_file
 from ..model import Task
-from ..results import RUN_FILES
+from ..rundir import RUN_FILES
+from ..rundir.fidelity import summary_line
 from ..scenario import Scenario
 from ..shell import rng_streams
 from .progress import RunProgress

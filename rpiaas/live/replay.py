@@ -71,9 +71,9 @@ from ..events import (
     Tick,
     WakeAt,
 )
-from ..fidelity import Outcome, fidelity, outcome
 from ..model import PowerState, Task, TaskState
-from ..results import RunWriter, run_record
+from ..rundir import RunWriter, run_record
+from ..rundir.fidelity import Outcome, fidelity, outcome
 from ..scenario import Scenario
 from ..shell import NodeUsage, rng_streams
 from ..store import HistoryStore

@@ -28,10 +28,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..fidelity import simulate_twin
 from ..inputs.source import InputError
-from ..results import RUN_FILES
+from ..rundir import RUN_FILES
 from ..scenario import load_scenario
+from ..sim.twin import simulate_twin
 from .client import AgentClient
 from .keys import CONFIG, NODE, NODE_TOKENS, REGISTRY, RUNS, STORE
 from .replay import JOURNAL, RESULT, TASK_KINDS, LiveOptions, LiveRun

@@ -7,7 +7,7 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from ..results import RunWriter, run_record
+from ..rundir import RunWriter, run_record
 from ..scenario import Scenario
 from .engine import Simulation
 

@@ -35,7 +35,7 @@ from ..events import (
 from ..inputs import limits
 from ..inputs.bounds import check_progress
 from ..model import Task
-from ..results import RunWriter, Stats
+from ..rundir import RunWriter, Stats
 from ..scenario import Scenario
 from ..shell import STATE_NAMES, NodeUsage, Shell, rng_streams
 from .environment import URGENT, Due, SimEnvironment

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rpiaas.inputs.source import InputError
-from rpiaas.results import RunWriter
+from rpiaas.rundir.writer import RunWriter
 from rpiaas.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rpiaas.calibrate import calibrate, format_calibration
-from rpiaas.compare import compare_runs
+from rpiaas.analysis.calibrate import calibrate, format_calibration
+from rpiaas.analysis.compare import compare_runs
 from rpiaas.live.remote import run_live
 from rpiaas.live.testbed import start_local_testbed
 from rpiaas.scenario import load_scenario

@@ -10,7 +10,7 @@ import pytest
 from rpiaas.control import ControlPlane
 from rpiaas.events import Migrate
 from rpiaas.policy import Policy, hookimpl
-from rpiaas.results import NODE_COLUMNS, TASK_COLUMNS
+from rpiaas.rundir.format import NODE_COLUMNS, TASK_COLUMNS
 from rpiaas.sim import simulate
 from rpiaas.sim.engine import Simulation
 from rpiaas.view import ClusterView

@@ -1,7 +1,8 @@
-"""A live run's simulated twin, and how far the testbed was from it (``fidelity.json``).
+"""``fidelity.json``: how far a live run was from its simulated twin.
 
-Every live run also simulates its own scenario, seed and policy when it ends,
-and writes the difference beside its results: makespan, mean and p95 wait and
+Every live run also simulates its own scenario, seed and policy when it ends
+(:func:`rpiaas.sim.twin.simulate_twin`, handed to the live shell by the
+master), and writes the difference beside its results: makespan, mean and p95 wait and
 response, utilisation, energy, and the share of tasks placed on the same node.
 Sim-versus-testbed error is then a figure of every testbed run, not a study.
 
@@ -24,11 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .model import Task, TaskState
-from .scenario import Scenario
+from ..model import Task, TaskState
 
-__all__ = ["FIDELITY_FORMAT", "FIDELITY_METRICS", "Outcome", "fidelity", "outcome", "simulate_twin",
-           "summary_line"]
+__all__ = ["FIDELITY_FORMAT", "FIDELITY_METRICS", "Outcome", "fidelity", "outcome", "summary_line"]
 
 FIDELITY_FORMAT = "rpiaas-fidelity/1"
 # (metric, unit); the ones that are not in a run's summary are computed from the tasks
@@ -54,16 +53,6 @@ def outcome(task: Task, names: tuple[str, ...] | list[str]) -> Outcome:
     return Outcome(names[task.node] if task.node >= 0 else "", done,
                    task.start_s - task.arrival_s if started else None,
                    task.end_s - task.arrival_s if done else None)
-
-
-def simulate_twin(scenario: Scenario) -> tuple[dict[str, Any], dict[int, Outcome]]:
-    """Simulate ``scenario`` (no run directory); its summary and every task's outcome."""
-    from .sim.engine import Simulation  # the twin is the one place a live run simulates
-
-    names = [n.name for n in scenario.cluster.nodes]
-    outcomes: dict[int, Outcome] = {}
-    sim = Simulation(scenario, None, on_task=lambda t: outcomes.__setitem__(t.id, outcome(t, names)))
-    return sim.run(), outcomes
 
 
 def _p95(values: list[float]) -> float | None:

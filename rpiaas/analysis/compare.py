@@ -14,37 +14,34 @@ with it:
   utilisation and power over time.
 
 :func:`compare_runs` returns all of it as a JSON-ready dict (``compare.json``);
-:func:`format_comparison` renders it as terminal tables, and
-:mod:`rpiaas.report` as a self-contained HTML page.  Bad input (a missing or
-corrupt run directory) raises :class:`RunFileError` naming the file.
+:func:`rpiaas.analysis.tables.format_comparison` renders it as terminal
+tables, and :mod:`rpiaas.analysis.report` as a self-contained HTML page.
+Runs are read by :mod:`rpiaas.rundir.reader`: bad input (a missing or corrupt
+run directory) raises :class:`~rpiaas.rundir.reader.RunFileError` naming the file.
 """
 
 from __future__ import annotations
 
-import csv
-import itertools
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .results import NODE_COLUMNS, TASK_COLUMNS
+from ..rundir.reader import Run, load_run
 from .stats import agreement, cohens_d, ks_2samp, wasserstein
 
 __all__ = [
     "FORMAT",
-    "Run",
-    "RunFileError",
+    "compare_loaded",
     "compare_runs",
-    "format_comparison",
-    "ks_2samp",
-    "load_run",
-    "wasserstein",
+    "compare_summary",
+    "compare_tasks",
+    "same_tasks",
+    "tolerance_of",
     "write_comparison",
 ]
 
@@ -52,238 +49,9 @@ FORMAT = "rpiaas-compare/1"
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
-_CHUNK = 100_000  # csv rows parsed per numpy conversion
 _SERIES_POINTS = 400  # points kept of each time series for plots
 _WORST = 10  # tasks listed as the worst disagreements
 _NODE_PANELS = 12  # nodes whose own series the report overlays (the first ones)
-_STATES = ("queued", "running", "completed", "rejected", "failed", "killed")
-_COMPLETED = _STATES.index("completed")
-
-
-class RunFileError(ValueError):
-    """A run directory, or one of its files, is missing or unreadable; the message names it."""
-
-
-@dataclass
-class NodeSeries:
-    """``nodes.csv`` as arrays: one entry per row, ``node`` as an index into ``Run.node_names``."""
-
-    time_s: Floats
-    node: Ints
-    utilization: Floats
-    power_w: Floats
-    on: npt.NDArray[np.bool_]
-
-
-@dataclass
-class Run:
-    """A run directory in memory: ``run.json`` and ``tasks.csv`` as arrays sorted by task id.
-
-    Times are ``nan`` where a task never reached that point; ``node`` is -1
-    where it never ran.  ``state`` indexes ``("queued", "running",
-    "completed", "rejected", "failed", "killed")``.
-    """
-
-    path: Path
-    record: dict[str, Any]
-    task_id: Ints
-    arrival_s: Floats
-    start_s: Floats
-    end_s: Floats
-    wait_s: Floats
-    response_s: Floats
-    node: Ints
-    state: Ints
-    cores: Ints
-    work_core_s: Floats
-    node_names: list[str]
-    series: NodeSeries | None = None
-    label: str = ""
-    _types: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def completed(self) -> npt.NDArray[np.bool_]:
-        done: npt.NDArray[np.bool_] = self.state == _COMPLETED
-        return done
-
-    @property
-    def node_types(self) -> dict[str, str]:
-        """Node name -> node type name, from ``run.json``."""
-        if not self._types:
-            for n in self.record.get("nodes") or []:
-                if isinstance(n, dict) and "node" in n:
-                    self._types[str(n["node"])] = str(n.get("type", ""))
-        return self._types
-
-
-# ---------------------------------------------------------------- reading
-def load_run(path: str | Path, series: bool = True) -> Run:
-    """Read a run directory (``series``: also ``nodes.csv``); :class:`RunFileError` if unreadable."""
-    p = Path(path)
-    if not p.exists():
-        raise RunFileError(f"{p}: no such run directory")
-    if not p.is_dir():
-        raise RunFileError(f"{p}: not a directory (expected a run directory)")
-    record = _read_record(p / "run.json")
-    cols = _read_tasks(p / "tasks.csv")
-    run = Run(p, record, *cols)
-    if series:
-        run.series = _read_series(p / "nodes.csv", run.node_names)
-    return run
-
-
-def _read_record(f: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(f.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunFileError(f"{f}: no such file (not a run directory?)") from None
-    except json.JSONDecodeError as e:
-        raise RunFileError(f"{f}:{e.lineno}: not valid JSON: {e.msg}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunFileError(f"{f}: cannot read it: {e}") from None
-    if not isinstance(data, dict):
-        raise RunFileError(f"{f}: expected a JSON object, got {type(data).__name__}")
-    if not isinstance(data.get("summary"), dict):
-        raise RunFileError(f"{f}: no 'summary' object (not a run record?)")
-    return data
-
-
-def _rows(f: Path, columns: Sequence[str]) -> Iterator[tuple[int, list[list[str]]]]:
-    """Chunks of rows of a CSV file whose header must start with ``columns``; (first line, rows)."""
-    try:
-        handle = open(f, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
-    except FileNotFoundError:
-        raise RunFileError(f"{f}: no such file") from None
-    except OSError as e:
-        raise RunFileError(f"{f}: cannot read it: {e}") from None
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise RunFileError(f"{f}: empty file (expected a header line)")
-            if tuple(header[: len(columns)]) != tuple(columns):
-                raise RunFileError(f"{f}:1: unexpected header (expected {','.join(columns)})")
-            width = len(header)
-            line = 2
-            while True:
-                chunk = list(itertools.islice(reader, _CHUNK))
-                if not chunk:
-                    return
-                if len(set(map(len, chunk))) != 1 or len(chunk[0]) != width:
-                    i, row = next((i, r) for i, r in enumerate(chunk) if len(r) != width)
-                    raise RunFileError(f"{f}:{line + i}: expected {width} fields, got {len(row)}")
-                yield line, chunk
-                line += len(chunk)
-        except csv.Error as e:
-            raise RunFileError(f"{f}:{reader.line_num}: not valid CSV: {e}") from None
-        except UnicodeDecodeError as e:
-            raise RunFileError(f"{f}: not UTF-8 text: {e}") from None
-
-
-def _floats(f: Path, line: int, name: str, values: Sequence[str]) -> Floats:
-    try:
-        return np.array(values, dtype=np.float64)
-    except ValueError:
-        pass  # empty fields (times a task never reached), or not numbers
-    try:
-        return np.array([v or "nan" for v in values], dtype=np.float64)
-    except ValueError:
-        for i, v in enumerate(values):
-            try:
-                float(v or "nan")
-            except ValueError:
-                raise RunFileError(f"{f}:{line + i}: {name}: not a number: {v!r}") from None
-        raise  # pragma: no cover
-
-
-def _ints(f: Path, line: int, name: str, values: Sequence[str]) -> Ints:
-    try:
-        return np.array(values, dtype=np.int64)
-    except (ValueError, OverflowError):
-        for i, v in enumerate(values):
-            if not v.strip().lstrip("-").isdigit():
-                raise RunFileError(f"{f}:{line + i}: {name}: not an integer: {v!r}") from None
-        raise  # pragma: no cover
-
-
-def _codes(values: Iterable[str], codes: dict[str, int]) -> Ints:
-    """Small integer codes for names ('' -> -1), extending ``codes`` as new names appear."""
-    try:  # every name known already: the common case after the first rows
-        return np.fromiter(map(codes.__getitem__, values), dtype=np.int64)
-    except KeyError:
-        pass
-    get = codes.get
-    out = []
-    for v in values:
-        c = get(v)
-        if c is None:
-            c = -1 if not v else codes.setdefault(v, len(codes))
-        out.append(c)
-    return np.array(out, dtype=np.int64)
-
-
-def _read_tasks(f: Path) -> tuple[Any, ...]:
-    idx = {c: i for i, c in enumerate(TASK_COLUMNS)}
-    floats = ("arrival_s", "start_s", "end_s", "wait_s", "response_s", "work_core_s")
-    parts: dict[str, list[Any]] = {k: [] for k in (*floats, "task_id", "node", "state", "cores")}
-    nodes: dict[str, int] = {}
-    state_codes = {s: i for i, s in enumerate(_STATES)}
-    for line, chunk in _rows(f, TASK_COLUMNS):
-        cols = list(zip(*chunk, strict=True))
-        for name in floats:
-            parts[name].append(_floats(f, line, name, cols[idx[name]]))
-        parts["task_id"].append(_ints(f, line, "task_id", cols[idx["task_id"]]))
-        parts["cores"].append(_ints(f, line, "cores", cols[idx["cores"]]))
-        parts["node"].append(_codes(cols[idx["node"]], nodes))
-        states = cols[idx["state"]]
-        bad = set(states) - state_codes.keys()
-        if not bad:
-            parts["state"].append(np.fromiter(map(state_codes.__getitem__, states), dtype=np.int64))
-            continue
-        i = next(i for i, s in enumerate(states) if s in bad)
-        raise RunFileError(f"{f}:{line + i}: state: unknown task state {states[i]!r}")
-    arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k in (
-        "task_id", "node", "state", "cores") else np.float64)) for k, v in parts.items()}
-    order = np.argsort(arrays["task_id"], kind="stable")
-    ids = arrays["task_id"][order]
-    if ids.size > 1:
-        dup = np.flatnonzero(ids[1:] == ids[:-1])
-        if dup.size:
-            raise RunFileError(f"{f}: task {int(ids[dup[0]])} has more than one row")
-    names = [""] * len(nodes)
-    for name, code in nodes.items():
-        names[code] = name
-    a = {k: v[order] for k, v in arrays.items()}
-    return (a["task_id"], a["arrival_s"], a["start_s"], a["end_s"], a["wait_s"], a["response_s"],
-            a["node"], a["state"], a["cores"], a["work_core_s"], names)
-
-
-def _read_series(f: Path, names: list[str]) -> NodeSeries | None:
-    if not f.exists():
-        return None
-    idx = {c: i for i, c in enumerate(NODE_COLUMNS)}
-    codes = {n: i for i, n in enumerate(names)}
-    t: list[Floats] = []
-    node: list[Ints] = []
-    util: list[Floats] = []
-    power: list[Floats] = []
-    on: list[npt.NDArray[np.bool_]] = []
-    for line, chunk in _rows(f, NODE_COLUMNS):
-        cols = list(zip(*chunk, strict=True))
-        t.append(_floats(f, line, "time_s", cols[idx["time_s"]]))
-        node.append(_codes(cols[idx["node"]], codes))
-        util.append(_floats(f, line, "utilization", cols[idx["utilization"]]))
-        power.append(_floats(f, line, "power_w", cols[idx["power_w"]]))
-        on.append(np.array(cols[idx["state"]], dtype=object) == "on")
-    names.extend([""] * (len(codes) - len(names)))
-    for name, code in codes.items():
-        names[code] = name
-    if not t:
-        return NodeSeries(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0),
-                          np.zeros(0, dtype=bool))
-    return NodeSeries(np.concatenate(t), np.concatenate(node), np.concatenate(util),
-                      np.concatenate(power), np.concatenate(on))
 
 
 def _num(x: float) -> float | None:
@@ -555,108 +323,3 @@ def write_comparison(result: dict[str, Any], out: str | Path) -> tuple[Path, Pat
     h = d / "report.html"
     h.write_text(render_report(result), encoding="utf-8")
     return j, h
-
-
-# ---------------------------------------------------------------- terminal
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if v == 0:
-            return "0"
-        return f"{v:,.4g}" if abs(v) < 1e3 else f"{v:,.0f}"
-    return str(v)
-
-
-def _pct(v: Any) -> str:
-    return "—" if v is None else f"{v * 100:+.1f} %"
-
-
-def _table(rows: list[list[str]], right: Sequence[bool]) -> list[str]:
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = []
-    for k, r in enumerate(rows):
-        cells = [c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-        if k == 0:
-            lines.append("  ".join("─" * w for w in widths))
-    return lines
-
-
-def format_comparison(result: dict[str, Any]) -> str:
-    """Terminal tables: the summaries side by side, then each pair task by task and per node."""
-    runs = result["runs"]
-    letters = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(runs))]
-    out = [f"{letters[i]}: {r['label']} ({r['mode']}, {r['policy']}, seed {r['seed']}, "
-           f"{r['tasks']:,} tasks)" for i, r in enumerate(runs)]
-    out.append("")
-    head = ["metric", "A"]
-    for p in result["pairs"]:
-        b = letters[p["b"]]
-        head += [b, f"{b}−A", f"{b}/A−1"]
-    rows = [head]
-    keys = list(result["pairs"][0]["summary"]) if result["pairs"] else []
-    for key in keys:
-        row = [key, _fmt(result["pairs"][0]["summary"][key]["a"])]
-        for p in result["pairs"]:
-            s = p["summary"].get(key, {})
-            row += [_fmt(s.get("b")), _fmt(s.get("diff")), _pct(s.get("rel"))]
-        rows.append(row)
-    out += _table(rows, [False] + [True] * (len(head) - 1))
-    for p in result["pairs"]:
-        b = letters[p["b"]]
-        out.append("")
-        if p["tasks"] is None:
-            out.append(f"A and {b}: {p['note']}: only the summaries are compared")
-            continue
-        t = p["tasks"]
-        out.append(f"A and {b}, task by task ({t['matched']:,} tasks, {t['both_completed']:,} "
-                   f"completed in both; differences are {b} − A)")
-        rows = [["", "mean", "mean |d|", "p95 |d|", "max |d|", "KS", "KS p", "Wasserstein",
-                 "Cohen d", "verdict"]]
-        for what, key in (("wait s", "wait"), ("response s", "response")):
-            d = t[f"{key}_diff_s"]
-            dist = t["distributions"][f"{key}_s"]
-            rows.append([what, _fmt(d["mean"]), _fmt(d["mean_abs"]), _fmt(d["p95_abs"]),
-                         _fmt(d["max_abs"]), _fmt(dist["ks"]), _fmt(dist["ks_pvalue"]),
-                         _fmt(dist["wasserstein_s"]), _fmt(dist.get("cohens_d")),
-                         _verdict(dist)])
-        out += _table(rows, [False] + [True] * 8 + [False])
-        tol = result.get("tolerance", {})
-        out.append(f"verdict: |mean difference| within the tolerance of {_fmt(tol.get('tolerance_s'))} s "
-                   f"({tol.get('source', 'none')}) is agreement, whatever KS says")
-        pl = t["placement"]
-        agree = "—" if pl["agreement"] is None else f"{pl['agreement'] * 100:.1f} %"
-        out.append(f"same node: {agree} of {pl['both_placed']:,} tasks placed in both")
-        if t["worst"]:
-            worst = ", ".join(f"{w['task_id']} ({w['diff_s']:+.4g} s)" for w in t["worst"][:5])
-            out.append(f"largest response differences: {worst}")
-    out.append("")
-    out += _node_lines(result, letters)
-    return "\n".join(out)
-
-
-def _verdict(dist: dict[str, Any]) -> str:
-    agree = dist.get("agree")
-    return "—" if agree is None else "agree" if agree else "differ"
-
-
-def _node_lines(result: dict[str, Any], letters: list[str]) -> list[str]:
-    tables = result["nodes"]
-    names = list(dict.fromkeys(n for t in tables for n in t))
-    if not names:
-        return []
-    head = ["node"] + [f"{letters[i]} energy J" for i in range(len(tables))] + [
-        f"{letters[i]} util" for i in range(len(tables))]
-    rows = [head]
-    for name in names[:50]:
-        rows.append([name] + [_fmt(t.get(name, {}).get("energy_j")) for t in tables]
-                    + [_fmt(t.get(name, {}).get("mean_utilization")) for t in tables])
-    lines = _table(rows, [False] + [True] * (len(head) - 1))
-    if len(names) > 50:
-        lines.append(f"… and {len(names) - 50:,} more nodes (compare.json has them all)")
-    return lines

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .compare import Run, RunFileError, compare_tasks, load_run, same_tasks
-from .inputs.source import InputError, Source, load_file
-from .model import PROFILES
+from ..inputs.source import InputError, Source, load_file
+from ..model import PROFILES
+from ..rundir.reader import Run, RunFileError, load_run
+from .compare import compare_tasks, same_tasks
 
 __all__ = [
     "Calibration",
@@ -199,7 +200,7 @@ def calibrated_scenario(data: dict[str, Any], fits: dict[str, TypeFit], origin: 
 
 
 def _build(data: dict[str, Any], file: str, base: Path) -> Any:
-    from .scenario import parse_scenario
+    from ..scenario import parse_scenario
 
     return parse_scenario(Source(copy.deepcopy(data), {}, file, base=base))
 
@@ -239,7 +240,7 @@ def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None
     if not simulate_check:
         result.checked = False
         return result
-    from .sim import simulate
+    from ..sim import simulate
 
     with tempfile.TemporaryDirectory(prefix="rpiaas-calibrate-") as tmp:
         runs = Path(keep_runs) if keep_runs is not None else Path(tmp)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.compare import compare_runs, write_comparison
+from rpiaas.analysis.compare import compare_runs, write_comparison
 from rpiaas.sim import simulate
 
-from .helpers import scenario
+from ..helpers import scenario
 
 pytest.importorskip("aiohttp")
-from .live.test_dashboard import SCREEN, Chromium, _check_png
+from ..live.test_dashboard import SCREEN, Chromium, _check_png
 
 PLOTS = ("response-cdf", "wait-cdf", "utilization", "power", "node-utilization", "node-power",
          "energy", "scatter-B")

@@ -1,6 +1,6 @@
 """The comparison report: one self-contained HTML page with inline SVG plots.
 
-:func:`render_report` turns the result of :func:`rpiaas.compare.compare_runs`
+:func:`render_report` turns the result of :func:`rpiaas.analysis.compare.compare_runs`
 into a page that needs nothing else — no scripts, no fonts, no network: the
 plots are SVG written here, the styles inline.  Plots: response and wait time
 CDFs, the cluster's utilisation and power over time, energy per node, and
@@ -276,7 +276,7 @@ def _task_table(letter: str, t: dict[str, Any]) -> str:
 
 
 def render_report(result: dict[str, Any]) -> str:
-    """The HTML page of a comparison (see :func:`rpiaas.compare.compare_runs`)."""
+    """The HTML page of a comparison (see :func:`rpiaas.analysis.compare.compare_runs`)."""
     runs = result["runs"]
     labels = [r["label"] for r in runs]
     letters = [chr(ord("A") + i) for i in range(len(runs))]

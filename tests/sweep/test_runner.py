@@ -1,4 +1,4 @@
-"""Sweeps: the grid, the statistics, a local process pool, resuming, and a real Dask cluster."""
+"""Running sweeps: a local process pool, resuming, a real Dask cluster, the benchmark."""
 
 from __future__ import annotations
 
@@ -15,36 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.inputs.source import InputError
-from rpiaas.sweep import expand, mean_ci, parse_seeds, split_values, sweep, t_quantile
+from rpiaas.sweep.grid import expand
+from rpiaas.sweep.runner import sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SCENARIO = """\
-name: tiny
-seed: 3
-event_log: false
-cluster:
-  clusters:
-    - {domain: lab.test, prefix: 10.0.1, count: 4, type: rpi4b}
-workload:
-  generator:
-    count: 200
-    arrival: {rate_per_s: 0.02}
-    cores: {dist: choice, values: [1, 2, 4]}
-    mem_mb: 256
-    work_core_s: {dist: exponential, mean: 300}
-policy: best_fit
-"""
-
-
-@pytest.fixture()
-def scenario(tmp_path: Path) -> Path:
-    p = tmp_path / "tiny.yaml"
-    p.write_text(SCENARIO)
-    return p
-
-
 def rpiaas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rpiaas", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=120)
@@ -53,58 +28,6 @@ def rpiaas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-# ---------------------------------------------------------------- the grid and the statistics
-def test_seeds_and_values() -> None:
-    assert parse_seeds("1-3") == [1, 2, 3] and parse_seeds("7") == [7]
-    assert parse_seeds("1,2,5-7") == [1, 2, 5, 6, 7]
-    for bad in ("3-1", "a-b", "1,1", "-2"):
-        with pytest.raises(InputError):
-            parse_seeds(bad)
-    assert split_values("0.5,1,2") == ["0.5", "1", "2"]
-    assert split_values("{dist: uniform, low: 1, high: 4},3,'a,b'") == [
-        "{dist: uniform, low: 1, high: 4}", "3", "'a,b'"]
-
-
-def test_the_grid_names_each_run(scenario: Path, tmp_path: Path) -> None:
-    specs = expand([scenario], ["best_fit", "first_fit"], [1, 2],
-                   ["workload.generator.count=50,100", "horizon_s=1e6"], tmp_path / "out")
-    assert len(specs) == 2 * 2 * 2
-    names = [s.name for s in specs]
-    assert names[:3] == ["tiny-best_fit-count=50-s1", "tiny-best_fit-count=50-s2",
-                         "tiny-best_fit-count=100-s1"]
-    assert len(set(names)) == 8 and all(s.fixed == (("horizon_s", "1e6"),) for s in specs)
-    assert Path(specs[0].out) == (tmp_path / "out" / "runs" / names[0]).resolve()
-    # no --policy, no --seeds: the scenario's own
-    assert [s.name for s in expand([scenario], [], None, [], tmp_path)] == ["tiny-best_fit-s3"]
-    # a value with characters a file name should not hold: replaced, plus a stable hash
-    a, b = expand([scenario], [], [1], ["workload.generator.work_core_s={dist: exponential, mean: 10},"
-                                        "{dist: exponential,  mean: 10}"], tmp_path)
-    assert a.name.startswith("tiny-best_fit-work_core_s=_dist_exponential_mean_10-") and a.name.endswith("-s1")
-    assert a.name != b.name
-
-
-def test_a_bad_grid_point_is_an_input_error_before_any_run(scenario: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError) as e:
-        expand([scenario], [], [1], ["workload.generator.count=10,-1"], tmp_path)
-    assert e.value.path == "workload.generator.count"
-    assert not (tmp_path / "runs").exists()
-
-
-@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 12, 29, 60, 250, 10_000])
-def test_student_t_quantiles_are_scipys(df: int) -> None:
-    from scipy.stats import t
-
-    for p in (0.9, 0.95, 0.975, 0.995):
-        assert t_quantile(p, df) == pytest.approx(float(t.ppf(p, df)), rel=1e-9)
-
-
-def test_mean_and_confidence_interval() -> None:
-    mean, sd, half = mean_ci([1.0, 2.0, 3.0])
-    assert (mean, sd) == (2.0, 1.0) and half == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6)
-    assert mean_ci([5.0, 5.0]) == (5.0, 0.0, 0.0)
-    assert mean_ci([4.0])[0] == 4.0
 
 
 # ---------------------------------------------------------------- local process pool

@@ -1,4 +1,4 @@
-"""rpiaas compare: statistics against scipy, comparisons of known runs, the files written, bad input."""
+"""rpiaas.analysis.compare: comparisons of known runs, the files written, bad input."""
 
 from __future__ import annotations
 
@@ -14,18 +14,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rpiaas.compare import (
-    RunFileError,
-    compare_runs,
-    format_comparison,
-    ks_2samp,
-    load_run,
-    wasserstein,
-    write_comparison,
-)
+from rpiaas.analysis.compare import compare_runs, write_comparison
+from rpiaas.analysis.tables import format_comparison
+from rpiaas.rundir.reader import RunFileError, load_run
 from rpiaas.sim import simulate
 
-from .helpers import read_tasks, scenario
+from ..helpers import read_tasks, scenario
 
 
 def _rpiaas(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,27 +54,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         assert path is not None
         out[name] = path
     return out
-
-
-# ---------------------------------------------------------------- statistics
-@pytest.mark.parametrize("n,m,shift", [(50, 80, 0.0), (400, 300, 0.3), (2000, 1500, 0.05)])
-def test_ks_and_wasserstein_agree_with_scipy(n: int, m: int, shift: float) -> None:
-    rng = np.random.default_rng(n)
-    a = rng.exponential(1.0, n)
-    b = rng.exponential(1.0, m) + shift
-    d, p = ks_2samp(a, b)
-    ref = stats.ks_2samp(a, b, method="asymp")
-    assert d == pytest.approx(ref.statistic, abs=1e-12)
-    assert p == pytest.approx(ref.pvalue, abs=0.02)
-    assert wasserstein(a, b) == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9)
-
-
-def test_statistics_ignore_nan_and_handle_empty_samples() -> None:
-    a = np.array([1.0, np.nan, 2.0, 3.0])
-    assert ks_2samp(a, a) == (0.0, 1.0)
-    assert wasserstein(a, np.array([2.0, 3.0, 4.0])) == pytest.approx(1.0)
-    d, p = ks_2samp(a, np.array([np.nan]))
-    assert np.isnan(d) and np.isnan(p) and np.isnan(wasserstein(np.zeros(0), a))
 
 
 # ---------------------------------------------------------------- comparisons

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import yaml
 
-from rpiaas.calibrate import calibrate, fit_line
-from rpiaas.compare import compare_runs
+from rpiaas.analysis.calibrate import calibrate, fit_line
+from rpiaas.analysis.compare import compare_runs
 from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
 
-from .helpers import read_tasks, scenario
+from ..helpers import read_tasks, scenario
 
 # the "testbed": speeds and start overheads the calibration is not told
 HIDDEN = {"fast": {"base": "rpi4b", "speed": 1.37, "start_overhead_s": 1.2},

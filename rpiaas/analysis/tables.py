@@ -1,0 +1,117 @@
+"""Terminal tables of a comparison: the summaries side by side, task by task, per node.
+
+:func:`format_comparison` renders the result of
+:func:`rpiaas.analysis.compare.compare_runs` (``compare.json``) for a terminal;
+``rpiaas compare`` prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["format_comparison"]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        return f"{v:,.4g}" if abs(v) < 1e3 else f"{v:,.0f}"
+    return str(v)
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{v * 100:+.1f} %"
+
+
+def _table(rows: list[list[str]], right: Sequence[bool]) -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = []
+    for k, r in enumerate(rows):
+        cells = [c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("  ".join("─" * w for w in widths))
+    return lines
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    """Terminal tables: the summaries side by side, then each pair task by task and per node."""
+    runs = result["runs"]
+    letters = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(runs))]
+    out = [f"{letters[i]}: {r['label']} ({r['mode']}, {r['policy']}, seed {r['seed']}, "
+           f"{r['tasks']:,} tasks)" for i, r in enumerate(runs)]
+    out.append("")
+    head = ["metric", "A"]
+    for p in result["pairs"]:
+        b = letters[p["b"]]
+        head += [b, f"{b}−A", f"{b}/A−1"]
+    rows = [head]
+    keys = list(result["pairs"][0]["summary"]) if result["pairs"] else []
+    for key in keys:
+        row = [key, _fmt(result["pairs"][0]["summary"][key]["a"])]
+        for p in result["pairs"]:
+            s = p["summary"].get(key, {})
+            row += [_fmt(s.get("b")), _fmt(s.get("diff")), _pct(s.get("rel"))]
+        rows.append(row)
+    out += _table(rows, [False] + [True] * (len(head) - 1))
+    for p in result["pairs"]:
+        b = letters[p["b"]]
+        out.append("")
+        if p["tasks"] is None:
+            out.append(f"A and {b}: {p['note']}: only the summaries are compared")
+            continue
+        t = p["tasks"]
+        out.append(f"A and {b}, task by task ({t['matched']:,} tasks, {t['both_completed']:,} "
+                   f"completed in both; differences are {b} − A)")
+        rows = [["", "mean", "mean |d|", "p95 |d|", "max |d|", "KS", "KS p", "Wasserstein",
+                 "Cohen d", "verdict"]]
+        for what, key in (("wait s", "wait"), ("response s", "response")):
+            d = t[f"{key}_diff_s"]
+            dist = t["distributions"][f"{key}_s"]
+            rows.append([what, _fmt(d["mean"]), _fmt(d["mean_abs"]), _fmt(d["p95_abs"]),
+                         _fmt(d["max_abs"]), _fmt(dist["ks"]), _fmt(dist["ks_pvalue"]),
+                         _fmt(dist["wasserstein_s"]), _fmt(dist.get("cohens_d")),
+                         _verdict(dist)])
+        out += _table(rows, [False] + [True] * 8 + [False])
+        tol = result.get("tolerance", {})
+        out.append(f"verdict: |mean difference| within the tolerance of {_fmt(tol.get('tolerance_s'))} s "
+                   f"({tol.get('source', 'none')}) is agreement, whatever KS says")
+        pl = t["placement"]
+        agree = "—" if pl["agreement"] is None else f"{pl['agreement'] * 100:.1f} %"
+        out.append(f"same node: {agree} of {pl['both_placed']:,} tasks placed in both")
+        if t["worst"]:
+            worst = ", ".join(f"{w['task_id']} ({w['diff_s']:+.4g} s)" for w in t["worst"][:5])
+            out.append(f"largest response differences: {worst}")
+    out.append("")
+    out += _node_lines(result, letters)
+    return "\n".join(out)
+
+
+def _verdict(dist: dict[str, Any]) -> str:
+    agree = dist.get("agree")
+    return "—" if agree is None else "agree" if agree else "differ"
+
+
+def _node_lines(result: dict[str, Any], letters: list[str]) -> list[str]:
+    tables = result["nodes"]
+    names = list(dict.fromkeys(n for t in tables for n in t))
+    if not names:
+        return []
+    head = ["node"] + [f"{letters[i]} energy J" for i in range(len(tables))] + [
+        f"{letters[i]} util" for i in range(len(tables))]
+    rows = [head]
+    for name in names[:50]:
+        rows.append([name] + [_fmt(t.get(name, {}).get("energy_j")) for t in tables]
+                    + [_fmt(t.get(name, {}).get("mean_utilization")) for t in tables])
+    lines = _table(rows, [False] + [True] * (len(head) - 1))
+    if len(names) > 50:
+        lines.append(f"… and {len(names) - 50:,} more nodes (compare.json has them all)")
+    return lines

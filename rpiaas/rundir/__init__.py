@@ -1,0 +1,17 @@
+"""The run directory: one result format for simulated and live runs.
+
+The only code that knows a run directory's files: :mod:`.format` (file names,
+columns, ``run.json`` text), :mod:`.writer` (streaming a run and moving it into
+place when it completes), :mod:`.reader` (reading a run back, with errors that
+name the file and line) and :mod:`.metrics` (the summary and the run record).
+"""
+
+from __future__ import annotations
+
+from .format import FORMAT, NODE_COLUMNS, RUN_FILES, TASK_COLUMNS
+from .metrics import Stats, run_record
+from .reader import Run, RunFileError, is_complete, load_run, read_run
+from .writer import RunWriter
+
+__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "Run", "RunFileError", "RunWriter",
+           "Stats", "is_complete", "load_run", "read_run", "run_record"]

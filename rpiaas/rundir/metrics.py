@@ -1,0 +1,135 @@
+"""A run's summary metrics and its ``run.json`` record.
+
+:class:`Stats` accumulates the summary as tasks end (the simulator and the
+live shell feed it through the writer); :func:`run_record` is the content of
+``run.json``; :func:`bounded_slowdown` is the per-task metric of
+``tasks.csv`` and of the summary.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..model import Task, TaskState
+from .format import FORMAT
+
+if TYPE_CHECKING:
+    from ..scenario import Scenario
+
+__all__ = ["BSLD_BOUND_S", "Stats", "bounded_slowdown", "run_record", "versions"]
+
+BSLD_BOUND_S = 10.0
+_COMPLETED = TaskState.COMPLETED
+
+
+def versions() -> dict[str, str]:
+    """The versions of Python and of the packages a run's result depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": ".".join(map(str, sys.version_info[:3]))}
+    for pkg in ("rpiaas", "numpy", "simpy", "pluggy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
+               nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The content of ``run.json`` (no wall-clock data: same inputs, same bytes)."""
+    return {
+        "format": FORMAT,
+        "mode": mode,
+        "name": scenario.name,
+        "policy": scenario.policy.name,
+        "policy_params": scenario.policy.params,
+        "queue": scenario.queue.name if scenario.queue else "fcfs",
+        "seed": scenario.seed,
+        "scenario_file": scenario.file,
+        "scenario": scenario.data,
+        "versions": versions(),
+        "summary": summary,
+        "nodes": nodes,
+    }
+
+
+def bounded_slowdown(response_s: float, run_s: float) -> float:
+    """``max(1, response / max(run, 10 s))``: slowdown that short tasks cannot inflate."""
+    return max(1.0, response_s / max(run_s, BSLD_BOUND_S))
+
+
+class Stats:
+    """Summary metrics accumulated as tasks end (O(1) memory per task but waits)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        self.waits = array("d")
+        self.sum_response = 0.0
+        self.sum_bsld = 0.0
+        self.first_arrival = math.inf
+        self.last_end = -math.inf
+
+    @property
+    def ended(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, task: Task) -> float | None:
+        """Account a task that ended; returns its bounded slowdown if it completed."""
+        self.counts[task.state] += 1
+        a = task.arrival_s
+        if a < self.first_arrival:
+            self.first_arrival = a
+        if task.start_s >= 0:
+            self.waits.append(task.start_s - a)
+        if task.state is _COMPLETED:
+            return self.completed(a, task.start_s, task.end_s)
+        return None
+
+    def completed(self, arrival_s: float, start_s: float, end_s: float) -> float:
+        """Account a completed task; returns its bounded slowdown."""
+        response = end_s - arrival_s
+        run = end_s - start_s
+        bsld = bounded_slowdown(response, run)
+        self.sum_response += response
+        self.sum_bsld += bsld
+        if end_s > self.last_end:
+            self.last_end = end_s
+        return bsld
+
+    def summary(self, busy_core_s: float, capacity_core_s: float, energy_j: float,
+                duration_s: float) -> dict[str, Any]:
+        """The ``summary`` object of ``run.json``."""
+        counts = {state.value: n for state, n in self.counts.items()}
+        done = counts["completed"]
+        waits = np.frombuffer(self.waits, dtype=np.float64) if len(self.waits) else np.zeros(0)
+        makespan = self.last_end - self.first_arrival if done else 0.0
+        return {
+            "tasks": sum(counts.values()),
+            "completed": done,
+            "rejected": counts["rejected"],
+            "failed": counts["failed"],
+            "killed": counts["killed"],
+            "unfinished": counts["queued"] + counts["running"],
+            "makespan_s": _r(makespan),
+            "duration_s": _r(duration_s),
+            "mean_wait_s": _r(float(waits.mean())) if waits.size else None,
+            "p95_wait_s": _r(float(np.percentile(waits, 95))) if waits.size else None,
+            "max_wait_s": _r(float(waits.max())) if waits.size else None,
+            "mean_response_s": _r(self.sum_response / done) if done else None,
+            "mean_bounded_slowdown": _r(self.sum_bsld / done) if done else None,
+            "mean_utilization": _r(busy_core_s / capacity_core_s) if capacity_core_s > 0 else 0.0,
+            "energy_j": _r(energy_j),
+            "mean_power_w": _r(energy_j / duration_s) if duration_s > 0 else None,
+            "energy_per_task_j": _r(energy_j / done) if done else None,
+        }
+
+
+def _r(x: float) -> float:
+    """Round summary figures so they print stably (12 significant digits)."""
+    return float(f"{x:.12g}")

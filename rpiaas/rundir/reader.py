@@ -1,0 +1,276 @@
+"""Reading a run directory: ``run.json``, ``tasks.csv`` and ``nodes.csv`` into memory.
+
+:func:`read_run` reads ``run.json``; :func:`load_run` reads a whole run as a
+:class:`Run`, its task table as numpy arrays sorted by task id (a million
+tasks in a few seconds: the csv rows are converted a chunk at a time), and
+its node series.  Bad input (a missing or corrupt run directory) raises
+:class:`RunFileError`, one line naming the file and, where there is one,
+the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .format import NODE_COLUMNS, TASK_COLUMNS, TASK_STATES
+
+__all__ = ["COMPLETED", "NodeSeries", "Run", "RunFileError", "is_complete", "load_run", "read_run",
+           "read_timing"]
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+_CHUNK = 100_000  # csv rows parsed per numpy conversion
+COMPLETED = TASK_STATES.index("completed")  # the code of a completed task in ``Run.state``
+
+
+class RunFileError(ValueError):
+    """A run directory, or one of its files, is missing or unreadable; the message names it."""
+
+
+@dataclass
+class NodeSeries:
+    """``nodes.csv`` as arrays: one entry per row, ``node`` as an index into ``Run.node_names``."""
+
+    time_s: Floats
+    node: Ints
+    utilization: Floats
+    power_w: Floats
+    on: npt.NDArray[np.bool_]
+
+
+@dataclass
+class Run:
+    """A run directory in memory: ``run.json`` and ``tasks.csv`` as arrays sorted by task id.
+
+    Times are ``nan`` where a task never reached that point; ``node`` is -1
+    where it never ran.  ``state`` indexes
+    :data:`~rpiaas.rundir.format.TASK_STATES` (``COMPLETED`` is its code for
+    ``completed``); ``label`` names the run in a comparison.
+    """
+
+    path: Path
+    record: dict[str, Any]
+    task_id: Ints
+    arrival_s: Floats
+    start_s: Floats
+    end_s: Floats
+    wait_s: Floats
+    response_s: Floats
+    node: Ints
+    state: Ints
+    cores: Ints
+    work_core_s: Floats
+    node_names: list[str]
+    series: NodeSeries | None = None
+    label: str = ""
+    _types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> npt.NDArray[np.bool_]:
+        done: npt.NDArray[np.bool_] = self.state == COMPLETED
+        return done
+
+    @property
+    def node_types(self) -> dict[str, str]:
+        """Node name -> node type name, from ``run.json``."""
+        if not self._types:
+            for n in self.record.get("nodes") or []:
+                if isinstance(n, dict) and "node" in n:
+                    self._types[str(n["node"])] = str(n.get("type", ""))
+        return self._types
+
+
+def load_run(path: str | Path, series: bool = True) -> Run:
+    """Read a run directory (``series``: also ``nodes.csv``); :class:`RunFileError` if unreadable."""
+    p = Path(path)
+    if not p.exists():
+        raise RunFileError(f"{p}: no such run directory")
+    if not p.is_dir():
+        raise RunFileError(f"{p}: not a directory (expected a run directory)")
+    record = read_run(p)
+    cols = _read_tasks(p / "tasks.csv")
+    run = Run(p, record, *cols)
+    if series:
+        run.series = _read_series(p / "nodes.csv", run.node_names)
+    return run
+
+
+def read_run(path: str | Path) -> dict[str, Any]:
+    """``run.json`` of the run directory ``path``; :class:`RunFileError` if missing or not a run record."""
+    f = Path(path) / "run.json"
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFileError(f"{f}: no such file (not a run directory?)") from None
+    except json.JSONDecodeError as e:
+        raise RunFileError(f"{f}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunFileError(f"{f}: cannot read it: {e}") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{f}: expected a JSON object, got {type(data).__name__}")
+    if not isinstance(data.get("summary"), dict):
+        raise RunFileError(f"{f}: no 'summary' object (not a run record?)")
+    return data
+
+
+def _rows(f: Path, columns: Sequence[str]) -> Iterator[tuple[int, list[list[str]]]]:
+    """Chunks of rows of a CSV file whose header must start with ``columns``; (first line, rows)."""
+    try:
+        handle = open(f, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        raise RunFileError(f"{f}: no such file") from None
+    except OSError as e:
+        raise RunFileError(f"{f}: cannot read it: {e}") from None
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise RunFileError(f"{f}: empty file (expected a header line)")
+            if tuple(header[: len(columns)]) != tuple(columns):
+                raise RunFileError(f"{f}:1: unexpected header (expected {','.join(columns)})")
+            width = len(header)
+            line = 2
+            while True:
+                chunk = list(itertools.islice(reader, _CHUNK))
+                if not chunk:
+                    return
+                if len(set(map(len, chunk))) != 1 or len(chunk[0]) != width:
+                    i, row = next((i, r) for i, r in enumerate(chunk) if len(r) != width)
+                    raise RunFileError(f"{f}:{line + i}: expected {width} fields, got {len(row)}")
+                yield line, chunk
+                line += len(chunk)
+        except csv.Error as e:
+            raise RunFileError(f"{f}:{reader.line_num}: not valid CSV: {e}") from None
+        except UnicodeDecodeError as e:
+            raise RunFileError(f"{f}: not UTF-8 text: {e}") from None
+
+
+def _floats(f: Path, line: int, name: str, values: Sequence[str]) -> Floats:
+    try:
+        return np.array(values, dtype=np.float64)
+    except ValueError:
+        pass  # empty fields (times a task never reached), or not numbers
+    try:
+        return np.array([v or "nan" for v in values], dtype=np.float64)
+    except ValueError:
+        for i, v in enumerate(values):
+            try:
+                float(v or "nan")
+            except ValueError:
+                raise RunFileError(f"{f}:{line + i}: {name}: not a number: {v!r}") from None
+        raise  # pragma: no cover
+
+
+def _ints(f: Path, line: int, name: str, values: Sequence[str]) -> Ints:
+    try:
+        return np.array(values, dtype=np.int64)
+    except (ValueError, OverflowError):
+        for i, v in enumerate(values):
+            if not v.strip().lstrip("-").isdigit():
+                raise RunFileError(f"{f}:{line + i}: {name}: not an integer: {v!r}") from None
+        raise  # pragma: no cover
+
+
+def _codes(values: Iterable[str], codes: dict[str, int]) -> Ints:
+    """Small integer codes for names ('' -> -1), extending ``codes`` as new names appear."""
+    try:  # every name known already: the common case after the first rows
+        return np.fromiter(map(codes.__getitem__, values), dtype=np.int64)
+    except KeyError:
+        pass
+    get = codes.get
+    out = []
+    for v in values:
+        c = get(v)
+        if c is None:
+            c = -1 if not v else codes.setdefault(v, len(codes))
+        out.append(c)
+    return np.array(out, dtype=np.int64)
+
+
+def _read_tasks(f: Path) -> tuple[Any, ...]:
+    idx = {c: i for i, c in enumerate(TASK_COLUMNS)}
+    floats = ("arrival_s", "start_s", "end_s", "wait_s", "response_s", "work_core_s")
+    parts: dict[str, list[Any]] = {k: [] for k in (*floats, "task_id", "node", "state", "cores")}
+    nodes: dict[str, int] = {}
+    state_codes = {s: i for i, s in enumerate(TASK_STATES)}
+    for line, chunk in _rows(f, TASK_COLUMNS):
+        cols = list(zip(*chunk, strict=True))
+        for name in floats:
+            parts[name].append(_floats(f, line, name, cols[idx[name]]))
+        parts["task_id"].append(_ints(f, line, "task_id", cols[idx["task_id"]]))
+        parts["cores"].append(_ints(f, line, "cores", cols[idx["cores"]]))
+        parts["node"].append(_codes(cols[idx["node"]], nodes))
+        states = cols[idx["state"]]
+        bad = set(states) - state_codes.keys()
+        if not bad:
+            parts["state"].append(np.fromiter(map(state_codes.__getitem__, states), dtype=np.int64))
+            continue
+        i = next(i for i, s in enumerate(states) if s in bad)
+        raise RunFileError(f"{f}:{line + i}: state: unknown task state {states[i]!r}")
+    arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k in (
+        "task_id", "node", "state", "cores") else np.float64)) for k, v in parts.items()}
+    order = np.argsort(arrays["task_id"], kind="stable")
+    ids = arrays["task_id"][order]
+    if ids.size > 1:
+        dup = np.flatnonzero(ids[1:] == ids[:-1])
+        if dup.size:
+            raise RunFileError(f"{f}: task {int(ids[dup[0]])} has more than one row")
+    names = [""] * len(nodes)
+    for name, code in nodes.items():
+        names[code] = name
+    a = {k: v[order] for k, v in arrays.items()}
+    return (a["task_id"], a["arrival_s"], a["start_s"], a["end_s"], a["wait_s"], a["response_s"],
+            a["node"], a["state"], a["cores"], a["work_core_s"], names)
+
+
+def _read_series(f: Path, names: list[str]) -> NodeSeries | None:
+    if not f.exists():
+        return None
+    idx = {c: i for i, c in enumerate(NODE_COLUMNS)}
+    codes = {n: i for i, n in enumerate(names)}
+    t: list[Floats] = []
+    node: list[Ints] = []
+    util: list[Floats] = []
+    power: list[Floats] = []
+    on: list[npt.NDArray[np.bool_]] = []
+    for line, chunk in _rows(f, NODE_COLUMNS):
+        cols = list(zip(*chunk, strict=True))
+        t.append(_floats(f, line, "time_s", cols[idx["time_s"]]))
+        node.append(_codes(cols[idx["node"]], codes))
+        util.append(_floats(f, line, "utilization", cols[idx["utilization"]]))
+        power.append(_floats(f, line, "power_w", cols[idx["power_w"]]))
+        on.append(np.array(cols[idx["state"]], dtype=object) == "on")
+    names.extend([""] * (len(codes) - len(names)))
+    for name, code in codes.items():
+        names[code] = name
+    if not t:
+        return NodeSeries(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0),
+                          np.zeros(0, dtype=bool))
+    return NodeSeries(np.concatenate(t), np.concatenate(node), np.concatenate(util),
+                      np.concatenate(power), np.concatenate(on))
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether ``path`` holds a complete run: a run directory appears only when its run
+    completes (:class:`~rpiaas.rundir.writer.RunWriter`), so its ``run.json`` is the mark."""
+    return (Path(path) / "run.json").exists()
+
+
+def read_timing(path: str | Path) -> dict[str, Any] | None:
+    """``timing.json`` of a run directory (wall-clock facts), or ``None`` if absent or unreadable."""
+    try:
+        data = json.loads((Path(path) / "timing.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,48 @@
+"""A live run against its simulated twin: the figures by hand, the twin is the simulation."""
+
+from __future__ import annotations
+
+import pytest
+
+from rpiaas.model import Task, TaskState
+from rpiaas.rundir.fidelity import (
+    FIDELITY_FORMAT,
+    FIDELITY_METRICS,
+    Outcome,
+    fidelity,
+    outcome,
+    summary_line,
+)
+
+
+def test_outcome_of_a_task() -> None:
+    t = Task(1, 2.0, cores=1, mem_mb=1, work_core_s=1.0)
+    assert outcome(t, ["a", "b"]) == Outcome("", False, None, None)
+    t.state, t.node, t.start_s, t.end_s = TaskState.COMPLETED, 1, 3.0, 7.5
+    assert outcome(t, ["a", "b"]) == Outcome("b", True, 1.0, 5.5)
+    t.state, t.end_s = TaskState.KILLED, -1.0
+    assert outcome(t, ["a", "b"]) == Outcome("b", False, 1.0, None)
+
+
+def test_fidelity_by_hand() -> None:
+    sim = {1: Outcome("n0", True, 0.0, 10.0), 2: Outcome("n1", True, 1.0, 20.0),
+           3: Outcome("n0", True, 0.0, 5.0), 4: Outcome("", False, None, None)}
+    live = {1: Outcome("n0", True, 0.1, 11.0), 2: Outcome("n0", True, 1.2, 22.0),
+            3: Outcome("", False, None, None), 4: Outcome("n1", True, 0.0, 3.0)}
+    sim_summary = {"makespan_s": 40.0, "mean_wait_s": 0.0, "mean_utilization": 0.5, "energy_j": 100.0}
+    live_summary = {"makespan_s": 41.0, "mean_wait_s": 0.2, "mean_utilization": 0.5, "energy_j": None}
+    doc = fidelity(live_summary, live, sim_summary, sim)
+    assert doc["format"] == FIDELITY_FORMAT and list(doc["metrics"]) == [m for m, _ in FIDELITY_METRICS]
+    m = doc["metrics"]
+    assert m["makespan_s"] == {"unit": "s", "sim": 40.0, "live": 41.0, "diff": 1.0, "rel": 0.025}
+    assert m["mean_wait_s"]["diff"] == 0.2 and m["mean_wait_s"]["rel"] is None  # over a zero
+    assert m["mean_utilization"]["diff"] == 0.0 and m["mean_utilization"]["rel"] == 0.0
+    assert m["energy_j"]["diff"] is None and m["p95_wait_s"]["sim"] is None  # not in the summaries
+    # p95 of the responses (10, 20, 5) and (11, 22, 3): linear interpolation
+    assert m["p95_response_s"]["sim"] == pytest.approx(19.0)
+    assert m["p95_response_s"]["live"] == pytest.approx(20.9)
+    # tasks 1 and 2 completed in both; only task 1 on the same node
+    assert doc["placement"] == {"tasks": 2, "same_node": 1, "agreement": 0.5}
+    line = summary_line(doc)
+    assert line == ("live vs its simulation: makespan +2.5 %, mean wait +0.2 s, utilisation +0.0 %, "
+                    "same node 50.0 % of 2 tasks")

@@ -1,0 +1,65 @@
+"""Summary metrics against a hand computation; the run record."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from rpiaas.model import Task, TaskState
+from rpiaas.rundir.format import FORMAT
+from rpiaas.rundir.metrics import Stats, bounded_slowdown, run_record, versions
+
+from ..helpers import cluster, scenario
+
+
+def _ended(id_: int, state: TaskState, arrival_s: float, start_s: float = -1.0,
+           end_s: float = -1.0) -> Task:
+    t = Task(id_, arrival_s, cores=1, mem_mb=1, work_core_s=1.0)
+    t.state, t.start_s, t.end_s = state, start_s, end_s
+    return t
+
+
+def test_bounded_slowdown() -> None:
+    assert bounded_slowdown(5.0, 1.0) == 1.0  # short tasks cannot inflate it
+    assert bounded_slowdown(100.0, 20.0) == 5.0
+    assert bounded_slowdown(35.0, 5.0) == 3.5  # run under 10 s counts as 10 s
+
+
+def test_summary_by_hand() -> None:
+    st = Stats()
+    assert st.add(_ended(1, TaskState.COMPLETED, 0.0, 0.0, 20.0)) == 1.0  # 20 / 20
+    assert st.add(_ended(2, TaskState.COMPLETED, 0.0, 30.0, 35.0)) == 3.5  # 35 / max(5, 10)
+    assert st.add(_ended(3, TaskState.REJECTED, 7.0)) is None
+    assert st.add(_ended(4, TaskState.KILLED, 1.0, 2.0)) is None
+    assert st.ended == 4
+    s = st.summary(busy_core_s=30.0, capacity_core_s=100.0, energy_j=500.0, duration_s=50.0)
+    # waits 0, 30, 1: p95 by linear interpolation 1 + 0.9 * 29
+    assert s == {"tasks": 4, "completed": 2, "rejected": 1, "failed": 0, "killed": 1,
+                 "unfinished": 0, "makespan_s": 35.0, "duration_s": 50.0,
+                 "mean_wait_s": pytest.approx(31 / 3), "p95_wait_s": pytest.approx(27.1),
+                 "max_wait_s": 30.0, "mean_response_s": 27.5, "mean_bounded_slowdown": 2.25,
+                 "mean_utilization": 0.3, "energy_j": 500.0, "mean_power_w": 10.0,
+                 "energy_per_task_j": 250.0}
+    assert s["mean_wait_s"] == float(f"{31 / 3:.12g}")  # rounded to 12 significant digits
+
+
+def test_summary_of_nothing() -> None:
+    s = Stats().summary(0.0, 0.0, 0.0, 0.0)
+    assert s["tasks"] == s["completed"] == 0 and s["makespan_s"] == 0.0
+    assert s["mean_wait_s"] is s["mean_response_s"] is s["mean_power_w"] is None
+    assert s["mean_utilization"] == 0.0
+
+
+def test_run_record() -> None:
+    sc = scenario({"name": "rec", "seed": 9, "cluster": cluster(2), "policy": "first_fit",
+                   "workload": {"tasks": [{"arrival_s": 0, "cores": 1, "mem_mb": 1, "work_core_s": 1}]}})
+    rec = run_record(sc, "sim", {"tasks": 1}, [{"node": "n0"}])
+    assert list(rec) == ["format", "mode", "name", "policy", "policy_params", "queue", "seed",
+                         "scenario_file", "scenario", "versions", "summary", "nodes"]
+    assert (rec["format"], rec["mode"], rec["name"], rec["seed"], rec["queue"]) == (
+        FORMAT, "sim", "rec", 9, "fcfs")
+    assert rec["summary"] == {"tasks": 1} and rec["nodes"] == [{"node": "n0"}]
+    v = versions()
+    assert v["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert set(v) == {"python", "rpiaas", "numpy", "simpy", "pluggy"}

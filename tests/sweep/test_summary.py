@@ -1,0 +1,67 @@
+"""A sweep's aggregation: groups, means and intervals by hand, the files, the table, the plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rpiaas.analysis.stats import t_quantile
+from rpiaas.sweep.summary import aggregate, format_table, plot_summary, summarize
+
+
+def _rows() -> list[dict[str, Any]]:
+    rows = []
+    for policy, waits in (("best_fit", [1.0, 2.0, 3.0]), ("first_fit", [4.0, 4.0, 4.0])):
+        for seed, w in enumerate(waits, start=1):
+            rows.append({"run": f"s-{policy}-s{seed}", "scenario": "s", "policy": policy, "seed": seed,
+                         "set:queue": "fcfs", "tasks": 10, "mean_wait_s": w,
+                         "p95_wait_s": None if seed == 3 else 2 * w, "wall_s": 0.5, "ok": True})
+    return rows
+
+
+def test_summarize_by_hand() -> None:
+    summary = summarize(_rows())
+    by = {(r["policy"], r["metric"]): r for r in summary}
+    # metrics: numbers only, not the grid's coordinates nor booleans
+    assert {m for _, m in by} == {"tasks", "mean_wait_s", "p95_wait_s", "wall_s"}
+    r = by["best_fit", "mean_wait_s"]
+    half = t_quantile(0.975, 2) * 1.0 / math.sqrt(3)  # sd 1
+    assert (r["scenario"], r["set:queue"], r["n"], r["mean"], r["sd"]) == ("s", "fcfs", 3, 2.0, 1.0)
+    assert r["ci95_half"] == pytest.approx(half) and half == pytest.approx(4.302653 / math.sqrt(3))
+    assert (r["ci95_low"], r["ci95_high"]) == (pytest.approx(2.0 - half), pytest.approx(2.0 + half))
+    r = by["first_fit", "mean_wait_s"]
+    assert (r["mean"], r["sd"], r["ci95_half"]) == (4.0, 0.0, 0.0)  # exactly: no rounding noise
+    assert by["best_fit", "p95_wait_s"]["n"] == 2  # a missing value is no zero
+
+
+def test_aggregate_writes_the_files(tmp_path: Path) -> None:
+    rows = _rows()
+    summary = aggregate(rows, tmp_path, plots=False)
+    with open(tmp_path / "sweep.csv", newline="") as f:
+        written = list(csv.DictReader(f))
+    assert len(written) == 6 and written[2]["p95_wait_s"] == "" and written[0]["mean_wait_s"] == "1.0"
+    with open(tmp_path / "summary.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(summary) == 8
+    assert not (tmp_path / "plots").exists() and not list(tmp_path.glob("*.tmp"))
+    text = (tmp_path / "summary.txt").read_text()
+    assert text == format_table(summary) + "\n"
+
+
+def test_the_table() -> None:
+    lines = format_table(summarize(_rows())).splitlines()
+    assert lines[0].split() == ["scenario", "policy", "queue", "n", "mean_wait_s"]
+    assert lines[2].split() == ["s", "best_fit", "fcfs", "3", "2", "±", "2.484"]
+    assert lines[3].split() == ["s", "first_fit", "fcfs", "3", "4", "±", "0"]
+    assert lines[-1] == "(mean ± half-width of the 95 % confidence interval, Student t)"
+
+
+def test_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    paths = plot_summary(summarize(_rows()), tmp_path / "plots")
+    assert sorted(p.name for p in paths) == ["mean_wait_s.png", "p95_wait_s.png", "tasks.png",
+                                             "wall_s.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
