@@ -10,14 +10,15 @@ from typing import Any
 from ..inputs.source import InputError
 from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK, Exit, load, need_live, trace_report
 
-__all__ = ["add_parser", "format_summary", "run"]
+__all__ = ["add_parser", "format_summary", "run", "run_name"]
 
 
 def add_parser(sub: Any) -> None:
     """Add ``run`` (and its live-mode options) to the ``rpiaas`` subparsers ``sub``."""
     run_p = sub.add_parser("run", help="run a scenario in simulation and write a run directory")
     run_p.add_argument("scenario", help="scenario YAML file")
-    run_p.add_argument("--out", "-o", help="run directory (default: runs/NAME-POLICY-sSEED)")
+    run_p.add_argument("--out", "-o", help="run directory (default: runs/NAME-POLICY-sSEED, "
+                       "then what --set changed)")
     run_p.add_argument("--policy", help="placement policy to use instead of the scenario's")
     run_p.add_argument("--seed", type=int, help="seed to use instead of the scenario's")
     run_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -48,15 +49,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         trace_report(sc)
     mode = "live" if args.live else "sim"
-    out = Path(args.out) if args.out else Path("runs") / (
-        f"{sc.name}-{sc.policy.name}-s{sc.seed}" + ("-live" if args.live else ""))
+    out = Path(args.out) if args.out else Path("runs") / run_name(sc, args.overrides, args.live)
     path: Path | None
     if args.live:
         summary, path = _run_live(args, sc, out)
     else:
         summary, path = simulate(sc, out, progress=not args.quiet)
     if not args.quiet:
-        print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · seed {sc.seed} · {mode}"))
+        queue = sc.queue.name if sc.queue else "fcfs"
+        print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · queue {queue} · "
+                                            f"seed {sc.seed} · {mode}"))
     print(f"run directory: {path}")
     return EXIT_OK
 
@@ -91,6 +93,22 @@ def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, A
         # the master refused the scenario or the token: bad input; else the run failed
         raise Exit(EXIT_INPUT if e.status is not None and 400 <= e.status < 500
                    else EXIT_FAILED) from None
+
+
+def run_name(sc: Any, overrides: list[str], live: bool = False) -> str:
+    """The default run directory's name: the scenario, its policy and seed (after
+    ``--policy``/``--seed``), and what ``--set`` changed, so that runs of different settings
+    never share a directory.  A changed key is named in the name (shortened when long)
+    and the whole ``--set`` list is hashed, so two lists that read alike still differ."""
+    import hashlib
+    import re
+
+    parts = [sc.name, sc.policy.name, f"s{sc.seed}"]
+    if overrides:
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(overrides)).strip("-")[:48]
+        digest = hashlib.sha256("\0".join(overrides).encode()).hexdigest()[:6]
+        parts.append(f"{readable}-{digest}")
+    return "-".join(parts) + ("-live" if live else "")
 
 
 def format_summary(summary: dict[str, Any], title: str = "") -> str:

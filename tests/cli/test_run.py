@@ -26,7 +26,7 @@ def test_run_the_quickstart_prints_a_summary_table(tmp_path: Path) -> None:
     r = rpiaas(tmp_path, "run", str(QUICKSTART))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "quickstart · best_fit · seed 42 · sim"
+    assert lines[0] == "quickstart · best_fit · queue fcfs · seed 42 · sim"
     assert set(lines[1]) == {"─"}
     table = dict(line.rsplit(None, 1) for line in lines[2:-1])
     table = {k.strip(): v for k, v in table.items()}
@@ -106,3 +106,20 @@ def test_live_mode_refuses_bad_options_before_it_connects(
     assert main(["run", str(QUICKSTART), "--live", "-q", "--out", str(tmp_path / "r"), *args]) == 2
     assert capsys.readouterr().err == message
     assert not (tmp_path / "r").exists()
+
+
+def test_run_names_never_collide_for_different_settings() -> None:
+    """The default directory names what --set changed; different lists get different names."""
+    from rpiaas.cli.run import run_name
+    from rpiaas.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).parents[2] / "scenarios" / "quickstart.yaml")
+    plain = run_name(sc, [])
+    assert plain == "quickstart-best_fit-s42"
+    lists = [["queue=easy_backfill"], ["queue=sjf"], ["a.b=c"], ["a_b=c"], ["a.b=c", "x=1"],
+             ["x=1", "a.b=c"], ["k=" + "v" * 200], ["k=" + "v" * 199 + "w"]]
+    names = [run_name(sc, overrides) for overrides in lists]
+    assert len(set(names)) == len(names) and plain not in names
+    assert names[0].startswith("quickstart-best_fit-s42-queue-easy_backfill-")
+    assert all(len(n) < 100 for n in names)
+    assert run_name(sc, ["queue=sjf"], live=True) == names[1] + "-live"

@@ -316,7 +316,7 @@ def test_the_live_local_scenario_replays_on_the_local_testbed(testbed: LocalTest
     out = tmp_path / "run"
     assert main(["run", str(scenario), "--live", "--master", testbed.master_url, "--token-file",
                  str(testbed.master_token_file), "--timescale", "0.25", "--out", str(out)]) == 0
-    assert "live-local · best_fit · seed 11 · live" in capsys.readouterr().out
+    assert "live-local · best_fit · queue fcfs · seed 11 · live" in capsys.readouterr().out
     rows = _rows(out)
     assert len(rows) == 40 and all(r["state"] == "completed" for r in rows.values())
     assert {p.name for p in out.iterdir()} >= {"run.json", "tasks.csv", "nodes.csv", "events.jsonl",
