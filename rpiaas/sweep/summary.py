@@ -3,10 +3,14 @@
 - ``sweep.csv``: one row per run (grid coordinates and summary metrics);
 - ``summary.csv``: per scenario, policy and parameter values, for each
   metric: runs, mean, standard deviation and the 95 % confidence interval
-  of the mean (Student t, :func:`rpiaas.analysis.stats.mean_ci`);
-- ``summary.txt``: a few metrics as a text table;
-- ``plots/METRIC.png``: the means with their intervals as error bars
-  (matplotlib, from the ``sweep`` extra).
+  of the mean (Student t, :func:`rpiaas.analysis.stats.mean_ci`), clipped to
+  the values the metric can take (:func:`metric_bounds`: no negative wait,
+  no utilisation above 1), ``ci95_clipped`` saying when it was;
+- ``summary.txt``: a few metrics as text tables no wider than 100 columns
+  (the full table is ``summary.csv``), every number in one format;
+- ``plots/METRIC.png``: the means with their intervals as error bars, a
+  grouped bar chart per policy when no parameter is swept; metrics that are
+  0 in every run get no plot (matplotlib, from the ``sweep`` extra).
 """
 
 from __future__ import annotations
@@ -21,7 +25,22 @@ from typing import Any
 from ..analysis.stats import mean_ci
 from .grid import ID_COLUMNS, slug
 
-__all__ = ["aggregate", "format_table", "plot_summary", "summarize"]
+__all__ = ["aggregate", "format_number", "format_table", "metric_bounds", "plot_summary", "summarize"]
+
+TEXT_WIDTH = 100
+
+
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The values a summary metric can take: ``(low, high)``.
+
+    Times, energies, powers and counts are never negative; a bounded slowdown
+    is at least 1; utilisation and shares lie in [0, 1].
+    """
+    if metric in ("mean_utilization", "same_state") or metric.endswith(("_ratio", "_share")):
+        return 0.0, 1.0
+    if metric == "mean_bounded_slowdown":
+        return 1.0, math.inf
+    return 0.0, math.inf
 
 
 def _metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -46,9 +65,13 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for metric in _metrics(members):
             values = [float(m[metric]) for m in members if isinstance(m.get(metric), (int, float))]
             mean, sd, half = mean_ci(values)
+            low_bound, high_bound = metric_bounds(metric)
+            low, high = mean - half, mean + half
+            clipped = low < low_bound or high > high_bound
             row = {"scenario": key[0], "policy": key[1], **dict(zip(params, key[2:], strict=True)),
                    "metric": metric, "n": len(values), "mean": mean, "sd": sd,
-                   "ci95_low": mean - half, "ci95_high": mean + half, "ci95_half": half}
+                   "ci95_low": max(low, low_bound), "ci95_high": min(high, high_bound),
+                   "ci95_half": half, "ci95_clipped": clipped}
             out.append(row)
     return out
 
@@ -99,6 +122,11 @@ def plot_summary(summary: Sequence[dict[str, Any]], directory: Path) -> list[Pat
     written = []
     for metric in dict.fromkeys(r["metric"] for r in summary):
         rows = [r for r in summary if r["metric"] == metric]
+        if all(r["mean"] == 0 and r["ci95_low"] == 0 and r["ci95_high"] == 0 for r in rows):
+            continue  # 0 in every run (no task failed, say): nothing to see
+        if not params:
+            written.append(_bars(plt, rows, metric, directory))
+            continue
         labels = list(dict.fromkeys(", ".join(f"{p[4:]}={r[p]}" for p in params) for r in rows))
         numeric = len(params) == 1 and all(_is_float(r[params[0]]) for r in rows)
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
@@ -107,16 +135,16 @@ def plot_summary(summary: Sequence[dict[str, Any]], directory: Path) -> list[Pat
             xs = ([float(r[params[0]]) for r in pts] if numeric else
                   [labels.index(", ".join(f"{p[4:]}={r[p]}" for p in params)) for r in pts])
             order = sorted(range(len(pts)), key=lambda i: xs[i])
-            yerr = [0.0 if math.isnan(pts[i]["ci95_half"]) else pts[i]["ci95_half"] for i in order]
-            ax.errorbar([xs[i] for i in order], [pts[i]["mean"] for i in order], yerr=yerr,
-                        marker="o", capsize=4, label=" · ".join(str(s) for s in series))
+            ax.errorbar([xs[i] for i in order], [pts[i]["mean"] for i in order],
+                        yerr=_yerr([pts[i] for i in order]), marker="o", capsize=4,
+                        label=" · ".join(str(s) for s in series))
         if numeric:
             ax.set_xlabel(params[0][4:])
         else:
             ax.set_xticks(range(len(labels)), [lb or "(scenario as written)" for lb in labels],
                           rotation=20 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
         ax.set_ylabel(metric)
-        ax.set_title(f"{metric}: mean and 95 % CI")
+        ax.set_title(f"{metric}: mean and 95 % CI{_clip_note(rows)}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         fig.tight_layout()
@@ -125,6 +153,41 @@ def plot_summary(summary: Sequence[dict[str, Any]], directory: Path) -> list[Pat
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _yerr(rows: Sequence[dict[str, Any]]) -> list[list[float]]:
+    """Error bars from the (clipped) interval: below and above each mean."""
+    below = [0.0 if math.isnan(r["ci95_low"]) else r["mean"] - r["ci95_low"] for r in rows]
+    above = [0.0 if math.isnan(r["ci95_high"]) else r["ci95_high"] - r["mean"] for r in rows]
+    return [below, above]
+
+
+def _clip_note(rows: Sequence[dict[str, Any]]) -> str:
+    return ", clipped to the metric's range" if any(r["ci95_clipped"] for r in rows) else ""
+
+
+def _bars(plt: Any, rows: Sequence[dict[str, Any]], metric: str, directory: Path) -> Path:
+    """No parameter swept: one bar per policy, grouped by scenario, with its interval."""
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    width = 0.8 / len(policies)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for k, policy in enumerate(policies):
+        pts = [next((r for r in rows if (r["scenario"], r["policy"]) == (sc, policy)), None)
+               for sc in scenarios]
+        xs = [i + (k - (len(policies) - 1) / 2) * width for i, p in enumerate(pts) if p is not None]
+        have = [p for p in pts if p is not None]
+        ax.bar(xs, [p["mean"] for p in have], width * 0.9, yerr=_yerr(have), capsize=4, label=policy)
+    ax.set_xticks(range(len(scenarios)), scenarios)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: mean and 95 % CI per policy{_clip_note(rows)}")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = directory / f"{slug(metric)}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def _is_float(value: Any) -> bool:
@@ -139,31 +202,71 @@ TABLE_METRICS = ("mean_wait_s", "mean_response_s", "mean_bounded_slowdown", "mea
                  "energy_j")
 
 
-def format_table(summary: Sequence[dict[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:
-    """A text table: one line per group, ``mean ± half-width`` of a few metrics."""
+def format_table(summary: Sequence[dict[str, Any]], metrics: Sequence[str] = TABLE_METRICS,
+                 width: int = TEXT_WIDTH) -> str:
+    """Text tables of ``mean ± half-width`` of a few metrics, one line per group.
+
+    The group columns come first in every table; metrics follow as many as fit
+    in ``width`` columns, the rest in further tables below.
+    """
     by_group: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for r in summary:
         key = tuple(v for k, v in r.items() if k in ("scenario", "policy") or k.startswith("set:"))
         by_group.setdefault(key, {})[r["metric"]] = r
     shown = [m for m in metrics if any(m in g for g in by_group.values())]
     params = [k for k in (summary[0] if summary else {}) if k.startswith("set:")]
-    head = ["scenario", "policy", *(p[4:] for p in params), "n", *shown]
-    lines = [head]
-    for key, g in by_group.items():
-        n = max(r["n"] for r in g.values())
-        cells = [str(v) for v in key] + [str(n)]
-        for m in shown:
-            cell = g.get(m)
-            cells.append("—" if cell is None else _pm(cell["mean"], cell["ci95_half"]))
-        lines.append(cells)
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    text = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines]
-    text.insert(1, "  ".join("─" * w for w in widths))
-    return "\n".join(text) + "\n(mean ± half-width of the 95 % confidence interval, Student t)"
+    keys = ["scenario", "policy", *(p[4:] for p in params), "n"]
+    key_cells = [[str(v) for v in key] + [str(max(r["n"] for r in g.values()))]
+                 for key, g in by_group.items()]
+    columns = {m: [m] + ["—" if (c := g.get(m)) is None else _pm(c["mean"], c["ci95_low"], c["ci95_high"])
+                         for g in by_group.values()] for m in shown}
+    key_widths = [max(len(row[i]) for row in [keys, *key_cells]) for i in range(len(keys))]
+    blocks: list[list[str]] = [[]]
+    used = sum(key_widths) + 2 * len(key_widths)
+    for m in shown:
+        w = max(len(c) for c in columns[m]) + 2
+        if blocks[-1] and used + w > width:
+            blocks.append([])
+            used = sum(key_widths) + 2 * len(key_widths)
+        blocks[-1].append(m)
+        used += w
+    text: list[str] = []
+    for block in blocks:
+        head = keys + block
+        rows = [head] + [cells + [columns[m][i + 1] for m in block] for i, cells in enumerate(key_cells)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) if i < len(keys) else c.rjust(w)
+                           for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+                 for row in rows]
+        lines.insert(1, "  ".join("─" * w for w in widths))
+        text += [*lines, ""]
+    note = ("(mean ± half-width of the 95 % confidence interval, Student t; "
+            "[low, high] where the interval is clipped to the metric's range; all metrics in "
+            "summary.csv)")
+    return "\n".join(text) + note
 
 
-def _pm(mean: float, half: float) -> str:
-    def g(x: float) -> str:
-        return f"{x:,.4g}" if abs(x) < 1e5 else f"{x:,.0f}"
+def format_number(x: float, digits: int = 4) -> str:
+    """One format for every figure: ``digits`` significant digits, fixed point, thousands
+    separated (``288,424``, ``14,860``, ``0.0004979``, ``3.142``), never an exponent."""
+    if math.isnan(x):
+        return "—"
+    if x == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(x)))
+    decimals = min(max(digits - 1 - magnitude, 0), 12)
+    return f"{x:,.{decimals}f}"
 
-    return g(mean) if math.isnan(half) else f"{g(mean)} ± {g(half)}"
+
+def _pm(mean: float, low: float, high: float) -> str:
+    """``mean ± half`` with both in one format (the half to the mean's decimals), or
+    ``mean [low, high]`` when the interval was clipped and so is not symmetric."""
+    if math.isnan(low) or math.isnan(high):
+        return format_number(mean)
+    below, above = mean - low, high - mean
+    if not math.isclose(below, above, rel_tol=1e-9, abs_tol=1e-12):
+        return f"{format_number(mean)} [{format_number(low)}, {format_number(high)}]"
+    if mean == 0 or above == 0:
+        return f"{format_number(mean)} ± {format_number(above)}"
+    decimals = min(max(3 - math.floor(math.log10(max(abs(mean), above))), 0), 12)
+    return f"{mean:,.{decimals}f} ± {above:,.{decimals}f}"

@@ -32,7 +32,9 @@ def test_summarize_by_hand() -> None:
     half = t_quantile(0.975, 2) * 1.0 / math.sqrt(3)  # sd 1
     assert (r["scenario"], r["set:queue"], r["n"], r["mean"], r["sd"]) == ("s", "fcfs", 3, 2.0, 1.0)
     assert r["ci95_half"] == pytest.approx(half) and half == pytest.approx(4.302653 / math.sqrt(3))
-    assert (r["ci95_low"], r["ci95_high"]) == (pytest.approx(2.0 - half), pytest.approx(2.0 + half))
+    # 2 - 2.48 < 0: a mean wait cannot be negative, so the interval is clipped at 0
+    assert (r["ci95_low"], r["ci95_high"]) == (0.0, pytest.approx(2.0 + half))
+    assert r["ci95_clipped"] is True
     r = by["first_fit", "mean_wait_s"]
     assert (r["mean"], r["sd"], r["ci95_half"]) == (4.0, 0.0, 0.0)  # exactly: no rounding noise
     assert by["best_fit", "p95_wait_s"]["n"] == 2  # a missing value is no zero
@@ -54,14 +56,44 @@ def test_aggregate_writes_the_files(tmp_path: Path) -> None:
 def test_the_table() -> None:
     lines = format_table(summarize(_rows())).splitlines()
     assert lines[0].split() == ["scenario", "policy", "queue", "n", "mean_wait_s"]
-    assert lines[2].split() == ["s", "best_fit", "fcfs", "3", "2", "±", "2.484"]
-    assert lines[3].split() == ["s", "first_fit", "fcfs", "3", "4", "±", "0"]
-    assert lines[-1] == "(mean ± half-width of the 95 % confidence interval, Student t)"
+    assert lines[2].split() == ["s", "best_fit", "fcfs", "3", "2.000", "[0,", "4.484]"]  # clipped
+    assert lines[3].split() == ["s", "first_fit", "fcfs", "3", "4.000", "±", "0"]
+    assert lines[-1].startswith("(mean ± half-width of the 95 % confidence interval, Student t;")
 
 
 def test_plots(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     paths = plot_summary(summarize(_rows()), tmp_path / "plots")
     assert sorted(p.name for p in paths) == ["mean_wait_s.png", "p95_wait_s.png", "tasks.png",
-                                             "wall_s.png"]
+                                             "wall_s.png"]  # (a swept key: lines over it)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_numbers_in_one_format_and_tables_within_100_columns() -> None:
+    from rpiaas.sweep.summary import format_number
+
+    assert [format_number(x) for x in (288424.0, 14860.3, 0.0004979, 3.14159, 0.0, -2.5)] == [
+        "288,424", "14,860", "0.0004979", "3.142", "0", "-2.500"]
+    rows = [{"run": f"r{i}", "scenario": "a-scenario-with-a-long-name", "policy": p, "seed": i,
+             "set:workload.generator.count": 100, "tasks": 10, "mean_wait_s": 288_424.0 + 9000 * i,
+             "mean_response_s": 0.0004979 * i, "mean_bounded_slowdown": 1.0 + i,
+             "mean_utilization": 0.99 - 0.4 * (i % 2), "energy_j": 1e9 + i}
+            for p in ("best_fit", "worst_fit") for i in range(1, 4)]
+    text = format_table(summarize(rows))
+    assert max(len(line) for line in text.splitlines()[:-1]) <= 100
+    assert "e+" not in text and "e-" not in text
+    assert "306,424 ± 22,357" in text  # the same format for the mean and its half-width
+    assert text.count("scenario  ") >= 2  # the metrics that do not fit go to a second table
+    for r in summarize(rows):  # no interval leaves the metric's range
+        assert r["ci95_low"] >= (1.0 if r["metric"] == "mean_bounded_slowdown" else 0.0)
+        assert r["metric"] != "mean_utilization" or r["ci95_high"] <= 1.0
+
+
+def test_no_swept_key_gives_bars_and_constant_zero_metrics_no_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = [{"run": f"r-{p}-{i}", "scenario": "s", "policy": p, "seed": i, "failed": 0,
+             "mean_wait_s": 0.001 * i if p == "best_fit" else 0.0}
+            for p in ("best_fit", "worst_fit") for i in range(1, 4)]
+    paths = plot_summary(summarize(rows), tmp_path)
+    assert [p.name for p in paths] == ["mean_wait_s.png"]  # "failed" is 0 in every run
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
