@@ -124,6 +124,10 @@ class ControlPlane:
         cap = self._capacities
         # the common cluster has one largest capacity: two comparisons per arrival
         self._cap1: tuple[int, int] | None = cap[0] if len(cap) == 1 else None
+        # arrive() and finish() take their shortcut only when nothing but placement is asked
+        self._lone = (self._fifo and self._cap1 is not None and not (
+            self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
+            or self._h_power.implemented))
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
             TaskFinished: self._on_finished,  # type: ignore[dict-item]
@@ -217,6 +221,94 @@ class ControlPlane:
                 self._moves.rebalance(now, actions)
             if self._h_power.implemented:
                 self.booting += self._moves.power(now, actions)
+            return actions
+        except PolicyError as e:
+            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
+        except Exception as e:
+            failure = locate_failure(self.pm, e)
+            if failure is None:
+                raise
+            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
+
+    # ------------------------------------------------------------ one-event steps
+    # The simulation shell's batches are nearly always one arrival or one task
+    # end.  These two are step() for exactly that batch, without the event
+    # object, the sort and the dispatch; when a hook other than placement is
+    # implemented they are step() itself.
+    def arrive(self, now: float, task: Task) -> list[Action]:
+        """The same as ``step(now, [TaskArrived(task)])``."""
+        cap = self._cap1
+        if not self._lone or cap is None or task.cores > cap[0] or task.mem_mb > cap[1]:
+            return self.step(now, [TaskArrived(task)])
+        try:
+            self.view.now = now
+            self._ledger.changed = []
+            log = self._log
+            if log is not None:
+                log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
+            task.state = _QUEUED
+            self.events_applied += 1
+            actions: list[Action] = []
+            queue = self._queue
+            if queue or self._stuck:
+                queue[task.id] = task
+                if self._stuck and self._dirty:
+                    self._recheck_head()
+                if not self._stuck:
+                    self._schedule_fifo(now, actions)
+                self.view.queue_length = len(queue)
+                return actions
+            # an empty queue: _schedule_fifo of this one task, written out
+            node = self._choose(task, None, None, now)
+            if node >= 0:
+                self._start(task, node, now, actions)
+                self._stuck = False
+                self._stuck_head = None
+            else:
+                queue[task.id] = task
+                self._stuck = True
+                self._stuck_head = task if self._index.tightest(task.cores, task.mem_mb) is None else None
+            if self._dirty:
+                self._dirty.clear()
+            self.view.queue_length = len(queue)
+            return actions
+        except PolicyError as e:
+            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
+        except Exception as e:
+            failure = locate_failure(self.pm, e)
+            if failure is None:
+                raise
+            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
+
+    def finish(self, now: float, task_id: int) -> list[Action]:
+        """The same as ``step(now, [TaskFinished(task_id)])``."""
+        task = self._running.get(task_id)
+        if not self._lone or task is None:
+            return self.step(now, [TaskFinished(task_id)])
+        try:
+            self.view.now = now
+            self._ledger.changed = []
+            log = self._log
+            if log is not None:
+                log.write(f'{{"t":{now!r},"ev":"finish","task":{task_id}}}\n')
+            self._ledger.release(task, now)
+            if self._stuck_head is None:  # _freed(task.node), written out
+                self._stuck = False
+            else:
+                self._dirty.append(task.node)
+            task.state = _COMPLETED
+            task.end_s = now
+            self.on_final(task)
+            self.events_applied += 1
+            actions: list[Action] = []
+            if self._queue:
+                if self._stuck and self._dirty:
+                    self._recheck_head()
+                if not self._stuck:
+                    self._schedule_fifo(now, actions)
+                self.view.queue_length = len(self._queue)
+            else:
+                self.view.queue_length = 0
             return actions
         except PolicyError as e:
             raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
