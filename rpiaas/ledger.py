@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,11 +81,11 @@ class FreeCoresIndex:
             levels = self._levels[f]
             del levels[bisect_left(levels, mem)]
         groups = self._groups[new]
-        group = groups.get(mem_free_mb)
-        if group is None:
-            group = groups[mem_free_mb] = {}
+        into = groups.get(mem_free_mb)
+        if into is None:
+            into = groups[mem_free_mb] = {}
             insort(self._levels[new], mem_free_mb)
-        group[node] = None
+        into[node] = None
         where[node] = (new, mem_free_mb)
 
     def items(self, free_cores: int) -> Iterator[tuple[int, int]]:
@@ -144,8 +145,10 @@ class Ledger:
         self.idle_since_s = np.zeros(n, dtype=np.float64)
         # writable memoryviews of the arrays: a scalar write through one costs a
         # third of numpy's ``a[i] = x``, and the arrays see it at once
-        self._cfw, self._mfw = memoryview(self.cores_free), memoryview(self.mem_free_mb)
-        self._tw, self._idw = memoryview(self.tasks), memoryview(self.idle_since_s)
+        self._cfw: Any = memoryview(self.cores_free)
+        self._mfw: Any = memoryview(self.mem_free_mb)
+        self._tw: Any = memoryview(self.tasks)  # type: ignore[arg-type]
+        self._idw: Any = memoryview(self.idle_since_s)  # type: ignore[arg-type]
         self.cf: list[int] = self.cores_free.tolist()
         self.mf: list[int] = self.mem_free_mb.tolist()
         self.st: list[int] = [_ON] * n

@@ -83,7 +83,7 @@ class Simulation(Shell):
         self._states, self._cores_free = self.control.node_states, self.control.node_cores_free
         self.usage = NodeUsage(nodes, [int(s) for s in states])
         # written a node at a time after each step: through a memoryview, a third of numpy's cost
-        self._util = memoryview(self.view.utilization_sink(measured=False))
+        self._util: Any = memoryview(self.view.utilization_sink(measured=False))  # type: ignore[arg-type]
         self.env = SimEnvironment()
         self._heap = self.env.heap
         self._at = self.env.call_at

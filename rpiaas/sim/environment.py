@@ -51,7 +51,7 @@ class SimEnvironment(simpy.Environment):
 
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
-        self.heap: list[tuple[float, int, int, Any]] = self._queue
+        self.heap: list[tuple[float, int, int, Any]] = self._queue  # type: ignore[assignment]
 
     def call_at(self, at: float, value: Any, callback: Callable[[Due], None],
                 priority: int = NORMAL) -> None:
