@@ -89,6 +89,7 @@ class Case:
     tasks: int
     mem_lo: int = MEM_MB[0]
     mem_hi: int = MEM_MB[1]
+    policy: str = "best_fit"
 
     @property
     def rate_per_s(self) -> float:
@@ -149,7 +150,7 @@ workload:
     cores: {{dist: uniform, low: {CORES[0]}, high: {CORES[1]}}}
     mem_mb: {{dist: uniform, low: {case.mem_lo}, high: {case.mem_hi}}}
     work_core_s: {{dist: exponential, mean: {MEAN_WORK_CORE_S!r}}}
-policy: best_fit
+policy: {case.policy}
 """
 
 
@@ -237,6 +238,7 @@ def check_workload(case: Case, seed: int, n: int = 10_000) -> str | None:
 
 
 RULES = ("tightest", "first")
+POLICIES = ("best_fit", "least_loaded")  # --policy; least_loaded scores nodes (rpiaas_score)
 
 
 def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
@@ -252,7 +254,11 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
       ``bisect``, each level an insertion-ordered ``dict``), as ``rpiaas`` best
       fit does;
     - ``first``: the node that entered the bucket first (each bucket an
-      insertion-ordered ``dict``, scanned for memory), as the first release.
+      insertion-ordered ``dict``, scanned for memory), as the first release;
+    - ``least_loaded``: not best fit but rpiaas ``least_loaded`` written with
+      numpy: among the nodes with room, the highest ``-utilization + 1e-6 *
+      free cores / cores``, first on ties, where the utilisation is that of the
+      end of the previous event (as the framework's view shows it to the policy).
     """
     import numpy as np
     import simpy
@@ -269,7 +275,34 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
     done = [0]
     longest = [0]  # longest the FIFO queue got
 
-    if rule == "tightest":
+    changed: list[int] = []  # least_loaded: nodes whose utilisation is due an update
+
+    def settle() -> None:  # the end of an event
+        pass
+
+    if rule == "least_loaded":
+        cf_a = np.full(n_nodes, ncores, dtype=np.int64)
+        mf_a = np.full(n_nodes, NODE_MEM_MB, dtype=np.int64)
+        cores_a = np.full(n_nodes, ncores, dtype=np.int64)
+        util = np.zeros(n_nodes)
+
+        def best_fit(c: int, m: int) -> int:
+            idx = np.flatnonzero((cf_a >= c) & (mf_a >= m))
+            if not idx.size:
+                return -1
+            score = -util[idx] + 1e-6 * (cf_a[idx] / cores_a[idx])
+            return int(idx[int(score.argmax())])
+
+        def move(node: int, c: int, m: int) -> None:
+            cf_a[node] -= c
+            mf_a[node] -= m
+            changed.append(node)
+
+        def settle() -> None:
+            for node in changed:
+                util[node] = (ncores - cf_a[node]) / ncores
+            changed.clear()
+    elif rule == "tightest":
         # per free-cores count: sorted distinct free-memory levels, and the
         # nodes at each level in the order they got there
         levels: list[list[int]] = [[] for _ in range(ncores + 1)]
@@ -331,6 +364,7 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
             node = yield ev  # resources taken by whoever woke us
         else:
             move(node, c, m)
+            settle()
         waits.append(env.now - arrival)
         yield timeout(work / (c * speed))
         move(node, -c, -m)
@@ -343,6 +377,7 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
             waiting.popleft()
             move(n2, c2, m2)
             ev.succeed(n2)
+        settle()
 
     def source() -> Any:
         process = env.process
@@ -364,7 +399,7 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
     }
 
 
-def check_rule(seed: int, scheme: str) -> str | None:
+def check_rule(seed: int, scheme: str, policy: str = "best_fit") -> str | None:
     """Which plain placement rule schedules like the installed rpiaas best fit (``None``: neither).
 
     Runs a small queueing case (40 nodes, 4,000 tasks) in both and compares
@@ -373,12 +408,12 @@ def check_rule(seed: int, scheme: str) -> str | None:
     from rpiaas.scenario import load_scenario
     from rpiaas.sim import simulate
 
-    probe = Case("probe", 40, 4_000)
+    probe = Case("probe", 40, 4_000, policy=policy)
     with tempfile.TemporaryDirectory(prefix="rpiaas-bench-check-") as tmp:
         path = Path(tmp) / "scenario.yaml"
         path.write_text(scenario_yaml(probe, seed))
         summary, _ = simulate(load_scenario(path))
-    for rule in RULES:
+    for rule in (RULES if policy == "best_fit" else (policy,)):
         if _same(summary["mean_wait_s"], run_plain(probe, seed, scheme, rule)["mean_wait_s"]):
             return rule
     return None
@@ -466,14 +501,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
     width = 118
     print("\n" + "=" * width)
     mems = sorted({(r["case"]["mem_lo"], r["case"]["mem_hi"]) for r in results})
-    print(f"sim_throughput: {NODE_TYPE} nodes ({NODE_CORES} cores, {NODE_MEM_MB} MB), best fit + FIFO, "
+    policies = ", ".join(sorted({r["case"]["policy"] for r in results}))
+    print(f"sim_throughput: {NODE_TYPE} nodes ({NODE_CORES} cores, {NODE_MEM_MB} MB), {policies} + FIFO, "
           f"tasks of {CORES[0]}-{CORES[1]} cores and "
           f"{', '.join(f'{lo}-{hi}' for lo, hi in mems)} MB, exponential work (mean "
           f"{MEAN_WORK_CORE_S:g} core-s), Poisson arrivals at {LOAD:.0%} core load")
     print(f"framework: load_scenario + simulate() writing the full run directory; node series "
           f"every sample_interval_s = {SAMPLE_INTERVAL_S:g} s (so they do not dominate)")
     rules = sorted({r.get("rule", "?") for r in results})
-    print(f"plain: hand-written SimPy best fit (rule {', '.join(rules)}), same tasks, no output.  "
+    print(f"plain: hand-written SimPy {policies} (rule {', '.join(rules)}), same tasks, no output.  "
           "Best wall of each over the repeats; events = arrivals + finishes")
     revisions = sorted({v for r in results for v in r["revisions"]})
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, rpiaas {' + '.join(revisions)}, "
@@ -554,7 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", choices=("plain", "framework", "lean"), help=argparse.SUPPRESS)
     ap.add_argument("--case-json", help=argparse.SUPPRESS)
     ap.add_argument("--scheme", default="per-field", help=argparse.SUPPRESS)
-    ap.add_argument("--rule", choices=RULES, default=None,
+    ap.add_argument("--policy", choices=POLICIES, default=POLICIES[0],
+                    help="the framework's policy, written the same way in plain SimPy (default "
+                         "%(default)s; least_loaded scores every node with numpy, rpiaas_score)")
+    ap.add_argument("--rule", choices=(*RULES, "least_loaded"), default=None,
                     help="the plain version's choice within a free-cores bucket: tightest (least "
                          "free memory that fits) or first (first to enter the bucket); default: "
                          "whichever schedules like the installed rpiaas")
@@ -567,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, _, hi = args.mem.partition("-")
     if not (lo.isdigit() and hi.isdigit() and 1 <= int(lo) <= int(hi) <= NODE_MEM_MB):
         ap.error(f"--mem: expected LO-HI with 1 <= LO <= HI <= {NODE_MEM_MB}, got {args.mem!r}")
-    cases = {k: replace(c, mem_lo=int(lo), mem_hi=int(hi))
+    cases = {k: replace(c, mem_lo=int(lo), mem_hi=int(hi), policy=args.policy)
              for k, c in (QUICK if args.quick else FULL).items()}
     if args.profile:
         profile(cases["a"], args.seed, args.profile_out, args.top)
@@ -586,13 +625,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--cases: unknown case(s) {', '.join(sorted(unknown))} (known: {', '.join(cases)})")
     rule = args.rule
     if rule is None:
-        rule = check_rule(args.seed, scheme)
+        rule = check_rule(args.seed, scheme, args.policy)
         if rule is None:
-            print("WARNING: neither plain placement rule schedules like the installed rpiaas best "
-                  f"fit; using {RULES[0]!r}: mean waits will differ", file=sys.stderr)
-            rule = RULES[0]
+            rule = RULES[0] if args.policy == "best_fit" else args.policy
+            print(f"WARNING: no plain placement rule schedules like the installed rpiaas {args.policy}; "
+                  f"using {rule!r}: mean waits will differ", file=sys.stderr)
         else:
-            print(f"placement check: plain rule {rule!r} schedules like rpiaas best fit")
+            print(f"placement check: plain rule {rule!r} schedules like rpiaas {args.policy}")
     results = [bench_case(cases[k], repeat, args.seed, scheme, rule) for k in args.cases]
     for r in results:
         r["rule"] = rule

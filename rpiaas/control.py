@@ -117,6 +117,17 @@ class ControlPlane:
         self._dirty: list[int] = []
         self.booting = 0
         self.events_applied = 0
+        # a plain FIFO pass (no reordering, no blocked hook, no trace) has its own loop
+        self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
+        self._choose = self._placement.choose
+        self._speed, self._overhead = view._speed_list, view._overhead_list
+        cap = self._capacities
+        # the common cluster has one largest capacity: two comparisons per arrival
+        self._cap1: tuple[int, int] | None = cap[0] if len(cap) == 1 else None
+        # arrive() and finish() take their shortcut only when nothing but placement is asked
+        self._lone = (self._fifo and self._cap1 is not None and not (
+            self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
+            or self._h_power.implemented))
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
             TaskFinished: self._on_finished,  # type: ignore[dict-item]
@@ -180,8 +191,37 @@ class ControlPlane:
         A policy that raises, or answers what cannot be done, stops the run with
         a :class:`PolicyError` naming the policy, the hook, the task and ``now``.
         """
+        # the body of _step, written here: one call less per event
         try:
-            return self._step(now, events)
+            view = self.view
+            view.now = now
+            self._ledger.changed = []
+            if len(events) > 1:
+                events.sort(key=event_order)
+            actions: list[Action] = []
+            dispatch = self._dispatch
+            if self._h_notify.implemented:
+                for ev in events:
+                    dispatch[type(ev)](ev, now, actions)
+                    self._h_notify.all(event=ev, view=view)
+            else:
+                for ev in events:
+                    dispatch[type(ev)](ev, now, actions)
+            self.events_applied += len(events)
+            if self._queue:
+                if self._stuck and self._dirty:
+                    self._recheck_head()
+                if not self._stuck:
+                    if self._fifo:
+                        self._schedule_fifo(now, actions)
+                    else:
+                        self._schedule(now, actions)
+            view.queue_length = len(self._queue)
+            if self._h_rebalance.implemented:
+                self._moves.rebalance(now, actions)
+            if self._h_power.implemented:
+                self.booting += self._moves.power(now, actions)
+            return actions
         except PolicyError as e:
             raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
         except Exception as e:
@@ -190,31 +230,93 @@ class ControlPlane:
                 raise
             raise PolicyError(f"{failure} at simulated time {now:g} s") from e
 
-    def _step(self, now: float, events: list[Event]) -> list[Action]:
-        view = self.view
-        view.now = now
-        self._ledger.changed = []
-        if len(events) > 1:
-            events.sort(key=event_order)
-        actions: list[Action] = []
-        dispatch = self._dispatch
-        notify = self._h_notify.implemented
-        for ev in events:
-            dispatch[type(ev)](ev, now, actions)
-            if notify:
-                self._h_notify.all(event=ev, view=view)
-        self.events_applied += len(events)
-        if self._queue:
-            if self._stuck and self._dirty:
-                self._recheck_head()
-            if not self._stuck:
-                self._schedule(now, actions)
-        view.queue_length = len(self._queue)
-        if self._h_rebalance.implemented:
-            self._moves.rebalance(now, actions)
-        if self._h_power.implemented:
-            self.booting += self._moves.power(now, actions)
-        return actions
+    # ------------------------------------------------------------ one-event steps
+    # The simulation shell's batches are nearly always one arrival or one task
+    # end.  These two are step() for exactly that batch, without the event
+    # object, the sort and the dispatch; when a hook other than placement is
+    # implemented they are step() itself.
+    def arrive(self, now: float, task: Task) -> list[Action]:
+        """The same as ``step(now, [TaskArrived(task)])``."""
+        cap = self._cap1
+        if not self._lone or cap is None or task.cores > cap[0] or task.mem_mb > cap[1]:
+            return self.step(now, [TaskArrived(task)])
+        try:
+            self.view.now = now
+            self._ledger.changed = []
+            log = self._log
+            if log is not None:
+                log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
+            task.state = _QUEUED
+            self.events_applied += 1
+            actions: list[Action] = []
+            queue = self._queue
+            if queue or self._stuck:
+                queue[task.id] = task
+                if self._stuck and self._dirty:
+                    self._recheck_head()
+                if not self._stuck:
+                    self._schedule_fifo(now, actions)
+                self.view.queue_length = len(queue)
+                return actions
+            # an empty queue: _schedule_fifo of this one task, written out
+            node = self._choose(task, None, None, now)
+            if node >= 0:
+                self._start(task, node, now, actions)
+                self._stuck = False
+                self._stuck_head = None
+            else:
+                queue[task.id] = task
+                self._stuck = True
+                self._stuck_head = task if self._index.tightest(task.cores, task.mem_mb) is None else None
+            if self._dirty:
+                self._dirty.clear()
+            self.view.queue_length = len(queue)
+            return actions
+        except PolicyError as e:
+            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
+        except Exception as e:
+            failure = locate_failure(self.pm, e)
+            if failure is None:
+                raise
+            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
+
+    def finish(self, now: float, task_id: int) -> list[Action]:
+        """The same as ``step(now, [TaskFinished(task_id)])``."""
+        task = self._running.get(task_id)
+        if not self._lone or task is None:
+            return self.step(now, [TaskFinished(task_id)])
+        try:
+            self.view.now = now
+            self._ledger.changed = []
+            log = self._log
+            if log is not None:
+                log.write(f'{{"t":{now!r},"ev":"finish","task":{task_id}}}\n')
+            self._ledger.release(task, now)
+            if self._stuck_head is None:  # _freed(task.node), written out
+                self._stuck = False
+            else:
+                self._dirty.append(task.node)
+            task.state = _COMPLETED
+            task.end_s = now
+            self.on_final(task)
+            self.events_applied += 1
+            actions: list[Action] = []
+            if self._queue:
+                if self._stuck and self._dirty:
+                    self._recheck_head()
+                if not self._stuck:
+                    self._schedule_fifo(now, actions)
+                self.view.queue_length = len(self._queue)
+            else:
+                self.view.queue_length = 0
+            return actions
+        except PolicyError as e:
+            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
+        except Exception as e:
+            failure = locate_failure(self.pm, e)
+            if failure is None:
+                raise
+            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
 
     def _freed(self, n: int) -> None:
         """Resources on node ``n`` were freed or it came up: a stuck pass may go on."""
@@ -243,7 +345,12 @@ class ControlPlane:
             log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
         c, m = task.cores, task.mem_mb
         reason: str | None = None
-        if not any(c <= cc and m <= mm for cc, mm in self._capacities):
+        cap1 = self._cap1
+        if cap1 is not None:
+            fits = c <= cap1[0] and m <= cap1[1]
+        else:
+            fits = any(c <= cc and m <= mm for cc, mm in self._capacities)
+        if not fits:
             reason = "fits no node"
         elif self._h_admit.implemented:
             reason = self._h_admit.first(task=task, view=self.view)
@@ -266,7 +373,11 @@ class ControlPlane:
             return
         if log is not None:
             log.write(f'{{"t":{now!r},"ev":"finish","task":{task.id}}}\n')
-        self._release(task, now)
+        self._ledger.release(task, now)
+        if self._stuck_head is None:  # _freed(task.node), written out
+            self._stuck = False
+        else:
+            self._dirty.append(task.node)
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)
@@ -340,7 +451,10 @@ class ControlPlane:
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        task.est_end_s = now + self.view.estimate_s(task, node)
+        # view.estimate_s, written out
+        w = task.walltime_s
+        task.est_end_s = now + (w if w is not None else
+                                self._overhead[node] + task.work_core_s / (task.cores * self._speed[node]))
         log = self._log
         if log is not None:
             log.write(f'{{"t":{now!r},"act":"start","task":{task.id},"node":{self._names[node]}}}\n')
@@ -354,6 +468,41 @@ class ControlPlane:
         self.on_final(task)
 
     # ------------------------------------------------------------ scheduling pass
+    def _schedule_fifo(self, now: float, actions: list[Action]) -> None:
+        """:meth:`_schedule` without a queue order, a blocked hook or a trace: the
+        queue in arrival order until the first task that cannot start."""
+        queue = self._queue
+        choose = self._choose
+        tightest = self._index.tightest
+        started: list[int] = []
+        stuck = False
+        room: bool | None = None
+        first = True
+        for task in queue.values():
+            if task.state is not _QUEUED:
+                raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+            if not first and tightest(task.cores, task.mem_mb) is None:
+                room = False
+                stuck = True
+                break
+            first = False
+            node = choose(task, None, None, now)
+            if node < 0:
+                stuck = True
+                break
+            self._start(task, node, now, actions)
+            started.append(task.id)
+        for tid in started:
+            del queue[tid]
+        self._stuck = stuck
+        self._stuck_head = None
+        if self._dirty:
+            self._dirty.clear()
+        if stuck:
+            head = next(iter(queue.values()))
+            if room is False or self._index.tightest(head.cores, head.mem_mb) is None:
+                self._stuck_head = head  # blocked for room, not by the policy
+
     def _schedule(self, now: float, actions: list[Action]) -> None:
         queue = self._queue
         view = self.view

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,26 @@ class FreeCoresIndex:
             del levels[bisect_left(levels, mem)]
 
     def move(self, node: int, old: int, new: int, mem_free_mb: int) -> None:
-        self.remove(node, old)
-        self.add(node, new, mem_free_mb)
+        """Node ``node`` now has ``new`` free cores and ``mem_free_mb`` free memory.
+
+        :meth:`remove` then :meth:`add`, written out: it runs twice per task.
+        """
+        where = self._where
+        f, mem = where[node]
+        groups = self._groups[f]
+        group = groups[mem]
+        del group[node]
+        if not group:
+            del groups[mem]
+            levels = self._levels[f]
+            del levels[bisect_left(levels, mem)]
+        groups = self._groups[new]
+        into = groups.get(mem_free_mb)
+        if into is None:
+            into = groups[mem_free_mb] = {}
+            insort(self._levels[new], mem_free_mb)
+        into[node] = None
+        where[node] = (new, mem_free_mb)
 
     def items(self, free_cores: int) -> Iterator[tuple[int, int]]:
         """``(node, mem_free_mb)`` of the nodes with exactly ``free_cores`` free cores,
@@ -124,6 +143,12 @@ class Ledger:
         self.state = np.full(n, _ON, dtype=np.int64)
         self.tasks = np.zeros(n, dtype=np.int64)
         self.idle_since_s = np.zeros(n, dtype=np.float64)
+        # writable memoryviews of the arrays: a scalar write through one costs a
+        # third of numpy's ``a[i] = x``, and the arrays see it at once
+        self._cfw: Any = memoryview(self.cores_free)
+        self._mfw: Any = memoryview(self.mem_free_mb)
+        self._tw: Any = memoryview(self.tasks)  # type: ignore[arg-type]
+        self._idw: Any = memoryview(self.idle_since_s)  # type: ignore[arg-type]
         self.cf: list[int] = self.cores_free.tolist()
         self.mf: list[int] = self.mem_free_mb.tolist()
         self.st: list[int] = [_ON] * n
@@ -164,16 +189,16 @@ class Ledger:
 
     def reserve(self, task: Task, node: int) -> None:
         """``task`` takes its cores and memory on ``node``."""
-        c = task.cores
         cf, mf = self.cf, self.mf
         old = cf[node]
+        new = old - task.cores
         mem = mf[node] - task.mem_mb
-        cf[node] = self.cores_free[node] = old - c
-        mf[node] = self.mem_free_mb[node] = mem
-        self.index.move(node, old, old - c, mem)
+        cf[node] = self._cfw[node] = new
+        mf[node] = self._mfw[node] = mem
+        self.index.move(node, old, new, mem)
         self.changed.append(node)
-        self.tasks[node] += 1
-        self.idle_since_s[node] = _NAN
+        self._tw[node] += 1
+        self._idw[node] = _NAN
         self.running[task.id] = task
         self.running_on[node][task.id] = task
         task.node = node
@@ -186,12 +211,13 @@ class Ledger:
         del on_node[task.id]
         cf, mf = self.cf, self.mf
         old = cf[node]
+        new = old + task.cores
         mem = mf[node] + task.mem_mb
-        cf[node] = self.cores_free[node] = old + task.cores
-        mf[node] = self.mem_free_mb[node] = mem
+        cf[node] = self._cfw[node] = new
+        mf[node] = self._mfw[node] = mem
         if self.st[node] == _ON:
-            self.index.move(node, old, old + task.cores, mem)
+            self.index.move(node, old, new, mem)
             if not on_node:
-                self.idle_since_s[node] = now
-        self.tasks[node] -= 1
+                self._idw[node] = now
+        self._tw[node] -= 1
         self.changed.append(node)

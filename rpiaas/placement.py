@@ -53,6 +53,10 @@ class Placement:
         self._trace = trace
         self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
         self._running_on = ledger.running_on
+        self._n = len(nodes)
+        # only rpiaas_place: its answer, checked, is the choice (outside a reservation)
+        self._place_only = place_hook.implemented and not (filter_hook.implemented
+                                                           or score_hook.implemented)
 
     def node_index(self, n: Any, hook: str, what: str) -> int:
         """``n`` as a node index, or a :class:`PolicyError` saying it is none."""
@@ -76,6 +80,16 @@ class Placement:
         order, so it cannot change a decision.
         """
         view = self.view
+        if self._place_only and rec is None and (res is None or head is None):
+            n = self._place(task, view)
+            if n is None:
+                return -1
+            if type(n) is not int or not 0 <= n < self._n:
+                n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
+            if not (self._st[n] == _ON and self._cf[n] >= task.cores and self._mf[n] >= task.mem_mb):
+                raise PolicyError(
+                    f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room")
+            return n
         tr = cast(DecisionTrace, self._trace)  # used only with ``rec``: a traced pass
         masks: Sequence[tuple[str, npt.NDArray[np.bool_]]] = ()
         if self._h_place.implemented:
@@ -132,10 +146,23 @@ class Placement:
         total: npt.NDArray[np.float64] | None = None
         if self._h_score.implemented:
             scores = self._h_score.all(task=task, view=view)
-            if scores:
+            if len(scores) == 1:  # the sum of one: its values, without np.sum's copy
+                total = np.asarray(scores[0], dtype=np.float64)
+            elif scores:
                 total = np.sum(scores, axis=0, dtype=np.float64)
-        if total is not None:
+        if total is not None and total.shape != mask.shape:  # broadcast, as np.where does
             n = int(np.argmax(np.where(mask, total, -np.inf))) if mask.any() else -1
+        elif total is not None:
+            # the first best among the kept nodes: argmax over them alone
+            idx = np.flatnonzero(mask)
+            if idx.size:
+                sub = total[idx]
+                j = int(sub.argmax())
+                n = int(idx[j])
+                if sub[j] == -np.inf:  # every kept node scored -inf: as argmax over all nodes
+                    n = int(np.argmax(np.where(mask, total, -np.inf)))
+            else:
+                n = -1
         else:
             idx = np.flatnonzero(mask)
             n = int(idx[0]) if idx.size else -1

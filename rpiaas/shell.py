@@ -159,6 +159,36 @@ class NodeUsage:
                 update(n, now, state[n], cores[n] - free[n])
         return changed
 
+    def take(self, changed: Sequence[int], states: Sequence[int], cores_free: Sequence[int],
+             now: float, util_out: Any = None) -> None:
+        """:meth:`update` every node of ``changed`` (a node may repeat) from the control
+        plane's ``states`` and ``cores_free``; write each one's utilisation into
+        ``util_out`` too when given.  The loop of :meth:`follow`, written out: it runs
+        after every step."""
+        last, energy, busy, used_l, state_l = self.last, self.energy_j, self.busy_core_s, self.used, self.state
+        util, power, cores = self.util, self.power_w, self.cores
+        idle, span, boot, off = self.idle, self.span, self.boot, self.off
+        measured = self.measured
+        for i in changed:
+            dt = now - last[i]
+            energy[i] += power[i] * dt
+            busy[i] += used_l[i] * dt
+            last[i] = now
+            used = cores[i] - cores_free[i]
+            used_l[i] = used
+            state = states[i]
+            state_l[i] = state
+            if not measured:
+                util[i] = used / cores[i]
+            if state == _ON:
+                power[i] = idle[i] + span[i] * util[i]
+            elif state == _BOOTING:
+                power[i] = boot[i]
+            else:
+                power[i] = off[i]
+            if util_out is not None:
+                util_out[i] = util[i]
+
     def measure(self, i: int, now: float, util: float) -> None:
         """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""
         dt = now - self.last[i]

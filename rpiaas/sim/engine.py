@@ -20,6 +20,7 @@ from simpy.core import EmptySchedule
 
 from ..control import ControlPlane
 from ..events import (
+    Action,
     Event,
     Migrate,
     NodeBooted,
@@ -78,9 +79,13 @@ class Simulation(Shell):
             trace=writer.decisions if writer is not None else None,
             on_final=self._final, retries=scenario.retries, initial_state=states)
         self.view = self.control.view
+        self._ledger = self.control.ledger
+        self._states, self._cores_free = self.control.node_states, self.control.node_cores_free
         self.usage = NodeUsage(nodes, [int(s) for s in states])
-        self._util = self.view.utilization_sink(measured=False)
+        # written a node at a time after each step: through a memoryview, a third of numpy's cost
+        self._util: Any = memoryview(self.view.utilization_sink(measured=False))  # type: ignore[arg-type]
         self.env = SimEnvironment()
+        self._heap = self.env.heap
         self._at = self.env.call_at
         self._tasks: Iterator[Task] = scenario.workload.tasks(streams["workload"])
         self._arrivals_left = True
@@ -114,22 +119,45 @@ class Simulation(Shell):
 
     def _ready(self) -> bool:
         """Whether this batch is complete: no other event at the same time is pending."""
-        env = self.env
-        return env.peek() != env.now
+        heap = self._heap
+        return not heap or heap[0][0] != self.env.now
 
     # ------------------------------------------------------------ callbacks
+    # An arrival and a task end run once per task each: their callbacks have
+    # _next_arrival and _ready written out.
+    # A batch of one event (the common case) goes to the control plane's
+    # one-event steps, arrive() and finish().
     def _arrive(self, ev: Due) -> None:
-        self._batch.append(TaskArrived(ev._value))
-        self._next_arrival()
-        if self._ready():
+        arriving: Task = ev._value
+        now = arriving.arrival_s  # scheduled at exactly that time: env.now
+        task = next(self._tasks, None)
+        if task is None:
+            self._arrivals_left = False
+        else:
+            if task.arrival_s < now:
+                raise ValueError(f"workload not in arrival order at task {task.id}")
+            self._at(task.arrival_s, task, self._arrive)
+        heap = self._heap
+        if heap and heap[0][0] == now:
+            self._batch.append(TaskArrived(arriving))
+        elif self._batch:
+            self._batch.append(TaskArrived(arriving))
             self._flush()
+        else:
+            self._carry(self.control.arrive(now, arriving), now)
 
     def _finish(self, ev: Due) -> None:
-        task, epoch = ev._value
-        if task.epoch == epoch:  # else it was moved, killed or failed meanwhile
-            self._batch.append(TaskFinished(task.id))
-        if self._batch and self._ready():
+        task, epoch, now = ev._value
+        heap = self._heap
+        if heap and heap[0][0] == now:  # more at this time: gather them
+            if task.epoch == epoch:  # else it was moved, killed or failed meanwhile
+                self._batch.append(TaskFinished(task.id))
+        elif self._batch:
+            if task.epoch == epoch:
+                self._batch.append(TaskFinished(task.id))
             self._flush()
+        elif task.epoch == epoch:
+            self._carry(self.control.finish(now, task.id), now)
 
     def _booted(self, ev: Due) -> None:
         self._batch.append(NodeBooted(ev._value))
@@ -156,12 +184,23 @@ class Simulation(Shell):
         batch = self._batch
         self._batch = []
         now = self.env.now
-        self.carry_out(self.control.step(now, batch), now)
-        changed = self.usage.follow(self.control, now)
+        self._carry(self.control.step(now, batch), now)
+
+    def _carry(self, actions: list[Action], now: float) -> None:
+        """Carry out a step's actions, follow its node changes, stop when all is done."""
+        if actions:
+            do = self._do
+            for a in actions:
+                if type(a) is Start:  # start(), written out
+                    task, node = a.task, a.node
+                    end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
+                    self._ends[task.id] = end
+                    self._at(end, (task, task.epoch, end), self._finish)
+                else:
+                    do[type(a)](a, now)
+        changed = self._ledger.take_changed()
         if changed:
-            util, modelled = self._util, self.usage.util
-            for n in changed:
-                util[n] = modelled[n]
+            self.usage.take(changed, self._states, self._cores_free, now, self._util)
         c = self.control
         if self._until_done and not self._arrivals_left and not c.running_count and not c.booting and (
                 not c.queue_length or not (self._wakes or self._faults_left)):
@@ -172,14 +211,14 @@ class Simulation(Shell):
         task, node = action.task, action.node
         end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
         self._ends[task.id] = end
-        self._at(end, (task, task.epoch), self._finish)
+        self._at(end, (task, task.epoch, end), self._finish)
 
     def migrate(self, action: Migrate, now: float) -> None:
         task, dst, src = action.task, action.node, action.source
         left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
         end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
         self._ends[task.id] = end
-        self._at(end, (task, task.epoch), self._finish)
+        self._at(end, (task, task.epoch, end), self._finish)
 
     def power_on(self, action: PowerOn, now: float) -> None:
         self._at(now + self._boot_s[action.node], action.node, self._booted)

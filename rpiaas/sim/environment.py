@@ -42,7 +42,16 @@ class Due:
 
 
 class SimEnvironment(simpy.Environment):
-    """A ``simpy.Environment`` that also schedules callbacks at absolute times."""
+    """A ``simpy.Environment`` that also schedules callbacks at absolute times.
+
+    ``heap`` is SimPy's event queue itself (read it, never change it): a shell
+    that gathers the events of one time reads ``heap[0][0]``, the time of the
+    next event, where :meth:`peek` would cost a call per event.
+    """
+
+    def __init__(self, initial_time: float = 0) -> None:
+        super().__init__(initial_time)
+        self.heap: list[tuple[float, int, int, Any]] = self._queue  # type: ignore[assignment]
 
     def call_at(self, at: float, value: Any, callback: Callable[[Due], None],
                 priority: int = NORMAL) -> None:
