@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     add_netboot_parser(sub)
 
     if _live_missing() is None:
-        from .live.testbed import add_testbed_parser
+        from .testbed.local import add_testbed_parser
 
         add_testbed_parser(sub)
     else:  # say what is missing when it is used, not at every start
@@ -206,7 +206,7 @@ def _main(args: argparse.Namespace) -> int:
             return run_netboot(args)
         if args.command == "testbed":
             _need_live("rpiaas testbed")
-            from .live.testbed import run_testbed
+            from .testbed.local import run_testbed
 
             return run_testbed(args)
         if args.command == "compare":
@@ -298,8 +298,8 @@ def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, A
     import os
 
     _need_live("rpiaas run --live")
-    from .live.config import check_token, read_token
-    from .live.remote import MasterError, run_live
+    from .master.client import MasterError, run_live
+    from .master.config import check_token, read_token
 
     url = args.master or os.environ.get("RPIAAS_MASTER_URL")
     if not url:
@@ -331,7 +331,7 @@ def _master(args: argparse.Namespace) -> int:
     import logging
 
     _need_live("rpiaas master")
-    from .live.config import check_store, load_master_config
+    from .master.config import check_store, load_master_config
 
     config = load_master_config(args.config)
     host, port = config.listen
@@ -351,7 +351,7 @@ def _master(args: argparse.Namespace) -> int:
     try:
         from aiohttp import web
 
-        from .live import create_app
+        from .master import create_app
     except ImportError as e:  # aiohttp comes with the agent, not with the simulator
         print(f"error: the master needs aiohttp ({e})", file=sys.stderr)
         return EXIT_INPUT

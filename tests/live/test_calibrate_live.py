@@ -15,9 +15,9 @@ import yaml
 
 from rpiaas.calibrate import calibrate, format_calibration
 from rpiaas.compare import compare_runs
-from rpiaas.live.remote import run_live
-from rpiaas.live.testbed import start_local_testbed
+from rpiaas.master.client import run_live
 from rpiaas.scenario import load_scenario
+from rpiaas.testbed.local import start_local_testbed
 
 SCENARIO = {
     "name": "cpu-calibration", "seed": 5, "sample_interval_s": 1,
