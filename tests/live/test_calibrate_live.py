@@ -19,6 +19,8 @@ from rpiaas.master.client import run_live
 from rpiaas.scenario import load_scenario
 from rpiaas.testbed.local import start_local_testbed
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 SCENARIO = {
     "name": "cpu-calibration", "seed": 5, "sample_interval_s": 1,
     "cluster": {"clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 3,

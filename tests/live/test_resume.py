@@ -12,10 +12,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.tests.helpers import AgentProcess, clean_env, free_port
 from rpiaas.store import open_store
 
 from ..master.test_app import NAMES, _agent, _config_file
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def _start_master(tmp_path: Path, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:

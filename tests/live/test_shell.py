@@ -38,6 +38,8 @@ from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 # How far a live start or end may be from the simulated one (scenario seconds).  Measured here:
 # on a quiet machine starts and ends within ~60 ms (each push and start adds a few ms
 # along a chain of queued tasks); a busy one adds more.

@@ -14,11 +14,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.tests.helpers import AgentProcess, clean_env, free_port, start_agent
 from rpiaas.master import create_app, load_master_config
 from rpiaas.master.keys import REGISTRY, STORE
+
+pytestmark = pytest.mark.integration
 
 INTERVAL_S = 0.5
 NAMES = [f"node{i}.c1.rpiaas.test" for i in (1, 2, 3)]

@@ -25,6 +25,8 @@ from agent.tests.helpers import AgentProcess, free_port, start_agent
 from rpiaas.master import MasterConfig, create_app, load_master_config
 from rpiaas.master.dashboard import CONTENT_SECURITY_POLICY, STATIC_DIR
 
+pytestmark = pytest.mark.integration
+
 INTERVAL_S = 0.5
 NAMES = [f"node{i}.c1.rpiaas.test" for i in (1, 2, 3, 4)]
 LIVE, DEAD = NAMES[:3], NAMES[3]

@@ -16,6 +16,8 @@ from rpiaas.testbed.plan import DOMAIN
 
 from .test_dashboard import Chromium
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 NAMES = [f"node{i}.{DOMAIN}" for i in (1, 2, 3)]
 # Six one-core sleeps of 4 s, two arriving each second: each node holds tasks for a few seconds.
 TASKS = [{"id": i + 1, "arrival_s": 0.5 * i, "cores": 1, "mem_mb": 64, "work_core_s": 4.0}

@@ -69,6 +69,8 @@ _bodies = st.one_of(
     st.sampled_from([b"NaN", b"[Infinity]", b'{"before": NaN}', b"\xff\xfe", b"{", b"1e999"]),
 )
 
+pytestmark = pytest.mark.integration
+
 
 def _auth(tokens: dict[str, str]) -> st.SearchStrategy[str | None]:
     """Mostly a token the API takes (so bodies get parsed), else anything."""

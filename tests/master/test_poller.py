@@ -6,11 +6,15 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from rpiaas.live import AgentClient
 from rpiaas.master import Poller, Registry, load_master_config
 from rpiaas.store import open_store
 
 from .test_app import _agent
+
+pytestmark = pytest.mark.integration
 
 NAMES = ["node1.c1.test", "node2.c1.test"]
 

@@ -23,6 +23,8 @@ import pytest
 
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 NODE1, NODE2 = "node1.local.rpiaas.test", "node2.local.rpiaas.test"
 ADDRESS1 = "127.0.1.1"  # node1's address in the testbed's cluster
 

@@ -24,6 +24,8 @@ from rpiaas.testbed import local as testbed
 from rpiaas.testbed.local import start_local_testbed
 from rpiaas.testbed.plan import TestbedError, TestbedRunning
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 NAMES = [f"node{i}.local.rpiaas.test" for i in (1, 2, 3)]
 
 
