@@ -153,39 +153,6 @@ def test_no_cors_headers_anywhere(tmp_path: Path) -> None:
     _with_master(_config(tmp_path), body)
 
 
-def test_compact_and_purge_through_the_api(tmp_path: Path) -> None:
-    async def body(client: Client, app: Any) -> None:
-        store = app[STORE]
-        await asyncio.to_thread(store.add_samples, _samples(NAMES[0], range(0, 600, 10)))
-        await asyncio.to_thread(store.flush)
-        resp = await client.post("/api/v1/history/compact", json={"before": 300, "resolution": 60},
-                                 headers=AUTH)
-        assert resp.status == 200 and await resp.json() == {"replaced": 30, "written": 5}
-        history = (await (await client.get(f"/api/v1/nodes/{NAMES[0]}/history")).json())["samples"]
-        assert [s["count"] for s in history[:6]] == [6, 6, 6, 6, 6, 1]
-        resp = await client.post("/api/v1/history/purge", json={"before": 300}, headers=AUTH)
-        assert (await resp.json())["samples"] == 5
-        history = (await (await client.get(f"/api/v1/nodes/{NAMES[0]}/history")).json())["samples"]
-        assert len(history) == 30 and history[0]["time_s"] == 300
-
-    _with_master(_config(tmp_path), body)
-
-
-def test_poll_now_and_the_node_document(tmp_path: Path) -> None:
-    async def body(client: Client, app: Any) -> None:
-        resp = await client.post(f"/api/v1/nodes/{NAMES[1]}/poll", headers=AUTH)
-        assert resp.status == 200
-        doc = await resp.json()
-        assert doc["name"] == NAMES[1] and doc["online"] is False and doc["reason"]
-        assert [s["online"] for s in doc["states"]] == [False]
-        resp = await client.get(f"/api/v1/nodes/{NAMES[1]}")
-        assert (await resp.json())["states"] == doc["states"]
-        latency = (await (await client.get("/api/v1/summary")).json())["poll_latency"]
-        assert latency["failed"] >= 1
-
-    _with_master(_config(tmp_path), body)
-
-
 def test_retention_keeps_raw_samples_then_means_then_nothing(tmp_path: Path) -> None:
     async def body(client: Client, app: Any) -> None:
         store = app[STORE]
