@@ -1,13 +1,13 @@
 """What a live run writes into its run directory: tasks, node series, the run's record.
 
 Tasks are written as they end, with the start their agent measured (the
-decision's time until then: the cores were reserved from it on).  For the
-node series (``nodes.csv``), every sample interval a row per node: the control plane's state and
-reservations, the CPU and memory use the master's poller measured last, and
-the power model on the measured utilisation (which holds until the next
-sample, so energy is the model applied to what the node really did).  While
-a resumed run replays its journal the rows it missed come from the stored
-history instead.  When the run ends, its record (``run.json``) and, when the
+decision's time until then: the cores were reserved from it on).  The node
+series (``nodes.csv``) has a row per node every sample interval: the control
+plane's state and reservations, the CPU and memory use the master's poller
+measured last, and the power model on the measured utilisation (which holds
+until the next sample, so energy is the model applied to what the node really
+did).  While a resumed run replays its journal the rows it missed come from
+the stored history instead.  When the run ends, its record (``run.json``) and, when the
 run has a simulated twin, ``fidelity.json`` complete the directory.
 """
 

@@ -70,6 +70,7 @@ __all__ = ["LiveRun"]
 
 log = logging.getLogger(__name__)
 
+
 class LiveRun(Shell):
     """One scenario replayed on the testbed; :meth:`run` until it ends.
 
