@@ -25,7 +25,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check rpiaas tests benchmarks
+	$(BIN)/ruff check rpiaas tests benchmarks agent
 	$(BIN)/mypy
 
 bench: install

@@ -4,7 +4,7 @@ A body nested thousands deep makes Python's JSON decoder, or whatever walks
 the result, run out of stack.  :func:`loads` refuses such bodies with
 :class:`ValueError`, as it refuses malformed JSON, ``NaN`` and ``Infinity``;
 the routes answer 400 with the message.  (The master has the same check in
-``rpiaas.live.bodies``; the agent cannot import it.)
+``rpiaas.live.jsonbody``; the agent cannot import it.)
 """
 
 from __future__ import annotations

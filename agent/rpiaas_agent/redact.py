@@ -11,7 +11,7 @@ exception text, replacing
 
 :func:`redacting_logs` is a cleanup context of the agent's app: it puts the
 filter on the root logger's handlers (and on aiohttp's loggers) while the app
-runs.  The master has the same filter (``rpiaas.live.redact``); the agent
+runs.  The master has the same filter (``rpiaas.master.redact``); the agent
 cannot import it (it runs on the nodes without rpiaas).
 """
 

@@ -35,7 +35,7 @@ class Parser(argparse.ArgumentParser):
 def live_missing() -> str | None:
     """Why the live package cannot be imported (its extra is not installed), or ``None``."""
     try:
-        import rpiaas.live  # noqa: F401
+        import rpiaas.master  # noqa: F401
     except ModuleNotFoundError as e:
         return f"no module {e.name!r}"
     return None

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     need_live("rpiaas master")
-    from ..live.config import check_store, load_master_config
+    from ..master.config import check_store, load_master_config
 
     config = load_master_config(args.config)
     host, port = config.listen
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from aiohttp import web
 
-        from ..live import create_app
+        from ..master import create_app
     except ImportError as e:  # aiohttp comes with the agent, not with the simulator
         print(f"error: the master needs aiohttp ({e})", file=sys.stderr)
         return EXIT_INPUT

@@ -67,8 +67,8 @@ def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, A
     import os
 
     need_live("rpiaas run --live")
-    from ..live.config import check_token, read_token
-    from ..live.remote import MasterError, run_live
+    from ..master.client import MasterError, run_live
+    from ..master.config import check_token, read_token
 
     url = args.master or os.environ.get("RPIAAS_MASTER_URL")
     if not url:

@@ -1,12 +1,16 @@
 """``rpiaas testbed up | status | down``: a master and agents on this machine (needs the live extra).
 
-The subcommands and their work live with the local testbed; without the live
-extra the command is still listed, and says what to install when it is used.
+Without the live extra the command is still listed, and says what to install
+when it is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from .common import LIVE_EXTRA, live_missing, need_live
@@ -17,10 +21,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: Any) -> None:
     """Add ``testbed`` to the ``rpiaas`` subparsers ``sub``."""
     if live_missing() is None:
-        from ..live.testbed import add_testbed_parser
-
-        add_testbed_parser(sub)
-        tb = sub.choices["testbed"]
+        tb = _full_parser(sub)
     else:  # say what is missing when it is used, not at every start
         tb = sub.add_parser("testbed", help=f"a master and agents on this machine (needs {LIVE_EXTRA})",
                             description=f"Needs the live extra: {LIVE_EXTRA}")
@@ -31,6 +32,118 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``rpiaas testbed COMMAND``; the exit code."""
     need_live("rpiaas testbed")
-    from ..live.testbed import run_testbed
+    return _run(args)
 
-    return run_testbed(args)
+
+def _full_parser(sub: Any) -> Any:
+    """``testbed up | status | down`` under the ``rpiaas`` subparsers ``sub``."""
+    from ..testbed.local import DEFAULT_DIR
+
+    tb = sub.add_parser("testbed", help="a master and agents on this machine, to try live mode")
+    cmds = tb.add_subparsers(dest="testbed_command", required=True, metavar="COMMAND")
+    up = cmds.add_parser("up", help="start a master and N agents on loopback, wait until online")
+    up.add_argument("--local", type=int, required=True, metavar="N", help="how many nodes")
+    up.add_argument("--type", default="rpi4b", help="node type (default rpi4b)")
+    up.add_argument("--poll-interval-s", type=float, default=1.0,
+                    help="the master's poll interval (default 1)")
+    up.add_argument("--master-port", type=int, default=8080,
+                    help="the master's port (default 8080; 0: a free one)")
+    up.add_argument("--timeout-s", type=float, default=30.0,
+                    help="how long to wait for every node to be online (default 30)")
+    status = cmds.add_parser("status", help="each process alive or dead, and the master's summary")
+    down = cmds.add_parser("down", help="stop the testbed (keeps logs, history and runs)")
+    for p in (up, status, down):
+        p.add_argument("--dir", default=DEFAULT_DIR,
+                       help=f"the testbed's directory (default {DEFAULT_DIR})")
+    return tb
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..testbed.plan import TestbedError
+
+    try:
+        if args.testbed_command == "up":
+            return _up(args)
+        if args.testbed_command == "status":
+            return _status(args.dir)
+        return _down(args.dir)
+    except TestbedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ..testbed.local import DEFAULT_DIR, TOKENS_DIR, check_not_running, start_local_testbed
+
+    if not 0 <= args.master_port < 65536:
+        print(f"error: --master-port: expected 0-65535, got {args.master_port}", file=sys.stderr)
+        return 2
+    if not args.poll_interval_s > 0:
+        print("error: --poll-interval-s: expected a positive number", file=sys.stderr)
+        return 2
+    check_not_running(Path(args.dir).absolute())
+    print(f"starting a master and {args.local} agents in {args.dir} ...", flush=True)
+    tb = start_local_testbed(args.dir, args.local, node_type=args.type,
+                             poll_interval_s=args.poll_interval_s,
+                             master_port=args.master_port, timeout_s=args.timeout_s)
+    dir_flag = "" if args.dir == DEFAULT_DIR else f" --dir {args.dir}"
+    for note in tb.notes:
+        print(f"note: {note}")
+    print(f"{len(tb.agents)} nodes ({tb.node_type}, {tb.cores} cores, {tb.mem_mb} MB each) online\n"
+          f"  master     {tb.master_url}   (API: {tb.master_url}/api/v1/summary)\n"
+          f"  dashboard  {tb.master_url}/\n"
+          f"  tokens     {tb.master_token_file} (the master's), {tb.node_secret_file} (the nodes' "
+          f"secret), {tb.dir / TOKENS_DIR}/NODE.token (each node's)\n"
+          f"  logs       {tb.dir / 'logs'}\n"
+          f"then try:\n"
+          f"  rpiaas testbed status{dir_flag}\n"
+          f"  rpiaas testbed down{dir_flag}")
+    return 0
+
+
+def _status(dir: str) -> int:
+    from ..testbed.local import load_testbed
+    from ..testbed.procs import get_json
+
+    tb = load_testbed(dir)
+    if tb is None:
+        print(f"no testbed in {Path(dir).absolute()}")
+        return 1
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tb.started_s))
+    print(f"testbed in {tb.dir}, started {started}, master {tb.master_url}")
+    online: dict[str, bool | None] = {}
+    summary: dict[str, Any] | None = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        summary = tb.summary()
+        online = {d["name"]: d.get("online")
+                  for d in get_json(tb.master_url + "/api/v1/nodes", 3.0)["nodes"]}
+    width = max(len(name) for name in (*tb.agents, "master"))
+    dead = 0
+    for p in tb.processes():
+        alive = p.alive()
+        dead += not alive
+        node = online.get(p.name)
+        state = "" if p.name == "master" else \
+            "  not polled yet" if node is None else "  online" if node else "  offline"
+        cpus = f"  CPUs {','.join(map(str, p.cpu_set))}" if p.cpu_set else ""
+        print(f"  {p.name:<{width}}  pid {p.pid:<7}  port {p.port:<5}  "
+              f"{'alive' if alive else 'DEAD '}{state}{cpus}")
+    if summary is None:
+        print("the master does not answer")
+        return 1
+    print(f"master: {summary['nodes']} nodes, {summary['online']} online, "
+          f"{summary['offline']} offline, {summary['unknown']} not polled yet")
+    return 1 if dead or summary["online"] != len(tb.agents) else 0
+
+
+def _down(dir: str) -> int:
+    from ..testbed.local import load_testbed
+
+    tb = load_testbed(dir)
+    if tb is None:
+        print(f"no testbed in {Path(dir).absolute()}: nothing to stop")
+        return 0
+    for line in tb.stop():
+        print(line)
+    print(f"testbed stopped; logs, history and runs kept in {tb.dir}")
+    return 0

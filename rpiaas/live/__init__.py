@@ -1,25 +1,17 @@
-"""The live testbed's master: polls node agents, keeps their history, serves a JSON API.
+"""The live shell: a scenario replayed on real node agents through the control plane.
 
-``rpiaas master CONFIG.yaml`` runs it; :func:`create_app` builds it for tests
-and embedding.  Needs aiohttp (installed with the agent).
+:class:`LiveRun` (:mod:`.shell`) is the counterpart of the simulation: the
+same control plane and policy, fed with events from the agents in wall-clock
+time, its actions carried out as HTTP calls to the agents
+(:class:`AgentClient`).  :class:`RunManager` keeps the runs of one master;
+the master service (:mod:`rpiaas.master`) hosts them.  Needs aiohttp.
 """
 
 from __future__ import annotations
 
-from .app import create_app
-from .client import AgentClient, AgentError
-from .config import MasterConfig, load_master_config
-from .poller import Poller, sample_from_info
-from .registry import NodeEntry, Registry
+from .agent_client import AgentClient, AgentError
+from .options import LiveOptions, RunState
+from .run_manager import RunManager
+from .shell import LiveRun
 
-__all__ = [
-    "AgentClient",
-    "AgentError",
-    "MasterConfig",
-    "NodeEntry",
-    "Poller",
-    "Registry",
-    "create_app",
-    "load_master_config",
-    "sample_from_info",
-]
+__all__ = ["AgentClient", "AgentError", "LiveOptions", "LiveRun", "RunManager", "RunState"]

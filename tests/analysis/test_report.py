@@ -14,7 +14,7 @@ from rpiaas.sim import simulate
 from ..helpers import scenario
 
 pytest.importorskip("aiohttp")
-from ..live.test_dashboard import SCREEN, Chromium, _check_png
+from ..master.test_dashboard import SCREEN, Chromium, _check_png
 
 PLOTS = ("response-cdf", "wait-cdf", "utilization", "power", "node-utilization", "node-power",
          "energy", "scatter-B")

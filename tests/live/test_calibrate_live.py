@@ -15,9 +15,11 @@ import yaml
 
 from rpiaas.analysis.calibrate import calibrate, format_calibration
 from rpiaas.analysis.compare import compare_runs
-from rpiaas.live.remote import run_live
-from rpiaas.live.testbed import start_local_testbed
+from rpiaas.master.client import run_live
 from rpiaas.scenario import load_scenario
+from rpiaas.testbed.local import start_local_testbed
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 SCENARIO = {
     "name": "cpu-calibration", "seed": 5, "sample_interval_s": 1,

@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 
-from rpiaas.live.remote import run_live
-from rpiaas.live.testbed import LocalTestbed, start_local_testbed
+from rpiaas.master.client import run_live
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
+from rpiaas.testbed.local import LocalTestbed, start_local_testbed
 
-from .test_live import utilization_from_tasks
+from .test_shell import utilization_from_tasks
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

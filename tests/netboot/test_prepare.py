@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rpiaas.cli import main
-from rpiaas.live.auth import node_token
+from rpiaas.master.auth import node_token
 from rpiaas.netboot.check import check
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "netboot" / "prepare-nfsroot.sh"

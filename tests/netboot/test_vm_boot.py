@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from rpiaas.live.boot import node_boot_token
+from rpiaas.master.boot import node_boot_token
 
 from .netns import (
     BRIDGE_IF,

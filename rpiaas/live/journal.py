@@ -1,0 +1,135 @@
+"""The live run's journal: what a master needs to take a run up again after it died.
+
+Before each batch of events is handed to the control plane it is appended to
+``journal.jsonl`` (one JSON object a line, events in the codec of
+:func:`event_json`), and the journal is flushed to disk before any of the
+resulting actions goes out; measured starts are appended too.  The control
+plane is deterministic, so a fresh one fed the journal (:mod:`.resume`)
+reaches the exact state of the one that died.
+
+The first line is the run's head: its id, ``t0`` (the unix time of scenario
+second 0), the timescale, the task kind and where agents push task ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ..events import (
+    Event,
+    NodeBooted,
+    NodeDown,
+    NodeUp,
+    TaskArrived,
+    TaskFailed,
+    TaskFinished,
+    Tick,
+)
+from ..model import Task
+
+__all__ = ["JOURNAL", "Journal", "event_from", "event_json", "read_head"]
+
+JOURNAL = "journal.jsonl"
+
+
+class Journal:
+    """Append-only JSON lines; :meth:`sync` puts what was written on disk.
+
+    The shell syncs once per pass over its inbox, before any action of that
+    pass reaches an agent (actions go out only when the event loop next
+    runs), so the journal is always ahead of the world at one fsync a pass.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._dirty = False
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        """The records of the journal at ``path`` (none if there is no journal)."""
+        out = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:  # a line cut short by a crash: the last one
+                    break
+        return out
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file.closed:  # a start that answered after the run was cancelled
+            return
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._dirty = True
+
+    def sync(self) -> None:
+        if self._dirty:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._dirty = False
+
+    async def sync_async(self) -> None:
+        """:meth:`sync` with the fsync in a thread (writes may go on meanwhile)."""
+        if self._dirty:
+            self._file.flush()  # on the loop's thread: the file object is not thread-safe
+            self._dirty = False
+            await asyncio.to_thread(os.fsync, self._file.fileno())
+
+    def close(self) -> None:
+        self.sync()
+        self._file.close()
+
+
+def read_head(path: Path) -> dict[str, Any]:
+    """The head record (first line) of the journal at ``path``."""
+    with open(path, encoding="utf-8") as f:
+        head: dict[str, Any] = json.loads(f.readline())
+    return head
+
+
+def event_json(ev: Event) -> dict[str, Any]:
+    """An event as the journal keeps it (a task by its id: the workload gives it again)."""
+    if isinstance(ev, TaskArrived):
+        return {"e": "arrive", "task": ev.task.id}
+    if isinstance(ev, TaskFinished):
+        return {"e": "finish", "task": ev.task_id}
+    if isinstance(ev, TaskFailed):
+        return {"e": "fail", "task": ev.task_id, "reason": ev.reason}
+    if isinstance(ev, NodeDown):
+        return {"e": "down", "node": ev.node, "reason": ev.reason}
+    if isinstance(ev, NodeUp):
+        return {"e": "up", "node": ev.node}
+    if isinstance(ev, NodeBooted):
+        return {"e": "booted", "node": ev.node}
+    return {"e": "tick"}
+
+
+def event_from(rec: dict[str, Any], tasks: Iterator[Task]) -> Event:
+    """The event a journal record of :func:`event_json` stands for.
+
+    An arrival takes the next task of ``tasks`` (the run's workload, drawn
+    again from its seed), which must be the task the journal names.
+    """
+    kind = rec["e"]
+    if kind == "arrive":
+        task = next(tasks)
+        if task.id != rec["task"]:
+            raise RuntimeError(f"journal: task {rec['task']} arrived, the workload gives {task.id}")
+        return TaskArrived(task)
+    if kind == "finish":
+        return TaskFinished(int(rec["task"]))
+    if kind == "fail":
+        return TaskFailed(int(rec["task"]), str(rec.get("reason", "")))
+    if kind == "down":
+        return NodeDown(int(rec["node"]), str(rec.get("reason", "")))
+    if kind == "up":
+        return NodeUp(int(rec["node"]))
+    if kind == "booted":
+        return NodeBooted(int(rec["node"]))
+    return Tick()

@@ -1,0 +1,178 @@
+"""The live runs of one master, by id: create, start, report task ends, cancel, resume.
+
+Each run lives in ``runs_dir/<id>/``: the scenario as it was sent
+(``scenario.json``), the journal, then the result.  A run that has a journal,
+no result and was not cancelled is unfinished: :meth:`RunManager.resume_all`
+takes every such run up again.  This is the runs' logic only; the master's
+HTTP routes (:mod:`rpiaas.master.runs_api`) call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..inputs.source import InputError
+from ..scenario import Scenario, load_scenario
+from ..store import HistoryStore
+from .agent_client import AgentClient
+from .journal import JOURNAL, read_head
+from .options import RESULT, AgentNode, LiveOptions
+from .shell import LiveRun
+
+__all__ = ["CANCELLED", "SCENARIO_FILE", "RunManager"]
+
+log = logging.getLogger(__name__)
+
+SCENARIO_FILE = "scenario.json"
+CANCELLED = "cancelled"
+
+Twin = Callable[[Scenario], tuple[dict[str, Any], dict[int, Any]]]
+
+
+class RunManager:
+    """The live runs of one master, by id.
+
+    :param runs_dir: where the runs' directories are.
+    :param agent: the agent of a node, by node name (None: a node the master does not know).
+    :param client: the agent client the runs share.
+    :param store: the master's history store (the runs' measured node series).
+    :param watch_interval_s: how often a run looks its running tasks up on their agents.
+    :param twin: simulates a scenario for a run's ``fidelity.json`` (None: no twin).
+    """
+
+    def __init__(self, runs_dir: Path, agent: Callable[[str], AgentNode | None],
+                 client: AgentClient, store: HistoryStore, watch_interval_s: float = 1.0,
+                 twin: Twin | None = None) -> None:
+        self.runs_dir = runs_dir
+        self.agent = agent
+        self.client = client
+        self.store = store
+        self.watch_interval_s = watch_interval_s
+        self.twin = twin
+        self.runs: dict[str, LiveRun] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def _new_id(self, name: str) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        base = f"{name}-{stamp}"
+        run_id, k = base, 1
+        while run_id in self.runs or (self.runs_dir / run_id).exists():
+            k += 1
+            run_id = f"{base}-{k}"
+        return run_id
+
+    def create(self, scenario_data: dict[str, Any], file_name: str, options: LiveOptions,
+               notify_url: str | None) -> LiveRun:
+        """Check and start a run; InputError or ValueError (nothing started) if it cannot run."""
+        name = str(scenario_data.get("name") or Path(file_name).stem or "run")
+        run_id = self._new_id(re.sub(r"[^A-Za-z0-9._-]", "_", name)[:60])
+        directory = self.runs_dir / run_id
+        directory.mkdir(parents=True)
+        try:
+            path = directory / SCENARIO_FILE
+            path.write_text(json.dumps(scenario_data, indent=2) + "\n", encoding="utf-8")
+            run = self._build(run_id, directory, options, notify_url)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._start(run)
+        return run
+
+    def _build(self, run_id: str, directory: Path, options: LiveOptions,
+               notify_url: str | None) -> LiveRun:
+        scenario = load_scenario(directory / SCENARIO_FILE)
+        unknown = [n.name for n in scenario.cluster.nodes if self.agent(n.name) is None]
+        if unknown:
+            shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10
+                                               else "")
+            raise ValueError(f"the scenario's cluster names nodes this master does not know: {shown}")
+        entries = [e for n in scenario.cluster.nodes if (e := self.agent(n.name)) is not None]
+        return LiveRun(run_id, scenario, entries, self.client, self.store, directory, options,
+                       notify_url, twin=self.twin)
+
+    def _start(self, run: LiveRun) -> None:
+        self.runs[run.id] = run
+
+        async def go() -> None:
+            try:
+                result = await run.run()
+                log.info("run %s: completed: %s", run.id, result)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                run.status.state = "failed"
+                run.status.error = f"{type(e).__name__}: {e}"
+                log.exception("run %s failed", run.id)
+
+        self.tasks[run.id] = asyncio.create_task(go(), name=f"rpiaas-run-{run.id}")
+
+    def placements(self) -> dict[str, list[dict[str, Any]]]:
+        """What each node runs now for the running runs: ``{node: [{"run", "task"}, ...]}``."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for run in self.runs.values():
+            if run.status.state != "running":
+                continue
+            for node, task_ids in run.placements().items():
+                out.setdefault(node, []).extend({"run": run.id, "task": t} for t in task_ids)
+        return out
+
+    def report(self, doc: dict[str, Any], node: str) -> bool | None:
+        """Node ``node``'s pushed task end: whether a run knew the task; None if another node runs it."""
+        running = [run for run in self.runs.values() if run.status.state == "running"]
+        owners = {owner for run in running
+                  if (owner := run.agents.node_of(doc.get("id"))) is not None}
+        if owners and node not in owners:
+            return None
+        return any(run.agents.report(doc, node) for run in running)
+
+    async def cancel(self, run_id: str) -> None:
+        """Stop run ``run_id``: its tasks are killed on their agents; it leaves no result."""
+        run = self.runs[run_id]
+        task = self.tasks.get(run_id)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await run.cancel()
+        (run.directory / CANCELLED).write_text("cancelled through the API\n")
+
+    def unfinished(self) -> list[Path]:
+        """Run directories with a journal, no result and not cancelled."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(d for d in self.runs_dir.iterdir()
+                      if (d / JOURNAL).is_file() and not (d / RESULT / "run.json").exists()
+                      and not (d / CANCELLED).exists() and (d / SCENARIO_FILE).is_file())
+
+    def resume_all(self) -> list[str]:
+        """Take up every unfinished run again; their ids (a run that cannot go on is logged)."""
+        resumed = []
+        for directory in self.unfinished():
+            head = read_head(directory / JOURNAL)
+            options = LiveOptions(float(head["timescale"]), str(head["task_kind"]),
+                                  self.watch_interval_s)
+            try:
+                run = self._build(directory.name, directory, options, head.get("notify_url"))
+            except (InputError, ValueError) as e:
+                log.error("run %s cannot be resumed: %s", directory.name, e)
+                continue
+            self._start(run)
+            resumed.append(run.id)
+        return resumed
+
+    async def close(self) -> None:
+        """Stop following the runs (their tasks go on; ``--resume`` takes them up again)."""
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

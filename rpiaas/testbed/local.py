@@ -1,0 +1,292 @@
+"""A testbed on this machine: a master and N agents on loopback, to try live mode without Pis.
+
+``rpiaas testbed up --local N`` writes a directory (default ``.rpiaas-testbed``)
+with a cluster of N nodes, the master's config, the master's token, the node
+secret and each node's token derived from it (``tokens/NODE.token``: each
+agent is given its own only), all mode 600, starts N
+``rpiaas-agent`` processes and ``rpiaas master`` detached from the terminal,
+and waits until the master sees every agent online.  ``rpiaas testbed
+status`` and ``rpiaas testbed down`` find them again through
+``DIR/testbed.json``.  From Python, :func:`start_local_testbed` does the same
+and returns a :class:`LocalTestbed` (a context manager that stops it).
+
+Each agent admits tasks with the cores and memory of the node type, so the
+agents refuse what the model refuses, and reports the node it emulates
+(``--emulate``): the CPU and memory of its own tasks against the node type's
+cores and memory, not the host's, which all agents share.  What each node
+gets of this machine is planned in :mod:`.plan`; the processes are kept in
+:mod:`.procs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..cluster import load_cluster
+from ..master.auth import node_token
+from .plan import HOST, TestbedError, TestbedRunning, free_ports, machine, plan
+from .procs import Proc, executable, get_json, proc_stat, start_process, stop_all, tail
+
+__all__ = ["LocalTestbed", "load_testbed",
+           "start_local_testbed", "stop_testbed"]
+
+DEFAULT_DIR = ".rpiaas-testbed"
+TOKENS_DIR = "tokens"
+STATE_FILE = "testbed.json"
+
+
+@dataclass
+class LocalTestbed:
+    """A running local testbed: where it lives, its processes, and how to reach it."""
+
+    __test__ = False
+
+    dir: Path
+    master: Proc
+    agents: dict[str, Proc]
+    node_type: str
+    cores: int
+    mem_mb: int
+    started_s: float
+    notes: list[str] = field(default_factory=list)
+    _popens: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+
+    @property
+    def master_url(self) -> str:
+        return self.master.url
+
+    @property
+    def master_token_file(self) -> Path:
+        return self.dir / "master-token"
+
+    @property
+    def node_secret_file(self) -> Path:
+        return self.dir / "node-secret"
+
+    def node_token_file(self, name: str) -> Path:
+        """Where node ``name``'s token is: its agent reads it, and nobody else's."""
+        return self.dir / TOKENS_DIR / f"{name}.token"
+
+    @property
+    def master_token(self) -> str:
+        """The bearer token of the master's mutating endpoints."""
+        return self.master_token_file.read_text(encoding="utf-8").strip()
+
+    def node_token(self, name: str) -> str:
+        """Node ``name``'s token: its agent's bearer token, and its reports' to the master."""
+        return self.node_token_file(name).read_text(encoding="utf-8").strip()
+
+    def processes(self) -> list[Proc]:
+        """The master first, then the agents in node order."""
+        return [self.master, *self.agents.values()]
+
+    def summary(self, timeout_s: float = 3.0) -> dict[str, Any]:
+        """The master's ``GET /api/v1/summary``; OSError if it does not answer."""
+        summary: dict[str, Any] = get_json(self.master_url + "/api/v1/summary", timeout_s)
+        return summary
+
+    def stop(self, timeout_s: float = 10.0) -> list[str]:
+        """Stop every process (see :func:`stop_testbed`); what happened to each, one line each."""
+        lines = stop_all(self.processes(), timeout_s)
+        for p in self._popens:  # ours to reap, when started from this process
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(1)
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / STATE_FILE).unlink()
+        return lines
+
+    def __enter__(self) -> LocalTestbed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dir": str(self.dir), "master_url": self.master_url,
+                "master": asdict(self.master),
+                "agents": {name: asdict(p) for name, p in self.agents.items()},
+                "node_type": self.node_type, "cores": self.cores, "mem_mb": self.mem_mb,
+                "master_token_file": str(self.master_token_file),
+                "node_secret_file": str(self.node_secret_file),
+                "node_token_files": {name: str(self.node_token_file(name)) for name in self.agents},
+                "started_s": self.started_s, "notes": self.notes}
+
+
+# ---------------------------------------------------------------- files
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # an older file keeps its mode otherwise
+        f.write(text + "\n")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------- the API
+def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | None:
+    """The testbed recorded in ``dir/testbed.json``, running or not; None if there is none."""
+    root = Path(dir).absolute()
+    try:
+        data = json.loads((root / STATE_FILE).read_text(encoding="utf-8"))
+        return LocalTestbed(root, Proc(**data["master"]),
+                            {name: Proc(**p) for name, p in data["agents"].items()},
+                            data["node_type"], data["cores"], data["mem_mb"], data["started_s"],
+                            list(data.get("notes", [])))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TestbedError(f"{root / STATE_FILE}: unreadable ({e}); remove it if nothing runs",
+                           exit_code=2) from None
+
+
+def stop_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR, timeout_s: float = 10.0) -> list[str]:
+    """Stop the testbed in ``dir``: SIGTERM (master first), SIGKILL after ``timeout_s``.
+
+    Removes ``testbed.json``; keeps the logs, the history and the runs.
+    :returns: a line per process saying what happened, empty if there was no testbed.
+    :raises TestbedError: if a process outlives SIGKILL.
+    """
+    tb = load_testbed(dir)
+    return [] if tb is None else tb.stop(timeout_s)
+
+
+def check_not_running(root: Path) -> None:
+    """Refuse a directory with a running testbed; forget one whose processes are all gone."""
+    old = load_testbed(root)
+    if old is not None:
+        running = [p for p in old.processes() if p.alive()]
+        if running:
+            raise TestbedRunning(f"{root} has a running testbed ({len(running)} processes, master "
+                                 f"{old.master_url}); stop it with `rpiaas testbed down --dir "
+                                 f"{root}`")
+        (root / STATE_FILE).unlink()
+
+
+def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str = "rpi4b",
+                        poll_interval_s: float = 1.0, master_port: int = 0,
+                        timeout_s: float = 30.0) -> LocalTestbed:
+    """Start a master and ``n`` agents on loopback, with their files in ``dir``; wait until all are online.
+
+    :param dir: the testbed's directory (created; an earlier testbed's history is kept).
+    :param n: how many nodes (``node1.local.rpiaas.test`` ...).
+    :param node_type: a built-in node type: the agents admit tasks with its cores and memory.
+    :param poll_interval_s: how often the master polls the agents.
+    :param master_port: the master's port; 0 picks a free one.
+    :param timeout_s: how long to wait for every agent to be online.
+    :raises TestbedRunning: if ``dir`` has a running testbed.
+    :raises TestbedError: bad arguments, or a process that died or a node not online in time
+        (with the end of the logs); whatever was started is stopped again.
+    """
+    root = Path(dir).absolute()
+    check_not_running(root)
+    doc, cores, mem_mb, cpu_sets, notes = plan(n, node_type)
+    agent_exe, rpiaas_exe = executable("rpiaas-agent"), executable("rpiaas")
+    for sub in ("logs", "work", "sysfs-empty"):  # an empty sysfs: no sensors to pretend
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
+    (root / "logs").chmod(0o700)
+    (root / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    names = [node.name for node in load_cluster(root / "cluster.yaml").nodes]
+    ports = free_ports(n + (master_port == 0))
+    master_port = master_port or ports.pop()
+    _write_private(root / "master-token", secrets.token_urlsafe(32))
+    node_secret = secrets.token_urlsafe(32)
+    _write_private(root / "node-secret", node_secret)
+    for name in names:
+        _write_private(root / TOKENS_DIR / f"{name}.token", node_token(node_secret, name))
+    with contextlib.suppress(FileNotFoundError):
+        (root / "agent-token").unlink()  # an earlier testbed's shared token: no longer used
+    master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
+                  "store": "history.db", "listen": f"{HOST}:{master_port}",
+                  "agents": {name: f"{HOST}:{port}" for name, port in zip(names, ports, strict=True)},
+                  "token_file": "master-token", "node_secret_file": "node-secret",
+                  "runs_dir": "runs"}
+    (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False), encoding="utf-8")
+
+    popens: list[subprocess.Popen[bytes]] = []
+    procs: dict[str, Proc] = {}
+
+    def spawn(name: str, port: int, argv: list[str], cpu_set: list[int] | None = None) -> Proc:
+        log = root / "logs" / f"{name}.log"
+        popen = start_process(argv, log, root)
+        popens.append(popen)
+        stat = proc_stat(popen.pid)
+        proc = Proc(name, popen.pid, port, str(log), stat[1] if stat else None, cpu_set)
+        procs[name] = proc
+        return proc
+
+    oversubscribed = cores > len(machine()[0])  # the type's cores, more than the CPUs
+    try:
+        for i, (name, port) in enumerate(zip(names, ports, strict=True)):
+            work = root / "work" / name
+            work.mkdir(exist_ok=True)
+            argv = [agent_exe, "--host", HOST, "--port", str(port), "--name", name,
+                    "--token-file", str(root / TOKENS_DIR / f"{name}.token"), "--cores", str(cores),
+                    "--mem-mb", str(mem_mb), "--sysfs-root", str(root / "sysfs-empty"),
+                    "--vcgencmd", "", "--work-dir", str(work), "--emulate"]
+            cpu_set = cpu_sets[i] if cpu_sets else None
+            if oversubscribed:
+                argv.append("--oversubscribe")
+            if cpu_set:
+                argv += ["--cpu-set", ",".join(map(str, cpu_set))]
+            spawn(name, port, argv, cpu_set)
+        master = spawn("master", master_port, [rpiaas_exe, "master", str(root / "master.yaml"),
+                                               "--port", str(master_port)])
+        agents = {name: procs[name] for name in names}
+        tb = LocalTestbed(root, master, agents, doc["clusters"][0]["type"], cores, mem_mb,
+                          time.time(), notes, popens)
+        _write_json(root / STATE_FILE, tb.to_json())
+        _wait_online(tb, timeout_s)
+    except BaseException:
+        ordered = [procs[k] for k in ("master", *names) if k in procs]
+        with contextlib.suppress(TestbedError):
+            stop_all(ordered, 10.0)
+        for p in popens:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(1)
+        with contextlib.suppress(FileNotFoundError):
+            (root / STATE_FILE).unlink()
+        raise
+    return tb
+
+
+def _wait_online(tb: LocalTestbed, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    n = len(tb.agents)
+    summary: dict[str, Any] | None = None
+    while True:
+        dead = [p for p in tb.processes() if not p.alive()]
+        if dead:
+            raise TestbedError("".join(f"{p.name} exited at start; the end of {p.log}:\n"
+                                       f"{tail(p.log)}\n" for p in dead).rstrip())
+        with contextlib.suppress(OSError, ValueError):
+            summary = tb.summary(timeout_s=2.0)
+            if summary.get("online") == n:
+                return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    online = "the master did not answer" if summary is None else \
+        f"{summary.get('online')} of {n} online"
+    try:
+        nodes = get_json(tb.master_url + "/api/v1/nodes", 2.0)["nodes"]
+        offline = {d["name"] for d in nodes if d.get("online") is not True}
+    except (OSError, ValueError, KeyError, TypeError):
+        offline = set(tb.agents)
+    logs = [tb.master, *(p for name, p in tb.agents.items() if name in offline)]
+    raise TestbedError(f"not every node online after {timeout_s:g} s ({online}); "
+                       + "".join(f"\nthe end of {p.log}:\n{tail(p.log)}" for p in logs))

@@ -1,0 +1,147 @@
+"""The processes of a local testbed: start them detached, tell them from later ones, stop them.
+
+A testbed outlives the command that started it, so its processes are found
+again by pid; a pid is taken as the same process only while its start time
+(from ``/proc``) is the one recorded, so a stop never signals a stranger.
+The master is stopped first, so it records no agent going offline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .plan import HOST, TestbedError
+
+__all__ = ["Proc", "executable", "get_json", "pid_alive", "proc_stat", "start_process", "stop_all", "tail"]
+
+_DROP_ENV = ("RPIAAS_AGENT_", "RPIAAS_MASTER_")  # they would override the testbed's own tokens
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process of the testbed; ``start_ticks`` tells it from a later process with its pid."""
+
+    name: str
+    pid: int
+    port: int
+    log: str
+    start_ticks: int | None = None
+    cpu_set: list[int] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def alive(self) -> bool:
+        """Whether this very process still runs (a zombie does not)."""
+        return pid_alive(self.pid, self.start_ticks)
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start time in clock ticks since boot)`` from /proc, or None without /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return ("gone", 0) if Path("/proc/self").exists() else None
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the name in parentheses may hold spaces
+    return fields[0], int(fields[19])
+
+
+def pid_alive(pid: int, start_ticks: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process took the pid
+        return False
+    stat = proc_stat(pid)
+    if stat is None:
+        return True
+    state, ticks = stat
+    return state not in ("gone", "Z", "X") and (start_ticks is None or ticks == start_ticks)
+
+
+def _signal(p: Proc, sig: signal.Signals) -> None:
+    if not p.alive():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        if sig == signal.SIGKILL:
+            os.killpg(p.pid, sig)  # each process leads a session (and group) of its own
+        else:
+            os.kill(p.pid, sig)
+
+
+def _wait_gone(procs: list[Proc], timeout_s: float) -> list[Proc]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [p for p in procs if p.alive()]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+def stop_all(procs: list[Proc], timeout_s: float) -> list[str]:
+    """SIGTERM the master (first, so it records no agent going offline), then the agents."""
+    lines: list[str] = []
+    master, agents = procs[:1], procs[1:]
+    for group in (master, agents):
+        running = [p for p in group if p.alive()]
+        lines += [f"{p.name}: already gone" for p in group if p not in running]
+        for p in running:
+            _signal(p, signal.SIGTERM)
+        stubborn = _wait_gone(running, timeout_s)
+        for p in stubborn:
+            _signal(p, signal.SIGKILL)
+        still = _wait_gone(stubborn, 5.0)
+        if still:
+            raise TestbedError("still running after SIGKILL: "
+                               + ", ".join(f"{p.name} (pid {p.pid})" for p in still))
+        lines += [f"{p.name}: {'killed (no exit after SIGTERM)' if p in stubborn else 'stopped'}"
+                  f" (pid {p.pid})" for p in running]
+    return lines
+
+
+def executable(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not os.access(path, os.X_OK):
+        raise TestbedError(f"{name} is not installed beside {sys.executable} "
+                           "(install the agent: pip install ./agent)")
+    return str(path)
+
+
+def start_process(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_ENV)}
+    # logs are the owner's alone: they name nodes, addresses and tasks (never a credential)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # an older log keeps its mode otherwise
+    with os.fdopen(fd, "ab") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
+        out.flush()
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                                start_new_session=True)  # a ^C in the terminal leaves them be
+
+
+def get_json(url: str, timeout_s: float) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as r:
+        return json.loads(r.read())
+
+
+def tail(path: str, lines: int = 15) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + line for line in text[-lines:])
