@@ -24,13 +24,13 @@ def test_need_live_passes_with_the_extra_and_names_it_without(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     assert live_missing() is None  # the test environment has the live extra
     need_live("rpiaas master")
-    monkeypatch.setitem(sys.modules, "rpiaas.live", None)  # an import of it now fails
-    assert live_missing() == "no module 'rpiaas.live'"
+    monkeypatch.setitem(sys.modules, "rpiaas.master", None)  # an import of it now fails
+    assert live_missing() == "no module 'rpiaas.master'"
     with pytest.raises(Exit) as e:
         need_live("rpiaas master")
     assert e.value.code == EXIT_INPUT
     assert capsys.readouterr().err == ("error: rpiaas master needs the live extra "
-                                       "(pip install 'rpiaas[live]'): no module 'rpiaas.live'\n")
+                                       "(pip install 'rpiaas[live]'): no module 'rpiaas.master'\n")
 
 
 class _Args:

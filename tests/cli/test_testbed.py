@@ -17,7 +17,7 @@ def test_status_of_no_testbed(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_without_the_live_extra_it_names_the_extra(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "rpiaas.live", None)  # as on a core install
+    monkeypatch.setitem(sys.modules, "rpiaas.master", None)  # as on a core install
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
@@ -25,4 +25,4 @@ def test_without_the_live_extra_it_names_the_extra(
         " ".join(capsys.readouterr().out.split())
     assert main(["testbed", "up", "--local", "2"]) == 2
     assert capsys.readouterr().err == ("error: rpiaas testbed needs the live extra "
-                                       "(pip install 'rpiaas[live]'): no module 'rpiaas.live'\n")
+                                       "(pip install 'rpiaas[live]'): no module 'rpiaas.master'\n")
