@@ -18,8 +18,7 @@ power changes :mod:`rpiaas.rebalance`'s, the decision trace
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Mapping, Sequence
 
 from .decisions import TRACE_TOP_K, DecisionTrace, TextSink, named_impls
 from .events import (
@@ -40,7 +39,8 @@ from .ledger import Ledger
 from .model import Node, PowerState, Task, TaskState
 from .placement import Placement
 from .plugins import HookCall, get_plugin_manager, locate_failure
-from .policy import SKIP, Policy, PolicyError, Reservation
+from .policy import Policy, PolicyError
+from .queuepass import QueuePass
 from .rebalance import PolicyMoves
 from .view import ClusterView
 
@@ -109,16 +109,12 @@ class ControlPlane:
         # the ledger's plain lists and containers, read on the hot path
         self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
         self._running, self._running_on, self._index = ledger.running, ledger.running_on, ledger.index
-        # pass skipping: a strict pass that stopped at the head stays stopped
-        # until something is freed; if no node could hold the head at all,
-        # only a freed node that now can (``_dirty``) restarts it
-        self._stuck = False
-        self._stuck_head: Task | None = None
-        self._dirty: list[int] = []
         self.booting = 0
         self.events_applied = 0
         # a plain FIFO pass (no reordering, no blocked hook, no trace) has its own loop
         self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
+        self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
+                               self._h_order, self._h_blocked, self._trace, self._start, self._write)
         self._choose = self._placement.choose
         self._speed, self._overhead = view._speed_list, view._overhead_list
         cap = self._capacities
@@ -209,26 +205,33 @@ class ControlPlane:
                     dispatch[type(ev)](ev, now, actions)
             self.events_applied += len(events)
             if self._queue:
-                if self._stuck and self._dirty:
-                    self._recheck_head()
-                if not self._stuck:
+                qp = self._pass
+                if qp.stuck and qp.dirty:
+                    qp.recheck_head()
+                if not qp.stuck:
                     if self._fifo:
-                        self._schedule_fifo(now, actions)
+                        qp.fifo(now, actions)
                     else:
-                        self._schedule(now, actions)
+                        qp.general(now, actions)
             view.queue_length = len(self._queue)
             if self._h_rebalance.implemented:
                 self._moves.rebalance(now, actions)
             if self._h_power.implemented:
                 self.booting += self._moves.power(now, actions)
             return actions
-        except PolicyError as e:
-            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
         except Exception as e:
-            failure = locate_failure(self.pm, e)
-            if failure is None:
+            located = self._located(e, now)
+            if located is None:
                 raise
-            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
+            raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
+
+    def _located(self, e: Exception, now: float) -> PolicyError | None:
+        """A policy's failure as one located error (policy, hook, task, time); None if the
+        exception did not come from a policy."""
+        if isinstance(e, PolicyError):
+            return PolicyError(f"{e} (at simulated time {now:g} s)")
+        failure = locate_failure(self.pm, e)
+        return None if failure is None else PolicyError(f"{failure} at simulated time {now:g} s")
 
     # ------------------------------------------------------------ one-event steps
     # The simulation shell's batches are nearly always one arrival or one task
@@ -250,35 +253,34 @@ class ControlPlane:
             self.events_applied += 1
             actions: list[Action] = []
             queue = self._queue
-            if queue or self._stuck:
+            qp = self._pass
+            if queue or qp.stuck:
                 queue[task.id] = task
-                if self._stuck and self._dirty:
-                    self._recheck_head()
-                if not self._stuck:
-                    self._schedule_fifo(now, actions)
+                if qp.stuck and qp.dirty:
+                    qp.recheck_head()
+                if not qp.stuck:
+                    qp.fifo(now, actions)
                 self.view.queue_length = len(queue)
                 return actions
-            # an empty queue: _schedule_fifo of this one task, written out
+            # an empty queue: the FIFO pass of this one task, written out
             node = self._choose(task, None, None, now)
             if node >= 0:
                 self._start(task, node, now, actions)
-                self._stuck = False
-                self._stuck_head = None
+                qp.stuck = False
+                qp.stuck_head = None
             else:
                 queue[task.id] = task
-                self._stuck = True
-                self._stuck_head = task if self._index.tightest(task.cores, task.mem_mb) is None else None
-            if self._dirty:
-                self._dirty.clear()
+                qp.stuck = True
+                qp.stuck_head = task if self._index.tightest(task.cores, task.mem_mb) is None else None
+            if qp.dirty:
+                qp.dirty.clear()
             self.view.queue_length = len(queue)
             return actions
-        except PolicyError as e:
-            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
         except Exception as e:
-            failure = locate_failure(self.pm, e)
-            if failure is None:
+            located = self._located(e, now)
+            if located is None:
                 raise
-            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
+            raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
 
     def finish(self, now: float, task_id: int) -> list[Action]:
         """The same as ``step(now, [TaskFinished(task_id)])``."""
@@ -292,50 +294,30 @@ class ControlPlane:
             if log is not None:
                 log.write(f'{{"t":{now!r},"ev":"finish","task":{task_id}}}\n')
             self._ledger.release(task, now)
-            if self._stuck_head is None:  # _freed(task.node), written out
-                self._stuck = False
+            qp = self._pass
+            if qp.stuck_head is None:  # qp.freed(task.node), written out
+                qp.stuck = False
             else:
-                self._dirty.append(task.node)
+                qp.dirty.append(task.node)
             task.state = _COMPLETED
             task.end_s = now
             self.on_final(task)
             self.events_applied += 1
             actions: list[Action] = []
             if self._queue:
-                if self._stuck and self._dirty:
-                    self._recheck_head()
-                if not self._stuck:
-                    self._schedule_fifo(now, actions)
+                if qp.stuck and qp.dirty:
+                    qp.recheck_head()
+                if not qp.stuck:
+                    qp.fifo(now, actions)
                 self.view.queue_length = len(self._queue)
             else:
                 self.view.queue_length = 0
             return actions
-        except PolicyError as e:
-            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
         except Exception as e:
-            failure = locate_failure(self.pm, e)
-            if failure is None:
+            located = self._located(e, now)
+            if located is None:
                 raise
-            raise PolicyError(f"{failure} at simulated time {now:g} s") from e
-
-    def _freed(self, n: int) -> None:
-        """Resources on node ``n`` were freed or it came up: a stuck pass may go on."""
-        if self._stuck_head is None:
-            self._stuck = False
-        else:
-            self._dirty.append(n)
-
-    def _recheck_head(self) -> None:
-        head = self._stuck_head
-        assert head is not None
-        c, m = head.cores, head.mem_mb
-        cf, mf, st = self._cf, self._mf, self._st
-        for n in self._dirty:
-            if st[n] == _ON and cf[n] >= c and mf[n] >= m:
-                self._stuck = False
-                self._stuck_head = None
-                break
-        self._dirty.clear()
+            raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
 
     # ------------------------------------------------------------ events
     def _on_arrived(self, ev: TaskArrived, now: float, actions: list[Action]) -> None:
@@ -374,10 +356,11 @@ class ControlPlane:
         if log is not None:
             log.write(f'{{"t":{now!r},"ev":"finish","task":{task.id}}}\n')
         self._ledger.release(task, now)
-        if self._stuck_head is None:  # _freed(task.node), written out
-            self._stuck = False
+        qp = self._pass
+        if qp.stuck_head is None:  # qp.freed(task.node), written out
+            qp.stuck = False
         else:
-            self._dirty.append(task.node)
+            qp.dirty.append(task.node)
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)
@@ -435,7 +418,7 @@ class ControlPlane:
 
     def _bring_on(self, n: int, now: float) -> None:
         self._ledger.bring_on(n, now)
-        self._freed(n)
+        self._pass.freed(n)
 
     def _on_tick(self, ev: Event, now: float, actions: list[Action]) -> None:
         self._write({"t": now, "ev": "tick"})
@@ -443,7 +426,7 @@ class ControlPlane:
     # ------------------------------------------------------------ reservations
     def _release(self, task: Task, now: float) -> None:
         self._ledger.release(task, now)
-        self._freed(task.node)
+        self._pass.freed(task.node)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
         self._ledger.reserve(task, node)
@@ -466,110 +449,6 @@ class ControlPlane:
         self._write({"t": now, "act": "reject", "task": task.id, "reason": reason})
         actions.append(Reject(task, reason))
         self.on_final(task)
-
-    # ------------------------------------------------------------ scheduling pass
-    def _schedule_fifo(self, now: float, actions: list[Action]) -> None:
-        """:meth:`_schedule` without a queue order, a blocked hook or a trace: the
-        queue in arrival order until the first task that cannot start."""
-        queue = self._queue
-        choose = self._choose
-        tightest = self._index.tightest
-        started: list[int] = []
-        stuck = False
-        room: bool | None = None
-        first = True
-        for task in queue.values():
-            if task.state is not _QUEUED:
-                raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
-            if not first and tightest(task.cores, task.mem_mb) is None:
-                room = False
-                stuck = True
-                break
-            first = False
-            node = choose(task, None, None, now)
-            if node < 0:
-                stuck = True
-                break
-            self._start(task, node, now, actions)
-            started.append(task.id)
-        for tid in started:
-            del queue[tid]
-        self._stuck = stuck
-        self._stuck_head = None
-        if self._dirty:
-            self._dirty.clear()
-        if stuck:
-            head = next(iter(queue.values()))
-            if room is False or self._index.tightest(head.cores, head.mem_mb) is None:
-                self._stuck_head = head  # blocked for room, not by the policy
-
-    def _schedule(self, now: float, actions: list[Action]) -> None:
-        queue = self._queue
-        view = self.view
-        order: Iterable[Task]
-        if self._h_order.implemented:
-            ordered = self._h_order.first(queue=list(queue.values()), view=view)
-            order = ordered if ordered is not None else list(queue.values())
-        else:
-            order = queue.values()
-        started: list[int] = []
-        reservation: Reservation | None = None
-        reserved_for: Task | None = None
-        stuck = False
-        room: bool | None = None  # whether the last task tried fits any node at all
-        blocked_hook = self._h_blocked
-        index = self._index
-        trace = self._trace
-        rec: dict[str, Any] | None = None
-        first = True
-        for task in order:
-            if task.state is not _QUEUED:
-                raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
-            if trace is not None:
-                rec = {"t": now, "decision": "place", "task": task.id}
-            # Past the first task of a pass, a long queue is usually blocked for
-            # room: the free index answers "fits no node" in logarithmic time,
-            # cheaper than asking the policy, and no policy could place it.
-            if not first and index.tightest(task.cores, task.mem_mb) is None:
-                node, room = -1, False
-                if rec is not None:
-                    rec.update(hook="index", reason="no room", candidates=0)
-            else:
-                node, room = self._placement.choose(task, reservation, reserved_for, now, rec), None
-            first = False
-            if node >= 0:
-                if rec is not None:
-                    cast(DecisionTrace, trace).placed(rec, node)
-                self._start(task, node, now, actions)
-                started.append(task.id)
-                continue
-            answer = blocked_hook.first(task=task, view=view, now=now, reservation=reservation) \
-                if blocked_hook.implemented else None
-            if answer is not None and answer is not SKIP and not isinstance(answer, Reservation):
-                raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
-            if rec is not None:
-                cast(DecisionTrace, trace).blocked(rec, answer, reservation)
-            if answer is None:
-                stuck = True
-                break
-            if answer is SKIP:
-                continue
-            if reservation is not None:
-                continue  # only the first reservation of a pass is kept
-            reservation, reserved_for = answer, task
-            self._write({"t": now, "act": "reserve", "task": task.id,
-                         "node": self.nodes[answer.node].name, "start_s": answer.start_s})
-        for tid in started:
-            del queue[tid]
-        # a strict pass blocked at the head stays blocked until something is
-        # freed, unless the policy may reorder the queue
-        self._stuck = stuck and not self._h_order.implemented
-        self._stuck_head = None
-        self._dirty.clear()
-        if self._stuck:
-            head = next(iter(queue.values()))
-            if room is False or (room is None and index.tightest(head.cores, head.mem_mb) is None):
-                self._stuck_head = head  # blocked for room, not by the policy
 
     # ------------------------------------------------------------ log
     def _write(self, record: dict[str, object]) -> None:

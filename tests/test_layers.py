@@ -24,13 +24,14 @@ LAYERS: dict[str, int] = {
     "master": 3,
     "live": 4, "sim": 4,
     "shell": 5, "rundir": 5, "store": 5, "netboot": 5,
-    "control": 6, "decisions": 6, "placement": 6, "rebalance": 6, "ledger": 6, "view": 6,
+    "control": 6, "decisions": 6, "placement": 6, "queuepass": 6, "rebalance": 6, "ledger": 6,
+    "view": 6,
     "plugins": 6, "policies": 6, "hookspecs": 6, "policy": 6, "scenario": 6,
     "cluster": 7, "workload": 7, "inputs": 7,
     "model": 8, "events": 8,
 }
 SHELLS = {"sim", "live", "shell", "master", "testbed"}
-CONTROL_PLANE = {"control", "decisions", "placement", "rebalance", "ledger", "view", "plugins",
+CONTROL_PLANE = {"control", "decisions", "placement", "queuepass", "rebalance", "ledger", "view", "plugins",
                  "policies", "hookspecs", "policy"}
 
 
