@@ -26,6 +26,7 @@ from .boot import setup_boot_routes
 from .config import MasterConfig, Retention
 from .dashboard import setup_dashboard
 from .keys import CONFIG, NODE_TOKENS, POLLER, REGISTRY, RUNS, STORE
+from .metrics import setup_metrics
 from .middlewares import bearer_token, body_limit, json_errors
 from .poller import Poller
 from .redact import redacting_logs
@@ -140,4 +141,5 @@ def create_app(config: MasterConfig) -> web.Application:
     setup_run_routes(app)
     setup_boot_routes(app)
     setup_dashboard(app)
+    setup_metrics(app)
     return app

@@ -114,6 +114,7 @@ async def booted(request: web.Request) -> web.Response:
         data_out["power_on_s"] = round(now - entry.booting_since_s, 6)
         entry.booting_since_s = None
     await asyncio.to_thread(store.record_event, name, now, BOOT_EVENT, data_out)
+    entry.boot_s = boot_s
     if entry.online is not True:
         # not set_online(): that would count the report as a successful poll
         entry.online, entry.changed_s, entry.reason = True, now, ""

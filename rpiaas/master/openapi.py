@@ -330,6 +330,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/clusters": {"get": _get(
             "listClusters", "The cluster config's clusters (domain, prefix, node names).",
             _ok("The clusters in config order.", "ClusterList"))},
+        "/metrics": {"get": _get("getMetrics", "The master in Prometheus text format 0.0.4.", {
+            "description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}})},
         "/api/v1/summary": {"get": _get(
             "getSummary", "Node counts, mean CPU use of the online nodes, poll latency.",
             _ok("The summary.", "Summary"))},

@@ -74,6 +74,7 @@ class LatencyStats:
         self.latencies_s: deque[float] = deque(maxlen=window)
         self.answered = 0
         self.failed = 0
+        self.total_s = 0.0  # latency summed over every answered poll
         self.last_round_s: float | None = None
 
     def add(self, latency_s: float | None) -> None:
@@ -82,6 +83,7 @@ class LatencyStats:
             self.failed += 1
         else:
             self.answered += 1
+            self.total_s += latency_s
             self.latencies_s.append(latency_s)
 
     def to_json(self) -> dict[str, float | int | None]:
@@ -112,6 +114,7 @@ class Poller:
         self.clock = clock
         self.rounds = 0
         self.latency = LatencyStats()
+        self.samples_stored = 0  # since start (a counter for /metrics)
         self._task: asyncio.Task[None] | None = None
 
     async def poll_node(self, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
@@ -163,6 +166,7 @@ class Poller:
         if samples:
             self.store.add_samples(samples)
         self.store.flush()
+        self.samples_stored += len(samples)
 
     async def run(self) -> None:
         """Poll until cancelled, one round every ``interval_s`` (a late round starts at once)."""

@@ -34,6 +34,7 @@ class NodeEntry:
     failed_polls: int = 0  # in a row
     sample: Sample | None = None  # the newest reading polled from the agent
     emulated: bool | None = None  # its agent's last report: an emulated node's readings
+    boot_s: float | None = None  # its last reported boot time
 
     @property
     def name(self) -> str:

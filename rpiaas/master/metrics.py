@@ -1,0 +1,114 @@
+"""``GET /metrics``: the master in Prometheus text format (0.0.4).
+
+What a lab's Prometheus scrapes to watch a testbed left running for months:
+
+| metric | type | labels | meaning |
+|---|---|---|---|
+| ``rpiaas_nodes`` | gauge | ``state`` | nodes online, offline, not polled yet |
+| ``rpiaas_node_up`` | gauge | ``node``, ``domain`` | 1 online, 0 offline (absent before the first poll) |
+| ``rpiaas_node_cpu_utilization`` | gauge | ``node`` | CPU use at its latest poll, [0, 1] |
+| ``rpiaas_node_boot_seconds`` | gauge | ``node`` | the node's last reported boot time |
+| ``rpiaas_master_poll_rounds_total`` | counter | | poll rounds since start |
+| ``rpiaas_master_polls_total`` | counter | ``result`` | polls answered or failed |
+| ``rpiaas_master_poll_latency_seconds`` | summary | ``quantile`` | poll latency (recent polls) |
+| ``rpiaas_master_samples_stored_total`` | counter | | samples written to the history (its insert rate: ``rate()``) |
+| ``rpiaas_runs`` | gauge | ``state`` | live runs by state |
+| ``rpiaas_run_tasks`` | gauge | ``run``, ``state`` | a running run's tasks: queued, running, ended |
+
+It reads what the master holds in memory, never the history store, so a
+scrape costs nothing however long the history.  Open like the other reads:
+it names no credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from .keys import POLLER, REGISTRY, RUNS
+
+__all__ = ["CONTENT_TYPE", "metrics_text", "setup_metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RUN_STATES = ("running", "completed", "failed", "cancelled")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(value: float) -> str:
+    return repr(float(value)) if value == value else "NaN"
+
+
+class _Text:
+    """Families of samples, each with its HELP and TYPE lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str,
+               samples: Iterable[tuple[dict[str, str], float]], suffix: str = "") -> None:
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for labels, value in samples:
+            inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            self.lines.append(f"{name}{suffix}{{{inner}}} {_num(value)}" if inner
+                              else f"{name}{suffix} {_num(value)}")
+
+
+def metrics_text(app: web.Application) -> str:
+    """The exposition of ``app``'s master (see the module's table)."""
+    registry = app[REGISTRY]
+    poller = app.get(POLLER)
+    runs = app.get(RUNS)
+    entries = list(registry)
+    out = _Text()
+    out.family("rpiaas_nodes", "gauge", "Nodes by state.", [
+        ({"state": "online"}, sum(e.online is True for e in entries)),
+        ({"state": "offline"}, sum(e.online is False for e in entries)),
+        ({"state": "unknown"}, sum(e.online is None for e in entries))])
+    out.family("rpiaas_node_up", "gauge", "1 if the node answered its polls, 0 if not.",
+               [({"node": e.name, "domain": e.node.domain}, float(e.online))
+                for e in entries if e.online is not None])
+    out.family("rpiaas_node_cpu_utilization", "gauge", "CPU use at the node's latest poll.",
+               [({"node": e.name}, e.sample.cpu_util) for e in entries if e.sample is not None])
+    out.family("rpiaas_node_boot_seconds", "gauge", "The node's last reported boot time.",
+               [({"node": e.name}, e.boot_s) for e in entries if e.boot_s is not None])
+    if poller is not None:
+        lat = poller.latency
+        out.family("rpiaas_master_poll_rounds_total", "counter", "Poll rounds since start.",
+                   [({}, poller.rounds)])
+        out.family("rpiaas_master_polls_total", "counter", "Polls answered or failed since start.",
+                   [({"result": "answered"}, lat.answered), ({"result": "failed"}, lat.failed)])
+        doc = lat.to_json()
+        quantiles = [({"quantile": q}, float(v)) for q, key in
+                     (("0.5", "p50_s"), ("0.99", "p99_s")) if (v := doc.get(key)) is not None]
+        out.family("rpiaas_master_poll_latency_seconds", "summary",
+                   "Poll latency over the recent polls.", quantiles)
+        out.lines += [f"rpiaas_master_poll_latency_seconds_count {lat.answered}",
+                      f"rpiaas_master_poll_latency_seconds_sum {_num(lat.total_s)}"]
+        out.family("rpiaas_master_samples_stored_total", "counter",
+                   "Samples written to the history since start.", [({}, poller.samples_stored)])
+    live: list[Any] = list(runs.runs.values()) if runs is not None else []
+    out.family("rpiaas_runs", "gauge", "Live runs by state.",
+               [({"state": s}, sum(r.status.state == s for r in live)) for s in RUN_STATES])
+    tasks: list[tuple[dict[str, str], float]] = []
+    for r in live:
+        if r.status.state == "running":
+            st = r.status
+            tasks += [({"run": r.id, "state": "queued"}, st.queued),
+                      ({"run": r.id, "state": "running"}, st.running),
+                      ({"run": r.id, "state": "ended"}, st.ended)]
+    out.family("rpiaas_run_tasks", "gauge", "A running run's tasks by state.", tasks)
+    return "\n".join(out.lines) + "\n"
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The master in Prometheus text format."""
+    return web.Response(body=metrics_text(request.app).encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def setup_metrics(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics)
