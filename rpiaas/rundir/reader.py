@@ -107,7 +107,8 @@ def load_run(path: str | Path, series: bool = True) -> Run:
     record = read_run(p)
     tasks = table_file(p, "tasks", record)
     cols = _read_tasks(tasks) if tasks.suffix == ".csv" else _read_tasks_parquet(tasks)
-    run = Run(p, record, *cols[:-2], kind=cols[-2], kind_names=cols[-1])
+    run = Run(p, record, *cols[:11])
+    run.kind, run.kind_names = cols[11], cols[12]
     if series:
         nodes = table_file(p, "nodes", record)
         run.series = (_read_series(nodes, run.node_names) if nodes.suffix == ".csv"
