@@ -251,7 +251,7 @@ def gantt_svg(models: Sequence[dict[str, Any]], width: int = 1000, name: str = "
     for t in _ticks(t1):
         body.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{y:.1f}" y2="{y + 4:.1f}" '
                     f'stroke="#999"/><text x="{x(t):.1f}" y="{y + 16:.1f}" text-anchor="middle">'
-                    f"{t:g}</text>")
+                    f"{t:,.10g}</text>")
     body.append(f'<text x="{left + plot_w / 2}" y="{y + 32:.1f}" text-anchor="middle">time (s)</text>')
     lx = left
     for i, k in enumerate(kinds):

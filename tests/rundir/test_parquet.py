@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from rpiaas.cli import main  # noqa: E402
-from rpiaas.rundir.format import NODE_COLUMNS, TASK_COLUMNS  # noqa: E402
-from rpiaas.rundir.reader import RunFileError, load_run, table_file  # noqa: E402
+from rpiaas.cli import main
+from rpiaas.rundir.format import NODE_COLUMNS, TASK_COLUMNS
+from rpiaas.rundir.reader import RunFileError, load_run, table_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 QUICK = str(ROOT / "scenarios" / "quickstart.yaml")
