@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/live_dispatch.py
 	$(BIN)/python benchmarks/sweep.py
 	$(BIN)/python benchmarks/compare_1m.py
+	$(BIN)/python benchmarks/load_run.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

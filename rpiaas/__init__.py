@@ -6,6 +6,8 @@ The public API is what ``__all__`` lists; ``docs/api.md`` documents exactly it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .control import ControlPlane, PolicyError
 from .events import (
     Kill,
@@ -29,7 +31,21 @@ from .policy import SKIP, Policy, PowerPlan, Reservation, hookimpl
 from .scenario import Scenario, load_scenario
 from .view import ClusterView
 
+if TYPE_CHECKING:
+    from .analysis.frames import RunFrames, load_run, run
+
 __version__ = "0.1.0"
+
+# the notebook API needs pandas (the analysis extra): imported on first use, not by ``import rpiaas``
+_LAZY = {"run": "run", "load_run": "load_run", "RunFrames": "RunFrames"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from .analysis import frames
+
+        return getattr(frames, _LAZY[name])
+    raise AttributeError(f"module 'rpiaas' has no attribute {name!r}")
 
 __all__ = [
     "PROFILES",
@@ -53,6 +69,7 @@ __all__ = [
     "PowerState",
     "Reject",
     "Reservation",
+    "RunFrames",
     "Scenario",
     "Start",
     "Task",
@@ -64,5 +81,7 @@ __all__ = [
     "WakeAt",
     "__version__",
     "hookimpl",
+    "load_run",
     "load_scenario",
+    "run",
 ]

@@ -9,6 +9,7 @@ file, line and key.  ``docs/scenario.md`` documents every key.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 import warnings
@@ -27,7 +28,7 @@ from .plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .policy import Policy, PolicyParamError
 from .workload import Generator, TaskList, Trace, Workload, parse_workload
 
-__all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario"]
+__all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "with_overrides"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
@@ -156,7 +157,21 @@ def load_scenario(path: str | Path,
     are applied after it, so they can set the new policy's parameters;
     ``seed`` (``--seed``) last.
     """
-    src = load_file(path)
+    return _build(load_file(path), overrides, seed, policy)
+
+
+def with_overrides(scenario: Scenario,
+                   overrides: Mapping[str, Any] | Iterable[tuple[str, Any] | str] = (),
+                   seed: int | None = None, policy: str | None = None) -> Scenario:
+    """``scenario`` built again with ``overrides``, ``seed`` and ``policy`` as
+    :func:`load_scenario` applies them to a file."""
+    base = Path(scenario.file).resolve().parent if scenario.file else None
+    src = Source(copy.deepcopy(scenario.data), {}, scenario.file or "<scenario>", base=base)
+    return _build(src, overrides, seed, policy)
+
+
+def _build(src: Source, overrides: Mapping[str, Any] | Iterable[tuple[str, Any] | str],
+           seed: int | None, policy: str | None) -> Scenario:
     if policy is not None:
         current = src.data.get("policy") if isinstance(src.data, dict) else None
         same = current == policy or (isinstance(current, dict) and current.get("name") == policy)

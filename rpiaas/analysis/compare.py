@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..rundir.reader import Run, load_run
+from .gantt import gantt_model
 from .stats import agreement, cohens_d, ks_2samp, wasserstein
 
 __all__ = [
@@ -308,6 +309,7 @@ def compare_loaded(runs: Sequence[Run], tolerance_s: float | None = None) -> dic
             "series": [cluster_series(r) for r in runs],
             "node_series": [node_series(r, panel_nodes) for r in runs],
             "scatter": scatters,
+            "gantt": [gantt_model(r, points=300) for r in runs],
         },
     }
 

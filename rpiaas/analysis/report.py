@@ -4,7 +4,8 @@
 into a page that needs nothing else — no scripts, no fonts, no network: the
 plots are SVG written here, the styles inline.  Plots: response and wait time
 CDFs, the cluster's utilisation and power over time, energy per node, and
-per-task response of each run against the reference.
+per-task response of each run against the reference, and the Gantt chart of
+the reference and the first other run (:mod:`.gantt`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import html
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from .gantt import gantt_svg
 
 __all__ = ["render_report"]
 
@@ -333,6 +336,13 @@ def render_report(result: dict[str, Any]) -> str:
             f"response per task, {b} against {a}"),
             f"Each dot is a task: its response time in {a} (x) and in {b} (y); on the dashed "
             f"diagonal the two runs agree. At most 3,000 tasks, evenly spread by task id."))
+    gantt = plots.get("gantt")
+    if gantt:
+        figs.append(f'<figure class="plot wide" id="plot-gantt">{gantt_svg(gantt[:2], width=1200)}'
+                    "<figcaption>Gantt chart: per node a lane of the tasks it ran (bar height: "
+                    "cores), the queue length beneath; A and the first other run on one time axis. "
+                    "Past 60 nodes or 20,000 tasks, lanes group nodes and show their busy cores."
+                    "</figcaption></figure>")
     parts += ["<h2>Plots</h2>", '<div class="plots">', *figs, "</div>"]
     for p in result["pairs"]:
         if p["tasks"] is not None:

@@ -26,12 +26,12 @@ from typing import Any
 from .. import __version__
 from ..control import PolicyError
 from ..inputs.source import InputError
-from . import calibrate, compare, master, netboot, policies, run, sweep, testbed, validate
+from . import calibrate, compare, gantt, master, netboot, policies, run, sweep, testbed, validate
 from .common import EXIT_FAILED, EXIT_INPUT, Exit, Parser
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = (run, validate, policies, sweep, master, netboot, testbed, compare, calibrate)
+COMMANDS = (run, validate, policies, sweep, master, netboot, testbed, compare, gantt, calibrate)
 """The command modules, in the order ``rpiaas --help`` lists them."""
 
 

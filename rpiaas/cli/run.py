@@ -25,6 +25,9 @@ def add_parser(sub: Any) -> None:
                        help="override a scenario key (repeatable), e.g. workload.generator.count=500")
     run_p.add_argument("--no-event-log", action="store_true",
                        help="do not write events.jsonl (same as --set event_log=false)")
+    run_p.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                       help="how to write the task and node tables (parquet needs the analysis "
+                       "extra: pip install 'rpiaas[analysis]')")
     run_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
     live = run_p.add_argument_group("live mode: replay the scenario on a testbed")
     live.add_argument("--live", action="store_true",
@@ -45,6 +48,16 @@ def run(args: argparse.Namespace) -> int:
     """Simulate (or replay live), print the summary table and the run directory."""
     from ..sim import simulate
 
+    if args.format == "parquet":
+        if args.live:
+            raise InputError("--format parquet is for simulated runs (a live run writes CSV)",
+                             "--format")
+        from ..rundir.parquet import need_pyarrow
+
+        try:
+            need_pyarrow("--format parquet")
+        except ModuleNotFoundError as e:
+            raise InputError(str(e), "--format") from None
     sc = load(args)
     if not args.quiet:
         trace_report(sc)
@@ -54,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.live:
         summary, path = _run_live(args, sc, out)
     else:
-        summary, path = simulate(sc, out, progress=not args.quiet)
+        summary, path = simulate(sc, out, progress=not args.quiet, tables=args.format)
     if not args.quiet:
         queue = sc.queue.name if sc.queue else "fcfs"
         print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · queue {queue} · "

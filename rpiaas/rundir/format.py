@@ -8,6 +8,9 @@ A run directory holds
   state, wait_s, response_s, slowdown, ...``), written as tasks end;
 - ``nodes.csv``: per-node series (``time_s, node, state, cores_used,
   mem_used_mb, utilization, power_w, energy_j, tasks``);
+- ``tasks.parquet``, ``nodes.parquet`` instead of the two CSV tables in a run
+  written with ``--format parquet`` (same columns; ``run.json`` then says
+  ``"tables": "parquet"``);
 - ``events.jsonl``: the control plane's event log;
 - ``decisions.jsonl``: the decision trace, one line per placement decision
   (hooks asked, nodes filtered out, scores, node chosen), only when the
@@ -23,12 +26,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "TASK_STATES", "dump_run"]
+__all__ = ["FORMAT", "NODE_COLUMNS", "PARQUET_FILES", "RUN_FILES", "TABLE_FORMATS", "TASK_COLUMNS",
+           "TASK_STATES", "dump_run"]
 
 FORMAT = "rpiaas-run/1"
 # every file a run directory may hold
 RUN_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json",
              "fidelity.json")
+# how the task and node tables are stored; parquet replaces the csv files by these
+TABLE_FORMATS = ("csv", "parquet")
+PARQUET_FILES = ("tasks.parquet", "nodes.parquet")
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
                 "kind", "tenant", "attempts")

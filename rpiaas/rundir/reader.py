@@ -6,6 +6,11 @@ tasks in a few seconds: the csv rows are converted a chunk at a time), and
 its node series.  Bad input (a missing or corrupt run directory) raises
 :class:`RunFileError`, one line naming the file and, where there is one,
 the line.
+
+The task and node tables are CSV (``tasks.csv``, ``nodes.csv``) or, in a run
+written with ``--format parquet``, Parquet (``tasks.parquet``,
+``nodes.parquet``, see :mod:`.parquet`); :func:`table_file` says which file
+holds a table, and every reader of a run directory goes through it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy.typing as npt
 from .format import NODE_COLUMNS, TASK_COLUMNS, TASK_STATES
 
 __all__ = ["COMPLETED", "NodeSeries", "Run", "RunFileError", "is_complete", "load_run", "read_run",
-           "read_timing"]
+           "read_timing", "table_file", "tables_format"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -73,6 +78,8 @@ class Run:
     node_names: list[str]
     series: NodeSeries | None = None
     label: str = ""
+    kind: Ints | None = None  # index into ``kind_names``
+    kind_names: list[str] = field(default_factory=list)
     _types: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -98,11 +105,30 @@ def load_run(path: str | Path, series: bool = True) -> Run:
     if not p.is_dir():
         raise RunFileError(f"{p}: not a directory (expected a run directory)")
     record = read_run(p)
-    cols = _read_tasks(p / "tasks.csv")
-    run = Run(p, record, *cols)
+    tasks = table_file(p, "tasks", record)
+    cols = _read_tasks(tasks) if tasks.suffix == ".csv" else _read_tasks_parquet(tasks)
+    run = Run(p, record, *cols[:11])
+    run.kind, run.kind_names = cols[11], cols[12]
     if series:
-        run.series = _read_series(p / "nodes.csv", run.node_names)
+        nodes = table_file(p, "nodes", record)
+        run.series = (_read_series(nodes, run.node_names) if nodes.suffix == ".csv"
+                      else _read_series_parquet(nodes, run.node_names))
     return run
+
+
+def tables_format(path: str | Path, record: dict[str, Any] | None = None) -> str:
+    """``"csv"`` or ``"parquet"``: how the run directory ``path`` holds its tables
+    (``run.json``'s ``tables``; CSV when it says nothing)."""
+    rec = read_run(path) if record is None else record
+    fmt = rec.get("tables", "csv")
+    if fmt not in ("csv", "parquet"):
+        raise RunFileError(f"{Path(path) / 'run.json'}: tables: expected 'csv' or 'parquet', got {fmt!r}")
+    return str(fmt)
+
+
+def table_file(path: str | Path, name: str, record: dict[str, Any] | None = None) -> Path:
+    """The file of the table ``name`` (``tasks`` or ``nodes``) of the run directory ``path``."""
+    return Path(path) / f"{name}.{tables_format(path, record)}"
 
 
 def read_run(path: str | Path) -> dict[str, Any]:
@@ -201,8 +227,10 @@ def _codes(values: Iterable[str], codes: dict[str, int]) -> Ints:
 def _read_tasks(f: Path) -> tuple[Any, ...]:
     idx = {c: i for i, c in enumerate(TASK_COLUMNS)}
     floats = ("arrival_s", "start_s", "end_s", "wait_s", "response_s", "work_core_s")
-    parts: dict[str, list[Any]] = {k: [] for k in (*floats, "task_id", "node", "state", "cores")}
+    parts: dict[str, list[Any]] = {k: [] for k in (*floats, "task_id", "node", "state", "cores",
+                                                    "kind")}
     nodes: dict[str, int] = {}
+    kinds: dict[str, int] = {}
     state_codes = {s: i for i, s in enumerate(TASK_STATES)}
     for line, chunk in _rows(f, TASK_COLUMNS):
         cols = list(zip(*chunk, strict=True))
@@ -211,6 +239,7 @@ def _read_tasks(f: Path) -> tuple[Any, ...]:
         parts["task_id"].append(_ints(f, line, "task_id", cols[idx["task_id"]]))
         parts["cores"].append(_ints(f, line, "cores", cols[idx["cores"]]))
         parts["node"].append(_codes(cols[idx["node"]], nodes))
+        parts["kind"].append(_codes(cols[idx["kind"]], kinds))
         states = cols[idx["state"]]
         bad = set(states) - state_codes.keys()
         if not bad:
@@ -219,7 +248,13 @@ def _read_tasks(f: Path) -> tuple[Any, ...]:
         i = next(i for i, s in enumerate(states) if s in bad)
         raise RunFileError(f"{f}:{line + i}: state: unknown task state {states[i]!r}")
     arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k in (
-        "task_id", "node", "state", "cores") else np.float64)) for k, v in parts.items()}
+        "task_id", "node", "state", "cores", "kind") else np.float64)) for k, v in parts.items()}
+    return _sorted(f, arrays, nodes, kinds)
+
+
+def _sorted(f: Path, arrays: dict[str, Any], nodes: dict[str, int],
+            kinds: dict[str, int]) -> tuple[Any, ...]:
+    """The task columns sorted by task id (ids must be unique), node and kind names."""
     order = np.argsort(arrays["task_id"], kind="stable")
     ids = arrays["task_id"][order]
     if ids.size > 1:
@@ -229,9 +264,55 @@ def _read_tasks(f: Path) -> tuple[Any, ...]:
     names = [""] * len(nodes)
     for name, code in nodes.items():
         names[code] = name
+    kind_names = [""] * len(kinds)
+    for name, code in kinds.items():
+        kind_names[code] = name
     a = {k: v[order] for k, v in arrays.items()}
     return (a["task_id"], a["arrival_s"], a["start_s"], a["end_s"], a["wait_s"], a["response_s"],
-            a["node"], a["state"], a["cores"], a["work_core_s"], names)
+            a["node"], a["state"], a["cores"], a["work_core_s"], names, a["kind"], kind_names)
+
+
+def _parquet(f: Path, columns: tuple[str, ...]) -> dict[str, Any]:
+    from .parquet import read_columns
+
+    if not f.exists():
+        raise RunFileError(f"{f}: no such file")
+    try:
+        return read_columns(f, columns)
+    except ModuleNotFoundError as e:
+        raise RunFileError(f"{f}: {e}") from None
+    except Exception as e:  # pyarrow's own errors: a corrupt or foreign file
+        raise RunFileError(f"{f}: not a readable Parquet table: {' '.join(str(e).split())[:200]}"
+                           ) from None
+
+
+def _read_tasks_parquet(f: Path) -> tuple[Any, ...]:
+    cols = _parquet(f, ("task_id", "arrival_s", "start_s", "end_s", "wait_s", "response_s",
+                        "work_core_s", "cores", "node", "state", "kind"))
+    nodes: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    cols["node"] = _codes(cols["node"], nodes)
+    cols["kind"] = _codes(cols["kind"], kinds)
+    state_codes = {s: i for i, s in enumerate(TASK_STATES)}
+    bad = set(cols["state"]) - state_codes.keys()
+    if bad:
+        raise RunFileError(f"{f}: state: unknown task state {sorted(bad)[0]!r}")
+    cols["state"] = np.fromiter(map(state_codes.__getitem__, cols["state"]), dtype=np.int64,
+                                count=len(cols["state"]))
+    return _sorted(f, cols, nodes, kinds)
+
+
+def _read_series_parquet(f: Path, names: list[str]) -> NodeSeries | None:
+    if not f.exists():
+        return None
+    cols = _parquet(f, ("time_s", "node", "utilization", "power_w", "state"))
+    codes = {n: i for i, n in enumerate(names)}
+    node = _codes(cols["node"], codes)
+    names.extend([""] * (len(codes) - len(names)))
+    for name, code in codes.items():
+        names[code] = name
+    return NodeSeries(cols["time_s"], node, cols["utilization"], cols["power_w"],
+                      np.array(cols["state"], dtype=object) == "on")
 
 
 def _read_series(f: Path, names: list[str]) -> NodeSeries | None:

@@ -3,7 +3,8 @@
 :class:`RunWriter` streams the files of :mod:`rpiaas.rundir.format` into a
 temporary sibling directory (``.NAME.partial-PID``) and moves it into place
 only when the run completes, so a failed or interrupted run never leaves a
-half-written result.  The partial directories of processes that died
+half-written result.  With ``tables="parquet"`` the task and node tables are
+converted to Parquet (:mod:`.parquet`) before the move.  The partial directories of processes that died
 (SIGKILL, power loss) are cleared by the next run written beside them.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..model import Task, TaskState
-from .format import NODE_COLUMNS, RUN_FILES, TASK_COLUMNS, dump_run
+from .format import NODE_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
 from .metrics import Stats, bounded_slowdown
 
 __all__ = ["Lines", "RunWriter", "remove_partials_of", "remove_stale_partials"]
@@ -115,7 +116,15 @@ def remove_partials_of(parent: Path, names: Collection[str]) -> list[Path]:
 class RunWriter:
     """Streams a run directory; :meth:`commit` moves it into place."""
 
-    def __init__(self, out: str | Path, event_log: bool = True, decisions: bool = False) -> None:
+    def __init__(self, out: str | Path, event_log: bool = True, decisions: bool = False,
+                 tables: str = "csv") -> None:
+        if tables not in TABLE_FORMATS:
+            raise ValueError(f"tables: expected one of {', '.join(TABLE_FORMATS)}, got {tables!r}")
+        if tables == "parquet":  # before the run, not after an hour of simulation
+            from .parquet import need_pyarrow
+
+            need_pyarrow("the parquet format")
+        self.tables = tables
         self.out = Path(out)
         if self.out.exists() and not (self.out / "run.json").exists() and (
                 not self.out.is_dir() or any(self.out.iterdir())):
@@ -193,6 +202,11 @@ class RunWriter:
         files (name to content), and move the directory into place."""
         for f in self._sinks():
             f.close()
+        if self.tables == "parquet":
+            from .parquet import convert
+
+            convert(self.tmp)
+            run = {**run, "tables": "parquet"}  # CSV runs say nothing: their run.json is unchanged
         (self.tmp / "run.json").write_text(dump_run(run))
         (self.tmp / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
         for name, doc in (extra or {}).items():

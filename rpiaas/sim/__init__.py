@@ -15,15 +15,16 @@ __all__ = ["Simulation", "run_record", "simulate"]
 
 
 def simulate(scenario: Scenario, out: str | Path | None = None,
-             progress: bool = False) -> tuple[dict[str, Any], Path | None]:
+             progress: bool = False, tables: str = "csv") -> tuple[dict[str, Any], Path | None]:
     """Run ``scenario`` in simulation; write its run directory to ``out`` if given.
 
     Returns the summary and the run directory.  The directory appears only
     when the run completes; with ``scenario.decision_trace`` it holds
-    ``decisions.jsonl`` too.
+    ``decisions.jsonl`` too.  ``tables="parquet"`` writes the task and node
+    tables as Parquet (pyarrow, the ``analysis`` extra).
     """
-    writer = RunWriter(out, event_log=scenario.event_log, decisions=scenario.decision_trace) \
-        if out is not None else None
+    writer = RunWriter(out, event_log=scenario.event_log, decisions=scenario.decision_trace,
+                       tables=tables) if out is not None else None
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
         sim = Simulation(scenario, writer, progress=progress)

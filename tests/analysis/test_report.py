@@ -17,7 +17,7 @@ pytest.importorskip("aiohttp")
 from ..master.test_dashboard import SCREEN, Chromium, _check_png
 
 PLOTS = ("response-cdf", "wait-cdf", "utilization", "power", "node-utilization", "node-power",
-         "energy", "scatter-B")
+         "energy", "scatter-B", "gantt")
 
 
 def _runs(tmp_path: Path) -> list[Path]:
@@ -53,7 +53,7 @@ async def _check(chromium: str, html: Path, tmp_path: Path) -> None:
                            downloadThroughput=-1, uploadThroughput=-1)
         await browser.navigate(html.as_uri())
         await browser.wait_for("document.readyState === 'complete'"
-                               " && document.querySelectorAll('figure.plot svg').length === 14")
+                               " && document.querySelectorAll('figure.plot svg').length === 15")
         figures = await browser.evaluate("""Array.from(document.querySelectorAll('figure.plot'), f => {
             const svg = f.querySelector('svg'), box = svg.getBoundingClientRect();
             return {id: f.id, width: box.width, height: box.height,
@@ -77,6 +77,20 @@ async def _check(chromium: str, html: Path, tmp_path: Path) -> None:
             assert by_id[line_plot]["lines"] == 2 and by_id[line_plot]["points"] > 50, by_id[line_plot]
         assert by_id["energy"]["bars"] == 8  # four nodes, two runs
         assert by_id["scatter-B"]["dots"] == 300
+        # the Gantt chart: both runs on one time axis, a lane per node in each, every task a bar
+        gantt = await browser.evaluate("""(() => {
+            const svg = document.querySelector('#plot-gantt svg');
+            return {runs: Array.from(svg.querySelectorAll('g.run'), g => ({
+                        label: g.dataset.label, mode: g.dataset.mode,
+                        lanes: g.querySelectorAll('g.lane').length,
+                        bars: g.querySelectorAll('rect.task').length,
+                        queue: g.querySelectorAll('polyline.queue').length})),
+                    width: svg.getBoundingClientRect().width};
+        })()""")
+        assert [r["lanes"] for r in gantt["runs"]] == [4, 4], gantt
+        assert all(r["mode"] == "tasks" and r["bars"] >= 300 and r["queue"] == 1
+                   for r in gantt["runs"]), gantt
+        assert gantt["width"] >= 1000
         tables = await browser.evaluate(
             "[document.querySelectorAll('#summary tr').length, "
             "document.querySelectorAll('table.tasks tr').length]")

@@ -99,6 +99,21 @@ def test_core_install_runs_every_command_or_names_its_extra(tmp_path: Path, whee
     r = _run(exe, tmp_path, "run", "-q", str(ROOT / "scenarios" / "quickstart.yaml"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "runs" / "quickstart-best_fit-s42" / "run.json").is_file()
+    run = tmp_path / "runs" / "quickstart-best_fit-s42"
+    r = _run(exe, tmp_path, "gantt", str(run), "-o", "g.svg")  # SVG needs no extra
+    assert r.returncode == 0 and (tmp_path / "g.svg").read_text().startswith("<svg"), r.stderr
+    r = _run(exe, tmp_path, "gantt", str(run), "-o", "g.png")
+    assert r.returncode == 2 and r.stderr == ("error: a PNG needs matplotlib (pip install "
+                                              "'rpiaas[sweep]'); an .svg needs nothing\n"), r.stderr
+    r = _run(exe, tmp_path, "run", "-q", "--format", "parquet", "-o", "p",
+             str(ROOT / "scenarios" / "quickstart.yaml"))
+    assert r.returncode == 2 and r.stderr == (
+        "error: --format: --format parquet needs pyarrow, part of the analysis extra "
+        "(pip install 'rpiaas[analysis]')\n"), r.stderr
+    r = _run(exe.parent / "python", tmp_path, "-c", f"import rpiaas; rpiaas.load_run({str(run)!r})")
+    assert r.returncode == 1 and r.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: rpiaas's DataFrames need pandas, part of the analysis extra "
+        "(pip install 'rpiaas[analysis]')"), r.stderr
     for args, command in ((("master", "master.yaml"), "rpiaas master"),
                           (("testbed", "up", "--local", "2"), "rpiaas testbed")):
         r = _run(exe, tmp_path, *args)
