@@ -92,7 +92,7 @@ def test_png_is_a_real_png(tmp_path: Path) -> None:
 
 def test_svg_in_chromium_has_a_lane_per_node(tmp_path: Path) -> None:
     pytest.importorskip("aiohttp")
-    from ..live.test_dashboard import SCREEN, Chromium, _check_png
+    from ..master.test_dashboard import SCREEN, Chromium, _check_png
 
     chromium = shutil.which("chromium")
     if chromium is None:
