@@ -339,6 +339,7 @@ def gantt_png(models: Sequence[dict[str, Any]], out: str | Path, dpi: int = 110)
                      + ("" if m["mode"] == "tasks" else ", busy cores per lane"), fontsize=10)
         q = m["queue"]
         qax.step(q["time_s"], q["queued"], where="post", color="#555", linewidth=0.8)
+        qax.set_ylim(0, max(max(q["queued"], default=0), 1) * 1.1)  # tasks: never below 0
         qax.set_ylabel("queue", fontsize=8)
     axes[-1][0].set_xlabel("time (s)")
     axes[-1][0].set_xlim(0, max(float(m["t1"]) for m in models))
