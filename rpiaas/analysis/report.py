@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .gantt import gantt_svg
+from .tables import format_value
 
 __all__ = ["render_report"]
 
@@ -225,15 +226,7 @@ def _legend(labels: Sequence[str]) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1e3 else f"{v:,.0f}"
-    return _e(v)
+    return _e(format_value(v))
 
 
 def _summary_table(result: dict[str, Any]) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["format_comparison"]
+__all__ = ["format_comparison", "format_value"]
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A figure of a comparison as the tables and the report show it."""
     if v is None:
         return "—"
     if isinstance(v, bool):
@@ -56,10 +57,10 @@ def format_comparison(result: dict[str, Any]) -> str:
     rows = [head]
     keys = list(result["pairs"][0]["summary"]) if result["pairs"] else []
     for key in keys:
-        row = [key, _fmt(result["pairs"][0]["summary"][key]["a"])]
+        row = [key, format_value(result["pairs"][0]["summary"][key]["a"])]
         for p in result["pairs"]:
             s = p["summary"].get(key, {})
-            row += [_fmt(s.get("b")), _fmt(s.get("diff")), _pct(s.get("rel"))]
+            row += [format_value(s.get("b")), format_value(s.get("diff")), _pct(s.get("rel"))]
         rows.append(row)
     out += _table(rows, [False] + [True] * (len(head) - 1))
     for p in result["pairs"]:
@@ -76,13 +77,13 @@ def format_comparison(result: dict[str, Any]) -> str:
         for what, key in (("wait s", "wait"), ("response s", "response")):
             d = t[f"{key}_diff_s"]
             dist = t["distributions"][f"{key}_s"]
-            rows.append([what, _fmt(d["mean"]), _fmt(d["mean_abs"]), _fmt(d["p95_abs"]),
-                         _fmt(d["max_abs"]), _fmt(dist["ks"]), _fmt(dist["ks_pvalue"]),
-                         _fmt(dist["wasserstein_s"]), _fmt(dist.get("cohens_d")),
+            rows.append([what, format_value(d["mean"]), format_value(d["mean_abs"]), format_value(d["p95_abs"]),
+                         format_value(d["max_abs"]), format_value(dist["ks"]), format_value(dist["ks_pvalue"]),
+                         format_value(dist["wasserstein_s"]), format_value(dist.get("cohens_d")),
                          _verdict(dist)])
         out += _table(rows, [False] + [True] * 8 + [False])
         tol = result.get("tolerance", {})
-        out.append(f"verdict: |mean difference| within the tolerance of {_fmt(tol.get('tolerance_s'))} s "
+        out.append(f"verdict: |mean difference| within the tolerance of {format_value(tol.get('tolerance_s'))} s "
                    f"({tol.get('source', 'none')}) is agreement, whatever KS says")
         pl = t["placement"]
         agree = "—" if pl["agreement"] is None else f"{pl['agreement'] * 100:.1f} %"
@@ -109,8 +110,8 @@ def _node_lines(result: dict[str, Any], letters: list[str]) -> list[str]:
         f"{letters[i]} util" for i in range(len(tables))]
     rows = [head]
     for name in names[:50]:
-        rows.append([name] + [_fmt(t.get(name, {}).get("energy_j")) for t in tables]
-                    + [_fmt(t.get(name, {}).get("mean_utilization")) for t in tables])
+        rows.append([name] + [format_value(t.get(name, {}).get("energy_j")) for t in tables]
+                    + [format_value(t.get(name, {}).get("mean_utilization")) for t in tables])
     lines = _table(rows, [False] + [True] * (len(head) - 1))
     if len(names) > 50:
         lines.append(f"… and {len(names) - 50:,} more nodes (compare.json has them all)")
