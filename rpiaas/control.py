@@ -293,15 +293,8 @@ class ControlPlane:
             log = self._log
             if log is not None:
                 log.write(f'{{"t":{now!r},"ev":"finish","task":{task_id}}}\n')
-            self._ledger.release(task, now)
+            self._completed(task, now)
             qp = self._pass
-            if qp.stuck_head is None:  # qp.freed(task.node), written out
-                qp.stuck = False
-            else:
-                qp.dirty.append(task.node)
-            task.state = _COMPLETED
-            task.end_s = now
-            self.on_final(task)
             self.events_applied += 1
             actions: list[Action] = []
             if self._queue:
@@ -355,12 +348,11 @@ class ControlPlane:
             return
         if log is not None:
             log.write(f'{{"t":{now!r},"ev":"finish","task":{task.id}}}\n')
-        self._ledger.release(task, now)
-        qp = self._pass
-        if qp.stuck_head is None:  # qp.freed(task.node), written out
-            qp.stuck = False
-        else:
-            qp.dirty.append(task.node)
+        self._completed(task, now)
+
+    def _completed(self, task: Task, now: float) -> None:
+        """``task`` ended well at ``now``: its resources back, a stuck pass told, its row due."""
+        self._release(task, now)
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)

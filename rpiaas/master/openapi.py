@@ -1,10 +1,8 @@
 """The OpenAPI 3.1 document of the master's JSON API, served at ``GET /api/v1/openapi.json``.
 
-:func:`openapi_document` builds it as a plain dict, so it is typed, reviewed and
-tested like code: ``tests/master/test_openapi.py`` checks that it is valid, lists
-exactly the routes the app registers under ``/api/v1/``, and that real answers conform.
-
-The API, all under ``/api/v1/``:
+:func:`openapi_document` builds it as a plain dict, tested like code: valid, exactly the
+routes the app registers (under ``/api/v1/``, and ``/metrics``), real answers conform.
+The API (``GET /metrics``, open, is :mod:`rpiaas.master.metrics`), under ``/api/v1/``:
 
 ================================  =====  =============================================
 ``GET  nodes``                    open   every node with its current state and tasks

@@ -12,19 +12,7 @@ from rpiaas.inputs.source import LimitError
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
 
-TWENTY = """\
-name: twenty
-cluster: {clusters: [{domain: c.test, prefix: 10.0.1, count: 20, type: rpi4b}]}
-workload:
-  generator: {count: 20, arrival: {rate_per_s: 1}, cores: 1, mem_mb: 64, work_core_s: 10}
-policy: best_fit
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    f = tmp_path / name
-    f.write_text(text)
-    return f
+from .inputfiles import TWENTY, write
 
 
 # ---------------------------------------------------------------- runs that cannot finish

@@ -13,28 +13,11 @@ from rpiaas.inputs.limits import LIMITS
 from rpiaas.inputs.source import InputError, LimitError, load, load_file
 from rpiaas.scenario import load_scenario
 
+from .inputfiles import TWENTY, bomb, write
+
 ROOT = Path(__file__).resolve().parents[2]
-TWENTY = """\
-name: twenty
-cluster: {clusters: [{domain: c.test, prefix: 10.0.1, count: 20, type: rpi4b}]}
-workload:
-  generator: {count: 20, arrival: {rate_per_s: 1}, cores: 1, mem_mb: 64, work_core_s: 10}
-policy: best_fit
-"""
 
 
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    f = tmp_path / name
-    f.write_text(text)
-    return f
-
-
-def bomb(levels: int = 9) -> str:
-    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for i in range(1, levels + 1):
-        prev, cur = chr(96 + i), chr(97 + i)
-        lines.append(f"{cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
-    return "\n".join(lines) + "\n"
 
 
 def test_the_depth_limit_can_be_raised_within_the_stack(monkeypatch: pytest.MonkeyPatch) -> None:

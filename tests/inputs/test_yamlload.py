@@ -12,22 +12,14 @@ from rpiaas.cluster import load_cluster
 from rpiaas.inputs.source import LimitError, load, load_file
 from rpiaas.scenario import load_scenario, parse_overrides
 
+from .inputfiles import bomb, write
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 
 
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    f = tmp_path / name
-    f.write_text(text)
-    return f
 
 
-def bomb(levels: int = 9) -> str:
-    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for i in range(1, levels + 1):
-        prev, cur = chr(96 + i), chr(97 + i)
-        lines.append(f"{cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- nesting
