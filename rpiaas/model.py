@@ -89,6 +89,12 @@ PROFILES: dict[str, NodeType] = {
         _profile("rpi5", 4, 8192, 2.2, 2.8, 9.7, 0.05, 15.0,
                  f"Raspberry Pi 5 (Cortex-A76 2.4 GHz, 8 GB variant). {_PI_POWER}; off = halted "
                  f"with POWER_OFF_ON_HALT=1. {_PI_SPEED}. {_PI_BOOT}."),
+        _profile("qemu_a53", 1, 512, 0.09, 1.4, 3.7, 0.1, 12.0,
+                 "A virtual Pi of `rpiaas testbed up --virtual`: QEMU `virt` with one Cortex-A53 "
+                 "core under TCG (no KVM) and 512 MB. speed and boot_s: measured on the "
+                 "virtual testbed (see docs/testbed.md; calibrate them on your host, whose "
+                 "speed they follow). Power: a Raspberry Pi 3 Model B's figures, for a "
+                 "comparable node; a VM draws its host's power, which no agent measures."),
         _profile("x86_server", 32, 131072, 2.5, 100.0, 300.0, 5.0, 120.0,
                  "A generic two-socket x86 server, 32 cores, 128 GB: idle ~1/3 of peak as in "
                  "SPECpower_ssj2008 results of current servers; off = BMC standby. Speed "

@@ -41,15 +41,32 @@ def _full_parser(sub: Any) -> Any:
 
     tb = sub.add_parser("testbed", help="a master and agents on this machine, to try live mode")
     cmds = tb.add_subparsers(dest="testbed_command", required=True, metavar="COMMAND")
-    up = cmds.add_parser("up", help="start a master and N agents on loopback, wait until online")
-    up.add_argument("--local", type=int, required=True, metavar="N", help="how many nodes")
-    up.add_argument("--type", default="rpi4b", help="node type (default rpi4b)")
+    up = cmds.add_parser("up", help="start a master and N nodes (agents on loopback, or virtual "
+                         "Pis), wait until online")
+    kind = up.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--local", type=int, metavar="N",
+                      help="N agents on loopback, sharing this machine")
+    kind.add_argument("--virtual", type=int, metavar="N",
+                      help="N virtual Pis (QEMU arm64) that boot over the network and run the "
+                           "agent (needs root; see docs/testbed.md)")
+    up.add_argument("--type", default="rpi4b", help="node type of --local nodes (default rpi4b)")
+    up.add_argument("--cluster", metavar="CLUSTER.yaml",
+                    help="--virtual: boot this cluster's nodes (every one with a MAC) instead "
+                         "of N generated qemu_a53 nodes")
+    up.add_argument("--mem-mb", type=int, default=512,
+                    help="--virtual: each VM's memory in MiB (default 512)")
+    up.add_argument("--cache", metavar="DIR",
+                    help="--virtual: downloads and built roots (default $RPIAAS_VM_CACHE or "
+                         "~/.cache/rpiaas/vm)")
+    up.add_argument("--keep-roots", action="store_true",
+                    help="--virtual: boot the nodes' roots in DIR/nfs as they are (no rebuild)")
     up.add_argument("--poll-interval-s", type=float, default=1.0,
                     help="the master's poll interval (default 1)")
     up.add_argument("--master-port", type=int, default=8080,
                     help="the master's port (default 8080; 0: a free one)")
-    up.add_argument("--timeout-s", type=float, default=30.0,
-                    help="how long to wait for every node to be online (default 30)")
+    up.add_argument("--timeout-s", type=float,
+                    help="how long to wait for every node to be online (default 30; "
+                         "--virtual: 300)")
     status = cmds.add_parser("status", help="each process alive or dead, and the master's summary")
     down = cmds.add_parser("down", help="stop the testbed (keeps logs, history and runs)")
     for p in (up, status, down):
@@ -82,11 +99,13 @@ def _up(args: argparse.Namespace) -> int:
         print("error: --poll-interval-s: expected a positive number", file=sys.stderr)
         return 2
     check_not_running(Path(args.dir).absolute())
+    dir_flag = "" if args.dir == DEFAULT_DIR else f" --dir {args.dir}"
+    if args.virtual is not None or args.cluster is not None:
+        return _up_virtual(args, dir_flag)
     print(f"starting a master and {args.local} agents in {args.dir} ...", flush=True)
     tb = start_local_testbed(args.dir, args.local, node_type=args.type,
                              poll_interval_s=args.poll_interval_s,
-                             master_port=args.master_port, timeout_s=args.timeout_s)
-    dir_flag = "" if args.dir == DEFAULT_DIR else f" --dir {args.dir}"
+                             master_port=args.master_port, timeout_s=args.timeout_s or 30.0)
     for note in tb.notes:
         print(f"note: {note}")
     print(f"{len(tb.agents)} nodes ({tb.node_type}, {tb.cores} cores, {tb.mem_mb} MB each) online\n"
@@ -101,23 +120,54 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
+    from ..testbed.virtual import start_virtual_testbed
+
+    if args.local is not None:
+        print("error: --cluster goes with --virtual, not --local", file=sys.stderr)
+        return 2
+    what = f"{args.virtual} virtual Pis" if args.cluster is None else f"the nodes of {args.cluster}"
+    print(f"starting {what} in {args.dir} (the first time downloads and builds their "
+          "kernel and roots) ...", flush=True)
+    tb = start_virtual_testbed(args.dir, args.virtual, cluster=args.cluster, mem_mb=args.mem_mb,
+                               master_port=args.master_port, poll_interval_s=args.poll_interval_s,
+                               timeout_s=args.timeout_s or 300.0, cache=args.cache,
+                               prepare_roots=not args.keep_roots)
+    types = ", ".join(sorted(set(tb.node_types.values())))
+    print(f"{len(tb.vms)} virtual nodes ({types}, {tb.mem_mb} MB each) booted and online\n"
+          f"  master     {tb.master_url}   (API: {tb.master_url}/api/v1/summary)\n"
+          f"  dashboard  {tb.master_url}/\n"
+          f"  tokens     {tb.master_token_file} (the master's), {tb.node_secret_file} (the nodes' "
+          f"secret)\n"
+          f"  network    namespace {tb.namespace}, boot server {tb.server_ip}\n"
+          f"  consoles   {tb.dir / 'logs'}/vm-*.log\n"
+          f"then try:\n"
+          f"  rpiaas run SCENARIO.yaml --live --master {tb.master_url} --token-file "
+          f"{tb.master_token_file} --task-kind cpu\n"
+          f"  rpiaas testbed status{dir_flag}\n"
+          f"  sudo rpiaas testbed down{dir_flag}")
+    return 0
+
+
 def _status(dir: str) -> int:
     from ..testbed.local import load_testbed
     from ..testbed.procs import get_json
+    from ..testbed.virtual import VirtualTestbed
 
     tb = load_testbed(dir)
     if tb is None:
         print(f"no testbed in {Path(dir).absolute()}")
         return 1
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tb.started_s))
-    print(f"testbed in {tb.dir}, started {started}, master {tb.master_url}")
+    where = f", namespace {tb.namespace}" if isinstance(tb, VirtualTestbed) else ""
+    print(f"{tb.kind} testbed in {tb.dir}, started {started}, master {tb.master_url}{where}")
     online: dict[str, bool | None] = {}
     summary: dict[str, Any] | None = None
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         summary = tb.summary()
         online = {d["name"]: d.get("online")
                   for d in get_json(tb.master_url + "/api/v1/nodes", 3.0)["nodes"]}
-    width = max(len(name) for name in (*tb.agents, "master"))
+    width = max(len(p.name) for p in tb.processes())
     dead = 0
     for p in tb.processes():
         alive = p.alive()
@@ -126,7 +176,8 @@ def _status(dir: str) -> int:
         state = "" if p.name == "master" else \
             "  not polled yet" if node is None else "  online" if node else "  offline"
         cpus = f"  CPUs {','.join(map(str, p.cpu_set))}" if p.cpu_set else ""
-        print(f"  {p.name:<{width}}  pid {p.pid:<7}  port {p.port:<5}  "
+        port = f"port {p.port:<5}" if p.port else "VM        " if p.name in tb.agents else " " * 10
+        print(f"  {p.name:<{width}}  pid {p.pid:<7}  {port}  "
               f"{'alive' if alive else 'DEAD '}{state}{cpus}")
     if summary is None:
         print("the master does not answer")

@@ -28,7 +28,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -40,7 +40,11 @@ from .procs import Proc, executable, get_json, proc_stat, start_process, stop_al
 __all__ = ["LocalTestbed", "load_testbed",
            "start_local_testbed", "stop_testbed"]
 
+if TYPE_CHECKING:
+    from .virtual import VirtualTestbed
+
 DEFAULT_DIR = ".rpiaas-testbed"
+VIRTUAL = "virtual"  # testbed.json's "kind" of a virtual testbed
 TOKENS_DIR = "tokens"
 STATE_FILE = "testbed.json"
 
@@ -60,6 +64,8 @@ class LocalTestbed:
     started_s: float
     notes: list[str] = field(default_factory=list)
     _popens: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+
+    kind = "local"
 
     @property
     def master_url(self) -> str:
@@ -137,11 +143,15 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 # ---------------------------------------------------------------- the API
-def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | None:
+def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | VirtualTestbed | None:
     """The testbed recorded in ``dir/testbed.json``, running or not; None if there is none."""
     root = Path(dir).absolute()
     try:
         data = json.loads((root / STATE_FILE).read_text(encoding="utf-8"))
+        if data.get("kind") == VIRTUAL:
+            from .virtual import load_virtual
+
+            return load_virtual(root, data)
         return LocalTestbed(root, Proc(**data["master"]),
                             {name: Proc(**p) for name, p in data["agents"].items()},
                             data["node_type"], data["cores"], data["mem_mb"], data["started_s"],

@@ -121,8 +121,12 @@ def executable(name: str) -> str:
     return str(path)
 
 
-def start_process(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def start_process(argv: list[str], log: Path, cwd: Path, *, env_path: str | None = None,
+                  pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+    """``argv`` detached (a session of its own), its output appended to ``log`` (mode 600)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_ENV)}
+    if env_path is not None:
+        env["PATH"] = env_path
     # logs are the owner's alone: they name nodes, addresses and tasks (never a credential)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.fchmod(fd, 0o600)  # an older log keeps its mode otherwise
@@ -130,7 +134,7 @@ def start_process(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[byt
         out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         out.flush()
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                                stderr=subprocess.STDOUT, cwd=cwd, env=env, pass_fds=pass_fds,
                                 start_new_session=True)  # a ^C in the terminal leaves them be
 
 

@@ -1,0 +1,482 @@
+"""A testbed of virtual Pis: N QEMU arm64 nodes that boot over the network and run the real agent.
+
+``sudo rpiaas testbed up --virtual N`` does, in the testbed's directory
+(default ``.rpiaas-testbed``):
+
+1. writes the cluster (``--cluster``, or N nodes of type ``qemu_a53``) and
+   renders its network boot (``boot/``: dnsmasq, nfs-ganesha, TFTP), served
+   from ``server_ip`` on a bridge;
+2. fetches and builds, once (cached, ``$RPIAAS_VM_CACHE`` or
+   ``~/.cache/rpiaas/vm``), the Debian arm64 kernel and initramfs and a
+   Debian arm64 userland with Python and the agent, and copies it into one NFS
+   root per node (``nfs/<node>``), with the node's name, token and master;
+3. makes a private network namespace with that bridge, and starts in it
+   rpcbind, ``rpiaas netboot serve`` (dnsmasq and nfs-ganesha) and ``rpiaas
+   master``; the master is reached from the host through a relay on loopback
+   (:mod:`.relay`), the only way in;
+4. boots one QEMU ``virt`` VM (Cortex-A53, TCG) per node on a tap device in
+   the bridge, with the node's MAC: its kernel takes the node's lease, mounts
+   the node's root over NFS and starts the agent, which reports the boot to
+   the master with the node's own token;
+5. returns once the master sees every node online, or says which node did
+   not come up and why, from its console (and stops everything again).
+
+``rpiaas testbed status`` and ``down`` find it through ``DIR/testbed.json``.
+``down`` stops the VMs, daemons, master and relay and deletes the namespace
+with its bridge and taps; nothing stays running or mounted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..cluster import load_cluster
+from ..master.auth import node_token
+from ..model import ClusterSpec
+from ..netboot.ganesha import render_ganesha
+from ..netboot.plan import NetbootError, make_plan
+from ..netboot.render import render
+from . import netns
+from .netns import BRIDGE_IF, Namespace
+from .plan import HOST, TestbedError
+from .procs import Proc, executable, get_json, stop_all, tail
+
+__all__ = ["VM_NODE_TYPE", "VirtualTestbed", "load_virtual", "start_virtual_testbed"]
+
+VM_NODE_TYPE = "qemu_a53"
+DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"
+MAX_NODES = 200
+MASTER_PORT_NS = 8080  # the master's port inside the namespace
+PROGRAMS = ("ip", "nsenter", "dnsmasq", "rpcbind", "ganesha.nfsd", "qemu-system-aarch64",
+            "apt-get", "dpkg-deb", "depmod", "cpio")
+KIND = "virtual"
+STATE_FILE = "testbed.json"
+TOKENS_DIR = "tokens"
+
+
+def vm_script(name: str) -> Path:
+    """A script of the virtual Pi (``rpiaas/netboot/vm``), shipped with the package."""
+    return Path(str(resources.files("rpiaas.netboot").joinpath("vm").joinpath(name)))
+
+
+@dataclass
+class VirtualTestbed:
+    """A running virtual testbed: its directory, namespace, processes and VMs."""
+
+    __test__ = False
+
+    dir: Path
+    namespace: str
+    server_ip: str
+    master: Proc  # its port is the relay's, on the host's loopback
+    services: dict[str, Proc]  # anchor, rpcbind, netboot, relay
+    vms: dict[str, Proc]  # node name -> QEMU, its log the console
+    node_types: dict[str, str]
+    mem_mb: int
+    started_s: float
+    notes: list[str] = field(default_factory=list)
+
+    kind = KIND
+
+    @property
+    def master_url(self) -> str:
+        return f"http://{HOST}:{self.master.port}"
+
+    @property
+    def master_token_file(self) -> Path:
+        return self.dir / "master-token"
+
+    @property
+    def node_secret_file(self) -> Path:
+        return self.dir / "node-secret"
+
+    @property
+    def master_token(self) -> str:
+        return self.master_token_file.read_text(encoding="utf-8").strip()
+
+    @property
+    def agents(self) -> dict[str, Proc]:
+        """The nodes' processes (their VMs), by node name, as a local testbed's agents."""
+        return self.vms
+
+    def node_token(self, name: str) -> str:
+        return node_token(self.node_secret_file.read_text(encoding="utf-8").strip(), name)
+
+    def processes(self) -> list[Proc]:
+        """The master first, then the VMs, then the relay and the boot services."""
+        order = ("relay", "netboot", "rpcbind", "anchor")
+        return [self.master, *self.vms.values(), *(self.services[k] for k in order
+                                                   if k in self.services)]
+
+    def summary(self, timeout_s: float = 3.0) -> dict[str, Any]:
+        summary: dict[str, Any] = get_json(self.master_url + "/api/v1/summary", timeout_s)
+        return summary
+
+    def console(self, name: str) -> str:
+        """Node ``name``'s console output so far."""
+        try:
+            return Path(self.vms[name].log).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10.0) -> list[str]:
+        """Stop the master, VMs, relay and boot services; delete the namespace; what was done."""
+        lines = stop_all([self.master, *self.vms.values()], timeout_s)
+        for key in ("relay", "netboot", "rpcbind", "anchor"):
+            if key in self.services:
+                lines += stop_all([self.services[key]], timeout_s)
+        lines += netns.delete(Namespace(self.namespace))
+        left = mounts_under(self.dir)
+        if left:
+            raise TestbedError(f"still mounted under {self.dir}: {'; '.join(left)}")
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / STATE_FILE).unlink()
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": KIND, "dir": str(self.dir), "namespace": self.namespace,
+                "server_ip": self.server_ip, "master_url": self.master_url,
+                "master": asdict(self.master),
+                "services": {k: asdict(p) for k, p in self.services.items()},
+                "vms": {k: asdict(p) for k, p in self.vms.items()},
+                "node_types": self.node_types, "mem_mb": self.mem_mb,
+                "master_token_file": str(self.master_token_file),
+                "node_secret_file": str(self.node_secret_file),
+                "started_s": self.started_s, "notes": self.notes}
+
+    def __enter__(self) -> VirtualTestbed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def load_virtual(root: Path, data: dict[str, Any]) -> VirtualTestbed:
+    """The virtual testbed that ``testbed.json`` (``data``) of ``root`` records."""
+    return VirtualTestbed(
+        root, data["namespace"], data["server_ip"], Proc(**data["master"]),
+        {k: Proc(**p) for k, p in data["services"].items()},
+        {k: Proc(**p) for k, p in data["vms"].items()}, dict(data["node_types"]),
+        int(data["mem_mb"]), float(data["started_s"]), list(data.get("notes", [])))
+
+
+def mounts_under(path: Path) -> list[str]:
+    """The host's mounts at or below ``path``."""
+    prefix = str(path.absolute())
+    found = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        target = line.split()[1].replace("\\040", " ")
+        if target == prefix or target.startswith(prefix + "/"):
+            found.append(target)
+    return found
+
+
+# ---------------------------------------------------------------- the plan
+def default_cluster(n: int) -> dict[str, Any]:
+    """N ``qemu_a53`` nodes ``vnode1`` ... in ``DOMAIN``, MACs in QEMU's range (52:54:00)."""
+    if not 1 <= n <= MAX_NODES:
+        raise TestbedError(f"--virtual: expected 1 to {MAX_NODES} nodes, got {n}", exit_code=2)
+    return {"interface": BRIDGE_IF, "clusters": [{
+        "domain": DOMAIN, "prefix": PREFIX,
+        "nodes": [{"hostname": f"vnode{i}", "type": VM_NODE_TYPE, "suffix": 10 + i,
+                   "hwaddr": f"52:54:00:77:{i >> 8:02x}:{i & 0xff:02x}"}
+                  for i in range(1, n + 1)]}]}
+
+
+def server_address(spec: ClusterSpec) -> tuple[str, int]:
+    """The boot server's address and prefix length: the highest free host of the first network."""
+    cluster = next((c for c in spec.clusters if c.prefix and c.nodes), None)
+    if cluster is None:
+        raise TestbedError("the cluster has no network (no cluster with a prefix and nodes)",
+                           exit_code=2)
+    octets = cluster.prefix.split(".")
+    network = ipaddress.IPv4Network(".".join(octets + ["0"] * (4 - len(octets)))
+                                    + f"/{8 * len(octets)}")
+    taken = {n.address for n in spec.nodes}
+    for host in reversed(list(network.hosts())[-254:]):
+        if str(host) not in taken:
+            return str(host), network.prefixlen
+    raise TestbedError(f"no free address for the boot server in {network}", exit_code=2)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text + "\n")
+
+
+def _run_step(what: str, argv: list[str], log: Path, timeout_s: float) -> str:
+    """Run a preparation step to its end, its output appended to ``log``; its standard output."""
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
+        out.flush()
+        try:
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=out, text=True,
+                                  timeout=timeout_s, env={**os.environ, "PATH": netns.TOOL_PATH})
+        except subprocess.TimeoutExpired:
+            raise TestbedError(f"{what}: no end after {timeout_s:g} s; see {log}") from None
+        out.write(done.stdout)
+    if done.returncode != 0:
+        raise TestbedError(f"{what} failed (exit {done.returncode}); the end of {log}:\n"
+                           f"{tail(str(log))}")
+    return done.stdout
+
+
+def _vm_files(root: Path, cache: str | None) -> dict[str, str]:
+    argv = [str(vm_script("prepare.sh"))] + (["--cache", cache] if cache else [])
+    out = _run_step("the virtual Pi's kernel and initramfs (prepare.sh)", argv,
+                    root / "logs" / "prepare.log", 1800)
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+# ---------------------------------------------------------------- up
+def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
+                          cluster: str | os.PathLike[str] | None = None, mem_mb: int = 512,
+                          master_port: int = 8080, poll_interval_s: float = 1.0,
+                          timeout_s: float = 300.0, cache: str | None = None,
+                          prepare_roots: bool = True) -> VirtualTestbed:
+    """Start a virtual testbed in ``dir`` (see the module docstring); wait until every node is online.
+
+    :param n: how many nodes, for the generated cluster (``cluster`` None).
+    :param cluster: a cluster file whose nodes all have MACs; its ``interface`` is replaced.
+    :param mem_mb: each VM's memory.
+    :param master_port: the relay's port on the host's loopback (0: a free one).
+    :param prepare_roots: False boots the roots in ``dir/nfs`` as they are.
+    :raises TestbedError: not root, a program missing, bad arguments, a step that failed, or
+        a node not online in time (which one, and why from its console); whatever was
+        started is stopped again.
+    """
+    from .local import check_not_running
+
+    netns.require_root("rpiaas testbed up --virtual")
+    if missing := netns.missing_programs(*PROGRAMS):
+        raise TestbedError(f"missing programs: {', '.join(missing)} (see docs/testbed.md)",
+                           exit_code=2)
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        raise TestbedError("no /dev/net/tun: tap devices cannot be made here", exit_code=2)
+    if not 64 <= mem_mb <= 16384:
+        raise TestbedError(f"--mem-mb: expected 64 to 16384, got {mem_mb}", exit_code=2)
+    root = Path(dir).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    check_not_running(root)
+    # the daemons (dnsmasq serves TFTP as nobody) read below it
+    root.chmod(0o755)
+    for sub in ("logs", "state"):
+        (root / sub).mkdir(exist_ok=True)
+    (root / "logs").chmod(0o700)
+    (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
+
+    if cluster is None:
+        if n is None:
+            raise TestbedError("give the number of nodes or a cluster", exit_code=2)
+        (root / "cluster.yaml").write_text(yaml.safe_dump(default_cluster(n), sort_keys=False),
+                                           encoding="utf-8")
+    else:
+        try:
+            text = Path(cluster).read_text(encoding="utf-8")
+        except OSError as e:
+            raise TestbedError(f"--cluster: {e}", exit_code=2) from None
+        (root / "cluster.yaml").write_text(text, encoding="utf-8")
+    spec = load_cluster(root / "cluster.yaml")
+    nameless = [node.name for node in spec.nodes if not node.hwaddr
+                or node.hwaddr == "00:00:00:00:00:00"]
+    if nameless:
+        raise TestbedError(f"{cluster}: nodes without a MAC (hwaddr) cannot boot: "
+                           f"{', '.join(nameless[:5])}", exit_code=2)
+    server_ip, prefix_len = server_address(spec)
+    try:
+        plan = make_plan(spec, server_ip=server_ip, nfs_root=str(root / "nfs"),
+                         tftp_root=str(root / "boot" / "tftp"), interface=BRIDGE_IF)
+    except NetbootError as e:
+        raise TestbedError(f"{cluster or root / 'cluster.yaml'}: {e}", exit_code=2) from None
+    source = str(root / "cluster.yaml")
+    render(plan, root / "boot", source=source, ganesha=render_ganesha(plan, source=source))
+
+    _write_private(root / "master-token", secrets.token_urlsafe(32))
+    secret = secrets.token_urlsafe(32)
+    _write_private(root / "node-secret", secret)
+    for node in plan.nodes:
+        _write_private(root / TOKENS_DIR / f"{node.name}.token", node_token(secret, node.name))
+    master_ns_url = f"http://{server_ip}:{MASTER_PORT_NS}"
+    files = _vm_files(root, cache)
+    if prepare_roots:
+        argv = [str(vm_script("make-agent-root.sh")), "--render", str(root / "boot"),
+                "--master", master_ns_url, "--node-secret-file", str(root / "node-secret"),
+                "--busybox", files["BUSYBOX"]] + (["--cache", cache] if cache else [])
+        _run_step("the nodes' roots (make-agent-root.sh)", argv, root / "logs" / "prepare.log",
+                  3600)
+    master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
+                  "store": "history.db", "listen": f"{server_ip}:{MASTER_PORT_NS}",
+                  "token_file": "master-token", "node_secret_file": "node-secret",
+                  "runs_dir": "runs"}
+    (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False),
+                                      encoding="utf-8")
+
+    ns = netns.new_namespace()
+    services: dict[str, Proc] = {}
+    vms: dict[str, Proc] = {}
+    master: Proc | None = None
+    try:
+        ns.add_bridge(server_ip, prefix_len)
+        logs = root / "logs"
+        services["anchor"] = ns.start_anchor(logs / "anchor.log", root)
+        services["rpcbind"] = ns.start("rpcbind", ["rpcbind", "-f", "-h", server_ip],
+                                       logs / "rpcbind.log", root)
+        _wait_for(lambda: Path(f"/proc/{ns.anchor.pid}/root/run/rpcbind.sock").exists()
+                  if ns.anchor else False, services["rpcbind"], "its socket", 10)
+        rpiaas = executable("rpiaas")
+        services["netboot"] = ns.start(
+            "netboot", [rpiaas, "netboot", "serve", str(root / "boot"), "--state-dir",
+                        str(root / "state"), "--nfs", "ganesha"], logs / "netboot.log", root)
+        _wait_for_log(services["netboot"], "NFS SERVER INITIALIZED", 60)
+        master = ns.start("master", [rpiaas, "master", str(root / "master.yaml")],
+                          logs / "master.log", root)
+        _wait_for_log(master, "Running on", 60)
+        relay, port = _start_relay(ns, root, server_ip, master_port)
+        services["relay"] = relay
+        master = Proc("master", master.pid, port, master.log, master.start_ticks)
+        names = {node.name: node for node in plan.nodes}
+        types = {node.name: node.type.name for node in spec.nodes}
+        tb = VirtualTestbed(root, ns.name, server_ip, master, services, vms, types, mem_mb,
+                            time.time())
+        _write_json(root / STATE_FILE, tb.to_json())
+        token = tb.master_token
+        for i, (name, node) in enumerate(names.items(), start=1):
+            tap = f"rpxtap{i}"
+            ns.add_tap(tap)
+            _post(tb.master_url + f"/api/v1/nodes/{name}/booting", token)
+            vms[name] = ns.start(
+                f"vm-{node.hostname}",
+                [str(vm_script("boot-vm.sh")), "--tap", tap, "--mac", str(node.hwaddr),
+                 "--kernel", files["KERNEL"], "--initrd", files["INITRD"], "--mem", str(mem_mb)],
+                logs / f"vm-{node.hostname}.log", root)
+        _write_json(root / STATE_FILE, tb.to_json())
+        wait_online(tb, timeout_s)
+    except BaseException:
+        procs = [p for p in (master, *vms.values()) if p is not None]
+        with contextlib.suppress(TestbedError):
+            stop_all(procs, 5.0)
+        for p in reversed(services.values()):
+            with contextlib.suppress(TestbedError):
+                stop_all([p], 5.0)
+        with contextlib.suppress(TestbedError):
+            netns.delete(ns)
+        with contextlib.suppress(FileNotFoundError):
+            (root / STATE_FILE).unlink()
+        raise
+    return tb
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _wait_for(ready: Any, proc: Proc, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if not proc.alive():
+            raise TestbedError(f"{proc.name} exited before {what} appeared; the end of "
+                               f"{proc.log}:\n{tail(proc.log)}")
+        if time.monotonic() > deadline:
+            raise TestbedError(f"{proc.name}: no {what} after {timeout_s:g} s; the end of "
+                               f"{proc.log}:\n{tail(proc.log)}")
+        time.sleep(0.05)
+
+
+def _wait_for_log(proc: Proc, text: str, timeout_s: float) -> None:
+    def logged() -> bool:
+        try:
+            return text in Path(proc.log).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    _wait_for(logged, proc, repr(text), timeout_s)
+
+
+def _start_relay(ns: Namespace, root: Path, server_ip: str, port: int) -> tuple[Proc, int]:
+    """The relay from the host's ``127.0.0.1:port`` to the master in the namespace."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((HOST, port))
+        except OSError as e:
+            raise TestbedError(f"--master-port {port}: cannot listen on {HOST}:{port}: "
+                               f"{e.strerror}", exit_code=2) from None
+        listener.listen(128)
+        port = int(listener.getsockname()[1])
+        fd = listener.fileno()
+        from .procs import proc_stat, start_process
+
+        log = root / "logs" / "relay.log"
+        popen = start_process(["ip", "netns", "exec", ns.name, sys.executable, "-m",
+                               "rpiaas.testbed.relay", "--fd", str(fd), "--to",
+                               f"{server_ip}:{MASTER_PORT_NS}"], log, root,
+                              env_path=netns.TOOL_PATH, pass_fds=(fd,))
+    finally:
+        listener.close()
+    stat = proc_stat(popen.pid)
+    relay = Proc("relay", popen.pid, port, str(log), stat[1] if stat else None)
+    _wait_for_log(relay, "relay: ", 15)
+    return relay, port
+
+
+def _post(url: str, token: str) -> None:
+    req = urllib.request.Request(url, data=b"{}", method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+def why_not_booted(console: str) -> str:
+    """The reason a node's console gives for a failed boot, or a hint if it gives none."""
+    for line in console.splitlines():
+        if "FAILED" in line or "Kernel panic" in line:
+            return line.strip()
+    return "no failure on its console (the end of it is below)"
+
+
+def wait_online(tb: VirtualTestbed, timeout_s: float) -> None:
+    """Return once the master sees every node online; TestbedError naming a node that is not."""
+    deadline = time.monotonic() + timeout_s
+    online: dict[str, bool] = {}
+    while True:
+        for p in (tb.master, *tb.services.values()):
+            if not p.alive():
+                raise TestbedError(f"{p.name} exited; the end of {p.log}:\n{tail(p.log)}")
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            nodes = get_json(tb.master_url + "/api/v1/nodes", 3.0)["nodes"]
+            online = {d["name"]: d.get("online") is True for d in nodes}
+            if all(online.get(name) for name in tb.vms):
+                return
+        ended = [name for name, p in tb.vms.items() if not p.alive()]
+        if ended:
+            name = ended[0]
+            raise TestbedError(f"{name} did not boot: its VM stopped: "
+                               f"{why_not_booted(tb.console(name))}; the end of its console "
+                               f"({tb.vms[name].log}):\n{tail(tb.vms[name].log)}")
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    late = [name for name in tb.vms if not online.get(name)]
+    raise TestbedError(
+        f"not online after {timeout_s:g} s: {', '.join(late)}" + "".join(
+            f"\n{name}: {why_not_booted(tb.console(name))}; the end of its console:\n"
+            f"{tail(tb.vms[name].log)}" for name in late[:3]))
