@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -27,6 +29,14 @@ __all__ = ["main", "serve"]
 log = logging.getLogger("rpiaas_agent")
 
 EXIT_OK, EXIT_LISTEN, EXIT_CONFIG = 0, 1, 2
+
+SHUTDOWN_TIMEOUT_S = 5.0
+# The graceful shutdown's timeout is the runner's since aiohttp 3.9 (the site's one
+# is deprecated there); before, only the site took it, and an AppRunner passed it on
+# to every connection's handler, which then failed to start: every request went
+# unanswered, silently.
+_RUNNER_TAKES_SHUTDOWN_TIMEOUT = \
+    "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,11 +119,13 @@ async def serve(config: Config) -> None:
     """Serve the agent for ``config`` until SIGTERM or SIGINT, then shut down cleanly."""
     app = create_app(config)
     access_log = logging.getLogger("rpiaas_agent.access") if config.access_log else None
+    timeout: dict[str, Any] = {"shutdown_timeout": SHUTDOWN_TIMEOUT_S}
+    on_runner = _RUNNER_TAKES_SHUTDOWN_TIMEOUT
     runner = web.AppRunner(app, handle_signals=False, access_log=access_log,
-                           shutdown_timeout=5.0)
+                           **(timeout if on_runner else {}))
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = web.TCPSite(runner, config.host, config.port, **({} if on_runner else timeout))
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
@@ -24,6 +26,13 @@ from multidict import CIMultiDictProxy
 from rpiaas_agent import Config, create_app
 
 TOKEN = "test-token-0123456789abcdef"
+
+#: the installed aiohttp's (major, minor)
+AIOHTTP_VERSION = tuple(int(n) for n in re.findall(r"\d+", aiohttp.__version__)[:2])
+#: aiohttp before 3.9 (Debian bookworm's python3-aiohttp is 3.8.4) has a laxer HTTP
+#: parser: it takes a raw non-ASCII byte in a request's path, and it refuses the
+#: QUERY method itself (400) before any application sees the request
+LAX_AIOHTTP_PARSER = AIOHTTP_VERSION < (3, 9)
 
 
 def test_config(tmp_path: Path, **changes: Any) -> Config:

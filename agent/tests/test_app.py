@@ -21,6 +21,7 @@ from rpiaas_agent.prometheus import CONTENT_TYPE
 
 from . import promtext
 from .helpers import (
+    LAX_AIOHTTP_PARSER,
     TOKEN,
     InProcessAgent,
     fake_thermal_tree,
@@ -255,11 +256,17 @@ def test_no_cors_and_no_software_versions(tmp_path: Path) -> None:
 def test_malformed_requests_get_400_without_a_traceback(tmp_path: Path) -> None:
     with in_process(test_config(tmp_path)) as agent:
         for raw in (b"GARBAGE\r\n\r\n", b"GET /info HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-                    b"GET /\xff HTTP/1.1\r\n\r\n", b"GET /info HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+                    b"GET /\xff HTTP/1.1\r\nConnection: close\r\n\r\n",
+                    b"GET /info HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
                     b"\x00\x01\x02\r\n\r\n"):
             reply = agent.raw(raw)
-            assert reply.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), reply[:200]
             assert b"Traceback" not in reply and b"File \"" not in reply
+            if LAX_AIOHTTP_PARSER and raw.startswith(b"GET /\xff"):
+                # aiohttp < 3.9 parses it: the agent answers it like any unknown path
+                assert reply.startswith(b"HTTP/1.1 404"), reply[:200]
+                assert reply.endswith(b'{"error": "Not Found", "status": 404}'), reply[-200:]
+                continue
+            assert reply.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), reply[:200]
 
 
 # ---------------------------------------------------------------- no input gives a 5xx

@@ -42,7 +42,7 @@ from schemathesis.checks import (
 from rpiaas_agent import Config, create_app
 from rpiaas_agent.openapi import OPENAPI_PATH, openapi_document
 
-from .helpers import TOKEN, test_config
+from .helpers import LAX_AIOHTTP_PARSER, TOKEN, test_config
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance, unsupported_method]
@@ -164,6 +164,10 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 # A body over max_body_bytes is refused before it is read: 413 is a rejection too.
 schema.config.checks.negative_data_rejection.expected_statuses.append("413")
+if LAX_AIOHTTP_PARSER:
+    # aiohttp < 3.9 answers the QUERY method with its parser's 400, before the agent sees it
+    coverage = schema.config.phases.coverage
+    coverage.unexpected_methods = coverage.unexpected_methods - {"query"}
 
 
 @schema.parametrize()
