@@ -173,7 +173,7 @@ def _status(dir: str) -> int:
         alive = p.alive()
         dead += not alive
         node = online.get(p.name)
-        state = "" if p.name == "master" else \
+        state = "" if p.name not in tb.agents else \
             "  not polled yet" if node is None else "  online" if node else "  offline"
         cpus = f"  CPUs {','.join(map(str, p.cpu_set))}" if p.cpu_set else ""
         port = f"port {p.port:<5}" if p.port else "VM        " if p.name in tb.agents else " " * 10

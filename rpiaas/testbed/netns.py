@@ -60,6 +60,13 @@ class Namespace:
     def __init__(self, name: str, anchor: Proc | None = None) -> None:
         self.name = name
         self.anchor = anchor
+        self.popens: list[subprocess.Popen[bytes]] = []  # started here: ours to reap
+
+    def reap(self) -> None:
+        """Collect the exit of every process started here that has ended (no zombies left)."""
+        for popen in self.popens:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(0.5)
 
     def ip(self, *args: str) -> None:
         """``ip -n NAME ARGS``; TestbedError with ip's message if it fails."""
@@ -85,6 +92,7 @@ class Namespace:
                   "&& exec sleep infinity")
         popen = start_process(["ip", "netns", "exec", self.name, "sh", "-c", script], log, cwd,
                               env_path=TOOL_PATH)
+        self.popens.append(popen)
         deadline = time.monotonic() + 10.0
         marker = Path(f"/proc/{popen.pid}/root/run/.rpiaas-anchor")
         while not marker.exists():
@@ -105,6 +113,7 @@ class Namespace:
             raise TestbedError("the namespace has no anchor process")
         popen = start_process(["nsenter", f"--target={self.anchor.pid}", "--mount", "--net",
                                f"--wd={cwd}", "--", *argv], log, cwd, env_path=TOOL_PATH)
+        self.popens.append(popen)
         stat = proc_stat(popen.pid)
         return Proc(name, popen.pid, port, str(log), stat[1] if stat else None)
 
