@@ -29,8 +29,8 @@ TOKEN = "test-token-0123456789abcdef"
 
 #: the installed aiohttp's (major, minor)
 AIOHTTP_VERSION = tuple(int(n) for n in re.findall(r"\d+", aiohttp.__version__)[:2])
-#: aiohttp before 3.9 (Debian bookworm's python3-aiohttp is 3.8.4) has a laxer HTTP
-#: parser: it takes a raw non-ASCII byte in a request's path, and it refuses the
+#: aiohttp before 3.9 has a laxer HTTP parser: 3.8.4 (on PyPI, and Debian bookworm's
+#: python3-aiohttp) takes a raw non-ASCII byte in a request's path, and refuses the
 #: QUERY method itself (400) before any application sees the request
 LAX_AIOHTTP_PARSER = AIOHTTP_VERSION < (3, 9)
 

@@ -115,8 +115,8 @@ def test_malformed_requests_are_one_warning_line(tmp_path: Path) -> None:
                 s.sendall(raw)
                 reply = s.recv(4096)
             assert b"Traceback" not in reply
-            if LAX_AIOHTTP_PARSER and raw.startswith(b"GET /\xff"):
-                assert reply.startswith(b"HTTP/1.1 404"), reply[:200]  # parsed: an unknown path
+            if LAX_AIOHTTP_PARSER and reply.startswith(b"HTTP/1.1 404"):
+                assert raw.startswith(b"GET /\xff"), raw  # aiohttp 3.8.4 parses it: an unknown path
                 continue
             assert reply.startswith(b"HTTP/1.0 400"), reply[:200]
     finally:
