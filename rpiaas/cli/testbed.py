@@ -58,6 +58,9 @@ def _full_parser(sub: Any) -> Any:
     up.add_argument("--cache", metavar="DIR",
                     help="--virtual: downloads and built roots (default $RPIAAS_VM_CACHE or "
                          "~/.cache/rpiaas/vm)")
+    up.add_argument("--icount", type=int, metavar="SHIFT", default=argparse.SUPPRESS,
+                    help="--virtual: run each virtual CPU at a fixed 2^SHIFT ns per instruction "
+                         "(QEMU -icount), whatever else this machine runs")
     up.add_argument("--keep-roots", action="store_true",
                     help="--virtual: boot the nodes' roots in DIR/nfs as they are (no rebuild)")
     up.add_argument("--poll-interval-s", type=float, default=1.0,
@@ -132,7 +135,8 @@ def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
     tb = start_virtual_testbed(args.dir, args.virtual, cluster=args.cluster, mem_mb=args.mem_mb,
                                master_port=args.master_port, poll_interval_s=args.poll_interval_s,
                                timeout_s=args.timeout_s or 300.0, cache=args.cache,
-                               prepare_roots=not args.keep_roots)
+                               prepare_roots=not args.keep_roots,
+                               **({"icount_shift": args.icount} if "icount" in args else {}))
     types = ", ".join(sorted(set(tb.node_types.values())))
     print(f"{len(tb.vms)} virtual nodes ({types}, {tb.mem_mb} MB each) booted and online\n"
           f"  master     {tb.master_url}   (API: {tb.master_url}/api/v1/summary)\n"

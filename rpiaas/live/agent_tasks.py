@@ -84,9 +84,22 @@ class AgentTasks:
         document of the task: a resumed master may have lost the first)."""
         started = doc.get("started_s")
         if isinstance(started, (int, float)) and task_id not in self.measured_start:
-            at = self.run.scenario_time(float(started))
+            at = self.run.scenario_time(self.local_time(task_id, float(started)))
             self.measured_start[task_id] = at
             self.run.journal.write({"started": task_id, "agent_id": doc.get("id"), "t": at})
+
+    def local_time(self, task_id: int, node_time_s: float) -> float:
+        """A time the agent running ``task_id`` read on its node's clock, on the master's.
+
+        A node's wall clock may be off (a Pi has no battery-backed clock, a VM
+        starts from its host's clock to the second): the master's poller keeps
+        each node's offset, taken out here, so a task's start and end are where
+        they were on one clock.
+        """
+        current = self.on_agent.get(task_id)
+        if current is None:
+            return node_time_s
+        return self.run.entries[current[0]].node_to_local(node_time_s)
 
     def stop(self, task_id: int) -> None:
         """Stop the task on its agent (if it runs there); its end is no longer an event."""
@@ -144,7 +157,8 @@ class AgentTasks:
         self.reported.add(agent_id)
         run = self.run
         ended = doc.get("ended_s")
-        at = run.scenario_time(float(ended)) if isinstance(ended, (int, float)) else run.now()
+        at = run.scenario_time(self.local_time(task_id, float(ended))) \
+            if isinstance(ended, (int, float)) else run.now()
         if state == "completed":
             run.put(at, TaskFinished(task_id))
         else:

@@ -120,7 +120,7 @@ class Poller:
     async def poll_node(self, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
         """One node's report, or None and why not; never raises, never outlasts the timeout."""
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        t0, sent_s = loop.time(), time.time()
         try:
             info = await asyncio.wait_for(self.client.info(entry.base_url), self.timeout_s)
         except AgentError as e:
@@ -129,7 +129,11 @@ class Poller:
         except TimeoutError:
             self.latency.add(None)
             return entry, None, f"{entry.base_url}/info: no answer in {self.timeout_s:g} s"
+        received_s = time.time()
         self.latency.add(loop.time() - t0)
+        node_time_s = info.get("time_s")
+        if isinstance(node_time_s, (int, float)) and math.isfinite(node_time_s):
+            entry.observe_clock(float(node_time_s), sent_s, received_s)
         return entry, info, ""
 
     async def poll_once(self, entries: Sequence[NodeEntry] | None = None) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Node
 from ..store import NodeStatus, Sample
 from .config import MasterConfig
 
-__all__ = ["NodeEntry", "Registry"]
+__all__ = ["CLOCK_WINDOW", "NodeEntry", "Registry"]
+
+CLOCK_WINDOW = 8  # the clock readings an offset estimate is chosen from
 
 
 @dataclass
@@ -35,6 +38,11 @@ class NodeEntry:
     sample: Sample | None = None  # the newest reading polled from the agent
     emulated: bool | None = None  # its agent's last report: an emulated node's readings
     boot_s: float | None = None  # its last reported boot time
+    # its wall clock minus ours (see observe_clock), and how far that may be off
+    clock_offset_s: float | None = None
+    clock_error_s: float | None = None
+    _clock_window: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=CLOCK_WINDOW), repr=False)
 
     @property
     def name(self) -> str:
@@ -44,6 +52,21 @@ class NodeEntry:
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    def observe_clock(self, node_time_s: float, sent_s: float, received_s: float) -> None:
+        """Take a reading of the node's wall clock, ``node_time_s``, made between our
+        ``sent_s`` and ``received_s``: its offset is ``node_time_s`` minus their midpoint,
+        give or take half the round trip.  The estimate is the reading of the shortest
+        round trip among the last :data:`CLOCK_WINDOW` (as NTP's clock filter does), so
+        one slow answer does not move it, and a node whose clock was stepped is followed.
+        """
+        half_rtt = max(0.0, received_s - sent_s) / 2
+        self._clock_window.append((half_rtt, node_time_s - (sent_s + half_rtt)))
+        self.clock_error_s, self.clock_offset_s = min(self._clock_window)
+
+    def node_to_local(self, node_time_s: float) -> float:
+        """A time the node read on its own clock, on ours (unchanged before any estimate)."""
+        return node_time_s - (self.clock_offset_s or 0.0)
 
     def set_online(self, online: bool, time_s: float, reason: str = "", misses: int = 1) -> bool:
         """Record a poll's outcome; True if the state changed (first poll included).
@@ -75,6 +98,8 @@ class NodeEntry:
             "reason": self.reason,
             "booting_since_s": self.booting_since_s,
             "emulated": self.emulated,
+            "clock_offset_s": None if self.clock_offset_s is None else round(self.clock_offset_s, 4),
+            "clock_error_s": None if self.clock_error_s is None else round(self.clock_error_s, 4),
         }
 
 

@@ -63,6 +63,7 @@ DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"
 MAX_NODES = 200
 MASTER_PORT_NS = 8080  # the master's port inside the namespace
 POLL_TIMEOUT_S, OFFLINE_AFTER = 3.0, 3
+DEFAULT_ICOUNT_SHIFT: int | None = None
 PROGRAMS = ("ip", "nsenter", "dnsmasq", "rpcbind", "ganesha.nfsd", "qemu-system-aarch64",
             "apt-get", "dpkg-deb", "depmod", "cpio")
 KIND = "virtual"
@@ -254,7 +255,8 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
                           cluster: str | os.PathLike[str] | None = None, mem_mb: int = 512,
                           master_port: int = 8080, poll_interval_s: float = 1.0,
                           timeout_s: float = 300.0, cache: str | None = None,
-                          prepare_roots: bool = True) -> VirtualTestbed:
+                          prepare_roots: bool = True,
+                          icount_shift: int | None = DEFAULT_ICOUNT_SHIFT) -> VirtualTestbed:
     """Start a virtual testbed in ``dir`` (see the module docstring); wait until every node is online.
 
     :param n: how many nodes, for the generated cluster (``cluster`` None).
@@ -262,6 +264,8 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
     :param mem_mb: each VM's memory.
     :param master_port: the relay's port on the host's loopback (0: a free one).
     :param prepare_roots: False boots the roots in ``dir/nfs`` as they are.
+    :param icount_shift: each virtual CPU runs at a fixed 2^shift ns per instruction, whatever
+        else the host runs (QEMU ``-icount``); None: as fast as the host lets it.
     :raises TestbedError: not root, a program missing, bad arguments, a step that failed, or
         a node not online in time (which one, and why from its console); whatever was
         started is stopped again.
@@ -274,6 +278,8 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
                            exit_code=2)
     if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
         raise TestbedError("no /dev/net/tun: tap devices cannot be made here", exit_code=2)
+    if icount_shift is not None and not 0 <= icount_shift <= 10:
+        raise TestbedError(f"--icount: expected 0 to 10, got {icount_shift}", exit_code=2)
     if not 64 <= mem_mb <= 16384:
         raise TestbedError(f"--mem-mb: expected 64 to 16384, got {mem_mb}", exit_code=2)
     root = Path(dir).absolute()
@@ -371,7 +377,8 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
             vms[name] = ns.start(
                 name,
                 [str(vm_script("boot-vm.sh")), "--tap", tap, "--mac", str(node.hwaddr),
-                 "--kernel", files["KERNEL"], "--initrd", files["INITRD"], "--mem", str(mem_mb)],
+                 "--kernel", files["KERNEL"], "--initrd", files["INITRD"], "--mem", str(mem_mb)]
+                + ([] if icount_shift is None else ["--icount", str(icount_shift)]),
                 logs / f"vm-{node.hostname}.log", root)
         _write_json(root / STATE_FILE, tb.to_json())
         wait_online(tb, timeout_s)
