@@ -17,7 +17,7 @@ def test_the_offset_is_the_reading_of_the_shortest_round_trip() -> None:
     e = _entry()
     assert e.node_to_local(100.0) == 100.0  # nothing known yet: taken as it is
     # the node is 2.5 s ahead; a slow answer (1 s round trip) read late says 2.9
-    e.observe_clock(1002.9, 999.9, 1000.9)
+    e.observe_clock(1003.0, 999.9, 1000.9)
     assert e.clock_offset_s == pytest.approx(2.6) and e.clock_error_s == pytest.approx(0.5)
     e.observe_clock(1012.51, 1010.0, 1010.02)  # a quick one: 2.5 give or take 10 ms
     assert e.clock_offset_s == pytest.approx(2.5) and e.clock_error_s == pytest.approx(0.01)
