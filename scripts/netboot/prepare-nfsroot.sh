@@ -13,9 +13,19 @@
 #      /boot/firmware is not mounted, tmpfs takes /tmp;
 #   4. turns off what hurts on NFS: the swap file (dphys-swapfile) and the
 #      first-boot partition resize;
-#   5. installs the rpiaas agent into /opt/rpiaas-agent (a virtual environment,
-#      built by running the image's own python3 under chroot: on an x86 server
-#      that needs qemu-user-static with binfmt_misc), with its settings in
+#   5. installs the rpiaas agent into /opt/rpiaas-agent, by running the image's
+#      own programs under chroot (on an x86 server that needs qemu-user-static
+#      with binfmt_misc; the chroot needs network access): its libraries are the
+#      distribution's packages python3-aiohttp and python3-psutil (apt-get
+#      install in the chroot, unless the image has them; Raspberry Pi OS
+#      bookworm's are aiohttp 3.8.4 and psutil 5.9.4: no compiler, security
+#      updates with the system's); the agent itself (--agent-src DIR, default
+#      the repository's agent/) goes into a virtual environment made with
+#      --system-site-packages, by pip install --no-deps; the libraries found
+#      must be as new as the agent requires.  --agent-wheels instead makes a
+#      plain virtual environment and lets pip install aiohttp and psutil too
+#      (wheels from PyPI, or piwheels on 32-bit Raspberry Pi OS), for an image
+#      without a usable apt or with too old packages.  The settings go in
 #      /etc/rpiaas-agent/agent.toml (name = the node's name), the node's own
 #      token in /etc/rpiaas-agent/token (mode 640: HMAC-SHA256 of the node's
 #      name keyed with the secret of --node-secret-file, the master's
@@ -41,9 +51,9 @@ set -eu
 usage() { sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "prepare-nfsroot: $*" >&2; exit 1; }
 
-render="" image="" root_from="" boot_from="" master_url="" agent=1
+render="" image="" root_from="" boot_from="" master_url="" agent=1 agent_wheels=0
 minimal=0 busybox="" master="" node_secret_file=""
-agent_src=$(cd "$(dirname "$0")/../agent" 2>/dev/null && pwd || true)
+agent_src=$(cd "$(dirname "$0")/../../agent" 2>/dev/null && pwd || true)
 while [ $# -gt 0 ]; do
     case "$1" in
         --render) render=$2; shift 2 ;;
@@ -54,6 +64,7 @@ while [ $# -gt 0 ]; do
         --master-url) master_url=$2; shift 2 ;;
         --agent-src) agent_src=$2; shift 2 ;;
         --no-agent) agent=0; shift ;;
+        --agent-wheels) agent_wheels=1; shift ;;
         --minimal) minimal=1; shift ;;
         --busybox) busybox=$2; shift 2 ;;
         --master) master=$2; shift 2 ;;
@@ -112,7 +123,42 @@ for n in json.load(open(sys.argv[1]))["nodes"]:
     print(n["name"], n["hostname"], n["address"], n["root_path"], token)
 EOF
 
-while read -r name host address root token; do
+# the agent's libraries as the distribution's packages, installed under chroot
+# in a private mount namespace that lends apt and dpkg the host's /dev, /proc
+# and DNS settings (they vanish with it, on any exit)
+distro_packages() {  # ROOT NAME
+    # (Debian's ensurepip, for python3 -m venv, comes with python3-venv)
+    if chroot "$1" /usr/bin/python3 -c 'import aiohttp, psutil, ensurepip' 2>/dev/null; then
+        return 0  # the image has them already
+    fi
+    chroot "$1" /usr/bin/apt-get --version >/dev/null 2>&1 \
+        || die "$2: the image has no usable apt-get for python3-aiohttp and python3-psutil (give --agent-wheels)"
+    DEBIAN_FRONTEND=noninteractive unshare --mount sh -eu -c '
+        mount --bind /dev "$1/dev"
+        mount -t proc proc "$1/proc"
+        if [ -f "$1/etc/resolv.conf" ] && [ ! -L "$1/etc/resolv.conf" ] && [ -e /etc/resolv.conf ]; then
+            mount --bind /etc/resolv.conf "$1/etc/resolv.conf"
+        fi
+        chroot "$1" apt-get update -q
+        chroot "$1" apt-get install -y -q python3-aiohttp python3-psutil python3-venv
+        chroot "$1" apt-get clean' sh "$1" </dev/null >"$work/apt.log" 2>&1 \
+        || { tail -n 20 "$work/apt.log" >&2
+             die "$2: apt-get install python3-aiohttp python3-psutil in the chroot failed (it needs network access; or give --agent-wheels)"; }
+}
+
+# fails, naming them, if the libraries found are older than the agent requires
+cat > "$work/check-deps.py" <<'EOF'
+import re, sys
+from importlib import metadata
+def release(version): return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
+for req in metadata.requires("rpiaas-agent") or []:
+    m = re.match(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)\s*$", req)
+    if m and release(metadata.version(m[1])) < release(m[2]):
+        sys.exit(f"{m[1]} {metadata.version(m[1])} is older than the agent's {req}")
+EOF
+
+# (the list on descriptor 3: what runs under chroot may read its standard input)
+while read -r name host address root token <&3; do
     echo "$name: $root"
     mkdir -p "$root"
     rsync -aHAX --delete --numeric-ids --exclude '/proc/*' --exclude '/sys/*' --exclude '/dev/*' \
@@ -133,10 +179,22 @@ EOF
     if [ "$agent" = 1 ]; then
         mkdir -p "$root/opt/rpiaas-agent" "$root/etc/rpiaas-agent"
         rsync -a --delete --exclude '*.egg-info' --exclude __pycache__ "$agent_src/" "$root/opt/rpiaas-agent/src/"
-        chroot "$root" /usr/bin/python3 -m venv /opt/rpiaas-agent/venv \
+        chroot "$root" /usr/bin/python3 -c pass \
             || die "cannot run the image's python3 under chroot (on x86: apt install qemu-user-static)"
-        chroot "$root" /opt/rpiaas-agent/venv/bin/pip install --quiet /opt/rpiaas-agent/src \
-            || die "$name: pip install of the agent failed (the chroot needs network access)"
+        if [ "$agent_wheels" = 1 ]; then
+            chroot "$root" /usr/bin/python3 -m venv /opt/rpiaas-agent/venv \
+                || die "$name: cannot make a virtual environment (the image needs python3-venv)"
+            chroot "$root" /opt/rpiaas-agent/venv/bin/pip install --quiet /opt/rpiaas-agent/src \
+                || die "$name: pip install of the agent failed (the chroot needs network access)"
+        else
+            distro_packages "$root" "$name"
+            chroot "$root" /usr/bin/python3 -m venv --system-site-packages /opt/rpiaas-agent/venv \
+                || die "$name: cannot make a virtual environment (the image needs python3-venv)"
+            chroot "$root" /opt/rpiaas-agent/venv/bin/pip install --quiet --no-deps /opt/rpiaas-agent/src \
+                || die "$name: pip install of the agent failed (the chroot needs network access)"
+        fi
+        chroot "$root" /opt/rpiaas-agent/venv/bin/python - < "$work/check-deps.py" \
+            || die "$name: the agent's libraries are too old (give --agent-wheels for newer ones from PyPI)"
         ln -sf /opt/rpiaas-agent/venv/bin/rpiaas-agent "$root/usr/local/bin/rpiaas-agent"
         sed -e "s/^# name = .*/name = \"$name\"/" \
             -e "s|^# master_url = .*|${master_url:+master_url = \"$master_url\"}|" \
@@ -154,5 +212,5 @@ EOF
         chmod 640 "$root/etc/rpiaas-agent/token"
         chroot "$root" /bin/chgrp rpiaas-agent /etc/rpiaas-agent/token 2>/dev/null || true
     fi
-done < "$work/nodes"
+done 3< "$work/nodes"
 echo "done: $(wc -l < "$work/nodes") node roots; check them with: rpiaas netboot check $render"
