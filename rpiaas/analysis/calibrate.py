@@ -95,9 +95,12 @@ def fit_line(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[float, f
     return 0.0, (float(np.dot(x, y)) / xx if xx > 0 else math.nan)
 
 
-def fit_node_types(run: Run) -> dict[str, TypeFit]:
-    """Fit speed and start overhead (and power where measured) of each node type in ``run``."""
-    types = run.node_types
+def fit_node_types(run: Run, types: dict[str, str] | None = None) -> dict[str, TypeFit]:
+    """Fit speed and start overhead (and power where measured) of each node type in ``run``.
+
+    ``types`` names each node's type (by node name); default: the run's own.
+    """
+    types = run.node_types if types is None else types
     type_of_node = np.array([types.get(n, "") for n in run.node_names] or [""], dtype=object)
     ok = run.completed & np.isfinite(run.start_s) & np.isfinite(run.end_s) & (run.node >= 0)
     node_type = type_of_node[run.node[ok]] if ok.any() else np.zeros(0, dtype=object)
@@ -113,17 +116,16 @@ def fit_node_types(run: Run) -> dict[str, TypeFit]:
         if not (b > 0 and math.isfinite(b)):
             continue
         rmse = float(np.sqrt(np.mean((a + b * x - y) ** 2)))
-        idle, peak, samples = _fit_power(run, t)
+        idle, peak, samples = _fit_power(run, t, types)
         # rounding noise of an exact fit is no overhead
         fits[t] = TypeFit(t, int(x.size), 1.0 / b, a if a > 1e-9 else 0.0, rmse, idle, peak, samples)
     return fits
 
 
-def _fit_power(run: Run, type_name: str) -> tuple[float | None, float | None, int]:
+def _fit_power(run: Run, type_name: str, types: dict[str, str]) -> tuple[float | None, float | None, int]:
     s = run.series
     if s is None or not s.node.size:
         return None, None, 0
-    types = run.node_types
     of_type = np.array([types.get(n) == type_name for n in run.node_names], dtype=bool)
     sel = of_type[s.node] & s.on & np.isfinite(s.power_w) & np.isfinite(s.utilization)
     u, p = s.utilization[sel], s.power_w[sel]
@@ -223,11 +225,16 @@ def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None
     directories under ``keep_runs`` if given, else discarded).
     """
     live = load_run(live_run)
-    fits = fit_node_types(live)
+    data, base = _scenario_data(live, scenario)
+    # the types to fit are the scenario's: a node is of the type it is given there
+    types = None
+    if scenario is not None:
+        given = {n.name: n.type.name for n in _build(data, str(scenario), base).cluster.nodes}
+        types = {name: given.get(name, "") for name in live.node_names}
+    fits = fit_node_types(live, types)
     if not fits:
         raise RunFileError(f"{live.path / 'tasks.csv'}: no completed task on a known node type "
-                           "to fit (node types come from run.json 'nodes')")
-    data, base = _scenario_data(live, scenario)
+                           "to fit (node types come from run.json 'nodes', or the scenario given)")
     new = calibrated_scenario(data, fits, str(live.path))
     out_path = Path(out)
     _build(new, str(out_path), base)  # check it before writing it

@@ -32,6 +32,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -131,11 +132,12 @@ class VirtualTestbed:
         return summary
 
     def console(self, name: str) -> str:
-        """Node ``name``'s console output so far."""
+        """Node ``name``'s console output since its VM started."""
         try:
-            return Path(self.vms[name].log).read_text(encoding="utf-8", errors="replace")
+            text = Path(self.vms[name].log).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
+        return text[text.rfind("\n--- ") + 1:]
 
     def stop(self, timeout_s: float = 10.0) -> list[str]:
         """Stop the master, VMs, relay and boot services; delete the namespace; what was done."""
@@ -284,6 +286,11 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         raise TestbedError(f"--mem-mb: expected 64 to 16384, got {mem_mb}", exit_code=2)
     root = Path(dir).absolute()
     root.mkdir(parents=True, exist_ok=True)
+    closed = [p for p in root.parents if not os.stat(p).st_mode & 0o001]
+    if closed:
+        raise TestbedError(f"--dir {dir}: {closed[0]} is closed to other users, and dnsmasq "
+                           f"serves the boot files as 'nobody': choose a directory every user "
+                           f"may pass through, or chmod o+x {closed[0]}", exit_code=2)
     check_not_running(root)
     # the daemons (dnsmasq serves TFTP as nobody) read below it
     root.chmod(0o755)
@@ -404,12 +411,25 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def complaints(log: str, lines: int = 6) -> str:
+    """The last lines of ``log`` that say what went wrong, else its last lines."""
+    try:
+        text = Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    bad = [line for line in text if _COMPLAINT.search(line)]
+    return "\n".join("    " + line for line in bad[-lines:]) if bad else tail(log)
+
+
+_COMPLAINT = re.compile(r"(?i)\b(error|fail\w*|fatal|cannot|denied|exited|refused|crit)\b")
+
+
 def _wait_for(ready: Any, proc: Proc, what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not ready():
         if not proc.alive():
-            raise TestbedError(f"{proc.name} exited before {what} appeared; the end of "
-                               f"{proc.log}:\n{tail(proc.log)}")
+            raise TestbedError(f"{proc.name} exited before {what} appeared; from "
+                               f"{proc.log}:\n{complaints(proc.log)}")
         if time.monotonic() > deadline:
             raise TestbedError(f"{proc.name}: no {what} after {timeout_s:g} s; the end of "
                                f"{proc.log}:\n{tail(proc.log)}")
@@ -417,11 +437,14 @@ def _wait_for(ready: Any, proc: Proc, what: str, timeout_s: float) -> None:
 
 
 def _wait_for_log(proc: Proc, text: str, timeout_s: float) -> None:
+    """Wait until this start of ``proc`` logs ``text`` (not an earlier start: logs are appended,
+    each start after a ``--- `` header line)."""
     def logged() -> bool:
         try:
-            return text in Path(proc.log).read_text(encoding="utf-8", errors="replace")
+            log = Path(proc.log).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return False
+        return text in log[log.rfind("\n--- ") + 1:]
     _wait_for(logged, proc, repr(text), timeout_s)
 
 
@@ -445,6 +468,7 @@ def _start_relay(ns: Namespace, root: Path, server_ip: str, port: int) -> tuple[
                                "rpiaas.testbed.relay", "--fd", str(fd), "--to",
                                f"{server_ip}:{MASTER_PORT_NS}"], log, root,
                               env_path=netns.TOOL_PATH, pass_fds=(fd,))
+        ns.popens.append(popen)
     finally:
         listener.close()
     stat = proc_stat(popen.pid)
@@ -458,6 +482,16 @@ def _post(url: str, token: str) -> None:
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         r.read()
+
+
+def this_start(log: str, lines: int = 15) -> str:
+    """The last lines ``log`` has since its process's last start (its last ``--- `` header)."""
+    try:
+        text = Path(log).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "    (no log)"
+    text = text[text.rfind("\n--- ") + 1:]
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
 def why_not_booted(console: str) -> str:
@@ -475,10 +509,12 @@ def wait_online(tb: VirtualTestbed, timeout_s: float) -> None:
     while True:
         for p in (tb.master, *tb.services.values()):
             if not p.alive():
-                raise TestbedError(f"{p.name} exited; the end of {p.log}:\n{tail(p.log)}")
+                raise TestbedError(f"{p.name} exited; from {p.log}:\n{complaints(p.log)}")
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             nodes = get_json(tb.master_url + "/api/v1/nodes", 3.0)["nodes"]
-            online = {d["name"]: d.get("online") is True for d in nodes}
+            # online, and polled since this start: its agent answers, not only its boot report
+            online = {d["name"]: d.get("online") is True
+                      and (d.get("last_ok_s") or 0.0) > tb.started_s for d in nodes}
             if all(online.get(name) for name in tb.vms):
                 return
         ended = [name for name, p in tb.vms.items() if not p.alive()]
@@ -486,7 +522,7 @@ def wait_online(tb: VirtualTestbed, timeout_s: float) -> None:
             name = ended[0]
             raise TestbedError(f"{name} did not boot: its VM stopped: "
                                f"{why_not_booted(tb.console(name))}; the end of its console "
-                               f"({tb.vms[name].log}):\n{tail(tb.vms[name].log)}")
+                               f"({tb.vms[name].log}):\n{this_start(tb.vms[name].log)}")
         if time.monotonic() >= deadline:
             break
         time.sleep(0.5)
@@ -494,4 +530,4 @@ def wait_online(tb: VirtualTestbed, timeout_s: float) -> None:
     raise TestbedError(
         f"not online after {timeout_s:g} s: {', '.join(late)}" + "".join(
             f"\n{name}: {why_not_booted(tb.console(name))}; the end of its console:\n"
-            f"{tail(tb.vms[name].log)}" for name in late[:3]))
+            f"{this_start(tb.vms[name].log)}" for name in late[:3]))

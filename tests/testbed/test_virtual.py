@@ -1,0 +1,269 @@
+"""``sudo rpiaas testbed up --virtual 2``: virtual Pis that boot over the network, live runs on them.
+
+Real programs only: the ``rpiaas`` command as a user runs it, QEMU (arm64,
+TCG), dnsmasq, rpcbind and nfs-ganesha in a private network namespace, the
+master, and the real agent on each VM's Debian arm64 userland.  In order:
+both nodes boot from the rendered config and come online with their own
+addresses, memory and CPU; a live run of ``scenarios/virtual-testbed.yaml``
+completes, compares with its simulation, and ``rpiaas calibrate`` fits the
+node type so the calibrated simulation is closer to the testbed than the
+uncalibrated one; a VM killed mid-run turns its node offline and its tasks
+are retried elsewhere, each completed exactly once; ``down`` leaves nothing;
+a node whose root is missing is reported as not booted, with the reason from
+its console.
+
+Skipped, with the reason, where this cannot run (not root, no network
+namespaces or /dev/net/tun, a program missing); with ``RPIAAS_REQUIRE_VM=1``
+(CI) a missing arm64 package is a failure, not a skip.  Run with ``-s`` to
+see the figures (boot times, calibration errors).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rpiaas.testbed.netns import TOOL_PATH, missing_programs
+from rpiaas.testbed.procs import get_json, pid_alive
+from rpiaas.testbed.virtual import PROGRAMS
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+REPO = Path(__file__).parents[2]
+SCENARIO = REPO / "scenarios" / "virtual-testbed.yaml"
+NAMES = ["vnode1.virtual.rpiaas.test", "vnode2.virtual.rpiaas.test"]
+ADDRESSES = {"vnode1.virtual.rpiaas.test": "10.77.0.11", "vnode2.virtual.rpiaas.test": "10.77.0.12"}
+MEM_MB = 512
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, tap devices)"
+    if missing := missing_programs(*PROGRAMS):
+        return f"missing programs: {', '.join(missing)}"
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "no /dev/net/tun"
+    return None
+
+
+if (_why := _skip_reason()) is not None and os.environ.get("RPIAAS_REQUIRE_VM") == "1":
+    raise RuntimeError(f"RPIAAS_REQUIRE_VM=1 but the virtual testbed cannot run: {_why}")
+pytestmark.append(pytest.mark.skipif(_why is not None, reason=f"virtual testbed: {_why}"))
+
+
+def _rpiaas(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("rpiaas")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RPIAAS_AGENT_", "RPIAAS_MASTER_"))}
+    env["PATH"] = TOOL_PATH
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=REPO)
+
+
+@dataclass
+class Bed:
+    dir: Path
+    state: dict[str, Any]
+    up_s: float
+
+    @property
+    def url(self) -> str:
+        return str(self.state["master_url"])
+
+    @property
+    def token_file(self) -> str:
+        return str(self.dir / "master-token")
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        return {n["name"]: n for n in get_json(self.url + "/api/v1/nodes", 5)["nodes"]}
+
+    def node(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = get_json(f"{self.url}/api/v1/nodes/{name}", 5)
+        return doc
+
+    def log(self, name: str) -> str:
+        return (self.dir / "logs" / name).read_text(errors="replace")
+
+
+def _up(work: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _rpiaas("testbed", "up", "--virtual", "2", "--dir", str(work), "--master-port", "0",
+                   *extra, timeout=3600)
+
+
+def _leftovers(state: dict[str, Any]) -> list[str]:
+    """What of a testbed still runs, is mounted or exists after its ``down``."""
+    left = []
+    procs = [state["master"], *state["vms"].values(), *state["services"].values()]
+    left += [f"{p['name']} (pid {p['pid']})" for p in procs if pid_alive(p["pid"], p["start_ticks"])]
+    if Path("/run/netns", state["namespace"]).exists():
+        left.append(f"namespace {state['namespace']}")
+    left += [line for line in Path("/proc/self/mounts").read_text().splitlines()
+             if f" {state['dir']}" in line]
+    return left
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[Bed]:
+    # Not under pytest's 0700 base directory: dnsmasq serves TFTP from it as nobody.
+    with tempfile.TemporaryDirectory(prefix="rpiaas-vtb-") as tmp:
+        Path(tmp).chmod(0o755)
+        work = Path(tmp) / "testbed"
+        t0 = time.monotonic()
+        done = _up(work)
+        up_s = time.monotonic() - t0
+        assert done.returncode == 0, f"testbed up failed:\n{done.stdout}\n{done.stderr}"
+        state = json.loads((work / "testbed.json").read_text())
+        try:
+            yield Bed(work, state, up_s)
+        finally:
+            down = _rpiaas("testbed", "down", "--dir", str(work), timeout=120)
+            assert down.returncode == 0, down.stdout + down.stderr
+            assert _leftovers(state) == []
+
+
+def test_both_nodes_boot_from_their_own_roots_and_come_online(bed: Bed) -> None:
+    nodes = bed.nodes()
+    assert sorted(nodes) == NAMES
+    master_log = bed.log("master.log")
+    boot_s = {}
+    for name, doc in nodes.items():
+        assert doc["online"] is True, doc
+        host = name.split(".")[0]
+        console = bed.log(f"vm-{host}.log")
+        # its kernel took the node's own lease, and its root is its own
+        assert f"lease: ip={ADDRESSES[name]} hostname={host} " \
+               f"rootpath=10.77.0.254:{bed.dir / 'nfs' / name}," in console, console
+        assert f"rpiaas-node: {name} starting the agent" in console, console
+        # the agent reported the boot, with the node's own token, from its own address
+        assert f"{name} booted in" in master_log
+        assert f"(reported from {ADDRESSES[name]}, by token)" in master_log
+        node = bed.node(name)
+        boot_s[name] = node["last_boot"]["boot_s"]
+        # its readings are the VM's own: its memory (not this machine's) and one core
+        sample = doc["sample"]
+        assert sample is not None and 0.8 * MEM_MB < sample["mem_total_mb"] <= MEM_MB, sample
+        assert doc["emulated"] is False
+    status = _rpiaas("testbed", "status", "--dir", str(bed.dir), timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "virtual testbed" in status.stdout
+    assert len(re.findall(r"^\s+vnode\d\S+\s+pid \d+\s+VM\s+alive\s+online$", status.stdout,
+                          re.M)) == 2, status.stdout
+    print(f"\nup --virtual 2: {bed.up_s:.1f} s; boot to agent report: "
+          + ", ".join(f"{n.split('.')[0]} {s:.2f} s" for n, s in boot_s.items()))
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
+    return dict(doc.get("summary", doc))
+
+
+def test_a_live_run_compares_and_calibrates(bed: Bed, tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    done = _rpiaas("run", str(SCENARIO), "--live", "--master", bed.url, "--token-file",
+                   bed.token_file, "--task-kind", "cpu", "--out", str(live))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader((live / "tasks.csv").open()))
+    assert len(rows) == 16 and {r["state"] for r in rows} == {"completed"}
+    assert {r["node"] for r in rows} == set(NAMES)  # both nodes worked
+    sim = tmp_path / "sim"
+    assert _rpiaas("run", str(SCENARIO), "--out", str(sim)).returncode == 0
+    compare = _rpiaas("compare", str(sim), str(live), timeout=300)
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    # the model's guess of a virtual node's speed against what the testbed measured
+    scenario = tmp_path / "guess.yaml"
+    text = SCENARIO.read_text().replace("type: qemu_a53", "type: guess")
+    scenario.write_text(text.replace("cluster:\n", "cluster:\n  node_types:\n    guess: "
+                                     "{base: qemu_a53, speed: 0.45}\n", 1))
+    runs = tmp_path / "cal"
+    cal = _rpiaas("calibrate", str(live), "--scenario", str(scenario), "-o",
+                  str(tmp_path / "calibrated.yaml"), "--keep-runs", str(runs), timeout=300)
+    assert cal.returncode == 0, cal.stdout + cal.stderr
+    m = re.search(r"before ([\d.]+) s, after ([\d.]+) s", cal.stdout)
+    assert m is not None, cal.stdout
+    before_s, after_s = float(m[1]), float(m[2])
+    assert after_s < before_s, cal.stdout
+    actual = _summary(live)
+    errors = {}
+    for which in ("before", "after"):
+        s = _summary(runs / which)
+        errors[which] = {k: 100 * (s[k] - actual[k]) / actual[k]
+                         for k in ("makespan_s", "mean_response_s")}
+    for key in ("makespan_s", "mean_response_s"):
+        assert abs(errors["after"][key]) < abs(errors["before"][key]), (key, errors, cal.stdout)
+    print(f"\n{cal.stdout.strip()}\nagainst the testbed: "
+          + "; ".join(f"{w}: makespan {e['makespan_s']:+.1f} %, mean response "
+                      f"{e['mean_response_s']:+.1f} %" for w, e in errors.items()))
+
+
+def test_a_vm_killed_mid_run_goes_offline_and_its_tasks_run_elsewhere(bed: Bed,
+                                                                       tmp_path: Path) -> None:
+    victim = NAMES[1]
+    live = tmp_path / "live"
+    exe = Path(sys.executable).with_name("rpiaas")
+    run = subprocess.Popen([str(exe), "run", str(SCENARIO), "--live", "--master", bed.url,
+                            "--token-file", bed.token_file, "--task-kind", "cpu", "--set",
+                            "retries=5", "--out", str(live)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while not bed.node(victim).get("tasks"):  # wait until it runs a task
+            assert run.poll() is None and time.monotonic() < deadline, "no task on the victim"
+            time.sleep(0.2)
+        vm = bed.state["vms"][victim]
+        os.kill(vm["pid"], signal.SIGKILL)
+        out, _ = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, out
+    assert bed.nodes()[victim]["online"] is False
+    rows = list(csv.DictReader((live / "tasks.csv").open()))
+    ids = [r["task_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 16, ids
+    assert {r["state"] for r in rows} == {"completed"}, rows
+    retried = [r for r in rows if int(r["attempts"]) > 1]
+    assert retried and all(r["node"] == NAMES[0] for r in retried), rows
+    # every task finished once, its last start on the node that lived
+    events = [json.loads(line) for line in (live / "events.jsonl").open()]
+    finished = [e["task"] for e in events if e.get("ev") == "finish"]
+    assert sorted(finished) == sorted(int(i) for i in ids), finished
+    starts = [e for e in events if e.get("act") == "start"]
+    last_start = {e["task"]: e["node"] for e in starts}
+    assert {last_start[int(r["task_id"])] for r in retried} == {NAMES[0]}
+    assert len(starts) == 16 + sum(int(r["attempts"]) - 1 for r in rows)
+    print(f"\nkilled {victim}: {len(retried)} tasks retried on {NAMES[0]}")
+
+
+def test_down_leaves_nothing_and_a_missing_root_is_reported(bed: Bed) -> None:
+    state = bed.state
+    down = _rpiaas("testbed", "down", "--dir", str(bed.dir), timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert _leftovers(state) == []
+    assert not (bed.dir / "testbed.json").exists()
+    # node2's root is gone (a botched preparation): the testbed says which node, and why
+    shutil.rmtree(bed.dir / "nfs" / NAMES[1])
+    before = set(Path("/run/netns").glob("rpx-vtb-*"))
+    done = _up(bed.dir, "--keep-roots", "--timeout-s", "180")
+    assert done.returncode != 0
+    err = done.stderr
+    assert f"{NAMES[1]} did not boot" in err, err
+    assert "the NFS root could not be mounted" in err, err
+    assert not (bed.dir / "testbed.json").exists()
+    # the failed up stopped what it started and deleted its namespace
+    assert set(Path("/run/netns").glob("rpx-vtb-*")) <= before
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(bed.dir) not in ps, ps
