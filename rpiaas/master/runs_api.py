@@ -99,6 +99,19 @@ def _run(request: web.Request) -> LiveRun:
     return run
 
 
+def _notify_url(request: web.Request) -> str:
+    """Where the agents push their tasks' ends: the master's address as the nodes reach it.
+
+    That is the address it listens on, when it listens on one (the client that
+    starts the run may reach it another way: through a relay, a tunnel or a
+    name the nodes cannot resolve); else the address the client used.
+    """
+    host, port = request.app[CONFIG].listen
+    if host in ("", "0.0.0.0", "::") or port == 0:
+        return f"{request.url.origin()}/api/v1/task-ended"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/api/v1/task-ended"
+
+
 @routes.post("/api/v1/runs")
 async def start_run(request: web.Request) -> web.Response:
     """Replay a scenario on the testbed (token): ``{"scenario": {...}, "file", "timescale", "task_kind"}``."""
@@ -117,7 +130,7 @@ async def start_run(request: web.Request) -> web.Response:
     if request.app[NODE_TOKENS].secret is None:
         raise error(400, "this master has no node secret (node_secret_file): it cannot start "
                          "tasks")
-    notify = f"{request.url.origin()}/api/v1/task-ended"
+    notify = _notify_url(request)
     manager = request.app[RUNS]
     try:
         run = manager.create(data["scenario"], file_name, options, notify)
