@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = [
     "PROFILES",
@@ -89,18 +89,23 @@ PROFILES: dict[str, NodeType] = {
         _profile("rpi5", 4, 8192, 2.2, 2.8, 9.7, 0.05, 15.0,
                  f"Raspberry Pi 5 (Cortex-A76 2.4 GHz, 8 GB variant). {_PI_POWER}; off = halted "
                  f"with POWER_OFF_ON_HALT=1. {_PI_SPEED}. {_PI_BOOT}."),
-        _profile("qemu_a53", 1, 512, 0.09, 1.4, 3.7, 0.1, 12.0,
-                 "A virtual Pi of `rpiaas testbed up --virtual`: QEMU `virt` with one Cortex-A53 "
-                 "core under TCG (no KVM) and 512 MB. speed and boot_s: measured on the "
-                 "virtual testbed (see docs/testbed.md; calibrate them on your host, whose "
-                 "speed they follow). Power: a Raspberry Pi 3 Model B's figures, for a "
-                 "comparable node; a VM draws its host's power, which no agent measures."),
         _profile("x86_server", 32, 131072, 2.5, 100.0, 300.0, 5.0, 120.0,
                  "A generic two-socket x86 server, 32 cores, 128 GB: idle ~1/3 of peak as in "
                  "SPECpower_ssj2008 results of current servers; off = BMC standby. Speed "
                  "approximate; calibrate it."),
     )
 }
+# The virtual Pi of `rpiaas testbed up --virtual`: calibrated on the virtual testbed.
+PROFILES["qemu_a53"] = replace(
+    _profile("qemu_a53", 1, 512, 0.29, 1.4, 3.7, 0.1, 9.0,
+             "A virtual Pi of `rpiaas testbed up --virtual`: QEMU `virt`, one Cortex-A53 core "
+             "under TCG (no KVM), 512 MB, Debian bookworm arm64 over NFS. speed 0.29 and "
+             "start_overhead_s 0.81 s: `rpiaas calibrate` of scenarios/virtual-testbed.yaml run "
+             "live on two of them (`cpu` tasks) on a 2-core x86-64 host, 2026-12; boot_s: the "
+             "median boot report (kernel start to agent up) there. Both follow the host's "
+             "speed: calibrate them on yours. Power: a Raspberry Pi 3 Model B's figures, for a "
+             "comparable node; a VM draws its host's power, which no agent measures."),
+    start_overhead_s=0.81)
 # The original RPiaaS config names its Pis by generation only ("rpi3").
 PROFILES["rpi3"] = PROFILES["rpi3b"]
 PROFILES["rpi4"] = PROFILES["rpi4b"]
