@@ -103,6 +103,7 @@ def fit_node_types(run: Run, types: dict[str, str] | None = None) -> dict[str, T
     types = run.node_types if types is None else types
     type_of_node = np.array([types.get(n, "") for n in run.node_names] or [""], dtype=object)
     ok = run.completed & np.isfinite(run.start_s) & np.isfinite(run.end_s) & (run.node >= 0)
+    ok &= _worked(run)
     node_type = type_of_node[run.node[ok]] if ok.any() else np.zeros(0, dtype=object)
     x_all = run.work_core_s[ok] / run.cores[ok]
     y_all = run.end_s[ok] - run.start_s[ok]
@@ -120,6 +121,17 @@ def fit_node_types(run: Run, types: dict[str, str] | None = None) -> dict[str, T
         # rounding noise of an exact fit is no overhead
         fits[t] = TypeFit(t, int(x.size), 1.0 / b, a if a > 1e-9 else 0.0, rmse, idle, peak, samples)
     return fits
+
+
+def _worked(run: Run) -> Any:
+    """The tasks whose runtimes the node made: in a live run of ``--task-kind scenario``,
+    ``sleep`` tasks slept their modelled runtime, which says nothing of the node."""
+    live = run.record.get("live")
+    worked = np.ones(run.start_s.shape, dtype=bool)
+    if isinstance(live, dict) and live.get("task_kind") == "scenario" and run.kind is not None \
+            and "sleep" in run.kind_names:
+        worked = run.kind != run.kind_names.index("sleep")
+    return worked
 
 
 def _fit_power(run: Run, type_name: str, types: dict[str, str]) -> tuple[float | None, float | None, int]:

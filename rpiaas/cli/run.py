@@ -37,8 +37,10 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--token-file", help="the master's token (default: $RPIAAS_MASTER_TOKEN)")
     live.add_argument("--timescale", type=float, default=1.0,
                       help="wall seconds per scenario second (0.01 replays 100 times faster)")
-    live.add_argument("--task-kind", choices=("sleep", "cpu"), default="sleep",
-                      help="run tasks as sleeps of their modelled runtime (exact) or as real work")
+    live.add_argument("--task-kind", choices=("sleep", "cpu", "scenario"), default="sleep",
+                      help="run tasks as sleeps of their modelled runtime (exact), as real work "
+                           "(cpu), or each as its own kind says: sleep tasks sleep, the others "
+                           "work (scenario)")
     run_p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the full traceback of a policy that raises")
     run_p.set_defaults(run=run)

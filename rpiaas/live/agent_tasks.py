@@ -23,7 +23,15 @@ from .agent_client import AgentError
 if TYPE_CHECKING:
     from .shell import LiveRun
 
-__all__ = ["AgentTasks"]
+__all__ = ["AgentTasks", "agent_kind"]
+
+
+def agent_kind(task_kind: str, kind: str) -> str:
+    """What a task of scenario ``kind`` runs as on its agent in a run of ``task_kind``:
+    ``sleep`` (its modelled runtime) or ``cpu`` (its work, for real)."""
+    if task_kind == "scenario":
+        return "sleep" if kind == "sleep" else "cpu"
+    return task_kind
 
 
 class AgentTasks:
@@ -44,7 +52,7 @@ class AgentTasks:
         run = self.run
         spec: dict[str, Any] = {"id": agent_id, "cores": task.cores, "mem_mb": task.mem_mb}
         scale = run.options.timescale
-        if run.options.task_kind == "sleep":
+        if agent_kind(run.options.task_kind, task.kind) == "sleep":
             runtime = work_core_s / (task.cores * run.nodes[node].type.speed)
             spec.update(kind="sleep", duration_s=max(runtime * scale, 1e-3))
         else:

@@ -17,7 +17,7 @@ from ..store import Sample
 
 __all__ = ["RESULT", "TASK_KINDS", "AgentNode", "LiveOptions", "RunState"]
 
-TASK_KINDS = ("sleep", "cpu")
+TASK_KINDS = ("sleep", "cpu", "scenario")
 RESULT = "result"
 
 
@@ -26,7 +26,9 @@ class LiveOptions:
     """How a scenario is replayed.
 
     :param timescale: wall seconds per scenario second (0.01: 100 times faster).
-    :param task_kind: ``sleep`` (the modelled runtime, exact) or ``cpu`` (real work).
+    :param task_kind: ``sleep`` (the modelled runtime, exact), ``cpu`` (real work), or
+        ``scenario``: each task as its own ``kind`` says, a ``sleep`` task a sleep, any
+        other real ``cpu`` work.
     :param watch_interval_s: how often running tasks are looked up on their agents.
     """
 

@@ -171,8 +171,9 @@ _SCHEMAS: dict[str, Schema] = {
             "file": {"type": "string", "description": "The scenario's file name (for messages)."},
             "timescale": {"type": "number", "exclusiveMinimum": 0,
                           "description": "Wall seconds per scenario second (default 1)."},
-            "task_kind": {"enum": ["sleep", "cpu"],
-                          "description": "Tasks as sleeps of their modelled runtime, or real work."},
+            "task_kind": {"enum": ["sleep", "cpu", "scenario"],
+                          "description": "Tasks as sleeps of their modelled runtime, as real "
+                                         "work, or each as its kind says (sleep or work)."},
         }},
     "Run": _object({
         "id": {"type": "string"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,31 @@ def test_bad_input(testbed: tuple[Path, Path], tmp_path: Path, case: str) -> Non
     assert r.returncode == 2
     assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(expected), r.stderr
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_sleep_tasks_of_a_scenario_kind_run_are_left_out(testbed: tuple[Path, Path],
+                                                         tmp_path: Path) -> None:
+    """In a live run of ``--task-kind scenario`` a ``sleep`` task slept its modelled runtime:
+    it says nothing of the node, and the fit leaves it out (here its runtime is 3 times off)."""
+    run, plain = testbed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    with open(copy / "tasks.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    i_kind, i_start, i_end = head.index("kind"), head.index("start_s"), head.index("end_s")
+    for r in rows[1::2]:
+        r[i_kind] = "sleep"
+        r[i_end] = repr(float(r[i_start]) + 3 * (float(r[i_end]) - float(r[i_start])))
+    with open(copy / "tasks.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    record = json.loads((copy / "run.json").read_text())
+    for task_kind, recovered in (("scenario", True), ("cpu", False)):
+        record["live"] = {"task_kind": task_kind}
+        (copy / "run.json").write_text(json.dumps(record))
+        result = calibrate(copy, tmp_path / f"{task_kind}.yaml", scenario=plain,
+                           simulate_check=False)
+        fit = result.fits["fast"]
+        assert (fit.speed == pytest.approx(HIDDEN["fast"]["speed"], rel=0.02)) is recovered
+        if recovered:
+            assert fit.tasks < sum(1 for r in rows[1:] if r[head.index("state")] == "completed")
