@@ -53,7 +53,8 @@ class AgentTasks:
         spec: dict[str, Any] = {"id": agent_id, "cores": task.cores, "mem_mb": task.mem_mb}
         scale = run.options.timescale
         if agent_kind(run.options.task_kind, task.kind) == "sleep":
-            runtime = work_core_s / (task.cores * run.nodes[node].type.speed)
+            kind = run.nodes[node].type  # the modelled runtime, as the simulator has it
+            runtime = kind.start_overhead_s + work_core_s / (task.cores * kind.speed)
             spec.update(kind="sleep", duration_s=max(runtime * scale, 1e-3))
         else:
             spec.update(kind="cpu", work_core_s=max(work_core_s * scale, 1e-3))

@@ -20,6 +20,8 @@ see the figures (boot times, calibration errors).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -37,9 +39,13 @@ from typing import Any
 
 import pytest
 
+from rpiaas.model import PROFILES
 from rpiaas.testbed.netns import TOOL_PATH, missing_programs
+from rpiaas.testbed.plan import free_ports
 from rpiaas.testbed.procs import get_json, pid_alive
 from rpiaas.testbed.virtual import PROGRAMS
+
+from ..master.test_dashboard import Chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -79,6 +85,8 @@ class Bed:
     dir: Path
     state: dict[str, Any]
     up_s: float
+    seen: dict[str, list[str]]  # each node's states on the dashboard, in the order they came
+    rows: list[dict[str, Any]]  # the dashboard's node rows once up had returned
 
     @property
     def url(self) -> str:
@@ -104,6 +112,53 @@ def _up(work: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                    *extra, timeout=3600)
 
 
+_ROWS = """Array.from(document.querySelectorAll('tr.node'), tr => ({
+    name: tr.dataset.name, state: tr.querySelector('.badge').textContent,
+    mem: tr.querySelector('td.mem').textContent, memTotal: tr.dataset.memTotalMb}))"""
+
+
+async def _up_watched(work: Path, tmp: Path) -> tuple[subprocess.CompletedProcess[str],
+                                                      dict[str, list[str]], list[dict[str, Any]]]:
+    """``up``, with the dashboard open in headless Chromium from the moment the master answers:
+    the states each node's row shows, in order, and the rows once ``up`` has returned."""
+    port = free_ports(1)[0]
+    exe = Path(sys.executable).with_name("rpiaas")
+    env = {**os.environ, "PATH": TOOL_PATH}
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), "testbed", "up", "--virtual", "2", "--dir", str(work), "--master-port",
+        str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        cwd=REPO)
+    chromium = shutil.which("chromium")
+    assert chromium is not None, "no chromium on PATH (Debian: apt-get install chromium)"
+    seen: dict[str, list[str]] = {}
+    rows: list[dict[str, Any]] = []
+    async with Chromium(chromium, tmp) as browser:
+        loaded = False
+        waiting = asyncio.ensure_future(proc.communicate())
+        while not waiting.done():
+            if not loaded:  # the relay is there once the master answers
+                await browser.navigate(f"http://127.0.0.1:{port}/")
+            await asyncio.sleep(0.3)
+            with contextlib.suppress(AssertionError):
+                loaded = await browser.evaluate("document.body.dataset.state === 'ok'") is True
+                for row in (await browser.evaluate(_ROWS)) if loaded else []:
+                    states = seen.setdefault(row["name"], [])
+                    if not states or states[-1] != row["state"]:
+                        states.append(row["state"])
+        out, err = await waiting
+        if proc.returncode == 0:
+            await browser.wait_for(
+                "document.querySelectorAll('tr.node[data-online=\"true\"]').length === 2"
+                " && Array.from(document.querySelectorAll('tr.node'))"
+                ".every(tr => tr.dataset.memTotalMb)", timeout_s=10)
+            rows = await browser.evaluate(_ROWS)
+        assert not browser.exceptions, browser.exceptions
+    assert proc.returncode is not None
+    done = subprocess.CompletedProcess(["rpiaas", "testbed", "up"], proc.returncode,
+                                       out.decode(), err.decode())
+    return done, seen, rows
+
+
 def _leftovers(state: dict[str, Any]) -> list[str]:
     """What of a testbed still runs, is mounted or exists after its ``down``."""
     left = []
@@ -123,12 +178,12 @@ def bed() -> Iterator[Bed]:
         Path(tmp).chmod(0o755)
         work = Path(tmp) / "testbed"
         t0 = time.monotonic()
-        done = _up(work)
+        done, seen, rows = asyncio.run(_up_watched(work, Path(tmp)))
         up_s = time.monotonic() - t0
         assert done.returncode == 0, f"testbed up failed:\n{done.stdout}\n{done.stderr}"
         state = json.loads((work / "testbed.json").read_text())
         try:
-            yield Bed(work, state, up_s)
+            yield Bed(work, state, up_s, seen, rows)
         finally:
             down = _rpiaas("testbed", "down", "--dir", str(work), timeout=120)
             assert down.returncode == 0, down.stdout + down.stderr
@@ -157,6 +212,13 @@ def test_both_nodes_boot_from_their_own_roots_and_come_online(bed: Bed) -> None:
         sample = doc["sample"]
         assert sample is not None and 0.8 * MEM_MB < sample["mem_total_mb"] <= MEM_MB, sample
         assert doc["emulated"] is False
+    # the dashboard showed each node booting, then online, with the VM's own memory
+    assert sorted(bed.seen) == NAMES, bed.seen
+    for name, states in bed.seen.items():
+        assert "booting" in states and states[-1] == "online", (name, states)
+        assert states.index("booting") < len(states) - 1
+    for row in bed.rows:
+        assert 0.8 * MEM_MB < float(row["memTotal"]) <= MEM_MB, row
     status = _rpiaas("testbed", "status", "--dir", str(bed.dir), timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "virtual testbed" in status.stdout
@@ -253,11 +315,12 @@ def test_a_vm_killed_mid_run_goes_offline_and_its_tasks_run_elsewhere(bed: Bed,
     assert {last_start[int(r["task_id"])] for r in retried} == {survivor}
     assert len(starts) == 14 + sum(int(r["attempts"]) - 1 for r in rows)
     # the sleeps slept their modelled runtime; the cpu tasks worked at the node's own speed
-    speed = 0.29  # qemu_a53's
+    node_type = PROFILES["qemu_a53"]
     for r in rows:
         runtime_s = float(r["end_s"]) - float(r["start_s"])
         if r["kind"] == "sleep":
-            assert runtime_s == pytest.approx(float(r["work_core_s"]) / speed, abs=0.25), r
+            modelled_s = node_type.start_overhead_s + float(r["work_core_s"]) / node_type.speed
+            assert runtime_s == pytest.approx(modelled_s, abs=0.25), r
     sim = tmp_path / "sim"
     assert _rpiaas("run", str(MIXED), "--out", str(sim)).returncode == 0
     compare = _rpiaas("compare", str(sim), str(live), timeout=300)
