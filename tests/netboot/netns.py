@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rpiaas.testbed.netns import TOOL_PATH, missing_programs
+
 __all__ = [
     "BRIDGE_IF",
     "CLIENT_IF",
@@ -54,9 +56,6 @@ SERVER_IF = "rpxsrv0"  # names only ever seen inside the private namespaces
 CLIENT_IF = "rpxcli0"
 BRIDGE_IF = "rpxbr0"
 _STOP_TIMEOUT_S = 5.0
-# dnsmasq, rpcbind and showmount live in sbin, which a root shell's PATH may lack.
-TOOL_PATH = os.pathsep.join(
-    [os.environ.get("PATH", "/usr/bin:/bin"), "/usr/sbin", "/sbin", "/usr/bin", "/bin"])
 
 
 def tool_env() -> dict[str, str]:
@@ -87,11 +86,6 @@ def netns_available() -> str | None:
     if deleted.returncode != 0:
         return f"'ip netns del' failed: {deleted.stderr.strip()}"
     return None
-
-
-def missing_programs(*names: str) -> list[str]:
-    """Those of ``names`` not on PATH (a busybox applet is named ``busybox``)."""
-    return [n for n in names if shutil.which(n, path=TOOL_PATH) is None]
 
 
 @dataclass(frozen=True)
