@@ -141,6 +141,7 @@ class VirtualTestbed:
 
     def stop(self, timeout_s: float = 10.0) -> list[str]:
         """Stop the master, VMs, relay and boot services; delete the namespace; what was done."""
+        netns.require_root("rpiaas testbed down (of a virtual testbed)")
         lines = stop_all([self.master, *self.vms.values()], timeout_s)
         for key in ("relay", "netboot", "rpcbind", "anchor"):
             if key in self.services:
