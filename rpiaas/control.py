@@ -116,6 +116,7 @@ class ControlPlane:
         self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
                                self._h_order, self._h_blocked, self._trace, self._start, self._write)
         self._choose = self._placement.choose
+        self._rule = self._placement.rule
         self._speed, self._overhead = view._speed_list, view._overhead_list
         cap = self._capacities
         # the common cluster has one largest capacity: two comparisons per arrival
@@ -139,6 +140,11 @@ class ControlPlane:
     def ledger(self) -> Ledger:
         """Every node's resources, power state and tasks (only the control plane writes it)."""
         return self._ledger
+
+    @property
+    def may_move(self) -> bool:
+        """Whether a policy may move running tasks (it implements ``rpiaas_rebalance``)."""
+        return self._h_rebalance.implemented
 
     @property
     def queue_length(self) -> int:
@@ -263,7 +269,12 @@ class ControlPlane:
                 self.view.queue_length = len(queue)
                 return actions
             # an empty queue: the FIFO pass of this one task, written out
-            node = self._choose(task, None, None, now)
+            rule = self._rule
+            if rule is not None:  # the policy's answer is this search of the free index
+                found = rule(task.cores, task.mem_mb)
+                node = -1 if found is None else found
+            else:
+                node = self._choose(task, None, None, now)
             if node >= 0:
                 self._start(task, node, now, actions)
                 qp.stuck = False
@@ -271,7 +282,8 @@ class ControlPlane:
             else:
                 queue[task.id] = task
                 qp.stuck = True
-                qp.stuck_head = task if self._index.tightest(task.cores, task.mem_mb) is None else None
+                qp.stuck_head = task if rule is not None or self._index.tightest(
+                    task.cores, task.mem_mb) is None else None
             if qp.dirty:
                 qp.dirty.clear()
             self.view.queue_length = len(queue)
@@ -352,7 +364,8 @@ class ControlPlane:
 
     def _completed(self, task: Task, now: float) -> None:
         """``task`` ended well at ``now``: its resources back, a stuck pass told, its row due."""
-        self._release(task, now)
+        self._ledger.release(task, now)  # _release, written out
+        self._pass.freed(task.node)
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)

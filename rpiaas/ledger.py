@@ -155,6 +155,7 @@ class Ledger:
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
+        self._move = self.index.move
         self.changed: list[int] = []
         for i, st in enumerate(states):
             self.set_state(i, int(st))
@@ -195,7 +196,7 @@ class Ledger:
         mem = mf[node] - task.mem_mb
         cf[node] = self._cfw[node] = new
         mf[node] = self._mfw[node] = mem
-        self.index.move(node, old, new, mem)
+        self._move(node, old, new, mem)
         self.changed.append(node)
         self._tw[node] += 1
         self._idw[node] = _NAN
@@ -216,7 +217,7 @@ class Ledger:
         cf[node] = self._cfw[node] = new
         mf[node] = self._mfw[node] = mem
         if self.st[node] == _ON:
-            self.index.move(node, old, new, mem)
+            self._move(node, old, new, mem)
             if not on_node:
                 self._idw[node] = now
         self._tw[node] -= 1

@@ -10,7 +10,8 @@ and the view, writes nothing, and fills a decision-trace record when asked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -27,6 +28,26 @@ from .view import ClusterView
 __all__ = ["Placement"]
 
 _ON = int(PowerState.ON)
+
+# Built-in policies whose rpiaas_place answers exactly a search of the free index:
+# (module, class, the FreeCoresIndex method it calls).  Looked up in sys.modules, so
+# the control plane imports no policy; a subclass that overrides rpiaas_place is not matched.
+_INDEX_RULES = (("rpiaas.policies.best_fit", "BestFit", "tightest"),
+                ("rpiaas.policies.worst_fit", "WorstFit", "loosest"))
+
+
+def _index_rule(place: Any, ledger: Ledger) -> Callable[[int, int], int | None] | None:
+    """The free index's search that ``place`` (a bound ``rpiaas_place``) answers with, if it
+    is a built-in policy's that does nothing else; else None."""
+    func = getattr(place, "__func__", None)
+    if func is None:
+        return None
+    for module, cls, method in _INDEX_RULES:
+        mod = sys.modules.get(module)
+        if mod is not None and func is getattr(getattr(mod, cls, None), "rpiaas_place", None):
+            rule: Callable[[int, int], int | None] = getattr(ledger.index, method)
+            return rule
+    return None
 
 
 class Placement:
@@ -57,6 +78,9 @@ class Placement:
         # only rpiaas_place: its answer, checked, is the choice (outside a reservation)
         self._place_only = place_hook.implemented and not (filter_hook.implemented
                                                            or score_hook.implemented)
+        # ``rule(cores, mem_mb)``: the node the policy would answer, asked of the free index
+        # directly (built-in best and worst fit alone; see _INDEX_RULES), or None
+        self.rule = _index_rule(self._place, ledger) if self._place_only else None
 
     def node_index(self, n: Any, hook: str, what: str) -> int:
         """``n`` as a node index, or a :class:`PolicyError` saying it is none."""

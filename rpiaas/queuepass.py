@@ -49,6 +49,7 @@ class QueuePass:
         self._queue = queue
         self._placement = placement
         self._choose = placement.choose
+        self._rule = placement.rule
         self._h_order = order_hook
         self._h_blocked = blocked_hook
         self._trace = trace
@@ -83,6 +84,30 @@ class QueuePass:
         """:meth:`general` without a queue order, a blocked hook or a trace: the
         queue in arrival order until the first task that cannot start."""
         queue = self._queue
+        rule = self._rule
+        if rule is not None:
+            # a policy that answers with a free-index search (Placement.rule): that one
+            # search per task both places it and, when it finds nothing, says no node
+            # has room, so the head is blocked for room
+            start = self._start
+            done: list[int] = []
+            head: Task | None = None
+            for task in queue.values():
+                if task.state is not _QUEUED:
+                    raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+                node = rule(task.cores, task.mem_mb)
+                if node is None:
+                    head = task
+                    break
+                start(task, node, now, actions)
+                done.append(task.id)
+            for tid in done:
+                del queue[tid]
+            self.stuck = head is not None
+            self.stuck_head = head
+            if self.dirty:
+                self.dirty.clear()
+            return
         choose = self._choose
         tightest = self._index.tightest
         started: list[int] = []

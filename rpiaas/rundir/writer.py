@@ -180,10 +180,13 @@ class RunWriter:
             if e > st.last_end:
                 st.last_end = e
             sld = repr(response / run) if run > 0 else ""
+            tenant = self._quoted.get(task.tenant)
+            if tenant is None:
+                tenant = self._tenant(task.tenant)
             self.tasks.write(
                 f"{task.id},{a!r},{s!r},{e!r},{self.node_names[task.node]},completed,{s - a!r},"
                 f"{response!r},{sld},{bsld!r},{task.cores},{task.mem_mb},{task.work_core_s!r},"
-                f"{task.kind},{self._tenant(task.tenant)},{task.attempts}\n")
+                f"{task.kind},{tenant},{task.attempts}\n")
             return
         self.stats.add(task)
         started = s >= 0

@@ -79,6 +79,11 @@ class Simulation(Shell):
             trace=writer.decisions if writer is not None else None,
             on_final=self._final, retries=scenario.retries, initial_state=states)
         self.view = self.control.view
+        # a task's end time is kept only for moving it (rpiaas_rebalance); without moves
+        # a final task goes straight to the writer
+        self._track_ends = self.control.may_move
+        if not self._track_ends and on_task is None and writer is not None:
+            self.control.on_final = writer.task_ended
         self._ledger = self.control.ledger
         self._states, self._cores_free = self.control.node_states, self.control.node_cores_free
         self.usage = NodeUsage(nodes, [int(s) for s in states])
@@ -194,11 +199,13 @@ class Simulation(Shell):
                 if type(a) is Start:  # start(), written out
                     task, node = a.task, a.node
                     end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
-                    self._ends[task.id] = end
+                    if self._track_ends:
+                        self._ends[task.id] = end
                     self._at(end, (task, task.epoch, end), self._finish)
                 else:
                     do[type(a)](a, now)
-        changed = self._ledger.take_changed()
+        # the nodes this step changed: every step starts the ledger's list afresh
+        changed = self._ledger.changed
         if changed:
             self.usage.take(changed, self._states, self._cores_free, now, self._util)
         c = self.control
@@ -210,7 +217,8 @@ class Simulation(Shell):
     def start(self, action: Start, now: float) -> None:
         task, node = action.task, action.node
         end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
-        self._ends[task.id] = end
+        if self._track_ends:
+            self._ends[task.id] = end
         self._at(end, (task, task.epoch, end), self._finish)
 
     def migrate(self, action: Migrate, now: float) -> None:
