@@ -65,8 +65,16 @@ class NodeEntry:
         self.clock_error_s, self.clock_offset_s = min(self._clock_window)
 
     def node_to_local(self, node_time_s: float) -> float:
-        """A time the node read on its own clock, on ours (unchanged before any estimate)."""
-        return node_time_s - (self.clock_offset_s or 0.0)
+        """A time the node read on its own clock, on ours.
+
+        Unchanged before any estimate, and while the offset is within its own
+        error (a node on our clock, polled on a busy machine, reads a little off
+        either way: that is no offset).
+        """
+        offset, error = self.clock_offset_s, self.clock_error_s
+        if offset is None or error is None or abs(offset) <= error:
+            return node_time_s
+        return node_time_s - offset
 
     def set_online(self, online: bool, time_s: float, reason: str = "", misses: int = 1) -> bool:
         """Record a poll's outcome; True if the state changed (first poll included).

@@ -34,3 +34,13 @@ def test_a_stepped_clock_is_followed_within_the_window() -> None:
     for i in range(CLOCK_WINDOW):  # then the node's clock is set back by 30 s
         e.observe_clock(970.0 + i + 1.002, 1000.0 + i + 1, 1000.0 + i + 1.004)
     assert e.clock_offset_s == pytest.approx(-30.0, abs=0.01)
+
+
+def test_an_offset_within_its_error_is_no_offset() -> None:
+    """A node on our own clock, polled slowly, reads a little off: nothing is taken out."""
+    e = _entry()
+    e.observe_clock(1000.3, 999.9, 1000.9)  # 0.3 s off, give or take 0.5 s
+    assert e.clock_offset_s == pytest.approx(-0.1)
+    assert e.node_to_local(2000.0) == 2000.0
+    e.observe_clock(1010.9, 1010.0, 1010.2)  # 0.8 s ahead, give or take 0.1 s: real
+    assert e.node_to_local(2000.0) == pytest.approx(1999.2)
