@@ -152,6 +152,7 @@ class Ledger:
         self.cf: list[int] = self.cores_free.tolist()
         self.mf: list[int] = self.mem_free_mb.tolist()
         self.st: list[int] = [_ON] * n
+        self.not_on = 0  # nodes not on (off, booting or down): none, and no mask needs the state
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
@@ -171,6 +172,9 @@ class Ledger:
         return changed
 
     def set_state(self, n: int, state: int) -> None:
+        old = self.st[n]
+        if old != state and (old == _ON or state == _ON):
+            self.not_on += 1 if old == _ON else -1
         self.state[n] = state
         self.st[n] = state
         self.changed.append(n)

@@ -81,6 +81,10 @@ class Placement:
         # ``rule(cores, mem_mb)``: the node the policy would answer, asked of the free index
         # directly (built-in best and worst fit alone; see _INDEX_RULES), or None
         self.rule = _index_rule(self._place, ledger) if self._place_only else None
+        # the one rpiaas_score implementation, called by position (no keyword dict, no list)
+        self._score1: Callable[..., Any] | None = (
+            score_hook.caller("task", "view")
+            if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
 
     def node_index(self, n: Any, hook: str, what: str) -> int:
         """``n`` as a node index, or a :class:`PolicyError` saying it is none."""
@@ -168,7 +172,12 @@ class Placement:
             mask[res.node] = False
             kept = res.node
         total: npt.NDArray[np.float64] | None = None
-        if self._h_score.implemented:
+        score1 = self._score1
+        if score1 is not None:  # one implementation: its array as is
+            one = score1(task, view)
+            if one is not None:
+                total = np.asarray(one, dtype=np.float64)
+        elif self._h_score.implemented:
             scores = self._h_score.all(task=task, view=view)
             if len(scores) == 1:  # the sum of one: its values, without np.sum's copy
                 total = np.asarray(scores[0], dtype=np.float64)
@@ -178,7 +187,7 @@ class Placement:
             n = int(np.argmax(np.where(mask, total, -np.inf))) if mask.any() else -1
         elif total is not None:
             # the first best among the kept nodes: argmax over them alone
-            idx = np.flatnonzero(mask)
+            idx = mask.nonzero()[0]  # np.flatnonzero of a 1-d mask, without its wrapper
             if idx.size:
                 sub = total[idx]
                 j = int(sub.argmax())
@@ -188,7 +197,7 @@ class Placement:
             else:
                 n = -1
         else:
-            idx = np.flatnonzero(mask)
+            idx = mask.nonzero()[0]  # np.flatnonzero of a 1-d mask, without its wrapper
             n = int(idx[0]) if idx.size else -1
         if rec is not None:
             tr.mask(rec, fits, masks, kept, mask, total, n)

@@ -21,6 +21,7 @@ from .model import Node, PowerState, Task
 __all__ = ["ClusterView", "FreeCoresIndex"]  # FreeCoresIndex: the type of ``free_index``
 
 IntArray = npt.NDArray[np.int64]
+_ON = int(PowerState.ON)
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -103,11 +104,9 @@ class ClusterView:
     # -- convenience for policies ------------------------------------------
     def fits(self, task: Task) -> npt.NDArray[np.bool_]:
         """Mask of nodes that are on and have the free cores and memory for ``task``."""
-        mask: npt.NDArray[np.bool_] = (
-            (self._cores_free >= task.cores)
-            & (self._mem_free_mb >= task.mem_mb)
-            & (self._state == PowerState.ON)
-        )
+        mask: npt.NDArray[np.bool_] = (self._cores_free >= task.cores) & (self._mem_free_mb >= task.mem_mb)
+        if self._ledger.not_on:  # else every node is on
+            mask &= self._state == _ON
         return mask
 
     def could_ever_fit(self, task: Task) -> npt.NDArray[np.bool_]:
@@ -117,7 +116,7 @@ class ClusterView:
     def fits_node(self, task: Task, node: int) -> bool:
         """Whether ``node`` is on and has room for ``task`` now."""
         return bool(
-            self._state[node] == PowerState.ON
+            self._state[node] == _ON
             and self._cores_free[node] >= task.cores
             and self._mem_free_mb[node] >= task.mem_mb
         )
