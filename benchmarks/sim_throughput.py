@@ -7,6 +7,7 @@ Usage::
     .venv/bin/python benchmarks/sim_throughput.py --cases a --repeat 3
     .venv/bin/python benchmarks/sim_throughput.py --mem 64-512   # not memory-bound
     .venv/bin/python benchmarks/sim_throughput.py --profile  # cProfile of the framework on case a
+    .venv/bin/python benchmarks/sim_throughput.py --csv --cases a   # whole processes on a CSV trace
 
 See docs/benchmarks.md.
 
@@ -419,6 +420,102 @@ def check_rule(seed: int, scheme: str, policy: str = "best_fit") -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- --csv: whole processes on a trace
+PLAIN_CSV = Path(__file__).resolve().parent / "plain_csv_sim.py"
+
+
+def write_trace(case: Case, seed: int, scheme: str, path: Path) -> None:
+    """The case's tasks as a CSV trace (exact floats), the file both sides read."""
+    with open(path, "w", newline="") as f:
+        f.write("id,arrival_s,cores,mem_mb,work_core_s\n")
+        i = 0
+        for arrivals, cores, mem, work in workload_chunks(case, seed, scheme):
+            f.write("".join(f"{i + j},{a!r},{c},{m},{w!r}\n"
+                            for j, (a, c, m, w) in enumerate(zip(arrivals, cores, mem, work, strict=True))))
+            i += len(arrivals)
+
+
+def csv_scenario_yaml(case: Case, trace: Path, seed: int = SEED) -> str:
+    """The case with its tasks read from ``trace`` (start_s 0: arrival times as written)."""
+    head, _, _ = scenario_yaml(case, seed).partition("workload:")
+    return head + f"""workload:
+  trace:
+    path: {trace.name}
+    format: csv
+    start_s: 0
+policy: {case.policy}
+"""
+
+
+def run_process(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall time and peak RSS (MB) of a whole process, and its output."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.stderr.write(out)
+        raise SystemExit(f"{cmd[1]} failed (exit {proc.returncode})")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def bench_csv_case(case: Case, repeat: int, seed: int, scheme: str) -> dict[str, Any]:
+    """``rpiaas run`` on a CSV trace against plain_csv_sim.py on the same file, whole processes."""
+    print(f"\n{case.label}, CSV trace: rate {case.rate_per_s:.4g}/s, mem {case.mem_lo}-{case.mem_hi} MB, "
+          f"repeat {repeat}; whole processes", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "framework": []}
+    with tempfile.TemporaryDirectory(prefix=f"rpiaas-bench-csv-{case.key}-") as tmp:
+        trace = Path(tmp) / "trace.csv"
+        write_trace(case, seed, scheme, trace)
+        scenario = Path(tmp) / "scenario.yaml"
+        scenario.write_text(csv_scenario_yaml(case, trace, seed))
+        for i in range(repeat):
+            for impl in (("plain", "framework") if i % 2 == 0 else ("framework", "plain")):
+                if impl == "plain":
+                    wall, rss, out = run_process([sys.executable, str(PLAIN_CSV), str(trace), str(case.nodes)])
+                    tasks, _, mean_wait = out.split()[-3:]
+                    r = {"wall_s": wall, "rss_mb": rss, "tasks": int(tasks), "mean_wait_s": float(mean_wait)}
+                else:
+                    out_dir = Path(tmp) / f"run{i}"
+                    wall, rss, _ = run_process([sys.executable, "-m", "rpiaas", "run", str(scenario),
+                                                "--out", str(out_dir), "--quiet"])
+                    summary = json.loads((out_dir / "run.json").read_text())["summary"]
+                    r = {"wall_s": wall, "rss_mb": rss, "tasks": summary["tasks"],
+                         "mean_wait_s": summary["mean_wait_s"]}
+                    shutil.rmtree(out_dir)
+                runs[impl].append(r)
+                print(f"  {impl:<9} {wall:8.2f} s  {r['tasks'] / wall:10,.0f} tasks/s  rss {rss:6.1f} MB  "
+                      f"mean wait {r['mean_wait_s']:.6g} s", flush=True)
+    p, f = (min(runs[k], key=lambda r: r["wall_s"]) for k in ("plain", "framework"))
+    pairs = [a["wall_s"] / b["wall_s"] for a, b in zip(runs["plain"], runs["framework"], strict=True)]
+    return {"case": asdict(case), "label": case.label, "plain": p, "framework": f,
+            "ratio": p["wall_s"] / f["wall_s"], "pair_ratios": pairs,
+            "rss_mb": {k: max(r["rss_mb"] for r in v) for k, v in runs.items()}}
+
+
+def print_csv_table(results: list[dict[str, Any]]) -> None:
+    print("\n" + "=" * 100)
+    print("--csv: whole processes (interpreter start, imports, reading the trace, the run): "
+          "`rpiaas run` on a CSV trace, full run directory, against plain_csv_sim.py on the same file")
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, python {platform.python_version()}, load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'case':<30} {'impl':<9} {'wall s':>8} {'tasks/s':>10} {'peak RSS':>9} {'mean wait s':>12} "
+          f"{'ratio':>6}  pairs")
+    for r in results:
+        for impl in ("plain", "framework"):
+            x = r[impl]
+            fw = impl == "framework"
+            print(f"{r['label'] if not fw else '':<30} {impl:<9} {x['wall_s']:8.2f} "
+                  f"{x['tasks'] / x['wall_s']:10,.0f} {r['rss_mb'][impl]:6.1f} MB {x['mean_wait_s']:12.6g} "
+                  f"{(str(round(r['ratio'], 2)) + 'x') if fw else '':>6}  "
+                  f"{'/'.join(f'{v:.2f}' for v in r['pair_ratios']) if fw else ''}")
+        same = "identical" if _same(r["framework"]["mean_wait_s"], r["plain"]["mean_wait_s"]) else "DIFFERENT"
+        print(f"  ({r['case']['key']}) mean waits {same}")
+
+
 # ---------------------------------------------------------------- driver
 def child(impl: str, case: Case, seed: int, scheme: str, rule: str) -> None:
     c0 = time.process_time()
@@ -587,6 +684,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="cProfile the framework on case a (in process) instead of benchmarking")
     ap.add_argument("--profile-out", type=Path, help="with --profile: write the .prof file here")
     ap.add_argument("--top", type=int, default=30, help="with --profile: rows to print")
+    ap.add_argument("--csv", action="store_true",
+                    help="whole processes on a CSV trace of the case's tasks: `rpiaas run` against "
+                         "benchmarks/plain_csv_sim.py reading the same file")
     ap.add_argument("--child", choices=("plain", "framework", "lean"), help=argparse.SUPPRESS)
     ap.add_argument("--case-json", help=argparse.SUPPRESS)
     ap.add_argument("--scheme", default="per-field", help=argparse.SUPPRESS)
@@ -623,6 +723,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.cases) - set(cases)
     if unknown:
         ap.error(f"--cases: unknown case(s) {', '.join(sorted(unknown))} (known: {', '.join(cases)})")
+    if args.csv:
+        if args.policy != "best_fit" or args.rule not in (None, "tightest"):
+            ap.error("--csv compares best fit (rule tightest) only")
+        csv_results = [bench_csv_case(cases[k], repeat, args.seed, scheme) for k in args.cases]
+        print_csv_table(csv_results)
+        if args.json is not None:
+            args.json.write_text(json.dumps(csv_results, indent=2) + "\n")
+        return 0
     rule = args.rule
     if rule is None:
         rule = check_rule(args.seed, scheme, args.policy)
