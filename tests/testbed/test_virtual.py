@@ -152,6 +152,10 @@ async def _up_watched(work: Path, tmp: Path) -> tuple[subprocess.CompletedProces
                 " && Array.from(document.querySelectorAll('tr.node'))"
                 ".every(tr => tr.dataset.memTotalMb)", timeout_s=10)
             rows = await browser.evaluate(_ROWS)
+            for row in rows:  # the page refreshes on its own timer: it may show it only now
+                states = seen.setdefault(row["name"], [])
+                if not states or states[-1] != row["state"]:
+                    states.append(row["state"])
         assert not browser.exceptions, browser.exceptions
     assert proc.returncode is not None
     done = subprocess.CompletedProcess(["rpiaas", "testbed", "up"], proc.returncode,
