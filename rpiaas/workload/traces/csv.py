@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator
+from math import isfinite
 from pathlib import Path
 
 from ...inputs.source import InputError
@@ -41,24 +42,39 @@ def read_csv(path: str | Path, columns: dict[str, str] | None = None, skip_bad_l
             raise InputError(f"no column {cols['duration_s']!r} (duration_s) or "
                              f"{cols['work_core_s']!r} (work_core_s)", name, 1)
         idx = {k: at.get(c) for k, c in cols.items()}
+        order = list(idx.items())  # the cells in CSV_COLUMNS order (the first bad one is reported)
+        width = len(head)
+        new_job = TraceJob.make
         for row in reader:
             lineno = reader.line_num
-            if not row or all(not c.strip() for c in row):
+            # a blank line: every cell empty or white space (the first cell decides most rows)
+            if not row or (not row[0].strip() and not "".join(row).strip()):
                 continue
             if report is not None:
                 report.read += 1
             try:
-                if len(row) != len(head):
-                    raise ValueError(f"expected {len(head)} columns, got {len(row)}")
-                got = {k: _cell(row, i, k) for k, i in idx.items()}
-                arrival, cores = got["arrival_s"], got["cores"]
+                if len(row) != width:
+                    raise ValueError(f"expected {width} columns, got {len(row)}")
+                got = []
+                for k, i in order:  # _cell of each, written out: float() first, _cell for the rest
+                    if i is None:
+                        got.append(None)
+                        continue
+                    text = row[i]
+                    try:
+                        x = float(text)
+                    except ValueError:
+                        got.append(_cell(row, i, k))  # blank (None) or the error
+                        continue
+                    if not isfinite(x):
+                        raise ValueError(f"{k}: not a finite number: {text!r}")
+                    got.append(x if x >= 0 else None)
+                job_id, arrival, cores, mem, duration, work, walltime = got
                 if arrival is None:
                     raise ValueError(f"column {cols['arrival_s']!r}: no arrival time")
-                yield TraceJob(
-                    id=int(got["id"]) if got["id"] is not None else lineno - 1,
-                    submit_s=arrival, run_s=got["duration_s"],
-                    procs=int(cores) if cores is not None else -1, mem_mb=got["mem_mb"],
-                    req_time_s=got["walltime_s"] or None, line=lineno, work_core_s=got["work_core_s"])
+                yield new_job(int(job_id) if job_id is not None else lineno - 1, arrival, duration,
+                              int(cores) if cores is not None else -1, mem, walltime or None,
+                              lineno, work)
             except ValueError as e:
                 if not skip_bad_lines:
                     raise InputError(f"{e} (--skip-bad-lines to go on)", name, lineno) from None
