@@ -55,7 +55,7 @@ def read_csv(path: str | Path, columns: dict[str, str] | None = None, skip_bad_l
             try:
                 if len(row) != width:
                     raise ValueError(f"expected {width} columns, got {len(row)}")
-                got = []
+                got: list[float | None] = []
                 for k, i in order:  # _cell of each, written out: float() first, _cell for the rest
                     if i is None:
                         got.append(None)
