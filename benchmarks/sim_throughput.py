@@ -170,13 +170,14 @@ def run_framework(case: Case, workdir: Path, seed: int = SEED, event_log: bool =
     t0 = time.perf_counter()
     scenario = load_scenario(path)
     load_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary, out = simulate(scenario, workdir / "run")
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out is not None
     timing = json.loads((out / "timing.json").read_text())
     return {
-        "impl": "framework" if event_log else "lean", "wall_s": wall, "run_s": timing["wall_s"], "load_s": load_s,
+        "impl": "framework" if event_log else "lean", "wall_s": wall, "cpu_s": cpu, "run_s": timing["wall_s"],
+        "load_s": load_s,
         "import_s": import_s, "tasks": summary["tasks"], "completed": summary["completed"],
         "events": timing["events"], "mean_wait_s": summary["mean_wait_s"],
         "p95_wait_s": summary["p95_wait_s"], "utilization": summary["mean_utilization"],
@@ -264,7 +265,7 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
     import numpy as np
     import simpy
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     env = simpy.Environment()
     timeout = env.timeout
     new_event = env.event
@@ -389,10 +390,10 @@ def run_plain(case: Case, seed: int = SEED, scheme: str = "per-field",
 
     env.process(source())
     env.run()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     w = np.frombuffer(waits, dtype=np.float64)
     return {
-        "impl": "plain", "rule": rule, "wall_s": wall, "run_s": wall, "load_s": 0.0,
+        "impl": "plain", "rule": rule, "wall_s": wall, "cpu_s": cpu, "run_s": wall, "load_s": 0.0,
         "import_s": 0.0, "tasks": case.tasks, "completed": done[0], "events": case.tasks + done[0],
         "mean_wait_s": float(w.mean()), "p95_wait_s": float(np.percentile(w, 95)),
         "utilization": None, "sim_end_s": env.now, "output_mb": 0.0, "rss_mb": peak_rss_mb(),
@@ -447,8 +448,8 @@ policy: {case.policy}
 """
 
 
-def run_process(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall time and peak RSS (MB) of a whole process, and its output."""
+def run_process(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Wall time, CPU time (user + system) and peak RSS (MB) of a whole process, and its output."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -459,7 +460,7 @@ def run_process(cmd: list[str]) -> tuple[float, float, str]:
     if proc.returncode != 0:
         sys.stderr.write(out)
         raise SystemExit(f"{cmd[1]} failed (exit {proc.returncode})")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
 
 
 def bench_csv_case(case: Case, repeat: int, seed: int, scheme: str) -> dict[str, Any]:
@@ -475,15 +476,17 @@ def bench_csv_case(case: Case, repeat: int, seed: int, scheme: str) -> dict[str,
         for i in range(repeat):
             for impl in (("plain", "framework") if i % 2 == 0 else ("framework", "plain")):
                 if impl == "plain":
-                    wall, rss, out = run_process([sys.executable, str(PLAIN_CSV), str(trace), str(case.nodes)])
+                    wall, cpu, rss, out = run_process([sys.executable, str(PLAIN_CSV), str(trace),
+                                                       str(case.nodes)])
                     tasks, _, mean_wait = out.split()[-3:]
-                    r = {"wall_s": wall, "rss_mb": rss, "tasks": int(tasks), "mean_wait_s": float(mean_wait)}
+                    r = {"wall_s": wall, "cpu_s": cpu, "rss_mb": rss, "tasks": int(tasks),
+                         "mean_wait_s": float(mean_wait)}
                 else:
                     out_dir = Path(tmp) / f"run{i}"
-                    wall, rss, _ = run_process([sys.executable, "-m", "rpiaas", "run", str(scenario),
-                                                "--out", str(out_dir), "--quiet"])
+                    wall, cpu, rss, _ = run_process([sys.executable, "-m", "rpiaas", "run", str(scenario),
+                                                     "--out", str(out_dir), "--quiet"])
                     summary = json.loads((out_dir / "run.json").read_text())["summary"]
-                    r = {"wall_s": wall, "rss_mb": rss, "tasks": summary["tasks"],
+                    r = {"wall_s": wall, "cpu_s": cpu, "rss_mb": rss, "tasks": summary["tasks"],
                          "mean_wait_s": summary["mean_wait_s"]}
                     shutil.rmtree(out_dir)
                 runs[impl].append(r)
@@ -493,6 +496,7 @@ def bench_csv_case(case: Case, repeat: int, seed: int, scheme: str) -> dict[str,
     pairs = [a["wall_s"] / b["wall_s"] for a, b in zip(runs["plain"], runs["framework"], strict=True)]
     return {"case": asdict(case), "label": case.label, "plain": p, "framework": f,
             "ratio": p["wall_s"] / f["wall_s"], "pair_ratios": pairs,
+            "cpu_ratio": min(r["cpu_s"] for r in runs["plain"]) / min(r["cpu_s"] for r in runs["framework"]),
             "rss_mb": {k: max(r["rss_mb"] for r in v) for k, v in runs.items()}}
 
 
@@ -513,7 +517,8 @@ def print_csv_table(results: list[dict[str, Any]]) -> None:
                   f"{(str(round(r['ratio'], 2)) + 'x') if fw else '':>6}  "
                   f"{'/'.join(f'{v:.2f}' for v in r['pair_ratios']) if fw else ''}")
         same = "identical" if _same(r["framework"]["mean_wait_s"], r["plain"]["mean_wait_s"]) else "DIFFERENT"
-        print(f"  ({r['case']['key']}) mean waits {same}")
+        print(f"  ({r['case']['key']}) mean waits {same}; CPU-time ratio {r['cpu_ratio']:.2f}x "
+              "(best CPU seconds of each process)")
 
 
 # ---------------------------------------------------------------- driver
@@ -552,6 +557,7 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(min(runs, key=lambda r: r["wall_s"]))
     out["walls"] = [round(r["wall_s"], 3) for r in runs]
     out["rss_mb"] = max(r["rss_mb"] for r in runs)
+    out["best_cpu_s"] = min(r.get("cpu_s", r["wall_s"]) for r in runs)
     return out
 
 
@@ -572,6 +578,7 @@ def bench_case(case: Case, repeat: int, seed: int, scheme: str, rule: str) -> di
             "revisions": sorted({r["revision"] for r in runs["framework"]}),
             "memory_load": memory_load(case), "plain": p, "framework": f, "lean": lean,
             "lean_ratio": p["wall_s"] / lean["wall_s"],
+            "cpu_ratio": p["best_cpu_s"] / f["best_cpu_s"],
             "ratio": p["wall_s"] / f["wall_s"], "pair_ratios": pairs}
 
 
@@ -633,6 +640,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
     for r in results:
         f, p = r["framework"], r["plain"]
         same = "identical" if _same(f["mean_wait_s"], p["mean_wait_s"]) else "DIFFERENT"
+        print(f"  ({r['case']['key']}) CPU-time ratio {r['cpu_ratio']:.2f}x (plain {p['best_cpu_s']:.2f} s, "
+              f"framework {f['best_cpu_s']:.2f} s: the best CPU seconds of the simulation calls, "
+              "steadier than wall time on a busy machine)")
         print(f"  ({r['case']['key']}) mean waits {same} (framework {f['mean_wait_s']}, plain "
               f"{p['mean_wait_s']:.12g}); memory load {r['memory_load']:.0%}, longest queue "
               f"{p['max_queue']:,}; framework: run loop {f['run_s']:.2f} s, load_scenario "
