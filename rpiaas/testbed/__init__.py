@@ -1,8 +1,13 @@
-"""Testbeds on this machine: a master and N node agents on loopback, to try live mode without Pis.
+"""Testbeds on this machine, to try live mode without Pis.
 
-:func:`~.local.start_local_testbed` starts one (``rpiaas testbed up --local N``)
-and returns a :class:`~.local.LocalTestbed`; :mod:`.plan` says what each node
-gets of this machine, :mod:`.procs` keeps the processes.
+:func:`~.local.start_local_testbed` starts N node agents on loopback with a
+master (``rpiaas testbed up --local N``) and returns a
+:class:`~.local.LocalTestbed`; :mod:`.plan` says what each node gets of this
+machine, :mod:`.procs` keeps the processes.
+:func:`~.virtual.start_virtual_testbed` boots N virtual Pis (QEMU arm64) over
+the network in a private namespace (``sudo rpiaas testbed up --virtual N``):
+:mod:`.vmplan` plans them, :mod:`.netns` keeps their network, :mod:`.relay` is
+the host's way to their master.
 """
 
 from __future__ import annotations

@@ -35,7 +35,17 @@ import yaml
 from ..cluster import load_cluster
 from ..master.auth import node_token
 from .plan import HOST, TestbedError, TestbedRunning, free_ports, machine, plan
-from .procs import Proc, executable, get_json, proc_stat, start_process, stop_all, tail
+from .procs import (
+    Proc,
+    executable,
+    get_json,
+    proc_stat,
+    start_process,
+    stop_all,
+    tail,
+    write_json,
+    write_private,
+)
 
 __all__ = ["LocalTestbed", "load_testbed",
            "start_local_testbed", "stop_testbed"]
@@ -128,20 +138,6 @@ class LocalTestbed:
                 "started_s": self.started_s, "notes": self.notes}
 
 
-# ---------------------------------------------------------------- files
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)  # an older file keeps its mode otherwise
-        f.write(text + "\n")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 # ---------------------------------------------------------------- the API
 def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | VirtualTestbed | None:
     """The testbed recorded in ``dir/testbed.json``, running or not; None if there is none."""
@@ -213,11 +209,11 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     names = [node.name for node in load_cluster(root / "cluster.yaml").nodes]
     ports = free_ports(n + (master_port == 0))
     master_port = master_port or ports.pop()
-    _write_private(root / "master-token", secrets.token_urlsafe(32))
+    write_private(root / "master-token", secrets.token_urlsafe(32))
     node_secret = secrets.token_urlsafe(32)
-    _write_private(root / "node-secret", node_secret)
+    write_private(root / "node-secret", node_secret)
     for name in names:
-        _write_private(root / TOKENS_DIR / f"{name}.token", node_token(node_secret, name))
+        write_private(root / TOKENS_DIR / f"{name}.token", node_token(node_secret, name))
     with contextlib.suppress(FileNotFoundError):
         (root / "agent-token").unlink()  # an earlier testbed's shared token: no longer used
     master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
@@ -259,7 +255,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
         agents = {name: procs[name] for name in names}
         tb = LocalTestbed(root, master, agents, doc["clusters"][0]["type"], cores, mem_mb,
                           time.time(), notes, popens)
-        _write_json(root / STATE_FILE, tb.to_json())
+        write_json(root / STATE_FILE, tb.to_json())
         _wait_online(tb, timeout_s)
     except BaseException:
         ordered = [procs[k] for k in ("master", *names) if k in procs]

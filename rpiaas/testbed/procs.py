@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from typing import Any
 
 from .plan import HOST, TestbedError
 
-__all__ = ["Proc", "executable", "get_json", "pid_alive", "proc_stat", "start_process", "stop_all", "tail"]
+__all__ = ["Proc", "complaints", "executable", "get_json", "pid_alive", "proc_stat", "start_process",
+           "stop_all", "tail", "this_start", "wait_for_log", "wait_until", "write_json",
+           "write_private"]
 
 _DROP_ENV = ("RPIAAS_AGENT_", "RPIAAS_MASTER_")  # they would override the testbed's own tokens
 
@@ -152,3 +155,65 @@ def tail(path: str, lines: int = 15) -> str:
     except OSError:
         return "    (no log)"
     return "\n".join("    " + line for line in text[-lines:])
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` and a newline into ``path``, readable by its owner only (mode 600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text + "\n")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as JSON into ``path``, whole or not at all."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def complaints(log: str, lines: int = 6) -> str:
+    """The last lines of ``log`` that say what went wrong, else its last lines."""
+    try:
+        text = Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    bad = [line for line in text if _COMPLAINT.search(line)]
+    return "\n".join("    " + line for line in bad[-lines:]) if bad else tail(log)
+
+
+_COMPLAINT = re.compile(r"(?i)\b(error|fail\w*|fatal|cannot|denied|exited|refused|crit)\b")
+
+
+def wait_until(ready: Any, proc: Proc, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if not proc.alive():
+            raise TestbedError(f"{proc.name} exited before {what} appeared; from "
+                               f"{proc.log}:\n{complaints(proc.log)}")
+        if time.monotonic() > deadline:
+            raise TestbedError(f"{proc.name}: no {what} after {timeout_s:g} s; the end of "
+                               f"{proc.log}:\n{tail(proc.log)}")
+        time.sleep(0.05)
+
+
+def wait_for_log(proc: Proc, text: str, timeout_s: float) -> None:
+    """Wait until this start of ``proc`` logs ``text`` (not an earlier start: logs are appended,
+    each start after a ``--- `` header line)."""
+    def logged() -> bool:
+        try:
+            log = Path(proc.log).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        return text in log[log.rfind("\n--- ") + 1:]
+    wait_until(logged, proc, repr(text), timeout_s)
+
+
+def this_start(log: str, lines: int = 15) -> str:
+    """The last lines ``log`` has since its process's last start (its last ``--- `` header)."""
+    try:
+        text = Path(log).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "    (no log)"
+    text = text[text.rfind("\n--- ") + 1:]
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])

@@ -29,18 +29,13 @@ with its bridge and taps; nothing stays running or mounted.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import json
 import os
-import re
 import secrets
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,33 +43,43 @@ import yaml
 
 from ..cluster import load_cluster
 from ..master.auth import node_token
-from ..model import ClusterSpec
 from ..netboot.ganesha import render_ganesha
 from ..netboot.plan import NetbootError, make_plan
 from ..netboot.render import render
 from . import netns
 from .netns import BRIDGE_IF, Namespace
 from .plan import HOST, TestbedError
-from .procs import Proc, executable, get_json, stop_all, tail
+from .procs import (
+    Proc,
+    complaints,
+    executable,
+    get_json,
+    stop_all,
+    this_start,
+    wait_for_log,
+    wait_until,
+    write_json,
+    write_private,
+)
+from .vmplan import (
+    PROGRAMS,
+    default_cluster,
+    mounts_under,
+    run_step,
+    server_address,
+    vm_files,
+    vm_script,
+    why_not_booted,
+)
 
-__all__ = ["VM_NODE_TYPE", "VirtualTestbed", "load_virtual", "start_virtual_testbed"]
+__all__ = ["PROGRAMS", "VirtualTestbed", "load_virtual", "start_virtual_testbed"]
 
-VM_NODE_TYPE = "qemu_a53"
-DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"
-MAX_NODES = 200
 MASTER_PORT_NS = 8080  # the master's port inside the namespace
 POLL_TIMEOUT_S, OFFLINE_AFTER = 3.0, 3
 DEFAULT_ICOUNT_SHIFT: int | None = None
-PROGRAMS = ("ip", "nsenter", "dnsmasq", "rpcbind", "ganesha.nfsd", "qemu-system-aarch64",
-            "apt-get", "dpkg-deb", "depmod", "cpio")
 KIND = "virtual"
 STATE_FILE = "testbed.json"
 TOKENS_DIR = "tokens"
-
-
-def vm_script(name: str) -> Path:
-    """A script of the virtual Pi (``rpiaas/netboot/vm``), shipped with the package."""
-    return Path(str(resources.files("rpiaas.netboot").joinpath("vm").joinpath(name)))
 
 
 @dataclass
@@ -183,76 +188,6 @@ def load_virtual(root: Path, data: dict[str, Any]) -> VirtualTestbed:
         int(data["mem_mb"]), float(data["started_s"]), list(data.get("notes", [])))
 
 
-def mounts_under(path: Path) -> list[str]:
-    """The host's mounts at or below ``path``."""
-    prefix = str(path.absolute())
-    found = []
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        target = line.split()[1].replace("\\040", " ")
-        if target == prefix or target.startswith(prefix + "/"):
-            found.append(target)
-    return found
-
-
-# ---------------------------------------------------------------- the plan
-def default_cluster(n: int) -> dict[str, Any]:
-    """N ``qemu_a53`` nodes ``vnode1`` ... in ``DOMAIN``, MACs in QEMU's range (52:54:00)."""
-    if not 1 <= n <= MAX_NODES:
-        raise TestbedError(f"--virtual: expected 1 to {MAX_NODES} nodes, got {n}", exit_code=2)
-    return {"interface": BRIDGE_IF, "clusters": [{
-        "domain": DOMAIN, "prefix": PREFIX,
-        "nodes": [{"hostname": f"vnode{i}", "type": VM_NODE_TYPE, "suffix": 10 + i,
-                   "hwaddr": f"52:54:00:77:{i >> 8:02x}:{i & 0xff:02x}"}
-                  for i in range(1, n + 1)]}]}
-
-
-def server_address(spec: ClusterSpec) -> tuple[str, int]:
-    """The boot server's address and prefix length: the highest free host of the first network."""
-    cluster = next((c for c in spec.clusters if c.prefix and c.nodes), None)
-    if cluster is None:
-        raise TestbedError("the cluster has no network (no cluster with a prefix and nodes)",
-                           exit_code=2)
-    octets = cluster.prefix.split(".")
-    network = ipaddress.IPv4Network(".".join(octets + ["0"] * (4 - len(octets)))
-                                    + f"/{8 * len(octets)}")
-    taken = {n.address for n in spec.nodes}
-    for host in reversed(list(network.hosts())[-254:]):
-        if str(host) not in taken:
-            return str(host), network.prefixlen
-    raise TestbedError(f"no free address for the boot server in {network}", exit_code=2)
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(text + "\n")
-
-
-def _run_step(what: str, argv: list[str], log: Path, timeout_s: float) -> str:
-    """Run a preparation step to its end, its output appended to ``log``; its standard output."""
-    with open(log, "a", encoding="utf-8") as out:
-        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
-        out.flush()
-        try:
-            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=out, text=True,
-                                  timeout=timeout_s, env={**os.environ, "PATH": netns.TOOL_PATH})
-        except subprocess.TimeoutExpired:
-            raise TestbedError(f"{what}: no end after {timeout_s:g} s; see {log}") from None
-        out.write(done.stdout)
-    if done.returncode != 0:
-        raise TestbedError(f"{what} failed (exit {done.returncode}); the end of {log}:\n"
-                           f"{tail(str(log))}")
-    return done.stdout
-
-
-def _vm_files(root: Path, cache: str | None) -> dict[str, str]:
-    argv = [str(vm_script("prepare.sh"))] + (["--cache", cache] if cache else [])
-    out = _run_step("the virtual Pi's kernel and initramfs (prepare.sh)", argv,
-                    root / "logs" / "prepare.log", 1800)
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
 # ---------------------------------------------------------------- up
 def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
                           cluster: str | os.PathLike[str] | None = None, mem_mb: int = 512,
@@ -326,18 +261,18 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
     source = str(root / "cluster.yaml")
     render(plan, root / "boot", source=source, ganesha=render_ganesha(plan, source=source))
 
-    _write_private(root / "master-token", secrets.token_urlsafe(32))
+    write_private(root / "master-token", secrets.token_urlsafe(32))
     secret = secrets.token_urlsafe(32)
-    _write_private(root / "node-secret", secret)
+    write_private(root / "node-secret", secret)
     for node in plan.nodes:
-        _write_private(root / TOKENS_DIR / f"{node.name}.token", node_token(secret, node.name))
+        write_private(root / TOKENS_DIR / f"{node.name}.token", node_token(secret, node.name))
     master_ns_url = f"http://{server_ip}:{MASTER_PORT_NS}"
-    files = _vm_files(root, cache)
+    files = vm_files(root, cache)
     if prepare_roots:
         argv = [str(vm_script("make-agent-root.sh")), "--render", str(root / "boot"),
                 "--master", master_ns_url, "--node-secret-file", str(root / "node-secret"),
                 "--busybox", files["BUSYBOX"]] + (["--cache", cache] if cache else [])
-        _run_step("the nodes' roots (make-agent-root.sh)", argv, root / "logs" / "prepare.log",
+        run_step("the nodes' roots (make-agent-root.sh)", argv, root / "logs" / "prepare.log",
                   3600)
     # A virtual node answers /info in some 25 ms, but up to seconds while a task or the
     # agent's speed measurement holds its one emulated core: a longer timeout, one more miss.
@@ -359,16 +294,16 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         services["anchor"] = ns.start_anchor(logs / "anchor.log", root)
         services["rpcbind"] = ns.start("rpcbind", ["rpcbind", "-f", "-h", server_ip],
                                        logs / "rpcbind.log", root)
-        _wait_for(lambda: Path(f"/proc/{ns.anchor.pid}/root/run/rpcbind.sock").exists()
+        wait_until(lambda: Path(f"/proc/{ns.anchor.pid}/root/run/rpcbind.sock").exists()
                   if ns.anchor else False, services["rpcbind"], "its socket", 10)
         rpiaas = executable("rpiaas")
         services["netboot"] = ns.start(
             "netboot", [rpiaas, "netboot", "serve", str(root / "boot"), "--state-dir",
                         str(root / "state"), "--nfs", "ganesha"], logs / "netboot.log", root)
-        _wait_for_log(services["netboot"], "NFS SERVER INITIALIZED", 60)
+        wait_for_log(services["netboot"], "NFS SERVER INITIALIZED", 60)
         master = ns.start("master", [rpiaas, "master", str(root / "master.yaml")],
                           logs / "master.log", root)
-        _wait_for_log(master, "Running on", 60)
+        wait_for_log(master, "Running on", 60)
         relay, port = _start_relay(ns, root, server_ip, master_port)
         services["relay"] = relay
         master = Proc("master", master.pid, port, master.log, master.start_ticks)
@@ -376,7 +311,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         types = {node.name: node.type.name for node in spec.nodes}
         tb = VirtualTestbed(root, ns.name, server_ip, master, services, vms, types, mem_mb,
                             time.time(), _ns=ns)
-        _write_json(root / STATE_FILE, tb.to_json())
+        write_json(root / STATE_FILE, tb.to_json())
         token = tb.master_token
         for i, (name, node) in enumerate(names.items(), start=1):
             tap = f"rpxtap{i}"
@@ -388,7 +323,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
                  "--kernel", files["KERNEL"], "--initrd", files["INITRD"], "--mem", str(mem_mb)]
                 + ([] if icount_shift is None else ["--icount", str(icount_shift)]),
                 logs / f"vm-{node.hostname}.log", root)
-        _write_json(root / STATE_FILE, tb.to_json())
+        write_json(root / STATE_FILE, tb.to_json())
         wait_online(tb, timeout_s)
     except BaseException:
         procs = [p for p in (master, *vms.values()) if p is not None]
@@ -404,49 +339,6 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
             (root / STATE_FILE).unlink()
         raise
     return tb
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def complaints(log: str, lines: int = 6) -> str:
-    """The last lines of ``log`` that say what went wrong, else its last lines."""
-    try:
-        text = Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return "    (no log)"
-    bad = [line for line in text if _COMPLAINT.search(line)]
-    return "\n".join("    " + line for line in bad[-lines:]) if bad else tail(log)
-
-
-_COMPLAINT = re.compile(r"(?i)\b(error|fail\w*|fatal|cannot|denied|exited|refused|crit)\b")
-
-
-def _wait_for(ready: Any, proc: Proc, what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if not proc.alive():
-            raise TestbedError(f"{proc.name} exited before {what} appeared; from "
-                               f"{proc.log}:\n{complaints(proc.log)}")
-        if time.monotonic() > deadline:
-            raise TestbedError(f"{proc.name}: no {what} after {timeout_s:g} s; the end of "
-                               f"{proc.log}:\n{tail(proc.log)}")
-        time.sleep(0.05)
-
-
-def _wait_for_log(proc: Proc, text: str, timeout_s: float) -> None:
-    """Wait until this start of ``proc`` logs ``text`` (not an earlier start: logs are appended,
-    each start after a ``--- `` header line)."""
-    def logged() -> bool:
-        try:
-            log = Path(proc.log).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-        return text in log[log.rfind("\n--- ") + 1:]
-    _wait_for(logged, proc, repr(text), timeout_s)
 
 
 def _start_relay(ns: Namespace, root: Path, server_ip: str, port: int) -> tuple[Proc, int]:
@@ -474,7 +366,7 @@ def _start_relay(ns: Namespace, root: Path, server_ip: str, port: int) -> tuple[
         listener.close()
     stat = proc_stat(popen.pid)
     relay = Proc("relay", popen.pid, port, str(log), stat[1] if stat else None)
-    _wait_for_log(relay, "relay: ", 15)
+    wait_for_log(relay, "relay: ", 15)
     return relay, port
 
 
@@ -483,24 +375,6 @@ def _post(url: str, token: str) -> None:
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         r.read()
-
-
-def this_start(log: str, lines: int = 15) -> str:
-    """The last lines ``log`` has since its process's last start (its last ``--- `` header)."""
-    try:
-        text = Path(log).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "    (no log)"
-    text = text[text.rfind("\n--- ") + 1:]
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
-
-
-def why_not_booted(console: str) -> str:
-    """The reason a node's console gives for a failed boot, or a hint if it gives none."""
-    for line in console.splitlines():
-        if "FAILED" in line or "Kernel panic" in line:
-            return line.strip()
-    return "no failure on its console (the end of it is below)"
 
 
 def wait_online(tb: VirtualTestbed, timeout_s: float) -> None:

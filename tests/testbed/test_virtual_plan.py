@@ -13,7 +13,8 @@ from rpiaas.cluster import load_cluster, parse_cluster
 from rpiaas.inputs.source import Source
 from rpiaas.testbed import virtual
 from rpiaas.testbed.plan import TestbedError
-from rpiaas.testbed.virtual import default_cluster, server_address, start_virtual_testbed
+from rpiaas.testbed.virtual import start_virtual_testbed
+from rpiaas.testbed.vmplan import default_cluster, server_address
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 

@@ -1,0 +1,107 @@
+"""The virtual testbed's plan: its cluster, the boot server's address, the VMs' files.
+
+The virtual nodes' scripts ship with the package (``rpiaas/netboot/vm``):
+``prepare.sh`` builds the Debian arm64 kernel and initramfs, ``make-agent-root.sh``
+the nodes' roots, ``boot-vm.sh`` boots one (see its README).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..model import ClusterSpec
+from . import netns
+from .netns import BRIDGE_IF
+from .plan import TestbedError
+from .procs import tail
+
+__all__ = ["DOMAIN", "MAX_NODES", "PREFIX", "PROGRAMS", "VM_NODE_TYPE", "default_cluster",
+           "mounts_under", "run_step", "server_address", "vm_files", "vm_script",
+           "why_not_booted"]
+
+VM_NODE_TYPE = "qemu_a53"
+DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"
+MAX_NODES = 200
+PROGRAMS = ("ip", "nsenter", "dnsmasq", "rpcbind", "ganesha.nfsd", "qemu-system-aarch64",
+            "apt-get", "dpkg-deb", "depmod", "cpio")
+
+
+def vm_script(name: str) -> Path:
+    """A script of the virtual Pi (``rpiaas/netboot/vm``), shipped with the package."""
+    return Path(str(resources.files("rpiaas.netboot").joinpath("vm").joinpath(name)))
+
+
+def default_cluster(n: int) -> dict[str, Any]:
+    """N ``qemu_a53`` nodes ``vnode1`` ... in ``DOMAIN``, MACs in QEMU's range (52:54:00)."""
+    if not 1 <= n <= MAX_NODES:
+        raise TestbedError(f"--virtual: expected 1 to {MAX_NODES} nodes, got {n}", exit_code=2)
+    return {"interface": BRIDGE_IF, "clusters": [{
+        "domain": DOMAIN, "prefix": PREFIX,
+        "nodes": [{"hostname": f"vnode{i}", "type": VM_NODE_TYPE, "suffix": 10 + i,
+                   "hwaddr": f"52:54:00:77:{i >> 8:02x}:{i & 0xff:02x}"}
+                  for i in range(1, n + 1)]}]}
+
+
+def server_address(spec: ClusterSpec) -> tuple[str, int]:
+    """The boot server's address and prefix length: the highest free host of the first network."""
+    cluster = next((c for c in spec.clusters if c.prefix and c.nodes), None)
+    if cluster is None:
+        raise TestbedError("the cluster has no network (no cluster with a prefix and nodes)",
+                           exit_code=2)
+    octets = cluster.prefix.split(".")
+    network = ipaddress.IPv4Network(".".join(octets + ["0"] * (4 - len(octets)))
+                                    + f"/{8 * len(octets)}")
+    taken = {n.address for n in spec.nodes}
+    for host in reversed(list(network.hosts())[-254:]):
+        if str(host) not in taken:
+            return str(host), network.prefixlen
+    raise TestbedError(f"no free address for the boot server in {network}", exit_code=2)
+
+
+def run_step(what: str, argv: list[str], log: Path, timeout_s: float) -> str:
+    """Run a preparation step to its end, its output appended to ``log``; its standard output."""
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
+        out.flush()
+        try:
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=out, text=True,
+                                  timeout=timeout_s, env={**os.environ, "PATH": netns.TOOL_PATH})
+        except subprocess.TimeoutExpired:
+            raise TestbedError(f"{what}: no end after {timeout_s:g} s; see {log}") from None
+        out.write(done.stdout)
+    if done.returncode != 0:
+        raise TestbedError(f"{what} failed (exit {done.returncode}); the end of {log}:\n"
+                           f"{tail(str(log))}")
+    return done.stdout
+
+
+def vm_files(root: Path, cache: str | None) -> dict[str, str]:
+    argv = [str(vm_script("prepare.sh"))] + (["--cache", cache] if cache else [])
+    out = run_step("the virtual Pi's kernel and initramfs (prepare.sh)", argv,
+                    root / "logs" / "prepare.log", 1800)
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def mounts_under(path: Path) -> list[str]:
+    """The host's mounts at or below ``path``."""
+    prefix = str(path.absolute())
+    found = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        target = line.split()[1].replace("\\040", " ")
+        if target == prefix or target.startswith(prefix + "/"):
+            found.append(target)
+    return found
+
+
+def why_not_booted(console: str) -> str:
+    """The reason a node's console gives for a failed boot, or a hint if it gives none."""
+    for line in console.splitlines():
+        if "FAILED" in line or "Kernel panic" in line:
+            return line.strip()
+    return "no failure on its console (the end of it is below)"
