@@ -53,8 +53,9 @@ def _full_parser(sub: Any) -> Any:
     up.add_argument("--cluster", metavar="CLUSTER.yaml",
                     help="--virtual: boot this cluster's nodes (every one with a MAC) instead "
                          "of N generated qemu_a53 nodes")
-    up.add_argument("--mem-mb", type=int, default=512,
-                    help="--virtual: each VM's memory in MiB (default 512)")
+    up.add_argument("--mem-mb", type=int,
+                    help="--virtual: each VM's memory in MiB (default: its node type's, and "
+                         "128 MB for its kernel and agent)")
     up.add_argument("--cache", metavar="DIR",
                     help="--virtual: downloads and built roots (default $RPIAAS_VM_CACHE or "
                          "~/.cache/rpiaas/vm)")
@@ -137,8 +138,9 @@ def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
                                timeout_s=args.timeout_s or 300.0, cache=args.cache,
                                prepare_roots=not args.keep_roots,
                                **({"icount_shift": args.icount} if "icount" in args else {}))
-    types = ", ".join(sorted(set(tb.node_types.values())))
-    print(f"{len(tb.vms)} virtual nodes ({types}, {tb.mem_mb} MB each) booted and online\n"
+    kinds = sorted({(tb.node_types[n], tb.sizes[n][0], tb.sizes[n][1]) for n in tb.vms})
+    types = "; ".join(f"{t}: {c} CPU{'s' if c > 1 else ''}, {m} MB" for t, c, m in kinds)
+    print(f"{len(tb.vms)} virtual nodes ({types}) booted and online\n"
           f"  master     {tb.master_url}   (API: {tb.master_url}/api/v1/summary)\n"
           f"  dashboard  {tb.master_url}/\n"
           f"  tokens     {tb.master_token_file} (the master's), {tb.node_secret_file} (the nodes' "

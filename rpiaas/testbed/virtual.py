@@ -62,6 +62,7 @@ from .procs import (
     write_private,
 )
 from .vmplan import (
+    MAX_VM_MEM_MB,
     PROGRAMS,
     default_cluster,
     mounts_under,
@@ -69,6 +70,7 @@ from .vmplan import (
     server_address,
     vm_files,
     vm_script,
+    vm_sizes,
     why_not_booted,
 )
 
@@ -95,7 +97,7 @@ class VirtualTestbed:
     services: dict[str, Proc]  # anchor, rpcbind, netboot, relay
     vms: dict[str, Proc]  # node name -> QEMU, its log the console
     node_types: dict[str, str]
-    mem_mb: int
+    sizes: dict[str, list[int]]  # node name -> [CPUs, memory in MiB] of its VM
     started_s: float
     notes: list[str] = field(default_factory=list)
     _ns: Namespace | None = field(default=None, repr=False)  # when started by this process
@@ -167,7 +169,7 @@ class VirtualTestbed:
                 "master": asdict(self.master),
                 "services": {k: asdict(p) for k, p in self.services.items()},
                 "vms": {k: asdict(p) for k, p in self.vms.items()},
-                "node_types": self.node_types, "mem_mb": self.mem_mb,
+                "node_types": self.node_types, "sizes": self.sizes,
                 "master_token_file": str(self.master_token_file),
                 "node_secret_file": str(self.node_secret_file),
                 "started_s": self.started_s, "notes": self.notes}
@@ -185,12 +187,14 @@ def load_virtual(root: Path, data: dict[str, Any]) -> VirtualTestbed:
         root, data["namespace"], data["server_ip"], Proc(**data["master"]),
         {k: Proc(**p) for k, p in data["services"].items()},
         {k: Proc(**p) for k, p in data["vms"].items()}, dict(data["node_types"]),
-        int(data["mem_mb"]), float(data["started_s"]), list(data.get("notes", [])))
+        {k: [int(x) for x in v] for k, v in data["sizes"].items()}, float(data["started_s"]),
+        list(data.get("notes", [])))
 
 
 # ---------------------------------------------------------------- up
 def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
-                          cluster: str | os.PathLike[str] | None = None, mem_mb: int = 512,
+                          cluster: str | os.PathLike[str] | None = None,
+                          mem_mb: int | None = None,
                           master_port: int = 8080, poll_interval_s: float = 1.0,
                           timeout_s: float = 300.0, cache: str | None = None,
                           prepare_roots: bool = True,
@@ -199,7 +203,9 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
 
     :param n: how many nodes, for the generated cluster (``cluster`` None).
     :param cluster: a cluster file whose nodes all have MACs; its ``interface`` is replaced.
-    :param mem_mb: each VM's memory.
+    :param mem_mb: each VM's memory; default: its node type's, plus
+        :data:`~.vmplan.HEADROOM_MB` for its kernel and agent, which then admits tasks with
+        exactly the type's memory (and cores: each VM has as many CPUs as its type has cores).
     :param master_port: the relay's port on the host's loopback (0: a free one).
     :param prepare_roots: False boots the roots in ``dir/nfs`` as they are.
     :param icount_shift: each virtual CPU runs at a fixed 2^shift ns per instruction, whatever
@@ -218,8 +224,9 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         raise TestbedError("no /dev/net/tun: tap devices cannot be made here", exit_code=2)
     if icount_shift is not None and not 0 <= icount_shift <= 10:
         raise TestbedError(f"--icount: expected 0 to 10, got {icount_shift}", exit_code=2)
-    if not 64 <= mem_mb <= 16384:
-        raise TestbedError(f"--mem-mb: expected 64 to 16384, got {mem_mb}", exit_code=2)
+    if mem_mb is not None and not 64 <= mem_mb <= MAX_VM_MEM_MB:
+        raise TestbedError(f"--mem-mb: expected 64 to {MAX_VM_MEM_MB}, got {mem_mb}",
+                           exit_code=2)
     root = Path(dir).absolute()
     root.mkdir(parents=True, exist_ok=True)
     closed = [p for p in root.parents if not os.stat(p).st_mode & 0o001]
@@ -252,6 +259,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
     if nameless:
         raise TestbedError(f"{cluster}: nodes without a MAC (hwaddr) cannot boot: "
                            f"{', '.join(nameless[:5])}", exit_code=2)
+    sizes = vm_sizes(spec, mem_mb)
     server_ip, prefix_len = server_address(spec)
     try:
         plan = make_plan(spec, server_ip=server_ip, nfs_root=str(root / "nfs"),
@@ -274,6 +282,12 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
                 "--busybox", files["BUSYBOX"]] + (["--cache", cache] if cache else [])
         run_step("the nodes' roots (make-agent-root.sh)", argv, root / "logs" / "prepare.log",
                   3600)
+        for name, (cpus, _, agent_mem_mb) in sizes.items():
+            # each agent admits what its node type has, as the model does
+            with open(root / "nfs" / name / "etc/rpiaas-agent/agent.toml", "a",
+                      encoding="utf-8") as f:
+                f.write(f"cores = {cpus}\n" + ("" if agent_mem_mb is None
+                                               else f"mem_mb = {agent_mem_mb}\n"))
     # A virtual node answers /info in some 25 ms, but up to seconds while a task or the
     # agent's speed measurement holds its one emulated core: a longer timeout, one more miss.
     master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
@@ -309,8 +323,8 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         master = Proc("master", master.pid, port, master.log, master.start_ticks)
         names = {node.name: node for node in plan.nodes}
         types = {node.name: node.type.name for node in spec.nodes}
-        tb = VirtualTestbed(root, ns.name, server_ip, master, services, vms, types, mem_mb,
-                            time.time(), _ns=ns)
+        tb = VirtualTestbed(root, ns.name, server_ip, master, services, vms, types,
+                            {k: list(v[:2]) for k, v in sizes.items()}, time.time(), _ns=ns)
         write_json(root / STATE_FILE, tb.to_json())
         token = tb.master_token
         for i, (name, node) in enumerate(names.items(), start=1):
@@ -320,7 +334,8 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
             vms[name] = ns.start(
                 name,
                 [str(vm_script("boot-vm.sh")), "--tap", tap, "--mac", str(node.hwaddr),
-                 "--kernel", files["KERNEL"], "--initrd", files["INITRD"], "--mem", str(mem_mb)]
+                 "--kernel", files["KERNEL"], "--initrd", files["INITRD"],
+                 "--cpus", str(sizes[name][0]), "--mem", str(sizes[name][1])]
                 + ([] if icount_shift is None else ["--icount", str(icount_shift)]),
                 logs / f"vm-{node.hostname}.log", root)
         write_json(root / STATE_FILE, tb.to_json())

@@ -21,11 +21,13 @@ from .netns import BRIDGE_IF
 from .plan import TestbedError
 from .procs import tail
 
-__all__ = ["DOMAIN", "MAX_NODES", "PREFIX", "PROGRAMS", "VM_NODE_TYPE", "default_cluster",
-           "mounts_under", "run_step", "server_address", "vm_files", "vm_script",
+__all__ = ["DOMAIN", "HEADROOM_MB", "MAX_NODES", "MAX_VM_CPUS", "MAX_VM_MEM_MB", "PREFIX", "PROGRAMS", "VM_NODE_TYPE", "default_cluster",
+           "mounts_under", "run_step", "server_address", "vm_files", "vm_script", "vm_sizes",
            "why_not_booted"]
 
 VM_NODE_TYPE = "qemu_a53"
+MAX_VM_CPUS, MAX_VM_MEM_MB = 8, 16384
+HEADROOM_MB = 128  # a VM's memory beyond its node type's: its kernel, its agent
 DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"
 MAX_NODES = 200
 PROGRAMS = ("ip", "nsenter", "dnsmasq", "rpcbind", "ganesha.nfsd", "qemu-system-aarch64",
@@ -46,6 +48,27 @@ def default_cluster(n: int) -> dict[str, Any]:
         "nodes": [{"hostname": f"vnode{i}", "type": VM_NODE_TYPE, "suffix": 10 + i,
                    "hwaddr": f"52:54:00:77:{i >> 8:02x}:{i & 0xff:02x}"}
                   for i in range(1, n + 1)]}]}
+
+
+def vm_sizes(spec: ClusterSpec, mem_mb: int | None) -> dict[str, tuple[int, int, int | None]]:
+    """Each node's VM: its CPUs and memory, and the memory its agent admits (None: all).
+
+    A VM has as many CPUs as its node type has cores, and the type's memory plus
+    :data:`HEADROOM_MB`, so that its agent admits exactly the type's cores and
+    memory, as the model does; ``mem_mb`` gives every VM that memory instead (its
+    agent then admits what the VM has).
+    """
+    sizes: dict[str, tuple[int, int, int | None]] = {}
+    for node in spec.nodes:
+        t = node.type
+        if t.cores > MAX_VM_CPUS or (mem_mb is None and t.mem_mb + HEADROOM_MB > MAX_VM_MEM_MB):
+            raise TestbedError(
+                f"{node.name}: a {t.name} ({t.cores} cores, {t.mem_mb} MB) is more than a "
+                f"virtual node may have ({MAX_VM_CPUS} CPUs, {MAX_VM_MEM_MB} MB); give it a "
+                "smaller node type in the cluster", exit_code=2)
+        sizes[node.name] = (t.cores, t.mem_mb + HEADROOM_MB, t.mem_mb) if mem_mb is None \
+            else (t.cores, mem_mb, None)
+    return sizes
 
 
 def server_address(spec: ClusterSpec) -> tuple[str, int]:

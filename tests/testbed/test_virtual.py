@@ -44,6 +44,7 @@ from rpiaas.testbed.netns import TOOL_PATH, missing_programs
 from rpiaas.testbed.plan import free_ports
 from rpiaas.testbed.procs import get_json, pid_alive
 from rpiaas.testbed.virtual import PROGRAMS
+from rpiaas.testbed.vmplan import HEADROOM_MB
 
 from ..master.test_dashboard import Chromium
 
@@ -54,7 +55,7 @@ SCENARIO = REPO / "scenarios" / "virtual-testbed.yaml"
 MIXED = REPO / "scenarios" / "virtual-mixed.yaml"  # cpu and sleep tasks
 NAMES = ["vnode1.virtual.rpiaas.test", "vnode2.virtual.rpiaas.test"]
 ADDRESSES = {"vnode1.virtual.rpiaas.test": "10.77.0.11", "vnode2.virtual.rpiaas.test": "10.77.0.12"}
-MEM_MB = 512
+MEM_MB = 512 + HEADROOM_MB  # a qemu_a53's memory, and room for its kernel and agent
 
 
 def _skip_reason() -> str | None:

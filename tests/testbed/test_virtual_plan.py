@@ -14,7 +14,7 @@ from rpiaas.inputs.source import Source
 from rpiaas.testbed import virtual
 from rpiaas.testbed.plan import TestbedError
 from rpiaas.testbed.virtual import start_virtual_testbed
-from rpiaas.testbed.vmplan import default_cluster, server_address
+from rpiaas.testbed.vmplan import HEADROOM_MB, default_cluster, server_address, vm_sizes
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 
@@ -77,3 +77,21 @@ def test_a_directory_closed_to_other_users_is_refused(tmp_path: Path,
     closed.mkdir(mode=0o700)
     with pytest.raises(TestbedError, match=f"{closed} is closed to other users"):
         start_virtual_testbed(closed / "tb", 1)
+
+
+def test_each_vm_is_sized_by_its_node_type(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        "clusters:\n  - domain: a.test\n    prefix: 10.9.0\n    nodes:\n"
+        "      - {hostname: n1, type: qemu_a53, suffix: 1, hwaddr: '52:54:00:00:00:01'}\n"
+        "      - {hostname: n2, type: rpi3b, suffix: 2, hwaddr: '52:54:00:00:00:02'}\n"
+        "      - {hostname: n3, type: x86_server, suffix: 3, hwaddr: '52:54:00:00:00:03'}\n")
+    spec = load_cluster(tmp_path / "c.yaml")
+    with pytest.raises(TestbedError, match=r"n3\.a\.test: a x86_server \(32 cores"):
+        vm_sizes(spec, None)
+    text = (tmp_path / "c.yaml").read_text()
+    (tmp_path / "c.yaml").write_text(text[:text.index("      - {hostname: n3")])
+    small = load_cluster(tmp_path / "c.yaml")
+    # the agent admits exactly the type's cores and memory; the VM has room beyond it
+    assert vm_sizes(small, None) == {"n1.a.test": (1, 512 + HEADROOM_MB, 512),
+                                     "n2.a.test": (4, 1024 + HEADROOM_MB, 1024)}
+    assert vm_sizes(small, 300) == {"n1.a.test": (1, 300, None), "n2.a.test": (4, 300, None)}

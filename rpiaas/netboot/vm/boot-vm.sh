@@ -2,7 +2,7 @@
 # boot-vm.sh: boot a virtual Pi (arm64, QEMU "virt", TCG) from the network.
 #
 #   scripts/netboot/vm/boot-vm.sh --tap TAP --mac MAC [--kernel FILE --initrd FILE]
-#                         [--mem MB] [--cache DIR] [--append TEXT] [--icount SHIFT]
+#                         [--mem MB] [--cpus N] [--cache DIR] [--append TEXT] [--icount SHIFT]
 #
 # The VM's only network card (virtio-net on virtio-mmio) has the MAC given, the
 # node's hwaddr of the cluster config, and is plugged into the tap device TAP,
@@ -20,7 +20,7 @@
 set -eu
 
 die() { echo "boot-vm: $*" >&2; exit 1; }
-tap="" mac="" kernel="" initrd="" mem=256 cache="" append="" icount=""
+tap="" mac="" kernel="" initrd="" mem=256 cpus=1 cache="" append="" icount=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --tap) tap=$2; shift 2 ;;
@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
         --kernel) kernel=$2; shift 2 ;;
         --initrd) initrd=$2; shift 2 ;;
         --mem) mem=$2; shift 2 ;;
+        --cpus) cpus=$2; shift 2 ;;
         --cache) cache=$2; shift 2 ;;
         --append) append=$2; shift 2 ;;
         --icount) icount=$2; shift 2 ;;
@@ -41,9 +42,10 @@ if [ -z "$kernel" ] || [ -z "$initrd" ]; then
     kernel=${kernel:-$(echo "$paths" | sed -n 's/^KERNEL=//p')}
     initrd=${initrd:-$(echo "$paths" | sed -n 's/^INITRD=//p')}
 fi
+case "$cpus" in ""|*[!0-9]*|0*) die "--cpus: expected a positive number, got '$cpus'" ;; esac
 case "$icount" in ""|[0-9]|10) ;; *) die "--icount: expected a shift of 0 to 10, got '$icount'" ;; esac
 command -v qemu-system-aarch64 >/dev/null || die "qemu-system-aarch64 is needed (apt install qemu-system-arm)"
-exec qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 1 -m "$mem" \
+exec qemu-system-aarch64 -M virt -cpu cortex-a53 -smp "$cpus" -m "$mem" \
     -nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot \
     ${icount:+-icount "shift=$icount,align=on,sleep=on"} \
     -kernel "$kernel" -initrd "$initrd" \
