@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import socket
 import sys
 import time
@@ -39,15 +38,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..cluster import load_cluster
 from ..master.auth import node_token
-from ..netboot.ganesha import render_ganesha
-from ..netboot.plan import NetbootError, make_plan
-from ..netboot.render import render
 from . import netns
-from .netns import BRIDGE_IF, Namespace
+from .netns import Namespace
 from .plan import HOST, TestbedError
 from .procs import (
     Proc,
@@ -59,29 +52,25 @@ from .procs import (
     wait_for_log,
     wait_until,
     write_json,
-    write_private,
 )
 from .vmplan import (
+    MASTER_PORT_NS,
     MAX_VM_MEM_MB,
     PROGRAMS,
-    default_cluster,
+    TOKENS_DIR,
     mounts_under,
-    run_step,
-    server_address,
-    vm_files,
+    prepare,
     vm_script,
     vm_sizes,
     why_not_booted,
+    write_cluster,
 )
 
 __all__ = ["PROGRAMS", "VirtualTestbed", "load_virtual", "start_virtual_testbed"]
 
-MASTER_PORT_NS = 8080  # the master's port inside the namespace
-POLL_TIMEOUT_S, OFFLINE_AFTER = 3.0, 3
 DEFAULT_ICOUNT_SHIFT: int | None = None
 KIND = "virtual"
 STATE_FILE = "testbed.json"
-TOKENS_DIR = "tokens"
 
 
 @dataclass
@@ -242,61 +231,11 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
     (root / "logs").chmod(0o700)
     (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
 
-    if cluster is None:
-        if n is None:
-            raise TestbedError("give the number of nodes or a cluster", exit_code=2)
-        (root / "cluster.yaml").write_text(yaml.safe_dump(default_cluster(n), sort_keys=False),
-                                           encoding="utf-8")
-    else:
-        try:
-            text = Path(cluster).read_text(encoding="utf-8")
-        except OSError as e:
-            raise TestbedError(f"--cluster: {e}", exit_code=2) from None
-        (root / "cluster.yaml").write_text(text, encoding="utf-8")
-    spec = load_cluster(root / "cluster.yaml")
-    nameless = [node.name for node in spec.nodes if not node.hwaddr
-                or node.hwaddr == "00:00:00:00:00:00"]
-    if nameless:
-        raise TestbedError(f"{cluster}: nodes without a MAC (hwaddr) cannot boot: "
-                           f"{', '.join(nameless[:5])}", exit_code=2)
+    spec = write_cluster(root, n, cluster)
     sizes = vm_sizes(spec, mem_mb)
-    server_ip, prefix_len = server_address(spec)
-    try:
-        plan = make_plan(spec, server_ip=server_ip, nfs_root=str(root / "nfs"),
-                         tftp_root=str(root / "boot" / "tftp"), interface=BRIDGE_IF)
-    except NetbootError as e:
-        raise TestbedError(f"{cluster or root / 'cluster.yaml'}: {e}", exit_code=2) from None
-    source = str(root / "cluster.yaml")
-    render(plan, root / "boot", source=source, ganesha=render_ganesha(plan, source=source))
-
-    write_private(root / "master-token", secrets.token_urlsafe(32))
-    secret = secrets.token_urlsafe(32)
-    write_private(root / "node-secret", secret)
-    for node in plan.nodes:
-        write_private(root / TOKENS_DIR / f"{node.name}.token", node_token(secret, node.name))
-    master_ns_url = f"http://{server_ip}:{MASTER_PORT_NS}"
-    files = vm_files(root, cache)
-    if prepare_roots:
-        argv = [str(vm_script("make-agent-root.sh")), "--render", str(root / "boot"),
-                "--master", master_ns_url, "--node-secret-file", str(root / "node-secret"),
-                "--busybox", files["BUSYBOX"]] + (["--cache", cache] if cache else [])
-        run_step("the nodes' roots (make-agent-root.sh)", argv, root / "logs" / "prepare.log",
-                  3600)
-        for name, (cpus, _, agent_mem_mb) in sizes.items():
-            # each agent admits what its node type has, as the model does
-            with open(root / "nfs" / name / "etc/rpiaas-agent/agent.toml", "a",
-                      encoding="utf-8") as f:
-                f.write(f"cores = {cpus}\n" + ("" if agent_mem_mb is None
-                                               else f"mem_mb = {agent_mem_mb}\n"))
-    # A virtual node answers /info in some 25 ms, but up to seconds while a task or the
-    # agent's speed measurement holds its one emulated core: a longer timeout, one more miss.
-    master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
-                  "poll_timeout_s": POLL_TIMEOUT_S, "offline_after": OFFLINE_AFTER,
-                  "store": "history.db", "listen": f"{server_ip}:{MASTER_PORT_NS}",
-                  "token_file": "master-token", "node_secret_file": "node-secret",
-                  "runs_dir": "runs"}
-    (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False),
-                                      encoding="utf-8")
+    plan, prefix_len, files = prepare(root, spec, sizes, cache=cache, prepare_roots=prepare_roots,
+                                       poll_interval_s=poll_interval_s)
+    server_ip = plan.server_ip
 
     ns = netns.new_namespace()
     services: dict[str, Proc] = {}

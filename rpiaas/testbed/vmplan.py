@@ -1,4 +1,5 @@
-"""The virtual testbed's plan: its cluster, the boot server's address, the VMs' files.
+"""The virtual testbed's plan and preparation: its cluster, the boot server's address, each
+VM's size, the boot files, tokens, the VMs' kernel and the nodes' roots.
 
 The virtual nodes' scripts ship with the package (``rpiaas/netboot/vm``):
 ``prepare.sh`` builds the Debian arm64 kernel and initramfs, ``make-agent-root.sh``
@@ -9,23 +10,56 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import subprocess
 import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ..cluster import load_cluster
+from ..inputs.source import InputError
+from ..master.auth import node_token
 from ..model import ClusterSpec
+from ..netboot.ganesha import render_ganesha
+from ..netboot.plan import NetbootError, NetbootPlan, make_plan
+from ..netboot.render import render
 from . import netns
 from .netns import BRIDGE_IF
 from .plan import TestbedError
-from .procs import tail
+from .procs import tail, write_private
 
-__all__ = ["DOMAIN", "HEADROOM_MB", "MAX_NODES", "MAX_VM_CPUS", "MAX_VM_MEM_MB", "PREFIX", "PROGRAMS", "VM_NODE_TYPE", "default_cluster",
-           "mounts_under", "run_step", "server_address", "vm_files", "vm_script", "vm_sizes",
-           "why_not_booted"]
+__all__ = [
+    "DOMAIN",
+    "HEADROOM_MB",
+    "MASTER_PORT_NS",
+    "MAX_NODES",
+    "MAX_VM_CPUS",
+    "MAX_VM_MEM_MB",
+    "PREFIX",
+    "PROGRAMS",
+    "TOKENS_DIR",
+    "VM_NODE_TYPE",
+    "default_cluster",
+    "mounts_under",
+    "prepare",
+    "run_step",
+    "server_address",
+    "vm_files",
+    "vm_script",
+    "vm_sizes",
+    "why_not_booted",
+    "write_cluster",
+]
 
 VM_NODE_TYPE = "qemu_a53"
+MASTER_PORT_NS = 8080  # the master's port inside the namespace
+# A virtual node answers /info in some 25 ms, but up to seconds while a task or the
+# agent's speed measurement holds its emulated core: a longer timeout, one more miss.
+POLL_TIMEOUT_S, OFFLINE_AFTER = 3.0, 3
+TOKENS_DIR = "tokens"
 MAX_VM_CPUS, MAX_VM_MEM_MB = 8, 16384
 HEADROOM_MB = 128  # a VM's memory beyond its node type's: its kernel, its agent
 DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"
@@ -128,3 +162,77 @@ def why_not_booted(console: str) -> str:
         if "FAILED" in line or "Kernel panic" in line:
             return line.strip()
     return "no failure on its console (the end of it is below)"
+
+
+def write_cluster(root: Path, n: int | None, cluster: str | os.PathLike[str] | None
+                  ) -> ClusterSpec:
+    """``root/cluster.yaml``: the generated cluster of ``n`` nodes, or a copy of ``cluster``
+    (checked where it is, so its errors name its own file and line; ``n``, if given, must
+    be its number of nodes)."""
+    if cluster is None:
+        if n is None:
+            raise TestbedError("give the number of nodes or a cluster", exit_code=2)
+        (root / "cluster.yaml").write_text(yaml.safe_dump(default_cluster(n), sort_keys=False),
+                                           encoding="utf-8")
+        return load_cluster(root / "cluster.yaml")
+    try:
+        spec = load_cluster(Path(cluster))
+        text = Path(cluster).read_text(encoding="utf-8")
+    except InputError as e:
+        raise TestbedError(f"--cluster: {e}", exit_code=2) from None
+    except OSError as e:
+        raise TestbedError(f"--cluster: {cluster}: {e.strerror}", exit_code=2) from None
+    if n is not None and n != len(spec.nodes):
+        raise TestbedError(f"--virtual {n}: {cluster} has {len(spec.nodes)} nodes", exit_code=2)
+    nameless = [node.name for node in spec.nodes if not node.hwaddr
+                or node.hwaddr == "00:00:00:00:00:00"]
+    if nameless:
+        raise TestbedError(f"--cluster: {cluster}: nodes without a MAC (hwaddr) cannot boot: "
+                           f"{', '.join(nameless[:5])}", exit_code=2)
+    (root / "cluster.yaml").write_text(text, encoding="utf-8")
+    return spec
+
+
+def prepare(root: Path, spec: ClusterSpec, sizes: dict[str, tuple[int, int, int | None]], *,
+            cache: str | None, prepare_roots: bool, poll_interval_s: float
+            ) -> tuple[NetbootPlan, int, dict[str, str]]:
+    """The boot files, tokens, VM files, nodes' roots and master config, written under ``root``.
+
+    Returns the boot plan, the network's prefix length and the VM files (``prepare.sh``'s).
+    """
+    server_ip, prefix_len = server_address(spec)
+    try:
+        plan = make_plan(spec, server_ip=server_ip, nfs_root=str(root / "nfs"),
+                         tftp_root=str(root / "boot" / "tftp"), interface=BRIDGE_IF)
+    except NetbootError as e:
+        raise TestbedError(f"{root / 'cluster.yaml'}: {e}", exit_code=2) from None
+    source = str(root / "cluster.yaml")
+    render(plan, root / "boot", source=source, ganesha=render_ganesha(plan, source=source))
+
+    write_private(root / "master-token", secrets.token_urlsafe(32))
+    secret = secrets.token_urlsafe(32)
+    write_private(root / "node-secret", secret)
+    for node in plan.nodes:
+        write_private(root / TOKENS_DIR / f"{node.name}.token", node_token(secret, node.name))
+    master_ns_url = f"http://{server_ip}:{MASTER_PORT_NS}"
+    files = vm_files(root, cache)
+    if prepare_roots:
+        argv = [str(vm_script("make-agent-root.sh")), "--render", str(root / "boot"),
+                "--master", master_ns_url, "--node-secret-file", str(root / "node-secret"),
+                "--busybox", files["BUSYBOX"]] + (["--cache", cache] if cache else [])
+        run_step("the nodes' roots (make-agent-root.sh)", argv, root / "logs" / "prepare.log",
+                  3600)
+        for name, (cpus, _, agent_mem_mb) in sizes.items():
+            # each agent admits what its node type has, as the model does
+            with open(root / "nfs" / name / "etc/rpiaas-agent/agent.toml", "a",
+                      encoding="utf-8") as f:
+                f.write(f"cores = {cpus}\n" + ("" if agent_mem_mb is None
+                                               else f"mem_mb = {agent_mem_mb}\n"))
+    master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
+                  "poll_timeout_s": POLL_TIMEOUT_S, "offline_after": OFFLINE_AFTER,
+                  "store": "history.db", "listen": f"{server_ip}:{MASTER_PORT_NS}",
+                  "token_file": "master-token", "node_secret_file": "node-secret",
+                  "runs_dir": "runs"}
+    (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False),
+                                      encoding="utf-8")
+    return plan, prefix_len, files

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,26 @@ def test_each_vm_is_sized_by_its_node_type(tmp_path: Path) -> None:
     assert vm_sizes(small, None) == {"n1.a.test": (1, 512 + HEADROOM_MB, 512),
                                      "n2.a.test": (4, 1024 + HEADROOM_MB, 1024)}
     assert vm_sizes(small, 300) == {"n1.a.test": (1, 300, None), "n2.a.test": (4, 300, None)}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the checks after the root check")
+def test_a_bad_cluster_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(virtual.netns, "missing_programs", lambda *names: [])
+    monkeypatch.setattr(virtual.os, "access", lambda *a: True)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clusters:\n  - domain: a.test\n    prefix: 10.9.0\n    nodes:\n"
+                   "      - {hostname: n1, type: rpi42, suffix: 1, hwaddr: '52:54:00:00:00:01'}\n")
+    open_dir = Path(tempfile.mkdtemp(prefix="rpiaas-vtb-"))  # pytest's base is closed to others
+    open_dir.chmod(0o755)
+    args = ["testbed", "up", "--virtual", "1", "--cluster", str(bad), "--dir", str(open_dir / "tb")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--cluster: {bad}:5:" in err and "rpi42" in err, err
+    bad.write_text("clusters:\n  - domain: a.test\n    prefix: 10.9.0\n    nodes:\n"
+                   "      - {hostname: n1, type: rpi3b, suffix: 1}\n")
+    assert main(args) == 2
+    assert "nodes without a MAC (hwaddr) cannot boot: n1.a.test" in capsys.readouterr().err
+    assert main([*args[:3], "2", *args[4:]]) == 2
+    assert f"--virtual 2: {bad} has 1 nodes" in capsys.readouterr().err
+    shutil.rmtree(open_dir)
