@@ -41,8 +41,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # take this share (checked on its CPU time per core, which other load does not stretch):
 # measured on the 2-core development machine, 0.54-0.58 s for 0.5 s expected, on 1 or 2
 # cores (+8 to +16 %: the worker's start-up, ~40 ms, and a kernel a little slower in the
-# task than in the 0.3 s measurement); the bound leaves room for a busier machine.
-CPU_RUNTIME_TOLERANCE = 0.25
+# task than in the 0.3 s measurement); with other CPU-heavy work on the machine (VMs, a
+# benchmark) a CPU second does less and the speed measured at start differs from the task's:
+# 30 % off was seen. The bound still catches a task of the wrong size (2x).
+CPU_RUNTIME_TOLERANCE = 0.4
 
 
 def wait_for(predicate: Any, timeout_s: float = 10.0, step_s: float = 0.05) -> Any:
