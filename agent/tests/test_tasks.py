@@ -122,8 +122,9 @@ def test_every_kind_runs_and_ends_as_reported(agent: AgentProcess, tmp_path: Pat
     # may add waiting to the wall time, so that is bounded more loosely
     per_core = burn["cpu_s"] / 2
     assert abs(per_core - expected_s) <= CPU_RUNTIME_TOLERANCE * expected_s, burn
-    # (no upper bound on the wall time: other processes may hold the CPUs for any while)
-    assert 0.9 * expected_s <= runtime(burn), runtime(burn)
+    # The wall time is at least the CPU time per core (both cores worked at once); no other
+    # bound: other processes may hold the CPUs for any while, and the speed the agent measured
+    # at its start, on a machine busy then, may be off (a task 30 % quicker was seen)
     assert per_core <= 1.05 * runtime(burn), burn
 
     status, listing = call(agent, "GET", "/tasks")
