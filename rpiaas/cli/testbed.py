@@ -59,7 +59,7 @@ def _full_parser(sub: Any) -> Any:
     up.add_argument("--cache", metavar="DIR",
                     help="--virtual: downloads and built roots (default $RPIAAS_VM_CACHE or "
                          "~/.cache/rpiaas/vm)")
-    up.add_argument("--icount", type=int, metavar="SHIFT", default=argparse.SUPPRESS,
+    up.add_argument("--icount", type=int, metavar="SHIFT",
                     help="--virtual: run each virtual CPU at a fixed 2^SHIFT ns per instruction "
                          "(QEMU -icount), whatever else this machine runs")
     up.add_argument("--keep-roots", action="store_true",
@@ -136,8 +136,7 @@ def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
     tb = start_virtual_testbed(args.dir, args.virtual, cluster=args.cluster, mem_mb=args.mem_mb,
                                master_port=args.master_port, poll_interval_s=args.poll_interval_s,
                                timeout_s=args.timeout_s or 300.0, cache=args.cache,
-                               prepare_roots=not args.keep_roots,
-                               **({"icount_shift": args.icount} if "icount" in args else {}))
+                               prepare_roots=not args.keep_roots, icount_shift=args.icount)
     kinds = sorted({(tb.node_types[n], tb.sizes[n][0], tb.sizes[n][1]) for n in tb.vms})
     types = "; ".join(f"{t}: {c} CPU{'s' if c > 1 else ''}, {m} MB" for t, c, m in kinds)
     print(f"{len(tb.vms)} virtual nodes ({types}) booted and online\n"

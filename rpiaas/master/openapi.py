@@ -107,11 +107,8 @@ _SCHEMAS: dict[str, Schema] = {
                                "Whether its agent's last report was an emulated node's (a local "
                                "testbed): CPU and memory of the agent's own tasks against the node "
                                "type's cores and memory, not the host's; null until it answered."}),
-        "clock_offset_s": _nullable({"type": "number", "description":
-                                     "Its wall clock minus the master's, from the polls; taken "
-                                     "out of its tasks' starts and ends."}),
-        "clock_error_s": _nullable({"type": "number", "description":
-                                    "How far clock_offset_s may be off (half a round trip)."}),
+        "clock_offset_s": _nullable({"type": "number"}),  # its clock minus the master's
+        "clock_error_s": _nullable({"type": "number"}),  # how far clock_offset_s may be off
         "sample": _nullable(_ref("Sample")),
         "tasks": {"type": "array", "items": _ref("Placement"),
                   "description": "The live runs' tasks started on it and not ended yet."},

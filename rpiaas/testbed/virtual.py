@@ -68,7 +68,6 @@ from .vmplan import (
 
 __all__ = ["PROGRAMS", "VirtualTestbed", "load_virtual", "start_virtual_testbed"]
 
-DEFAULT_ICOUNT_SHIFT: int | None = None
 KIND = "virtual"
 STATE_FILE = "testbed.json"
 
@@ -187,7 +186,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
                           master_port: int = 8080, poll_interval_s: float = 1.0,
                           timeout_s: float = 300.0, cache: str | None = None,
                           prepare_roots: bool = True,
-                          icount_shift: int | None = DEFAULT_ICOUNT_SHIFT) -> VirtualTestbed:
+                          icount_shift: int | None = None) -> VirtualTestbed:
     """Start a virtual testbed in ``dir`` (see the module docstring); wait until every node is online.
 
     :param n: how many nodes, for the generated cluster (``cluster`` None).
