@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 from .decisions import TRACE_TOP_K, DecisionTrace, TextSink, named_impls
+from .eventlog import ARRIVE, FINISH, START, EventLog, LineLog
 from .events import (
     Action,
     Event,
@@ -55,7 +57,8 @@ class ControlPlane:
 
     :param nodes: the cluster's nodes (index order).
     :param policies: policy instances; later ones are asked first.
-    :param log: a text file for ``events.jsonl`` lines, or ``None``.
+    :param log: where ``events.jsonl`` goes (an :class:`~rpiaas.eventlog.EventLog`, or any
+        text sink, which gets every line at once), or ``None``.
     :param trace: a text file for decision-trace lines (``decisions.jsonl``), or ``None``.
     :param on_final: called once with each task that reaches a final state.
     :param retries: how many times a failed task is queued again.
@@ -67,7 +70,7 @@ class ControlPlane:
         nodes: Sequence[Node],
         policies: Sequence[Policy] = (),
         *,
-        log: TextSink | None = None,
+        log: EventLog | TextSink | None = None,
         trace: TextSink | None = None,
         on_final: Callable[[Task], None] | None = None,
         retries: int = 0,
@@ -89,7 +92,11 @@ class ControlPlane:
         self._h_rebalance = HookCall(self.pm, "rpiaas_rebalance")
         self._h_power = HookCall(self.pm, "rpiaas_power")
         self._h_notify = HookCall(self.pm, "rpiaas_notify")
-        self._log = log
+        # the event log: arrivals, starts and task ends as numbers (EventLog.record), the rest as text
+        if log is not None and not hasattr(log, "record"):
+            log = LineLog(log, [n.name for n in self.nodes])
+        self._log = cast("EventLog | None", log)
+        self._rec = self._log.record if self._log is not None else None
         self._trace = DecisionTrace(self.nodes, view, trace, self._h_filter,
                                     named_impls(self.pm, "rpiaas_filter")) if trace is not None else None
         self._placement = Placement(self.nodes, view, ledger, self.pm, self._h_place, self._h_filter,
@@ -100,7 +107,6 @@ class ControlPlane:
                                   self._h_power, self._trace, self._write, self._release,
                                   lambda task: self.on_final(task))
 
-        self._names = [json.dumps(n.name) for n in self.nodes]
         # the largest capacities of the cluster (none of them smaller than another
         # in both resources: usually one), to reject tasks no node could ever run
         caps = {(n.type.cores, n.type.mem_mb) for n in self.nodes}
@@ -252,9 +258,9 @@ class ControlPlane:
         try:
             self.view.now = now
             self._ledger.changed = []
-            log = self._log
-            if log is not None:
-                log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
+            rec = self._rec
+            if rec is not None:
+                rec((ARRIVE, now, task.id, 0))
             task.state = _QUEUED
             self.events_applied += 1
             actions: list[Action] = []
@@ -302,9 +308,9 @@ class ControlPlane:
         try:
             self.view.now = now
             self._ledger.changed = []
-            log = self._log
-            if log is not None:
-                log.write(f'{{"t":{now!r},"ev":"finish","task":{task_id}}}\n')
+            rec = self._rec
+            if rec is not None:
+                rec((FINISH, now, task_id, 0))
             self._completed(task, now)
             qp = self._pass
             self.events_applied += 1
@@ -327,9 +333,9 @@ class ControlPlane:
     # ------------------------------------------------------------ events
     def _on_arrived(self, ev: TaskArrived, now: float, actions: list[Action]) -> None:
         task = ev.task
-        log = self._log
-        if log is not None:
-            log.write(f'{{"t":{now!r},"ev":"arrive","task":{task.id}}}\n')
+        rec = self._rec
+        if rec is not None:
+            rec((ARRIVE, now, task.id, 0))
         c, m = task.cores, task.mem_mb
         reason: str | None = None
         cap1 = self._cap1
@@ -353,13 +359,12 @@ class ControlPlane:
 
     def _on_finished(self, ev: TaskFinished, now: float, actions: list[Action]) -> None:
         task = self._running.get(ev.task_id)
-        log = self._log
+        rec = self._rec
         if task is None:
-            if log is not None:
-                log.write(f'{{"t":{now!r},"ev":"finish","task":{ev.task_id},"ignored":true}}\n')
+            self._write({"t": now, "ev": "finish", "task": ev.task_id, "ignored": True})
             return
-        if log is not None:
-            log.write(f'{{"t":{now!r},"ev":"finish","task":{task.id}}}\n')
+        if rec is not None:
+            rec((FINISH, now, task.id, 0))
         self._completed(task, now)
 
     def _completed(self, task: Task, now: float) -> None:
@@ -443,9 +448,9 @@ class ControlPlane:
         w = task.walltime_s
         task.est_end_s = now + (w if w is not None else
                                 self._overhead[node] + task.work_core_s / (task.cores * self._speed[node]))
-        log = self._log
-        if log is not None:
-            log.write(f'{{"t":{now!r},"act":"start","task":{task.id},"node":{self._names[node]}}}\n')
+        rec = self._rec
+        if rec is not None:
+            rec((START, now, task.id, node))
         actions.append(Start(task, node))
 
     def _reject(self, task: Task, reason: str, now: float, actions: list[Action]) -> None:

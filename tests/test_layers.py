@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "view": 6,
     "plugins": 6, "policies": 6, "hookspecs": 6, "policy": 6, "scenario": 6,
     "cluster": 7, "workload": 7, "inputs": 7,
-    "model": 8, "events": 8,
+    "model": 8, "events": 8, "eventlog": 8,
 }
 SHELLS = {"sim", "live", "shell", "master", "testbed"}
 CONTROL_PLANE = {"control", "decisions", "placement", "queuepass", "rebalance", "ledger", "view", "plugins",

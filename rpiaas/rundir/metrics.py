@@ -8,22 +8,20 @@ live shell feed it through the writer); :func:`run_record` is the content of
 
 from __future__ import annotations
 
-import math
 import sys
-from array import array
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..model import Task, TaskState
 from .format import FORMAT
+from .stream import BSLD_BOUND_S, Totals
 
 if TYPE_CHECKING:
     from ..scenario import Scenario
 
 __all__ = ["BSLD_BOUND_S", "Stats", "bounded_slowdown", "run_record", "versions"]
 
-BSLD_BOUND_S = 10.0
 _COMPLETED = TaskState.COMPLETED
 
 
@@ -64,24 +62,12 @@ def bounded_slowdown(response_s: float, run_s: float) -> float:
     return max(1.0, response_s / max(run_s, BSLD_BOUND_S))
 
 
-class Stats:
+class Stats(Totals):
     """Summary metrics accumulated as tasks end (O(1) memory per task but waits)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
-        self.waits = array("d")
-        self.sum_response = 0.0
-        self.sum_bsld = 0.0
-        self.first_arrival = math.inf
-        self.last_end = -math.inf
-
-    @property
-    def ended(self) -> int:
-        return sum(self.counts.values())
 
     def add(self, task: Task) -> float | None:
         """Account a task that ended; returns its bounded slowdown if it completed."""
-        self.counts[task.state] += 1
+        self.counts[task.state.value] += 1
         a = task.arrival_s
         if a < self.first_arrival:
             self.first_arrival = a
@@ -105,7 +91,7 @@ class Stats:
     def summary(self, busy_core_s: float, capacity_core_s: float, energy_j: float,
                 duration_s: float) -> dict[str, Any]:
         """The ``summary`` object of ``run.json``."""
-        counts = {state.value: n for state, n in self.counts.items()}
+        counts = self.counts
         done = counts["completed"]
         waits = np.frombuffer(self.waits, dtype=np.float64) if len(self.waits) else np.zeros(0)
         makespan = self.last_end - self.first_arrival if done else 0.0

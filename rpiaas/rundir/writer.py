@@ -19,25 +19,18 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO, Any
 
-from ..model import Task, TaskState
+from ..eventlog import EventRecords, event_lines
+from ..model import Task
 from .format import NODE_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
-from .metrics import BSLD_BOUND_S, Stats, bounded_slowdown
+from .metrics import Stats
+from .stream import TaskRows, WriterProcess, task_record
 
 __all__ = ["Lines", "RunWriter", "remove_partials_of", "remove_stale_partials"]
 
 _BUF = 1 << 20
-_COMPLETED = TaskState.COMPLETED
-
-
-def _csv(text: str) -> str:
-    """Quote a free-text field the way the csv module reads it back."""
-    if any(c in text for c in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _f(x: float) -> str:
-    return repr(x) if x >= 0 else ""
+# a drain that finds this many rows and records waiting hands the rest of the run to a
+# writer process (background=None): a run that long pays the process's start many times back
+_BACKGROUND_MIN = 5_000
 
 
 class Lines:
@@ -54,6 +47,10 @@ class Lines:
         self._file = file
         self._buf: list[str] = []
         self.write: Callable[[str], None] = self._buf.append
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
 
     def drain(self) -> None:
         if self._buf:
@@ -115,10 +112,18 @@ def remove_partials_of(parent: Path, names: Collection[str]) -> list[Path]:
 
 
 class RunWriter:
-    """Streams a run directory; :meth:`commit` moves it into place."""
+    """Streams a run directory; :meth:`commit` moves it into place.
+
+    Rows of ended tasks (:meth:`task_done`) and the event log (:attr:`events`, an
+    :class:`~rpiaas.eventlog.EventRecords`) are kept as plain values and made into
+    text at each :meth:`drain`: here, or, with ``background`` true (or ``None`` and a
+    drain that finds at least ``_BACKGROUND_MIN`` waiting: a long run), by a writer
+    process on another core (:class:`~rpiaas.rundir.stream.WriterProcess`).  The
+    bytes are the same either way.
+    """
 
     def __init__(self, out: str | Path, event_log: bool = True, decisions: bool = False,
-                 tables: str = "csv") -> None:
+                 tables: str = "csv", background: bool | None = False) -> None:
         if tables not in TABLE_FORMATS:
             raise ValueError(f"tables: expected one of {', '.join(TABLE_FORMATS)}, got {tables!r}")
         if tables == "parquet":  # before the run, not after an hour of simulation
@@ -139,86 +144,103 @@ class RunWriter:
         # kept open for the whole run and closed by commit() or abort()
         self.tasks = Lines(self._open("tasks.csv"))
         self.nodes = Lines(self._open("nodes.csv"))
-        self.events = Lines(self._open("events.jsonl")) if event_log else None
+        self._events_file = self._open("events.jsonl") if event_log else None
+        self.events = EventRecords() if event_log else None
         self.decisions = Lines(self._open("decisions.jsonl")) if decisions else None
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
         self.stats = Stats()
-        self.node_names: list[str] = []
-        self._quoted: dict[str, str] = {}
+        self._rows = TaskRows(self.stats)
+        self._names_json: list[str] = []
+        # an ended task waits here for its row until the next drain: append, nothing more
+        self._done: list[Task] = []
+        self.task_done: Callable[[Task], None] = self._done.append
+        self.tasks_ended = 0  # rows made (or handed to the writer process) so far
+        self.background = background
+        self._proc: WriterProcess | None = None
 
     def drain(self) -> None:
-        """Write out the lines collected so far."""
+        """Write out (or hand the writer process) what was collected so far.  With
+        ``background=None`` a drain that finds enough waiting starts the writer process."""
+        if self._proc is None and not self.tasks.closed and (self.background or (
+                self.background is None
+                and len(self._done) + (len(self.events) if self.events is not None else 0) >= _BACKGROUND_MIN)):
+            self._start_process()
+        self._drain_rows()
         for lines in self._sinks():
             lines.drain()
 
     def _sinks(self) -> list[Lines]:
-        return [x for x in (self.tasks, self.nodes, self.events, self.decisions) if x is not None]
+        return [x for x in (self.tasks, self.nodes, self.decisions) if x is not None and not x.closed]
 
     def _open(self, name: str) -> IO[str]:
         return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")
 
-    def task_ended(self, task: Task) -> None:
-        """Write the row of a task in a final state (or left over at the end)."""
-        state = task.state
-        a, s, e = task.arrival_s, task.start_s, task.end_s
-        if state is _COMPLETED:
-            # completed, the common case, kept short: every field is known, and the
-            # summary's bookkeeping (Stats.add) is done here, a handful of calls less a task
-            st = self.stats
-            st.counts[state] += 1
-            if a < st.first_arrival:
-                st.first_arrival = a
-            st.waits.append(s - a)
-            response = e - a
-            run = e - s
-            bsld = response / (run if run > BSLD_BOUND_S else BSLD_BOUND_S)  # bounded_slowdown
-            if bsld < 1.0:
-                bsld = 1.0
-            st.sum_response += response
-            st.sum_bsld += bsld
-            if e > st.last_end:
-                st.last_end = e
-            sld = repr(response / run) if run > 0 else ""
-            tenant = self._quoted.get(task.tenant)
-            if tenant is None:
-                tenant = self._tenant(task.tenant)
-            self.tasks.write(
-                f"{task.id},{a!r},{s!r},{e!r},{self.node_names[task.node]},completed,{s - a!r},"
-                f"{response!r},{sld},{bsld!r},{task.cores},{task.mem_mb},{task.work_core_s!r},"
-                f"{task.kind},{tenant},{task.attempts}\n")
-            return
-        self.stats.add(task)
-        started = s >= 0
-        ended = e >= 0 and started
-        wait = _f(s - a) if started else ""
-        if ended:
-            response = e - a
-            run = e - s
-            resp = repr(response)
-            sld = repr(response / run) if run > 0 else ""
-            bsld_text = repr(bounded_slowdown(response, run))
-        else:
-            resp = sld = bsld_text = ""
-        node = self.node_names[task.node] if task.node >= 0 else ""
-        self.tasks.write(
-            f"{task.id},{a!r},{_f(s)},{_f(e) if ended or state is TaskState.REJECTED else ''},"
-            f"{node},{state.value},{wait},{resp},{sld},{bsld_text},{task.cores},{task.mem_mb},"
-            f"{task.work_core_s!r},{task.kind},{self._tenant(task.tenant)},{task.attempts}\n"
-        )
+    @property
+    def node_names(self) -> list[str]:
+        return self._rows.node_names
 
-    def _tenant(self, tenant: str) -> str:
-        quoted = self._quoted.get(tenant)
-        if quoted is None:
-            quoted = self._quoted[tenant] = _csv(tenant)
-        return quoted
+    @node_names.setter
+    def node_names(self, names: list[str]) -> None:
+        self._rows.node_names = list(names)
+        self._names_json = [json.dumps(n) for n in names]
+
+    def task_ended(self, task: Task) -> None:
+        """Write the row of a task in a final state (or left over at the end) now."""
+        self._done.append(task)
+        self._drain_rows()
+
+    def _drain_rows(self) -> None:
+        """Make the rows of the tasks that ended since the last drain, and the event log's
+        lines (or hand both to the writer process)."""
+        done = self._done
+        records = list(map(task_record, done))
+        done.clear()
+        self.tasks_ended += len(records)
+        events = self.events if self.events is not None and len(self.events) else None
+        if self._proc is not None:
+            if records or events is not None:
+                numbers, texts = events.take() if events is not None else (None, [])
+                self._proc.send(records, numbers, texts)
+            return
+        if records:
+            self.tasks.write(self._rows.text(records))
+        if events is not None:
+            assert self._events_file is not None
+            numbers, texts = events.take()
+            self._events_file.write(event_lines(numbers, texts, self._names_json))
+
+    def _start_process(self) -> None:
+        """Hand ``tasks.csv`` and ``events.jsonl`` over to a writer process from here on."""
+        self.tasks.close()
+        if self._events_file is not None:
+            self._events_file.close()
+        self._proc = WriterProcess(str(self.tmp), tasks=True, events=self.events is not None,
+                                   node_names=self.node_names)
+
+    def settle(self) -> None:
+        """Write out everything kept so far; with a writer process, wait for it to finish and
+        take over its totals.  After it :attr:`stats` is complete and no row may follow."""
+        self._drain_rows()
+        if self._proc is not None:
+            proc, self._proc = self._proc, None
+            try:
+                state, waits = proc.finish()
+            finally:
+                proc.kill()
+            self.stats.load(state, waits)
+        for lines in self._sinks():
+            lines.drain()
 
     def commit(self, run: dict[str, Any], timing: dict[str, Any],
                extra: dict[str, dict[str, Any]] | None = None) -> Path:
         """Close the files, write ``run.json``, ``timing.json`` and the ``extra`` JSON
         files (name to content), and move the directory into place."""
+        self.settle()
         for f in self._sinks():
             f.close()
+        if self._events_file is not None and not self._events_file.closed:
+            self._events_file.close()
         if self.tables == "parquet":
             from .parquet import convert
 
@@ -239,7 +261,11 @@ class RunWriter:
         return self.out
 
     def abort(self) -> None:
-        for f in self._sinks():
-            with contextlib.suppress(OSError):
-                f.close()
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc = None
+        for f in [*self._sinks(), self._events_file]:
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

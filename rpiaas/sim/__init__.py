@@ -24,7 +24,7 @@ def simulate(scenario: Scenario, out: str | Path | None = None,
     tables as Parquet (pyarrow, the ``analysis`` extra).
     """
     writer = RunWriter(out, event_log=scenario.event_log, decisions=scenario.decision_trace,
-                       tables=tables) if out is not None else None
+                       tables=tables, background=None) if out is not None else None
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
         sim = Simulation(scenario, writer, progress=progress)

@@ -84,7 +84,7 @@ class Simulation(Shell):
         self._track_ends = self.control.may_move
         if (not self._track_ends and on_task is None and writer is not None
                 and type(self)._final is _BASE_FINAL):  # (a subclass's own _final is called)
-            self.control.on_final = writer.task_ended
+            self.control.on_final = writer.task_done
         self._ledger = self.control.ledger
         self._states, self._cores_free = self.control.node_states, self.control.node_cores_free
         self.usage = NodeUsage(nodes, [int(s) for s in states])
@@ -241,7 +241,7 @@ class Simulation(Shell):
     def _final(self, task: Task) -> None:
         self._ends.pop(task.id, None)
         if self.writer is not None:
-            self.writer.task_ended(task)
+            self.writer.task_done(task)
         else:
             self.stats.add(task)
         if self._on_task is not None:
@@ -290,7 +290,7 @@ class Simulation(Shell):
                 if self.writer is not None:
                     self.writer.drain()
                 if bar is not None:
-                    done = self.stats.ended
+                    done = self.writer.tasks_ended if self.writer is not None else self.stats.ended
                     bar.update((done if self.scenario.workload.count else self.env.now) - bar.n)
         except (_Stop, EmptySchedule):
             pass
@@ -306,6 +306,8 @@ class Simulation(Shell):
         # tasks still waiting or running get their row too
         for task in self.control.running() + self.control.queued():
             self._final(task)
+        if self.writer is not None:
+            self.writer.settle()  # every row written: the totals are complete
         self.wall_s = time.perf_counter() - wall0
         capacity = float(sum(self._cores)) * end
         busy_core_s, energy_j = self.usage.totals()

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..eventlog import MAX_TASK_ID
 from ..inputs.source import KeyPath, Source
 from ..model import Task
 from .base import KINDS, Workload
@@ -47,6 +48,8 @@ def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
         tp = (*path, i)
         t = src.mapping(tp, raw, TASK_KEYS, required=("arrival_s", "cores", "mem_mb", "work_core_s"))
         tid = src.integer((*tp, "id"), t["id"], minimum=0) if "id" in t else i + 1
+        if tid > MAX_TASK_ID:
+            src.fail((*tp, "id"), f"expected a task id of at most 2**53, got {tid}")
         if tid in seen:
             src.fail((*tp, "id"), f"duplicate task id {tid} (also item {seen[tid]})")
         seen[tid] = i

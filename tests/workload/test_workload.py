@@ -117,6 +117,8 @@ def _task_list_cases() -> list[tuple[str, int, str, str]]:
          "task 1 (1 cores, 9999 MB) fits no node type"),
         (head + tasks.replace("id: 7", "id: 1"), 7, f"{T}[1].id", "duplicate task id 1 (also item 0)"),
         (head + tasks.replace("id: 7", "id: -7"), 7, f"{T}[1].id", "expected a non-negative integer, got -7"),
+        (head + tasks.replace("id: 7", f"id: {2**53 + 1}"), 7, f"{T}[1].id",
+         f"expected a task id of at most 2**53, got {2**53 + 1}"),
         (head + tasks.replace("arrival_s: 1", "arrival_s: -1"), 7, f"{T}[1].arrival_s",
          "expected a non-negative number, got -1"),
         (head + tasks.replace("cores: 2", "cores: 0"), 7, f"{T}[1].cores", "expected a positive integer, got 0"),

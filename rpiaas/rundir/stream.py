@@ -1,0 +1,284 @@
+"""The text of ``tasks.csv`` and ``events.jsonl``, made from plain values, here or in a writer process.
+
+A simulation does not format its results as it goes.  It keeps each ended
+task as a tuple of plain values (:data:`task_record`) and each event-log
+record as four numbers (:class:`~rpiaas.eventlog.EventRecords`); every few
+thousand events the writer (:class:`~rpiaas.rundir.writer.RunWriter`) turns
+them into text with :class:`TaskRows` and :func:`~rpiaas.eventlog.event_lines`.  Turning a
+float into its shortest text is most of what writing a run directory
+costs, so a long run hands that work to a process of its own
+(:class:`WriterProcess`), on another core, while it simulates on: the bytes
+written are the same either way, and so are the summary figures, which
+:class:`Totals` adds up in the order the tasks ended.
+
+The writer process runs this file as a script (``python stream.py DIR``):
+it imports the standard library only (and :mod:`rpiaas.eventlog`, by its path), so it
+starts at once.  It reads
+frames from its standard input (:func:`serve`) and answers the last with the
+run's totals on its standard output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import marshal
+import math
+import os
+import signal
+import struct
+import subprocess
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
+from typing import IO, Any
+
+if __package__:
+    from ..eventlog import event_lines
+else:  # the writer process runs this file as a script: load the log's format without the package
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location(
+        "_rpiaas_eventlog", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                         "eventlog.py"))
+    assert _spec is not None and _spec.loader is not None
+    _eventlog = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_eventlog)
+    event_lines = _eventlog.event_lines
+
+__all__ = ["BSLD_BOUND_S", "TaskRows", "Totals", "WriterProcess", "task_record"]
+
+BSLD_BOUND_S = 10.0
+
+# An ended task as plain values: what a task row is made of (marshal carries it to the writer process).
+TASK_RECORD = ("id", "arrival_s", "start_s", "end_s", "node", "state._value_", "cores", "mem_mb",
+               "work_core_s", "kind", "tenant", "attempts")
+task_record: Callable[[Any], tuple[Any, ...]] = attrgetter(*TASK_RECORD)
+
+
+def _quote(text: str) -> str:
+    """Quote a free-text field the way the csv module reads it back."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _f(x: float) -> str:
+    return repr(x) if x >= 0 else ""
+
+
+class Totals:
+    """The summary figures a run adds up as its tasks end (waits kept for their percentiles)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("queued", "running", "completed", "rejected", "failed", "killed"), 0)
+        self.waits = array("d")
+        self.sum_response = 0.0
+        self.sum_bsld = 0.0
+        self.first_arrival = math.inf
+        self.last_end = -math.inf
+
+    @property
+    def ended(self) -> int:
+        return sum(self.counts.values())
+
+    def state(self) -> dict[str, Any]:
+        """Everything but the waits, as plain values."""
+        return {"counts": {str(k): v for k, v in self.counts.items()}, "sum_response": self.sum_response,
+                "sum_bsld": self.sum_bsld, "first_arrival": self.first_arrival, "last_end": self.last_end}
+
+    def load(self, state: dict[str, Any], waits: bytes) -> None:
+        """Take over the totals another :class:`Totals` added up (:meth:`state`, the waits' bytes)."""
+        for k, v in state["counts"].items():
+            self.counts[k] = v
+        self.sum_response, self.sum_bsld = state["sum_response"], state["sum_bsld"]
+        self.first_arrival, self.last_end = state["first_arrival"], state["last_end"]
+        self.waits = array("d")
+        self.waits.frombytes(waits)
+
+
+class TaskRows:
+    """Makes the ``tasks.csv`` rows of ended tasks (:data:`task_record` tuples) and adds them
+    up in ``totals`` as it goes.
+
+    :param node_names: node names by index.
+    """
+
+    def __init__(self, totals: Totals, node_names: Sequence[str] = ()) -> None:
+        self.totals = totals
+        self.node_names = list(node_names)
+        self._quoted: dict[str, str] = {}
+
+    def text(self, records: Iterable[tuple[Any, ...]]) -> str:
+        out: list[str] = []
+        write = out.append
+        st = self.totals
+        counts, waits = st.counts, st.waits
+        names, quoted = self.node_names, self._quoted
+        for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts in records:
+            counts[state] += 1
+            if a < st.first_arrival:
+                st.first_arrival = a
+            q = quoted.get(tenant)
+            if q is None:
+                q = quoted[tenant] = _quote(tenant)
+            if state == "completed":  # the common case, kept short: every field is known
+                waits.append(s - a)
+                response = e - a
+                run = e - s
+                bsld = response / (run if run > BSLD_BOUND_S else BSLD_BOUND_S)
+                if bsld < 1.0:
+                    bsld = 1.0
+                st.sum_response += response
+                st.sum_bsld += bsld
+                if e > st.last_end:
+                    st.last_end = e
+                sld = repr(response / run) if run > 0 else ""
+                write(f"{tid},{a!r},{s!r},{e!r},{names[node]},completed,{s - a!r},{response!r},{sld},"
+                      f"{bsld!r},{cores},{mem},{work!r},{kind},{q},{attempts}\n")
+                continue
+            started = s >= 0
+            if started:
+                waits.append(s - a)
+            ended = e >= 0 and started
+            if ended:
+                response = e - a
+                run = e - s
+                resp = repr(response)
+                sld = repr(response / run) if run > 0 else ""
+                bsld_text = repr(max(1.0, response / max(run, BSLD_BOUND_S)))
+            else:
+                resp = sld = bsld_text = ""
+            write(f"{tid},{a!r},{_f(s)},{_f(e) if ended or state == 'rejected' else ''},"
+                  f"{names[node] if node >= 0 else ''},{state},{_f(s - a) if started else ''},{resp},"
+                  f"{sld},{bsld_text},{cores},{mem},{work!r},{kind},{q},{attempts}\n")
+        return "".join(out)
+
+
+# ------------------------------------------------------------ the writer process
+# A frame: one kind byte and the payload's length, then the payload (marshal).
+_HEAD = struct.Struct("<cQ")
+NAMES, DATA, FINISH_FRAME = b"N", b"D", b"F"
+_BUF = 1 << 20
+_PIPE_BYTES = 1 << 20  # Linux lets a user grow a pipe to 1 MB (/proc/sys/fs/pipe-max-size)
+
+
+class WriterProcess:
+    """A process that writes ``tasks.csv`` and ``events.jsonl`` (either may be absent) into
+    ``directory`` from the frames it is sent, and answers :meth:`finish` with its totals.
+
+    It ignores SIGINT (the run that started it decides) and ends, writing nothing more,
+    when its input closes early.
+    """
+
+    def __init__(self, directory: str, tasks: bool, events: bool, node_names: Sequence[str]) -> None:
+        files = [x for x, on in (("tasks.csv", tasks), ("events.jsonl", events)) if on]
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), directory, *files],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        assert self._proc.stdin is not None
+        self._in = self._proc.stdin
+        with contextlib.suppress(AttributeError, OSError):  # a larger pipe: the run rarely waits
+            fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self._send(NAMES, list(node_names))
+
+    def _send(self, kind: bytes, payload: Any) -> None:
+        data = marshal.dumps(payload, 2)
+        try:
+            self._in.write(_HEAD.pack(kind, len(data)))
+            self._in.write(data)
+        except (BrokenPipeError, ValueError):
+            raise OSError(f"the run directory's writer process stopped: {self._why()}") from None
+
+    def send(self, records: list[tuple[Any, ...]], numbers: array[float] | None, texts: list[str]) -> None:
+        """Rows of ended tasks (:data:`task_record` tuples) and event-log records, in one frame."""
+        self._send(DATA, (records, numbers.tobytes() if numbers is not None else b"", texts))
+
+    def finish(self, timeout_s: float = 600.0) -> tuple[dict[str, Any], bytes]:
+        """Wait for every frame to be written and the files closed; the totals and waits."""
+        self._send(FINISH_FRAME, None)
+        try:
+            out, _ = self._proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise OSError(f"the run directory's writer process did not finish in {timeout_s:g} s") from None
+        if self._proc.returncode != 0 or not out:
+            raise OSError(f"the run directory's writer process failed: {self._why()}")
+        state, waits = marshal.loads(out)
+        return state, waits
+
+    def _why(self) -> str:
+        self._proc.poll()
+        err = b""
+        if self._proc.returncode is not None and self._proc.stderr is not None:
+            err = self._proc.stderr.read()
+        lines = err.decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit status {self._proc.returncode}"
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if f is not None:
+                f.close()
+
+
+def _read_exact(f: IO[bytes], n: int) -> bytes:
+    parts: list[bytes] = []
+    while n:
+        b = f.read(n)
+        if not b:
+            raise EOFError
+        parts.append(b)
+        n -= len(b)
+    return b"".join(parts)
+
+
+def serve(directory: str, files: Sequence[str], inp: IO[bytes], out: IO[bytes]) -> int:
+    """The writer process: frames from ``inp`` into ``directory``'s ``files``; the totals to ``out``."""
+    with contextlib.ExitStack() as stack:
+        opened = {name: stack.enter_context(open(os.path.join(directory, name), "a", buffering=_BUF,
+                                                 encoding="utf-8", newline="")) for name in files}
+        return _serve(opened, inp, out)
+
+
+def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int:
+    tasks_f, events_f = opened.get("tasks.csv"), opened.get("events.jsonl")
+    totals = Totals()
+    rows = TaskRows(totals)
+    names_json: list[str] = []
+    try:
+        while True:
+            kind, size = _HEAD.unpack(_read_exact(inp, _HEAD.size))
+            payload = marshal.loads(_read_exact(inp, size))
+            if kind == DATA:
+                records, numbers_bytes, texts = payload
+                text = rows.text(records)
+                if tasks_f is not None:
+                    tasks_f.write(text)
+                if events_f is not None and numbers_bytes:
+                    numbers = array("d")
+                    numbers.frombytes(numbers_bytes)
+                    events_f.write(event_lines(numbers, texts, names_json))
+            elif kind == NAMES:
+                rows.node_names = list(payload)
+                names_json = [json.dumps(n) for n in payload]
+            elif kind == FINISH_FRAME:
+                for f in opened.values():
+                    f.close()
+                out.write(marshal.dumps((totals.state(), totals.waits.tobytes()), 2))
+                out.flush()
+                return 0
+            else:
+                raise ValueError(f"unknown frame {kind!r}")
+    except EOFError:
+        return 1  # the run stopped early: its directory is thrown away
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(serve(sys.argv[1], sys.argv[2:], sys.stdin.buffer, sys.stdout.buffer))
