@@ -3,12 +3,12 @@
 Every task adds three records to the log (its arrival, its start, its end).
 Writing each as a line of JSON at once costs more than the rest of the
 simulation of that task, most of it in turning times into their shortest
-text.  So the control plane hands a record over as four numbers,
-``record((code, t, task_id, node))``, and :class:`EventRecords` keeps them in
-an ``array``; :func:`event_lines` makes the lines when the writer drains the
+text.  So the control plane hands a record over as four values,
+``record((code, t, task_id, node))``, and :class:`EventRecords` keeps the
+tuples; :func:`event_lines` makes the lines when the writer drains the
 log (in the simulating process, or in a writer process of its own:
 :mod:`rpiaas.rundir.stream`).  A record of any other kind is a line of text,
-:meth:`EventRecords.write`, kept in its place among the numbers.
+:meth:`EventRecords.write`, kept in its place among the others.
 
 :class:`LineLog` is the same interface over a plain text sink (a file, a
 list): it writes every line at once.
@@ -20,8 +20,7 @@ the package.
 from __future__ import annotations
 
 import json
-from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 __all__ = ["ARRIVE", "FINISH", "MAX_TASK_ID", "START", "EventLog", "EventRecords", "LineLog",
@@ -29,7 +28,7 @@ __all__ = ["ARRIVE", "FINISH", "MAX_TASK_ID", "START", "EventLog", "EventRecords
 
 # record codes: the three records every task adds; 0 is a line of text
 TEXT, ARRIVE, FINISH, START = 0.0, 1.0, 2.0, 3.0
-# task ids travel as doubles: exact up to here (inputs are bounded to it)
+# the largest task id (inputs are bounded to it): a double holds every integer up to it
 MAX_TASK_ID = 2**53
 
 Record = tuple[float, float, int, int]
@@ -46,49 +45,45 @@ class EventLog(Protocol):
 
 
 class EventRecords:
-    """An :class:`EventLog` that keeps records as numbers until :meth:`take`.
+    """An :class:`EventLog` that keeps its records as they come until :meth:`take`.
 
-    ``record`` is the ``extend`` of one ``array`` that lives as long as this
-    object, so a caller may keep it bound.
+    ``record`` is the ``append`` of one list that lives as long as this object, so a
+    caller may keep it bound; a line of text is kept as ``(TEXT, 0.0, line, 0)``.
     """
 
-    __slots__ = ("_numbers", "_texts", "record")
+    __slots__ = ("_items", "record")
 
     def __init__(self) -> None:
-        self._numbers = array("d")
-        self._texts: list[str] = []
-        self.record: Callable[[Record], Any] = self._numbers.extend
+        self._items: list[tuple[float, float, Any, int]] = []
+        self.record: Callable[[Record], Any] = self._items.append
 
     def write(self, line: str) -> None:
-        self._numbers.extend((TEXT, 0.0, len(self._texts), 0))
-        self._texts.append(line)
+        self._items.append((TEXT, 0.0, line, 0))
 
     def __len__(self) -> int:
-        return len(self._numbers) // 4
+        return len(self._items)
 
-    def take(self) -> tuple[array[float], list[str]]:
-        """The records kept so far (numbers, texts), handed over; the log starts afresh."""
-        numbers, texts = self._numbers[:], self._texts
-        del self._numbers[:]
-        self._texts = []
-        return numbers, texts
+    def take(self) -> list[tuple[float, float, Any, int]]:
+        """The records kept so far, handed over; the log starts afresh."""
+        items = self._items.copy()
+        self._items.clear()
+        return items
 
 
-def event_lines(numbers: Sequence[float], texts: Sequence[str], names_json: Sequence[str]) -> str:
+def event_lines(records: Iterable[tuple[float, float, Any, int]], names_json: Sequence[str]) -> str:
     """The ``events.jsonl`` text of records taken from :class:`EventRecords`; ``names_json``
     are the node names, JSON-quoted."""
     out: list[str] = []
     write = out.append
-    it = iter(numbers)
-    for code, t, x, n in zip(it, it, it, it, strict=False):
+    for code, t, x, n in records:
         if code == START:
-            write(f'{{"t":{t!r},"act":"start","task":{int(x)},"node":{names_json[int(n)]}}}\n')
+            write(f'{{"t":{t!r},"act":"start","task":{x},"node":{names_json[n]}}}\n')
         elif code == ARRIVE:
-            write(f'{{"t":{t!r},"ev":"arrive","task":{int(x)}}}\n')
+            write(f'{{"t":{t!r},"ev":"arrive","task":{x}}}\n')
         elif code == FINISH:
-            write(f'{{"t":{t!r},"ev":"finish","task":{int(x)}}}\n')
+            write(f'{{"t":{t!r},"ev":"finish","task":{x}}}\n')
         else:
-            write(texts[int(x)])
+            write(x)
     return "".join(out)
 
 
@@ -104,4 +99,4 @@ class LineLog:
         self.record: Callable[[Record], Any] = self._record
 
     def _record(self, rec: Record) -> None:
-        self._sink.write(event_lines(rec, (), self._names))
+        self._sink.write(event_lines((rec,), self._names))

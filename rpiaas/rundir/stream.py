@@ -193,9 +193,9 @@ class WriterProcess:
         except (BrokenPipeError, ValueError):
             raise OSError(f"the run directory's writer process stopped: {self._why()}") from None
 
-    def send(self, records: list[tuple[Any, ...]], numbers: array[float] | None, texts: list[str]) -> None:
+    def send(self, records: list[tuple[Any, ...]], events: list[tuple[float, float, Any, int]]) -> None:
         """Rows of ended tasks (:data:`task_record` tuples) and event-log records, in one frame."""
-        self._send(DATA, (records, numbers.tobytes() if numbers is not None else b"", texts))
+        self._send(DATA, (records, events))
 
     def finish(self, timeout_s: float = 600.0) -> tuple[dict[str, Any], bytes]:
         """Wait for every frame to be written and the files closed; the totals and waits."""
@@ -256,14 +256,12 @@ def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int
             kind, size = _HEAD.unpack(_read_exact(inp, _HEAD.size))
             payload = marshal.loads(_read_exact(inp, size))
             if kind == DATA:
-                records, numbers_bytes, texts = payload
+                records, events = payload
                 text = rows.text(records)
                 if tasks_f is not None:
                     tasks_f.write(text)
-                if events_f is not None and numbers_bytes:
-                    numbers = array("d")
-                    numbers.frombytes(numbers_bytes)
-                    events_f.write(event_lines(numbers, texts, names_json))
+                if events_f is not None and events:
+                    events_f.write(event_lines(events, names_json))
             elif kind == NAMES:
                 rows.node_names = list(payload)
                 names_json = [json.dumps(n) for n in payload]

@@ -200,15 +200,13 @@ class RunWriter:
         events = self.events if self.events is not None and len(self.events) else None
         if self._proc is not None:
             if records or events is not None:
-                numbers, texts = events.take() if events is not None else (None, [])
-                self._proc.send(records, numbers, texts)
+                self._proc.send(records, events.take() if events is not None else [])
             return
         if records:
             self.tasks.write(self._rows.text(records))
         if events is not None:
             assert self._events_file is not None
-            numbers, texts = events.take()
-            self._events_file.write(event_lines(numbers, texts, self._names_json))
+            self._events_file.write(event_lines(events.take(), self._names_json))
 
     def _start_process(self) -> None:
         """Hand ``tasks.csv`` and ``events.jsonl`` over to a writer process from here on."""

@@ -12,6 +12,7 @@ energy are integrated exactly at every change (:mod:`rpiaas.sim.power`).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -44,6 +45,7 @@ from .environment import URGENT, Due, SimEnvironment
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
 _CHUNK = 20_000  # SimPy steps between progress updates
+_GC_THRESHOLD = 20_000  # allocations between collections of the youngest generation, while running
 
 
 class _Stop(Exception):
@@ -281,12 +283,16 @@ class Simulation(Shell):
         self._next_arrival()
         if not self._arrivals_left and self._until_done:  # nothing to do at all
             self._at(0.0, None, lambda ev: self._flush())
-        step = self.env.step
+        steps = self.env.steps
         bar = self._progress_bar()
+        # Every task makes a few short-lived objects (events, the task itself, its records):
+        # collected every 700 allocations, as by default, they would be looked at over and
+        # over; a larger first threshold lets reference counting free nearly all of them first.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], _GC_THRESHOLD), *thresholds[1:])
         try:
             while True:
-                for _ in range(_CHUNK):
-                    step()
+                steps(_CHUNK)
                 if self.writer is not None:
                     self.writer.drain()
                 if bar is not None:
@@ -295,6 +301,7 @@ class Simulation(Shell):
         except (_Stop, EmptySchedule):
             pass
         finally:
+            gc.set_threshold(*thresholds)
             if bar is not None:
                 bar.close()
         end = self.env.now
