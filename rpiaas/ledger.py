@@ -39,13 +39,12 @@ class FreeCoresIndex:
     opens or closes a memory level.
     """
 
-    __slots__ = ("_groups", "_levels", "_where", "max_cores")
+    __slots__ = ("_groups", "_levels", "max_cores")
 
     def __init__(self, max_cores: int) -> None:
         self.max_cores = max_cores
         self._levels: list[list[int]] = [[] for _ in range(max_cores + 1)]
         self._groups: list[dict[int, dict[int, None]]] = [{} for _ in range(max_cores + 1)]
-        self._where: dict[int, tuple[int, int]] = {}  # node -> (free cores, free memory)
 
     def add(self, node: int, free: int, mem_free_mb: int) -> None:
         groups = self._groups[free]
@@ -54,39 +53,36 @@ class FreeCoresIndex:
             group = groups[mem_free_mb] = {}
             insort(self._levels[free], mem_free_mb)
         group[node] = None
-        self._where[node] = (free, mem_free_mb)
 
-    def remove(self, node: int, free: int) -> None:
-        f, mem = self._where.pop(node)
-        groups = self._groups[f]
-        group = groups[mem]
+    def remove(self, node: int, free: int, mem_free_mb: int) -> None:
+        """Take out node ``node``, which has ``free`` free cores and ``mem_free_mb`` free memory."""
+        groups = self._groups[free]
+        group = groups[mem_free_mb]
         del group[node]
         if not group:
-            del groups[mem]
-            levels = self._levels[f]
-            del levels[bisect_left(levels, mem)]
+            del groups[mem_free_mb]
+            levels = self._levels[free]
+            del levels[bisect_left(levels, mem_free_mb)]
 
-    def move(self, node: int, old: int, new: int, mem_free_mb: int) -> None:
-        """Node ``node`` now has ``new`` free cores and ``mem_free_mb`` free memory.
+    def move(self, node: int, old: int, old_mem: int, new: int, new_mem: int) -> None:
+        """Node ``node`` had ``old`` free cores and ``old_mem`` free memory and now has ``new``
+        and ``new_mem`` (the caller knows both: the index keeps no copy).
 
         :meth:`remove` then :meth:`add`, written out: it runs twice per task.
         """
-        where = self._where
-        f, mem = where[node]
-        groups = self._groups[f]
-        group = groups[mem]
+        groups = self._groups[old]
+        group = groups[old_mem]
         del group[node]
         if not group:
-            del groups[mem]
-            levels = self._levels[f]
-            del levels[bisect_left(levels, mem)]
+            del groups[old_mem]
+            levels = self._levels[old]
+            del levels[bisect_left(levels, old_mem)]
         groups = self._groups[new]
-        into = groups.get(mem_free_mb)
+        into = groups.get(new_mem)
         if into is None:
-            into = groups[mem_free_mb] = {}
-            insort(self._levels[new], mem_free_mb)
+            into = groups[new_mem] = {}
+            insort(self._levels[new], new_mem)
         into[node] = None
-        where[node] = (new, mem_free_mb)
 
     def items(self, free_cores: int) -> Iterator[tuple[int, int]]:
         """``(node, mem_free_mb)`` of the nodes with exactly ``free_cores`` free cores,
@@ -188,7 +184,7 @@ class Ledger:
     def take_off(self, n: int, state: int) -> None:
         """Node ``n`` leaves the on state for ``state`` (off, booting or down)."""
         if self.st[n] == _ON:
-            self.index.remove(n, self.cf[n])
+            self.index.remove(n, self.cf[n], self.mf[n])
         self.set_state(n, state)
         self.idle_since_s[n] = _NAN
 
@@ -196,11 +192,12 @@ class Ledger:
         """``task`` takes its cores and memory on ``node``."""
         cf, mf = self.cf, self.mf
         old = cf[node]
+        old_mem = mf[node]
         new = old - task.cores
-        mem = mf[node] - task.mem_mb
+        mem = old_mem - task.mem_mb
         cf[node] = self._cfw[node] = new
         mf[node] = self._mfw[node] = mem
-        self._move(node, old, new, mem)
+        self._move(node, old, old_mem, new, mem)
         self.changed.append(node)
         self._tw[node] += 1
         self._idw[node] = _NAN
@@ -216,12 +213,13 @@ class Ledger:
         del on_node[task.id]
         cf, mf = self.cf, self.mf
         old = cf[node]
+        old_mem = mf[node]
         new = old + task.cores
-        mem = mf[node] + task.mem_mb
+        mem = old_mem + task.mem_mb
         cf[node] = self._cfw[node] = new
         mf[node] = self._mfw[node] = mem
         if self.st[node] == _ON:
-            self._move(node, old, new, mem)
+            self._move(node, old, old_mem, new, mem)
             if not on_node:
                 self._idw[node] = now
         self._tw[node] -= 1

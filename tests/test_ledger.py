@@ -24,7 +24,7 @@ def test_tightest_and_loosest_match_brute_force(nodes, cores, mem, moves) -> Non
         since[n] = clock = clock + 1
     for n, c, m in moves:  # resources change as tasks start and end
         if n in state:
-            index.move(n, state[n][0], c, m)
+            index.move(n, *state[n], c, m)
             state[n] = (c, m)
             since[n] = clock = clock + 1
     fitting = [(c, m, since[n], n) for n, (c, m) in state.items() if c >= cores and m >= mem]

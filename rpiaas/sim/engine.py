@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterator
+from heapq import heappush
 from typing import Any
 
 from simpy.core import EmptySchedule
@@ -40,7 +41,7 @@ from ..model import Task
 from ..rundir import RunWriter, Stats
 from ..scenario import Scenario
 from ..shell import STATE_NAMES, NodeUsage, Shell, rng_streams
-from .environment import URGENT, Due, SimEnvironment
+from .environment import NORMAL, URGENT, Due, SimEnvironment
 
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
@@ -50,6 +51,20 @@ _GC_THRESHOLD = 20_000  # allocations between collections of the youngest genera
 
 class _Stop(Exception):
     pass
+
+
+class _TaskEnd(Due):
+    """The end of ``task`` (``_value``) as started at ``epoch``, due at ``end``: one object
+    where a value tuple, a :class:`Due` and its callback list would be three."""
+
+    __slots__ = ("end", "epoch")
+
+    def __init__(self, task: Task, epoch: int, end: float, callbacks: tuple[Callable[[Any], None]]) -> None:
+        self._ok = True
+        self._value = task
+        self.callbacks = callbacks
+        self.epoch = epoch
+        self.end = end
 
 
 class Simulation(Shell):
@@ -95,6 +110,9 @@ class Simulation(Shell):
         self.env = SimEnvironment()
         self._heap = self.env.heap
         self._at = self.env.call_at
+        self._eid = self.env.event_ids
+        self._arrive_cbs = (self._arrive,)
+        self._finish_cbs = (self._finish,)
         self._tasks: Iterator[Task] = scenario.workload.tasks(streams["workload"])
         self._arrivals_left = True
         self._batch: list[Event] = []
@@ -144,7 +162,7 @@ class Simulation(Shell):
         else:
             if task.arrival_s < now:
                 raise ValueError(f"workload not in arrival order at task {task.id}")
-            self._at(task.arrival_s, task, self._arrive)
+            heappush(self._heap, (task.arrival_s, NORMAL, next(self._eid), Due(task, self._arrive_cbs)))
         heap = self._heap
         if heap and heap[0][0] == now:
             self._batch.append(TaskArrived(arriving))
@@ -154,8 +172,9 @@ class Simulation(Shell):
         else:
             self._carry(self.control.arrive(now, arriving), now)
 
-    def _finish(self, ev: Due) -> None:
-        task, epoch, now = ev._value
+    def _finish(self, ev: _TaskEnd) -> None:
+        task: Task = ev._value
+        epoch, now = ev.epoch, ev.end
         heap = self._heap
         if heap and heap[0][0] == now:  # more at this time: gather them
             if task.epoch == epoch:  # else it was moved, killed or failed meanwhile
@@ -204,7 +223,8 @@ class Simulation(Shell):
                     end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
                     if self._track_ends:
                         self._ends[task.id] = end
-                    self._at(end, (task, task.epoch, end), self._finish)
+                    heappush(self._heap, (end, NORMAL, next(self._eid), _TaskEnd(task, task.epoch, end,
+                                                                                self._finish_cbs)))
                 else:
                     do[type(a)](a, now)
         # the nodes this step changed: every step starts the ledger's list afresh
@@ -222,14 +242,14 @@ class Simulation(Shell):
         end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
         if self._track_ends:
             self._ends[task.id] = end
-        self._at(end, (task, task.epoch, end), self._finish)
+        heappush(self._heap, (end, NORMAL, next(self._eid), _TaskEnd(task, task.epoch, end, self._finish_cbs)))
 
     def migrate(self, action: Migrate, now: float) -> None:
         task, dst, src = action.task, action.node, action.source
         left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
         end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
         self._ends[task.id] = end
-        self._at(end, (task, task.epoch, end), self._finish)
+        heappush(self._heap, (end, NORMAL, next(self._eid), _TaskEnd(task, task.epoch, end, self._finish_cbs)))
 
     def power_on(self, action: PowerOn, now: float) -> None:
         self._at(now + self._boot_s[action.node], action.node, self._booted)

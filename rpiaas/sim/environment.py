@@ -12,7 +12,7 @@ timeouts work as usual, so a user can still extend a simulation the SimPy way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
 from typing import Any
 
@@ -33,10 +33,11 @@ class Due:
 
     __slots__ = ("_ok", "_value", "callbacks")
 
-    def __init__(self, value: Any, callback: Callable[[Due], None]) -> None:
+    def __init__(self, value: Any, callbacks: Sequence[Callable[[Any], None]]) -> None:
         self._ok = True
         self._value = value
-        self.callbacks: list[Callable[[Due], None]] | None = [callback]
+        # SimPy only iterates over them: a tuple made once may serve every event of a kind
+        self.callbacks: Sequence[Callable[[Any], None]] | None = callbacks
 
     @property
     def value(self) -> Any:
@@ -46,14 +47,19 @@ class Due:
 class SimEnvironment(simpy.Environment):
     """A ``simpy.Environment`` that also schedules callbacks at absolute times.
 
-    ``heap`` is SimPy's event queue itself (read it, never change it): a shell
-    that gathers the events of one time reads ``heap[0][0]``, the time of the
-    next event, where :meth:`peek` would cost a call per event.
+    ``heap`` is SimPy's event queue itself: a shell that gathers the events of
+    one time reads ``heap[0][0]``, the time of the next event, where
+    :meth:`peek` would cost a call per event.  It may push
+    ``(time, priority, next(event_ids), event)`` onto it with ``heapq``, as
+    :meth:`call_at` does, and nothing else.
     """
 
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
         self.heap: list[tuple[float, int, int, Any]] = self._queue  # type: ignore[assignment]
+        # the ids that order events of equal time and priority (SimPy's own counter): a shell
+        # that pushes its events onto ``heap`` itself takes each one's id from here
+        self.event_ids = self._eid
 
     def steps(self, n: int) -> None:
         """:meth:`step` ``n`` times, in one loop: SimPy's own step, written out (one call
@@ -85,4 +91,4 @@ class SimEnvironment(simpy.Environment):
         Among events at the same time, ``URGENT`` ones come first, then the
         others in the order they were scheduled, as in SimPy.
         """
-        heappush(self._queue, (at, priority, next(self._eid), Due(value, callback)))  # type: ignore[misc]
+        heappush(self._queue, (at, priority, next(self._eid), Due(value, (callback,))))  # type: ignore[misc]
