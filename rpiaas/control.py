@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import cast
+from typing import NamedTuple, cast
 
 from .decisions import TRACE_TOP_K, DecisionTrace, TextSink, named_impls
 from .eventlog import ARRIVE, FINISH, START, EventLog, LineLog
@@ -46,7 +46,21 @@ from .queuepass import QueuePass
 from .rebalance import PolicyMoves
 from .view import ClusterView
 
-__all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
+__all__ = ["TRACE_TOP_K", "ControlPlane", "OneEvent", "PolicyError"]
+
+
+class OneEvent(NamedTuple):
+    """The parts of a control plane its one-event step works on (:attr:`ControlPlane.one_event`)."""
+
+    queue: dict[int, Task]
+    queue_pass: QueuePass
+    rule: Callable[[int, int], int | None] | None  # the built-in best/worst fit's index search
+    choose: Callable[..., int]  # Placement.choose: asks the policy
+    capacity: tuple[int, int]  # the cluster's largest cores and memory
+    record: Callable[[tuple[float, float, int, int]], object] | None  # the event log's
+    speed: list[float]
+    overhead: list[float]
+    tightest: Callable[[int, int], int | None]  # the free index's best fit
 
 _ON = int(PowerState.ON)
 _QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
@@ -127,7 +141,7 @@ class ControlPlane:
         cap = self._capacities
         # the common cluster has one largest capacity: two comparisons per arrival
         self._cap1: tuple[int, int] | None = cap[0] if len(cap) == 1 else None
-        # arrive() and finish() take their shortcut only when nothing but placement is asked
+        # the one-event step (one_event) only when nothing but placement is asked
         self._lone = (self._fifo and self._cap1 is not None and not (
             self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
             or self._h_power.implemented))
@@ -245,90 +259,26 @@ class ControlPlane:
         failure = locate_failure(self.pm, e)
         return None if failure is None else PolicyError(f"{failure} at simulated time {now:g} s")
 
-    # ------------------------------------------------------------ one-event steps
-    # The simulation shell's batches are nearly always one arrival or one task
-    # end.  These two are step() for exactly that batch, without the event
-    # object, the sort and the dispatch; when a hook other than placement is
-    # implemented they are step() itself.
-    def arrive(self, now: float, task: Task) -> list[Action]:
-        """The same as ``step(now, [TaskArrived(task)])``."""
-        cap = self._cap1
-        if not self._lone or cap is None or task.cores > cap[0] or task.mem_mb > cap[1]:
-            return self.step(now, [TaskArrived(task)])
-        try:
-            self.view.now = now
-            self._ledger.changed = []
-            rec = self._rec
-            if rec is not None:
-                rec((ARRIVE, now, task.id, 0))
-            task.state = _QUEUED
-            self.events_applied += 1
-            actions: list[Action] = []
-            queue = self._queue
-            qp = self._pass
-            if queue or qp.stuck:
-                queue[task.id] = task
-                if qp.stuck and qp.dirty:
-                    qp.recheck_head()
-                if not qp.stuck:
-                    qp.fifo(now, actions)
-                self.view.queue_length = len(queue)
-                return actions
-            # an empty queue: the FIFO pass of this one task, written out
-            rule = self._rule
-            if rule is not None:  # the policy's answer is this search of the free index
-                found = rule(task.cores, task.mem_mb)
-                node = -1 if found is None else found
-            else:
-                node = self._choose(task, None, None, now)
-            if node >= 0:
-                self._start(task, node, now, actions)
-                qp.stuck = False
-                qp.stuck_head = None
-            else:
-                queue[task.id] = task
-                qp.stuck = True
-                qp.stuck_head = task if rule is not None or self._index.tightest(
-                    task.cores, task.mem_mb) is None else None
-            if qp.dirty:
-                qp.dirty.clear()
-            self.view.queue_length = len(queue)
-            return actions
-        except Exception as e:
-            located = self._located(e, now)
-            if located is None:
-                raise
-            raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
+    # ------------------------------------------------------------ the one-event step
+    @property
+    def one_event(self) -> OneEvent | None:
+        """What a shell's one-event step needs, when :meth:`step` of a single arrival or task
+        end can be written out: a FIFO queue, one largest node capacity, and no policy hook
+        but placement (no admission, notification, rebalancing or power management); else
+        ``None``.  The simulation's fast path (:mod:`rpiaas.sim.fastpath`) is that step.
+        """
+        if not self._lone or self._cap1 is None:
+            return None
+        return OneEvent(self._queue, self._pass, self._rule, self._choose, self._cap1, self._rec,
+                        self._speed, self._overhead, self._index.tightest)
 
-    def finish(self, now: float, task_id: int) -> list[Action]:
-        """The same as ``step(now, [TaskFinished(task_id)])``."""
-        task = self._running.get(task_id)
-        if not self._lone or task is None:
-            return self.step(now, [TaskFinished(task_id)])
-        try:
-            self.view.now = now
-            self._ledger.changed = []
-            rec = self._rec
-            if rec is not None:
-                rec((FINISH, now, task_id, 0))
-            self._completed(task, now)
-            qp = self._pass
-            self.events_applied += 1
-            actions: list[Action] = []
-            if self._queue:
-                if qp.stuck and qp.dirty:
-                    qp.recheck_head()
-                if not qp.stuck:
-                    qp.fifo(now, actions)
-                self.view.queue_length = len(self._queue)
-            else:
-                self.view.queue_length = 0
-            return actions
-        except Exception as e:
-            located = self._located(e, now)
-            if located is None:
-                raise
-            raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
+    def raise_located(self, e: Exception, now: float) -> None:
+        """Raise ``e`` as :meth:`step` would: a policy's failure as one located
+        :class:`PolicyError` (policy, hook, task, time), anything else as it is."""
+        located = self._located(e, now)
+        if located is None:
+            raise e
+        raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
 
     # ------------------------------------------------------------ events
     def _on_arrived(self, ev: TaskArrived, now: float, actions: list[Action]) -> None:

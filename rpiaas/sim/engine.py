@@ -41,7 +41,8 @@ from ..model import Task
 from ..rundir import RunWriter, Stats
 from ..scenario import Scenario
 from ..shell import STATE_NAMES, NodeUsage, Shell, rng_streams
-from .environment import NORMAL, URGENT, Due, SimEnvironment
+from .environment import NORMAL, URGENT, Due, SimEnvironment, TaskEnd
+from .fastpath import fast_path
 
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
@@ -51,20 +52,6 @@ _GC_THRESHOLD = 20_000  # allocations between collections of the youngest genera
 
 class _Stop(Exception):
     pass
-
-
-class _TaskEnd(Due):
-    """The end of ``task`` (``_value``) as started at ``epoch``, due at ``end``: one object
-    where a value tuple, a :class:`Due` and its callback list would be three."""
-
-    __slots__ = ("end", "epoch")
-
-    def __init__(self, task: Task, epoch: int, end: float, callbacks: tuple[Callable[[Any], None]]) -> None:
-        self._ok = True
-        self._value = task
-        self.callbacks = callbacks
-        self.epoch = epoch
-        self.end = end
 
 
 class Simulation(Shell):
@@ -111,8 +98,6 @@ class Simulation(Shell):
         self._heap = self.env.heap
         self._at = self.env.call_at
         self._eid = self.env.event_ids
-        self._arrive_cbs = (self._arrive,)
-        self._finish_cbs = (self._finish,)
         self._tasks: Iterator[Task] = scenario.workload.tasks(streams["workload"])
         self._arrivals_left = True
         self._batch: list[Event] = []
@@ -132,6 +117,16 @@ class Simulation(Shell):
         self.wall_s = 0.0
         # with a horizon the run lasts exactly that long; without, until the work is done
         self._until_done = scenario.horizon_s is None
+        one = self.control.one_event
+        if one is not None:
+            arrive, finish = fast_path(self, one, self._arrived, self._finish, self._done)
+            self._arrive_cbs: tuple[Callable[[Any], None], ...] = (arrive,)
+            self._finish_cbs: tuple[Callable[[Any], None], ...] = (finish,)
+        else:
+            self._arrive_cbs, self._finish_cbs = (self._arrive,), (self._finish,)
+
+    def _task_end(self, task: Task, epoch: int, end: float) -> TaskEnd:
+        return TaskEnd(task, epoch, end, self._finish_cbs)
 
     # ------------------------------------------------------------ scheduling
     def _next_arrival(self) -> None:
@@ -141,7 +136,7 @@ class Simulation(Shell):
             return
         if task.arrival_s < self.env.now:
             raise ValueError(f"workload not in arrival order at task {task.id}")
-        self._at(task.arrival_s, task, self._arrive)
+        heappush(self._heap, (task.arrival_s, NORMAL, next(self._eid), Due(task, self._arrive_cbs)))
 
     def _ready(self) -> bool:
         """Whether this batch is complete: no other event at the same time is pending."""
@@ -149,10 +144,9 @@ class Simulation(Shell):
         return not heap or heap[0][0] != self.env.now
 
     # ------------------------------------------------------------ callbacks
-    # An arrival and a task end run once per task each: their callbacks have
-    # _next_arrival and _ready written out.
-    # A batch of one event (the common case) goes to the control plane's
-    # one-event steps, arrive() and finish().
+    # An arrival and a task end run once per task each: with the control plane's one-event
+    # step (ControlPlane.one_event) they are the fast path's (rpiaas/sim/fastpath.py), which
+    # hands these general callbacks what it does not do itself.
     def _arrive(self, ev: Due) -> None:
         arriving: Task = ev._value
         now = arriving.arrival_s  # scheduled at exactly that time: env.now
@@ -163,6 +157,11 @@ class Simulation(Shell):
             if task.arrival_s < now:
                 raise ValueError(f"workload not in arrival order at task {task.id}")
             heappush(self._heap, (task.arrival_s, NORMAL, next(self._eid), Due(task, self._arrive_cbs)))
+        self._arrived(arriving, now)
+
+    def _arrived(self, arriving: Task, now: float) -> None:
+        """An arrival whose successor is already scheduled: into the batch of its time, or a
+        step of its own."""
         heap = self._heap
         if heap and heap[0][0] == now:
             self._batch.append(TaskArrived(arriving))
@@ -170,9 +169,9 @@ class Simulation(Shell):
             self._batch.append(TaskArrived(arriving))
             self._flush()
         else:
-            self._carry(self.control.arrive(now, arriving), now)
+            self._carry(self.control.step(now, [TaskArrived(arriving)]), now)
 
-    def _finish(self, ev: _TaskEnd) -> None:
+    def _finish(self, ev: TaskEnd) -> None:
         task: Task = ev._value
         epoch, now = ev.epoch, ev.end
         heap = self._heap
@@ -184,7 +183,7 @@ class Simulation(Shell):
                 self._batch.append(TaskFinished(task.id))
             self._flush()
         elif task.epoch == epoch:
-            self._carry(self.control.finish(now, task.id), now)
+            self._carry(self.control.step(now, [TaskFinished(task.id)]), now)
 
     def _booted(self, ev: Due) -> None:
         self._batch.append(NodeBooted(ev._value))
@@ -208,8 +207,8 @@ class Simulation(Shell):
         raise _Stop
 
     def _flush(self) -> None:
-        batch = self._batch
-        self._batch = []
+        batch = self._batch.copy()  # (the list itself lives as long as the run: the fast path holds it)
+        self._batch.clear()
         now = self.env.now
         self._carry(self.control.step(now, batch), now)
 
@@ -223,14 +222,18 @@ class Simulation(Shell):
                     end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
                     if self._track_ends:
                         self._ends[task.id] = end
-                    heappush(self._heap, (end, NORMAL, next(self._eid), _TaskEnd(task, task.epoch, end,
-                                                                                self._finish_cbs)))
+                    heappush(self._heap, (end, NORMAL, next(self._eid), self._task_end(task, task.epoch, end)))
                 else:
                     do[type(a)](a, now)
         # the nodes this step changed: every step starts the ledger's list afresh
         changed = self._ledger.changed
         if changed:
             self.usage.take(changed, self._states, self._cores_free, now, self._util)
+        if not self._arrivals_left:
+            self._done()
+
+    def _done(self) -> None:
+        """Stop the run if all is done: every task ended, or none can ever start."""
         c = self.control
         if self._until_done and not self._arrivals_left and not c.running_count and not c.booting and (
                 not c.queue_length or not (self._wakes or self._faults_left)):
@@ -242,14 +245,14 @@ class Simulation(Shell):
         end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
         if self._track_ends:
             self._ends[task.id] = end
-        heappush(self._heap, (end, NORMAL, next(self._eid), _TaskEnd(task, task.epoch, end, self._finish_cbs)))
+        heappush(self._heap, (end, NORMAL, next(self._eid), self._task_end(task, task.epoch, end)))
 
     def migrate(self, action: Migrate, now: float) -> None:
         task, dst, src = action.task, action.node, action.source
         left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
         end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
         self._ends[task.id] = end
-        heappush(self._heap, (end, NORMAL, next(self._eid), _TaskEnd(task, task.epoch, end, self._finish_cbs)))
+        heappush(self._heap, (end, NORMAL, next(self._eid), self._task_end(task, task.epoch, end)))
 
     def power_on(self, action: PowerOn, now: float) -> None:
         self._at(now + self._boot_s[action.node], action.node, self._booted)

@@ -20,7 +20,7 @@ import simpy
 from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "URGENT", "Due", "SimEnvironment"]
+__all__ = ["NORMAL", "URGENT", "Due", "SimEnvironment", "TaskEnd"]
 
 
 class Due:
@@ -42,6 +42,20 @@ class Due:
     @property
     def value(self) -> Any:
         return self._value
+
+
+class TaskEnd(Due):
+    """The end of a task (``value``) as started at ``epoch``, due at time ``end``: one
+    object where a value tuple, a :class:`Due` and its callback list would be three."""
+
+    __slots__ = ("end", "epoch")
+
+    def __init__(self, task: Any, epoch: int, end: float, callbacks: Sequence[Callable[[Any], None]]) -> None:
+        self._ok = True
+        self._value = task
+        self.callbacks = callbacks
+        self.epoch = epoch
+        self.end = end
 
 
 class SimEnvironment(simpy.Environment):
