@@ -9,7 +9,9 @@ shells through :meth:`Ledger.take_changed` and its plain lists.
 
 Each quantity is kept twice on purpose: as a numpy array (what a policy
 reads, vectorised) and as a plain list (what the control plane's hot path
-reads, a scalar at a time, without numpy's per-item cost).
+reads, a scalar at a time, without numpy's per-item cost).  A writer may keep
+the lists alone up to date while nothing reads the arrays, then call
+:meth:`Ledger.sync_view`.
 """
 
 from __future__ import annotations
@@ -199,10 +201,11 @@ class Ledger:
         mf[node] = self._mfw[node] = mem
         self._move(node, old, old_mem, new, mem)
         self.changed.append(node)
-        self._tw[node] += 1
         self._idw[node] = _NAN
         self.running[task.id] = task
-        self.running_on[node][task.id] = task
+        on_node = self.running_on[node]
+        on_node[task.id] = task
+        self._tw[node] = len(on_node)
         task.node = node
 
     def release(self, task: Task, now: float) -> None:
@@ -222,5 +225,13 @@ class Ledger:
             self._move(node, old, old_mem, new, mem)
             if not on_node:
                 self._idw[node] = now
-        self._tw[node] -= 1
+        self._tw[node] = len(on_node)
         self.changed.append(node)
+
+    def sync_view(self) -> None:
+        """Bring the arrays of free cores, free memory and task counts up to date with the
+        plain lists, for a writer of the lists alone (the simulation's fast path, while no
+        policy reads the view: it calls this before anything reads the arrays)."""
+        self.cores_free[:] = self.cf
+        self.mem_free_mb[:] = self.mf
+        self.tasks[:] = [len(on_node) for on_node in self.running_on]

@@ -285,6 +285,7 @@ class Simulation(Shell):
             return
         self._last_sample = now
         self._rows += len(self.nodes)
+        self._ledger.sync_view()
         memfree = self.control.node_mem_free_mb
         mem_used = [node.type.mem_mb - memfree[i] for i, node in enumerate(self.nodes)]
         self.writer.nodes.write(self.usage.rows(now, mem_used, self.view.tasks.tolist()))
@@ -331,6 +332,7 @@ class Simulation(Shell):
         if horizon is not None:
             end = min(end, horizon)
         self.end_s = end
+        self._ledger.sync_view()
         self.usage.close(end)
         self._write_sample(end)
         # tasks still waiting or running get their row too

@@ -57,6 +57,10 @@ def fast_path(sim: Simulation, one: OneEvent, arrived: Callable[[Task, float], N
     tasks = sim._tasks
     queue, qp, rule, choose = one.queue, one.queue_pass, one.rule, one.choose
     fifo = qp.fifo
+    # the view's arrays of free cores, free memory and task counts: with the built-in fit no
+    # policy reads them during a step, so the lists alone are kept and the engine brings the
+    # arrays up to date (Ledger.sync_view) before anything reads them
+    mirrors = rule is None
     tightest = one.tightest
     cap_cores, cap_mem = one.capacity
     rec = one.record
@@ -153,14 +157,18 @@ def fast_path(sim: Simulation, one: OneEvent, arrived: Callable[[Task, float], N
             old_mem = mf[node]
             new = old - c
             mem = old_mem - m
-            cf[node] = cfw[node] = new
-            mf[node] = mfw[node] = mem
+            cf[node] = new
+            mf[node] = mem
             move(node, old, old_mem, new, mem)
-            tw[node] += 1
             idw[node] = _NAN
             tid = task.id
             running[tid] = task
-            running_on[node][tid] = task
+            on_node = running_on[node]
+            on_node[tid] = task
+            if mirrors:
+                cfw[node] = new
+                mfw[node] = mem
+                tw[node] = len(on_node)
             task.node = node
             task.state = _RUNNING
             task.start_s = now
@@ -200,13 +208,16 @@ def fast_path(sim: Simulation, one: OneEvent, arrived: Callable[[Task, float], N
             old_mem = mf[node]
             new = old + task.cores
             mem = old_mem + task.mem_mb
-            cf[node] = cfw[node] = new
-            mf[node] = mfw[node] = mem
+            cf[node] = new
+            mf[node] = mem
+            if mirrors:
+                cfw[node] = new
+                mfw[node] = mem
+                tw[node] = len(on_node)
             if st[node] == _ON:
                 move(node, old, old_mem, new, mem)
                 if not on_node:
                     idw[node] = now
-            tw[node] -= 1
             if qp.stuck_head is None:
                 qp.stuck = False
             else:
