@@ -33,7 +33,10 @@ from .model import Node, PowerState
 if TYPE_CHECKING:
     from .control import ControlPlane
 
-__all__ = ["STATE_NAMES", "NodeUsage", "Shell", "rng_streams"]
+__all__ = ["STATE_NAMES", "NodeSample", "NodeUsage", "Shell", "rng_streams"]
+
+# every node at one time: (time, states, cores used, memory used, utilisation, power, energy, tasks)
+NodeSample = tuple[float, list[str], list[int], list[float], list[float], list[float], list[float], list[int]]
 
 STATE_NAMES = {int(s): s.name.lower() for s in PowerState}
 _ON = int(PowerState.ON)
@@ -215,14 +218,14 @@ class NodeUsage:
             self.busy_core_s[i] += self.used[i] * dt
             self.last[i] = now
 
-    def rows(self, now: float, mem_used_mb: Sequence[float], ntasks: Sequence[int]) -> str:
-        """The ``nodes.csv`` rows at ``now``: state, reserved cores, memory, utilisation, power,
-        energy and running tasks of every node (memory as the shell knows it: reserved in
-        simulation, measured live)."""
-        state, used, util, power, names = self.state, self.used, self.util, self.power_w, self.names
-        return "".join(
-            f"{now!r},{names[i]},{STATE_NAMES[state[i]]},{used[i]},{mem_used_mb[i]},{util[i]!r},"
-            f"{power[i]!r},{self.energy_at(i, now)!r},{ntasks[i]}\n" for i in range(len(names)))
+    def sample(self, now: float, mem_used_mb: Sequence[float], ntasks: Sequence[int]) -> NodeSample:
+        """Every node at ``now``: state, reserved cores, memory, utilisation, power, energy and
+        running tasks (memory as the shell knows it: reserved in simulation, measured live);
+        :func:`~rpiaas.rundir.stream.node_rows` makes the ``nodes.csv`` rows of it."""
+        energy, power, last = self.energy_j, self.power_w, self.last
+        return (now, [STATE_NAMES[s] for s in self.state], list(self.used), list(mem_used_mb),
+                list(self.util), list(power),
+                [e + p * (now - t) for e, p, t in zip(energy, power, last, strict=True)], list(ntasks))
 
     def totals(self) -> tuple[float, float]:
         """Busy core-seconds and energy (J) of the whole cluster."""

@@ -17,6 +17,7 @@ from rpiaas.events import (
     WakeAt,
 )
 from rpiaas.model import PowerState, Task
+from rpiaas.rundir.stream import node_rows
 from rpiaas.shell import STATE_NAMES, NodeUsage, Shell, rng_streams
 
 from .helpers import node_type, nodes
@@ -65,7 +66,7 @@ def test_usage_integrates_power_and_busy_time_exactly_between_changes() -> None:
     assert usage.busy_core_s == [2 * 20.0]
     assert usage.totals() == (40.0, 140.0)
     assert usage.per_node(ns) == [{"node": "n0.test", "type": "t", "energy_j": 140.0, "busy_core_s": 40.0}]
-    assert usage.rows(50.0, [0], [0]) == "50.0,n0.test,on,0,0,0.0,2.0,140.0,0\n"
+    assert node_rows(usage.names, usage.sample(50.0, [0], [0])) == "50.0,n0.test,on,0,0,0.0,2.0,140.0,0\n"
 
 
 def test_measured_usage_follows_the_measurement_and_busy_time_the_tasks() -> None:

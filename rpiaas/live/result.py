@@ -118,7 +118,7 @@ class LiveResult:
             sample = readings.get(name)
             run.usage.measure(i, now, float(sample.cpu_util) if sample is not None else 0.0)
             mem.append(float(sample.mem_used_mb) if sample is not None else 0.0)
-        run.writer.nodes.write(run.usage.rows(now, mem, run.control.view.tasks.tolist()))
+        run.writer.sample(run.usage.sample(now, mem, run.control.view.tasks.tolist()))
         run.writer.drain()
 
     async def commit(self, end: float) -> Path:

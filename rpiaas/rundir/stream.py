@@ -1,10 +1,12 @@
-"""The text of ``tasks.csv`` and ``events.jsonl``, made from plain values, here or in a writer process.
+"""The text of ``tasks.csv``, ``events.jsonl`` and ``nodes.csv``, made from plain values, here or in a
+writer process.
 
 A simulation does not format its results as it goes.  It keeps each ended
 task as a tuple of plain values (:data:`task_record`) and each event-log
 record as four numbers (:class:`~rpiaas.eventlog.EventRecords`); every few
 thousand events the writer (:class:`~rpiaas.rundir.writer.RunWriter`) turns
-them into text with :class:`TaskRows` and :func:`~rpiaas.eventlog.event_lines`.  Turning a
+them into text with :class:`TaskRows` and :func:`~rpiaas.eventlog.event_lines`
+(and the samples of every node, :func:`node_rows`).  Turning a
 float into its shortest text is most of what writing a run directory
 costs, so a long run hands that work to a process of its own
 (:class:`WriterProcess`), on another core, while it simulates on: the bytes
@@ -48,7 +50,7 @@ else:  # the writer process runs this file as a script: load the log's format wi
     _spec.loader.exec_module(_eventlog)
     event_lines = _eventlog.event_lines
 
-__all__ = ["BSLD_BOUND_S", "TaskRows", "Totals", "WriterProcess", "task_record"]
+__all__ = ["BSLD_BOUND_S", "TaskRows", "Totals", "WriterProcess", "node_rows", "task_record"]
 
 BSLD_BOUND_S = 10.0
 
@@ -158,6 +160,13 @@ class TaskRows:
         return "".join(out)
 
 
+def node_rows(names: Sequence[str], sample: tuple[Any, ...]) -> str:
+    """The ``nodes.csv`` rows of a :data:`~rpiaas.shell.NodeSample` (node names by index)."""
+    now, states, used, mem, util, power, energy, ntasks = sample
+    return "".join(f"{now!r},{n},{s},{u},{m},{ut!r},{p!r},{e!r},{k}\n" for n, s, u, m, ut, p, e, k in zip(
+        names, states, used, mem, util, power, energy, ntasks, strict=True))
+
+
 # ------------------------------------------------------------ the writer process
 # A frame: one kind byte and the payload's length, then the payload (marshal).
 _HEAD = struct.Struct("<cQ")
@@ -167,15 +176,16 @@ _PIPE_BYTES = 1 << 20  # Linux lets a user grow a pipe to 1 MB (/proc/sys/fs/pip
 
 
 class WriterProcess:
-    """A process that writes ``tasks.csv`` and ``events.jsonl`` (either may be absent) into
-    ``directory`` from the frames it is sent, and answers :meth:`finish` with its totals.
+    """A process that appends to ``tasks.csv``, ``nodes.csv`` and ``events.jsonl`` (unless
+    ``events`` is false) in ``directory`` from the frames it is sent, and answers
+    :meth:`finish` with its totals.
 
     It ignores SIGINT (the run that started it decides) and ends, writing nothing more,
     when its input closes early.
     """
 
-    def __init__(self, directory: str, tasks: bool, events: bool, node_names: Sequence[str]) -> None:
-        files = [x for x, on in (("tasks.csv", tasks), ("events.jsonl", events)) if on]
+    def __init__(self, directory: str, events: bool, node_names: Sequence[str]) -> None:
+        files = ["tasks.csv", "nodes.csv", *(["events.jsonl"] if events else [])]
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-S", os.path.abspath(__file__), directory, *files],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
@@ -193,9 +203,11 @@ class WriterProcess:
         except (BrokenPipeError, ValueError):
             raise OSError(f"the run directory's writer process stopped: {self._why()}") from None
 
-    def send(self, records: list[tuple[Any, ...]], events: list[tuple[float, float, Any, int]]) -> None:
-        """Rows of ended tasks (:data:`task_record` tuples) and event-log records, in one frame."""
-        self._send(DATA, (records, events))
+    def send(self, records: list[tuple[Any, ...]], events: list[tuple[float, float, Any, int]],
+             samples: list[tuple[Any, ...]]) -> None:
+        """Rows of ended tasks (:data:`task_record` tuples), event-log records and node samples,
+        in one frame."""
+        self._send(DATA, (records, events, samples))
 
     def finish(self, timeout_s: float = 600.0) -> tuple[dict[str, Any], bytes]:
         """Wait for every frame to be written and the files closed; the totals and waits."""
@@ -247,23 +259,24 @@ def serve(directory: str, files: Sequence[str], inp: IO[bytes], out: IO[bytes]) 
 
 
 def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int:
-    tasks_f, events_f = opened.get("tasks.csv"), opened.get("events.jsonl")
+    tasks_f, nodes_f, events_f = opened["tasks.csv"], opened["nodes.csv"], opened.get("events.jsonl")
     totals = Totals()
     rows = TaskRows(totals)
+    names: list[str] = []
     names_json: list[str] = []
     try:
         while True:
             kind, size = _HEAD.unpack(_read_exact(inp, _HEAD.size))
             payload = marshal.loads(_read_exact(inp, size))
             if kind == DATA:
-                records, events = payload
-                text = rows.text(records)
-                if tasks_f is not None:
-                    tasks_f.write(text)
+                records, events, samples = payload
+                tasks_f.write(rows.text(records))
                 if events_f is not None and events:
                     events_f.write(event_lines(events, names_json))
+                for sample in samples:
+                    nodes_f.write(node_rows(names, sample))
             elif kind == NAMES:
-                rows.node_names = list(payload)
+                names = rows.node_names = list(payload)
                 names_json = [json.dumps(n) for n in payload]
             elif kind == FINISH_FRAME:
                 for f in opened.values():

@@ -23,7 +23,7 @@ from ..eventlog import EventRecords, event_lines
 from ..model import Task
 from .format import NODE_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
 from .metrics import Stats
-from .stream import TaskRows, WriterProcess, task_record
+from .stream import TaskRows, WriterProcess, node_rows, task_record
 
 __all__ = ["Lines", "RunWriter", "remove_partials_of", "remove_stale_partials"]
 
@@ -158,6 +158,7 @@ class RunWriter:
         self.tasks_ended = 0  # rows made (or handed to the writer process) so far
         self.background = background
         self._proc: WriterProcess | None = None
+        self._samples: list[tuple[Any, ...]] = []  # for the writer process, with the next drain
 
     def drain(self) -> None:
         """Write out (or hand the writer process) what was collected so far.  With
@@ -199,8 +200,9 @@ class RunWriter:
         self.tasks_ended += len(records)
         events = self.events if self.events is not None and len(self.events) else None
         if self._proc is not None:
-            if records or events is not None:
-                self._proc.send(records, events.take() if events is not None else [])
+            if records or events is not None or self._samples:
+                self._proc.send(records, events.take() if events is not None else [], self._samples)
+                self._samples = []
             return
         if records:
             self.tasks.write(self._rows.text(records))
@@ -209,12 +211,20 @@ class RunWriter:
             self._events_file.write(event_lines(events.take(), self._names_json))
 
     def _start_process(self) -> None:
-        """Hand ``tasks.csv`` and ``events.jsonl`` over to a writer process from here on."""
+        """Hand ``tasks.csv``, ``nodes.csv`` and ``events.jsonl`` over to a writer process from
+        here on."""
         self.tasks.close()
+        self.nodes.close()
         if self._events_file is not None:
             self._events_file.close()
-        self._proc = WriterProcess(str(self.tmp), tasks=True, events=self.events is not None,
-                                   node_names=self.node_names)
+        self._proc = WriterProcess(str(self.tmp), events=self.events is not None, node_names=self.node_names)
+
+    def sample(self, sample: tuple[Any, ...]) -> None:
+        """Write the ``nodes.csv`` rows of a :data:`~rpiaas.shell.NodeSample` (every node at one time)."""
+        if self._proc is not None:
+            self._samples.append(sample)
+        else:
+            self.nodes.write(node_rows(self.node_names, sample))
 
     def settle(self) -> None:
         """Write out everything kept so far; with a writer process, wait for it to finish and

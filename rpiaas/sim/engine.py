@@ -46,7 +46,7 @@ from .fastpath import fast_path
 
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
-_CHUNK = 20_000  # SimPy steps between progress updates
+_CHUNK = 8_192  # SimPy steps between drains of the writer (and progress updates)
 _GC_THRESHOLD = 20_000  # allocations between collections of the youngest generation, while running
 
 
@@ -288,7 +288,7 @@ class Simulation(Shell):
         self._ledger.sync_view()
         memfree = self.control.node_mem_free_mb
         mem_used = [node.type.mem_mb - memfree[i] for i, node in enumerate(self.nodes)]
-        self.writer.nodes.write(self.usage.rows(now, mem_used, self.view.tasks.tolist()))
+        self.writer.sample(self.usage.sample(now, mem_used, self.view.tasks.tolist()))
 
     # ------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
