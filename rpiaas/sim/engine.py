@@ -61,10 +61,13 @@ class Simulation(Shell):
     :param writer: where the run directory goes (``None``: keep only the summary).
     :param on_task: called with every task that ends (or is left over at the end).
     :param progress: show a progress bar on runs longer than two seconds.
+    :param fast: take the fast path (:mod:`rpiaas.sim.fastpath`) where it applies; without
+        it every step goes through :meth:`ControlPlane.step` (the same results, slower).
     """
 
     def __init__(self, scenario: Scenario, writer: RunWriter | None = None,
-                 on_task: Callable[[Task], None] | None = None, progress: bool = False) -> None:
+                 on_task: Callable[[Task], None] | None = None, progress: bool = False,
+                 fast: bool = True) -> None:
         super().__init__()
         self.scenario = scenario
         self.writer = writer
@@ -117,7 +120,7 @@ class Simulation(Shell):
         self.wall_s = 0.0
         # with a horizon the run lasts exactly that long; without, until the work is done
         self._until_done = scenario.horizon_s is None
-        one = self.control.one_event
+        one = self.control.one_event if fast else None
         if one is not None:
             arrive, finish = fast_path(self, one, self._arrived, self._finish, self._done)
             self._arrive_cbs: tuple[Callable[[Any], None], ...] = (arrive,)
