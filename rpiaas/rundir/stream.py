@@ -14,8 +14,8 @@ written are the same either way, and so are the summary figures, which
 :class:`Totals` adds up in the order the tasks ended.
 
 The writer process runs this file as a script (``python stream.py DIR``):
-it imports the standard library only (and :mod:`rpiaas.eventlog`, by its path), so it
-starts at once.  It reads
+it imports the standard library only (and :mod:`rpiaas.eventlog`, by its path;
+numpy for the wait percentiles), so it starts at once.  It reads
 frames from its standard input (:func:`serve`) and answers the last with the
 run's totals on its standard output.
 """
@@ -82,24 +82,38 @@ class Totals:
         self.sum_bsld = 0.0
         self.first_arrival = math.inf
         self.last_end = -math.inf
+        self._wait_figures: tuple[float, float, float] | None = None  # (taken over from a writer process)
 
     @property
     def ended(self) -> int:
         return sum(self.counts.values())
 
-    def state(self) -> dict[str, Any]:
-        """Everything but the waits, as plain values."""
-        return {"counts": {str(k): v for k, v in self.counts.items()}, "sum_response": self.sum_response,
-                "sum_bsld": self.sum_bsld, "first_arrival": self.first_arrival, "last_end": self.last_end}
+    def wait_figures(self) -> tuple[float, float, float] | None:
+        """The mean, 95th percentile and largest wait (numpy's, over every wait); ``None``
+        when no task waited (none started)."""
+        if self._wait_figures is not None or not len(self.waits):
+            return self._wait_figures
+        import numpy as np
 
-    def load(self, state: dict[str, Any], waits: bytes) -> None:
-        """Take over the totals another :class:`Totals` added up (:meth:`state`, the waits' bytes)."""
+        w = np.frombuffer(self.waits, dtype=np.float64)
+        return float(w.mean()), float(np.percentile(w, 95)), float(w.max())
+
+    def state(self) -> dict[str, Any]:
+        """The totals as plain values, the waits as their figures (:meth:`wait_figures`)."""
+        return {"counts": {str(k): v for k, v in self.counts.items()}, "sum_response": self.sum_response,
+                "sum_bsld": self.sum_bsld, "first_arrival": self.first_arrival, "last_end": self.last_end,
+                "waits": self.wait_figures()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Take over the totals another :class:`Totals` added up (its :meth:`state`): a writer
+        process keeps the waits, 8 bytes a task, so the simulating process need not."""
         for k, v in state["counts"].items():
             self.counts[k] = v
         self.sum_response, self.sum_bsld = state["sum_response"], state["sum_bsld"]
         self.first_arrival, self.last_end = state["first_arrival"], state["last_end"]
         self.waits = array("d")
-        self.waits.frombytes(waits)
+        w = state["waits"]
+        self._wait_figures = (w[0], w[1], w[2]) if w is not None else None
 
 
 class TaskRows:
@@ -187,7 +201,7 @@ class WriterProcess:
     def __init__(self, directory: str, events: bool, node_names: Sequence[str]) -> None:
         files = ["tasks.csv", "nodes.csv", *(["events.jsonl"] if events else [])]
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", os.path.abspath(__file__), directory, *files],
+            [sys.executable, "-I", os.path.abspath(__file__), directory, *files],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         assert self._proc.stdin is not None
         self._in = self._proc.stdin
@@ -209,8 +223,8 @@ class WriterProcess:
         in one frame."""
         self._send(DATA, (records, events, samples))
 
-    def finish(self, timeout_s: float = 600.0) -> tuple[dict[str, Any], bytes]:
-        """Wait for every frame to be written and the files closed; the totals and waits."""
+    def finish(self, timeout_s: float = 600.0) -> dict[str, Any]:
+        """Wait for every frame to be written and the files closed; the totals (:meth:`Totals.state`)."""
         self._send(FINISH_FRAME, None)
         try:
             out, _ = self._proc.communicate(timeout=timeout_s)
@@ -219,8 +233,8 @@ class WriterProcess:
             raise OSError(f"the run directory's writer process did not finish in {timeout_s:g} s") from None
         if self._proc.returncode != 0 or not out:
             raise OSError(f"the run directory's writer process failed: {self._why()}")
-        state, waits = marshal.loads(out)
-        return state, waits
+        state: dict[str, Any] = marshal.loads(out)
+        return state
 
     def _why(self) -> str:
         self._proc.poll()
@@ -259,6 +273,8 @@ def serve(directory: str, files: Sequence[str], inp: IO[bytes], out: IO[bytes]) 
 
 
 def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int:
+    import numpy  # noqa: F401  (for the wait figures at the end: imported while the run goes on)
+
     tasks_f, nodes_f, events_f = opened["tasks.csv"], opened["nodes.csv"], opened.get("events.jsonl")
     totals = Totals()
     rows = TaskRows(totals)
@@ -281,7 +297,7 @@ def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int
             elif kind == FINISH_FRAME:
                 for f in opened.values():
                     f.close()
-                out.write(marshal.dumps((totals.state(), totals.waits.tobytes()), 2))
+                out.write(marshal.dumps(totals.state(), 2))
                 out.flush()
                 return 0
             else:

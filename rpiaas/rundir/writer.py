@@ -233,10 +233,10 @@ class RunWriter:
         if self._proc is not None:
             proc, self._proc = self._proc, None
             try:
-                state, waits = proc.finish()
+                state = proc.finish()
             finally:
                 proc.kill()
-            self.stats.load(state, waits)
+            self.stats.load(state)
         for lines in self._sinks():
             lines.drain()
 
