@@ -104,16 +104,21 @@ class Totals:
                 "sum_bsld": self.sum_bsld, "first_arrival": self.first_arrival, "last_end": self.last_end,
                 "waits": self.wait_figures()}
 
-    def load(self, state: dict[str, Any]) -> None:
-        """Take over the totals another :class:`Totals` added up (its :meth:`state`): a writer
-        process keeps the waits, 8 bytes a task, so the simulating process need not."""
+    def load(self, state: dict[str, Any], waits: bytes | None = None) -> None:
+        """Go on from the totals another :class:`Totals` added up (its :meth:`state`), with
+        ``waits`` (their bytes) or, without, only the figures of the waits: a writer process
+        keeps the waits, 8 bytes a task, so the simulating process need not."""
         for k, v in state["counts"].items():
             self.counts[k] = v
         self.sum_response, self.sum_bsld = state["sum_response"], state["sum_bsld"]
         self.first_arrival, self.last_end = state["first_arrival"], state["last_end"]
         self.waits = array("d")
-        w = state["waits"]
-        self._wait_figures = (w[0], w[1], w[2]) if w is not None else None
+        if waits is not None:
+            self.waits.frombytes(waits)
+            self._wait_figures = None
+        else:
+            w = state["waits"]
+            self._wait_figures = (w[0], w[1], w[2]) if w is not None else None
 
 
 class TaskRows:
@@ -192,13 +197,13 @@ _PIPE_BYTES = 1 << 20  # Linux lets a user grow a pipe to 1 MB (/proc/sys/fs/pip
 class WriterProcess:
     """A process that appends to ``tasks.csv``, ``nodes.csv`` and ``events.jsonl`` (unless
     ``events`` is false) in ``directory`` from the frames it is sent, and answers
-    :meth:`finish` with its totals.
+    :meth:`finish` with its totals, which go on from ``totals`` (the rows made before it).
 
     It ignores SIGINT (the run that started it decides) and ends, writing nothing more,
     when its input closes early.
     """
 
-    def __init__(self, directory: str, events: bool, node_names: Sequence[str]) -> None:
+    def __init__(self, directory: str, events: bool, node_names: Sequence[str], totals: Totals) -> None:
         files = ["tasks.csv", "nodes.csv", *(["events.jsonl"] if events else [])]
         self._proc = subprocess.Popen(
             [sys.executable, "-I", os.path.abspath(__file__), directory, *files],
@@ -207,7 +212,8 @@ class WriterProcess:
         self._in = self._proc.stdin
         with contextlib.suppress(AttributeError, OSError):  # a larger pipe: the run rarely waits
             fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        self._send(NAMES, list(node_names))
+        # the rows made before it started are in ``totals``: it goes on from them, in order
+        self._send(NAMES, (list(node_names), totals.state(), totals.waits.tobytes()))
 
     def _send(self, kind: bytes, payload: Any) -> None:
         data = marshal.dumps(payload, 2)
@@ -292,8 +298,9 @@ def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int
                 for sample in samples:
                     nodes_f.write(node_rows(names, sample))
             elif kind == NAMES:
-                names = rows.node_names = list(payload)
-                names_json = [json.dumps(n) for n in payload]
+                names = rows.node_names = list(payload[0])
+                names_json = [json.dumps(n) for n in names]
+                totals.load(payload[1], payload[2])
             elif kind == FINISH_FRAME:
                 for f in opened.values():
                     f.close()

@@ -158,6 +158,7 @@ class RunWriter:
         self.tasks_ended = 0  # rows made (or handed to the writer process) so far
         self.background = background
         self._proc: WriterProcess | None = None
+        self.handed_over = False  # whether a writer process took over (it stays so after it ends)
         self._samples: list[tuple[Any, ...]] = []  # for the writer process, with the next drain
 
     def drain(self) -> None:
@@ -217,7 +218,9 @@ class RunWriter:
         self.nodes.close()
         if self._events_file is not None:
             self._events_file.close()
-        self._proc = WriterProcess(str(self.tmp), events=self.events is not None, node_names=self.node_names)
+        self._proc = WriterProcess(str(self.tmp), events=self.events is not None, node_names=self.node_names,
+                                   totals=self.stats)
+        self.handed_over = True
 
     def sample(self, sample: tuple[Any, ...]) -> None:
         """Write the ``nodes.csv`` rows of a :data:`~rpiaas.shell.NodeSample` (every node at one time)."""
