@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
+import importlib.util
 import json
 import marshal
 import math
@@ -32,6 +34,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import reduce
@@ -41,7 +44,6 @@ from typing import IO, Any
 if __package__:
     from ..eventlog import event_lines, float_texts
 else:  # the writer process runs this file as a script: load the log's format without the package
-    import importlib.util
 
     _spec = importlib.util.spec_from_file_location(
         "_rpiaas_eventlog", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -331,8 +333,10 @@ def serve(directory: str, files: Sequence[str], inp: IO[bytes], out: IO[bytes]) 
 
 
 def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int:
-    import numpy  # noqa: F401  (for the wait figures at the end: imported while the run goes on)
-
+    # numpy (the wait figures, the bulk floats) is imported beside the reading of the first
+    # frames, so a run's first frames do not wait for it
+    importer = threading.Thread(target=importlib.import_module, args=("numpy",), daemon=True)
+    importer.start()
     tasks_f, nodes_f, events_f = opened["tasks.csv"], opened["nodes.csv"], opened.get("events.jsonl")
     totals = Totals()
     rows = TaskRows(totals)
@@ -354,6 +358,7 @@ def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int
                 names_json = [json.dumps(n) for n in names]
                 totals.load(payload[1], payload[2])
             elif kind == FINISH_FRAME:
+                importer.join()
                 for f in opened.values():
                     f.close()
                 out.write(marshal.dumps(totals.state(), 2))

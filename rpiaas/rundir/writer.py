@@ -211,6 +211,12 @@ class RunWriter:
             assert self._events_file is not None
             self._events_file.write(event_lines(events.take(), self._names_json))
 
+    def hand_over(self) -> None:
+        """Start the writer process now, unless ``background`` is false or it runs already:
+        for a run known to be long, so that its start overlaps the simulation's."""
+        if self.background is not False and self._proc is None and not self.tasks.closed:
+            self._start_process()
+
     def _start_process(self) -> None:
         """Hand ``tasks.csv``, ``nodes.csv`` and ``events.jsonl`` over to a writer process from
         here on."""

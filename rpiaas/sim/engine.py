@@ -47,7 +47,8 @@ from .fastpath import fast_path
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
 _CHUNK = 8_192  # SimPy steps between drains of the writer (and progress updates)
-_GC_THRESHOLD = 20_000  # allocations between collections of the youngest generation, while running
+_GC_THRESHOLD = 20_000
+_LONG_RUN_TASKS = 20_000  # a run of this many tasks hands its tables to a writer process from the start  # allocations between collections of the youngest generation, while running
 
 
 class _Stop(Exception):
@@ -307,6 +308,8 @@ class Simulation(Shell):
             if fault.down_s is not None:
                 self._at(fault.at_s + fault.down_s, NodeUp(fault.node), self._fault)
                 self._faults_left += 1
+        if self.writer is not None and (self.scenario.workload.count or 0) >= _LONG_RUN_TASKS:
+            self.writer.hand_over()  # the writer process starts while the first tasks are simulated
         self._next_arrival()
         if not self._arrivals_left and self._until_done:  # nothing to do at all
             self._at(0.0, None, lambda ev: self._flush())
