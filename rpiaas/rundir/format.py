@@ -24,6 +24,7 @@ Simulated and live runs write the same files, so any two runs compare.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 __all__ = ["FORMAT", "NODE_COLUMNS", "PARQUET_FILES", "RUN_FILES", "TABLE_FORMATS", "TASK_COLUMNS",
@@ -45,6 +46,18 @@ NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utiliza
 TASK_STATES = ("queued", "running", "completed", "rejected", "failed", "killed")
 
 
+_NODE_KEYS = ["node", "type", "energy_j", "busy_core_s"]
+
+
+def _node_line(n: dict[str, Any]) -> str:
+    """One node of ``run.json``: ``json.dumps`` of it, written out for the usual keys and values."""
+    if list(n) == _NODE_KEYS and type(n["energy_j"]) is float and type(n["busy_core_s"]) is float \
+            and math.isfinite(n["energy_j"]) and math.isfinite(n["busy_core_s"]):
+        return (f'    {{"node": {json.dumps(n["node"])}, "type": {json.dumps(n["type"])}, '
+                f'"energy_j": {n["energy_j"]!r}, "busy_core_s": {n["busy_core_s"]!r}}}')
+    return "    " + json.dumps(n, separators=(", ", ": "))
+
+
 def dump_run(run: dict[str, Any]) -> str:
     """``run.json`` text: indented, but one line per node so 10,000 nodes stay fast."""
     nodes = run.get("nodes")
@@ -52,5 +65,5 @@ def dump_run(run: dict[str, Any]) -> str:
         return json.dumps(run, indent=2) + "\n"
     rest = {k: v for k, v in run.items() if k != "nodes"}
     head = json.dumps({**rest, "nodes": []}, indent=2)  # "nodes" last
-    rows = ",\n".join("    " + json.dumps(n, separators=(", ", ": ")) for n in nodes)
+    rows = ",\n".join(map(_node_line, nodes))
     return head[: -len("[]\n}")] + "[\n" + rows + "\n  ]\n}\n"
