@@ -98,7 +98,7 @@ def float_texts(values: Sequence[float]) -> list[str]:
         return list(map(repr, values))
     out = orjson.dumps(values).decode().strip("[]").split(",")
     a = np.asarray(values, dtype=np.float64)
-    for i in np.flatnonzero(~(np.abs(a) >= 1e-4) & (a != 0)).tolist():
+    for i in np.flatnonzero(~((np.abs(a) >= 1e-4) & np.isfinite(a)) & (a != 0)).tolist():
         out[i] = repr(values[i])
     return out
 
