@@ -28,9 +28,9 @@ from .stream import TaskRows, WriterProcess, node_rows, task_record
 __all__ = ["Lines", "RunWriter", "remove_partials_of", "remove_stale_partials"]
 
 _BUF = 1 << 20
-# a drain that finds this many rows and records waiting hands the rest of the run to a
-# writer process (background=None): a run that long pays the process's start many times back
-_BACKGROUND_MIN = 5_000
+# with background=None the drain that finds this many rows and event records waiting since
+# the run began hands the rest to a writer process: a run that long pays its start back
+_BACKGROUND_MIN = 60_000
 
 
 class Lines:
@@ -116,10 +116,10 @@ class RunWriter:
 
     Rows of ended tasks (:meth:`task_done`) and the event log (:attr:`events`, an
     :class:`~rpiaas.eventlog.EventRecords`) are kept as plain values and made into
-    text at each :meth:`drain`: here, or, with ``background`` true (or ``None`` and a
-    drain that finds at least ``_BACKGROUND_MIN`` waiting: a long run), by a writer
-    process on another core (:class:`~rpiaas.rundir.stream.WriterProcess`).  The
-    bytes are the same either way.
+    text at each :meth:`drain`: here, or, with ``background`` true (or ``None`` in a
+    run that has made ``_BACKGROUND_MIN`` rows and records by a drain, or that calls
+    :meth:`hand_over`: a long run), by a writer process on another core
+    (:class:`~rpiaas.rundir.stream.WriterProcess`).  The bytes are the same either way.
     """
 
     def __init__(self, out: str | Path, event_log: bool = True, decisions: bool = False,
@@ -159,14 +159,15 @@ class RunWriter:
         self.background = background
         self._proc: WriterProcess | None = None
         self.handed_over = False  # whether a writer process took over (it stays so after it ends)
+        self._waited = 0  # rows and records drained so far
         self._samples: list[tuple[Any, ...]] = []  # for the writer process, with the next drain
 
     def drain(self) -> None:
         """Write out (or hand the writer process) what was collected so far.  With
         ``background=None`` a drain that finds enough waiting starts the writer process."""
+        self._waited += len(self._done) + (len(self.events) if self.events is not None else 0)
         if self._proc is None and not self.tasks.closed and (self.background or (
-                self.background is None
-                and len(self._done) + (len(self.events) if self.events is not None else 0) >= _BACKGROUND_MIN)):
+                self.background is None and self._waited >= _BACKGROUND_MIN)):
             self._start_process()
         self._drain_rows()
         for lines in self._sinks():

@@ -48,7 +48,7 @@ __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
 _CHUNK = 8_192  # SimPy steps between drains of the writer (and progress updates)
 _GC_THRESHOLD = 20_000
-_LONG_RUN_TASKS = 20_000  # a run of this many tasks hands its tables to a writer process from the start  # allocations between collections of the youngest generation, while running
+_LONG_RUN_TASKS = 30_000  # a run of this many tasks hands its tables to a writer process from the start  # allocations between collections of the youngest generation, while running
 
 
 class _Stop(Exception):
