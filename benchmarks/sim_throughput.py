@@ -716,6 +716,9 @@ def profile(case: Case, seed: int, out: Path | None, top: int) -> None:
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
     print(f"mean wait {summary['mean_wait_s']} s over {summary['tasks']} tasks")
+    calls = sum(row[1] for row in stats.stats.values())  # type: ignore[attr-defined]
+    print(f"calls per task: {calls / summary['tasks']:.1f} (all calls of this process, builtins "
+          "included; a long run's writer process formats the tables in a process of its own)")
 
 
 def main(argv: list[str] | None = None) -> int:

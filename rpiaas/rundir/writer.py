@@ -57,6 +57,10 @@ class Lines:
             self._file.write("".join(self._buf))
             self._buf.clear()
 
+    def flush(self) -> None:
+        self.drain()
+        self._file.flush()
+
     def close(self) -> None:
         self.drain()
         self._file.close()
@@ -220,13 +224,22 @@ class RunWriter:
 
     def _start_process(self) -> None:
         """Hand ``tasks.csv``, ``nodes.csv`` and ``events.jsonl`` over to a writer process from
-        here on."""
+        here on (if one cannot be started, the run goes on writing them itself)."""
+        self.tasks.flush()
+        self.nodes.flush()
+        if self._events_file is not None:
+            self._events_file.flush()
+        try:
+            proc = WriterProcess(str(self.tmp), events=self.events is not None, node_names=self.node_names,
+                                 totals=self.stats)
+        except OSError:
+            self.background = False
+            return
         self.tasks.close()
         self.nodes.close()
         if self._events_file is not None:
             self._events_file.close()
-        self._proc = WriterProcess(str(self.tmp), events=self.events is not None, node_names=self.node_names,
-                                   totals=self.stats)
+        self._proc = proc
         self.handed_over = True
 
     def sample(self, sample: tuple[Any, ...]) -> None:

@@ -141,3 +141,16 @@ def test_a_writer_process_that_dies_fails_the_run_and_leaves_nothing(tmp_path: P
         sim.run()
     writer.abort()
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_writer_process_that_cannot_start_leaves_the_run_to_write_its_tables(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rpiaas.rundir.writer as writer_module
+
+    def cannot(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no more processes")
+
+    sc = scenario(_generated(count=3000, rate=2.0))
+    inline = run(sc, tmp_path / "inline", background=False)
+    monkeypatch.setattr(writer_module, "WriterProcess", cannot)
+    _same(inline, run(sc, tmp_path / "fallback", background=True, handed_over=False))
