@@ -193,6 +193,15 @@ class NodeUsage:
             if util_out is not None:
                 util_out[i] = util[i]
 
+    def sync_util(self, util_out: Any = None) -> None:
+        """Set every node's utilisation (and ``util_out``'s) from its reserved cores, as
+        :meth:`take` sets it: for a writer of the other lists alone (the simulation's fast
+        path, while no policy reads the view)."""
+        assert not self.measured
+        self.util[:] = [u / c for u, c in zip(self.used, self.cores, strict=True)]
+        if util_out is not None:
+            util_out[:] = self.util
+
     def measure(self, i: int, now: float, util: float) -> None:
         """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""
         dt = now - self.last[i]

@@ -97,7 +97,8 @@ class Simulation(Shell):
         self._states, self._cores_free = self.control.node_states, self.control.node_cores_free
         self.usage = NodeUsage(nodes, [int(s) for s in states])
         # written a node at a time after each step: through a memoryview, a third of numpy's cost
-        self._util: Any = memoryview(self.view.utilization_sink(measured=False))  # type: ignore[arg-type]
+        self._util_array = self.view.utilization_sink(measured=False)
+        self._util: Any = memoryview(self._util_array)  # type: ignore[arg-type]
         self.env = SimEnvironment()
         self._heap = self.env.heap
         self._at = self.env.call_at
@@ -284,12 +285,18 @@ class Simulation(Shell):
             check_progress(self.scenario.file, now, self._rows)
         self._at(now + self.scenario.sample_interval_s, None, self._sample, URGENT)
 
+    def _sync_view(self) -> None:
+        """The view's arrays and the nodes' utilisation up to date (the fast path with the
+        built-in fit keeps the plain lists alone)."""
+        self._ledger.sync_view()
+        self.usage.sync_util(self._util_array)
+
     def _write_sample(self, now: float) -> None:
         if self.writer is None or now == self._last_sample:
             return
         self._last_sample = now
         self._rows += len(self.nodes)
-        self._ledger.sync_view()
+        self._sync_view()
         memfree = self.control.node_mem_free_mb
         mem_used = [node.type.mem_mb - memfree[i] for i, node in enumerate(self.nodes)]
         self.writer.sample(self.usage.sample(now, mem_used, self.view.tasks.tolist()))
@@ -338,7 +345,7 @@ class Simulation(Shell):
         if horizon is not None:
             end = min(end, horizon)
         self.end_s = end
-        self._ledger.sync_view()
+        self._sync_view()
         self.usage.close(end)
         self._write_sample(end)
         # tasks still waiting or running get their row too
