@@ -20,7 +20,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> None:
     """Add ``testbed`` to the ``rpiaas`` subparsers ``sub``."""
-    if live_missing() is None:
+    if live_missing(quick=True) is None:
         tb = _full_parser(sub)
     else:  # say what is missing when it is used, not at every start
         tb = sub.add_parser("testbed", help=f"a master and agents on this machine (needs {LIVE_EXTRA})",
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _full_parser(sub: Any) -> Any:
     """``testbed up | status | down`` under the ``rpiaas`` subparsers ``sub``."""
-    from ..testbed.local import DEFAULT_DIR
+    from ..testbed.plan import DEFAULT_DIR
 
     tb = sub.add_parser("testbed", help="a master and agents on this machine, to try live mode")
     cmds = tb.add_subparsers(dest="testbed_command", required=True, metavar="COMMAND")
@@ -94,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ..testbed.local import DEFAULT_DIR, TOKENS_DIR, check_not_running, start_local_testbed
+    from ..testbed.local import TOKENS_DIR, check_not_running, start_local_testbed
+    from ..testbed.plan import DEFAULT_DIR
 
     if not 0 <= args.master_port < 65536:
         print(f"error: --master-port: expected 0-65535, got {args.master_port}", file=sys.stderr)

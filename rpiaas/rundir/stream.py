@@ -372,4 +372,6 @@ def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(serve(sys.argv[1], sys.argv[2:], sys.stdin.buffer, sys.stdout.buffer))
+    code = serve(sys.argv[1], sys.argv[2:], sys.stdin.buffer, sys.stdout.buffer)
+    sys.stdout.flush()
+    os._exit(code)  # its files are closed and its answer sent: no interpreter teardown to wait for

@@ -12,8 +12,20 @@ the host's way to their master.
 
 from __future__ import annotations
 
-from .local import LocalTestbed, load_testbed, start_local_testbed, stop_testbed
+from typing import Any
+
 from .plan import TestbedError, TestbedRunning
 
 __all__ = ["LocalTestbed", "TestbedError", "TestbedRunning", "load_testbed", "start_local_testbed",
            "stop_testbed"]
+
+_LOCAL = ("LocalTestbed", "load_testbed", "start_local_testbed", "stop_testbed")
+
+
+def __getattr__(name: str) -> Any:
+    # .local imports the master (and aiohttp): only when asked for, not by every command's parser
+    if name in _LOCAL:
+        from . import local
+
+        return getattr(local, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

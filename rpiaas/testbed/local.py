@@ -34,7 +34,7 @@ import yaml
 
 from ..cluster import load_cluster
 from ..master.auth import node_token
-from .plan import HOST, TestbedError, TestbedRunning, free_ports, machine, plan
+from .plan import DEFAULT_DIR, HOST, TestbedError, TestbedRunning, free_ports, machine, plan
 from .procs import (
     Proc,
     executable,
@@ -53,7 +53,6 @@ __all__ = ["LocalTestbed", "load_testbed",
 if TYPE_CHECKING:
     from .virtual import VirtualTestbed
 
-DEFAULT_DIR = ".rpiaas-testbed"
 VIRTUAL = "virtual"  # testbed.json's "kind" of a virtual testbed
 TOKENS_DIR = "tokens"
 STATE_FILE = "testbed.json"

@@ -20,6 +20,8 @@ from ..model import PROFILES
 __all__ = ["DOMAIN", "HOST", "MAX_NODES", "PREFIX", "TestbedError", "TestbedRunning",
            "free_ports", "machine", "plan"]
 
+DEFAULT_DIR = ".rpiaas-testbed"  # where `rpiaas testbed up` keeps its files
+
 DOMAIN, PREFIX = "local.rpiaas.test", "127.0.1"  # loopback even where a node's address is used
 HOST = "127.0.0.1"
 MAX_NODES = 254  # one suffix of PREFIX each
