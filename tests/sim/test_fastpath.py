@@ -154,3 +154,16 @@ def test_a_writer_process_that_cannot_start_leaves_the_run_to_write_its_tables(
     inline = run(sc, tmp_path / "inline", background=False)
     monkeypatch.setattr(writer_module, "WriterProcess", cannot)
     _same(inline, run(sc, tmp_path / "fallback", background=True, handed_over=False))
+
+
+def test_a_trace_kept_at_load_runs_as_the_file_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rpiaas.workload.traces.mapping as mapping
+
+    path = ROOT / "scenarios" / "trace-replay.yaml"
+    kept = load_scenario(path)
+    assert kept.workload.kept is not None  # type: ignore[attr-defined]
+    monkeypatch.setattr(mapping, "KEEP_TASKS", 10)
+    streamed = load_scenario(path)
+    assert streamed.workload.kept is None  # type: ignore[attr-defined]
+    assert kept.workload.count == streamed.workload.count
+    _same(run(kept, tmp_path / "kept"), run(streamed, tmp_path / "streamed"))

@@ -8,6 +8,7 @@ Everything left out is counted by reason in a :class:`SkipReport`.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from .jobs import SkipReport, TraceJob, is_number
 from .options import TraceOptions
 from .swf import CANCELLED, swf_header
 
-__all__ = ["Target", "Trace", "first_submit", "map_jobs", "target_for"]
+__all__ = ["KEEP_TASKS", "Target", "TaskColumns", "Trace", "first_submit", "map_jobs", "target_for"]
 
 
 @dataclass(frozen=True)
@@ -141,30 +142,72 @@ def target_for(opts: TraceOptions, types: Sequence[tuple[int, int]], total_cores
     return Target(cores, mem, cpp, origin)
 
 
+class TaskColumns:
+    """The tasks a trace maps to, as plain values (48 bytes a task), to be made again at will."""
+
+    __slots__ = ("arrival_s", "cores", "ids", "mem_mb", "walltime_s", "work_core_s")
+
+    def __init__(self) -> None:
+        self.ids, self.cores, self.mem_mb = array("q"), array("q"), array("q")
+        self.arrival_s, self.work_core_s, self.walltime_s = array("d"), array("d"), array("d")
+
+    def add(self, task: Task) -> None:
+        self.ids.append(task.id)
+        self.arrival_s.append(task.arrival_s)
+        self.cores.append(task.cores)
+        self.mem_mb.append(task.mem_mb)
+        self.work_core_s.append(task.work_core_s)
+        self.walltime_s.append(math.nan if task.walltime_s is None else task.walltime_s)
+
+    def tasks(self, kind: str, tenant: str) -> Iterator[Task]:
+        for tid, arrival, cores, mem, work, wall in zip(self.ids, self.arrival_s, self.cores, self.mem_mb,
+                                                        self.work_core_s, self.walltime_s, strict=True):
+            yield Task(tid, arrival, cores, mem, work, kind, tenant, 0, None if wall != wall else wall)
+
+
+# a bound trace of at most this many tasks keeps them (TaskColumns), so a run need not read it again
+KEEP_TASKS = 1_000_000
+
+
 @dataclass(frozen=True)
 class Trace(Workload):
-    """Jobs of a recorded trace, streamed from the file each run (the random stream is unused).
+    """Jobs of a recorded trace (the random stream is unused).
 
     Parsing gives an unbound trace; :meth:`bind` maps it onto a cluster's node
     types and reads the file once, streamed, to count the tasks and what was
-    skipped (so a bad line is an input error before any run starts).
+    skipped (so a bad line is an input error before any run starts).  Up to
+    :data:`KEEP_TASKS` tasks it keeps them as plain values and a run takes them
+    from there; a longer trace is streamed from the file again by each run.
     """
 
     options: TraceOptions
     target: Target | None = None
     count: int | None = None
     report: SkipReport | None = field(default=None, compare=False)
+    kept: TaskColumns | None = field(default=None, compare=False, repr=False)
 
     def bind(self, types: list[tuple[int, int]], total_cores: int) -> Trace:
         """This trace mapped onto node types given as (cores, mem_mb), counted."""
         target = target_for(self.options, types, total_cores)
         report = SkipReport()
-        n = sum(1 for _ in map_jobs(self.options, target, report))
-        return Trace(self.options, target, n, report)
+        kept: TaskColumns | None = TaskColumns()
+        n = 0
+        for task in map_jobs(self.options, target, report):
+            n += 1
+            if kept is not None:
+                try:
+                    if n > KEEP_TASKS:
+                        raise OverflowError
+                    kept.add(task)
+                except OverflowError:  # too many to keep (or an id beyond 64 bits): streamed
+                    kept = None
+        return Trace(self.options, target, n, report, kept)
 
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
         if self.target is None:
             raise RuntimeError("an unbound trace: Trace.bind() maps it onto a cluster first")
+        if self.kept is not None:
+            return self.kept.tasks(self.options.kind, self.options.tenant)
         return map_jobs(self.options, self.target)
 
     def max_request(self) -> tuple[float | None, float | None]:
