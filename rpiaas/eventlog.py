@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 __all__ = ["ARRIVE", "FINISH", "MAX_TASK_ID", "START", "EventLog", "EventRecords", "LineLog",
-           "event_lines", "float_texts"]
+           "event_lines", "event_lines_of", "float_texts"]
 
 # record codes: the three records every task adds; 0 is a line of text
 TEXT, ARRIVE, FINISH, START = 0.0, 1.0, 2.0, 3.0
@@ -109,6 +109,12 @@ def event_lines(records: Sequence[tuple[float, float, Any, int]], names_json: Se
     if not records:
         return ""
     codes, times, xs, nodes = zip(*records, strict=True)
+    return event_lines_of(codes, times, xs, nodes, names_json)
+
+
+def event_lines_of(codes: Sequence[float], times: Sequence[float], xs: Sequence[Any], nodes: Sequence[int],
+                   names_json: Sequence[str]) -> str:
+    """:func:`event_lines` of the records' four columns."""
     return "".join(map(str.format, map(_LINES.__getitem__, codes), float_texts(times), xs,
                        map(names_json.__getitem__, nodes)))
 

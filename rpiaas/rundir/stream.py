@@ -5,7 +5,7 @@ A simulation does not format its results as it goes.  It keeps each ended
 task as a tuple of plain values (:data:`task_record`) and each event-log
 record as four numbers (:class:`~rpiaas.eventlog.EventRecords`); every few
 thousand events the writer (:class:`~rpiaas.rundir.writer.RunWriter`) turns
-them into text with :class:`TaskRows` and :func:`~rpiaas.eventlog.event_lines`
+them into text with :class:`TaskRows` and :func:`~rpiaas.eventlog.event_lines_of`
 (and the samples of every node, :func:`node_rows`).  Turning a
 float into its shortest text is most of what writing a run directory
 costs, so a long run hands that work to a process of its own
@@ -42,7 +42,7 @@ from operator import add, attrgetter
 from typing import IO, Any
 
 if __package__:
-    from ..eventlog import event_lines, float_texts
+    from ..eventlog import event_lines_of, float_texts
 else:  # the writer process runs this file as a script: load the log's format without the package
 
     _spec = importlib.util.spec_from_file_location(
@@ -51,7 +51,7 @@ else:  # the writer process runs this file as a script: load the log's format wi
     assert _spec is not None and _spec.loader is not None
     _eventlog = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_eventlog)
-    event_lines = _eventlog.event_lines
+    event_lines_of = _eventlog.event_lines_of
     float_texts = _eventlog.float_texts
 
 __all__ = ["BSLD_BOUND_S", "TaskRows", "Totals", "WriterProcess", "node_rows", "task_record"]
@@ -144,12 +144,17 @@ class TaskRows:
     def text(self, records: Sequence[tuple[Any, ...]]) -> str:
         """The rows of ``records``, in order; their totals added up in that order."""
         if len(records) >= _BULK_ROWS:
-            cols = list(zip(*records, strict=True))
-            if cols[5].count("completed") == len(records):
-                return self._completed(cols)
+            return self.text_of(list(zip(*records, strict=True)))
         return self._one_by_one(records)
 
-    def _completed(self, cols: list[tuple[Any, ...]]) -> str:
+    def text_of(self, cols: Sequence[Sequence[Any]]) -> str:
+        """:meth:`text` of the records' columns (:data:`TASK_RECORD` order)."""
+        n = len(cols[0])
+        if n >= _BULK_ROWS and list(cols[5]).count("completed") == n:
+            return self._completed(cols)
+        return self._one_by_one(list(zip(*cols, strict=True)))
+
+    def _completed(self, cols: Sequence[Sequence[Any]]) -> str:
         """:meth:`text` of completed tasks only, a column at a time (the same values, the
         same totals: IEEE arithmetic is the same in numpy, and the sums are taken in order)."""
         import numpy as np
@@ -241,6 +246,40 @@ def node_rows(names: Sequence[str], sample: tuple[Any, ...]) -> str:
 
 
 # ------------------------------------------------------------ the writer process
+# The columns of task records and event-log records travel as the bytes of an ``array``
+# (numbers: no object a value to build on the other side) or, for text, as lists.
+_TASK_KINDS = "qdddqsqqdssq"  # TASK_RECORD: q integer, d float, s text
+_EVENT_KINDS = "ddqq"  # code, time, task (a line of text for a TEXT record), node
+
+
+def pack(rows: Sequence[tuple[Any, ...]], kinds: str) -> list[Any]:
+    """``rows`` as columns: the bytes of an ``array`` of each numeric one, a list of the rest
+    (and of a numeric column whose values do not fit, such as a text record's line)."""
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in kinds]
+    out: list[Any] = []
+    for col, kind in zip(cols, kinds, strict=True):
+        if kind == "s":
+            out.append(list(col))
+            continue
+        try:
+            out.append(array(kind, col).tobytes())
+        except (TypeError, OverflowError):
+            out.append(list(col))
+    return out
+
+
+def unpack(packed: Sequence[Any], kinds: str) -> list[list[Any]]:
+    """The columns :func:`pack` packed, as lists."""
+    out = []
+    for col, kind in zip(packed, kinds, strict=True):
+        if isinstance(col, bytes):
+            a = array(kind)
+            a.frombytes(col)
+            out.append(a.tolist())
+        else:
+            out.append(col)
+    return out
+
 # A frame: one kind byte and the payload's length, then the payload (marshal).
 _HEAD = struct.Struct("<cQ")
 NAMES, DATA, FINISH_FRAME = b"N", b"D", b"F"
@@ -270,7 +309,7 @@ class WriterProcess:
         self._send(NAMES, (list(node_names), totals.state(), totals.waits.tobytes()))
 
     def _send(self, kind: bytes, payload: Any) -> None:
-        data = marshal.dumps(payload, 2)
+        data = marshal.dumps(payload, 4)  # (4: a repeated text, such as a state, is sent once)
         try:
             self._in.write(_HEAD.pack(kind, len(data)))
             self._in.write(data)
@@ -281,7 +320,7 @@ class WriterProcess:
              samples: list[tuple[Any, ...]]) -> None:
         """Rows of ended tasks (:data:`task_record` tuples), event-log records and node samples,
         in one frame."""
-        self._send(DATA, (records, events, samples))
+        self._send(DATA, (pack(records, _TASK_KINDS), pack(events, _EVENT_KINDS), samples))
 
     def finish(self, timeout_s: float = 600.0) -> dict[str, Any]:
         """Wait for every frame to be written and the files closed; the totals (:meth:`Totals.state`)."""
@@ -348,9 +387,11 @@ def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int
             payload = marshal.loads(_read_exact(inp, size))
             if kind == DATA:
                 records, events, samples = payload
-                tasks_f.write(rows.text(records))
-                if events_f is not None and events:
-                    events_f.write(event_lines(events, names_json))
+                tasks_f.write(rows.text_of(unpack(records, _TASK_KINDS)))
+                if events_f is not None:
+                    codes, times, xs, nodes = unpack(events, _EVENT_KINDS)
+                    if codes:
+                        events_f.write(event_lines_of(codes, times, xs, nodes, names_json))
                 for sample in samples:
                     nodes_f.write(node_rows(names, sample))
             elif kind == NAMES:
