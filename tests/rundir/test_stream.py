@@ -88,3 +88,15 @@ def test_event_records_make_the_lines_a_line_log_writes_at_once() -> None:
         '{"t":1.5,"ev":"arrive","task":7}\n{"t":2.0,"ev":"tick"}\n'
         '{"t":2.0,"act":"start","task":7,"node":"n1"}\n{"t":1e-05,"ev":"finish","task":7}\n')
     assert len(log) == 0 and event_lines(log.take(), names) == ""
+
+
+def test_columns_travel_as_array_bytes_and_text_as_lists() -> None:
+    from rpiaas.rundir.stream import _EVENT_KINDS, _TASK_KINDS, pack, unpack
+
+    events = [(ARRIVE, 1.5, 7, 0), (0.0, 0.0, '{"t":2.0,"ev":"tick"}\n', 0), (START, 2.0, 2**70, 1)]
+    packed = pack(events, _EVENT_KINDS)
+    assert isinstance(packed[1], bytes) and isinstance(packed[2], list)  # a line and a huge id
+    assert list(zip(*unpack(packed, _EVENT_KINDS), strict=True)) == events
+    rows = [(1, 0.5, 1.0, 2.0, 3, "completed", 2, 100, 7.25, "cpu", "a,b", 1)]
+    assert list(zip(*unpack(pack(rows, _TASK_KINDS), _TASK_KINDS), strict=True)) == rows
+    assert unpack(pack([], _TASK_KINDS), _TASK_KINDS) == [[] for _ in _TASK_KINDS]
