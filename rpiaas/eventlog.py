@@ -28,7 +28,8 @@ __all__ = ["ARRIVE", "FINISH", "MAX_TASK_ID", "START", "EventLog", "EventRecords
 
 # record codes: the three records every task adds; 0 is a line of text
 TEXT, ARRIVE, FINISH, START = 0.0, 1.0, 2.0, 3.0
-# the largest task id (inputs are bounded to it): a double holds every integer up to it
+# the largest task id (inputs are bounded to it): any reader of events.jsonl or tasks.csv that
+# parses numbers as doubles (JavaScript, pandas with a missing value) still gets every id exactly
 MAX_TASK_ID = 2**53
 
 Record = tuple[float, float, int, int]

@@ -9,37 +9,25 @@ them into text with :class:`TaskRows` and :func:`~rpiaas.eventlog.event_lines_of
 (and the samples of every node, :func:`node_rows`).  Turning a
 float into its shortest text is most of what writing a run directory
 costs, so a long run hands that work to a process of its own
-(:class:`WriterProcess`), on another core, while it simulates on: the bytes
-written are the same either way, and so are the summary figures, which
-:class:`Totals` adds up in the order the tasks ended.
+(:class:`~rpiaas.rundir.writerproc.WriterProcess`), on another core, while it
+simulates on: the bytes written are the same either way, and so are the
+summary figures, which :class:`Totals` adds up in the order the tasks ended.
 
-The writer process runs this file as a script (``python stream.py DIR``):
-it imports the standard library only (and :mod:`rpiaas.eventlog`, by its path;
-numpy for the wait percentiles), so it starts at once.  It reads
-frames from its standard input (:func:`serve`) and answers the last with the
-run's totals on its standard output.
+Standard library only (and :mod:`rpiaas.eventlog`, loaded by its path when
+this file is not imported as part of the package): the writer process loads
+it without importing rpiaas.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import importlib
 import importlib.util
-import json
-import marshal
 import math
 import os
-import signal
-import struct
-import subprocess
-import sys
-import threading
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import reduce
 from operator import add, attrgetter
-from typing import IO, Any
+from typing import Any
 
 if __package__:
     from ..eventlog import event_lines_of, float_texts
@@ -54,7 +42,8 @@ else:  # the writer process runs this file as a script: load the log's format wi
     event_lines_of = _eventlog.event_lines_of
     float_texts = _eventlog.float_texts
 
-__all__ = ["BSLD_BOUND_S", "TaskRows", "Totals", "WriterProcess", "node_rows", "task_record"]
+__all__ = ["BSLD_BOUND_S", "TASK_RECORD", "TaskRows", "Totals", "event_lines_of", "node_rows",
+           "task_record"]
 
 BSLD_BOUND_S = 10.0
 
@@ -243,176 +232,3 @@ def node_rows(names: Sequence[str], sample: tuple[Any, ...]) -> str:
     now, states, used, mem, util, power, energy, ntasks = sample
     return "".join(f"{now!r},{n},{s},{u},{m},{ut!r},{p!r},{e!r},{k}\n" for n, s, u, m, ut, p, e, k in zip(
         names, states, used, mem, util, power, energy, ntasks, strict=True))
-
-
-# ------------------------------------------------------------ the writer process
-# The columns of task records and event-log records travel as the bytes of an ``array``
-# (numbers: no object a value to build on the other side) or, for text, as lists.
-_TASK_KINDS = "qdddqsqqdssq"  # TASK_RECORD: q integer, d float, s text
-_EVENT_KINDS = "ddqq"  # code, time, task (a line of text for a TEXT record), node
-
-
-def pack(rows: Sequence[tuple[Any, ...]], kinds: str) -> list[Any]:
-    """``rows`` as columns: the bytes of an ``array`` of each numeric one, a list of the rest
-    (and of a numeric column whose values do not fit, such as a text record's line)."""
-    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in kinds]
-    out: list[Any] = []
-    for col, kind in zip(cols, kinds, strict=True):
-        if kind == "s":
-            out.append(list(col))
-            continue
-        try:
-            out.append(array(kind, col).tobytes())
-        except (TypeError, OverflowError):
-            out.append(list(col))
-    return out
-
-
-def unpack(packed: Sequence[Any], kinds: str) -> list[list[Any]]:
-    """The columns :func:`pack` packed, as lists."""
-    out = []
-    for col, kind in zip(packed, kinds, strict=True):
-        if isinstance(col, bytes):
-            a = array(kind)
-            a.frombytes(col)
-            out.append(a.tolist())
-        else:
-            out.append(col)
-    return out
-
-# A frame: one kind byte and the payload's length, then the payload (marshal).
-_HEAD = struct.Struct("<cQ")
-NAMES, DATA, FINISH_FRAME = b"N", b"D", b"F"
-_BUF = 1 << 20
-_PIPE_BYTES = 1 << 20  # Linux lets a user grow a pipe to 1 MB (/proc/sys/fs/pipe-max-size)
-
-
-class WriterProcess:
-    """A process that appends to ``tasks.csv``, ``nodes.csv`` and ``events.jsonl`` (unless
-    ``events`` is false) in ``directory`` from the frames it is sent, and answers
-    :meth:`finish` with its totals, which go on from ``totals`` (the rows made before it).
-
-    It ignores SIGINT (the run that started it decides) and ends, writing nothing more,
-    when its input closes early.
-    """
-
-    def __init__(self, directory: str, events: bool, node_names: Sequence[str], totals: Totals) -> None:
-        files = ["tasks.csv", "nodes.csv", *(["events.jsonl"] if events else [])]
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", os.path.abspath(__file__), directory, *files],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-        assert self._proc.stdin is not None
-        self._in = self._proc.stdin
-        with contextlib.suppress(AttributeError, OSError):  # a larger pipe: the run rarely waits
-            fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        # the rows made before it started are in ``totals``: it goes on from them, in order
-        self._send(NAMES, (list(node_names), totals.state(), totals.waits.tobytes()))
-
-    def _send(self, kind: bytes, payload: Any) -> None:
-        data = marshal.dumps(payload, 4)  # (4: a repeated text, such as a state, is sent once)
-        try:
-            self._in.write(_HEAD.pack(kind, len(data)))
-            self._in.write(data)
-        except (BrokenPipeError, ValueError):
-            raise OSError(f"the run directory's writer process stopped: {self._why()}") from None
-
-    def send(self, records: list[tuple[Any, ...]], events: list[tuple[float, float, Any, int]],
-             samples: list[tuple[Any, ...]]) -> None:
-        """Rows of ended tasks (:data:`task_record` tuples), event-log records and node samples,
-        in one frame."""
-        self._send(DATA, (pack(records, _TASK_KINDS), pack(events, _EVENT_KINDS), samples))
-
-    def finish(self, timeout_s: float = 600.0) -> dict[str, Any]:
-        """Wait for every frame to be written and the files closed; the totals (:meth:`Totals.state`)."""
-        self._send(FINISH_FRAME, None)
-        try:
-            out, _ = self._proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise OSError(f"the run directory's writer process did not finish in {timeout_s:g} s") from None
-        if self._proc.returncode != 0 or not out:
-            raise OSError(f"the run directory's writer process failed: {self._why()}")
-        state: dict[str, Any] = marshal.loads(out)
-        return state
-
-    def _why(self) -> str:
-        self._proc.poll()
-        err = b""
-        if self._proc.returncode is not None and self._proc.stderr is not None:
-            err = self._proc.stderr.read()
-        lines = err.decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else f"exit status {self._proc.returncode}"
-
-    def kill(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-            if f is not None:
-                f.close()
-
-
-def _read_exact(f: IO[bytes], n: int) -> bytes:
-    parts: list[bytes] = []
-    while n:
-        b = f.read(n)
-        if not b:
-            raise EOFError
-        parts.append(b)
-        n -= len(b)
-    return b"".join(parts)
-
-
-def serve(directory: str, files: Sequence[str], inp: IO[bytes], out: IO[bytes]) -> int:
-    """The writer process: frames from ``inp`` into ``directory``'s ``files``; the totals to ``out``."""
-    with contextlib.ExitStack() as stack:
-        opened = {name: stack.enter_context(open(os.path.join(directory, name), "a", buffering=_BUF,
-                                                 encoding="utf-8", newline="")) for name in files}
-        return _serve(opened, inp, out)
-
-
-def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int:
-    # numpy (the wait figures, the bulk floats) is imported beside the reading of the first
-    # frames, so a run's first frames do not wait for it
-    importer = threading.Thread(target=importlib.import_module, args=("numpy",), daemon=True)
-    importer.start()
-    tasks_f, nodes_f, events_f = opened["tasks.csv"], opened["nodes.csv"], opened.get("events.jsonl")
-    totals = Totals()
-    rows = TaskRows(totals)
-    names: list[str] = []
-    names_json: list[str] = []
-    try:
-        while True:
-            kind, size = _HEAD.unpack(_read_exact(inp, _HEAD.size))
-            payload = marshal.loads(_read_exact(inp, size))
-            if kind == DATA:
-                records, events, samples = payload
-                tasks_f.write(rows.text_of(unpack(records, _TASK_KINDS)))
-                if events_f is not None:
-                    codes, times, xs, nodes = unpack(events, _EVENT_KINDS)
-                    if codes:
-                        events_f.write(event_lines_of(codes, times, xs, nodes, names_json))
-                for sample in samples:
-                    nodes_f.write(node_rows(names, sample))
-            elif kind == NAMES:
-                names = rows.node_names = list(payload[0])
-                names_json = [json.dumps(n) for n in names]
-                totals.load(payload[1], payload[2])
-            elif kind == FINISH_FRAME:
-                importer.join()
-                for f in opened.values():
-                    f.close()
-                out.write(marshal.dumps(totals.state(), 2))
-                out.flush()
-                return 0
-            else:
-                raise ValueError(f"unknown frame {kind!r}")
-    except EOFError:
-        return 1  # the run stopped early: its directory is thrown away
-
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    code = serve(sys.argv[1], sys.argv[2:], sys.stdin.buffer, sys.stdout.buffer)
-    sys.stdout.flush()
-    os._exit(code)  # its files are closed and its answer sent: no interpreter teardown to wait for

@@ -23,7 +23,8 @@ from ..eventlog import EventRecords, event_lines
 from ..model import Task
 from .format import NODE_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
 from .metrics import Stats
-from .stream import TaskRows, WriterProcess, node_rows, task_record
+from .stream import TaskRows, node_rows, task_record
+from .writerproc import WriterProcess
 
 __all__ = ["Lines", "RunWriter", "remove_partials_of", "remove_stale_partials"]
 
@@ -123,7 +124,7 @@ class RunWriter:
     text at each :meth:`drain`: here, or, with ``background`` true (or ``None`` in a
     run that has made ``_BACKGROUND_MIN`` rows and records by a drain, or that calls
     :meth:`hand_over`: a long run), by a writer process on another core
-    (:class:`~rpiaas.rundir.stream.WriterProcess`).  The bytes are the same either way.
+    (:class:`~rpiaas.rundir.writerproc.WriterProcess`).  The bytes are the same either way.
     """
 
     def __init__(self, out: str | Path, event_log: bool = True, decisions: bool = False,
@@ -173,7 +174,7 @@ class RunWriter:
         if self._proc is None and not self.tasks.closed and (self.background or (
                 self.background is None and self._waited >= _BACKGROUND_MIN)):
             self._start_process()
-        self._drain_rows()
+        self._drain_tables()
         for lines in self._sinks():
             lines.drain()
 
@@ -195,9 +196,9 @@ class RunWriter:
     def task_ended(self, task: Task) -> None:
         """Write the row of a task in a final state (or left over at the end) now."""
         self._done.append(task)
-        self._drain_rows()
+        self._drain_tables()
 
-    def _drain_rows(self) -> None:
+    def _drain_tables(self) -> None:
         """Make the rows of the tasks that ended since the last drain, and the event log's
         lines (or hand both to the writer process)."""
         done = self._done
@@ -252,7 +253,7 @@ class RunWriter:
     def settle(self) -> None:
         """Write out everything kept so far; with a writer process, wait for it to finish and
         take over its totals.  After it :attr:`stats` is complete and no row may follow."""
-        self._drain_rows()
+        self._drain_tables()
         if self._proc is not None:
             proc, self._proc = self._proc, None
             try:

@@ -77,32 +77,22 @@ def fast_path(sim: Simulation, one: OneEvent, arrived: Callable[[Task, float], N
     arrive_cbs: tuple[Callable[[Due], None], ...] = ()
     finish_cbs: tuple[Callable[[Any], None], ...] = ()
 
-    def use_viewed(i: int, now: float) -> None:
+    def use(i: int, now: float) -> None:
         """NodeUsage.take of node ``i`` alone, a node that is on (a task started or ended on
         it) and was on at its last change (its power state changes are taken when they
-        happen, by NodeUsage.take)."""
+        happen, by NodeUsage.take).  While no policy reads the view (``mirrors`` false) the
+        utilisation is left for NodeUsage.sync_util to compute, the same quotient, before a
+        sample or the end."""
         dt = now - last[i]
         energy[i] += power[i] * dt
         busy[i] += used_l[i] * dt
         last[i] = now
         used = cores[i] - cf[i]
         used_l[i] = used
-        u = util[i] = used / cores[i]
+        u = used / cores[i]
         power[i] = idle[i] + span[i] * u
-        util_out[i] = u
-
-    def use_unviewed(i: int, now: float) -> None:
-        """:func:`use_viewed` while no policy reads the view: the utilisation is left for
-        NodeUsage.sync_util to compute (the same quotient) before a sample or the end."""
-        dt = now - last[i]
-        energy[i] += power[i] * dt
-        busy[i] += used_l[i] * dt
-        last[i] = now
-        used = cores[i] - cf[i]
-        used_l[i] = used
-        power[i] = idle[i] + span[i] * (used / cores[i])
-
-    use = use_viewed if mirrors else use_unviewed
+        if mirrors:
+            util[i] = util_out[i] = u
 
     def carry(actions: list[Action], now: float) -> None:
         """The Start actions of a FIFO pass: their ends scheduled, the changed nodes taken."""

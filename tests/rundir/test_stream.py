@@ -91,7 +91,7 @@ def test_event_records_make_the_lines_a_line_log_writes_at_once() -> None:
 
 
 def test_columns_travel_as_array_bytes_and_text_as_lists() -> None:
-    from rpiaas.rundir.stream import _EVENT_KINDS, _TASK_KINDS, pack, unpack
+    from rpiaas.rundir.writerproc import _EVENT_KINDS, _TASK_KINDS, pack, unpack
 
     events = [(ARRIVE, 1.5, 7, 0), (0.0, 0.0, '{"t":2.0,"ev":"tick"}\n', 0), (START, 2.0, 2**70, 1)]
     packed = pack(events, _EVENT_KINDS)
