@@ -12,6 +12,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,9 @@ import psutil
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from rpiaas_agent.tasks import WORKER
+from rpiaas_agent.workload import REFERENCE_OPS_PER_S
 
 from .helpers import (
     TOKEN,
@@ -43,8 +47,18 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # cores (+8 to +16 %: the worker's start-up, ~40 ms, and a kernel a little slower in the
 # task than in the 0.3 s measurement); with other CPU-heavy work on the machine (VMs, a
 # benchmark) a CPU second does less and the speed measured at start differs from the task's:
-# 30 % off was seen. The bound still catches a task of the wrong size (2x).
+# 30 % off was seen, and in one CI run 45 %, so the CPU time is also checked against the speed
+# measured right after the task, on both CPUs. The bound still catches a task of the wrong size (2x).
 CPU_RUNTIME_TOLERANCE = 0.4
+
+
+def rate_on_both_cpus() -> float:
+    """The kernel's single-core rate now, measured on CPUs 0 and 1 at once (the mean)."""
+    workers = [subprocess.Popen([sys.executable, "-I", WORKER, "calibrate", "--cpu-ids", str(cpu),
+                                 "--seconds", "0.3"], stdout=subprocess.PIPE, text=True)
+               for cpu in (0, 1)]
+    rates = [float(w.communicate(timeout=30)[0]) for w in workers]
+    return sum(rates) / len(rates)
 
 
 def wait_for(predicate: Any, timeout_s: float = 10.0, step_s: float = 0.05) -> Any:
@@ -121,7 +135,11 @@ def test_every_kind_runs_and_ends_as_reported(agent: AgentProcess, tmp_path: Pat
     # the CPU time per core is the runtime on an otherwise idle node; a shared test machine
     # may add waiting to the wall time, so that is bounded more loosely
     per_core = burn["cpu_s"] / 2
-    assert abs(per_core - expected_s) <= CPU_RUNTIME_TOLERANCE * expected_s, burn
+    # against the speed measured at the agent's start, or, when the machine has changed since,
+    # against the speed measured now, on both CPUs at once as the task ran
+    expected_now_s = expected_s * relative * REFERENCE_OPS_PER_S / rate_on_both_cpus()
+    assert any(abs(per_core - e) <= CPU_RUNTIME_TOLERANCE * e
+               for e in (expected_s, expected_now_s)), (burn, expected_now_s)
     # The wall time is at least the CPU time per core (both cores worked at once); no other
     # bound: other processes may hold the CPUs for any while, and the speed the agent measured
     # at its start, on a machine busy then, may be off (a task 30 % quicker was seen)
