@@ -61,7 +61,7 @@ def bounded_slowdown(response_s: float, run_s: float) -> float:
 
 
 class Stats(Totals):
-    """Summary metrics accumulated as tasks end (O(1) memory per task but waits)."""
+    """Summary metrics accumulated as tasks end (in memory that does not grow with the run)."""
 
     def add(self, task: Task) -> float | None:
         """Account a task that ended; returns its bounded slowdown if it completed."""

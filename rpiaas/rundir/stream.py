@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from functools import reduce
 from operator import add, attrgetter
@@ -31,16 +30,20 @@ from typing import Any
 
 if __package__:
     from ..eventlog import event_lines_of, float_texts
-else:  # the writer process runs this file as a script: load the log's format without the package
+    from .waits import Waits
+else:  # the writer process runs this file as a script: its siblings by their paths, not the package
 
-    _spec = importlib.util.spec_from_file_location(
-        "_rpiaas_eventlog", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                         "eventlog.py"))
-    assert _spec is not None and _spec.loader is not None
-    _eventlog = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_eventlog)
-    event_lines_of = _eventlog.event_lines_of
-    float_texts = _eventlog.float_texts
+    def _sibling(name: str, *parts: str) -> Any:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(*parts))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    _here = os.path.dirname(os.path.abspath(__file__))
+    _eventlog = _sibling("_rpiaas_eventlog", os.path.dirname(_here), "eventlog.py")
+    event_lines_of, float_texts = _eventlog.event_lines_of, _eventlog.float_texts
+    Waits = _sibling("_rpiaas_waits", _here, "waits.py").Waits  # type: ignore[misc]
 
 __all__ = ["BSLD_BOUND_S", "TASK_RECORD", "TaskRows", "Totals", "event_lines_of", "node_rows",
            "task_record"]
@@ -65,12 +68,13 @@ def _f(x: float) -> str:
 
 
 class Totals:
-    """The summary figures a run adds up as its tasks end (waits kept for their percentiles)."""
+    """The summary figures a run adds up as its tasks end (every wait kept for its percentile,
+    in bounded memory: :class:`~rpiaas.rundir.waits.Waits`, which spills to a file in ``spill_dir``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spill_dir: str | None = None) -> None:
         self.counts: dict[str, int] = dict.fromkeys(
             ("queued", "running", "completed", "rejected", "failed", "killed"), 0)
-        self.waits = array("d")
+        self.waits = Waits(spill_dir=spill_dir)
         self.sum_response = 0.0
         self.sum_bsld = 0.0
         self.first_arrival = math.inf
@@ -84,12 +88,9 @@ class Totals:
     def wait_figures(self) -> tuple[float, float, float] | None:
         """The mean, 95th percentile and largest wait (numpy's, over every wait); ``None``
         when no task waited (none started)."""
-        if self._wait_figures is not None or not len(self.waits):
+        if self._wait_figures is not None:
             return self._wait_figures
-        import numpy as np
-
-        w = np.frombuffer(self.waits, dtype=np.float64)
-        return float(w.mean()), float(np.percentile(w, 95)), float(w.max())
+        return self.waits.figures()
 
     def state(self) -> dict[str, Any]:
         """The totals as plain values, the waits as their figures (:meth:`wait_figures`)."""
@@ -105,7 +106,7 @@ class Totals:
             self.counts[k] = v
         self.sum_response, self.sum_bsld = state["sum_response"], state["sum_bsld"]
         self.first_arrival, self.last_end = state["first_arrival"], state["last_end"]
-        self.waits = array("d")
+        self.waits.clear()
         if waits is not None:
             self.waits.frombytes(waits)
             self._wait_figures = None
@@ -165,7 +166,8 @@ class TaskRows:
             st.first_arrival = first
         if last > st.last_end:
             st.last_end = last
-        st.waits.fromlist(wait.tolist())
+        st.waits.values.fromlist(wait.tolist())
+        st.waits.settle()
         response_l, bsld_l = response.tolist(), bsld.tolist()
         st.sum_response = reduce(add, response_l, st.sum_response)
         st.sum_bsld = reduce(add, bsld_l, st.sum_bsld)
@@ -185,7 +187,7 @@ class TaskRows:
         out: list[str] = []
         write = out.append
         st = self.totals
-        counts, waits = st.counts, st.waits
+        counts, waits = st.counts, st.waits.values
         names, quoted = self.node_names, self._quoted
         for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts in records:
             counts[state] += 1
@@ -224,6 +226,7 @@ class TaskRows:
             write(f"{tid},{a!r},{_f(s)},{_f(e) if ended or state == 'rejected' else ''},"
                   f"{names[node] if node >= 0 else ''},{state},{_f(s - a) if started else ''},{resp},"
                   f"{sld},{bsld_text},{cores},{mem},{work!r},{kind},{q},{attempts}\n")
+        st.waits.settle()
         return "".join(out)
 
 

@@ -154,7 +154,7 @@ class RunWriter:
         self.decisions = Lines(self._open("decisions.jsonl")) if decisions else None
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
-        self.stats = Stats()
+        self.stats = Stats(spill_dir=str(self.tmp))
         self._rows = TaskRows(self.stats)
         self._names_json: list[str] = []
         # an ended task waits here for its row until the next drain: append, nothing more

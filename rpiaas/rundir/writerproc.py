@@ -166,16 +166,16 @@ def serve(directory: str, files: Sequence[str], inp: IO[bytes], out: IO[bytes]) 
     with contextlib.ExitStack() as stack:
         opened = {name: stack.enter_context(open(os.path.join(directory, name), "a", buffering=_BUF,
                                                  encoding="utf-8", newline="")) for name in files}
-        return _serve(opened, inp, out)
+        return _serve(opened, inp, out, directory)
 
 
-def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes]) -> int:
+def _serve(opened: Mapping[str, IO[str]], inp: IO[bytes], out: IO[bytes], directory: str) -> int:
     # numpy (the wait figures, the bulk floats) is imported beside the reading of the first
     # frames, so a run's first frames do not wait for it
     importer = threading.Thread(target=importlib.import_module, args=("numpy",), daemon=True)
     importer.start()
     tasks_f, nodes_f, events_f = opened["tasks.csv"], opened["nodes.csv"], opened.get("events.jsonl")
-    totals = Totals()
+    totals = Totals(spill_dir=directory)
     rows = TaskRows(totals)
     names: list[str] = []
     names_json: list[str] = []
