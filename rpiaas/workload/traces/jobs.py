@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...inputs.source import InputError
 
 __all__ = ["SkipReport", "TraceJob", "is_number", "open_trace"]
 
 
-@dataclass(frozen=True)
-class TraceJob:
-    """One job as a trace records it (``-1``/``None``: not recorded)."""
+class TraceJob(NamedTuple):
+    """One job as a trace records it (``-1``/``None``: not recorded).
+
+    A named tuple: a reader makes one per line, and ``tuple.__new__(TraceJob,
+    values)`` makes it without a Python call.
+    """
 
     id: int
     submit_s: float  # seconds since the trace's start (SWF: since UnixStartTime)
@@ -28,18 +31,6 @@ class TraceJob:
     partition: int = -1
     line: int = 0
     work_core_s: float | None = None  # CSV traces may give work instead of duration
-
-    @classmethod
-    def make(cls, id: int, submit_s: float, run_s: float | None, procs: int, mem_mb: float | None,
-             req_time_s: float | None, line: int, work_core_s: float | None) -> TraceJob:
-        """``TraceJob(id, submit_s, run_s, procs, mem_mb, req_time_s, line=line,
-        work_core_s=work_core_s)`` (status, user, queue, partition unrecorded), without
-        the frozen ``__init__``'s call per field: a reader makes one per line."""
-        job = object.__new__(cls)
-        job.__dict__.update(id=id, submit_s=submit_s, run_s=run_s, procs=procs, mem_mb=mem_mb,
-                            req_time_s=req_time_s, status=-1, user=-1, queue=-1, partition=-1,
-                            line=line, work_core_s=work_core_s)
-        return job
 
 
 @dataclass

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ...inputs.source import InputError
 from ...model import Task
 from ..base import Workload
+from .csv import JobBlock, read_csv_blocks
 from .jobs import SkipReport, TraceJob, is_number
 from .options import TraceOptions
 from .swf import CANCELLED, swf_header
 
-__all__ = ["KEEP_TASKS", "Target", "TaskColumns", "Trace", "first_submit", "map_jobs", "target_for"]
+__all__ = ["KEEP_TASKS", "MappedBlock", "MappedJob", "Target", "TaskColumns", "Trace", "first_submit",
+           "map_jobs", "mapped_blocks", "mapped_jobs", "target_for"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class Target:
     origin_s: float  # trace time that becomes time 0 of the run
 
 
+# A kept job as plain values: (id, arrival_s, cores, mem_mb, work_core_s, walltime_s or None)
+MappedJob = tuple[int, float, int, int, float, "float | None"]
+
+
 def map_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = None) -> Iterator[Task]:
     """The kept jobs as tasks, in arrival order; ``report`` counts what was left out or clipped.
 
@@ -44,64 +50,158 @@ def map_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = Non
     it keeping its work (it runs longer; the offered load stays the same) or,
     with ``wide_jobs: skip``, left out.
     """
+    kind, tenant = opts.kind, opts.tenant
+    for tid, arrival, cores, mem_mb, work, wall in mapped_jobs(opts, target, report):
+        yield Task(tid, arrival, cores, mem_mb, work, kind, tenant, 0, wall)
+
+
+def mapped_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = None) -> Iterator[MappedJob]:
+    """:func:`map_jobs` as plain values (:data:`MappedJob`), not tasks."""
+    return cast("Iterator[MappedJob]", _mapped(opts, target, report, blocks=False))
+
+
+def mapped_blocks(opts: TraceOptions, target: Target,
+                  report: SkipReport | None = None) -> Iterator[MappedJob | MappedBlock]:
+    """:func:`mapped_jobs`, with runs of plain CSV lines mapped a column at a time
+    (:class:`MappedBlock`): the same values, the same report."""
+    return _mapped(opts, target, report, blocks=opts.format == "csv")
+
+
+def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
+            blocks: bool) -> Iterator[MappedJob | MappedBlock]:
     rep = report if report is not None else SkipReport()
     f = opts.filters
     last = -math.inf
     header_max = _max_procs(opts)
-    for job in opts.jobs(rep):
-        if job.submit_s < last:
-            raise InputError(f"submit time {job.submit_s:g} is before the previous job's "
-                             f"({last:g}): a trace must be sorted by submit time", str(opts.path), job.line)
-        last = job.submit_s
-        if opts.start_s is not None and job.submit_s < opts.start_s:
-            rep.add("before the time window", job.line)
-            continue
-        if opts.end_s is not None and job.submit_s >= opts.end_s:
-            break  # sorted: nothing later is in the window
-        if opts.skip_cancelled and (job.status == CANCELLED or (job.run_s is None and job.work_core_s is None)):
-            rep.add("cancelled (status 5 or run time -1)", job.line)
-            continue
-        if job.run_s is None and job.work_core_s is None:
-            rep.add("no run time", job.line)
-            continue
-        if job.procs <= 0:
-            rep.add("no processor count", job.line)
-            continue
-        if header_max is not None and job.procs > header_max:
-            rep.add("more processors than MaxProcs", job.line)
-            continue
-        if not _passes(job, f):
-            rep.add("filtered out", job.line)
-            continue
-        cores = max(1, math.ceil(job.procs * target.cores_per_proc - 1e-9))
-        work = (job.work_core_s if job.work_core_s is not None
-                else (job.run_s or 0.0) * cores) * opts.work_scale
-        mem = job.mem_mb * target.cores_per_proc if job.mem_mb is not None \
-            else opts.mem_mb_per_core * cores
-        mem_mb = max(1, math.ceil(mem - 1e-9))
-        stretch = 1.0
-        if cores > target.cores or mem_mb > target.mem_mb:
-            if opts.wide_jobs == "skip":
-                rep.add("wider than the largest node", job.line)
+    start_s, end_s, skip_cancelled = opts.start_s, opts.end_s, opts.skip_cancelled
+    cpp, origin, load_scale, work_scale = target.cores_per_proc, target.origin_s, opts.load_scale, opts.work_scale
+    max_cores, max_mem, skip_wide = target.cores, target.mem_mb, opts.wide_jobs == "skip"
+    mem_per_core, walltime, max_jobs = opts.mem_mb_per_core, opts.walltime, opts.max_jobs
+    ceil, add = math.ceil, rep.add
+    source: Iterator[TraceJob | JobBlock] = (
+        read_csv_blocks(opts.path, opts.columns, opts.skip_bad_lines, rep) if blocks else opts.jobs(rep))
+    for item in source:
+        if type(item) is JobBlock:
+            mapped = _map_block(item, opts, target, last, rep.kept)
+            if mapped is not None:
+                rep.read += len(mapped)
+                rep.kept += len(mapped)
+                last = mapped.last_submit_s
+                yield mapped
+                if max_jobs is not None and rep.kept >= max_jobs:
+                    return
                 continue
-            if cores > target.cores:
-                rep.add("clipped to the largest node's cores", job.line)
-                stretch = cores / target.cores
-                cores = target.cores
-            if mem_mb > target.mem_mb:
-                rep.add("clipped to the largest node's memory", job.line)
-                mem_mb = target.mem_mb
-        wall = job.req_time_s * stretch if opts.walltime and job.req_time_s else None
-        rep.kept += 1
-        yield Task(job.id, (job.submit_s - target.origin_s) / opts.load_scale, cores, mem_mb, work,
-                   opts.kind, opts.tenant, 0, wall)
-        if opts.max_jobs is not None and rep.kept >= opts.max_jobs:
-            break
+            jobs: Iterable[TraceJob] = item.jobs()
+            from_block = True
+        else:
+            jobs, from_block = (cast(TraceJob, item),), False
+        for job in jobs:
+            if from_block:  # the reader counts the lines it reads one by one, not a block's
+                rep.read += 1
+            tid, submit, run_s, procs, job_mem, req_s, status, _, _, _, line, job_work = job
+            if submit < last:
+                raise InputError(f"submit time {submit:g} is before the previous job's "
+                                 f"({last:g}): a trace must be sorted by submit time", str(opts.path), line)
+            last = submit
+            if start_s is not None and submit < start_s:
+                add("before the time window", line)
+                continue
+            if end_s is not None and submit >= end_s:
+                return  # sorted: nothing later is in the window
+            if skip_cancelled and (status == CANCELLED or (run_s is None and job_work is None)):
+                add("cancelled (status 5 or run time -1)", line)
+                continue
+            if run_s is None and job_work is None:
+                add("no run time", line)
+                continue
+            if procs <= 0:
+                add("no processor count", line)
+                continue
+            if header_max is not None and procs > header_max:
+                add("more processors than MaxProcs", line)
+                continue
+            if f and not _passes(job, f):
+                add("filtered out", line)
+                continue
+            cores = max(1, ceil(procs * cpp - 1e-9))
+            work = (job_work if job_work is not None else (run_s or 0.0) * cores) * work_scale
+            mem = job_mem * cpp if job_mem is not None else mem_per_core * cores
+            mem_mb = max(1, ceil(mem - 1e-9))
+            stretch = 1.0
+            if cores > max_cores or mem_mb > max_mem:
+                if skip_wide:
+                    add("wider than the largest node", line)
+                    continue
+                if cores > max_cores:
+                    add("clipped to the largest node's cores", line)
+                    stretch = cores / max_cores
+                    cores = max_cores
+                if mem_mb > max_mem:
+                    add("clipped to the largest node's memory", line)
+                    mem_mb = max_mem
+            rep.kept += 1
+            yield (tid, (submit - origin) / load_scale, cores, mem_mb, work,
+                   req_s * stretch if walltime and req_s else None)
+            if max_jobs is not None and rep.kept >= max_jobs:
+                return
+
+
+@dataclass(frozen=True)
+class MappedBlock:
+    """Kept jobs as columns (numpy arrays): :data:`MappedJob`'s values, ``walltime_s`` NaN
+    for none."""
+
+    ids: Any
+    arrival_s: Any
+    cores: Any
+    mem_mb: Any
+    work_core_s: Any
+    walltime_s: Any
+    last_submit_s: float  # the last job's submit time, in the trace's clock
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _map_block(block: JobBlock, opts: TraceOptions, target: Target, last: float, kept: int) -> MappedBlock | None:
+    """:func:`_mapped`'s values for every job of ``block`` at once, or ``None`` when a job of it
+    would be left out, clipped or refused (or its id does not fit in 64 bits): the block is then
+    mapped job by job, which reports each.  The same IEEE operations in the same order."""
+    f = block.fields
+    submit = f["arrival_s"]
+    if opts.filters or opts.format != "csv" or submit[0] < last or bool((submit[1:] < submit[:-1]).any()):
+        return None
+    if (opts.start_s is not None and submit[0] < opts.start_s) or (
+            opts.end_s is not None and submit[-1] >= opts.end_s) or (
+            opts.max_jobs is not None and kept + len(submit) > opts.max_jobs):
+        return None
+    procs = np.trunc(f["cores"])  # int() of each, as the job has it
+    if bool((procs <= 0).any()):
+        return None
+    cpp = target.cores_per_proc
+    cores = np.maximum(1.0, np.ceil(procs * cpp - 1e-9))
+    run, work = f["duration_s"], f["work_core_s"]
+    work = (work if work is not None else run * cores) * opts.work_scale
+    mem = f["mem_mb"] * cpp if f["mem_mb"] is not None else opts.mem_mb_per_core * cores
+    mem_mb = np.maximum(1.0, np.ceil(mem - 1e-9))
+    if bool((cores > target.cores).any() or (mem_mb > target.mem_mb).any()):
+        return None
+    if f["id"] is not None:
+        ids = np.trunc(f["id"])
+        if bool((ids >= 2.0 ** 63).any()):
+            return None
+    else:  # the line's number, less the header's
+        ids = np.arange(block.first_line - 1, block.first_line - 1 + len(submit), dtype=np.float64)
+    wall = f["walltime_s"]
+    if opts.walltime and wall is not None:
+        wall = np.where(wall > 0, wall, np.nan)
+    else:
+        wall = np.full(len(submit), np.nan)
+    return MappedBlock(ids.astype(np.int64), (submit - target.origin_s) / opts.load_scale, cores.astype(np.int64),
+                       mem_mb.astype(np.int64), work, wall, float(submit[-1]))
 
 
 def _passes(job: TraceJob, f: dict[str, Any]) -> bool:
-    if not f:
-        return True
     for key, attr in (("status", "status"), ("users", "user"), ("queues", "queue"),
                       ("partitions", "partition")):
         if key in f and getattr(job, attr) not in f[key]:
@@ -151,13 +251,26 @@ class TaskColumns:
         self.ids, self.cores, self.mem_mb = array("q"), array("q"), array("q")
         self.arrival_s, self.work_core_s, self.walltime_s = array("d"), array("d"), array("d")
 
-    def add(self, task: Task) -> None:
-        self.ids.append(task.id)
-        self.arrival_s.append(task.arrival_s)
-        self.cores.append(task.cores)
-        self.mem_mb.append(task.mem_mb)
-        self.work_core_s.append(task.work_core_s)
-        self.walltime_s.append(math.nan if task.walltime_s is None else task.walltime_s)
+    def extend(self, jobs: Sequence[MappedJob]) -> None:
+        """Keep ``jobs``; an id beyond 64 bits raises OverflowError (and leaves the columns unequal)."""
+        if not jobs:
+            return
+        ids, arrival, cores, mem, work, wall = zip(*jobs, strict=True)
+        self.ids.extend(ids)
+        self.arrival_s.extend(arrival)
+        self.cores.extend(cores)
+        self.mem_mb.extend(mem)
+        self.work_core_s.extend(work)
+        self.walltime_s.extend([math.nan if w is None else w for w in wall])
+
+    def extend_block(self, block: MappedBlock) -> None:
+        """Keep the jobs of ``block``."""
+        self.ids.frombytes(block.ids.tobytes())
+        self.arrival_s.frombytes(block.arrival_s.tobytes())
+        self.cores.frombytes(block.cores.tobytes())
+        self.mem_mb.frombytes(block.mem_mb.tobytes())
+        self.work_core_s.frombytes(block.work_core_s.tobytes())
+        self.walltime_s.frombytes(block.walltime_s.tobytes())
 
     def tasks(self, kind: str, tenant: str) -> Iterator[Task]:
         for tid, arrival, cores, mem, work, wall in zip(self.ids, self.arrival_s, self.cores, self.mem_mb,
@@ -167,6 +280,21 @@ class TaskColumns:
 
 # a bound trace of at most this many tasks keeps them (TaskColumns), so a run need not read it again
 KEEP_TASKS = 1_000_000
+
+
+_BATCH = 8192  # mapped jobs kept at a time
+
+
+def _kept(kept: TaskColumns, batch: list[MappedJob], n: int) -> TaskColumns | None:
+    """``kept`` with ``batch``, or ``None`` when the trace is too long to keep (``n`` tasks so
+    far) or an id does not fit in 64 bits: a run streams it from the file again."""
+    if n > KEEP_TASKS:
+        return None
+    try:
+        kept.extend(batch)
+    except OverflowError:
+        return None
+    return kept
 
 
 @dataclass(frozen=True)
@@ -192,15 +320,25 @@ class Trace(Workload):
         report = SkipReport()
         kept: TaskColumns | None = TaskColumns()
         n = 0
-        for task in map_jobs(self.options, target, report):
+        batch: list[MappedJob] = []
+        for item in mapped_blocks(self.options, target, report):
+            if type(item) is MappedBlock:
+                n += len(item)
+                if kept is not None:
+                    kept = _kept(kept, batch, n)
+                    batch = []
+                    if kept is not None:
+                        kept.extend_block(item)
+                continue
             n += 1
-            if kept is not None:
-                try:
-                    if n > KEEP_TASKS:
-                        raise OverflowError
-                    kept.add(task)
-                except OverflowError:  # too many to keep (or an id beyond 64 bits): streamed
-                    kept = None
+            if kept is None:
+                continue
+            batch.append(cast(MappedJob, item))
+            if len(batch) == _BATCH or n > KEEP_TASKS:
+                kept = _kept(kept, batch, n)
+                batch = []
+        if kept is not None:
+            kept = _kept(kept, batch, n)
         return Trace(self.options, target, n, report, kept)
 
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
