@@ -17,6 +17,7 @@ power changes :mod:`rpiaas.rebalance`'s, the decision trace
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, cast
@@ -94,7 +95,9 @@ class ControlPlane:
         states = [int(s) for s in initial_state] if initial_state is not None else \
             [int(PowerState.ON)] * len(self.nodes)
         self._ledger = ledger = Ledger(self.nodes, states)
-        self._queue: dict[int, Task] = {}
+        # ordered by links: a dict's iteration from the front walks the slots of the tasks
+        # that left it until it next grows (most of a pass's work in a long queue)
+        self._queue: dict[int, Task] = collections.OrderedDict()
         self.view = view = ClusterView(self.nodes, ledger, self._queue)
         self.pm = get_plugin_manager(policies)
         self._h_admit = HookCall(self.pm, "rpiaas_admit")

@@ -29,7 +29,6 @@ __all__ = ["QueuePass"]
 
 _ON = int(PowerState.ON)
 _QUEUED = TaskState.QUEUED
-_COMPACT_MIN = 4096  # a queue is rebuilt after at least this many removals
 
 
 class QueuePass:
@@ -61,20 +60,6 @@ class QueuePass:
         self.stuck = False
         self.stuck_head: Task | None = None
         self.dirty: list[int] = []
-        self._gone = 0  # tasks taken out of the queue since it was last rebuilt
-
-    def _removed(self, n: int) -> None:
-        """``n`` tasks left the queue (from its front, mostly).  A dict keeps the slots of
-        removed keys until it grows again, and a pass walks over them from the front each
-        time: in a long queue that is most of the work.  Rebuilt in place (the view holds the
-        same dict) once as many were removed as it holds, the cost stays O(1) a task."""
-        self._gone += n
-        queue = self._queue
-        if self._gone > _COMPACT_MIN and self._gone > len(queue):
-            items = list(queue.items())
-            queue.clear()
-            queue.update(items)
-            self._gone = 0
 
     def freed(self, n: int) -> None:
         """Resources on node ``n`` were freed or it came up: a stuck pass may go on."""
@@ -118,7 +103,6 @@ class QueuePass:
                 done.append(task.id)
             for tid in done:
                 del queue[tid]
-            self._removed(len(done))
             self.stuck = head is not None
             self.stuck_head = head
             if self.dirty:
@@ -146,7 +130,6 @@ class QueuePass:
             started.append(task.id)
         for tid in started:
             del queue[tid]
-        self._removed(len(started))
         self.stuck = stuck
         self.stuck_head = None
         if self.dirty:
@@ -214,7 +197,6 @@ class QueuePass:
                          "node": self.nodes[answer.node].name, "start_s": answer.start_s})
         for tid in started:
             del queue[tid]
-        self._removed(len(started))
         # a strict pass blocked at the head stays blocked until something is
         # freed, unless the policy may reorder the queue
         self.stuck = stuck and not self._h_order.implemented
