@@ -46,9 +46,10 @@ from .fastpath import fast_path
 
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
-_CHUNK = 8_192  # SimPy steps between drains of the writer (and progress updates)
-_GC_THRESHOLD = 20_000
-_LONG_RUN_TASKS = 30_000  # a run of this many tasks hands its tables to a writer process from the start  # allocations between collections of the youngest generation, while running
+_CHUNK = 1_024  # SimPy steps between drains of the writer (and progress updates): the records
+# drained are still in the caches (8,192 took case b's packing of records from 0.15 s to 0.56 s)
+_GC_THRESHOLD = 20_000  # allocations between collections of the youngest generation, while running
+_LONG_RUN_TASKS = 30_000  # a run of this many tasks hands its tables to a writer process from the start
 
 
 class _Stop(Exception):
