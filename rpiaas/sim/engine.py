@@ -80,14 +80,14 @@ class Simulation(Shell):
         self.nodes = nodes
         states = [scenario.initial_power] * len(nodes)
         self.stats = writer.stats if writer is not None else Stats()
-        if writer is not None:
-            writer.node_names = [n.name for n in nodes]
         self.control = ControlPlane(
             nodes, scenario.policies(streams["policy"]),
             log=writer.events if writer is not None and scenario.event_log else None,
             trace=writer.decisions if writer is not None else None,
             on_final=self._final, retries=scenario.retries, initial_state=states)
         self.view = self.control.view
+        if writer is not None:
+            writer.node_names = list(self.view.names)  # the view's strings, not a copy of each
         # a task's end time is kept only for moving it (rpiaas_rebalance); without moves
         # a final task goes straight to the writer
         self._track_ends = self.control.may_move
