@@ -8,10 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from ..cluster import load_cluster
-from ..netboot.check import check, passed
-from ..netboot.plan import NetbootError, make_plan
-from ..netboot.render import load_manifest, plan_from_manifest, render
-from ..netboot.serve import serve
 from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK
 
 __all__ = ["add_parser", "run"]
@@ -50,6 +46,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from ..netboot.plan import NetbootError, make_plan
+    from ..netboot.render import render
+
     spec = load_cluster(args.cluster)
     out = Path(args.out).absolute()
     nfs_root = str(Path(args.nfs_root).absolute()) if not args.nfs_root.startswith("/") \
@@ -75,6 +74,8 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from ..netboot.check import check, passed
+
     findings = check(args.dir)
     for f in findings:
         mark = {True: "ok", False: "FAIL", None: "not checked"}[f.ok]
@@ -84,6 +85,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..netboot.render import load_manifest, plan_from_manifest
+    from ..netboot.serve import serve
+
     directory = Path(args.dir)
     state = Path(args.state_dir) if args.state_dir else directory / "state"
     commands = []
@@ -102,7 +106,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``rpiaas netboot ...``; NetbootError is bad input (exit 2)."""
+    """Run ``rpiaas netboot ...``; NetbootError is bad input (exit 2).  (The netboot modules
+    are imported here, not at the top: the other commands need none of them.)"""
+    from ..netboot.plan import NetbootError
+
     try:
         if args.netboot_command == "render":
             return _render(args)
