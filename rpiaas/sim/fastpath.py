@@ -70,29 +70,12 @@ def fast_path(sim: Simulation, one: OneEvent, arrived: Callable[[Task, float], N
     move = ledger._move
     running, running_on = ledger.running, ledger.running_on
     usage = sim.usage
-    last, energy, busy, used_l, _, util, power, cores, idle, span, _, _ = usage._lists
     util_out = sim._util
+    use = usage.taker(cf, util_out if mirrors else None)  # a node's usage and power, as take() does
     take = usage.take
     batch = sim._batch
     arrive_cbs: tuple[Callable[[Due], None], ...] = ()
     finish_cbs: tuple[Callable[[Any], None], ...] = ()
-
-    def use(i: int, now: float) -> None:
-        """NodeUsage.take of node ``i`` alone, a node that is on (a task started or ended on
-        it) and was on at its last change (its power state changes are taken when they
-        happen, by NodeUsage.take).  While no policy reads the view (``mirrors`` false) the
-        utilisation is left for NodeUsage.sync_util to compute, the same quotient, before a
-        sample or the end."""
-        dt = now - last[i]
-        energy[i] += power[i] * dt
-        busy[i] += used_l[i] * dt
-        last[i] = now
-        used = cores[i] - cf[i]
-        used_l[i] = used
-        u = used / cores[i]
-        power[i] = idle[i] + span[i] * u
-        if mirrors:
-            util[i] = util_out[i] = u
 
     def carry(actions: list[Action], now: float) -> None:
         """The Start actions of a FIFO pass: their ends scheduled, the changed nodes taken."""
