@@ -22,6 +22,9 @@ from simpy.events import NORMAL, URGENT
 
 __all__ = ["NORMAL", "URGENT", "Due", "SimEnvironment", "TaskEnd"]
 
+# the priority SimPy's step gives an event it puts back after a StopSimulation
+_RESUMED = simpy.core.EventPriority(-1) if hasattr(simpy.core, "EventPriority") else URGENT
+
 
 class Due:
     """What :meth:`SimEnvironment.call_at` schedules: an event already triggered with
@@ -91,7 +94,7 @@ class SimEnvironment(simpy.Environment):
                     callback(event)
             except StopSimulation:
                 event.callbacks = callbacks[callbacks.index(callback) + 1:]
-                self.schedule(event, URGENT)
+                self.schedule(event, _RESUMED)
                 raise
             if not event._ok and not hasattr(event, "_defused"):
                 exc = type(event._value)(*event._value.args)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+import simpy
+from simpy.core import EmptySchedule
+
 from rpiaas.sim.environment import NORMAL, URGENT, SimEnvironment
 
 
@@ -21,3 +25,51 @@ def test_callbacks_run_at_exactly_their_time_urgent_first_then_in_order() -> Non
     env.run()
     assert seen == [(1e-9, "first"), (0.25, "process"), (t, "u"), (t, "a"), (t, "b")]
     assert seen[2][0] == 0.30000000000000004
+
+
+def _twin(seen: list[tuple[float, str]]) -> SimEnvironment:
+    """Callbacks, a process, and an event whose first callback stops the simulation."""
+    env = SimEnvironment()
+    for t, name in ((2.0, "b"), (1.0, "a"), (2.0, "c")):
+        env.call_at(t, name, lambda due: seen.append((env.now, due.value)))
+
+    def proc(env: SimEnvironment):  # type: ignore[no-untyped-def]
+        yield env.timeout(1.5)
+        seen.append((env.now, "process"))
+
+    env.process(proc(env))
+    stop = env.event()
+
+    def stopping(ev: object) -> None:
+        seen.append((env.now, "stop"))
+        raise simpy.core.StopSimulation("stop")
+
+    stop.callbacks.extend([stopping, lambda ev: seen.append((env.now, "after stop"))])
+    stop.succeed()
+    return env
+
+
+def test_steps_is_simpys_step_repeated() -> None:
+    """The same order, the same times, an event put back after a StopSimulation with its
+    remaining callbacks and SimPy's priority, and EmptySchedule at the end."""
+    runs: list[list[tuple[float, str]]] = []
+    queues = []
+    for by_steps in (False, True):
+        seen: list[tuple[float, str]] = []
+        env = _twin(seen)
+        with pytest.raises(simpy.core.StopSimulation):
+            if by_steps:
+                env.steps(100)
+            else:
+                for _ in range(100):
+                    env.step()
+        queues.append([(t, p) for t, p, _, _ in sorted(env.heap)])
+        with pytest.raises(EmptySchedule):
+            if by_steps:
+                env.steps(100)
+            else:
+                for _ in range(100):
+                    env.step()
+        runs.append(seen)
+    assert runs[0] == runs[1] and queues[0] == queues[1]
+    assert runs[0][:2] == [(0.0, "stop"), (0.0, "after stop")]
