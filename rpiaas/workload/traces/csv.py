@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ...eventlog import MAX_TASK_ID
 from ...inputs.source import InputError
 from .jobs import SkipReport, TraceJob, open_trace
 
@@ -99,6 +100,8 @@ class _Layout:
         arrival, job_id, cores = got[at_arrival], got[at_id], got[at_cores]
         if arrival is None:
             raise ValueError(f"column {self.arrival_column!r}: no arrival time")
+        if job_id is not None and job_id >= MAX_TASK_ID:  # (read as a double: exact below 2**53)
+            raise ValueError(f"id: {row[self.index['id'] or 0]!r} is 2**53 or more (ids are read exactly below it)")
         return tuple.__new__(TraceJob, (int(job_id) if job_id is not None else lineno - 1, arrival,
                                         got[at_duration], int(cores) if cores is not None else -1,
                                         got[at_mem], got[at_wall] or None, -1, -1, -1, -1, lineno,
@@ -119,6 +122,8 @@ class _Layout:
         every = np.concatenate([fields[k] for k, _ in self.cells])
         if not (np.isfinite(every).all() and (every >= 0).all()):
             return None
+        if fields["id"] is not None and bool((fields["id"] >= MAX_TASK_ID).any()):
+            return None  # (job() says which)
         return JobBlock(first_line, fields)
 
 

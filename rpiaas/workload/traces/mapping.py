@@ -165,7 +165,7 @@ class MappedBlock:
 
 def _map_block(block: JobBlock, opts: TraceOptions, target: Target, last: float, kept: int) -> MappedBlock | None:
     """:func:`_mapped`'s values for every job of ``block`` at once, or ``None`` when a job of it
-    would be left out, clipped or refused (or its id does not fit in 64 bits): the block is then
+    would be left out, clipped or refused: the block is then
     mapped job by job, which reports each.  The same IEEE operations in the same order."""
     f = block.fields
     submit = f["arrival_s"]
@@ -187,9 +187,7 @@ def _map_block(block: JobBlock, opts: TraceOptions, target: Target, last: float,
     if bool((cores > target.cores).any() or (mem_mb > target.mem_mb).any()):
         return None
     if f["id"] is not None:
-        ids = np.trunc(f["id"])
-        if bool((ids >= 2.0 ** 63).any()):
-            return None
+        ids = np.trunc(f["id"])  # (at most MAX_TASK_ID: the reader sees to it)
     else:  # the line's number, less the header's
         ids = np.arange(block.first_line - 1, block.first_line - 1 + len(submit), dtype=np.float64)
     wall = f["walltime_s"]
@@ -252,7 +250,7 @@ class TaskColumns:
         self.arrival_s, self.work_core_s, self.walltime_s = array("d"), array("d"), array("d")
 
     def extend(self, jobs: Sequence[MappedJob]) -> None:
-        """Keep ``jobs``; an id beyond 64 bits raises OverflowError (and leaves the columns unequal)."""
+        """Keep ``jobs``."""
         if not jobs:
             return
         ids, arrival, cores, mem, work, wall = zip(*jobs, strict=True)
@@ -285,18 +283,6 @@ KEEP_TASKS = 1_000_000
 _BATCH = 8192  # mapped jobs kept at a time
 
 
-def _kept(kept: TaskColumns, batch: list[MappedJob], n: int) -> TaskColumns | None:
-    """``kept`` with ``batch``, or ``None`` when the trace is too long to keep (``n`` tasks so
-    far) or an id does not fit in 64 bits: a run streams it from the file again."""
-    if n > KEEP_TASKS:
-        return None
-    try:
-        kept.extend(batch)
-    except OverflowError:
-        return None
-    return kept
-
-
 @dataclass(frozen=True)
 class Trace(Workload):
     """Jobs of a recorded trace (the random stream is unused).
@@ -322,23 +308,22 @@ class Trace(Workload):
         n = 0
         batch: list[MappedJob] = []
         for item in mapped_blocks(self.options, target, report):
-            if type(item) is MappedBlock:
-                n += len(item)
-                if kept is not None:
-                    kept = _kept(kept, batch, n)
-                    batch = []
-                    if kept is not None:
-                        kept.extend_block(item)
-                continue
-            n += 1
+            n += len(item) if type(item) is MappedBlock else 1
             if kept is None:
                 continue
-            batch.append(cast(MappedJob, item))
-            if len(batch) == _BATCH or n > KEEP_TASKS:
-                kept = _kept(kept, batch, n)
-                batch = []
+            if n > KEEP_TASKS:  # too many to keep: each run streams them from the file again
+                kept = None
+            elif type(item) is MappedBlock:
+                kept.extend(batch)
+                batch.clear()
+                kept.extend_block(item)
+            else:
+                batch.append(cast(MappedJob, item))
+                if len(batch) == _BATCH:
+                    kept.extend(batch)
+                    batch.clear()
         if kept is not None:
-            kept = _kept(kept, batch, n)
+            kept.extend(batch)
         return Trace(self.options, target, n, report, kept)
 
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...eventlog import MAX_TASK_ID
 from ...inputs.source import InputError
 from .jobs import SkipReport, TraceJob, is_number, open_trace
 
@@ -62,6 +63,8 @@ def read_swf(path: str | Path, skip_bad_lines: bool = False,
                 else:
                     if not math.isfinite(sum(v)):  # inf or nan anywhere
                         problem = "a field is not a finite number"
+                    elif v[0] >= MAX_TASK_ID:  # (read as a double: exact below 2**53)
+                        problem = f"field 1 (job number): {parts[0]!r} is 2**53 or more (ids are read exactly below it)"
                     else:
                         if report is not None:
                             report.read += 1

@@ -12,6 +12,7 @@ from rpiaas.scenario import load_scenario
 from rpiaas.workload.traces import (
     read_csv,
 )
+from rpiaas.workload.traces.csv import JobBlock, read_csv_blocks
 
 from .tracefiles import scenario_file
 
@@ -33,3 +34,15 @@ def test_csv_with_a_column_mapping(tmp_path: Path) -> None:
         list(read_csv(q))
     with pytest.raises(InputError, match=r"w.csv:1: no column 'start' for arrival_s"):
         list(read_csv(q, {"arrival_s": "start"}))
+
+
+@pytest.mark.parametrize("block", [True, False])
+def test_an_id_beyond_2_53_is_a_bad_line(tmp_path: Path, block: bool) -> None:
+    """A double holds every task id up to 2**53; a larger one would be read as another."""
+    p = tmp_path / "ids.csv"
+    p.write_text("id,arrival_s,cores,work_core_s\n1,0,1,5\n9007199254740993,1,1,5\n3,2,1,5\n")
+    read = (lambda **kw: [j for b in read_csv_blocks(p, **kw) for j in (b.jobs() if isinstance(b, JobBlock) else [b])]) \
+        if block else (lambda **kw: list(read_csv(p, **kw)))
+    with pytest.raises(InputError, match=r"ids.csv:3: id: '9007199254740993' is 2\*\*53 or more"):
+        read()
+    assert [j.id for j in read(skip_bad_lines=True)] == [1, 3]

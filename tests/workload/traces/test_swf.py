@@ -40,6 +40,8 @@ def test_reads_the_18_fields_and_the_header(tmp_path: Path) -> None:
     ("3 20 0 100 1 -1", "expected 18 SWF fields, got 6"),
     ("3 20 0 abc 1 -1 -1 1 200 -1 1 1 1 -1 1 1 -1 -1", "field 4 (run_s): not a number: 'abc'"),
     ("3 20 0 nan 1 -1 -1 1 200 -1 1 1 1 -1 1 1 -1 -1", "a field is not a finite number"),
+    ("9007199254740993 20 0 100 1 -1 -1 1 200 -1 1 1 1 -1 1 1 -1 -1",
+     "field 1 (job number): '9007199254740993' is 2**53 or more (ids are read exactly below it)"),
 ])
 def test_a_malformed_line_names_the_file_and_line(tmp_path: Path, bad: str, message: str) -> None:
     p = write_swf(tmp_path / "t.swf", [swf_line(1, 0), swf_line(2, 10), bad, swf_line(4, 30)])
