@@ -92,11 +92,12 @@ class Totals:
             return self._wait_figures
         return self.waits.figures()
 
-    def state(self) -> dict[str, Any]:
-        """The totals as plain values, the waits as their figures (:meth:`wait_figures`)."""
+    def state(self, figures: bool = True) -> dict[str, Any]:
+        """The totals as plain values, the waits as their figures (:meth:`wait_figures`), or
+        none (``figures`` false: the waits go along, to :meth:`load`)."""
         return {"counts": {str(k): v for k, v in self.counts.items()}, "sum_response": self.sum_response,
                 "sum_bsld": self.sum_bsld, "first_arrival": self.first_arrival, "last_end": self.last_end,
-                "waits": self.wait_figures()}
+                "waits": self.wait_figures() if figures else None}
 
     def load(self, state: dict[str, Any], waits: bytes | None = None) -> None:
         """Go on from the totals another :class:`Totals` added up (its :meth:`state`), with

@@ -104,7 +104,7 @@ class WriterProcess:
         with contextlib.suppress(AttributeError, OSError):  # a larger pipe: the run rarely waits
             fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         # the rows made before it started are in ``totals``: it goes on from them, in order
-        self._send(NAMES, (list(node_names), totals.state(), totals.waits.tobytes()))
+        self._send(NAMES, (list(node_names), totals.state(figures=False), totals.waits.tobytes()))
 
     def _send(self, kind: bytes, payload: Any) -> None:
         data = marshal.dumps(payload, 4)  # (4: a repeated text, such as a state, is sent once)
