@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from rpiaas.cli.common import EXIT_INPUT, Exit, Parser, live_missing, load, need_live, trace_report
+from rpiaas.cli.common import (
+    EXIT_INPUT,
+    LIVE_PACKAGES,
+    Exit,
+    Parser,
+    live_missing,
+    load,
+    need_live,
+    trace_report,
+)
 
 
 def test_a_bad_argument_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,6 +41,19 @@ def test_need_live_passes_with_the_extra_and_names_it_without(
     assert e.value.code == EXIT_INPUT
     assert capsys.readouterr().err == ("error: rpiaas master needs the live extra "
                                        "(pip install 'rpiaas[live]'): no module 'rpiaas.master'\n")
+
+
+def test_the_quick_check_looks_for_what_the_live_extra_installs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LIVE_PACKAGES is pyproject.toml's ``live`` extra, and a missing one is named."""
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    line = re.search(r"^live = \[(.*)\]$", pyproject, re.M)  # (tomllib is Python 3.11's)
+    assert line is not None
+    extra = re.findall(r'"([A-Za-z0-9_.-]+)', line.group(1))
+    assert extra and sorted(LIVE_PACKAGES) == sorted(extra)
+    assert live_missing(quick=True) is None
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert live_missing(quick=True) == "no module 'aiohttp'"
 
 
 class _Args:
