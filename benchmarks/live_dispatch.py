@@ -87,7 +87,7 @@ async def _serve_agents(count: int, port_file: Path, token_file: Path, dump_file
     from rpiaas_agent.keys import TASKS
     from rpiaas_agent.tasks import TaskManager
 
-    from rpiaas.master.auth import node_token
+    from rpiaas.auth import node_token
 
     if worker == "exec":
         # /bin/sleep instead of the Python worker: what is left is the master and the

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .control import ControlPlane, PolicyError
-from .events import (
+from .core.control import ControlPlane, PolicyError
+from .core.events import (
     Kill,
     Migrate,
     NodeBooted,
@@ -25,11 +25,11 @@ from .events import (
     Tick,
     WakeAt,
 )
+from .core.view import ClusterView
 from .inputs.source import InputError
 from .model import PROFILES, ClusterSpec, Node, NodeType, PowerState, Task, TaskState
-from .policy import SKIP, Policy, PowerPlan, Reservation, hookimpl
+from .policy.base import SKIP, Policy, PowerPlan, Reservation, hookimpl
 from .scenario import Scenario, load_scenario
-from .view import ClusterView
 
 if TYPE_CHECKING:
     from .analysis.frames import RunFrames, load_run, run

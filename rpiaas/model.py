@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass, field, replace
 
 __all__ = [
+    "MAX_TASK_ID",
     "PROFILES",
     "Cluster",
     "ClusterSpec",
@@ -22,6 +23,10 @@ __all__ = [
     "Task",
     "TaskState",
 ]
+
+# the largest task id (inputs are bounded to it): any reader of events.jsonl or tasks.csv that
+# parses numbers as doubles (JavaScript, pandas with a missing value) still gets every id exactly
+MAX_TASK_ID = 2**53
 
 
 @dataclass(frozen=True)

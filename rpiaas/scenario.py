@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pluggy
 
-from .cluster import parse_cluster
-from .inputs.bounds import check_scenario_bounds
+from .inputs.cluster import parse_cluster
 from .inputs.source import InputError, KeyPath, LimitError, Source, describe, load, load_file
 from .model import ClusterSpec, PowerState
-from .plugins import UnknownPolicyError, available_policies, get_plugin_manager
-from .policy import Policy, PolicyParamError
+from .policy.base import Policy, PolicyParamError
+from .policy.plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .workload import Generator, TaskList, Trace, Workload, parse_workload
+from .workload.bounds import check_scenario_bounds
 
-__all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "with_overrides"]
+__all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_streams", "with_overrides"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
@@ -357,3 +358,12 @@ def _check_fits(src: Source, cluster: ClusterSpec, workload: Workload) -> None:
                 src.fail(("workload", "tasks", i), f"task {t.id} ({t.cores} cores, {t.mem_mb} MB) "
                                                     "fits no node type")
 
+
+def rng_streams(seed: int) -> dict[str, np.random.Generator]:
+    """The run's generators, spawned from one seed: workload, policy and shell.
+
+    Separate streams keep the workload identical whatever the policy draws.
+    """
+    workload, policy, shell = np.random.SeedSequence(seed).spawn(3)
+    return {"workload": np.random.default_rng(workload), "policy": np.random.default_rng(policy),
+            "shell": np.random.default_rng(shell)}

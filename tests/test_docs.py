@@ -1,6 +1,6 @@
 """The documentation is tested.
 
-- Every hook in :mod:`rpiaas.hookspecs` documents each argument, its return
+- Every hook in :mod:`rpiaas.policy.hookspecs` documents each argument, its return
   value and an example, and says whether it stops at the first non-None result.
 - Every hook has a section in ``docs/plugin-hooks.md`` and a test in ``tests/``.
 - Every fenced ``python`` block in ``docs/*.md`` and ``README.md`` runs.  The
@@ -30,7 +30,7 @@ from typing import Any
 import pluggy
 import pytest
 
-from rpiaas import hookspecs
+from rpiaas.policy import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"

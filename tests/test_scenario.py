@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpiaas.cluster import load_cluster
+from rpiaas.inputs.cluster import load_cluster
 from rpiaas.inputs.source import InputError, Source, load
 from rpiaas.model import PowerState
 from rpiaas.scenario import Scenario, load_scenario, parse_overrides, parse_scenario
@@ -278,8 +278,8 @@ def test_the_base_of_the_bad_table_is_valid(tmp_path: Path) -> None:
 
 def test_a_misspelt_hook_is_an_input_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from rpiaas import scenario as scenario_module
-    from rpiaas.plugins import PolicyInfo, available_policies
-    from rpiaas.policy import Policy, hookimpl
+    from rpiaas.policy.base import Policy, hookimpl
+    from rpiaas.policy.plugins import PolicyInfo, available_policies
 
     class Typo(Policy):
         """Misspells a hook."""
@@ -302,8 +302,8 @@ def test_a_misspelt_hook_is_an_input_error(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_a_policy_missing_a_required_parameter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from rpiaas import scenario as scenario_module
-    from rpiaas.plugins import PolicyInfo, available_policies
-    from rpiaas.policy import Policy
+    from rpiaas.policy.base import Policy
+    from rpiaas.policy.plugins import PolicyInfo, available_policies
 
     class Needs(Policy):
         """Needs a parameter."""

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import __version__
-from ..control import PolicyError
+from ..core.control import PolicyError
 from ..inputs.source import InputError
 from . import calibrate, compare, gantt, master, netboot, policies, run, sweep, testbed, validate
 from .common import EXIT_FAILED, EXIT_INPUT, Exit, Parser

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cluster import load_cluster
+from ..inputs.cluster import load_cluster
 from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK
 
 __all__ = ["add_parser", "run"]

@@ -18,7 +18,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """One line per policy (name, origin, summary); exit 2 if an installed policy cannot be loaded."""
-    from ..plugins import available_policies
+    from ..policy.plugins import available_policies
 
     broken: dict[str, str] = {}
     policies = available_policies(broken)

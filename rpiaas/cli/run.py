@@ -82,7 +82,7 @@ def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, A
     import os
 
     need_live("rpiaas run --live")
-    from ..master.client import MasterError, run_live
+    from ..client.client import MasterError, run_live
     from ..master.config import check_token, read_token
 
     url = args.master or os.environ.get("RPIAAS_MASTER_URL")

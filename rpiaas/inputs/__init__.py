@@ -3,7 +3,7 @@
 :mod:`~rpiaas.inputs.source` parses a document and locates every error by
 file, line and key path; :mod:`~rpiaas.inputs.yamlload` is its bounded YAML
 loader; :mod:`~rpiaas.inputs.limits` holds the limits on what an input may
-make rpiaas do and :mod:`~rpiaas.inputs.bounds` checks a scenario's run
+make rpiaas do and :mod:`~rpiaas.workload.bounds` checks a scenario's run
 against them before it starts.
 """
 

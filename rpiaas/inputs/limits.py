@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .errors import InputError
+
 __all__ = ["LIMITS", "Limit"]
 
 @dataclass(frozen=True)
@@ -27,8 +29,6 @@ class Limit:
 
     def value(self) -> float:
         """The limit in force: ``$variable`` if set (checked), else the default."""
-        from .source import InputError  # source imports this module
-
         text = os.environ.get(self.variable)
         if text is None or not text.strip():
             return self.default

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from ..events import TaskFailed, TaskFinished
+from ..core.events import TaskFailed, TaskFinished
 from ..model import Task
 from .agent_client import AgentError
 

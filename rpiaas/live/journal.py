@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..events import (
+from ..core.events import (
     Event,
     NodeBooted,
     NodeDown,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..events import NodeBooted, NodeDown, NodeUp, TaskFailed, Tick
+from ..core.events import NodeBooted, NodeDown, NodeUp, TaskFailed, Tick
 from ..model import PowerState
 from .agent_client import AgentError
 from .journal import event_from

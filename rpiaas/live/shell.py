@@ -1,7 +1,7 @@
 """The live shell: a scenario replayed on real agents through the same control plane and policy.
 
 :class:`LiveRun` is the counterpart of :class:`rpiaas.sim.engine.Simulation`:
-both extend :class:`rpiaas.shell.Shell`.  Time is the wall clock: scenario
+both extend :class:`rpiaas.core.shell.Shell`.  Time is the wall clock: scenario
 second ``t`` is ``t0 + t * timescale`` unix seconds, so a timescale of 0.01
 replays a scenario 100 times faster.  Events come from the world instead of
 a schedule:
@@ -37,8 +37,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..control import ControlPlane
-from ..events import (
+from ..core.control import ControlPlane
+from ..core.energy import NodeUsage
+from ..core.events import (
     Action,
     Event,
     Migrate,
@@ -53,11 +54,11 @@ from ..events import (
     Tick,
     WakeAt,
 )
+from ..core.shell import Shell
 from ..model import Task
 from ..rundir import RunWriter
 from ..rundir.fidelity import Outcome
-from ..scenario import Scenario
-from ..shell import NodeUsage, Shell, rng_streams
+from ..scenario import Scenario, rng_streams
 from ..store import HistoryStore
 from .agent_client import AgentClient
 from .agent_tasks import AgentTasks

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..auth import NodeTokens
 from ..live.agent_client import AgentClient
 from ..live.run_manager import RunManager
 from ..sim.twin import simulate_twin
 from ..store import HistoryStore, open_store
-from .auth import NodeTokens
 from .boot import setup_boot_routes
 from .config import MasterConfig, Retention
 from .dashboard import setup_dashboard

@@ -16,7 +16,7 @@ dashboard) until its boot report, which then also records ``power_on_s``,
 the seconds from power-on to the report, boot ROM and TFTP included.
 
 The boot report does not take the master's bearer token but the node's own
-token (:func:`~rpiaas.master.auth.node_token` of the master's node secret and
+token (:func:`~rpiaas.auth.node_token` of the master's node secret and
 the node's name, the token its agent holds; ``netboot/prepare-nfsroot.sh
 --node-secret-file`` writes it into each node's root).  It is accepted only
 when both
@@ -46,8 +46,8 @@ import time
 
 from aiohttp import web
 
-from .auth import bearer, node_token, same_token
-from .http import body, body_number, json_error
+from ..auth import node_token, same_token
+from .http import bearer, body, body_number, json_error
 from .keys import NODE_TOKENS, REGISTRY, STORE
 from .registry import NodeEntry
 
@@ -63,7 +63,7 @@ POWER_ON_EVENT = "power_on"
 
 
 def node_boot_token(secret: str, name: str) -> str:
-    """Node ``name``'s token, which its boot report carries: :func:`~rpiaas.master.auth.node_token`."""
+    """Node ``name``'s token, which its boot report carries: :func:`~rpiaas.auth.node_token`."""
     return node_token(secret, name)
 
 

@@ -37,7 +37,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cluster import parse_cluster
+from ..inputs.cluster import parse_cluster
 from ..inputs.source import InputError, KeyPath, Source, load_file
 from ..model import ClusterSpec
 

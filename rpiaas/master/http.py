@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..live import jsonbody
 
-__all__ = ["MIN_RESOLUTION_S", "RECENT_STATES", "body", "body_number", "error", "float_param",
+__all__ = ["MIN_RESOLUTION_S", "RECENT_STATES", "bearer", "body", "body_number", "error", "float_param",
            "json_body", "json_error"]
 
 # Finer buckets than this are not a downsampling (and overflow the store's integer bucket index).
@@ -97,3 +97,10 @@ def float_param(request: web.Request, name: str) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise error(400, f"{name}: expected a finite number >= 0, got {text!r}")
     return value
+
+
+def bearer(request: web.Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, or None if the header is not that."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip()
+    return given if scheme.lower() == "bearer" and given else None

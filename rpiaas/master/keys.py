@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..auth import NodeTokens
 from ..live.run_manager import RunManager
 from ..store import HistoryStore
-from .auth import NodeTokens
 from .config import MasterConfig
 from .poller import Poller
 from .registry import Registry

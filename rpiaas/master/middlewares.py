@@ -25,8 +25,8 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .auth import bearer, same_token
-from .http import json_error
+from ..auth import same_token
+from .http import bearer, json_error
 from .keys import CONFIG, NODE, NODE_TOKENS
 
 __all__ = ["SAFE_METHODS", "bearer_token", "body_limit", "json_errors"]

@@ -3,9 +3,9 @@ writer process.
 
 A simulation does not format its results as it goes.  It keeps each ended
 task as a tuple of plain values (:data:`task_record`) and each event-log
-record as four numbers (:class:`~rpiaas.eventlog.EventRecords`); every few
+record as four numbers (:class:`~rpiaas.core.eventlog.EventRecords`); every few
 thousand events the writer (:class:`~rpiaas.rundir.writer.RunWriter`) turns
-them into text with :class:`TaskRows` and :func:`~rpiaas.eventlog.event_lines_of`
+them into text with :class:`TaskRows` and :func:`~rpiaas.core.eventlog.event_lines_of`
 (and the samples of every node, :func:`node_rows`).  Turning a
 float into its shortest text is most of what writing a run directory
 costs, so a long run hands that work to a process of its own
@@ -13,7 +13,7 @@ costs, so a long run hands that work to a process of its own
 simulates on: the bytes written are the same either way, and so are the
 summary figures, which :class:`Totals` adds up in the order the tasks ended.
 
-Standard library only (and :mod:`rpiaas.eventlog`, loaded by its path when
+Standard library only (and :mod:`rpiaas.core.eventlog`, loaded by its path when
 this file is not imported as part of the package): the writer process loads
 it without importing rpiaas.
 """
@@ -29,7 +29,7 @@ from operator import add, attrgetter
 from typing import Any
 
 if __package__:
-    from ..eventlog import event_lines_of, float_texts
+    from ..core.eventlog import event_lines_of, float_texts
     from .waits import Waits
 else:  # the writer process runs this file as a script: its siblings by their paths, not the package
 
@@ -41,7 +41,7 @@ else:  # the writer process runs this file as a script: its siblings by their pa
         return module
 
     _here = os.path.dirname(os.path.abspath(__file__))
-    _eventlog = _sibling("_rpiaas_eventlog", os.path.dirname(_here), "eventlog.py")
+    _eventlog = _sibling("_rpiaas_eventlog", os.path.dirname(_here), "core", "eventlog.py")
     event_lines_of, float_texts = _eventlog.event_lines_of, _eventlog.float_texts
     Waits = _sibling("_rpiaas_waits", _here, "waits.py").Waits  # type: ignore[misc]
 
@@ -232,7 +232,7 @@ class TaskRows:
 
 
 def node_rows(names: Sequence[str], sample: tuple[Any, ...]) -> str:
-    """The ``nodes.csv`` rows of a :data:`~rpiaas.shell.NodeSample` (node names by index)."""
+    """The ``nodes.csv`` rows of a :data:`~rpiaas.core.energy.NodeSample` (node names by index)."""
     now, states, used, mem, util, power, energy, ntasks = sample
     return "".join(f"{now!r},{n},{s},{u},{m},{ut!r},{p!r},{e!r},{k}\n" for n, s, u, m, ut, p, e, k in zip(
         names, states, used, mem, util, power, energy, ntasks, strict=True))

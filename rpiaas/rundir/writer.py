@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO, Any
 
-from ..eventlog import EventRecords, event_lines
+from ..core.eventlog import EventRecords, event_lines
 from ..model import Task
 from .format import NODE_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
 from .metrics import Stats
@@ -120,7 +120,7 @@ class RunWriter:
     """Streams a run directory; :meth:`commit` moves it into place.
 
     Rows of ended tasks (:meth:`task_done`) and the event log (:attr:`events`, an
-    :class:`~rpiaas.eventlog.EventRecords`) are kept as plain values and made into
+    :class:`~rpiaas.core.eventlog.EventRecords`) are kept as plain values and made into
     text at each :meth:`drain`: here, or, with ``background`` true (or ``None`` in a
     run that has made ``_BACKGROUND_MIN`` rows and records by a drain, or that calls
     :meth:`hand_over`: a long run), by a writer process on another core
@@ -244,7 +244,7 @@ class RunWriter:
         self.handed_over = True
 
     def sample(self, sample: tuple[Any, ...]) -> None:
-        """Write the ``nodes.csv`` rows of a :data:`~rpiaas.shell.NodeSample` (every node at one time)."""
+        """Write the ``nodes.csv`` rows of a :data:`~rpiaas.core.energy.NodeSample` (every node at one time)."""
         if self._proc is not None:
             self._samples.append(sample)
         else:

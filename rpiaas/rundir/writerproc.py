@@ -8,7 +8,7 @@ text as lists, marshalled), and the node samples; it makes the text with
 answers with the run's totals and the figures of the waits it kept.
 
 The process runs this file as a script (``python -I writerproc.py DIR FILE...``):
-it loads :mod:`rpiaas.rundir.stream` and :mod:`rpiaas.eventlog` by their paths,
+it loads :mod:`rpiaas.rundir.stream` and :mod:`rpiaas.core.eventlog` by their paths,
 not the package, and imports numpy beside reading its first frames, so it
 starts at once.
 """

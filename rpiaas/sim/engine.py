@@ -3,7 +3,7 @@
 Every arrival, task end, boot and wake-up is a SimPy event scheduled at an
 exact absolute time (no accumulated rounding).  Events that fall at the same
 time are gathered into one batch and handed to the control plane together,
-so the documented tie order (:mod:`rpiaas.events`) holds whatever order
+so the documented tie order (:mod:`rpiaas.core.events`) holds whatever order
 SimPy would pop them in.  A task of ``work_core_s`` on ``cores`` cores of a
 node of speed ``s`` runs ``start_overhead_s + work_core_s / (cores * s)``
 seconds (a migrated task pays its new node's overhead again); power and
@@ -20,8 +20,9 @@ from typing import Any
 
 from simpy.core import EmptySchedule
 
-from ..control import ControlPlane
-from ..events import (
+from ..core.control import ControlPlane
+from ..core.energy import STATE_NAMES, NodeUsage
+from ..core.events import (
     Action,
     Event,
     Migrate,
@@ -35,12 +36,12 @@ from ..events import (
     Tick,
     WakeAt,
 )
+from ..core.shell import Shell
 from ..inputs import limits
-from ..inputs.bounds import check_progress
 from ..model import Task
 from ..rundir import RunWriter, Stats
-from ..scenario import Scenario
-from ..shell import STATE_NAMES, NodeUsage, Shell, rng_streams
+from ..scenario import Scenario, rng_streams
+from ..workload.bounds import check_progress
 from .environment import NORMAL, URGENT, Due, SimEnvironment, TaskEnd
 from .fastpath import fast_path
 

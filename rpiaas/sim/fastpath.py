@@ -3,9 +3,9 @@
 Nearly every batch of events a simulation hands the control plane is a
 single arrival or a single task end, and most runs ask the policy only where
 to place a task, from a FIFO queue.  For exactly that case
-(:attr:`ControlPlane.one_event <rpiaas.control.ControlPlane.one_event>`),
+(:attr:`ControlPlane.one_event <rpiaas.core.control.ControlPlane.one_event>`),
 :func:`fast_path` makes two SimPy callbacks that do in one function each
-what :meth:`ControlPlane.step <rpiaas.control.ControlPlane.step>` and the
+what :meth:`ControlPlane.step <rpiaas.core.control.ControlPlane.step>` and the
 engine's bookkeeping after it would do: the event-log records, the
 reservation in the ledger and the free index, the task's end scheduled on
 SimPy's queue, the node's usage and power integrated, the final task handed
@@ -24,13 +24,13 @@ from collections.abc import Callable
 from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
-from ..eventlog import ARRIVE, FINISH, START
-from ..events import Action, Start
+from ..core.eventlog import ARRIVE, FINISH, START
+from ..core.events import Action, Start
 from ..model import PowerState, Task, TaskState
 from .environment import NORMAL, Due, TaskEnd
 
 if TYPE_CHECKING:
-    from ..control import OneEvent
+    from ..core.control import OneEvent
     from .engine import Simulation
 
 __all__ = ["fast_path"]

@@ -3,7 +3,7 @@
 - ``sweep.csv``: one row per run (grid coordinates and summary metrics);
 - ``summary.csv``: per scenario, policy and parameter values, for each
   metric: runs, mean, standard deviation and the 95 % confidence interval
-  of the mean (Student t, :func:`rpiaas.analysis.stats.mean_ci`), clipped to
+  of the mean (Student t, :func:`rpiaas.sweep.ci.mean_ci`), clipped to
   the values the metric can take (:func:`metric_bounds`: no negative wait,
   no utilisation above 1), ``ci95_clipped`` saying when it was;
 - ``summary.txt``: a few metrics as text tables no wider than 100 columns
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..analysis.stats import mean_ci
+from .ci import mean_ci
 from .grid import ID_COLUMNS, slug
 
 __all__ = ["aggregate", "format_number", "format_table", "metric_bounds", "plot_summary", "summarize"]

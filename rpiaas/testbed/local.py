@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..cluster import load_cluster
-from ..master.auth import node_token
+from ..auth import node_token
+from ..inputs.cluster import load_cluster
 from .plan import DEFAULT_DIR, HOST, TestbedError, TestbedRunning, free_ports, machine, plan
 from .procs import (
     Proc,

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..master.auth import node_token
+from ..auth import node_token
 from . import netns
 from .netns import Namespace
 from .plan import HOST, TestbedError

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from ..cluster import load_cluster
+from ..auth import node_token
+from ..inputs.cluster import load_cluster
 from ..inputs.source import InputError
-from ..master.auth import node_token
 from ..model import ClusterSpec
 from ..netboot.ganesha import render_ganesha
 from ..netboot.plan import NetbootError, NetbootPlan, make_plan

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..eventlog import MAX_TASK_ID
 from ..inputs.source import KeyPath, Source
-from ..model import Task
+from ..model import MAX_TASK_ID, Task
 from .base import KINDS, Workload
 
 __all__ = ["TASK_KEYS", "TaskList", "parse_tasks"]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rpiaas.analysis.stats import agreement, cohens_d, ks_2samp, mean_ci, t_quantile, wasserstein
+from rpiaas.analysis.stats import agreement, cohens_d, ks_2samp, wasserstein
+from rpiaas.sweep.ci import mean_ci, t_quantile
 
 
 @pytest.mark.parametrize("n,m,shift", [(50, 80, 0.0), (400, 300, 0.3), (2000, 1500, 0.05)])

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rpiaas.plugins import available_policies
+from rpiaas.policy.plugins import available_policies
 
 
 def rpiaas(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from types import FrameType
 
 import pytest
 
-from rpiaas.cluster import load_cluster
+from rpiaas.inputs.cluster import load_cluster
 from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario, parse_overrides
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.cluster import load_cluster
+from rpiaas.inputs.cluster import load_cluster
 from rpiaas.inputs.limits import LIMITS
 from rpiaas.inputs.source import InputError, LimitError, load, load_file
 from rpiaas.scenario import load_scenario

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.cluster import load_cluster
+from rpiaas.inputs.cluster import load_cluster
 from rpiaas.inputs.source import LimitError, load, load_file
 from rpiaas.scenario import load_scenario, parse_overrides
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from rpiaas_agent import create_app as agent_app
 
 from agent.tests.helpers import TOKEN, task_config
-from rpiaas.events import TaskFailed, TaskFinished
+from rpiaas.core.events import TaskFailed, TaskFinished
 from rpiaas.live.agent_client import AgentClient
 from rpiaas.live.journal import Journal
 from rpiaas.live.options import LiveOptions

@@ -15,7 +15,7 @@ import yaml
 
 from rpiaas.analysis.calibrate import calibrate, format_calibration
 from rpiaas.analysis.compare import compare_runs
-from rpiaas.master.client import run_live
+from rpiaas.client.client import run_live
 from rpiaas.scenario import load_scenario
 from rpiaas.testbed.local import start_local_testbed
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from rpiaas.master.client import run_live
+from rpiaas.client.client import run_live
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.events import (
+from rpiaas.core.events import (
     NodeBooted,
     NodeDown,
     NodeUp,

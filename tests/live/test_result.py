@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpiaas.control import ControlPlane
+from rpiaas.core.control import ControlPlane
+from rpiaas.core.energy import NodeUsage
 from rpiaas.live.agent_client import AgentClient
 from rpiaas.live.options import LiveOptions
 from rpiaas.live.result import MIN_SAMPLE_WALL_S, lag_figures
@@ -16,7 +17,6 @@ from rpiaas.live.shell import LiveRun
 from rpiaas.master.registry import NodeEntry
 from rpiaas.model import TaskState
 from rpiaas.rundir import RunWriter
-from rpiaas.shell import NodeUsage
 from rpiaas.store import open_store
 
 from ..helpers import cluster, scenario

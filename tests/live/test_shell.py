@@ -31,8 +31,8 @@ from aiohttp import web
 from agent.tests.helpers import clean_env
 from agent.tests.test_openapi import ServedApp
 from rpiaas.cli import main
+from rpiaas.client.client import run_live
 from rpiaas.master import create_app, load_master_config
-from rpiaas.master.client import run_live
 from rpiaas.master.keys import REGISTRY
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
@@ -326,7 +326,7 @@ def test_the_live_local_scenario_replays_on_the_local_testbed(testbed: LocalTest
 
 def test_a_trace_scenario_is_sent_as_the_tasks_it_makes(tmp_path: Path) -> None:
     """The master need not have the trace file: it gets the tasks, and draws the same ones."""
-    from rpiaas.master.client import scenario_payload
+    from rpiaas.client.client import scenario_payload
     from rpiaas.sim.engine import rng_streams
 
     scenario = load_scenario(Path(__file__).parents[2] / "scenarios" / "trace-replay.yaml")

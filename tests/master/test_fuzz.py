@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from rpiaas_agent import create_app as agent_app
 
 from agent.tests.helpers import InProcessAgent, in_process, test_config
+from rpiaas.auth import node_token
 from rpiaas.master import create_app, load_master_config
-from rpiaas.master.auth import node_token
 from rpiaas.testbed.local import start_local_testbed
 
 from .test_security import _request

@@ -8,9 +8,9 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.tests.helpers import free_port
+from rpiaas.auth import NodeTokens
 from rpiaas.live.run_manager import RunManager
 from rpiaas.master import MasterConfig, Poller, Registry, create_app, load_master_config
-from rpiaas.master.auth import NodeTokens
 from rpiaas.master.keys import CONFIG, NODE_TOKENS, POLLER, REGISTRY, RUNS, STORE
 from rpiaas.store import HistoryStore
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.tests.helpers import free_port
+from rpiaas.auth import node_token
 from rpiaas.master import create_app, load_master_config
-from rpiaas.master.auth import node_token
 
 TOKEN = "master-token-0123456789"
 SECRET = "node-secret-0123456789"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.cluster import load_cluster
+from rpiaas.inputs.cluster import load_cluster
 from rpiaas.netboot import make_plan
 from rpiaas.netboot.ganesha import ganesha_command, render_ganesha
 from rpiaas.netboot.plan import NetbootPlan

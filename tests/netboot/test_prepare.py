@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from rpiaas.auth import node_token
 from rpiaas.cli import main
-from rpiaas.master.auth import node_token
 from rpiaas.netboot.check import check
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "netboot" / "prepare-nfsroot.sh"

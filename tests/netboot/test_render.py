@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rpiaas.cli import main
-from rpiaas.cluster import load_cluster
+from rpiaas.inputs.cluster import load_cluster
 from rpiaas.netboot import NetbootError, make_plan
 from rpiaas.netboot.check import check, passed
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from rpiaas.master.auth import node_token
+from rpiaas.auth import node_token
 
 from .netns import BRIDGE_IF, SERVER_IP, Service, netns_pair
 from .test_vm_boot import (

@@ -7,7 +7,15 @@ import sys
 import numpy as np
 import pytest
 
-from rpiaas.eventlog import ARRIVE, FINISH, START, EventRecords, LineLog, event_lines, float_texts
+from rpiaas.core.eventlog import (
+    ARRIVE,
+    FINISH,
+    START,
+    EventRecords,
+    LineLog,
+    event_lines,
+    float_texts,
+)
 from rpiaas.rundir.stream import TaskRows, Totals
 
 

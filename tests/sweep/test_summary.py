@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rpiaas.analysis.stats import t_quantile
+from rpiaas.sweep.ci import t_quantile
 from rpiaas.sweep.summary import aggregate, format_table, plot_summary, summarize
 
 

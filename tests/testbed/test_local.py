@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from agent.tests.helpers import clean_env, gone
+from rpiaas.auth import node_token
 from rpiaas.cli import main
-from rpiaas.master.auth import node_token
 from rpiaas.testbed import local as testbed
 from rpiaas.testbed.local import start_local_testbed
 from rpiaas.testbed.plan import TestbedError, TestbedRunning

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rpiaas.cli import main
-from rpiaas.cluster import load_cluster, parse_cluster
+from rpiaas.inputs.cluster import load_cluster, parse_cluster
 from rpiaas.inputs.source import Source
 from rpiaas.testbed import virtual
 from rpiaas.testbed.plan import TestbedError

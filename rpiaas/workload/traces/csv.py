@@ -21,8 +21,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from ...eventlog import MAX_TASK_ID
 from ...inputs.source import InputError
+from ...model import MAX_TASK_ID
 from .jobs import SkipReport, TraceJob, open_trace
 
 __all__ = ["BLOCK", "CSV_COLUMNS", "JobBlock", "read_csv", "read_csv_blocks"]

@@ -10,8 +10,8 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from ...eventlog import MAX_TASK_ID
 from ...inputs.source import InputError
+from ...model import MAX_TASK_ID
 from .jobs import SkipReport, TraceJob, is_number, open_trace
 
 __all__ = ["CANCELLED", "SWF_FIELDS", "read_swf", "swf_header"]

@@ -1,0 +1,67 @@
+"""Credentials: the master's bearer token and the nodes' tokens derived from one secret.
+
+Imported by the master, the testbeds and the tools that prepare a node's root
+from below them all: nothing here needs a web framework.
+
+- The **master token** guards the mutating API (``token_file``): whoever
+  holds it runs the testbed.
+- A **node token** is HMAC-SHA256 of the node's name keyed with the node
+  secret (``node_secret_file``), in hex: :func:`node_token`.  The node's agent
+  holds its own token only (``token_file`` of the agent); the master, holding
+  the secret, calls each agent with that node's token and accepts a node's
+  reports (task ends, its boot) only with it.  One node's token tells nothing
+  of another's, nor of the secret.
+
+Tokens are compared as SHA-256 digests, in constant time for the master's
+token, and by digest lookup for the nodes' (the digest of what a caller
+sends tells nothing of a stored token).  See ``docs/security.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+
+__all__ = ["NodeTokens", "digest", "node_token", "same_token"]
+
+
+def node_token(secret: str, name: str) -> str:
+    """The token of node ``name``: HMAC-SHA256 of its name keyed with ``secret``, in hex.
+
+    ``netboot/prepare-nfsroot.sh --node-secret-file`` and ``rpiaas testbed up
+    --local`` write the same into each node's root or directory.
+    """
+    return hmac.new(secret.encode(), name.encode(), hashlib.sha256).hexdigest()
+
+
+def digest(token: str) -> bytes:
+    # Fixed-length digests hide the expected token's length from a timing observer.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def same_token(given: str, expected: str) -> bool:
+    """Whether ``given`` is ``expected``, compared in constant time."""
+    return hmac.compare_digest(digest(given), digest(expected))
+
+
+class NodeTokens:
+    """Every node's token, by name, and the node a presented token belongs to."""
+
+    def __init__(self, secret: str | None, names: Iterable[str]) -> None:
+        self.secret = secret
+        self.by_name: Mapping[str, str] = (
+            {} if secret is None else {name: node_token(secret, name) for name in names})
+        self._by_digest = {digest(t): name for name, t in self.by_name.items()}
+
+    def get(self, name: str) -> str | None:
+        """Node ``name``'s token (None without a secret or for an unknown node)."""
+        return self.by_name.get(name)
+
+    def node_of(self, given: str | None) -> str | None:
+        """The node whose token ``given`` is, or None."""
+        return None if given is None else self._by_digest.get(digest(given))
+
+    def secrets(self) -> list[str]:
+        """What a log line must never show: the secret and every token derived from it."""
+        return ([] if self.secret is None else [self.secret]) + list(self.by_name.values())

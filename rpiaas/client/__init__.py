@@ -1,0 +1,7 @@
+"""Talking to a testbed master from the command line or a notebook."""
+
+from __future__ import annotations
+
+from .client import MasterError, run_live, scenario_payload
+
+__all__ = ["MasterError", "run_live", "scenario_payload"]

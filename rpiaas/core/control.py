@@ -1,0 +1,420 @@
+"""The control plane: events in, actions out.
+
+Synchronous and deterministic; it knows nothing of SimPy or HTTP.  A shell
+calls :meth:`ControlPlane.step` with a batch of events stamped ``now``; the
+control plane applies them in the documented order (:mod:`rpiaas.core.events`),
+runs a scheduling pass over its queue asking the policy hooks, lets the
+policy rebalance and manage power, writes every event and action to the event
+log, and returns the actions for the shell to carry out.
+
+It owns the queue and, in its :class:`~rpiaas.core.ledger.Ledger`, the reservations:
+a started task's cores and memory are taken from its node at once and given
+back when the task ends, so no node is ever overcommitted, whatever the
+policy answers.  The choice of a node is :mod:`rpiaas.core.placement`'s, moves and
+power changes :mod:`rpiaas.core.rebalance`'s, the decision trace
+:mod:`rpiaas.core.decisions`' (given a ``trace`` sink).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple, cast
+
+from ..model import Node, PowerState, Task, TaskState
+from ..policy.base import Policy, PolicyError
+from ..policy.plugins import HookCall, get_plugin_manager, locate_failure
+from .decisions import TRACE_TOP_K, DecisionTrace, TextSink, named_impls
+from .eventlog import ARRIVE, FINISH, START, EventLog, LineLog
+from .events import (
+    Action,
+    Event,
+    NodeBooted,
+    NodeDown,
+    NodeUp,
+    Reject,
+    Start,
+    TaskArrived,
+    TaskFailed,
+    TaskFinished,
+    Tick,
+    event_order,
+)
+from .ledger import Ledger
+from .placement import Placement
+from .queuepass import QueuePass
+from .rebalance import PolicyMoves
+from .view import ClusterView
+
+__all__ = ["TRACE_TOP_K", "ControlPlane", "OneEvent", "PolicyError"]
+
+
+class OneEvent(NamedTuple):
+    """The parts of a control plane its one-event step works on (:attr:`ControlPlane.one_event`)."""
+
+    queue: dict[int, Task]
+    queue_pass: QueuePass
+    rule: Callable[[int, int], int | None] | None  # the built-in best/worst fit's index search
+    choose: Callable[..., int]  # Placement.choose: asks the policy
+    capacity: tuple[int, int]  # the cluster's largest cores and memory
+    record: Callable[[tuple[float, float, int, int]], object] | None  # the event log's
+    speed: list[float]
+    overhead: list[float]
+    tightest: Callable[[int, int], int | None]  # the free index's best fit
+
+_ON = int(PowerState.ON)
+_QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
+
+
+class ControlPlane:
+    """Queue, reservations, policy calls and the event log of one run.
+
+    :param nodes: the cluster's nodes (index order).
+    :param policies: policy instances; later ones are asked first.
+    :param log: where ``events.jsonl`` goes (an :class:`~rpiaas.core.eventlog.EventLog`, or any
+        text sink, which gets every line at once), or ``None``.
+    :param trace: a text file for decision-trace lines (``decisions.jsonl``), or ``None``.
+    :param on_final: called once with each task that reaches a final state.
+    :param retries: how many times a failed task is queued again.
+    :param initial_state: power state of every node at time 0 (default on).
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[Node],
+        policies: Sequence[Policy] = (),
+        *,
+        log: EventLog | TextSink | None = None,
+        trace: TextSink | None = None,
+        on_final: Callable[[Task], None] | None = None,
+        retries: int = 0,
+        initial_state: Sequence[PowerState] | None = None,
+    ) -> None:
+        self.nodes = tuple(nodes)
+        states = [int(s) for s in initial_state] if initial_state is not None else \
+            [int(PowerState.ON)] * len(self.nodes)
+        self._ledger = ledger = Ledger(self.nodes, states)
+        # ordered by links: a dict's iteration from the front walks the slots of the tasks
+        # that left it until it next grows (most of a pass's work in a long queue)
+        self._queue: dict[int, Task] = collections.OrderedDict()
+        self.view = view = ClusterView(self.nodes, ledger, self._queue)
+        self.pm = get_plugin_manager(policies)
+        self._h_admit = HookCall(self.pm, "rpiaas_admit")
+        self._h_order = HookCall(self.pm, "rpiaas_queue_order")
+        self._h_blocked = HookCall(self.pm, "rpiaas_blocked")
+        self._h_place = HookCall(self.pm, "rpiaas_place")
+        self._h_filter = HookCall(self.pm, "rpiaas_filter")
+        self._h_score = HookCall(self.pm, "rpiaas_score")
+        self._h_rebalance = HookCall(self.pm, "rpiaas_rebalance")
+        self._h_power = HookCall(self.pm, "rpiaas_power")
+        self._h_notify = HookCall(self.pm, "rpiaas_notify")
+        # the event log: arrivals, starts and task ends as numbers (EventLog.record), the rest as text
+        if log is not None and not hasattr(log, "record"):
+            log = LineLog(log, [n.name for n in self.nodes])
+        self._log = cast("EventLog | None", log)
+        self._rec = self._log.record if self._log is not None else None
+        self._trace = DecisionTrace(self.nodes, view, trace, self._h_filter,
+                                    named_impls(self.pm, "rpiaas_filter")) if trace is not None else None
+        self._placement = Placement(self.nodes, view, ledger, self.pm, self._h_place, self._h_filter,
+                                    self._h_score, self._trace)
+        self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
+        self.retries = retries
+        self._moves = PolicyMoves(self.nodes, view, ledger, self._placement, self._h_rebalance,
+                                  self._h_power, self._trace, self._write, self._release,
+                                  lambda task: self.on_final(task))
+
+        # the largest capacities of the cluster (none of them smaller than another
+        # in both resources: usually one), to reject tasks no node could ever run
+        caps = {(n.type.cores, n.type.mem_mb) for n in self.nodes}
+        self._capacities = sorted(
+            (c, m) for c, m in caps if not any(c2 >= c and m2 >= m and (c2, m2) != (c, m) for c2, m2 in caps))
+        # the ledger's plain lists and containers, read on the hot path
+        self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
+        self._running, self._running_on, self._index = ledger.running, ledger.running_on, ledger.index
+        self.booting = 0
+        self.events_applied = 0
+        # a plain FIFO pass (no reordering, no blocked hook, no trace) has its own loop
+        self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
+        self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
+                               self._h_order, self._h_blocked, self._trace, self._start, self._write)
+        self._choose = self._placement.choose
+        self._rule = self._placement.rule
+        self._speed, self._overhead = view._speed_list, view._overhead_list
+        cap = self._capacities
+        # the common cluster has one largest capacity: two comparisons per arrival
+        self._cap1: tuple[int, int] | None = cap[0] if len(cap) == 1 else None
+        # the one-event step (one_event) only when nothing but placement is asked
+        self._lone = (self._fifo and self._cap1 is not None and not (
+            self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
+            or self._h_power.implemented))
+        self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
+            TaskArrived: self._on_arrived,  # type: ignore[dict-item]
+            TaskFinished: self._on_finished,  # type: ignore[dict-item]
+            TaskFailed: self._on_failed,  # type: ignore[dict-item]
+            NodeDown: self._on_node_down,  # type: ignore[dict-item]
+            NodeUp: self._on_node_up,  # type: ignore[dict-item]
+            NodeBooted: self._on_node_booted,  # type: ignore[dict-item]
+            Tick: self._on_tick,
+        }
+
+    # ------------------------------------------------------------ queries
+    @property
+    def ledger(self) -> Ledger:
+        """Every node's resources, power state and tasks (only the control plane writes it)."""
+        return self._ledger
+
+    @property
+    def may_move(self) -> bool:
+        """Whether a policy may move running tasks (it implements ``rpiaas_rebalance``)."""
+        return self._h_rebalance.implemented
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def queued(self) -> list[Task]:
+        """Waiting tasks in arrival order."""
+        return list(self._queue.values())
+
+    def running(self) -> list[Task]:
+        """Running tasks in start order."""
+        return list(self._running.values())
+
+    def running_on(self, node: int) -> Mapping[int, Task]:
+        return self._running_on[node]
+
+    @property
+    def node_states(self) -> Sequence[int]:
+        """Every node's :class:`~rpiaas.model.PowerState` value (a live list: do not change it)."""
+        return self._st
+
+    @property
+    def node_cores_free(self) -> Sequence[int]:
+        """Every node's unreserved cores (a live list: do not change it)."""
+        return self._cf
+
+    @property
+    def node_mem_free_mb(self) -> Sequence[int]:
+        """Every node's unreserved memory in MB (a live list: do not change it)."""
+        return self._mf
+
+    def changed_nodes(self) -> list[int]:
+        """The nodes whose reservations or power state the last :meth:`step` changed, in the
+        order of the changes (a node may repeat), once: a second call returns none.  The
+        shells feed them to their :class:`~rpiaas.core.energy.NodeUsage` after every step."""
+        return self._ledger.take_changed()
+
+    # ------------------------------------------------------------ the step
+    def step(self, now: float, events: list[Event]) -> list[Action]:
+        """Apply a batch of events stamped ``now``; return the actions to carry out.
+
+        A policy that raises, or answers what cannot be done, stops the run with
+        a :class:`PolicyError` naming the policy, the hook, the task and ``now``.
+        """
+        # the body of _step, written here: one call less per event
+        try:
+            view = self.view
+            view.now = now
+            self._ledger.changed = []
+            if len(events) > 1:
+                events.sort(key=event_order)
+            actions: list[Action] = []
+            dispatch = self._dispatch
+            if self._h_notify.implemented:
+                for ev in events:
+                    dispatch[type(ev)](ev, now, actions)
+                    self._h_notify.all(event=ev, view=view)
+            else:
+                for ev in events:
+                    dispatch[type(ev)](ev, now, actions)
+            self.events_applied += len(events)
+            if self._queue:
+                qp = self._pass
+                if qp.stuck and qp.dirty:
+                    qp.recheck_head()
+                if not qp.stuck:
+                    if self._fifo:
+                        qp.fifo(now, actions)
+                    else:
+                        qp.general(now, actions)
+            view.queue_length = len(self._queue)
+            if self._h_rebalance.implemented:
+                self._moves.rebalance(now, actions)
+            if self._h_power.implemented:
+                self.booting += self._moves.power(now, actions)
+            return actions
+        except Exception as e:
+            located = self._located(e, now)
+            if located is None:
+                raise
+            raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
+
+    def _located(self, e: Exception, now: float) -> PolicyError | None:
+        """A policy's failure as one located error (policy, hook, task, time); None if the
+        exception did not come from a policy."""
+        if isinstance(e, PolicyError):
+            return PolicyError(f"{e} (at simulated time {now:g} s)")
+        failure = locate_failure(self.pm, e)
+        return None if failure is None else PolicyError(f"{failure} at simulated time {now:g} s")
+
+    # ------------------------------------------------------------ the one-event step
+    @property
+    def one_event(self) -> OneEvent | None:
+        """What a shell's one-event step needs, when :meth:`step` of a single arrival or task
+        end can be written out: a FIFO queue, one largest node capacity, and no policy hook
+        but placement (no admission, notification, rebalancing or power management); else
+        ``None``.  The simulation's fast path (:mod:`rpiaas.sim.fastpath`) is that step.
+        """
+        if not self._lone or self._cap1 is None:
+            return None
+        return OneEvent(self._queue, self._pass, self._rule, self._choose, self._cap1, self._rec,
+                        self._speed, self._overhead, self._index.tightest)
+
+    def raise_located(self, e: Exception, now: float) -> None:
+        """Raise ``e`` as :meth:`step` would: a policy's failure as one located
+        :class:`PolicyError` (policy, hook, task, time), anything else as it is."""
+        located = self._located(e, now)
+        if located is None:
+            raise e
+        raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
+
+    # ------------------------------------------------------------ events
+    def _on_arrived(self, ev: TaskArrived, now: float, actions: list[Action]) -> None:
+        task = ev.task
+        rec = self._rec
+        if rec is not None:
+            rec((ARRIVE, now, task.id, 0))
+        c, m = task.cores, task.mem_mb
+        reason: str | None = None
+        cap1 = self._cap1
+        if cap1 is not None:
+            fits = c <= cap1[0] and m <= cap1[1]
+        else:
+            fits = any(c <= cc and m <= mm for cc, mm in self._capacities)
+        if not fits:
+            reason = "fits no node"
+        elif self._h_admit.implemented:
+            reason = self._h_admit.first(task=task, view=self.view)
+        if reason is not None:
+            if self._trace is not None:
+                own = not any(c <= cc and m <= mm for cc, mm in self._capacities)
+                self._trace.emit({"t": now, "decision": "reject", "task": task.id,
+                            "hook": "capacity" if own else "admit", "reason": str(reason)})
+            self._reject(task, str(reason), now, actions)
+            return
+        task.state = _QUEUED
+        self._queue[task.id] = task
+
+    def _on_finished(self, ev: TaskFinished, now: float, actions: list[Action]) -> None:
+        task = self._running.get(ev.task_id)
+        rec = self._rec
+        if task is None:
+            self._write({"t": now, "ev": "finish", "task": ev.task_id, "ignored": True})
+            return
+        if rec is not None:
+            rec((FINISH, now, task.id, 0))
+        self._completed(task, now)
+
+    def _completed(self, task: Task, now: float) -> None:
+        """``task`` ended well at ``now``: its resources back, a stuck pass told, its row due."""
+        self._ledger.release(task, now)  # _release, written out
+        self._pass.freed(task.node)
+        task.state = _COMPLETED
+        task.end_s = now
+        self.on_final(task)
+
+    def _on_failed(self, ev: TaskFailed, now: float, actions: list[Action]) -> None:
+        task = self._running.get(ev.task_id)
+        if task is None:
+            self._write({"t": now, "ev": "fail", "task": ev.task_id, "ignored": True})
+            return
+        self._write({"t": now, "ev": "fail", "task": task.id, "reason": ev.reason})
+        self._release(task, now)
+        self._fail_or_retry(task, now)
+
+    def _fail_or_retry(self, task: Task, now: float) -> None:
+        """A running task was lost (its reason is in the event that lost it)."""
+        task.epoch += 1
+        if task.attempts <= self.retries:
+            task.state = TaskState.QUEUED
+            task.node = -1
+            task.start_s = -1.0
+            self._queue[task.id] = task
+            self._write({"t": now, "act": "retry", "task": task.id, "attempt": task.attempts + 1})
+        else:
+            task.state = TaskState.FAILED
+            task.end_s = now
+            self.on_final(task)
+
+    def _on_node_down(self, ev: NodeDown, now: float, actions: list[Action]) -> None:
+        n = ev.node
+        self._write({"t": now, "ev": "node_down", "node": self.nodes[n].name, "reason": ev.reason})
+        lost = list(self._running_on[n].values())
+        for task in lost:
+            self._release(task, now)
+            self._fail_or_retry(task, now)
+        if self._st[n] == PowerState.BOOTING:
+            self.booting -= 1
+        self._ledger.take_off(n, int(PowerState.DOWN))
+
+    def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
+        n = ev.node
+        self._write({"t": now, "ev": "node_up", "node": self.nodes[n].name})
+        if self._st[n] == _ON:
+            return
+        if self._st[n] == PowerState.BOOTING:
+            self.booting -= 1
+        self._bring_on(n, now)
+
+    def _on_node_booted(self, ev: NodeBooted, now: float, actions: list[Action]) -> None:
+        n = ev.node
+        self._write({"t": now, "ev": "booted", "node": self.nodes[n].name})
+        if self._st[n] != PowerState.BOOTING:
+            return
+        self.booting -= 1
+        self._bring_on(n, now)
+
+    def _bring_on(self, n: int, now: float) -> None:
+        self._ledger.bring_on(n, now)
+        self._pass.freed(n)
+
+    def _on_tick(self, ev: Event, now: float, actions: list[Action]) -> None:
+        self._write({"t": now, "ev": "tick"})
+
+    # ------------------------------------------------------------ reservations
+    def _release(self, task: Task, now: float) -> None:
+        self._ledger.release(task, now)
+        self._pass.freed(task.node)
+
+    def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
+        self._ledger.reserve(task, node)
+        task.state = _RUNNING
+        task.start_s = now
+        task.attempts += 1
+        task.epoch += 1
+        # view.estimate_s, written out
+        w = task.walltime_s
+        task.est_end_s = now + (w if w is not None else
+                                self._overhead[node] + task.work_core_s / (task.cores * self._speed[node]))
+        rec = self._rec
+        if rec is not None:
+            rec((START, now, task.id, node))
+        actions.append(Start(task, node))
+
+    def _reject(self, task: Task, reason: str, now: float, actions: list[Action]) -> None:
+        task.state = TaskState.REJECTED
+        task.end_s = now
+        self._write({"t": now, "act": "reject", "task": task.id, "reason": reason})
+        actions.append(Reject(task, reason))
+        self.on_final(task)
+
+    # ------------------------------------------------------------ log
+    def _write(self, record: dict[str, object]) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps(record, separators=(",", ":")) + "\n")
+

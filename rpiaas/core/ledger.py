@@ -1,0 +1,237 @@
+"""The ledger: who holds what on every node.
+
+Free cores and memory, power state, running tasks, idle times and the index
+of free resources, kept by one :class:`Ledger` per run.  Only the control
+plane writes it (it reserves a task's cores and memory at its start and
+gives them back at its end, so no node is ever overcommitted); the policies
+read it through :class:`~rpiaas.core.view.ClusterView`'s read-only arrays, the
+shells through :meth:`Ledger.take_changed` and its plain lists.
+
+Each quantity is kept twice on purpose: as a numpy array (what a policy
+reads, vectorised) and as a plain list (what the control plane's hot path
+reads, a scalar at a time, without numpy's per-item cost).  A writer may keep
+the lists alone up to date while nothing reads the arrays, then call
+:meth:`Ledger.sync_view`.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..model import Node, PowerState, Task
+
+__all__ = ["FreeCoresIndex", "Ledger"]
+
+_ON = int(PowerState.ON)
+_NAN = math.nan
+
+
+class FreeCoresIndex:
+    """Nodes that are on, grouped by free cores and by free memory.
+
+    For each number of free cores ``k`` it keeps the distinct free-memory
+    levels present, sorted, and for each level the nodes at it in the order
+    they got there.  Best and worst fit are then a binary search over memory
+    levels, whatever the number of nodes; moving a node is O(1) unless it
+    opens or closes a memory level.
+    """
+
+    __slots__ = ("_groups", "_levels", "max_cores")
+
+    def __init__(self, max_cores: int) -> None:
+        self.max_cores = max_cores
+        self._levels: list[list[int]] = [[] for _ in range(max_cores + 1)]
+        self._groups: list[dict[int, dict[int, None]]] = [{} for _ in range(max_cores + 1)]
+
+    def add(self, node: int, free: int, mem_free_mb: int) -> None:
+        groups = self._groups[free]
+        group = groups.get(mem_free_mb)
+        if group is None:
+            group = groups[mem_free_mb] = {}
+            insort(self._levels[free], mem_free_mb)
+        group[node] = None
+
+    def remove(self, node: int, free: int, mem_free_mb: int) -> None:
+        """Take out node ``node``, which has ``free`` free cores and ``mem_free_mb`` free memory."""
+        groups = self._groups[free]
+        group = groups[mem_free_mb]
+        del group[node]
+        if not group:
+            del groups[mem_free_mb]
+            levels = self._levels[free]
+            del levels[bisect_left(levels, mem_free_mb)]
+
+    def move(self, node: int, old: int, old_mem: int, new: int, new_mem: int) -> None:
+        """Node ``node`` had ``old`` free cores and ``old_mem`` free memory and now has ``new``
+        and ``new_mem`` (the caller knows both: the index keeps no copy).
+
+        :meth:`remove` then :meth:`add`, written out: it runs twice per task.
+        """
+        groups = self._groups[old]
+        group = groups[old_mem]
+        del group[node]
+        if not group:
+            del groups[old_mem]
+            levels = self._levels[old]
+            del levels[bisect_left(levels, old_mem)]
+        groups = self._groups[new]
+        into = groups.get(new_mem)
+        if into is None:
+            into = groups[new_mem] = {}
+            insort(self._levels[new], new_mem)
+        into[node] = None
+
+    def items(self, free_cores: int) -> Iterator[tuple[int, int]]:
+        """``(node, mem_free_mb)`` of the nodes with exactly ``free_cores`` free cores,
+        by free memory, then by how long they have been at that level."""
+        groups = self._groups[free_cores]
+        return ((node, mem) for mem in self._levels[free_cores] for node in groups[mem])
+
+    def bucket(self, free_cores: int) -> Iterator[int]:
+        """Node indices with exactly ``free_cores`` free cores (in :meth:`items` order)."""
+        return (node for node, _ in self.items(free_cores))
+
+    def tightest(self, cores: int, mem_mb: int) -> int | None:
+        """The node left with the fewest free cores, then the least free memory, after
+        taking ``cores`` and ``mem_mb``; among equals the one longest at that level.
+        ``None`` if no node fits."""
+        levels, groups = self._levels, self._groups
+        for free in range(cores, self.max_cores + 1):
+            lv = levels[free]
+            i = bisect_left(lv, mem_mb)
+            if i < len(lv):
+                return next(iter(groups[free][lv[i]]))
+        return None
+
+    def loosest(self, cores: int, mem_mb: int) -> int | None:
+        """The node left with the most free cores, then the most free memory; among
+        equals the one longest at that level.  ``None`` if no node fits."""
+        levels, groups = self._levels, self._groups
+        for free in range(self.max_cores, cores - 1, -1):
+            lv = levels[free]
+            if lv and lv[-1] >= mem_mb:
+                return next(iter(groups[free][lv[-1]]))
+        return None
+
+
+class Ledger:
+    """Every node's free resources, power state and running tasks.
+
+    :param nodes: the cluster's nodes, in index order.
+    :param states: every node's :class:`~rpiaas.model.PowerState` at time 0.
+
+    Arrays (indexed by node): ``cores``, ``mem_mb``, ``cores_free``,
+    ``mem_free_mb``, ``state``, ``tasks`` (running tasks), ``idle_since_s``
+    (``nan`` while busy or not on).  Plain lists ``cf``, ``mf``, ``st`` mirror
+    ``cores_free``, ``mem_free_mb`` and ``state``.  ``running`` holds the
+    running tasks by id, ``running_on[n]`` those of node ``n``.
+    """
+
+    def __init__(self, nodes: Sequence[Node], states: Sequence[int]) -> None:
+        n = len(nodes)
+        self.cores = np.array([x.type.cores for x in nodes], dtype=np.int64)
+        self.mem_mb = np.array([x.type.mem_mb for x in nodes], dtype=np.int64)
+        self.cores_free = self.cores.copy()
+        self.mem_free_mb = self.mem_mb.copy()
+        self.state = np.full(n, _ON, dtype=np.int64)
+        self.tasks = np.zeros(n, dtype=np.int64)
+        self.idle_since_s = np.zeros(n, dtype=np.float64)
+        # writable memoryviews of the arrays: a scalar write through one costs a
+        # third of numpy's ``a[i] = x``, and the arrays see it at once
+        self._cfw: Any = memoryview(self.cores_free)
+        self._mfw: Any = memoryview(self.mem_free_mb)
+        self._tw: Any = memoryview(self.tasks)  # type: ignore[arg-type]
+        self._idw: Any = memoryview(self.idle_since_s)  # type: ignore[arg-type]
+        self.cf: list[int] = self.cores_free.tolist()
+        self.mf: list[int] = self.mem_free_mb.tolist()
+        self.st: list[int] = [_ON] * n
+        self.not_on = 0  # nodes not on (off, booting or down): none, and no mask needs the state
+        self.running: dict[int, Task] = {}
+        self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
+        self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
+        self._move = self.index.move
+        self.changed: list[int] = []
+        for i, st in enumerate(states):
+            self.set_state(i, int(st))
+            if st == _ON:
+                self.index.add(i, self.cf[i], self.mf[i])
+                self.idle_since_s[i] = 0.0
+            else:
+                self.idle_since_s[i] = _NAN
+
+    def take_changed(self) -> list[int]:
+        """The nodes changed since the last call, in order (a node may repeat)."""
+        changed, self.changed = self.changed, []
+        return changed
+
+    def set_state(self, n: int, state: int) -> None:
+        old = self.st[n]
+        if old != state and (old == _ON or state == _ON):
+            self.not_on += 1 if old == _ON else -1
+        self.state[n] = state
+        self.st[n] = state
+        self.changed.append(n)
+
+    def bring_on(self, n: int, now: float) -> None:
+        """Node ``n`` is on (booted, or back up)."""
+        self.set_state(n, _ON)
+        self.index.add(n, self.cf[n], self.mf[n])
+        self.idle_since_s[n] = now if not self.running_on[n] else _NAN
+
+    def take_off(self, n: int, state: int) -> None:
+        """Node ``n`` leaves the on state for ``state`` (off, booting or down)."""
+        if self.st[n] == _ON:
+            self.index.remove(n, self.cf[n], self.mf[n])
+        self.set_state(n, state)
+        self.idle_since_s[n] = _NAN
+
+    def reserve(self, task: Task, node: int) -> None:
+        """``task`` takes its cores and memory on ``node``."""
+        cf, mf = self.cf, self.mf
+        old = cf[node]
+        old_mem = mf[node]
+        new = old - task.cores
+        mem = old_mem - task.mem_mb
+        cf[node] = self._cfw[node] = new
+        mf[node] = self._mfw[node] = mem
+        self._move(node, old, old_mem, new, mem)
+        self.changed.append(node)
+        self._idw[node] = _NAN
+        self.running[task.id] = task
+        on_node = self.running_on[node]
+        on_node[task.id] = task
+        self._tw[node] = len(on_node)
+        task.node = node
+
+    def release(self, task: Task, now: float) -> None:
+        """``task`` gives its node's cores and memory back."""
+        node = task.node
+        del self.running[task.id]
+        on_node = self.running_on[node]
+        del on_node[task.id]
+        cf, mf = self.cf, self.mf
+        old = cf[node]
+        old_mem = mf[node]
+        new = old + task.cores
+        mem = old_mem + task.mem_mb
+        cf[node] = self._cfw[node] = new
+        mf[node] = self._mfw[node] = mem
+        if self.st[node] == _ON:
+            self._move(node, old, old_mem, new, mem)
+            if not on_node:
+                self._idw[node] = now
+        self._tw[node] = len(on_node)
+        self.changed.append(node)
+
+    def sync_view(self) -> None:
+        """Bring the arrays of free cores, free memory and task counts up to date with the
+        plain lists, for a writer of the lists alone (the simulation's fast path, while no
+        policy reads the view: it calls this before anything reads the arrays)."""
+        self.cores_free[:] = self.cf
+        self.mem_free_mb[:] = self.mf
+        self.tasks[:] = [len(on_node) for on_node in self.running_on]

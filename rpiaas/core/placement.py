@@ -1,0 +1,218 @@
+"""Where a task goes: the placement hooks asked in their documented order.
+
+:class:`Placement` is the control plane's choice of a node for one task:
+``rpiaas_place`` first (a filter can overrule its answer), else the nodes with
+room that pass every ``rpiaas_filter``, the best by summed ``rpiaas_score``,
+else the first; a node kept for an EASY-style reservation is left out when
+starting the task there would delay the reserved one.  It reads the ledger
+and the view, writes nothing, and fills a decision-trace record when asked.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import pluggy
+
+from ..model import Node, PowerState, Task
+from ..policy.base import PolicyError, Reservation
+from ..policy.plugins import HookCall
+from .decisions import RESERVATION, DecisionTrace
+from .ledger import Ledger
+from .view import ClusterView
+
+__all__ = ["Placement"]
+
+_ON = int(PowerState.ON)
+
+# Built-in policies whose rpiaas_place answers exactly a search of the free index:
+# (module, class, the FreeCoresIndex method it calls).  Looked up in sys.modules, so
+# the control plane imports no policy; a subclass that overrides rpiaas_place is not matched.
+_INDEX_RULES = (("rpiaas.policies.best_fit", "BestFit", "tightest"),
+                ("rpiaas.policies.worst_fit", "WorstFit", "loosest"))
+
+
+def _index_rule(place: Any, ledger: Ledger) -> Callable[[int, int], int | None] | None:
+    """The free index's search that ``place`` (a bound ``rpiaas_place``) answers with, if it
+    is a built-in policy's that does nothing else; else None."""
+    func = getattr(place, "__func__", None)
+    if func is None:
+        return None
+    for module, cls, method in _INDEX_RULES:
+        mod = sys.modules.get(module)
+        if mod is not None and func is getattr(getattr(mod, cls, None), "rpiaas_place", None):
+            rule: Callable[[int, int], int | None] = getattr(ledger.index, method)
+            return rule
+    return None
+
+
+class Placement:
+    """The choice of a node for a task, by the policy's hooks (see the module's docstring).
+
+    :param nodes: the cluster's nodes, in index order.
+    :param view: what the hooks are given.
+    :param ledger: the nodes' free resources and running tasks.
+    :param pm: the run's plugin manager (to name a policy in an error).
+    :param place_hook, filter_hook, score_hook: the control plane's hook calls.
+    :param trace: the decision trace, when the run writes one.
+    """
+
+    def __init__(self, nodes: tuple[Node, ...], view: ClusterView, ledger: Ledger,
+                 pm: pluggy.PluginManager, place_hook: HookCall, filter_hook: HookCall,
+                 score_hook: HookCall, trace: DecisionTrace | None) -> None:
+        self.nodes = nodes
+        self.view = view
+        self.pm = pm
+        self._h_place = place_hook
+        self._place = place_hook.caller("task", "view")
+        self._h_filter = filter_hook
+        self._h_score = score_hook
+        self._trace = trace
+        self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
+        self._running_on = ledger.running_on
+        self._n = len(nodes)
+        # only rpiaas_place: its answer, checked, is the choice (outside a reservation)
+        self._place_only = place_hook.implemented and not (filter_hook.implemented
+                                                           or score_hook.implemented)
+        # ``rule(cores, mem_mb)``: the node the policy would answer, asked of the free index
+        # directly (built-in best and worst fit alone; see _INDEX_RULES), or None
+        self.rule = _index_rule(self._place, ledger) if self._place_only else None
+        # the one rpiaas_score implementation, called by position (no keyword dict, no list)
+        self._score1: Callable[..., Any] | None = (
+            score_hook.caller("task", "view")
+            if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
+
+    def node_index(self, n: Any, hook: str, what: str) -> int:
+        """``n`` as a node index, or a :class:`PolicyError` saying it is none."""
+        try:
+            i = int(n)
+        except (TypeError, ValueError, OverflowError):
+            raise PolicyError(f"{hook} {what} {n!r}, which is not a node index") from None
+        if not 0 <= i < len(self.nodes):
+            names = [getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
+                     for impl in getattr(self.pm.hook, hook).get_hookimpls()]
+            raise PolicyError(f"policy {' or '.join(map(repr, names))}: {hook} {what} node {i}, "
+                              f"out of range: the cluster has nodes 0 to {len(self.nodes) - 1}"
+                              ) from None
+        return i
+
+    def choose(self, task: Task, res: Reservation | None, head: Task | None, now: float,
+                rec: dict[str, Any] | None = None) -> int:
+        """The node for ``task``, or -1; fills the decision-trace record ``rec`` when given.
+
+        Tracing asks exactly the hooks an untraced pass asks, in the same
+        order, so it cannot change a decision.
+        """
+        view = self.view
+        if self._place_only and rec is None and (res is None or head is None):
+            n = self._place(task, view)
+            if n is None:
+                return -1
+            if type(n) is not int or not 0 <= n < self._n:
+                n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
+            if not (self._st[n] == _ON and self._cf[n] >= task.cores and self._mf[n] >= task.mem_mb):
+                raise PolicyError(
+                    f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room")
+            return n
+        tr = cast(DecisionTrace, self._trace)  # used only with ``rec``: a traced pass
+        masks: Sequence[tuple[str, npt.NDArray[np.bool_]]] = ()
+        if self._h_place.implemented:
+            n = self._place(task, view)
+            if n is not None:
+                n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
+                if not (self._st[n] == _ON and self._cf[n] >= task.cores
+                        and self._mf[n] >= task.mem_mb):
+                    raise PolicyError(
+                        f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
+                    )
+                allowed = (res is None or head is None or self.respects(res, head, task, n, now))
+                by = ""  # (traced) the filter that overruled the answer
+                if allowed and self._h_filter.implemented:
+                    # filters are constraints: a placement they exclude falls through
+                    if rec is None:
+                        allowed = all(bool(np.asarray(m, dtype=bool)[n])
+                                      for m in self._h_filter.all(task=task, view=view))
+                    else:
+                        masks = tr.named_filters(task)
+                        by = next((who for who, m in masks if not m[n]), "")
+                        allowed = not by
+                if allowed:
+                    if rec is not None:
+                        rec["hook"] = "place"
+                        tr.filters(rec, view.fits(task), masks)
+                    return n
+                if rec is not None:
+                    rec["place"] = {"node": self.nodes[n].name, "overruled": by or RESERVATION}
+            elif not (self._h_filter.implemented or self._h_score.implemented):
+                if rec is not None:
+                    rec["hook"] = "place"
+                    tr.filters(rec, view.fits(task), masks)
+                    rec["reason"] = "no room" if not rec["candidates"] else "declined"
+                return -1
+            elif rec is not None:
+                rec["place"] = None
+        mask = view.fits(task)
+        fits = mask if rec is None else mask.copy()  # (traced) the nodes with room
+        if self._h_filter.implemented:
+            if rec is None:
+                for m in self._h_filter.all(task=task, view=view):
+                    mask &= np.asarray(m, dtype=bool)
+            else:
+                masks = tr.named_filters(task)
+                for _, m in masks:
+                    mask &= m
+        kept = -1  # the node kept out for a reservation
+        if res is not None and head is not None and mask[res.node] and not self.respects(
+            res, head, task, res.node, now
+        ):
+            mask[res.node] = False
+            kept = res.node
+        total: npt.NDArray[np.float64] | None = None
+        score1 = self._score1
+        if score1 is not None:  # one implementation: its array as is
+            one = score1(task, view)
+            if one is not None:
+                total = np.asarray(one, dtype=np.float64)
+        elif self._h_score.implemented:
+            scores = self._h_score.all(task=task, view=view)
+            if len(scores) == 1:  # the sum of one: its values, without np.sum's copy
+                total = np.asarray(scores[0], dtype=np.float64)
+            elif scores:
+                total = np.sum(scores, axis=0, dtype=np.float64)
+        if total is not None and total.shape != mask.shape:  # broadcast, as np.where does
+            n = int(np.argmax(np.where(mask, total, -np.inf))) if mask.any() else -1
+        elif total is not None:
+            # the first best among the kept nodes: argmax over them alone
+            idx = mask.nonzero()[0]  # np.flatnonzero of a 1-d mask, without its wrapper
+            if idx.size:
+                sub = total[idx]
+                j = int(sub.argmax())
+                n = int(idx[j])
+                if sub[j] == -np.inf:  # every kept node scored -inf: as argmax over all nodes
+                    n = int(np.argmax(np.where(mask, total, -np.inf)))
+            else:
+                n = -1
+        else:
+            idx = mask.nonzero()[0]  # np.flatnonzero of a 1-d mask, without its wrapper
+            n = int(idx[0]) if idx.size else -1
+        if rec is not None:
+            tr.mask(rec, fits, masks, kept, mask, total, n)
+        return n
+
+    def respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
+        """Whether starting ``task`` on ``node`` keeps ``head``'s reservation."""
+        if node != res.node:
+            return True
+        if now + self.view.estimate_s(task, node) <= res.start_s:
+            return True
+        cores = self._cf[node] - task.cores
+        mem = self._mf[node] - task.mem_mb
+        for t in self._running_on[node].values():
+            if t.est_end_s <= res.start_s:
+                cores += t.cores
+                mem += t.mem_mb
+        return cores >= head.cores and mem >= head.mem_mb

@@ -1,0 +1,208 @@
+"""The scheduling pass: the queue offered to the policy, task by task, once per step.
+
+:class:`QueuePass` walks the waiting tasks (in arrival order, or the order
+``rpiaas_queue_order`` gives), asks :class:`~rpiaas.core.placement.Placement` for
+a node for each, starts those that get one and, at the first that does not,
+asks ``rpiaas_blocked`` whether to wait, skip it or reserve a node for it.
+
+A strict pass that stopped at its head stays stopped until something is
+freed (:meth:`QueuePass.freed`); if no node that is on could hold the head at
+all, only a freed node that now can (``dirty``) restarts it, so a long queue
+blocked for room costs nothing per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from ..model import Node, PowerState, Task, TaskState
+from ..policy.base import SKIP, PolicyError, Reservation
+from ..policy.plugins import HookCall
+from .decisions import DecisionTrace
+from .events import Action
+from .ledger import Ledger
+from .placement import Placement
+from .view import ClusterView
+
+__all__ = ["QueuePass"]
+
+_ON = int(PowerState.ON)
+_QUEUED = TaskState.QUEUED
+
+
+class QueuePass:
+    """The control plane's scheduling pass over its queue (see the module's docstring).
+
+    :param queue: the control plane's waiting tasks by id, in arrival order.
+    :param start: starts a task on a node (the control plane's: reservation, log, action).
+    :param write: writes one event-log record.
+    """
+
+    def __init__(self, nodes: tuple[Node, ...], view: ClusterView, ledger: Ledger,
+                 queue: dict[int, Task], placement: Placement, order_hook: HookCall,
+                 blocked_hook: HookCall, trace: DecisionTrace | None,
+                 start: Callable[[Task, int, float, list[Action]], None],
+                 write: Callable[[dict[str, object]], None]) -> None:
+        self.nodes = nodes
+        self.view = view
+        self._queue = queue
+        self._placement = placement
+        self._choose = placement.choose
+        self._rule = placement.rule
+        self._h_order = order_hook
+        self._h_blocked = blocked_hook
+        self._trace = trace
+        self._start = start
+        self._write = write
+        self._index = ledger.index
+        self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
+        self.stuck = False
+        self.stuck_head: Task | None = None
+        self.dirty: list[int] = []
+
+    def freed(self, n: int) -> None:
+        """Resources on node ``n`` were freed or it came up: a stuck pass may go on."""
+        if self.stuck_head is None:
+            self.stuck = False
+        else:
+            self.dirty.append(n)
+
+    def recheck_head(self) -> None:
+        head = self.stuck_head
+        assert head is not None
+        c, m = head.cores, head.mem_mb
+        cf, mf, st = self._cf, self._mf, self._st
+        for n in self.dirty:
+            if st[n] == _ON and cf[n] >= c and mf[n] >= m:
+                self.stuck = False
+                self.stuck_head = None
+                break
+        self.dirty.clear()
+
+    def fifo(self, now: float, actions: list[Action]) -> None:
+        """:meth:`general` without a queue order, a blocked hook or a trace: the
+        queue in arrival order until the first task that cannot start."""
+        queue = self._queue
+        rule = self._rule
+        if rule is not None:
+            # a policy that answers with a free-index search (Placement.rule): that one
+            # search per task both places it and, when it finds nothing, says no node
+            # has room, so the head is blocked for room
+            start = self._start
+            done: list[int] = []
+            head: Task | None = None
+            for task in queue.values():
+                if task.state is not _QUEUED:
+                    raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+                node = rule(task.cores, task.mem_mb)
+                if node is None:
+                    head = task
+                    break
+                start(task, node, now, actions)
+                done.append(task.id)
+            for tid in done:
+                del queue[tid]
+            self.stuck = head is not None
+            self.stuck_head = head
+            if self.dirty:
+                self.dirty.clear()
+            return
+        choose = self._choose
+        tightest = self._index.tightest
+        started: list[int] = []
+        stuck = False
+        room: bool | None = None
+        first = True
+        for task in queue.values():
+            if task.state is not _QUEUED:
+                raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+            if not first and tightest(task.cores, task.mem_mb) is None:
+                room = False
+                stuck = True
+                break
+            first = False
+            node = choose(task, None, None, now)
+            if node < 0:
+                stuck = True
+                break
+            self._start(task, node, now, actions)
+            started.append(task.id)
+        for tid in started:
+            del queue[tid]
+        self.stuck = stuck
+        self.stuck_head = None
+        if self.dirty:
+            self.dirty.clear()
+        if stuck:
+            head = next(iter(queue.values()))
+            if room is False or self._index.tightest(head.cores, head.mem_mb) is None:
+                self.stuck_head = head  # blocked for room, not by the policy
+
+    def general(self, now: float, actions: list[Action]) -> None:
+        queue = self._queue
+        view = self.view
+        order: Iterable[Task]
+        if self._h_order.implemented:
+            ordered = self._h_order.first(queue=list(queue.values()), view=view)
+            order = ordered if ordered is not None else list(queue.values())
+        else:
+            order = queue.values()
+        started: list[int] = []
+        reservation: Reservation | None = None
+        reserved_for: Task | None = None
+        stuck = False
+        room: bool | None = None  # whether the last task tried fits any node at all
+        blocked_hook = self._h_blocked
+        index = self._index
+        trace = self._trace
+        rec: dict[str, Any] | None = None
+        first = True
+        for task in order:
+            if task.state is not _QUEUED:
+                raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+            if trace is not None:
+                rec = {"t": now, "decision": "place", "task": task.id}
+            # Past the first task of a pass, a long queue is usually blocked for
+            # room: the free index answers "fits no node" in logarithmic time,
+            # cheaper than asking the policy, and no policy could place it.
+            if not first and index.tightest(task.cores, task.mem_mb) is None:
+                node, room = -1, False
+                if rec is not None:
+                    rec.update(hook="index", reason="no room", candidates=0)
+            else:
+                node, room = self._choose(task, reservation, reserved_for, now, rec), None
+            first = False
+            if node >= 0:
+                if rec is not None:
+                    cast(DecisionTrace, trace).placed(rec, node)
+                self._start(task, node, now, actions)
+                started.append(task.id)
+                continue
+            answer = blocked_hook.first(task=task, view=view, now=now, reservation=reservation) \
+                if blocked_hook.implemented else None
+            if answer is not None and answer is not SKIP and not isinstance(answer, Reservation):
+                raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
+            if rec is not None:
+                cast(DecisionTrace, trace).blocked(rec, answer, reservation)
+            if answer is None:
+                stuck = True
+                break
+            if answer is SKIP:
+                continue
+            if reservation is not None:
+                continue  # only the first reservation of a pass is kept
+            reservation, reserved_for = answer, task
+            self._write({"t": now, "act": "reserve", "task": task.id,
+                         "node": self.nodes[answer.node].name, "start_s": answer.start_s})
+        for tid in started:
+            del queue[tid]
+        # a strict pass blocked at the head stays blocked until something is
+        # freed, unless the policy may reorder the queue
+        self.stuck = stuck and not self._h_order.implemented
+        self.stuck_head = None
+        self.dirty.clear()
+        if self.stuck:
+            head = next(iter(queue.values()))
+            if room is False or (room is None and index.tightest(head.cores, head.mem_mb) is None):
+                self.stuck_head = head  # blocked for room, not by the policy

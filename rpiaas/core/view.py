@@ -1,0 +1,138 @@
+"""ClusterView: what a policy sees of the cluster.
+
+One view lives for a whole run.  Its numpy arrays are updated in place by the
+control plane (reservations, power states) and by the shell (utilisation:
+modelled in simulation, measured on the testbed); a policy gets read-only
+views of them, never copies, so looking is free and writing raises.
+
+Index ``i`` of every array is node ``nodes[i]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from ..model import Node, PowerState, Task
+from .ledger import FreeCoresIndex, Ledger
+
+__all__ = ["ClusterView", "FreeCoresIndex"]  # FreeCoresIndex: the type of ``free_index``
+
+IntArray = npt.NDArray[np.int64]
+_ON = int(PowerState.ON)
+FloatArray = npt.NDArray[np.float64]
+
+
+def _readonly(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    v: npt.NDArray[np.generic] = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class ClusterView:
+    """Read-only state of the cluster, as numpy arrays indexed by node.
+
+    Attributes (all arrays have one entry per node):
+
+    - ``cores``, ``mem_mb``: capacity; ``cores_free``, ``mem_free_mb``: not reserved.
+    - ``speed``: relative to the reference core.
+    - ``power_idle_w``, ``power_max_w``: the node type's power profile.
+    - ``state``: a :class:`~rpiaas.model.PowerState` value (0 off, 1 booting, 2 on, 3 down).
+    - ``utilization``: CPU utilisation in [0, 1]: in simulation the share of the node's
+      cores that tasks reserved; live the utilisation measured on the node at its latest
+      poll (``utilization_measured`` is then true).
+    - ``tasks``: number of running tasks.
+    - ``idle_since_s``: when the node last became idle while on; ``nan`` when busy or not on.
+    - ``free_index``: a :class:`FreeCoresIndex` of the nodes that are on.
+    - ``now``: the time of the batch being decided.
+    - ``queue_length``: tasks waiting.
+    """
+
+    def __init__(self, nodes: tuple[Node, ...], ledger: Ledger | None = None,
+                 queue: Mapping[int, Task] | None = None) -> None:
+        """``ledger`` (every node's resources and tasks) and ``queue`` (waiting tasks by id,
+        in arrival order) are the control plane's own, read, never copied; without them
+        the view shows every node on and idle."""
+        self.nodes = nodes
+        self.names: tuple[str, ...] = tuple(n.name for n in nodes)
+        self.type_names: tuple[str, ...] = tuple(n.type.name for n in nodes)
+        n = len(nodes)
+        if ledger is None:
+            ledger = Ledger(nodes, [int(PowerState.ON)] * n)
+        self._ledger = ledger
+        self._speed = np.array([x.type.speed for x in nodes], dtype=np.float64)
+        self._speed_list: list[float] = self._speed.tolist()  # for scalar reads on the hot path
+        self._overhead_list: list[float] = [x.type.start_overhead_s for x in nodes]
+        self._power_idle_w = np.array([x.type.power_idle_w for x in nodes], dtype=np.float64)
+        self._power_max_w = np.array([x.type.power_max_w for x in nodes], dtype=np.float64)
+        self._utilization = np.zeros(n, dtype=np.float64)
+        self.free_index: FreeCoresIndex = ledger.index
+        self.now = 0.0
+        self.queue_length = 0
+        self.utilization_measured = False
+        self._queue: Mapping[int, Task] = queue if queue is not None else {}
+        # the ledger's arrays, for the masks below (the policy gets read-only views)
+        self._cores, self._mem_mb = ledger.cores, ledger.mem_mb
+        self._cores_free, self._mem_free_mb, self._state = (ledger.cores_free, ledger.mem_free_mb,
+                                                            ledger.state)
+
+        self.cores: IntArray = _readonly(ledger.cores)  # type: ignore[assignment]
+        self.mem_mb: IntArray = _readonly(ledger.mem_mb)  # type: ignore[assignment]
+        self.cores_free: IntArray = _readonly(ledger.cores_free)  # type: ignore[assignment]
+        self.mem_free_mb: IntArray = _readonly(ledger.mem_free_mb)  # type: ignore[assignment]
+        self.speed: FloatArray = _readonly(self._speed)  # type: ignore[assignment]
+        self.power_idle_w: FloatArray = _readonly(self._power_idle_w)  # type: ignore[assignment]
+        self.power_max_w: FloatArray = _readonly(self._power_max_w)  # type: ignore[assignment]
+        self.state: IntArray = _readonly(ledger.state)  # type: ignore[assignment]
+        self.utilization: FloatArray = _readonly(self._utilization)  # type: ignore[assignment]
+        self.tasks: IntArray = _readonly(ledger.tasks)  # type: ignore[assignment]
+        self.idle_since_s: FloatArray = _readonly(ledger.idle_since_s)  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    # -- for the shells ------------------------------------------------------
+    def utilization_sink(self, measured: bool) -> FloatArray:
+        """The writable array behind :attr:`utilization`, for the shell that keeps it:
+        the share of reserved cores in simulation, the utilisation measured on each
+        node live (``measured``, which :attr:`utilization_measured` then says)."""
+        self.utilization_measured = measured
+        return self._utilization
+
+    # -- convenience for policies ------------------------------------------
+    def fits(self, task: Task) -> npt.NDArray[np.bool_]:
+        """Mask of nodes that are on and have the free cores and memory for ``task``."""
+        mask: npt.NDArray[np.bool_] = (self._cores_free >= task.cores) & (self._mem_free_mb >= task.mem_mb)
+        if self._ledger.not_on:  # else every node is on
+            mask &= self._state == _ON
+        return mask
+
+    def could_ever_fit(self, task: Task) -> npt.NDArray[np.bool_]:
+        """Mask of nodes whose capacity (not free share) is enough for ``task``."""
+        return (self._cores >= task.cores) & (self._mem_mb >= task.mem_mb)
+
+    def fits_node(self, task: Task, node: int) -> bool:
+        """Whether ``node`` is on and has room for ``task`` now."""
+        return bool(
+            self._state[node] == _ON
+            and self._cores_free[node] >= task.cores
+            and self._mem_free_mb[node] >= task.mem_mb
+        )
+
+    def running(self, node: int) -> Mapping[int, Task]:
+        """Tasks running on ``node`` by id (``task.est_end_s`` is their estimated end)."""
+        return self._ledger.running_on[node]
+
+    def queued(self) -> list[Task]:
+        """Waiting tasks in arrival order."""
+        return list(self._queue.values())
+
+    def estimate_s(self, task: Task, node: int) -> float:
+        """Runtime estimate of ``task`` on ``node``: its walltime if given, else exact
+        (the node type's ``start_overhead_s`` plus the work at the node's speed)."""
+        w = task.walltime_s
+        if w is not None:
+            return w
+        return self._overhead_list[node] + task.work_core_s / (task.cores * self._speed_list[node])

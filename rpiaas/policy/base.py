@@ -1,0 +1,125 @@
+"""What a policy is: a named class of hook implementations with parameters.
+
+A policy subclasses :class:`Policy`, sets ``NAME`` (used in scenario files)
+and implements some of the hooks of :mod:`rpiaas.policy.hookspecs` as methods marked
+with :data:`hookimpl`.  Its constructor's keyword arguments are its
+parameters, filled from the scenario's ``policy.params``; a parameter named
+``rng`` receives the run's policy random generator instead.
+
+This module also defines the small values hooks return: :class:`Reservation`,
+:data:`SKIP` and :class:`PowerPlan`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pluggy
+
+__all__ = ["SKIP", "Policy", "PolicyError", "PolicyParamError", "PowerPlan", "Reservation", "hookimpl"]
+
+hookimpl = pluggy.HookimplMarker("rpiaas")
+
+
+class Policy:
+    """Base class of policies.  Subclasses set ``NAME`` and implement hooks.
+
+    The first line of the class docstring is the one-line summary shown by
+    ``rpiaas policies``.
+    """
+
+    NAME: ClassVar[str] = ""
+
+    @classmethod
+    def summary(cls) -> str:
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    @classmethod
+    def parameters(cls) -> dict[str, inspect.Parameter]:
+        """The policy's parameters (constructor keywords), without ``rng``."""
+        sig = inspect.signature(cls.__init__)
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return {
+            name: p
+            for name, p in sig.parameters.items()
+            if name not in ("self", "rng") and p.kind in kinds
+        }
+
+    @classmethod
+    def create(cls, params: dict[str, Any], rng: Any = None) -> Policy:
+        """Instantiate with ``params``; raises :class:`PolicyParamError` naming a bad key."""
+        known = cls.parameters()
+        for key in params:
+            if key not in known:
+                hint = ", ".join(sorted(known)) or "none"
+                raise PolicyParamError(key, f"unknown parameter of policy {cls.NAME!r} (known: {hint})")
+        for key, p in known.items():
+            if key in params and p.default is not inspect.Parameter.empty and p.default is not None:
+                want = type(p.default)
+                got = params[key]
+                if want is float and isinstance(got, int) and not isinstance(got, bool):
+                    params = {**params, key: float(got)}
+                elif not isinstance(got, want) or (want is not bool and isinstance(got, bool)):
+                    raise PolicyParamError(key, f"expected {want.__name__}, got {got!r}")
+        kwargs = dict(params)
+        if "rng" in inspect.signature(cls.__init__).parameters:
+            kwargs["rng"] = rng
+        try:
+            return cls(**kwargs)
+        except PolicyParamError:
+            raise
+        except ValueError as e:
+            raise PolicyParamError("", str(e)) from None
+
+
+class PolicyParamError(ValueError):
+    """A policy parameter is unknown or invalid; ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A promise to a blocked task: node ``node`` will be kept for it from ``start_s``.
+
+    While the reservation holds, the control plane starts a later task on
+    ``node`` only if its estimated end is before ``start_s`` or the node
+    still has room for the blocked task at ``start_s`` (EASY backfilling).
+    """
+
+    node: int
+    start_s: float
+
+
+class _Skip:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+SKIP: Any = _Skip()
+"""Returned by ``rpiaas_blocked``: leave the blocked task waiting, try the next one."""
+
+
+@dataclass
+class PowerPlan:
+    """Nodes to switch on and off, and when to be asked again."""
+
+    on: list[int] = field(default_factory=list)
+    off: list[int] = field(default_factory=list)
+    wake_at_s: float | None = None
+
+
+class PolicyError(RuntimeError):
+    """A policy raised, or answered something the control plane cannot carry out.
+
+    Raised from :meth:`ControlPlane.step` with the simulated time in the message;
+    ``__cause__`` holds the policy's own exception when it raised one.
+    """

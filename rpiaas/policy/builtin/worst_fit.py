@@ -1,0 +1,23 @@
+"""Worst fit: the node the task leaves the most free cores on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...model import Task
+from ..base import Policy, hookimpl
+
+if TYPE_CHECKING:
+    from ...core.view import ClusterView
+
+NAME = "worst_fit"
+
+
+class WorstFit(Policy):
+    """Place each task on the node it leaves with the most room (most free cores, then most memory)."""
+
+    NAME = NAME
+
+    @hookimpl
+    def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
+        return view.free_index.loosest(task.cores, task.mem_mb)

@@ -1,0 +1,94 @@
+"""What a run will cost, checked before it starts: tasks, simulated time, rows of nodes.csv.
+
+A scenario can be valid key by key and still never finish: sampled every
+microsecond, a horizon of 10^12 s, one task of 10^12 core-seconds.  These
+checks estimate a run's length from its scenario and refuse, with the key to
+blame and the limit (:mod:`rpiaas.inputs.limits`), what would pass a limit; the
+simulation checks the same limits again as it runs (:func:`check_progress`),
+for what no estimate foresees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..inputs import limits
+from ..inputs.source import KeyPath, LimitError, Source
+from ..model import ClusterSpec
+from . import Distribution, Generator, TaskList, Workload
+
+__all__ = ["check_progress", "check_scenario_bounds"]
+
+
+def _mean(dist: Distribution) -> float:
+    """A distribution's mean, estimated from a fixed sample (no analytic case per kind)."""
+    return float(np.mean(dist.draw(np.random.default_rng(0), 4096)))
+
+
+def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
+                          horizon_s: float | None, sample_s: float,
+                          fault_times_s: Sequence[float] = ()) -> None:
+    """Refuse a scenario whose run would pass a limit (tasks, simulated time, nodes.csv rows)."""
+    max_time = limits.SIM_TIME_S.value()
+    max_tasks = limits.TASKS.value()
+    max_rows = limits.SAMPLE_ROWS.value()
+    nodes = len(cluster.nodes)
+    if horizon_s is not None and horizon_s > max_time:
+        src.fail(("horizon_s",), f"{horizon_s:g} s is beyond the longest simulated time "
+                                 f"({limits.SIM_TIME_S.hint()})", LimitError)
+    count = workload.count
+    gen: KeyPath = ("workload", "generator")
+    if count is not None and count > max_tasks:
+        src.fail((*gen, "count") if isinstance(workload, Generator) else ("workload",),
+                 f"{count:,} tasks is more than a run takes ({limits.TASKS.hint()})", LimitError)
+    # the run's length: the horizon, or a lower estimate of when the work is done
+    duration = horizon_s
+    blame: KeyPath = ("horizon_s",)
+    if isinstance(workload, Generator):
+        gap = _mean(workload.interarrival_s)
+        if count is None and horizon_s is not None and gap > 0 and horizon_s / gap > max_tasks:
+            src.fail(("horizon_s",), f"an endless generator brings about {horizon_s / gap:,.0f} "
+                                     f"tasks in {horizon_s:g} s ({limits.TASKS.hint()})", LimitError)
+        if horizon_s is None and count is not None:
+            fastest = max(n.type.cores * n.type.speed for n in cluster.nodes)
+            duration = workload.start_s + count * gap + _mean(workload.work_core_s) / fastest
+            blame = (*gen, "work_core_s")
+    elif isinstance(workload, TaskList) and horizon_s is None and workload.items:
+        # every task runs at least its work over the fastest node's cores it asks for
+        speed = max(n.type.speed for n in cluster.nodes)
+        ends = [t.arrival_s + t.work_core_s / (t.cores * speed) for t in workload.items]
+        last = int(np.argmax(ends))
+        duration = ends[last]
+        blame = ("workload", "tasks", workload.positions.get(workload.items[last].id, last),
+                 "work_core_s")
+    if horizon_s is None and fault_times_s:  # the run lasts until the last fault is over
+        last = int(np.argmax(fault_times_s))
+        if duration is None or fault_times_s[last] > duration:
+            duration, blame = fault_times_s[last], ("faults", last)
+    if duration is None or not math.isfinite(duration):
+        return
+    if duration > max_time:
+        src.fail(blame, f"the run would last at least {duration:g} simulated seconds "
+                        f"({limits.SIM_TIME_S.hint()})", LimitError)
+    rows = (duration / sample_s + 2) * nodes
+    if rows > max_rows:
+        src.fail(("sample_interval_s",) if sample_s < 1 or blame == ("horizon_s",) else blame,
+                 f"sampling {nodes:,} nodes every {sample_s:g} s for {duration:g} s writes "
+                 f"about {rows:,.0f} rows of nodes.csv ({limits.SAMPLE_ROWS.hint()}); "
+                 f"sample less often or shorten the run", LimitError)
+
+
+def check_progress(file: str | None, now_s: float, rows: int) -> None:
+    """Stop a run that passes a limit no estimate foresaw (called at every node sample)."""
+    max_rows = limits.SAMPLE_ROWS.value()
+    max_time = limits.SIM_TIME_S.value()
+    if rows > max_rows:
+        raise LimitError(f"the run wrote {rows:,} rows of nodes.csv by simulated time {now_s:g} s "
+                         f"and is not done ({limits.SAMPLE_ROWS.hint()}); sample less often or "
+                         f"set horizon_s", file, None, "sample_interval_s")
+    if now_s > max_time:
+        raise LimitError(f"the run reached simulated time {now_s:g} s and is not done "
+                         f"({limits.SIM_TIME_S.hint()}); set horizon_s", file, None, "horizon_s")
