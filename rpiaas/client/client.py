@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..inputs.source import load_file
-from .progress import RunProgress
 from ..model import Task
 from ..rundir import RUN_FILES
 from ..rundir.fidelity import summary_line
 from ..scenario import Scenario, rng_streams
+from .progress import RunProgress
 
 __all__ = ["MasterError", "run_live", "scenario_payload"]
 
