@@ -55,6 +55,31 @@ class NodeType:
     source: str = ""
     start_overhead_s: float = 0.0
 
+    def work_s(self, work_core_s: float, cores: int) -> float:
+        """Seconds ``work_core_s`` of work takes on ``cores`` cores at this type's speed."""
+        return work_core_s / (cores * self.speed)
+
+    def runtime_s(self, work_core_s: float, cores: int) -> float:
+        """How long a task of ``work_core_s`` on ``cores`` cores runs on this type: the start
+        overhead, then its work (:meth:`work_s`).  The one home of the rule: the control
+        plane's estimates, the simulation's task ends and the run-length bounds ask it."""
+        return self.start_overhead_s + self.work_s(work_core_s, cores)
+
+    def end_s(self, start_s: float, work_core_s: float, cores: int) -> float:
+        """When such a task started at ``start_s`` ends: :meth:`runtime_s` after it, added
+        in the order of the events (the start, its overhead, its work), so a task end
+        falls on the same double whatever the start time's magnitude."""
+        return start_s + self.start_overhead_s + self.work_s(work_core_s, cores)
+
+    def power_w(self, state: int, utilization: float) -> float:
+        """The power model: watts drawn in power ``state`` (a :class:`PowerState`) at CPU
+        ``utilization`` (0 to 1; only read while on)."""
+        if state == _ON:
+            return self.power_idle_w + (self.power_max_w - self.power_idle_w) * utilization
+        if state == _BOOTING:
+            return self.power_boot_w
+        return self.power_off_w
+
 
 def _profile(
     name: str,
@@ -180,6 +205,10 @@ class PowerState(enum.IntEnum):
     BOOTING = 1
     ON = 2
     DOWN = 3  # failed or unreachable; not under the policy's control
+
+
+_ON = int(PowerState.ON)
+_BOOTING = int(PowerState.BOOTING)
 
 
 @dataclass(slots=True, eq=False)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple, cast
+from typing import NoReturn, cast
 
 from ..model import Node, PowerState, Task, TaskState
 from ..policy.base import Policy, PolicyError
@@ -47,21 +47,8 @@ from .queuepass import QueuePass
 from .rebalance import PolicyMoves
 from .view import ClusterView
 
-__all__ = ["TRACE_TOP_K", "ControlPlane", "OneEvent", "PolicyError"]
+__all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
 
-
-class OneEvent(NamedTuple):
-    """The parts of a control plane its one-event step works on (:attr:`ControlPlane.one_event`)."""
-
-    queue: dict[int, Task]
-    queue_pass: QueuePass
-    rule: Callable[[int, int], int | None] | None  # the built-in best/worst fit's index search
-    choose: Callable[..., int]  # Placement.choose: asks the policy
-    capacity: tuple[int, int]  # the cluster's largest cores and memory
-    record: Callable[[tuple[float, float, int, int]], object] | None  # the event log's
-    speed: list[float]
-    overhead: list[float]
-    tightest: Callable[[int, int], int | None]  # the free index's best fit
 
 _ON = int(PowerState.ON)
 _QUEUED, _RUNNING, _COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
@@ -129,25 +116,26 @@ class ControlPlane:
         caps = {(n.type.cores, n.type.mem_mb) for n in self.nodes}
         self._capacities = sorted(
             (c, m) for c, m in caps if not any(c2 >= c and m2 >= m and (c2, m2) != (c, m) for c2, m2 in caps))
-        # the ledger's plain lists and containers, read on the hot path
-        self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
-        self._running, self._running_on, self._index = ledger.running, ledger.running_on, ledger.index
+        self._running, self._running_on = ledger.running, ledger.running_on
+        self._types = [n.type for n in self.nodes]
         self.booting = 0
         self.events_applied = 0
         # a plain FIFO pass (no reordering, no blocked hook, no trace) has its own loop
         self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
         self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
                                self._h_order, self._h_blocked, self._trace, self._start, self._write)
-        self._choose = self._placement.choose
-        self._rule = self._placement.rule
-        self._speed, self._overhead = view._speed_list, view._overhead_list
-        cap = self._capacities
+        caps = self._capacities
         # the common cluster has one largest capacity: two comparisons per arrival
-        self._cap1: tuple[int, int] | None = cap[0] if len(cap) == 1 else None
-        # the one-event step (one_event) only when nothing but placement is asked
-        self._lone = (self._fifo and self._cap1 is not None and not (
+        self._largest: tuple[int, int] | None = caps[0] if len(caps) == 1 else None
+        # arrive() and finish() as one event each (not through step()) when nothing but
+        # placement is asked of the policy, from a FIFO queue
+        self._single = (self._fifo and self._largest is not None and not (
             self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
             or self._h_power.implemented))
+        # no hook reads the view during a step when placement is the free index's answer
+        # (Placement.rule) and nothing else is asked: the ledger then keeps its lists alone
+        self._reads_view = not (self._single and self._placement.rule is not None)
+        ledger.arrays_follow = self._reads_view
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
             TaskFinished: self._on_finished,  # type: ignore[dict-item]
@@ -191,23 +179,43 @@ class ControlPlane:
     @property
     def node_states(self) -> Sequence[int]:
         """Every node's :class:`~rpiaas.model.PowerState` value (a live list: do not change it)."""
-        return self._st
+        return self._ledger.state_list
 
     @property
     def node_cores_free(self) -> Sequence[int]:
         """Every node's unreserved cores (a live list: do not change it)."""
-        return self._cf
+        return self._ledger.cores_free_list
 
     @property
     def node_mem_free_mb(self) -> Sequence[int]:
         """Every node's unreserved memory in MB (a live list: do not change it)."""
-        return self._mf
+        return self._ledger.mem_free_list
 
     def changed_nodes(self) -> list[int]:
-        """The nodes whose reservations or power state the last :meth:`step` changed, in the
-        order of the changes (a node may repeat), once: a second call returns none.  The
-        shells feed them to their :class:`~rpiaas.core.energy.NodeUsage` after every step."""
+        """The nodes whose reservations or power state changed since the last call, in the
+        order of the changes (a node may repeat).  The shells feed them to their
+        :class:`~rpiaas.core.energy.NodeUsage` after every step
+        (:meth:`NodeUsage.follow <rpiaas.core.energy.NodeUsage.follow>`)."""
         return self._ledger.take_changed()
+
+    @property
+    def single_event(self) -> bool:
+        """Whether :meth:`arrive` and :meth:`finish` take one event without a batch: a FIFO
+        queue, one largest node capacity, and no policy hook but placement."""
+        return self._single
+
+    @property
+    def reads_view(self) -> bool:
+        """Whether a policy hook may read the view's arrays during a step.  When none does
+        (placement is the free index's answer, nothing else is asked), the view's free
+        cores, free memory, task counts (and the shell's utilisation) may be left until
+        :meth:`sync_view` before they are read."""
+        return self._reads_view
+
+    def sync_view(self) -> None:
+        """The view's arrays up to date (see :attr:`reads_view`)."""
+        if not self._reads_view:
+            self._ledger.sync_view()
 
     # ------------------------------------------------------------ the step
     def step(self, now: float, events: list[Event]) -> list[Action]:
@@ -216,11 +224,9 @@ class ControlPlane:
         A policy that raises, or answers what cannot be done, stops the run with
         a :class:`PolicyError` naming the policy, the hook, the task and ``now``.
         """
-        # the body of _step, written here: one call less per event
         try:
             view = self.view
             view.now = now
-            self._ledger.changed = []
             if len(events) > 1:
                 events.sort(key=event_order)
             actions: list[Action] = []
@@ -233,55 +239,81 @@ class ControlPlane:
                 for ev in events:
                     dispatch[type(ev)](ev, now, actions)
             self.events_applied += len(events)
-            if self._queue:
-                qp = self._pass
-                if qp.stuck and qp.dirty:
-                    qp.recheck_head()
-                if not qp.stuck:
-                    if self._fifo:
-                        qp.fifo(now, actions)
-                    else:
-                        qp.general(now, actions)
-            view.queue_length = len(self._queue)
+            self._schedule(now, actions)
             if self._h_rebalance.implemented:
                 self._moves.rebalance(now, actions)
             if self._h_power.implemented:
                 self.booting += self._moves.power(now, actions)
             return actions
         except Exception as e:
-            located = self._located(e, now)
-            if located is None:
-                raise
-            raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
+            self._fail(e, now)
 
-    def _located(self, e: Exception, now: float) -> PolicyError | None:
-        """A policy's failure as one located error (policy, hook, task, time); None if the
-        exception did not come from a policy."""
+    def arrive(self, task: Task, now: float) -> list[Action]:
+        """``task`` arrives at ``now``: :meth:`step` of that one event, the same to the byte,
+        without a batch to sort and dispatch when the policy is only asked for placement
+        (:attr:`single_event`).  Returns the actions (the starts of the pass)."""
+        largest = self._largest
+        if not self._single or largest is None or task.cores > largest[0] or task.mem_mb > largest[1]:
+            return self.step(now, [TaskArrived(task)])
+        try:
+            self.view.now = now
+            if self._rec is not None:
+                self._rec((ARRIVE, now, task.id, 0))
+            task.state = _QUEUED
+            self.events_applied += 1
+            actions: list[Action] = []
+            qp = self._pass
+            if self._queue or qp.stuck:
+                self._queue[task.id] = task
+                self._schedule(now, actions)
+            else:
+                qp.offer(task, now, actions)
+                self.view.queue_length = len(self._queue)
+            return actions
+        except Exception as e:
+            self._fail(e, now)
+
+    def finish(self, task_id: int, now: float) -> list[Action]:
+        """Task ``task_id`` ended well at ``now``: :meth:`step` of that one event, as
+        :meth:`arrive` is.  Returns the actions (the starts of the pass)."""
+        task = self._running.get(task_id)
+        if not self._single or task is None:
+            return self.step(now, [TaskFinished(task_id)])
+        try:
+            self.view.now = now
+            if self._rec is not None:
+                self._rec((FINISH, now, task_id, 0))
+            self._completed(task, now)
+            self.events_applied += 1
+            actions: list[Action] = []
+            self._schedule(now, actions)
+            return actions
+        except Exception as e:
+            self._fail(e, now)
+
+    def _schedule(self, now: float, actions: list[Action]) -> None:
+        """The scheduling pass over the queue, unless it is stuck and nothing it waits for
+        was freed."""
+        if self._queue:
+            qp = self._pass
+            if qp.stuck and qp.dirty:
+                qp.recheck_head()
+            if not qp.stuck:
+                if self._fifo:
+                    qp.fifo(now, actions)
+                else:
+                    qp.general(now, actions)
+        self.view.queue_length = len(self._queue)
+
+    def _fail(self, e: Exception, now: float) -> NoReturn:
+        """Raise ``e``: a policy's failure as one located :class:`PolicyError` (policy, hook,
+        task, time), anything else as it is."""
         if isinstance(e, PolicyError):
-            return PolicyError(f"{e} (at simulated time {now:g} s)")
+            raise PolicyError(f"{e} (at simulated time {now:g} s)") from e.__cause__
         failure = locate_failure(self.pm, e)
-        return None if failure is None else PolicyError(f"{failure} at simulated time {now:g} s")
-
-    # ------------------------------------------------------------ the one-event step
-    @property
-    def one_event(self) -> OneEvent | None:
-        """What a shell's one-event step needs, when :meth:`step` of a single arrival or task
-        end can be written out: a FIFO queue, one largest node capacity, and no policy hook
-        but placement (no admission, notification, rebalancing or power management); else
-        ``None``.  The simulation's fast path (:mod:`rpiaas.sim.fastpath`) is that step.
-        """
-        if not self._lone or self._cap1 is None:
-            return None
-        return OneEvent(self._queue, self._pass, self._rule, self._choose, self._cap1, self._rec,
-                        self._speed, self._overhead, self._index.tightest)
-
-    def raise_located(self, e: Exception, now: float) -> None:
-        """Raise ``e`` as :meth:`step` would: a policy's failure as one located
-        :class:`PolicyError` (policy, hook, task, time), anything else as it is."""
-        located = self._located(e, now)
-        if located is None:
+        if failure is None:
             raise e
-        raise located from (e.__cause__ if isinstance(e, PolicyError) else e)
+        raise PolicyError(f"{failure} at simulated time {now:g} s") from e
 
     # ------------------------------------------------------------ events
     def _on_arrived(self, ev: TaskArrived, now: float, actions: list[Action]) -> None:
@@ -291,9 +323,9 @@ class ControlPlane:
             rec((ARRIVE, now, task.id, 0))
         c, m = task.cores, task.mem_mb
         reason: str | None = None
-        cap1 = self._cap1
-        if cap1 is not None:
-            fits = c <= cap1[0] and m <= cap1[1]
+        largest = self._largest
+        if largest is not None:
+            fits = c <= largest[0] and m <= largest[1]
         else:
             fits = any(c <= cc and m <= mm for cc, mm in self._capacities)
         if not fits:
@@ -322,8 +354,7 @@ class ControlPlane:
 
     def _completed(self, task: Task, now: float) -> None:
         """``task`` ended well at ``now``: its resources back, a stuck pass told, its row due."""
-        self._ledger.release(task, now)  # _release, written out
-        self._pass.freed(task.node)
+        self._release(task, now)
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)
@@ -358,23 +389,23 @@ class ControlPlane:
         for task in lost:
             self._release(task, now)
             self._fail_or_retry(task, now)
-        if self._st[n] == PowerState.BOOTING:
+        if self._ledger.state_list[n] == PowerState.BOOTING:
             self.booting -= 1
         self._ledger.take_off(n, int(PowerState.DOWN))
 
     def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
         n = ev.node
         self._write({"t": now, "ev": "node_up", "node": self.nodes[n].name})
-        if self._st[n] == _ON:
+        if self._ledger.state_list[n] == _ON:
             return
-        if self._st[n] == PowerState.BOOTING:
+        if self._ledger.state_list[n] == PowerState.BOOTING:
             self.booting -= 1
         self._bring_on(n, now)
 
     def _on_node_booted(self, ev: NodeBooted, now: float, actions: list[Action]) -> None:
         n = ev.node
         self._write({"t": now, "ev": "booted", "node": self.nodes[n].name})
-        if self._st[n] != PowerState.BOOTING:
+        if self._ledger.state_list[n] != PowerState.BOOTING:
             return
         self.booting -= 1
         self._bring_on(n, now)
@@ -397,10 +428,9 @@ class ControlPlane:
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        # view.estimate_s, written out
         w = task.walltime_s
         task.est_end_s = now + (w if w is not None else
-                                self._overhead[node] + task.work_core_s / (task.cores * self._speed[node]))
+                                self._types[node].runtime_s(task.work_core_s, task.cores))
         rec = self._rec
         if rec is not None:
             rec((START, now, task.id, node))

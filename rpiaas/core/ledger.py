@@ -9,9 +9,10 @@ shells through :meth:`Ledger.take_changed` and its plain lists.
 
 Each quantity is kept twice on purpose: as a numpy array (what a policy
 reads, vectorised) and as a plain list (what the control plane's hot path
-reads, a scalar at a time, without numpy's per-item cost).  A writer may keep
-the lists alone up to date while nothing reads the arrays, then call
-:meth:`Ledger.sync_view`.
+reads, a scalar at a time, without numpy's per-item cost).  While no policy
+reads the arrays during a step, the control plane keeps the lists alone
+(``arrays_follow``) and calls :meth:`Ledger.sync_view` before anything reads
+the arrays.
 """
 
 from __future__ import annotations
@@ -127,9 +128,10 @@ class Ledger:
 
     Arrays (indexed by node): ``cores``, ``mem_mb``, ``cores_free``,
     ``mem_free_mb``, ``state``, ``tasks`` (running tasks), ``idle_since_s``
-    (``nan`` while busy or not on).  Plain lists ``cf``, ``mf``, ``st`` mirror
-    ``cores_free``, ``mem_free_mb`` and ``state``.  ``running`` holds the
-    running tasks by id, ``running_on[n]`` those of node ``n``.
+    (``nan`` while busy or not on).  Plain lists ``cores_free_list``,
+    ``mem_free_list`` and ``state_list`` mirror ``cores_free``, ``mem_free_mb``
+    and ``state``.  ``running`` holds the running tasks by id, ``running_on[n]``
+    those of node ``n``; ``index`` the nodes that are on by free resources.
     """
 
     def __init__(self, nodes: Sequence[Node], states: Sequence[int]) -> None:
@@ -143,69 +145,73 @@ class Ledger:
         self.idle_since_s = np.zeros(n, dtype=np.float64)
         # writable memoryviews of the arrays: a scalar write through one costs a
         # third of numpy's ``a[i] = x``, and the arrays see it at once
-        self._cfw: Any = memoryview(self.cores_free)
-        self._mfw: Any = memoryview(self.mem_free_mb)
-        self._tw: Any = memoryview(self.tasks)  # type: ignore[arg-type]
-        self._idw: Any = memoryview(self.idle_since_s)  # type: ignore[arg-type]
-        self.cf: list[int] = self.cores_free.tolist()
-        self.mf: list[int] = self.mem_free_mb.tolist()
-        self.st: list[int] = [_ON] * n
+        self._cores_free_out: Any = memoryview(self.cores_free)
+        self._mem_free_out: Any = memoryview(self.mem_free_mb)
+        self._tasks_out: Any = memoryview(self.tasks)  # type: ignore[arg-type]
+        self._idle_out: Any = memoryview(self.idle_since_s)  # type: ignore[arg-type]
+        self.cores_free_list: list[int] = self.cores_free.tolist()
+        self.mem_free_list: list[int] = self.mem_free_mb.tolist()
+        self.state_list: list[int] = [_ON] * n
         self.not_on = 0  # nodes not on (off, booting or down): none, and no mask needs the state
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
-        self._move = self.index.move
-        self.changed: list[int] = []
+        # whether reservations write the arrays at once; else sync_view() brings them up to date
+        self.arrays_follow = True
+        self._changed: list[int] = []
         for i, st in enumerate(states):
             self.set_state(i, int(st))
             if st == _ON:
-                self.index.add(i, self.cf[i], self.mf[i])
+                self.index.add(i, self.cores_free_list[i], self.mem_free_list[i])
                 self.idle_since_s[i] = 0.0
             else:
                 self.idle_since_s[i] = _NAN
+        self._changed = []  # the states at time 0 are no change
 
     def take_changed(self) -> list[int]:
-        """The nodes changed since the last call, in order (a node may repeat)."""
-        changed, self.changed = self.changed, []
+        """The nodes whose reservations or power state changed since the last call, in the
+        order of the changes (a node may repeat)."""
+        changed, self._changed = self._changed, []
         return changed
 
     def set_state(self, n: int, state: int) -> None:
-        old = self.st[n]
+        old = self.state_list[n]
         if old != state and (old == _ON or state == _ON):
             self.not_on += 1 if old == _ON else -1
         self.state[n] = state
-        self.st[n] = state
-        self.changed.append(n)
+        self.state_list[n] = state
+        self._changed.append(n)
 
     def bring_on(self, n: int, now: float) -> None:
         """Node ``n`` is on (booted, or back up)."""
         self.set_state(n, _ON)
-        self.index.add(n, self.cf[n], self.mf[n])
+        self.index.add(n, self.cores_free_list[n], self.mem_free_list[n])
         self.idle_since_s[n] = now if not self.running_on[n] else _NAN
 
     def take_off(self, n: int, state: int) -> None:
         """Node ``n`` leaves the on state for ``state`` (off, booting or down)."""
-        if self.st[n] == _ON:
-            self.index.remove(n, self.cf[n], self.mf[n])
+        if self.state_list[n] == _ON:
+            self.index.remove(n, self.cores_free_list[n], self.mem_free_list[n])
         self.set_state(n, state)
         self.idle_since_s[n] = _NAN
 
     def reserve(self, task: Task, node: int) -> None:
         """``task`` takes its cores and memory on ``node``."""
-        cf, mf = self.cf, self.mf
+        cf, mf = self.cores_free_list, self.mem_free_list
         old = cf[node]
         old_mem = mf[node]
-        new = old - task.cores
-        mem = old_mem - task.mem_mb
-        cf[node] = self._cfw[node] = new
-        mf[node] = self._mfw[node] = mem
-        self._move(node, old, old_mem, new, mem)
-        self.changed.append(node)
-        self._idw[node] = _NAN
+        new = cf[node] = old - task.cores
+        mem = mf[node] = old_mem - task.mem_mb
+        self.index.move(node, old, old_mem, new, mem)
+        self._changed.append(node)
         self.running[task.id] = task
         on_node = self.running_on[node]
         on_node[task.id] = task
-        self._tw[node] = len(on_node)
+        if self.arrays_follow:
+            self._cores_free_out[node] = new
+            self._mem_free_out[node] = mem
+            self._tasks_out[node] = len(on_node)
+        self._idle_out[node] = _NAN
         task.node = node
 
     def release(self, task: Task, now: float) -> None:
@@ -214,24 +220,25 @@ class Ledger:
         del self.running[task.id]
         on_node = self.running_on[node]
         del on_node[task.id]
-        cf, mf = self.cf, self.mf
+        cf, mf = self.cores_free_list, self.mem_free_list
         old = cf[node]
         old_mem = mf[node]
-        new = old + task.cores
-        mem = old_mem + task.mem_mb
-        cf[node] = self._cfw[node] = new
-        mf[node] = self._mfw[node] = mem
-        if self.st[node] == _ON:
-            self._move(node, old, old_mem, new, mem)
+        new = cf[node] = old + task.cores
+        mem = mf[node] = old_mem + task.mem_mb
+        if self.arrays_follow:
+            self._cores_free_out[node] = new
+            self._mem_free_out[node] = mem
+            self._tasks_out[node] = len(on_node)
+        if self.state_list[node] == _ON:
+            self.index.move(node, old, old_mem, new, mem)
             if not on_node:
-                self._idw[node] = now
-        self._tw[node] = len(on_node)
-        self.changed.append(node)
+                self._idle_out[node] = now
+        self._changed.append(node)
 
     def sync_view(self) -> None:
         """Bring the arrays of free cores, free memory and task counts up to date with the
-        plain lists, for a writer of the lists alone (the simulation's fast path, while no
-        policy reads the view: it calls this before anything reads the arrays)."""
-        self.cores_free[:] = self.cf
-        self.mem_free_mb[:] = self.mf
+        plain lists, for a run that does not keep them at every reservation
+        (``arrays_follow`` false: no policy reads them during a step)."""
+        self.cores_free[:] = self.cores_free_list
+        self.mem_free_mb[:] = self.mem_free_list
         self.tasks[:] = [len(on_node) for on_node in self.running_on]

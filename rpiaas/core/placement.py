@@ -10,7 +10,6 @@ and the view, writes nothing, and fills a decision-trace record when asked.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -19,7 +18,7 @@ import numpy.typing as npt
 import pluggy
 
 from ..model import Node, PowerState, Task
-from ..policy.base import PolicyError, Reservation
+from ..policy.base import Policy, PolicyError, Reservation
 from ..policy.plugins import HookCall
 from .decisions import RESERVATION, DecisionTrace
 from .ledger import Ledger
@@ -29,25 +28,17 @@ __all__ = ["Placement"]
 
 _ON = int(PowerState.ON)
 
-# Built-in policies whose rpiaas_place answers exactly a search of the free index:
-# (module, class, the FreeCoresIndex method it calls).  Looked up in sys.modules, so
-# the control plane imports no policy; a subclass that overrides rpiaas_place is not matched.
-_INDEX_RULES = (("rpiaas.policies.best_fit", "BestFit", "tightest"),
-                ("rpiaas.policies.worst_fit", "WorstFit", "loosest"))
-
-
-def _index_rule(place: Any, ledger: Ledger) -> Callable[[int, int], int | None] | None:
-    """The free index's search that ``place`` (a bound ``rpiaas_place``) answers with, if it
-    is a built-in policy's that does nothing else; else None."""
-    func = getattr(place, "__func__", None)
-    if func is None:
+def _index_rule(pm: pluggy.PluginManager, ledger: Ledger) -> Callable[[int, int], int | None] | None:
+    """The free index's search that the run's one ``rpiaas_place`` declares it answers with
+    (:attr:`Policy.index_rule <rpiaas.policy.base.Policy.index_rule>`), or None."""
+    impls = pm.hook.rpiaas_place.get_hookimpls()
+    if len(impls) != 1 or not isinstance(impls[0].plugin, Policy):
         return None
-    for module, cls, method in _INDEX_RULES:
-        mod = sys.modules.get(module)
-        if mod is not None and func is getattr(getattr(mod, cls, None), "rpiaas_place", None):
-            rule: Callable[[int, int], int | None] = getattr(ledger.index, method)
-            return rule
-    return None
+    name = type(impls[0].plugin).declared_index_rule()
+    if name is None:
+        return None
+    rule: Callable[[int, int], int | None] = getattr(ledger.index, name)
+    return rule
 
 
 class Placement:
@@ -72,15 +63,15 @@ class Placement:
         self._h_filter = filter_hook
         self._h_score = score_hook
         self._trace = trace
-        self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
+        self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self._running_on = ledger.running_on
         self._n = len(nodes)
         # only rpiaas_place: its answer, checked, is the choice (outside a reservation)
         self._place_only = place_hook.implemented and not (filter_hook.implemented
                                                            or score_hook.implemented)
         # ``rule(cores, mem_mb)``: the node the policy would answer, asked of the free index
-        # directly (built-in best and worst fit alone; see _INDEX_RULES), or None
-        self.rule = _index_rule(self._place, ledger) if self._place_only else None
+        # directly (a policy that declares its index_rule, asked alone), or None
+        self.rule = _index_rule(pm, ledger) if self._place_only else None
         # the one rpiaas_score implementation, called by position (no keyword dict, no list)
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")

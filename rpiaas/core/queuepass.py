@@ -56,7 +56,7 @@ class QueuePass:
         self._start = start
         self._write = write
         self._index = ledger.index
-        self._cf, self._mf, self._st = ledger.cf, ledger.mf, ledger.st
+        self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self.stuck = False
         self.stuck_head: Task | None = None
         self.dirty: list[int] = []
@@ -79,6 +79,27 @@ class QueuePass:
                 self.stuck_head = None
                 break
         self.dirty.clear()
+
+    def offer(self, task: Task, now: float, actions: list[Action]) -> None:
+        """:meth:`fifo` of an empty queue and the one task just arrived, without putting it
+        in the queue first: it starts, or it waits and the pass stops at it."""
+        rule = self._rule
+        if rule is not None:
+            found = rule(task.cores, task.mem_mb)
+            node = -1 if found is None else found
+        else:
+            node = self._choose(task, None, None, now)
+        if node < 0:
+            self._queue[task.id] = task
+            self.stuck = True
+            self.stuck_head = task if rule is not None or self._index.tightest(
+                task.cores, task.mem_mb) is None else None
+        else:
+            self._start(task, node, now, actions)
+            self.stuck = False
+            self.stuck_head = None
+        if self.dirty:
+            self.dirty.clear()
 
     def fifo(self, now: float, actions: list[Action]) -> None:
         """:meth:`general` without a queue order, a blocked hook or a trace: the

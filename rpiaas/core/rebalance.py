@@ -48,7 +48,7 @@ class PolicyMoves:
         self._write = write
         self._release = release
         self._on_final = on_final
-        self._running, self._running_on, self._st = ledger.running, ledger.running_on, ledger.st
+        self._running, self._running_on, self._st = ledger.running, ledger.running_on, ledger.state_list
 
     def rebalance(self, now: float, actions: list[Action]) -> None:
         """Ask ``rpiaas_rebalance``; carry out (or drop, saying why) each move and kill."""

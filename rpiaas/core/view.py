@@ -63,8 +63,7 @@ class ClusterView:
             ledger = Ledger(nodes, [int(PowerState.ON)] * n)
         self._ledger = ledger
         self._speed = np.array([x.type.speed for x in nodes], dtype=np.float64)
-        self._speed_list: list[float] = self._speed.tolist()  # for scalar reads on the hot path
-        self._overhead_list: list[float] = [x.type.start_overhead_s for x in nodes]
+        self._types = [x.type for x in nodes]
         self._power_idle_w = np.array([x.type.power_idle_w for x in nodes], dtype=np.float64)
         self._power_max_w = np.array([x.type.power_max_w for x in nodes], dtype=np.float64)
         self._utilization = np.zeros(n, dtype=np.float64)
@@ -131,8 +130,8 @@ class ClusterView:
 
     def estimate_s(self, task: Task, node: int) -> float:
         """Runtime estimate of ``task`` on ``node``: its walltime if given, else exact
-        (the node type's ``start_overhead_s`` plus the work at the node's speed)."""
+        (:meth:`NodeType.runtime_s <rpiaas.model.NodeType.runtime_s>`)."""
         w = task.walltime_s
         if w is not None:
             return w
-        return self._overhead_list[node] + task.work_core_s / (task.cores * self._speed_list[node])
+        return self._types[node].runtime_s(task.work_core_s, task.cores)

@@ -18,9 +18,12 @@ from typing import Any, ClassVar
 
 import pluggy
 
-__all__ = ["SKIP", "Policy", "PolicyError", "PolicyParamError", "PowerPlan", "Reservation", "hookimpl"]
+__all__ = ["INDEX_RULES", "SKIP", "Policy", "PolicyError", "PolicyParamError", "PowerPlan", "Reservation", "hookimpl"]
 
 hookimpl = pluggy.HookimplMarker("rpiaas")
+
+INDEX_RULES = ("tightest", "loosest")
+"""The free-index searches a policy may declare as its placement (:attr:`Policy.index_rule`)."""
 
 
 class Policy:
@@ -31,6 +34,27 @@ class Policy:
     """
 
     NAME: ClassVar[str] = ""
+    #: The free-index search this policy's ``rpiaas_place`` answers with, declared so that
+    #: the control plane asks its index directly instead of calling the hook: ``"tightest"``
+    #: (:meth:`FreeCoresIndex.tightest <rpiaas.core.ledger.FreeCoresIndex.tightest>`, best
+    #: fit) or ``"loosest"`` (worst fit); ``None``: no such promise.  It holds for the
+    #: ``rpiaas_place`` of the class that declares it: a subclass that overrides the hook
+    #: declares again.  ``rpiaas.core.check_index_rule`` checks a declaration.
+    index_rule: ClassVar[str | None] = None
+
+    @classmethod
+    def declared_index_rule(cls) -> str | None:
+        """:attr:`index_rule` if it covers the class's ``rpiaas_place`` (declared in the class
+        that defines the hook, or in a subclass of it); else ``None``."""
+        place_owner = next((c for c in cls.__mro__ if "rpiaas_place" in vars(c)), None)
+        rule_owner = next((c for c in cls.__mro__ if "index_rule" in vars(c)), None)
+        if place_owner is None or rule_owner is None or not issubclass(rule_owner, place_owner):
+            return None
+        rule = cls.index_rule
+        if rule is not None and rule not in INDEX_RULES:
+            raise PolicyError(f"policy {cls.NAME or cls.__name__!r}: index_rule {rule!r} is not one "
+                             f"of {', '.join(map(repr, INDEX_RULES))}")
+        return rule
 
     @classmethod
     def summary(cls) -> str:

@@ -4,10 +4,13 @@ Every arrival, task end, boot and wake-up is a SimPy event scheduled at an
 exact absolute time (no accumulated rounding).  Events that fall at the same
 time are gathered into one batch and handed to the control plane together,
 so the documented tie order (:mod:`rpiaas.core.events`) holds whatever order
-SimPy would pop them in.  A task of ``work_core_s`` on ``cores`` cores of a
-node of speed ``s`` runs ``start_overhead_s + work_core_s / (cores * s)``
-seconds (a migrated task pays its new node's overhead again); power and
-energy are integrated exactly at every change (:mod:`rpiaas.sim.power`).
+SimPy would pop them in; a lone arrival or task end goes to the control
+plane's single-event calls (:meth:`ControlPlane.arrive
+<rpiaas.core.control.ControlPlane.arrive>`, :meth:`~rpiaas.core.control.ControlPlane.finish`).
+The shell schedules what the control plane decided and nothing else: a
+task's end at its node type's :meth:`~rpiaas.model.NodeType.end_s` (a
+migrated task pays its new node's overhead again), boots and wake-ups; power
+and energy are integrated exactly at every change (:mod:`rpiaas.core.energy`).
 """
 
 from __future__ import annotations
@@ -42,8 +45,7 @@ from ..model import Task
 from ..rundir import RunWriter, Stats
 from ..scenario import Scenario, rng_streams
 from ..workload.bounds import check_progress
-from .environment import NORMAL, URGENT, Due, SimEnvironment, TaskEnd
-from .fastpath import fast_path
+from .environment import NORMAL, URGENT, Arrival, Due, SimEnvironment, TaskEnd
 
 __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 
@@ -65,8 +67,9 @@ class Simulation(Shell):
     :param writer: where the run directory goes (``None``: keep only the summary).
     :param on_task: called with every task that ends (or is left over at the end).
     :param progress: show a progress bar on runs longer than two seconds.
-    :param fast: take the fast path (:mod:`rpiaas.sim.fastpath`) where it applies; without
-        it every step goes through :meth:`ControlPlane.step` (the same results, slower).
+    :param fast: hand a lone arrival or task end to the control plane's single-event calls
+        (:meth:`ControlPlane.arrive`, :meth:`ControlPlane.finish`); without, every step goes
+        through :meth:`ControlPlane.step` (the same results, slower).
     """
 
     def __init__(self, scenario: Scenario, writer: RunWriter | None = None,
@@ -96,12 +99,12 @@ class Simulation(Shell):
         if (not self._track_ends and on_task is None and writer is not None
                 and type(self)._final is _BASE_FINAL):  # (a subclass's own _final is called)
             self.control.on_final = writer.task_done
-        self._ledger = self.control.ledger
-        self._states, self._cores_free = self.control.node_states, self.control.node_cores_free
-        self.usage = NodeUsage(nodes, [int(s) for s in states])
-        # written a node at a time after each step: through a memoryview, a third of numpy's cost
+        self._states = self.control.node_states
+        # the view's utilisation: written at every change only while a policy reads it
         self._util_array = self.view.utilization_sink(measured=False)
-        self._util: Any = memoryview(self._util_array)  # type: ignore[arg-type]
+        self.usage = NodeUsage(nodes, [int(s) for s in states],
+                               utilization_out=self._util_array,
+                               out_follows=self.control.reads_view)
         self.env = SimEnvironment()
         self._heap = self.env.heap
         self._at = self.env.call_at
@@ -112,10 +115,7 @@ class Simulation(Shell):
         self._ends: dict[int, float] = {}
         self._wakes: set[float] = set()
         self._faults_left = 0  # injected NodeDown/NodeUp still to come
-        self._speed = [n.type.speed for n in nodes]
-        self._overhead = [n.type.start_overhead_s for n in nodes]
-        self._boot_s = [n.type.boot_s for n in nodes]
-        self._cores = [n.type.cores for n in nodes]
+        self._types = [n.type for n in nodes]
         self._last_sample = -1.0
         self._rows = 0  # rows of nodes.csv written
         # checked again as the run goes (the scenario's estimate may be short)
@@ -125,16 +125,9 @@ class Simulation(Shell):
         self.wall_s = 0.0
         # with a horizon the run lasts exactly that long; without, until the work is done
         self._until_done = scenario.horizon_s is None
-        one = self.control.one_event if fast else None
-        if one is not None:
-            arrive, finish = fast_path(self, one, self._arrived, self._finish, self._done)
-            self._arrive_cbs: tuple[Callable[[Any], None], ...] = (arrive,)
-            self._finish_cbs: tuple[Callable[[Any], None], ...] = (finish,)
-        else:
-            self._arrive_cbs, self._finish_cbs = (self._arrive,), (self._finish,)
-
-    def _task_end(self, task: Task, epoch: int, end: float) -> TaskEnd:
-        return TaskEnd(task, epoch, end, self._finish_cbs)
+        self._single = fast
+        self._arrive_cbs: tuple[Callable[[Any], None], ...] = (self._arrive,)
+        self._finish_cbs: tuple[Callable[[Any], None], ...] = (self._finish,)
 
     # ------------------------------------------------------------ scheduling
     def _next_arrival(self) -> None:
@@ -144,7 +137,7 @@ class Simulation(Shell):
             return
         if task.arrival_s < self.env.now:
             raise ValueError(f"workload not in arrival order at task {task.id}")
-        heappush(self._heap, (task.arrival_s, NORMAL, next(self._eid), Due(task, self._arrive_cbs)))
+        heappush(self._heap, (task.arrival_s, NORMAL, next(self._eid), Arrival(task, self._arrive_cbs)))
 
     def _ready(self) -> bool:
         """Whether this batch is complete: no other event at the same time is pending."""
@@ -152,45 +145,38 @@ class Simulation(Shell):
         return not heap or heap[0][0] != self.env.now
 
     # ------------------------------------------------------------ callbacks
-    # An arrival and a task end run once per task each: with the control plane's one-event
-    # step (ControlPlane.one_event) they are the fast path's (rpiaas/sim/fastpath.py), which
-    # hands these general callbacks what it does not do itself.
-    def _arrive(self, ev: Due) -> None:
-        arriving: Task = ev._value
+    def _arrive(self, ev: Arrival) -> None:
+        arriving: Task = ev.task
         now = arriving.arrival_s  # scheduled at exactly that time: env.now
-        task = next(self._tasks, None)
-        if task is None:
-            self._arrivals_left = False
-        else:
-            if task.arrival_s < now:
-                raise ValueError(f"workload not in arrival order at task {task.id}")
-            heappush(self._heap, (task.arrival_s, NORMAL, next(self._eid), Due(task, self._arrive_cbs)))
-        self._arrived(arriving, now)
-
-    def _arrived(self, arriving: Task, now: float) -> None:
-        """An arrival whose successor is already scheduled: into the batch of its time, or a
-        step of its own."""
+        self._next_arrival()
         heap = self._heap
-        if heap and heap[0][0] == now:
+        if heap and heap[0][0] == now:  # more at this time: gather them
             self._batch.append(TaskArrived(arriving))
         elif self._batch:
             self._batch.append(TaskArrived(arriving))
             self._flush()
+        elif self._single:
+            self._carry(self.control.arrive(arriving, now), now)
         else:
             self._carry(self.control.step(now, [TaskArrived(arriving)]), now)
 
     def _finish(self, ev: TaskEnd) -> None:
-        task: Task = ev._value
-        epoch, now = ev.epoch, ev.end
+        task: Task = ev.task
+        now = ev.end
+        current = task.epoch == ev.epoch  # else it was moved, killed or failed meanwhile
         heap = self._heap
         if heap and heap[0][0] == now:  # more at this time: gather them
-            if task.epoch == epoch:  # else it was moved, killed or failed meanwhile
+            if current:
                 self._batch.append(TaskFinished(task.id))
         elif self._batch:
-            if task.epoch == epoch:
+            if current:
                 self._batch.append(TaskFinished(task.id))
             self._flush()
-        elif task.epoch == epoch:
+        elif not current:
+            pass
+        elif self._single:
+            self._carry(self.control.finish(task.id, now), now)
+        else:
             self._carry(self.control.step(now, [TaskFinished(task.id)]), now)
 
     def _booted(self, ev: Due) -> None:
@@ -225,18 +211,16 @@ class Simulation(Shell):
         if actions:
             do = self._do
             for a in actions:
-                if type(a) is Start:  # start(), written out
+                if type(a) is Start:  # start(), written out: once per task
                     task, node = a.task, a.node
-                    end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
+                    end = self._types[node].end_s(now, task.work_core_s, task.cores)
                     if self._track_ends:
                         self._ends[task.id] = end
-                    heappush(self._heap, (end, NORMAL, next(self._eid), self._task_end(task, task.epoch, end)))
+                    heappush(self._heap, (end, NORMAL, next(self._eid),
+                                          TaskEnd(task, task.epoch, end, self._finish_cbs)))
                 else:
                     do[type(a)](a, now)
-        # the nodes this step changed: every step starts the ledger's list afresh
-        changed = self._ledger.changed
-        if changed:
-            self.usage.take(changed, self._states, self._cores_free, now, self._util)
+        self.usage.follow(self.control, now)
         if not self._arrivals_left:
             self._done()
 
@@ -250,20 +234,20 @@ class Simulation(Shell):
     # ------------------------------------------------------------ actions
     def start(self, action: Start, now: float) -> None:
         task, node = action.task, action.node
-        end = now + self._overhead[node] + task.work_core_s / (task.cores * self._speed[node])
+        end = self._types[node].end_s(now, task.work_core_s, task.cores)
         if self._track_ends:
             self._ends[task.id] = end
-        heappush(self._heap, (end, NORMAL, next(self._eid), self._task_end(task, task.epoch, end)))
+        heappush(self._heap, (end, NORMAL, next(self._eid), TaskEnd(task, task.epoch, end, self._finish_cbs)))
 
     def migrate(self, action: Migrate, now: float) -> None:
         task, dst, src = action.task, action.node, action.source
-        left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._speed[src]
-        end = now + self._overhead[dst] + left_work / (task.cores * self._speed[dst])
+        left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._types[src].speed
+        end = self._types[dst].end_s(now, left_work, task.cores)
         self._ends[task.id] = end
-        heappush(self._heap, (end, NORMAL, next(self._eid), self._task_end(task, task.epoch, end)))
+        heappush(self._heap, (end, NORMAL, next(self._eid), TaskEnd(task, task.epoch, end, self._finish_cbs)))
 
     def power_on(self, action: PowerOn, now: float) -> None:
-        self._at(now + self._boot_s[action.node], action.node, self._booted)
+        self._at(now + self._types[action.node].boot_s, action.node, self._booted)
 
     def wake_at(self, action: WakeAt, now: float) -> None:
         when = action.time_s
@@ -289,10 +273,10 @@ class Simulation(Shell):
         self._at(now + self.scenario.sample_interval_s, None, self._sample, URGENT)
 
     def _sync_view(self) -> None:
-        """The view's arrays and the nodes' utilisation up to date (the fast path with the
-        built-in fit keeps the plain lists alone)."""
-        self._ledger.sync_view()
-        self.usage.sync_util(self._util_array)
+        """The view's arrays and the nodes' utilisation up to date (see
+        :attr:`ControlPlane.reads_view`)."""
+        self.control.sync_view()
+        self.usage.sync_util()
 
     def _write_sample(self, now: float) -> None:
         if self.writer is None or now == self._last_sample:
@@ -357,7 +341,7 @@ class Simulation(Shell):
         if self.writer is not None:
             self.writer.settle()  # every row written: the totals are complete
         self.wall_s = time.perf_counter() - wall0
-        capacity = float(sum(self._cores)) * end
+        capacity = float(sum(t.cores for t in self._types)) * end
         busy_core_s, energy_j = self.usage.totals()
         return self.stats.summary(busy_core_s, capacity, energy_j, end)
 

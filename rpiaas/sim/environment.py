@@ -20,7 +20,7 @@ import simpy
 from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "URGENT", "Due", "SimEnvironment", "TaskEnd"]
+__all__ = ["NORMAL", "URGENT", "Arrival", "Due", "SimEnvironment", "TaskEnd"]
 
 # the priority SimPy's step gives an event it puts back after a StopSimulation
 _RESUMED = simpy.core.EventPriority(-1) if hasattr(simpy.core, "EventPriority") else URGENT
@@ -47,16 +47,29 @@ class Due:
         return self._value
 
 
-class TaskEnd(Due):
-    """The end of a task (``value``) as started at ``epoch``, due at time ``end``: one
-    object where a value tuple, a :class:`Due` and its callback list would be three."""
+class Arrival(Due):
+    """The arrival of ``task``: what the shell schedules for each task of the workload."""
 
-    __slots__ = ("end", "epoch")
+    __slots__ = ("task",)
+
+    def __init__(self, task: Any, callbacks: Sequence[Callable[[Any], None]]) -> None:
+        self._ok = True
+        self._value = task
+        self.callbacks = callbacks
+        self.task = task
+
+
+class TaskEnd(Due):
+    """The end of ``task`` as started at ``epoch``, due at time ``end``: one object where a
+    value tuple, a :class:`Due` and its callback list would be three."""
+
+    __slots__ = ("end", "epoch", "task")
 
     def __init__(self, task: Any, epoch: int, end: float, callbacks: Sequence[Callable[[Any], None]]) -> None:
         self._ok = True
         self._value = task
         self.callbacks = callbacks
+        self.task = task
         self.epoch = epoch
         self.end = end
 

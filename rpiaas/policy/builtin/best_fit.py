@@ -26,6 +26,7 @@ class BestFit(Policy):
     """Place each task on the node it leaves with the least room (fewest free cores, then least memory)."""
 
     NAME = NAME
+    index_rule = "tightest"  # rpiaas_place is exactly this search of view.free_index
 
     @hookimpl
     def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:

@@ -17,6 +17,7 @@ class WorstFit(Policy):
     """Place each task on the node it leaves with the most room (most free cores, then most memory)."""
 
     NAME = NAME
+    index_rule = "loosest"  # rpiaas_place is exactly this search of view.free_index
 
     @hookimpl
     def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
