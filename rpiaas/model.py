@@ -63,13 +63,13 @@ class NodeType:
         """How long a task of ``work_core_s`` on ``cores`` cores runs on this type: the start
         overhead, then its work (:meth:`work_s`).  The one home of the rule: the control
         plane's estimates, the simulation's task ends and the run-length bounds ask it."""
-        return self.start_overhead_s + self.work_s(work_core_s, cores)
+        return self.start_overhead_s + work_core_s / (cores * self.speed)  # work_s, written out
 
     def end_s(self, start_s: float, work_core_s: float, cores: int) -> float:
         """When such a task started at ``start_s`` ends: :meth:`runtime_s` after it, added
         in the order of the events (the start, its overhead, its work), so a task end
         falls on the same double whatever the start time's magnitude."""
-        return start_s + self.start_overhead_s + self.work_s(work_core_s, cores)
+        return start_s + self.start_overhead_s + work_core_s / (cores * self.speed)  # (work_s)
 
     def power_w(self, state: int, utilization: float) -> float:
         """The power model: watts drawn in power ``state`` (a :class:`PowerState`) at CPU

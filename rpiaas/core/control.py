@@ -117,6 +117,11 @@ class ControlPlane:
         self._capacities = sorted(
             (c, m) for c, m in caps if not any(c2 >= c and m2 >= m and (c2, m2) != (c, m) for c2, m2 in caps))
         self._running, self._running_on = ledger.running, ledger.running_on
+        #: ``changed_nodes()``: the nodes whose reservations or power state changed since the
+        #: last call, in the order of the changes (a node may repeat).  The shells feed them
+        #: to their :class:`~rpiaas.core.energy.NodeUsage` after every step
+        #: (:meth:`NodeUsage.follow <rpiaas.core.energy.NodeUsage.follow>`).
+        self.changed_nodes: Callable[[], list[int]] = ledger.take_changed
         self._types = [n.type for n in self.nodes]
         self.booting = 0
         self.events_applied = 0
@@ -132,10 +137,6 @@ class ControlPlane:
         self._single = (self._fifo and self._largest is not None and not (
             self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
             or self._h_power.implemented))
-        # no hook reads the view during a step when placement is the free index's answer
-        # (Placement.rule) and nothing else is asked: the ledger then keeps its lists alone
-        self._reads_view = not (self._single and self._placement.rule is not None)
-        ledger.arrays_follow = self._reads_view
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
             TaskFinished: self._on_finished,  # type: ignore[dict-item]
@@ -191,31 +192,11 @@ class ControlPlane:
         """Every node's unreserved memory in MB (a live list: do not change it)."""
         return self._ledger.mem_free_list
 
-    def changed_nodes(self) -> list[int]:
-        """The nodes whose reservations or power state changed since the last call, in the
-        order of the changes (a node may repeat).  The shells feed them to their
-        :class:`~rpiaas.core.energy.NodeUsage` after every step
-        (:meth:`NodeUsage.follow <rpiaas.core.energy.NodeUsage.follow>`)."""
-        return self._ledger.take_changed()
-
     @property
     def single_event(self) -> bool:
         """Whether :meth:`arrive` and :meth:`finish` take one event without a batch: a FIFO
         queue, one largest node capacity, and no policy hook but placement."""
         return self._single
-
-    @property
-    def reads_view(self) -> bool:
-        """Whether a policy hook may read the view's arrays during a step.  When none does
-        (placement is the free index's answer, nothing else is asked), the view's free
-        cores, free memory, task counts (and the shell's utilisation) may be left until
-        :meth:`sync_view` before they are read."""
-        return self._reads_view
-
-    def sync_view(self) -> None:
-        """The view's arrays up to date (see :attr:`reads_view`)."""
-        if not self._reads_view:
-            self._ledger.sync_view()
 
     # ------------------------------------------------------------ the step
     def step(self, now: float, events: list[Event]) -> list[Action]:
@@ -354,7 +335,8 @@ class ControlPlane:
 
     def _completed(self, task: Task, now: float) -> None:
         """``task`` ended well at ``now``: its resources back, a stuck pass told, its row due."""
-        self._release(task, now)
+        self._ledger.release(task, now)  # _release, written out: once per task
+        self._pass.freed(task.node)
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)

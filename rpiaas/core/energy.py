@@ -12,7 +12,7 @@ the reserved cores in both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..model import Node, PowerState
@@ -36,75 +36,70 @@ class NodeUsage:
     A node's power is its type's model (:meth:`NodeType.power_w
     <rpiaas.model.NodeType.power_w>`) at its state and utilisation.  It is
     piecewise constant between changes, so integrating at every change
-    (:meth:`_advance`, the one energy step) is exact, not sampled.
+    (:meth:`follow`, the one energy step) is exact, not sampled.
 
-    :param nodes: the cluster's nodes, in index order.
-    :param states: every node's power state at time 0.
+    :param control: the run's control plane: its nodes, their state at time 0, and the
+        changes :meth:`follow` takes in.
     :param measured: the utilisation is the one measured on the node (:meth:`measure`)
         rather than the reserved share of its cores.
-    :param utilization_out: a float64 array to write each node's utilisation into: the
-        view's, in simulation.
-    :param out_follows: write ``utilization_out`` at every change (a policy reads it during
-        a step); else :meth:`sync_util` writes it before anything reads it.
+    :param utilization_out: a float64 array to write each node's utilisation into at every
+        change: the view's, in simulation.
     """
 
-    def __init__(self, nodes: Sequence[Node], states: Sequence[int], measured: bool = False,
-                 utilization_out: Any = None, out_follows: bool = True) -> None:
+    def __init__(self, control: ControlPlane, measured: bool = False,
+                 utilization_out: Any = None) -> None:
+        nodes = control.nodes
         n = len(nodes)
         self.names = [x.name for x in nodes]
         self.types = [x.type for x in nodes]
         self.cores = [x.type.cores for x in nodes]
         self.measured = measured
+        # the control plane's live lists, and its changes since the last follow()
+        self._changes = control.changed_nodes
+        self._states, self._cores_free = control.node_states, control.node_cores_free
         self.last = [0.0] * n
         self.energy_j = [0.0] * n
         self.busy_core_s = [0.0] * n
         self.used = [0] * n
         self.util = [0.0] * n
-        self.state = [int(s) for s in states]
+        self.state = [int(s) for s in self._states]
         self.power_w = [t.power_w(s, 0.0) for t, s in zip(self.types, self.state, strict=True)]
-        self._util_out = utilization_out
         # written a node at a time through a memoryview: a third of numpy's ``a[i] = x``
-        self._each_change: Any = (memoryview(utilization_out)
-                                  if out_follows and utilization_out is not None else None)
+        self._util_out: Any = None if utilization_out is None else memoryview(utilization_out)
+        # what follow() works on, in one tuple: one load where there would be thirteen
+        self._lists = (self._states, self._cores_free, self.cores, self.types, self.last,
+                       self.energy_j, self.busy_core_s, self.used, self.state, self.util,
+                       self.power_w, self._util_out, measured)
 
-    def _advance(self, i: int, now: float) -> None:
-        """The energy step: node ``i``'s energy and busy core-seconds up to ``now``."""
-        dt = now - self.last[i]
-        self.energy_j[i] += self.power_w[i] * dt
-        self.busy_core_s[i] += self.used[i] * dt
-        self.last[i] = now
-
-    def follow(self, control: ControlPlane, now: float) -> list[int]:
-        """Take in every node the control plane changed since the last call (its reserved
-        cores and power state); returns them, in the order of the changes."""
-        changed = control.changed_nodes()
+    def follow(self, now: float, nodes: Iterable[int] | None = None) -> list[int] | Iterable[int]:
+        """Integrate ``nodes`` (default: every node the control plane changed since the last
+        call) up to ``now``, then take in their reserved cores and power state from the
+        control plane; returns them.  This loop is the one energy step: a node's energy and
+        busy core-seconds grow by its power and reserved cores times the time since its
+        last change, then its power follows its type's model."""
+        changed = self._changes() if nodes is None else nodes
         if changed:
-            states, free, cores = control.node_states, control.node_cores_free, self.cores
-            util, types, out, measured = self.util, self.types, self._each_change, self.measured
+            (states, free, cores, types, last, energy, busy, used_l, state_l, util, power, out,
+             measured) = self._lists
             for i in changed:
-                self._advance(i, now)
-                used = cores[i] - free[i]
-                self.used[i] = used
-                state = self.state[i] = states[i]
+                dt = now - last[i]
+                energy[i] += power[i] * dt
+                busy[i] += used_l[i] * dt
+                last[i] = now
+                used = used_l[i] = cores[i] - free[i]
+                state = state_l[i] = states[i]
                 if not measured:
-                    util[i] = used / cores[i]
+                    u = util[i] = used / cores[i]
                     if out is not None:
-                        out[i] = util[i]
-                self.power_w[i] = types[i].power_w(state, util[i])
+                        out[i] = u
+                power[i] = types[i].power_w(state, util[i])
         return changed
 
     def measure(self, i: int, now: float, util: float) -> None:
         """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""
-        self._advance(i, now)
+        self.follow(now, (i,))  # up to now at the power it had
         self.util[i] = util
         self.power_w[i] = self.types[i].power_w(self.state[i], util)
-
-    def sync_util(self) -> None:
-        """Write every node's utilisation into ``utilization_out`` (for ``out_follows`` false,
-        before anything reads it)."""
-        out = self._util_out
-        if out is not None:
-            out[:] = self.util
 
     def unbusy(self, i: int, core_s: float) -> None:
         """Take ``core_s`` off node ``i``'s busy core-seconds: cores reserved before a task
@@ -113,8 +108,7 @@ class NodeUsage:
 
     def close(self, now: float) -> None:
         """Integrate every node up to ``now``."""
-        for i in range(len(self.last)):
-            self._advance(i, now)
+        self.follow(now, range(len(self.last)))
 
     def sample(self, now: float, mem_used_mb: Sequence[float], ntasks: Sequence[int]) -> NodeSample:
         """Every node at ``now``: state, reserved cores, memory, utilisation, power, energy and

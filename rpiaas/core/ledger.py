@@ -9,10 +9,8 @@ shells through :meth:`Ledger.take_changed` and its plain lists.
 
 Each quantity is kept twice on purpose: as a numpy array (what a policy
 reads, vectorised) and as a plain list (what the control plane's hot path
-reads, a scalar at a time, without numpy's per-item cost).  While no policy
-reads the arrays during a step, the control plane keeps the lists alone
-(``arrays_follow``) and calls :meth:`Ledger.sync_view` before anything reads
-the arrays.
+reads, a scalar at a time, without numpy's per-item cost); every change writes
+both.
 """
 
 from __future__ import annotations
@@ -156,8 +154,6 @@ class Ledger:
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
-        # whether reservations write the arrays at once; else sync_view() brings them up to date
-        self.arrays_follow = True
         self._changed: list[int] = []
         for i, st in enumerate(states):
             self.set_state(i, int(st))
@@ -207,10 +203,9 @@ class Ledger:
         self.running[task.id] = task
         on_node = self.running_on[node]
         on_node[task.id] = task
-        if self.arrays_follow:
-            self._cores_free_out[node] = new
-            self._mem_free_out[node] = mem
-            self._tasks_out[node] = len(on_node)
+        self._cores_free_out[node] = new
+        self._mem_free_out[node] = mem
+        self._tasks_out[node] = len(on_node)
         self._idle_out[node] = _NAN
         task.node = node
 
@@ -225,20 +220,11 @@ class Ledger:
         old_mem = mf[node]
         new = cf[node] = old + task.cores
         mem = mf[node] = old_mem + task.mem_mb
-        if self.arrays_follow:
-            self._cores_free_out[node] = new
-            self._mem_free_out[node] = mem
-            self._tasks_out[node] = len(on_node)
+        self._cores_free_out[node] = new
+        self._mem_free_out[node] = mem
+        self._tasks_out[node] = len(on_node)
         if self.state_list[node] == _ON:
             self.index.move(node, old, old_mem, new, mem)
             if not on_node:
                 self._idle_out[node] = now
         self._changed.append(node)
-
-    def sync_view(self) -> None:
-        """Bring the arrays of free cores, free memory and task counts up to date with the
-        plain lists, for a run that does not keep them at every reservation
-        (``arrays_follow`` false: no policy reads them during a step)."""
-        self.cores_free[:] = self.cores_free_list
-        self.mem_free_mb[:] = self.mem_free_list
-        self.tasks[:] = [len(on_node) for on_node in self.running_on]

@@ -153,8 +153,7 @@ class LiveRun(Shell):
             on_final=self.output.task_ended, retries=self.scenario.retries,
             initial_state=[self.scenario.initial_power] * len(self.nodes),
             trace=self.writer.decisions)
-        self.usage = NodeUsage(self.nodes, [int(self.scenario.initial_power)] * len(self.nodes),
-                               measured=True)
+        self.usage = NodeUsage(self.control, measured=True)
         self._util = self.control.view.utilization_sink(measured=True)
         journal_path = self.directory / JOURNAL
         records = Journal.read(journal_path)
@@ -302,7 +301,7 @@ class LiveRun(Shell):
             for task_id in [t for t in on_agent if t not in running]:
                 self.agents.stop(task_id)
         # only the nodes the step changed: a step must not cost the size of the cluster
-        self.usage.follow(self.control, now)
+        self.usage.follow(now)
         return actions
 
     def placements(self) -> dict[str, list[int]]:

@@ -100,11 +100,8 @@ class Simulation(Shell):
                 and type(self)._final is _BASE_FINAL):  # (a subclass's own _final is called)
             self.control.on_final = writer.task_done
         self._states = self.control.node_states
-        # the view's utilisation: written at every change only while a policy reads it
         self._util_array = self.view.utilization_sink(measured=False)
-        self.usage = NodeUsage(nodes, [int(s) for s in states],
-                               utilization_out=self._util_array,
-                               out_follows=self.control.reads_view)
+        self.usage = NodeUsage(self.control, utilization_out=self._util_array)
         self.env = SimEnvironment()
         self._heap = self.env.heap
         self._at = self.env.call_at
@@ -148,7 +145,13 @@ class Simulation(Shell):
     def _arrive(self, ev: Arrival) -> None:
         arriving: Task = ev.task
         now = arriving.arrival_s  # scheduled at exactly that time: env.now
-        self._next_arrival()
+        task = next(self._tasks, None)  # _next_arrival, written out: once per task
+        if task is None:
+            self._arrivals_left = False
+        else:
+            if task.arrival_s < now:
+                raise ValueError(f"workload not in arrival order at task {task.id}")
+            heappush(self._heap, (task.arrival_s, NORMAL, next(self._eid), Arrival(task, self._arrive_cbs)))
         heap = self._heap
         if heap and heap[0][0] == now:  # more at this time: gather them
             self._batch.append(TaskArrived(arriving))
@@ -220,7 +223,7 @@ class Simulation(Shell):
                                           TaskEnd(task, task.epoch, end, self._finish_cbs)))
                 else:
                     do[type(a)](a, now)
-        self.usage.follow(self.control, now)
+        self.usage.follow(now)
         if not self._arrivals_left:
             self._done()
 
@@ -272,18 +275,11 @@ class Simulation(Shell):
             check_progress(self.scenario.file, now, self._rows)
         self._at(now + self.scenario.sample_interval_s, None, self._sample, URGENT)
 
-    def _sync_view(self) -> None:
-        """The view's arrays and the nodes' utilisation up to date (see
-        :attr:`ControlPlane.reads_view`)."""
-        self.control.sync_view()
-        self.usage.sync_util()
-
     def _write_sample(self, now: float) -> None:
         if self.writer is None or now == self._last_sample:
             return
         self._last_sample = now
         self._rows += len(self.nodes)
-        self._sync_view()
         memfree = self.control.node_mem_free_mb
         mem_used = [node.type.mem_mb - memfree[i] for i, node in enumerate(self.nodes)]
         self.writer.sample(self.usage.sample(now, mem_used, self.view.tasks.tolist()))
@@ -332,7 +328,6 @@ class Simulation(Shell):
         if horizon is not None:
             end = min(end, horizon)
         self.end_s = end
-        self._sync_view()
         self.usage.close(end)
         self._write_sample(end)
         # tasks still waiting or running get their row too

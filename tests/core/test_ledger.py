@@ -51,22 +51,22 @@ def test_a_reservation_and_its_release_keep_arrays_lists_and_index_in_step() -> 
     from rpiaas.model import PowerState, Task
 
     ledger = _ledger()
-    assert ledger.take_changed() == [0, 1, 2]  # the initial states
+    assert ledger.take_changed() == []  # the states at time 0 are no change  # the initial states
     assert math.isnan(ledger.idle_since_s[2]) and ledger.idle_since_s[0] == 0.0
     t = Task(1, 0.0, 3, 600, 10.0)
     ledger.reserve(t, 1)
-    assert (t.node, ledger.cf[1], ledger.mf[1]) == (1, 1, 400)
+    assert (t.node, ledger.cores_free_list[1], ledger.mem_free_list[1]) == (1, 1, 400)
     assert (int(ledger.cores_free[1]), int(ledger.mem_free_mb[1]), int(ledger.tasks[1])) == (1, 400, 1)
     assert ledger.index.tightest(1, 400) == 1 and ledger.index.tightest(2, 1) == 0
     assert ledger.running == {1: t} and ledger.running_on[1] == {1: t}
     assert math.isnan(ledger.idle_since_s[1])
     ledger.release(t, 7.5)
-    assert (ledger.cf[1], ledger.mf[1], int(ledger.tasks[1]), ledger.running) == (4, 1000, 0, {})
+    assert (ledger.cores_free_list[1], ledger.mem_free_list[1], int(ledger.tasks[1]), ledger.running) == (4, 1000, 0, {})
     assert ledger.idle_since_s[1] == 7.5  # idle from its last task's end
     assert ledger.take_changed() == [1, 1] and ledger.take_changed() == []
     # a node that leaves the on state leaves the index; one that comes back rejoins it
     ledger.take_off(0, int(PowerState.OFF))
-    assert ledger.index.tightest(1, 1) == 1 and ledger.st[0] == PowerState.OFF
+    assert ledger.index.tightest(1, 1) == 1 and ledger.state_list[0] == PowerState.OFF
     ledger.bring_on(2, 9.0)
-    assert ledger.st[2] == PowerState.ON and ledger.idle_since_s[2] == 9.0
+    assert ledger.state_list[2] == PowerState.ON and ledger.idle_since_s[2] == 9.0
     assert sorted(ledger.index.bucket(4)) == [1, 2]

@@ -56,7 +56,7 @@ def test_a_task_is_written_from_its_measured_start(tmp_path: Path) -> None:
             run.writer = RunWriter(tmp_path / "result")
             run.writer.node_names = [n.name for n in run.nodes]
             run.control = ControlPlane(run.nodes, run.scenario.policies(np.random.default_rng(0)))
-            run.usage = NodeUsage(run.nodes, [1], measured=True)
+            run.usage = NodeUsage(run.control, measured=True)
             task = next(iter(run.scenario.workload.tasks(np.random.default_rng(0))))
             task.node, task.start_s, task.end_s, task.state = 0, 1.0, 11.5, TaskState.COMPLETED
             run.agents.measured_start[task.id] = 1.5  # the agent started it half a second late

@@ -1,0 +1,57 @@
+"""The energy integrator: power and busy time integrated exactly between changes."""
+
+from __future__ import annotations
+
+from rpiaas.core.control import ControlPlane
+from rpiaas.core.energy import NodeUsage
+from rpiaas.core.events import NodeBooted, NodeUp, TaskArrived, TaskFinished
+from rpiaas.model import PowerState, Task
+from rpiaas.rundir.stream import node_rows
+
+from ..helpers import node_type, nodes
+
+
+def test_usage_integrates_power_and_busy_time_exactly_between_changes() -> None:
+    """One 4-core node (2 W idle, 6 W at full): a 2-core task from 10 s to 30 s, the run to 50 s."""
+    ns = nodes(node_type(cores=4, idle_w=2.0, max_w=6.0))
+    cp = ControlPlane(ns)
+    usage = NodeUsage(cp)
+    cp.step(10.0, [TaskArrived(Task(1, 10.0, 2, 10, 40.0))])
+    assert usage.follow(10.0) == [0]
+    assert usage.util == [0.5] and usage.power_w == [4.0]
+    cp.step(30.0, [TaskFinished(1)])
+    usage.follow(30.0)
+    usage.close(50.0)
+    assert usage.energy_j == [2.0 * 10 + 4.0 * 20 + 2.0 * 20]
+    assert usage.busy_core_s == [2 * 20.0]
+    assert usage.totals() == (40.0, 140.0)
+    assert usage.per_node(ns) == [{"node": "n0.test", "type": "t", "energy_j": 140.0, "busy_core_s": 40.0}]
+    assert node_rows(usage.names, usage.sample(50.0, [0], [0])) == "50.0,n0.test,on,0,0,0.0,2.0,140.0,0\n"
+
+
+def test_measured_usage_follows_the_measurement_and_busy_time_the_tasks() -> None:
+    ns = nodes(node_type(cores=4, idle_w=2.0, max_w=6.0))
+    cp = ControlPlane(ns)
+    usage = NodeUsage(cp, measured=True)
+    cp.step(0.0, [TaskArrived(Task(1, 0.0, 4, 10, 40.0))])
+    usage.follow(0.0)  # all cores reserved ...
+    usage.measure(0, 0.0, 0.25)  # ... but a quarter of the CPU busy (tasks that sleep)
+    usage.measure(0, 10.0, 1.0)
+    usage.unbusy(0, 4 * 0.5)  # the tasks began half a second after their cores were reserved
+    usage.close(20.0)
+    assert usage.energy_j == [3.0 * 10 + 6.0 * 10]
+    assert usage.busy_core_s == [4 * 20.0 - 2.0]
+
+
+def test_every_power_state_draws_its_types_model() -> None:
+    """Off, booting, on (idle and busy) and down: the node type's figures, integrated."""
+    t = node_type(cores=2, idle_w=2.0, max_w=4.0)
+    ns = nodes(t, t)
+    cp = ControlPlane(ns, initial_state=[PowerState.OFF, PowerState.BOOTING])
+    usage = NodeUsage(cp)
+    assert usage.power_w == [t.power_off_w, t.power_boot_w]
+    cp.step(5.0, [NodeBooted(1), NodeUp(0)])
+    usage.follow(5.0)
+    assert usage.power_w == [2.0, 2.0]
+    usage.close(10.0)
+    assert usage.energy_j == [t.power_off_w * 5 + 2.0 * 5, t.power_boot_w * 5 + 2.0 * 5]
