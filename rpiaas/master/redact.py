@@ -54,7 +54,7 @@ class Redactor(logging.Filter):
         self.secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_rpiaas_redacted", False):
+        if getattr(record, "rpiaas_redacted", False):
             return True
         secrets = list(self.secrets())
         try:
@@ -68,7 +68,7 @@ class Redactor(logging.Filter):
             record.exc_text = redact(record.exc_text, secrets)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, secrets)
-        record._rpiaas_redacted = True
+        record.rpiaas_redacted = True
         return True
 
 

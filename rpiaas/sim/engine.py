@@ -89,7 +89,7 @@ class Simulation(Shell):
             nodes, scenario.policies(streams["policy"]),
             log=writer.events if writer is not None and scenario.event_log else None,
             trace=writer.decisions if writer is not None else None,
-            on_final=self._final, retries=scenario.retries, initial_state=states)
+            on_final=self.task_final, retries=scenario.retries, initial_state=states)
         self.view = self.control.view
         if writer is not None:
             writer.node_names = list(self.view.names)  # the view's strings, not a copy of each
@@ -97,7 +97,7 @@ class Simulation(Shell):
         # a final task goes straight to the writer
         self._track_ends = self.control.may_move
         if (not self._track_ends and on_task is None and writer is not None
-                and type(self)._final is _BASE_FINAL):  # (a subclass's own _final is called)
+                and type(self).task_final is _BASE_FINAL):  # (a subclass's own is called)
             self.control.on_final = writer.task_done
         self._states = self.control.node_states
         self._util_array = self.view.utilization_sink(measured=False)
@@ -183,19 +183,19 @@ class Simulation(Shell):
             self._carry(self.control.step(now, [TaskFinished(task.id)]), now)
 
     def _booted(self, ev: Due) -> None:
-        self._batch.append(NodeBooted(ev._value))
+        self._batch.append(NodeBooted(ev.value))
         if self._ready():
             self._flush()
 
     def _fault(self, ev: Due) -> None:
         self._faults_left -= 1
-        event = ev._value
+        event = ev.value
         self._batch.append(event)
         if self._ready():
             self._flush()
 
     def _tick(self, ev: Due) -> None:
-        self._wakes.discard(ev._value)
+        self._wakes.discard(ev.value)
         self._batch.append(Tick())
         if self._ready():
             self._flush()
@@ -258,7 +258,8 @@ class Simulation(Shell):
             self._wakes.add(when)
             self._at(when, when, self._tick)
 
-    def _final(self, task: Task) -> None:
+    def task_final(self, task: Task) -> None:
+        """``task`` reached a final state (or is left over at the end): its row, ``on_task``."""
         self._ends.pop(task.id, None)
         if self.writer is not None:
             self.writer.task_done(task)
@@ -332,7 +333,7 @@ class Simulation(Shell):
         self._write_sample(end)
         # tasks still waiting or running get their row too
         for task in self.control.running() + self.control.queued():
-            self._final(task)
+            self.task_final(task)
         if self.writer is not None:
             self.writer.settle()  # every row written: the totals are complete
         self.wall_s = time.perf_counter() - wall0
@@ -355,5 +356,4 @@ class Simulation(Shell):
         return self.usage.per_node(self.nodes)
 
 
-_BASE_FINAL = Simulation._final
-
+_BASE_FINAL = Simulation.task_final

@@ -309,7 +309,7 @@ def test_same_seed_same_trace_and_trace_off_changes_nothing_else(tmp_path: Path,
 
 def test_a_failed_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ended = 0
-    final = engine.Simulation._final
+    final = engine.Simulation.task_final
 
     def failing(self: engine.Simulation, task: Task) -> None:
         nonlocal ended
@@ -318,7 +318,7 @@ def test_a_failed_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
             raise RuntimeError("lost the node")
         final(self, task)
 
-    monkeypatch.setattr(engine.Simulation, "_final", failing)
+    monkeypatch.setattr(engine.Simulation, "task_final", failing)
     out = tmp_path / "runs" / "t"
     with pytest.raises(RuntimeError, match="lost the node"):
         simulate(scenario(small(decision_trace=True)), out)
