@@ -8,6 +8,16 @@ which puts a callback in SimPy's event queue at exactly ``t``, and
 :meth:`steps`, SimPy's ``step`` repeated in one loop.  Everything
 else is SimPy's own: ``step``, ``peek``, ``now``, ``run``, processes and
 timeouts work as usual, so a user can still extend a simulation the SimPy way.
+
+This is the one module of rpiaas that uses names SimPy keeps private: its
+event queue (``Environment._queue``, exposed as :attr:`SimEnvironment.heap`),
+its event counter (``_eid``), its clock (``_now``) and what its ``step``
+reads of an event (``_ok``, ``_value``, ``_defused``).  ``pyproject.toml``
+pins SimPy to the series these are tested on (4.1.x), and
+``tests/sim/test_environment.py`` fails when an installed SimPy no longer
+has them.  What it saves: :meth:`SimEnvironment.steps` is SimPy's ``step``
+in one loop, a call per event less; :meth:`call_at` schedules at an exact
+absolute time, which ``schedule`` (a delay) cannot.
 """
 
 from __future__ import annotations
@@ -20,7 +30,10 @@ import simpy
 from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "URGENT", "Arrival", "Due", "SimEnvironment", "TaskEnd"]
+__all__ = ["NORMAL", "SIMPY_PRIVATE_NAMES", "URGENT", "Arrival", "Due", "SimEnvironment", "TaskEnd"]
+
+# SimPy's private names this module relies on (see the module's docstring)
+SIMPY_PRIVATE_NAMES = ("_queue", "_eid", "_now")
 
 # the priority SimPy's step gives an event it puts back after a StopSimulation
 _RESUMED = simpy.core.EventPriority(-1) if hasattr(simpy.core, "EventPriority") else URGENT

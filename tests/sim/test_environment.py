@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import simpy
 from simpy.core import EmptySchedule
@@ -73,3 +75,27 @@ def test_steps_is_simpys_step_repeated() -> None:
         runs.append(seen)
     assert runs[0] == runs[1] and queues[0] == queues[1]
     assert runs[0][:2] == [(0.0, "stop"), (0.0, "after stop")]
+
+
+def test_the_simpy_it_relies_on_is_the_pinned_one() -> None:
+    """SimEnvironment reads SimPy's private queue, counter and clock: the installed SimPy is
+    of the pinned series and still has them, where its own step uses them."""
+    import inspect
+    import re
+
+    import simpy
+    import tomllib
+
+    from rpiaas.sim.environment import SIMPY_PRIVATE_NAMES
+
+    root = Path(__file__).resolve().parents[2]
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    pin = next(d for d in deps if d.startswith("simpy"))
+    low, high = re.findall(r">=([\d.]+),<([\d.]+)", pin)[0]
+    version = tuple(int(x) for x in simpy.__version__.split(".")[:2])
+    assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split("."))), pin
+    step = inspect.getsource(simpy.Environment.step) + inspect.getsource(simpy.Environment.schedule)
+    for name in SIMPY_PRIVATE_NAMES:
+        assert f"self.{name}" in step, name
+    event = simpy.Event(simpy.Environment()).succeed(1)
+    assert {"_ok", "_value"} <= set(dir(event)) | set(vars(event))
