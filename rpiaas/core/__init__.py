@@ -6,6 +6,7 @@ Synchronous and deterministic, it knows nothing of SimPy or HTTP; both shells
 
 from __future__ import annotations
 
+from .checks import check_index_rule
 from .control import ControlPlane
 from .energy import NodeUsage
 from .events import (
@@ -50,4 +51,5 @@ __all__ = [
     "TaskFinished",
     "Tick",
     "WakeAt",
+    "check_index_rule",
 ]

@@ -9,7 +9,9 @@ import pytest
 
 from rpiaas.core.control import ControlPlane
 from rpiaas.core.events import Start, TaskArrived, TaskFinished
+from rpiaas.core.view import ClusterView
 from rpiaas.model import Task
+from rpiaas.policy.base import Policy, hookimpl
 from rpiaas.policy.builtin.best_fit import BestFit
 from rpiaas.policy.builtin.first_fit import FirstFit
 from rpiaas.policy.builtin.least_loaded import LeastLoaded
@@ -197,3 +199,46 @@ def test_finish_then_place_uses_freed_node() -> None:
     place(cp, task(2))
     acts = cp.step(1.0, [TaskFinished(2), TaskArrived(task(3))])
     assert [(a.task.id, a.node) for a in acts if isinstance(a, Start)] == [(3, 1)]
+
+
+def test_every_declared_index_rule_is_what_the_hook_answers() -> None:
+    """The built-ins that declare an index rule place as their hook does, on random clusters;
+    a wrong declaration, and a subclass that overrides the hook under it, are caught."""
+    from rpiaas.core import check_index_rule
+    from rpiaas.policy.builtin import BUILTIN_POLICIES
+
+    declared = [p for p in BUILTIN_POLICIES if p.declared_index_rule() is not None]
+    assert {p.NAME for p in declared} == {"best_fit", "worst_fit"}
+    for policy in declared:
+        assert check_index_rule(policy, seed=1) == 40 * 60
+
+    class Wrong(WorstFit):
+        index_rule = "tightest"
+
+    with pytest.raises(AssertionError, match="declares index_rule 'tightest'"):
+        check_index_rule(Wrong)
+
+    class Overridden(BestFit):  # a new rpiaas_place under an inherited declaration: none holds
+        @hookimpl
+        def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
+            return None
+
+    assert Overridden.declared_index_rule() is None
+    with pytest.raises(AssertionError, match="declares no index_rule"):
+        check_index_rule(Overridden)
+
+
+def test_a_third_party_declaration_is_answered_from_the_index() -> None:
+    """Any policy may declare its index rule: its hook is then not called at all."""
+
+    class MyBestFit(Policy):
+        NAME = "my_best_fit"
+        index_rule = "tightest"
+
+        @hookimpl
+        def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
+            raise AssertionError("asked, though the index answers")
+
+    cp = ControlPlane(nodes(node_type(cores=4), node_type(cores=2)), [MyBestFit()])
+    acts = cp.arrive(Task(1, 0.0, 2, 100, 5.0), 0.0)
+    assert [(type(a), a.node) for a in acts] == [(Start, 1)]  # the tightest: node 1
