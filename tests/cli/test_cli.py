@@ -180,8 +180,8 @@ def test_every_command_has_its_module_and_its_help(capsys: pytest.CaptureFixture
     from rpiaas.cli import COMMANDS, main
 
     names = [m.__name__.rsplit(".", 1)[1] for m in COMMANDS]
-    assert names == ["run", "validate", "policies", "sweep", "master", "netboot", "testbed", "compare", "gantt",
-                     "calibrate"]
+    assert names == ["run", "validate", "traces", "policies", "sweep", "master", "netboot", "testbed",
+                     "compare", "gantt", "calibrate"]
     for name in names:
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
