@@ -40,7 +40,7 @@ def make_runs(count: int, where: Path) -> tuple[Path, Path, float]:
 
     csv_run, pq_run = where / f"csv-{count}", where / f"parquet-{count}"
     if not (csv_run / "run.json").exists():
-        subprocess.run([sys.executable, "-m", "rpiaas.cli", "run", "-q", "--no-event-log",
+        subprocess.run([sys.executable, "-m", "rpiaas", "run", "-q", "--no-event-log",
                         str(ROOT / "scenarios" / "quickstart.yaml"), "--set",
                         f"workload.generator.count={count}", "-o", str(csv_run)], check=True,
                        stdout=subprocess.DEVNULL)

@@ -59,13 +59,6 @@ class TypeFit:
     power_max_w: float | None = None
     power_samples: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "tasks": self.tasks, "speed": _r(self.speed),
-                "start_overhead_s": _r(self.start_overhead_s), "rmse_s": _r(self.rmse_s),
-                "power_idle_w": None if self.power_idle_w is None else _r(self.power_idle_w),
-                "power_max_w": None if self.power_max_w is None else _r(self.power_max_w),
-                "power_samples": self.power_samples}
-
 
 @dataclass
 class Calibration:

@@ -10,7 +10,7 @@ wait 0, every live one 18 ms: KS = 1, p ~ 1e-19); whether that offset matters
 is said by its size in the metric's unit against the testbed's timing
 jitter, which :func:`agreement` does.
 
-No scipy: its import alone (0.7 s) would cost more than the statistics.
+No scipy: its import alone would cost more than the statistics.
 """
 
 from __future__ import annotations

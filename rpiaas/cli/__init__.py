@@ -26,12 +26,24 @@ from typing import Any
 from .. import __version__
 from ..core.control import PolicyError
 from ..inputs.source import InputError
-from . import calibrate, compare, gantt, master, netboot, policies, run, sweep, testbed, validate
+from . import (
+    calibrate,
+    compare,
+    gantt,
+    master,
+    netboot,
+    policies,
+    run,
+    sweep,
+    testbed,
+    traces,
+    validate,
+)
 from .common import EXIT_FAILED, EXIT_INPUT, Exit, Parser
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = (run, validate, policies, sweep, master, netboot, testbed, compare, gantt, calibrate)
+COMMANDS = (run, validate, traces, policies, sweep, master, netboot, testbed, compare, gantt, calibrate)
 """The command modules, in the order ``rpiaas --help`` lists them."""
 
 

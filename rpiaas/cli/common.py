@@ -37,7 +37,7 @@ def live_missing(quick: bool = False) -> str | None:
     """Why the live package cannot be imported (its extra is not installed), or ``None``.
 
     ``quick``: only look for the extra's packages, without importing them (the master and
-    aiohttp take a third of a second to import: too long for every command's parser).
+    aiohttp are too slow to import for every command's parser).
     """
     if quick:
         import importlib.util

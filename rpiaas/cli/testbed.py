@@ -94,8 +94,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ..testbed.local import TOKENS_DIR, check_not_running, start_local_testbed
+    from ..testbed.local import start_local_testbed
     from ..testbed.plan import DEFAULT_DIR
+    from ..testbed.state import TOKENS_DIR, check_not_running
 
     if not 0 <= args.master_port < 65536:
         print(f"error: --master-port: expected 0-65535, got {args.master_port}", file=sys.stderr)

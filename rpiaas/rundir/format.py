@@ -27,7 +27,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["FORMAT", "NODE_COLUMNS", "PARQUET_FILES", "RUN_FILES", "TABLE_FORMATS", "TASK_COLUMNS",
+__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TABLE_FORMATS", "TASK_COLUMNS",
            "TASK_STATES", "dump_run"]
 
 FORMAT = "rpiaas-run/1"
@@ -36,7 +36,6 @@ RUN_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.js
              "fidelity.json")
 # how the task and node tables are stored; parquet replaces the csv files by these
 TABLE_FORMATS = ("csv", "parquet")
-PARQUET_FILES = ("tasks.parquet", "nodes.parquet")
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
                 "kind", "tenant", "attempts")

@@ -116,7 +116,7 @@ class WriterProcess:
 
     def send(self, records: list[tuple[Any, ...]], events: list[tuple[float, float, Any, int]],
              samples: list[tuple[Any, ...]]) -> None:
-        """Rows of ended tasks (:data:`task_record` tuples), event-log records and node samples,
+        """Rows of ended tasks (:data:`~.stream.task_record` tuples), event-log records and node samples,
         in one frame."""
         self._send(DATA, (pack(records, _TASK_KINDS), pack(events, _EVENT_KINDS), samples))
 

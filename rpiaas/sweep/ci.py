@@ -1,6 +1,6 @@
 """Confidence intervals of a sweep's means: Student t quantiles and :func:`mean_ci`.
 
-No scipy: its import alone (0.7 s) would cost more than the statistics.
+No scipy: its import alone would cost more than the statistics.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def t_quantile(p: float, df: int) -> float:
     """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom.
 
     Bisection on the CDF, ``1 - I_{df/(df+t^2)}(df/2, 1/2) / 2`` for t > 0:
-    exact to 1e-12, and no scipy import (0.7 s) at the end of every sweep.
+    exact to 1e-12, and no scipy import at the end of every sweep.
     """
     lo, hi = 0.0, 1.0
     while 1.0 - 0.5 * _betai(df / 2, 0.5, df / (df + hi * hi)) < p:

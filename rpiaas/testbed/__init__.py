@@ -3,7 +3,8 @@
 :func:`~.local.start_local_testbed` starts N node agents on loopback with a
 master (``rpiaas testbed up --local N``) and returns a
 :class:`~.local.LocalTestbed`; :mod:`.plan` says what each node gets of this
-machine, :mod:`.procs` keeps the processes.
+machine, :mod:`.procs` keeps the processes, :mod:`.state` is what the testbed's
+directory records (``testbed.json``).
 :func:`~.virtual.start_virtual_testbed` boots N virtual Pis (QEMU arm64) over
 the network in a private namespace (``sudo rpiaas testbed up --virtual N``):
 :mod:`.vmplan` plans them, :mod:`.netns` keeps their network, :mod:`.relay` is
@@ -12,20 +13,8 @@ the host's way to their master.
 
 from __future__ import annotations
 
-from typing import Any
-
+from .local import LocalTestbed, load_testbed, start_local_testbed, stop_testbed
 from .plan import TestbedError, TestbedRunning
 
 __all__ = ["LocalTestbed", "TestbedError", "TestbedRunning", "load_testbed", "start_local_testbed",
            "stop_testbed"]
-
-_LOCAL = ("LocalTestbed", "load_testbed", "start_local_testbed", "stop_testbed")
-
-
-def __getattr__(name: str) -> Any:
-    # .local imports the master (and aiohttp): only when asked for, not by every command's parser
-    if name in _LOCAL:
-        from . import local
-
-        return getattr(local, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

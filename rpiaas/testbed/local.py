@@ -21,7 +21,6 @@ gets of this machine is planned in :mod:`.plan`; the processes are kept in
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import subprocess
@@ -34,7 +33,7 @@ import yaml
 
 from ..auth import node_token
 from ..inputs.cluster import load_cluster
-from .plan import DEFAULT_DIR, HOST, TestbedError, TestbedRunning, free_ports, machine, plan
+from .plan import DEFAULT_DIR, HOST, TestbedError, free_ports, machine, plan
 from .procs import (
     Proc,
     executable,
@@ -43,8 +42,16 @@ from .procs import (
     start_process,
     stop_all,
     tail,
-    write_json,
     write_private,
+)
+from .state import (
+    TOKENS_DIR,
+    VIRTUAL,
+    check_not_running,
+    forget_state,
+    read_state,
+    unreadable,
+    write_state,
 )
 
 __all__ = ["LocalTestbed", "load_testbed",
@@ -52,10 +59,6 @@ __all__ = ["LocalTestbed", "load_testbed",
 
 if TYPE_CHECKING:
     from .virtual import VirtualTestbed
-
-VIRTUAL = "virtual"  # testbed.json's "kind" of a virtual testbed
-TOKENS_DIR = "tokens"
-STATE_FILE = "testbed.json"
 
 
 @dataclass
@@ -116,8 +119,7 @@ class LocalTestbed:
         for p in self._popens:  # ours to reap, when started from this process
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(1)
-        with contextlib.suppress(FileNotFoundError):
-            (self.dir / STATE_FILE).unlink()
+        forget_state(self.dir)
         return lines
 
     def __enter__(self) -> LocalTestbed:
@@ -141,8 +143,10 @@ class LocalTestbed:
 def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | VirtualTestbed | None:
     """The testbed recorded in ``dir/testbed.json``, running or not; None if there is none."""
     root = Path(dir).absolute()
+    data = read_state(root)
+    if data is None:
+        return None
     try:
-        data = json.loads((root / STATE_FILE).read_text(encoding="utf-8"))
         if data.get("kind") == VIRTUAL:
             from .virtual import load_virtual
 
@@ -151,11 +155,8 @@ def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | Vi
                             {name: Proc(**p) for name, p in data["agents"].items()},
                             data["node_type"], data["cores"], data["mem_mb"], data["started_s"],
                             list(data.get("notes", [])))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise TestbedError(f"{root / STATE_FILE}: unreadable ({e}); remove it if nothing runs",
-                           exit_code=2) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise unreadable(root, e) from None
 
 
 def stop_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR, timeout_s: float = 10.0) -> list[str]:
@@ -167,18 +168,6 @@ def stop_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR, timeout_s: float = 1
     """
     tb = load_testbed(dir)
     return [] if tb is None else tb.stop(timeout_s)
-
-
-def check_not_running(root: Path) -> None:
-    """Refuse a directory with a running testbed; forget one whose processes are all gone."""
-    old = load_testbed(root)
-    if old is not None:
-        running = [p for p in old.processes() if p.alive()]
-        if running:
-            raise TestbedRunning(f"{root} has a running testbed ({len(running)} processes, master "
-                                 f"{old.master_url}); stop it with `rpiaas testbed down --dir "
-                                 f"{root}`")
-        (root / STATE_FILE).unlink()
 
 
 def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str = "rpi4b",
@@ -254,7 +243,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
         agents = {name: procs[name] for name in names}
         tb = LocalTestbed(root, master, agents, doc["clusters"][0]["type"], cores, mem_mb,
                           time.time(), notes, popens)
-        write_json(root / STATE_FILE, tb.to_json())
+        write_state(root, tb.to_json())
         _wait_online(tb, timeout_s)
     except BaseException:
         ordered = [procs[k] for k in ("master", *names) if k in procs]
@@ -263,8 +252,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
         for p in popens:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(1)
-        with contextlib.suppress(FileNotFoundError):
-            (root / STATE_FILE).unlink()
+        forget_state(root)
         raise
     return tb
 

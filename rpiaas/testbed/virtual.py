@@ -51,13 +51,12 @@ from .procs import (
     this_start,
     wait_for_log,
     wait_until,
-    write_json,
 )
+from .state import TOKENS_DIR, VIRTUAL, check_not_running, forget_state, write_state
 from .vmplan import (
     MASTER_PORT_NS,
     MAX_VM_MEM_MB,
     PROGRAMS,
-    TOKENS_DIR,
     mounts_under,
     prepare,
     vm_script,
@@ -67,9 +66,6 @@ from .vmplan import (
 )
 
 __all__ = ["PROGRAMS", "VirtualTestbed", "load_virtual", "start_virtual_testbed"]
-
-KIND = "virtual"
-STATE_FILE = "testbed.json"
 
 
 @dataclass
@@ -90,7 +86,7 @@ class VirtualTestbed:
     notes: list[str] = field(default_factory=list)
     _ns: Namespace | None = field(default=None, repr=False)  # when started by this process
 
-    kind = KIND
+    kind = VIRTUAL
 
     @property
     def master_url(self) -> str:
@@ -147,12 +143,11 @@ class VirtualTestbed:
         left = mounts_under(self.dir)
         if left:
             raise TestbedError(f"still mounted under {self.dir}: {'; '.join(left)}")
-        with contextlib.suppress(FileNotFoundError):
-            (self.dir / STATE_FILE).unlink()
+        forget_state(self.dir)
         return lines
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": KIND, "dir": str(self.dir), "namespace": self.namespace,
+        return {"kind": VIRTUAL, "dir": str(self.dir), "namespace": self.namespace,
                 "server_ip": self.server_ip, "master_url": self.master_url,
                 "master": asdict(self.master),
                 "services": {k: asdict(p) for k, p in self.services.items()},
@@ -202,8 +197,6 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         a node not online in time (which one, and why from its console); whatever was
         started is stopped again.
     """
-    from .local import check_not_running
-
     netns.require_root("rpiaas testbed up --virtual")
     if missing := netns.missing_programs(*PROGRAMS):
         raise TestbedError(f"missing programs: {', '.join(missing)} (see docs/testbed.md)",
@@ -263,7 +256,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         types = {node.name: node.type.name for node in spec.nodes}
         tb = VirtualTestbed(root, ns.name, server_ip, master, services, vms, types,
                             {k: list(v[:2]) for k, v in sizes.items()}, time.time(), _ns=ns)
-        write_json(root / STATE_FILE, tb.to_json())
+        write_state(root, tb.to_json())
         token = tb.master_token
         for i, (name, node) in enumerate(names.items(), start=1):
             tap = f"rpxtap{i}"
@@ -276,7 +269,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
                  "--cpus", str(sizes[name][0]), "--mem", str(sizes[name][1])]
                 + ([] if icount_shift is None else ["--icount", str(icount_shift)]),
                 logs / f"vm-{node.hostname}.log", root)
-        write_json(root / STATE_FILE, tb.to_json())
+        write_state(root, tb.to_json())
         wait_online(tb, timeout_s)
     except BaseException:
         procs = [p for p in (master, *vms.values()) if p is not None]
@@ -288,8 +281,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         with contextlib.suppress(TestbedError):
             netns.delete(ns)
         ns.reap()
-        with contextlib.suppress(FileNotFoundError):
-            (root / STATE_FILE).unlink()
+        forget_state(root)
         raise
     return tb
 

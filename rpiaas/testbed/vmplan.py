@@ -30,6 +30,7 @@ from . import netns
 from .netns import BRIDGE_IF
 from .plan import TestbedError
 from .procs import tail, write_private
+from .state import TOKENS_DIR
 
 __all__ = [
     "DOMAIN",
@@ -40,7 +41,6 @@ __all__ = [
     "MAX_VM_MEM_MB",
     "PREFIX",
     "PROGRAMS",
-    "TOKENS_DIR",
     "VM_NODE_TYPE",
     "default_cluster",
     "mounts_under",
@@ -59,7 +59,6 @@ MASTER_PORT_NS = 8080  # the master's port inside the namespace
 # A virtual node answers /info in some 25 ms, but up to seconds while a task or the
 # agent's speed measurement holds its emulated core: a longer timeout, one more miss.
 POLL_TIMEOUT_S, OFFLINE_AFTER = 3.0, 3
-TOKENS_DIR = "tokens"
 MAX_VM_CPUS, MAX_VM_MEM_MB = 8, 16384
 HEADROOM_MB = 128  # a VM's memory beyond its node type's: its kernel, its agent
 DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"

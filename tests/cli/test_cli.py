@@ -180,15 +180,15 @@ def test_every_command_has_its_module_and_its_help(capsys: pytest.CaptureFixture
     from rpiaas.cli import COMMANDS, main
 
     names = [m.__name__.rsplit(".", 1)[1] for m in COMMANDS]
-    assert names == ["run", "validate", "policies", "sweep", "master", "netboot", "testbed", "compare", "gantt",
-                     "calibrate"]
+    assert names == ["run", "validate", "traces", "policies", "sweep", "master", "netboot", "testbed",
+                     "compare", "gantt", "calibrate"]
     for name in names:
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
         assert e.value.code == 0 and capsys.readouterr().out.startswith(f"usage: rpiaas {name} ")
 
 
-def test_python_m_rpiaas_cli_is_the_command(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "rpiaas.cli", "--version"], cwd=tmp_path,
+def test_python_m_rpiaas_is_the_command(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "rpiaas", "--version"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("rpiaas ")

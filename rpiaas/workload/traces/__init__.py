@@ -18,8 +18,8 @@ counted by reason in a :class:`SkipReport`.
 
 The modules: :mod:`~.jobs` (the job record and the skip report),
 :mod:`~.swf`, :mod:`~.csv` (the readers), :mod:`~.options` (the scenario
-keys), :mod:`~.mapping` (jobs to tasks, and the :class:`Trace` workload);
-``python -m rpiaas.workload.traces FILE`` prints what a trace holds.
+keys), :mod:`~.mapping` (jobs to tasks, and the :class:`Trace` workload),
+:mod:`~.scan` (one pass over a whole trace: what ``rpiaas traces FILE`` prints).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from __future__ import annotations
 from .csv import CSV_COLUMNS, read_csv
 from .jobs import SkipReport, TraceJob
 from .mapping import Target, Trace, first_submit, map_jobs, target_for
-from .options import FILTER_KEYS, TRACE_KEYS, TraceOptions, parse_trace
+from .options import FILTER_KEYS, TRACE_KEYS, TraceOptions, parse_trace, trace_format
+from .scan import TraceScan, scan_trace
 from .swf import SWF_FIELDS, read_swf, swf_header
 
 __all__ = ["CSV_COLUMNS", "FILTER_KEYS", "SWF_FIELDS", "TRACE_KEYS", "SkipReport", "Target", "Trace", "TraceJob",
-           "TraceOptions", "first_submit", "map_jobs", "parse_trace", "read_csv", "read_swf", "swf_header",
-           "target_for"]
+           "TraceOptions", "TraceScan", "first_submit", "map_jobs", "parse_trace", "read_csv", "read_swf",
+           "scan_trace", "swf_header", "target_for", "trace_format"]

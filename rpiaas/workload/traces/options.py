@@ -13,7 +13,7 @@ from .csv import CSV_COLUMNS, read_csv
 from .jobs import SkipReport, TraceJob, is_number
 from .swf import read_swf, swf_header
 
-__all__ = ["FILTER_KEYS", "TRACE_KEYS", "WIDE", "TraceOptions", "parse_trace"]
+__all__ = ["FILTER_KEYS", "TRACE_KEYS", "WIDE", "TraceOptions", "parse_trace", "trace_format"]
 
 WIDE = ("clip", "skip")
 FILTER_KEYS = ("status", "users", "queues", "partitions", "min_run_s", "max_run_s",
@@ -51,6 +51,11 @@ class TraceOptions:
         return read_csv(self.path, self.columns, self.skip_bad_lines, report)
 
 
+def trace_format(path: str | Path) -> str:
+    """A trace's format by its file name: ``csv`` for ``*.csv``, else ``swf``."""
+    return "csv" if Path(path).suffix.lower() == ".csv" else "swf"
+
+
 def parse_trace(src: Source, path: KeyPath, data: Any) -> TraceOptions:
     """Validate the ``trace`` mapping of a workload."""
     m = src.mapping(path, data, TRACE_KEYS, required=("path",))
@@ -58,7 +63,7 @@ def parse_trace(src: Source, path: KeyPath, data: Any) -> TraceOptions:
     file = file if file.is_absolute() else src.base / file
     if not file.is_file():
         src.fail((*path, "path"), f"no such trace file: {file}")
-    fmt = m.get("format") or ("csv" if file.suffix.lower() == ".csv" else "swf")
+    fmt = m.get("format") or trace_format(file)
     fmt = src.choice((*path, "format"), fmt, ("swf", "csv"))
     columns: dict[str, str] = {}
     if m.get("columns") is not None:

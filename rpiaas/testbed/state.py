@@ -1,0 +1,77 @@
+"""What a testbed's directory records: ``testbed.json``, and whether a testbed there still runs.
+
+A testbed outlives the command that started it; ``testbed.json`` in its
+directory is how ``rpiaas testbed status`` and ``down`` find it again (and
+:func:`~.local.load_testbed` makes a :class:`~.local.LocalTestbed` or a
+:class:`~.virtual.VirtualTestbed` of it).  Every kind records its master
+(``master``, ``master_url``) and its other processes by name under
+``agents``, ``vms`` or ``services``; a virtual testbed also records its
+``kind``, a local one none.  Before a testbed starts in a directory,
+:func:`check_not_running` refuses one whose recorded testbed still runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .plan import TestbedError, TestbedRunning
+from .procs import Proc, write_json
+
+__all__ = ["STATE_FILE", "TOKENS_DIR", "VIRTUAL", "check_not_running", "forget_state",
+           "read_state", "unreadable", "write_state"]
+
+STATE_FILE = "testbed.json"
+TOKENS_DIR = "tokens"  # NODE.token, each node's own (mode 700)
+VIRTUAL = "virtual"  # testbed.json's "kind" of a virtual testbed
+_PROCESSES = ("agents", "vms", "services")  # the maps of processes by name, besides the master
+
+
+def read_state(root: Path) -> dict[str, Any] | None:
+    """``root/testbed.json``, None if there is none; TestbedError (2) if it cannot be read."""
+    try:
+        data = json.loads((root / STATE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise unreadable(root, e) from None
+    if not isinstance(data, dict):
+        raise unreadable(root, TypeError(f"expected an object, got {type(data).__name__}"))
+    return data
+
+
+def unreadable(root: Path, e: Exception) -> TestbedError:
+    """The error for a ``testbed.json`` that does not say what it should."""
+    return TestbedError(f"{root / STATE_FILE}: unreadable ({e}); remove it if nothing runs",
+                        exit_code=2)
+
+
+def write_state(root: Path, data: dict[str, Any]) -> None:
+    """Record a testbed (its ``to_json()``) in ``root/testbed.json``, whole or not at all."""
+    write_json(root / STATE_FILE, data)
+
+
+def forget_state(root: Path) -> None:
+    """Remove ``root/testbed.json``, if there is one."""
+    with contextlib.suppress(FileNotFoundError):
+        (root / STATE_FILE).unlink()
+
+
+def check_not_running(root: Path) -> None:
+    """Refuse a directory with a running testbed; forget one whose processes are all gone."""
+    data = read_state(root)
+    if data is None:
+        return
+    try:
+        procs = [Proc(**data["master"])] + [Proc(**p) for key in _PROCESSES
+                                            for p in data.get(key, {}).values()]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise unreadable(root, e) from None
+    running = [p for p in procs if p.alive()]
+    if running:
+        raise TestbedRunning(f"{root} has a running testbed ({len(running)} processes, master "
+                             f"{data.get('master_url')}); stop it with `rpiaas testbed down "
+                             f"--dir {root}`")
+    forget_state(root)
