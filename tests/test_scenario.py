@@ -129,8 +129,8 @@ def test_a_missing_cluster_file_is_reported_at_the_scenario_key(tmp_path: Path) 
 
 
 def test_an_error_inside_a_cluster_file_names_that_file(tmp_path: Path) -> None:
-    write(tmp_path, "clusters:\n  - {count: 2, type: rpi4b, prefix: 10.0.1}\n  - {count: 1, type: rpi5, prefix: 10.0.2}\n",
-          "c.yaml")
+    write(tmp_path, "clusters:\n  - {count: 2, type: rpi4b, prefix: 10.0.1}\n"
+                    "  - {count: 1, type: rpi5, prefix: 10.0.2}\n", "c.yaml")
     text = BASE.replace("cluster:\n  clusters:\n    - {domain: a.test, prefix: 10.0.1, count: 2, type: rpi4b}\n",
                         "cluster: c.yaml\n")
     with pytest.raises(InputError) as exc:
@@ -226,7 +226,8 @@ BAD = [
     ("policy: best_fit", "policy: {nam: best_fit}", 13, "policy.nam", "unknown key (expected one of: name, params)"),
     ("policy: best_fit", "policy: {params: {}}", 13, "policy", "missing key 'name'"),
     ("policy: best_fit", "policy: 3", 13, "policy", "expected a policy name or a mapping with name and params, got 3"),
-    ("policy: best_fit", "policy:", 13, "policy", "expected a policy name or a mapping with name and params, got nothing"),
+    ("policy: best_fit", "policy:", 13, "policy",
+     "expected a policy name or a mapping with name and params, got nothing"),
     ("policy: best_fit", "policy: {name: best_fit, params: {x: 1}}", 13, "policy.params.x",
      "unknown parameter of policy 'best_fit' (known: none)"),
     ("policy: best_fit", "policy: {name: consolidate, params: {idle_timeout_s: soon}}", 13,
@@ -317,7 +318,8 @@ def test_a_policy_missing_a_required_parameter(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(scenario_module, "available_policies",
                         lambda broken=None: {**real, "needs": PolicyInfo("needs", Needs, "tests")})
     f = write(tmp_path, BASE.replace("policy: best_fit", "policy: needs"))
-    with pytest.raises(InputError, match=re.escape(f"{f}:13: policy.params: missing parameter 'node' of policy 'needs'")):
+    missing = f"{f}:13: policy.params: missing parameter 'node' of policy 'needs'"
+    with pytest.raises(InputError, match=re.escape(missing)):
         load_scenario(f)
     ok = write(tmp_path, BASE.replace("policy: best_fit", "policy: {name: needs, params: {node: 1}}"), "ok.yaml")
     assert load_scenario(ok).policy.params == {"node": 1}

@@ -38,7 +38,8 @@ Before it exits, a worker prints one line of JSON on its stdout (a pipe to the
 agent): ``{"peak_rss_kib": N, "done_mono": T}``, the peak resident memory of
 the largest of its processes and when its work ended (``time.monotonic()``, a
 clock the agent shares): the task's end is then that moment, not the worker's
-own exit and reaping after it, which took tens of milliseconds on a busy machine.  The agent cannot take it from ``wait4``: Linux carries a
+own exit and reaping after it, which took tens of milliseconds on a busy machine.  The agent cannot take it
+from ``wait4``: Linux carries a
 process's peak RSS over ``fork`` and ``execve``, so every worker would report at
 least the agent's own (the kernel's ``signal->maxrss``), whereas the peak of
 the worker's fresh address space (``VmHWM``) and that of the children it forks

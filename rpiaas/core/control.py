@@ -129,9 +129,9 @@ class ControlPlane:
         self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
         self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
                                self._h_order, self._h_blocked, self._trace, self._start, self._write)
-        caps = self._capacities
         # the common cluster has one largest capacity: two comparisons per arrival
-        self._largest: tuple[int, int] | None = caps[0] if len(caps) == 1 else None
+        self._largest: tuple[int, int] | None = (self._capacities[0] if len(self._capacities) == 1
+                                                 else None)
         # arrive() and finish() as one event each (not through step()) when nothing but
         # placement is asked of the policy, from a FIFO queue
         self._single = (self._fifo and self._largest is not None and not (

@@ -1,4 +1,5 @@
-"""How rpiaas.cli.main fails: a policy that raises is one located line (exit 1), SIGTERM and Ctrl-C leave no run directory (143, 130), a bad argument is one line, not the usage (2)."""
+"""How rpiaas.cli.main fails: a policy that raises is one located line (exit 1), SIGTERM and
+Ctrl-C leave no run directory (143, 130), a bad argument is one line, not the usage (2)."""
 
 from __future__ import annotations
 

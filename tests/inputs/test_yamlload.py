@@ -1,4 +1,5 @@
-"""The bounded YAML loader: deep nesting and alias bombs refused in one located line, before anything is built; ordinary aliases and merges still work."""
+"""The bounded YAML loader: deep nesting and alias bombs refused in one located line, before
+anything is built; ordinary aliases and merges still work."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Generated workloads: each distribution against theory, clipping and rounding, the generator's streams (a seed's tasks do not depend on count or on the other fields)."""
+"""Generated workloads: each distribution against theory, clipping and rounding, the generator's
+streams (a seed's tasks do not depend on count or on the other fields)."""
 
 from __future__ import annotations
 

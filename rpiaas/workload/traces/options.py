@@ -136,5 +136,6 @@ def _time_in_trace(src: Source, path: KeyPath, value: Any, file: Path) -> float:
         when = when.replace(tzinfo=_dt.timezone.utc)
     offset = when.timestamp() - float(start)
     if offset < 0:
-        src.fail(path, f"before the trace starts ({_dt.datetime.fromtimestamp(float(start), _dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)")
+        first = _dt.datetime.fromtimestamp(float(start), _dt.timezone.utc)
+        src.fail(path, f"before the trace starts ({first:%Y-%m-%d %H:%M:%S} UTC)")
     return offset

@@ -41,7 +41,8 @@ def test_an_id_beyond_2_53_is_a_bad_line(tmp_path: Path, block: bool) -> None:
     """A double holds every task id up to 2**53; a larger one would be read as another."""
     p = tmp_path / "ids.csv"
     p.write_text("id,arrival_s,cores,work_core_s\n1,0,1,5\n9007199254740993,1,1,5\n3,2,1,5\n")
-    read = (lambda **kw: [j for b in read_csv_blocks(p, **kw) for j in (b.jobs() if isinstance(b, JobBlock) else [b])]) \
+    read = (lambda **kw: [j for b in read_csv_blocks(p, **kw)
+                          for j in (b.jobs() if isinstance(b, JobBlock) else [b])]) \
         if block else (lambda **kw: list(read_csv(p, **kw)))
     with pytest.raises(InputError, match=r"ids.csv:3: id: '9007199254740993' is 2\*\*53 or more"):
         read()

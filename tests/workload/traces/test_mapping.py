@@ -1,4 +1,5 @@
-"""Jobs to tasks: processors to cores, clipping, the window, load scale, filters, memory, what is skipped; a trace as a run."""
+"""Jobs to tasks: processors to cores, clipping, the window, load scale, filters, memory, what is
+skipped; a trace as a run."""
 
 from __future__ import annotations
 
