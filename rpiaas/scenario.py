@@ -21,19 +21,21 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from .inputs.cluster import parse_cluster
+from .inputs.cluster import parse_cluster, read_cluster
 from .inputs.source import InputError, KeyPath, LimitError, Source, describe, load, load_file
-from .model import ClusterSpec, PowerState
+from .model import ClusterSpec, PowerState, Task
 from .policy.base import Policy, PolicyParamError
 from .policy.plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .workload import Generator, TaskList, Trace, Workload, parse_workload
 from .workload.bounds import check_scenario_bounds
 
-__all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_streams", "with_overrides"]
+__all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_streams",
+           "with_overrides"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
-            "initial_power", "event_log", "decision_trace", "faults", "cluster", "workload", "policy", "queue")
+            "initial_power", "event_log", "decision_trace", "faults", "cluster", "workload",
+            "policy", "queue")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,24 @@ class Scenario:
     event_log: bool = True  # write events.jsonl (large runs may turn it off)
     faults: tuple[Fault, ...] = ()
     decision_trace: bool = False  # write decisions.jsonl (the per-decision trace)
+    # the cluster file's data, when ``data["cluster"]`` names a file (None: the cluster is inline)
+    cluster_data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def payload(self) -> dict[str, Any]:
+        """The scenario as one document, as a master takes it (``rpiaas run --live``): as
+        given (defaults filled), with its cluster inline.
+
+        A trace workload is given as the task list it makes (the master need
+        not have the trace file); a generator as it is, the master draws the
+        same tasks from the same seed.
+        """
+        data = dict(self.data)
+        if self.cluster_data is not None:
+            data["cluster"] = self.cluster_data
+        if isinstance(self.workload, Trace):
+            tasks = self.workload.tasks(rng_streams(self.seed)["workload"])
+            data["workload"] = {"tasks": [_task_json(t) for t in tasks]}
+        return data
 
     def policies(self, rng: Any = None) -> list[Policy]:
         """Policy instances in registration order (the main policy last, so asked first)."""
@@ -87,6 +107,19 @@ class Scenario:
             out.append(self.queue.create(rng))
         out.append(self.policy.create(rng))
         return out
+
+
+def _task_json(t: Task) -> dict[str, Any]:
+    """A task as an inline workload writes it."""
+    out: dict[str, Any] = {"id": t.id, "arrival_s": t.arrival_s, "cores": t.cores,
+                           "mem_mb": t.mem_mb, "work_core_s": t.work_core_s, "kind": t.kind}
+    if t.tenant:
+        out["tenant"] = t.tenant
+    if t.priority:
+        out["priority"] = t.priority
+    if t.walltime_s is not None:
+        out["walltime_s"] = t.walltime_s
+    return out
 
 
 class Override(tuple):  # type: ignore[type-arg]
@@ -125,7 +158,8 @@ def parse_overrides(pairs: list[str], notes: list[str] | None = None) -> list[tu
 
 
 def _overrides(overrides: Any) -> list[tuple[str, Any]]:
-    """The ``overrides`` of :func:`load_scenario` as pairs: a mapping, ``"k=v"`` strings or pairs."""
+    """The ``overrides`` of :func:`load_scenario` as pairs: a mapping, ``"k=v"`` strings or
+    pairs."""
     if isinstance(overrides, Mapping):
         return list(overrides.items())
     if isinstance(overrides, (str, bytes)) or not hasattr(overrides, "__iter__"):
@@ -201,13 +235,19 @@ def parse_scenario(src: Source) -> Scenario:
         src.fail(("name",), f"expected letters, digits, '.', '_' or '-' (it names the run "
                             f"directory), got {name!r}")
     seed = src.integer(("seed",), m.get("seed", 0), minimum=0)
-    horizon = src.number(("horizon_s",), m["horizon_s"], positive=True) if m.get("horizon_s") is not None else None
+    horizon = (src.number(("horizon_s",), m["horizon_s"], positive=True)
+               if m.get("horizon_s") is not None else None)
     sample = src.number(("sample_interval_s",), m.get("sample_interval_s", 60.0), positive=True)
     retries = src.integer(("retries",), m.get("retries", 0), minimum=0)
     initial = src.choice(("initial_power",), m.get("initial_power", "on"), ("on", "off"))
     event_log = src.boolean(("event_log",), m.get("event_log", True))
     decision_trace = src.boolean(("decision_trace",), m.get("decision_trace", False))
-    cluster = parse_cluster(src, ("cluster",), m["cluster"])
+    cluster_file = src.base / m["cluster"] if isinstance(m["cluster"], str) else None
+    cluster_data = None
+    if cluster_file is not None and cluster_file.is_file():
+        cluster, cluster_data = read_cluster(cluster_file)
+    else:
+        cluster = parse_cluster(src, ("cluster",), m["cluster"])
     faults = _faults(src, ("faults",), m.get("faults", []), cluster)
     workload = parse_workload(src, ("workload",), m["workload"])
     if isinstance(workload, Trace):  # its jobs are mapped onto the node types
@@ -232,13 +272,14 @@ def parse_scenario(src: Source) -> Scenario:
         src.fail(("workload", "generator"), "an endless generator (no count) needs horizon_s")
     data = src.with_text(m)  # ``prefix: 10.10`` stays "10.10" in run.json
     data.update(name=name, seed=seed, horizon_s=horizon, sample_interval_s=sample,
-                retries=retries, initial_power=initial, event_log=event_log, decision_trace=decision_trace,
+                retries=retries, initial_power=initial, event_log=event_log,
+                decision_trace=decision_trace,
                 policy={"name": policy.name, "params": policy.params},
                 queue=None if queue is None else {"name": queue.name, "params": queue.params})
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
                     src.string(("description",), m.get("description", "")), event_log, faults,
-                    decision_trace)
+                    decision_trace, cluster_data)
 
 
 def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:
@@ -251,9 +292,12 @@ def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tupl
         f = src.mapping(fp, raw, ("node", "at_s", "down_s", "reason"), required=("node", "at_s"))
         name = src.string((*fp, "node"), f["node"])
         if name not in by_name:
-            src.fail((*fp, "node"), f"no node named {name!r} in the cluster (names are hostname.domain)")
-        down = src.number((*fp, "down_s"), f["down_s"], positive=True) if f.get("down_s") is not None else None
-        out.append(Fault(by_name[name], src.number((*fp, "at_s"), f["at_s"], nonnegative=True), down,
+            src.fail((*fp, "node"),
+                     f"no node named {name!r} in the cluster (names are hostname.domain)")
+        down = (src.number((*fp, "down_s"), f["down_s"], positive=True)
+                if f.get("down_s") is not None else None)
+        out.append(Fault(by_name[name], src.number((*fp, "at_s"), f["at_s"], nonnegative=True),
+                         down,
                          src.string((*fp, "reason"), f.get("reason", "injected fault"))))
     return tuple(out)
 
@@ -262,7 +306,8 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     if isinstance(data, str):
         name, params = data, {}
     elif not isinstance(data, dict):
-        src.fail(path, f"expected a policy name or a mapping with name and params, got {describe(data)}")
+        src.fail(path, "expected a policy name or a mapping with name and params, got "
+                       f"{describe(data)}")
     else:
         m = src.mapping(path, data, ("name", "params"), required=("name",))
         name = src.string((*path, "name"), m["name"])
@@ -325,7 +370,8 @@ def _check_kind(src: Source, path: KeyPath, name: str, cls: type[Policy], spelt_
     where = (*path, "name") if spelt_out else path
     if path == ("policy",) and queue and not placement:
         src.fail(where, f"{name!r} is a queue policy (it orders the queue, it places nothing): "
-                        f"name it under queue: and give policy: a placement policy such as best_fit")
+                        "name it under queue: and give policy: a placement policy such as "
+                        "best_fit")
     if path == ("queue",) and placement and not queue:
         src.fail(where, f"{name!r} is a placement policy (it chooses nodes, it orders no queue): "
                         f"name it under policy:, and give queue: a queue policy such as fcfs")

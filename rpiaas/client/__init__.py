@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .client import MasterError, run_live, scenario_payload
+from .client import MasterError, run_live
 
-__all__ = ["MasterError", "run_live", "scenario_payload"]
+__all__ = ["MasterError", "run_live"]

@@ -1,17 +1,17 @@
 """``rpiaas run --live``: send a scenario to a master, follow the replay, fetch its run directory.
 
-The scenario is read and checked here, by the parser the simulation uses (so
-an error names the user's file, line and key); the master receives it as one
-JSON document, its cluster inlined, and checks it again against its nodes.
-The run directory is fetched file by file into a temporary sibling and moved
-into place whole, as a simulated run's is.
+The scenario is read and checked before (by the parser the simulation uses,
+so an error names the user's file, line and key); the master receives it as
+one JSON document (:meth:`Scenario.payload <rpiaas.scenario.Scenario.payload>`:
+its cluster inline, a trace as its tasks) and checks it again against its
+nodes.  The run directory is fetched file by file into a
+:class:`~rpiaas.rundir.RunCopy` and moved into place whole, as a simulated
+run's is.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 import time
 import urllib.error
@@ -19,15 +19,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..inputs.source import load_file
-from ..model import Task
-from ..rundir import RUN_FILES
-from ..rundir.fidelity import summary_line
-from ..scenario import Scenario, rng_streams
+from ..rundir import RunCopy, read_run
+from ..rundir.fidelity import read_fidelity, summary_line
+from ..scenario import Scenario
 from .progress import RunProgress
 
-__all__ = ["MasterError", "run_live", "scenario_payload"]
-
+__all__ = ["MasterError", "run_live"]
 
 
 class MasterError(RuntimeError):
@@ -36,37 +33,6 @@ class MasterError(RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-def scenario_payload(scenario: Scenario) -> dict[str, Any]:
-    """The scenario as the master takes it: as given (defaults filled), the cluster inlined.
-
-    A trace workload is sent as the task list it makes (the master need not
-    have the trace file); a generator is sent as it is, the master draws the
-    same tasks from the same seed.
-    """
-    data = dict(scenario.data)
-    cluster = data.get("cluster")
-    if isinstance(cluster, str) and scenario.file is not None:
-        src = load_file(Path(scenario.file).parent / cluster)
-        data["cluster"] = src.with_text(src.data)
-    workload = data.get("workload")
-    if isinstance(workload, dict) and "trace" in workload:
-        tasks = scenario.workload.tasks(rng_streams(scenario.seed)["workload"])
-        data["workload"] = {"tasks": [_task_json(t) for t in tasks]}
-    return data
-
-
-def _task_json(t: Task) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": t.id, "arrival_s": t.arrival_s, "cores": t.cores,
-                           "mem_mb": t.mem_mb, "work_core_s": t.work_core_s, "kind": t.kind}
-    if t.tenant:
-        out["tenant"] = t.tenant
-    if t.priority:
-        out["priority"] = t.priority
-    if t.walltime_s is not None:
-        out["walltime_s"] = t.walltime_s
-    return out
 
 
 class _Master:
@@ -92,7 +58,8 @@ class _Master:
                 message = json.loads(e.read()).get("error", e.reason)
             except (ValueError, AttributeError):
                 message = e.reason
-            raise MasterError(f"{method} {self.url}{path}: HTTP {e.code}: {message}", e.code) from None
+            raise MasterError(f"{method} {self.url}{path}: HTTP {e.code}: {message}",
+                              e.code) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise MasterError(f"{self.url}: cannot reach the master: {reason}") from None
@@ -109,10 +76,9 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
     While the master cannot be reached (or, restarted, does not know the run
     yet) it is asked again for up to ``reconnect_s`` seconds.
     """
-    if out.exists() and not (out / "run.json").exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not a run directory; not overwriting it")
+    RunCopy.check(out)  # an out that is not a run directory: refused before the run starts
     master = _Master(master_url, token)
-    payload = {"scenario": scenario_payload(scenario),
+    payload = {"scenario": scenario.payload(),
                "file": Path(scenario.file).name if scenario.file else "scenario.yaml",
                "timescale": timescale, "task_kind": task_kind}
     run = master.json("POST", "/api/v1/runs", payload)
@@ -148,25 +114,15 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
             progress.close()
     if run["state"] != "completed":
         raise MasterError(f"run {run_id} {run['state']}: {run.get('error') or 'no result'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    copy = RunCopy(out)
     try:
-        for name in run["files"]:
-            if name in RUN_FILES:
-                (tmp / name).write_bytes(master.call("GET", f"/api/v1/runs/{run_id}/files/{name}"))
-        record = json.loads((tmp / "run.json").read_text())
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        for name in copy.files(run["files"]):
+            copy.add(name, master.call("GET", f"/api/v1/runs/{run_id}/files/{name}"))
+        out = copy.commit()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        copy.abort()
         raise
-    if not quiet and (out / "fidelity.json").is_file():
-        print(summary_line(json.loads((out / "fidelity.json").read_text())), file=sys.stderr, flush=True)
-    return dict(record["summary"]), out
+    fidelity = read_fidelity(out)
+    if not quiet and fidelity is not None:
+        print(summary_line(fidelity), file=sys.stderr, flush=True)
+    return dict(read_run(out)["summary"]), out

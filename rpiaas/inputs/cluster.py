@@ -25,7 +25,7 @@ from ..model import PROFILES, Cluster, ClusterSpec, Node, NodeType
 from . import limits
 from .source import KeyPath, LimitError, Source, load_file
 
-__all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster"]
+__all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster", "read_cluster"]
 
 NODE_TYPE_KEYS = ("base", "cores", "mem_mb", "speed", "power_idle_w", "power_max_w",
                   "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source")
@@ -35,17 +35,24 @@ NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address")
 
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_DOMAIN = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"^({_LABEL})(\.{_LABEL})*$")
 _SERIAL = re.compile(r"^[0-9a-fA-F]{8}$")
 _IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:
     """Read a cluster file (YAML, or the original RPiaaS ``config.json``)."""
+    return read_cluster(path)[0]
+
+
+def read_cluster(path: str | Path) -> tuple[ClusterSpec, Any]:
+    """Read a cluster file: the cluster, and its data as read (values read as text kept as
+    text), which a scenario can carry inline instead of the file's name."""
     src = load_file(path)
     if src.data is None:
         src.fail((), "empty cluster file")
-    return parse_cluster(src, (), src.mapping((), src.data))
+    return parse_cluster(src, (), src.mapping((), src.data)), src.with_text(src.data)
 
 
 def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
@@ -74,7 +81,8 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
     _check_total(src, path, groups)
     index = 0
     # value -> where it was first given; names are compared as DNS does, ignoring case
-    seen: dict[str, dict[str, KeyPath]] = {"name": {}, "MAC address": {}, "address": {}, "serial": {}}
+    seen: dict[str, dict[str, KeyPath]] = {"name": {}, "MAC address": {}, "address": {},
+                                           "serial": {}}
     domains: dict[str, KeyPath] = {}
     prefixes: list[tuple[str, KeyPath]] = []
     ranges: list[tuple[str, int, int, KeyPath]] = []  # the addresses of count groups
@@ -86,7 +94,8 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
             src.fail((*gp, "domain"), f"not a DNS domain: {domain!r}")
         if domain:
             _first((*gp, "domain"), domain.lower(), domains, src,
-                   f"two clusters with the domain {domain} (DNS would hold both clusters' names under it)")
+                   f"two clusters with the domain {domain} (DNS would hold both clusters' "
+                   "names under it)")
         prefix = src.string((*gp, "prefix"), g.get("prefix", ""))
         if prefix and not _octets(prefix, 1, 3):
             src.fail((*gp, "prefix"), f"expected 1 to 3 octets like 10.0.1, got {prefix!r}")
@@ -94,8 +103,9 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
             for other, other_at in prefixes:
                 if (prefix + ".").startswith(other + ".") or (other + ".").startswith(prefix + "."):
                     line = src.line_of(other_at)
-                    src.fail((*gp, "prefix"), f"the network of prefix {prefix} overlaps that of prefix "
-                                              f"{other}{f' (line {line})' if line else ''}: DHCP and DNS "
+                    src.fail((*gp, "prefix"), f"the network of prefix {prefix} overlaps that of "
+                                              f"prefix {other}"
+                                              f"{f' (line {line})' if line else ''}: DHCP and DNS "
                                               "would serve two clusters on one network")
             prefixes.append((prefix, (*gp, "prefix")))
         if "count" in g:
@@ -199,7 +209,8 @@ def _count_group(src: Source, gp: KeyPath, g: dict[str, Any], types: dict[str, N
         for i in (first, last):
             address = f"{prefix}.{i}"
             if not _octets(address, 4, 4):
-                src.fail(suffix_at, f"{address} is not an IPv4 address (prefix {prefix} + suffix {i})")
+                src.fail(suffix_at,
+                         f"{address} is not an IPv4 address (prefix {prefix} + suffix {i})")
         if len(prefix.split(".")) == 3:
             for bad, what in ((0, "network"), (255, "broadcast")):
                 if first <= bad <= last:
@@ -272,7 +283,8 @@ def _node(src: Source, where: dict[str, KeyPath], nd: dict[str, Any], types: dic
     if nd.get("type") not in (None, ""):
         tname = src.string(where["type"], nd["type"])
         if tname not in types:
-            src.fail(where["type"], f"unknown node type {tname!r} (known: {', '.join(sorted(types))})")
+            src.fail(where["type"],
+                     f"unknown node type {tname!r} (known: {', '.join(sorted(types))})")
         ntype = types[tname]
     address = None
     if "address" in nd:
@@ -332,10 +344,12 @@ def _node_types(src: Source, path: KeyPath, data: Any) -> dict[str, NodeType]:
         if "base" in s:
             base_name = src.string((*tp, "base"), s["base"])
             if base_name not in PROFILES:
-                src.fail((*tp, "base"), f"unknown profile {base_name!r} (known: {', '.join(sorted(PROFILES))})")
+                src.fail((*tp, "base"), f"unknown profile {base_name!r} "
+                                        f"(known: {', '.join(sorted(PROFILES))})")
             base: dict[str, Any] = dataclasses.asdict(PROFILES[base_name])
         else:
-            missing = [k for k in ("cores", "mem_mb", "speed", "power_idle_w", "power_max_w") if k not in s]
+            missing = [k for k in ("cores", "mem_mb", "speed", "power_idle_w", "power_max_w")
+                       if k not in s]
             if missing:
                 src.fail(tp, f"missing key {missing[0]!r} (or give base: a built-in profile)")
             base = {"power_off_w": 0.0, "boot_s": 0.0, "source": "user-defined"}

@@ -154,7 +154,8 @@ class AgentClient:
             raise AgentError(f"{method} {url}: {type(e).__name__}: {e}".rstrip(": ")) from e
 
     async def start_task(self, base_url: str, spec: dict[str, Any]) -> dict[str, Any]:
-        """``POST /tasks``: the started task's document (AgentError with ``status`` 409 if refused)."""
+        """``POST /tasks``: the started task's document (AgentError with ``status`` 409 if
+        refused)."""
         doc = await self._call("POST", base_url, "/tasks", spec)
         if not isinstance(doc, dict):
             raise AgentError(f"POST {base_url}/tasks: expected a task document")

@@ -1,27 +1,29 @@
-"""A live run's tasks on the agents: their ids, starts, kills and reported ends.
+"""A live run's tasks on the agents: their ids, starts, kills and polls.
 
 A task attempt runs on its node's agent as ``RUN.TASK.EPOCH``, so a start is
 never done twice: a start the agent already has answers 409 and is watched
 like any other.  A task runs as ``sleep`` for its modelled runtime on that
-node (``work_core_s / (cores * speed)``, times the timescale: exact, so runs
+node (:meth:`NodeType.runtime_s <rpiaas.model.NodeType.runtime_s>`, times the timescale: exact, so runs
 can be compared with the simulation) or as ``cpu`` doing its real work.
-Ends come pushed by the agents (:meth:`AgentTasks.report`) and are also
-found by polling the agents' ``GET /tasks`` (:meth:`AgentTasks.poll`), so a
-lost push loses nothing; the event is stamped with the end the agent measured.
+The documents the agents answer go back to the run through the callables it
+gives: the start an agent measured (``started``) and, found by polling the
+agents' ``GET /tasks`` (:meth:`AgentTasks.poll`), the ends their pushes
+missed (``ended``), so a lost push loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from ..core.events import TaskFailed, TaskFinished
-from ..model import Task
-from .agent_client import AgentError
-
-if TYPE_CHECKING:
-    from .shell import LiveRun
+from ..core.events import Event, TaskFailed
+from ..model import Node, Task
+from .agent_client import AgentClient, AgentError
+from .clock import RunClock
+from .options import AgentNode, LiveOptions
+from .outbox import Call
 
 __all__ = ["AgentTasks", "agent_kind"]
 
@@ -35,142 +37,106 @@ def agent_kind(task_kind: str, kind: str) -> str:
 
 
 class AgentTasks:
-    """The tasks of ``run`` on its agents, and the starts the agents measured.
+    """The tasks of run ``run_id`` on its agents.
 
-    :param run: the live run whose tasks these are (its agents, client, clock and journal).
+    :param run_id: the run's id (it prefixes the agent task ids).
+    :param entries: the agents of the scenario's nodes, in the nodes' order.
+    :param nodes: the scenario's nodes (their types give a ``sleep`` task's runtime).
+    :param client: the agent client.
+    :param options: the timescale and the task kind.
+    :param notify_url: where the agents push task ends (None: polling only).
+    :param clock: the run's clock.
+    :param act: takes a call to an agent, to go out once the journal is on disk.
+    :param put: takes an event for the control plane at a scenario time (a refused start).
+    :param started: takes a task id and its agent's document: the start it measured.
+    :param ended: takes a polled document of a task no longer running, and its node's name.
     """
 
-    def __init__(self, run: LiveRun) -> None:
-        self.run = run
+    def __init__(self, run_id: str, entries: Sequence[AgentNode], nodes: Sequence[Node],
+                 client: AgentClient, options: LiveOptions, notify_url: str | None,
+                 clock: RunClock, act: Callable[[Call], None],
+                 put: Callable[[float, Event], None],
+                 started: Callable[[int, dict[str, Any]], None],
+                 ended: Callable[[dict[str, Any], str], object]) -> None:
+        self.run_id = run_id
+        self.entries = entries
+        self.nodes = nodes
+        self.client = client
+        self.options = options
+        self.notify_url = notify_url
+        self.clock = clock
+        self.act = act
+        self.put = put
+        self.started = started
+        self.ended = ended
         self.ids: dict[str, int] = {}  # agent task id -> task id
         self.on_agent: dict[int, tuple[int, str]] = {}  # running task id -> (node, agent id)
         self.reported: set[str] = set()  # agent ids whose end is known (or no longer wanted)
-        self.measured_start: dict[int, float] = {}  # task id -> measured start, scenario s
+        self.replaying = False  # the run replays its journal: no call goes out
 
     def spec(self, task: Task, node: int, work_core_s: float, agent_id: str) -> dict[str, Any]:
         """The ``POST /tasks`` document that runs ``work_core_s`` of ``task`` on ``node``."""
-        run = self.run
         spec: dict[str, Any] = {"id": agent_id, "cores": task.cores, "mem_mb": task.mem_mb}
-        scale = run.options.timescale
-        if agent_kind(run.options.task_kind, task.kind) == "sleep":
-            kind = run.nodes[node].type  # the modelled runtime, as the simulator has it
-            runtime = kind.start_overhead_s + work_core_s / (task.cores * kind.speed)
+        scale = self.options.timescale
+        if agent_kind(self.options.task_kind, task.kind) == "sleep":
+            runtime = self.nodes[node].type.runtime_s(work_core_s, task.cores)  # as simulated
             spec.update(kind="sleep", duration_s=max(runtime * scale, 1e-3))
         else:
             spec.update(kind="cpu", work_core_s=max(work_core_s * scale, 1e-3))
-        if run.notify_url:
-            spec["notify_url"] = run.notify_url
+        if self.notify_url:
+            spec["notify_url"] = self.notify_url
         return spec
 
     def launch(self, task: Task, node: int, work_core_s: float) -> None:
         """Start ``work_core_s`` of ``task`` on ``node``'s agent (once the journal is on disk)."""
-        run = self.run
-        agent_id = f"{run.id}.{task.id}.{task.epoch}"
+        agent_id = f"{self.run_id}.{task.id}.{task.epoch}"
         self.ids[agent_id] = task.id
         self.on_agent[task.id] = (node, agent_id)
-        if run.replaying:
+        if self.replaying:
             return  # reconciled with the agent by the resume
-        spec = self.spec(task, node, work_core_s, agent_id)
-        run.act(self.post(task.id, node, spec))
+        self.act(self.post(task.id, node, self.spec(task, node, work_core_s, agent_id)))
 
     async def post(self, task_id: int, node: int, spec: dict[str, Any]) -> None:
         """Start the task of ``spec`` on ``node``'s agent; a refusal fails the task."""
-        run = self.run
-        entry = run.entries[node]
+        entry = self.entries[node]
         try:
-            doc = await run.client.start_task(entry.base_url, spec)
+            doc = await self.client.start_task(entry.base_url, spec)
         except AgentError as e:
             if e.status == 409 and "exists" in str(e).lower():
                 return  # started before (a resumed run): watched like any other
             if self.on_agent.get(task_id, (0, ""))[1] == spec["id"]:
                 self.reported.add(spec["id"])
-                run.put(run.now(), TaskFailed(task_id, f"start on {entry.name}: {e}"))
+                self.put(self.clock.now(), TaskFailed(task_id, f"start on {entry.name}: {e}"))
             return
-        self.learn_start(task_id, doc)
+        self.started(task_id, doc)
 
-    def learn_start(self, task_id: int, doc: dict[str, Any]) -> None:
-        """Keep the start the agent measured (from its answer to the start, or any later
-        document of the task: a resumed master may have lost the first)."""
-        started = doc.get("started_s")
-        if isinstance(started, (int, float)) and task_id not in self.measured_start:
-            at = self.run.scenario_time(self.local_time(task_id, float(started)))
-            self.measured_start[task_id] = at
-            self.run.journal.write({"started": task_id, "agent_id": doc.get("id"), "t": at})
-
-    def local_time(self, task_id: int, node_time_s: float) -> float:
-        """A time the agent running ``task_id`` read on its node's clock, on the master's.
-
-        A node's wall clock may be off (a Pi has no battery-backed clock, a VM
-        starts from its host's clock to the second): the master's poller keeps
-        each node's offset, taken out here, so a task's start and end are where
-        they were on one clock.
-        """
-        current = self.on_agent.get(task_id)
-        if current is None:
-            return node_time_s
-        return self.run.entries[current[0]].node_to_local(node_time_s)
+    async def ask(self, node: int, agent_id: str) -> dict[str, Any] | None:
+        """The document of task ``agent_id`` on ``node``'s agent; None if it has no such task."""
+        return await self.client.task(self.entries[node].base_url, agent_id)
 
     def stop(self, task_id: int) -> None:
         """Stop the task on its agent (if it runs there); its end is no longer an event."""
         current = self.on_agent.pop(task_id, None)
-        run = self.run
-        if current is None or run.replaying:
+        if current is None or self.replaying:
             return
         node, agent_id = current
         self.reported.add(agent_id)
+        client, base_url = self.client, self.entries[node].base_url
 
         async def kill() -> None:
             with contextlib.suppress(AgentError):
-                await run.client.kill_task(run.entries[node].base_url, agent_id)
+                await client.kill_task(base_url, agent_id)
 
-        run.act(kill())
+        self.act(kill())
 
     async def poll(self) -> None:
         """Ask the agents that run this run's tasks for their tasks: the ends pushes missed."""
-        run = self.run
         nodes = sorted({node for node, _ in self.on_agent.values()})
         results = await asyncio.gather(
-            *(run.client.tasks(run.entries[n].base_url) for n in nodes), return_exceptions=True)
+            *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
         for n, docs in zip(nodes, results, strict=True):
             if isinstance(docs, BaseException):
                 continue  # the node's own poll decides whether it is down
             for doc in docs:
                 if doc.get("state") != "running":
-                    self.report(doc, run.entries[n].name)
-
-    def node_of(self, agent_id: object) -> str | None:
-        """The node that runs this run's task with ``agent_id`` now, or None."""
-        task_id = self.ids.get(agent_id) if isinstance(agent_id, str) else None
-        current = self.on_agent.get(task_id) if task_id is not None else None
-        return self.run.entries[current[0]].name if current and current[1] == agent_id else None
-
-    def report(self, doc: dict[str, Any], node: str | None = None) -> bool:
-        """An agent's task document (pushed or polled): its end becomes an event.
-
-        Returns whether the document belonged to this run; with ``node`` (the
-        node that sent it), a document of a task running on another node does not.
-        """
-        agent_id = doc.get("id")
-        if not isinstance(agent_id, str) or agent_id not in self.ids:
-            return False
-        if node is not None and self.node_of(agent_id) not in (None, node):
-            return False
-        state = doc.get("state")
-        if state == "running" or agent_id in self.reported:
-            return True
-        task_id = self.ids[agent_id]
-        current = self.on_agent.get(task_id)
-        if current is None or current[1] != agent_id:
-            return True  # killed or moved by us: the control plane already knows
-        self.learn_start(task_id, doc)
-        self.reported.add(agent_id)
-        run = self.run
-        ended = doc.get("ended_s")
-        at = run.scenario_time(self.local_time(task_id, float(ended))) \
-            if isinstance(ended, (int, float)) else run.now()
-        if state == "completed":
-            run.put(at, TaskFinished(task_id))
-        else:
-            reason = doc.get("error") or f"{state} with exit status {doc.get('exit_status')}"
-            run.put(at, TaskFailed(task_id, str(reason)))
-        return True
+                    self.ended(doc, self.entries[n].name)

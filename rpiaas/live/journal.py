@@ -43,11 +43,14 @@ class Journal:
     The shell syncs once per pass over its inbox, before any action of that
     pass reaches an agent (actions go out only when the event loop next
     runs), so the journal is always ahead of the world at one fsync a pass.
+    The file is opened at the first write, so a run can hand its journal to
+    its parts before it has read the records a resume needs.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._file: IO[str] | None = None
+        self._closed = False
         self._dirty = False
 
     @staticmethod
@@ -63,27 +66,31 @@ class Journal:
         return out
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._file.closed:  # a start that answered after the run was cancelled
+        if self._closed:  # a start that answered after the run was cancelled
             return
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._dirty = True
 
     def sync(self) -> None:
-        if self._dirty:
+        if self._dirty and self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._dirty = False
 
     async def sync_async(self) -> None:
         """:meth:`sync` with the fsync in a thread (writes may go on meanwhile)."""
-        if self._dirty:
+        if self._dirty and self._file is not None:
             self._file.flush()  # on the loop's thread: the file object is not thread-safe
             self._dirty = False
             await asyncio.to_thread(os.fsync, self._file.fileno())
 
     def close(self) -> None:
         self.sync()
-        self._file.close()
+        self._closed = True
+        if self._file is not None:
+            self._file.close()
 
 
 def read_head(path: Path) -> dict[str, Any]:

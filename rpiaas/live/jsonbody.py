@@ -15,7 +15,8 @@ from typing import Any, NoReturn
 
 __all__ = ["MAX_JSON_DEPTH", "loads"]
 
-# Scenarios nest about 6 deep (cluster.clusters[].nodes[].{...}); policies' parameters a little more.
+# Scenarios nest about 6 deep (cluster.clusters[].nodes[].{...}); policies' parameters a little
+# more.
 MAX_JSON_DEPTH = 32
 
 
@@ -28,7 +29,8 @@ def depth(value: Any) -> int:
     deepest, todo = 0, [(value, 1)]
     while todo:
         item, level = todo.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else None)
         if children is None:
             continue
         deepest = max(deepest, level)

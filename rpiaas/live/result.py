@@ -1,37 +1,41 @@
-"""What a live run writes into its run directory: tasks, node series, the run's record.
+"""What a live run writes beside its tasks' rows: the node series, the run's record.
 
-Tasks are written as they end, with the start their agent measured (the
-decision's time until then: the cores were reserved from it on).  The node
-series (``nodes.csv``) has a row per node every sample interval: the control
-plane's state and reservations, the CPU and memory use the master's poller
-measured last, and the power model on the measured utilisation (which holds
-until the next sample, so energy is the model applied to what the node really
-did).  While a resumed run replays its journal the rows it missed come from
-the stored history instead.  When the run ends, its record (``run.json``) and, when the
-run has a simulated twin, ``fidelity.json`` complete the directory.
-"""
+The tasks' rows are written by the run as the tasks end (:mod:`.shell`, with
+the starts their agents measured).  The node series (``nodes.csv``) has a row
+per node every sample interval: the control plane's state and reservations,
+the CPU and memory use the master's poller measured last, and the power model
+on the measured utilisation (which holds until the next sample, so energy is
+the model applied to what the node really did).  While a resumed run replays
+its journal the rows it missed come from the stored history instead.  When
+the run ends, its record (``run.json``) and, when the run has a simulated
+twin, ``fidelity.json`` complete the directory."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as _dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..model import Task, TaskState
-from ..rundir import run_record
-from ..rundir.fidelity import Outcome, fidelity, outcome
+from ..core.control import ControlPlane
+from ..core.energy import NodeUsage
+from ..rundir import RunWriter, run_record
+from ..rundir.fidelity import FIDELITY_FILE, Outcome, fidelity
+from ..scenario import Scenario
+from ..store import HistoryStore
+from .clock import RunClock
 
-if TYPE_CHECKING:
-    from .shell import LiveRun
-
-__all__ = ["MIN_SAMPLE_WALL_S", "LiveResult", "lag_figures"]
+__all__ = ["MIN_SAMPLE_WALL_S", "LiveResult", "Twin", "lag_figures"]
 
 log = logging.getLogger(__name__)
 
 # Rows closer than this in wall time would only repeat the poller's last reading.
 MIN_SAMPLE_WALL_S = 0.5
+
+# simulates a scenario: its summary and each task's outcome (a live run's twin)
+Twin = Callable[[Scenario], tuple[dict[str, Any], dict[int, Outcome]]]
 
 
 def lag_figures(lags: list[float]) -> dict[str, Any]:
@@ -48,100 +52,94 @@ def lag_figures(lags: list[float]) -> dict[str, Any]:
 
 
 class LiveResult:
-    """The run directory of ``run``: its tasks as they end, its node series, its record."""
+    """A live run's node series and its record, written through the run's ``writer``.
 
-    def __init__(self, run: LiveRun) -> None:
-        self.run = run
+    :param scenario: the scenario replayed.
+    :param writer: the run directory being written.
+    :param usage: the nodes' usage, power and energy (fed measured utilisation here).
+    :param control: the control plane (its view's tasks per node, its count of events).
+    :param store: the master's history store (the measured readings).
+    :param clock: the run's clock.
+    :param twin: simulates the scenario for ``fidelity.json`` (None: no twin).
+    """
+
+    def __init__(self, scenario: Scenario, writer: RunWriter, usage: NodeUsage,
+                 control: ControlPlane, store: HistoryStore, clock: RunClock,
+                 twin: Twin | None = None) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.usage = usage
+        self.control = control
+        self.store = store
+        self.clock = clock
+        self.twin = twin
+        self.nodes = scenario.cluster.nodes
+        self.names = [n.name for n in self.nodes]
         self.last_sample_s: float | None = None
         self.next_sample_s = 0.0
-        self.outcomes: dict[int, Outcome] = {}
-        self.start_lags: list[float] = []  # measured start - decision, scenario seconds
-        self.names = [n.name for n in run.nodes]
-
-    def task_ended(self, task: Task) -> None:
-        """Write a task that reached its final state (the control plane's ``on_final``)."""
-        run = self.run
-        measured = run.agents.measured_start.pop(task.id, None)
-        if measured is not None and task.start_s >= 0 and task.state is not TaskState.QUEUED:
-            end = task.end_s if task.end_s >= 0 else max(run.last_now, task.start_s)
-            start = min(max(task.start_s, measured), end)
-            # the cores were reserved from the decision on, the task ran from its measured
-            # start: busy time is the task's own, as tasks.csv says
-            run.usage.unbusy(task.node, task.cores * (start - task.start_s))
-            self.start_lags.append(start - task.start_s)
-            task.start_s = start
-        assert run.writer is not None
-        run.writer.task_ended(task)
-        self.outcomes[task.id] = outcome(task, self.names)
 
     def interval(self) -> float:
         """The scenario's sample interval, but never below half a wall second."""
-        run = self.run
-        return max(run.scenario.sample_interval_s, MIN_SAMPLE_WALL_S / run.options.timescale)
+        return max(self.scenario.sample_interval_s, MIN_SAMPLE_WALL_S / self.clock.timescale)
 
     async def loop(self) -> None:
         """A row per node at each sample time, from the newest readings, until cancelled."""
-        run = self.run
         while True:
             at = self.next_sample_s
-            await asyncio.sleep(max(0.0, run.wall(at) - run.clock()))
-            latest = await asyncio.to_thread(run.store.latest)
+            await asyncio.sleep(max(0.0, self.clock.wall(at) - self.clock.unix()))
+            latest = await asyncio.to_thread(self.store.latest)
             self.write(at, {name: st.sample for name, st in latest.items()})
 
     def until(self, now: float) -> None:
         """While replaying the journal: the rows due before ``now``, from the stored history."""
-        run = self.run
         while self.next_sample_s <= now:
             at = self.next_sample_s
-            wall = run.wall(at)
+            wall = self.clock.wall(at)
             readings: dict[str, Any] = {}
-            for node in run.nodes:
-                got = run.store.history(node.name, wall - 60.0, wall + 1e-6)
-                readings[node.name] = got[-1] if got else None
+            for name in self.names:
+                got = self.store.history(name, wall - 60.0, wall + 1e-6)
+                readings[name] = got[-1] if got else None
             self.write(at, readings)
 
     async def last_row(self, end: float) -> None:
         """The last row, at ``end`` (or at the last sample, if later)."""
-        latest = await asyncio.to_thread(self.run.store.latest)
+        latest = await asyncio.to_thread(self.store.latest)
         self.write(max(end, self.last_sample_s or 0.0),
                    {name: st.sample for name, st in latest.items()})
 
     def write(self, now: float, readings: dict[str, Any]) -> None:
         """A row per node: control-plane state and reservations, measured use, and the power
         model on the measured utilisation (which holds until the next sample)."""
-        run = self.run
-        assert run.writer is not None
         self.next_sample_s = now + self.interval()
         self.last_sample_s = now
+        usage = self.usage
         mem = []
         for i, name in enumerate(self.names):
             sample = readings.get(name)
-            run.usage.measure(i, now, float(sample.cpu_util) if sample is not None else 0.0)
+            usage.measure(i, now, float(sample.cpu_util) if sample is not None else 0.0)
             mem.append(float(sample.mem_used_mb) if sample is not None else 0.0)
-        run.writer.sample(run.usage.sample(now, mem, run.control.view.tasks.tolist()))
-        run.writer.drain()
+        self.writer.sample(usage.sample(now, mem, self.control.view.tasks.tolist()))
+        self.writer.drain()
 
-    async def commit(self, end: float) -> Path:
-        """Write the run's record (with its twin's fidelity) and complete the directory."""
-        run = self.run
-        assert run.writer is not None
-        capacity = float(sum(n.type.cores for n in run.nodes)) * end
-        busy_core_s, energy_j = run.usage.totals()
-        summary = run.writer.stats.summary(busy_core_s, capacity, energy_j, end)
-        record = run_record(run.scenario, "live", summary, run.usage.per_node(run.nodes))
-        record["live"] = {"run": run.id, "timescale": run.options.timescale,
-                          "task_kind": run.options.task_kind,
-                          "agents": {e.name: e.base_url for e in run.entries},
-                          "start_lag_s": lag_figures(self.start_lags)}
-        timing = {"started_at": _dt.datetime.fromtimestamp(run.t0, _dt.timezone.utc)
+    async def commit(self, end: float, live: dict[str, Any],
+                     outcomes: dict[int, Outcome]) -> Path:
+        """Write the run's record, with its ``live`` section (``live["run"]`` is the run's id),
+        and its twin's fidelity to the tasks' ``outcomes``; complete the directory."""
+        writer, usage, clock = self.writer, self.usage, self.clock
+        capacity = float(sum(n.type.cores for n in self.nodes)) * end
+        busy_core_s, energy_j = usage.totals()
+        summary = writer.stats.summary(busy_core_s, capacity, energy_j, end)
+        record = run_record(self.scenario, "live", summary, usage.per_node(self.nodes))
+        record["live"] = live
+        timing = {"started_at": _dt.datetime.fromtimestamp(clock.t0, _dt.timezone.utc)
                   .isoformat(timespec="seconds"),
-                  "wall_s": round(run.clock() - run.t0, 3),
-                  "events": run.control.events_applied}
+                  "wall_s": round(clock.unix() - clock.t0, 3),
+                  "events": self.control.events_applied}
         extra = {}
-        if run.twin is not None:
+        if self.twin is not None:
             try:
-                sim_summary, sim_outcomes = await asyncio.to_thread(run.twin, run.scenario)
-                extra["fidelity.json"] = fidelity(summary, self.outcomes, sim_summary, sim_outcomes)
+                sim_summary, sim_outcomes = await asyncio.to_thread(self.twin, self.scenario)
+                extra[FIDELITY_FILE] = fidelity(summary, outcomes, sim_summary, sim_outcomes)
             except Exception as e:  # the live result stands without its twin
-                log.error("run %s: its simulated twin failed: %s", run.id, e)
-        return run.writer.commit(record, timing, extra)
+                log.error("run %s: its simulated twin failed: %s", live.get("run"), e)
+        return writer.commit(record, timing, extra)

@@ -1,7 +1,8 @@
 """The live runs of one master, by id: create, start, report task ends, cancel, resume.
 
 Each run lives in ``runs_dir/<id>/``: the scenario as it was sent
-(``scenario.json``), the journal, then the result.  A run that has a journal,
+(``scenario.json``, kept for a resume: a new run's scenario is parsed from
+the same text, never read back), the journal, then the result.  A run that has a journal,
 no result and was not cancelled is unfinished: :meth:`RunManager.resume_all`
 takes every such run up again.  This is the runs' logic only; the master's
 HTTP routes (:mod:`rpiaas.master.runs_api`) call it.
@@ -20,12 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..inputs.source import InputError
-from ..scenario import Scenario, load_scenario
+from ..inputs.source import InputError, KeyPath, Source, load
+from ..rundir import is_complete
+from ..scenario import Scenario, load_scenario, parse_scenario
 from ..store import HistoryStore
 from .agent_client import AgentClient
 from .journal import JOURNAL, read_head
 from .options import RESULT, AgentNode, LiveOptions
+from .result import Twin
 from .shell import LiveRun
 
 __all__ = ["CANCELLED", "SCENARIO_FILE", "RunManager"]
@@ -35,7 +38,12 @@ log = logging.getLogger(__name__)
 SCENARIO_FILE = "scenario.json"
 CANCELLED = "cancelled"
 
-Twin = Callable[[Scenario], tuple[dict[str, Any], dict[int, Any]]]
+
+def _parse(text: str, path: Path) -> Scenario:
+    """The scenario of ``text``, as if read from ``path`` (which is where it is kept)."""
+    raw: dict[KeyPath, str] = {}
+    data, lines = load(text, str(path), raw)
+    return parse_scenario(Source(data, lines, str(path), base=path.parent, raw=raw))
 
 
 class RunManager:
@@ -78,23 +86,25 @@ class RunManager:
         directory = self.runs_dir / run_id
         directory.mkdir(parents=True)
         try:
+            # parsed as the text kept for a resume, so an error names that text's lines
             path = directory / SCENARIO_FILE
-            path.write_text(json.dumps(scenario_data, indent=2) + "\n", encoding="utf-8")
-            run = self._build(run_id, directory, options, notify_url)
+            text = json.dumps(scenario_data, indent=2) + "\n"
+            run = self._build(run_id, directory, _parse(text, path), options, notify_url)
+            path.write_text(text, encoding="utf-8")
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         self._start(run)
         return run
 
-    def _build(self, run_id: str, directory: Path, options: LiveOptions,
+    def _build(self, run_id: str, directory: Path, scenario: Scenario, options: LiveOptions,
                notify_url: str | None) -> LiveRun:
-        scenario = load_scenario(directory / SCENARIO_FILE)
         unknown = [n.name for n in scenario.cluster.nodes if self.agent(n.name) is None]
         if unknown:
             shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10
                                                else "")
-            raise ValueError(f"the scenario's cluster names nodes this master does not know: {shown}")
+            raise ValueError("the scenario's cluster names nodes this master does not know: "
+                             f"{shown}")
         entries = [e for n in scenario.cluster.nodes if (e := self.agent(n.name)) is not None]
         return LiveRun(run_id, scenario, entries, self.client, self.store, directory, options,
                        notify_url, twin=self.twin)
@@ -126,13 +136,13 @@ class RunManager:
         return out
 
     def report(self, doc: dict[str, Any], node: str) -> bool | None:
-        """Node ``node``'s pushed task end: whether a run knew the task; None if another node runs it."""
+        """Node ``node``'s pushed task end: whether a run knew the task; None if another node
+        runs it."""
         running = [run for run in self.runs.values() if run.status.state == "running"]
-        owners = {owner for run in running
-                  if (owner := run.agents.node_of(doc.get("id"))) is not None}
+        owners = {owner for run in running if (owner := run.node_of(doc.get("id"))) is not None}
         if owners and node not in owners:
             return None
-        return any(run.agents.report(doc, node) for run in running)
+        return any(run.report(doc, node) for run in running)
 
     async def cancel(self, run_id: str) -> None:
         """Stop run ``run_id``: its tasks are killed on their agents; it leaves no result."""
@@ -150,7 +160,7 @@ class RunManager:
         if not self.runs_dir.is_dir():
             return []
         return sorted(d for d in self.runs_dir.iterdir()
-                      if (d / JOURNAL).is_file() and not (d / RESULT / "run.json").exists()
+                      if (d / JOURNAL).is_file() and not is_complete(d / RESULT)
                       and not (d / CANCELLED).exists() and (d / SCENARIO_FILE).is_file())
 
     def resume_all(self) -> list[str]:
@@ -161,7 +171,9 @@ class RunManager:
             options = LiveOptions(float(head["timescale"]), str(head["task_kind"]),
                                   self.watch_interval_s)
             try:
-                run = self._build(directory.name, directory, options, head.get("notify_url"))
+                scenario = load_scenario(directory / SCENARIO_FILE)
+                run = self._build(directory.name, directory, scenario, options,
+                                  head.get("notify_url"))
             except (InputError, ValueError) as e:
                 log.error("run %s cannot be resumed: %s", directory.name, e)
                 continue

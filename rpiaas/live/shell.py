@@ -1,36 +1,42 @@
 """The live shell: a scenario replayed on real agents through the same control plane and policy.
 
 :class:`LiveRun` is the counterpart of :class:`rpiaas.sim.engine.Simulation`:
-both extend :class:`rpiaas.core.shell.Shell`.  Time is the wall clock: scenario
-second ``t`` is ``t0 + t * timescale`` unix seconds, so a timescale of 0.01
-replays a scenario 100 times faster.  Events come from the world instead of
-a schedule:
+both extend :class:`rpiaas.core.shell.Shell`.  Time is the wall clock
+(:mod:`.clock`): scenario second ``t`` is ``t0 + t * timescale`` unix
+seconds, so a timescale of 0.01 replays a scenario 100 times faster.  Events
+come from the world instead of a schedule:
 
 - ``TaskArrived`` when a task's (scaled) arrival time comes;
-- ``TaskFinished`` / ``TaskFailed`` when an agent reports a task's end, pushed
-  to the master (``notify_url``) and also found by polling the agents'
-  ``GET /tasks`` every poll interval (:mod:`.agent_tasks`);
+- ``TaskFinished`` / ``TaskFailed`` when an agent reports a task's end
+  (:meth:`LiveRun.report`), pushed to the master (``notify_url``) and also
+  found by polling the agents' ``GET /tasks`` every poll interval
+  (:mod:`.agent_tasks`);
 - ``NodeDown`` / ``NodeUp`` when the master's poller sees a node go offline or
   come back (a killed agent takes its tasks with it);
 - ``Tick`` at the times the policy asked for (``WakeAt``), ``NodeBooted`` a
   node type's ``boot_s`` after a ``PowerOn`` (power is emulated: the Pis stay on).
 
-Actions are carried out concurrently: ``Start`` is ``POST /tasks`` on the
-node's agent, ``Kill`` is ``DELETE``, ``Migrate`` kills and starts the rest of
-the task on the new node.  Every batch of events is journalled before the
-actions it causes go out (:mod:`.journal`), so a master that dies mid-run
-takes the run up again where it was (:mod:`.resume`).
+Actions are carried out concurrently (:mod:`.agent_tasks`, :mod:`.outbox`):
+``Start`` is ``POST /tasks`` on the node's agent, ``Kill`` is ``DELETE``,
+``Migrate`` kills and starts the rest of the task on the new node.  Every
+batch of events is journalled before the actions it causes go out
+(:mod:`.journal`), so a master that dies mid-run takes the run up again
+where it was (:mod:`.resume`).
 
-The run directory has the simulation's format with ``mode: live``: task
-times in scenario seconds (measured starts and ends), node series with the
-measured CPU and memory use (:mod:`.result`), and energy from each node
-type's power model on the measured utilisation.
+The run directory has the simulation's format with ``mode: live``: a task's
+row is written when the control plane hands over the ended task (its start
+the one its agent measured), node series with the measured CPU and memory
+use (:mod:`.result`), and energy from each node type's power model on the
+measured utilisation.  A task's end goes from the agent's push
+(:meth:`LiveRun.report`) through the control plane to its row
+(:meth:`LiveRun.task_final`) in this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +51,6 @@ from ..core.events import (
     Migrate,
     NodeBooted,
     NodeDown,
-    NodeUp,
     PowerOn,
     Start,
     TaskArrived,
@@ -55,17 +60,20 @@ from ..core.events import (
     WakeAt,
 )
 from ..core.shell import Shell
-from ..model import Task
+from ..model import PowerState, Task, TaskState
 from ..rundir import RunWriter
-from ..rundir.fidelity import Outcome
+from ..rundir.fidelity import Outcome, outcome
 from ..scenario import Scenario, rng_streams
 from ..store import HistoryStore
 from .agent_client import AgentClient
 from .agent_tasks import AgentTasks
+from .clock import RunClock
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
-from .result import LiveResult
-from .resume import resume
+from .outbox import Outbox
+from .result import LiveResult, Twin, lag_figures
+from .resume import reconcile, replay
+from .watch import NodeWatch
 
 __all__ = ["LiveRun"]
 
@@ -82,6 +90,7 @@ class LiveRun(Shell):
     :param store: the master's history store (measured node series).
     :param directory: the run's directory on the master: journal and result.
     :param notify_url: where agents push task ends (None: polling only).
+    :param clock: the unix time now.
     :param twin: simulates the scenario when the run ends (its summary and each task's
         outcome), for ``fidelity.json``; None: no twin.
     """
@@ -89,54 +98,37 @@ class LiveRun(Shell):
     def __init__(self, run_id: str, scenario: Scenario, entries: list[AgentNode],
                  client: AgentClient, store: HistoryStore, directory: Path,
                  options: LiveOptions, notify_url: str | None = None,
-                 clock: Callable[[], float] = time.time,
-                 twin: Callable[[Scenario], tuple[dict[str, Any], dict[int, Outcome]]] | None = None,
-                 ) -> None:
+                 clock: Callable[[], float] = time.time, twin: Twin | None = None) -> None:
         super().__init__()
         self.id = run_id
         self.scenario = scenario
         self.entries = entries
-        self.client = client
         self.store = store
         self.directory = directory
         self.options = options
         self.notify_url = notify_url
-        self.clock = clock
         self.twin = twin
         self.status = RunState(run_id)
         self.nodes = scenario.cluster.nodes
-        self.agents = AgentTasks(self)
-        self.output = LiveResult(self)
+        self.clock = RunClock(options.timescale, clock)
+        self.journal = Journal(directory / JOURNAL)  # opened at its first record
         self._inbox: asyncio.Queue[tuple[float, Event] | None] = asyncio.Queue()
-        # measured utilisation polled since the last step: given to the view before the
-        # next one (and journalled with it, so a resumed run decides as the first did)
-        self._util_news: dict[int, float] = {}
-        self._util_seen: list[Any] = [None] * len(entries)
-        self._pending: set[asyncio.Task[None]] = set()  # agent calls under way
-        self._timers: set[asyncio.Task[None]] = set()  # WakeAt and boot timers
-        self._held: list[Any] = []  # actions waiting for the journal to reach the disk
-        self.online: list[bool] = [e.online is not False for e in entries]
+        self.outbox = Outbox(run_id, functools.partial(self._inbox.put_nowait, None))
+        self.measured_start: dict[int, float] = {}  # task id -> measured start, scenario s
+        self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
+                                 self.clock, self.outbox.hold, self.put, self.learn_start,
+                                 self.report)
+        self.watch = NodeWatch(entries, self.clock, self.put)
         self._arrivals_left = True
         self._stop_now = False  # the horizon came
         self._arrived = 0
         self.last_now = 0.0
-        self.t0 = 0.0
         self.replaying = False  # feeding the journal to the control plane: nothing goes out
         self.writer: RunWriter | None = None
+        self.start_lags: list[float] = []  # measured start - decision, scenario seconds
+        self.outcomes: dict[int, Outcome] = {}
+        self.names = [n.name for n in self.nodes]
         self.result: Path | None = None
-
-    # ------------------------------------------------------------ time
-    def now(self) -> float:
-        """Scenario seconds since the run began."""
-        return (self.clock() - self.t0) / self.options.timescale
-
-    def scenario_time(self, unix_s: float) -> float:
-        """The scenario time of unix time ``unix_s``."""
-        return (unix_s - self.t0) / self.options.timescale
-
-    def wall(self, scenario_s: float) -> float:
-        """The unix time of scenario time ``scenario_s``."""
-        return self.t0 + scenario_s * self.options.timescale
 
     # ------------------------------------------------------------ the run
     async def run(self) -> Path | None:
@@ -144,36 +136,37 @@ class LiveRun(Shell):
         self.directory.mkdir(parents=True, exist_ok=True)
         streams = rng_streams(self.scenario.seed)
         self.tasks: Iterator[Task] = self.scenario.workload.tasks(streams["workload"])
-        self.writer = RunWriter(self.directory / RESULT, event_log=self.scenario.event_log,
-                                decisions=self.scenario.decision_trace)
-        self.writer.node_names = [n.name for n in self.nodes]
+        self.writer = writer = RunWriter(self.directory / RESULT,
+                                         event_log=self.scenario.event_log,
+                                         decisions=self.scenario.decision_trace)
+        writer.node_names = self.names
         self.control = ControlPlane(
             self.nodes, self.scenario.policies(streams["policy"]),
-            log=self.writer.events if self.scenario.event_log else None,
-            on_final=self.output.task_ended, retries=self.scenario.retries,
+            log=writer.events if self.scenario.event_log else None,
+            on_final=self.task_final, retries=self.scenario.retries,
             initial_state=[self.scenario.initial_power] * len(self.nodes),
-            trace=self.writer.decisions)
+            trace=writer.decisions)
         self.usage = NodeUsage(self.control, measured=True)
         self._util = self.control.view.utilization_sink(measured=True)
-        journal_path = self.directory / JOURNAL
-        records = Journal.read(journal_path)
-        self.journal = Journal(journal_path)
+        self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
+                                 self.clock, self.twin)
+        records = Journal.read(self.journal.path)
         workers: list[asyncio.Task[None]] = []
         try:
             if records:
-                await resume(self, records)
+                await self._resume(records)
             else:
-                self.t0 = self.clock()
-                self.journal.write({"run": self.id, "t0": self.t0,
+                self.clock.t0 = self.clock.unix()
+                self.journal.write({"run": self.id, "t0": self.clock.t0,
                                     "timescale": self.options.timescale,
                                     "task_kind": self.options.task_kind,
                                     "notify_url": self.notify_url})
                 self.journal.sync()
-                down = [i for i, up in enumerate(self.online) if not up]
+                down = [i for i, up in enumerate(self.watch.online) if not up]
                 if down:
                     self.step(0.0, [NodeDown(i, "offline at start") for i in down])
                     self.journal.sync()
-                    self._release()
+                    self.outbox.release()
             workers = [asyncio.create_task(w()) for w in
                        (self._feed_arrivals, self._watch, self.output.loop)]
             if self.scenario.horizon_s is not None:
@@ -181,7 +174,7 @@ class LiveRun(Shell):
             await self._loop()
             return await self._finish()
         except BaseException:
-            self.writer.abort()
+            writer.abort()
             raise
         finally:
             for w in workers:
@@ -190,6 +183,25 @@ class LiveRun(Shell):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await w
             self.journal.close()
+
+    async def _resume(self, records: list[dict[str, Any]]) -> None:
+        """Bring the run to where its journal ``records`` (head first) left it, and reconcile."""
+        self.clock.t0 = float(records[0]["t0"])
+        log.info("run %s: resuming from %d journal records", self.id, len(records) - 1)
+        self.replaying = self.agents.replaying = True
+        try:
+            replay(records[1:], self.tasks, self.step, self.measured_start, self.watch.online)
+        finally:
+            self.replaying = self.agents.replaying = False
+        # (the arrival feed goes on from the task after the last one the journal saw)
+        now = self.clock.now()
+        await reconcile(self.control.running(), self.agents, now, self.report,
+                        self.learn_start, self.outbox.spawn, self.put)
+        # timers the control plane still waits for
+        for i, st in enumerate(self.control.node_states):
+            if st == PowerState.BOOTING:
+                self.later(now, NodeBooted(i))
+        self.put(now, Tick())
 
     async def _loop(self) -> None:
         while not self._done():
@@ -210,13 +222,13 @@ class LiveRun(Shell):
                 self.step(max(at, self.last_now), batch)
             # the journal reaches the disk before the actions of these steps go out; the
             # fsync runs in a thread, so the loop takes in events meanwhile (group commit)
-            if self._held:
+            if self.outbox.held:
                 await self.journal.sync_async()
-                self._release()
+                self.outbox.release()
             self._update_status()
 
     async def _horizon(self, horizon_s: float) -> None:
-        await asyncio.sleep(max(0.0, self.wall(horizon_s) - self.clock()))
+        await asyncio.sleep(max(0.0, self.clock.wall(horizon_s) - self.clock.unix()))
         self._stop_now = True
         self._inbox.put_nowait(None)
 
@@ -226,7 +238,7 @@ class LiveRun(Shell):
         an idle node's switch-off timer after the last task is not part of the run)."""
         c = self.control
         return (not self._arrivals_left and not c.running_count and not c.queue_length
-                and not c.booting and not self._pending)
+                and not c.booting and not self.outbox.pending)
 
     def _update_status(self) -> None:
         st, c = self.status, self.control
@@ -241,7 +253,7 @@ class LiveRun(Shell):
 
     async def _feed_arrivals(self) -> None:
         for task in self.tasks:
-            delay = self.wall(task.arrival_s) - self.clock()
+            delay = self.clock.wall(task.arrival_s) - self.clock.unix()
             if delay > 0:
                 await asyncio.sleep(delay)
             self.put(task.arrival_s, TaskArrived(task))
@@ -249,25 +261,72 @@ class LiveRun(Shell):
         self._inbox.put_nowait(None)  # wake the loop: it may be done
 
     async def _watch(self) -> None:
-        """Node states from the poller, and task ends the pushes missed."""
+        """Node states and utilisation from the poller, and task ends the pushes missed."""
         interval = self.options.watch_interval_s
         next_poll = 0.0
         while True:
-            for i, entry in enumerate(self.entries):
-                up = entry.online is not False
-                if up != self.online[i]:
-                    self.online[i] = up
-                    now = self.now()
-                    self.put(now, NodeUp(i) if up else NodeDown(i, entry.reason or "agent offline"))
-                sample = entry.sample
-                if sample is not self._util_seen[i]:
-                    self._util_seen[i] = sample
-                    if sample is not None:
-                        self._util_news[i] = float(sample.cpu_util)
+            self.watch.look()
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + interval
                 await self.agents.poll()
             await asyncio.sleep(min(0.2, interval))
+
+    def node_of(self, agent_id: object) -> str | None:
+        """The node that runs this run's task with ``agent_id`` now, or None."""
+        agents = self.agents
+        task_id = agents.ids.get(agent_id) if isinstance(agent_id, str) else None
+        current = agents.on_agent.get(task_id) if task_id is not None else None
+        return self.entries[current[0]].name if current and current[1] == agent_id else None
+
+    def report(self, doc: dict[str, Any], node: str | None = None) -> bool:
+        """An agent's task document (pushed or polled): its end becomes an event.
+
+        Returns whether the document belonged to this run; with ``node`` (the
+        node that sent it), a document of a task running on another node does not.
+        The event is stamped with the end the agent measured, on the master's clock.
+        """
+        agents = self.agents
+        agent_id = doc.get("id")
+        if not isinstance(agent_id, str) or agent_id not in agents.ids:
+            return False
+        if node is not None and self.node_of(agent_id) not in (None, node):
+            return False
+        state = doc.get("state")
+        if state == "running" or agent_id in agents.reported:
+            return True
+        task_id = agents.ids[agent_id]
+        current = agents.on_agent.get(task_id)
+        if current is None or current[1] != agent_id:
+            return True  # killed or moved by us: the control plane already knows
+        self.learn_start(task_id, doc)
+        agents.reported.add(agent_id)
+        ended = doc.get("ended_s")
+        at = self.clock.scenario_time(self.entries[current[0]].node_to_local(float(ended))) \
+            if isinstance(ended, (int, float)) else self.clock.now()
+        if state == "completed":
+            self.put(at, TaskFinished(task_id))
+        else:
+            reason = doc.get("error") or f"{state} with exit status {doc.get('exit_status')}"
+            self.put(at, TaskFailed(task_id, str(reason)))
+        return True
+
+    def learn_start(self, task_id: int, doc: dict[str, Any]) -> None:
+        """Keep the start the agent measured (from its answer to the start, or any later
+        document of the task: a resumed master may have lost the first), journalled.
+
+        A node's wall clock may be off (a Pi has no battery-backed clock, a VM
+        starts from its host's clock to the second): the master's poller keeps
+        each node's offset, taken out here, so a task's start and end are where
+        they were on one clock.
+        """
+        started = doc.get("started_s")
+        if isinstance(started, (int, float)) and task_id not in self.measured_start:
+            current = self.agents.on_agent.get(task_id)
+            local = float(started) if current is None else \
+                self.entries[current[0]].node_to_local(float(started))
+            at = self.clock.scenario_time(local)
+            self.measured_start[task_id] = at
+            self.journal.write({"started": task_id, "agent_id": doc.get("id"), "t": at})
 
     # ------------------------------------------------------------ the step
     def step(self, now: float, events: list[Event],
@@ -277,7 +336,7 @@ class LiveRun(Shell):
             self.output.until(now)
         self.last_now = now
         if not self.replaying:
-            util, self._util_news = self._util_news, {}
+            util = self.watch.take_utilization()
             record: dict[str, Any] = {"t": now, "ev": [event_json(e) for e in events]}
             if util:
                 record["u"] = [[i, u] for i, u in util.items()]
@@ -286,14 +345,14 @@ class LiveRun(Shell):
             sink = self._util
             for i, u in util.items():
                 sink[i] = u
+        on_agent = self.agents.on_agent
         for ev in events:
             if isinstance(ev, TaskArrived):
                 self._arrived += 1
             elif isinstance(ev, (TaskFinished, TaskFailed)):
-                self.agents.on_agent.pop(ev.task_id, None)
+                on_agent.pop(ev.task_id, None)
         actions = self.control.step(now, events)
         self.carry_out(actions, now)
-        on_agent = self.agents.on_agent
         if len(on_agent) > self.control.running_count:
             # tasks the control plane no longer runs (lost with their node, killed):
             # stop them on their agents too, in case those still run them
@@ -303,6 +362,22 @@ class LiveRun(Shell):
         # only the nodes the step changed: a step must not cost the size of the cluster
         self.usage.follow(now)
         return actions
+
+    def task_final(self, task: Task) -> None:
+        """Write the row of a task that reached its final state (the control plane's
+        ``on_final``), from the start its agent measured."""
+        measured = self.measured_start.pop(task.id, None)
+        if measured is not None and task.start_s >= 0 and task.state is not TaskState.QUEUED:
+            end = task.end_s if task.end_s >= 0 else max(self.last_now, task.start_s)
+            start = min(max(task.start_s, measured), end)
+            # the cores were reserved from the decision on, the task ran from its measured
+            # start: busy time is the task's own, as tasks.csv says
+            self.usage.unbusy(task.node, task.cores * (start - task.start_s))
+            self.start_lags.append(start - task.start_s)
+            task.start_s = start
+        assert self.writer is not None
+        self.writer.task_ended(task)
+        self.outcomes[task.id] = outcome(task, self.names)
 
     def placements(self) -> dict[str, list[int]]:
         """The tasks started on agents and not ended yet, by node name (the dashboard's view)."""
@@ -314,7 +389,7 @@ class LiveRun(Shell):
     # ------------------------------------------------------------ actions (Shell)
     def start(self, action: Start, now: float) -> None:
         """``POST /tasks`` on the node's agent."""
-        self.agents.measured_start.pop(action.task.id, None)  # a new attempt: its own start
+        self.measured_start.pop(action.task.id, None)  # a new attempt: its own start
         self.agents.launch(action.task, action.node, action.task.work_core_s)
 
     def migrate(self, action: Migrate, now: float) -> None:
@@ -339,44 +414,17 @@ class LiveRun(Shell):
             return  # re-created by the resume from the control plane's state where needed
 
         async def wait() -> None:
-            await asyncio.sleep(max(0.0, self.wall(at_s) - self.clock()))
+            await asyncio.sleep(max(0.0, self.clock.wall(at_s) - self.clock.unix()))
             self.put(at_s, ev)
 
-        self.spawn(wait(), self._timers)
-
-    def act(self, coro: Any) -> None:
-        """An action for an agent: held until the journal is on disk (see :meth:`_loop`)."""
-        self._held.append(coro)
-
-    def _release(self) -> None:
-        held, self._held = self._held, []
-        for coro in held:
-            self.spawn(coro)
-
-    def spawn(self, coro: Any, into: set[asyncio.Task[None]] | None = None) -> None:
-        """Run ``coro`` now; the run does not end while it is under way."""
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        where = self._pending if into is None else into
-        where.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            where.discard(t)
-            self._inbox.put_nowait(None)  # wake the loop: it may be done
-            if not t.cancelled() and t.exception() is not None:
-                log.error("run %s: %s", self.id, t.exception())
-
-        task.add_done_callback(done)
+        self.outbox.spawn(wait(), timer=True)
 
     # ------------------------------------------------------------ results
     async def _stop_all(self) -> None:
         """Cancel the timers, stop every task on its agent and wait for the agents' answers."""
-        for timer in list(self._timers):
-            timer.cancel()
         for task_id in list(self.agents.on_agent):
             self.agents.stop(task_id)
-        self._release()
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        await self.outbox.finish()
 
     async def _finish(self) -> Path:
         end = self.last_now
@@ -387,8 +435,12 @@ class LiveRun(Shell):
         self.journal.sync()
         await self._stop_all()
         for task in self.control.running() + self.control.queued():
-            self.output.task_ended(task)
-        self.result = await self.output.commit(end)
+            self.task_final(task)
+        live = {"run": self.id, "timescale": self.options.timescale,
+                "task_kind": self.options.task_kind,
+                "agents": {e.name: e.base_url for e in self.entries},
+                "start_lag_s": lag_figures(self.start_lags)}
+        self.result = await self.output.commit(end, live, self.outcomes)
         self.status.state = "completed"
         self._update_status()
         return self.result

@@ -2,7 +2,8 @@
 
 The only code that knows a run directory's files: :mod:`.format` (file names,
 columns, ``run.json`` text), :mod:`.writer` (streaming a run and moving it into
-place when it completes), :mod:`.reader` (reading a run back, with errors that
+place when it completes), :mod:`.place` (the move into place; :class:`RunCopy`, a
+run directory copied file by file), :mod:`.reader` (reading a run back, with errors that
 name the file and line) and :mod:`.metrics` (the summary and the run record).
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from .format import FORMAT, NODE_COLUMNS, RUN_FILES, TASK_COLUMNS
 from .metrics import Stats, run_record
+from .place import RunCopy
 from .reader import Run, RunFileError, is_complete, load_run, read_run
 from .writer import RunWriter
 
-__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "Run", "RunFileError", "RunWriter",
-           "Stats", "is_complete", "load_run", "read_run", "run_record"]
+__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "Run", "RunCopy", "RunFileError",
+           "RunWriter", "Stats", "is_complete", "load_run", "read_run", "run_record"]

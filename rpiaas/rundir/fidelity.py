@@ -18,17 +18,21 @@ over the simulated value (``null`` when that is 0).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..model import Task, TaskState
 
-__all__ = ["FIDELITY_FORMAT", "FIDELITY_METRICS", "Outcome", "fidelity", "outcome", "summary_line"]
+__all__ = ["FIDELITY_FILE", "FIDELITY_FORMAT", "FIDELITY_METRICS", "Outcome", "fidelity", "outcome",
+           "read_fidelity", "summary_line"]
 
+FIDELITY_FILE = "fidelity.json"  # its name in a run directory
 FIDELITY_FORMAT = "rpiaas-fidelity/1"
 # (metric, unit); the ones that are not in a run's summary are computed from the tasks
 FIDELITY_METRICS = (("makespan_s", "s"), ("mean_wait_s", "s"), ("p95_wait_s", "s"),
@@ -59,9 +63,11 @@ def _p95(values: list[float]) -> float | None:
     return float(np.percentile(np.asarray(values), 95)) if values else None
 
 
-def _figures(summary: Mapping[str, Any], outcomes: Mapping[int, Outcome]) -> dict[str, float | None]:
+def _figures(summary: Mapping[str, Any],
+             outcomes: Mapping[int, Outcome]) -> dict[str, float | None]:
     out = {name: summary.get(name) for name, _ in FIDELITY_METRICS}
-    out["p95_response_s"] = _p95([o.response_s for o in outcomes.values() if o.response_s is not None])
+    out["p95_response_s"] = _p95([o.response_s for o in outcomes.values()
+                                  if o.response_s is not None])
     return out
 
 
@@ -88,10 +94,20 @@ def fidelity(live_summary: Mapping[str, Any], live: Mapping[int, Outcome],
                           "agreement": _r(same / len(both)) if both else None}}
 
 
+def read_fidelity(path: str | Path) -> dict[str, Any] | None:
+    """``fidelity.json`` of the run directory ``path``; None if it has none (a simulated run)."""
+    f = Path(path) / FIDELITY_FILE
+    if not f.is_file():
+        return None
+    doc = json.loads(f.read_text(encoding="utf-8"))
+    return doc if isinstance(doc, dict) else None
+
+
 def summary_line(doc: Mapping[str, Any]) -> str:
     """One line for a terminal: each metric's relative error and the placement agreement."""
     parts = []
-    labels = {"makespan_s": "makespan", "mean_wait_s": "mean wait", "mean_response_s": "mean response",
+    labels = {"makespan_s": "makespan", "mean_wait_s": "mean wait",
+              "mean_response_s": "mean response",
               "mean_utilization": "utilisation", "energy_j": "energy"}
     for name, label in labels.items():
         row = doc.get("metrics", {}).get(name, {})
@@ -102,5 +118,6 @@ def summary_line(doc: Mapping[str, Any]) -> str:
             parts.append(f"{label} {diff:+.3g} {row.get('unit', '')}".rstrip())
     placement = doc.get("placement", {})
     if placement.get("agreement") is not None:
-        parts.append(f"same node {placement['agreement'] * 100:.1f} % of {placement['tasks']} tasks")
+        parts.append(f"same node {placement['agreement'] * 100:.1f} % "
+                     f"of {placement['tasks']} tasks")
     return "live vs its simulation: " + ", ".join(parts)

@@ -3,8 +3,9 @@
 :class:`RunWriter` streams the files of :mod:`rpiaas.rundir.format` into a
 temporary sibling directory (``.NAME.partial-PID``) and moves it into place
 only when the run completes, so a failed or interrupted run never leaves a
-half-written result.  With ``tables="parquet"`` the task and node tables are
-converted to Parquet (:mod:`.parquet`) before the move.  The partial directories of processes that died
+half-written result (:mod:`.place`).  With ``tables="parquet"`` the task and node tables are
+converted to Parquet (:mod:`.parquet`) before the move.  The partial directories of processes
+that died
 (SIGKILL, power loss) are cleared by the next run written beside them.
 """
 
@@ -12,10 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
-import shutil
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +21,7 @@ from ..core.eventlog import EventRecords, event_lines
 from ..model import Task
 from .format import NODE_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
 from .metrics import Stats
+from .place import Partial, remove_partials_of, remove_stale_partials
 from .stream import TaskRows, node_rows, task_record
 from .writerproc import WriterProcess
 
@@ -67,55 +66,6 @@ class Lines:
         self._file.close()
 
 
-_PARTIAL = re.compile(r"^\..+\.partial-([0-9]+)$")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True  # another user's process (or a number no process has): keep its files
-    return True
-
-
-def remove_stale_partials(parent: Path) -> list[Path]:
-    """Remove the partial run directories (``.NAME.partial-PID``) of processes that are gone.
-
-    A run killed with SIGKILL (or a machine that lost power) leaves its partial
-    directory behind; the next run written beside it clears it away.  Returns
-    what was removed.
-    """
-    removed: list[Path] = []
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _PARTIAL.match(entry.name)
-        if m is None or not entry.is_dir(follow_symlinks=False) or _alive(int(m.group(1))):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(Path(entry.path))
-    return removed
-
-
-def remove_partials_of(parent: Path, names: Collection[str]) -> list[Path]:
-    """Remove the partial directories of the runs ``parent/NAME``, NAME in ``names``, whoever left them.
-
-    For runs known complete: a run redone elsewhere (another worker of a
-    sweep) leaves the attempt that was killed mid-run behind, and its process
-    may live on.
-    """
-    removed: list[Path] = []
-    for p in parent.glob(".*.partial-*"):
-        if p.name[1:].rsplit(".partial-", 1)[0] in names:
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
-    return removed
-
-
 class RunWriter:
     """Streams a run directory; :meth:`commit` moves it into place.
 
@@ -136,16 +86,9 @@ class RunWriter:
 
             need_pyarrow("the parquet format")
         self.tables = tables
-        self.out = Path(out)
-        if self.out.exists() and not (self.out / "run.json").exists() and (
-                not self.out.is_dir() or any(self.out.iterdir())):
-            raise FileExistsError(f"{self.out} exists and is not a run directory; not overwriting it")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(self.out.parent)
-        self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
+        self._place = Partial(out)
+        self.out = self._place.out
+        self.tmp = self._place.tmp
         # kept open for the whole run and closed by commit() or abort()
         self.tasks = Lines(self._open("tasks.csv"))
         self.nodes = Lines(self._open("nodes.csv"))
@@ -179,7 +122,8 @@ class RunWriter:
             lines.drain()
 
     def _sinks(self) -> list[Lines]:
-        return [x for x in (self.tasks, self.nodes, self.decisions) if x is not None and not x.closed]
+        return [x for x in (self.tasks, self.nodes, self.decisions)
+                if x is not None and not x.closed]
 
     def _open(self, name: str) -> IO[str]:
         return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")
@@ -231,7 +175,8 @@ class RunWriter:
         if self._events_file is not None:
             self._events_file.flush()
         try:
-            proc = WriterProcess(str(self.tmp), events=self.events is not None, node_names=self.node_names,
+            proc = WriterProcess(str(self.tmp), events=self.events is not None,
+                                 node_names=self.node_names,
                                  totals=self.stats)
         except OSError:
             self.background = False
@@ -244,7 +189,8 @@ class RunWriter:
         self.handed_over = True
 
     def sample(self, sample: tuple[Any, ...]) -> None:
-        """Write the ``nodes.csv`` rows of a :data:`~rpiaas.core.energy.NodeSample` (every node at one time)."""
+        """Write the ``nodes.csv`` rows of a :data:`~rpiaas.core.energy.NodeSample` (every node
+        at one time)."""
         if self._proc is not None:
             self._samples.append(sample)
         else:
@@ -283,14 +229,7 @@ class RunWriter:
         for name, doc in (extra or {}).items():
             assert name in RUN_FILES, name
             (self.tmp / name).write_text(json.dumps(doc, indent=2) + "\n")
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            self.out.rename(old)
-            self.tmp.rename(self.out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            self.tmp.rename(self.out)
-        return self.out
+        return self._place.commit()
 
     def abort(self) -> None:
         if self._proc is not None:
@@ -300,4 +239,4 @@ class RunWriter:
             if f is not None:
                 with contextlib.suppress(OSError):
                     f.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._place.abort()

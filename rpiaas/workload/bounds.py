@@ -57,9 +57,9 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
             duration = workload.start_s + count * gap + _mean(workload.work_core_s) / fastest
             blame = (*gen, "work_core_s")
     elif isinstance(workload, TaskList) and horizon_s is None and workload.items:
-        # every task runs at least its work over the fastest node's cores it asks for
-        speed = max(n.type.speed for n in cluster.nodes)
-        ends = [t.arrival_s + t.work_core_s / (t.cores * speed) for t in workload.items]
+        # every task runs at least its work on the cores it asks for of the fastest node type
+        fastest = max((n.type for n in cluster.nodes), key=lambda t: t.speed)
+        ends = [t.arrival_s + fastest.work_s(t.work_core_s, t.cores) for t in workload.items]
         last = int(np.argmax(ends))
         duration = ends[last]
         blame = ("workload", "tasks", workload.positions.get(workload.items[last].id, last),

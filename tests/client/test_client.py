@@ -1,4 +1,5 @@
-"""The client of the master's API (``rpiaas run --live``): the scenario it sends, refusals it reports."""
+"""The client of the master's API (``rpiaas run --live``): the scenario it sends, refusals it
+reports."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from agent.tests.helpers import free_port
-from rpiaas.client.client import MasterError, run_live, scenario_payload
+from rpiaas.client.client import MasterError, run_live
 from rpiaas.master import create_app, load_master_config
 from rpiaas.scenario import load_scenario, rng_streams
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_cluster_file_is_sent_inline() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "original-testbed.yaml")
-    payload = scenario_payload(scenario)
+    payload = scenario.payload()
     assert isinstance(payload["cluster"], dict) and payload["cluster"]["clusters"]
     assert payload["workload"] == scenario.data["workload"]  # a generator: the master draws it
 
@@ -28,7 +29,7 @@ def test_a_cluster_file_is_sent_inline() -> None:
 def test_a_trace_is_sent_as_the_tasks_it_makes() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "trace-replay.yaml",
                              [("workload.trace.max_jobs", 5)])
-    payload = scenario_payload(scenario)
+    payload = scenario.payload()
     tasks = list(scenario.workload.tasks(rng_streams(scenario.seed)["workload"]))
     assert [t["id"] for t in payload["workload"]["tasks"]] == [t.id for t in tasks]
     assert payload["workload"]["tasks"][0]["work_core_s"] == tasks[0].work_core_s

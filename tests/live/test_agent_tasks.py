@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from rpiaas_agent import create_app as agent_app
 
 from agent.tests.helpers import TOKEN, task_config
-from rpiaas.core.events import TaskFailed, TaskFinished
+from rpiaas.core.events import Event, TaskFailed, TaskFinished
 from rpiaas.live.agent_client import AgentClient
 from rpiaas.live.journal import Journal
 from rpiaas.live.options import LiveOptions
@@ -27,22 +27,29 @@ TASKS = [{"arrival_s": 0, "cores": 2, "mem_mb": 256, "work_core_s": 30},
          {"arrival_s": 1, "cores": 1, "mem_mb": 128, "work_core_s": 5}]
 
 
-def _run(tmp_path: Path, port: int, options: LiveOptions, client: AgentClient) -> LiveRun:
+class _Run(LiveRun):
+    """A live run whose events are kept in a list (not handed to its loop)."""
+
+    events: list[tuple[float, Event]]
+
+    def put(self, at_s: float, ev: Event) -> None:
+        self.events.append((at_s, ev))
+
+
+def _run(tmp_path: Path, port: int, options: LiveOptions, client: AgentClient) -> _Run:
     sc = scenario({"name": "t", "cluster": cluster(2, {"cores": 4, "mem_mb": 2048, "speed": 1.5,
                                                       "power_idle_w": 2, "power_max_w": 6}),
                    "workload": {"tasks": TASKS}, "policy": "first_fit"})
     entries = [NodeEntry(n, "127.0.0.1", port) for n in sc.cluster.nodes]
-    run = LiveRun("run1", sc, entries, client, open_store(str(tmp_path / "h.db")), tmp_path,
-                  options, notify_url="http://127.0.0.1:1/api/v1/task-ended")
-    run.journal = Journal(tmp_path / "journal.jsonl")  # (run() opens it)
-    run.t0 = time.time()
+    run = _Run("run1", sc, entries, client, open_store(str(tmp_path / "h.db")), tmp_path,
+               options, notify_url="http://127.0.0.1:1/api/v1/task-ended")
+    run.events = []
+    run.clock.t0 = time.time()
     return run
 
 
-def _inbox(run: LiveRun) -> list[Any]:
-    out = []
-    while not run._inbox.empty():
-        out.append(run._inbox.get_nowait())
+def _inbox(run: _Run) -> list[Any]:
+    out, run.events[:] = list(run.events), []
     return out
 
 
@@ -57,8 +64,8 @@ def test_the_start_document_of_each_task_kind(tmp_path: Path) -> None:
             assert spec == {"id": "run1.0.0", "cores": 2, "mem_mb": 256, "kind": "sleep",
                             "duration_s": pytest.approx(1.0),
                             "notify_url": "http://127.0.0.1:1/api/v1/task-ended"}
-            run.options = LiveOptions(timescale=0.1, task_kind="cpu")
-            assert run.agents.spec(task, 1, 30.0, "x")["work_core_s"] == pytest.approx(3.0)
+            cpu = _run(tmp_path, 1, LiveOptions(timescale=0.1, task_kind="cpu"), client)
+            assert cpu.agents.spec(task, 1, 30.0, "x")["work_core_s"] == pytest.approx(3.0)
 
     asyncio.run(go())
 
@@ -77,10 +84,10 @@ def test_a_task_started_on_its_agent_and_its_end_reported(tmp_path: Path) -> Non
                 agent_id = f"run1.{first.id}.{first.epoch}"
                 agents.launch(first, 0, first.work_core_s)
                 assert agents.on_agent == {first.id: (0, agent_id)}
-                assert agents.node_of(agent_id) == run.nodes[0].name
-                assert len(run._held) == 1  # held until the journal is on disk
-                await run._held.pop()
-                assert first.id in agents.measured_start  # the start the agent measured, journalled
+                assert run.node_of(agent_id) == run.nodes[0].name
+                assert len(run.outbox.held) == 1  # held until the journal is on disk
+                await run.outbox.held.pop()
+                assert first.id in run.measured_start  # the start the agent measured, journalled
                 run.journal.sync()
                 assert Journal.read(run.journal.path)[-1]["started"] == first.id
                 for _ in range(100):  # 20 core-s on 2 cores at speed 1.5, at 1/100: ~0.1 s
@@ -89,19 +96,19 @@ def test_a_task_started_on_its_agent_and_its_end_reported(tmp_path: Path) -> Non
                         break
                     await asyncio.sleep(0.05)
                 # a report from another node is not this run's; from the right one it is
-                assert not agents.report(docs[0], "elsewhere")
-                assert agents.report(docs[0], run.nodes[0].name)
+                assert not run.report(docs[0], "elsewhere")
+                assert run.report(docs[0], run.nodes[0].name)
                 [(at, ev)] = _inbox(run)
                 assert ev == TaskFinished(first.id) and at == pytest.approx(
-                    run.scenario_time(docs[0]["ended_s"]))
-                assert agents.report(docs[0])  # twice: known, no second event
+                    run.clock.scenario_time(docs[0]["ended_s"]))
+                assert run.report(docs[0])  # twice: known, no second event
                 assert _inbox(run) == []
-                assert not agents.report({"id": "other.1.0", "state": "completed"})
+                assert not run.report({"id": "other.1.0", "state": "completed"})
                 # a start the agent refuses (more cores than it has) fails the task
                 big = tasks[1]
                 big.cores = 64
                 agents.launch(big, 0, big.work_core_s)
-                await run._held.pop()
+                await run.outbox.held.pop()
                 [(_, failed)] = _inbox(run)
                 assert isinstance(failed, TaskFailed) and failed.task_id == big.id
                 assert "start on" in failed.reason

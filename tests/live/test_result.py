@@ -11,12 +11,14 @@ import pytest
 from rpiaas.core.control import ControlPlane
 from rpiaas.core.energy import NodeUsage
 from rpiaas.live.agent_client import AgentClient
+from rpiaas.live.clock import RunClock
 from rpiaas.live.options import LiveOptions
-from rpiaas.live.result import MIN_SAMPLE_WALL_S, lag_figures
+from rpiaas.live.result import MIN_SAMPLE_WALL_S, LiveResult, lag_figures
 from rpiaas.live.shell import LiveRun
 from rpiaas.master.registry import NodeEntry
 from rpiaas.model import TaskState
 from rpiaas.rundir import RunWriter
+from rpiaas.scenario import Scenario
 from rpiaas.store import open_store
 
 from ..helpers import cluster, scenario
@@ -28,25 +30,34 @@ def test_lag_figures() -> None:
     assert lag_figures(lags) == {"tasks": 100, "p50": 0.51, "p95": 0.96, "max": 1.0}
 
 
+def _scenario() -> Scenario:
+    return scenario({"name": "t", "cluster": cluster(1), "sample_interval_s": 2.0,
+                     "workload": {"tasks": [{"arrival_s": 0, "cores": 1, "mem_mb": 64,
+                                             "work_core_s": 10}]},
+                     "policy": "first_fit"})
+
+
 def _run(tmp_path: Path, timescale: float, client: AgentClient) -> LiveRun:
-    sc = scenario({"name": "t", "cluster": cluster(1), "sample_interval_s": 2.0,
-                   "workload": {"tasks": [{"arrival_s": 0, "cores": 1, "mem_mb": 64,
-                                           "work_core_s": 10}]},
-                   "policy": "first_fit"})
+    sc = _scenario()
     entries = [NodeEntry(n, "127.0.0.1", 1) for n in sc.cluster.nodes]
     return LiveRun("r", sc, entries, client, open_store(str(tmp_path / "h.db")), tmp_path,
                    LiveOptions(timescale=timescale))
 
 
 def test_samples_are_never_closer_than_half_a_wall_second(tmp_path: Path) -> None:
-    async def go() -> None:
-        async with AgentClient() as client:
-            assert _run(tmp_path, 1.0, client).output.interval() == 2.0
-            # at 1/100 of real time, 2 scenario seconds are 20 ms of wall time: too close
-            fast = _run(tmp_path, 0.01, client).output.interval()
-            assert fast == pytest.approx(MIN_SAMPLE_WALL_S / 0.01)
+    def interval(timescale: float) -> float:
+        sc = _scenario()
+        writer = RunWriter(tmp_path / "result")
+        control = ControlPlane(sc.cluster.nodes, sc.policies(np.random.default_rng(0)))
+        usage = NodeUsage(control, measured=True)
+        result = LiveResult(sc, writer, usage, control, open_store(str(tmp_path / "h.db")),
+                            RunClock(timescale))
+        writer.abort()
+        return result.interval()
 
-    asyncio.run(go())
+    assert interval(1.0) == 2.0
+    # at 1/100 of real time, 2 scenario seconds are 20 ms of wall time: too close
+    assert interval(0.01) == pytest.approx(MIN_SAMPLE_WALL_S / 0.01)
 
 
 def test_a_task_is_written_from_its_measured_start(tmp_path: Path) -> None:
@@ -59,11 +70,11 @@ def test_a_task_is_written_from_its_measured_start(tmp_path: Path) -> None:
             run.usage = NodeUsage(run.control, measured=True)
             task = next(iter(run.scenario.workload.tasks(np.random.default_rng(0))))
             task.node, task.start_s, task.end_s, task.state = 0, 1.0, 11.5, TaskState.COMPLETED
-            run.agents.measured_start[task.id] = 1.5  # the agent started it half a second late
-            run.output.task_ended(task)
-            assert task.start_s == 1.5 and run.output.start_lags == [0.5]
-            assert run.output.outcomes[task.id].completed
-            assert task.id not in run.agents.measured_start
+            run.measured_start[task.id] = 1.5  # the agent started it half a second late
+            run.task_final(task)
+            assert task.start_s == 1.5 and run.start_lags == [0.5]
+            assert run.outcomes[task.id].completed
+            assert task.id not in run.measured_start
             run.writer.abort()
 
     asyncio.run(go())

@@ -1,4 +1,5 @@
-"""Live mode on a local testbed of real processes: the same decisions as the simulation, faults, resume.
+"""Live mode on a local testbed of real processes: the same decisions as the simulation, faults,
+resume.
 
 Each test starts a master and three agents on loopback (``start_local_testbed``)
 and replays a small scenario of ``sleep`` tasks, whose durations are exact, with
@@ -114,7 +115,8 @@ def test_live_makes_the_simulations_decisions(testbed: LocalTestbed, tmp_path: P
     assert sim_dir is not None
     sim = _rows(sim_dir)
     times = sorted(float(r[k]) for r in sim.values() for k in ("arrival_s", "end_s"))
-    assert min(b - a for a, b in itertools.pairwise(times)) >= SEPARATION_S  # the test's own premise
+    # the test's own premise
+    assert min(b - a for a, b in itertools.pairwise(times)) >= SEPARATION_S
     assert sum(float(r["wait_s"]) > 0 for r in sim.values()) >= 5  # tasks queue
 
     _, live_dir = run_live(scenario, testbed.master_url, testbed.master_token, tmp_path / "live",
@@ -146,7 +148,8 @@ def test_live_makes_the_simulations_decisions(testbed: LocalTestbed, tmp_path: P
     assert all(0 <= r["utilization"][r["chosen"]] <= 1 for r in placed if r.get("chosen"))
     # the utilisation in run.json is what tasks.csv says
     assert record["summary"]["mean_utilization"] == pytest.approx(
-        utilization_from_tasks(live_dir, sum(n.type.cores for n in scenario.cluster.nodes)), rel=0.01)
+        utilization_from_tasks(live_dir, sum(n.type.cores for n in scenario.cluster.nodes)),
+        rel=0.01)
     # the simulated twin: same placements, figures within the tolerance above
     fid = json.loads((live_dir / "fidelity.json").read_text())
     assert fid["placement"] == {"tasks": 10, "same_node": 10, "agreement": 1.0}
@@ -310,8 +313,8 @@ def test_a_slow_agent_never_stalls_the_decisions_for_the_others(tmp_path: Path) 
         assert r["state"] == "completed"
 
 
-def test_the_live_local_scenario_replays_on_the_local_testbed(testbed: LocalTestbed, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_live_local_scenario_replays_on_the_local_testbed(
+        testbed: LocalTestbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``scenarios/live-local.yaml`` as the README runs it, four times faster."""
     scenario = Path(__file__).parents[2] / "scenarios" / "live-local.yaml"
     out = tmp_path / "run"
@@ -326,11 +329,10 @@ def test_the_live_local_scenario_replays_on_the_local_testbed(testbed: LocalTest
 
 def test_a_trace_scenario_is_sent_as_the_tasks_it_makes(tmp_path: Path) -> None:
     """The master need not have the trace file: it gets the tasks, and draws the same ones."""
-    from rpiaas.client.client import scenario_payload
     from rpiaas.sim.engine import rng_streams
 
     scenario = load_scenario(Path(__file__).parents[2] / "scenarios" / "trace-replay.yaml")
-    payload = scenario_payload(scenario)
+    payload = scenario.payload()
     assert set(payload["workload"]) == {"tasks"}
     path = tmp_path / "sent.json"
     path.write_text(json.dumps(payload))

@@ -1,0 +1,59 @@
+"""What a live run learns from the master's poller: its nodes going down and up, their load.
+
+The master's poller keeps each node's registry entry up to date (online or
+not, the latest sample).  :class:`NodeWatch` compares the entries with what
+the run last saw: a node that went offline or came back becomes a
+``NodeDown`` or ``NodeUp`` event, a new sample the node's measured
+utilisation, handed to the control plane's view before the next step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..core.events import Event, NodeDown, NodeUp
+from .clock import RunClock
+from .options import AgentNode
+
+__all__ = ["NodeWatch"]
+
+
+class NodeWatch:
+    """The run's view of its nodes' entries.
+
+    :param entries: the agents of the scenario's nodes (the master's registry entries).
+    :param clock: the run's clock (an event is stamped with the time it was seen).
+    :param put: takes an event for the control plane at a scenario time.
+    """
+
+    def __init__(self, entries: Sequence[AgentNode], clock: RunClock,
+                 put: Callable[[float, Event], None]) -> None:
+        self.entries = entries
+        self.clock = clock
+        self.put = put
+        # whether each node is up, as the run last saw it (a resumed run: as its journal says)
+        self.online: list[bool] = [e.online is not False for e in entries]
+        self._seen: list[Any] = [None] * len(entries)  # the sample last seen per node
+        # measured utilisation seen since the last step: given to the view before the
+        # next one (and journalled with it, so a resumed run decides as the first did)
+        self._news: dict[int, float] = {}
+
+    def look(self) -> None:
+        """Compare the entries with what was seen last: state changes, new samples."""
+        for i, entry in enumerate(self.entries):
+            up = entry.online is not False
+            if up != self.online[i]:
+                self.online[i] = up
+                self.put(self.clock.now(),
+                         NodeUp(i) if up else NodeDown(i, entry.reason or "agent offline"))
+            sample = entry.sample
+            if sample is not self._seen[i]:
+                self._seen[i] = sample
+                if sample is not None:
+                    self._news[i] = float(sample.cpu_util)
+
+    def take_utilization(self) -> dict[int, float]:
+        """The utilisation measured per node since the last call."""
+        news, self._news = self._news, {}
+        return news
