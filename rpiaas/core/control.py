@@ -117,11 +117,11 @@ class ControlPlane:
         self._capacities = sorted(
             (c, m) for c, m in caps if not any(c2 >= c and m2 >= m and (c2, m2) != (c, m) for c2, m2 in caps))
         self._running, self._running_on = ledger.running, ledger.running_on
-        #: ``changed_nodes()``: the nodes whose reservations or power state changed since the
-        #: last call, in the order of the changes (a node may repeat).  The shells feed them
-        #: to their :class:`~rpiaas.core.energy.NodeUsage` after every step
+        #: The nodes whose reservations or power state changed, in the order of the changes
+        #: (a node may repeat), until their one reader empties the list: the shell's
+        #: :class:`~rpiaas.core.energy.NodeUsage`, after every step
         #: (:meth:`NodeUsage.follow <rpiaas.core.energy.NodeUsage.follow>`).
-        self.changed_nodes: Callable[[], list[int]] = ledger.take_changed
+        self.changes: list[int] = ledger.changes
         self._types = [n.type for n in self.nodes]
         self.booting = 0
         self.events_applied = 0
@@ -220,7 +220,8 @@ class ControlPlane:
                 for ev in events:
                     dispatch[type(ev)](ev, now, actions)
             self.events_applied += len(events)
-            self._schedule(now, actions)
+            if self._queue:
+                self._schedule(now, actions)
             if self._h_rebalance.implemented:
                 self._moves.rebalance(now, actions)
             if self._h_power.implemented:
@@ -249,7 +250,6 @@ class ControlPlane:
                 self._schedule(now, actions)
             else:
                 qp.offer(task, now, actions)
-                self.view.queue_length = len(self._queue)
             return actions
         except Exception as e:
             self._fail(e, now)
@@ -267,24 +267,23 @@ class ControlPlane:
             self._completed(task, now)
             self.events_applied += 1
             actions: list[Action] = []
-            self._schedule(now, actions)
+            if self._queue:
+                self._schedule(now, actions)
             return actions
         except Exception as e:
             self._fail(e, now)
 
     def _schedule(self, now: float, actions: list[Action]) -> None:
-        """The scheduling pass over the queue, unless it is stuck and nothing it waits for
-        was freed."""
-        if self._queue:
-            qp = self._pass
-            if qp.stuck and qp.dirty:
-                qp.recheck_head()
-            if not qp.stuck:
-                if self._fifo:
-                    qp.fifo(now, actions)
-                else:
-                    qp.general(now, actions)
-        self.view.queue_length = len(self._queue)
+        """The scheduling pass over a queue that is not empty, unless it is stuck and nothing
+        it waits for was freed."""
+        qp = self._pass
+        if qp.stuck and qp.dirty:
+            qp.recheck_head()
+        if not qp.stuck:
+            if self._fifo:
+                qp.fifo(now, actions)
+            else:
+                qp.general(now, actions)
 
     def _fail(self, e: Exception, now: float) -> NoReturn:
         """Raise ``e``: a policy's failure as one located :class:`PolicyError` (policy, hook,

@@ -1,8 +1,8 @@
 """The energy integrator: per node, reserved cores, busy core-seconds, power and energy.
 
 Both shells feed it every node whose reservations or power state the control
-plane changed (:meth:`ControlPlane.changed_nodes
-<rpiaas.core.control.ControlPlane.changed_nodes>`), so the figures of a
+plane changed (:attr:`ControlPlane.changes
+<rpiaas.core.control.ControlPlane.changes>`), so the figures of a
 simulated and a live run mean the same thing.  In simulation a node's power
 follows its reserved cores (``u = used / cores``); on the testbed it follows
 the utilisation measured on the node (:meth:`NodeUsage.measure`), so energy is
@@ -12,7 +12,7 @@ the reserved cores in both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..model import Node, PowerState
@@ -55,7 +55,7 @@ class NodeUsage:
         self.cores = [x.type.cores for x in nodes]
         self.measured = measured
         # the control plane's live lists, and its changes since the last follow()
-        self._changes = control.changed_nodes
+        self._changes = control.changes
         self._states, self._cores_free = control.node_states, control.node_cores_free
         self.last = [0.0] * n
         self.energy_j = [0.0] * n
@@ -71,13 +71,13 @@ class NodeUsage:
                        self.energy_j, self.busy_core_s, self.used, self.state, self.util,
                        self.power_w, self._util_out, measured)
 
-    def follow(self, now: float, nodes: Iterable[int] | None = None) -> list[int] | Iterable[int]:
+    def follow(self, now: float, nodes: Sequence[int] | None = None) -> None:
         """Integrate ``nodes`` (default: every node the control plane changed since the last
-        call) up to ``now``, then take in their reserved cores and power state from the
-        control plane; returns them.  This loop is the one energy step: a node's energy and
-        busy core-seconds grow by its power and reserved cores times the time since its
-        last change, then its power follows its type's model."""
-        changed = self._changes() if nodes is None else nodes
+        call, which it then forgets) up to ``now``, then take in their reserved cores and
+        power state from the control plane.  This loop is the one energy step: a node's
+        energy and busy core-seconds grow by its power and reserved cores times the time
+        since its last change, then its power follows its type's model."""
+        changed = self._changes if nodes is None else nodes
         if changed:
             (states, free, cores, types, last, energy, busy, used_l, state_l, util, power, out,
              measured) = self._lists
@@ -93,7 +93,8 @@ class NodeUsage:
                     if out is not None:
                         out[i] = u
                 power[i] = types[i].power_w(state, util[i])
-        return changed
+            if nodes is None:
+                self._changes.clear()
 
     def measure(self, i: int, now: float, util: float) -> None:
         """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""

@@ -5,7 +5,7 @@ of free resources, kept by one :class:`Ledger` per run.  Only the control
 plane writes it (it reserves a task's cores and memory at its start and
 gives them back at its end, so no node is ever overcommitted); the policies
 read it through :class:`~rpiaas.core.view.ClusterView`'s read-only arrays, the
-shells through :meth:`Ledger.take_changed` and its plain lists.
+shells through ``changes`` (the nodes changed, in order) and its plain lists.
 
 Each quantity is kept twice on purpose: as a numpy array (what a policy
 reads, vectorised) and as a plain list (what the control plane's hot path
@@ -154,7 +154,8 @@ class Ledger:
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
-        self._changed: list[int] = []
+        # the nodes changed since the one reader (the shell's energy integrator) emptied it
+        self.changes: list[int] = []
         for i, st in enumerate(states):
             self.set_state(i, int(st))
             if st == _ON:
@@ -162,13 +163,7 @@ class Ledger:
                 self.idle_since_s[i] = 0.0
             else:
                 self.idle_since_s[i] = _NAN
-        self._changed = []  # the states at time 0 are no change
-
-    def take_changed(self) -> list[int]:
-        """The nodes whose reservations or power state changed since the last call, in the
-        order of the changes (a node may repeat)."""
-        changed, self._changed = self._changed, []
-        return changed
+        self.changes.clear()  # the states at time 0 are no change
 
     def set_state(self, n: int, state: int) -> None:
         old = self.state_list[n]
@@ -176,7 +171,7 @@ class Ledger:
             self.not_on += 1 if old == _ON else -1
         self.state[n] = state
         self.state_list[n] = state
-        self._changed.append(n)
+        self.changes.append(n)
 
     def bring_on(self, n: int, now: float) -> None:
         """Node ``n`` is on (booted, or back up)."""
@@ -199,7 +194,7 @@ class Ledger:
         new = cf[node] = old - task.cores
         mem = mf[node] = old_mem - task.mem_mb
         self.index.move(node, old, old_mem, new, mem)
-        self._changed.append(node)
+        self.changes.append(node)
         self.running[task.id] = task
         on_node = self.running_on[node]
         on_node[task.id] = task
@@ -227,4 +222,4 @@ class Ledger:
             self.index.move(node, old, old_mem, new, mem)
             if not on_node:
                 self._idle_out[node] = now
-        self._changed.append(node)
+        self.changes.append(node)

@@ -69,7 +69,6 @@ class ClusterView:
         self._utilization = np.zeros(n, dtype=np.float64)
         self.free_index: FreeCoresIndex = ledger.index
         self.now = 0.0
-        self.queue_length = 0
         self.utilization_measured = False
         self._queue: Mapping[int, Task] = queue if queue is not None else {}
         # the ledger's arrays, for the masks below (the policy gets read-only views)
@@ -91,6 +90,11 @@ class ClusterView:
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    @property
+    def queue_length(self) -> int:
+        """Tasks waiting."""
+        return len(self._queue)
 
     # -- for the shells ------------------------------------------------------
     def utilization_sink(self, measured: bool) -> FloatArray:

@@ -58,8 +58,8 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
             blame = (*gen, "work_core_s")
     elif isinstance(workload, TaskList) and horizon_s is None and workload.items:
         # every task runs at least its work on the cores it asks for of the fastest node type
-        fastest = max((n.type for n in cluster.nodes), key=lambda t: t.speed)
-        ends = [t.arrival_s + fastest.work_s(t.work_core_s, t.cores) for t in workload.items]
+        quickest = max((n.type for n in cluster.nodes), key=lambda t: t.speed)
+        ends = [t.arrival_s + quickest.work_s(t.work_core_s, t.cores) for t in workload.items]
         last = int(np.argmax(ends))
         duration = ends[last]
         blame = ("workload", "tasks", workload.positions.get(workload.items[last].id, last),

@@ -17,7 +17,9 @@ def test_usage_integrates_power_and_busy_time_exactly_between_changes() -> None:
     cp = ControlPlane(ns)
     usage = NodeUsage(cp)
     cp.step(10.0, [TaskArrived(Task(1, 10.0, 2, 10, 40.0))])
-    assert usage.follow(10.0) == [0]
+    assert cp.changes == [0]
+    usage.follow(10.0)
+    assert cp.changes == []  # taken in
     assert usage.util == [0.5] and usage.power_w == [4.0]
     cp.step(30.0, [TaskFinished(1)])
     usage.follow(30.0)

@@ -51,7 +51,7 @@ def test_a_reservation_and_its_release_keep_arrays_lists_and_index_in_step() -> 
     from rpiaas.model import PowerState, Task
 
     ledger = _ledger()
-    assert ledger.take_changed() == []  # the states at time 0 are no change  # the initial states
+    assert ledger.changes == []  # the states at time 0 are no change
     assert math.isnan(ledger.idle_since_s[2]) and ledger.idle_since_s[0] == 0.0
     t = Task(1, 0.0, 3, 600, 10.0)
     ledger.reserve(t, 1)
@@ -64,7 +64,7 @@ def test_a_reservation_and_its_release_keep_arrays_lists_and_index_in_step() -> 
     assert (ledger.cores_free_list[1], ledger.mem_free_list[1]) == (4, 1000)
     assert (int(ledger.tasks[1]), ledger.running) == (0, {})
     assert ledger.idle_since_s[1] == 7.5  # idle from its last task's end
-    assert ledger.take_changed() == [1, 1] and ledger.take_changed() == []
+    assert ledger.changes == [1, 1]
     # a node that leaves the on state leaves the index; one that comes back rejoins it
     ledger.take_off(0, int(PowerState.OFF))
     assert ledger.index.tightest(1, 1) == 1 and ledger.state_list[0] == PowerState.OFF
