@@ -137,6 +137,11 @@ class ControlPlane:
         self._single = (self._fifo and self._largest is not None and not (
             self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
             or self._h_power.implemented))
+        # no hook reads the view during a step when placement is the free index's answer and
+        # nothing else is asked: reservations then keep the ledger's lists alone, and the
+        # view's arrays catch up when read
+        self._reads_view = not (self._single and self._placement.rule is not None)
+        ledger.arrays_follow = self._reads_view
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
             TaskFinished: self._on_finished,  # type: ignore[dict-item]
@@ -191,6 +196,14 @@ class ControlPlane:
     def node_mem_free_mb(self) -> Sequence[int]:
         """Every node's unreserved memory in MB (a live list: do not change it)."""
         return self._ledger.mem_free_list
+
+    @property
+    def reads_view(self) -> bool:
+        """Whether a policy hook may read the view during a step.  When none does, the view's
+        arrays are brought up to date when read rather than at every reservation, and a
+        shell may leave the utilisation to the view too (:meth:`ClusterView.share_as_utilization
+        <rpiaas.core.view.ClusterView.share_as_utilization>`)."""
+        return self._reads_view
 
     @property
     def single_event(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..model import Node, PowerState
+from ..model import Node, NodeType, PowerState
 
 if TYPE_CHECKING:
     from .control import ControlPlane
@@ -66,9 +66,19 @@ class NodeUsage:
         self.power_w = [t.power_w(s, 0.0) for t, s in zip(self.types, self.state, strict=True)]
         # written a node at a time through a memoryview: a third of numpy's ``a[i] = x``
         self._util_out: Any = None if utilization_out is None else memoryview(utilization_out)
+        # In simulation a node's utilisation is its reserved cores over its cores: a whole
+        # number of cores gives one of cores + 1 values, and the power at each (in every power
+        # state) is asked of the type's model once, not at every change.
+        levels: dict[NodeType, list[tuple[float, tuple[float, ...]]]] = {}
+        for t in self.types:
+            if t not in levels:
+                shares = [k / t.cores for k in range(t.cores + 1)]
+                levels[t] = [(u, tuple(t.power_w(s, u) for s in range(len(PowerState))))
+                             for u in shares]
+        self._levels = [levels[t] for t in self.types]
         # what follow() works on, in one tuple: one load where there would be thirteen
-        self._lists = (self._states, self._cores_free, self.cores, self.types, self.last,
-                       self.energy_j, self.busy_core_s, self.used, self.state, self.util,
+        self._lists = (self._states, self._cores_free, self.cores, self.types, self._levels,
+                       self.last, self.energy_j, self.busy_core_s, self.used, self.state, self.util,
                        self.power_w, self._util_out, measured)
 
     def follow(self, now: float, nodes: Sequence[int] | None = None) -> None:
@@ -79,8 +89,8 @@ class NodeUsage:
         since its last change, then its power follows its type's model."""
         changed = self._changes if nodes is None else nodes
         if changed:
-            (states, free, cores, types, last, energy, busy, used_l, state_l, util, power, out,
-             measured) = self._lists
+            (states, free, cores, types, levels, last, energy, busy, used_l, state_l, util, power,
+             out, measured) = self._lists
             for i in changed:
                 dt = now - last[i]
                 energy[i] += power[i] * dt
@@ -88,11 +98,14 @@ class NodeUsage:
                 last[i] = now
                 used = used_l[i] = cores[i] - free[i]
                 state = state_l[i] = states[i]
-                if not measured:
-                    u = util[i] = used / cores[i]
+                if measured:
+                    power[i] = types[i].power_w(state, util[i])
+                else:  # the model at used / cores (see __init__)
+                    u, by_state = levels[i][used]
+                    util[i] = u
+                    power[i] = by_state[state]
                     if out is not None:
                         out[i] = u
-                power[i] = types[i].power_w(state, util[i])
             if nodes is None:
                 self._changes.clear()
 

@@ -9,8 +9,9 @@ shells through ``changes`` (the nodes changed, in order) and its plain lists.
 
 Each quantity is kept twice on purpose: as a numpy array (what a policy
 reads, vectorised) and as a plain list (what the control plane's hot path
-reads, a scalar at a time, without numpy's per-item cost); every change writes
-both.
+reads, a scalar at a time, without numpy's per-item cost).  While no policy
+hook reads the view during a step, a reservation writes the lists alone and
+the view brings the arrays up to date when it is read (:meth:`sync_view`).
 """
 
 from __future__ import annotations
@@ -154,6 +155,11 @@ class Ledger:
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
+        # whether a reservation writes the arrays at once (else only the lists, the arrays
+        # being ``behind`` until sync_view(): the control plane's choice while no hook reads
+        # the view during a step; the view catches up when it is read)
+        self.arrays_follow = True
+        self.behind = False
         # the nodes changed since the one reader (the shell's energy integrator) emptied it
         self.changes: list[int] = []
         for i, st in enumerate(states):
@@ -198,9 +204,12 @@ class Ledger:
         self.running[task.id] = task
         on_node = self.running_on[node]
         on_node[task.id] = task
-        self._cores_free_out[node] = new
-        self._mem_free_out[node] = mem
-        self._tasks_out[node] = len(on_node)
+        if self.arrays_follow:
+            self._cores_free_out[node] = new
+            self._mem_free_out[node] = mem
+            self._tasks_out[node] = len(on_node)
+        else:
+            self.behind = True
         self._idle_out[node] = _NAN
         task.node = node
 
@@ -215,11 +224,22 @@ class Ledger:
         old_mem = mf[node]
         new = cf[node] = old + task.cores
         mem = mf[node] = old_mem + task.mem_mb
-        self._cores_free_out[node] = new
-        self._mem_free_out[node] = mem
-        self._tasks_out[node] = len(on_node)
+        if self.arrays_follow:
+            self._cores_free_out[node] = new
+            self._mem_free_out[node] = mem
+            self._tasks_out[node] = len(on_node)
+        else:
+            self.behind = True
         if self.state_list[node] == _ON:
             self.index.move(node, old, old_mem, new, mem)
             if not on_node:
                 self._idle_out[node] = now
         self.changes.append(node)
+
+    def sync_view(self) -> None:
+        """The arrays of free cores, free memory and task counts up to date with the lists
+        (for ``arrays_follow`` false)."""
+        self.cores_free[:] = self.cores_free_list
+        self.mem_free_mb[:] = self.mem_free_list
+        self.tasks[:] = [len(on_node) for on_node in self.running_on]
+        self.behind = False

@@ -78,14 +78,17 @@ class ClusterView:
 
         self.cores: IntArray = _readonly(ledger.cores)  # type: ignore[assignment]
         self.mem_mb: IntArray = _readonly(ledger.mem_mb)  # type: ignore[assignment]
-        self.cores_free: IntArray = _readonly(ledger.cores_free)  # type: ignore[assignment]
-        self.mem_free_mb: IntArray = _readonly(ledger.mem_free_mb)  # type: ignore[assignment]
+        self._cores_free_ro: IntArray = _readonly(ledger.cores_free)  # type: ignore[assignment]
+        self._mem_free_ro: IntArray = _readonly(ledger.mem_free_mb)  # type: ignore[assignment]
         self.speed: FloatArray = _readonly(self._speed)  # type: ignore[assignment]
         self.power_idle_w: FloatArray = _readonly(self._power_idle_w)  # type: ignore[assignment]
         self.power_max_w: FloatArray = _readonly(self._power_max_w)  # type: ignore[assignment]
         self.state: IntArray = _readonly(ledger.state)  # type: ignore[assignment]
-        self.utilization: FloatArray = _readonly(self._utilization)  # type: ignore[assignment]
-        self.tasks: IntArray = _readonly(ledger.tasks)  # type: ignore[assignment]
+        self._utilization_ro: FloatArray = _readonly(self._utilization)  # type: ignore[assignment]
+        self._tasks_ro: IntArray = _readonly(ledger.tasks)  # type: ignore[assignment]
+        # in simulation, while the ledger keeps its lists alone (no hook reads the view during a
+        # step), the reserved share of cores is derived when the view is read, not kept
+        self._share_on_read = False
         self.idle_since_s: FloatArray = _readonly(ledger.idle_since_s)  # type: ignore[assignment]
 
     def __len__(self) -> int:
@@ -96,17 +99,57 @@ class ClusterView:
         """Tasks waiting."""
         return len(self._queue)
 
+    # -- the arrays that follow the reservations ------------------------------
+    def _catch_up(self) -> None:
+        """The arrays up to date with the ledger, when it kept its plain lists alone
+        (:attr:`Ledger.arrays_follow <rpiaas.core.ledger.Ledger.arrays_follow>`)."""
+        self._ledger.sync_view()
+        if self._share_on_read:
+            np.divide(self._cores - self._cores_free, self._cores, out=self._utilization)
+
+    @property
+    def cores_free(self) -> IntArray:
+        if self._ledger.behind:
+            self._catch_up()
+        return self._cores_free_ro
+
+    @property
+    def mem_free_mb(self) -> IntArray:
+        if self._ledger.behind:
+            self._catch_up()
+        return self._mem_free_ro
+
+    @property
+    def tasks(self) -> IntArray:
+        if self._ledger.behind:
+            self._catch_up()
+        return self._tasks_ro
+
+    @property
+    def utilization(self) -> FloatArray:
+        if self._ledger.behind:
+            self._catch_up()
+        return self._utilization_ro
+
+    def share_as_utilization(self) -> None:
+        """Simulation, with the ledger's arrays kept on read: :attr:`utilization` is the
+        reserved share of each node's cores, derived when it is read."""
+        self._share_on_read = True
+
     # -- for the shells ------------------------------------------------------
     def utilization_sink(self, measured: bool) -> FloatArray:
         """The writable array behind :attr:`utilization`, for the shell that keeps it:
         the share of reserved cores in simulation, the utilisation measured on each
         node live (``measured``, which :attr:`utilization_measured` then says)."""
         self.utilization_measured = measured
+        self._share_on_read = False
         return self._utilization
 
     # -- convenience for policies ------------------------------------------
     def fits(self, task: Task) -> npt.NDArray[np.bool_]:
         """Mask of nodes that are on and have the free cores and memory for ``task``."""
+        if self._ledger.behind:
+            self._catch_up()
         mask: npt.NDArray[np.bool_] = (self._cores_free >= task.cores) & (self._mem_free_mb >= task.mem_mb)
         if self._ledger.not_on:  # else every node is on
             mask &= self._state == _ON
@@ -118,6 +161,8 @@ class ClusterView:
 
     def fits_node(self, task: Task, node: int) -> bool:
         """Whether ``node`` is on and has room for ``task`` now."""
+        if self._ledger.behind:
+            self._catch_up()
         return bool(
             self._state[node] == _ON
             and self._cores_free[node] >= task.cores

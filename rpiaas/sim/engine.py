@@ -100,8 +100,13 @@ class Simulation(Shell):
                 and type(self).task_final is _BASE_FINAL):  # (a subclass's own is called)
             self.control.on_final = writer.task_done
         self._states = self.control.node_states
-        self._util_array = self.view.utilization_sink(measured=False)
-        self.usage = NodeUsage(self.control, utilization_out=self._util_array)
+        # the view's utilisation: the reserved share of cores, written at every change while a
+        # hook reads it during a step, else derived when read
+        if self.control.reads_view:
+            self.usage = NodeUsage(self.control, utilization_out=self.view.utilization_sink(measured=False))
+        else:
+            self.view.share_as_utilization()
+            self.usage = NodeUsage(self.control)
         self.env = SimEnvironment()
         self._heap = self.env.heap
         self._at = self.env.call_at

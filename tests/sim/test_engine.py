@@ -10,6 +10,7 @@ import pytest
 from rpiaas.core.control import ControlPlane
 from rpiaas.core.events import Migrate
 from rpiaas.core.view import ClusterView
+from rpiaas.model import Task
 from rpiaas.policy.base import Policy, hookimpl
 from rpiaas.rundir.format import NODE_COLUMNS, TASK_COLUMNS
 from rpiaas.sim import simulate
@@ -246,3 +247,32 @@ def test_a_fault_naming_an_unknown_node_is_an_input_error() -> None:
     data["faults"][0]["node"] = "node9.c.test"
     with pytest.raises(InputError, match=r"faults\[0\]\.node: no node named 'node9.c.test'"):
         scenario(data)
+
+
+@pytest.mark.parametrize("policy", ["best_fit", "least_loaded"])
+def test_the_view_is_current_whenever_it_is_read(policy: str) -> None:
+    """Whether reservations write the view's arrays at once (a hook reads them) or the view
+    catches up when read (best fit from the free index): what it shows is the ledger's."""
+    sc = scenario({"name": "v", "seed": 3, "cluster": {"clusters": [
+        {"domain": "a.test", "prefix": "10.0.1", "count": 5, "type": "rpi4b"}]},
+        "workload": {"generator": {"count": 300, "arrival": {"rate_per_s": 1.0},
+                                   "cores": {"dist": "choice", "values": [1, 2, 4]},
+                                   "mem_mb": 512, "work_core_s": {"dist": "exponential", "mean": 10}}},
+        "policy": policy})
+
+    class Watching(Simulation):
+        def task_final(self, task: Task) -> None:
+            super().task_final(task)
+            view, control = self.view, self.control
+            assert view.cores_free.tolist() == list(control.node_cores_free)
+            assert view.mem_free_mb.tolist() == list(control.node_mem_free_mb)
+            assert view.tasks.tolist() == [len(control.running_on(n)) for n in range(len(view))]
+            used = [c - f for c, f in zip(view.cores.tolist(), view.cores_free.tolist(), strict=True)]
+            if not self.control.reads_view:  # (else the shell writes it after each step)
+                assert view.utilization.tolist() == [u / c for u, c in zip(used, view.cores.tolist(),
+                                                                          strict=True)]
+
+    sim = Watching(sc)
+    assert sim.control.reads_view == (policy != "best_fit")
+    sim.run()
+    assert sim.view.utilization.tolist() == sim.usage.util
