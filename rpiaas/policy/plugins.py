@@ -104,6 +104,8 @@ def get_plugin_manager(policies: Sequence[Policy] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager("rpiaas")
     pm.add_hookspecs(hookspecs)
     for policy in policies:
+        if isinstance(policy, Policy):
+            type(policy).declared_index_rule()  # a misspelt index_rule fails here, used or not
         pm.register(policy, name=f"{type(policy).NAME or type(policy).__name__}#{id(policy)}")
     pm.check_pending()
     return pm

@@ -209,8 +209,7 @@ class Simulation(Shell):
         raise _Stop
 
     def _flush(self) -> None:
-        batch = self._batch.copy()  # (the list itself lives as long as the run: the fast path holds it)
-        self._batch.clear()
+        batch, self._batch = self._batch, []
         now = self.env.now
         self._carry(self.control.step(now, batch), now)
 
@@ -219,13 +218,8 @@ class Simulation(Shell):
         if actions:
             do = self._do
             for a in actions:
-                if type(a) is Start:  # start(), written out: once per task
-                    task, node = a.task, a.node
-                    end = self._types[node].end_s(now, task.work_core_s, task.cores)
-                    if self._track_ends:
-                        self._ends[task.id] = end
-                    heappush(self._heap, (end, NORMAL, next(self._eid),
-                                          TaskEnd(task, task.epoch, end, self._finish_cbs)))
+                if type(a) is Start:  # (no dispatch for the one action of nearly every step)
+                    self.start(a, now)
                 else:
                     do[type(a)](a, now)
         self.usage.follow(now)

@@ -11,7 +11,7 @@ from rpiaas.core.control import ControlPlane
 from rpiaas.core.events import Start, TaskArrived, TaskFinished
 from rpiaas.core.view import ClusterView
 from rpiaas.model import Task
-from rpiaas.policy.base import Policy, hookimpl
+from rpiaas.policy.base import Policy, PolicyError, hookimpl
 from rpiaas.policy.builtin.best_fit import BestFit
 from rpiaas.policy.builtin.first_fit import FirstFit
 from rpiaas.policy.builtin.least_loaded import LeastLoaded
@@ -242,3 +242,12 @@ def test_a_third_party_declaration_is_answered_from_the_index() -> None:
     cp = ControlPlane(nodes(node_type(cores=4), node_type(cores=2)), [MyBestFit()])
     acts = cp.arrive(Task(1, 0.0, 2, 100, 5.0), 0.0)
     assert [(type(a), a.node) for a in acts] == [(Start, 1)]  # the tightest: node 1
+
+
+def test_a_misspelt_index_rule_fails_when_the_policy_is_registered() -> None:
+    class Typo(BestFit):
+        NAME = "typo"
+        index_rule = "tighest"
+
+    with pytest.raises(PolicyError, match="policy 'typo': index_rule 'tighest' is not one of"):
+        ControlPlane(nodes(node_type(cores=2)), [Typo(), LeastLoaded()])  # (a scorer: rule unused)
