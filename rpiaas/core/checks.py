@@ -64,7 +64,7 @@ def check_index_rule(policy: Policy | type[Policy], *, clusters: int = 40, tasks
                     f"(seed {seed}) task {k} ({task.cores} cores, {task.mem_mb} MB) its "
                     f"rpiaas_place answered {answer!r} and the index {indexed!r}")
             if indexed is not None:
-                ledger.reserve(task, indexed)
+                ledger.reserve(task, indexed, 0.0)
             if ledger.running and rng.random() < 0.4:
                 running = list(ledger.running.values())
                 ledger.release(running[int(rng.integers(len(running)))], 0.0)

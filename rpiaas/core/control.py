@@ -117,11 +117,11 @@ class ControlPlane:
         self._capacities = sorted(
             (c, m) for c, m in caps if not any(c2 >= c and m2 >= m and (c2, m2) != (c, m) for c2, m2 in caps))
         self._running, self._running_on = ledger.running, ledger.running_on
-        #: The nodes whose reservations or power state changed, in the order of the changes
-        #: (a node may repeat), until their one reader empties the list: the shell's
-        #: :class:`~rpiaas.core.energy.NodeUsage`, after every step
+        #: Every change of a node's reservations or power state, in order, as ``(node, time,
+        #: free cores, power state)`` after it, until its one reader empties the list: the
+        #: shell's :class:`~rpiaas.core.energy.NodeUsage`
         #: (:meth:`NodeUsage.follow <rpiaas.core.energy.NodeUsage.follow>`).
-        self.changes: list[int] = ledger.changes
+        self.changes: list[tuple[int, float, int, int]] = ledger.changes
         self._types = [n.type for n in self.nodes]
         self.booting = 0
         self.events_applied = 0
@@ -385,7 +385,7 @@ class ControlPlane:
             self._fail_or_retry(task, now)
         if self._ledger.state_list[n] == PowerState.BOOTING:
             self.booting -= 1
-        self._ledger.take_off(n, int(PowerState.DOWN))
+        self._ledger.take_off(n, int(PowerState.DOWN), now)
 
     def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
         n = ev.node
@@ -417,7 +417,7 @@ class ControlPlane:
         self._pass.freed(task.node)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
-        self._ledger.reserve(task, node)
+        self._ledger.reserve(task, node, now)
         task.state = _RUNNING
         task.start_s = now
         task.attempts += 1

@@ -54,15 +54,14 @@ class NodeUsage:
         self.types = [x.type for x in nodes]
         self.cores = [x.type.cores for x in nodes]
         self.measured = measured
-        # the control plane's live lists, and its changes since the last follow()
+        # the control plane's changes since the last follow()
         self._changes = control.changes
-        self._states, self._cores_free = control.node_states, control.node_cores_free
         self.last = [0.0] * n
         self.energy_j = [0.0] * n
         self.busy_core_s = [0.0] * n
         self.used = [0] * n
         self.util = [0.0] * n
-        self.state = [int(s) for s in self._states]
+        self.state = [int(s) for s in control.node_states]
         self.power_w = [t.power_w(s, 0.0) for t, s in zip(self.types, self.state, strict=True)]
         # written a node at a time through a memoryview: a third of numpy's ``a[i] = x``
         self._util_out: Any = None if utilization_out is None else memoryview(utilization_out)
@@ -77,41 +76,47 @@ class NodeUsage:
                              for u in shares]
         self._levels = [levels[t] for t in self.types]
         # what follow() works on, in one tuple: one load where there would be thirteen
-        self._lists = (self._states, self._cores_free, self.cores, self.types, self._levels,
-                       self.last, self.energy_j, self.busy_core_s, self.used, self.state, self.util,
-                       self.power_w, self._util_out, measured)
+        self._lists = (self.cores, self.types, self._levels, self.last, self.energy_j,
+                       self.busy_core_s, self.used, self.state, self.util, self.power_w,
+                       self._util_out, measured)
 
-    def follow(self, now: float, nodes: Sequence[int] | None = None) -> None:
-        """Integrate ``nodes`` (default: every node the control plane changed since the last
-        call, which it then forgets) up to ``now``, then take in their reserved cores and
-        power state from the control plane.  This loop is the one energy step: a node's
-        energy and busy core-seconds grow by its power and reserved cores times the time
-        since its last change, then its power follows its type's model."""
-        changed = self._changes if nodes is None else nodes
-        if changed:
-            (states, free, cores, types, levels, last, energy, busy, used_l, state_l, util, power,
-             out, measured) = self._lists
-            for i in changed:
-                dt = now - last[i]
-                energy[i] += power[i] * dt
-                busy[i] += used_l[i] * dt
-                last[i] = now
-                used = used_l[i] = cores[i] - free[i]
-                state = state_l[i] = states[i]
-                if measured:
-                    power[i] = types[i].power_w(state, util[i])
-                else:  # the model at used / cores (see __init__)
-                    u, by_state = levels[i][used]
-                    util[i] = u
-                    power[i] = by_state[state]
-                    if out is not None:
-                        out[i] = u
-            if nodes is None:
-                self._changes.clear()
+    def follow(self, changes: Sequence[tuple[int, float, int, int]] | None = None) -> None:
+        """Integrate every change the control plane made since the last call (each at its
+        own time), or ``changes`` (``(node, time, free cores, power state)`` each).  This
+        loop is the one energy step: a node's energy and busy core-seconds grow by its power
+        and reserved cores times the time since its last change, then its reserved cores,
+        state and power (its type's model) follow the change."""
+        log = self._changes if changes is None else changes
+        if not log:
+            return
+        (cores, types, levels, last, energy, busy, used_l, state_l, util, power, out,
+         measured) = self._lists
+        for i, t, free, state in log:
+            dt = t - last[i]
+            energy[i] += power[i] * dt
+            busy[i] += used_l[i] * dt
+            last[i] = t
+            used = used_l[i] = cores[i] - free
+            state_l[i] = state
+            if measured:
+                power[i] = types[i].power_w(state, util[i])
+            else:  # the model at used / cores (see __init__)
+                u, by_state = levels[i][used]
+                util[i] = u
+                power[i] = by_state[state]
+                if out is not None:
+                    out[i] = u
+        if changes is None:
+            self._changes.clear()
+
+    def _now(self, nodes: Sequence[int], now: float) -> list[tuple[int, float, int, int]]:
+        """``nodes`` as changes at ``now`` that change nothing but the time."""
+        return [(i, now, self.cores[i] - self.used[i], self.state[i]) for i in nodes]
 
     def measure(self, i: int, now: float, util: float) -> None:
         """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""
-        self.follow(now, (i,))  # up to now at the power it had
+        self.follow()
+        self.follow(self._now((i,), now))  # up to now at the power it had
         self.util[i] = util
         self.power_w[i] = self.types[i].power_w(self.state[i], util)
 
@@ -121,8 +126,9 @@ class NodeUsage:
         self.busy_core_s[i] -= core_s
 
     def close(self, now: float) -> None:
-        """Integrate every node up to ``now``."""
-        self.follow(now, range(len(self.last)))
+        """Integrate every change, then every node up to ``now``."""
+        self.follow()
+        self.follow(self._now(range(len(self.last)), now))
 
     def sample(self, now: float, mem_used_mb: Sequence[float], ntasks: Sequence[int]) -> NodeSample:
         """Every node at ``now``: state, reserved cores, memory, utilisation, power, energy and

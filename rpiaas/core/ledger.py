@@ -160,10 +160,11 @@ class Ledger:
         # the view during a step; the view catches up when it is read)
         self.arrays_follow = True
         self.behind = False
-        # the nodes changed since the one reader (the shell's energy integrator) emptied it
-        self.changes: list[int] = []
+        # every change of a node's reservations or power state, as (node, time, free cores,
+        # power state) after it, until its one reader (the shell's energy integrator) empties it
+        self.changes: list[tuple[int, float, int, int]] = []
         for i, st in enumerate(states):
-            self.set_state(i, int(st))
+            self.set_state(i, int(st), 0.0)
             if st == _ON:
                 self.index.add(i, self.cores_free_list[i], self.mem_free_list[i])
                 self.idle_since_s[i] = 0.0
@@ -171,36 +172,37 @@ class Ledger:
                 self.idle_since_s[i] = _NAN
         self.changes.clear()  # the states at time 0 are no change
 
-    def set_state(self, n: int, state: int) -> None:
+    def set_state(self, n: int, state: int, now: float) -> None:
+        """Node ``n`` is in power ``state`` from ``now``."""
         old = self.state_list[n]
         if old != state and (old == _ON or state == _ON):
             self.not_on += 1 if old == _ON else -1
         self.state[n] = state
         self.state_list[n] = state
-        self.changes.append(n)
+        self.changes.append((n, now, self.cores_free_list[n], state))
 
     def bring_on(self, n: int, now: float) -> None:
         """Node ``n`` is on (booted, or back up)."""
-        self.set_state(n, _ON)
+        self.set_state(n, _ON, now)
         self.index.add(n, self.cores_free_list[n], self.mem_free_list[n])
         self.idle_since_s[n] = now if not self.running_on[n] else _NAN
 
-    def take_off(self, n: int, state: int) -> None:
-        """Node ``n`` leaves the on state for ``state`` (off, booting or down)."""
+    def take_off(self, n: int, state: int, now: float) -> None:
+        """Node ``n`` leaves the on state for ``state`` (off, booting or down) at ``now``."""
         if self.state_list[n] == _ON:
             self.index.remove(n, self.cores_free_list[n], self.mem_free_list[n])
-        self.set_state(n, state)
+        self.set_state(n, state, now)
         self.idle_since_s[n] = _NAN
 
-    def reserve(self, task: Task, node: int) -> None:
-        """``task`` takes its cores and memory on ``node``."""
+    def reserve(self, task: Task, node: int, now: float) -> None:
+        """``task`` takes its cores and memory on ``node`` at ``now``."""
         cf, mf = self.cores_free_list, self.mem_free_list
         old = cf[node]
         old_mem = mf[node]
         new = cf[node] = old - task.cores
         mem = mf[node] = old_mem - task.mem_mb
         self.index.move(node, old, old_mem, new, mem)
-        self.changes.append(node)
+        self.changes.append((node, now, new, self.state_list[node]))
         self.running[task.id] = task
         on_node = self.running_on[node]
         on_node[task.id] = task
@@ -234,7 +236,7 @@ class Ledger:
             self.index.move(node, old, old_mem, new, mem)
             if not on_node:
                 self._idle_out[node] = now
-        self.changes.append(node)
+        self.changes.append((node, now, new, self.state_list[node]))
 
     def sync_view(self) -> None:
         """The arrays of free cores, free memory and task counts up to date with the lists

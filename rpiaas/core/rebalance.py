@@ -81,7 +81,7 @@ class PolicyMoves:
             self._trace.emit({"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
                         "chosen": self.nodes[dst].name, "from": self.nodes[src].name})
         self._release(task, now)
-        self._ledger.reserve(task, dst)
+        self._ledger.reserve(task, dst, now)
         task.epoch += 1
         task.est_end_s = now + self.view.estimate_s(task, dst)
         self._write({"t": now, "act": "migrate", "task": task.id,
@@ -119,7 +119,7 @@ class PolicyMoves:
             n = self._placement.node_index(n, "rpiaas_power", "switched on")
             if self._st[n] != PowerState.OFF:
                 continue
-            self._ledger.set_state(n, int(PowerState.BOOTING))
+            self._ledger.set_state(n, int(PowerState.BOOTING), now)
             booting += 1
             self._write({"t": now, "act": "power_on", "node": self.nodes[n].name})
             actions.append(PowerOn(n))
@@ -127,7 +127,7 @@ class PolicyMoves:
             n = self._placement.node_index(n, "rpiaas_power", "switched off")
             if self._st[n] != _ON or self._running_on[n]:
                 continue
-            self._ledger.take_off(n, int(PowerState.OFF))
+            self._ledger.take_off(n, int(PowerState.OFF), now)
             self._write({"t": now, "act": "power_off", "node": self.nodes[n].name})
             actions.append(PowerOff(n))
         if plan.wake_at_s is not None and plan.wake_at_s > now:

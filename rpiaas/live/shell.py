@@ -360,7 +360,7 @@ class LiveRun(Shell):
             for task_id in [t for t in on_agent if t not in running]:
                 self.agents.stop(task_id)
         # only the nodes the step changed: a step must not cost the size of the cluster
-        self.usage.follow(now)
+        self.usage.follow()
         return actions
 
     def task_final(self, task: Task) -> None:

@@ -99,10 +99,11 @@ class Simulation(Shell):
         if (not self._track_ends and on_task is None and writer is not None
                 and type(self).task_final is _BASE_FINAL):  # (a subclass's own is called)
             self.control.on_final = writer.task_done
-        self._states = self.control.node_states
-        # the view's utilisation: the reserved share of cores, written at every change while a
-        # hook reads it during a step, else derived when read
-        if self.control.reads_view:
+        # the view's utilisation: the reserved share of cores, written at every step while a
+        # hook reads it during a step; else the view derives it when read, and the energy
+        # integrator takes the control plane's changes in every few thousand events
+        self._follow_each_step = self.control.reads_view
+        if self._follow_each_step:
             self.usage = NodeUsage(self.control, utilization_out=self.view.utilization_sink(measured=False))
         else:
             self.view.share_as_utilization()
@@ -222,7 +223,8 @@ class Simulation(Shell):
                     self.start(a, now)
                 else:
                     do[type(a)](a, now)
-        self.usage.follow(now)
+        if self._follow_each_step:
+            self.usage.follow()
         if not self._arrivals_left:
             self._done()
 
@@ -280,6 +282,7 @@ class Simulation(Shell):
             return
         self._last_sample = now
         self._rows += len(self.nodes)
+        self.usage.follow()
         memfree = self.control.node_mem_free_mb
         mem_used = [node.type.mem_mb - memfree[i] for i, node in enumerate(self.nodes)]
         self.writer.sample(self.usage.sample(now, mem_used, self.view.tasks.tolist()))
@@ -313,6 +316,7 @@ class Simulation(Shell):
         try:
             while True:
                 steps(_CHUNK)
+                self.usage.follow()  # (a bounded log of changes)
                 if self.writer is not None:
                     self.writer.drain()
                 if bar is not None:

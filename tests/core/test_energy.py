@@ -17,12 +17,12 @@ def test_usage_integrates_power_and_busy_time_exactly_between_changes() -> None:
     cp = ControlPlane(ns)
     usage = NodeUsage(cp)
     cp.step(10.0, [TaskArrived(Task(1, 10.0, 2, 10, 40.0))])
-    assert cp.changes == [0]
-    usage.follow(10.0)
+    assert cp.changes == [(0, 10.0, 2, PowerState.ON)]
+    usage.follow()
     assert cp.changes == []  # taken in
     assert usage.util == [0.5] and usage.power_w == [4.0]
     cp.step(30.0, [TaskFinished(1)])
-    usage.follow(30.0)
+    usage.follow()
     usage.close(50.0)
     assert usage.energy_j == [2.0 * 10 + 4.0 * 20 + 2.0 * 20]
     assert usage.busy_core_s == [2 * 20.0]
@@ -36,7 +36,7 @@ def test_measured_usage_follows_the_measurement_and_busy_time_the_tasks() -> Non
     cp = ControlPlane(ns)
     usage = NodeUsage(cp, measured=True)
     cp.step(0.0, [TaskArrived(Task(1, 0.0, 4, 10, 40.0))])
-    usage.follow(0.0)  # all cores reserved ...
+    usage.follow()  # all cores reserved ...
     usage.measure(0, 0.0, 0.25)  # ... but a quarter of the CPU busy (tasks that sleep)
     usage.measure(0, 10.0, 1.0)
     usage.unbusy(0, 4 * 0.5)  # the tasks began half a second after their cores were reserved
@@ -53,7 +53,7 @@ def test_every_power_state_draws_its_types_model() -> None:
     usage = NodeUsage(cp)
     assert usage.power_w == [t.power_off_w, t.power_boot_w]
     cp.step(5.0, [NodeBooted(1), NodeUp(0)])
-    usage.follow(5.0)
+    usage.follow()
     assert usage.power_w == [2.0, 2.0]
     usage.close(10.0)
     assert usage.energy_j == [t.power_off_w * 5 + 2.0 * 5, t.power_boot_w * 5 + 2.0 * 5]

@@ -54,7 +54,7 @@ def test_a_reservation_and_its_release_keep_arrays_lists_and_index_in_step() -> 
     assert ledger.changes == []  # the states at time 0 are no change
     assert math.isnan(ledger.idle_since_s[2]) and ledger.idle_since_s[0] == 0.0
     t = Task(1, 0.0, 3, 600, 10.0)
-    ledger.reserve(t, 1)
+    ledger.reserve(t, 1, 2.0)
     assert (t.node, ledger.cores_free_list[1], ledger.mem_free_list[1]) == (1, 1, 400)
     assert (int(ledger.cores_free[1]), int(ledger.mem_free_mb[1]), int(ledger.tasks[1])) == (1, 400, 1)
     assert ledger.index.tightest(1, 400) == 1 and ledger.index.tightest(2, 1) == 0
@@ -64,10 +64,11 @@ def test_a_reservation_and_its_release_keep_arrays_lists_and_index_in_step() -> 
     assert (ledger.cores_free_list[1], ledger.mem_free_list[1]) == (4, 1000)
     assert (int(ledger.tasks[1]), ledger.running) == (0, {})
     assert ledger.idle_since_s[1] == 7.5  # idle from its last task's end
-    assert ledger.changes == [1, 1]
+    assert ledger.changes == [(1, 2.0, 1, PowerState.ON), (1, 7.5, 4, PowerState.ON)]
     # a node that leaves the on state leaves the index; one that comes back rejoins it
-    ledger.take_off(0, int(PowerState.OFF))
+    ledger.take_off(0, int(PowerState.OFF), 8.0)
     assert ledger.index.tightest(1, 1) == 1 and ledger.state_list[0] == PowerState.OFF
     ledger.bring_on(2, 9.0)
     assert ledger.state_list[2] == PowerState.ON and ledger.idle_since_s[2] == 9.0
     assert sorted(ledger.index.bucket(4)) == [1, 2]
+    assert ledger.changes[2:] == [(0, 8.0, 4, PowerState.OFF), (2, 9.0, 4, PowerState.ON)]

@@ -20,7 +20,7 @@ def test_the_view_shows_the_ledger_as_it_changes_and_cannot_be_written() -> None
     big = Task(1, 0.0, 3, 1000, 30.0)
     assert view.fits(big).tolist() == [False, True, False]  # too small; fits; off
     assert view.could_ever_fit(big).tolist() == [False, True, True]
-    ledger.reserve(big, 1)
+    ledger.reserve(big, 1, 0.0)
     assert view.cores_free.tolist() == [2, 1, 4] and view.tasks.tolist() == [0, 1, 0]
     assert view.fits(big).tolist() == [False, False, False]
     assert dict(view.running(1)) == {1: big} and view.queued() == [queue[7]]

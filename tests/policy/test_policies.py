@@ -39,7 +39,7 @@ def loaded(policy: object) -> ControlPlane:
     cp = ControlPlane(nodes(*[node_type(cores=4)] * 3), [policy])
     for tid, (n, c) in enumerate(((0, 1), (1, 3), (2, 2)), start=100):
         t = task(tid, c)
-        cp.ledger.reserve(t, n)  # as if they had started there
+        cp.ledger.reserve(t, n, 0.0)  # as if they had started there
     return cp
 
 
