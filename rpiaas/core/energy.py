@@ -26,8 +26,6 @@ __all__ = ["STATE_NAMES", "NodeSample", "NodeUsage"]
 NodeSample = tuple[float, list[str], list[int], list[float], list[float], list[float], list[float], list[int]]
 
 STATE_NAMES = {int(s): s.name.lower() for s in PowerState}
-_ON = int(PowerState.ON)
-_BOOTING = int(PowerState.BOOTING)
 
 
 class NodeUsage:
