@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 __all__ = [
     "MAX_TASK_ID",
@@ -141,6 +142,30 @@ PROFILES["rpi3"] = PROFILES["rpi3b"]
 PROFILES["rpi4"] = PROFILES["rpi4b"]
 
 
+@dataclass(frozen=True, slots=True)
+class PowerSpec:
+    """How the testbed switches a node on and off: a driver (``rpiaas.power.drivers``) and
+    its options as the cluster file gives them (``power: {driver: snmp, host: ..., ...}``)."""
+
+    driver: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSpec:
+    """What meters a node's power: a source (``rpiaas.power.meters``) and its options as the
+    cluster file gives them (``meter: {source: hwmon, ...}``)."""
+
+    source: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
+
+
 @dataclass(frozen=True, slots=True)  # slots: a million nodes in a few hundred bytes each
 class Node:
     """One machine of the cluster, as the original RPiaaS config describes it.
@@ -156,6 +181,8 @@ class Node:
     hwaddr: str | None = None
     serial: str | None = None
     line: int | None = None  # where it was declared, for error messages
+    power: PowerSpec | None = None  # how the testbed switches it (None: emulated)
+    meter: MeterSpec | None = None  # what meters its power (None: modelled from utilisation)
 
     @property
     def name(self) -> str:
