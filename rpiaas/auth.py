@@ -15,15 +15,25 @@ from below them all: nothing here needs a web framework.
 Tokens are compared as SHA-256 digests, in constant time for the master's
 token, and by digest lookup for the nodes' (the digest of what a caller
 sends tells nothing of a stored token).  See ``docs/security.md``.
+
+:func:`redact` is the one rule that takes a credential out of a text (a log line, an
+error): the master's log filter and the power drivers' errors both use it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["NodeTokens", "digest", "node_token", "same_token"]
+__all__ = ["REDACTED", "NodeTokens", "digest", "node_token", "redact", "same_token"]
+
+REDACTED = "[redacted]"
+_MIN_SECRET_CHARS = 6  # shorter "secrets" would redact ordinary words
+# the header's value up to the end of its line or of the repr it is quoted in
+_HEADER = re.compile(r"(authorization\s*:\s*)[^\r\n'\"]*", re.IGNORECASE)
+_BEARER = re.compile(r"(bearer(?:\s|\\x[0-9a-f]{2}|\\[rnt0])+)[^\s'\",;]+", re.IGNORECASE)
 
 
 def node_token(secret: str, name: str) -> str:
@@ -65,3 +75,13 @@ class NodeTokens:
     def secrets(self) -> list[str]:
         """What a log line must never show: the secret and every token derived from it."""
         return ([] if self.secret is None else [self.secret]) + list(self.by_name.values())
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with header values, bearer tokens and ``secrets`` replaced by ``[redacted]``."""
+    text = _HEADER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET_CHARS and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "MAX_TASK_ID",
     "PROFILES",
+    "SECRET_OPTIONS",
     "Cluster",
     "ClusterSpec",
     "Node",
@@ -153,6 +154,13 @@ class PowerSpec:
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
 
+    def secrets(self) -> list[str]:
+        """The credentials among the options (:data:`SECRET_OPTIONS`): what no message may show."""
+        return _secrets(self.options)
+
+    def __repr__(self) -> str:
+        return f"PowerSpec(driver={self.driver!r}, options={_shown(self.options)!r})"
+
 
 @dataclass(frozen=True, slots=True)
 class MeterSpec:
@@ -164,6 +172,26 @@ class MeterSpec:
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
+
+    def secrets(self) -> list[str]:
+        """The credentials among the options (:data:`SECRET_OPTIONS`): what no message may show."""
+        return _secrets(self.options)
+
+    def __repr__(self) -> str:
+        return f"MeterSpec(source={self.source!r}, options={_shown(self.options)!r})"
+
+
+# the options of power drivers and meters that hold a credential: never shown (the specs' repr
+# hides them, and drivers redact them from their errors)
+SECRET_OPTIONS = frozenset({"community", "auth_key", "priv_key", "password"})
+
+
+def _secrets(options: tuple[tuple[str, Any], ...]) -> list[str]:
+    return [str(v) for k, v in options if k in SECRET_OPTIONS and v is not None]
+
+
+def _shown(options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, "[redacted]" if k in SECRET_OPTIONS else v) for k, v in options)
 
 
 @dataclass(frozen=True, slots=True)  # slots: a million nodes in a few hundred bytes each

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import PROFILES, Cluster, ClusterSpec, Node, NodeType
-from . import limits
+from . import limits, power
 from .source import KeyPath, LimitError, Source, load_file
 
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster", "read_cluster"]
@@ -30,8 +30,9 @@ __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster", "read_cluster"]
 NODE_TYPE_KEYS = ("base", "cores", "mem_mb", "speed", "power_idle_w", "power_max_w",
                   "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source")
 CLUSTER_KEYS = ("interface", "node_types", "clusters")
-GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix")
-NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address")
+GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix", "power",
+              "meter")
+NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address", "power", "meter")
 
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -108,14 +109,21 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
                                               f"{f' (line {line})' if line else ''}: DHCP and DNS "
                                               "would serve two clusters on one network")
             prefixes.append((prefix, (*gp, "prefix")))
+        group_power = power.raw(src, (*gp, "power"), g["power"]) if "power" in g else None
+        group_meter = power.raw(src, (*gp, "meter"), g["meter"]) if "meter" in g else None
         if "count" in g:
             members = _count_group(src, gp, g, types, domain, prefix, index, seen, ranges)
+            if group_power is not None or group_meter is not None:
+                pspec = None if group_power is None else power.parse_power(src, (*gp, "power"), group_power)
+                mspec = None if group_meter is None else power.parse_meter(src, (*gp, "meter"), group_meter)
+                members = [dataclasses.replace(n, power=pspec, meter=mspec) for n in members]
             index += len(members)
             clusters.append(Cluster(domain, prefix, tuple(members)))
             continue
         members = []
         for where, nd in _group_nodes(src, gp, g):
             node = _node(src, where, nd, types, domain, prefix, index)
+            node = _power_and_meter(src, where["node"], nd, node, group_power, group_meter)
             for what, value in (("name", node.name.lower()), ("MAC address", node.hwaddr),
                                 ("address", node.address), ("serial", node.serial)):
                 if value is None or (what == "MAC address" and value == _NO_MAC):
@@ -135,6 +143,27 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
     if index == 0:
         src.fail((*path, "clusters"), "no compute nodes (a node needs a type)")
     return ClusterSpec(tuple(clusters), types, interface, tuple(master))
+
+
+def _power_and_meter(src: Source, at: KeyPath, nd: dict[str, Any], node: Node,
+                     group_power: tuple[dict[str, Any], dict[str, KeyPath]] | None,
+                     group_meter: tuple[dict[str, Any], dict[str, KeyPath]] | None) -> Node:
+    """``node`` with its ``power:`` and ``meter:`` (its own merged over its group's)."""
+    merged_power = power.merge_power(src, (*at, "power"), nd.get("power"), group_power, "power")
+    merged_meter = power.merge_power(src, (*at, "meter"), nd.get("meter"), group_meter, "meter")
+    if node.index < 0:
+        for key, merged in (("power", merged_power), ("meter", merged_meter)):
+            if merged is not None:
+                src.fail((*at, key) if key in nd else at,
+                         f"a service host (no type: the master) is never switched off or metered; "
+                         f"remove {key}: or give it a type")
+        return node
+    # a missing key is blamed on the node's own mapping, else on the node
+    pspec = (None if merged_power is None else
+             power.parse_power(src, (*at, "power") if "power" in nd else at, merged_power))
+    mspec = (None if merged_meter is None else
+             power.parse_meter(src, (*at, "meter") if "meter" in nd else at, merged_meter))
+    return node if pspec is None and mspec is None else dataclasses.replace(node, power=pspec, meter=mspec)
 
 
 def _first(where: KeyPath, value: str, seen: dict[str, KeyPath], src: Source, message: str) -> None:

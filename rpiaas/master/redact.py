@@ -20,30 +20,16 @@ traceback).  The agent has the same filters (``rpiaas_agent.redact``, its
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..auth import REDACTED, redact
+
 __all__ = ["REDACTED", "Redactor", "quiet_bad_requests", "redact", "redacting_logs"]
 
-REDACTED = "[redacted]"
-_MIN_SECRET_CHARS = 6  # shorter "secrets" would redact ordinary words
-# the header's value up to the end of its line or of the repr it is quoted in
-_HEADER = re.compile(r"(authorization\s*:\s*)[^\r\n'\"]*", re.IGNORECASE)
-_BEARER = re.compile(r"(bearer(?:\s|\\x[0-9a-f]{2}|\\[rnt0])+)[^\s'\",;]+", re.IGNORECASE)
 _LOGGERS = ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal")
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with header values, bearer tokens and ``secrets`` replaced by ``[redacted]``."""
-    text = _HEADER.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _MIN_SECRET_CHARS and secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 class Redactor(logging.Filter):
