@@ -22,5 +22,14 @@ from .base import (
     register_meter,
 )
 
+# each module registers its driver or meter by name
+from .drivers import command as _command  # noqa: F401
+from .drivers import http as _http  # noqa: F401
+from .drivers import snmp as _snmp  # noqa: F401
+from .drivers import uhubctl as _uhubctl  # noqa: F401
+from .meters import http as _http_meter  # noqa: F401
+from .meters import prometheus as _prometheus  # noqa: F401
+from .meters import snmp as _snmp_meter  # noqa: F401
+
 __all__ = ["DRIVERS", "METERS", "Meter", "PowerDriver", "PowerError", "Reading", "SwitchState",
            "driver_for", "meter_for", "register_driver", "register_meter"]
