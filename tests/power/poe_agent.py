@@ -33,17 +33,19 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PETH_PORT = "1.3.6.1.2.1.105.1.1.1"
 ADMIN_COLUMN, DETECTION_COLUMN = 3, 6
 POWER_OID = "1.3.6.1.4.1.32473.105.1"
 
 
-def load(state: Path) -> dict:
-    return json.loads(state.read_text())
+def load(state: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(state.read_text())
+    return data
 
 
-def save(state: Path, data: dict) -> None:
+def save(state: Path, data: dict[str, Any]) -> None:
     tmp = state.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, state)
@@ -54,7 +56,7 @@ def log(path: Path, **entry: object) -> None:
         f.write(json.dumps({**entry, "time_s": time.time()}) + "\n")
 
 
-def trace_mw(port: dict, at_s: float) -> int:
+def trace_mw(port: dict[str, Any], at_s: float) -> int:
     value = 0
     for t_s, mw in port.get("trace_mw", []):
         if t_s <= at_s:
@@ -66,7 +68,7 @@ def _key(oid: str) -> tuple[int, ...]:
     return tuple(int(p) for p in oid.strip(".").split("."))
 
 
-def objects(data: dict) -> list[tuple[str, str, str]]:
+def objects(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Every object this program answers, in OID order: (oid, type, port)."""
     out = []
     for port in data["ports"]:
@@ -76,7 +78,7 @@ def objects(data: dict) -> list[tuple[str, str, str]]:
     return sorted(out, key=lambda o: _key(o[0]))
 
 
-def value(data: dict, oid: str, port: str) -> int:
+def value(data: dict[str, Any], oid: str, port: str) -> int:
     p = data["ports"][port]
     on = p.get("admin", 1) == 1
     if oid.startswith(f"{PETH_PORT}.{ADMIN_COLUMN}."):
