@@ -24,6 +24,7 @@ the password (which a Tasmota URL carries) redacted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from typing import Any
@@ -58,17 +59,18 @@ class Plug:
 
     async def get(self, action: str, path: str, params: dict[str, str]) -> Any:
         """``GET url/path?params`` as JSON; PowerError on any failure."""
-        auth: aiohttp.BasicAuth | None = None
+        headers: dict[str, str] = {}
         middlewares: tuple[aiohttp.DigestAuthMiddleware, ...] = ()
         if self.flavour == "tasmota" and self.password is not None:
             params = {**params, "user": str(self.user or "admin"), "password": str(self.password)}
         elif self.flavour == "shelly1" and self.password is not None:
-            auth = aiohttp.BasicAuth(str(self.user or "admin"), str(self.password))
+            pair = f"{self.user or 'admin'}:{self.password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         elif self.flavour == "shelly2" and self.password is not None:
             middlewares = (aiohttp.DigestAuthMiddleware(str(self.user or "admin"), str(self.password)),)
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         try:
-            async with aiohttp.ClientSession(timeout=timeout, auth=auth, middlewares=middlewares) as session, \
+            async with aiohttp.ClientSession(timeout=timeout, headers=headers, middlewares=middlewares) as session, \
                     session.get(f"{self.url}{path}", params=params, allow_redirects=False) as response:
                 body = await response.read()
                 if response.status != 200:
