@@ -21,8 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -53,9 +52,9 @@ def free_port() -> int:
 
 
 class Exporter(BaseHTTPRequestHandler):
-    scrapes: list[float] = []
+    scrapes: ClassVar[list[float]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+    def do_GET(self) -> None:
         Exporter.scrapes.append(time.time())
         body = EXPOSITION.encode()
         self.send_response(200)
