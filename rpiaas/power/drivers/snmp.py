@@ -38,8 +38,9 @@ class SnmpDriver:
         return SwitchState.ON if value == _TRUE else SwitchState.OFF
 
     async def switch(self, want: SwitchState) -> None:
-        answer = await self.target.call(want.value, self.oid, _TRUE if want is SwitchState.ON else _FALSE)
-        state = self.parse(want.value, answer)
+        await self.target.call(want.value, self.oid, _TRUE if want is SwitchState.ON else _FALSE)
+        # read back: a SET's response only echoes the value sent
+        state = self.parse(want.value, await self.target.call(want.value, self.oid))
         if state is not want:
             raise self.target.fail(want.value, f"the switch reports the port {state.value}")
 
