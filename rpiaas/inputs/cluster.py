@@ -10,7 +10,9 @@ kept in ``ClusterSpec.master`` and never run tasks.
 YAML additions: ``node_types`` (custom types, optionally ``base:`` a built-in
 profile), per-node ``serial`` (8 hex digits, for Pi 4/5 network boot) and
 ``address`` (instead of ``suffix``), and the ``count:`` shorthand for a
-cluster of identical nodes.  ``docs/scenario.md`` documents every key.
+cluster of identical nodes, and ``power:`` / ``meter:`` on a group or a node
+(how the testbed switches and meters it: :mod:`rpiaas.inputs.power`).
+``docs/scenario.md`` documents every key.
 """
 
 from __future__ import annotations
