@@ -20,10 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import MeterSpec, PowerSpec
+from ..auth import REDACTED
+from ..model import SECRET_OPTIONS, MeterSpec, PowerSpec
 from .source import KeyPath, Source
 
-__all__ = ["DRIVER_KEYS", "SOURCE_KEYS", "Key", "Raw", "merge_power", "parse_meter", "parse_power", "raw"]
+__all__ = ["DRIVER_KEYS", "SOURCE_KEYS", "Key", "Raw", "merge_power", "parse_meter", "parse_power", "raw",
+           "without_credentials"]
 
 
 @dataclass(frozen=True)
@@ -191,3 +193,19 @@ def _check_snmp(src: Source, where: dict[str, KeyPath], given: dict[str, Any]) -
             src.fail(where[key], f"an SNMP v3 key has at least {_MIN_V3_KEY_CHARS} characters "
                                  "(the value is not shown)")
 
+
+def without_credentials(data: Any) -> Any:
+    """A copy of ``data`` (a cluster or a scenario, as read) with the credentials of every
+    ``power:`` and ``meter:`` mapping in it replaced by ``[redacted]``: what a run directory
+    may keep of it."""
+    if isinstance(data, list):
+        return [without_credentials(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("power", "meter") and isinstance(value, dict):
+            out[key] = {k: REDACTED if k in SECRET_OPTIONS else v for k, v in value.items()}
+        else:
+            out[key] = without_credentials(value)
+    return out

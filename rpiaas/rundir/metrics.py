@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..inputs.power import without_credentials
 from ..model import Task, TaskState
 from .format import FORMAT
 from .stream import BSLD_BOUND_S, Totals
@@ -48,7 +49,7 @@ def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
         "queue": scenario.queue.name if scenario.queue else "fcfs",
         "seed": scenario.seed,
         "scenario_file": scenario.file,
-        "scenario": scenario.data,
+        "scenario": without_credentials(scenario.data),  # a community or a password stays out
         "versions": versions(),
         "summary": summary,
         "nodes": nodes,

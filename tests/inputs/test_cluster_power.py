@@ -199,3 +199,16 @@ def test_a_count_group_checks_its_power_once(tmp_path: Path) -> None:
         """)
     assert msg.startswith(f"{tmp_path / 'cluster.yaml'}:4: clusters[0].power.cores: unknown key for power "
                           "driver qemu (expected one of: state_dir, timeout_s)")
+
+
+def test_what_a_run_directory_keeps_of_a_cluster_has_no_credential(tmp_path: Path) -> None:
+    from rpiaas.inputs.power import without_credentials
+    from rpiaas.inputs.source import load_file
+
+    data = load_file(write(tmp_path, GROUP)).data
+    kept = without_credentials({"name": "x", "cluster": data})
+    assert COMMUNITY not in json.dumps(kept)
+    assert kept["cluster"]["clusters"][0]["power"] == {"driver": "snmp", "host": "192.0.2.1",
+                                                       "community": "[redacted]", "timeout_s": 2}
+    assert kept["cluster"]["clusters"][0]["nodes"][2] == data["clusters"][0]["nodes"][2]
+    assert COMMUNITY in json.dumps(data)  # the data read is left as it was
