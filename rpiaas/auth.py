@@ -34,6 +34,8 @@ _MIN_SECRET_CHARS = 6  # shorter "secrets" would redact ordinary words
 # the header's value up to the end of its line or of the repr it is quoted in
 _HEADER = re.compile(r"(authorization\s*:\s*)[^\r\n'\"]*", re.IGNORECASE)
 _BEARER = re.compile(r"(bearer(?:\s|\\x[0-9a-f]{2}|\\[rnt0])+)[^\s'\",;]+", re.IGNORECASE)
+# a credential in a URL's query (a Tasmota plug takes its password so), whatever its length
+_QUERY = re.compile(r"([?&](?:password|community|auth_key|priv_key|token)=)[^&#\s'\"]*", re.IGNORECASE)
 
 
 def node_token(secret: str, name: str) -> str:
@@ -78,9 +80,11 @@ class NodeTokens:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with header values, bearer tokens and ``secrets`` replaced by ``[redacted]``."""
+    """``text`` with header values, bearer tokens, credentials in URL queries and ``secrets``
+    replaced by ``[redacted]``."""
     text = _HEADER.sub(lambda m: m.group(1) + REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _QUERY.sub(lambda m: m.group(1) + REDACTED, text)
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= _MIN_SECRET_CHARS and secret in text:
             text = text.replace(secret, REDACTED)

@@ -43,3 +43,12 @@ def test_bearer_header() -> None:
     assert req("Bearer abc") == "abc"
     assert req("bearer   abc  ") == "abc"
     assert req("Basic abc") is None and req("Bearer ") is None and req(None) is None
+
+
+def test_redact_takes_credentials_out_of_a_url_query_whatever_their_length() -> None:
+    from rpiaas.auth import redact
+
+    url = "GET http://192.0.2.21/cm?cmnd=Power1%20Off&user=admin&password=pw1 failed"
+    assert redact(url) == "GET http://192.0.2.21/cm?cmnd=Power1%20Off&user=admin&password=[redacted] failed"
+    assert redact("x?community=abc&b=2") == "x?community=[redacted]&b=2"
+    assert redact("the password is short") == "the password is short"
