@@ -319,7 +319,7 @@ def compare_runs(paths: Sequence[str | Path], tolerance_s: float | None = None,
     return compare_loaded(runs, tolerance_s, [i for i, r in enumerate(runs) if r.path.resolve() in live_set])
 
 
-def live_spread(runs: Sequence[Run], live: Sequence[int]) -> dict[str, Any]:
+def live_spread(runs: Sequence[Run], live: Sequence[int], tolerance_s: float = 0.0) -> dict[str, Any]:
     """Each other run of ``runs`` judged against the spread of the live runs ``live`` (indices).
 
     For every numeric summary metric the live runs have: their mean, standard deviation
@@ -328,6 +328,8 @@ def live_spread(runs: Sequence[Run], live: Sequence[int]) -> dict[str, Any]:
 
     - ``inside the live runs' range``: between the smallest and the largest live value;
     - ``within 2 sd of the live runs' mean``;
+    - ``within the timing tolerance``: a makespan, wait or response time whose distance from
+      the live mean is at most ``tolerance_s`` (the testbed's jitter, :func:`tolerance_of`);
     - ``outside the testbed's spread``: farther than both, with its distance in standard
       deviations (``sd_away``);
     - ``modelled on both sides``: neither it nor the live runs measured the figure (a
@@ -364,6 +366,8 @@ def live_spread(runs: Sequence[Run], live: Sequence[int]) -> dict[str, Any]:
                     judged["agree"], judged["verdict"] = True, "inside the live runs' range"
                 elif sd > 0 and abs(err) <= 2 * sd:
                     judged["agree"], judged["verdict"] = True, "within 2 sd of the live runs' mean"
+                elif key in _TIMES and abs(err) <= tolerance_s:
+                    judged["agree"], judged["verdict"] = True, "within the timing tolerance"
                 else:
                     judged["agree"], judged["verdict"] = False, "outside the testbed's spread"
             row["runs"][runs[i].label] = judged
@@ -372,6 +376,8 @@ def live_spread(runs: Sequence[Run], live: Sequence[int]) -> dict[str, Any]:
             "metrics": metrics}
 
 
+# the summary's times of tasks, which the testbed's timing jitter moves (seconds)
+_TIMES = ("makespan_s", "duration_s", "mean_wait_s", "p95_wait_s", "max_wait_s", "mean_response_s")
 # summary counts of tasks: the same in every run of one scenario, nothing to judge
 _COUNTS = ("tasks", "completed", "rejected", "failed", "killed", "unfinished")
 
@@ -404,7 +410,7 @@ def compare_loaded(runs: Sequence[Run], tolerance_s: float | None = None,
         "runs": [_describe(r) for r in runs],
         "reference": 0,
         "tolerance": tolerance,
-        "spread": live_spread(runs, live) if len(live) >= 2 else None,
+        "spread": live_spread(runs, live, tolerance["tolerance_s"]) if len(live) >= 2 else None,
         "pairs": pairs,
         "nodes": [node_table(r) for r in runs],
         "plots": {

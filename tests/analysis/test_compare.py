@@ -344,6 +344,10 @@ def test_the_simulation_is_judged_against_the_live_runs_own_spread(runs: dict[st
     assert mk["runs"]["far"]["error_rel"] == pytest.approx(0.3) and mk["runs"]["far"]["sd_away"] == pytest.approx(15)
     assert spread["metrics"]["energy_j"]["runs"]["best"]["verdict"] == "modelled on both sides"
     assert "tasks" not in spread["metrics"]  # counts of one task set: nothing to judge
+    # a time outside the live range and their 2 sd, but within the stated jitter: agreement
+    loose = compare_runs([runs["best"], far], tolerance_s=0.31 * base, live_runs=lives)["spread"]["metrics"]
+    assert loose["makespan_s"]["runs"]["far"]["verdict"] == "within the timing tolerance"
+    assert loose["energy_j"]["runs"]["far"]["verdict"] == "modelled on both sides"
     assert "against the testbed's own spread (live runs C, D, E)" in format_comparison(r)
     with pytest.raises(ValueError, match="at least two live runs"):
         compare_runs([runs["best"]], live_runs=lives[:1])
