@@ -36,7 +36,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1400px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
-td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}
+td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+td.source{text-align:left}tr.tolerance td{white-space:normal;text-align:left}
 td:first-child,th:first-child{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:1em}
 figure.plot{margin:0;border:1px solid #ddd;padding:.4em;background:#fff}
@@ -295,7 +296,8 @@ def _spread_table(spread: dict[str, Any], runs: Sequence[dict[str, Any]], letter
     live = ", ".join(letter.get(x, x) for x in spread["live_runs"])
     return (f"<p>The live runs {_e(live)} replayed one scenario; how much they differ from each other is "
             "the testbed's own spread. A run agrees with the testbed where its figure lies inside the live "
-            "runs' range or within 2 standard deviations of their mean.</p>"
+            "runs' range or within 2 standard deviations of their mean (a makespan, wait or response also "
+            "within the timing tolerance of their mean).</p>"
             f'<table id="spread">{head}{"".join(rows)}</table>')
 
 

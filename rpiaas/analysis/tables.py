@@ -143,7 +143,7 @@ def _spread_lines(spread: dict[str, Any], runs: Sequence[dict[str, Any]], letter
     letter = {r["label"]: letters[i] for i, r in enumerate(runs)}
     live = ", ".join(letter.get(x, x) for x in spread["live_runs"])
     out = [f"against the testbed's own spread (live runs {live}): a run agrees where its figure is inside "
-           "the live runs' range or within 2 sd of their mean"]
+           "the live runs' range or within 2 sd of their mean (a time also within the timing tolerance)"]
     head = ["metric", "live mean", "live sd", "live range", "range/mean"]
     for j in spread["judged"]:
         head += [letter.get(j, j), f"{letter.get(j, j)} vs mean", "verdict"]
