@@ -32,6 +32,7 @@ fitted node types: the out-of-sample error beside the in-sample one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ import numpy as np
 import yaml
 
 from ..inputs.source import InputError, Source, load_file
-from ..model import PROFILES
+from ..model import PROFILES, NodeType, PowerState
 from ..rundir.fidelity import read_fidelity
 from ..rundir.reader import Run, RunFileError, load_run
 from ..rundir.sources import MEASURED, sources_of
@@ -57,6 +58,7 @@ __all__ = [
     "calibrated_scenario",
     "fit_node_types",
     "format_calibration",
+    "power_mape",
     "uninformative",
 ]
 
@@ -124,6 +126,9 @@ class Calibration:
     check_energy_source: str = ""
     check_before: Errors | None = None
     check_after: Errors | None = None
+    # per type fitted to measured power: the mean absolute percentage error of the power model
+    # against those readings, with the type's own figures and with the fitted ones
+    power_mape: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _r(x: float) -> float:
@@ -339,6 +344,31 @@ def _errors(live: Run, sim_dir: Path) -> Errors:
                   _rel(b.get("energy_j"), a.get("energy_j")))
 
 
+def power_mape(run: Run, fits: dict[str, TypeFit], node_types: dict[str, NodeType],
+               types: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """For each type whose power was fitted: the mean absolute percentage error of the power
+    model against the measured readings it was fitted to, with the type's own figures and
+    with the fitted ones (both through :meth:`NodeType.power_w <rpiaas.model.NodeType.power_w>`)."""
+    s = run.series
+    out: dict[str, tuple[float, float]] = {}
+    if s is None:
+        return out
+    on = int(PowerState.ON)
+    for t, fit in fits.items():
+        base = node_types.get(t)
+        if base is None or fit.power_idle_w is None or fit.power_max_w is None:
+            continue
+        fitted = dataclasses.replace(base, power_idle_w=fit.power_idle_w, power_max_w=fit.power_max_w)
+        sel = _of_type(run, t, types)[s.node] & s.on & s.power_measured & np.isfinite(s.power_w) \
+            & np.isfinite(s.cpu_utilization) & (s.power_w > 0)
+        u, p = s.cpu_utilization[sel], s.power_w[sel]
+        if not u.size:
+            continue
+        errs = [float(np.mean(np.abs(np.array([m.power_w(on, float(x)) for x in u]) - p) / p)) for m in (base, fitted)]
+        out[t] = (errs[0], errs[1])
+    return out
+
+
 def _notes(run: Run, fits: dict[str, TypeFit]) -> list[str]:
     """One line for each thing not fitted: power without measured readings."""
     out = []
@@ -387,6 +417,7 @@ def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None
     if not fits:
         raise RunFileError(f"{live.path / 'tasks.csv'}: no completed task on a known node type "
                            "to fit (node types come from run.json 'nodes', or the scenario given)")
+    node_types = {n.type.name: n.type for n in _build(data, str(scenario or live.path), base).cluster.nodes}
     new = calibrated_scenario(data, fits, str(live.path))
     out_path = Path(out)
     _build(new, str(out_path), base)  # check it before writing it
@@ -397,7 +428,8 @@ def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None
     out_path.write_text(head + yaml.safe_dump(new, sort_keys=False, allow_unicode=True),
                         encoding="utf-8")
     result = Calibration(fits, out_path, notes=_notes(live, fits),
-                         energy_source=sources_of(live.record)["energy_j"])
+                         energy_source=sources_of(live.record)["energy_j"],
+                         power_mape=power_mape(live, fits, node_types, types or live.node_types))
     if not simulate_check:
         result.checked = False
         return result
@@ -443,6 +475,9 @@ def format_calibration(result: Calibration) -> str:
         lines.append(f"{t}: {f.tasks} tasks, speed {f.speed:.4g}{was}, start overhead "
                      f"{f.start_overhead_s:.4g} s, runtime rmse {f.rmse_s:.3g} s{power}{boot}")
     lines += result.notes
+    for t, (before, after) in result.power_mape.items():
+        lines.append(f"{t}: power model against the measured readings: MAPE {before * 100:.2f} % with the type's "
+                     f"figures, {after * 100:.2f} % fitted")
     b, a = result.error_before_s, result.error_after_s
     if not result.checked:
         pass

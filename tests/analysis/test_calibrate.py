@@ -296,7 +296,13 @@ def test_power_and_boots_are_fitted_from_measured_readings_only(testbed: tuple[P
     doc = yaml.safe_load((tmp_path / "c.yaml").read_text())["cluster"]["node_types"]["slow-calibrated"]
     assert doc["boot_s"] == 33.0 and doc["power_idle_w"] == pytest.approx(1.6, abs=0.05)
     text = format_calibration(result)
+    print(text)  # the figures, for the record (pytest -s)
     assert "measured readings" in text and "boot 33 s (median of 5 measured boots" in text
+    # the model's error against the readings, with the type's own watts and with the fitted ones
+    before, after = result.power_mape["slow"]
+    assert after < 0.03 < before
+    assert f"slow: power model against the measured readings: MAPE {before * 100:.2f} % with the type's " \
+           f"figures, {after * 100:.2f} % fitted" in text.splitlines()
     # the same run with its power modelled from the CPU: no power fit, one line saying why
     modelled = tmp_path / "modelled"
     shutil.copytree(metered, modelled)
