@@ -6,22 +6,36 @@ reference-core seconds) and ``y = end_s - start_s`` (its measured runtime).
 The simulator's model is ``y = start_overhead_s + x / speed``, a straight
 line, fitted by least squares: the slope gives ``speed``, the intercept
 ``start_overhead_s`` (kept ≥ 0; with a single task size the overhead cannot
-be told apart from the speed and stays 0).  Where ``nodes.csv`` has power
-readings of nodes that are on at more than one utilisation, power is fitted
-the same way: ``power_w = power_idle_w + (power_max_w - power_idle_w) * u``.
+be told apart from the speed and stays 0).  A run whose tasks all slept
+(``--task-kind sleep``: each lasted its modelled runtime) cannot inform that
+fit, and is refused (:class:`CalibrateError`).
+
+Power is fitted only from *measured* readings (``nodes.csv`` rows whose
+``power_source`` is ``measured``: a meter's) of nodes that are on, at more
+than one CPU utilisation: ``power_w = power_idle_w + (power_max_w -
+power_idle_w) * cpu_utilization`` by least squares; the measured power while
+booting gives ``power_boot_w`` and, with the boot time, the energy per boot.
+A run whose power was modelled (from measured utilisation, or in simulation)
+gets no power fit: the fit would return the model that made the figures.
+``boot_s`` is the median of the boots the run measured (``fidelity.json``'s
+``boots``, when they were measured).
 
 :func:`calibrate` writes a scenario whose cluster uses custom node types
 ``<type>-calibrated`` (``base:`` the original, with the fitted values), and
-simulates the scenario before and after to measure the mean per-task
-response error against the run.
+simulates the scenario before and after to measure the errors against the run:
+the mean per-task response error, makespan, mean response and energy (with the
+run's energy source).  With ``check`` (another run on the same nodes, another
+workload) it also simulates that run's scenario before and after with the
+fitted node types: the out-of-sample error beside the in-sample one.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +43,32 @@ import numpy as np
 import yaml
 
 from ..inputs.source import InputError, Source, load_file
-from ..model import PROFILES
+from ..model import PROFILES, NodeType, PowerState
+from ..rundir.fidelity import read_fidelity
 from ..rundir.reader import Run, RunFileError, load_run
+from ..rundir.sources import MEASURED, sources_of
 from .compare import compare_tasks, same_tasks
 
 __all__ = [
+    "CalibrateError",
     "Calibration",
+    "Errors",
     "TypeFit",
     "calibrate",
     "calibrated_scenario",
     "fit_node_types",
     "format_calibration",
+    "power_mape",
+    "uninformative",
 ]
 
 SUFFIX = "-calibrated"
 _MIN_POWER_SPREAD = 0.05  # utilisation range needed to fit a power line
+_MIN_BOOT_SAMPLES = 2  # measured readings while booting needed for the power of a boot
+
+
+class CalibrateError(ValueError):
+    """A run that cannot be calibrated on; the message says which and why, in one line."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,29 @@ class TypeFit:
     rmse_s: float
     power_idle_w: float | None = None
     power_max_w: float | None = None
-    power_samples: int = 0
+    power_samples: int = 0  # measured readings the power line was fitted to
+    boot_s: float | None = None  # median of the measured boots
+    boots: int = 0
+    power_boot_w: float | None = None  # mean measured power while booting
+    boot_samples: int = 0
+
+    @property
+    def energy_per_boot_j(self) -> float | None:
+        """The measured power while booting over the measured boot time (``None`` without both)."""
+        if self.power_boot_w is None or self.boot_s is None:
+            return None
+        return self.power_boot_w * self.boot_s
+
+
+@dataclass(frozen=True)
+class Errors:
+    """A simulation against a run: mean absolute per-task response difference (s, ``None`` if
+    their tasks differ), and the relative errors of makespan, mean response and energy."""
+
+    response_s: float | None
+    makespan_rel: float | None
+    mean_response_rel: float | None
+    energy_rel: float | None
 
 
 @dataclass
@@ -71,6 +118,17 @@ class Calibration:
     before_run: Path | None = None
     after_run: Path | None = None
     checked: bool = True
+    notes: list[str] = field(default_factory=list)  # what was not fitted, and why
+    energy_source: str = ""  # where the run's energy came from
+    before: Errors | None = None  # in sample
+    after: Errors | None = None
+    check_run: Path | None = None  # the run checked out of sample
+    check_energy_source: str = ""
+    check_before: Errors | None = None
+    check_after: Errors | None = None
+    # per type fitted to measured power: the mean absolute percentage error of the power model
+    # against those readings, with the type's own figures and with the fitted ones
+    power_mape: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _r(x: float) -> float:
@@ -88,8 +146,24 @@ def fit_line(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[float, f
     return 0.0, (float(np.dot(x, y)) / xx if xx > 0 else math.nan)
 
 
+def uninformative(run: Run) -> str | None:
+    """Why ``run``'s task runtimes cannot inform a speed fit (every task slept), or ``None``."""
+    live = run.record.get("live")
+    if not isinstance(live, dict):
+        return None
+    kind = live.get("task_kind")
+    if kind == "sleep":
+        return ("every task slept (--task-kind sleep): a sleep lasts its modelled runtime, so the "
+                "runtimes say nothing of the nodes; replay the scenario with --task-kind cpu (or scenario)")
+    if kind == "scenario" and run.kind is not None and run.kind_names == ["sleep"]:
+        return ("every task slept (--task-kind scenario, and every task of the scenario is of kind "
+                "sleep): the runtimes say nothing of the nodes; give the scenario tasks that work")
+    return None
+
+
 def fit_node_types(run: Run, types: dict[str, str] | None = None) -> dict[str, TypeFit]:
-    """Fit speed and start overhead (and power where measured) of each node type in ``run``.
+    """Fit speed and start overhead of each node type in ``run``, and its power where measured
+    (:func:`_fit_power`) and boot time where the run measured boots.
 
     ``types`` names each node's type (by node name); default: the run's own.
     """
@@ -111,9 +185,41 @@ def fit_node_types(run: Run, types: dict[str, str] | None = None) -> dict[str, T
             continue
         rmse = float(np.sqrt(np.mean((a + b * x - y) ** 2)))
         idle, peak, samples = _fit_power(run, t, types)
+        boot_s, boots = measured_boots(run).get(t, (None, 0))
+        boot_w, boot_samples = _boot_power(run, t, types)
         # rounding noise of an exact fit is no overhead
-        fits[t] = TypeFit(t, int(x.size), 1.0 / b, a if a > 1e-9 else 0.0, rmse, idle, peak, samples)
+        fits[t] = TypeFit(t, int(x.size), 1.0 / b, a if a > 1e-9 else 0.0, rmse, idle, peak, samples,
+                          boot_s, boots, boot_w, boot_samples)
     return fits
+
+
+def measured_boots(run: Run) -> dict[str, tuple[float, int]]:
+    """The median measured boot time and the count of boots of each node type, from the run's
+    ``fidelity.json`` (only boots it says were measured: an emulated boot is the model's)."""
+    doc = read_fidelity(run.path)
+    boots = doc.get("boots") if doc is not None else None
+    if not isinstance(boots, dict) or boots.get("source") != MEASURED:
+        return {}
+    out: dict[str, tuple[float, int]] = {}
+    for name, row in (boots.get("types") or {}).items():
+        m = row.get("measured") if isinstance(row, dict) else None
+        if isinstance(m, dict) and m.get("count") and isinstance(m.get("median_s"), (int, float)):
+            out[str(name)] = (float(m["median_s"]), int(m["count"]))
+    return out
+
+
+def _of_type(run: Run, type_name: str, types: dict[str, str]) -> Any:
+    return np.array([types.get(n) == type_name for n in run.node_names] or [False], dtype=bool)
+
+
+def _boot_power(run: Run, type_name: str, types: dict[str, str]) -> tuple[float | None, int]:
+    """The mean measured power of the type's nodes while booting, and its count of readings."""
+    s = run.series
+    if s is None or not s.node.size:
+        return None, 0
+    sel = _of_type(run, type_name, types)[s.node] & s.booting & s.power_measured & np.isfinite(s.power_w)
+    n = int(np.count_nonzero(sel))
+    return (float(np.mean(s.power_w[sel])), n) if n >= _MIN_BOOT_SAMPLES else (None, n)
 
 
 def _worked(run: Run) -> Any:
@@ -128,12 +234,14 @@ def _worked(run: Run) -> Any:
 
 
 def _fit_power(run: Run, type_name: str, types: dict[str, str]) -> tuple[float | None, float | None, int]:
+    """Idle and maximum watts of the type by least squares of its nodes' *measured* power (on,
+    ``power_source`` measured) against their measured CPU utilisation."""
     s = run.series
     if s is None or not s.node.size:
         return None, None, 0
-    of_type = np.array([types.get(n) == type_name for n in run.node_names], dtype=bool)
-    sel = of_type[s.node] & s.on & np.isfinite(s.power_w) & np.isfinite(s.utilization)
-    u, p = s.utilization[sel], s.power_w[sel]
+    sel = _of_type(run, type_name, types)[s.node] & s.on & s.power_measured & np.isfinite(s.power_w) \
+        & np.isfinite(s.cpu_utilization)
+    u, p = s.cpu_utilization[sel], s.power_w[sel]
     if u.size < 3 or float(np.ptp(u)) < _MIN_POWER_SPREAD:
         return None, None, int(u.size)
     design = np.column_stack([np.ones_like(u), u])
@@ -186,11 +294,17 @@ def calibrated_scenario(data: dict[str, Any], fits: dict[str, TypeFit], origin: 
             spec = {"base": t}
         spec["speed"] = _r(fit.speed)
         spec["start_overhead_s"] = _r(fit.start_overhead_s)
+        what = [f"{fit.tasks} tasks; runtime rmse {fit.rmse_s:.3g} s"]
         if fit.power_idle_w is not None and fit.power_max_w is not None:
             spec["power_idle_w"] = _r(fit.power_idle_w)
             spec["power_max_w"] = _r(fit.power_max_w)
-        spec["source"] = (f"fitted by rpiaas calibrate to {origin} ({fit.tasks} tasks; "
-                          f"runtime rmse {fit.rmse_s:.3g} s)")
+            what.append(f"power from {fit.power_samples} measured readings")
+        if fit.boot_s is not None:
+            spec["boot_s"] = _r(fit.boot_s)
+            what.append(f"boot_s the median of {fit.boots} measured boots")
+        if fit.power_boot_w is not None:
+            spec["power_boot_w"] = _r(fit.power_boot_w)
+        spec["source"] = f"fitted by rpiaas calibrate to {origin} ({'; '.join(what)})"
         name = t + SUFFIX
         node_types[name] = spec
         renamed[t] = name
@@ -212,24 +326,87 @@ def _build(data: dict[str, Any], file: str, base: Path) -> Any:
     return parse_scenario(Source(copy.deepcopy(data), {}, file, base=base))
 
 
-def _error(live: Run, sim_dir: Path) -> float | None:
-    """Mean absolute per-task response difference between a simulated run and ``live``."""
+def _rel(sim: Any, run: Any) -> float | None:
+    if isinstance(sim, (int, float)) and isinstance(run, (int, float)) and run:
+        return float(sim - run) / abs(float(run))
+    return None
+
+
+def _errors(live: Run, sim_dir: Path) -> Errors:
+    """A simulated run against ``live``: :class:`Errors`."""
     sim = load_run(sim_dir, series=False)
-    if same_tasks(live, sim) is not None:
-        return None
-    mean_abs: float | None = compare_tasks(live, sim)["response_diff_s"]["mean_abs"]
-    return mean_abs
+    mean_abs: float | None = None
+    if same_tasks(live, sim) is None:
+        mean_abs = compare_tasks(live, sim)["response_diff_s"]["mean_abs"]
+    a, b = live.record["summary"], sim.record["summary"]
+    return Errors(mean_abs, _rel(b.get("makespan_s"), a.get("makespan_s")),
+                  _rel(b.get("mean_response_s"), a.get("mean_response_s")),
+                  _rel(b.get("energy_j"), a.get("energy_j")))
+
+
+def power_mape(run: Run, fits: dict[str, TypeFit], node_types: dict[str, NodeType],
+               types: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """For each type whose power was fitted: the mean absolute percentage error of the power
+    model against the measured readings it was fitted to, with the type's own figures and
+    with the fitted ones (both through :meth:`NodeType.power_w <rpiaas.model.NodeType.power_w>`)."""
+    s = run.series
+    out: dict[str, tuple[float, float]] = {}
+    if s is None:
+        return out
+    on = int(PowerState.ON)
+    for t, fit in fits.items():
+        base = node_types.get(t)
+        if base is None or fit.power_idle_w is None or fit.power_max_w is None:
+            continue
+        fitted = dataclasses.replace(base, power_idle_w=fit.power_idle_w, power_max_w=fit.power_max_w)
+        sel = _of_type(run, t, types)[s.node] & s.on & s.power_measured & np.isfinite(s.power_w) \
+            & np.isfinite(s.cpu_utilization) & (s.power_w > 0)
+        u, p = s.cpu_utilization[sel], s.power_w[sel]
+        if not u.size:
+            continue
+        errs = [float(np.mean(np.abs(np.array([m.power_w(on, float(x)) for x in u]) - p) / p)) for m in (base, fitted)]
+        out[t] = (errs[0], errs[1])
+    return out
+
+
+def _notes(run: Run, fits: dict[str, TypeFit]) -> list[str]:
+    """One line for each thing not fitted: power without measured readings."""
+    out = []
+    if not any(f.power_idle_w is not None for f in fits.values()):
+        s = run.series
+        source = sources_of(run.record)["power_w"]
+        if s is None or not bool(np.any(s.power_measured)):
+            how = {"modelled": "modelled (a simulation)",
+                   "modelled-from-measured": "modelled from measured CPU utilisation (the node type's "
+                   "power model, no meter)"}.get(source, source)
+            out.append(f"power: not fitted: the run's power was {how}, never measured; a fit would "
+                       "return the model that made it")
+        else:
+            out.append("power: not fitted: too few measured readings of a node that is on, or too "
+                       f"little spread in its CPU utilisation (at least 3 readings over {_MIN_POWER_SPREAD:g})")
+    return out
 
 
 def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None = None,
-              simulate_check: bool = True, keep_runs: str | Path | None = None) -> Calibration:
+              simulate_check: bool = True, keep_runs: str | Path | None = None,
+              check: str | Path | None = None) -> Calibration:
     """Fit the node types of ``scenario`` (default: the run's own) to ``live_run``; write ``out``.
 
     With ``simulate_check``, simulate the scenario before and after calibration
-    and measure each one's mean per-task response error against the run (run
-    directories under ``keep_runs`` if given, else discarded).
+    and measure each one's errors against the run (run directories under
+    ``keep_runs`` if given, else discarded).  With ``check`` (another run on the
+    same nodes: another workload), simulate its scenario before and after too,
+    with the fitted node types: the errors out of sample.
+
+    :raises CalibrateError: the run's tasks cannot inform a fit (every task slept).
     """
     live = load_run(live_run)
+    why = uninformative(live)
+    if why is not None:
+        raise CalibrateError(f"{live.path}: {why}")
+    other = load_run(check) if check is not None else None
+    if other is not None and (why := uninformative(other)) is not None:
+        raise CalibrateError(f"{other.path}: {why}")
     data, base = _scenario_data(live, scenario)
     # the types to fit are the scenario's: a node is of the type it is given there
     types = None
@@ -240,15 +417,19 @@ def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None
     if not fits:
         raise RunFileError(f"{live.path / 'tasks.csv'}: no completed task on a known node type "
                            "to fit (node types come from run.json 'nodes', or the scenario given)")
+    node_types = {n.type.name: n.type for n in _build(data, str(scenario or live.path), base).cluster.nodes}
     new = calibrated_scenario(data, fits, str(live.path))
     out_path = Path(out)
     _build(new, str(out_path), base)  # check it before writing it
     out_path.parent.mkdir(parents=True, exist_ok=True)
     head = (f"# Calibrated by `rpiaas calibrate {live.path}`: node types fitted to that run\n"
-            "# (speed and start_overhead_s by least squares on task runtimes).\n")
+            "# (speed and start_overhead_s by least squares on task runtimes; power and boots\n"
+            "# only where the run measured them).\n")
     out_path.write_text(head + yaml.safe_dump(new, sort_keys=False, allow_unicode=True),
                         encoding="utf-8")
-    result = Calibration(fits, out_path)
+    result = Calibration(fits, out_path, notes=_notes(live, fits),
+                         energy_source=sources_of(live.record)["energy_j"],
+                         power_mape=power_mape(live, fits, node_types, types or live.node_types))
     if not simulate_check:
         result.checked = False
         return result
@@ -259,10 +440,19 @@ def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None
         before, after = runs / "before", runs / "after"
         simulate(_build(data, str(out_path), base), before)
         simulate(_build(new, str(out_path), base), after)
-        result.error_before_s = _error(live, before)
-        result.error_after_s = _error(live, after)
+        result.before, result.after = _errors(live, before), _errors(live, after)
+        result.error_before_s, result.error_after_s = result.before.response_s, result.after.response_s
         if keep_runs is not None:
             result.before_run, result.after_run = before, after
+        if other is not None:
+            other_data, other_base = _scenario_data(other, None)
+            other_new = calibrated_scenario(other_data, fits, str(live.path))
+            simulate(_build(other_data, str(other.path), other_base), runs / "check-before")
+            simulate(_build(other_new, str(other.path), other_base), runs / "check-after")
+            result.check_run = other.path
+            result.check_energy_source = sources_of(other.record)["energy_j"]
+            result.check_before = _errors(other, runs / "check-before")
+            result.check_after = _errors(other, runs / "check-after")
     return result
 
 
@@ -274,9 +464,20 @@ def format_calibration(result: Calibration) -> str:
         was = f" (was {base.speed:g})" if base is not None else ""
         power = ""
         if f.power_idle_w is not None and f.power_max_w is not None:
-            power = f", power {f.power_idle_w:.3g}–{f.power_max_w:.3g} W ({f.power_samples} samples)"
+            power = (f", power {f.power_idle_w:.3g}–{f.power_max_w:.3g} W ({f.power_samples} measured "
+                     "readings)")
+        boot = ""
+        if f.boot_s is not None:
+            boot = f", boot {f.boot_s:.3g} s (median of {f.boots} measured boots"
+            boot += f", was {base.boot_s:g} s)" if base is not None else ")"
+        if f.energy_per_boot_j is not None:
+            boot += f", {f.energy_per_boot_j:.3g} J per boot ({f.power_boot_w:.3g} W measured while booting)"
         lines.append(f"{t}: {f.tasks} tasks, speed {f.speed:.4g}{was}, start overhead "
-                     f"{f.start_overhead_s:.4g} s, runtime rmse {f.rmse_s:.3g} s{power}")
+                     f"{f.start_overhead_s:.4g} s, runtime rmse {f.rmse_s:.3g} s{power}{boot}")
+    lines += result.notes
+    for t, (before, after) in result.power_mape.items():
+        lines.append(f"{t}: power model against the measured readings: MAPE {before * 100:.2f} % with the type's "
+                     f"figures, {after * 100:.2f} % fitted")
     b, a = result.error_before_s, result.error_after_s
     if not result.checked:
         pass
@@ -287,7 +488,42 @@ def format_calibration(result: Calibration) -> str:
     else:
         lines.append("mean response error: not measured (the simulated runs do not have the "
                      "run's tasks; is this the run's scenario?)")
+    if result.checked and result.before is not None and result.after is not None:
+        lines += _error_table(result)
     if result.before_run is not None:
         lines.append(f"simulated runs: {result.before_run} (before), {result.after_run} (after)")
     lines.append(f"calibrated scenario: {result.out}")
     return "\n".join(lines)
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:+.1f} %"
+
+
+def _secs(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4g} s"
+
+
+def _error_table(result: Calibration) -> list[str]:
+    """The simulation's errors against the run (in sample) and, with ``check``, against the
+    other run (out of sample), before and after the fit."""
+    assert result.before is not None and result.after is not None
+    cols = [("in sample", result.before, result.after, result.energy_source)]
+    if result.check_before is not None and result.check_after is not None:
+        cols.append(("out of sample", result.check_before, result.check_after, result.check_energy_source))
+    head = ["error of the simulation"] + [f"{name} {when}" for name, *_ in cols for when in ("before", "after")]
+    rows = [head,
+            ["mean response error per task"] + [_secs(e.response_s) for _, b, a, _ in cols for e in (b, a)],
+            ["makespan"] + [_pct(e.makespan_rel) for _, b, a, _ in cols for e in (b, a)],
+            ["mean response"] + [_pct(e.mean_response_rel) for _, b, a, _ in cols for e in (b, a)],
+            ["energy"] + [_pct(e.energy_rel) for _, b, a, _ in cols for e in (b, a)]]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
+    out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+           .rstrip() for r in rows]
+    sources = [f"{name}: the run's energy is {src}" + (" (the simulation's is modelled: modelled on both "
+                                                        "sides, the error says nothing of the testbed)"
+                                                        if src != MEASURED else "")
+               for name, _, _, src in cols]
+    if result.check_run is not None:
+        sources.append(f"out of sample: fitted on the run, checked on {result.check_run}")
+    return out + sources

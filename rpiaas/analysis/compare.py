@@ -10,8 +10,16 @@ with it:
   response differences (mean, p95, the worst tasks), the share of tasks placed
   on the same node, and the distributions of wait and response times compared
   (two-sample Kolmogorov–Smirnov statistic and p-value, Wasserstein distance);
-- per node: energy, mean utilisation and mean power, and the cluster's
-  utilisation and power over time.
+- per node: energy (and where it comes from), mean allocated and CPU
+  utilisation and mean power, and the cluster's utilisation and power over time.
+
+Every energy, power and utilisation figure carries its source (``measured``,
+``modelled-from-measured``, ``modelled``: :mod:`rpiaas.rundir.sources`); where
+neither side of a figure was measured, its row says ``modelled on both sides``
+instead of a verdict, since a model that agrees with itself says nothing.
+Given several live runs of one scenario (``live_runs``), each other run is
+also judged against how much the live runs differ from each other
+(:func:`live_spread`).
 
 :func:`compare_runs` returns all of it as a JSON-ready dict (``compare.json``);
 :func:`rpiaas.analysis.tables.format_comparison` renders it as terminal
@@ -31,7 +39,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..rundir.fidelity import BOTH_MODELLED
 from ..rundir.reader import Run, load_run
+from ..rundir.sources import both_modelled, metric_source, sources_of
 from .gantt import gantt_model
 from .stats import agreement, cohens_d, ks_2samp, wasserstein
 
@@ -41,6 +51,7 @@ __all__ = [
     "compare_runs",
     "compare_summary",
     "compare_tasks",
+    "live_spread",
     "same_tasks",
     "tolerance_of",
     "write_comparison",
@@ -83,8 +94,14 @@ def same_tasks(a: Run, b: Run) -> str | None:
     return None
 
 
-def compare_summary(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each summary metric of ``a`` and ``b`` with ``diff = b - a`` and ``rel = diff / |a|``."""
+def compare_summary(a: dict[str, Any], b: dict[str, Any], sources_a: dict[str, str] | None = None,
+                    sources_b: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Each summary metric of ``a`` and ``b`` with ``diff = b - a`` and ``rel = diff / |a|``.
+
+    With both runs' ``sources``, a metric that has one (energy, power, utilisation, boots)
+    carries both (``source``), and where neither was measured ``verdict`` is
+    ``"modelled on both sides"``.
+    """
     out: dict[str, dict[str, Any]] = {}
     for key in list(a) + [k for k in b if k not in a]:
         va: Any = a.get(key)
@@ -94,6 +111,12 @@ def compare_summary(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str,
             diff = float(vb) - float(va)
             row["diff"] = _num(diff)
             row["rel"] = _num(diff / abs(float(va))) if va else (0.0 if not diff else None)
+        if sources_a is not None and sources_b is not None:
+            sa, sb = metric_source(sources_a, key), metric_source(sources_b, key)
+            if sa is not None and sb is not None:
+                row["source"] = {"a": sa, "b": sb}
+                if both_modelled(sa, sb):
+                    row["verdict"] = BOTH_MODELLED
         out[key] = row
     return out
 
@@ -162,42 +185,51 @@ def compare_tasks(a: Run, b: Run, tolerance_s: float = 0.0) -> dict[str, Any]:
 
 
 def node_table(run: Run) -> dict[str, dict[str, Any]]:
-    """Per node: type, energy (``run.json``), mean utilisation and power (``nodes.csv``)."""
+    """Per node: type, energy and its source (``run.json``), mean allocated and CPU utilisation
+    and mean power (``nodes.csv``)."""
     out: dict[str, dict[str, Any]] = {}
+    default_source = sources_of(run.record)["energy_j"]
     for n in run.record.get("nodes") or []:
         if isinstance(n, dict) and "node" in n:
             out[str(n["node"])] = {"type": n.get("type"), "energy_j": n.get("energy_j"),
-                                   "mean_utilization": None, "mean_power_w": None}
+                                   "energy_source": n.get("energy_source", default_source),
+                                   "mean_utilization": None, "mean_cpu_utilization": None,
+                                   "mean_power_w": None}
     s = run.series
     if s is not None and s.node.size:
         count = np.bincount(s.node, minlength=len(run.node_names))
         util = np.bincount(s.node, weights=np.nan_to_num(s.utilization), minlength=count.size)
+        cpu = np.bincount(s.node, weights=np.nan_to_num(s.cpu_utilization), minlength=count.size)
         power = np.bincount(s.node, weights=np.nan_to_num(s.power_w), minlength=count.size)
         for i, name in enumerate(run.node_names):
             if i < count.size and count[i]:
-                row = out.setdefault(name, {"type": None, "energy_j": None})
+                row = out.setdefault(name, {"type": None, "energy_j": None, "energy_source": default_source})
                 row["mean_utilization"] = _num(util[i] / count[i])
+                row["mean_cpu_utilization"] = _num(cpu[i] / count[i])
                 row["mean_power_w"] = _num(power[i] / count[i])
     return out
 
 
 def cluster_series(run: Run, points: int = _SERIES_POINTS) -> dict[str, list[float | None]]:
-    """The cluster's mean utilisation and total power at each sample time, thinned to ``points``."""
+    """The cluster's mean allocated and CPU utilisation and total power at each sample time,
+    thinned to ``points``."""
     s = run.series
     if s is None or not s.time_s.size:
-        return {"time_s": [], "utilization": [], "power_w": []}
+        return {"time_s": [], "utilization": [], "cpu_utilization": [], "power_w": []}
     times, inverse = np.unique(s.time_s, return_inverse=True)
     count = np.bincount(inverse, minlength=times.size)
     util = np.bincount(inverse, weights=np.nan_to_num(s.utilization), minlength=times.size) / count
+    cpu = np.bincount(inverse, weights=np.nan_to_num(s.cpu_utilization), minlength=times.size) / count
     power = np.bincount(inverse, weights=np.nan_to_num(s.power_w), minlength=times.size)
     keep = _thin(times.size, points)
     return {"time_s": [_num(x) for x in times[keep]], "utilization": [_num(x) for x in util[keep]],
-            "power_w": [_num(x) for x in power[keep]]}
+            "cpu_utilization": [_num(x) for x in cpu[keep]], "power_w": [_num(x) for x in power[keep]]}
 
 
 def node_series(run: Run, names: Sequence[str], points: int = 200,
                 ) -> dict[str, dict[str, list[float | None]]]:
-    """Utilisation and power of each named node over time, thinned to ``points`` samples."""
+    """Allocated and CPU utilisation and power of each named node over time, thinned to
+    ``points`` samples."""
     s = run.series
     out: dict[str, dict[str, list[float | None]]] = {}
     if s is None or not s.time_s.size:
@@ -211,6 +243,7 @@ def node_series(run: Run, names: Sequence[str], points: int = 200,
         rows = rows[_thin(rows.size, points)]
         out[name] = {"time_s": [_num(x) for x in s.time_s[rows]],
                      "utilization": [_num(x) for x in s.utilization[rows]],
+                     "cpu_utilization": [_num(x) for x in s.cpu_utilization[rows]],
                      "power_w": [_num(x) for x in s.power_w[rows]]}
     return out
 
@@ -241,7 +274,8 @@ def scatter(a: Run, b: Run, points: int = 3000) -> dict[str, list[float | None]]
 def _describe(run: Run) -> dict[str, Any]:
     r = run.record
     return {"label": run.label, "path": str(run.path), "mode": r.get("mode"), "name": r.get("name"),
-            "policy": r.get("policy"), "seed": r.get("seed"), "tasks": int(run.task_id.size)}
+            "policy": r.get("policy"), "seed": r.get("seed"), "tasks": int(run.task_id.size),
+            "sources": sources_of(r)}
 
 
 def _labels(runs: Sequence[Run]) -> None:
@@ -264,20 +298,94 @@ def tolerance_of(runs: Sequence[Run], given_s: float | None = None) -> dict[str,
     return {"tolerance_s": max(value, 0.0), "source": f"measured: p95 start lag of {label}"}
 
 
-def compare_runs(paths: Sequence[str | Path], tolerance_s: float | None = None) -> dict[str, Any]:
+def compare_runs(paths: Sequence[str | Path], tolerance_s: float | None = None,
+                 live_runs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Compare run directories (the first is the reference); the content of ``compare.json``.
 
     Also carries what the report plots (``plots``): response-time quantiles,
-    the cluster series and per-task response pairs.
+    the cluster series and per-task response pairs.  With ``live_runs`` (at least two
+    live runs of one scenario, compared too, after ``paths``), ``spread`` judges every other
+    run against how much the live runs differ from each other (:func:`live_spread`).
     """
-    if len(paths) < 2:
+    if live_runs and len(live_runs) < 2:
+        raise ValueError("--live-runs needs at least two live runs (their spread is what the others "
+                         "are judged against)")
+    given = [Path(p) for p in paths]
+    extra = [Path(p) for p in live_runs if Path(p).resolve() not in {g.resolve() for g in given}]
+    if len(given) + len(extra) < 2:
         raise ValueError("compare needs at least two run directories")
-    runs = [load_run(p) for p in paths]
-    return compare_loaded(runs, tolerance_s)
+    runs = [load_run(p) for p in [*given, *extra]]
+    live_set = {Path(p).resolve() for p in live_runs}
+    return compare_loaded(runs, tolerance_s, [i for i, r in enumerate(runs) if r.path.resolve() in live_set])
 
 
-def compare_loaded(runs: Sequence[Run], tolerance_s: float | None = None) -> dict[str, Any]:
-    """:func:`compare_runs` on runs already loaded."""
+def live_spread(runs: Sequence[Run], live: Sequence[int], tolerance_s: float = 0.0) -> dict[str, Any]:
+    """Each other run of ``runs`` judged against the spread of the live runs ``live`` (indices).
+
+    For every numeric summary metric the live runs have: their mean, standard deviation
+    (n - 1), range and relative range (``(max - min) / |mean|``), and for each other run
+    its value, its relative error against the live mean and a verdict:
+
+    - ``inside the live runs' range``: between the smallest and the largest live value;
+    - ``within 2 sd of the live runs' mean``;
+    - ``within the timing tolerance``: a makespan, wait or response time whose distance from
+      the live mean is at most ``tolerance_s`` (the testbed's jitter, :func:`tolerance_of`);
+    - ``outside the testbed's spread``: farther than both, with its distance in standard
+      deviations (``sd_away``);
+    - ``modelled on both sides``: neither it nor the live runs measured the figure (a
+      model's energy against energies modelled from measured utilisation), no verdict.
+    """
+    live_runs = [runs[i] for i in live]
+    others = [i for i in range(len(runs)) if i not in set(live)]
+    summaries = [r.record.get("summary", {}) for r in live_runs]
+    live_sources = [sources_of(r.record) for r in live_runs]
+    metrics: dict[str, Any] = {}
+    keys = [k for k in summaries[0] if all(_is_num(s.get(k)) for s in summaries)] if summaries else []
+    for key in keys:
+        if key in _COUNTS:
+            continue
+        vals = np.array([float(s[key]) for s in summaries])
+        mean, sd = float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+        lo, hi = float(vals.min()), float(vals.max())
+        row: dict[str, Any] = {"live_mean": _num(mean), "live_sd": _num(sd), "live_min": _num(lo),
+                               "live_max": _num(hi), "live_spread_rel": _num((hi - lo) / abs(mean)) if mean else None,
+                               "runs": {}}
+        for i in others:
+            value = runs[i].record.get("summary", {}).get(key)
+            judged: dict[str, Any] = {"value": value, "error_rel": None, "sd_away": None, "agree": None,
+                                      "verdict": None}
+            src = metric_source(sources_of(runs[i].record), key)
+            if src is not None and all(both_modelled(src, metric_source(ls, key)) for ls in live_sources):
+                judged["verdict"] = BOTH_MODELLED
+            elif _is_num(value):
+                v = float(value)
+                err = v - mean
+                judged["error_rel"] = _num(err / abs(mean)) if mean else None
+                judged["sd_away"] = _num(abs(err) / sd) if sd > 0 else None
+                if lo <= v <= hi:
+                    judged["agree"], judged["verdict"] = True, "inside the live runs' range"
+                elif sd > 0 and abs(err) <= 2 * sd:
+                    judged["agree"], judged["verdict"] = True, "within 2 sd of the live runs' mean"
+                elif key in _TIMES and abs(err) <= tolerance_s:
+                    judged["agree"], judged["verdict"] = True, "within the timing tolerance"
+                else:
+                    judged["agree"], judged["verdict"] = False, "outside the testbed's spread"
+            row["runs"][runs[i].label] = judged
+        metrics[key] = row
+    return {"live_runs": [r.label for r in live_runs], "judged": [runs[i].label for i in others],
+            "metrics": metrics}
+
+
+# the summary's times of tasks, which the testbed's timing jitter moves (seconds)
+_TIMES = ("makespan_s", "duration_s", "mean_wait_s", "p95_wait_s", "max_wait_s", "mean_response_s")
+# summary counts of tasks: the same in every run of one scenario, nothing to judge
+_COUNTS = ("tasks", "completed", "rejected", "failed", "killed", "unfinished")
+
+
+def compare_loaded(runs: Sequence[Run], tolerance_s: float | None = None,
+                   live: Sequence[int] = ()) -> dict[str, Any]:
+    """:func:`compare_runs` on runs already loaded (``live``: the indices of the live runs
+    whose spread the others are judged against)."""
     _labels(runs)
     tolerance = tolerance_of(runs, tolerance_s)
     ref = runs[0]
@@ -290,7 +398,8 @@ def compare_loaded(runs: Sequence[Run], tolerance_s: float | None = None) -> dic
     for i, other in enumerate(runs[1:], start=1):
         why = same_tasks(ref, other)
         pair: dict[str, Any] = {"a": 0, "b": i, "same_tasks": why is None, "note": why,
-                                "summary": compare_summary(ref.record["summary"], other.record["summary"]),
+                                "summary": compare_summary(ref.record["summary"], other.record["summary"],
+                                                           sources_of(ref.record), sources_of(other.record)),
                                 "tasks": None}
         if why is None:
             pair["tasks"] = compare_tasks(ref, other, tolerance["tolerance_s"])
@@ -301,6 +410,7 @@ def compare_loaded(runs: Sequence[Run], tolerance_s: float | None = None) -> dic
         "runs": [_describe(r) for r in runs],
         "reference": 0,
         "tolerance": tolerance,
+        "spread": live_spread(runs, live, tolerance["tolerance_s"]) if len(live) >= 2 else None,
         "pairs": pairs,
         "nodes": [node_table(r) for r in runs],
         "plots": {

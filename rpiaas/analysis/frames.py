@@ -75,7 +75,9 @@ def load_run(path: str | Path) -> RunFrames:
 
 @dataclass
 class Comparison:
-    """Two runs compared: ``summary`` (one row per metric: a, b, diff, rel), ``tasks`` (one row
+    """Two runs compared: ``summary`` (one row per metric: a, b, diff, rel, where each side's
+    figure comes from, ``source_a`` and ``source_b``, and ``verdict``, ``modelled on both
+    sides`` where neither was measured), ``tasks`` (one row
     per task in both runs: responses, waits, nodes and the differences b − a) and ``result``,
     the full comparison of :func:`rpiaas.analysis.compare.compare_loaded`."""
 
@@ -166,7 +168,10 @@ class RunFrames:
         pd = need_pandas()
         b = other if isinstance(other, RunFrames) else RunFrames(Path(other))
         result = compare_loaded([load_arrays(self.path), load_arrays(b.path)])
-        summary = pd.DataFrame.from_dict(result["pairs"][0]["summary"], orient="index")
+        rows = {k: {"a": v["a"], "b": v["b"], "diff": v["diff"], "rel": v["rel"],
+                    "source_a": v.get("source", {}).get("a"), "source_b": v.get("source", {}).get("b"),
+                    "verdict": v.get("verdict")} for k, v in result["pairs"][0]["summary"].items()}
+        summary = pd.DataFrame.from_dict(rows, orient="index")
         summary.index.name = "metric"
         cols = ["task_id", "state", "node", "wait_s", "response_s"]
         tasks = self.tasks[cols].merge(b.tasks[cols], on="task_id", suffixes=("_a", "_b"))

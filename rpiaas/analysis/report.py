@@ -3,9 +3,14 @@
 :func:`render_report` turns the result of :func:`rpiaas.analysis.compare.compare_runs`
 into a page that needs nothing else — no scripts, no fonts, no network: the
 plots are SVG written here, the styles inline.  Plots: response and wait time
-CDFs, the cluster's utilisation and power over time, energy per node, and
-per-task response of each run against the reference, and the Gantt chart of
-the reference and the first other run (:mod:`.gantt`).
+CDFs, the cluster's allocated and CPU utilisation (two plots) and power over
+time, energy per node, and per-task response of each run against the
+reference, and the Gantt chart of the reference and the first other run
+(:mod:`.gantt`).  It says what the terminal says: where each run's figures come
+from (measured, modelled from measured utilisation, modelled), ``modelled on
+both sides`` where neither side was measured, the verdict of each task-level
+comparison with its tolerance and effect size (Cohen's d), and, given live
+runs, each run against the testbed's own spread.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .gantt import gantt_svg
-from .tables import format_value
+from .tables import format_value, summary_note, summary_sources
 
 __all__ = ["render_report"]
 
@@ -31,7 +36,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1400px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
-td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}
+td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+td.source{text-align:left}tr.tolerance td{white-space:normal;text-align:left}
 td:first-child,th:first-child{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:1em}
 figure.plot{margin:0;border:1px solid #ddd;padding:.4em;background:#fff}
@@ -39,6 +45,8 @@ figure.wide{flex-basis:100%}.panels{display:flex;flex-wrap:wrap;gap:.3em}
 .panel-title{font-weight:bold}
 figcaption{font-size:.85em;color:#444;max-width:640px}
 .note{background:#fff4d6;padding:.4em .8em;border-left:4px solid #e0a800}
+.agree{color:#1a7f37;font-weight:bold}.differ{color:#b42318;font-weight:bold}
+.modelled{color:#6b5b00;font-style:italic}
 .legend span{display:inline-block;margin-right:1em}
 .swatch{display:inline-block;width:1em;height:.6em;margin-right:.3em}
 svg text{font-size:11px;fill:#333}
@@ -229,34 +237,92 @@ def _fmt(v: Any) -> str:
     return _e(format_value(v))
 
 
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{v * 100:+.1f} %"
+
+
 def _summary_table(result: dict[str, Any]) -> str:
     pairs = result["pairs"]
     letters = [chr(ord("A") + i) for i in range(len(result["runs"]))]
     head = "<tr><th>metric</th><th>A</th>" + "".join(
         f"<th>{letters[p['b']]}</th><th>{letters[p['b']]}−A</th><th>{letters[p['b']]}/A−1</th>"
-        for p in pairs) + "</tr>"
+        for p in pairs) + ("<th>source</th><th>note</th>" if pairs else "") + "</tr>"
     rows = []
     for key in pairs[0]["summary"] if pairs else []:
         cells = [f"<td>{_e(key)}</td><td>{_fmt(pairs[0]['summary'][key]['a'])}</td>"]
         for p in pairs:
             s = p["summary"].get(key, {})
-            rel = s.get("rel")
-            cells.append(f"<td>{_fmt(s.get('b'))}</td><td>{_fmt(s.get('diff'))}</td>"
-                         f"<td>{'—' if rel is None else f'{rel * 100:+.1f} %'}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+            cells.append(f"<td>{_fmt(s.get('b'))}</td><td>{_fmt(s.get('diff'))}</td><td>{_pct(s.get('rel'))}</td>")
+        note = summary_note(result, key, letters)
+        cells.append(f'<td class="source">{_e(summary_sources(result, key, letters))}</td>'
+                     f'<td class="{"modelled" if note else ""}">{_e(note)}</td>')
+        rows.append(f'<tr data-metric="{_e(key)}">' + "".join(cells) + "</tr>")
     return f'<table id="summary">{head}{"".join(rows)}</table>'
 
 
-def _task_table(letter: str, t: dict[str, Any]) -> str:
+def _sources_table(runs: Sequence[dict[str, Any]], letters: Sequence[str]) -> str:
+    keys = ("utilization", "cpu_utilization", "power_w", "energy_j", "boot_s", "switching")
+    head = "<tr><th>run</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"
+    rows = "".join(f'<tr data-run="{letters[i]}"><td>{letters[i]}</td>' + "".join(
+        f"<td>{_e((r.get('sources') or {}).get(k, '—'))}</td>" for k in keys) + "</tr>"
+        for i, r in enumerate(runs))
+    return (f'<table id="sources">{head}{rows}</table><p>Where each figure comes from: <i>measured</i> '
+            "(a power meter, or the node's own CPU counters), <i>modelled-from-measured</i> (the node "
+            "type's power model applied to measured CPU utilisation), <i>modelled</i> (the model alone, "
+            "in simulation), <i>mixed</i> (nodes differ); <i>allocated</i>: the reserved share of the "
+            "cores. Switching: <i>switched</i> (power drivers carried out PowerOn and PowerOff), "
+            "<i>emulated</i> (no driver: the nodes stayed on, a boot lasted the model's boot_s), "
+            "<i>modelled</i> (simulation). Where neither side of a figure was measured, the comparison "
+            "says <i>modelled on both sides</i> instead of a verdict: a model that agrees with itself "
+            "says nothing of the testbed.</p>")
+
+
+def _spread_table(spread: dict[str, Any], runs: Sequence[dict[str, Any]], letters: Sequence[str]) -> str:
+    letter = {r["label"]: letters[i] for i, r in enumerate(runs)}
+    judged = spread["judged"]
+    head = ("<tr><th>metric</th><th>live mean</th><th>live sd</th><th>live range</th><th>range/mean</th>"
+            + "".join(f"<th>{letter.get(j, j)}</th><th>{letter.get(j, j)} vs mean</th><th>verdict</th>"
+                      for j in judged) + "</tr>")
+    rows = []
+    for key, m in spread["metrics"].items():
+        cells = [f"<td>{_e(key)}</td><td>{_fmt(m['live_mean'])}</td><td>{_fmt(m['live_sd'])}</td>"
+                 f"<td>{_fmt(m['live_min'])}–{_fmt(m['live_max'])}</td><td>{_pct(m['live_spread_rel'])}</td>"]
+        for j in judged:
+            r = m["runs"].get(j, {})
+            cls = "modelled" if r.get("agree") is None else "agree" if r["agree"] else "differ"
+            cells.append(f"<td>{_fmt(r.get('value'))}</td><td>{_pct(r.get('error_rel'))}</td>"
+                         f'<td class="{cls}">{_e(r.get("verdict") or "—")}</td>')
+        rows.append(f'<tr data-metric="{_e(key)}">' + "".join(cells) + "</tr>")
+    live = ", ".join(letter.get(x, x) for x in spread["live_runs"])
+    return (f"<p>The live runs {_e(live)} replayed one scenario; how much they differ from each other is "
+            "the testbed's own spread. A run agrees with the testbed where its figure lies inside the live "
+            "runs' range or within 2 standard deviations of their mean (a makespan, wait or response also "
+            "within the timing tolerance of their mean).</p>"
+            f'<table id="spread">{head}{"".join(rows)}</table>')
+
+
+def _verdict_cell(dist: dict[str, Any]) -> str:
+    agree = dist.get("agree")
+    if agree is None:
+        return "<td>—</td>"
+    return f'<td class="{"agree" if agree else "differ"}">{"agree" if agree else "differ"}</td>'
+
+
+def _task_table(letter: str, t: dict[str, Any], tolerance: dict[str, Any]) -> str:
     rows = ["<tr><th></th><th>mean</th><th>mean |d|</th><th>p95 |d|</th><th>max |d|</th>"
-            "<th>KS</th><th>KS p-value</th><th>Wasserstein</th></tr>"]
+            "<th>KS</th><th>KS p-value</th><th>Wasserstein</th><th>Cohen's d</th><th>verdict</th></tr>"]
     for what, key in (("wait (s)", "wait"), ("response (s)", "response")):
         d = t[f"{key}_diff_s"]
         dist = t["distributions"][f"{key}_s"]
         rows.append(f"<tr><td>{what}</td><td>{_fmt(d['mean'])}</td><td>{_fmt(d['mean_abs'])}</td>"
                     f"<td>{_fmt(d['p95_abs'])}</td><td>{_fmt(d['max_abs'])}</td>"
                     f"<td>{_fmt(dist['ks'])}</td><td>{_fmt(dist['ks_pvalue'])}</td>"
-                    f"<td>{_fmt(dist['wasserstein_s'])}</td></tr>")
+                    f"<td>{_fmt(dist['wasserstein_s'])}</td><td>{_fmt(dist.get('cohens_d'))}</td>"
+                    f"{_verdict_cell(dist)}</tr>")
+    rows.append(f'<tr class="tolerance"><td colspan="10">Verdict: a |mean difference| within the tolerance of '
+                f"<b>{_fmt(tolerance.get('tolerance_s'))} s</b> ({_e(tolerance.get('source', 'none'))}) is "
+                "agreement, whatever the KS test says: with many tasks it finds any offset, however small. "
+                "Cohen's d is the difference of the means over their pooled standard deviation.</td></tr>")
     pl = t["placement"]
     agree = "—" if pl["agreement"] is None else f"{pl['agreement'] * 100:.1f} %"
     worst = "".join(f"<tr><td>{w['task_id']}</td><td>{_fmt(w['response_a_s'])}</td>"
@@ -271,6 +337,11 @@ def _task_table(letter: str, t: dict[str, Any]) -> str:
             f"<th>difference s</th><th>A node</th><th>{letter} node</th></tr>{worst}</table>")
 
 
+def _by_run(runs: Sequence[dict[str, Any]], letters: Sequence[str], key: str) -> str:
+    """Each run's source of ``key``, ``A modelled, B measured``."""
+    return ", ".join(f"{letters[i]} {(r.get('sources') or {}).get(key, 'unknown')}" for i, r in enumerate(runs))
+
+
 def render_report(result: dict[str, Any]) -> str:
     """The HTML page of a comparison (see :func:`rpiaas.analysis.compare.compare_runs`)."""
     runs = result["runs"]
@@ -283,11 +354,17 @@ def render_report(result: dict[str, Any]) -> str:
                      f"scenario {_e(r['name'])}, policy {_e(r['policy'])}, seed {_e(r['seed'])}, "
                      f"{r['tasks']:,} tasks</li>")
     parts.append("</ul>")
+    parts += ["<h2>Where the figures come from</h2>", _sources_table(runs, letters)]
     for p in result["pairs"]:
         if p["note"]:
             parts.append(f'<p class="note">A and {letters[p["b"]]}: {_e(p["note"])}; only the '
                          "summary metrics are compared.</p>")
-    parts += ["<h2>Summary</h2>", _summary_table(result)]
+    parts += ["<h2>Summary</h2>", _summary_table(result),
+              "<p>mean_utilization is the allocated share of the cores (reserved / cores); "
+              "mean_cpu_utilization the share busy on CPU (measured on the testbed, modelled in "
+              "simulation).</p>"]
+    if result.get("spread"):
+        parts += ["<h2>Against the testbed's own spread</h2>", _spread_table(result["spread"], runs, letters)]
     figs = [
         _figure("response-cdf", cdf_plot("response-cdf", list(zip(labels, plots["response_quantiles"],
                                                                   strict=True)),
@@ -299,19 +376,26 @@ def render_report(result: dict[str, Any]) -> str:
                 "Wait time CDF: time from arrival to start, for every task that started."),
         _figure("utilization", line_plot("utilization", [
             (lab, s["time_s"], s["utilization"]) for lab, s in zip(labels, plots["series"], strict=True)],
-            "time (s)", "mean utilisation", "cluster utilisation over time"),
-                "The cluster's mean CPU utilisation at each sample of nodes.csv (modelled in "
-                "simulation, measured on the testbed)."),
+            "time (s)", "allocated share of the cores", "allocated utilisation over time"),
+                "Allocated utilisation: the cluster's mean share of cores reserved by running tasks "
+                "at each sample of nodes.csv (utilization), the same quantity in every run."),
+        _figure("cpu-utilization", line_plot("cpu-utilization", [
+            (lab, s["time_s"], s.get("cpu_utilization", [])) for lab, s in zip(labels, plots["series"], strict=True)],
+            "time (s)", "CPU utilisation", "CPU utilisation over time"),
+                "CPU utilisation: the cluster's mean share of cores busy on CPU (cpu_utilization): "
+                + _e(_by_run(runs, letters, "cpu_utilization")) + "."),
         _figure("power", line_plot("power", [
             (lab, s["time_s"], s["power_w"]) for lab, s in zip(labels, plots["series"], strict=True)],
             "time (s)", "power (W)", "cluster power over time"),
-                "The cluster's total power draw at each sample."),
+                "The cluster's total power draw at each sample: "
+                + _e(_by_run(runs, letters, "power_w")) + "."),
     ]
-    for metric, unit, what in (("utilization", "utilisation", "CPU utilisation"),
-                               ("power_w", "power (W)", "power draw")):
+    for metric, unit, what, name in (
+            ("utilization", "allocated share", "allocated utilisation", "node-utilization"),
+            ("cpu_utilization", "CPU utilisation", "CPU utilisation", "node-cpu"),
+            ("power_w", "power (W)", "power draw", "node-power")):
         panels = _node_panels(labels, plots.get("node_series", []), metric, unit)
         if panels:
-            name = "node-" + metric.split("_")[0]
             figs.append(f'<figure class="plot wide" id="plot-{name}"><div class="panels">{panels}</div>'
                         f"<figcaption>Each node's {what} over time, the runs overlaid (the first "
                         f"{_PANELS} nodes).</figcaption></figure>")
@@ -321,7 +405,8 @@ def render_report(result: dict[str, Any]) -> str:
     figs.append(_figure("energy", bar_plot("energy", shown, [
         (lab, [t.get(n, {}).get("energy_j") for n in shown])
         for lab, t in zip(labels, result["nodes"], strict=True)], "energy (J)", "energy per node"),
-                        f"Energy per node over the whole run{more}, one bar per run."))
+                        f"Energy per node over the whole run{more}, one bar per run: "
+                        + _e(_by_run(runs, letters, "energy_j")) + "."))
     for sc in plots["scatter"]:
         a, b = letters[sc["a"]], letters[sc["b"]]
         figs.append(_figure(f"scatter-{b}", scatter_plot(
@@ -340,7 +425,8 @@ def render_report(result: dict[str, Any]) -> str:
     for p in result["pairs"]:
         if p["tasks"] is not None:
             letter = letters[p["b"]]
-            parts += [f"<h2>Task by task: A and {letter}</h2>", _task_table(letter, p["tasks"])]
+            parts += [f"<h2>Task by task: A and {letter}</h2>",
+                      _task_table(letter, p["tasks"], result.get("tolerance", {}))]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>rpiaas comparison</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["format_comparison", "format_value"]
+__all__ = ["format_comparison", "format_value", "source_lines", "summary_note", "summary_sources"]
 
 
 def format_value(v: Any) -> str:
@@ -49,11 +49,14 @@ def format_comparison(result: dict[str, Any]) -> str:
     letters = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(runs))]
     out = [f"{letters[i]}: {r['label']} ({r['mode']}, {r['policy']}, seed {r['seed']}, "
            f"{r['tasks']:,} tasks)" for i, r in enumerate(runs)]
+    out += [f"   {line}" for line in source_lines(runs, letters)]
     out.append("")
     head = ["metric", "A"]
     for p in result["pairs"]:
         b = letters[p["b"]]
         head += [b, f"{b}−A", f"{b}/A−1"]
+    if result["pairs"]:
+        head += ["sources", "note"]
     rows = [head]
     keys = list(result["pairs"][0]["summary"]) if result["pairs"] else []
     for key in keys:
@@ -61,8 +64,9 @@ def format_comparison(result: dict[str, Any]) -> str:
         for p in result["pairs"]:
             s = p["summary"].get(key, {})
             row += [format_value(s.get("b")), format_value(s.get("diff")), _pct(s.get("rel"))]
+        row += [summary_sources(result, key, letters), summary_note(result, key, letters)]
         rows.append(row)
-    out += _table(rows, [False] + [True] * (len(head) - 1))
+    out += _table(rows, [False] + [True] * (len(head) - 3) + [False, False] if result["pairs"] else [False, True])
     for p in result["pairs"]:
         b = letters[p["b"]]
         out.append("")
@@ -91,9 +95,68 @@ def format_comparison(result: dict[str, Any]) -> str:
         if t["worst"]:
             worst = ", ".join(f"{w['task_id']} ({w['diff_s']:+.4g} s)" for w in t["worst"][:5])
             out.append(f"largest response differences: {worst}")
+    spread = result.get("spread")
+    if spread:
+        out.append("")
+        out += _spread_lines(spread, runs, letters)
     out.append("")
     out += _node_lines(result, letters)
     return "\n".join(out)
+
+
+def source_lines(runs: Sequence[dict[str, Any]], letters: Sequence[str]) -> list[str]:
+    """Where each run's figures come from, a line per run."""
+    out = []
+    for i, r in enumerate(runs):
+        src = r.get("sources") or {}
+        if src:
+            out.append(f"{letters[i]}: CPU utilisation {src.get('cpu_utilization')}, power and energy "
+                       f"{src.get('energy_j')}, boots {src.get('boot_s')}, switching {src.get('switching')}")
+    return out
+
+
+def summary_sources(result: dict[str, Any], key: str, letters: Sequence[str]) -> str:
+    """The sources of one summary metric in every run, ``A modelled · B measured`` ('' if none)."""
+    pairs = result["pairs"]
+    if not pairs or "source" not in pairs[0]["summary"].get(key, {}):
+        return ""
+    labels = [pairs[0]["summary"][key]["source"]["a"]]
+    labels += [p["summary"].get(key, {}).get("source", {}).get("b", "—") for p in pairs]
+    if len(set(labels)) == 1:
+        return str(labels[0])
+    return " · ".join(f"{letters[i]} {lab}" for i, lab in enumerate(labels))
+
+
+def summary_note(result: dict[str, Any], key: str, letters: Sequence[str]) -> str:
+    """``modelled on both sides`` where a pair's figures were both models ('' otherwise)."""
+    pairs = result["pairs"]
+    both = [p for p in pairs if p["summary"].get(key, {}).get("verdict")]
+    if not both:
+        return ""
+    verdict = str(both[0]["summary"][key]["verdict"])
+    if len(both) == len(pairs):
+        return verdict
+    return f"{verdict} ({', '.join(letters[p['b']] for p in both)} with A)"
+
+
+def _spread_lines(spread: dict[str, Any], runs: Sequence[dict[str, Any]], letters: Sequence[str]) -> list[str]:
+    letter = {r["label"]: letters[i] for i, r in enumerate(runs)}
+    live = ", ".join(letter.get(x, x) for x in spread["live_runs"])
+    out = [f"against the testbed's own spread (live runs {live}): a run agrees where its figure is inside "
+           "the live runs' range or within 2 sd of their mean (a time also within the timing tolerance)"]
+    head = ["metric", "live mean", "live sd", "live range", "range/mean"]
+    for j in spread["judged"]:
+        head += [letter.get(j, j), f"{letter.get(j, j)} vs mean", "verdict"]
+    rows = [head]
+    for key, m in spread["metrics"].items():
+        row = [key, format_value(m["live_mean"]), format_value(m["live_sd"]),
+               f"{format_value(m['live_min'])}–{format_value(m['live_max'])}", _pct(m["live_spread_rel"])]
+        for j in spread["judged"]:
+            r = m["runs"].get(j, {})
+            row += [format_value(r.get("value")), _pct(r.get("error_rel")), r.get("verdict") or "—"]
+        rows.append(row)
+    right = [False, True, True, True, True] + [True, True, False] * len(spread["judged"])
+    return out + _table(rows, right)
 
 
 def _verdict(dist: dict[str, Any]) -> str:
@@ -107,11 +170,15 @@ def _node_lines(result: dict[str, Any], letters: list[str]) -> list[str]:
     if not names:
         return []
     head = ["node"] + [f"{letters[i]} energy J" for i in range(len(tables))] + [
-        f"{letters[i]} util" for i in range(len(tables))]
+        f"{letters[i]} energy source" for i in range(len(tables))] + [
+        f"{letters[i]} alloc util" for i in range(len(tables))] + [
+        f"{letters[i]} CPU util" for i in range(len(tables))]
     rows = [head]
     for name in names[:50]:
         rows.append([name] + [format_value(t.get(name, {}).get("energy_j")) for t in tables]
-                    + [format_value(t.get(name, {}).get("mean_utilization")) for t in tables])
+                    + [str(t.get(name, {}).get("energy_source") or "—") for t in tables]
+                    + [format_value(t.get(name, {}).get("mean_utilization")) for t in tables]
+                    + [format_value(t.get(name, {}).get("mean_cpu_utilization")) for t in tables])
     lines = _table(rows, [False] + [True] * (len(head) - 1))
     if len(names) > 50:
         lines.append(f"… and {len(names) - 50:,} more nodes (compare.json has them all)")

@@ -1,4 +1,5 @@
-"""``rpiaas compare RUN_A RUN_B [RUN_C ...]``: runs side by side, compare.json and report.html."""
+"""``rpiaas compare RUN_A RUN_B [RUN_C ...] [--live-runs L1 L2 ...]``: runs side by side,
+compare.json and report.html."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def add_parser(sub: Any) -> None:
                        description="Compare runs: summary metrics, task by task, node by node. "
                        "Writes compare.json and a self-contained report.html.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is the reference")
+    p.add_argument("--live-runs", nargs="+", metavar="LIVE_RUN", default=[],
+                   help="two or more live runs of one scenario: the other runs are also judged against "
+                   "how much these differ from each other (the testbed's own spread)")
     p.add_argument("--out", "-o", help="where compare.json and report.html go "
                    "(default: runs/compare-A-vs-B)")
     p.add_argument("--quiet", "-q", action="store_true", help="no tables, only the paths written")
@@ -44,11 +48,15 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.tables import format_comparison
     from ..rundir.reader import RunFileError
 
-    if len(args.runs) < 2:
+    if len(args.live_runs) == 1:
+        print("error: --live-runs needs at least two live runs (their spread is what the others are "
+              "judged against)", file=sys.stderr)
+        return EXIT_INPUT
+    if len(args.runs) + len(args.live_runs) < 2:
         print("error: compare needs at least two run directories", file=sys.stderr)
         return EXIT_INPUT
     try:
-        result = compare_runs(args.runs, args.tolerance_s)
+        result = compare_runs(args.runs, args.tolerance_s, live_runs=args.live_runs)
         out = Path(args.out) if args.out else Path("runs") / (
             "compare-" + "-vs-".join(r["label"].replace(" ", "") for r in result["runs"][:3]))
         if out.exists() and not out.is_dir():

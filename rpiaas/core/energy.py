@@ -8,10 +8,19 @@ follows its reserved cores (``u = used / cores``); on the testbed it follows
 the utilisation measured on the node (:meth:`NodeUsage.measure`), so energy is
 the power model applied to what the node really did.  Busy core-seconds are
 the reserved cores in both.
+
+It is also the one place that counts what power did, for both worlds alike:
+switch-offs carried out (``power_cycles``), boots after a ``PowerOn``
+(``booting`` to ``on``) and how long each took, and the node-seconds spent off
+(:meth:`NodeUsage.power_figures`, the summary's fields).  Where a node's power
+comes from is said per node (:attr:`NodeUsage.power_source`): ``modelled`` in
+simulation, ``modelled-from-measured`` on the testbed unless a meter gives it
+(``measured``, :meth:`NodeUsage.set_power_source`).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +29,27 @@ from ..model import Node, NodeType, PowerState
 if TYPE_CHECKING:
     from .control import ControlPlane
 
-__all__ = ["STATE_NAMES", "NodeSample", "NodeUsage"]
+__all__ = ["MEASURED", "MODELLED", "MODELLED_FROM_MEASURED", "SOURCES", "STATE_NAMES", "NodeSample",
+           "NodeUsage"]
 
-# every node at one time: (time, states, cores used, memory used, utilisation, power, energy, tasks)
-NodeSample = tuple[float, list[str], list[int], list[float], list[float], list[float], list[float], list[int]]
+# every node at one time: (time, states, cores used, memory used, allocated share of the cores,
+# CPU utilisation, power, energy, tasks, where each node's power comes from)
+NodeSample = tuple[float, list[str], list[int], list[float], list[float], list[float], list[float],
+                   list[float], list[int], list[str]]
 
 STATE_NAMES = {int(s): s.name.lower() for s in PowerState}
+
+# where a power, energy or utilisation figure comes from (run.json's ``sources``, nodes.csv's
+# ``power_source``): read from a meter or the node, the power model on measured utilisation,
+# or the model alone (simulation)
+MEASURED = "measured"
+MODELLED_FROM_MEASURED = "modelled-from-measured"
+MODELLED = "modelled"
+SOURCES = (MEASURED, MODELLED_FROM_MEASURED, MODELLED)
+
+_OFF = int(PowerState.OFF)
+_BOOTING = int(PowerState.BOOTING)
+_ON = int(PowerState.ON)
 
 
 class NodeUsage:
@@ -42,6 +66,10 @@ class NodeUsage:
         rather than the reserved share of its cores.
     :param utilization_out: a float64 array to write each node's utilisation into at every
         change: the view's, in simulation.
+
+    :attr:`util` is the utilisation power follows: the reserved share of the cores in
+    simulation, the measured CPU share live.  :attr:`cpu_core_s` integrates it (live only;
+    in simulation it is :attr:`busy_core_s`).
     """
 
     def __init__(self, control: ControlPlane, measured: bool = False,
@@ -57,10 +85,17 @@ class NodeUsage:
         self.last = [0.0] * n
         self.energy_j = [0.0] * n
         self.busy_core_s = [0.0] * n
+        self.cpu_core_s = [0.0] * n  # measured CPU core-seconds (live)
         self.used = [0] * n
         self.util = [0.0] * n
         self.state = [int(s) for s in control.node_states]
         self.power_w = [t.power_w(s, 0.0) for t, s in zip(self.types, self.state, strict=True)]
+        self.power_source = [MODELLED_FROM_MEASURED if measured else MODELLED] * n
+        # what power did, counted at each change of a node's power state
+        self.power_cycles = 0  # switch-offs carried out
+        self.boots_s: list[tuple[int, float]] = []  # (node, PowerOn to booted) of each boot
+        self.off_s = 0.0  # node-seconds spent off, up to each node's last change
+        self._since = [0.0] * n  # when each node entered its present power state
         # written a node at a time through a memoryview: a third of numpy's ``a[i] = x``
         self._util_out: Any = None if utilization_out is None else memoryview(utilization_out)
         # In simulation a node's utilisation is its reserved cores over its cores: a whole
@@ -76,7 +111,7 @@ class NodeUsage:
         # what follow() works on, in one tuple: one load where there would be thirteen
         self._lists = (self.cores, self.types, self._levels, self.last, self.energy_j,
                        self.busy_core_s, self.used, self.state, self.util, self.power_w,
-                       self._util_out, measured)
+                       self._util_out, measured, self.cpu_core_s)
 
     def follow(self, changes: Sequence[tuple[int, float, int, int]] | None = None) -> None:
         """Integrate every change the control plane made since the last call (each at its
@@ -88,15 +123,18 @@ class NodeUsage:
         if not log:
             return
         (cores, types, levels, last, energy, busy, used_l, state_l, util, power, out,
-         measured) = self._lists
+         measured, cpu) = self._lists
         for i, t, free, state in log:
             dt = t - last[i]
             energy[i] += power[i] * dt
             busy[i] += used_l[i] * dt
             last[i] = t
             used = used_l[i] = cores[i] - free
-            state_l[i] = state
+            if state_l[i] != state:  # (rare: one compare per change otherwise)
+                self._power_change(i, t, state_l[i], state)
+                state_l[i] = state
             if measured:
+                cpu[i] += util[i] * cores[i] * dt
                 power[i] = types[i].power_w(state, util[i])
             else:  # the model at used / cores (see __init__)
                 u, by_state = levels[i][used]
@@ -106,6 +144,39 @@ class NodeUsage:
                     out[i] = u
         if changes is None:
             self._changes.clear()
+
+    def _power_change(self, i: int, t: float, old: int, new: int) -> None:
+        """Node ``i`` went from power state ``old`` to ``new`` at ``t``: count it."""
+        if old == _OFF:
+            self.off_s += t - self._since[i]
+        if new == _OFF:
+            self.power_cycles += 1
+        elif old == _BOOTING and new == _ON:
+            self.boots_s.append((i, t - self._since[i]))
+        self._since[i] = t
+
+    def power_figures(self) -> dict[str, Any]:
+        """The summary's power fields: ``power_cycles`` (switch-offs carried out), ``boots``
+        (after a ``PowerOn``), ``boot_s_median`` (``None`` without a boot) and
+        ``time_off_s`` (node-seconds off, up to each node's last change: call :meth:`close`
+        first)."""
+        off = self.off_s + sum(last - since for s, last, since in zip(self.state, self.last, self._since,
+                                                                      strict=True) if s == _OFF)
+        durations = [d for _, d in self.boots_s]
+        return {"power_cycles": self.power_cycles, "boots": len(durations),
+                "boot_s_median": _r(statistics.median(durations)) if durations else None,
+                "time_off_s": _r(off)}
+
+    def cpu_totals(self) -> float:
+        """CPU core-seconds of the whole cluster: measured live, the reserved ones in simulation."""
+        return sum(self.cpu_core_s) if self.measured else sum(self.busy_core_s)
+
+    def set_power_source(self, i: int, source: str) -> None:
+        """Where node ``i``'s power comes from (one of :data:`SOURCES`): a meter's readings
+        make it ``measured``."""
+        if source not in SOURCES:
+            raise ValueError(f"power source: expected one of {', '.join(SOURCES)}, got {source!r}")
+        self.power_source[i] = source
 
     def _now(self, nodes: Sequence[int], now: float) -> list[tuple[int, float, int, int]]:
         """``nodes`` as changes at ``now`` that change nothing but the time."""
@@ -129,20 +200,34 @@ class NodeUsage:
         self.follow(self._now(range(len(self.last)), now))
 
     def sample(self, now: float, mem_used_mb: Sequence[float], ntasks: Sequence[int]) -> NodeSample:
-        """Every node at ``now``: state, reserved cores, memory, utilisation, power, energy and
-        running tasks (memory as the shell knows it: reserved in simulation, measured live);
-        :func:`~rpiaas.rundir.stream.node_rows` makes the ``nodes.csv`` rows of it."""
+        """Every node at ``now``: state, reserved cores, memory, allocated share of the cores,
+        CPU utilisation (measured live; in simulation the allocated share), power, energy,
+        running tasks and where its power comes from (memory as the shell knows it: reserved
+        in simulation, measured live); :func:`~rpiaas.rundir.stream.node_rows` makes the
+        ``nodes.csv`` rows of it."""
         energy, power, last = self.energy_j, self.power_w, self.last
+        if self.measured:
+            allocated = [u / c for u, c in zip(self.used, self.cores, strict=True)]
+            cpu = list(self.util)
+        else:  # the utilisation power follows is the allocated share: one list serves both
+            allocated = cpu = list(self.util)
         return (now, [STATE_NAMES[s] for s in self.state], list(self.used), list(mem_used_mb),
-                list(self.util), list(power),
-                [e + p * (now - t) for e, p, t in zip(energy, power, last, strict=True)], list(ntasks))
+                allocated, cpu, list(power),
+                [e + p * (now - t) for e, p, t in zip(energy, power, last, strict=True)], list(ntasks),
+                list(self.power_source))
 
     def totals(self) -> tuple[float, float]:
         """Busy core-seconds and energy (J) of the whole cluster."""
         return sum(self.busy_core_s), sum(self.energy_j)
 
     def per_node(self, nodes: Sequence[Node]) -> list[dict[str, object]]:
-        """Energy and busy core-seconds per node: the ``nodes`` list of ``run.json``."""
-        return [{"node": n.name, "type": n.type.name, "energy_j": float(f"{e:.12g}"),
-                 "busy_core_s": float(f"{b:.12g}")}
-                for n, e, b in zip(nodes, self.energy_j, self.busy_core_s, strict=True)]
+        """Energy (and where it comes from) and busy core-seconds per node: the ``nodes``
+        list of ``run.json``."""
+        return [{"node": n.name, "type": n.type.name, "energy_j": _r(e), "busy_core_s": _r(b),
+                 "energy_source": src}
+                for n, e, b, src in zip(nodes, self.energy_j, self.busy_core_s, self.power_source,
+                                        strict=True)]
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.12g}")

@@ -2,13 +2,17 @@
 
 The tasks' rows are written by the run as the tasks end (:mod:`.shell`, with
 the starts their agents measured).  The node series (``nodes.csv``) has a row
-per node every sample interval: the control plane's state and reservations,
-the CPU and memory use the master's poller measured last, and the power model
-on the measured utilisation (which holds until the next sample, so energy is
-the model applied to what the node really did).  While a resumed run replays
-its journal the rows it missed come from the stored history instead.  When
-the run ends, its record (``run.json``) and, when the run has a simulated
-twin, ``fidelity.json`` complete the directory."""
+per node every sample interval: the control plane's state and reservations
+(``utilization``: the allocated share of the cores), the measured CPU share
+(``cpu_utilization``, :meth:`LiveResult.cpu_share`) and memory use, and the
+power model on the measured CPU share (which holds until the next sample, so
+energy is the model applied to what the node really did: ``power_source``
+``modelled-from-measured``, or ``measured`` for a node whose power a meter
+gives).  While a resumed run replays its journal the rows it missed come from
+the stored history instead.  When the run ends, its record (``run.json``, with
+its ``sources``) and, when the run has a simulated twin, ``fidelity.json``
+(with the boots measured, :meth:`LiveResult.boot_measured`) complete the
+directory."""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from typing import Any
 from ..core.control import ControlPlane
 from ..core.energy import NodeUsage
 from ..rundir import RunWriter, run_record
-from ..rundir.fidelity import FIDELITY_FILE, Outcome, fidelity
+from ..rundir.fidelity import FIDELITY_FILE, Outcome, boot_fidelity, fidelity
+from ..rundir.sources import MEASURED, live_sources
 from ..scenario import Scenario
 from ..store import HistoryStore
 from .clock import RunClock
@@ -77,6 +82,7 @@ class LiveResult:
         self.names = [n.name for n in self.nodes]
         self.last_sample_s: float | None = None
         self.next_sample_s = 0.0
+        self.boots_measured: list[tuple[int, float]] = []  # (node, PowerOn to boot report, s)
 
     def interval(self) -> float:
         """The scenario's sample interval, but never below half a wall second."""
@@ -107,6 +113,17 @@ class LiveResult:
         self.write(max(end, self.last_sample_s or 0.0),
                    {name: st.sample for name, st in latest.items()})
 
+    def cpu_share(self, i: int, now: float, reading: Any) -> float:
+        """Node ``i``'s measured CPU share (0 to 1 of its cores) over the interval that ends at
+        ``now``: the CPU use in its newest reading from the master's poller (``reading``, or
+        None: none yet).  The one place the run takes a node's CPU measurement from."""
+        return float(reading.cpu_util) if reading is not None else 0.0
+
+    def boot_measured(self, i: int, boot_s: float) -> None:
+        """Node ``i`` booted in ``boot_s`` scenario seconds, from its PowerOn to its agent's
+        boot report: a measured boot for ``fidelity.json``'s ``boots``."""
+        self.boots_measured.append((i, boot_s))
+
     def write(self, now: float, readings: dict[str, Any]) -> None:
         """A row per node: control-plane state and reservations, measured use, and the power
         model on the measured utilisation (which holds until the next sample)."""
@@ -116,10 +133,22 @@ class LiveResult:
         mem = []
         for i, name in enumerate(self.names):
             sample = readings.get(name)
-            usage.measure(i, now, float(sample.cpu_util) if sample is not None else 0.0)
+            usage.measure(i, now, self.cpu_share(i, now, sample))
             mem.append(float(sample.mem_used_mb) if sample is not None else 0.0)
         self.writer.sample(usage.sample(now, mem, self.control.view.tasks.tolist()))
         self.writer.drain()
+
+    def boots(self, source: str) -> dict[str, Any]:
+        """``fidelity.json``'s ``boots``: each node type's ``boot_s`` against the boots handed to
+        :meth:`boot_measured`, or, without any, the boots the run had (PowerOn to
+        ``NodeBooted``, counted by the energy integrator) labelled ``source``."""
+        handed = self.boots_measured
+        boots, label = (handed, MEASURED) if handed else (self.usage.boots_s, source)
+        by_type: dict[str, list[float]] = {}
+        for i, d in boots:
+            by_type.setdefault(self.nodes[i].type.name, []).append(d)
+        modelled = {n.type.name: n.type.boot_s for n in self.nodes}
+        return boot_fidelity(modelled, by_type, label)
 
     async def commit(self, end: float, live: dict[str, Any],
                      outcomes: dict[int, Outcome]) -> Path:
@@ -128,8 +157,10 @@ class LiveResult:
         writer, usage, clock = self.writer, self.usage, self.clock
         capacity = float(sum(n.type.cores for n in self.nodes)) * end
         busy_core_s, energy_j = usage.totals()
-        summary = writer.stats.summary(busy_core_s, capacity, energy_j, end)
-        record = run_record(self.scenario, "live", summary, usage.per_node(self.nodes))
+        summary = writer.stats.summary(busy_core_s, capacity, energy_j, end, cpu_core_s=usage.cpu_totals(),
+                                       power=usage.power_figures())
+        sources = live_sources(self.nodes, usage.power_source)
+        record = run_record(self.scenario, "live", summary, usage.per_node(self.nodes), sources)
         record["live"] = live
         timing = {"started_at": _dt.datetime.fromtimestamp(clock.t0, _dt.timezone.utc)
                   .isoformat(timespec="seconds"),
@@ -139,7 +170,8 @@ class LiveResult:
         if self.twin is not None:
             try:
                 sim_summary, sim_outcomes = await asyncio.to_thread(self.twin, self.scenario)
-                extra[FIDELITY_FILE] = fidelity(summary, outcomes, sim_summary, sim_outcomes)
+                extra[FIDELITY_FILE] = fidelity(summary, outcomes, sim_summary, sim_outcomes, sources,
+                                                self.boots(sources["boot_s"]))
             except Exception as e:  # the live result stands without its twin
                 log.error("run %s: its simulated twin failed: %s", live.get("run"), e)
         return writer.commit(record, timing, extra)

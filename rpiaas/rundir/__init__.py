@@ -4,7 +4,9 @@ The only code that knows a run directory's files: :mod:`.format` (file names,
 columns, ``run.json`` text), :mod:`.writer` (streaming a run and moving it into
 place when it completes), :mod:`.place` (the move into place; :class:`RunCopy`, a
 run directory copied file by file), :mod:`.reader` (reading a run back, with errors that
-name the file and line) and :mod:`.metrics` (the summary and the run record).
+name the file and line), :mod:`.metrics` (the summary and the run record) and
+:mod:`.sources` (where each figure comes from: measured, modelled from measured
+utilisation, or modelled).
 """
 
 from __future__ import annotations

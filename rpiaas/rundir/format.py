@@ -2,12 +2,19 @@
 
 A run directory holds
 
-- ``run.json``: scenario, mode, policy, seed, versions and the ``summary``;
-  byte-identical for the same scenario and seed in simulation;
+- ``run.json``: scenario, mode, policy, seed, versions, the ``summary``, the
+  ``sources`` of its figures (:data:`SOURCE_KEYS`) and a line per node (its
+  energy and where that comes from, ``energy_source``); byte-identical for the
+  same scenario and seed in simulation;
 - ``tasks.csv``: one row per task (``task_id, arrival_s, start_s, end_s, node,
   state, wait_s, response_s, slowdown, ...``), written as tasks end;
 - ``nodes.csv``: per-node series (``time_s, node, state, cores_used,
-  mem_used_mb, utilization, power_w, energy_j, tasks``);
+  mem_used_mb, utilization, power_w, energy_j, tasks, cpu_utilization,
+  power_source``): ``utilization`` is the allocated share of the node's cores
+  (reserved / cores) in both worlds, ``cpu_utilization`` the share of its cores
+  busy on CPU (measured on the testbed; in simulation modelled, equal to
+  ``utilization``), ``power_source`` where ``power_w`` and ``energy_j`` come
+  from (:data:`SOURCE_LABELS`);
 - ``tasks.parquet``, ``nodes.parquet`` instead of the two CSV tables in a run
   written with ``--format parquet`` (same columns; ``run.json`` then says
   ``"tables": "parquet"``);
@@ -27,8 +34,10 @@ import json
 import math
 from typing import Any
 
-__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TABLE_FORMATS", "TASK_COLUMNS",
-           "TASK_STATES", "dump_run"]
+from ..core.energy import SOURCES
+
+__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "SOURCE_KEYS", "SOURCE_LABELS", "SWITCHING_LABELS",
+           "TABLE_FORMATS", "TASK_COLUMNS", "TASK_STATES", "dump_run"]
 
 FORMAT = "rpiaas-run/1"
 # every file a run directory may hold
@@ -40,12 +49,20 @@ TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wa
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
                 "kind", "tenant", "attempts")
 NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utilization",
-                "power_w", "energy_j", "tasks")
+                "power_w", "energy_j", "tasks", "cpu_utilization", "power_source")
+# the figures run.json's ``sources`` says the origin of; ``utilization`` is always "allocated"
+SOURCE_KEYS = ("utilization", "cpu_utilization", "power_w", "energy_j", "boot_s", "switching")
+# where a figure comes from: a meter or the node itself, the power model on measured
+# utilisation, the model alone (simulation); "mixed" when the nodes of a run differ
+SOURCE_LABELS = (*SOURCES, "mixed")
+# how PowerOn and PowerOff were carried out: by power drivers, not at all (the testbed's
+# nodes stayed on), or in simulation
+SWITCHING_LABELS = ("switched", "emulated", "modelled", "mixed")
 # the values of tasks.csv's ``state`` column
 TASK_STATES = ("queued", "running", "completed", "rejected", "failed", "killed")
 
 
-_NODE_KEYS = ["node", "type", "energy_j", "busy_core_s"]
+_NODE_KEYS = ["node", "type", "energy_j", "busy_core_s", "energy_source"]
 
 
 def _node_line(n: dict[str, Any]) -> str:
@@ -53,7 +70,8 @@ def _node_line(n: dict[str, Any]) -> str:
     if list(n) == _NODE_KEYS and type(n["energy_j"]) is float and type(n["busy_core_s"]) is float \
             and math.isfinite(n["energy_j"]) and math.isfinite(n["busy_core_s"]):
         return (f'    {{"node": {json.dumps(n["node"])}, "type": {json.dumps(n["type"])}, '
-                f'"energy_j": {n["energy_j"]!r}, "busy_core_s": {n["busy_core_s"]!r}}}')
+                f'"energy_j": {n["energy_j"]!r}, "busy_core_s": {n["busy_core_s"]!r}, '
+                f'"energy_source": {json.dumps(n["energy_source"])}}}')
     return "    " + json.dumps(n, separators=(", ", ": "))
 
 

@@ -9,11 +9,13 @@ live shell feed it through the writer); :func:`run_record` is the content of
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..inputs.power import without_credentials
 from ..model import Task, TaskState
 from .format import FORMAT
+from .sources import sim_sources
 from .stream import BSLD_BOUND_S, Totals
 
 if TYPE_CHECKING:
@@ -38,8 +40,9 @@ def versions() -> dict[str, str]:
 
 
 def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
-               nodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The content of ``run.json`` (no wall-clock data: same inputs, same bytes)."""
+               nodes: list[dict[str, Any]], sources: dict[str, str] | None = None) -> dict[str, Any]:
+    """The content of ``run.json`` (no wall-clock data: same inputs, same bytes); ``sources``
+    (:mod:`.sources`) defaults to a simulation's."""
     return {
         "format": FORMAT,
         "mode": mode,
@@ -52,6 +55,7 @@ def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
         "scenario": without_credentials(scenario.data),  # a community or a password stays out
         "versions": versions(),
         "summary": summary,
+        "sources": sources if sources is not None else sim_sources(),
         "nodes": nodes,
     }
 
@@ -88,11 +92,16 @@ class Stats(Totals):
         return bsld
 
     def summary(self, busy_core_s: float, capacity_core_s: float, energy_j: float,
-                duration_s: float) -> dict[str, Any]:
-        """The ``summary`` object of ``run.json``."""
+                duration_s: float, cpu_core_s: float | None = None,
+                power: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The ``summary`` object of ``run.json``: ``mean_utilization`` is the allocated share of
+        the cores (``busy_core_s``), ``mean_cpu_utilization`` the CPU share (``cpu_core_s``,
+        measured live; the allocated one when not given); ``power`` the energy integrator's
+        counts (:meth:`~rpiaas.core.energy.NodeUsage.power_figures`)."""
         counts = self.counts
         done = counts["completed"]
         waits = self.wait_figures()
+        cpu = busy_core_s if cpu_core_s is None else cpu_core_s
         makespan = self.last_end - self.first_arrival if done else 0.0
         return {
             "tasks": sum(counts.values()),
@@ -109,9 +118,12 @@ class Stats(Totals):
             "mean_response_s": _r(self.sum_response / done) if done else None,
             "mean_bounded_slowdown": _r(self.sum_bsld / done) if done else None,
             "mean_utilization": _r(busy_core_s / capacity_core_s) if capacity_core_s > 0 else 0.0,
+            "mean_cpu_utilization": _r(cpu / capacity_core_s) if capacity_core_s > 0 else 0.0,
             "energy_j": _r(energy_j),
             "mean_power_w": _r(energy_j / duration_s) if duration_s > 0 else None,
             "energy_per_task_j": _r(energy_j / done) if done else None,
+            **(dict(power) if power is not None else
+               {"power_cycles": 0, "boots": 0, "boot_s_median": None, "time_off_s": 0.0}),
         }
 
 

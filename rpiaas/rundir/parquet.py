@@ -31,7 +31,8 @@ TASK_TYPES = {"task_id": "int64", "arrival_s": "float64", "start_s": "float64",
               "tenant": "string", "attempts": "int64"}
 NODE_TYPES = {"time_s": "float64", "node": "string", "state": "string", "cores_used": "int64",
               "mem_used_mb": "int64", "utilization": "float64", "power_w": "float64",
-              "energy_j": "float64", "tasks": "int64"}
+              "energy_j": "float64", "tasks": "int64", "cpu_utilization": "float64",
+              "power_source": "string"}
 assert tuple(TASK_TYPES) == TASK_COLUMNS and tuple(NODE_TYPES) == NODE_COLUMNS
 
 

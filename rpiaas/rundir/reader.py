@@ -44,13 +44,30 @@ class RunFileError(ValueError):
 
 @dataclass
 class NodeSeries:
-    """``nodes.csv`` as arrays: one entry per row, ``node`` as an index into ``Run.node_names``."""
+    """``nodes.csv`` as arrays: one entry per row, ``node`` as an index into ``Run.node_names``.
+
+    ``utilization`` is the allocated share of the node's cores, ``cpu_utilization`` the
+    CPU share (measured live); ``power_measured`` marks the rows whose power a meter gave.
+    A table written before ``cpu_utilization`` existed reads it as ``utilization`` (which
+    was the CPU share on the testbed then) and no power as measured.
+    """
 
     time_s: Floats
     node: Ints
     utilization: Floats
     power_w: Floats
     on: npt.NDArray[np.bool_]
+    cpu_utilization: Floats = field(default_factory=lambda: np.zeros(0))
+    power_measured: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    booting: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        if self.cpu_utilization.size != self.utilization.size:
+            self.cpu_utilization = self.utilization
+        if self.power_measured.size != self.utilization.size:
+            self.power_measured = np.zeros(self.utilization.size, dtype=bool)
+        if self.booting.size != self.utilization.size:
+            self.booting = np.zeros(self.utilization.size, dtype=bool)
 
 
 @dataclass
@@ -149,8 +166,10 @@ def read_run(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _rows(f: Path, columns: Sequence[str]) -> Iterator[tuple[int, list[list[str]]]]:
-    """Chunks of rows of a CSV file whose header must start with ``columns``; (first line, rows)."""
+def _rows(f: Path, columns: Sequence[str], header_out: list[str] | None = None,
+          ) -> Iterator[tuple[int, list[list[str]]]]:
+    """Chunks of rows of a CSV file whose header must start with ``columns``; (first line, rows).
+    ``header_out`` is given the whole header."""
     try:
         handle = open(f, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
@@ -166,6 +185,8 @@ def _rows(f: Path, columns: Sequence[str]) -> Iterator[tuple[int, list[list[str]
             if tuple(header[: len(columns)]) != tuple(columns):
                 raise RunFileError(f"{f}:1: unexpected header (expected {','.join(columns)})")
             width = len(header)
+            if header_out is not None:
+                header_out[:] = header
             line = 2
             while True:
                 chunk = list(itertools.islice(reader, _CHUNK))
@@ -305,33 +326,51 @@ def _read_tasks_parquet(f: Path) -> tuple[Any, ...]:
 def _read_series_parquet(f: Path, names: list[str]) -> NodeSeries | None:
     if not f.exists():
         return None
-    cols = _parquet(f, ("time_s", "node", "utilization", "power_w", "state"))
+    try:
+        cols = _parquet(f, ("time_s", "node", "utilization", "power_w", "state", "cpu_utilization",
+                            "power_source"))
+    except RunFileError:  # a table from before the two columns
+        cols = _parquet(f, ("time_s", "node", "utilization", "power_w", "state"))
     codes = {n: i for i, n in enumerate(names)}
     node = _codes(cols["node"], codes)
     names.extend([""] * (len(codes) - len(names)))
     for name, code in codes.items():
         names[code] = name
-    return NodeSeries(cols["time_s"], node, cols["utilization"], cols["power_w"],
-                      np.array(cols["state"], dtype=object) == "on")
+    states = np.array(cols["state"], dtype=object)
+    return NodeSeries(cols["time_s"], node, cols["utilization"], cols["power_w"], states == "on",
+                      cols.get("cpu_utilization", np.zeros(0)),
+                      np.array(cols.get("power_source", []), dtype=object) == "measured",
+                      states == "booting")
 
 
 def _read_series(f: Path, names: list[str]) -> NodeSeries | None:
     if not f.exists():
         return None
-    idx = {c: i for i, c in enumerate(NODE_COLUMNS)}
+    header: list[str] = []
     codes = {n: i for i, n in enumerate(names)}
     t: list[Floats] = []
     node: list[Ints] = []
     util: list[Floats] = []
+    cpu: list[Floats] = []
     power: list[Floats] = []
     on: list[npt.NDArray[np.bool_]] = []
-    for line, chunk in _rows(f, NODE_COLUMNS):
+    measured: list[npt.NDArray[np.bool_]] = []
+    booting: list[npt.NDArray[np.bool_]] = []
+    # a table from before cpu_utilization and power_source has the first nine columns only
+    for line, chunk in _rows(f, NODE_COLUMNS[:9], header):
+        idx = {c: i for i, c in enumerate(header)}
         cols = list(zip(*chunk, strict=True))
         t.append(_floats(f, line, "time_s", cols[idx["time_s"]]))
         node.append(_codes(cols[idx["node"]], codes))
         util.append(_floats(f, line, "utilization", cols[idx["utilization"]]))
         power.append(_floats(f, line, "power_w", cols[idx["power_w"]]))
-        on.append(np.array(cols[idx["state"]], dtype=object) == "on")
+        state = np.array(cols[idx["state"]], dtype=object)
+        on.append(state == "on")
+        booting.append(state == "booting")
+        if "cpu_utilization" in idx:
+            cpu.append(_floats(f, line, "cpu_utilization", cols[idx["cpu_utilization"]]))
+        if "power_source" in idx:
+            measured.append(np.array(cols[idx["power_source"]], dtype=object) == "measured")
     names.extend([""] * (len(codes) - len(names)))
     for name, code in codes.items():
         names[code] = name
@@ -339,7 +378,10 @@ def _read_series(f: Path, names: list[str]) -> NodeSeries | None:
         return NodeSeries(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0),
                           np.zeros(0, dtype=bool))
     return NodeSeries(np.concatenate(t), np.concatenate(node), np.concatenate(util),
-                      np.concatenate(power), np.concatenate(on))
+                      np.concatenate(power), np.concatenate(on),
+                      np.concatenate(cpu) if cpu else np.zeros(0),
+                      np.concatenate(measured) if measured else np.zeros(0, dtype=bool),
+                      np.concatenate(booting))
 
 
 def is_complete(path: str | Path) -> bool:

@@ -233,6 +233,7 @@ class TaskRows:
 
 def node_rows(names: Sequence[str], sample: tuple[Any, ...]) -> str:
     """The ``nodes.csv`` rows of a :data:`~rpiaas.core.energy.NodeSample` (node names by index)."""
-    now, states, used, mem, util, power, energy, ntasks = sample
-    return "".join(f"{now!r},{n},{s},{u},{m},{ut!r},{p!r},{e!r},{k}\n" for n, s, u, m, ut, p, e, k in zip(
-        names, states, used, mem, util, power, energy, ntasks, strict=True))
+    now, states, used, mem, util, cpu, power, energy, ntasks, source = sample
+    return "".join(f"{now!r},{n},{s},{u},{m},{ut!r},{p!r},{e!r},{k},{c!r},{src}\n"
+                   for n, s, u, m, ut, c, p, e, k, src in zip(
+                       names, states, used, mem, util, cpu, power, energy, ntasks, source, strict=True))

@@ -342,7 +342,7 @@ class Simulation(Shell):
         self.wall_s = time.perf_counter() - wall0
         capacity = float(sum(t.cores for t in self._types)) * end
         busy_core_s, energy_j = self.usage.totals()
-        return self.stats.summary(busy_core_s, capacity, energy_j, end)
+        return self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures())
 
     def _progress_bar(self) -> Any:
         if not self.progress:

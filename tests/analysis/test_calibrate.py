@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rpiaas.analysis.calibrate import calibrate, fit_line
+from rpiaas.analysis.calibrate import CalibrateError, calibrate, fit_line, format_calibration
 from rpiaas.analysis.compare import compare_runs
 from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario
@@ -114,10 +114,10 @@ def test_recovers_hidden_parameters_within_two_percent(testbed: tuple[Path, Path
         fit = result.fits[name]
         assert fit.speed == pytest.approx(hidden["speed"], rel=0.02), name
         assert fit.start_overhead_s == pytest.approx(hidden["start_overhead_s"], rel=0.02), name
-        # power is modelled exactly in simulation: recovered exactly
-        base = load_scenario(plain).cluster.node_types[name]
-        assert fit.power_idle_w == pytest.approx(base.power_idle_w, abs=1e-9)
-        assert fit.power_max_w == pytest.approx(base.power_max_w, abs=1e-9)
+        # power was modelled (a simulation): no fit, which would only return the model
+        assert fit.power_idle_w is None and fit.power_max_w is None and fit.power_samples == 0
+    assert result.notes == ["power: not fitted: the run's power was modelled (a simulation), never "
+                            "measured; a fit would return the model that made it"]
     # the calibrated scenario uses them, and its simulation is much closer to the testbed
     sc = load_scenario(tmp_path / "calibrated.yaml")
     by_type = {n.type.name: n.type for n in sc.cluster.nodes}
@@ -205,3 +205,146 @@ def test_sleep_tasks_of_a_scenario_kind_run_are_left_out(testbed: tuple[Path, Pa
         assert (fit.speed == pytest.approx(HIDDEN["fast"]["speed"], rel=0.02)) is recovered
         if recovered:
             assert fit.tasks < sum(1 for r in rows[1:] if r[head.index("state")] == "completed")
+
+
+# ---------------------------------------------------------------- what a run can inform
+def _with_record(run: Path, dst: Path, **changes: Any) -> Path:
+    shutil.copytree(run, dst)
+    record = json.loads((dst / "run.json").read_text())
+    record.update(changes)
+    (dst / "run.json").write_text(json.dumps(record))
+    return dst
+
+
+def test_a_run_whose_tasks_all_slept_is_refused_in_one_line(testbed: tuple[Path, Path], tmp_path: Path) -> None:
+    run, plain = testbed
+    slept = _with_record(run, tmp_path / "slept", mode="live", live={"task_kind": "sleep"})
+    with pytest.raises(CalibrateError, match=r"every task slept \(--task-kind sleep\)"):
+        calibrate(slept, tmp_path / "c.yaml", scenario=plain, simulate_check=False)
+    assert not (tmp_path / "c.yaml").exists()
+    r = subprocess.run([sys.executable, "-m", "rpiaas", "calibrate", str(slept), "-o", str(tmp_path / "c.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith(f"error: {slept}: every task slept (--task-kind sleep): a sleep lasts its "
+                               "modelled runtime"), r.stderr
+    # --task-kind scenario whose every task is a sleep: the same
+    with open(slept / "tasks.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    for row in rows[1:]:
+        row[rows[0].index("kind")] = "sleep"
+    with open(slept / "tasks.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    record = json.loads((slept / "run.json").read_text())
+    record["live"]["task_kind"] = "scenario"
+    (slept / "run.json").write_text(json.dumps(record))
+    with pytest.raises(CalibrateError, match=r"every task slept \(--task-kind scenario"):
+        calibrate(slept, tmp_path / "c.yaml", scenario=plain, simulate_check=False)
+
+
+# the testbed's metered power: idle and maximum watts the calibration is not told, and a boot's
+METERED = {"fast": (3.1, 7.9), "slow": (1.6, 3.3)}
+BOOT_W, BOOT_S = {"fast": 4.2, "slow": 2.4}, {"fast": 21.0, "slow": 33.0}
+
+
+def _metered(run: Path, dst: Path) -> Path:
+    """A copy of ``run`` whose nodes had meters: each row's power is METERED's line at its CPU
+    utilisation plus seeded noise (sd 0.05 W), labelled measured; a few rows are a boot (the
+    power of BOOT_W), and fidelity.json holds measured boots around BOOT_S."""
+    shutil.copytree(run, dst)
+    record = json.loads((dst / "run.json").read_text())
+    types = {n["node"]: n["type"] for n in record["nodes"]}
+    rng = np.random.default_rng(1)
+    with open(dst / "nodes.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    col = {k: i for i, k in enumerate(head)}
+    for k, r in enumerate(rows[1:]):
+        t = types[r[col["node"]]]
+        if k % 50 == 7:
+            r[col["state"]], watts = "booting", BOOT_W[t] + 0.05 * rng.standard_normal()
+        else:
+            idle, peak = METERED[t]
+            watts = idle + (peak - idle) * float(r[col["cpu_utilization"]]) + 0.05 * rng.standard_normal()
+        r[col["power_w"]], r[col["power_source"]] = repr(watts), "measured"
+    with open(dst / "nodes.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    record["mode"] = "live"
+    record["live"] = {"task_kind": "cpu"}
+    record["sources"] = {**record["sources"], "cpu_utilization": "measured", "power_w": "measured",
+                         "energy_j": "measured", "boot_s": "measured", "switching": "switched"}
+    (dst / "run.json").write_text(json.dumps(record))
+    boots = {"source": "measured", "types": {
+        t: {"modelled_boot_s": 30.0, "measured": {"count": 5, "median_s": BOOT_S[t], "min_s": BOOT_S[t] - 1,
+                                                  "max_s": BOOT_S[t] + 2, "iqr_s": 1.0, "values_s": []}}
+        for t in BOOT_S}}
+    (dst / "fidelity.json").write_text(json.dumps({"format": "rpiaas-fidelity/1", "metrics": {}, "boots": boots}))
+    return dst
+
+
+def test_power_and_boots_are_fitted_from_measured_readings_only(testbed: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    run, plain = testbed
+    metered = _metered(run, tmp_path / "metered")
+    result = calibrate(metered, tmp_path / "c.yaml", scenario=plain, simulate_check=False)
+    assert result.notes == []
+    for t, (idle, peak) in METERED.items():
+        fit = result.fits[t]
+        assert fit.power_idle_w == pytest.approx(idle, abs=0.05) and fit.power_max_w == pytest.approx(peak, abs=0.1)
+        assert fit.boot_s == BOOT_S[t] and fit.boots == 5
+        assert fit.power_boot_w == pytest.approx(BOOT_W[t], abs=0.05)
+        assert fit.energy_per_boot_j == pytest.approx(BOOT_W[t] * BOOT_S[t], rel=0.02)
+    doc = yaml.safe_load((tmp_path / "c.yaml").read_text())["cluster"]["node_types"]["slow-calibrated"]
+    assert doc["boot_s"] == 33.0 and doc["power_idle_w"] == pytest.approx(1.6, abs=0.05)
+    text = format_calibration(result)
+    print(text)  # the figures, for the record (pytest -s)
+    assert "measured readings" in text and "boot 33 s (median of 5 measured boots" in text
+    # the model's error against the readings, with the type's own watts and with the fitted ones
+    before, after = result.power_mape["slow"]
+    assert after < 0.03 < before
+    assert f"slow: power model against the measured readings: MAPE {before * 100:.2f} % with the type's " \
+           f"figures, {after * 100:.2f} % fitted" in text.splitlines()
+    # the same run with its power modelled from the CPU: no power fit, one line saying why
+    modelled = tmp_path / "modelled"
+    shutil.copytree(metered, modelled)
+    (modelled / "nodes.csv").write_text((modelled / "nodes.csv").read_text().replace(",measured\n",
+                                                                                     ",modelled-from-measured\n"))
+    record = json.loads((modelled / "run.json").read_text())
+    record["sources"]["power_w"] = "modelled-from-measured"
+    (modelled / "run.json").write_text(json.dumps(record))
+    again = calibrate(modelled, tmp_path / "m.yaml", scenario=plain, simulate_check=False)
+    assert all(f.power_idle_w is None and f.power_boot_w is None for f in again.fits.values())
+    assert again.notes == ["power: not fitted: the run's power was modelled from measured CPU utilisation "
+                           "(the node type's power model, no meter), never measured; a fit would return "
+                           "the model that made it"]
+    assert again.notes[0] in format_calibration(again).splitlines()
+
+
+def test_the_fit_is_checked_out_of_sample_on_another_workload(testbed: tuple[Path, Path], tmp_path: Path) -> None:
+    """Fitted on the testbed's run, checked on another workload on the same (hidden) nodes: the
+    out-of-sample error falls too, and both are printed side by side."""
+    run, plain = testbed
+    doc = _doc(HIDDEN, count=400)
+    doc["seed"] = 8
+    doc["workload"]["generator"]["work_core_s"] = {"dist": "uniform", "low": 2, "high": 40}
+    _, other = simulate(scenario(doc), tmp_path / "other")
+    assert other is not None
+    _add_noise(other, NOISE_REL, NOISE_ABS_S, seed=1)
+    # the other run's scenario as the untold one (the types it runs on: not the hidden ones)
+    record = json.loads((other / "run.json").read_text())
+    record["scenario"]["cluster"]["node_types"] = {"fast": {"base": "rpi4b"}, "slow": {"base": "rpi3b"}}
+    (other / "run.json").write_text(json.dumps(record))
+    result = calibrate(run, tmp_path / "c.yaml", scenario=plain, check=other)
+    assert result.check_run == other
+    assert result.before is not None and result.after is not None
+    assert result.check_before is not None and result.check_after is not None
+    assert result.check_before.response_s is not None and result.check_after.response_s is not None
+    assert result.check_after.response_s < 0.2 * result.check_before.response_s
+    assert result.after.makespan_rel is not None and abs(result.after.makespan_rel) < 0.02
+    lines = format_calibration(result).splitlines()
+    head = next(x for x in lines if x.startswith("error of the simulation"))
+    assert head.split() == ["error", "of", "the", "simulation", "in", "sample", "before", "in", "sample", "after",
+                            "out", "of", "sample", "before", "out", "of", "sample", "after"]
+    assert any(x.startswith("energy ") for x in lines)
+    assert "in sample: the run's energy is modelled (the simulation's is modelled: modelled on both sides, " \
+           "the error says nothing of the testbed)" in lines
+    assert f"out of sample: fitted on the run, checked on {other}" in lines

@@ -17,6 +17,7 @@ from scipy import stats
 from rpiaas.analysis.compare import compare_runs, write_comparison
 from rpiaas.analysis.tables import format_comparison
 from rpiaas.rundir.reader import RunFileError, load_run
+from rpiaas.rundir.sources import sim_sources
 from rpiaas.sim import simulate
 
 from ..helpers import read_tasks, scenario
@@ -129,8 +130,8 @@ def test_files_written_are_self_contained(runs: dict[str, Path], tmp_path: Path)
     for plot in ("response-cdf", "wait-cdf", "utilization", "power", "node-utilization", "node-power",
                  "energy", "scatter-B"):
         assert f'id="plot-{plot}"' in html
-    # three runs in four line plots, and in a panel of each of the five nodes for two metrics
-    assert html.count('class="series"') == 3 * 4 + 3 * 5 * 2
+    # three runs in five line plots, and in a panel of each of the five nodes for three metrics
+    assert html.count('class="series"') == 3 * 5 + 3 * 5 * 3
     assert "wrote " in r.stdout and "metric" in r.stdout
 
 
@@ -280,3 +281,73 @@ def test_compare_takes_a_tolerance_and_refuses_a_bad_one(runs: dict[str, Path], 
     bad = _rpiaas(tmp_path, "compare", str(runs["best"]), str(runs["best"]), "--tolerance-s", "-1")
     assert bad.returncode == 2 and "expected a number of seconds >= 0" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ---------------------------------------------------------------- sources and the testbed's spread
+_LIVE_SOURCES = {"utilization": "allocated", "cpu_utilization": "measured", "power_w": "modelled-from-measured",
+                 "energy_j": "modelled-from-measured", "boot_s": "modelled", "switching": "emulated"}
+
+
+def _as_live(src: Path, dst: Path, scale: float, sources: dict[str, str] | None = None) -> Path:
+    """A copy of run ``src`` dressed as a live run whose makespan and mean response were
+    ``scale`` times the simulated ones (a testbed run of the same scenario)."""
+    shutil.copytree(src, dst)
+    record = json.loads((dst / "run.json").read_text())
+    record["mode"] = "live"
+    record["sources"] = sources or _LIVE_SOURCES
+    for key in ("makespan_s", "mean_response_s"):
+        record["summary"][key] *= scale
+    (dst / "run.json").write_text(json.dumps(record))
+    return dst
+
+
+def test_two_simulations_energy_is_modelled_on_both_sides_not_an_agreement(runs: dict[str, Path]) -> None:
+    r = compare_runs([runs["best"], runs["worst"]])
+    s = r["pairs"][0]["summary"]
+    assert s["energy_j"]["source"] == {"a": "modelled", "b": "modelled"}
+    assert s["energy_j"]["verdict"] == s["mean_power_w"]["verdict"] == "modelled on both sides"
+    assert s["mean_cpu_utilization"]["verdict"] == "modelled on both sides"
+    assert "verdict" not in s["mean_utilization"]  # allocated cores: a count, not a model
+    assert "source" not in s["mean_wait_s"]
+    assert r["runs"][0]["sources"]["energy_j"] == "modelled"
+    text = format_comparison(r)
+    assert re.search(r"^energy_j .* modelled +modelled on both sides$", text, re.M)
+    node = r["nodes"][0][next(iter(r["nodes"][0]))]
+    assert node["energy_source"] == "modelled" and node["mean_cpu_utilization"] == node["mean_utilization"]
+
+
+def test_measured_energy_gets_compared(runs: dict[str, Path], tmp_path: Path) -> None:
+    live = _as_live(runs["best"], tmp_path / "metered", 1.0, {**_LIVE_SOURCES, "energy_j": "measured",
+                                                             "power_w": "measured"})
+    s = compare_runs([runs["best"], live])["pairs"][0]["summary"]
+    assert s["energy_j"]["source"] == {"a": "modelled", "b": "measured"} and "verdict" not in s["energy_j"]
+    assert "verdict" not in s["mean_cpu_utilization"]  # measured CPU against the model
+
+
+def test_the_simulation_is_judged_against_the_live_runs_own_spread(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Three live runs 2 % apart: a simulation 1 % off their mean is inside their range; one
+    30 % off is outside; energy modelled on every side gets no verdict."""
+    lives = [_as_live(runs["best"], tmp_path / f"live{i}", k) for i, k in enumerate((0.98, 1.0, 1.02))]
+    far = _as_live(runs["best"], tmp_path / "far", 1.3, sim_sources())
+    far_record = json.loads((far / "run.json").read_text())
+    far_record["mode"] = "sim"
+    (far / "run.json").write_text(json.dumps(far_record))
+    r = compare_runs([runs["best"], far], live_runs=lives)
+    spread = r["spread"]
+    assert spread["live_runs"] == ["live0", "live1", "live2"] and spread["judged"] == ["best", "far"]
+    mk = spread["metrics"]["makespan_s"]
+    base = json.loads((runs["best"] / "run.json").read_text())["summary"]["makespan_s"]
+    assert mk["live_mean"] == pytest.approx(base) and mk["live_spread_rel"] == pytest.approx(0.04)
+    assert mk["live_sd"] == pytest.approx(0.02 * base)
+    assert mk["runs"]["best"]["verdict"] == "inside the live runs' range" and mk["runs"]["best"]["agree"]
+    assert mk["runs"]["far"]["verdict"] == "outside the testbed's spread" and not mk["runs"]["far"]["agree"]
+    assert mk["runs"]["far"]["error_rel"] == pytest.approx(0.3) and mk["runs"]["far"]["sd_away"] == pytest.approx(15)
+    assert spread["metrics"]["energy_j"]["runs"]["best"]["verdict"] == "modelled on both sides"
+    assert "tasks" not in spread["metrics"]  # counts of one task set: nothing to judge
+    # a time outside the live range and their 2 sd, but within the stated jitter: agreement
+    loose = compare_runs([runs["best"], far], tolerance_s=0.31 * base, live_runs=lives)["spread"]["metrics"]
+    assert loose["makespan_s"]["runs"]["far"]["verdict"] == "within the timing tolerance"
+    assert loose["energy_j"]["runs"]["far"]["verdict"] == "modelled on both sides"
+    assert "against the testbed's own spread (live runs C, D, E)" in format_comparison(r)
+    with pytest.raises(ValueError, match="at least two live runs"):
+        compare_runs([runs["best"]], live_runs=lives[:1])

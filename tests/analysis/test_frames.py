@@ -116,7 +116,9 @@ def test_compare_gives_frames(tmp_path: Path) -> None:
     b = rpiaas.run(quick, policy="worst_fit", overrides={"workload.generator.count": 80},
                    out=tmp_path / "b", tables="parquet")
     cmp = a.compare(b)
-    assert list(cmp.summary.columns) == ["a", "b", "diff", "rel"]
+    assert list(cmp.summary.columns) == ["a", "b", "diff", "rel", "source_a", "source_b", "verdict"]
+    assert cmp.summary.loc["energy_j", "verdict"] == "modelled on both sides"
+    assert cmp.summary.loc["energy_j", "source_b"] == "modelled"
     assert cmp.summary.loc["tasks", "a"] == cmp.summary.loc["tasks", "b"] == 80
     assert cmp.summary.loc["mean_wait_s", "diff"] == pytest.approx(
         b.summary["mean_wait_s"] - a.summary["mean_wait_s"], abs=1e-6)

@@ -29,6 +29,12 @@ def test_fewer_than_two_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == "error: compare needs at least two run directories\n"
 
 
+def test_live_runs_need_two(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "sim", "--live-runs", "one"]) == 2
+    assert capsys.readouterr().err == ("error: --live-runs needs at least two live runs (their spread is what "
+                                       "the others are judged against)\n")
+
+
 def test_a_negative_tolerance_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["compare", "a", "b", "--tolerance-s", "-1"])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rpiaas.core.control import ControlPlane
 from rpiaas.core.energy import NodeUsage
-from rpiaas.core.events import NodeBooted, NodeUp, TaskArrived, TaskFinished
+from rpiaas.core.events import NodeBooted, NodeDown, NodeUp, TaskArrived, TaskFinished
 from rpiaas.model import PowerState, Task
 from rpiaas.rundir.stream import node_rows
 
@@ -27,8 +29,10 @@ def test_usage_integrates_power_and_busy_time_exactly_between_changes() -> None:
     assert usage.energy_j == [2.0 * 10 + 4.0 * 20 + 2.0 * 20]
     assert usage.busy_core_s == [2 * 20.0]
     assert usage.totals() == (40.0, 140.0)
-    assert usage.per_node(ns) == [{"node": "n0.test", "type": "t", "energy_j": 140.0, "busy_core_s": 40.0}]
-    assert node_rows(usage.names, usage.sample(50.0, [0], [0])) == "50.0,n0.test,on,0,0,0.0,2.0,140.0,0\n"
+    assert usage.per_node(ns) == [{"node": "n0.test", "type": "t", "energy_j": 140.0, "busy_core_s": 40.0,
+                                   "energy_source": "modelled"}]
+    assert node_rows(usage.names, usage.sample(50.0, [0], [0])) == \
+        "50.0,n0.test,on,0,0,0.0,2.0,140.0,0,0.0,modelled\n"
 
 
 def test_measured_usage_follows_the_measurement_and_busy_time_the_tasks() -> None:
@@ -43,6 +47,15 @@ def test_measured_usage_follows_the_measurement_and_busy_time_the_tasks() -> Non
     usage.close(20.0)
     assert usage.energy_j == [3.0 * 10 + 6.0 * 10]
     assert usage.busy_core_s == [4 * 20.0 - 2.0]
+    assert usage.cpu_totals() == 4 * (0.25 * 10 + 1.0 * 10)  # the measured CPU, not the reservation
+    # nodes.csv: utilization is the allocated share (all 4 cores), cpu_utilization the measured one
+    usage.measure(0, 20.0, 0.5)
+    assert node_rows(usage.names, usage.sample(20.0, [0], [1])) == \
+        "20.0,n0.test,on,4,0,1.0,4.0,90.0,1,0.5,modelled-from-measured\n"
+    usage.set_power_source(0, "measured")  # a meter gives this node's power
+    assert usage.per_node(ns)[0]["energy_source"] == "measured"
+    with pytest.raises(ValueError, match="power source"):
+        usage.set_power_source(0, "guessed")
 
 
 def test_every_power_state_draws_its_types_model() -> None:
@@ -57,3 +70,33 @@ def test_every_power_state_draws_its_types_model() -> None:
     assert usage.power_w == [2.0, 2.0]
     usage.close(10.0)
     assert usage.energy_j == [t.power_off_w * 5 + 2.0 * 5, t.power_boot_w * 5 + 2.0 * 5]
+
+
+def test_power_cycles_boots_and_time_off_are_counted_at_each_power_change() -> None:
+    """Two switch-offs, a boot of 7 s after a PowerOn, and the node-seconds spent off: counted
+    from the changes alone (the changes are those a control plane hands over)."""
+    t = node_type(cores=2, idle_w=2.0, max_w=4.0)
+    ns = nodes(t, t)
+    cp = ControlPlane(ns)
+    usage = NodeUsage(cp)
+    on, off, booting = int(PowerState.ON), int(PowerState.OFF), int(PowerState.BOOTING)
+    usage.follow([(0, 10.0, 2, off), (1, 12.0, 2, off)])  # both switched off
+    usage.follow([(0, 20.0, 2, booting), (0, 27.0, 2, on)])  # node 0 boots in 7 s
+    usage.follow([(0, 30.0, 1, on)])  # a task: no power change
+    usage.close(50.0)  # node 1 stays off to the end
+    figures = usage.power_figures()
+    assert figures == {"power_cycles": 2, "boots": 1, "boot_s_median": 7.0,
+                       "time_off_s": (20.0 - 10.0) + (50.0 - 12.0)}
+    assert usage.boots_s == [(0, 7.0)]
+    energy = 2.0 * 10 + t.power_off_w * 10 + t.power_boot_w * 7 + 2.0 * 3 + 3.0 * 20
+    assert usage.energy_j[0] == pytest.approx(energy)
+
+
+def test_a_node_that_fails_and_comes_back_is_no_power_cycle() -> None:
+    ns = nodes(node_type(cores=2))
+    cp = ControlPlane(ns)
+    usage = NodeUsage(cp)
+    cp.step(5.0, [NodeDown(0, "lost")])
+    cp.step(9.0, [NodeUp(0)])
+    usage.close(10.0)
+    assert usage.power_figures() == {"power_cycles": 0, "boots": 0, "boot_s_median": None, "time_off_s": 0.0}

@@ -78,3 +78,30 @@ def test_a_task_is_written_from_its_measured_start(tmp_path: Path) -> None:
             run.writer.abort()
 
     asyncio.run(go())
+
+
+def test_fidelity_boots_are_the_measured_ones_handed_over_else_the_runs_own(tmp_path: Path) -> None:
+    """Boots handed over by whoever measured them (PowerOn to the agent's boot report) are
+    ``measured``; without any, the boots the run had (PowerOn to NodeBooted, as the energy
+    integrator counted them) keep the run's boot source (emulated power: modelled)."""
+    from rpiaas.model import PowerState
+
+    sc = scenario({"name": "t", "cluster": cluster(2), "workload": {"tasks": []}, "policy": "first_fit"})
+    writer = RunWriter(tmp_path / "result")
+    control = ControlPlane(sc.cluster.nodes, sc.policies(np.random.default_rng(0)))
+    usage = NodeUsage(control, measured=True)
+    result = LiveResult(sc, writer, usage, control, open_store(str(tmp_path / "h.db")), RunClock(1.0))
+    writer.abort()
+    boot_s = sc.cluster.nodes[0].type.boot_s
+    booting, on = int(PowerState.BOOTING), int(PowerState.ON)
+    usage.follow([(0, 10.0, 4, booting), (0, 10.0 + boot_s, 4, on)])
+    own = result.boots("modelled")
+    row = own["types"][sc.cluster.nodes[0].type.name]
+    assert own["source"] == "modelled" and row["measured"]["count"] == 1
+    assert row["measured"]["median_s"] == pytest.approx(boot_s) and row["diff_s"] == pytest.approx(0.0, abs=1e-9)
+    result.boot_measured(1, boot_s + 4.0)
+    result.boot_measured(0, boot_s + 2.0)
+    handed = result.boots("modelled")
+    row = handed["types"][sc.cluster.nodes[0].type.name]
+    assert handed["source"] == "measured" and row["measured"]["count"] == 2
+    assert row["measured"]["median_s"] == pytest.approx(boot_s + 3.0) and row["diff_s"] == pytest.approx(3.0)

@@ -325,6 +325,23 @@ def test_the_live_local_scenario_replays_on_the_local_testbed(
     assert len(rows) == 40 and all(r["state"] == "completed" for r in rows.values())
     assert {p.name for p in out.iterdir()} >= {"run.json", "tasks.csv", "nodes.csv", "events.jsonl",
                                                 "timing.json"}
+    # every figure says where it comes from: no driver (power emulated), no meter
+    record = json.loads((out / "run.json").read_text())
+    assert record["sources"] == {"utilization": "allocated", "cpu_utilization": "measured",
+                                 "power_w": "modelled-from-measured", "energy_j": "modelled-from-measured",
+                                 "boot_s": "modelled", "switching": "emulated"}
+    assert {n["energy_source"] for n in record["nodes"]} == {"modelled-from-measured"}
+    summary = record["summary"]
+    assert summary["power_cycles"] == summary["boots"] == 0 and summary["boot_s_median"] is None
+    assert 0 <= summary["mean_cpu_utilization"] <= 1
+    # nodes.csv: utilization is the allocated share of the cores (reserved / cores), in both worlds
+    with (out / "nodes.csv").open() as f:
+        series = list(csv.DictReader(f))
+    cores = {n["node"]: load_scenario(scenario).cluster.nodes[i].type.cores
+             for i, n in enumerate(record["nodes"])}
+    assert all(float(r["utilization"]) == int(r["cores_used"]) / cores[r["node"]] for r in series)
+    assert {r["power_source"] for r in series} == {"modelled-from-measured"}
+    assert any(r["cpu_utilization"] != r["utilization"] for r in series)  # measured, not allocated
 
 
 def test_a_trace_scenario_is_sent_as_the_tasks_it_makes(tmp_path: Path) -> None:

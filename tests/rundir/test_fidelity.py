@@ -9,6 +9,7 @@ from rpiaas.rundir.fidelity import (
     FIDELITY_FORMAT,
     FIDELITY_METRICS,
     Outcome,
+    boot_fidelity,
     fidelity,
     outcome,
     summary_line,
@@ -44,5 +45,38 @@ def test_fidelity_by_hand() -> None:
     # tasks 1 and 2 completed in both; only task 1 on the same node
     assert doc["placement"] == {"tasks": 2, "same_node": 1, "agreement": 0.5}
     line = summary_line(doc)
-    assert line == ("live vs its simulation: makespan +2.5 %, mean wait +0.2 s, utilisation +0.0 %, "
+    assert line == ("live vs its simulation: makespan +2.5 %, mean wait +0.2 s, allocated utilisation +0.0 %, "
                     "same node 50.0 % of 2 tasks")
+
+
+def test_energy_modelled_on_both_sides_gets_no_verdict_but_measured_energy_is_compared() -> None:
+    """The twin's energy is the model; a live run's modelled from measured CPU is the same model:
+    fidelity.json says so instead of calling them an agreement. A metered run is compared."""
+    sim_summary = {"makespan_s": 10.0, "energy_j": 100.0, "mean_cpu_utilization": 0.5}
+    live_summary = {"makespan_s": 10.0, "energy_j": 100.0, "mean_cpu_utilization": 0.2}
+    modelled = {"utilization": "allocated", "cpu_utilization": "measured", "power_w": "modelled-from-measured",
+                "energy_j": "modelled-from-measured", "boot_s": "modelled", "switching": "emulated"}
+    doc = fidelity(live_summary, {}, sim_summary, {}, modelled)
+    energy = doc["metrics"]["energy_j"]
+    assert energy["source"] == {"sim": "modelled", "live": "modelled-from-measured"}
+    assert energy["verdict"] == "modelled on both sides"
+    assert "verdict" not in doc["metrics"]["mean_cpu_utilization"]  # measured against the model
+    assert "verdict" not in doc["metrics"]["makespan_s"] and "source" not in doc["metrics"]["makespan_s"]
+    assert "energy +0.0 % (modelled on both sides)" in summary_line(doc)
+    assert doc["sources"]["sim"]["energy_j"] == "modelled"
+    metered = fidelity(live_summary, {}, sim_summary, {}, {**modelled, "energy_j": "measured"})
+    assert "verdict" not in metered["metrics"]["energy_j"]
+    assert "modelled on both sides" not in summary_line(metered)
+
+
+def test_boots_compare_the_modelled_boot_s_with_the_measured_list() -> None:
+    doc = boot_fidelity({"rpi4b": 30.0, "qemu_a53": 20.0}, {"rpi4b": [27.0, 29.0, 31.0, 25.0]}, "measured")
+    assert doc["source"] == "measured"
+    pi = doc["types"]["rpi4b"]
+    assert pi["measured"]["count"] == 4 and pi["measured"]["median_s"] == 28.0
+    assert pi["measured"]["min_s"] == 25.0 and pi["measured"]["max_s"] == 31.0
+    assert pi["measured"]["iqr_s"] == pytest.approx(29.5 - 26.5)
+    assert pi["diff_s"] == -2.0 and pi["rel"] == pytest.approx(-2.0 / 30.0, rel=1e-5)
+    assert doc["types"]["qemu_a53"] == {"modelled_boot_s": 20.0, "measured": None, "diff_s": None, "rel": None}
+    whole = fidelity({}, {}, {}, {}, None, doc)
+    assert whole["boots"] == doc and "sources" not in whole

@@ -39,9 +39,17 @@ def test_summary_by_hand() -> None:
                  "unfinished": 0, "makespan_s": 35.0, "duration_s": 50.0,
                  "mean_wait_s": pytest.approx(31 / 3), "p95_wait_s": pytest.approx(27.1),
                  "max_wait_s": 30.0, "mean_response_s": 27.5, "mean_bounded_slowdown": 2.25,
-                 "mean_utilization": 0.3, "energy_j": 500.0, "mean_power_w": 10.0,
-                 "energy_per_task_j": 250.0}
+                 "mean_utilization": 0.3, "mean_cpu_utilization": 0.3, "energy_j": 500.0,
+                 "mean_power_w": 10.0, "energy_per_task_j": 250.0, "power_cycles": 0, "boots": 0,
+                 "boot_s_median": None, "time_off_s": 0.0}
     assert s["mean_wait_s"] == float(f"{31 / 3:.12g}")  # rounded to 12 significant digits
+
+
+def test_summary_carries_the_cpu_share_and_the_power_counts_it_is_given() -> None:
+    s = Stats().summary(30.0, 100.0, 500.0, 50.0, cpu_core_s=7.5,
+                        power={"power_cycles": 2, "boots": 1, "boot_s_median": 4.5, "time_off_s": 12.0})
+    assert s["mean_utilization"] == 0.3 and s["mean_cpu_utilization"] == 0.075
+    assert (s["power_cycles"], s["boots"], s["boot_s_median"], s["time_off_s"]) == (2, 1, 4.5, 12.0)
 
 
 def test_summary_of_nothing() -> None:
@@ -56,7 +64,9 @@ def test_run_record() -> None:
                    "workload": {"tasks": [{"arrival_s": 0, "cores": 1, "mem_mb": 1, "work_core_s": 1}]}})
     rec = run_record(sc, "sim", {"tasks": 1}, [{"node": "n0"}])
     assert list(rec) == ["format", "mode", "name", "policy", "policy_params", "queue", "seed",
-                         "scenario_file", "scenario", "versions", "summary", "nodes"]
+                         "scenario_file", "scenario", "versions", "summary", "sources", "nodes"]
+    assert rec["sources"] == {"utilization": "allocated", "cpu_utilization": "modelled", "power_w": "modelled",
+                              "energy_j": "modelled", "boot_s": "modelled", "switching": "modelled"}
     assert (rec["format"], rec["mode"], rec["name"], rec["seed"], rec["queue"]) == (
         FORMAT, "sim", "rec", 9, "fcfs")
     assert rec["summary"] == {"tasks": 1} and rec["nodes"] == [{"node": "n0"}]

@@ -31,7 +31,8 @@ def _run(out: Path) -> Path:
         t = Task(id_, a, cores=id_, mem_mb=10, work_core_s=float(id_ * 10), tenant="t, 1")
         t.state, t.start_s, t.end_s, t.node = state, s, e, node
         w.task_ended(t)
-    w.nodes.write("0.0,n0,on,1,10,0.25,3.0,0.0,1\n10.0,n1,off,0,0,0.0,0.5,5.0,0\n")
+    w.nodes.write("0.0,n0,on,1,10,0.25,3.0,0.0,1,0.125,measured\n"
+                  "10.0,n1,booting,0,0,0.0,0.5,5.0,0,0.0,modelled-from-measured\n")
     return w.commit({"summary": {"tasks": 4}, "nodes": [{"node": "n0", "type": "rpi4b"},
                                                         {"node": "n1", "type": "rpi3b"}]},
                     {"wall_s": 0.25})
@@ -51,8 +52,23 @@ def test_a_run_reads_back_sorted_by_task_id(tmp_path: Path) -> None:
     s = run.series
     assert s is not None
     assert s.time_s.tolist() == [0.0, 10.0] and s.on.tolist() == [True, False]
+    assert s.utilization.tolist() == [0.25, 0.0] and s.cpu_utilization.tolist() == [0.125, 0.0]
+    assert s.power_measured.tolist() == [True, False] and s.booting.tolist() == [False, True]
     assert [run.node_names[i] for i in s.node] == ["n0", "n1"] and s.power_w.tolist() == [3.0, 0.5]
     assert load_run(tmp_path / "r", series=False).series is None
+
+
+def test_a_node_table_from_before_the_cpu_and_source_columns_still_reads(tmp_path: Path) -> None:
+    """Nine columns (no cpu_utilization, no power_source): the CPU share is the one column there
+    was, and no power reads as measured."""
+    out = _run(tmp_path / "r")
+    f = out / "nodes.csv"
+    lines = f.read_text().splitlines()
+    f.write_text("".join(",".join(x.split(",")[:9]) + "\n" for x in lines))
+    s = load_run(out).series
+    assert s is not None
+    assert s.cpu_utilization.tolist() == s.utilization.tolist() == [0.25, 0.0]
+    assert s.power_measured.tolist() == [False, False]
 
 
 def test_complete_and_timing(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -276,3 +278,45 @@ def test_the_view_is_current_whenever_it_is_read(policy: str) -> None:
     assert sim.control.reads_view == (policy != "best_fit")
     sim.run()
     assert sim.view.utilization.tolist() == sim.usage.util
+
+
+def test_power_cycles_boots_and_time_off_agree_with_the_event_log(tmp_path: Path) -> None:
+    """energy-consolidation switches nodes off and on: the summary's counts are what the event
+    log says (a power_off action each cycle, a booted event each boot), every modelled boot
+    lasts its type's boot_s, and the time off is the nodes' own from the log; nodes.csv's
+    utilization is the allocated share, equal to cpu_utilization in simulation."""
+    from rpiaas.scenario import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "energy-consolidation.yaml")
+    summary, out = simulate(sc, tmp_path / "run")
+    assert out is not None
+    events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    offs = [e for e in events if e.get("act") == "power_off"]
+    ons = [e for e in events if e.get("act") == "power_on"]
+    booted = [e for e in events if e.get("ev") == "booted"]
+    assert summary["power_cycles"] == len(offs) > 0 and summary["boots"] == len(booted) > 0
+    boot_s = {n.name: n.type.boot_s for n in sc.cluster.nodes}
+    pending: dict[str, float] = {}
+    off_since: dict[str, float] = {}
+    durations, off_s = [], 0.0
+    for e in events:
+        if e.get("act") == "power_on":
+            pending[e["node"]] = e["t"]
+            off_s += e["t"] - off_since.pop(e["node"])
+        elif e.get("act") == "power_off":
+            off_since[e["node"]] = e["t"]
+        elif e.get("ev") == "booted":
+            durations.append(e["t"] - pending.pop(e["node"]))
+            assert durations[-1] == pytest.approx(boot_s[e["node"]])
+    off_s += sum(summary["duration_s"] - t for t in off_since.values())
+    assert len(ons) == len(booted) and summary["time_off_s"] == pytest.approx(off_s)
+    assert summary["boot_s_median"] == pytest.approx(statistics.median(durations))
+    assert summary["mean_cpu_utilization"] == summary["mean_utilization"]
+    record = json.loads((out / "run.json").read_text())
+    assert set(record["sources"].values()) == {"allocated", "modelled"}
+    assert {n["energy_source"] for n in record["nodes"]} == {"modelled"}
+    with open(out / "nodes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    cores = {n.name: n.type.cores for n in sc.cluster.nodes}
+    assert rows and all(r["cpu_utilization"] == r["utilization"] and r["power_source"] == "modelled" for r in rows)
+    assert all(float(r["utilization"]) == int(r["cores_used"]) / cores[r["node"]] for r in rows)
