@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..model import PROFILES, Cluster, ClusterSpec, Node, NodeType
+from ..model import PROFILES, Cluster, ClusterSpec, Node, NodeType, PowerSpec
 from . import limits
 from .source import KeyPath, LimitError, Source, load_file
 
@@ -30,8 +30,8 @@ __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster", "read_cluster"]
 NODE_TYPE_KEYS = ("base", "cores", "mem_mb", "speed", "power_idle_w", "power_max_w",
                   "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source")
 CLUSTER_KEYS = ("interface", "node_types", "clusters")
-GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix")
-NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address")
+GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix", "power")
+NODE_KEYS = ("hostname", "type", "suffix", "hwaddr", "serial", "address", "power")
 
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -108,14 +108,23 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
                                               f"{f' (line {line})' if line else ''}: DHCP and DNS "
                                               "would serve two clusters on one network")
             prefixes.append((prefix, (*gp, "prefix")))
+        group_power = _power(src, (*gp, "power"), g["power"]) if "power" in g else None
         if "count" in g:
             members = _count_group(src, gp, g, types, domain, prefix, index, seen, ranges)
+            if group_power is not None:
+                members = [dataclasses.replace(m, power=group_power) for m in members]
             index += len(members)
             clusters.append(Cluster(domain, prefix, tuple(members)))
             continue
         members = []
         for where, nd in _group_nodes(src, gp, g):
             node = _node(src, where, nd, types, domain, prefix, index)
+            power = _power(src, where["power"], nd["power"]) if "power" in nd else group_power
+            if power is not None and node.index < 0 and "power" in nd:
+                src.fail(where["power"], "a host without a type (the master, a service host) is "
+                                         "never switched: give power: to compute nodes only")
+            if power is not None and node.index >= 0:
+                node = dataclasses.replace(node, power=power)
             for what, value in (("name", node.name.lower()), ("MAC address", node.hwaddr),
                                 ("address", node.address), ("serial", node.serial)):
                 if value is None or (what == "MAC address" and value == _NO_MAC):
@@ -232,6 +241,34 @@ def _count_group(src: Source, gp: KeyPath, g: dict[str, Any], types: dict[str, N
             _first(host_at, hostname.lower(), names, src, f"duplicate name {hostname.lower()}")
     return [Node(index + k, hostname, domain, ntype, f"{prefix}.{first + k}" if prefix else None,
                  None, None, line) for k, hostname in enumerate(hosts)]
+
+
+# the options of each driver this module checks; other drivers' options are taken as given
+_POWER_OPTIONS = {"process": ("state_dir", "timeout_s"), "qemu": ("state_dir", "timeout_s")}
+
+
+def _power(src: Source, path: KeyPath, raw: Any) -> PowerSpec:
+    """``power: {driver: NAME, ...options}``, options in file order."""
+    m = src.mapping(path, raw)
+    if "driver" not in m:
+        src.fail(path, "missing key 'driver'")
+    driver = src.string((*path, "driver"), m["driver"])
+    allowed = _POWER_OPTIONS.get(driver)
+    options: list[tuple[str, Any]] = []
+    for key, value in m.items():
+        if key == "driver":
+            continue
+        if allowed is not None and key not in allowed:
+            src.fail((*path, key), f"unknown key for driver {driver} (known: {', '.join(allowed)})")
+        if key == "state_dir":
+            value = src.string((*path, key), value)
+            value = str((src.base / value) if not Path(value).is_absolute() else Path(value))
+        elif key == "timeout_s":
+            value = src.number((*path, key), value, positive=True)
+        options.append((key, value))
+    if allowed is not None and "state_dir" not in m:
+        src.fail(path, f"missing key 'state_dir' (driver {driver})")
+    return PowerSpec(driver, tuple(options))
 
 
 def _in_ranges(address: str, ranges: list[tuple[str, int, int, KeyPath]]) -> KeyPath | None:

@@ -144,6 +144,12 @@ class RunManager:
             return None
         return any(run.report(doc, node) for run in running)
 
+    def booted(self, node: str, unix_s: float) -> bool:
+        """Node ``node``'s boot report, accepted at unix time ``unix_s``: the running run that
+        switched it on takes it as booted then.  Whether one did."""
+        return any([run.booted(node, unix_s) for run in self.runs.values()
+                    if run.status.state == "running"])
+
     async def cancel(self, run_id: str) -> None:
         """Stop run ``run_id``: its tasks are killed on their agents; it leaves no result."""
         run = self.runs[run_id]

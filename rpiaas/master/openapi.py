@@ -103,6 +103,10 @@ _SCHEMAS: dict[str, Schema] = {
         "reason": {"type": "string"},
         "booting_since_s": _nullable({**_SECONDS, "description":
                                       "When it was said to be powered on, until its boot report."}),
+        "power_state": _nullable({"type": "string",
+                                  "enum": ["off", "booting", "on", "unknown", "failed", None],
+                                  "description": "As a live run switched it through its power "
+                                                 "driver; null if never switched."}),
         "emulated": _nullable({"type": "boolean", "description":
                                "Whether its agent's last report was an emulated node's (a local "
                                "testbed): CPU and memory of the agent's own tasks against the node "

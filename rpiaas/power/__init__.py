@@ -21,6 +21,8 @@ from .base import (
     register_driver,
     register_meter,
 )
+from .drivers import process as _process  # noqa: F401  (registers "process")
+from .drivers import qemu as _qemu  # noqa: F401  (registers "qemu")
 
 __all__ = ["DRIVERS", "METERS", "Meter", "PowerDriver", "PowerError", "Reading", "SwitchState",
            "driver_for", "meter_for", "register_driver", "register_meter"]

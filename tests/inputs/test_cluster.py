@@ -201,7 +201,7 @@ BAD = [
      "unknown key (expected one of: interface, node_types, clusters)"),
     ("  - domain: b.test", "  - domian: b.test", 11, "clusters[1].domian", "unknown key"),
     ("n2, type: rpi4b,", "n2, typ: rpi4b,", 10, "clusters[0].nodes[1].typ",
-     "unknown key (expected one of: hostname, type, suffix, hwaddr, serial, address)"),
+     "unknown key (expected one of: hostname, type, suffix, hwaddr, serial, address, power)"),
     ("big: {base: rpi4b, cores: 8}", "big: {base: rpi4b, cpus: 8}", 4, "node_types.big.cpus",
      "unknown key"),
     ("type: big", "type: huge", 14, "clusters[1].type", "unknown node type 'huge' (known: big, qemu_a53, rpi3,"),
