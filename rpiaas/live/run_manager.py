@@ -135,6 +135,17 @@ class RunManager:
                 out.setdefault(node, []).extend({"run": run.id, "task": t} for t in task_ids)
         return out
 
+    def allocated(self) -> dict[str, tuple[int, int]]:
+        """The cores and memory the running runs' tasks reserve on each node now."""
+        out: dict[str, tuple[int, int]] = {}
+        for run in self.runs.values():
+            if run.status.state != "running":
+                continue
+            for node, (cores, mem_mb) in run.allocated().items():
+                had = out.get(node, (0, 0))
+                out[node] = (had[0] + cores, had[1] + mem_mb)
+        return out
+
     def report(self, doc: dict[str, Any], node: str) -> bool | None:
         """Node ``node``'s pushed task end: whether a run knew the task; None if another node
         runs it."""

@@ -401,6 +401,17 @@ class LiveRun(Shell):
             out.setdefault(self.nodes[node].name, []).append(task_id)
         return out
 
+    def allocated(self) -> dict[str, tuple[int, int]]:
+        """The cores and memory the control plane reserves for running tasks, by node name."""
+        out: dict[str, tuple[int, int]] = {}
+        if getattr(self, "control", None) is None:
+            return out
+        for task in self.control.running():
+            name = self.nodes[task.node].name
+            had = out.get(name, (0, 0))
+            out[name] = (had[0] + task.cores, had[1] + task.mem_mb)
+        return out
+
     # ------------------------------------------------------------ actions (Shell)
     def start(self, action: Start, now: float) -> None:
         """``POST /tasks`` on the node's agent."""
