@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from rpiaas.power.detached import pid_alive
 from rpiaas.power.drivers.process import running_pid
 from rpiaas.store import open_store
 from rpiaas.testbed.local import POWER_DIR, LocalTestbed, start_local_testbed
@@ -127,7 +127,7 @@ def test_consolidate_switches_agents_off_and_on_for_real(tmp_path: Path) -> None
         _slow_boots(tb)
         first = {name: running_pid(tb.dir / POWER_DIR, name) for name in (N1, N2)}
         assert all(first.values()), first
-        assert first[N2] is not None and first[N2][0] == tb.agents[N2].pid
+        assert [p[0] for p in first.values() if p] == [tb.agents[N1].pid, tb.agents[N2].pid]
         run_id, seen, pids = asyncio.run(_run_watched(tb, chromium, tmp_path))
         run_dir = tb.dir / "runs" / run_id
         result = run_dir / "result"
@@ -163,18 +163,16 @@ def test_consolidate_switches_agents_off_and_on_for_real(tmp_path: Path) -> None
 
         # and so did the processes: its agent ended, a new one started at the switch-on and
         # reported its boot; the other node's agent ran throughout (until its switch-off)
-        assert pids[kept] == {first[kept][0]}  # type: ignore[index]
+        assert pids[kept] == {p[0] for p in [first[kept]] if p}
         assert now[kept] == (None if kept_offs else first[kept])
         old, new = first[off], now[off]
         assert old is not None and new is not None and new[0] != old[0]
-        assert not psutil.pid_exists(old[0]) or \
-            psutil.Process(old[0]).status() == psutil.STATUS_ZOMBIE
+        assert not pid_alive(*old)
         assert pids[off] == {old[0], new[0]}, pids
         # the pid file is written as the process starts (its /proc start time is only to
         # the second: the kernel's boot time is)
         started = (tb.dir / POWER_DIR / f"{off}.pid").stat().st_mtime
         assert t0 + ons[0] <= started <= t0 + boots[0], (t0 + ons[0], started, t0 + boots[0])
-        assert abs(psutil.Process(new[0]).create_time() - started) < 1.1
         log = Path(tb.agents[off].log).read_text()
         assert log.count("\n--- ") + log.startswith("--- ") == 2  # two starts of its agent
 
@@ -207,4 +205,4 @@ def test_consolidate_switches_agents_off_and_on_for_real(tmp_path: Path) -> None
         print(f"\n{off}: off {ons[0] - offs[0]:.1f} s, boot (switch-on to report) "
               f"{measured_boot_s:.2f} s")
     # down stopped the agent the master started
-    assert not psutil.pid_exists(new[0]) or psutil.Process(new[0]).status() == psutil.STATUS_ZOMBIE
+    assert not pid_alive(*new)
