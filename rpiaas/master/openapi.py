@@ -238,7 +238,7 @@ _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
                                    "description": "The last state changes, newest last."}
 _detail["required"].append("states")
 _SCHEMAS["NodeState"] = copy.deepcopy(_SCHEMAS["Node"])
-for _key in ("sample", "tasks"):
+for _key in ("sample", "tasks", "allocated", "power_w"):
     del _SCHEMAS["NodeState"]["properties"][_key]
     _SCHEMAS["NodeState"]["required"].remove(_key)
 _detail["properties"]["last_boot"] = _nullable(_ref("LastBoot"))

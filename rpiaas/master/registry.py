@@ -108,6 +108,7 @@ class NodeEntry:
             "reason": self.reason,
             "booting_since_s": self.booting_since_s,
             "power_state": self.power_state,
+            "capacity": {"cores": self.node.type.cores, "mem_mb": self.node.type.mem_mb},
             "emulated": self.emulated,
             "clock_offset_s": None if self.clock_offset_s is None else round(self.clock_offset_s, 4),
             "clock_error_s": None if self.clock_error_s is None else round(self.clock_error_s, 4),

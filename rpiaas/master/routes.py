@@ -53,7 +53,6 @@ def _node_json(entry: NodeEntry, sample: Sample | None,
     doc = entry.to_json()
     doc["sample"] = _sample_json(sample) if sample is not None else None
     doc["tasks"] = placements.get(entry.name, [])
-    doc["capacity"] = {"cores": entry.node.type.cores, "mem_mb": entry.node.type.mem_mb}
     cores, mem_mb = allocated.get(entry.name, (0, 0))
     doc["allocated"] = {"cores": cores, "mem_mb": mem_mb}
     doc["power_w"] = None  # metered power: only where a meter reads it

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from ..base import PowerError, SwitchState, register_driver
 from .process import NodeProcess, read_command, running_pid
 
 __all__ = ["QemuDriver", "qmp"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
 QMP_TIMEOUT_S = 3.0
@@ -94,11 +97,16 @@ class QemuDriver:
         qmp_path = read_command(self.proc.state_dir, self.node).get("qmp")
         if isinstance(qmp_path, str):
             for command, wait_s in (("system_powerdown", self.timeout_s), ("quit", 5.0)):
-                with contextlib.suppress(PowerError):
+                try:
                     await qmp(qmp_path, command)
-                    if await self.proc.gone(*current, wait_s):
-                        return
+                except PowerError as e:
+                    log.info("%s: %s", self.node, e)
+                    continue
+                if await self.proc.gone(*current, wait_s):
+                    log.info("%s: the VM ended after QMP %s", self.node, command)
+                    return
         await self.proc.end(*current)
+        log.info("%s: the VM's QEMU was ended by signal", self.node)
 
     async def state(self) -> SwitchState:
         return SwitchState.ON if running_pid(self.proc.state_dir, self.node) else SwitchState.OFF
