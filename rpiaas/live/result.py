@@ -77,6 +77,12 @@ class LiveResult:
         self.names = [n.name for n in self.nodes]
         self.last_sample_s: float | None = None
         self.next_sample_s = 0.0
+        # how the run's power actions were carried out (``switched`` by the nodes' drivers or
+        # ``emulated``: run.json's sources.switching) and each measured boot, PowerOn to the
+        # boot report in scenario seconds (fidelity.json's boots): the live shell's switch
+        # (rpiaas.live.switching) fills them
+        self.switching = "emulated"
+        self.boots: list[tuple[str, float]] = []
 
     def interval(self) -> float:
         """The scenario's sample interval, but never below half a wall second."""

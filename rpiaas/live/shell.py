@@ -162,12 +162,15 @@ class LiveRun(Shell):
         self._util = self.control.view.utilization_sink(measured=True)
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
                                  self.clock, self.twin)
+        self.output.switching = self.power.switching
+        self.output.boots = self.power.boots  # the same list: filled as the boots come
         records = Journal.read(self.journal.path)
         workers: list[asyncio.Task[None]] = []
         try:
             if records:
                 await self._resume(records)
             else:
+                await self.power.wake_all()  # nodes an earlier run left off
                 self.clock.t0 = self.clock.unix()
                 self.journal.write({"run": self.id, "t0": self.clock.t0,
                                     "timescale": self.options.timescale,

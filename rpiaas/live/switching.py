@@ -95,6 +95,7 @@ class PowerSwitch:
         self.switched_off = 0  # switch-offs the drivers carried out
         self._locks: dict[int, asyncio.Lock] = {}
         self._booting: dict[int, tuple[float, asyncio.Event]] = {}  # node -> (PowerOn s, report)
+        self._waking: dict[int, asyncio.Event] = {}  # switched on before the run starts
 
     @property
     def switching(self) -> str:
@@ -203,9 +204,50 @@ class PowerSwitch:
         self.release(node, False)  # an agent that answers later brings it back up
         self.put(self.clock.now(), NodeDown(node, reason))
 
+    # ------------------------------------------------------------ before the run
+    async def wake_all(self) -> None:
+        """Before the run starts: switch on every node that its driver says is off (an earlier
+        run left it so), and wait for its boot report; the run starts with its nodes on, as
+        the scenario has them.  A node that does not come is down at the start."""
+        await asyncio.gather(*(self._wake(i) for i, (driver, entry)
+                               in enumerate(zip(self.drivers, self.entries, strict=True))
+                               if driver is not None and entry.online is not True))
+
+    async def _wake(self, node: int) -> None:
+        driver, entry = self.drivers[node], self.entries[node]
+        assert driver is not None
+        try:
+            state = await asyncio.wait_for(driver.state(), self.call_timeout_s)
+        except (PowerError, OSError, asyncio.TimeoutError):
+            return
+        if state is not SwitchState.OFF:
+            return
+        reported = self._waking[node] = asyncio.Event()
+        entry.power_state = "booting"
+        entry.booting_since_s = time.time()
+        self._event(node, POWER_ON_EVENT, {"driver": driver.name, "before_run": True})
+        log.info("%s is off: switching it on before the run", entry.name)
+        try:
+            await self._call(node, "on", driver.on)
+            await asyncio.wait_for(reported.wait(), self.boot_timeout_s)
+            self.release(node, True)
+        except (PowerError, asyncio.TimeoutError) as e:
+            entry.power_state = "unknown"
+            why = str(e) or f"no boot report within {self.boot_timeout_s:g} s"
+            log.warning("%s: not switched on before the run: %s", entry.name, why)
+            self._event(node, POWER_ERROR_EVENT, {"action": "on", "state": "unknown",
+                                                  "error": why})
+        finally:
+            self._waking.pop(node, None)
+
     def booted(self, node: int, unix_s: float) -> bool:
         """Node ``node``'s boot report came at unix time ``unix_s``: ``NodeBooted`` then.
         False if the run was not waiting for it to boot."""
+        woken = self._waking.pop(node, None)
+        if woken is not None:
+            self.entries[node].power_state = "on"
+            woken.set()
+            return True
         waiting = self._booting.pop(node, None)
         if waiting is None:
             return False

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from rpiaas.inputs.cluster import load_cluster
+from rpiaas.power import driver_for
 from rpiaas.power.detached import pid_alive
 from rpiaas.power.drivers.process import running_pid
 from rpiaas.store import open_store
@@ -44,6 +46,13 @@ def _scenario() -> dict[str, Any]:
                                       "type": "rpi4b"}]},
             "workload": {"tasks": TASKS},
             "policy": {"name": "consolidate", "params": {"idle_timeout_s": 2, "min_on": 1}}}
+
+
+def _wait_offline(tb: LocalTestbed, name: str) -> None:
+    deadline = time.monotonic() + 20
+    while _get(tb, f"/api/v1/nodes/{name}")["online"] is not False:
+        assert time.monotonic() < deadline, f"{name} still online"
+        time.sleep(0.2)
 
 
 def _post(tb: LocalTestbed, path: str, doc: dict[str, Any]) -> Any:
@@ -202,6 +211,26 @@ def test_consolidate_switches_agents_off_and_on_for_real(tmp_path: Path) -> None
             assert states.index("off") < states.index("booting") < len(states) - 1, seen
             assert states[-1] == "on", seen
             assert seen[kept] in (["on"], ["on", "off"]), seen
+        # a node left off (by the run's end, or here by its driver) is switched on before the
+        # next run starts: that run finds every node on, none down
+        if now[kept] is not None:
+            node = next(n for n in load_cluster(tb.dir / "cluster.yaml").nodes if n.name == kept)
+            asyncio.run(driver_for(node).off())  # type: ignore[union-attr]
+        assert running_pid(tb.dir / POWER_DIR, kept) is None
+        _wait_offline(tb, kept)
+        second = _post(tb, "/api/v1/runs", {"scenario": {**_scenario(), "name": "after",
+                                                         "workload": {"tasks": TASKS[:2]},
+                                                         "policy": "best_fit"},
+                                            "file": "after.yaml", "task_kind": "sleep"})["id"]
+        deadline = time.monotonic() + 60
+        while _get(tb, f"/api/v1/runs/{second}")["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert _get(tb, f"/api/v1/runs/{second}")["state"] == "completed"
+        after = (tb.dir / "runs" / second / "result" / "events.jsonl").read_text()
+        assert "node_down" not in after and "offline at start" not in after
+        assert running_pid(tb.dir / POWER_DIR, kept) is not None
+        assert _get(tb, f"/api/v1/nodes/{kept}")["power_state"] == "on"
         print(f"\n{off}: off {ons[0] - offs[0]:.1f} s, boot (switch-on to report) "
               f"{measured_boot_s:.2f} s")
     # down stopped the agent the master started
