@@ -71,14 +71,20 @@ def _get(tb: LocalTestbed, path: str) -> Any:
 
 _POWER = """Object.fromEntries(Array.from(document.querySelectorAll('tr.node'),
     tr => [tr.dataset.name, tr.dataset.power]))"""
+# each node's allocated cores and its power cell: no meter here, so never a figure
+_CELLS = """Array.from(document.querySelectorAll('tr.node'), tr => ({
+    cores: tr.querySelector('td.alloc-cores').textContent,
+    mem: tr.querySelector('td.alloc-mem').textContent,
+    watts: tr.querySelector('td.watts').textContent}))"""
 
 
 async def _run_watched(tb: LocalTestbed, chromium: str | None, tmp: Path
-                       ) -> tuple[str, dict[str, list[str]], dict[str, set[int]]]:
+                       ) -> tuple[str, dict[str, list[str]], dict[str, set[int]], set[str]]:
     """Start the run; follow it on the dashboard (each node's power states, in order) and in
     the processes (every pid each node's agent had); its id once it completed."""
     seen: dict[str, list[str]] = {}
     pids: dict[str, set[int]] = {N1: set(), N2: set()}
+    cells: set[str] = set()  # the allocated cores and memory cells seen, e.g. "4 / 4 · 256 / 4096 MB"
     run_id = ""
 
     async def follow(browser: Chromium | None) -> None:
@@ -93,6 +99,9 @@ async def _run_watched(tb: LocalTestbed, chromium: str | None, tmp: Path
                 if now is not None:
                     had.add(now[0])
             if browser is not None:
+                for row in await browser.evaluate(_CELLS):
+                    assert row["watts"] == "—", row
+                    cells.add(f"{row['cores']} · {row['mem']}")
                 for name, state in (await browser.evaluate(_POWER)).items():
                     states = seen.setdefault(name, [])
                     if state and (not states or states[-1] != state):
@@ -113,7 +122,7 @@ async def _run_watched(tb: LocalTestbed, chromium: str | None, tmp: Path
                                    " && document.querySelectorAll('tr.node').length === 2")
             await follow(browser)
             assert not browser.exceptions, browser.exceptions
-    return run_id, seen, pids
+    return run_id, seen, pids, cells
 
 
 BOOT_DELAY_S = 2.0
@@ -137,7 +146,7 @@ def test_consolidate_switches_agents_off_and_on_for_real(tmp_path: Path) -> None
         first = {name: running_pid(tb.dir / POWER_DIR, name) for name in (N1, N2)}
         assert all(first.values()), first
         assert [p[0] for p in first.values() if p] == [tb.agents[N1].pid, tb.agents[N2].pid]
-        run_id, seen, pids = asyncio.run(_run_watched(tb, chromium, tmp_path))
+        run_id, seen, pids, cells = asyncio.run(_run_watched(tb, chromium, tmp_path))
         run_dir = tb.dir / "runs" / run_id
         result = run_dir / "result"
         now = {name: running_pid(tb.dir / POWER_DIR, name) for name in (N1, N2)}
@@ -211,6 +220,9 @@ def test_consolidate_switches_agents_off_and_on_for_real(tmp_path: Path) -> None
             assert states.index("off") < states.index("booting") < len(states) - 1, seen
             assert states[-1] == "on", seen
             assert seen[kept] in (["on"], ["on", "off"]), seen
+            # allocated cores and memory beside the measured: a full node (4 one-core tasks of
+            # 64 MB) and an idle one were shown
+            assert "4 / 4 · 256 / 4096 MB" in cells and "0 / 4 · 0 / 4096 MB" in cells, cells
         # a node left off (by the run's end, or here by its driver) is switched on before the
         # next run starts: that run finds every node on, none down
         if now[kept] is not None:
