@@ -41,7 +41,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CONFIG] = config
     app[THERMAL] = ThermalZone(config.sysfs_root)
     app[THROTTLE] = ThrottleMonitor(config.vcgencmd, config.throttle_interval_s)
-    app[NOTIFIER] = Notifier(config.token)
+    app[NOTIFIER] = Notifier(config.token, config.report_from)
     app[TASKS] = TaskManager(config, notify=app[NOTIFIER].push)
     app[CPU] = EmulatedSampler(config.sample_interval_s, app[TASKS]) if config.emulate \
         else CpuSampler(config.sample_interval_s)
@@ -62,13 +62,15 @@ async def _boot_report(app: web.Application) -> AsyncIterator[None]:
     """With ``master_url``: tell the master the node has booted, and how long it took.
 
     The agent's service starts at boot, so the node's uptime now is its boot
-    time (kernel start to service start).  The master accepts the report with
+    time (kernel start to service start); an emulated node (a local testbed)
+    is the agent's process, so its boot time is the agent's own start up to now.  The master accepts the report with
     the node's token (the agent's own) from the node's own address; it is
     retried like a task end until it gets through.
     """
     config = app[CONFIG]
     if config.master_url:
-        uptime_s = max(0.0, time.time() - psutil.boot_time())
+        started_s = psutil.Process().create_time() if config.emulate else psutil.boot_time()
+        uptime_s = max(0.0, time.time() - started_s)
         url = f"{config.master_url}/api/v1/nodes/{quote(config.node_name, safe='')}/booted"
         app[NOTIFIER].push(url, {"uptime_s": round(uptime_s, 3)}, what="the boot report")
     yield

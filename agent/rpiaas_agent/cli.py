@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--master-url", metavar="URL",
                    help="the master (http://HOST:8080): the agent reports its node's boot there "
                         "when it starts")
+    p.add_argument("--report-from", metavar="ADDRESS",
+                   help="the address the reports to the master come from (a node emulated on "
+                        "loopback: its node's address)")
     p.add_argument("--emulate", action=argparse.BooleanOptionalAction, default=None,
                    help="report the node this agent emulates on a shared machine: CPU and "
                         "memory of its own tasks against --cores and --mem-mb, not the host's "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -68,6 +69,9 @@ class Config:
     work_dir: str = "/var/tmp"  # on disk, unlike a tmpfs /tmp: `io` tasks measure the disk
     max_finished_tasks: int = 256
     master_url: str | None = None  # where the agent reports its node's boot when it starts
+    # the address its reports to the master come from (a local testbed's node on loopback
+    # reports from its node's address, which the master checks); None: the system's choice
+    report_from: str | None = None
     # A node emulated on a shared machine (local testbed): CPU and memory are its tasks' only,
     # against cores and mem_mb, not the host's (see rpiaas_agent.emulation).
     emulate: bool = False
@@ -124,6 +128,13 @@ def _http_url(v: Any) -> str:
             or len(v) > 2048 or not v.isprintable():
         raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
     return v.rstrip("/")
+
+
+def _ip_address(v: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(v.strip() if isinstance(v, str) else v))
+    except ValueError:
+        raise ValueError(f"expected an IP address, got {v!r}") from None
 
 
 def _bool(v: Any) -> bool:
@@ -195,6 +206,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "work_dir": _text(),
     "max_finished_tasks": _int(0, 100_000),
     "master_url": _http_url,
+    "report_from": _ip_address,
     "emulate": _bool,
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}

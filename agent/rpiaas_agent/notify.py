@@ -38,8 +38,9 @@ SHUTDOWN_GRACE_S = 2.0
 class Notifier:
     """Delivers documents to URLs with ``Authorization: Bearer <token>``, retrying."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, local_address: str | None = None) -> None:
         self.token = token
+        self.local_address = local_address  # the source address of the pushes (None: any)
         self.first_delay_s = FIRST_DELAY_S
         self._session: aiohttp.ClientSession | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -91,7 +92,9 @@ class Notifier:
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """A cleanup context: the client session, and the pending pushes at shutdown."""
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        connector = aiohttp.TCPConnector(
+            local_addr=(self.local_address, 0) if self.local_address else None)
+        self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         try:
             yield
             pending = list(self._jobs)

@@ -168,6 +168,7 @@ _SCHEMAS: dict[str, Schema] = {
         "work_dir": {"type": "string"},
         "max_finished_tasks": _COUNT,
         "master_url": {"type": ["string", "null"]},
+        "report_from": {"type": ["string", "null"]},
         "emulate": {"type": "boolean"},
         "token_set": {"type": "boolean"},
     }, "The agent's settings, the token left out."),

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..model import Node
 from ..store import Sample
 
 __all__ = ["RESULT", "TASK_KINDS", "AgentNode", "LiveOptions", "RunState"]
@@ -63,6 +64,15 @@ class RunState:
 
 class AgentNode(Protocol):
     """A node's agent as the master's poller keeps it up to date (its registry entry)."""
+
+    # set by a live run that switches the node: off | booting | on | unknown | failed
+    power_state: str | None
+    booting_since_s: float | None  # unix time of the switch-on, until the boot report
+
+    @property
+    def node(self) -> Node:
+        """The node as the master's cluster config has it (its power driver included)."""
+        ...
 
     @property
     def name(self) -> str: ...

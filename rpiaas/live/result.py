@@ -82,7 +82,12 @@ class LiveResult:
         self.names = [n.name for n in self.nodes]
         self.last_sample_s: float | None = None
         self.next_sample_s = 0.0
-        self.boots_measured: list[tuple[int, float]] = []  # (node, PowerOn to boot report, s)
+        # how the run's power actions were carried out (``switched`` by the nodes' drivers,
+        # ``emulated`` or ``mixed``: run.json's sources.switching) and each measured boot, node name
+        # and PowerOn to boot report in scenario seconds (fidelity.json's boots): the live
+        # shell's switch (rpiaas.live.switching) hands them over
+        self.switching = "emulated"
+        self.boots_measured: list[tuple[str, float]] = []
 
     def interval(self) -> float:
         """The scenario's sample interval, but never below half a wall second."""
@@ -122,7 +127,7 @@ class LiveResult:
     def boot_measured(self, i: int, boot_s: float) -> None:
         """Node ``i`` booted in ``boot_s`` scenario seconds, from its PowerOn to its agent's
         boot report: a measured boot for ``fidelity.json``'s ``boots``."""
-        self.boots_measured.append((i, boot_s))
+        self.boots_measured.append((self.names[i], boot_s))
 
     def write(self, now: float, readings: dict[str, Any]) -> None:
         """A row per node: control-plane state and reservations, measured use, and the power
@@ -143,10 +148,12 @@ class LiveResult:
         :meth:`boot_measured`, or, without any, the boots the run had (PowerOn to
         ``NodeBooted``, counted by the energy integrator) labelled ``source``."""
         handed = self.boots_measured
-        boots, label = (handed, MEASURED) if handed else (self.usage.boots_s, source)
+        boots, label = ((handed, MEASURED) if handed else
+                        ([(self.names[i], d) for i, d in self.usage.boots_s], source))
+        type_of = {n.name: n.type.name for n in self.nodes}
         by_type: dict[str, list[float]] = {}
-        for i, d in boots:
-            by_type.setdefault(self.nodes[i].type.name, []).append(d)
+        for name, d in boots:
+            by_type.setdefault(type_of[name], []).append(d)
         modelled = {n.type.name: n.type.boot_s for n in self.nodes}
         return boot_fidelity(modelled, by_type, label)
 
@@ -159,7 +166,7 @@ class LiveResult:
         busy_core_s, energy_j = usage.totals()
         summary = writer.stats.summary(busy_core_s, capacity, energy_j, end, cpu_core_s=usage.cpu_totals(),
                                        power=usage.power_figures())
-        sources = live_sources(self.nodes, usage.power_source)
+        sources = live_sources(self.switching, usage.power_source)
         record = run_record(self.scenario, "live", summary, usage.per_node(self.nodes), sources)
         record["live"] = live
         timing = {"started_at": _dt.datetime.fromtimestamp(clock.t0, _dt.timezone.utc)

@@ -135,6 +135,17 @@ class RunManager:
                 out.setdefault(node, []).extend({"run": run.id, "task": t} for t in task_ids)
         return out
 
+    def allocated(self) -> dict[str, tuple[int, int]]:
+        """The cores and memory the running runs' tasks reserve on each node now."""
+        out: dict[str, tuple[int, int]] = {}
+        for run in self.runs.values():
+            if run.status.state != "running":
+                continue
+            for node, (cores, mem_mb) in run.allocated().items():
+                had = out.get(node, (0, 0))
+                out[node] = (had[0] + cores, had[1] + mem_mb)
+        return out
+
     def report(self, doc: dict[str, Any], node: str) -> bool | None:
         """Node ``node``'s pushed task end: whether a run knew the task; None if another node
         runs it."""
@@ -143,6 +154,12 @@ class RunManager:
         if owners and node not in owners:
             return None
         return any(run.report(doc, node) for run in running)
+
+    def booted(self, node: str, unix_s: float) -> bool:
+        """Node ``node``'s boot report, accepted at unix time ``unix_s``: the running run that
+        switched it on takes it as booted then.  Whether one did."""
+        return any([run.booted(node, unix_s) for run in self.runs.values()
+                    if run.status.state == "running"])
 
     async def cancel(self, run_id: str) -> None:
         """Stop run ``run_id``: its tasks are killed on their agents; it leaves no result."""

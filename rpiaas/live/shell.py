@@ -13,8 +13,12 @@ come from the world instead of a schedule:
   (:mod:`.agent_tasks`);
 - ``NodeDown`` / ``NodeUp`` when the master's poller sees a node go offline or
   come back (a killed agent takes its tasks with it);
-- ``Tick`` at the times the policy asked for (``WakeAt``), ``NodeBooted`` a
-  node type's ``boot_s`` after a ``PowerOn`` (power is emulated: the Pis stay on).
+- ``Tick`` at the times the policy asked for (``WakeAt``);
+- ``NodeBooted`` when a node switched on by its power driver reports its boot
+  (:mod:`.switching`: a ``PowerOff`` switches the node off for real); where
+  the master's cluster config gives a node no driver, power is emulated (the
+  node stays on) and ``NodeBooted`` comes its type's ``boot_s`` after the
+  ``PowerOn``.
 
 Actions are carried out concurrently (:mod:`.agent_tasks`, :mod:`.outbox`):
 ``Start`` is ``POST /tasks`` on the node's agent, ``Kill`` is ``DELETE``,
@@ -51,6 +55,7 @@ from ..core.events import (
     Migrate,
     NodeBooted,
     NodeDown,
+    PowerOff,
     PowerOn,
     Start,
     TaskArrived,
@@ -61,6 +66,7 @@ from ..core.events import (
 )
 from ..core.shell import Shell
 from ..model import PowerState, Task, TaskState
+from ..power import PowerDriver, PowerError, driver_for
 from ..rundir import RunWriter
 from ..rundir.fidelity import Outcome, outcome
 from ..scenario import Scenario, rng_streams
@@ -73,6 +79,7 @@ from .options import RESULT, AgentNode, LiveOptions, RunState
 from .outbox import Outbox
 from .result import LiveResult, Twin, lag_figures
 from .resume import reconcile, replay
+from .switching import PowerSwitch
 from .watch import NodeWatch
 
 __all__ = ["LiveRun"]
@@ -119,6 +126,10 @@ class LiveRun(Shell):
                                  self.clock, self.outbox.hold, self.put, self.learn_start,
                                  self.report)
         self.watch = NodeWatch(entries, self.clock, self.put)
+        self.drivers = _drivers(entries)
+        self.power = PowerSwitch(entries, self.drivers, store, self.clock, self.put,
+                                 self.outbox.spawn, client.tasks, self._note, self.watch.hold,
+                                 self.watch.release)
         self._arrivals_left = True
         self._stop_now = False  # the horizon came
         self._arrived = 0
@@ -128,6 +139,7 @@ class LiveRun(Shell):
         self.start_lags: list[float] = []  # measured start - decision, scenario seconds
         self.outcomes: dict[int, Outcome] = {}
         self.names = [n.name for n in self.nodes]
+        self._index = {e.name: i for i, e in enumerate(entries)}
         self.result: Path | None = None
 
     # ------------------------------------------------------------ the run
@@ -150,12 +162,15 @@ class LiveRun(Shell):
         self._util = self.control.view.utilization_sink(measured=True)
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
                                  self.clock, self.twin)
+        self.output.switching = self.power.switching
+        self.output.boots_measured = self.power.boots  # the same list: filled as the boots come
         records = Journal.read(self.journal.path)
         workers: list[asyncio.Task[None]] = []
         try:
             if records:
                 await self._resume(records)
             else:
+                await self.power.wake_all()  # nodes an earlier run left off
                 self.clock.t0 = self.clock.unix()
                 self.journal.write({"run": self.id, "t0": self.clock.t0,
                                     "timescale": self.options.timescale,
@@ -197,10 +212,13 @@ class LiveRun(Shell):
         now = self.clock.now()
         await reconcile(self.control.running(), self.agents, now, self.report,
                         self.learn_start, self.outbox.spawn, self.put)
-        # timers the control plane still waits for
+        # timers the control plane still waits for (a node switched on by a driver before
+        # the master stopped is taken as booted now: its report may have been missed)
         for i, st in enumerate(self.control.node_states):
             if st == PowerState.BOOTING:
                 self.later(now, NodeBooted(i))
+            elif st == PowerState.OFF and self.drivers[i] is not None:
+                self.watch.hold(i)
         self.put(now, Tick())
 
     async def _loop(self) -> None:
@@ -386,6 +404,17 @@ class LiveRun(Shell):
             out.setdefault(self.nodes[node].name, []).append(task_id)
         return out
 
+    def allocated(self) -> dict[str, tuple[int, int]]:
+        """The cores and memory the control plane reserves for running tasks, by node name."""
+        out: dict[str, tuple[int, int]] = {}
+        if getattr(self, "control", None) is None:
+            return out
+        for task in self.control.running():
+            name = self.nodes[task.node].name
+            had = out.get(name, (0, 0))
+            out[name] = (had[0] + task.cores, had[1] + task.mem_mb)
+        return out
+
     # ------------------------------------------------------------ actions (Shell)
     def start(self, action: Start, now: float) -> None:
         """``POST /tasks`` on the node's agent."""
@@ -400,8 +429,40 @@ class LiveRun(Shell):
                            left * action.task.cores * self.nodes[action.node].type.speed)
 
     def power_on(self, action: PowerOn, now: float) -> None:
-        """Power is emulated (the Pis stay on): ``NodeBooted`` after the type's ``boot_s``."""
-        self.later(now + self.nodes[action.node].type.boot_s, NodeBooted(action.node))
+        """The node's driver switches it on: ``NodeBooted`` at its boot report.  Without a
+        driver power is emulated (the node stays on): ``NodeBooted`` after the type's
+        ``boot_s``."""
+        if self.drivers[action.node] is None:
+            self.later(now + self.nodes[action.node].type.boot_s, NodeBooted(action.node))
+        elif not self.replaying:
+            self.power.on(action.node, now)
+
+    def power_off(self, action: PowerOff, now: float) -> None:
+        """The node's driver switches it off; emulated (it stays on) without one."""
+        if self.drivers[action.node] is not None and not self.replaying:
+            self.power.off(action.node)
+
+    def booted(self, name: str, unix_s: float) -> bool:
+        """Node ``name`` reported its boot at unix time ``unix_s`` (the master's boot route);
+        whether this run was waiting for it."""
+        index = self._index.get(name)
+        return index is not None and self.power.booted(index, unix_s)
+
+    @property
+    def switching(self) -> str:
+        """How the run's power actions were carried out: ``switched`` by drivers, or
+        ``emulated`` (no node has one)."""
+        return self.power.switching
+
+    @property
+    def measured_boots(self) -> list[tuple[str, float]]:
+        """Each boot after a ``PowerOn``: ``(node, seconds from PowerOn to its boot report)``
+        in scenario time, in the order they came."""
+        return list(self.power.boots)
+
+    def _note(self, line: str) -> None:
+        if self.writer is not None and self.writer.events is not None:
+            self.writer.events.write(line)
 
     def wake_at(self, action: WakeAt, now: float) -> None:
         self.later(action.time_s, Tick())
@@ -433,6 +494,7 @@ class LiveRun(Shell):
         await self.output.last_row(end)
         self.usage.close(end)
         self.journal.sync()
+        self.power.close()
         await self._stop_all()
         for task in self.control.running() + self.control.queued():
             self.task_final(task)
@@ -448,4 +510,13 @@ class LiveRun(Shell):
     async def cancel(self) -> None:
         """Stop the run: kill its running tasks; no result is written."""
         self.status.state = "cancelled"
+        self.power.close()
         await self._stop_all()
+
+
+def _drivers(entries: list[AgentNode]) -> list[PowerDriver | None]:
+    """Each node's power driver, from the master's cluster config (None: emulated)."""
+    try:
+        return [driver_for(e.node) for e in entries]
+    except PowerError as e:
+        raise ValueError(str(e)) from None

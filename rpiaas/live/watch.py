@@ -38,12 +38,26 @@ class NodeWatch:
         # measured utilisation seen since the last step: given to the view before the
         # next one (and journalled with it, so a resumed run decides as the first did)
         self._news: dict[int, float] = {}
+        # nodes whose agents come and go by the run's own power calls: no events of them
+        self.held: set[int] = set()
+
+    def hold(self, node: int) -> None:
+        """``node``'s agent is switched off or booting by the run: its going and coming are
+        no ``NodeDown``/``NodeUp`` (the run sends ``NodeBooted`` itself)."""
+        self.held.add(node)
+
+    def release(self, node: int, up: bool) -> None:
+        """Watch ``node`` again, taking it as up or not from now on."""
+        self.held.discard(node)
+        self.online[node] = up
 
     def look(self) -> None:
         """Compare the entries with what was seen last: state changes, new samples."""
         for i, entry in enumerate(self.entries):
             up = entry.online is not False
-            if up != self.online[i]:
+            if i in self.held:
+                self.online[i] = up
+            elif up != self.online[i]:
                 self.online[i] = up
                 self.put(self.clock.now(),
                          NodeUp(i) if up else NodeDown(i, entry.reason or "agent offline"))

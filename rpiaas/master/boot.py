@@ -34,7 +34,8 @@ accepted report is recorded as a ``boot`` event ``{"boot_s", "address",
 "via"}`` (``via`` is ``"token"``) at the master's time, and marks the node
 online (a state change with the reason ``"boot report"``) if it was not.  The
 node's document (``GET /api/v1/nodes/{name}``) shows the last one as
-``last_boot``.
+``last_boot``.  A live run that switched the node on through its power driver
+(:mod:`rpiaas.live.switching`) takes it as booted at the moment of the report.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from aiohttp import web
 
 from ..auth import node_token, same_token
 from .http import bearer, body, body_number, json_error
-from .keys import NODE_TOKENS, REGISTRY, STORE
+from .keys import NODE_TOKENS, REGISTRY, RUNS, STORE
 from .registry import NodeEntry
 
 __all__ = ["BOOT_EVENT", "BOOT_PATH", "node_boot_token", "setup_boot_routes"]
@@ -115,6 +116,11 @@ async def booted(request: web.Request) -> web.Response:
         entry.booting_since_s = None
     await asyncio.to_thread(store.record_event, name, now, BOOT_EVENT, data_out)
     entry.boot_s = boot_s
+    if entry.power_state is not None:
+        entry.power_state = "on"
+    runs = request.app.get(RUNS)
+    if runs is not None:
+        runs.booted(name, now)  # a live run that switched it on: booted now
     if entry.online is not True:
         # not set_online(): that would count the report as a successful poll
         entry.online, entry.changed_s, entry.reason = True, now, ""

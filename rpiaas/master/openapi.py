@@ -103,6 +103,10 @@ _SCHEMAS: dict[str, Schema] = {
         "reason": {"type": "string"},
         "booting_since_s": _nullable({**_SECONDS, "description":
                                       "When it was said to be powered on, until its boot report."}),
+        "power_state": _nullable({"type": "string",
+                                  "enum": ["off", "booting", "on", "unknown", "failed", None],
+                                  "description": "As a live run switched it through its power "
+                                                 "driver; null if never switched."}),
         "emulated": _nullable({"type": "boolean", "description":
                                "Whether its agent's last report was an emulated node's (a local "
                                "testbed): CPU and memory of the agent's own tasks against the node "
@@ -112,6 +116,13 @@ _SCHEMAS: dict[str, Schema] = {
         "sample": _nullable(_ref("Sample")),
         "tasks": {"type": "array", "items": _ref("Placement"),
                   "description": "The live runs' tasks started on it and not ended yet."},
+        "capacity": _object({"cores": {"type": "integer"}, "mem_mb": {"type": "integer"}},
+                            "Its node type's cores and memory."),
+        "allocated": _object({"cores": {"type": "integer"}, "mem_mb": {"type": "integer"}},
+                             "What the live runs' tasks on it reserve now."),
+        "power_w": _nullable({"type": "number", "description":
+                              "Its metered power (a meter's last reading); null without a meter: "
+                              "power is then modelled in a run's results, never shown here."}),
     }, "A node, its agent's address and its current state."),
     "Placement": _object({
         "run": {"type": "string", "description": "The run's id."},
@@ -227,11 +238,17 @@ _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
                                    "description": "The last state changes, newest last."}
 _detail["required"].append("states")
 _SCHEMAS["NodeState"] = copy.deepcopy(_SCHEMAS["Node"])
-for _key in ("sample", "tasks"):
+for _key in ("sample", "tasks", "allocated", "power_w"):
     del _SCHEMAS["NodeState"]["properties"][_key]
     _SCHEMAS["NodeState"]["required"].remove(_key)
 _detail["properties"]["last_boot"] = _nullable(_ref("LastBoot"))
 _detail["required"].append("last_boot")
+_detail["properties"]["last_power_error"] = _nullable({
+    "type": "object", "description": "The last failed or timed-out power call of a live run.",
+    "properties": {"time_s": _SECONDS, "action": {"type": "string", "enum": ["on", "off"]},
+                   "state": {"type": "string"}, "error": {"type": "string"}},
+    "required": ["time_s", "action", "state", "error"]})
+_detail["required"].append("last_power_error")
 _SCHEMAS["NodeDetail"] = _detail
 
 

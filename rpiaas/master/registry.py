@@ -34,6 +34,8 @@ class NodeEntry:
     last_ok_s: float | None = None
     reason: str = ""
     booting_since_s: float | None = None  # powered on and not reported booted yet
+    # as a live run switched it: off | booting | on | unknown | failed (None: never switched)
+    power_state: str | None = None
     failed_polls: int = 0  # in a row
     sample: Sample | None = None  # the newest reading polled from the agent
     emulated: bool | None = None  # its agent's last report: an emulated node's readings
@@ -105,6 +107,8 @@ class NodeEntry:
             "last_ok_s": self.last_ok_s,
             "reason": self.reason,
             "booting_since_s": self.booting_since_s,
+            "power_state": self.power_state,
+            "capacity": {"cores": self.node.type.cores, "mem_mb": self.node.type.mem_mb},
             "emulated": self.emulated,
             "clock_offset_s": None if self.clock_offset_s is None else round(self.clock_offset_s, 4),
             "clock_error_s": None if self.clock_error_s is None else round(self.clock_error_s, 4),

@@ -48,11 +48,21 @@ def _boot_json(e: Event) -> dict[str, Any]:
 
 
 def _node_json(entry: NodeEntry, sample: Sample | None,
-               placements: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+               placements: dict[str, list[dict[str, Any]]],
+               allocated: dict[str, tuple[int, int]]) -> dict[str, Any]:
     doc = entry.to_json()
     doc["sample"] = _sample_json(sample) if sample is not None else None
     doc["tasks"] = placements.get(entry.name, [])
+    cores, mem_mb = allocated.get(entry.name, (0, 0))
+    doc["allocated"] = {"cores": cores, "mem_mb": mem_mb}
+    doc["power_w"] = None  # metered power: only where a meter reads it
     return doc
+
+
+def _allocated(request: web.Request) -> dict[str, tuple[int, int]]:
+    """The cores and memory the master's live runs reserve on each node now."""
+    runs = request.app.get(RUNS)
+    return runs.allocated() if runs is not None else {}
 
 
 def _placements(request: web.Request) -> dict[str, list[dict[str, Any]]]:
@@ -65,11 +75,12 @@ def _placements(request: web.Request) -> dict[str, list[dict[str, Any]]]:
 async def nodes(request: web.Request) -> web.Response:
     """Every node with its agent address, current state and the live runs' tasks on it."""
     latest = await asyncio.to_thread(request.app[STORE].latest)
-    placements = _placements(request)
+    placements, allocated = _placements(request), _allocated(request)
     out = []
     for entry in request.app[REGISTRY]:
         status = latest.get(entry.name)
-        out.append(_node_json(entry, status.sample if status is not None else None, placements))
+        out.append(_node_json(entry, status.sample if status is not None else None, placements,
+                              allocated))
     return web.json_response({"nodes": out})
 
 
@@ -87,10 +98,14 @@ async def _one_node(request: web.Request, entry: NodeEntry) -> web.Response:
     latest = await asyncio.to_thread(store.latest, entry.name)
     changes = await asyncio.to_thread(store.states, entry.name)
     status = latest.get(entry.name)
-    doc = _node_json(entry, status.sample if status is not None else None, _placements(request))
+    doc = _node_json(entry, status.sample if status is not None else None, _placements(request),
+                     _allocated(request))
     doc["states"] = [_state_json(c) for c in changes[-RECENT_STATES:]]
     boots = await asyncio.to_thread(store.events, entry.name, kind="boot")
     doc["last_boot"] = _boot_json(boots[-1]) if boots else None
+    errors = await asyncio.to_thread(store.events, entry.name, kind="power_error")
+    # a failed or timed-out power call of a live run (rpiaas.live.switching)
+    doc["last_power_error"] = {"time_s": errors[-1].time_s, **errors[-1].data} if errors else None
     return web.json_response(doc)
 
 

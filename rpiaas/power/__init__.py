@@ -25,6 +25,8 @@ from .base import (
 # each module registers its driver or meter by name
 from .drivers import command as _command  # noqa: F401
 from .drivers import http as _http  # noqa: F401
+from .drivers import process as _process  # noqa: F401  (registers "process")
+from .drivers import qemu as _qemu  # noqa: F401  (registers "qemu")
 from .drivers import snmp as _snmp  # noqa: F401
 from .drivers import uhubctl as _uhubctl  # noqa: F401
 from .meters import http as _http_meter  # noqa: F401

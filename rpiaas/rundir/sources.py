@@ -63,12 +63,11 @@ def switching_of(nodes: Sequence[Node]) -> str:
     return combine(EMULATED if n.power is None or n.power.driver == "none" else SWITCHED for n in nodes)
 
 
-def live_sources(nodes: Sequence[Node], power_sources: Sequence[str],
-                 cpu: str = MEASURED) -> dict[str, str]:
-    """A live run's ``sources``: CPU utilisation as measured (``cpu``), power and energy as
-    each node's (``power_sources``), boots measured where a driver switched the node (an
-    emulated boot lasts the model's ``boot_s``)."""
-    switching = switching_of(nodes)
+def live_sources(switching: str, power_sources: Sequence[str], cpu: str = MEASURED) -> dict[str, str]:
+    """A live run's ``sources``: how its power actions were carried out (``switching``: of the
+    master's nodes, :func:`switching_of`), CPU utilisation as measured (``cpu``), power and
+    energy as each node's (``power_sources``), boots measured where a driver switched the node
+    (an emulated boot lasts the model's ``boot_s``)."""
     power = combine(power_sources)
     boot = {SWITCHED: MEASURED, EMULATED: MODELLED}.get(switching, MIXED)
     return {"utilization": ALLOCATED, "cpu_utilization": cpu, "power_w": power, "energy_j": power,

@@ -33,6 +33,7 @@ import yaml
 
 from ..auth import node_token
 from ..inputs.cluster import load_cluster
+from ..power.drivers.process import record_pid, running_pid, write_command
 from .plan import DEFAULT_DIR, HOST, TestbedError, free_ports, machine, plan
 from .procs import (
     Proc,
@@ -54,8 +55,21 @@ from .state import (
     write_state,
 )
 
-__all__ = ["LocalTestbed", "load_testbed",
-           "start_local_testbed", "stop_testbed"]
+__all__ = ["POWER_DIR", "LocalTestbed", "agent_env", "load_testbed", "start_local_testbed",
+           "stop_testbed"]
+
+POWER_DIR = "power"  # the process driver's state_dir: each agent's command line and pid
+POWER_TIMEOUT_S = 10.0  # SIGTERM to SIGKILL, when the master switches an agent off
+# what of this process's environment an agent gets (recorded for the master, which starts
+# it again): what finds Python and the package, never a credential a user may keep there
+_ENV_KEYS = ("PATH", "PYTHONPATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+             "VIRTUAL_ENV")
+_ENV_PREFIXES = ("LC_", "COVERAGE_")
+
+
+def agent_env() -> dict[str, str]:
+    """The environment of a local testbed's agents, the first start and every later one."""
+    return {k: v for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith(_ENV_PREFIXES)}
 
 if TYPE_CHECKING:
     from .virtual import VirtualTestbed
@@ -105,8 +119,19 @@ class LocalTestbed:
         return self.node_token_file(name).read_text(encoding="utf-8").strip()
 
     def processes(self) -> list[Proc]:
-        """The master first, then the agents in node order."""
-        return [self.master, *self.agents.values()]
+        """The master first, then the agents in node order (each as it runs now: the master
+        may have switched it off and started it again)."""
+        return [self.master, *self.current_agents().values()]
+
+    def current_agents(self) -> dict[str, Proc]:
+        """Each node's agent process now: the one the power driver's pid file names, if it
+        runs, else the one the testbed started."""
+        out = {}
+        for name, p in self.agents.items():
+            now = running_pid(self.dir / POWER_DIR, name)
+            out[name] = p if now is None or now[0] == p.pid else \
+                Proc(name, now[0], p.port, p.log, now[1], p.cpu_set)
+        return out
 
     def summary(self, timeout_s: float = 3.0) -> dict[str, Any]:
         """The master's ``GET /api/v1/summary``; OSError if it does not answer."""
@@ -188,13 +213,17 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     root = Path(dir).absolute()
     check_not_running(root)
     doc, cores, mem_mb, cpu_sets, notes = plan(n, node_type)
+    # the master switches each node (its agent process) through the process driver
+    doc["clusters"][0]["power"] = {"driver": "process", "state_dir": POWER_DIR,
+                                   "timeout_s": POWER_TIMEOUT_S}
     agent_exe, rpiaas_exe = executable("rpiaas-agent"), executable("rpiaas")
     for sub in ("logs", "work", "sysfs-empty"):  # an empty sysfs: no sensors to pretend
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
     (root / "logs").chmod(0o700)
     (root / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    names = [node.name for node in load_cluster(root / "cluster.yaml").nodes]
+    nodes = load_cluster(root / "cluster.yaml").nodes
+    names = [node.name for node in nodes]
     ports = free_ports(n + (master_port == 0))
     master_port = master_port or ports.pop()
     write_private(root / "master-token", secrets.token_urlsafe(32))
@@ -214,9 +243,10 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     popens: list[subprocess.Popen[bytes]] = []
     procs: dict[str, Proc] = {}
 
-    def spawn(name: str, port: int, argv: list[str], cpu_set: list[int] | None = None) -> Proc:
+    def spawn(name: str, port: int, argv: list[str], cpu_set: list[int] | None = None,
+              env: dict[str, str] | None = None) -> Proc:
         log = root / "logs" / f"{name}.log"
-        popen = start_process(argv, log, root)
+        popen = start_process(argv, log, root, env=env)
         popens.append(popen)
         stat = proc_stat(popen.pid)
         proc = Proc(name, popen.pid, port, str(log), stat[1] if stat else None, cpu_set)
@@ -224,20 +254,26 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
         return proc
 
     oversubscribed = cores > len(machine()[0])  # the type's cores, more than the CPUs
+    env = agent_env()
     try:
-        for i, (name, port) in enumerate(zip(names, ports, strict=True)):
+        for i, (node, port) in enumerate(zip(nodes, ports, strict=True)):
+            name = node.name
             work = root / "work" / name
             work.mkdir(exist_ok=True)
             argv = [agent_exe, "--host", HOST, "--port", str(port), "--name", name,
                     "--token-file", str(root / TOKENS_DIR / f"{name}.token"), "--cores", str(cores),
                     "--mem-mb", str(mem_mb), "--sysfs-root", str(root / "sysfs-empty"),
-                    "--vcgencmd", "", "--work-dir", str(work), "--emulate"]
+                    "--vcgencmd", "", "--work-dir", str(work), "--emulate",
+                    # its boot report, from its node's address, as a Pi's comes from its own
+                    "--master-url", f"http://{HOST}:{master_port}",
+                    "--report-from", str(node.address)]
             cpu_set = cpu_sets[i] if cpu_sets else None
             if oversubscribed:
                 argv.append("--oversubscribe")
             if cpu_set:
                 argv += ["--cpu-set", ",".join(map(str, cpu_set))]
-            spawn(name, port, argv, cpu_set)
+            write_command(root / POWER_DIR, name, argv, root, root / "logs" / f"{name}.log", env)
+            record_pid(root / POWER_DIR, name, spawn(name, port, argv, cpu_set, env).pid)
         master = spawn("master", master_port, [rpiaas_exe, "master", str(root / "master.yaml"),
                                                "--port", str(master_port)])
         agents = {name: procs[name] for name in names}

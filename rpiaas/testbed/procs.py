@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -21,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..power.detached import pid_alive, proc_stat, start_process
 from .plan import HOST, TestbedError
 
 __all__ = ["Proc", "complaints", "executable", "get_json", "pid_alive", "proc_stat", "start_process",
            "stop_all", "tail", "this_start", "wait_for_log", "wait_until", "write_json",
            "write_private"]
-
-_DROP_ENV = ("RPIAAS_AGENT_", "RPIAAS_MASTER_")  # they would override the testbed's own tokens
 
 
 @dataclass(frozen=True)
@@ -48,35 +46,6 @@ class Proc:
     def alive(self) -> bool:
         """Whether this very process still runs (a zombie does not)."""
         return pid_alive(self.pid, self.start_ticks)
-
-
-def proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start time in clock ticks since boot)`` from /proc, or None without /proc."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return ("gone", 0) if Path("/proc/self").exists() else None
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the name in parentheses may hold spaces
-    return fields[0], int(fields[19])
-
-
-def pid_alive(pid: int, start_ticks: int | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        # another user's: ours only if its start time is the one recorded (a virtual
-        # testbed runs as root, and `status` may be asked by anyone)
-        if start_ticks is None:
-            return False
-    stat = proc_stat(pid)
-    if stat is None:
-        return True
-    state, ticks = stat
-    return state not in ("gone", "Z", "X") and (start_ticks is None or ticks == start_ticks)
 
 
 def _signal(p: Proc, sig: signal.Signals) -> None:
@@ -125,23 +94,6 @@ def executable(name: str) -> str:
         raise TestbedError(f"{name} is not installed beside {sys.executable} "
                            "(install the agent: pip install ./agent)")
     return str(path)
-
-
-def start_process(argv: list[str], log: Path, cwd: Path, *, env_path: str | None = None,
-                  pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
-    """``argv`` detached (a session of its own), its output appended to ``log`` (mode 600)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_ENV)}
-    if env_path is not None:
-        env["PATH"] = env_path
-    # logs are the owner's alone: they name nodes, addresses and tasks (never a credential)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.fchmod(fd, 0o600)  # an older log keeps its mode otherwise
-    with os.fdopen(fd, "ab") as out:
-        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
-        out.flush()
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=cwd, env=env, pass_fds=pass_fds,
-                                start_new_session=True)  # a ^C in the terminal leaves them be
 
 
 def get_json(url: str, timeout_s: float) -> Any:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..auth import node_token
+from ..power.drivers.process import record_pid, running_pid, write_command
 from . import netns
 from .netns import Namespace
 from .plan import HOST, TestbedError
@@ -56,6 +57,7 @@ from .state import TOKENS_DIR, VIRTUAL, check_not_running, forget_state, write_s
 from .vmplan import (
     MASTER_PORT_NS,
     MAX_VM_MEM_MB,
+    POWER_DIR,
     PROGRAMS,
     mounts_under,
     prepare,
@@ -113,10 +115,21 @@ class VirtualTestbed:
         return node_token(self.node_secret_file.read_text(encoding="utf-8").strip(), name)
 
     def processes(self) -> list[Proc]:
-        """The master first, then the VMs, then the relay and the boot services."""
+        """The master first, then the VMs (as they run now: the master may have switched one
+        off and booted a new one), then the relay and the boot services."""
         order = ("relay", "netboot", "rpcbind", "anchor")
-        return [self.master, *self.vms.values(), *(self.services[k] for k in order
-                                                   if k in self.services)]
+        return [self.master, *self.current_vms().values(),
+                *(self.services[k] for k in order if k in self.services)]
+
+    def current_vms(self) -> dict[str, Proc]:
+        """Each node's QEMU now: the one the power driver's pid file names, if it runs, else
+        the one the testbed started."""
+        out = {}
+        for name, p in self.vms.items():
+            now = running_pid(self.dir / POWER_DIR, name)
+            out[name] = p if now is None or now[0] == p.pid else \
+                Proc(name, now[0], p.port, p.log, now[1], p.cpu_set)
+        return out
 
     def summary(self, timeout_s: float = 3.0) -> dict[str, Any]:
         summary: dict[str, Any] = get_json(self.master_url + "/api/v1/summary", timeout_s)
@@ -133,7 +146,7 @@ class VirtualTestbed:
     def stop(self, timeout_s: float = 10.0) -> list[str]:
         """Stop the master, VMs, relay and boot services; delete the namespace; what was done."""
         netns.require_root("rpiaas testbed down (of a virtual testbed)")
-        lines = stop_all([self.master, *self.vms.values()], timeout_s)
+        lines = stop_all([self.master, *self.current_vms().values()], timeout_s)
         for key in ("relay", "netboot", "rpcbind", "anchor"):
             if key in self.services:
                 lines += stop_all([self.services[key]], timeout_s)
@@ -262,13 +275,19 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
             tap = f"rpxtap{i}"
             ns.add_tap(tap)
             _post(tb.master_url + f"/api/v1/nodes/{name}/booting", token)
-            vms[name] = ns.start(
-                name,
-                [str(vm_script("boot-vm.sh")), "--tap", tap, "--mac", str(node.hwaddr),
-                 "--kernel", files["KERNEL"], "--initrd", files["INITRD"],
-                 "--cpus", str(sizes[name][0]), "--mem", str(sizes[name][1])]
-                + ([] if icount_shift is None else ["--icount", str(icount_shift)]),
-                logs / f"vm-{node.hostname}.log", root)
+            qmp = root / POWER_DIR / f"vm-{node.hostname}.qmp"
+            argv = [str(vm_script("boot-vm.sh")), "--tap", tap, "--mac", str(node.hwaddr),
+                    "--kernel", files["KERNEL"], "--initrd", files["INITRD"],
+                    "--cpus", str(sizes[name][0]), "--mem", str(sizes[name][1]),
+                    "--qmp", str(qmp)] \
+                + ([] if icount_shift is None else ["--icount", str(icount_shift)])
+            log = logs / f"vm-{node.hostname}.log"
+            # what the master's qemu driver needs to boot this VM again (it runs in the
+            # namespace: the same command, without entering it)
+            write_command(root / POWER_DIR, name, argv, root, log, {"PATH": netns.TOOL_PATH},
+                          qmp=str(qmp))
+            vms[name] = ns.start(name, argv, log, root)
+            record_pid(root / POWER_DIR, name, vms[name].pid)
         write_state(root, tb.to_json())
         wait_online(tb, timeout_s)
     except BaseException:

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_NODES",
     "MAX_VM_CPUS",
     "MAX_VM_MEM_MB",
+    "POWER_DIR",
     "PREFIX",
     "PROGRAMS",
     "VM_NODE_TYPE",
@@ -63,6 +64,8 @@ MAX_VM_CPUS, MAX_VM_MEM_MB = 8, 16384
 HEADROOM_MB = 128  # a VM's memory beyond its node type's: its kernel, its agent
 DOMAIN, PREFIX = "virtual.rpiaas.test", "10.77.0"
 MAX_NODES = 200
+POWER_DIR = "power"  # the qemu driver's state_dir: each VM's command line, pid and QMP socket
+POWER_TIMEOUT_S = 10.0  # from QMP system_powerdown to quit, when the master switches a VM off
 PROGRAMS = ("ip", "nsenter", "dnsmasq", "rpcbind", "ganesha.nfsd", "qemu-system-aarch64",
             "apt-get", "dpkg-deb", "depmod", "cpio")
 
@@ -78,6 +81,8 @@ def default_cluster(n: int) -> dict[str, Any]:
         raise TestbedError(f"--virtual: expected 1 to {MAX_NODES} nodes, got {n}", exit_code=2)
     return {"interface": BRIDGE_IF, "clusters": [{
         "domain": DOMAIN, "prefix": PREFIX,
+        # the master switches each VM through the qemu driver
+        "power": {"driver": "qemu", "state_dir": POWER_DIR, "timeout_s": POWER_TIMEOUT_S},
         "nodes": [{"hostname": f"vnode{i}", "type": VM_NODE_TYPE, "suffix": 10 + i,
                    "hwaddr": f"52:54:00:77:{i >> 8:02x}:{i & 0xff:02x}"}
                   for i in range(1, n + 1)]}]}

@@ -31,16 +31,16 @@ def test_a_live_run_says_what_was_measured() -> None:
     switched = tuple(dataclasses.replace(n, power=PowerSpec("snmp", (("host", "10.0.0.2"),))) for n in plain)
     none_driver = tuple(dataclasses.replace(n, power=PowerSpec("none")) for n in plain)
     # no driver, no meter: power emulated, energy the model on measured CPU, boots the model's
-    assert live_sources(plain, ["modelled-from-measured"] * 2) == {
+    assert live_sources(switching_of(plain), ["modelled-from-measured"] * 2) == {
         "utilization": "allocated", "cpu_utilization": "measured", "power_w": "modelled-from-measured",
         "energy_j": "modelled-from-measured", "boot_s": "modelled", "switching": "emulated"}
     assert switching_of(none_driver) == "emulated"
     # drivers on every node and a meter on one: boots measured, power mixed
-    s = live_sources(switched, ["measured", "modelled-from-measured"])
+    s = live_sources(switching_of(switched), ["measured", "modelled-from-measured"])
     assert (s["switching"], s["boot_s"], s["power_w"], s["energy_j"]) == ("switched", "measured", "mixed", "mixed")
-    assert live_sources(switched, ["measured", "measured"])["energy_j"] == "measured"
+    assert live_sources(switching_of(switched), ["measured", "measured"])["energy_j"] == "measured"
     assert switching_of((plain[0], switched[1])) == "mixed"
-    assert live_sources((plain[0], switched[1]), ["measured"] * 2)["boot_s"] == "mixed"
+    assert live_sources(switching_of((plain[0], switched[1])), ["measured"] * 2)["boot_s"] == "mixed"
 
 
 def test_combine() -> None:

@@ -53,6 +53,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 REPO = Path(__file__).parents[2]
 SCENARIO = REPO / "scenarios" / "virtual-testbed.yaml"
 MIXED = REPO / "scenarios" / "virtual-mixed.yaml"  # cpu and sleep tasks
+POWER = REPO / "scenarios" / "virtual-power.yaml"  # consolidate: a VM ends, a new one boots
 NAMES = ["vnode1.virtual.rpiaas.test", "vnode2.virtual.rpiaas.test"]
 ADDRESSES = {"vnode1.virtual.rpiaas.test": "10.77.0.11", "vnode2.virtual.rpiaas.test": "10.77.0.12"}
 MEM_MB = 512 + HEADROOM_MB  # a qemu_a53's memory, and room for its kernel and agent
@@ -165,9 +166,13 @@ async def _up_watched(work: Path, tmp: Path) -> tuple[subprocess.CompletedProces
 
 
 def _leftovers(state: dict[str, Any]) -> list[str]:
-    """What of a testbed still runs, is mounted or exists after its ``down``."""
+    """What of a testbed still runs, is mounted or exists after its ``down`` (the VMs the
+    master booted after switching nodes on included)."""
     left = []
     procs = [state["master"], *state["vms"].values(), *state["services"].values()]
+    for pid_file in sorted(Path(state["dir"], "power").glob("*.pid")):
+        doc = json.loads(pid_file.read_text())
+        procs.append({"name": pid_file.stem, **doc})
     left += [f"{p['name']} (pid {p['pid']})" for p in procs if pid_alive(p["pid"], p["start_ticks"])]
     if Path("/run/netns", state["namespace"]).exists():
         left.append(f"namespace {state['namespace']}")
@@ -331,6 +336,88 @@ def test_a_vm_killed_mid_run_goes_offline_and_its_tasks_run_elsewhere(bed: Bed,
     compare = _rpiaas("compare", str(sim), str(live), timeout=300)
     assert compare.returncode == 0, compare.stdout + compare.stderr
     print(f"\nkilled {victim}: {len(retried)} tasks retried on {survivor}")
+
+
+def _vm_pid(bed: Bed, name: str) -> int | None:
+    """The pid of node ``name``'s QEMU now (the qemu driver's pid file), if it runs."""
+    doc = json.loads((bed.dir / "power" / f"{name}.pid").read_text())
+    return int(doc["pid"]) if pid_alive(int(doc["pid"]), doc["start_ticks"]) else None
+
+
+def _switch_on(bed: Bed, name: str) -> None:
+    """Boot node ``name`` again through its qemu driver, in the testbed's namespace, as the
+    master does (an earlier test killed its VM); wait until it is online."""
+    code = ("import asyncio, sys; from rpiaas.inputs.cluster import load_cluster; "
+            "from rpiaas.power import driver_for; "
+            "node = next(n for n in load_cluster(sys.argv[1]).nodes if n.name == sys.argv[2]); "
+            "asyncio.run(driver_for(node).on())")
+    anchor = bed.state["services"]["anchor"]["pid"]
+    done = subprocess.run(["nsenter", f"--target={anchor}", "--mount", "--net", "--",
+                           sys.executable, "-c", code, str(bed.dir / "cluster.yaml"), name],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": TOOL_PATH})
+    assert done.returncode == 0, done.stdout + done.stderr
+    deadline = time.monotonic() + 300
+    while bed.nodes()[name]["online"] is not True:
+        assert time.monotonic() < deadline, f"{name} not online again:\n{bed.log('master.log')[-3000:]}"
+        time.sleep(1)
+
+
+def test_consolidate_switches_a_vm_off_and_boots_a_new_one(bed: Bed, tmp_path: Path) -> None:
+    """virtual-power.yaml: a VM's QEMU ends in the lull, a new VM boots over the network for
+    the burst; every task once, none on a node that is off or booting; against the sim."""
+    for name in NAMES:
+        if bed.nodes()[name]["online"] is not True:
+            _switch_on(bed, name)
+    before = {name: _vm_pid(bed, name) for name in NAMES}
+    assert all(before.values()), before
+    leases = {name: bed.log(f"vm-{name.split('.')[0]}.log").count("lease: ip=") for name in NAMES}
+    live = tmp_path / "live"
+    done = _rpiaas("run", str(POWER), "--live", "--master", bed.url, "--token-file",
+                   bed.token_file, "--task-kind", "cpu", "--out", str(live))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader((live / "tasks.csv").open()))
+    assert sorted(int(r["task_id"]) for r in rows) == list(range(1, 17))
+    assert {r["state"] for r in rows} == {"completed"}, rows
+    events = [json.loads(line) for line in (live / "events.jsonl").open()]
+    cycled = [e["node"] for e in events if e.get("act") == "power_on"]
+    assert len(cycled) == 1, cycled
+    node = cycled[0]
+    off = next(e["t"] for e in events if e.get("act") == "power_off" and e["node"] == node)
+    on = next(e["t"] for e in events if e.get("act") == "power_on")
+    booted = [e["t"] for e in events if e.get("ev") == "booted" and e["node"] == node]
+    assert len(booted) == 1 and off < on < booted[0], (off, on, booted)
+    assert not [e for e in events if e.get("power") == "error"], events
+    assert not [e for e in events if e.get("act") == "start" and e["node"] == node
+                and off < e["t"] < booted[0]]
+    # its QEMU ended and a new one booted over the network: a new lease on its console
+    old = before[node]
+    assert old is not None and not pid_alive(old, None)
+    host = node.split(".")[0]
+    console = bed.log(f"vm-{host}.log")
+    assert console.count("lease: ip=") == leases[node] + 1, console[-3000:]
+    assert f"lease: ip={ADDRESSES[node]} hostname={host} " in console[console.rfind("\n--- "):]
+    master_log = bed.log("master.log")
+    assert f"{node}: the VM ended after QMP" in master_log or \
+        f"{node}: the VM's QEMU was ended by signal" in master_log
+    # the measured boot (switch-on to boot report): in the master's history with the report
+    measured_s = booted[0] - on
+    last = bed.node(node)["last_boot"]
+    assert last["power_on_s"] == pytest.approx(measured_s, abs=1.0), (last, measured_s)
+    assert bed.node(node)["last_power_error"] is None
+    # against its simulation (the modelled boot_s in place of the measured boot)
+    sim = tmp_path / "sim"
+    assert _rpiaas("run", str(POWER), "--out", str(sim)).returncode == 0
+    compare = _rpiaas("compare", str(sim), str(live), timeout=300)
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    sim_events = [json.loads(line) for line in (sim / "events.jsonl").open()]
+    sim_on = [e["t"] for e in sim_events if e.get("act") == "power_on"]
+    sim_booted = [e["t"] for e in sim_events if e.get("ev") == "booted"]
+    live_span = max(float(r["end_s"]) for r in rows)
+    sim_span = max(float(r["end_s"]) for r in csv.DictReader((sim / "tasks.csv").open()))
+    print(f"\n{node}: off {on - off:.1f} s, measured boot {measured_s:.1f} s (modelled "
+          f"{sim_booted[0] - sim_on[0]:.1f} s); last end live {live_span:.1f} s, sim "
+          f"{sim_span:.1f} s\n{compare.stdout}")
 
 
 def test_down_leaves_nothing_and_a_missing_root_is_reported(bed: Bed) -> None:

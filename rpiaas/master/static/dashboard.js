@@ -5,7 +5,7 @@
 (function () {
   const r = window.rpiaas;
   const runs = window.rpiaasRuns;
-  const COLUMNS = 8;
+  const COLUMNS = 12;
   let pollIntervalS = null;
   let refreshes = 0;
 
@@ -17,9 +17,17 @@
     return td;
   }
 
+  // off / booting / on: as a live run switched it, else as the poller sees it
+  function powerName(node) {
+    if (node.power_state) return node.power_state;
+    if (r.isNumber(node.booting_since_s)) return "booting";
+    return node.online === true ? "on" : "unknown";
+  }
+
   function nodeRow(node) {
     const sample = node.sample;
     const state = r.stateName(node.online, node);
+    const power = powerName(node);
     const row = document.createElement("tr");
     row.className = "node " + state;
     row.dataset.name = node.name;
@@ -30,6 +38,10 @@
     row.dataset.temperatureC = sample && r.isNumber(sample.temperature_c) ? sample.temperature_c.toFixed(1) : "";
     row.dataset.emulated = String(node.emulated === true);
     row.dataset.tasks = node.tasks.map((t) => t.run + "/" + t.task).join(" ");
+    row.dataset.power = power;
+    row.dataset.powerW = r.isNumber(node.power_w) ? node.power_w.toFixed(2) : "";
+    row.dataset.allocCores = node.allocated ? String(node.allocated.cores) : "";
+    row.dataset.allocMemMb = node.allocated ? String(node.allocated.mem_mb) : "";
 
     const link = document.createElement("a");
     link.href = "/nodes/" + encodeURIComponent(node.name);
@@ -49,6 +61,11 @@
     if (node.online === false && node.reason) stateCell.title = node.reason;
     else if (r.isNumber(node.changed_s)) stateCell.title = "since " + r.clock(node.changed_s);
 
+    const powerBadge = document.createElement("span");
+    powerBadge.className = "badge power-" + power;
+    powerBadge.textContent = power;
+    cell(row, "power").appendChild(powerBadge);
+
     // Figures of an offline node are its last sample: shown, but greyed by the row's class.
     const cpu = cell(row, "cpu num");
     const bar = document.createElement("div");
@@ -63,7 +80,14 @@
     value.textContent = sample ? r.percent(sample.cpu_util) : r.DASH;
     cpu.append(bar, value);
 
+    const cap = node.capacity;
+    cell(row, "alloc-cores num", node.allocated && cap ? node.allocated.cores + " / " + cap.cores : r.DASH);
     cell(row, "mem num", sample ? r.mb(sample.mem_used_mb) + " / " + r.mb(sample.mem_total_mb) + " MB" : r.DASH);
+    cell(row, "alloc-mem num", node.allocated && cap
+      ? r.mb(node.allocated.mem_mb) + " / " + r.mb(cap.mem_mb) + " MB" : r.DASH);
+    // metered power only: a node without a meter shows none (its power is modelled in a run)
+    const watts = cell(row, "watts num", r.isNumber(node.power_w) ? node.power_w.toFixed(2) + " W" : r.DASH);
+    watts.title = r.isNumber(node.power_w) ? "metered" : "no meter: a run models this node's power";
     cell(row, "temp num", sample ? r.celsius(sample.temperature_c) : r.DASH);
     const seen = cell(row, "seen", r.ago(node.last_ok_s));
     if (r.isNumber(node.last_ok_s)) seen.title = r.clock(node.last_ok_s);

@@ -3,6 +3,7 @@
 #
 #   scripts/netboot/vm/boot-vm.sh --tap TAP --mac MAC [--kernel FILE --initrd FILE]
 #                         [--mem MB] [--cpus N] [--cache DIR] [--append TEXT] [--icount SHIFT]
+#                         [--qmp SOCKET]
 #
 # The VM's only network card (virtio-net on virtio-mmio) has the MAC given, the
 # node's hwaddr of the cluster config, and is plugged into the tap device TAP,
@@ -17,10 +18,13 @@
 # (QEMU's -icount shift=SHIFT,align=on): its speed no longer depends on what
 # else the host runs, as long as the host keeps up (SHIFT 3: 125 million
 # instructions a second).
+#
+# --qmp SOCKET opens QEMU's machine protocol on that Unix socket: the master's
+# qemu power driver asks the VM to power down through it (system_powerdown).
 set -eu
 
 die() { echo "boot-vm: $*" >&2; exit 1; }
-tap="" mac="" kernel="" initrd="" mem=256 cpus=1 cache="" append="" icount=""
+tap="" mac="" kernel="" initrd="" mem=256 cpus=1 cache="" append="" icount="" qmp=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --tap) tap=$2; shift 2 ;;
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
         --cache) cache=$2; shift 2 ;;
         --append) append=$2; shift 2 ;;
         --icount) icount=$2; shift 2 ;;
+        --qmp) qmp=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
         *) die "unknown argument: $1" ;;
     esac
@@ -48,6 +53,7 @@ command -v qemu-system-aarch64 >/dev/null || die "qemu-system-aarch64 is needed 
 exec qemu-system-aarch64 -M virt -cpu cortex-a53 -smp "$cpus" -m "$mem" \
     -nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot \
     ${icount:+-icount "shift=$icount,align=on,sleep=on"} \
+    ${qmp:+-qmp "unix:$qmp,server=on,wait=off"} \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyAMA0 panic=1 loglevel=4 $append" \
     -netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" \
