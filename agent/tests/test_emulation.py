@@ -49,6 +49,7 @@ class _Task:
 class _Manager:
     cores: int = 4
     mem_mb: float = 4096
+    ended_cpu_s: float = 0.0  # the task manager's rusage of the tasks that ended
     running: list[_Task] = field(default_factory=list)
     finished: list[_Task] = field(default_factory=list)
 
@@ -103,6 +104,7 @@ def test_sampler_counts_its_tasks_alone_to_their_end(tmp_path: Path) -> None:
     assert s.usage_ratio == [0.0] * 4 and s.memory()["used_bytes"] == 0
     # ended with 2.5 CPU s in all: the half second not yet seen counts now, once
     a.state, a.cpu_s = "completed", 2.5
+    tasks.ended_cpu_s += 2.5
     tasks.running.remove(a)
     tasks.finished.append(a)
     now[0] = 4.0
