@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Node
-from ..store import NodeStatus, Sample
+from ..store import NodeStatus, PowerReading, Sample
 from .config import MasterConfig
 
 __all__ = ["CLOCK_WINDOW", "NodeEntry", "Registry"]
@@ -38,6 +38,7 @@ class NodeEntry:
     sample: Sample | None = None  # the newest reading polled from the agent
     emulated: bool | None = None  # its agent's last report: an emulated node's readings
     boot_s: float | None = None  # its last reported boot time
+    power: PowerReading | None = None  # its newest power reading (agent-side or master-side meter)
     # its wall clock minus ours (see observe_clock), and how far that may be off
     clock_offset_s: float | None = None
     clock_error_s: float | None = None
