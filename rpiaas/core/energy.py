@@ -5,9 +5,18 @@ plane changed (:attr:`ControlPlane.changes
 <rpiaas.core.control.ControlPlane.changes>`), so the figures of a
 simulated and a live run mean the same thing.  In simulation a node's power
 follows its reserved cores (``u = used / cores``); on the testbed it follows
-the utilisation measured on the node (:meth:`NodeUsage.measure`), so energy is
-the power model applied to what the node really did.  Busy core-seconds are
+the CPU seconds measured on the node (:meth:`NodeUsage.measure_cpu`), so energy
+is the power model applied to what the node really did.  Busy core-seconds are
 the reserved cores in both.
+
+On the testbed the energy is integrated in two parts.  The power at no CPU
+use (``power_w(state, 0)``: idle, booting, off) follows every change of
+state, as in simulation.  The CPU's part is added as the node's CPU seconds
+are measured: the model is linear in utilisation (``NodeType.power_w``), so
+over any span it is ``(power_w(on, 1) - power_w(on, 0)) / cores`` joules per
+CPU second, however the seconds were spread over the span.  So the energy
+does not depend on how often the CPU was read, only on the CPU seconds the
+node's counters gave.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..model import Node, NodeType, PowerState
+
+_ON = int(PowerState.ON)
 
 if TYPE_CHECKING:
     from .control import ControlPlane
@@ -38,8 +49,8 @@ class NodeUsage:
 
     :param control: the run's control plane: its nodes, their state at time 0, and the
         changes :meth:`follow` takes in.
-    :param measured: the utilisation is the one measured on the node (:meth:`measure`)
-        rather than the reserved share of its cores.
+    :param measured: the utilisation and the CPU's energy are the ones measured on the node
+        (:meth:`measure_cpu`) rather than the reserved share of its cores.
     :param utilization_out: a float64 array to write each node's utilisation into at every
         change: the view's, in simulation.
     """
@@ -61,6 +72,7 @@ class NodeUsage:
         self.util = [0.0] * n
         self.state = [int(s) for s in control.node_states]
         self.power_w = [t.power_w(s, 0.0) for t, s in zip(self.types, self.state, strict=True)]
+        self.cpu_s = [0.0] * n  # CPU seconds measured on each node (live)
         # written a node at a time through a memoryview: a third of numpy's ``a[i] = x``
         self._util_out: Any = None if utilization_out is None else memoryview(utilization_out)
         # In simulation a node's utilisation is its reserved cores over its cores: a whole
@@ -96,8 +108,8 @@ class NodeUsage:
             last[i] = t
             used = used_l[i] = cores[i] - free
             state_l[i] = state
-            if measured:
-                power[i] = types[i].power_w(state, util[i])
+            if measured:  # the power at no CPU use: the CPU's part comes with measure_cpu
+                power[i] = types[i].power_w(state, 0.0)
             else:  # the model at used / cores (see __init__)
                 u, by_state = levels[i][used]
                 util[i] = u
@@ -111,12 +123,19 @@ class NodeUsage:
         """``nodes`` as changes at ``now`` that change nothing but the time."""
         return [(i, now, self.cores[i] - self.used[i], self.state[i]) for i in nodes]
 
-    def measure(self, i: int, now: float, util: float) -> None:
-        """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""
+    def measure_cpu(self, i: int, now: float, cpu_s: float, span_s: float) -> None:
+        """Node ``i`` used ``cpu_s`` CPU seconds (over all its cores) in the ``span_s`` seconds
+        up to ``now`` (live, from the node's counters): they count towards its energy at its
+        type's joules per CPU second (see the module), and its utilisation is their share of
+        the span's core-seconds from now on."""
         self.follow()
-        self.follow(self._now((i,), now))  # up to now at the power it had
-        self.util[i] = util
-        self.power_w[i] = self.types[i].power_w(self.state[i], util)
+        self.follow(self._now((i,), now))
+        t, cores = self.types[i], self.cores[i]
+        cpu_s = max(0.0, cpu_s)
+        self.cpu_s[i] += cpu_s
+        self.energy_j[i] += (t.power_w(_ON, 1.0) - t.power_w(_ON, 0.0)) / cores * cpu_s
+        if span_s > 0:
+            self.util[i] = min(1.0, cpu_s / (cores * span_s))
 
     def unbusy(self, i: int, core_s: float) -> None:
         """Take ``core_s`` off node ``i``'s busy core-seconds: cores reserved before a task
@@ -133,8 +152,10 @@ class NodeUsage:
         running tasks (memory as the shell knows it: reserved in simulation, measured live);
         :func:`~rpiaas.rundir.stream.node_rows` makes the ``nodes.csv`` rows of it."""
         energy, power, last = self.energy_j, self.power_w, self.last
+        shown = [t.power_w(s, u) for t, s, u in zip(self.types, self.state, self.util, strict=True)] \
+            if self.measured else list(power)
         return (now, [STATE_NAMES[s] for s in self.state], list(self.used), list(mem_used_mb),
-                list(self.util), list(power),
+                list(self.util), shown,
                 [e + p * (now - t) for e, p, t in zip(energy, power, last, strict=True)], list(ntasks))
 
     def totals(self) -> tuple[float, float]:

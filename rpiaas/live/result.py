@@ -116,7 +116,7 @@ class LiveResult:
         mem = []
         for i, name in enumerate(self.names):
             sample = readings.get(name)
-            usage.measure(i, now, float(sample.cpu_util) if sample is not None else 0.0)
+            usage.measure_cpu(i, now, float(sample.cpu_util) * usage.cores[i] * self.interval() if sample is not None else 0.0, self.interval())
             mem.append(float(sample.mem_used_mb) if sample is not None else 0.0)
         self.writer.sample(usage.sample(now, mem, self.control.view.tasks.tolist()))
         self.writer.drain()

@@ -6,6 +6,8 @@ cluster file chooses them per node or per cluster (``power:`` and ``meter:``,
 docs/scenario.md); :func:`~rpiaas.power.base.driver_for` and
 :func:`~rpiaas.power.base.meter_for` build them from a node's
 :class:`~rpiaas.model.PowerSpec` and :class:`~rpiaas.model.MeterSpec`.
+:func:`~rpiaas.power.integrate.integrate_energy` turns a meter's readings into
+energy (the trapezoid over the readings' own times), reporting its gaps.
 """
 
 from .base import (
@@ -21,6 +23,8 @@ from .base import (
     register_driver,
     register_meter,
 )
+from .integrate import Gap, MeteredEnergy, integrate_energy
 
 __all__ = ["DRIVERS", "METERS", "Meter", "PowerDriver", "PowerError", "Reading", "SwitchState",
-           "driver_for", "meter_for", "register_driver", "register_meter"]
+           "driver_for", "meter_for", "register_driver", "register_meter", "Gap", "MeteredEnergy",
+           "integrate_energy"]
