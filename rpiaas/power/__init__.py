@@ -25,6 +25,19 @@ from .base import (
 )
 from .integrate import Gap, MeteredEnergy, integrate_energy
 
-__all__ = ["DRIVERS", "METERS", "Meter", "PowerDriver", "PowerError", "Reading", "SwitchState",
-           "driver_for", "meter_for", "register_driver", "register_meter", "Gap", "MeteredEnergy",
-           "integrate_energy"]
+__all__ = [
+    "DRIVERS",
+    "METERS",
+    "Gap",
+    "Meter",
+    "MeteredEnergy",
+    "PowerDriver",
+    "PowerError",
+    "Reading",
+    "SwitchState",
+    "driver_for",
+    "integrate_energy",
+    "meter_for",
+    "register_driver",
+    "register_meter",
+]

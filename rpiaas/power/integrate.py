@@ -19,6 +19,7 @@ a meter read every second may be a little late, not three seconds late.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,9 +75,9 @@ def integrate_energy(times_s: Sequence[float], watts: Sequence[float], start_s: 
         raise ValueError(f"{len(times_s)} times but {len(watts)} readings")
     if not end_s >= start_s:
         raise ValueError(f"the window ends ({end_s!r}) before it starts ({start_s!r})")
-    if any(b < a for a, b in zip(times_s, times_s[1:])):
+    if any(b < a for a, b in itertools.pairwise(times_s)):
         raise ValueError("the readings' times must be sorted")
-    steps = [b - a for a, b in zip(times_s, times_s[1:]) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(times_s) if b > a]
     bound = max_gap_s if max_gap_s is not None else \
         (GAP_FACTOR * statistics.median(steps) if steps else 0.0)
     inside = sum(1 for t in times_s if start_s <= t <= end_s)
