@@ -140,7 +140,7 @@ class LiveResult:
         """The scenario's sample interval, but never below half a wall second."""
         return max(self.scenario.sample_interval_s, MIN_SAMPLE_WALL_S / self.clock.timescale)
 
-    def _read(self) -> dict[str, Sample | None]:
+    def read(self) -> dict[str, Sample | None]:
         """The newest sample of each node, and the power readings stored since the last read
         (blocking: the store)."""
         latest = self.store.latest()
@@ -158,7 +158,7 @@ class LiveResult:
         while True:
             at = self.next_sample_s
             await asyncio.sleep(max(0.0, self.clock.wall(at) - self.clock.unix()))
-            self.write(at, await asyncio.to_thread(self._read))
+            self.write(at, await asyncio.to_thread(self.read))
 
     def until(self, now: float) -> None:
         """While replaying the journal: the rows due before ``now``, from the stored history."""
@@ -201,10 +201,10 @@ class LiveResult:
         at = self.clock.wall(end)
         spacing = await asyncio.to_thread(self._poll_spacing, at)
         deadline = time.monotonic() + FINAL_WAIT_POLLS * spacing + 1.0
-        samples = await asyncio.to_thread(self._read)
+        samples = await asyncio.to_thread(self.read)
         while not self._caught_up(samples, at, spacing) and time.monotonic() < deadline:
             await asyncio.sleep(min(0.1, spacing / 4))
-            samples = await asyncio.to_thread(self._read)
+            samples = await asyncio.to_thread(self.read)
         self.write(max(end, self.last_sample_s or 0.0), samples)
 
     def _cpu_since(self, i: int, sample: Sample | None, span_s: float) -> tuple[float, float]:
