@@ -130,7 +130,6 @@ class LiveResult:
         n = len(self.nodes)
         # per node: the (time, counter) of the sample the CPU was last counted to
         self.counted: list[tuple[float, float] | None] = [None] * n
-        self.sampled_cpu = [False] * n  # its agent gave no counter: sampled utilisation
         # power readings of the run so far, per node (from the history, unix times)
         self.power: list[list[PowerReading]] = [[] for _ in range(n)]
         self.metered = [n.meter is not None for n in self.nodes]
@@ -213,7 +212,6 @@ class LiveResult:
             return 0.0, 0.0
         busy = sample.cpu_busy_s
         if busy is None:  # an agent without the counter: its sampled utilisation
-            self.sampled_cpu[i] = True
             return sample.cpu_util * self.usage.cores[i] * span_s, span_s
         last, self.counted[i] = self.counted[i], (sample.time_s, busy)
         if last is None or sample.time_s <= last[0]:  # the reference, or no new sample
@@ -266,8 +264,7 @@ class LiveResult:
     def sources(self) -> dict[str, str]:
         """Where the run's CPU, power and energy figures come from (``run.json``'s ``sources``)."""
         energy = source_label(self.energy_sources)
-        return {"cpu_utilization": "sampled" if any(self.sampled_cpu) else MEASURED,
-                "power_w": energy, "energy_j": energy}
+        return {"cpu_utilization": MEASURED, "power_w": energy, "energy_j": energy}
 
     def gaps(self, end: float) -> list[dict[str, Any]]:
         """The gaps in each metered node's readings over the run (scenario seconds)."""
