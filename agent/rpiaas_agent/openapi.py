@@ -146,7 +146,7 @@ _SCHEMAS: dict[str, Schema] = {
                          "Tasks running, what they hold, and the node's capacity for tasks."),
         "power": _nullable(_object(
             {"source": {"type": "string", "enum": ["hwmon", "pmic"]},
-             "watts": {"type": "number"},
+             "power_w": {"type": "number", "description": "Watts."},
              "time_s": {**_SECONDS, "description": "When it was read, on the node's wall clock."},
              "sensors": {"type": "integer", "minimum": 1,
                          "description": "Sensors (hwmon) or rails (pmic) summed."}},

@@ -116,7 +116,7 @@ def parse_pmic(output: str) -> tuple[float, int] | None:
 class PowerMonitor:
     """The node's power from ``source`` (``hwmon`` or ``pmic``), read every ``interval_s``.
 
-    :attr:`latest` is ``{"source", "watts", "time_s", "sensors"}`` (``time_s`` on
+    :attr:`latest` is ``{"source", "power_w", "time_s", "sensors"}`` (``time_s`` on
     the node's wall clock, when the reading was taken) or ``None``: no source, no
     reading yet, or the last one failed.
     """
@@ -149,7 +149,9 @@ class PowerMonitor:
         return parse_pmic(out.decode("ascii", "replace")) if proc.returncode == 0 else None
 
     async def read(self) -> dict[str, Any] | None:
-        """One reading now, or None."""
+        """One reading now, or None; its time is the middle of the read (a ``vcgencmd``
+        process takes tens of milliseconds)."""
+        t0 = time.time()
         if self.source == "hwmon":
             loop = asyncio.get_running_loop()
             got = await loop.run_in_executor(None, read_hwmon, self.hwmon_path)
@@ -159,8 +161,8 @@ class PowerMonitor:
             return None
         if got is None:
             return None
-        return {"source": self.source, "watts": round(got[0], 6), "time_s": round(time.time(), 3),
-                "sensors": got[1]}
+        return {"source": self.source, "power_w": round(got[0], 6),
+                "time_s": round((t0 + time.time()) / 2, 3), "sensors": got[1]}
 
     async def run(self) -> None:
         """Read every ``interval_s`` until cancelled (returns at once without a source)."""

@@ -120,7 +120,7 @@ def render(report: Mapping[str, Any]) -> str:
     power = report.get("power")
     if power is not None:
         w.gauge("rpiaas_node_power_watts", "The node's power, read on the node (hwmon or pmic).",
-                power["watts"], {"source": power["source"]})
+                power["power_w"], {"source": power["source"]})
     tasks = report["tasks"]
     w.gauge("rpiaas_tasks_running", "Tasks running now.", tasks["running"])
     w.gauge("rpiaas_tasks_cores", "Cores that tasks may hold in all.", tasks["cores"])

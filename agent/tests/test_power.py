@@ -123,7 +123,7 @@ def test_monitor_reads_hwmon_with_its_time(tmp_path: Path) -> None:
     mon = PowerMonitor("hwmon", 0.1, str(root))
     reading = asyncio.run(mon.read())
     assert reading is not None and reading["source"] == "hwmon"
-    assert reading["watts"] == pytest.approx(2.75) and reading["sensors"] == 1
+    assert reading["power_w"] == pytest.approx(2.75) and reading["sensors"] == 1
     assert isinstance(reading["time_s"], float)
     assert asyncio.run(PowerMonitor("none", 0.1).read()) is None
 
@@ -136,7 +136,7 @@ def test_monitor_runs_vcgencmd_pmic_read_adc(tmp_path: Path) -> None:
     mon = PowerMonitor("pmic", 0.1, vcgencmd=str(exe))
     reading = asyncio.run(mon.read())
     assert reading is not None and reading["source"] == "pmic" and reading["sensors"] == 12
-    assert reading["watts"] == pytest.approx(sum(a * v for a, v in RAILS.values()), abs=1e-6)
+    assert reading["power_w"] == pytest.approx(sum(a * v for a, v in RAILS.values()), abs=1e-6)
     assert PowerMonitor("pmic", 0.1, vcgencmd=str(tmp_path / "none")).executable is None
 
 

@@ -80,7 +80,7 @@ def power_from_info(entry: NodeEntry, info: dict[str, Any]) -> PowerReading | No
     power = info.get("power")
     if not isinstance(power, dict):
         return None
-    watts, at, source = power.get("watts"), power.get("time_s"), power.get("source")
+    watts, at, source = power.get("power_w"), power.get("time_s"), power.get("source")
     if not (isinstance(watts, (int, float)) and isinstance(at, (int, float))
             and isinstance(source, str) and source and math.isfinite(watts) and math.isfinite(at)):
         return None
