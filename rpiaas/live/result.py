@@ -267,9 +267,13 @@ class LiveResult:
         return {"cpu_utilization": MEASURED, "power_w": energy, "energy_j": energy}
 
     def gaps(self, end: float) -> list[dict[str, Any]]:
-        """The gaps in each metered node's readings over the run (scenario seconds)."""
+        """The gaps in each metered node's readings over the run (scenario seconds); a node
+        whose meter gave no reading at all is one gap, the whole run (its energy modelled)."""
         out: list[dict[str, Any]] = []
-        for name, metered in zip(self.names, self.energy, strict=True):
+        for node, metered in zip(self.nodes, self.energy, strict=True):
+            name = node.name
+            if metered is None and node.meter is not None:  # a meter that never answered
+                out.append({"node": name, "start_s": 0.0, "end_s": end, "duration_s": end})
             for gap in metered.gaps if metered is not None else ():
                 a, b = self.clock.scenario_time(gap.start_s), self.clock.scenario_time(gap.end_s)
                 out.append({"node": name, "start_s": round(a, 6), "end_s": round(min(b, end), 6),

@@ -162,3 +162,12 @@ def test_a_meter_that_fails_leaves_a_gap_in_the_record(tmp_path: Path, trace_met
     left = curve_energy_j(a, t0 + 1.4, t0) + curve_energy_j(t0 + 2.5, b, t0)
     assert node["energy_j"] == pytest.approx(left, rel=1e-3)  # the gap is not filled
     assert node["metered_s"] == pytest.approx(b - a - 1.1, abs=1e-6)
+
+
+def test_a_meter_that_never_answers_is_one_gap_and_the_model_stands_in(tmp_path: Path,
+                                                                       trace_meter: object) -> None:
+    record, _, _, _ = _run(tmp_path, range(1000))
+    node = record["nodes"][0]  # type: ignore[index]
+    assert node["energy_source"] == "modelled-from-measured" and "metered_s" not in node
+    assert record["sources"]["energy_j"] == "modelled-from-measured"  # type: ignore[index]
+    assert record["gaps"] == [{"node": NODE, "start_s": 0.0, "end_s": 3.46, "duration_s": 3.46}]
