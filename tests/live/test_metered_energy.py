@@ -117,6 +117,9 @@ def _run(tmp_path: Path, failing: range) -> tuple[dict[str, object], float, floa
         clock.t0 = TraceMeter.t0 + 0.73  # the run starts between two readings ...
         end = 3.46  # ... and ends between two others (scenario seconds)
         result = LiveResult(sc, writer, usage, control, store, clock)
+        # the node as a cluster file with `meter: {source: test-trace}` gives it
+        result.nodes = tuple(dataclasses.replace(n, meter=MeterSpec("test-trace")) for n in result.nodes)
+        result.metered = [True]
         async with AgentClient(0.2) as client:
             poller = Poller(registry, store, client, DT_S, 0.2)
             for _ in range(45):  # readings 0-44: to 4.4 s on the meter's clock, past the end
