@@ -159,7 +159,7 @@ _SCHEMAS: dict[str, Schema] = {
     "PurgeRequest": _object({
         "before": {**_SECONDS, "description": "Delete what is older than this (unix s)."},
     }),
-    "PurgeResult": _object({"samples": _COUNT, "states": _COUNT, "events": _COUNT}),
+    "PurgeResult": _object({"samples": _COUNT, "states": _COUNT, "events": _COUNT, "power": _COUNT}),
     "RunRequest": {
         "type": "object", "required": ["scenario"], "additionalProperties": False,
         "properties": {
@@ -340,7 +340,7 @@ def openapi_document() -> dict[str, Any]:
             "compactHistory", "Replace samples before ``before`` by bucket means.",
             _ok("Rows replaced and written.", "CompactResult"), "CompactRequest")},
         "/api/v1/history/purge": {"post": _post(
-            "purgeHistory", "Delete samples, state changes and events before ``before``.",
+            "purgeHistory", "Delete samples, power readings, state changes and events before ``before``.",
             _ok("Rows deleted, by kind.", "PurgeResult"), "PurgeRequest")},
         "/api/v1/runs": {
             "get": _get("listRuns", "The live runs since this master started.",
