@@ -187,10 +187,15 @@ class Poller:
             self.meter_failures += 1
             log.warning("%s: power meter: %s", entry.name, e)
             return None
-        except TimeoutError:
+        except (asyncio.TimeoutError, TimeoutError):  # one class from Python 3.11 on
             self.meter_failures += 1
             log.warning("%s: power meter %s: no reading in %g s", entry.name, meter.name,
                         self.timeout_s)
+            return None
+        except Exception as e:  # a meter's own bug must not cost the round its samples
+            self.meter_failures += 1
+            log.error("%s: power meter %s failed: %s", entry.name, meter.name,
+                      type(e).__name__)
             return None
         try:
             return PowerReading(entry.name, got.time_s, got.watts, meter.name)

@@ -44,6 +44,8 @@ class FileMeter:
         self.path = Path(str(spec.get("path")))
 
     async def read(self) -> Reading:
+        if self.path.read_text() == "crash":  # a meter with a bug of its own
+            raise RuntimeError("http://admin:secret@plug/ went wrong")
         try:
             return Reading(time.time(), float(self.path.read_text()))
         except (OSError, ValueError) as e:
@@ -57,8 +59,8 @@ def file_meter() -> object:
     METERS.pop("test-file", None)
 
 
-def test_agent_and_master_side_readings_are_stored_and_exported(tmp_path: Path,
-                                                                file_meter: object) -> None:
+def test_agent_and_master_side_readings_are_stored_and_exported(tmp_path: Path, file_meter: object,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     hwmon = tmp_path / "hwmon"
     (hwmon / "hwmon1").mkdir(parents=True)
     (hwmon / "hwmon1" / "name").write_text("ina219\n")
@@ -73,6 +75,7 @@ def test_agent_and_master_side_readings_are_stored_and_exported(tmp_path: Path,
         asyncio.run(_scenario(tmp_path, agent.port, hwmon / "hwmon1" / "power1_input"))
     finally:
         agent.terminate()
+    assert "RuntimeError" in caplog.text and "secret" not in caplog.text  # no credential logged
 
 
 async def _scenario(tmp_path: Path, port: int, sensor: Path) -> None:
@@ -107,6 +110,11 @@ async def _scenario(tmp_path: Path, port: int, sensor: Path) -> None:
             failures = poller.meter_failures
             await poller.poll_once()
             assert poller.meter_failures == failures + 1  # a gap, not a made-up reading
+            watts_file.write_text("crash")
+            stored = len(store.history(NAMES[0]))
+            await poller.poll_once()
+            assert poller.meter_failures == failures + 2
+            assert len(store.history(NAMES[0])) == stored + 1  # the round kept its samples
             app = web.Application()
             app[REGISTRY] = registry
             app[POLLER] = poller
@@ -120,7 +128,7 @@ async def _scenario(tmp_path: Path, port: int, sensor: Path) -> None:
     assert {r.source for r in master_side} == {"test-file"}
     assert master_side[0].watts == 4.25 and master_side[-1].watts == 5.5
     rounds = poller.rounds  # poll_once(entries=None) counts rounds
-    assert len(master_side) == rounds - 1  # every round but the failed one
+    assert len(master_side) == rounds - 2  # every round but the failed ones
     assert poller.power_stored == len(agent_side) + len(master_side)
     samples: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in parser.text_string_to_metric_families(text):
@@ -130,4 +138,4 @@ async def _scenario(tmp_path: Path, port: int, sensor: Path) -> None:
     assert power == {NAMES[0]: ("hwmon", 3.0), NAMES[1]: ("test-file", 5.5)}
     busy = dict((labels["node"], v) for labels, v in samples["rpiaas_node_cpu_busy_seconds_total"])
     assert set(busy) == {NAMES[0]} and busy[NAMES[0]] > 0  # the host's /proc/stat: not emulated
-    assert samples["rpiaas_master_meter_failures_total"][0][1] == 1.0
+    assert samples["rpiaas_master_meter_failures_total"][0][1] == 2.0
