@@ -86,6 +86,10 @@ _SCHEMAS: dict[str, Schema] = {
                   "description": "Raw samples this row stands for (1 for a raw sample)."},
         "resolution_s": {**_SECONDS,
                          "description": "Bucket length it was averaged over (0 for raw)."},
+        "cpu_busy_s": _nullable({**_SECONDS, "description":
+                                 "The node's busy CPU seconds over its cores, a counter (since boot, "
+                                 "or an emulated node's tasks' since its agent started); null on "
+                                 "a bucket's mean or where the agent gives none."}),
     }, "One measurement of a node, or the mean over a bucket of them."),
     "StateChange": _object({
         "time_s": _SECONDS,
