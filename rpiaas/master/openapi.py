@@ -113,6 +113,11 @@ _SCHEMAS: dict[str, Schema] = {
                                "type's cores and memory, not the host's; null until it answered."}),
         "clock_offset_s": _nullable({"type": "number"}),  # its clock minus the master's
         "clock_error_s": _nullable({"type": "number"}),  # how far clock_offset_s may be off
+        "power": _nullable(_object({
+            "power_w": {"type": "number"}, "time_s": _SECONDS,
+            "source": {"type": "string", "description": "hwmon, pmic (read by its agent), or the "
+                                                        "master-side meter's source."}},
+            "Its newest power reading; null without a meter, or before the first reading.")),
         "sample": _nullable(_ref("Sample")),
         "tasks": {"type": "array", "items": _ref("Placement"),
                   "description": "The live runs' tasks started on it and not ended yet."},

@@ -109,6 +109,8 @@ class NodeEntry:
             "emulated": self.emulated,
             "clock_offset_s": None if self.clock_offset_s is None else round(self.clock_offset_s, 4),
             "clock_error_s": None if self.clock_error_s is None else round(self.clock_error_s, 4),
+            "power": None if self.power is None else {
+                "power_w": self.power.watts, "time_s": self.power.time_s, "source": self.power.source},
         }
 
 

@@ -115,6 +115,8 @@ async def _scenario(tmp_path: Path, port: int, sensor: Path) -> None:
             await poller.poll_once()
             assert poller.meter_failures == failures + 2
             assert len(store.history(NAMES[0])) == stored + 1  # the round kept its samples
+            doc = plugged.to_json()["power"]  # GET /api/v1/nodes: the dashboard's
+            assert doc is not None and doc["power_w"] == 5.5 and doc["source"] == "test-file"
             app = web.Application()
             app[REGISTRY] = registry
             app[POLLER] = poller
