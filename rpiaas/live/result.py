@@ -173,12 +173,13 @@ class LiveResult:
             self.write(at, readings)
 
     def _poll_spacing(self, at_wall: float) -> float:
-        """The poller's interval as the samples before the unix time ``at_wall`` show it (the
-        median spacing of a node's last ones; 5 s if there are too few)."""
+        """The poller's interval as the samples and power readings before the unix time
+        ``at_wall`` show it (the median spacing of a node's last ones; 5 s if there are too few)."""
         spacings: list[float] = []
-        for name in self.names:
-            times = [x.time_s for x in self.store.history(name, at_wall - 60.0, at_wall)][-20:]
-            spacings += [b - a for a, b in itertools.pairwise(times) if b > a]
+        for i, name in enumerate(self.names):
+            for times in ([x.time_s for x in self.store.history(name, at_wall - 60.0, at_wall)][-20:],
+                          [r.time_s for r in self.power[i] if r.time_s < at_wall][-20:]):
+                spacings += [b - a for a, b in itertools.pairwise(times) if b > a]
         return max(0.05, statistics.median(spacings)) if spacings else 5.0
 
     def _caught_up(self, samples: dict[str, Sample | None], at_wall: float, spacing: float) -> bool:
@@ -243,7 +244,8 @@ class LiveResult:
 
     def _metered_row(self, now: float, row: Any) -> Any:
         """``row`` with each metered node's power and energy from its readings: the newest
-        reading by ``now``, the energy from the run's start to it (to ``now`` at the end)."""
+        reading by ``now``, the energy from the run's start to ``now`` (what lies after the
+        newest reading is a gap until the next one comes: the last row waits for it)."""
         power, energy = list(row[5]), list(row[6])
         start, at = self.clock.t0, self.clock.wall(now)
         for i, got in enumerate(self.power):
@@ -251,15 +253,16 @@ class LiveResult:
                 continue
             upto = [r for r in got if r.time_s <= at]
             power[i] = (upto[-1] if upto else got[0]).watts
-            metered = metered_energy(got, start, max(start, min(at, got[-1].time_s)))
+            metered = metered_energy(got, start, max(start, at))
             energy[i] = metered.energy_j
             self.energy[i] = metered
         return (*row[:5], power, energy, *row[7:])
 
     @property
     def energy_sources(self) -> list[str]:
-        """Per node: ``measured`` (a meter's readings) or ``modelled-from-measured``."""
-        return [MEASURED if m and self.power[i] else FROM_MEASURED for i, m in enumerate(self.metered)]
+        """Per node: ``measured`` (a meter's readings cover some of the run) or
+        ``modelled-from-measured`` (no meter, or none of its readings in the run)."""
+        return [MEASURED if e is not None and e.covered_s > 0 else FROM_MEASURED for e in self.energy]
 
     def sources(self) -> dict[str, str]:
         """Where the run's CPU, power and energy figures come from (``run.json``'s ``sources``)."""

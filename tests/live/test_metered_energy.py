@@ -167,9 +167,12 @@ def test_a_meter_that_fails_leaves_a_gap_in_the_record(tmp_path: Path, trace_met
     assert node["metered_s"] == pytest.approx(b - a - 1.1, abs=1e-6)
 
 
-def test_a_meter_that_never_answers_is_one_gap_and_the_model_stands_in(tmp_path: Path,
-                                                                       trace_meter: object) -> None:
-    record, _, _, _ = _run(tmp_path, range(1000))
+@pytest.mark.parametrize("failing", [range(1000), range(7, 1000)], ids=["never", "only-before"])
+def test_a_meter_that_never_answers_is_one_gap_and_the_model_stands_in(
+        tmp_path: Path, trace_meter: object, failing: range) -> None:
+    """No reading at all, or readings that stop before the run starts (reading 7 is at 0.7 s,
+    the run starts at 0.73 s): the whole run is a gap, and the model stands in, labelled so."""
+    record, _, _, _ = _run(tmp_path, failing)
     node = record["nodes"][0]  # type: ignore[index]
     assert node["energy_source"] == "modelled-from-measured" and "metered_s" not in node
     assert record["sources"]["energy_j"] == "modelled-from-measured"  # type: ignore[index]
