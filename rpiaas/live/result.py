@@ -134,6 +134,7 @@ class LiveResult:
         self.power: list[list[PowerReading]] = [[] for _ in range(n)]
         self.metered = [n.meter is not None for n in self.nodes]
         self.energy: list[MeteredEnergy | None] = [None] * n  # each metered node's, at the end
+        self.ending = False  # the last row is under way
 
     def interval(self) -> float:
         """The scenario's sample interval, but never below half a wall second."""
@@ -157,7 +158,10 @@ class LiveResult:
         while True:
             at = self.next_sample_s
             await asyncio.sleep(max(0.0, self.clock.wall(at) - self.clock.unix()))
-            self.write(at, await asyncio.to_thread(self.read))
+            readings = await asyncio.to_thread(self.read)
+            if self.ending:  # the last row is being made: no row after the run's end
+                return
+            self.write(at, readings)
 
     def until(self, now: float) -> None:
         """While replaying the journal: the rows due before ``now``, from the stored history."""
@@ -198,6 +202,7 @@ class LiveResult:
     async def last_row(self, end: float) -> None:
         """The last row, at ``end`` (or at the last sample, if later), once the poller has
         read every node after it (at most a few poll intervals)."""
+        self.ending = True
         at = self.clock.wall(end)
         spacing = await asyncio.to_thread(self._poll_spacing, at)
         deadline = time.monotonic() + FINAL_WAIT_POLLS * spacing + 1.0
