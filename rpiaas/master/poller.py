@@ -84,11 +84,10 @@ def power_from_info(entry: NodeEntry, info: dict[str, Any]) -> PowerReading | No
     if not (isinstance(watts, (int, float)) and isinstance(at, (int, float))
             and isinstance(source, str) and source and math.isfinite(watts) and math.isfinite(at)):
         return None
-    local = entry.node_to_local(float(at))
-    last = entry.power
-    if last is not None and last.source == source and abs(last.time_s - local) < 1e-6:
+    if entry.power_node_time_s == float(at):  # the reading already taken, on the node's clock
         return None
-    return PowerReading(entry.name, max(0.0, local), float(watts), source)
+    entry.power_node_time_s = float(at)
+    return PowerReading(entry.name, max(0.0, entry.node_to_local(float(at))), float(watts), source)
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:

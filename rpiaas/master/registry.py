@@ -39,6 +39,7 @@ class NodeEntry:
     emulated: bool | None = None  # its agent's last report: an emulated node's readings
     boot_s: float | None = None  # its last reported boot time
     power: PowerReading | None = None  # its newest power reading (agent-side or master-side meter)
+    power_node_time_s: float | None = None  # its agent's newest reading's time, on the node's clock
     # its wall clock minus ours (see observe_clock), and how far that may be off
     clock_offset_s: float | None = None
     clock_error_s: float | None = None
