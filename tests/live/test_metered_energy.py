@@ -144,7 +144,7 @@ def test_measured_energy_is_the_meters_integral(tmp_path: Path, trace_meter: obj
     record, t0, a, b = _run(tmp_path, range(0))
     node = record["nodes"][0]  # type: ignore[index]
     truth = curve_energy_j(a, b, t0)
-    print(f"\nmeasured {node['energy_j']:.6f} J, the curve's integral {truth:.6f} J")
+    print(f"\nmeasured {node['energy_j']:.9f} J, the curve's integral {truth:.9f} J")
     assert node["energy_source"] == "measured"
     assert node["energy_j"] == pytest.approx(truth, rel=1e-3)
     assert record["sources"]["energy_j"] == "measured"  # type: ignore[index]
