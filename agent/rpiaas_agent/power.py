@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 POWER_SOURCES = ("none", "hwmon", "pmic")
 
-_INPUT = re.compile(r"^(power|curr|in)(\d+)_input$")
+_INPUT = re.compile(r"^(power|curr|in)(\d+)_(input|average)$")
 _PMIC_LINE = re.compile(r"^\s*(\S+)_([AV])\s+(?:current|volt)\(\d+\)=([-+0-9.eE]+)([AV])\s*$")
 
 
@@ -56,6 +56,7 @@ def _read_int(path: Path) -> int | None:
 def _device_watts(device: Path) -> tuple[float, int] | None:
     """One hwmon device's power in watts and how many sensors gave it, or None if it has none."""
     power: dict[int, int] = {}
+    average: dict[int, int] = {}
     curr: dict[int, int] = {}
     volt: dict[int, int] = {}
     try:
@@ -64,15 +65,20 @@ def _device_watts(device: Path) -> tuple[float, int] | None:
         return None
     for name in names:
         m = _INPUT.match(name)
-        if m is None:
+        if m is None or (m.group(3) == "average" and m.group(1) != "power"):
             continue
         kind, n = m.group(1), int(m.group(2))
         value = _read_int(device / name)
         if value is None:
             continue
-        {"power": power, "curr": curr, "in": volt}[kind][n] = value
+        if m.group(3) == "average":
+            average[n] = value
+        else:
+            {"power": power, "curr": curr, "in": volt}[kind][n] = value
     if power:  # microwatts
         return sum(power.values()) / 1e6, len(power)
+    if average:  # a meter that gives its power averaged only (the ACPI power meter): microwatts
+        return sum(average.values()) / 1e6, len(average)
     pairs = [n for n in curr if n in volt]
     if pairs:  # millivolts x milliamperes = microwatts
         return sum(volt[n] * curr[n] for n in pairs) / 1e6, len(pairs)

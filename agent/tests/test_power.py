@@ -97,6 +97,13 @@ def test_hwmon_power_inputs_in_microwatts(tmp_path: Path) -> None:
     assert read_hwmon(root / "hwmon2") == (pytest.approx(1.5), 1)  # one device named directly
 
 
+def test_hwmon_average_power_where_there_is_no_instant_one(tmp_path: Path) -> None:
+    root = tmp_path / "hwmon"  # the ACPI power meter gives power1_average (microwatts) only
+    _device(root, "hwmon0", {"name": "power_meter", "power1_average": "41250000",
+                             "power1_average_interval": "1000", "curr1_average": "3"})
+    assert read_hwmon(root) == (pytest.approx(41.25), 1)
+
+
 def test_hwmon_current_and_voltage_pairs_where_there_is_no_power(tmp_path: Path) -> None:
     # the INA3221 driver: bus voltage in1..3 (mV), current curr1..3 (mA), shunt voltage in4..6
     root = tmp_path / "hwmon"
