@@ -20,9 +20,10 @@ from aiohttp import web
 
 from .config import Config
 from .emulation import EmulatedSampler
-from .keys import CONFIG, CPU, NOTIFIER, TASKS, THERMAL, THROTTLE
+from .keys import CONFIG, CPU, NOTIFIER, POWER, TASKS, THERMAL, THROTTLE
 from .middlewares import body_limit_middleware, error_middleware, token_middleware
 from .notify import Notifier
+from .power import PowerMonitor
 from .readings import CpuSampler, ThermalZone, ThrottleMonitor
 from .redact import redacting_logs
 from .routes import routes
@@ -45,11 +46,14 @@ def create_app(config: Config | None = None) -> web.Application:
     app[TASKS] = TaskManager(config, notify=app[NOTIFIER].push)
     app[CPU] = EmulatedSampler(config.sample_interval_s, app[TASKS]) if config.emulate \
         else CpuSampler(config.sample_interval_s)
+    app[POWER] = PowerMonitor(config.power_source, config.power_interval_s, config.hwmon_path,
+                              config.vcgencmd)
     app.add_routes(routes)
     # first in, last out: no credential reaches a log while anything else runs
     app.cleanup_ctx.append(redacting_logs(lambda a: [t] if (t := a[CONFIG].token) else []))
     app.cleanup_ctx.append(_background("cpu sampler", lambda a: a[CPU].run()))
     app.cleanup_ctx.append(_background("throttle monitor", lambda a: a[THROTTLE].run()))
+    app.cleanup_ctx.append(_background("power monitor", lambda a: a[POWER].run()))
     # the notifier outlives the tasks: the ends of those killed at shutdown are pushed too
     app.cleanup_ctx.append(app[NOTIFIER].run)
     app.cleanup_ctx.append(_boot_report)

@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="report the node this agent emulates on a shared machine: CPU and "
                         "memory of its own tasks against --cores and --mem-mb, not the host's "
                         "(default off)")
+    p.add_argument("--power-source", help="the node's own power meter: none, hwmon (Linux hwmon "
+                   "sensors, e.g. an INA219 board) or pmic (a Pi 5's PMIC; default none)")
+    p.add_argument("--hwmon-path", metavar="DIR",
+                   help="the hwmon class or one device's directory (default /sys/class/hwmon)")
+    p.add_argument("--power-interval-s", metavar="S", help="power reading interval (default 1)")
     p.add_argument("--print-config", action="store_true",
                    help="print the settings in effect (without the token) as JSON and exit")
     return p

@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 import psutil
 
+from .power import POWER_SOURCES
+
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "load_config", "read_config_file"]
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,10 @@ class Config:
     # A node emulated on a shared machine (local testbed): CPU and memory are its tasks' only,
     # against cores and mem_mb, not the host's (see rpiaas_agent.emulation).
     emulate: bool = False
+    # The node's power read on the node itself (rpiaas_agent.power): none, hwmon or pmic.
+    power_source: str = "none"
+    hwmon_path: str = "/sys/class/hwmon"  # the hwmon class, or one device's directory
+    power_interval_s: float = 1.0
 
     @property
     def node_name(self) -> str:
@@ -208,6 +214,9 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "master_url": _http_url,
     "report_from": _ip_address,
     "emulate": _bool,
+    "power_source": _choice(POWER_SOURCES),
+    "hwmon_path": _text(),
+    "power_interval_s": _seconds(0.1, 3600),
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
 

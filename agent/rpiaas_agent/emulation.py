@@ -5,15 +5,22 @@ node of some type (a Raspberry Pi 4B: 4 cores, 4096 MB).  The host's
 readings would be the same on every agent, whatever each one's tasks do.
 With ``emulate`` on, the agent reports the node it emulates instead:
 
-* CPU: the CPU time (user + system) of every process of its tasks' process
-  groups over the last interval, per emulated core (the node's ``cores``).
-  Busy core-seconds fill core 0 first, then core 1, as a single-core task on
-  a real node shows one busy core.  Ended tasks count to their end (their
-  final CPU time from ``wait4``), so a short task is not lost between samples.
+* CPU: a counter of the CPU seconds (user + system) of its tasks, ``busy_s``:
+  every ended task's whole CPU time (``wait4``'s rusage, counted by the task
+  manager when the task ends, so a task that starts and ends between two
+  readings is counted all the same) plus the CPU time so far of every
+  process of the running tasks' process groups.  The counter never goes
+  down.  Usage per emulated core (the node's ``cores``) is its difference
+  over the last interval; busy core-seconds fill core 0 first, then core 1,
+  as a single-core task on a real node shows one busy core.
 * Memory: the resident set of those processes against the node's ``mem_mb``.
 
 The operating system and the agent itself are not counted: an idle emulated
-node reads 0 %.  Process groups are read from ``/proc`` (Linux).
+node reads 0 %, as the idle power of a node type's model is that of its
+operating system at rest.  The agent's own CPU time is reported apart
+(``cpu.agent_busy_s``): on a shared machine it is the cost of emulating,
+which a real node's agent does not pay.  Process groups are read from
+``/proc`` (Linux).
 """
 
 from __future__ import annotations
@@ -96,6 +103,7 @@ class _Tasks(Protocol):
 
     cores: int
     mem_mb: float
+    ended_cpu_s: float
 
     def tasks(self) -> list[Any]: ...
 
@@ -115,36 +123,34 @@ class EmulatedSampler(CpuSampler):
         self.proc = proc
         self.clock = clock
         self.rss_bytes = 0
-        # task id -> the most CPU seconds seen of it while it ran (a reaped group reads 0)
+        # running task id -> the most CPU seconds seen of its group (a reaped group reads 0)
         self._seen: dict[str, float] = {}
-        self._ended_cpu_s = 0.0  # final CPU seconds of the tasks that ended since the start
+        self._counter_s = 0.0  # the highest value busy_s() has given
         self._last: tuple[float, float] | None = None  # (clock, cumulative CPU seconds)
 
-    def _cumulative_cpu_s(self) -> float:
-        """CPU seconds of every task since the agent started: ended ones whole, running ones so far."""
+    def busy_s(self) -> float:
+        """CPU seconds of every task since the agent started: ended ones whole (the task
+        manager's rusage), running ones so far (their groups in ``/proc``).  Never decreases."""
         running: dict[str, int] = {}
         for task in self.tasks.tasks():
-            tid = task.spec.id
-            if task.state == "running":
-                if task.pid is not None:
-                    running[tid] = task.pid
-            elif tid in self._seen:  # ended since the last sample: count it to its end
-                self._ended_cpu_s += max(self._seen.pop(tid), task.cpu_s or 0.0)
+            if task.state == "running" and task.pid is not None:
+                running[task.spec.id] = task.pid
         usage = group_usage(running.values(), self.proc)
         rss = 0
+        seen: dict[str, float] = {}
         for tid, pid in running.items():
             now = usage[pid]
-            self._seen[tid] = max(self._seen.get(tid, 0.0), now.cpu_s)
+            seen[tid] = max(self._seen.get(tid, 0.0), now.cpu_s)
             rss += now.rss_bytes
-        # a task that ended and was forgotten between two samples (max_finished_tasks = 0)
-        for tid in [t for t in self._seen if t not in running]:
-            self._ended_cpu_s += self._seen.pop(tid)
+        self._seen = seen  # a task no longer running is in ended_cpu_s, whole
         self.rss_bytes = rss
-        return self._ended_cpu_s + sum(self._seen.values())
+        # a group read a tick above its final rusage would step the counter back: it waits
+        self._counter_s = max(self._counter_s, self.tasks.ended_cpu_s + sum(seen.values()))
+        return self._counter_s
 
     def sample(self) -> None:
         """Usage per emulated core since the previous sample; the first one is the reference."""
-        t, total = self.clock(), self._cumulative_cpu_s()
+        t, total = self.clock(), self.busy_s()
         if self._last is not None and t > self._last[0]:
             busy = max(0.0, total - self._last[1]) / (t - self._last[0])
             self.usage_ratio = spread_over_cores(busy, self.cores)

@@ -14,10 +14,11 @@ from aiohttp import web
 
 from .config import Config
 from .notify import Notifier
+from .power import PowerMonitor
 from .readings import CpuSampler, ThermalZone, ThrottleMonitor
 from .tasks import TaskManager
 
-__all__ = ["CONFIG", "CPU", "NOTIFIER", "TASKS", "THERMAL", "THROTTLE"]
+__all__ = ["CONFIG", "CPU", "NOTIFIER", "POWER", "TASKS", "THERMAL", "THROTTLE"]
 
 T = TypeVar("T")
 
@@ -38,3 +39,4 @@ THERMAL = app_key("thermal", ThermalZone)
 THROTTLE = app_key("throttle", ThrottleMonitor)
 NOTIFIER = app_key("notifier", Notifier)
 TASKS = app_key("tasks", TaskManager)
+POWER = app_key("power", PowerMonitor)

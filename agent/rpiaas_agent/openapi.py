@@ -118,6 +118,10 @@ _SCHEMAS: dict[str, Schema] = {
             "usage_ratio": _nullable({"type": "array", "items": _RATIO,
                                       "description": "Per core; null before the first sample."}),
             "usage_ratio_mean": _nullable(_RATIO),
+            "busy_s": {**_SECONDS, "description":
+                       "Busy CPU seconds over all cores, a counter: since boot (/proc/stat), or "
+                       "on an emulated node its tasks' since the agent started."},
+            "agent_busy_s": {**_SECONDS, "description": "The agent's own CPU seconds, a counter."},
             "temperature_c": _nullable({"type": "number",
                                         "description": "null without a thermal zone."}),
         }),
@@ -140,6 +144,13 @@ _SCHEMAS: dict[str, Schema] = {
         "tasks": _object({"running": _COUNT, "cores_used": _COUNT, "mem_mb_used": _MB,
                           "cores": {"type": "integer", "minimum": 1}, "mem_mb": _MB},
                          "Tasks running, what they hold, and the node's capacity for tasks."),
+        "power": _nullable(_object(
+            {"source": {"type": "string", "enum": ["hwmon", "pmic"]},
+             "power_w": {"type": "number", "description": "Watts."},
+             "time_s": {**_SECONDS, "description": "When it was read, on the node's wall clock."},
+             "sensors": {"type": "integer", "minimum": 1,
+                         "description": "Sensors (hwmon) or rails (pmic) summed."}},
+            "The node's power read on the node (`power_source`); null without one.")),
         "emulated": {"type": "boolean", "description":
                      "True when the agent emulates a node on a shared machine (a local "
                      "testbed; the `emulate` setting): `cpu` is then the CPU time of its own "
@@ -170,6 +181,9 @@ _SCHEMAS: dict[str, Schema] = {
         "master_url": {"type": ["string", "null"]},
         "report_from": {"type": ["string", "null"]},
         "emulate": {"type": "boolean"},
+        "power_source": {"type": "string", "enum": ["none", "hwmon", "pmic"]},
+        "hwmon_path": {"type": "string"},
+        "power_interval_s": {"type": "number", "exclusiveMinimum": 0},
         "token_set": {"type": "boolean"},
     }, "The agent's settings, the token left out."),
     "TaskRequest": {"oneOf": [_task_request(kind) for kind in KINDS],

@@ -78,6 +78,13 @@ def render(report: Mapping[str, Any]) -> str:
     w.family("rpiaas_cpu_usage_ratio", "gauge",
              "Share of time each core was busy over the last sampling interval (0 to 1).",
              [({"core": str(i)}, v) for i, v in enumerate(cpu["usage_ratio"] or ())])
+    w.family("rpiaas_cpu_busy_seconds_total", "counter",
+             "Busy CPU seconds summed over the node's cores: since boot from /proc/stat, or "
+             "on an emulated node those of its tasks since the agent started.",
+             [({}, cpu["busy_s"])])
+    w.family("rpiaas_agent_cpu_seconds_total", "counter",
+             "CPU seconds of the agent process itself, its tasks not included.",
+             [({}, cpu["agent_busy_s"])])
     w.gauge("rpiaas_cpu_temperature_celsius", "CPU temperature from the thermal zone.",
             cpu["temperature_c"])
     load = report["load"] or {}
@@ -110,6 +117,10 @@ def render(report: Mapping[str, Any]) -> str:
     w.gauge("rpiaas_speed_relative_ratio",
             "Single-core speed relative to the reference core (1 = the simulator's speed 1.0).",
             speed["relative"])
+    power = report.get("power")
+    if power is not None:
+        w.gauge("rpiaas_node_power_watts", "The node's power, read on the node (hwmon or pmic).",
+                power["power_w"], {"source": power["source"]})
     tasks = report["tasks"]
     w.gauge("rpiaas_tasks_running", "Tasks running now.", tasks["running"])
     w.gauge("rpiaas_tasks_cores", "Cores that tasks may hold in all.", tasks["cores"])

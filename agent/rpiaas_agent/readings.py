@@ -28,6 +28,8 @@ __all__ = [
     "CpuSampler",
     "ThermalZone",
     "ThrottleMonitor",
+    "agent_busy_s",
+    "cpu_busy_s",
     "decode_throttled",
     "disk_usage",
     "load_average",
@@ -55,6 +57,11 @@ class CpuSampler:
         self.cores: int = psutil.cpu_count() or 1
         self.usage_ratio: list[float] | None = None
 
+    def busy_s(self) -> float:
+        """The node's busy CPU seconds since boot, summed over its CPUs: a counter from
+        ``/proc/stat`` (all but idle, iowait and the guest time already in user)."""
+        return cpu_busy_s(psutil.cpu_times())
+
     def sample(self) -> None:
         """Take one sample: usage since the previous call (non-blocking, reads /proc/stat)."""
         percents = psutil.cpu_percent(interval=None, percpu=True)
@@ -70,6 +77,21 @@ class CpuSampler:
             except Exception:  # a reading must never stop the sampler
                 log.exception("cannot read CPU usage")
                 self.usage_ratio = None
+
+
+def cpu_busy_s(times: Any) -> float:
+    """Busy seconds in ``psutil.cpu_times()``: the total less idle and iowait, and less
+    guest and guest_nice, which Linux counts in user and nice already."""
+    total = sum(times)
+    for idle in ("idle", "iowait", "guest", "guest_nice"):
+        total -= getattr(times, idle, 0.0)
+    return max(0.0, float(total))
+
+
+def agent_busy_s() -> float:
+    """This agent's own CPU seconds (user + system), its tasks not included."""
+    t = psutil.Process().cpu_times()
+    return float(t.user + t.system)
 
 
 # ---------------------------------------------------------------- temperature

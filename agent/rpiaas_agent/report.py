@@ -5,7 +5,15 @@ reading this machine does not have is ``null``: ``cpu.temperature_c`` without
 a thermal zone, ``throttling`` without ``vcgencmd``, ``cpu.usage_ratio``
 before the first sample, ``disk`` when the file system does not answer,
 ``speed``'s numbers until the agent has measured its kernel (a second or so
-after it starts).
+after it starts), ``power`` without a power source (the ``power_source``
+setting, :mod:`rpiaas_agent.power`) or while it cannot be read.
+
+``cpu.busy_s`` is a counter, read when the report is made: the node's busy CPU
+seconds summed over its cores (``/proc/stat``, since boot), or on an emulated
+node its tasks' (since the agent started).  The master takes differences of
+it, so no task's CPU time is lost between two polls, however far apart.
+``cpu.agent_busy_s`` is the agent's own.  A counter that goes down means the
+node (or the emulating agent) started again.
 
 ``emulated`` is true when the agent stands for a node on a shared machine
 (the ``emulate`` setting): then ``cpu`` and ``memory`` are its own tasks'
@@ -24,7 +32,7 @@ from aiohttp import web
 
 from . import __version__, readings
 from .emulation import EmulatedSampler
-from .keys import CONFIG, CPU, TASKS, THERMAL, THROTTLE
+from .keys import CONFIG, CPU, POWER, TASKS, THERMAL, THROTTLE
 
 __all__ = ["collect"]
 
@@ -43,6 +51,8 @@ async def collect(app: web.Application) -> dict[str, Any]:
             "cores": cpu.cores,
             "usage_ratio": usage,
             "usage_ratio_mean": round(sum(usage) / len(usage), 4) if usage else None,
+            "busy_s": round(cpu.busy_s(), 3),
+            "agent_busy_s": round(readings.agent_busy_s(), 3),
             "temperature_c": app[THERMAL].celsius(),
         },
         # an emulated node's load would be the host's: it has none of its own
@@ -52,5 +62,6 @@ async def collect(app: web.Application) -> dict[str, Any]:
         "throttling": app[THROTTLE].flags,
         "speed": app[TASKS].speed(),
         "tasks": app[TASKS].usage(),
+        "power": app[POWER].latest,
         "emulated": emulated,
     }

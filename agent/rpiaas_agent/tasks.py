@@ -164,6 +164,9 @@ class TaskManager:
         self.mem_mb: float = config.mem_mb or node_mem_mb()
         self.notify = notify
         self.kernel_ops_per_s: float | None = _measured[0] if _measured else None
+        # CPU seconds (rusage) of every task that ended since the agent started: a counter
+        # that never goes down, whatever max_finished_tasks forgets
+        self.ended_cpu_s = 0.0
         self._running: dict[str, Task] = {}
         self._finished: collections.OrderedDict[str, Task] = collections.OrderedDict()
 
@@ -287,6 +290,7 @@ class TaskManager:
         task.ended_s = round(task.started_s + (ended_mono - task.start_mono), 6)
         task.exit_status = code
         task.cpu_s = round(usage.ru_utime + usage.ru_stime, 3)
+        self.ended_cpu_s += usage.ru_utime + usage.ru_stime
         # not usage.ru_maxrss: see _read_report
         task.peak_rss_mb = None if peak_kib is None else round(peak_kib / 1024, 3)
         if task.kill_reason is not None:

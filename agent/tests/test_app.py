@@ -36,7 +36,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def check_info(info: dict[str, Any]) -> None:
     """The /info document has every field, with the documented types and units."""
     assert set(info) == {"agent", "node", "time_s", "uptime_s", "cpu", "load", "memory", "disk",
-                         "throttling", "speed", "tasks", "emulated"}
+                         "throttling", "speed", "tasks", "emulated", "power"}
+    assert info["power"] is None  # no power_source configured
     assert isinstance(info["emulated"], bool)
     assert info["agent"]["name"] == "rpiaas-agent" and info["agent"]["version"] == __version__
     assert isinstance(info["agent"]["pid"], int)
@@ -54,6 +55,8 @@ def check_info(info: dict[str, Any]) -> None:
     else:
         assert cpu["usage_ratio_mean"] is None
     assert cpu["temperature_c"] is None or isinstance(cpu["temperature_c"], float)
+    assert isinstance(cpu["busy_s"], float) and cpu["busy_s"] >= 0  # counters
+    assert isinstance(cpu["agent_busy_s"], float) and cpu["agent_busy_s"] > 0
     if info["emulated"]:  # the host's load is no emulated node's own
         assert info["load"] is None
     else:
@@ -74,7 +77,8 @@ def check_metrics(text: str, info: dict[str, Any]) -> dict[str, promtext.Family]
     """/metrics parses, every family is a documented gauge, and agrees with /info."""
     families = promtext.parse(text)
     for fam in families.values():
-        assert fam.name.startswith("rpiaas_") and fam.type == "gauge" and fam.help, fam
+        assert fam.name.startswith("rpiaas_") and fam.help, fam
+        assert fam.type == ("counter" if fam.name.endswith("_seconds_total") else "gauge"), fam
     cores = info["cpu"]["cores"]
     assert families["rpiaas_cpu_cores"].value() == cores
     assert families["rpiaas_agent_info"].value(version=__version__, node=info["node"]["name"],

@@ -49,6 +49,7 @@ class _Task:
 class _Manager:
     cores: int = 4
     mem_mb: float = 4096
+    ended_cpu_s: float = 0.0  # the task manager's rusage of the tasks that ended
     running: list[_Task] = field(default_factory=list)
     finished: list[_Task] = field(default_factory=list)
 
@@ -103,6 +104,7 @@ def test_sampler_counts_its_tasks_alone_to_their_end(tmp_path: Path) -> None:
     assert s.usage_ratio == [0.0] * 4 and s.memory()["used_bytes"] == 0
     # ended with 2.5 CPU s in all: the half second not yet seen counts now, once
     a.state, a.cpu_s = "completed", 2.5
+    tasks.ended_cpu_s += 2.5
     tasks.running.remove(a)
     tasks.finished.append(a)
     now[0] = 4.0
@@ -192,3 +194,30 @@ def test_two_emulated_agents_report_their_own_load(tmp_path: Path) -> None:
     finally:
         busy.terminate()
         idle.terminate()
+
+
+def test_tasks_between_two_samples_count_in_the_cpu_counter(tmp_path: Path) -> None:
+    """Short CPU tasks that start and end between two samples (one a minute here): the sampled
+    usage never sees them, the counter ``cpu.busy_s`` has each one's whole rusage."""
+    config = task_config(tmp_path, emulate=True, cores=2, mem_mb=512, oversubscribe=True,
+                         sample_interval_s=60.0)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with in_process(config) as agent:
+        agent.sleep(0.1)
+        before = agent.get("/info").json()["cpu"]["busy_s"]
+        assert before == 0.0  # an emulated node: its tasks' CPU since the agent started
+        for k in range(4):
+            reply = agent.request("POST", "/tasks", json={"id": f"t{k}", "kind": "cpu", "cores": 1,
+                                                          "work_core_s": 0.5}, headers=auth)
+            assert reply.status == 201
+            deadline = time.monotonic() + 30
+            while agent.get(f"/tasks/t{k}", headers=auth).json()["state"] == "running":
+                assert time.monotonic() < deadline
+                agent.sleep(0.05)
+        info = agent.get("/info").json()
+        tasks = agent.get("/tasks", headers=auth).json()["tasks"]
+    own = sum(t["cpu_s"] for t in tasks)
+    assert own > 0.05 and all(t["state"] == "completed" for t in tasks)
+    assert info["cpu"]["usage_ratio"] in (None, [0.0, 0.0])  # no sample saw them
+    assert info["cpu"]["busy_s"] == pytest.approx(own, abs=0.01)
+    assert info["cpu"]["agent_busy_s"] > 0  # the agent's own, apart

@@ -5,8 +5,8 @@ plane changed (:attr:`ControlPlane.changes
 <rpiaas.core.control.ControlPlane.changes>`), so the figures of a
 simulated and a live run mean the same thing.  In simulation a node's power
 follows its reserved cores (``u = used / cores``); on the testbed it follows
-the utilisation measured on the node (:meth:`NodeUsage.measure`), so energy is
-the power model applied to what the node really did.  Busy core-seconds are
+the CPU seconds measured on the node (:meth:`NodeUsage.measure_cpu`), so energy
+is the power model applied to what the node really did.  Busy core-seconds are
 the reserved cores in both.
 
 It is also the one place that counts what power did, for both worlds alike:
@@ -16,6 +16,15 @@ switch-offs carried out (``power_cycles``), boots after a ``PowerOn``
 comes from is said per node (:attr:`NodeUsage.power_source`): ``modelled`` in
 simulation, ``modelled-from-measured`` on the testbed unless a meter gives it
 (``measured``, :meth:`NodeUsage.set_power_source`).
+
+On the testbed the energy is integrated in two parts.  The power at no CPU
+use (``power_w(state, 0)``: idle, booting, off) follows every change of
+state, as in simulation.  The CPU's part is added as the node's CPU seconds
+are measured: the model is linear in utilisation (``NodeType.power_w``), so
+over any span it is ``(power_w(on, 1) - power_w(on, 0)) / cores`` joules per
+CPU second, however the seconds were spread over the span.  So the energy
+does not depend on how often the CPU was read, only on the CPU seconds the
+node's counters gave.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..model import Node, NodeType, PowerState
+
+_ON = int(PowerState.ON)
 
 if TYPE_CHECKING:
     from .control import ControlPlane
@@ -62,14 +73,14 @@ class NodeUsage:
 
     :param control: the run's control plane: its nodes, their state at time 0, and the
         changes :meth:`follow` takes in.
-    :param measured: the utilisation is the one measured on the node (:meth:`measure`)
-        rather than the reserved share of its cores.
+    :param measured: the utilisation and the CPU's energy are the ones measured on the node
+        (:meth:`measure_cpu`) rather than the reserved share of its cores.
     :param utilization_out: a float64 array to write each node's utilisation into at every
         change: the view's, in simulation.
 
     :attr:`util` is the utilisation power follows: the reserved share of the cores in
-    simulation, the measured CPU share live.  :attr:`cpu_core_s` integrates it (live only;
-    in simulation it is :attr:`busy_core_s`).
+    simulation, the measured CPU share live.  :attr:`cpu_s` adds up the CPU seconds measured
+    (live only; in simulation the CPU's seconds are :attr:`busy_core_s`).
     """
 
     def __init__(self, control: ControlPlane, measured: bool = False,
@@ -85,7 +96,6 @@ class NodeUsage:
         self.last = [0.0] * n
         self.energy_j = [0.0] * n
         self.busy_core_s = [0.0] * n
-        self.cpu_core_s = [0.0] * n  # measured CPU core-seconds (live)
         self.used = [0] * n
         self.util = [0.0] * n
         self.state = [int(s) for s in control.node_states]
@@ -96,6 +106,7 @@ class NodeUsage:
         self.boots_s: list[tuple[int, float]] = []  # (node, PowerOn to booted) of each boot
         self.off_s = 0.0  # node-seconds spent off, up to each node's last change
         self._since = [0.0] * n  # when each node entered its present power state
+        self.cpu_s = [0.0] * n  # CPU seconds measured on each node (live)
         # written a node at a time through a memoryview: a third of numpy's ``a[i] = x``
         self._util_out: Any = None if utilization_out is None else memoryview(utilization_out)
         # In simulation a node's utilisation is its reserved cores over its cores: a whole
@@ -111,7 +122,7 @@ class NodeUsage:
         # what follow() works on, in one tuple: one load where there would be thirteen
         self._lists = (self.cores, self.types, self._levels, self.last, self.energy_j,
                        self.busy_core_s, self.used, self.state, self.util, self.power_w,
-                       self._util_out, measured, self.cpu_core_s)
+                       self._util_out, measured)
 
     def follow(self, changes: Sequence[tuple[int, float, int, int]] | None = None) -> None:
         """Integrate every change the control plane made since the last call (each at its
@@ -123,7 +134,7 @@ class NodeUsage:
         if not log:
             return
         (cores, types, levels, last, energy, busy, used_l, state_l, util, power, out,
-         measured, cpu) = self._lists
+         measured) = self._lists
         for i, t, free, state in log:
             dt = t - last[i]
             energy[i] += power[i] * dt
@@ -133,9 +144,8 @@ class NodeUsage:
             if state_l[i] != state:  # (rare: one compare per change otherwise)
                 self._power_change(i, t, state_l[i], state)
                 state_l[i] = state
-            if measured:
-                cpu[i] += util[i] * cores[i] * dt
-                power[i] = types[i].power_w(state, util[i])
+            if measured:  # the power at no CPU use: the CPU's part comes with measure_cpu
+                power[i] = types[i].power_w(state, 0.0)
             else:  # the model at used / cores (see __init__)
                 u, by_state = levels[i][used]
                 util[i] = u
@@ -169,7 +179,7 @@ class NodeUsage:
 
     def cpu_totals(self) -> float:
         """CPU core-seconds of the whole cluster: measured live, the reserved ones in simulation."""
-        return sum(self.cpu_core_s) if self.measured else sum(self.busy_core_s)
+        return sum(self.cpu_s) if self.measured else sum(self.busy_core_s)
 
     def set_power_source(self, i: int, source: str) -> None:
         """Where node ``i``'s power comes from (one of :data:`SOURCES`): a meter's readings
@@ -182,12 +192,19 @@ class NodeUsage:
         """``nodes`` as changes at ``now`` that change nothing but the time."""
         return [(i, now, self.cores[i] - self.used[i], self.state[i]) for i in nodes]
 
-    def measure(self, i: int, now: float, util: float) -> None:
-        """Node ``i`` was measured at utilisation ``util`` (live): its power follows from now on."""
+    def measure_cpu(self, i: int, now: float, cpu_s: float, span_s: float) -> None:
+        """Node ``i`` used ``cpu_s`` CPU seconds (over all its cores) in the ``span_s`` seconds
+        up to ``now`` (live, from the node's counters): they count towards its energy at its
+        type's joules per CPU second (see the module), and its utilisation is their share of
+        the span's core-seconds from now on."""
         self.follow()
-        self.follow(self._now((i,), now))  # up to now at the power it had
-        self.util[i] = util
-        self.power_w[i] = self.types[i].power_w(self.state[i], util)
+        self.follow(self._now((i,), now))
+        t, cores = self.types[i], self.cores[i]
+        cpu_s = max(0.0, cpu_s)
+        self.cpu_s[i] += cpu_s
+        self.energy_j[i] += (t.power_w(_ON, 1.0) - t.power_w(_ON, 0.0)) / cores * cpu_s
+        if span_s > 0:
+            self.util[i] = min(1.0, cpu_s / (cores * span_s))
 
     def unbusy(self, i: int, core_s: float) -> None:
         """Take ``core_s`` off node ``i``'s busy core-seconds: cores reserved before a task
@@ -206,13 +223,15 @@ class NodeUsage:
         in simulation, measured live); :func:`~rpiaas.rundir.stream.node_rows` makes the
         ``nodes.csv`` rows of it."""
         energy, power, last = self.energy_j, self.power_w, self.last
-        if self.measured:
+        if self.measured:  # power at the measured CPU share: what the node drew, as modelled
             allocated = [u / c for u, c in zip(self.used, self.cores, strict=True)]
             cpu = list(self.util)
+            shown = [t.power_w(s, u) for t, s, u in zip(self.types, self.state, self.util, strict=True)]
         else:  # the utilisation power follows is the allocated share: one list serves both
             allocated = cpu = list(self.util)
+            shown = list(power)
         return (now, [STATE_NAMES[s] for s in self.state], list(self.used), list(mem_used_mb),
-                allocated, cpu, list(power),
+                allocated, cpu, shown,
                 [e + p * (now - t) for e, p, t in zip(energy, power, last, strict=True)], list(ntasks),
                 list(self.power_source))
 

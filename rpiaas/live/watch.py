@@ -4,7 +4,10 @@ The master's poller keeps each node's registry entry up to date (online or
 not, the latest sample).  :class:`NodeWatch` compares the entries with what
 the run last saw: a node that went offline or came back becomes a
 ``NodeDown`` or ``NodeUp`` event, a new sample the node's measured
-utilisation, handed to the control plane's view before the next step.
+utilisation, handed to the control plane's view before the next step.  The
+utilisation is the difference of the node's busy CPU counter between its last
+two samples over their cores and time (so a task that ran between two polls
+counts), or the agent's sampled utilisation where it gives no counter.
 """
 
 from __future__ import annotations
@@ -13,10 +16,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.events import Event, NodeDown, NodeUp
+from ..store import Sample
 from .clock import RunClock
 from .options import AgentNode
 
-__all__ = ["NodeWatch"]
+__all__ = ["NodeWatch", "utilization"]
+
+
+def utilization(last: Sample | None, sample: Sample) -> float:
+    """A node's CPU utilisation from ``last`` to ``sample``: the difference of their busy CPU
+    counters over their cores and time, or ``sample``'s own where either has no counter (or
+    the counter went down: the node started again)."""
+    a, b = (last.cpu_busy_s if last is not None else None), sample.cpu_busy_s
+    cores = len(sample.cpu_per_core or ())
+    if last is None or a is None or b is None or b < a or not cores \
+            or sample.time_s <= last.time_s:
+        return float(sample.cpu_util)
+    return min(1.0, (b - a) / (cores * (sample.time_s - last.time_s)))
 
 
 class NodeWatch:
@@ -63,9 +79,9 @@ class NodeWatch:
                          NodeUp(i) if up else NodeDown(i, entry.reason or "agent offline"))
             sample = entry.sample
             if sample is not self._seen[i]:
-                self._seen[i] = sample
+                last, self._seen[i] = self._seen[i], sample
                 if sample is not None:
-                    self._news[i] = float(sample.cpu_util)
+                    self._news[i] = utilization(last, sample)
 
     def take_utilization(self) -> dict[int, float]:
         """The utilisation measured per node since the last call."""

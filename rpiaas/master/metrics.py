@@ -7,11 +7,16 @@ What a lab's Prometheus scrapes to watch a testbed left running for months:
 | ``rpiaas_nodes`` | gauge | ``state`` | nodes online, offline, not polled yet |
 | ``rpiaas_node_up`` | gauge | ``node``, ``domain`` | 1 online, 0 offline (absent before the first poll) |
 | ``rpiaas_node_cpu_utilization`` | gauge | ``node`` | CPU use at its latest poll, [0, 1] |
+| ``rpiaas_node_cpu_busy_seconds_total`` | counter | ``node`` | busy CPU seconds over its cores (the agent's counter) |
+| ``rpiaas_node_power_watts`` | gauge | ``node``, ``source`` | its newest metered power (nodes with a meter) |
+| ``rpiaas_node_power_reading_timestamp_seconds`` | gauge | ``node`` | when that reading was taken (unix s) |
 | ``rpiaas_node_boot_seconds`` | gauge | ``node`` | the node's last reported boot time |
 | ``rpiaas_master_poll_rounds_total`` | counter | | poll rounds since start |
 | ``rpiaas_master_polls_total`` | counter | ``result`` | polls answered or failed |
 | ``rpiaas_master_poll_latency_seconds`` | summary | ``quantile`` | poll latency (recent polls) |
 | ``rpiaas_master_samples_stored_total`` | counter | | samples written to the history (its insert rate: ``rate()``) |
+| ``rpiaas_master_power_readings_stored_total`` | counter | | power readings written to the history |
+| ``rpiaas_master_meter_failures_total`` | counter | | master-side meter reads that failed or timed out |
 | ``rpiaas_runs`` | gauge | ``state`` | live runs by state |
 | ``rpiaas_run_tasks`` | gauge | ``run``, ``state`` | a running run's tasks: queued, running, ended |
 
@@ -74,6 +79,18 @@ def metrics_text(app: web.Application) -> str:
                 for e in entries if e.online is not None])
     out.family("rpiaas_node_cpu_utilization", "gauge", "CPU use at the node's latest poll.",
                [({"node": e.name}, e.sample.cpu_util) for e in entries if e.sample is not None])
+    out.family("rpiaas_node_cpu_busy_seconds_total", "counter",
+               "Busy CPU seconds over the node's cores, its agent's counter (since the node's boot,"
+               " or on an emulated node its tasks' since the agent started).",
+               [({"node": e.name}, e.sample.cpu_busy_s) for e in entries
+                if e.sample is not None and e.sample.cpu_busy_s is not None])
+    out.family("rpiaas_node_power_watts", "gauge",
+               "The node's newest metered power (agent-side hwmon or pmic, or a master-side meter).",
+               [({"node": e.name, "source": e.power.source}, e.power.watts)
+                for e in entries if e.power is not None])
+    out.family("rpiaas_node_power_reading_timestamp_seconds", "gauge",
+               "When the node's newest power reading was taken (unix seconds).",
+               [({"node": e.name}, e.power.time_s) for e in entries if e.power is not None])
     out.family("rpiaas_node_boot_seconds", "gauge", "The node's last reported boot time.",
                [({"node": e.name}, e.boot_s) for e in entries if e.boot_s is not None])
     if poller is not None:
@@ -91,6 +108,11 @@ def metrics_text(app: web.Application) -> str:
                       f"rpiaas_master_poll_latency_seconds_sum {_num(lat.total_s)}"]
         out.family("rpiaas_master_samples_stored_total", "counter",
                    "Samples written to the history since start.", [({}, poller.samples_stored)])
+        out.family("rpiaas_master_power_readings_stored_total", "counter",
+                   "Power readings written to the history since start.", [({}, poller.power_stored)])
+        out.family("rpiaas_master_meter_failures_total", "counter",
+                   "Master-side power meter reads that failed or timed out since start.",
+                   [({}, poller.meter_failures)])
     live: list[Any] = list(runs.runs.values()) if runs is not None else []
     out.family("rpiaas_runs", "gauge", "Live runs by state.",
                [({"state": s}, sum(r.status.state == s for r in live)) for s in RUN_STATES])

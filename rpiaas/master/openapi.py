@@ -86,6 +86,10 @@ _SCHEMAS: dict[str, Schema] = {
                   "description": "Raw samples this row stands for (1 for a raw sample)."},
         "resolution_s": {**_SECONDS,
                          "description": "Bucket length it was averaged over (0 for raw)."},
+        "cpu_busy_s": _nullable({**_SECONDS, "description":
+                                 "The node's busy CPU seconds over its cores, a counter (since boot, "
+                                 "or an emulated node's tasks' since its agent started); null on "
+                                 "a bucket's mean or where the agent gives none."}),
     }, "One measurement of a node, or the mean over a bucket of them."),
     "StateChange": _object({
         "time_s": _SECONDS,
@@ -113,6 +117,11 @@ _SCHEMAS: dict[str, Schema] = {
                                "type's cores and memory, not the host's; null until it answered."}),
         "clock_offset_s": _nullable({"type": "number"}),  # its clock minus the master's
         "clock_error_s": _nullable({"type": "number"}),  # how far clock_offset_s may be off
+        "power": _nullable(_object({
+            "power_w": {"type": "number"}, "time_s": _SECONDS,
+            "source": {"type": "string", "description": "hwmon, pmic (read by its agent), or the "
+                                                        "master-side meter's source."}},
+            "Its newest power reading; null without a meter, or before the first reading.")),
         "sample": _nullable(_ref("Sample")),
         "tasks": {"type": "array", "items": _ref("Placement"),
                   "description": "The live runs' tasks started on it and not ended yet."},
@@ -170,7 +179,7 @@ _SCHEMAS: dict[str, Schema] = {
     "PurgeRequest": _object({
         "before": {**_SECONDS, "description": "Delete what is older than this (unix s)."},
     }),
-    "PurgeResult": _object({"samples": _COUNT, "states": _COUNT, "events": _COUNT}),
+    "PurgeResult": _object({"samples": _COUNT, "states": _COUNT, "events": _COUNT, "power": _COUNT}),
     "RunRequest": {
         "type": "object", "required": ["scenario"], "additionalProperties": False,
         "properties": {
@@ -357,7 +366,7 @@ def openapi_document() -> dict[str, Any]:
             "compactHistory", "Replace samples before ``before`` by bucket means.",
             _ok("Rows replaced and written.", "CompactResult"), "CompactRequest")},
         "/api/v1/history/purge": {"post": _post(
-            "purgeHistory", "Delete samples, state changes and events before ``before``.",
+            "purgeHistory", "Delete samples, power readings, state changes and events before ``before``.",
             _ok("Rows deleted, by kind.", "PurgeResult"), "PurgeRequest")},
         "/api/v1/runs": {
             "get": _get("listRuns", "The live runs since this master started.",

@@ -1,5 +1,13 @@
 """The poller: asks every agent for ``/info`` at an interval, concurrently, and keeps what it learns.
 
+Each round also reads the power of every node that has a meter: the reading
+its agent made (``power`` in ``/info``: an ``hwmon`` or ``pmic`` source on the
+node, its time taken onto the master's clock) or the node's master-side meter
+(:func:`rpiaas.power.meter_for`: a PoE port, a smart plug, a Prometheus
+query), read at the same time as the agents are polled.  Readings go to the
+history store's power table; a meter that fails leaves a gap (logged, and
+counted in ``meter_failures``), never a made-up value.
+
 A round polls all nodes at once, each with its own timeout, so a slow or dead
 node delays nobody.  A node turns offline at its second failed poll in a row (``offline_after``:
 one late answer from a busy node is not a node lost), online at a good one;
@@ -19,10 +27,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..live.agent_client import AgentClient, AgentError
-from ..store import HistoryStore, Sample
+from ..power import Meter, PowerError, meter_for
+from ..store import HistoryStore, PowerReading, Sample
 from .registry import NodeEntry, Registry
 
-__all__ = ["LatencyStats", "Poller", "sample_from_info"]
+__all__ = ["LatencyStats", "Poller", "power_from_info", "sample_from_info"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,7 @@ def sample_from_info(node: str, time_s: float, info: dict[str, Any]) -> Sample:
     per_core = cpu.get("usage_ratio")
     temp = cpu.get("temperature_c")
     load1 = load.get("1m")
+    busy = cpu.get("busy_s")
     return Sample(
         node=node,
         time_s=time_s,
@@ -59,7 +69,25 @@ def sample_from_info(node: str, time_s: float, info: dict[str, Any]) -> Sample:
         disk_used_ratio=_ratio(disk.get("used_ratio")),
         temperature_c=float(temp) if isinstance(temp, (int, float)) else None,
         cpu_per_core=tuple(_ratio(u) for u in per_core) if isinstance(per_core, list) else None,
+        cpu_busy_s=float(busy) if isinstance(busy, (int, float)) and not isinstance(busy, bool)
+        and math.isfinite(busy) and busy >= 0 else None,
     )
+
+
+def power_from_info(entry: NodeEntry, info: dict[str, Any]) -> PowerReading | None:
+    """The power reading in an agent's ``/info`` (``hwmon`` or ``pmic``), its time on the
+    master's clock, or None: no reading, or the one already taken (same time)."""
+    power = info.get("power")
+    if not isinstance(power, dict):
+        return None
+    watts, at, source = power.get("power_w"), power.get("time_s"), power.get("source")
+    if not (isinstance(watts, (int, float)) and isinstance(at, (int, float))
+            and isinstance(source, str) and source and math.isfinite(watts) and math.isfinite(at)):
+        return None
+    if entry.power_node_time_s == float(at):  # the reading already taken, on the node's clock
+        return None
+    entry.power_node_time_s = float(at)
+    return PowerReading(entry.name, max(0.0, entry.node_to_local(float(at))), float(watts), source)
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
@@ -115,6 +143,9 @@ class Poller:
         self.rounds = 0
         self.latency = LatencyStats()
         self.samples_stored = 0  # since start (a counter for /metrics)
+        self.power_stored = 0  # power readings, since start
+        self.meter_failures = 0  # master-side meter reads that failed, since start
+        self._meters: dict[str, Meter | None] = {}  # node -> its master-side meter, built once
         self._task: asyncio.Task[None] | None = None
 
     async def poll_node(self, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
@@ -136,11 +167,52 @@ class Poller:
             entry.observe_clock(float(node_time_s), sent_s, received_s)
         return entry, info, ""
 
+    def meter(self, entry: NodeEntry) -> Meter | None:
+        """The node's master-side meter (None: none, or one its agent reads), built once."""
+        name = entry.name
+        if name not in self._meters:
+            try:
+                self._meters[name] = meter_for(entry.node)
+            except PowerError as e:
+                log.error("%s: no power readings: %s", name, e)
+                self._meters[name] = None
+        return self._meters[name]
+
+    async def read_meter(self, entry: NodeEntry, meter: Meter) -> PowerReading | None:
+        """One reading of a master-side meter, or None (logged) if it fails or is late."""
+        try:
+            got = await asyncio.wait_for(meter.read(), self.timeout_s)
+        except PowerError as e:
+            self.meter_failures += 1
+            log.warning("%s: power meter: %s", entry.name, e)
+            return None
+        except (asyncio.TimeoutError, TimeoutError):  # one class from Python 3.11 on
+            self.meter_failures += 1
+            log.warning("%s: power meter %s: no reading in %g s", entry.name, meter.name,
+                        self.timeout_s)
+            return None
+        except Exception as e:  # a meter's own bug must not cost the round its samples
+            self.meter_failures += 1
+            log.error("%s: power meter %s failed: %s", entry.name, meter.name,
+                      type(e).__name__)
+            return None
+        try:
+            return PowerReading(entry.name, got.time_s, got.watts, meter.name)
+        except (ValueError, TypeError) as e:
+            self.meter_failures += 1
+            log.warning("%s: power meter %s: bad reading: %s", entry.name, meter.name, e)
+            return None
+
     async def poll_once(self, entries: Sequence[NodeEntry] | None = None) -> None:
-        """One round: poll every node (or just ``entries``) at once, then record states and samples."""
+        """One round: poll every node (or just ``entries``) and read the master-side meters at
+        once, then record states, samples and power readings."""
         t0 = asyncio.get_running_loop().time()
         todo = list(self.registry) if entries is None else entries
-        results = await asyncio.gather(*(self.poll_node(e) for e in todo))
+        metered = [(e, m) for e in todo if (m := self.meter(e)) is not None]
+        results, readings = await asyncio.gather(
+            asyncio.gather(*(self.poll_node(e) for e in todo)),
+            asyncio.gather(*(self.read_meter(e, m) for e, m in metered)))
+        power = [r for r in readings if r is not None]
         now = self.clock()
         samples: list[Sample] = []
         changes: list[tuple[str, bool, str]] = []
@@ -155,22 +227,32 @@ class Poller:
             online = info is not None
             if info is not None:
                 entry.emulated = info.get("emulated") is True
+                reading = power_from_info(entry, info)
+                if reading is not None:
+                    power.append(reading)
             if entry.set_online(online, now, reason, self.misses):
                 changes.append((entry.name, online, reason if not online else "poll answered"))
                 log.info("%s is %s%s", entry.name, "online" if online else "offline",
                          "" if online else f": {reason}")
-        await asyncio.to_thread(self._write, now, samples, changes)
+        by_name = {e.name: e for e in todo}
+        for reading in power:
+            by_name[reading.node].power = reading
+        await asyncio.to_thread(self._write, now, samples, changes, power)
         if entries is None:
             self.rounds += 1
             self.latency.last_round_s = asyncio.get_running_loop().time() - t0
 
-    def _write(self, now: float, samples: list[Sample], changes: list[tuple[str, bool, str]]) -> None:
+    def _write(self, now: float, samples: list[Sample], changes: list[tuple[str, bool, str]],
+               power: list[PowerReading]) -> None:
         for name, online, reason in changes:
             self.store.record_state(name, now, online, reason)
         if samples:
             self.store.add_samples(samples)
         self.store.flush()
         self.samples_stored += len(samples)
+        if power:
+            self.store.add_power(power)
+            self.power_stored += len(power)
 
     async def run(self) -> None:
         """Poll until cancelled, one round every ``interval_s`` (a late round starts at once)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Node
-from ..store import NodeStatus, Sample
+from ..store import NodeStatus, PowerReading, Sample
 from .config import MasterConfig
 
 __all__ = ["CLOCK_WINDOW", "NodeEntry", "Registry"]
@@ -40,6 +40,8 @@ class NodeEntry:
     sample: Sample | None = None  # the newest reading polled from the agent
     emulated: bool | None = None  # its agent's last report: an emulated node's readings
     boot_s: float | None = None  # its last reported boot time
+    power: PowerReading | None = None  # its newest power reading (agent-side or master-side meter)
+    power_node_time_s: float | None = None  # its agent's newest reading's time, on the node's clock
     # its wall clock minus ours (see observe_clock), and how far that may be off
     clock_offset_s: float | None = None
     clock_error_s: float | None = None
@@ -112,6 +114,8 @@ class NodeEntry:
             "emulated": self.emulated,
             "clock_offset_s": None if self.clock_offset_s is None else round(self.clock_offset_s, 4),
             "clock_error_s": None if self.clock_error_s is None else round(self.clock_error_s, 4),
+            "power": None if self.power is None else {
+                "power_w": self.power.watts, "time_s": self.power.time_s, "source": self.power.source},
         }
 
 

@@ -138,7 +138,7 @@ async def compact(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/history/purge")
 async def purge(request: web.Request) -> web.Response:
-    """Delete samples, state changes and events before ``before`` (unix s) (token)."""
+    """Delete samples, power readings, state changes and events before ``before`` (unix s) (token)."""
     data = await body(request, ("before",), ("before",))
     result = await asyncio.to_thread(request.app[STORE].purge, body_number(data, "before"))
     return web.json_response(dataclasses.asdict(result))

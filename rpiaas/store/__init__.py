@@ -18,7 +18,7 @@ from __future__ import annotations
 from .base import HistoryStore, StoreClosedError
 from .factory import open_store
 from .mongodb import MongoStore
-from .records import CompactResult, Event, NodeStatus, PurgeResult, Sample, StateChange
+from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "HistoryStore",
     "MongoStore",
     "NodeStatus",
+    "PowerReading",
     "PurgeResult",
     "SQLiteStore",
     "Sample",

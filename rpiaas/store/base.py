@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .buckets import bucket_sample, check_resolution, core_means
-from .records import CompactResult, Event, NodeStatus, PurgeResult, Sample, StateChange
+from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 
 __all__ = ["HistoryStore", "PartialWrite", "StoreClosedError"]
 
@@ -155,7 +155,28 @@ class HistoryStore(abc.ABC):
             self._check_open()
             self._write_event(event)
 
+    def add_power(self, readings: Iterable[PowerReading]) -> None:
+        """Store power readings (agent-side and master-side meters alike), in one
+        transaction, at once (not buffered)."""
+        batch = list(readings)
+        for r in batch:
+            if not isinstance(r, PowerReading):
+                raise TypeError(f"expected a PowerReading, got {type(r).__name__}")
+        with self._lock:
+            self._check_open()
+            if batch:
+                self._write_power(batch)
+
     # ------------------------------------------------------------------ queries
+    def power(self, node: str, start_s: float | None = None,
+              end_s: float | None = None) -> list[PowerReading]:
+        """The power readings of ``node`` in ``[start_s, end_s)``, sorted by time (raw: power
+        readings are never downsampled, an energy is integrated from them)."""
+        start, end = _range(start_s, end_s)
+        with self._lock:
+            self._read_ready()
+            return self._power(node, start, end)
+
     def nodes(self) -> list[str]:
         """Every node the store has ever recorded anything for, sorted by name."""
         with self._lock:
@@ -233,7 +254,8 @@ class HistoryStore(abc.ABC):
             return self._compact(cutoff, r)
 
     def purge(self, older_than_s: float) -> PurgeResult:
-        """Delete samples, state changes and events before the time ``older_than_s``.
+        """Delete samples, power readings, state changes and events before the time
+        ``older_than_s``.
 
         The newest state change of each node is kept whatever its age, so
         :meth:`latest` still knows whether a node long gone is offline, and
@@ -303,6 +325,12 @@ class HistoryStore(abc.ABC):
 
     @abc.abstractmethod
     def _write_state(self, change: StateChange) -> None: ...
+
+    @abc.abstractmethod
+    def _write_power(self, readings: list[PowerReading]) -> None: ...
+
+    @abc.abstractmethod
+    def _power(self, node: str, start_s: float, end_s: float) -> list[PowerReading]: ...
 
     @abc.abstractmethod
     def _write_event(self, event: Event) -> None: ...

@@ -2,7 +2,7 @@
 
 Like the original RPiaaS monitor, the master can keep its history in MongoDB:
 ``rpiaas master --mongo mongodb://host/rpiaas``.  Collections ``samples``,
-``states`` and ``events`` hold one document per row (the fields of the record,
+``states``, ``events`` and ``power`` hold one document per row (the fields of the record,
 plus ``t``, the time as a BSON date, for TTL indexes and charting tools), each
 with an index on ``(node, time_s)``; ``nodes`` holds one document per node name.
 With ``timeseries=True`` (MongoDB >= 7.0) ``samples`` is created as a
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .base import HistoryStore, PartialWrite
 from .buckets import BUCKET_COLUMNS, MEAN_FIELDS, bucket_sample, core_means, cutoff_bucket
-from .records import CompactResult, Event, NodeStatus, PurgeResult, Sample, StateChange
+from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -58,7 +58,8 @@ def _doc(s: Sample) -> Doc:
             "load1": s.load1, "disk_used_ratio": s.disk_used_ratio,
             "temperature_c": s.temperature_c,
             "cpu_per_core": None if s.cpu_per_core is None else list(s.cpu_per_core),
-            "online": bool(s.online), "n": s.count, "resolution_s": s.resolution_s}
+            "online": bool(s.online), "n": s.count, "resolution_s": s.resolution_s,
+            "cpu_busy_s": s.cpu_busy_s}
 
 
 def _sample(d: Doc) -> Sample:
@@ -67,7 +68,8 @@ def _sample(d: Doc) -> Sample:
                   mem_used_mb=d["mem_used_mb"], mem_total_mb=d["mem_total_mb"], load1=d["load1"],
                   disk_used_ratio=d["disk_used_ratio"], temperature_c=d.get("temperature_c"),
                   cpu_per_core=None if cores is None else tuple(cores), online=bool(d["online"]),
-                  count=int(d.get("n", 1)), resolution_s=float(d.get("resolution_s", 0.0)))
+                  count=int(d.get("n", 1)), resolution_s=float(d.get("resolution_s", 0.0)),
+                  cpu_busy_s=d.get("cpu_busy_s"))
 
 
 def _range(start_s: float, end_s: float) -> Doc:
@@ -149,6 +151,7 @@ class MongoStore(HistoryStore):
             self._coll_states: Collection[Doc] = db["states"]
             self._coll_events: Collection[Doc] = db["events"]
             self._coll_nodes: Collection[Doc] = db["nodes"]
+            self._coll_power: Collection[Doc] = db["power"]
             self.timeseries = self._create(db, timeseries)
         except BaseException:
             self._client.close()
@@ -173,7 +176,7 @@ class MongoStore(HistoryStore):
         # the _id tie-break is part of the sort of every history, so the index serves it
         keys = [("node", 1), ("time_s", 1)] + ([] if is_ts else [("_id", 1)])
         self._coll_samples.create_index(keys, name="node_time")
-        for coll in (self._coll_states, self._coll_events):
+        for coll in (self._coll_states, self._coll_events, self._coll_power):
             coll.create_index([("node", 1), ("time_s", 1)], name="node_time")
         return is_ts
 
@@ -208,6 +211,17 @@ class MongoStore(HistoryStore):
         self._coll_states.insert_one({"node": change.node, "time_s": change.time_s,
                                  "t": _utc(change.time_s), "online": change.online,
                                  "reason": change.reason})
+
+    def _write_power(self, readings: list[PowerReading]) -> None:
+        self._add_nodes(r.node for r in readings)
+        self._coll_power.insert_many([{"node": r.node, "time_s": r.time_s, "t": _utc(r.time_s),
+                                       "watts": float(r.watts), "source": r.source}
+                                      for r in readings], ordered=True)
+
+    def _power(self, node: str, start_s: float, end_s: float) -> list[PowerReading]:
+        cursor = self._coll_power.find({"node": node, "time_s": _range(start_s, end_s)}, _NO_ID,
+                                       sort=_OLDEST)
+        return [PowerReading(node, d["time_s"], d["watts"], d["source"]) for d in cursor]
 
     def _write_event(self, event: Event) -> None:
         self._add_nodes((event.node,))
@@ -308,7 +322,8 @@ class MongoStore(HistoryStore):
             states = self._coll_states.delete_many({**old, "_id": {"$nin": keep}},
                                               session=session).deleted_count
             events = self._coll_events.delete_many(old, session=session).deleted_count
-            return PurgeResult(samples, states, events)
+            power = self._coll_power.delete_many(old, session=session).deleted_count
+            return PurgeResult(samples, states, events, power)
 
         return self._atomically(work)
 

@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CompactResult", "Event", "NodeStatus", "PurgeResult", "Sample", "StateChange"]
+__all__ = ["CompactResult", "Event", "NodeStatus", "PowerReading", "PurgeResult", "Sample",
+           "StateChange"]
 
 
 def _check_node(node: object) -> None:
@@ -45,6 +46,10 @@ class Sample:
     :param temperature_c: SoC temperature in °C, or None where not measured.
     :param cpu_per_core: utilisation of each core, fractions in [0, 1], or None.
     :param online: whether the agent answered (an offline poll may still be kept).
+    :param cpu_busy_s: the node's busy CPU seconds over all its cores, a counter the agent
+        keeps (``/proc/stat`` since boot; an emulated node's tasks since its agent started):
+        the CPU used between two samples is the difference.  None where the agent gives
+        none, and on downsampled rows (a mean of a counter means nothing).
     :param count: how many raw samples this row stands for (1 for a raw sample).
     :param resolution_s: the bucket length this row was averaged over (0 for raw).
     """
@@ -61,6 +66,7 @@ class Sample:
     online: bool = True
     count: int = 1
     resolution_s: float = 0.0
+    cpu_busy_s: float | None = None
 
     def __post_init__(self) -> None:
         # One fast test for the common case (histories of 100k rows are built
@@ -70,6 +76,7 @@ class Sample:
             cores = tuple(cores)
             object.__setattr__(self, "cpu_per_core", cores)
         temp = self.temperature_c
+        busy = self.cpu_busy_s
         if not (isinstance(self.node, str) and self.node
                 and 0.0 <= self.time_s < math.inf
                 and 0.0 <= self.cpu_util <= 1.0 and 0.0 <= self.disk_used_ratio <= 1.0
@@ -78,7 +85,8 @@ class Sample:
                 and (temp is None or -math.inf < temp < math.inf)
                 and (cores is None or all(0.0 <= c <= 1.0 for c in cores))
                 and type(self.count) is int and self.count >= 1
-                and 0.0 <= self.resolution_s < math.inf):
+                and 0.0 <= self.resolution_s < math.inf
+                and (busy is None or 0.0 <= busy < math.inf)):
             self._explain()
 
     def _explain(self) -> None:
@@ -95,10 +103,33 @@ class Sample:
                 raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
         if self.temperature_c is not None and not math.isfinite(self.temperature_c):
             raise ValueError(f"temperature_c must be finite or None, got {self.temperature_c!r}")
-        if self.cpu_per_core is not None:
+        if self.cpu_busy_s is not None and not (0.0 <= self.cpu_busy_s < math.inf):
+            raise ValueError(f"cpu_busy_s must be finite and >= 0 or None, got {self.cpu_busy_s!r}")
+        if self.cpu_per_core is not None and not all(0.0 <= c <= 1.0 for c in self.cpu_per_core):
             raise ValueError("cpu_per_core must hold fractions in [0, 1],"
                              f" got {self.cpu_per_core!r}")
         raise ValueError(f"count must be an integer >= 1, got {self.count!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PowerReading:
+    """A node's power, ``watts`` at ``time_s`` (unix seconds, the master's clock), and where it
+    was read: ``source`` is the meter's (``hwmon``, ``pmic`` read by the node's agent;
+    ``snmp``, ``http``, ``prometheus``... read by the master)."""
+
+    node: str
+    time_s: float
+    watts: float
+    source: str
+
+    def __post_init__(self) -> None:
+        _check_node(self.node)
+        _check_time(self.time_s)
+        if isinstance(self.watts, bool) or not isinstance(self.watts, (int, float)) \
+                or not math.isfinite(self.watts):
+            raise ValueError(f"watts must be a finite number, got {self.watts!r}")
+        if not isinstance(self.source, str) or not self.source:
+            raise ValueError(f"source must be a non-empty string, got {self.source!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +208,4 @@ class PurgeResult:
     samples: int
     states: int
     events: int
+    power: int = 0

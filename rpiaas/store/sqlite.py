@@ -21,11 +21,11 @@ from typing import Any
 
 from .base import HistoryStore
 from .buckets import MEAN_FIELDS, bucket_sample, core_means, cutoff_bucket
-from .records import CompactResult, Event, NodeStatus, PurgeResult, Sample, StateChange
+from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: samples.cpu_busy_s, the power table
 APPLICATION_ID = 0x52506948  # b"RPiH"
 
 _SCHEMA = """
@@ -45,7 +45,8 @@ CREATE TABLE samples (
     cpu_per_core    TEXT,
     online          INTEGER NOT NULL,
     n               INTEGER NOT NULL DEFAULT 1,
-    resolution_s    REAL NOT NULL DEFAULT 0
+    resolution_s    REAL NOT NULL DEFAULT 0,
+    cpu_busy_s      REAL
 );
 CREATE INDEX samples_node_time ON samples (node_id, time_s);
 CREATE TABLE states (
@@ -62,11 +63,21 @@ CREATE TABLE events (
     data    TEXT NOT NULL
 );
 CREATE INDEX events_node_time ON events (node_id, time_s);
+""" + """
+CREATE TABLE power (
+    node_id INTEGER NOT NULL REFERENCES nodes (id),
+    time_s  REAL NOT NULL,
+    watts   REAL NOT NULL,
+    source  TEXT NOT NULL
+);
+CREATE INDEX power_node_time ON power (node_id, time_s);
 """
+# from schema 1: what version 2 added
+_MIGRATE_1_2 = "ALTER TABLE samples ADD COLUMN cpu_busy_s REAL;" + _SCHEMA[_SCHEMA.index("CREATE TABLE power"):]
 
 _COLUMNS = ("time_s, cpu_util, mem_used_mb, mem_total_mb, load1, disk_used_ratio, "
-            "temperature_c, cpu_per_core, online, n, resolution_s")
-_INSERT = "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "temperature_c, cpu_per_core, online, n, resolution_s, cpu_busy_s")
+_INSERT = "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _BUCKET = "CAST(time_s / :r AS INTEGER)"
 # One bucket row per group, in buckets.BUCKET_COLUMNS order.
 _AGGREGATE = ", ".join(
@@ -88,7 +99,7 @@ def _dumps(value: Any) -> str:
 def _row(nid: int, s: Sample) -> tuple[Any, ...]:
     return (nid, s.time_s, s.cpu_util, s.mem_used_mb, s.mem_total_mb, s.load1, s.disk_used_ratio,
             s.temperature_c, None if s.cpu_per_core is None else _dumps(s.cpu_per_core),
-            int(s.online), s.count, s.resolution_s)
+            int(s.online), s.count, s.resolution_s, s.cpu_busy_s)
 
 
 def _sample(node: str, row: Sequence[Any]) -> Sample:
@@ -96,7 +107,7 @@ def _sample(node: str, row: Sequence[Any]) -> Sample:
     return Sample(node=node, time_s=row[0], cpu_util=row[1], mem_used_mb=row[2],
                   mem_total_mb=row[3], load1=row[4], disk_used_ratio=row[5], temperature_c=row[6],
                   cpu_per_core=None if cores is None else tuple(json.loads(cores)),
-                  online=bool(row[8]), count=row[9], resolution_s=row[10])
+                  online=bool(row[8]), count=row[9], resolution_s=row[10], cpu_busy_s=row[11])
 
 
 class SQLiteStore(HistoryStore):
@@ -155,6 +166,11 @@ class SQLiteStore(HistoryStore):
             elif app != APPLICATION_ID:
                 raise ValueError(f"{self.path} is an SQLite database but not an rpiaas"
                                  " history store")
+            elif version == 1:  # an older master's file: add what version 2 has
+                for statement in _MIGRATE_1_2.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif version > SCHEMA_VERSION:
                 raise ValueError(f"{self.path} has history schema {version}; this rpiaas reads"
                                  f" up to {SCHEMA_VERSION}: upgrade rpiaas")
@@ -207,6 +223,21 @@ class SQLiteStore(HistoryStore):
             self._db.execute("INSERT INTO states VALUES (?, ?, ?, ?)",
                              (self._add_node(change.node), change.time_s,
                               int(change.online), change.reason))
+
+    def _write_power(self, readings: list[PowerReading]) -> None:
+        with self._transaction():
+            ids = {node: self._add_node(node) for node in dict.fromkeys(r.node for r in readings)}
+            self._db.executemany("INSERT INTO power VALUES (?, ?, ?, ?)",
+                                 [(ids[r.node], r.time_s, float(r.watts), r.source) for r in readings])
+
+    def _power(self, node: str, start_s: float, end_s: float) -> list[PowerReading]:
+        nid = self._node_id(node)
+        if nid is None:
+            return []
+        rows = self._db.execute(
+            "SELECT time_s, watts, source FROM power WHERE node_id = ? AND time_s >= ?"
+            " AND time_s < ? ORDER BY time_s, rowid", (nid, start_s, end_s))
+        return [PowerReading(node, t, w, src) for t, w, src in rows]
 
     def _write_event(self, event: Event) -> None:
         data = _dumps(event.data)
@@ -327,7 +358,10 @@ class SQLiteStore(HistoryStore):
             events = self._db.execute(
                 "DELETE FROM events WHERE node_id IN (SELECT id FROM nodes) AND time_s < ?",
                 (older_than_s,)).rowcount
-        return PurgeResult(samples, states, events)
+            power = self._db.execute(
+                "DELETE FROM power WHERE node_id IN (SELECT id FROM nodes) AND time_s < ?",
+                (older_than_s,)).rowcount
+        return PurgeResult(samples, states, events, power)
 
     def _close(self) -> None:
         self._db.close()

@@ -41,21 +41,37 @@ def test_measured_usage_follows_the_measurement_and_busy_time_the_tasks() -> Non
     usage = NodeUsage(cp, measured=True)
     cp.step(0.0, [TaskArrived(Task(1, 0.0, 4, 10, 40.0))])
     usage.follow()  # all cores reserved ...
-    usage.measure(0, 0.0, 0.25)  # ... but a quarter of the CPU busy (tasks that sleep)
-    usage.measure(0, 10.0, 1.0)
+    usage.measure_cpu(0, 10.0, 10.0, 10.0)  # ... but a quarter of the CPU busy (tasks that sleep)
+    assert usage.util == [0.25] and usage.sample(10.0, [0], [1])[6] == [3.0]
+    usage.measure_cpu(0, 20.0, 40.0, 10.0)
     usage.unbusy(0, 4 * 0.5)  # the tasks began half a second after their cores were reserved
     usage.close(20.0)
     assert usage.energy_j == [3.0 * 10 + 6.0 * 10]
     assert usage.busy_core_s == [4 * 20.0 - 2.0]
-    assert usage.cpu_totals() == 4 * (0.25 * 10 + 1.0 * 10)  # the measured CPU, not the reservation
+    assert usage.cpu_s == [50.0]
+    assert usage.cpu_totals() == 50.0  # the measured CPU, not the reservation
     # nodes.csv: utilization is the allocated share (all 4 cores), cpu_utilization the measured one
-    usage.measure(0, 20.0, 0.5)
-    assert node_rows(usage.names, usage.sample(20.0, [0], [1])) == \
-        "20.0,n0.test,on,4,0,1.0,4.0,90.0,1,0.5,modelled-from-measured\n"
+    usage.measure_cpu(0, 30.0, 20.0, 10.0)
+    assert node_rows(usage.names, usage.sample(30.0, [0], [1])) == \
+        "30.0,n0.test,on,4,0,1.0,4.0,130.0,1,0.5,modelled-from-measured\n"
     usage.set_power_source(0, "measured")  # a meter gives this node's power
     assert usage.per_node(ns)[0]["energy_source"] == "measured"
     with pytest.raises(ValueError, match="power source"):
         usage.set_power_source(0, "guessed")
+
+
+def test_measured_energy_does_not_depend_on_how_often_the_cpu_is_read() -> None:
+    """The same CPU seconds read once or in ten pieces give the same energy: the model is
+    linear in utilisation, so a span's CPU energy is its CPU seconds' whatever their spread."""
+    def energy(reads: int) -> float:
+        cp = ControlPlane(nodes(node_type(cores=4, idle_w=2.0, max_w=6.0)))
+        usage = NodeUsage(cp, measured=True)
+        for k in range(1, reads + 1):
+            usage.measure_cpu(0, 30.0 * k / reads, 12.0 / reads, 30.0 / reads)
+        usage.close(30.0)
+        return usage.energy_j[0]
+
+    assert energy(1) == pytest.approx(energy(10)) == pytest.approx(2.0 * 30 + 1.0 * 12)
 
 
 def test_every_power_state_draws_its_types_model() -> None:

@@ -105,3 +105,20 @@ def test_fidelity_boots_are_the_measured_ones_handed_over_else_the_runs_own(tmp_
     row = handed["types"][sc.cluster.nodes[0].type.name]
     assert handed["source"] == "measured" and row["measured"]["count"] == 2
     assert row["measured"]["median_s"] == pytest.approx(boot_s + 3.0) and row["diff_s"] == pytest.approx(3.0)
+
+
+def test_the_watch_takes_utilisation_from_the_cpu_counter() -> None:
+    """A task that ran between two polls counts: the counter's difference, not the agent's
+    sampled utilisation (0 here: both samples fell after the task)."""
+    from rpiaas.live.watch import utilization
+    from rpiaas.store import Sample
+
+    def at(t: float, busy: float | None, util: float = 0.0) -> Sample:
+        return Sample(node="n", time_s=t, cpu_util=util, mem_used_mb=0.0, mem_total_mb=1.0, load1=0.0,
+                      disk_used_ratio=0.0, cpu_per_core=(util,) * 4, cpu_busy_s=busy)
+
+    assert utilization(at(10.0, 100.0), at(12.0, 102.0)) == 0.25  # 2 CPU s over 4 cores x 2 s
+    assert utilization(at(10.0, 100.0), at(12.0, 150.0)) == 1.0  # never above 1
+    assert utilization(None, at(12.0, 102.0, 0.5)) == 0.5  # nothing to compare with yet
+    assert utilization(at(10.0, 100.0), at(12.0, None, 0.5)) == 0.5  # an agent without counter
+    assert utilization(at(10.0, 100.0), at(12.0, 3.0, 0.5)) == 0.5  # the node started again

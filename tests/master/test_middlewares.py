@@ -67,7 +67,7 @@ def test_mutating_calls_need_the_token(tmp_path: Path) -> None:
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
         resp = await client.post(url, json={"before": 0}, headers=AUTH)
         assert resp.status == 200, await resp.text()
-        assert await resp.json() == {"samples": 0, "states": 0, "events": 0}
+        assert await resp.json() == {"samples": 0, "states": 0, "events": 0, "power": 0}
         # reading needs no token; unknown paths and methods answer 404 and 405, not 401
         assert (await client.get("/api/v1/summary")).status == 200
         assert (await client.post("/api/v1/nowhere")).status == 404

@@ -454,3 +454,45 @@ def test_an_asyncio_app_calls_it_in_a_thread(store: HistoryStore) -> None:
 
     assert [s.time_s for s in asyncio.run(app())] == [1.0, 2.0]
 
+
+
+# ---------------------------------------------------------------- power readings and CPU counters
+def test_power_readings_round_trip_sorted_and_in_range(store: HistoryStore) -> None:
+    from rpiaas.store import PowerReading
+
+    node = fresh_node()
+    readings = [PowerReading(node, t, w, "hwmon") for t, w in ((3.0, 4.5), (1.0, 2.25), (2.0, 3.0))]
+    store.add_power(readings)
+    store.add_power([PowerReading("other", 1.5, 9.0, "snmp")])
+    got = store.power(node)
+    assert [(r.time_s, r.watts, r.source) for r in got] == [(1.0, 2.25, "hwmon"), (2.0, 3.0, "hwmon"),
+                                                            (3.0, 4.5, "hwmon")]
+    assert [r.time_s for r in store.power(node, 1.5, 3.0)] == [2.0]  # half-open
+    assert store.power("nobody") == []
+    assert node in store.nodes()
+    with pytest.raises(TypeError):
+        store.add_power([sample()])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="watts must be a finite number"):
+        PowerReading(node, 1.0, math.nan, "hwmon")
+
+
+def test_purge_deletes_old_power_readings(store: HistoryStore) -> None:
+    from rpiaas.store import PowerReading
+
+    node = fresh_node()
+    store.add_power([PowerReading(node, t, 1.0, "http") for t in (1.0, 2.0, 3.0)])
+    result = store.purge(2.5)
+    assert result.power == 2
+    assert [r.time_s for r in store.power(node)] == [3.0]
+
+
+def test_cpu_counter_round_trips_on_raw_samples_only(store: HistoryStore) -> None:
+    node = fresh_node()
+    store.add_samples([sample(node, 1.0, cpu_busy_s=10.5), sample(node, 2.0, cpu_busy_s=11.25),
+                       sample(node, 3.0)])
+    assert [s.cpu_busy_s for s in store.history(node)] == [10.5, 11.25, None]
+    assert store.latest(node)[node].sample.cpu_busy_s is None  # type: ignore[union-attr]
+    # a bucket's mean of a counter would mean nothing: downsampled rows carry none
+    assert [s.cpu_busy_s for s in store.history(node, resolution_s=10.0)] == [None]
+    with pytest.raises(ValueError, match="cpu_busy_s must be finite"):
+        sample(node, 1.0, cpu_busy_s=-1.0)

@@ -258,3 +258,30 @@ def test_bad_options_are_refused(path: Path) -> None:
         SQLiteStore(path, batch_size=0)
     with pytest.raises(ValueError, match="flush_interval_s"):
         SQLiteStore(path, flush_interval_s=-1.0)
+
+
+def test_a_schema_1_file_is_brought_to_schema_2(path: Path) -> None:
+    """A history written by an older master: its samples kept, a CPU counter column and the
+    power table added."""
+    from rpiaas.store import PowerReading
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE nodes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+        db.execute("CREATE TABLE samples (node_id INTEGER NOT NULL, time_s REAL NOT NULL,"
+                   " cpu_util REAL NOT NULL, mem_used_mb REAL NOT NULL, mem_total_mb REAL NOT NULL,"
+                   " load1 REAL NOT NULL, disk_used_ratio REAL NOT NULL, temperature_c REAL,"
+                   " cpu_per_core TEXT, online INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 1,"
+                   " resolution_s REAL NOT NULL DEFAULT 0)")
+        for table, cols in (("states", "online INTEGER NOT NULL, reason TEXT NOT NULL"),
+                            ("events", "kind TEXT NOT NULL, data TEXT NOT NULL")):
+            db.execute(f"CREATE TABLE {table} (node_id INTEGER NOT NULL, time_s REAL NOT NULL, {cols})")
+        db.execute("INSERT INTO nodes VALUES (1, 'pi01')")
+        db.execute("INSERT INTO samples VALUES (1, 5.0, 0.5, 1.0, 2.0, 0.1, 0.2, NULL, NULL, 1, 1, 0)")
+        db.execute(f"PRAGMA application_id={sqlite_backend.APPLICATION_ID}")
+        db.execute("PRAGMA user_version=1")
+    with SQLiteStore(path) as store:
+        assert [(s.time_s, s.cpu_busy_s) for s in store.history("pi01")] == [(5.0, None)]
+        store.add_power([PowerReading("pi01", 6.0, 3.5, "pmic")])
+        assert [r.watts for r in store.power("pi01")] == [3.5]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
