@@ -129,9 +129,6 @@ _SCHEMAS: dict[str, Schema] = {
                             "Its node type's cores and memory."),
         "allocated": _object({"cores": {"type": "integer"}, "mem_mb": {"type": "integer"}},
                              "What the live runs' tasks on it reserve now."),
-        "power_w": _nullable({"type": "number", "description":
-                              "Its metered power (a meter's last reading); null without a meter: "
-                              "power is then modelled in a run's results, never shown here."}),
     }, "A node, its agent's address and its current state."),
     "Placement": _object({
         "run": {"type": "string", "description": "The run's id."},
@@ -247,7 +244,7 @@ _detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
                                    "description": "The last state changes, newest last."}
 _detail["required"].append("states")
 _SCHEMAS["NodeState"] = copy.deepcopy(_SCHEMAS["Node"])
-for _key in ("sample", "tasks", "allocated", "power_w"):
+for _key in ("sample", "tasks", "allocated"):
     del _SCHEMAS["NodeState"]["properties"][_key]
     _SCHEMAS["NodeState"]["required"].remove(_key)
 _detail["properties"]["last_boot"] = _nullable(_ref("LastBoot"))

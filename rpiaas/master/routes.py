@@ -55,7 +55,6 @@ def _node_json(entry: NodeEntry, sample: Sample | None,
     doc["tasks"] = placements.get(entry.name, [])
     cores, mem_mb = allocated.get(entry.name, (0, 0))
     doc["allocated"] = {"cores": cores, "mem_mb": mem_mb}
-    doc["power_w"] = None  # metered power: only where a meter reads it
     return doc
 
 

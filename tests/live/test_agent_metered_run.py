@@ -11,6 +11,7 @@ labelled ``measured`` in ``run.json``, no gaps, and the readings in
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import secrets
@@ -29,12 +30,28 @@ from rpiaas.auth import node_token
 from rpiaas.client.client import run_live
 from rpiaas.scenario import load_scenario
 
+from ..master.test_dashboard import Chromium
+
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 NAMES = ["node1.local.rpiaas.test", "node2.local.rpiaas.test"]
 WATTS = {NAMES[0]: 3.2, NAMES[1]: 5.0}
 CLUSTER = {"clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 2,
                          "type": "rpi4b"}]}
+
+
+_WATTS = """Object.fromEntries([...document.querySelectorAll('tr.node')].map(
+    (tr) => [tr.dataset.name, [tr.querySelector('td.watts').textContent, tr.querySelector('td.watts').title]]))"""
+
+
+async def _dashboard_watts(chromium: str, url: str, tmp: Path) -> dict[str, tuple[str, str]]:
+    async with Chromium(chromium, tmp) as browser:
+        await browser.navigate(url + "/")
+        await browser.wait_for("document.querySelectorAll('tr.node[data-power-w]:not([data-power-w=\"\"])')"
+                               ".length === 2")
+        got = await browser.evaluate(_WATTS)
+        assert not browser.exceptions, browser.exceptions
+    return {name: (text, title) for name, (text, title) in got.items()}
 
 
 def test_a_run_on_agent_metered_nodes_is_measured(tmp_path: Path) -> None:
@@ -93,6 +110,10 @@ def test_a_run_on_agent_metered_nodes_is_measured(tmp_path: Path) -> None:
             "policy": "best_fit"}))
         _, out = run_live(load_scenario(scenario), url, master_token, tmp_path / "out",
                           task_kind="cpu", quiet=True)
+        chromium = shutil.which("chromium")
+        if chromium is not None:  # the dashboard shows each node's metered power, said to be metered
+            assert asyncio.run(_dashboard_watts(chromium, url, tmp_path)) == {
+                name: (f"{w:.2f} W", "metered (hwmon)") for name, w in WATTS.items()}
     finally:
         master.send_signal(signal.SIGTERM)
         master.wait(20)

@@ -39,7 +39,8 @@
     row.dataset.emulated = String(node.emulated === true);
     row.dataset.tasks = node.tasks.map((t) => t.run + "/" + t.task).join(" ");
     row.dataset.power = power;
-    row.dataset.powerW = r.isNumber(node.power_w) ? node.power_w.toFixed(2) : "";
+    const metered = node.power ? node.power.power_w : null;  // a meter's newest reading
+    row.dataset.powerW = r.isNumber(metered) ? metered.toFixed(2) : "";
     row.dataset.allocCores = node.allocated ? String(node.allocated.cores) : "";
     row.dataset.allocMemMb = node.allocated ? String(node.allocated.mem_mb) : "";
 
@@ -86,8 +87,8 @@
     cell(row, "alloc-mem num", node.allocated && cap
       ? r.mb(node.allocated.mem_mb) + " / " + r.mb(cap.mem_mb) + " MB" : r.DASH);
     // metered power only: a node without a meter shows none (its power is modelled in a run)
-    const watts = cell(row, "watts num", r.isNumber(node.power_w) ? node.power_w.toFixed(2) + " W" : r.DASH);
-    watts.title = r.isNumber(node.power_w) ? "metered" : "no meter: a run models this node's power";
+    const watts = cell(row, "watts num", r.isNumber(metered) ? metered.toFixed(2) + " W" : r.DASH);
+    watts.title = r.isNumber(metered) ? "metered (" + node.power.source + ")" : "no meter: a run models this node's power";
     cell(row, "temp num", sample ? r.celsius(sample.temperature_c) : r.DASH);
     const seen = cell(row, "seen", r.ago(node.last_ok_s));
     if (r.isNumber(node.last_ok_s)) seen.title = r.clock(node.last_ok_s);
