@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "MAX_TASK_ID",
@@ -143,55 +143,51 @@ PROFILES["rpi3"] = PROFILES["rpi3b"]
 PROFILES["rpi4"] = PROFILES["rpi4b"]
 
 
-@dataclass(frozen=True, slots=True)
-class PowerSpec:
+class _Options:
+    """What a power driver's or a meter's spec shares: its options as the cluster file gives
+    them, read by key, with the credentials among them never shown (not even by ``repr``)."""
+
+    __slots__ = ()
+    options: tuple[tuple[str, Any], ...]
+    _named_by: ClassVar[str]  # the field that names the driver or the source
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
+
+    def secrets(self) -> list[str]:
+        """The credentials among the options (:data:`SECRET_OPTIONS`): what no message may show."""
+        return [str(v) for k, v in self.options if k in SECRET_OPTIONS and v is not None]
+
+    def __repr__(self) -> str:
+        shown = tuple((k, "[redacted]" if k in SECRET_OPTIONS else v) for k, v in self.options)
+        name = self._named_by
+        return f"{type(self).__name__}({name}={getattr(self, name)!r}, options={shown!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PowerSpec(_Options):
     """How the testbed switches a node on and off: a driver (``rpiaas.power.drivers``) and
     its options as the cluster file gives them (``power: {driver: snmp, host: ..., ...}``)."""
 
     driver: str
     options: tuple[tuple[str, Any], ...] = ()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return dict(self.options).get(key, default)
-
-    def secrets(self) -> list[str]:
-        """The credentials among the options (:data:`SECRET_OPTIONS`): what no message may show."""
-        return _secrets(self.options)
-
-    def __repr__(self) -> str:
-        return f"PowerSpec(driver={self.driver!r}, options={_shown(self.options)!r})"
+    _named_by: ClassVar[str] = "driver"
 
 
-@dataclass(frozen=True, slots=True)
-class MeterSpec:
+@dataclass(frozen=True, slots=True, repr=False)
+class MeterSpec(_Options):
     """What meters a node's power: a source (``rpiaas.power.meters``) and its options as the
     cluster file gives them (``meter: {source: hwmon, ...}``)."""
 
     source: str
     options: tuple[tuple[str, Any], ...] = ()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return dict(self.options).get(key, default)
-
-    def secrets(self) -> list[str]:
-        """The credentials among the options (:data:`SECRET_OPTIONS`): what no message may show."""
-        return _secrets(self.options)
-
-    def __repr__(self) -> str:
-        return f"MeterSpec(source={self.source!r}, options={_shown(self.options)!r})"
+    _named_by: ClassVar[str] = "source"
 
 
 # the options of power drivers and meters that hold a credential: never shown (the specs' repr
 # hides them, and drivers redact them from their errors)
 SECRET_OPTIONS = frozenset({"community", "auth_key", "priv_key", "password"})
 
-
-def _secrets(options: tuple[tuple[str, Any], ...]) -> list[str]:
-    return [str(v) for k, v in options if k in SECRET_OPTIONS and v is not None]
-
-
-def _shown(options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
-    return tuple((k, "[redacted]" if k in SECRET_OPTIONS else v) for k, v in options)
 
 
 @dataclass(frozen=True, slots=True)  # slots: a million nodes in a few hundred bytes each

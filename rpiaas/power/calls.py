@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 
 from ..auth import redact
 from .base import PowerError
@@ -66,3 +67,18 @@ async def run_program(argv: list[str], timeout_s: float) -> ProgramResult:
         raise
     assert proc.returncode is not None
     return ProgramResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+async def run_checked(argv: list[str], timeout_s: float,
+                      fail: Callable[[str], PowerError]) -> ProgramResult:
+    """:func:`run_program`, its failures (a timeout, no such program, a non-zero exit) as
+    ``fail(why)``."""
+    try:
+        done = await run_program(argv, timeout_s)
+    except asyncio.TimeoutError:
+        raise fail(f"no end within {timeout_s:g} s (killed)") from None
+    except OSError as e:
+        raise fail(f"cannot run {argv[0]}: {e.strerror or e}") from None
+    if done.code != 0:
+        raise fail(f"exit code {done.code}: {done.last_words()}")
+    return done

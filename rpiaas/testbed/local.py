@@ -33,7 +33,7 @@ import yaml
 
 from ..auth import node_token
 from ..inputs.cluster import load_cluster
-from ..power.drivers.process import record_pid, running_pid, write_command
+from ..power.drivers.process import record_pid, write_command
 from .plan import DEFAULT_DIR, HOST, TestbedError, free_ports, machine, plan
 from .procs import (
     Proc,
@@ -51,6 +51,7 @@ from .state import (
     check_not_running,
     forget_state,
     read_state,
+    running_now,
     unreadable,
     write_state,
 )
@@ -126,12 +127,7 @@ class LocalTestbed:
     def current_agents(self) -> dict[str, Proc]:
         """Each node's agent process now: the one the power driver's pid file names, if it
         runs, else the one the testbed started."""
-        out = {}
-        for name, p in self.agents.items():
-            now = running_pid(self.dir / POWER_DIR, name)
-            out[name] = p if now is None or now[0] == p.pid else \
-                Proc(name, now[0], p.port, p.log, now[1], p.cpu_set)
-        return out
+        return running_now(self.agents, self.dir / POWER_DIR)
 
     def summary(self, timeout_s: float = 3.0) -> dict[str, Any]:
         """The master's ``GET /api/v1/summary``; OSError if it does not answer."""

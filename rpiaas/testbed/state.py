@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..power.drivers.process import running_pid
 from .plan import TestbedError, TestbedRunning
 from .procs import Proc, write_json
 
@@ -75,3 +76,15 @@ def check_not_running(root: Path) -> None:
                              f"{data.get('master_url')}); stop it with `rpiaas testbed down "
                              f"--dir {root}`")
     forget_state(root)
+
+
+def running_now(started: dict[str, Proc], power_dir: Path) -> dict[str, Proc]:
+    """Each node's process now (an agent, a VM): the one its power driver's pid file in
+    ``power_dir`` names, if it runs (the master switched the node off and on again), else
+    the one the testbed ``started``."""
+    out = {}
+    for name, p in started.items():
+        now = running_pid(power_dir, name)
+        out[name] = p if now is None or now[0] == p.pid else \
+            Proc(name, now[0], p.port, p.log, now[1], p.cpu_set)
+    return out

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..auth import node_token
-from ..power.drivers.process import record_pid, running_pid, write_command
+from ..power.drivers.process import record_pid, write_command
 from . import netns
 from .netns import Namespace
 from .plan import HOST, TestbedError
@@ -53,7 +53,7 @@ from .procs import (
     wait_for_log,
     wait_until,
 )
-from .state import TOKENS_DIR, VIRTUAL, check_not_running, forget_state, write_state
+from .state import TOKENS_DIR, VIRTUAL, check_not_running, forget_state, running_now, write_state
 from .vmplan import (
     MASTER_PORT_NS,
     MAX_VM_MEM_MB,
@@ -124,12 +124,7 @@ class VirtualTestbed:
     def current_vms(self) -> dict[str, Proc]:
         """Each node's QEMU now: the one the power driver's pid file names, if it runs, else
         the one the testbed started."""
-        out = {}
-        for name, p in self.vms.items():
-            now = running_pid(self.dir / POWER_DIR, name)
-            out[name] = p if now is None or now[0] == p.pid else \
-                Proc(name, now[0], p.port, p.log, now[1], p.cpu_set)
-        return out
+        return running_now(self.vms, self.dir / POWER_DIR)
 
     def summary(self, timeout_s: float = 3.0) -> dict[str, Any]:
         summary: dict[str, Any] = get_json(self.master_url + "/api/v1/summary", timeout_s)

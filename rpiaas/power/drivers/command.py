@@ -11,12 +11,11 @@ it wrote, redacted.
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 
 from ...model import Node, PowerSpec
 from ..base import PowerError, SwitchState, register_driver
-from ..calls import ProgramResult, failure, run_program
+from ..calls import ProgramResult, failure, run_checked
 
 __all__ = ["DEFAULT_TIMEOUT_S", "CommandDriver"]
 
@@ -35,15 +34,8 @@ class CommandDriver:
         self.secrets = spec.secrets()
 
     async def run(self, action: str) -> ProgramResult:
-        try:
-            done = await run_program([*self.argv, action, self.node], self.timeout_s)
-        except asyncio.TimeoutError:
-            raise self.fail(action, f"no end within {self.timeout_s:g} s (killed)") from None
-        except OSError as e:
-            raise self.fail(action, f"cannot run {self.argv[0]}: {e.strerror or e}") from None
-        if done.code != 0:
-            raise self.fail(action, f"exit code {done.code}: {done.last_words()}")
-        return done
+        return await run_checked([*self.argv, action, self.node], self.timeout_s,
+                                 lambda why: self.fail(action, why))
 
     def fail(self, action: str, why: str) -> PowerError:
         return failure(self.node, self.name, action, why, self.secrets)

@@ -12,12 +12,11 @@ switch: uhubctl's list of compatible hubs says which do not) is an error.
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from ...model import Node, PowerSpec
 from ..base import PowerError, SwitchState, register_driver
-from ..calls import failure, run_program
+from ..calls import failure, run_checked
 
 __all__ = ["DEFAULT_TIMEOUT_S", "UhubctlDriver", "port_state"]
 
@@ -54,14 +53,7 @@ class UhubctlDriver:
 
     async def call(self, action: str, *extra: str) -> SwitchState:
         argv = [self.program, "-l", self.location, "-p", str(self.port), *extra]
-        try:
-            done = await run_program(argv, self.timeout_s)
-        except asyncio.TimeoutError:
-            raise self.fail(action, f"no end within {self.timeout_s:g} s (killed)") from None
-        except OSError as e:
-            raise self.fail(action, f"cannot run {self.program}: {e.strerror or e}") from None
-        if done.code != 0:
-            raise self.fail(action, f"exit code {done.code}: {done.last_words()}")
+        done = await run_checked(argv, self.timeout_s, lambda why: self.fail(action, why))
         state = port_state(done.out, self.port)
         if state is SwitchState.UNKNOWN:
             raise self.fail(action, f"no status of port {self.port} of hub {self.location} in its output")
