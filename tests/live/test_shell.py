@@ -325,11 +325,12 @@ def test_the_live_local_scenario_replays_on_the_local_testbed(
     assert len(rows) == 40 and all(r["state"] == "completed" for r in rows.values())
     assert {p.name for p in out.iterdir()} >= {"run.json", "tasks.csv", "nodes.csv", "events.jsonl",
                                                 "timing.json"}
-    # every figure says where it comes from: no driver (power emulated), no meter
+    # every figure says where it comes from: the local testbed's nodes are switched (the process
+    # driver: an agent's start is its boot), none is metered
     record = json.loads((out / "run.json").read_text())
     assert record["sources"] == {"utilization": "allocated", "cpu_utilization": "measured",
                                  "power_w": "modelled-from-measured", "energy_j": "modelled-from-measured",
-                                 "boot_s": "modelled", "switching": "emulated"}
+                                 "boot_s": "measured", "switching": "switched"}
     assert {n["energy_source"] for n in record["nodes"]} == {"modelled-from-measured"}
     summary = record["summary"]
     assert summary["power_cycles"] == summary["boots"] == 0 and summary["boot_s_median"] is None
