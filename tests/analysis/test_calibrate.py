@@ -348,3 +348,51 @@ def test_the_fit_is_checked_out_of_sample_on_another_workload(testbed: tuple[Pat
     assert "in sample: the run's energy is modelled (the simulation's is modelled: modelled on both sides, " \
            "the error says nothing of the testbed)" in lines
     assert f"out of sample: fitted on the run, checked on {other}" in lines
+
+
+def test_several_runs_are_pooled_and_judged_by_their_mean(tmp_path: Path) -> None:
+    """A testbed whose speed differs from run to run (a virtual one on a shared host): two runs
+    of one scenario, 10 % slower and 10 % faster than the hidden types, are fitted as one, and
+    the errors are against their mean; a run of other tasks is refused, naming it."""
+    speeds = {t: float(str(spec["speed"])) for t, spec in HIDDEN.items()}
+    runs = []
+    for k, factor in enumerate((0.9, 1.1)):
+        varied = {t: {**spec, "speed": speeds[t] * factor} for t, spec in HIDDEN.items()}
+        _, run = simulate(scenario(_doc(varied, count=300)), tmp_path / f"run{k}")
+        assert run is not None
+        _add_noise(run, NOISE_REL, NOISE_ABS_S, seed=k)
+        runs.append(run)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(_doc({"fast": {"base": "rpi4b"}, "slow": {"base": "rpi3b"}}, count=300)))
+    one = calibrate(runs[0], tmp_path / "one.yaml", scenario=plain, simulate_check=False)
+    two = calibrate(runs[1], tmp_path / "two.yaml", scenario=plain, simulate_check=False)
+    both = calibrate(runs, tmp_path / "both.yaml", scenario=plain, keep_runs=tmp_path / "sims",
+                     check=runs)
+    for name, speed in speeds.items():
+        assert one.fits[name].speed == pytest.approx(0.9 * speed, rel=0.02), name
+        assert two.fits[name].speed == pytest.approx(1.1 * speed, rel=0.02), name
+        pooled = both.fits[name]
+        assert pooled.tasks == one.fits[name].tasks + two.fits[name].tasks
+        assert 0.9 * speed * 1.02 < pooled.speed < 1.1 * speed * 0.98, name
+    assert both.runs == runs and both.check_runs == runs
+    # the errors: the simulation against the runs' mean, recomputed from run.json
+    summaries = [json.loads((r / "run.json").read_text())["summary"] for r in runs]
+    after = json.loads((tmp_path / "sims" / "after" / "run.json").read_text())["summary"]
+    assert both.after is not None
+    for key, got in (("makespan_s", both.after.makespan_rel), ("mean_response_s", both.after.mean_response_rel)):
+        mean = (summaries[0][key] + summaries[1][key]) / 2
+        assert got == pytest.approx((after[key] - mean) / mean, rel=1e-9)
+    per_run = [compare_runs([r, tmp_path / "sims" / "after"])["pairs"][0]["tasks"]["response_diff_s"]["mean_abs"]
+               for r in runs]
+    assert both.after.response_s == pytest.approx(sum(per_run) / 2)
+    lines = format_calibration(both).splitlines()
+    assert "in sample: fitted on 2 runs pooled, the errors against their mean" in lines
+    assert f"out of sample: fitted on the runs, checked on {runs[0]}, {runs[1]} (against their mean)" in lines
+    # runs of another scenario cannot be pooled: one line naming the run
+    doc = _doc(HIDDEN, count=300)
+    doc["seed"] = 8
+    _, other = simulate(scenario(doc), tmp_path / "other")
+    assert other is not None
+    with pytest.raises(CalibrateError, match=rf"^{re.escape(str(other))}: the runs fitted together are runs of "
+                       "one scenario, and its tasks are not those of"):
+        calibrate([runs[0], other], tmp_path / "c.yaml", scenario=plain, simulate_check=False)
