@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import tempfile
 from collections.abc import Sequence
@@ -88,6 +89,13 @@ class TypeFit:
     boots: int = 0
     power_boot_w: float | None = None  # mean measured power while booting
     boot_samples: int = 0
+    # live runs: the median start lag (decision to the agent's start) of tasks started on their
+    # arrival, folded into start_overhead_s, and how much longer it is after another task's end
+    # (the end's report reaching the master first), which the model does not have
+    dispatch_s: float | None = None
+    dispatches: int = 0
+    handoff_s: float | None = None
+    handoffs: int = 0
 
     @property
     def energy_per_boot_j(self) -> float | None:
@@ -185,6 +193,7 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
         ys.append(r.end_s[ok] - r.start_s[ok])
     node_type, x_all, y_all = np.concatenate(ts), np.concatenate(xs), np.concatenate(ys)
     boots_of = _pooled_boots(runs)
+    lags = _start_lags(runs, types)
     fits: dict[str, TypeFit] = {}
     for t in sorted({v for v in types.values() if v}):
         sel = node_type == t
@@ -198,10 +207,40 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
         idle, peak, samples = _fit_power(runs, t, types)
         boot_s, boots = boots_of.get(t, (None, 0))
         boot_w, boot_samples = _boot_power(runs, t, types)
+        on_arrival, after_end = lags.get(t, ([], []))
+        dispatch = float(np.median(on_arrival)) if on_arrival else None
+        handoff = float(np.median(after_end)) - (dispatch or 0.0) if after_end else None
         # rounding noise of an exact fit is no overhead
-        fits[t] = TypeFit(t, int(x.size), 1.0 / b, a if a > 1e-9 else 0.0, rmse, idle, peak, samples,
-                          boot_s, boots, boot_w, boot_samples)
+        overhead = (a if a > 1e-9 else 0.0) + max(0.0, dispatch or 0.0)
+        fits[t] = TypeFit(t, int(x.size), 1.0 / b, overhead, rmse, idle, peak, samples,
+                          boot_s, boots, boot_w, boot_samples, dispatch, len(on_arrival), handoff, len(after_end))
     return fits
+
+
+def _start_lags(runs: Sequence[Run], types: dict[str, str]) -> dict[str, tuple[list[float], list[float]]]:
+    """Each node type's start lags in the live runs among ``runs``: how long after the control
+    plane's decision (``start`` in ``events.jsonl``) the task started on its agent, for tasks
+    started on their arrival and for those started on another task's end."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for run in runs:
+        log = run.path / "events.jsonl"
+        if not isinstance(run.record.get("live"), dict) or not log.is_file():
+            continue
+        decided: dict[int, float] = {}
+        with log.open(encoding="utf-8") as f:
+            for line in f:
+                e = json.loads(line) if line.strip() else {}
+                if isinstance(e, dict) and e.get("act") == "start" and isinstance(e.get("t"), (int, float)):
+                    decided[int(e["task"])] = float(e["t"])  # the last: a retried task's final start
+        ok = run.completed & np.isfinite(run.start_s) & (run.node >= 0) & _worked(run)
+        for i in np.flatnonzero(ok):
+            t = decided.get(int(run.task_id[i]))
+            name = types.get(run.node_names[run.node[i]], "")
+            if t is None or not name:
+                continue
+            on_arrival, after_end = out.setdefault(name, ([], []))
+            (on_arrival if abs(t - float(run.arrival_s[i])) < 1e-9 else after_end).append(float(run.start_s[i]) - t)
+    return out
 
 
 def measured_boots(run: Run) -> dict[str, tuple[float, int]]:
@@ -342,6 +381,8 @@ def calibrated_scenario(data: dict[str, Any], fits: dict[str, TypeFit], origin: 
         spec["speed"] = _r(fit.speed)
         spec["start_overhead_s"] = _r(fit.start_overhead_s)
         what = [f"{fit.tasks} tasks; runtime rmse {fit.rmse_s:.3g} s"]
+        if fit.dispatch_s is not None:
+            what.append(f"start overhead with a dispatch of {fit.dispatch_s:.3g} s")
         if fit.power_idle_w is not None and fit.power_max_w is not None:
             spec["power_idle_w"] = _r(fit.power_idle_w)
             spec["power_max_w"] = _r(fit.power_max_w)
@@ -549,6 +590,8 @@ def format_calibration(result: Calibration) -> str:
             boot += f", {f.energy_per_boot_j:.3g} J per boot ({f.power_boot_w:.3g} W measured while booting)"
         lines.append(f"{t}: {f.tasks} tasks, speed {f.speed:.4g}{was}, start overhead "
                      f"{f.start_overhead_s:.4g} s, runtime rmse {f.rmse_s:.3g} s{power}{boot}")
+        if f.dispatch_s is not None or f.handoff_s is not None:
+            lines.append(f"{t}: " + _lag_line(f))
     lines += result.notes
     for t, (before, after) in result.power_mape.items():
         lines.append(f"{t}: power model against the measured readings: MAPE {before * 100:.2f} % with the type's "
@@ -569,6 +612,17 @@ def format_calibration(result: Calibration) -> str:
         lines.append(f"simulated runs: {result.before_run} (before), {result.after_run} (after)")
     lines.append(f"calibrated scenario: {result.out}")
     return "\n".join(lines)
+
+
+def _lag_line(f: TypeFit) -> str:
+    parts = []
+    if f.dispatch_s is not None:
+        parts.append(f"dispatch {f.dispatch_s:.3g} s from decision to the agent's start (median of {f.dispatches} "
+                     "tasks started on arrival; in the start overhead)")
+    if f.handoff_s is not None:
+        parts.append(f"{f.handoff_s:.3g} s more for a task started on another's end (median of {f.handoffs}; "
+                     "the end's report reaching the master: not in the model, it lengthens queued tasks' waits)")
+    return ", ".join(parts)
 
 
 def _pct(v: float | None) -> str:
