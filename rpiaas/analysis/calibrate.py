@@ -96,6 +96,11 @@ class TypeFit:
     dispatches: int = 0
     handoff_s: float | None = None
     handoffs: int = 0
+    # live runs: the speed fitted with the share of each task's runtime during which other
+    # nodes ran tasks as a second variable: while none did, and while others always did (nodes
+    # that share a host's CPUs, as virtual ones do, differ); printed, not modelled
+    speed_alone: float | None = None
+    speed_shared: float | None = None
 
     @property
     def energy_per_boot_j(self) -> float | None:
@@ -183,7 +188,7 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
     """
     runs = [run] if isinstance(run, Run) else list(run)
     types = runs[0].node_types if types is None else types
-    xs, ys, ts = [], [], []
+    xs, ys, ts, fs = [], [], [], []
     for r in runs:
         type_of_node = np.array([types.get(n, "") for n in r.node_names] or [""], dtype=object)
         ok = r.completed & np.isfinite(r.start_s) & np.isfinite(r.end_s) & (r.node >= 0)
@@ -191,7 +196,9 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
         ts.append(type_of_node[r.node[ok]] if ok.any() else np.zeros(0, dtype=object))
         xs.append(r.work_core_s[ok] / r.cores[ok])
         ys.append(r.end_s[ok] - r.start_s[ok])
+        fs.append(_shared(r, ok))
     node_type, x_all, y_all = np.concatenate(ts), np.concatenate(xs), np.concatenate(ys)
+    f_all = np.concatenate(fs)
     boots_of = _pooled_boots(runs)
     lags = _start_lags(runs, types)
     fits: dict[str, TypeFit] = {}
@@ -212,9 +219,65 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
         handoff = float(np.median(after_end)) - (dispatch or 0.0) if after_end else None
         # rounding noise of an exact fit is no overhead
         overhead = (a if a > 1e-9 else 0.0) + max(0.0, dispatch or 0.0)
+        alone, shared = _speed_by_sharing(x, y, f_all[sel])
         fits[t] = TypeFit(t, int(x.size), 1.0 / b, overhead, rmse, idle, peak, samples,
-                          boot_s, boots, boot_w, boot_samples, dispatch, len(on_arrival), handoff, len(after_end))
+                          boot_s, boots, boot_w, boot_samples, dispatch, len(on_arrival), handoff, len(after_end),
+                          alone, shared)
     return fits
+
+
+_MAX_SHARED_TASKS = 100_000  # beyond: no sharing figures (a live run is far smaller)
+
+
+def _shared(run: Run, ok: Any) -> Any:
+    """For the tasks ``ok`` of a live run: the share of each one's runtime during which tasks ran
+    on other nodes (NaN for a simulated run, or one too large to look at)."""
+    idx = np.flatnonzero(ok)
+    out = np.full(idx.size, np.nan)
+    if not isinstance(run.record.get("live"), dict) or not 0 < idx.size <= _MAX_SHARED_TASKS:
+        return out
+    start, end, node = run.start_s[idx], run.end_s[idx], run.node[idx]
+    for k in np.unique(node):
+        mine = node == k
+        # the union of the other nodes' task intervals: merged, with their cumulative length
+        order = np.argsort(start[~mine], kind="stable")
+        merged: list[list[float]] = []
+        for s0, e0 in zip(start[~mine][order], end[~mine][order], strict=True):
+            if merged and s0 <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], float(e0))
+            else:
+                merged.append([float(s0), float(e0)])
+        if not merged:
+            out[mine] = 0.0
+            continue
+        lo, hi = np.array([m[0] for m in merged]), np.array([m[1] for m in merged])
+        cum = np.concatenate([[0.0], np.cumsum(hi - lo)])
+
+        def covered(t: Any, lo: Any = lo, hi: Any = hi, cum: Any = cum) -> Any:
+            i = np.searchsorted(lo, t, side="right")  # intervals starting at or before t
+            inside = np.where(i > 0, np.minimum(t, hi[np.maximum(i - 1, 0)]) - lo[np.maximum(i - 1, 0)], 0.0)
+            return cum[np.maximum(i - 1, 0)] * (i > 0) + np.maximum(inside, 0.0)
+
+        span = end[mine] - start[mine]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[mine] = np.where(span > 0, (covered(end[mine]) - covered(start[mine])) / span, 0.0)
+    return out
+
+
+def _speed_by_sharing(x: Any, y: Any, f: Any) -> tuple[float | None, float | None]:
+    """``y = a + b x + c x f`` by least squares, ``f`` the share of each runtime during which
+    other nodes ran tasks: the speed while none did (``1 / b``) and while they always did
+    (``1 / (b + c)``); ``None`` without enough tasks of each kind."""
+    ok = np.isfinite(f)
+    x, y, f = x[ok], y[ok], f[ok]
+    if x.size < 6 or int(np.count_nonzero(f < 0.5)) < 3 or int(np.count_nonzero(f >= 0.5)) < 3 \
+            or float(np.ptp(x)) <= 0:
+        return None, None
+    design = np.column_stack([np.ones_like(x), x, x * f])
+    (_, b, c), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if not (b > 0 and b + c > 0):
+        return None, None
+    return 1.0 / float(b), 1.0 / float(b + c)
 
 
 def _start_lags(runs: Sequence[Run], types: dict[str, str]) -> dict[str, tuple[list[float], list[float]]]:
@@ -592,6 +655,8 @@ def format_calibration(result: Calibration) -> str:
                      f"{f.start_overhead_s:.4g} s, runtime rmse {f.rmse_s:.3g} s{power}{boot}")
         if f.dispatch_s is not None or f.handoff_s is not None:
             lines.append(f"{t}: " + _lag_line(f))
+        if f.speed_alone is not None and f.speed_shared is not None:
+            lines.append(f"{t}: " + _sharing_line(f))
     lines += result.notes
     for t, (before, after) in result.power_mape.items():
         lines.append(f"{t}: power model against the measured readings: MAPE {before * 100:.2f} % with the type's "
@@ -612,6 +677,12 @@ def format_calibration(result: Calibration) -> str:
         lines.append(f"simulated runs: {result.before_run} (before), {result.after_run} (after)")
     lines.append(f"calibrated scenario: {result.out}")
     return "\n".join(lines)
+
+
+def _sharing_line(f: TypeFit) -> str:
+    assert f.speed_alone is not None and f.speed_shared is not None
+    return (f"speed {f.speed_alone:.4g} while no other node ran a task, {f.speed_shared:.4g} while others did "
+            "(nodes that share a host's CPUs slow each other down; the model has one speed)")
 
 
 def _lag_line(f: TypeFit) -> str:

@@ -446,3 +446,46 @@ def test_a_live_runs_dispatch_goes_into_the_start_overhead(testbed: tuple[Path, 
     # a simulated run has no dispatch: nothing is added
     plain_fit = calibrate(run, tmp_path / "p.yaml", scenario=plain, simulate_check=False).fits["slow"]
     assert plain_fit.dispatch_s is None and plain_fit.handoff_s is None
+
+
+def test_nodes_that_slow_each_other_down_are_shown_two_speeds(tmp_path: Path) -> None:
+    """Two one-core nodes on one host: a task alone runs at speed 0.25, two at once at 0.125
+    each.  Live, calibrate shows both speeds beside its one fitted speed."""
+    tasks: list[dict[str, Any]] = []
+    t = 0.0
+    for i, work in enumerate([0.3, 0.6, 0.9, 1.2, 1.5, 0.45, 0.75, 1.05]):
+        if i % 2:  # a pair: one on each node, from the same moment
+            tasks += [{"id": len(tasks) + 1, "arrival_s": t, "cores": 1, "mem_mb": 32, "work_core_s": work},
+                      {"id": len(tasks) + 2, "arrival_s": t, "cores": 1, "mem_mb": 32, "work_core_s": work}]
+        else:
+            tasks.append({"id": len(tasks) + 1, "arrival_s": t, "cores": 1, "mem_mb": 32, "work_core_s": work})
+        t += 100.0
+    doc = {"name": "host", "seed": 1, "sample_interval_s": 5,
+           "cluster": {"clusters": [{"domain": "v.test", "prefix": "10.0.3", "count": 2, "type": "qemu_a53"}]},
+           "workload": {"tasks": tasks}, "policy": "round_robin"}
+    _, run = simulate(scenario(doc), tmp_path / "sim")
+    assert run is not None
+    with open(run / "tasks.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    i_arr, i_start, i_end, i_work = (head.index(k) for k in ("arrival_s", "start_s", "end_s", "work_core_s"))
+    arrivals = [float(r[i_arr]) for r in rows[1:]]
+    for r in rows[1:]:
+        speed = 0.125 if arrivals.count(float(r[i_arr])) == 2 else 0.25
+        r[i_end] = repr(float(r[i_start]) + 0.8 + float(r[i_work]) / speed)
+    with open(run / "tasks.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    record = json.loads((run / "run.json").read_text())
+    record["live"] = {"task_kind": "cpu"}
+    (run / "run.json").write_text(json.dumps(record))
+    result = calibrate(run, tmp_path / "c.yaml", simulate_check=False)
+    fit = result.fits["qemu_a53"]
+    assert fit.speed_alone == pytest.approx(0.25) and fit.speed_shared == pytest.approx(0.125)
+    assert 0.125 < fit.speed < 0.25
+    assert "qemu_a53: speed 0.25 while no other node ran a task, 0.125 while others did (nodes that share a " \
+           "host's CPUs slow each other down; the model has one speed)" in format_calibration(result).splitlines()
+    # simulated, the same run says nothing of it
+    record.pop("live")
+    (run / "run.json").write_text(json.dumps(record))
+    fit = calibrate(run, tmp_path / "s.yaml", simulate_check=False).fits["qemu_a53"]
+    assert fit.speed_alone is None and fit.speed_shared is None
