@@ -666,7 +666,8 @@ def format_calibration(result: Calibration) -> str:
         pass
     elif b is not None and a is not None:
         change = f" ({(a - b) / b * 100:+.1f} %)" if b > 0 else ""
-        lines.append(f"mean response error per task against the run: before {b:.4g} s, "
+        against = "the run" if len(result.runs) <= 1 else f"the {len(result.runs)} runs (the mean of each one's)"
+        lines.append(f"mean response error per task against {against}: before {b:.4g} s, "
                      f"after {a:.4g} s{change}")
     else:
         lines.append("mean response error: not measured (the simulated runs do not have the "
