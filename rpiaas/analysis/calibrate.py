@@ -8,7 +8,12 @@ line, fitted by least squares: the slope gives ``speed``, the intercept
 ``start_overhead_s`` (kept ≥ 0; with a single task size the overhead cannot
 be told apart from the speed and stays 0).  A run whose tasks all slept
 (``--task-kind sleep``: each lasted its modelled runtime) cannot inform that
-fit, and is refused (:class:`CalibrateError`).
+fit, and is refused (:class:`CalibrateError`).  On a live run, ``start_s`` is the start
+the agent measured: the median lag from the control plane's decision to it, over tasks
+started on their arrival (the dispatch every start has), is added to ``start_overhead_s``;
+the longer lag of tasks started on another task's end, and the speeds alone and while other
+nodes ran tasks (nodes that share a host), are reported, not modelled.  Several runs of one
+scenario are pooled into one fit, and the errors are then against their mean.
 
 Power is fitted only from *measured* readings (``nodes.csv`` rows whose
 ``power_source`` is ``measured``: a meter's) of nodes that are on, at more
@@ -226,7 +231,7 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
     return fits
 
 
-_MAX_SHARED_TASKS = 100_000  # beyond: no sharing figures (a live run is far smaller)
+_MAX_SHARED_TASKS = 20_000  # beyond: no sharing figures (a live run is far smaller)
 
 
 def _shared(run: Run, ok: Any) -> Any:
