@@ -8,7 +8,12 @@ line, fitted by least squares: the slope gives ``speed``, the intercept
 ``start_overhead_s`` (kept ≥ 0; with a single task size the overhead cannot
 be told apart from the speed and stays 0).  A run whose tasks all slept
 (``--task-kind sleep``: each lasted its modelled runtime) cannot inform that
-fit, and is refused (:class:`CalibrateError`).
+fit, and is refused (:class:`CalibrateError`).  On a live run, ``start_s`` is the start
+the agent measured: the median lag from the control plane's decision to it, over tasks
+started on their arrival (the dispatch every start has), is added to ``start_overhead_s``;
+the longer lag of tasks started on another task's end, and the speeds alone and while other
+nodes ran tasks (nodes that share a host), are reported, not modelled.  Several runs of one
+scenario are pooled into one fit, and the errors are then against their mean.
 
 Power is fitted only from *measured* readings (``nodes.csv`` rows whose
 ``power_source`` is ``measured``: a meter's) of nodes that are on, at more
@@ -33,8 +38,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +94,18 @@ class TypeFit:
     boots: int = 0
     power_boot_w: float | None = None  # mean measured power while booting
     boot_samples: int = 0
+    # live runs: the median start lag (decision to the agent's start) of tasks started on their
+    # arrival, folded into start_overhead_s, and how much longer it is after another task's end
+    # (the end's report reaching the master first), which the model does not have
+    dispatch_s: float | None = None
+    dispatches: int = 0
+    handoff_s: float | None = None
+    handoffs: int = 0
+    # live runs: the speed fitted with the share of each task's runtime during which other
+    # nodes ran tasks as a second variable: while none did, and while others always did (nodes
+    # that share a host's CPUs, as virtual ones do, differ); printed, not modelled
+    speed_alone: float | None = None
+    speed_shared: float | None = None
 
     @property
     def energy_per_boot_j(self) -> float | None:
@@ -122,7 +141,9 @@ class Calibration:
     energy_source: str = ""  # where the run's energy came from
     before: Errors | None = None  # in sample
     after: Errors | None = None
-    check_run: Path | None = None  # the run checked out of sample
+    check_run: Path | None = None  # the run checked out of sample (the first, if several)
+    check_runs: list[Path] = field(default_factory=list)  # all of them: the errors are against their mean
+    runs: list[Path] = field(default_factory=list)  # the runs fitted (pooled), in-sample errors against their mean
     check_energy_source: str = ""
     check_before: Errors | None = None
     check_after: Errors | None = None
@@ -161,19 +182,30 @@ def uninformative(run: Run) -> str | None:
     return None
 
 
-def fit_node_types(run: Run, types: dict[str, str] | None = None) -> dict[str, TypeFit]:
+def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None) -> dict[str, TypeFit]:
     """Fit speed and start overhead of each node type in ``run``, and its power where measured
     (:func:`_fit_power`) and boot time where the run measured boots.
 
-    ``types`` names each node's type (by node name); default: the run's own.
+    ``run`` may be several runs on the same nodes: their tasks, readings and boots are pooled
+    into one fit (a testbed whose speed varies from run to run, a virtual one on a shared host,
+    is fitted to its mean).  ``types`` names each node's type (by node name); default: the
+    first run's own.
     """
-    types = run.node_types if types is None else types
-    type_of_node = np.array([types.get(n, "") for n in run.node_names] or [""], dtype=object)
-    ok = run.completed & np.isfinite(run.start_s) & np.isfinite(run.end_s) & (run.node >= 0)
-    ok &= _worked(run)
-    node_type = type_of_node[run.node[ok]] if ok.any() else np.zeros(0, dtype=object)
-    x_all = run.work_core_s[ok] / run.cores[ok]
-    y_all = run.end_s[ok] - run.start_s[ok]
+    runs = [run] if isinstance(run, Run) else list(run)
+    types = runs[0].node_types if types is None else types
+    xs, ys, ts, fs = [], [], [], []
+    for r in runs:
+        type_of_node = np.array([types.get(n, "") for n in r.node_names] or [""], dtype=object)
+        ok = r.completed & np.isfinite(r.start_s) & np.isfinite(r.end_s) & (r.node >= 0)
+        ok &= _worked(r)
+        ts.append(type_of_node[r.node[ok]] if ok.any() else np.zeros(0, dtype=object))
+        xs.append(r.work_core_s[ok] / r.cores[ok])
+        ys.append(r.end_s[ok] - r.start_s[ok])
+        fs.append(_shared(r, ok))
+    node_type, x_all, y_all = np.concatenate(ts), np.concatenate(xs), np.concatenate(ys)
+    f_all = np.concatenate(fs)
+    boots_of = _pooled_boots(runs)
+    lags = _start_lags(runs, types)
     fits: dict[str, TypeFit] = {}
     for t in sorted({v for v in types.values() if v}):
         sel = node_type == t
@@ -184,42 +216,152 @@ def fit_node_types(run: Run, types: dict[str, str] | None = None) -> dict[str, T
         if not (b > 0 and math.isfinite(b)):
             continue
         rmse = float(np.sqrt(np.mean((a + b * x - y) ** 2)))
-        idle, peak, samples = _fit_power(run, t, types)
-        boot_s, boots = measured_boots(run).get(t, (None, 0))
-        boot_w, boot_samples = _boot_power(run, t, types)
+        idle, peak, samples = _fit_power(runs, t, types)
+        boot_s, boots = boots_of.get(t, (None, 0))
+        boot_w, boot_samples = _boot_power(runs, t, types)
+        on_arrival, after_end = lags.get(t, ([], []))
+        dispatch = float(np.median(on_arrival)) if on_arrival else None
+        handoff = float(np.median(after_end)) - (dispatch or 0.0) if after_end else None
         # rounding noise of an exact fit is no overhead
-        fits[t] = TypeFit(t, int(x.size), 1.0 / b, a if a > 1e-9 else 0.0, rmse, idle, peak, samples,
-                          boot_s, boots, boot_w, boot_samples)
+        overhead = (a if a > 1e-9 else 0.0) + max(0.0, dispatch or 0.0)
+        alone, shared = _speed_by_sharing(x, y, f_all[sel])
+        fits[t] = TypeFit(t, int(x.size), 1.0 / b, overhead, rmse, idle, peak, samples,
+                          boot_s, boots, boot_w, boot_samples, dispatch, len(on_arrival), handoff, len(after_end),
+                          alone, shared)
     return fits
+
+
+_MAX_SHARED_TASKS = 20_000  # beyond: no sharing figures (a live run is far smaller)
+
+
+def _shared(run: Run, ok: Any) -> Any:
+    """For the tasks ``ok`` of a live run: the share of each one's runtime during which tasks ran
+    on other nodes (NaN for a simulated run, or one too large to look at)."""
+    idx = np.flatnonzero(ok)
+    out = np.full(idx.size, np.nan)
+    if not isinstance(run.record.get("live"), dict) or not 0 < idx.size <= _MAX_SHARED_TASKS:
+        return out
+    start, end, node = run.start_s[idx], run.end_s[idx], run.node[idx]
+    for k in np.unique(node):
+        mine = node == k
+        # the union of the other nodes' task intervals: merged, with their cumulative length
+        order = np.argsort(start[~mine], kind="stable")
+        merged: list[list[float]] = []
+        for s0, e0 in zip(start[~mine][order], end[~mine][order], strict=True):
+            if merged and s0 <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], float(e0))
+            else:
+                merged.append([float(s0), float(e0)])
+        if not merged:
+            out[mine] = 0.0
+            continue
+        lo, hi = np.array([m[0] for m in merged]), np.array([m[1] for m in merged])
+        cum = np.concatenate([[0.0], np.cumsum(hi - lo)])
+
+        def covered(t: Any, lo: Any = lo, hi: Any = hi, cum: Any = cum) -> Any:
+            i = np.searchsorted(lo, t, side="right")  # intervals starting at or before t
+            inside = np.where(i > 0, np.minimum(t, hi[np.maximum(i - 1, 0)]) - lo[np.maximum(i - 1, 0)], 0.0)
+            return cum[np.maximum(i - 1, 0)] * (i > 0) + np.maximum(inside, 0.0)
+
+        span = end[mine] - start[mine]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[mine] = np.where(span > 0, (covered(end[mine]) - covered(start[mine])) / span, 0.0)
+    return out
+
+
+def _speed_by_sharing(x: Any, y: Any, f: Any) -> tuple[float | None, float | None]:
+    """``y = a + b x + c x f`` by least squares, ``f`` the share of each runtime during which
+    other nodes ran tasks: the speed while none did (``1 / b``) and while they always did
+    (``1 / (b + c)``); ``None`` without enough tasks of each kind."""
+    ok = np.isfinite(f)
+    x, y, f = x[ok], y[ok], f[ok]
+    if x.size < 6 or int(np.count_nonzero(f < 0.5)) < 3 or int(np.count_nonzero(f >= 0.5)) < 3 \
+            or float(np.ptp(x)) <= 0:
+        return None, None
+    design = np.column_stack([np.ones_like(x), x, x * f])
+    (_, b, c), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if not (b > 0 and b + c > 0):
+        return None, None
+    return 1.0 / float(b), 1.0 / float(b + c)
+
+
+def _start_lags(runs: Sequence[Run], types: dict[str, str]) -> dict[str, tuple[list[float], list[float]]]:
+    """Each node type's start lags in the live runs among ``runs``: how long after the control
+    plane's decision (``start`` in ``events.jsonl``) the task started on its agent, for tasks
+    started on their arrival and for those started on another task's end."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for run in runs:
+        log = run.path / "events.jsonl"
+        if not isinstance(run.record.get("live"), dict) or not log.is_file():
+            continue
+        decided: dict[int, float] = {}
+        with log.open(encoding="utf-8") as f:
+            for line in f:
+                e = json.loads(line) if line.strip() else {}
+                if isinstance(e, dict) and e.get("act") == "start" and isinstance(e.get("t"), (int, float)):
+                    decided[int(e["task"])] = float(e["t"])  # the last: a retried task's final start
+        ok = run.completed & np.isfinite(run.start_s) & (run.node >= 0) & _worked(run)
+        for i in np.flatnonzero(ok):
+            t = decided.get(int(run.task_id[i]))
+            name = types.get(run.node_names[run.node[i]], "")
+            if t is None or not name:
+                continue
+            on_arrival, after_end = out.setdefault(name, ([], []))
+            (on_arrival if abs(t - float(run.arrival_s[i])) < 1e-9 else after_end).append(float(run.start_s[i]) - t)
+    return out
 
 
 def measured_boots(run: Run) -> dict[str, tuple[float, int]]:
     """The median measured boot time and the count of boots of each node type, from the run's
     ``fidelity.json`` (only boots it says were measured: an emulated boot is the model's)."""
+    return {t: (float(np.median(v)), len(v)) for t, v in _boot_values(run).items()}
+
+
+def _boot_values(run: Run) -> dict[str, list[float]]:
+    """Each node type's measured boot times in ``run``'s ``fidelity.json`` (its ``values_s``; a
+    file without them gives its median once per boot)."""
     doc = read_fidelity(run.path)
     boots = doc.get("boots") if doc is not None else None
     if not isinstance(boots, dict) or boots.get("source") != MEASURED:
         return {}
-    out: dict[str, tuple[float, int]] = {}
+    out: dict[str, list[float]] = {}
     for name, row in (boots.get("types") or {}).items():
         m = row.get("measured") if isinstance(row, dict) else None
-        if isinstance(m, dict) and m.get("count") and isinstance(m.get("median_s"), (int, float)):
-            out[str(name)] = (float(m["median_s"]), int(m["count"]))
+        if not (isinstance(m, dict) and m.get("count") and isinstance(m.get("median_s"), (int, float))):
+            continue
+        values = m.get("values_s")
+        if isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values):
+            out[str(name)] = [float(v) for v in values]
+        else:
+            out[str(name)] = [float(m["median_s"])] * int(m["count"])
     return out
+
+
+def _pooled_boots(runs: Sequence[Run]) -> dict[str, tuple[float, int]]:
+    """:func:`measured_boots` over several runs: the median of all their boots."""
+    pooled: dict[str, list[float]] = {}
+    for r in runs:
+        for t, v in _boot_values(r).items():
+            pooled.setdefault(t, []).extend(v)
+    return {t: (float(np.median(v)), len(v)) for t, v in pooled.items()}
 
 
 def _of_type(run: Run, type_name: str, types: dict[str, str]) -> Any:
     return np.array([types.get(n) == type_name for n in run.node_names] or [False], dtype=bool)
 
 
-def _boot_power(run: Run, type_name: str, types: dict[str, str]) -> tuple[float | None, int]:
+def _boot_power(runs: Sequence[Run], type_name: str, types: dict[str, str]) -> tuple[float | None, int]:
     """The mean measured power of the type's nodes while booting, and its count of readings."""
-    s = run.series
-    if s is None or not s.node.size:
-        return None, 0
-    sel = _of_type(run, type_name, types)[s.node] & s.booting & s.power_measured & np.isfinite(s.power_w)
-    n = int(np.count_nonzero(sel))
-    return (float(np.mean(s.power_w[sel])), n) if n >= _MIN_BOOT_SAMPLES else (None, n)
+    readings = []
+    for run in runs:
+        s = run.series
+        if s is None or not s.node.size:
+            continue
+        sel = _of_type(run, type_name, types)[s.node] & s.booting & s.power_measured & np.isfinite(s.power_w)
+        readings.append(s.power_w[sel])
+    p = np.concatenate(readings) if readings else np.zeros(0)
+    n = int(p.size)
+    return (float(np.mean(p)), n) if n >= _MIN_BOOT_SAMPLES else (None, n)
 
 
 def _worked(run: Run) -> Any:
@@ -233,15 +375,27 @@ def _worked(run: Run) -> Any:
     return worked
 
 
-def _fit_power(run: Run, type_name: str, types: dict[str, str]) -> tuple[float | None, float | None, int]:
+def _power_readings(runs: Sequence[Run], type_name: str, types: dict[str, str]
+                    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The CPU utilisation and *measured* power (on, ``power_source`` measured) of the type's
+    nodes' readings in ``runs``."""
+    us, ps = [], []
+    for run in runs:
+        s = run.series
+        if s is None or not s.node.size:
+            continue
+        sel = _of_type(run, type_name, types)[s.node] & s.on & s.power_measured & np.isfinite(s.power_w) \
+            & np.isfinite(s.cpu_utilization)
+        us.append(s.cpu_utilization[sel])
+        ps.append(s.power_w[sel])
+    return (np.concatenate(us), np.concatenate(ps)) if us else (np.zeros(0), np.zeros(0))
+
+
+def _fit_power(runs: Sequence[Run], type_name: str, types: dict[str, str]
+               ) -> tuple[float | None, float | None, int]:
     """Idle and maximum watts of the type by least squares of its nodes' *measured* power (on,
     ``power_source`` measured) against their measured CPU utilisation."""
-    s = run.series
-    if s is None or not s.node.size:
-        return None, None, 0
-    sel = _of_type(run, type_name, types)[s.node] & s.on & s.power_measured & np.isfinite(s.power_w) \
-        & np.isfinite(s.cpu_utilization)
-    u, p = s.cpu_utilization[sel], s.power_w[sel]
+    u, p = _power_readings(runs, type_name, types)
     if u.size < 3 or float(np.ptp(u)) < _MIN_POWER_SPREAD:
         return None, None, int(u.size)
     design = np.column_stack([np.ones_like(u), u])
@@ -295,6 +449,8 @@ def calibrated_scenario(data: dict[str, Any], fits: dict[str, TypeFit], origin: 
         spec["speed"] = _r(fit.speed)
         spec["start_overhead_s"] = _r(fit.start_overhead_s)
         what = [f"{fit.tasks} tasks; runtime rmse {fit.rmse_s:.3g} s"]
+        if fit.dispatch_s is not None:
+            what.append(f"start overhead with a dispatch of {fit.dispatch_s:.3g} s")
         if fit.power_idle_w is not None and fit.power_max_w is not None:
             spec["power_idle_w"] = _r(fit.power_idle_w)
             spec["power_max_w"] = _r(fit.power_max_w)
@@ -332,36 +488,40 @@ def _rel(sim: Any, run: Any) -> float | None:
     return None
 
 
-def _errors(live: Run, sim_dir: Path) -> Errors:
-    """A simulated run against ``live``: :class:`Errors`."""
+def _errors(lives: Sequence[Run], sim_dir: Path) -> Errors:
+    """A simulated run against ``lives`` (one run, or several of one scenario: their mean):
+    :class:`Errors`.  The per-task response error is the mean over the runs of each one's."""
     sim = load_run(sim_dir, series=False)
-    mean_abs: float | None = None
-    if same_tasks(live, sim) is None:
-        mean_abs = compare_tasks(live, sim)["response_diff_s"]["mean_abs"]
-    a, b = live.record["summary"], sim.record["summary"]
-    return Errors(mean_abs, _rel(b.get("makespan_s"), a.get("makespan_s")),
-                  _rel(b.get("mean_response_s"), a.get("mean_response_s")),
-                  _rel(b.get("energy_j"), a.get("energy_j")))
+    per_task = [compare_tasks(live, sim)["response_diff_s"]["mean_abs"]
+                for live in lives if same_tasks(live, sim) is None]
+    mean_abs = float(np.mean(per_task)) if len(per_task) == len(lives) else None
+    b = sim.record["summary"]
+
+    def rel(key: str) -> float | None:
+        vals = [live.record["summary"].get(key) for live in lives]
+        if not all(isinstance(v, (int, float)) for v in vals):
+            return None
+        return _rel(b.get(key), float(np.mean(vals)))
+
+    return Errors(mean_abs, rel("makespan_s"), rel("mean_response_s"), rel("energy_j"))
 
 
-def power_mape(run: Run, fits: dict[str, TypeFit], node_types: dict[str, NodeType],
+def power_mape(run: Run | Sequence[Run], fits: dict[str, TypeFit], node_types: dict[str, NodeType],
                types: dict[str, str]) -> dict[str, tuple[float, float]]:
     """For each type whose power was fitted: the mean absolute percentage error of the power
-    model against the measured readings it was fitted to, with the type's own figures and
-    with the fitted ones (both through :meth:`NodeType.power_w <rpiaas.model.NodeType.power_w>`)."""
-    s = run.series
+    model against the measured readings it was fitted to (of ``run``, or of several runs
+    pooled), with the type's own figures and with the fitted ones (both through
+    :meth:`NodeType.power_w <rpiaas.model.NodeType.power_w>`)."""
+    runs = [run] if isinstance(run, Run) else list(run)
     out: dict[str, tuple[float, float]] = {}
-    if s is None:
-        return out
     on = int(PowerState.ON)
     for t, fit in fits.items():
         base = node_types.get(t)
         if base is None or fit.power_idle_w is None or fit.power_max_w is None:
             continue
         fitted = dataclasses.replace(base, power_idle_w=fit.power_idle_w, power_max_w=fit.power_max_w)
-        sel = _of_type(run, t, types)[s.node] & s.on & s.power_measured & np.isfinite(s.power_w) \
-            & np.isfinite(s.cpu_utilization) & (s.power_w > 0)
-        u, p = s.cpu_utilization[sel], s.power_w[sel]
+        u, p = _power_readings(runs, t, types)
+        u, p = u[p > 0], p[p > 0]
         if not u.size:
             continue
         errs = [float(np.mean(np.abs(np.array([m.power_w(on, float(x)) for x in u]) - p) / p)) for m in (base, fitted)]
@@ -387,49 +547,71 @@ def _notes(run: Run, fits: dict[str, TypeFit]) -> list[str]:
     return out
 
 
-def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None = None,
+PathLike = str | Path
+
+
+def _paths(arg: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    return [arg] if isinstance(arg, (str, Path)) else list(arg)
+
+
+def _load_all(paths: Sequence[PathLike], what: str) -> list[Run]:
+    """Load ``paths`` (runs of one scenario: the same tasks), refusing a run whose tasks
+    cannot inform a fit, or one whose tasks differ from the first's."""
+    runs = [load_run(p) for p in paths]
+    for r in runs:
+        if (why := uninformative(r)) is not None:
+            raise CalibrateError(f"{r.path}: {why}")
+    for r in runs[1:]:
+        if (why := same_tasks(runs[0], r)) is not None:
+            raise CalibrateError(f"{r.path}: {what} are runs of one scenario, and its tasks are not "
+                                 f"those of {runs[0].path} ({why})")
+    return runs
+
+
+def calibrate(live_run: PathLike | Sequence[PathLike], out: str | Path, scenario: str | Path | None = None,
               simulate_check: bool = True, keep_runs: str | Path | None = None,
-              check: str | Path | None = None) -> Calibration:
+              check: PathLike | Sequence[PathLike] | None = None) -> Calibration:
     """Fit the node types of ``scenario`` (default: the run's own) to ``live_run``; write ``out``.
 
-    With ``simulate_check``, simulate the scenario before and after calibration
-    and measure each one's errors against the run (run directories under
-    ``keep_runs`` if given, else discarded).  With ``check`` (another run on the
-    same nodes: another workload), simulate its scenario before and after too,
-    with the fitted node types: the errors out of sample.
+    ``live_run`` may be several runs of one scenario (the same tasks): their tasks are pooled
+    into one fit, and the errors in sample are against their mean.  With ``simulate_check``,
+    simulate the scenario before and after calibration and measure each one's errors against
+    the run (run directories under ``keep_runs`` if given, else discarded).  With ``check``
+    (another run on the same nodes: another workload; or several runs of it, whose mean it is
+    then judged against), simulate its scenario before and after too, with the fitted node
+    types: the errors out of sample.
 
-    :raises CalibrateError: the run's tasks cannot inform a fit (every task slept).
+    :raises CalibrateError: the run's tasks cannot inform a fit (every task slept), or runs
+        given together are not of one scenario.
     """
-    live = load_run(live_run)
-    why = uninformative(live)
-    if why is not None:
-        raise CalibrateError(f"{live.path}: {why}")
-    other = load_run(check) if check is not None else None
-    if other is not None and (why := uninformative(other)) is not None:
-        raise CalibrateError(f"{other.path}: {why}")
+    lives = _load_all(_paths(live_run), "the runs fitted together")
+    others = _load_all(_paths(check), "the runs checked together") if check is not None else []
+    live = lives[0]
+    origin = ", ".join(str(r.path) for r in lives)
     data, base = _scenario_data(live, scenario)
     # the types to fit are the scenario's: a node is of the type it is given there
     types = None
     if scenario is not None:
         given = {n.name: n.type.name for n in _build(data, str(scenario), base).cluster.nodes}
         types = {name: given.get(name, "") for name in live.node_names}
-    fits = fit_node_types(live, types)
+    fits = fit_node_types(lives, types)
     if not fits:
         raise RunFileError(f"{live.path / 'tasks.csv'}: no completed task on a known node type "
                            "to fit (node types come from run.json 'nodes', or the scenario given)")
     node_types = {n.type.name: n.type for n in _build(data, str(scenario or live.path), base).cluster.nodes}
-    new = calibrated_scenario(data, fits, str(live.path))
+    new = calibrated_scenario(data, fits, origin)
     out_path = Path(out)
     _build(new, str(out_path), base)  # check it before writing it
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    head = (f"# Calibrated by `rpiaas calibrate {live.path}`: node types fitted to that run\n"
-            "# (speed and start_overhead_s by least squares on task runtimes; power and boots\n"
-            "# only where the run measured them).\n")
+    head = (f"# Calibrated by `rpiaas calibrate {' '.join(str(r.path) for r in lives)}`: node types fitted\n"
+            "# to that run (speed and start_overhead_s by least squares on task runtimes; power and\n"
+            "# boots only where the run measured them).\n")
     out_path.write_text(head + yaml.safe_dump(new, sort_keys=False, allow_unicode=True),
                         encoding="utf-8")
     result = Calibration(fits, out_path, notes=_notes(live, fits),
                          energy_source=sources_of(live.record)["energy_j"],
-                         power_mape=power_mape(live, fits, node_types, types or live.node_types))
+                         power_mape=power_mape(lives, fits, node_types, types or live.node_types),
+                         runs=[r.path for r in lives])
     if not simulate_check:
         result.checked = False
         return result
@@ -440,19 +622,21 @@ def calibrate(live_run: str | Path, out: str | Path, scenario: str | Path | None
         before, after = runs / "before", runs / "after"
         simulate(_build(data, str(out_path), base), before)
         simulate(_build(new, str(out_path), base), after)
-        result.before, result.after = _errors(live, before), _errors(live, after)
+        result.before, result.after = _errors(lives, before), _errors(lives, after)
         result.error_before_s, result.error_after_s = result.before.response_s, result.after.response_s
         if keep_runs is not None:
             result.before_run, result.after_run = before, after
-        if other is not None:
+        if others:
+            other = others[0]
             other_data, other_base = _scenario_data(other, None)
-            other_new = calibrated_scenario(other_data, fits, str(live.path))
+            other_new = calibrated_scenario(other_data, fits, origin)
             simulate(_build(other_data, str(other.path), other_base), runs / "check-before")
             simulate(_build(other_new, str(other.path), other_base), runs / "check-after")
             result.check_run = other.path
+            result.check_runs = [r.path for r in others]
             result.check_energy_source = sources_of(other.record)["energy_j"]
-            result.check_before = _errors(other, runs / "check-before")
-            result.check_after = _errors(other, runs / "check-after")
+            result.check_before = _errors(others, runs / "check-before")
+            result.check_after = _errors(others, runs / "check-after")
     return result
 
 
@@ -474,6 +658,10 @@ def format_calibration(result: Calibration) -> str:
             boot += f", {f.energy_per_boot_j:.3g} J per boot ({f.power_boot_w:.3g} W measured while booting)"
         lines.append(f"{t}: {f.tasks} tasks, speed {f.speed:.4g}{was}, start overhead "
                      f"{f.start_overhead_s:.4g} s, runtime rmse {f.rmse_s:.3g} s{power}{boot}")
+        if f.dispatch_s is not None or f.handoff_s is not None:
+            lines.append(f"{t}: " + _lag_line(f))
+        if f.speed_alone is not None and f.speed_shared is not None:
+            lines.append(f"{t}: " + _sharing_line(f))
     lines += result.notes
     for t, (before, after) in result.power_mape.items():
         lines.append(f"{t}: power model against the measured readings: MAPE {before * 100:.2f} % with the type's "
@@ -483,7 +671,8 @@ def format_calibration(result: Calibration) -> str:
         pass
     elif b is not None and a is not None:
         change = f" ({(a - b) / b * 100:+.1f} %)" if b > 0 else ""
-        lines.append(f"mean response error per task against the run: before {b:.4g} s, "
+        against = "the run" if len(result.runs) <= 1 else f"the {len(result.runs)} runs (the mean of each one's)"
+        lines.append(f"mean response error per task against {against}: before {b:.4g} s, "
                      f"after {a:.4g} s{change}")
     else:
         lines.append("mean response error: not measured (the simulated runs do not have the "
@@ -494,6 +683,23 @@ def format_calibration(result: Calibration) -> str:
         lines.append(f"simulated runs: {result.before_run} (before), {result.after_run} (after)")
     lines.append(f"calibrated scenario: {result.out}")
     return "\n".join(lines)
+
+
+def _sharing_line(f: TypeFit) -> str:
+    assert f.speed_alone is not None and f.speed_shared is not None
+    return (f"speed {f.speed_alone:.4g} while no other node ran a task, {f.speed_shared:.4g} while others did "
+            "(nodes that share a host's CPUs slow each other down; the model has one speed)")
+
+
+def _lag_line(f: TypeFit) -> str:
+    parts = []
+    if f.dispatch_s is not None:
+        parts.append(f"dispatch {f.dispatch_s:.3g} s from decision to the agent's start (median of {f.dispatches} "
+                     "tasks started on arrival; in the start overhead)")
+    if f.handoff_s is not None:
+        parts.append(f"{f.handoff_s:.3g} s more for a task started on another's end (median of {f.handoffs}; "
+                     "the end's report reaching the master: not in the model, it lengthens queued tasks' waits)")
+    return ", ".join(parts)
 
 
 def _pct(v: float | None) -> str:
@@ -524,6 +730,11 @@ def _error_table(result: Calibration) -> list[str]:
                                                         "sides, the error says nothing of the testbed)"
                                                         if src != MEASURED else "")
                for name, _, _, src in cols]
+    if len(result.runs) > 1:
+        sources.append(f"in sample: fitted on {len(result.runs)} runs pooled, the errors against their mean")
     if result.check_run is not None:
-        sources.append(f"out of sample: fitted on the run, checked on {result.check_run}")
+        checked = result.check_runs or [result.check_run]
+        fitted = "the runs" if len(result.runs) > 1 else "the run"
+        sources.append(f"out of sample: fitted on {fitted}, checked on {', '.join(map(str, checked))}"
+                       + (" (against their mean)" if len(checked) > 1 else ""))
     return out + sources

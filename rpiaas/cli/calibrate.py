@@ -1,5 +1,5 @@
-"""``rpiaas calibrate LIVE_RUN -o CALIBRATED.yaml [--check OTHER_RUN]``: fit the simulator's node types
-to a testbed run, and check the fit on another."""
+"""``rpiaas calibrate LIVE_RUN [LIVE_RUN ...] -o CALIBRATED.yaml [--check OTHER_RUN ...]``: fit the
+simulator's node types to testbed runs, and check the fit on others."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
-    """``rpiaas calibrate LIVE_RUN [--scenario SCENARIO] -o CALIBRATED.yaml [--check OTHER_RUN]``."""
+    """``rpiaas calibrate LIVE_RUN [LIVE_RUN ...] [--scenario SCENARIO] -o CALIBRATED.yaml
+    [--check OTHER_RUN ...]``."""
     p = sub.add_parser("calibrate", help="fit the simulator's node types to a testbed run",
                        description="Fit each node type's speed and start overhead by least squares "
                        "on the run's task runtimes, and its power and boot time where the run measured "
@@ -22,7 +23,9 @@ def add_parser(sub: Any) -> None:
                        "before and after and print the errors against the run (response per task, "
                        "makespan, mean response, energy). A run whose tasks all slept is refused.")
     # dest live_run: ``run`` is the command's function (set_defaults below)
-    p.add_argument("live_run", metavar="LIVE_RUN", help="the run directory to fit (usually a live run)")
+    p.add_argument("live_run", metavar="LIVE_RUN", nargs="+",
+                   help="the run directory to fit (usually a live run); several runs of one scenario are "
+                   "pooled into one fit, and the errors are against their mean")
     p.add_argument("--scenario", help="scenario to calibrate (default: the one in the run's run.json)")
     p.add_argument("--out", "-o", required=True, metavar="CALIBRATED.yaml",
                    help="the calibrated scenario to write")
@@ -30,9 +33,10 @@ def add_parser(sub: Any) -> None:
                    help="keep the simulated runs before and after (DIR/before, DIR/after)")
     p.add_argument("--no-check", action="store_true",
                    help="do not simulate before and after (no errors printed)")
-    p.add_argument("--check", metavar="OTHER_RUN",
+    p.add_argument("--check", metavar="OTHER_RUN", nargs="+",
                    help="another run on the same nodes (another workload): report the fit's error on it "
-                   "beside the error on LIVE_RUN (out of sample against in sample)")
+                   "beside the error on LIVE_RUN (out of sample against in sample); several runs of "
+                   "that workload: the error against their mean")
     p.set_defaults(run=run)
 
 

@@ -24,7 +24,7 @@ from rpiaas.sim import simulate
 from ..helpers import read_tasks, scenario
 
 # the "testbed": speeds and start overheads the calibration is not told
-HIDDEN = {"fast": {"base": "rpi4b", "speed": 1.37, "start_overhead_s": 1.2},
+HIDDEN: dict[str, dict[str, Any]] = {"fast": {"base": "rpi4b", "speed": 1.37, "start_overhead_s": 1.2},
           "slow": {"base": "rpi3b", "speed": 0.52, "start_overhead_s": 1.9}}
 # measurement noise on each runtime: relative (sd 0.5 %: a busy machine) plus absolute
 # (sd 20 ms: timers, process scheduling)
@@ -348,3 +348,144 @@ def test_the_fit_is_checked_out_of_sample_on_another_workload(testbed: tuple[Pat
     assert "in sample: the run's energy is modelled (the simulation's is modelled: modelled on both sides, " \
            "the error says nothing of the testbed)" in lines
     assert f"out of sample: fitted on the run, checked on {other}" in lines
+
+
+def test_several_runs_are_pooled_and_judged_by_their_mean(tmp_path: Path) -> None:
+    """A testbed whose speed differs from run to run (a virtual one on a shared host): two runs
+    of one scenario, 10 % slower and 10 % faster than the hidden types, are fitted as one, and
+    the errors are against their mean; a run of other tasks is refused, naming it."""
+    speeds = {t: float(str(spec["speed"])) for t, spec in HIDDEN.items()}
+    runs = []
+    for k, factor in enumerate((0.9, 1.1)):
+        varied = {t: {**spec, "speed": speeds[t] * factor} for t, spec in HIDDEN.items()}
+        _, run = simulate(scenario(_doc(varied, count=300)), tmp_path / f"run{k}")
+        assert run is not None
+        _add_noise(run, NOISE_REL, NOISE_ABS_S, seed=k)
+        runs.append(run)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(_doc({"fast": {"base": "rpi4b"}, "slow": {"base": "rpi3b"}}, count=300)))
+    one = calibrate(runs[0], tmp_path / "one.yaml", scenario=plain, simulate_check=False)
+    two = calibrate(runs[1], tmp_path / "two.yaml", scenario=plain, simulate_check=False)
+    both = calibrate(runs, tmp_path / "both.yaml", scenario=plain, keep_runs=tmp_path / "sims",
+                     check=runs)
+    for name, speed in speeds.items():
+        assert one.fits[name].speed == pytest.approx(0.9 * speed, rel=0.02), name
+        assert two.fits[name].speed == pytest.approx(1.1 * speed, rel=0.02), name
+        pooled = both.fits[name]
+        assert pooled.tasks == one.fits[name].tasks + two.fits[name].tasks
+        assert 0.9 * speed * 1.02 < pooled.speed < 1.1 * speed * 0.98, name
+    assert both.runs == runs and both.check_runs == runs
+    # the errors: the simulation against the runs' mean, recomputed from run.json
+    summaries = [json.loads((r / "run.json").read_text())["summary"] for r in runs]
+    after = json.loads((tmp_path / "sims" / "after" / "run.json").read_text())["summary"]
+    assert both.after is not None
+    for key, got in (("makespan_s", both.after.makespan_rel), ("mean_response_s", both.after.mean_response_rel)):
+        mean = (summaries[0][key] + summaries[1][key]) / 2
+        assert got == pytest.approx((after[key] - mean) / mean, rel=1e-9)
+    per_run = [compare_runs([r, tmp_path / "sims" / "after"])["pairs"][0]["tasks"]["response_diff_s"]["mean_abs"]
+               for r in runs]
+    assert both.after.response_s == pytest.approx(sum(per_run) / 2)
+    lines = format_calibration(both).splitlines()
+    assert "in sample: fitted on 2 runs pooled, the errors against their mean" in lines
+    assert f"out of sample: fitted on the runs, checked on {runs[0]}, {runs[1]} (against their mean)" in lines
+    # runs of another scenario cannot be pooled: one line naming the run
+    doc = _doc(HIDDEN, count=300)
+    doc["seed"] = 8
+    _, other = simulate(scenario(doc), tmp_path / "other")
+    assert other is not None
+    with pytest.raises(CalibrateError, match=rf"^{re.escape(str(other))}: the runs fitted together are runs of "
+                       "one scenario, and its tasks are not those of"):
+        calibrate([runs[0], other], tmp_path / "c.yaml", scenario=plain, simulate_check=False)
+
+
+def test_a_live_runs_dispatch_goes_into_the_start_overhead(testbed: tuple[Path, Path], tmp_path: Path) -> None:
+    """Live, a task starts on its agent some time after the decision: 30 ms when it started on
+    its arrival, 250 ms when on another task's end (whose report reached the master first).  The
+    first goes into the start overhead; the second is reported, not modelled."""
+    _, plain = testbed
+    doc = _doc(HIDDEN, count=600)
+    doc["workload"]["generator"]["arrival"] = {"rate_per_s": 1.0}  # busy: many tasks queue
+    _, run = simulate(scenario(doc), tmp_path / "sim")
+    assert run is not None
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    decided = {}
+    for line in (copy / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e.get("act") == "start":
+            decided[int(e["task"])] = float(e["t"])
+    with open(copy / "tasks.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    i_id, i_arr, i_start, i_end = (head.index(k) for k in ("task_id", "arrival_s", "start_s", "end_s"))
+    counts = [0, 0]
+    for r in rows[1:]:
+        if r[head.index("state")] != "completed":
+            continue
+        assert float(r[i_start]) == decided[int(r[i_id])]  # simulated: it starts at the decision
+        on_arrival = float(r[i_start]) == float(r[i_arr])
+        counts[on_arrival] += 1
+        lag = 0.03 if on_arrival else 0.25  # the task runs as long as before, later
+        r[i_start], r[i_end] = repr(float(r[i_start]) + lag), repr(float(r[i_end]) + lag)
+    assert min(counts) > 50  # both kinds of start, many of each
+    with open(copy / "tasks.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    record = json.loads((copy / "run.json").read_text())
+    record["live"] = {"task_kind": "cpu"}
+    (copy / "run.json").write_text(json.dumps(record))
+    result = calibrate(copy, tmp_path / "c.yaml", scenario=plain, simulate_check=False)
+    for name, hidden in HIDDEN.items():
+        fit = result.fits[name]
+        assert fit.dispatch_s == pytest.approx(0.03) and fit.handoff_s == pytest.approx(0.22)
+        assert fit.dispatches + fit.handoffs == fit.tasks
+        assert fit.speed == pytest.approx(hidden["speed"], rel=0.02)
+        assert fit.start_overhead_s == pytest.approx(float(str(hidden["start_overhead_s"])) + 0.03, rel=0.02)
+    lines = format_calibration(result).splitlines()
+    assert any(x.startswith("slow: dispatch 0.03 s from decision to the agent's start") and
+               "0.22 s more for a task started on another's end" in x for x in lines), lines
+    # a simulated run has no dispatch: nothing is added
+    plain_fit = calibrate(run, tmp_path / "p.yaml", scenario=plain, simulate_check=False).fits["slow"]
+    assert plain_fit.dispatch_s is None and plain_fit.handoff_s is None
+
+
+def test_nodes_that_slow_each_other_down_are_shown_two_speeds(tmp_path: Path) -> None:
+    """Two one-core nodes on one host: a task alone runs at speed 0.25, two at once at 0.125
+    each.  Live, calibrate shows both speeds beside its one fitted speed."""
+    tasks: list[dict[str, Any]] = []
+    t = 0.0
+    for i, work in enumerate([0.3, 0.6, 0.9, 1.2, 1.5, 0.45, 0.75, 1.05]):
+        if i % 2:  # a pair: one on each node, from the same moment
+            tasks += [{"id": len(tasks) + 1, "arrival_s": t, "cores": 1, "mem_mb": 32, "work_core_s": work},
+                      {"id": len(tasks) + 2, "arrival_s": t, "cores": 1, "mem_mb": 32, "work_core_s": work}]
+        else:
+            tasks.append({"id": len(tasks) + 1, "arrival_s": t, "cores": 1, "mem_mb": 32, "work_core_s": work})
+        t += 100.0
+    doc = {"name": "host", "seed": 1, "sample_interval_s": 5,
+           "cluster": {"clusters": [{"domain": "v.test", "prefix": "10.0.3", "count": 2, "type": "qemu_a53"}]},
+           "workload": {"tasks": tasks}, "policy": "round_robin"}
+    _, run = simulate(scenario(doc), tmp_path / "sim")
+    assert run is not None
+    with open(run / "tasks.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    i_arr, i_start, i_end, i_work = (head.index(k) for k in ("arrival_s", "start_s", "end_s", "work_core_s"))
+    arrivals = [float(r[i_arr]) for r in rows[1:]]
+    for r in rows[1:]:
+        speed = 0.125 if arrivals.count(float(r[i_arr])) == 2 else 0.25
+        r[i_end] = repr(float(r[i_start]) + 0.8 + float(r[i_work]) / speed)
+    with open(run / "tasks.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    record = json.loads((run / "run.json").read_text())
+    record["live"] = {"task_kind": "cpu"}
+    (run / "run.json").write_text(json.dumps(record))
+    result = calibrate(run, tmp_path / "c.yaml", simulate_check=False)
+    fit = result.fits["qemu_a53"]
+    assert fit.speed_alone == pytest.approx(0.25) and fit.speed_shared == pytest.approx(0.125)
+    assert 0.125 < fit.speed < 0.25
+    assert "qemu_a53: speed 0.25 while no other node ran a task, 0.125 while others did (nodes that share a " \
+           "host's CPUs slow each other down; the model has one speed)" in format_calibration(result).splitlines()
+    # simulated, the same run says nothing of it
+    record.pop("live")
+    (run / "run.json").write_text(json.dumps(record))
+    fit = calibrate(run, tmp_path / "s.yaml", simulate_check=False).fits["qemu_a53"]
+    assert fit.speed_alone is None and fit.speed_shared is None
