@@ -61,9 +61,9 @@ def unavailable() -> str | None:
     """Why these tests cannot run here, or None."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    missing = [p for p in ("ip", "snmpd") if shutil.which(p, path=TOOL_PATH) is None]
+    missing = [p for p in ("ip", "snmpd", "nsenter") if shutil.which(p, path=TOOL_PATH) is None]
     if missing:
-        return f"missing programs: {', '.join(missing)} (Debian packages iproute2, snmpd)"
+        return f"missing programs: {', '.join(missing)} (Debian packages iproute2, snmpd, util-linux)"
     return None
 
 
