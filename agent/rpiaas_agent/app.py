@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .config import Config
 from .emulation import EmulatedSampler
-from .keys import CONFIG, CPU, NOTIFIER, POWER, TASKS, THERMAL, THROTTLE
+from .keys import CONFIG, CPU, LISTENING, NOTIFIER, POWER, TASKS, THERMAL, THROTTLE
 from .middlewares import body_limit_middleware, error_middleware, token_middleware
 from .notify import Notifier
 from .power import PowerMonitor
@@ -43,6 +43,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[THERMAL] = ThermalZone(config.sysfs_root)
     app[THROTTLE] = ThrottleMonitor(config.vcgencmd, config.throttle_interval_s)
     app[NOTIFIER] = Notifier(config.token, config.report_from)
+    app[LISTENING] = asyncio.Event()
     app[TASKS] = TaskManager(config, notify=app[NOTIFIER].push)
     app[CPU] = EmulatedSampler(config.sample_interval_s, app[TASKS]) if config.emulate \
         else CpuSampler(config.sample_interval_s)
@@ -69,15 +70,24 @@ async def _boot_report(app: web.Application) -> AsyncIterator[None]:
     time (kernel start to service start); an emulated node (a local testbed)
     is the agent's process, so its boot time is the agent's own start up to now.  The master accepts the report with
     the node's token (the agent's own) from the node's own address; it is
-    retried like a task end until it gets through.
+    retried like a task end until it gets through.  It is sent once the agent accepts
+    connections (:data:`~.keys.LISTENING`, set by the command that serves it): a node the
+    master takes as booted answers its poll at once.
     """
     config = app[CONFIG]
-    if config.master_url:
+
+    async def report() -> None:
+        await app[LISTENING].wait()
         started_s = psutil.Process().create_time() if config.emulate else psutil.boot_time()
         uptime_s = max(0.0, time.time() - started_s)
         url = f"{config.master_url}/api/v1/nodes/{quote(config.node_name, safe='')}/booted"
         app[NOTIFIER].push(url, {"uptime_s": round(uptime_s, 3)}, what="the boot report")
+
+    task = asyncio.ensure_future(report()) if config.master_url else None
     yield
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _background(name: str, job: Callable[[web.Application], Awaitable[None]]

@@ -22,7 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from . import __version__
 from .app import create_app
 from .config import Config, ConfigError, load_config
-from .keys import THERMAL, THROTTLE
+from .keys import LISTENING, THERMAL, THROTTLE
 
 __all__ = ["main", "serve"]
 
@@ -135,6 +135,7 @@ async def serve(config: Config) -> None:
     try:
         site = web.TCPSite(runner, config.host, config.port, **({} if on_runner else timeout))
         await site.start()
+        app[LISTENING].set()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,6 +8,7 @@ plain strings, which that aiohttp expects.  Either way the type checker sees
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar, cast
 
 from aiohttp import web
@@ -40,3 +41,4 @@ THROTTLE = app_key("throttle", ThrottleMonitor)
 NOTIFIER = app_key("notifier", Notifier)
 TASKS = app_key("tasks", TaskManager)
 POWER = app_key("power", PowerMonitor)
+LISTENING = app_key("listening", asyncio.Event)  # set once the agent accepts connections

@@ -122,8 +122,10 @@ async def booted(request: web.Request) -> web.Response:
     if runs is not None:
         runs.booted(name, now)  # a live run that switched it on: booted now
     if entry.online is not True:
-        # not set_online(): that would count the report as a successful poll
+        # not set_online(): that would count the report as a successful poll; the polls
+        # that failed while it was off count no more (nor one begun before its agent listened)
         entry.online, entry.changed_s, entry.reason = True, now, ""
+        entry.failed_polls = 0
         await asyncio.to_thread(store.record_state, name, now, True, BOOT_STATE_REASON)
     log.info("%s booted in %.2f s (reported from %s, by %s)", name, boot_s, request.remote, via)
     return web.json_response({"node": name, "time_s": now, "boot_s": boot_s, "via": via})

@@ -207,6 +207,7 @@ class Poller:
         """One round: poll every node (or just ``entries``) and read the master-side meters at
         once, then record states, samples and power readings."""
         t0 = asyncio.get_running_loop().time()
+        begun = self.clock()
         todo = list(self.registry) if entries is None else entries
         metered = [(e, m) for e in todo if (m := self.meter(e)) is not None]
         results, readings = await asyncio.gather(
@@ -225,6 +226,9 @@ class Poller:
                 except (ValueError, TypeError) as e:
                     info, reason = None, f"bad report: {e}"
             online = info is not None
+            if not online and entry.online is True and entry.changed_s is not None \
+                    and entry.changed_s > begun:
+                continue  # it came online (its boot report) after this poll was sent
             if info is not None:
                 entry.emulated = info.get("emulated") is True
                 reading = power_from_info(entry, info)

@@ -25,6 +25,7 @@ import os
 import secrets
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,7 +194,9 @@ def stop_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR, timeout_s: float = 1
 
 def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str = "rpi4b",
                         poll_interval_s: float = 1.0, master_port: int = 0,
-                        timeout_s: float = 30.0) -> LocalTestbed:
+                        timeout_s: float = 30.0,
+                        power: Sequence[Mapping[str, Any] | None] | None = None,
+                        meter: Sequence[Mapping[str, Any] | None] | None = None) -> LocalTestbed:
     """Start a master and ``n`` agents on loopback, with their files in ``dir``; wait until all are online.
 
     :param dir: the testbed's directory (created; an earlier testbed's history is kept).
@@ -202,6 +205,11 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     :param poll_interval_s: how often the master polls the agents.
     :param master_port: the master's port; 0 picks a free one.
     :param timeout_s: how long to wait for every agent to be online.
+    :param power: each node's ``power:`` mapping in the cluster file, in node order, instead of
+        the ``process`` driver (None for a node keeps it): e.g. a PoE switch's ports, set up
+        to end and start the agents as the ``process`` driver does (its ``state_dir`` is
+        :data:`POWER_DIR` in ``dir``, written either way).
+    :param meter: each node's ``meter:`` mapping (None: no meter).
     :raises TestbedRunning: if ``dir`` has a running testbed.
     :raises TestbedError: bad arguments, or a process that died or a node not online in time
         (with the end of the logs); whatever was started is stopped again.
@@ -210,8 +218,20 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     check_not_running(root)
     doc, cores, mem_mb, cpu_sets, notes = plan(n, node_type)
     # the master switches each node (its agent process) through the process driver
-    doc["clusters"][0]["power"] = {"driver": "process", "state_dir": POWER_DIR,
-                                   "timeout_s": POWER_TIMEOUT_S}
+    process = {"driver": "process", "state_dir": POWER_DIR, "timeout_s": POWER_TIMEOUT_S}
+    doc["clusters"][0]["power"] = process
+    type_name = doc["clusters"][0]["type"]
+    if power is not None or meter is not None:  # the nodes one by one, each with its own
+        group = doc["clusters"][0]
+        members: list[dict[str, Any]] = []
+        for i in range(n):
+            member = {"hostname": f"node{i + 1}", "suffix": str(i + 1), "type": type_name,
+                      "power": dict((power[i] if power else None) or process)}
+            if meter is not None and meter[i] is not None:
+                member["meter"] = dict(meter[i] or {})
+            members.append(member)
+        del group["count"], group["type"], group["power"]
+        group["nodes"] = members
     agent_exe, rpiaas_exe = executable("rpiaas-agent"), executable("rpiaas")
     for sub in ("logs", "work", "sysfs-empty"):  # an empty sysfs: no sensors to pretend
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -273,7 +293,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
         master = spawn("master", master_port, [rpiaas_exe, "master", str(root / "master.yaml"),
                                                "--port", str(master_port)])
         agents = {name: procs[name] for name in names}
-        tb = LocalTestbed(root, master, agents, doc["clusters"][0]["type"], cores, mem_mb,
+        tb = LocalTestbed(root, master, agents, type_name, cores, mem_mb,
                           time.time(), notes, popens)
         write_state(root, tb.to_json())
         _wait_online(tb, timeout_s)

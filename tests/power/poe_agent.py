@@ -16,14 +16,23 @@ pass_persist protocol (snmpd.conf(5)): ``PING``, ``get``, ``getnext``,
 The state file (JSON, re-read at every request)::
 
     {"start_unix_s": 1765000000.0,
-     "ports": {"1.1": {"admin": 1, "trace_mw": [[0, 2000], [30, 4500]], "sleep_s": 0}}}
+     "ports": {"1.1": {"admin": 1, "trace_mw": [[0, 2000], [30, 4500]], "sleep_s": 0,
+                       "linear": false, "node": {"name": "node1...", "state_dir": "..."}}}}
 
 ``trace_mw`` is a step function: ``[t_s, mW]`` pairs, t_s counted from
 ``start_unix_s``, each value holding until the next step (0 before the
-first).  ``sleep_s`` makes every request about that port wait that long
+first); with ``"linear": true`` the power moves in a straight line from one
+pair to the next instead (and holds the last value).  ``sleep_s`` makes every request about that port wait that long
 before the answer (a switch that does not answer in time).  The log gets one
 JSON line per SET (``{"set": "1.1", "value": 2, "time_s": ...}``) and per
 sleep.
+
+``node`` makes the port power a local testbed's node: the port's SET ends
+(``2``) or starts (``1``) that node's agent process, through the same
+records and helpers as the ``process`` power driver
+(:class:`rpiaas.power.drivers.process.NodeProcess` in ``state_dir``) before
+the SET is answered, as a Pi loses power with its port; the log line of
+that SET gives the pid ended or started (``"ended"``, ``"started"``).
 """
 
 from __future__ import annotations
@@ -56,12 +65,33 @@ def log(path: Path, **entry: object) -> None:
         f.write(json.dumps({**entry, "time_s": time.time()}) + "\n")
 
 
-def trace_mw(port: dict[str, Any], at_s: float) -> int:
-    value = 0
-    for t_s, mw in port.get("trace_mw", []):
-        if t_s <= at_s:
-            value = mw
-    return int(value)
+def trace_mw(port: dict[str, Any], at_s: float) -> float:
+    points = port.get("trace_mw", [])
+    value = 0.0
+    for k, (t_s, mw) in enumerate(points):
+        if t_s > at_s:
+            break
+        value = float(mw)
+        if port.get("linear") and k + 1 < len(points) and at_s < points[k + 1][0]:
+            t1, mw1 = points[k + 1]
+            value += (mw1 - mw) * (at_s - t_s) / (t1 - t_s)
+    return value
+
+
+def switch_node(node: dict[str, Any], on: bool) -> dict[str, int]:
+    """End or start the agent process that is ``node``; the pid ended or started, if any."""
+    import asyncio
+
+    from rpiaas.power.drivers.process import NodeProcess, running_pid
+
+    proc = NodeProcess(node["name"], Path(node["state_dir"]), float(node.get("timeout_s", 5.0)))
+    current = running_pid(proc.state_dir, proc.name)
+    if on:
+        return {} if current is not None else {"started": proc.start()}
+    if current is None:
+        return {}
+    asyncio.run(proc.end(*current))
+    return {"ended": current[0]}
 
 
 def _key(oid: str) -> tuple[int, ...]:
@@ -85,7 +115,8 @@ def value(data: dict[str, Any], oid: str, port: str) -> int:
         return 1 if on else 2
     if oid.startswith(f"{PETH_PORT}.{DETECTION_COLUMN}."):
         return 3 if on else 1
-    return trace_mw(p, time.time() - data.get("start_unix_s", 0.0)) if on else 0
+    # a gauge is an integer: mW, rounded
+    return round(trace_mw(p, time.time() - data.get("start_unix_s", 0.0))) if on else 0
 
 
 def serve(state: Path, logfile: Path, prefix: str) -> None:
@@ -119,9 +150,15 @@ def serve(state: Path, logfile: Path, prefix: str) -> None:
                 elif given[1] not in ("1", "2"):
                     out.write("wrong-value\n")
                 else:
-                    data["ports"][match[2]]["admin"] = int(given[1])
+                    port = data["ports"][match[2]]
+                    port["admin"] = int(given[1])
+                    done: dict[str, Any]
+                    try:
+                        done = switch_node(port["node"], port["admin"] == 1) if "node" in port else {}
+                    except Exception as e:  # the port is switched; the node's process is what failed
+                        done = {"error": f"{type(e).__name__}: {e}"}
                     save(state, data)
-                    log(logfile, set=match[2], value=int(given[1]))
+                    log(logfile, set=match[2], value=int(given[1]), **done)
                     out.write("DONE\n")
             elif match is None:
                 out.write("NONE\n")

@@ -7,6 +7,15 @@ has no address, so :data:`SILENT` (another address of that network) is an
 address that never answers; :data:`NO_ROUTE` has no route at all.  Nothing of this is
 seen by the host's interfaces.
 
+With ``host_link=True`` the switch is also reachable from this machine's own
+namespace, as a lab's PoE switch is from its master: a second veth pair
+joins the two, with private addresses from 198.18.0.0/15 (RFC 2544's
+benchmarking network, never routed), snmpd listening on its end too
+(:attr:`SnmpSwitch.address`).  The ``pass_persist`` program then runs in this
+machine's namespace (through ``nsenter``), where the nodes its ports power
+are: a port given a local testbed's node (see :mod:`poe_agent`) ends and
+starts that node's agent process, which must be reachable from the master.
+
 The drivers under test run in this process, in :class:`NetnsLoop`: a thread
 that enters the namespace (``setns``, which moves only that thread) and runs
 an asyncio loop there, so every socket they open is in the namespace.
@@ -52,9 +61,9 @@ def unavailable() -> str | None:
     """Why these tests cannot run here, or None."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    missing = [p for p in ("ip", "snmpd") if shutil.which(p, path=TOOL_PATH) is None]
+    missing = [p for p in ("ip", "snmpd", "nsenter") if shutil.which(p, path=TOOL_PATH) is None]
     if missing:
-        return f"missing programs: {', '.join(missing)} (Debian packages iproute2, snmpd)"
+        return f"missing programs: {', '.join(missing)} (Debian packages iproute2, snmpd, util-linux)"
     return None
 
 
@@ -111,6 +120,18 @@ class SnmpSwitch:
     log: Path
     snmpd_log: Path
     loop: NetnsLoop
+    proc: subprocess.Popen[bytes]
+    address: str = AGENT  # where this machine's namespace reaches snmpd (with host_link)
+
+    def stop_snmpd(self) -> None:
+        """End snmpd (a switch that goes away): it answers nothing from now on."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
     def read_state(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.state.read_text())
@@ -140,29 +161,39 @@ class SnmpSwitch:
         raise AssertionError(f"no such entry in {self.log}: {self.log_entries()}")
 
 
-def _config(directory: Path) -> Path:
+def _config(directory: Path, host_link: bool) -> Path:
     conf = directory / "snmpd.conf"
     state, log = directory / "poe-state.json", directory / "poe-set.log"
+    program = f"{sys.executable} {POE_AGENT} {state} {log}"
+    if host_link:  # the ports' programs run where the nodes are: this machine's own namespace
+        nsenter = shutil.which("nsenter", path=TOOL_PATH)
+        program = f"{nsenter} --net=/proc/{os.getpid()}/ns/net {program}"
     lines = [
         f"rwcommunity {COMMUNITY} default",
         f'createUser {V3_USER} SHA-256 "{V3_AUTH_KEY}" AES "{V3_PRIV_KEY}"',
         f"rwuser {V3_USER} priv",
-        f"pass_persist .1.3.6.1.2.1.105 {sys.executable} {POE_AGENT} {state} {log} .1.3.6.1.2.1.105",
-        f"pass_persist .1.3.6.1.4.1.32473 {sys.executable} {POE_AGENT} {state} {log} .1.3.6.1.4.1.32473",
+        f"pass_persist .1.3.6.1.2.1.105 {program} .1.3.6.1.2.1.105",
+        f"pass_persist .1.3.6.1.4.1.32473 {program} .1.3.6.1.4.1.32473",
     ]
     conf.write_text("\n".join(lines) + "\n")
     return conf
 
 
 @contextlib.contextmanager
-def snmp_switch(directory: Path) -> Iterator[SnmpSwitch]:
-    """snmpd in a new namespace, serving four PoE ports (all on, a flat 2.5 W trace); torn down after."""
+def snmp_switch(directory: Path, host_link: bool = False) -> Iterator[SnmpSwitch]:
+    """snmpd in a new namespace, serving four PoE ports (all on, a flat 2.5 W trace); torn down
+    after.  ``host_link``: reachable from this machine's namespace too (see the module)."""
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"rpx-snmp-{secrets.token_hex(4)}"
+    tag = secrets.token_hex(4)
+    name = f"rpx-snmp-{tag}"
     state = directory / "poe-state.json"
     state.write_text(json.dumps({"start_unix_s": time.time(),
                                  "ports": {p: {"admin": 1, "trace_mw": [[0, 2500]]} for p in PORTS}}))
-    conf = _config(directory)
+    conf = _config(directory, host_link)
+    # a /30 of 198.18.0.0/15 picked by the tag: .1 this machine's end, .2 the switch's
+    net = int(tag[:4], 16) % 32768 * 4
+    host_end, switch_end = (f"198.{18 + net // 65536}.{net // 256 % 256}.{net % 256 + k}" for k in (1, 2))
+    host_if = f"rpxh{tag}"
     persistent = directory / "persistent"
     persistent.mkdir(exist_ok=True)
     snmpd_log = directory / "snmpd.log"
@@ -177,10 +208,18 @@ def snmp_switch(directory: Path) -> Iterator[SnmpSwitch]:
         _ip("-n", name, "addr", "add", f"{AGENT}/24", "dev", "rpxpoe0")
         _ip("-n", name, "link", "set", "rpxpoe1", "up")
         _ip("-n", name, "link", "set", "rpxpoe0", "up")
+        listen = [f"udp:{AGENT}:161"]
+        if host_link:
+            _ip("link", "add", host_if, "type", "veth", "peer", "name", "rpxhost0", "netns", name)
+            _ip("addr", "add", f"{host_end}/30", "dev", host_if)
+            _ip("-n", name, "addr", "add", f"{switch_end}/30", "dev", "rpxhost0")
+            _ip("-n", name, "link", "set", "rpxhost0", "up")
+            _ip("link", "set", host_if, "up")
+            listen.append(f"udp:{switch_end}:161")
         with snmpd_log.open("wb") as out:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", name, "snmpd", "-f", "-Lo", "-C", "-c", str(conf),
-                 "-p", str(directory / "snmpd.pid"), f"udp:{AGENT}:161"],
+                 "-p", str(directory / "snmpd.pid"), ",".join(listen)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, "PATH": TOOL_PATH, "SNMP_PERSISTENT_DIR": str(persistent),
                      "MIBS": "", "MIBDIRS": str(directory)})
@@ -190,7 +229,8 @@ def snmp_switch(directory: Path) -> Iterator[SnmpSwitch]:
                 raise RuntimeError(f"snmpd did not start: {snmpd_log.read_text(errors='replace')}")
             time.sleep(0.05)
         loop = NetnsLoop(name)
-        yield SnmpSwitch(name, state, directory / "poe-set.log", snmpd_log, loop)
+        yield SnmpSwitch(name, state, directory / "poe-set.log", snmpd_log, loop, proc,
+                         switch_end if host_link else AGENT)
     finally:
         if loop is not None:
             loop.close()
@@ -209,3 +249,6 @@ def snmp_switch(directory: Path) -> Iterator[SnmpSwitch]:
                 os.kill(int(pid), signal.SIGKILL)
         subprocess.run(["ip", "netns", "del", name], capture_output=True,
                        env={**os.environ, "PATH": TOOL_PATH})
+        if host_link:  # its peer went with the namespace; this end too, unless it is still being torn down
+            subprocess.run(["ip", "link", "del", host_if], capture_output=True,
+                           env={**os.environ, "PATH": TOOL_PATH})
