@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,11 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         if args.testbed_command == "up":
-            return _up(args)
+            with warnings.catch_warnings():
+                # up leaves its master, agents and VMs running on purpose, in sessions of their
+                # own: Python's note that a started process still runs is no warning here
+                warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
+                return _up(args)
         if args.testbed_command == "status":
             return _status(args.dir)
         return _down(args.dir)

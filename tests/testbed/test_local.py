@@ -62,6 +62,7 @@ def test_up_status_down_on_the_command_line(tmp_path: Path) -> None:
     state: dict[str, Any] = {}
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        assert up.stderr == "", up.stderr  # no word on the processes it leaves running on purpose
         state = json.loads((tb_dir / "testbed.json").read_text())
         url = state["master_url"]
         assert url.startswith("http://127.0.0.1:")
