@@ -30,7 +30,8 @@ __all__ = ["DRIVER_KEYS", "SOURCE_KEYS", "Key", "Raw", "merge_power", "parse_met
 
 @dataclass(frozen=True)
 class Key:
-    """One option: its kind (``text``, ``secret``, ``count`` (integer ≥ 1), ``index`` (integer
+    """One option: its kind (``text``, ``directory`` (a path; a relative one is taken from the
+    directory of the file that gives it), ``secret``, ``count`` (integer ≥ 1), ``index`` (integer
     ≥ 0), ``seconds`` (> 0), ``number``, ``oid``, ``url``, or ``one of a|b|c``), and whether it
     must be given."""
 
@@ -51,8 +52,8 @@ _PLUG = {"flavour": Key("one of tasmota|shelly1|shelly2", True), "url": Key("url
 
 DRIVER_KEYS: Mapping[str, Mapping[str, Key]] = {
     "none": {},
-    "process": {"state_dir": Key("text", True), **_TIMEOUT},
-    "qemu": {"state_dir": Key("text", True), **_TIMEOUT},
+    "process": {"state_dir": Key("directory", True), **_TIMEOUT},
+    "qemu": {"state_dir": Key("directory", True), **_TIMEOUT},
     "command": {"command": Key("text", True), **_TIMEOUT},
     "uhubctl": {"location": Key("text", True), "port": Key("count", True), "program": Key("text"),
                 **_TIMEOUT},
@@ -164,8 +165,10 @@ def _value(src: Source, path: KeyPath, value: Any, key: Key) -> Any:
         src.fail(path, f"expected a numeric OID like 1.3.6.1.2.1.105.1.1.1.3.1.1, got {text!r}")
     if kind == "url" and not _URL.match(text):
         src.fail(path, f"expected an http:// or https:// URL, got {text!r}")
-    if kind == "text" and not text:
+    if kind in ("text", "directory") and not text:
         src.fail(path, "expected a non-empty string")
+    if kind == "directory":  # relative to the file that names it, wherever it is read from
+        return str(src.base / text)
     return text.lstrip(".") if kind == "oid" else text
 
 

@@ -88,6 +88,24 @@ def test_process_and_qemu_take_exactly_state_dir_and_timeout() -> None:
     assert dict(SOURCE_KEYS["hwmon"]).keys() == {"path"} and not SOURCE_KEYS["pmic"]
 
 
+def test_a_relative_state_dir_is_the_cluster_files_wherever_it_is_read_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rpiaas testbed up`` writes ``state_dir: power`` beside its cluster file: the master (its
+    working directory the testbed's) and a tool run from anywhere else find the same directory."""
+    bed = tmp_path / "bed"
+    bed.mkdir()
+    path = write(bed, """
+clusters:
+  - domain: local.rpiaas.test
+    prefix: 127.0.1
+    count: 1
+    type: rpi4b
+    power: {driver: process, state_dir: power}
+""")
+    monkeypatch.chdir(tmp_path)
+    assert load_cluster(path).nodes[0].power.get("state_dir") == str(bed / "power")  # type: ignore[union-attr]
+
+
 def test_the_original_json_layout_takes_them_too(tmp_path: Path) -> None:
     data = {"interface": "eth0", "clusters": [{
         "domain": "cluster1.rpiaas.test", "prefix": "10.0.1",
