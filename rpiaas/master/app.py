@@ -123,8 +123,12 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _secrets(app: web.Application) -> list[str]:
-    token = app[CONFIG].token
-    return ([token] if token else []) + app[NODE_TOKENS].secrets()
+    """Every credential the master holds, kept out of its log: its token, the nodes' tokens,
+    and the power drivers' and meters' credentials (SNMP communities and keys, plug passwords)."""
+    config = app[CONFIG]
+    switches = [s for n in config.cluster.nodes for spec in (n.power, n.meter) if spec is not None
+                for s in spec.secrets()]
+    return ([config.token] if config.token else []) + app[NODE_TOKENS].secrets() + switches
 
 
 def create_app(config: MasterConfig) -> web.Application:

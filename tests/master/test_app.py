@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -204,3 +205,34 @@ def test_rpiaas_master_as_a_process(tmp_path: Path) -> None:
     assert code == 0, log.read_text()
     assert (tmp_path / "other.db").exists() and not (tmp_path / "history.db").exists()
     assert "Traceback" not in log.read_text()
+
+
+def test_the_masters_log_hides_the_switches_and_meters_credentials(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An SNMP community and a plug's password from the cluster file never reach the log,
+    whatever logs them (here a record made on purpose while the master runs)."""
+    community, password = "c0mmunity-" + "x" * 12, "plug-pass-" + "y" * 12
+    path = tmp_path / "master.yaml"
+    path.write_text(
+        "cluster:\n"
+        "  clusters:\n"
+        "    - domain: c1.rpiaas.test\n"
+        "      prefix: 127.0.1\n"
+        "      nodes:\n"
+        "        - {hostname: node1, type: rpi4b, suffix: 1, power: {driver: snmp, host: 192.0.2.9, port: 1,\n"
+        f"           community: {community}}}}}\n"
+        "        - {hostname: node2, type: rpi4b, suffix: 2, meter: {source: http, flavour: tasmota,\n"
+        f"           url: 'http://192.0.2.10', user: admin, password: {password}}}}}\n"
+        "store: history.db\n"
+        "listen: 127.0.0.1:0\n")
+    config = load_master_config(path)
+    log = logging.getLogger("rpiaas.master")
+
+    async def go() -> None:
+        async with TestClient(TestServer(create_app(config), host="127.0.0.1")):
+            log.warning("switch said %s, plug said %s", community, password)
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(go())
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "switch said" in text and community not in text and password not in text
