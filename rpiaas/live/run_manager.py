@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..inputs.power import without_credentials
 from ..inputs.source import InputError, KeyPath, Source, load
 from ..rundir import is_complete
 from ..scenario import Scenario, load_scenario, parse_scenario
@@ -86,9 +87,11 @@ class RunManager:
         directory = self.runs_dir / run_id
         directory.mkdir(parents=True)
         try:
-            # parsed as the text kept for a resume, so an error names that text's lines
+            # parsed as the text kept for a resume, so an error names that text's lines; the
+            # credentials of a power: or meter: it carries are not kept (the master switches and
+            # meters its nodes through its own cluster's, never through a scenario's)
             path = directory / SCENARIO_FILE
-            text = json.dumps(scenario_data, indent=2) + "\n"
+            text = json.dumps(without_credentials(scenario_data), indent=2) + "\n"
             run = self._build(run_id, directory, _parse(text, path), options, notify_url)
             path.write_text(text, encoding="utf-8")
         except BaseException:

@@ -117,3 +117,29 @@ def test_task_ends_are_taken_from_nodes_only(tmp_path: Path) -> None:
         assert (await resp.json())["error"] == "body: expected a task document with an id"
 
     _with_master(tmp_path, body)
+
+
+def test_a_scenarios_switch_credentials_are_kept_nowhere_on_the_master(tmp_path: Path) -> None:
+    """A scenario whose cluster carries an SNMP community (a user's lab file, sent inline) runs;
+    the community is neither in the master's resume copy nor in the run's files."""
+    community = "lab-community-0123456789"
+    group = {**CLUSTER["clusters"][0], "power": {"driver": "snmp", "host": "192.0.2.9", "port": 1,
+                                                 "community": community}}
+    scenario = {**SCENARIO, "cluster": {"clusters": [group]}}
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        resp = await client.post("/api/v1/runs", json={"scenario": scenario, "timescale": 0.01},
+                                 headers=AUTH)
+        assert resp.status == 201, await resp.text()
+        run = await resp.json()
+        for _ in range(200):
+            doc = await (await client.get(f"/api/v1/runs/{run['id']}")).json()
+            if doc["state"] != "running":
+                break
+            await asyncio.sleep(0.05)
+        assert doc["state"] == "completed"
+
+    _with_master(tmp_path, body)
+    kept = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]
+    assert any(p.name == "scenario.json" for p in kept) and any(p.name == "run.json" for p in kept)
+    assert not [p for p in kept if community.encode() in p.read_bytes()]
