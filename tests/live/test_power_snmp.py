@@ -24,7 +24,6 @@ import csv
 import itertools
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from rpiaas.testbed.plan import DOMAIN
 
 from ..power.poe_agent import POWER_OID
 from ..power.snmpbed import COMMUNITY, SnmpSwitch, snmp_switch, unavailable
+from .test_power_local import _get, _post
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration,
               pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
@@ -64,18 +64,6 @@ def _scenario(name: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
             "policy": {"name": "consolidate", "params": {"idle_timeout_s": 2, "min_on": 1}}}
 
 
-def _post(tb: LocalTestbed, path: str, doc: dict[str, Any]) -> Any:
-    req = urllib.request.Request(tb.master_url + path, data=json.dumps(doc).encode(),
-                                 method="POST",
-                                 headers={"Authorization": f"Bearer {tb.master_token}",
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-def _get(tb: LocalTestbed, path: str) -> Any:
-    with urllib.request.urlopen(tb.master_url + path, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def _testbed(root: Path, sw: SnmpSwitch, community: str, timeout_s: float = 3.0) -> LocalTestbed:
