@@ -193,7 +193,7 @@ def test_set_prefix_keeps_its_text(tmp_path: Path) -> None:
     (["cluster.clusters.3.count=1"], None, None,
      "--set: cannot set cluster.clusters.3.count: cluster.clusters is a list of 1 items"),
     (["workload.generator.cors=1"], None, None,
-     "--set: workload.generator.cors: unknown key (expected one of: count, arrival,"),
+     "--set: workload.generator.cors: unknown key (did you mean 'cores'?) (expected one of: count, arrival,"),
     (["initial_power=off"], None, None,
      "--set: initial_power: every node starts off and policy 'best_fit' never switches one on"),
 ])
@@ -207,7 +207,8 @@ def test_override_errors_name_the_option(tmp_path: Path, overrides: list[str], s
 # ---------------------------------------------------------------- bad scenarios
 BAD = [
     ("seed: 5", "seeds: 5", 2, "seeds",
-     "unknown key (expected one of: name, description, seed, horizon_s, sample_interval_s, retries, "
+     "unknown key (did you mean 'seed'?) "
+     "(expected one of: name, description, seed, horizon_s, sample_interval_s, retries, "
      "initial_power, event_log, decision_trace, faults, cluster, workload, policy, queue)"),
     ("seed: 5", "seed: -1", 2, "seed", "expected a non-negative integer, got -1"),
     ("seed: 5", "seed: 1.5", 2, "seed", "expected a non-negative integer, got 1.5"),
@@ -221,9 +222,11 @@ BAD = [
      "every node starts off and policy 'best_fit' never switches one on"),
     ("name: base", "name: ../escape", 1, "name", "expected letters, digits, '.', '_' or '-'"),
     ("name: base", "name: [a]", 1, "name", "expected a string, got a list"),
-    ("policy: best_fit", "policy: bestfit", 13, "policy", "unknown policy 'bestfit' (known: best_fit,"),
+    ("policy: best_fit", "policy: bestfit", 13, "policy",
+     "unknown policy 'bestfit' (did you mean 'best_fit'?) (known: best_fit,"),
     ("policy: best_fit", "policy: {name: nope}", 13, "policy.name", "unknown policy 'nope'"),
-    ("policy: best_fit", "policy: {nam: best_fit}", 13, "policy.nam", "unknown key (expected one of: name, params)"),
+    ("policy: best_fit", "policy: {nam: best_fit}", 13, "policy.nam",
+     "unknown key (did you mean 'name'?) (expected one of: name, params)"),
     ("policy: best_fit", "policy: {params: {}}", 13, "policy", "missing key 'name'"),
     ("policy: best_fit", "policy: 3", 13, "policy", "expected a policy name or a mapping with name and params, got 3"),
     ("policy: best_fit", "policy:", 13, "policy",

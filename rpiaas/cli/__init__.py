@@ -51,7 +51,8 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is: the run is abandoned and its partial directory removed."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``rpiaas`` parser and its commands' parsers by name."""
     p = Parser(prog="rpiaas", description=(
         "Write a cloud allocation policy once, simulate it at any scale, replay it on a "
         "Raspberry Pi testbed, compare the runs."))
@@ -61,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
-    return p
+    return p, dict(sub.choices)
 
 
 @contextlib.contextmanager
@@ -90,7 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _sigterm_as_interrupt(), warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.formatwarning = _warning  # one line, not the warning's source line
-        args = _parser().parse_args(argv)
+        parser, commands = _parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # blamed on the command's own parser, so its error points to its own --help
+            commands.get(getattr(args, "command", None) or "", parser).error(
+                f"unrecognized arguments: {' '.join(unknown)}")
         return _main(args)
 
 
@@ -106,8 +111,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
     except PolicyError as e:
-        if debug and e.__cause__ is not None:
-            traceback.print_exception(e.__cause__)
+        if debug:  # the policy's own traceback where it raised, else where its answer was refused
+            traceback.print_exception(e.__cause__ if e.__cause__ is not None else e)
         print(f"error: {e}{'' if debug else ' (--debug shows the traceback)'}", file=sys.stderr)
         return EXIT_FAILED
     except Exit as e:

@@ -7,8 +7,11 @@ Exit codes: 0 success, 1 a run failed, 2 bad input, 130 interrupted (Ctrl-C),
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any, NoReturn
+
+from ..inputs.errors import did_you_mean
 
 __all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_OK", "LIVE_EXTRA", "Exit", "Parser", "live_missing",
            "load", "need_live", "trace_report"]
@@ -30,7 +33,19 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (``--seed abc`` should not print the whole usage)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {message}{self.suggestion(message)} "
+                              f"(see {self.prog} --help)\n")
+
+    def suggestion(self, message: str) -> str:
+        """A did-you-mean for argparse's ``message`` about a mistyped command, choice or option."""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        unknown = re.match(r"unrecognized arguments: (-\S+)", message)
+        if unknown:
+            options = [o for action in self._actions for o in action.option_strings]
+            return did_you_mean(unknown.group(1).split("=")[0], options)
+        return ""
 
 
 def live_missing(quick: bool = False) -> str | None:

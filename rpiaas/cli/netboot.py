@@ -34,10 +34,10 @@ def add_parser(sub: Any) -> None:
                    help="forward other names to this DNS server (repeatable; default: none)")
 
     c = cmds.add_parser("check", help="check a rendered directory with dnsmasq and exportfs")
-    c.add_argument("dir")
+    c.add_argument("dir", help="the directory `rpiaas netboot render` wrote")
 
     s = cmds.add_parser("serve", help="run dnsmasq (and nfs-ganesha) on a rendered directory")
-    s.add_argument("dir")
+    s.add_argument("dir", help="the directory `rpiaas netboot render` wrote")
     s.add_argument("--state-dir", help="pid, lease and log files (default: DIR/state)")
     s.add_argument("--nfs", choices=("none", "ganesha"), default="none",
                    help="also run the user-space NFS server nfs-ganesha (default: none, "

@@ -15,10 +15,14 @@ __all__ = ["add_parser", "format_summary", "run", "run_name"]
 
 def add_parser(sub: Any) -> None:
     """Add ``run`` (and its live-mode options) to the ``rpiaas`` subparsers ``sub``."""
-    run_p = sub.add_parser("run", help="run a scenario in simulation and write a run directory")
+    run_p = sub.add_parser("run", help="run a scenario in simulation (or on a testbed with --live) "
+                           "and write a run directory")
     run_p.add_argument("scenario", help="scenario YAML file")
     run_p.add_argument("--out", "-o", help="run directory (default: runs/NAME-POLICY-sSEED, "
                        "then what --set changed)")
+    run_p.add_argument("--force", action="store_true",
+                       help="replace the run already in --out (without it, an --out that holds a run "
+                       "is refused)")
     run_p.add_argument("--policy", help="placement policy to use instead of the scenario's")
     run_p.add_argument("--seed", type=int, help="seed to use instead of the scenario's")
     run_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         trace_report(sc)
     mode = "live" if args.live else "sim"
     out = Path(args.out) if args.out else Path("runs") / run_name(sc, args.overrides, args.live)
+    _check_out(out, explicit=bool(args.out), force=args.force)
     path: Path | None
     if args.live:
         summary, path = _run_live(args, sc, out)
@@ -76,6 +81,22 @@ def run(args: argparse.Namespace) -> int:
                                             f"seed {sc.seed} · {mode}"))
     print(f"run directory: {path}")
     return EXIT_OK
+
+
+def _check_out(out: Path, explicit: bool, force: bool) -> None:
+    """Refuse an ``--out`` that holds a run unless ``force``; say when a run is replaced.
+
+    The default directory's name is the scenario's, the policy's, the seed's and the
+    ``--set`` values': a run there is the same run again, replaced with a note.
+    """
+    from ..rundir import is_complete
+
+    if not is_complete(out):
+        return
+    if explicit and not force:
+        raise InputError(f"{out} holds a run already; give --force to replace it (or another --out)",
+                         "--out")
+    print(f"replacing the run in {out}", file=sys.stderr)
 
 
 def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, Any], Path]:

@@ -13,8 +13,9 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: Any) -> None:
     """Add ``validate`` to the ``rpiaas`` subparsers ``sub``."""
     val = sub.add_parser("validate", help="check a scenario without running it")
-    val.add_argument("scenario")
-    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    val.add_argument("scenario", help="scenario YAML file")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a scenario key (repeatable), as rpiaas run --set does")
     val.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help="show the full traceback of a policy that raises")
     val.set_defaults(run=run)

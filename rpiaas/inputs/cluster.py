@@ -25,6 +25,7 @@ from typing import Any
 
 from ..model import PROFILES, Cluster, ClusterSpec, Node, NodeType
 from . import limits, power
+from .errors import did_you_mean
 from .source import KeyPath, LimitError, Source, load_file
 
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster", "read_cluster"]
@@ -223,7 +224,8 @@ def _count_group(src: Source, gp: KeyPath, g: dict[str, Any], types: dict[str, N
         src.fail(gp, "missing key 'type' (needed with count)")
     tname = src.string((*gp, "type"), g["type"])
     if tname not in types:
-        src.fail((*gp, "type"), f"unknown node type {tname!r} (known: {', '.join(sorted(types))})")
+        src.fail((*gp, "type"), f"unknown node type {tname!r}{did_you_mean(tname, types)} "
+                                f"(known: {', '.join(sorted(types))})")
     ntype = types[tname]
     pattern = src.string((*gp, "hostname"), g.get("hostname", "node{i}"))
     if "{i}" not in pattern:
@@ -315,7 +317,7 @@ def _node(src: Source, where: dict[str, KeyPath], nd: dict[str, Any], types: dic
         tname = src.string(where["type"], nd["type"])
         if tname not in types:
             src.fail(where["type"],
-                     f"unknown node type {tname!r} (known: {', '.join(sorted(types))})")
+                     f"unknown node type {tname!r}{did_you_mean(tname, types)} (known: {', '.join(sorted(types))})")
         ntype = types[tname]
     address = None
     if "address" in nd:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
-__all__ = ["InputError", "LimitError"]
+__all__ = ["InputError", "LimitError", "did_you_mean"]
 
 _LONG_QUOTE = re.compile(r"'(?:[^'\\\n]|\\.){160,}'|\"(?:[^\"\\\n]|\\.){160,}\"")
 
@@ -35,3 +37,22 @@ class InputError(ValueError):
 
 class LimitError(InputError):
     """Input past one of :data:`rpiaas.inputs.limits.LIMITS`; the message names the limit and its variable."""
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """``" (did you mean 'run'?)"`` for the choice closest to a mistyped ``word``, or ``""``.
+
+    The one home for the suggestions of commands, options, scenario keys, node types and
+    policy names.  Only short words are compared (a key of a thousand characters is not).
+    """
+    if not isinstance(word, str) or not word or len(word) > 100:
+        return ""
+    options = [c for c in choices if isinstance(c, str)]
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not close:  # a different case, or a prefix ("pol" for "policy")
+        lowered = {c.lower(): c for c in options}
+        if word.lower() in lowered:
+            close = [lowered[word.lower()]]
+        else:
+            close = [c for c in options if len(word) >= 3 and c.startswith(word)][:1]
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""

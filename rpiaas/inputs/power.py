@@ -22,6 +22,7 @@ from typing import Any
 
 from ..auth import REDACTED
 from ..model import SECRET_OPTIONS, MeterSpec, PowerSpec
+from .errors import did_you_mean
 from .source import KeyPath, Source
 
 __all__ = ["DRIVER_KEYS", "SOURCE_KEYS", "Key", "Raw", "merge_power", "parse_meter", "parse_power", "raw",
@@ -119,7 +120,7 @@ def _parse(src: Source, at: KeyPath, merged: Raw, head_key: str,
         src.fail(at, f"missing key {head_key!r} (one of: {', '.join(table)})")
     head = src.string(where[head_key], data[head_key])
     if head not in table:
-        src.fail(where[head_key], f"unknown {what} {head!r} (known: {', '.join(table)})")
+        src.fail(where[head_key], f"unknown {what} {head!r}{did_you_mean(head, table)} (known: {', '.join(table)})")
     keys = table[head]
     options: list[tuple[str, Any]] = []
     for key, value in data.items():
@@ -127,7 +128,7 @@ def _parse(src: Source, at: KeyPath, merged: Raw, head_key: str,
             continue
         if key not in keys:
             allowed = ", ".join(keys) if keys else "none"
-            src.fail(where[key], f"unknown key for {what} {head} (expected one of: {allowed})")
+            src.fail(where[key], f"unknown key for {what} {head}{did_you_mean(key, keys)} (expected one of: {allowed})")
         options.append((key, _value(src, where[key], value, keys[key])))
     given = dict(options)
     for key, spec in keys.items():

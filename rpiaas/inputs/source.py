@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import yaml
 
 from . import limits
-from .errors import InputError, LimitError
+from .errors import InputError, LimitError, did_you_mean
 from .yamlload import Loader, Refused
 
 __all__ = ["InputError", "KeyPath", "LimitError", "Source", "load", "load_file"]
@@ -322,7 +322,8 @@ class Source:
         if allowed is not None:
             for key in value:
                 if key not in allowed:
-                    self.fail((*path, key), f"unknown key (expected one of: {', '.join(allowed)})")
+                    self.fail((*path, key), f"unknown key{did_you_mean(key, allowed)} "
+                                           f"(expected one of: {', '.join(allowed)})")
         for key in required:
             if key not in value:
                 self.fail(path, f"missing key {key!r}")
@@ -372,7 +373,8 @@ class Source:
         """One of ``options``; ``on``/``off`` stay words although YAML 1.1 reads them as booleans."""
         value = self.text(path, value)
         if value not in options:
-            self.fail(path, f"expected one of {', '.join(options)}, got {describe(value)}")
+            self.fail(path, f"expected one of {', '.join(options)}, got {describe(value)}"
+                            f"{did_you_mean(value, options)}")
         return str(value)
 
     def mac(self, path: KeyPath, value: Any) -> str:

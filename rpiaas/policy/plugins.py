@@ -17,6 +17,7 @@ from typing import Any
 
 import pluggy
 
+from ..inputs.errors import did_you_mean
 from . import hookspecs
 from .base import Policy
 
@@ -51,7 +52,7 @@ class UnknownPolicyError(LookupError):
     """No policy of that name is built in or installed."""
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
-        super().__init__(f"unknown policy {name!r} (known: {', '.join(known)})")
+        super().__init__(f"unknown policy {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})")
         self.name = name
 
 

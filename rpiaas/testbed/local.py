@@ -51,6 +51,7 @@ from .state import (
     VIRTUAL,
     check_not_running,
     forget_state,
+    keep_out_of_git,
     read_state,
     running_now,
     unreadable,
@@ -236,6 +237,7 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     for sub in ("logs", "work", "sysfs-empty"):  # an empty sysfs: no sensors to pretend
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
+    keep_out_of_git(root)
     (root / "logs").chmod(0o700)
     (root / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     nodes = load_cluster(root / "cluster.yaml").nodes

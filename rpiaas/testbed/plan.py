@@ -15,6 +15,7 @@ import os
 import socket
 from typing import Any
 
+from ..inputs.errors import did_you_mean
 from ..model import PROFILES
 
 __all__ = ["DOMAIN", "HOST", "MAX_NODES", "PREFIX", "TestbedError", "TestbedRunning",
@@ -56,7 +57,7 @@ def plan(n: int, node_type: str) -> tuple[dict[str, Any], int, int, list[list[in
                                             list[str]]:
     """The cluster document, cores and memory per node, CPU sets (or None) and notes."""
     if node_type not in PROFILES:
-        raise TestbedError(f"--type: unknown node type {node_type!r} "
+        raise TestbedError(f"--type: unknown node type {node_type!r}{did_you_mean(node_type, PROFILES)} "
                            f"(known: {', '.join(sorted(PROFILES))})", exit_code=2)
     if not 1 <= n <= MAX_NODES:
         raise TestbedError(f"--local: expected 1 to {MAX_NODES} nodes, got {n}", exit_code=2)

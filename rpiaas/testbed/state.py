@@ -21,13 +21,20 @@ from ..power.drivers.process import running_pid
 from .plan import TestbedError, TestbedRunning
 from .procs import Proc, write_json
 
-__all__ = ["STATE_FILE", "TOKENS_DIR", "VIRTUAL", "check_not_running", "forget_state",
+__all__ = ["STATE_FILE", "TOKENS_DIR", "VIRTUAL", "check_not_running", "forget_state", "keep_out_of_git",
            "read_state", "unreadable", "write_state"]
 
 STATE_FILE = "testbed.json"
 TOKENS_DIR = "tokens"  # NODE.token, each node's own (mode 700)
 VIRTUAL = "virtual"  # testbed.json's "kind" of a virtual testbed
 _PROCESSES = ("agents", "vms", "services")  # the maps of processes by name, besides the master
+
+
+def keep_out_of_git(root: Path) -> None:
+    """A ``.gitignore`` of ``*`` in the testbed's directory: wherever it lives, ``git add -A``
+    never takes its tokens, secrets and logs."""
+    (root / ".gitignore").write_text("# a testbed's tokens, secrets and logs: never committed\n*\n",
+                                     encoding="utf-8")
 
 
 def read_state(root: Path) -> dict[str, Any] | None:

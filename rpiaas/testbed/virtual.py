@@ -53,7 +53,15 @@ from .procs import (
     wait_for_log,
     wait_until,
 )
-from .state import TOKENS_DIR, VIRTUAL, check_not_running, forget_state, running_now, write_state
+from .state import (
+    TOKENS_DIR,
+    VIRTUAL,
+    check_not_running,
+    forget_state,
+    keep_out_of_git,
+    running_now,
+    write_state,
+)
 from .vmplan import (
     MASTER_PORT_NS,
     MAX_VM_MEM_MB,
@@ -230,6 +238,7 @@ def start_virtual_testbed(dir: str | os.PathLike[str], n: int | None = None, *,
         (root / sub).mkdir(exist_ok=True)
     (root / "logs").chmod(0o700)
     (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
+    keep_out_of_git(root)
 
     spec = write_cluster(root, n, cluster)
     sizes = vm_sizes(spec, mem_mb)

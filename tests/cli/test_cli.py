@@ -97,7 +97,11 @@ def test_a_node_index_out_of_range_is_said_as_such(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert r.stderr.startswith("error: policy 'far': rpiaas_place put task 3 on node 99, out of range: "
                                "the cluster has nodes 0 to 3 (at simulated time "), r.stderr
-    assert r.stderr.count("\n") == 1
+    assert r.stderr.count("\n") == 1 and r.stderr.endswith(" (--debug shows the traceback)\n")
+    # --debug shows where the answer was refused: the hint does what it says
+    r = rpiaas(tmp_path, "run", "s.yaml", "--debug", env=env)
+    assert r.returncode == 1 and r.stderr.startswith("Traceback"), r.stderr
+    assert r.stderr.splitlines()[-1].startswith("error: policy 'far': rpiaas_place put task 3 on node 99")
 
 
 # ---------------------------------------------------------------- SIGTERM and debris

@@ -45,7 +45,8 @@ G = "workload.generator"
 N2 = "cluster.clusters[0].nodes[1]"
 BAD = [
     # (old, new, line, key, message start)
-    ("seed: 1", "seeed: 1", 2, "seeed", "unknown key (expected one of: name, description, seed,"),
+    ("seed: 1", "seeed: 1", 2, "seeed",
+     "unknown key (did you mean 'seed'?) (expected one of: name, description, seed,"),
     ("cores: 2", "cores: -1", 15, f"{G}.cores", "expected a positive integer, got -1"),
     ("cores: 2", "cores: two", 15, f"{G}.cores", "expected a number or a mapping with dist"),
     ("count: 20", "count: 0", 13, f"{G}.count", "expected a positive integer, got 0"),

@@ -198,10 +198,11 @@ BAD = [
     ("interface: eth0", "interface: a-very-long-interface-name", 2, "interface",
      "not a network interface name"),
     ("interface: eth0", "interfaces: eth0", 2, "interfaces",
-     "unknown key (expected one of: interface, node_types, clusters)"),
+     "unknown key (did you mean 'interface'?) (expected one of: interface, node_types, clusters)"),
     ("  - domain: b.test", "  - domian: b.test", 11, "clusters[1].domian", "unknown key"),
     ("n2, type: rpi4b,", "n2, typ: rpi4b,", 10, "clusters[0].nodes[1].typ",
-     "unknown key (expected one of: hostname, type, suffix, hwaddr, serial, address, power, meter)"),
+     "unknown key (did you mean 'type'?) "
+     "(expected one of: hostname, type, suffix, hwaddr, serial, address, power, meter)"),
     ("big: {base: rpi4b, cores: 8}", "big: {base: rpi4b, cpus: 8}", 4, "node_types.big.cpus",
      "unknown key"),
     ("type: big", "type: huge", 14, "clusters[1].type", "unknown node type 'huge' (known: big, qemu_a53, rpi3,"),

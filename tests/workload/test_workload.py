@@ -96,12 +96,13 @@ BAD = [
     ("{rate_per_s: 0.5}", "{interarrival_s: -1}", 7, f"{G}.arrival.interarrival_s",
      "expected a non-negative number, got -1"),
     ("{rate_per_s: 0.5}", "{rate: 0.5}", 7, f"{G}.arrival.rate",
-     "unknown key (expected one of: rate_per_s, interarrival_s)"),
+     "unknown key (did you mean 'rate_per_s'?) (expected one of: rate_per_s, interarrival_s)"),
     ("    count: 10\n", "", 5, G, "an endless generator (no count) needs horizon_s"),
     ("    count: 10\n    arrival: {rate_per_s: 0.5}", "    arrival: {interarrival_s: 0}", 6,
      f"{G}.arrival.interarrival_s", "an endless generator needs interarrival times above zero"),
     ("    mem_mb: {dist: uniform, low: 64, high: 512}\n", "", 5, G, "missing key 'mem_mb'"),
-    ("  generator:\n", "  generatr:\n", 5, "workload.generatr", "unknown key (expected one of: generator, tasks)"),
+    ("  generator:\n", "  generatr:\n", 5, "workload.generatr",
+     "unknown key (did you mean 'generator'?) (expected one of: generator, tasks)"),
 ]
 
 
