@@ -302,6 +302,19 @@ def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tupl
     return tuple(out)
 
 
+def _param_blamed(src: Source, path: KeyPath, params: dict[str, Any], e: PolicyParamError) -> KeyPath:
+    """Where a policy's refusal of its parameters points: the key it names, else a key its
+    message names ("min_on must be >= 0"), else one set by ``--set``, else the only one given,
+    else ``params``."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", e.message))
+    key = e.key or next((k for k in params if k in words), "")
+    if not key:
+        key = next((k for k in params if (*path, "params", k) in src.overridden), "")
+    if not key and len(params) == 1:
+        key = next(iter(params))
+    return (*path, "params", key) if key else (*path, "params")
+
+
 def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     if isinstance(data, str):
         name, params = data, {}
@@ -331,14 +344,15 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     for key, p in known.items():
         if p.default is inspect.Parameter.empty and key not in params:
             src.fail((*path, "params"), f"missing parameter {key!r} of policy {name!r}")
+    for key, p in known.items():  # the scenario's string rule: `mode: off` is the word, not false
+        if key in params and (isinstance(p.default, str) or p.annotation in (str, "str")):
+            params[key] = src.text((*path, "params", key), params[key])
     # instantiate and register once now, so a bad parameter or a misspelt hook
     # fails here, as an input error, and not in the middle of the run
     try:
         instance = cls.create(dict(params), rng=None)
     except PolicyParamError as e:
-        # a constructor's plain ValueError has no key; "min_on must be >= 0" names one
-        key = e.key or next((k for k in known if e.message.split(" ", 1)[0] == k), "")
-        src.fail((*path, "params", key) if key else (*path, "params"), e.message)
+        src.fail(_param_blamed(src, path, params, e), e.message)
     except TypeError as e:
         src.fail((*path, "params"), f"policy {name!r} rejects its parameters: {e}")
     try:

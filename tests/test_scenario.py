@@ -610,3 +610,36 @@ def test_the_api_takes_overrides_as_a_mapping_strings_or_pairs(tmp_path: Path) -
         load_scenario(f, "seed=1")  # type: ignore[arg-type]
     with pytest.raises(InputError, match=r"^--set: expected key.path=value, got 'seed'"):
         load_scenario(f, ["seed"])
+
+
+def test_policy_parameters_follow_the_string_rule_and_set_takes_the_blame(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    from rpiaas import scenario as scenario_module
+    from rpiaas.policy.base import Policy
+    from rpiaas.policy.plugins import PolicyInfo, available_policies
+
+    class Moded(Policy):
+        """A mode that is a word."""
+
+        NAME = "moded"
+
+        def __init__(self, mode: str = "on") -> None:
+            if mode not in ("on", "off", "auto"):
+                raise ValueError("expected on, off or auto")
+            self.mode = mode
+
+    real = available_policies()
+    monkeypatch.setattr(scenario_module, "available_policies",
+                        lambda broken=None: {**real, "moded": PolicyInfo("moded", Moded, "tests")})
+    f = write(tmp_path, BASE.replace("policy: best_fit", "policy: {name: moded, params: {mode: off}}"))
+    assert load_scenario(f).policy.params["mode"] == "off"  # the word, as YAML wrote it, not false
+    g = write(tmp_path, BASE.replace("policy: best_fit", "policy: {name: moded, params: {mode: on}}"), "g.yaml")
+    assert load_scenario(g, overrides=["policy.params.mode=off"]).policy.params["mode"] == "off"
+    # the policy's own refusal of a --set value is blamed on --set, not on the file's line
+    with pytest.raises(InputError) as exc:
+        load_scenario(g, overrides=["policy.params.mode='bad'"])
+    assert str(exc.value) == "--set: policy.params.mode: expected on, off or auto"
+    with pytest.raises(InputError) as exc:
+        load_scenario(write(tmp_path, BASE.replace(
+            "policy: best_fit", "policy: {name: moded, params: {mode: bad}}"), "h.yaml"))
+    assert str(exc.value).endswith(":13: policy.params.mode: expected on, off or auto")
