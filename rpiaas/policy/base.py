@@ -26,6 +26,15 @@ INDEX_RULES = ("tightest", "loosest")
 """The free-index searches a policy may declare as its placement (:attr:`Policy.index_rule`)."""
 
 
+_KINDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("placement", frozenset({"rpiaas_place", "rpiaas_filter", "rpiaas_score"})),
+    ("queue", frozenset({"rpiaas_admit", "rpiaas_queue_order", "rpiaas_blocked"})),
+    ("rebalance", frozenset({"rpiaas_rebalance"})),
+    ("power", frozenset({"rpiaas_power"})),
+    ("notify", frozenset({"rpiaas_notify"})),
+)
+
+
 class Policy:
     """Base class of policies.  Subclasses set ``NAME`` and implement hooks.
 
@@ -34,6 +43,9 @@ class Policy:
     """
 
     NAME: ClassVar[str] = ""
+    #: What the policy decides, where its hooks do not say it (:meth:`kinds`): ``fcfs``
+    #: implements no hook (it is the control plane's own order) and is a queue policy.
+    KINDS: ClassVar[tuple[str, ...] | None] = None
     #: The free-index search this policy's ``rpiaas_place`` answers with, declared so that
     #: the control plane asks its index directly instead of calling the hook: ``"tightest"``
     #: (:meth:`FreeCoresIndex.tightest <rpiaas.core.ledger.FreeCoresIndex.tightest>`, best
@@ -55,6 +67,16 @@ class Policy:
             raise PolicyError(f"policy {cls.NAME or cls.__name__!r}: index_rule {rule!r} is not one "
                              f"of {', '.join(map(repr, INDEX_RULES))}")
         return rule
+
+    @classmethod
+    def kinds(cls) -> tuple[str, ...]:
+        """What the policy decides, from the hooks it implements: ``placement`` (place, filter,
+        score), ``queue`` (admit, queue order, blocked), ``rebalance``, ``power``, ``notify``."""
+        if cls.KINDS is not None:
+            return cls.KINDS
+        hooks = {name for c in cls.__mro__ if c is not Policy for name in vars(c)
+                 if name.startswith("rpiaas_")}
+        return tuple(kind for kind, names in _KINDS if hooks & names)
 
     @classmethod
     def summary(cls) -> str:

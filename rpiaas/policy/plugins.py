@@ -9,6 +9,7 @@ the entry-point group ``rpiaas.policies`` (each entry point names a
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import os
 import sysconfig
 from collections.abc import Callable, Sequence
@@ -42,10 +43,25 @@ class PolicyInfo:
     name: str
     cls: type[Policy]
     origin: str
+    version: str = ""  # the distribution's version (rpiaas's own for the built-ins)
 
     @property
     def summary(self) -> str:
         return self.cls.summary()
+
+    def describe(self) -> dict[str, Any]:
+        """The policy as data: name, kinds, summary, origin, version and parameters (each with
+        its default, or ``required``), JSON-ready."""
+        params: dict[str, Any] = {}
+        for key, p in self.cls.parameters().items():
+            default = p.default
+            if default is inspect.Parameter.empty:
+                params[key] = {"required": True}
+            else:
+                ok = default is None or isinstance(default, (bool, int, float, str))
+                params[key] = {"default": default if ok else repr(default)}
+        return {"name": self.name, "kinds": list(self.cls.kinds()), "summary": self.summary,
+                "origin": self.origin, "version": self.version, "params": params}
 
 
 class UnknownPolicyError(LookupError):
@@ -67,9 +83,10 @@ def available_policies(broken: dict[str, str] | None = None) -> dict[str, Policy
 
     found: dict[str, PolicyInfo] = {}
     for cls in BUILTIN_POLICIES:
-        found[cls.NAME] = PolicyInfo(cls.NAME, cls, "builtin")
+        found[cls.NAME] = PolicyInfo(cls.NAME, cls, "builtin", _own_version())
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         origin = ep.dist.name if ep.dist is not None else "entry point"
+        version = ep.dist.version if ep.dist is not None else ""
         try:
             cls = ep.load()
             if not (isinstance(cls, type) and issubclass(cls, Policy)):
@@ -84,8 +101,15 @@ def available_policies(broken: dict[str, str] | None = None) -> dict[str, Policy
                 raise (ImportError if not isinstance(e, (TypeError, ValueError)) else type(e))(message) from e
             broken[ep.name] = message
             continue
-        found[name] = PolicyInfo(name, cls, origin)
+        found[name] = PolicyInfo(name, cls, origin, version)
     return found
+
+
+def _own_version() -> str:
+    try:
+        return importlib.metadata.version("rpiaas")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return ""
 
 
 def get_policy(name: str) -> PolicyInfo:

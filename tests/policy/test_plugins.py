@@ -437,12 +437,18 @@ def test_peak_cores_counts_overlaps_only() -> None:
 
 
 def test_the_installed_policy_is_listed_with_its_origin(example: Path) -> None:
-    proc = rpiaas("policies")
+    proc = rpiaas("policies", "--json")
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line.split(None, 2)[1:] for line in proc.stdout.splitlines()}
-    assert re.sub(r"[-_.]+", "-", rows["tenant_quota"][0]).lower() == DIST
-    assert rows["tenant_quota"][1].startswith("Cap the cores each tenant runs at once")
-    assert all(rows[cls.NAME][0] == "builtin" for cls in BUILTIN_POLICIES)
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    quota = rows["tenant_quota"]
+    assert re.sub(r"[-_.]+", "-", quota["origin"]).lower() == DIST
+    assert quota["version"] == importlib.metadata.version(DIST)
+    assert quota["summary"].startswith("Cap the cores each tenant runs at once")
+    assert "placement" in quota["kinds"] and "max_cores_per_tenant" in quota["params"]
+    assert all(rows[cls.NAME]["origin"] == "builtin" for cls in BUILTIN_POLICIES)
+    table = rpiaas("policies")
+    line = next(ln for ln in table.stdout.splitlines() if ln.startswith("tenant_quota "))
+    assert quota["version"] in line and "max_cores_per_tenant=" in line
 
 
 def test_the_example_scenario_runs_by_name_within_the_quotas(example: Path, tmp_path: Path) -> None:

@@ -15,3 +15,4 @@ class FCFS(Policy):
     """
 
     NAME = NAME
+    KINDS = ("queue",)
