@@ -334,6 +334,7 @@ class LiveResult:
         energy_j = sum(float(n["energy_j"]) for n in nodes)
         summary = writer.stats.summary(busy_core_s, capacity, energy_j, end, cpu_core_s=usage.cpu_totals(),
                                        power=usage.power_figures())
+        summary.update(self.control.workflow_figures())  # (only when a task waits for another)
         sources = live_sources(self.switching, usage.power_source)
         record = run_record(self.scenario, "live", summary, nodes, sources)
         record["gaps"] = self.gaps(end)
