@@ -55,6 +55,8 @@ def parse_wfcommons(src: Source, path: KeyPath, data: Any) -> WfInstance:
     m = src.mapping(path, data, WFCOMMONS_KEYS, required=("file",))
     name = src.string((*path, "file"), m["file"])
     file = Path(name) if Path(name).is_absolute() else src.base / name
+    if not file.is_file():
+        src.fail((*path, "file"), f"no such file: {file}" if not file.exists() else f"not a file: {file}")
     return read_wfformat(
         file,
         arrival_s=src.number((*path, "arrival_s"), m.get("arrival_s", 0.0), nonnegative=True),
