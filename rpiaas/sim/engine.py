@@ -43,6 +43,7 @@ from ..core.shell import Shell
 from ..inputs import limits
 from ..model import Task
 from ..rundir import RunWriter, Stats
+from ..rundir.metrics import rounded
 from ..scenario import Scenario, rng_streams
 from ..workload.bounds import check_progress
 from .environment import NORMAL, URGENT, Arrival, Due, SimEnvironment, TaskEnd
@@ -344,7 +345,7 @@ class Simulation(Shell):
         capacity = float(sum(t.cores for t in self._types)) * end
         busy_core_s, energy_j = self.usage.totals()
         summary = self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures())
-        summary.update(self.control.workflow_figures())  # (only when a task waits for another)
+        summary.update(rounded(self.control.workflow_figures()))  # (only when a task waits for another)
         return summary
 
     def _progress_bar(self) -> Any:
