@@ -1,0 +1,129 @@
+"""Workflows on the local testbed: tasks are released live by the control plane's own rule.
+
+A master and two agents run as processes on loopback (``start_local_testbed``); the
+scenario's tasks wait for one another (``after``).  Live, a task is released when its
+last predecessor's end is reported by its agent, and a predecessor lost with its node
+cancels what waits for it, as in simulation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rpiaas.client.client import run_live
+from rpiaas.scenario import load_scenario
+from rpiaas.testbed.local import LocalTestbed, start_local_testbed
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+CLUSTER = {"node_types": {"pi2": {"base": "rpi4b", "cores": 2}},
+           "clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 2, "type": "pi2"}]}
+
+# 1 -> (2, 3) -> 4; 5 waits for 1 but arrives after every other task ended
+DIAMOND = [
+    {"id": 1, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 1.5},
+    {"id": 2, "arrival_s": 0.0, "cores": 2, "mem_mb": 64, "work_core_s": 2.0, "after": [1]},
+    {"id": 3, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 0.5, "after": [1]},
+    {"id": 4, "arrival_s": 0.2, "cores": 1, "mem_mb": 64, "work_core_s": 0.5, "after": [2, 3]},
+    {"id": 5, "arrival_s": 5.0, "cores": 1, "mem_mb": 64, "work_core_s": 0.3, "after": [1]},
+]
+
+
+def _scenario(path: Path, tasks: list[dict[str, Any]], **extra: Any) -> Path:
+    doc = {"name": path.stem, "seed": 7, "sample_interval_s": 0.5, "cluster": CLUSTER,
+           "workload": {"tasks": tasks}, "policy": "best_fit", **extra}
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+def _rows(run: Path) -> dict[int, dict[str, str]]:
+    with open(run / "tasks.csv", newline="") as f:
+        return {int(r["task_id"]): r for r in csv.DictReader(f)}
+
+
+def _events(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTestbed]:
+    with start_local_testbed(tmp_path_factory.mktemp("tb"), 2, poll_interval_s=0.25) as tb:
+        yield tb
+
+
+def test_live_tasks_are_released_when_their_predecessors_end(testbed: LocalTestbed, tmp_path: Path) -> None:
+    scenario = load_scenario(_scenario(tmp_path / "diamond.json", DIAMOND))
+    summary, out = run_live(scenario, testbed.master_url, testbed.master_token, tmp_path / "live", quiet=True)
+    rows = _rows(out)
+    assert {i: r["state"] for i, r in rows.items()} == dict.fromkeys(range(1, 6), "completed")
+    for t in DIAMOND:
+        start = float(rows[t["id"]]["start_s"])
+        assert start >= t["arrival_s"]
+        for p in t.get("after", []):
+            assert float(rows[p]["end_s"]) <= start, (t["id"], p, rows)
+    events = _events(out)
+    finished = {e["task"]: e["t"] for e in events if e.get("ev") == "finish"}
+    released = {e["task"]: e["t"] for e in events if e.get("act") == "release"}
+    # released at the end of the last predecessor reported by its agent, in that very step
+    assert released == {2: finished[1], 3: finished[1], 4: max(finished[2], finished[3])}
+    # 5 arrived after 1 had ended: queued at its arrival, never held
+    assert 5 not in released and float(rows[5]["start_s"]) >= 5.0
+    assert summary["workflow_tasks"] == 5
+    assert summary["critical_path_s"] == pytest.approx(1.5 + 2.0 / 2 + 0.5)  # 1, 2 on two cores, 4
+    # from the first release (task 1's arrival, as the control plane took it in) to the last end
+    arrived = {e["task"]: e["t"] for e in events if e.get("ev") == "arrive"}
+    assert summary["workflow_makespan_s"] == pytest.approx(float(rows[5]["end_s"]) - arrived[1], abs=1e-6)
+    # the simulated twin released them by the same rule
+    twin = json.loads((out / "fidelity.json").read_text())
+    assert twin["placement"]["tasks"] == 5
+
+
+def test_a_predecessor_lost_with_its_node_cancels_its_descendants_live(tmp_path: Path) -> None:
+    tasks = [{"id": 1, "arrival_s": 0.0, "cores": 2, "mem_mb": 64, "work_core_s": 60.0},
+             {"id": 2, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 0.5, "after": [1]},
+             {"id": 3, "arrival_s": 0.5, "cores": 1, "mem_mb": 64, "work_core_s": 0.5, "after": [2]},
+             {"id": 4, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 0.5}]
+    with start_local_testbed(tmp_path / "tb", 2, poll_interval_s=0.25) as tb:
+        scenario = load_scenario(_scenario(tmp_path / "lost.json", tasks, workflow={"on_failure": "cancel"}))
+        done: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: done.update(out=run_live(
+            scenario, tb.master_url, tb.master_token, tmp_path / "live", quiet=True)))
+        thread.start()
+        victim = _node_running(tb, cores=2, timeout_s=15.0)
+        os.kill(tb.agents[victim].pid, signal.SIGKILL)
+        thread.join(90)
+        assert not thread.is_alive() and "out" in done, "the run did not complete"
+        out = done["out"][1]
+    rows = _rows(out)
+    assert rows[1]["state"] == "failed" and rows[1]["node"] == victim
+    assert rows[2]["state"] == rows[3]["state"] == "rejected"
+    assert rows[2]["start_s"] == rows[3]["start_s"] == ""  # never started
+    assert rows[4]["state"] == "completed"
+    rejects = {e["task"]: e["reason"] for e in _events(out) if e.get("act") == "reject"}
+    assert rejects == {2: "cancelled: predecessor 1 failed", 3: "cancelled: predecessor 2 rejected"}
+
+
+def _node_running(tb: LocalTestbed, cores: int, timeout_s: float) -> str:
+    """The node whose agent runs a task of ``cores`` cores (waiting for it to start)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, proc in tb.agents.items():
+            req = urllib.request.Request(proc.url + "/tasks",
+                                         headers={"Authorization": f"Bearer {tb.node_token(name)}"})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                if any(t.get("cores") == cores and t.get("state", "running") == "running"
+                       for t in json.loads(r.read())["tasks"]):
+                    return name
+        time.sleep(0.1)
+    raise AssertionError(f"no agent ran a task of {cores} cores within {timeout_s} s")
