@@ -31,7 +31,7 @@ CLUSTER = {"node_types": {"pi2": {"base": "rpi4b", "cores": 2}},
            "clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 2, "type": "pi2"}]}
 
 # 1 -> (2, 3) -> 4; 5 waits for 1 but arrives after every other task ended
-DIAMOND = [
+DIAMOND: list[dict[str, Any]] = [
     {"id": 1, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 1.5},
     {"id": 2, "arrival_s": 0.0, "cores": 2, "mem_mb": 64, "work_core_s": 2.0, "after": [1]},
     {"id": 3, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 0.5, "after": [1]},
@@ -90,7 +90,7 @@ def test_live_tasks_are_released_when_their_predecessors_end(testbed: LocalTestb
 
 
 def test_a_predecessor_lost_with_its_node_cancels_its_descendants_live(tmp_path: Path) -> None:
-    tasks = [{"id": 1, "arrival_s": 0.0, "cores": 2, "mem_mb": 64, "work_core_s": 60.0},
+    tasks: list[dict[str, Any]] = [{"id": 1, "arrival_s": 0.0, "cores": 2, "mem_mb": 64, "work_core_s": 60.0},
              {"id": 2, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 0.5, "after": [1]},
              {"id": 3, "arrival_s": 0.5, "cores": 1, "mem_mb": 64, "work_core_s": 0.5, "after": [2]},
              {"id": 4, "arrival_s": 0.0, "cores": 1, "mem_mb": 64, "work_core_s": 0.5}]
