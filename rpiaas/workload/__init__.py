@@ -53,7 +53,7 @@ def parse_workload(src: Source, path: KeyPath, data: Any) -> Workload:
             return Trace(parse_trace(src, (*path, "trace"), data["trace"]))
     m = src.mapping(path, data, ("generator", "tasks"))
     if ("generator" in m) == ("tasks" in m):
-        src.fail(path, "give exactly one of generator or tasks")
+        src.fail(path, "give exactly one of generator, tasks, trace or wfcommons")
     if "generator" in m:
         return parse_generator(src, (*path, "generator"), m["generator"])
     return parse_tasks(src, (*path, "tasks"), m["tasks"])
