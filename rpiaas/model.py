@@ -278,6 +278,7 @@ class Task:
     kind: str = "cpu"
     tenant: str = ""
     priority: int = 0
+    after: tuple[int, ...] = ()  # ids of the tasks it waits for (a workflow): released when all completed
     walltime_s: float | None = None
     # life, filled in by the control plane
     state: TaskState = TaskState.QUEUED
@@ -287,3 +288,6 @@ class Task:
     est_end_s: float = 0.0
     attempts: int = 0  # starts so far (retries after failures count)
     epoch: int = 0  # bumped on every start, move, kill or failure: stale shell events are dropped
+    reason: str = ""  # why it failed or was killed (exit status, node lost, walltime, policy)
+    cpu_s: float | None = None  # measured CPU seconds (live); None where not measured
+    peak_mem_mb: float | None = None  # measured peak memory (live); None where not measured

@@ -26,8 +26,9 @@ from .inputs.source import InputError, KeyPath, LimitError, Source, describe, lo
 from .model import ClusterSpec, PowerState, Task
 from .policy.base import Policy, PolicyParamError
 from .policy.plugins import UnknownPolicyError, available_policies, get_plugin_manager
-from .workload import Generator, TaskList, Trace, Workload, parse_workload
+from .workload import Generator, TaskList, Trace, WfInstance, WorkflowOptions, Workload, parse_workload
 from .workload.bounds import check_scenario_bounds
+from .workload.workflow import parse_workflow_options
 
 __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_streams",
            "with_overrides"]
@@ -35,7 +36,7 @@ __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_str
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
             "initial_power", "event_log", "decision_trace", "faults", "cluster", "workload",
-            "policy", "queue")
+            "policy", "queue", "workflow")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Scenario:
     decision_trace: bool = False  # write decisions.jsonl (the per-decision trace)
     # the cluster file's data, when ``data["cluster"]`` names a file (None: the cluster is inline)
     cluster_data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    # how tasks that wait for others are released (None: no task of the workload waits for another)
+    workflow: WorkflowOptions | None = None
 
     def payload(self) -> dict[str, Any]:
         """The scenario as one document, as a master takes it (``rpiaas run --live``): as
@@ -95,7 +98,7 @@ class Scenario:
         data = dict(self.data)
         if self.cluster_data is not None:
             data["cluster"] = self.cluster_data
-        if isinstance(self.workload, Trace):
+        if isinstance(self.workload, (Trace, WfInstance)):
             tasks = self.workload.tasks(rng_streams(self.seed)["workload"])
             data["workload"] = {"tasks": [_task_json(t) for t in tasks]}
         return data
@@ -119,6 +122,8 @@ def _task_json(t: Task) -> dict[str, Any]:
         out["priority"] = t.priority
     if t.walltime_s is not None:
         out["walltime_s"] = t.walltime_s
+    if t.after:
+        out["after"] = list(t.after)
     return out
 
 
@@ -270,7 +275,12 @@ def parse_scenario(src: Source) -> Scenario:
                                          "switches one on (use a power policy such as consolidate)")
     if workload.count is None and horizon is None:
         src.fail(("workload", "generator"), "an endless generator (no count) needs horizon_s")
+    flow = parse_workflow_options(src, ("workflow",), m["workflow"]) \
+        if m.get("workflow") is not None else WorkflowOptions()
+    waits = isinstance(workload, TaskList) and workload.has_dependencies
     data = src.with_text(m)  # ``prefix: 10.10`` stays "10.10" in run.json
+    if waits:
+        data["workflow"] = {"on_failure": flow.on_failure}
     data.update(name=name, seed=seed, horizon_s=horizon, sample_interval_s=sample,
                 retries=retries, initial_power=initial, event_log=event_log,
                 decision_trace=decision_trace,
@@ -279,7 +289,7 @@ def parse_scenario(src: Source) -> Scenario:
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
                     src.string(("description",), m.get("description", "")), event_log, faults,
-                    decision_trace, cluster_data)
+                    decision_trace, cluster_data, flow if waits else None)
 
 
 def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:
@@ -414,6 +424,10 @@ def _check_fits(src: Source, cluster: ClusterSpec, workload: Workload) -> None:
     elif isinstance(workload, TaskList):
         for t in workload.items:
             if not any(t.cores <= nt.cores and t.mem_mb <= nt.mem_mb for nt in types.values()):
+                if isinstance(workload, WfInstance):
+                    src.fail(("workload", "wfcommons", "file"),
+                             f"task {workload.names.get(t.id, t.id)!r} of {workload.file} ({t.cores} cores, "
+                             f"{t.mem_mb} MB) fits no node type")
                 i = workload.positions[t.id]
                 src.fail(("workload", "tasks", i), f"task {t.id} ({t.cores} cores, {t.mem_mb} MB) "
                                                     "fits no node type")

@@ -209,7 +209,7 @@ BAD = [
     ("seed: 5", "seeds: 5", 2, "seeds",
      "unknown key (did you mean 'seed'?) "
      "(expected one of: name, description, seed, horizon_s, sample_interval_s, retries, "
-     "initial_power, event_log, decision_trace, faults, cluster, workload, policy, queue)"),
+     "initial_power, event_log, decision_trace, faults, cluster, workload, policy, queue, workflow)"),
     ("seed: 5", "seed: -1", 2, "seed", "expected a non-negative integer, got -1"),
     ("seed: 5", "seed: 1.5", 2, "seed", "expected a non-negative integer, got 1.5"),
     ("seed: 5", "seed: five", 2, "seed", "expected a non-negative integer, got 'five'"),
@@ -518,11 +518,12 @@ def test_a_mangled_scenario_is_valid_or_one_located_error(tmp_path: Path, edits:
     f.write_text("".join(text))
     (tmp_path / "clusters").mkdir(exist_ok=True)
     shutil.copy(ROOT / "scenarios" / "clusters" / "rpiaas-original.json", tmp_path / "clusters")
+    shutil.copytree(ROOT / "scenarios" / "workflows", tmp_path / "workflows", dirs_exist_ok=True)
     try:
         load_scenario(f)
     except InputError as e:
         assert "\n" not in str(e)
-        assert str(e).startswith(str(f)) or "rpiaas-original.json" in str(e), str(e)
+        assert str(e).startswith(str(f)) or "rpiaas-original.json" in str(e) or "montage-58.json" in str(e), str(e)
 
 
 def test_a_count_beyond_a_million_nodes_is_a_typo(tmp_path: Path) -> None:

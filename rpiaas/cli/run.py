@@ -155,6 +155,8 @@ def format_summary(summary: dict[str, Any], title: str = "") -> str:
             shown = "—"
         elif isinstance(value, float):
             shown = f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        elif isinstance(value, str):  # a label: where a figure comes from
+            shown = value
         else:
             shown = f"{value:,}"
         rows.append((key, shown))

@@ -25,6 +25,7 @@ from typing import NoReturn, cast
 from ..model import Node, PowerState, Task, TaskState
 from ..policy.base import Policy, PolicyError
 from ..policy.plugins import HookCall, get_plugin_manager, locate_failure
+from ..workload.workflow import WorkflowOptions
 from .decisions import TRACE_TOP_K, DecisionTrace, TextSink, named_impls
 from .eventlog import ARRIVE, FINISH, START, EventLog, LineLog
 from .events import (
@@ -46,6 +47,7 @@ from .placement import Placement
 from .queuepass import QueuePass
 from .rebalance import PolicyMoves
 from .view import ClusterView
+from .workflow import Dependencies
 
 __all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
 
@@ -65,6 +67,8 @@ class ControlPlane:
     :param on_final: called once with each task that reaches a final state.
     :param retries: how many times a failed task is queued again.
     :param initial_state: power state of every node at time 0 (default on).
+    :param workflow: how tasks that wait for others (``after``) are treated
+        (:mod:`rpiaas.core.workflow`); ``None``: no task waits for another.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class ControlPlane:
         on_final: Callable[[Task], None] | None = None,
         retries: int = 0,
         initial_state: Sequence[PowerState] | None = None,
+        workflow: WorkflowOptions | None = None,
     ) -> None:
         self.nodes = tuple(nodes)
         states = [int(s) for s in initial_state] if initial_state is not None else \
@@ -107,9 +112,10 @@ class ControlPlane:
                                     self._h_score, self._trace)
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
+        self._flow = Dependencies(workflow) if workflow is not None else None
         self._moves = PolicyMoves(self.nodes, view, ledger, self._placement, self._h_rebalance,
                                   self._h_power, self._trace, self._write, self._release,
-                                  lambda task: self.on_final(task))
+                                  self._killed)
 
         # the largest capacities of the cluster (none of them smaller than another
         # in both resources: usually one), to reject tasks no node could ever run
@@ -134,7 +140,7 @@ class ControlPlane:
                                                  else None)
         # arrive() and finish() as one event each (not through step()) when nothing but
         # placement is asked of the policy, from a FIFO queue
-        self._single = (self._fifo and self._largest is not None and not (
+        self._single = (self._fifo and self._largest is not None and self._flow is None and not (
             self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
             or self._h_power.implemented))
         # no hook reads the view during a step when placement is the free index's answer and
@@ -172,8 +178,16 @@ class ControlPlane:
         return len(self._running)
 
     def queued(self) -> list[Task]:
-        """Waiting tasks in arrival order."""
+        """Waiting tasks: the queue in arrival order, then those held for their predecessors."""
+        if self._flow is not None:
+            return list(self._queue.values()) + self._flow.held()
         return list(self._queue.values())
+
+    def workflow_figures(self) -> dict[str, object]:
+        """The summary's workflow figures (:meth:`Dependencies.figures
+        <rpiaas.core.workflow.Dependencies.figures>`); empty when no task waits for another."""
+        figures = self._flow.figures() if self._flow is not None else {}
+        return figures if figures.get("workflow_tasks") else {}
 
     def running(self) -> list[Task]:
         """Running tasks in start order."""
@@ -233,10 +247,17 @@ class ControlPlane:
                 for ev in events:
                     dispatch[type(ev)](ev, now, actions)
             self.events_applied += len(events)
+            flow = self._flow
+            if flow is not None and flow.pending:
+                self._settle(now, actions)
             if self._queue:
                 self._schedule(now, actions)
             if self._h_rebalance.implemented:
                 self._moves.rebalance(now, actions)
+                if flow is not None and flow.pending:  # a kill dooms or frees what waits for it
+                    self._settle(now, actions)
+                    if self._queue:
+                        self._schedule(now, actions)
             if self._h_power.implemented:
                 self.booting += self._moves.power(now, actions)
             return actions
@@ -333,6 +354,8 @@ class ControlPlane:
             self._reject(task, str(reason), now, actions)
             return
         task.state = _QUEUED
+        if self._flow is not None and not self._flow.arrived(task, now):
+            return  # held for its predecessors (or doomed by one): _settle sees to it
         self._queue[task.id] = task
 
     def _on_finished(self, ev: TaskFinished, now: float, actions: list[Action]) -> None:
@@ -352,6 +375,8 @@ class ControlPlane:
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)
+        if self._flow is not None:
+            self._flow.ended(task)
 
     def _on_failed(self, ev: TaskFailed, now: float, actions: list[Action]) -> None:
         task = self._running.get(ev.task_id)
@@ -375,6 +400,40 @@ class ControlPlane:
             task.state = TaskState.FAILED
             task.end_s = now
             self.on_final(task)
+            if self._flow is not None:
+                self._flow.ended(task)
+
+    def _killed(self, task: Task) -> None:
+        """A policy killed ``task`` (:mod:`rpiaas.core.rebalance`): its row, its descendants."""
+        self.on_final(task)
+        if self._flow is not None:
+            self._flow.ended(task)
+
+    def _settle(self, now: float, actions: list[Action]) -> None:
+        """Queue the tasks whose predecessors all completed; cancel or fail those a
+        predecessor doomed (and, in turn, what waits for them)."""
+        flow = self._flow
+        assert flow is not None
+        while flow.pending:
+            ready, flow.ready = flow.ready, []
+            for task in ready:
+                task.state = _QUEUED
+                self._queue[task.id] = task
+                flow.released(task, now)
+                self._write({"t": now, "act": "release", "task": task.id})
+            doomed, flow.doomed = flow.doomed, []
+            for task, predecessor in doomed:
+                reason = flow.reason(task, predecessor)
+                if flow.on_failure == "cancel":
+                    task.reason = f"cancelled: {reason}"
+                    self._reject(task, task.reason, now, actions)
+                else:
+                    task.reason = reason
+                    task.state = TaskState.FAILED
+                    task.end_s = now
+                    self._write({"t": now, "act": "fail", "task": task.id, "reason": reason})
+                    self.on_final(task)
+                    flow.ended(task)
 
     def _on_node_down(self, ev: NodeDown, now: float, actions: list[Action]) -> None:
         n = ev.node
@@ -436,6 +495,8 @@ class ControlPlane:
         self._write({"t": now, "act": "reject", "task": task.id, "reason": reason})
         actions.append(Reject(task, reason))
         self.on_final(task)
+        if self._flow is not None:
+            self._flow.ended(task)
 
     # ------------------------------------------------------------ log
     def _write(self, record: dict[str, object]) -> None:

@@ -52,6 +52,7 @@ from ..core.energy import NodeUsage
 from ..power import MeteredEnergy, integrate_energy
 from ..rundir import RunWriter, run_record
 from ..rundir.fidelity import FIDELITY_FILE, Outcome, boot_fidelity, fidelity
+from ..rundir.metrics import rounded
 from ..rundir.sources import MEASURED, MODELLED_FROM_MEASURED, live_sources
 from ..scenario import Scenario
 from ..store import HistoryStore, PowerReading, Sample
@@ -334,6 +335,7 @@ class LiveResult:
         energy_j = sum(float(n["energy_j"]) for n in nodes)
         summary = writer.stats.summary(busy_core_s, capacity, energy_j, end, cpu_core_s=usage.cpu_totals(),
                                        power=usage.power_figures())
+        summary.update(rounded(self.control.workflow_figures()))  # (only when a task waits for another)
         sources = live_sources(self.switching, usage.power_source)
         record = run_record(self.scenario, "live", summary, nodes, sources)
         record["gaps"] = self.gaps(end)

@@ -21,7 +21,7 @@ from .stream import BSLD_BOUND_S, Totals
 if TYPE_CHECKING:
     from ..scenario import Scenario
 
-__all__ = ["BSLD_BOUND_S", "Stats", "bounded_slowdown", "run_record", "versions"]
+__all__ = ["BSLD_BOUND_S", "Stats", "bounded_slowdown", "rounded", "run_record", "versions"]
 
 _COMPLETED = TaskState.COMPLETED
 
@@ -125,6 +125,12 @@ class Stats(Totals):
             **(dict(power) if power is not None else
                {"power_cycles": 0, "boots": 0, "boot_s_median": None, "time_off_s": 0.0}),
         }
+
+
+def rounded(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """More summary figures (a workflow's, :meth:`ControlPlane.workflow_figures
+    <rpiaas.core.control.ControlPlane.workflow_figures>`), their numbers rounded as the summary's."""
+    return {k: _r(v) if isinstance(v, float) else v for k, v in figures.items()}
 
 
 def _r(x: float) -> float:

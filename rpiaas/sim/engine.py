@@ -43,6 +43,7 @@ from ..core.shell import Shell
 from ..inputs import limits
 from ..model import Task
 from ..rundir import RunWriter, Stats
+from ..rundir.metrics import rounded
 from ..scenario import Scenario, rng_streams
 from ..workload.bounds import check_progress
 from .environment import NORMAL, URGENT, Arrival, Due, SimEnvironment, TaskEnd
@@ -89,7 +90,8 @@ class Simulation(Shell):
             nodes, scenario.policies(streams["policy"]),
             log=writer.events if writer is not None and scenario.event_log else None,
             trace=writer.decisions if writer is not None else None,
-            on_final=self.task_final, retries=scenario.retries, initial_state=states)
+            on_final=self.task_final, retries=scenario.retries, initial_state=states,
+            workflow=scenario.workflow)
         self.view = self.control.view
         if writer is not None:
             writer.node_names = list(self.view.names)  # the view's strings, not a copy of each
@@ -342,7 +344,9 @@ class Simulation(Shell):
         self.wall_s = time.perf_counter() - wall0
         capacity = float(sum(t.cores for t in self._types)) * end
         busy_core_s, energy_j = self.usage.totals()
-        return self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures())
+        summary = self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures())
+        summary.update(rounded(self.control.workflow_figures()))  # (only when a task waits for another)
+        return summary
 
     def _progress_bar(self) -> Any:
         if not self.progress:

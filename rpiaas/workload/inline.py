@@ -11,11 +11,12 @@ import numpy as np
 from ..inputs.source import KeyPath, Source
 from ..model import MAX_TASK_ID, Task
 from .base import KINDS, Workload
+from .workflow import check_graph
 
 __all__ = ["TASK_KEYS", "TaskList", "parse_tasks"]
 
 TASK_KEYS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "walltime_s", "kind",
-             "tenant", "priority")
+             "tenant", "priority", "after")
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,16 @@ class TaskList(Workload):
     def count(self) -> int:
         return len(self.items)
 
+    @property
+    def has_dependencies(self) -> bool:
+        """Whether a task waits for another (``after``): the run then releases tasks as a
+        workflow (:mod:`rpiaas.core.workflow`)."""
+        return any(t.after for t in self.items)
+
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
         for t in self.items:
             yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.tenant,
-                       t.priority, t.walltime_s)
+                       t.priority, t.after, t.walltime_s)
 
     def max_request(self) -> tuple[float | None, float | None]:
         if not self.items:
@@ -61,7 +68,16 @@ def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
             src.choice((*tp, "kind"), t.get("kind", "cpu"), KINDS),
             src.string((*tp, "tenant"), t.get("tenant", "")),
             src.integer((*tp, "priority"), t.get("priority", 0)),
+            _after(src, (*tp, "after"), t["after"]) if t.get("after") is not None else (),
             src.number((*tp, "walltime_s"), t["walltime_s"], positive=True) if "walltime_s" in t else None,
         ))
+    check_graph(src, items, lambda task, j: (*path, seen[task.id], "after", j))
     items.sort(key=lambda t: (t.arrival_s, t.id))
     return TaskList(tuple(items), dict(seen))
+
+
+def _after(src: Source, path: KeyPath, data: Any) -> tuple[int, ...]:
+    """A task's ``after``: the ids of the tasks it waits for (one id alone is a list of one)."""
+    items = data if isinstance(data, list) else [data]
+    where = (lambda j: (*path, j)) if isinstance(data, list) else (lambda j: path)
+    return tuple(src.integer(where(j), v, minimum=0) for j, v in enumerate(items))

@@ -131,7 +131,8 @@ def _task_list_cases() -> list[tuple[str, int, str, str]]:
         (head + tasks.replace("cores: 2,", "cores: 2, gpus: 1,"), 7, f"{T}[1].gpus", "unknown key"),
         (head + tasks.replace("cores: 2, mem_mb: 100,", "cores: 2,"), 7, f"{T}[1]", "missing key 'mem_mb'"),
         (head + "workload:\n  tasks: {a: 1}\n", 5, T, "expected a list, got a mapping"),
-        (head + "workload:\n  tasks: []\n  generator: {}\n", 4, "workload", "give exactly one of generator or tasks"),
+        (head + "workload:\n  tasks: []\n  generator: {}\n", 4, "workload",
+         "give exactly one of generator, tasks, trace or wfcommons"),
     ]
 
 
@@ -171,10 +172,15 @@ def test_fragments_of_the_bad_table_are_where_we_think() -> None:
 def test_exactly_one_source_of_tasks() -> None:
     src = Source({}, {}, "w.yaml")
     gen = {"count": 1, "arrival": {"rate_per_s": 1}, "cores": 1, "mem_mb": 1, "work_core_s": 1}
-    with pytest.raises(InputError, match=r"^w.yaml: workload: give exactly one of generator or tasks$"):
+    with pytest.raises(InputError, match=r"^w.yaml: workload: give exactly one of generator, tasks, trace or "
+                                         r"wfcommons$"):
         parse_workload(src, ("workload",), {"generator": gen, "tasks": []})
-    with pytest.raises(InputError, match=r"^w.yaml: workload: give exactly one of generator or tasks$"):
+    with pytest.raises(InputError, match=r"^w.yaml: workload: give exactly one of generator, tasks, trace or "
+                                         r"wfcommons$"):
         parse_workload(src, ("workload",), {})
     with pytest.raises(InputError, match=r"^w.yaml: workload.tasks: give exactly one of generator, "
-                                         r"tasks or trace$"):
+                                         r"tasks, trace or wfcommons$"):
         parse_workload(src, ("workload",), {"trace": {"path": "t.swf"}, "tasks": []})
+    with pytest.raises(InputError, match=r"^w.yaml: workload.tasks: give exactly one of generator, "
+                                         r"tasks, trace or wfcommons$"):
+        parse_workload(src, ("workload",), {"wfcommons": {"file": "w.json"}, "tasks": []})
