@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
+from .inputs import limits
 from .inputs.cluster import parse_cluster, read_cluster
 from .inputs.source import InputError, KeyPath, LimitError, Source, describe, load, load_file
 from .model import ClusterSpec, PowerState, Task
@@ -260,8 +261,7 @@ def parse_scenario(src: Source) -> Scenario:
         workload = workload.bind([(t.cores, t.mem_mb) for t in types.values()],
                                  sum(n.type.cores for n in cluster.nodes))
     _check_fits(src, cluster, workload)
-    check_scenario_bounds(src, cluster, workload, horizon, sample,
-                          [f.at_s + (f.down_s or 0.0) for f in faults])
+    check_scenario_bounds(src, cluster, workload, horizon, sample)
     policy = _policy(src, ("policy",), m["policy"])
     queue = _policy(src, ("queue",), m["queue"]) if m.get("queue") is not None else None
     for spec, slot in ((policy, "policy"), (queue, "queue")):
@@ -306,8 +306,12 @@ def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tupl
                      f"no node named {name!r} in the cluster (names are hostname.domain)")
         down = (src.number((*fp, "down_s"), f["down_s"], positive=True)
                 if f.get("down_s") is not None else None)
-        out.append(Fault(by_name[name], src.number((*fp, "at_s"), f["at_s"], nonnegative=True),
-                         down,
+        at = src.number((*fp, "at_s"), f["at_s"], nonnegative=True)
+        for key, t in (("at_s", at), ("down_s", at + (down or 0.0))):
+            if t > limits.SIM_TIME_S.value():  # (a fault after the run's end is noted, not refused)
+                src.fail((*fp, key), f"{t:g} s is beyond the longest simulated time "
+                                     f"({limits.SIM_TIME_S.hint()})", LimitError)
+        out.append(Fault(by_name[name], at, down,
                          src.string((*fp, "reason"), f.get("reason", "injected fault"))))
     return tuple(out)
 

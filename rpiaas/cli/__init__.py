@@ -26,6 +26,7 @@ from typing import Any
 from .. import __version__
 from ..core.control import PolicyError
 from ..inputs.source import InputError
+from ..rundir.metrics import RunNote
 from . import (
     calibrate,
     compare,
@@ -83,7 +84,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _warning(message: Any, category: Any, filename: str, lineno: int, line: str | None = None) -> str:
-    return f"warning: {message}\n"
+    return f"{'note' if issubclass(category, RunNote) else 'warning'}: {message}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,10 +12,10 @@ utilisation, or modelled).
 from __future__ import annotations
 
 from .format import FORMAT, NODE_COLUMNS, RUN_FILES, TASK_COLUMNS
-from .metrics import Stats, run_record
+from .metrics import RunNote, Stats, run_record
 from .place import RunCopy
 from .reader import Run, RunFileError, is_complete, load_run, read_run
 from .writer import RunWriter
 
-__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "Run", "RunCopy", "RunFileError",
+__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "TASK_COLUMNS", "Run", "RunCopy", "RunFileError", "RunNote",
            "RunWriter", "Stats", "is_complete", "load_run", "read_run", "run_record"]

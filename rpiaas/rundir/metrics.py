@@ -39,10 +39,16 @@ def versions() -> dict[str, str]:
     return out
 
 
+class RunNote(UserWarning):
+    """Something a run did not do, said as it ends (and kept in ``run.json`` ``notes``): a
+    fault or a wake-up after the run's end, tasks that had not arrived by the horizon."""
+
+
 def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
-               nodes: list[dict[str, Any]], sources: dict[str, str] | None = None) -> dict[str, Any]:
+               nodes: list[dict[str, Any]], sources: dict[str, str] | None = None,
+               notes: list[str] | None = None) -> dict[str, Any]:
     """The content of ``run.json`` (no wall-clock data: same inputs, same bytes); ``sources``
-    (:mod:`.sources`) defaults to a simulation's."""
+    (:mod:`.sources`) defaults to a simulation's; ``notes``: what the run did not apply."""
     return {
         "format": FORMAT,
         "mode": mode,
@@ -57,6 +63,7 @@ def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
         "summary": summary,
         "sources": sources if sources is not None else sim_sources(),
         "nodes": nodes,
+        "notes": list(notes or ()),
     }
 
 

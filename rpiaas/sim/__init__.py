@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import resource
+import warnings
 from pathlib import Path
 from typing import Any
 
-from ..rundir import RunWriter, run_record
+from ..rundir import RunNote, RunWriter, run_record
 from ..scenario import Scenario
 from .engine import Simulation
 
-__all__ = ["Simulation", "run_record", "simulate"]
+__all__ = ["RunNote", "Simulation", "run_record", "simulate"]
 
 
 def simulate(scenario: Scenario, out: str | Path | None = None,
@@ -33,6 +34,8 @@ def simulate(scenario: Scenario, out: str | Path | None = None,
         if writer is not None:
             writer.abort()
         raise
+    for note in sim.notes:  # said as the run ends, and kept in run.json
+        warnings.warn(RunNote(note), stacklevel=2)
     if writer is None:
         return summary, None
     timing = {
@@ -44,7 +47,8 @@ def simulate(scenario: Scenario, out: str | Path | None = None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     try:
-        path = writer.commit(run_record(scenario, "sim", summary, sim.node_energy()), timing)
+        path = writer.commit(run_record(scenario, "sim", summary, sim.node_energy(), notes=sim.notes),
+                             timing)
     except BaseException:
         writer.abort()
         raise

@@ -128,6 +128,7 @@ class Simulation(Shell):
         self._max_time_s = limits.SIM_TIME_S.value()
         self.end_s = 0.0
         self.wall_s = 0.0
+        self.notes: list[str] = []  # what the run did not apply, and why (run.json ``notes``)
         # with a horizon the run lasts exactly that long; without, until the work is done
         self._until_done = scenario.horizon_s is None
         self._single = fast
@@ -334,6 +335,7 @@ class Simulation(Shell):
         if horizon is not None:
             end = min(end, horizon)
         self.end_s = end
+        self.notes = self._late(end)
         self.usage.close(end)
         self._write_sample(end)
         # tasks still waiting or running get their row too
@@ -347,6 +349,28 @@ class Simulation(Shell):
         summary = self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures())
         summary.update(rounded(self.control.workflow_figures()))  # (only when a task waits for another)
         return summary
+
+    def _late(self, end: float) -> list[str]:
+        """Notes on what came after the run's end at ``end`` and was not applied: faults, the
+        policy's wake-ups, tasks that had not arrived by the horizon."""
+        notes = []
+        for i, fault in enumerate(self.scenario.faults):
+            name = self.nodes[fault.node].name
+            if fault.at_s > end:
+                notes.append(f"faults[{i}]: {name} down at {fault.at_s:g} s came after the run's end "
+                             f"at {end:g} s: not applied")
+            elif fault.down_s is not None and fault.at_s + fault.down_s > end:
+                notes.append(f"faults[{i}]: {name} back up at {fault.at_s + fault.down_s:g} s came after "
+                             f"the run's end at {end:g} s: it was down at the end")
+        late = sorted(w for w in self._wakes if w > end)
+        if late:
+            notes.append(f"{len(late)} wake-up{'s' if len(late) > 1 else ''} the policy asked for "
+                         f"(from {late[0]:g} s) came after the run's end at {end:g} s: not applied")
+        count = self.scenario.workload.count
+        if self._arrivals_left and count is not None:
+            notes.append(f"the horizon at {end:g} s ended the run before every task arrived "
+                         f"(workload.count {count:,})")
+        return notes
 
     def _progress_bar(self) -> Any:
         if not self.progress:

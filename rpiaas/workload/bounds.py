@@ -11,7 +11,6 @@ for what no estimate foresees.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,9 +28,13 @@ def _mean(dist: Distribution) -> float:
 
 
 def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
-                          horizon_s: float | None, sample_s: float,
-                          fault_times_s: Sequence[float] = ()) -> None:
-    """Refuse a scenario whose run would pass a limit (tasks, simulated time, nodes.csv rows)."""
+                          horizon_s: float | None, sample_s: float) -> None:
+    """Refuse a scenario whose run would pass a limit (tasks, simulated time, nodes.csv rows).
+
+    Faults do not make the estimate longer: a run ends when its work is done, and a fault
+    after that end is not applied but noted (``run.json`` ``notes``), so a late fault never
+    trips a limit of the run's length.
+    """
     max_time = limits.SIM_TIME_S.value()
     max_tasks = limits.TASKS.value()
     max_rows = limits.SAMPLE_ROWS.value()
@@ -64,10 +67,6 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
         duration = ends[last]
         blame = ("workload", "tasks", workload.positions.get(workload.items[last].id, last),
                  "work_core_s")
-    if horizon_s is None and fault_times_s:  # the run lasts until the last fault is over
-        last = int(np.argmax(fault_times_s))
-        if duration is None or fault_times_s[last] > duration:
-            duration, blame = fault_times_s[last], ("faults", last)
     if duration is None or not math.isfinite(duration):
         return
     if duration > max_time:

@@ -45,11 +45,14 @@ def test_explicit_tasks_of_endless_work_are_refused_at_the_task(tmp_path: Path) 
         load_scenario(f)
 
 
-def test_a_fault_far_in_the_future_is_refused(tmp_path: Path) -> None:
+def test_a_fault_past_the_longest_simulated_time_is_refused_by_its_own_key(tmp_path: Path) -> None:
     f = write(tmp_path, TWENTY + "faults: [{node: node1.c.test, at_s: 1e300}]\n")
-    with pytest.raises(LimitError, match=re.escape(f"{f}:6: faults[0]: the run would last at least "
-                                                   "1e+300 simulated seconds")):
+    with pytest.raises(LimitError, match=re.escape(f"{f}:6: faults[0].at_s: 1e+300 s is beyond the longest "
+                                                   "simulated time")):
         load_scenario(f)
+    g = write(tmp_path, TWENTY + "faults: [{node: node1.c.test, at_s: 5, down_s: 1e300}]\n", "g.yaml")
+    with pytest.raises(LimitError, match=re.escape(f"{g}:6: faults[0].down_s: 1e+300 s is beyond")):
+        load_scenario(g)
 
 
 def test_the_run_itself_stops_at_the_sample_limit_and_writes_nothing(
