@@ -8,8 +8,11 @@ live shell feed it through the writer); :func:`run_record` is the content of
 
 from __future__ import annotations
 
+import functools
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..inputs.power import without_credentials
@@ -21,22 +24,52 @@ from .stream import BSLD_BOUND_S, Totals
 if TYPE_CHECKING:
     from ..scenario import Scenario
 
-__all__ = ["BSLD_BOUND_S", "Stats", "bounded_slowdown", "rounded", "run_record", "versions"]
+__all__ = ["BSLD_BOUND_S", "RunNote", "Stats", "bounded_slowdown", "checkout_commit", "rounded", "run_record",
+           "versions"]
 
 _COMPLETED = TaskState.COMPLETED
 
 
-def versions() -> dict[str, str]:
-    """The versions of Python and of the packages a run's result depends on."""
+def versions(policies: Sequence[str] = ()) -> dict[str, Any]:
+    """The versions of Python and of the packages a run's result depends on; with the names of
+    the run's ``policies``, where each comes from (``builtin`` or its distribution) and its
+    version; and the commit of the rpiaas checkout when run from one (``-dirty`` with changes)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": ".".join(map(str, sys.version_info[:3]))}
+    out: dict[str, Any] = {"python": ".".join(map(str, sys.version_info[:3]))}
     for pkg in ("rpiaas", "numpy", "simpy", "pluggy"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = "unknown"
+    if policies:
+        from ..policy.plugins import available_policies
+
+        known = available_policies({})
+        out["policies"] = {name: {"origin": known[name].origin, "version": known[name].version}
+                           if name in known else {"origin": "unknown", "version": ""} for name in policies}
+    commit = checkout_commit()
+    if commit is not None:
+        out["rpiaas_commit"] = commit
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def checkout_commit() -> str | None:
+    """The git commit of the checkout this rpiaas runs from (``-dirty`` if tracked files
+    changed), or ``None`` for an installed copy or without git."""
+    here = Path(__file__).resolve()
+    root = next((p for p in list(here.parents)[:4] if (p / ".git").exists()), None)
+    if root is None:
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}-dirty" if dirty else head or None
 
 
 class RunNote(UserWarning):
@@ -59,7 +92,7 @@ def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
         "seed": scenario.seed,
         "scenario_file": scenario.file,
         "scenario": without_credentials(scenario.data),  # a community or a password stays out
-        "versions": versions(),
+        "versions": versions([scenario.policy.name, *([scenario.queue.name] if scenario.queue else [])]),
         "summary": summary,
         "sources": sources if sources is not None else sim_sources(),
         "nodes": nodes,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,7 +66,7 @@ def test_run_record() -> None:
                    "workload": {"tasks": [{"arrival_s": 0, "cores": 1, "mem_mb": 1, "work_core_s": 1}]}})
     rec = run_record(sc, "sim", {"tasks": 1}, [{"node": "n0"}])
     assert list(rec) == ["format", "mode", "name", "policy", "policy_params", "queue", "seed",
-                         "scenario_file", "scenario", "versions", "summary", "sources", "nodes"]
+                         "scenario_file", "scenario", "versions", "summary", "sources", "nodes", "notes"]
     assert rec["sources"] == {"utilization": "allocated", "cpu_utilization": "modelled", "power_w": "modelled",
                               "energy_j": "modelled", "boot_s": "modelled", "switching": "modelled"}
     assert (rec["format"], rec["mode"], rec["name"], rec["seed"], rec["queue"]) == (
@@ -72,4 +74,11 @@ def test_run_record() -> None:
     assert rec["summary"] == {"tasks": 1} and rec["nodes"] == [{"node": "n0"}]
     v = versions()
     assert v["python"] == ".".join(map(str, sys.version_info[:3]))
-    assert set(v) == {"python", "rpiaas", "numpy", "simpy", "pluggy"}
+    assert set(v) - {"rpiaas_commit"} == {"python", "rpiaas", "numpy", "simpy", "pluggy"}
+    # the run's policies: where each comes from and its version; the checkout's commit
+    assert rec["versions"]["policies"] == {"first_fit": {"origin": "builtin", "version": v["rpiaas"]}}
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        assert rec["versions"]["rpiaas_commit"] in (head, f"{head}-dirty")
