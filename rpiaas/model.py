@@ -276,6 +276,8 @@ class Task:
     mem_mb: int
     work_core_s: float
     kind: str = "cpu"
+    command: tuple[str, ...] | None = None  # a program to run live (argv); modelled by work_core_s
+    env: tuple[tuple[str, str], ...] = ()  # the command's extra environment, as (name, value) pairs
     tenant: str = ""
     priority: int = 0
     walltime_s: float | None = None
@@ -287,3 +289,6 @@ class Task:
     est_end_s: float = 0.0
     attempts: int = 0  # starts so far (retries after failures count)
     epoch: int = 0  # bumped on every start, move, kill or failure: stale shell events are dropped
+    reason: str = ""  # why it failed or was killed (exit status, node lost, walltime, policy)
+    cpu_s: float | None = None  # measured CPU seconds (live); None where not measured
+    peak_mem_mb: float | None = None  # measured peak memory (live); None where not measured

@@ -35,7 +35,8 @@ __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_str
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
             "initial_power", "event_log", "decision_trace", "faults", "cluster", "workload",
-            "policy", "queue")
+            "policy", "queue", "walltime")
+WALLTIME_RULES = ("estimate", "kill")  # what a task's walltime_s is: an estimate, or a limit too
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class Scenario:
     decision_trace: bool = False  # write decisions.jsonl (the per-decision trace)
     # the cluster file's data, when ``data["cluster"]`` names a file (None: the cluster is inline)
     cluster_data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    # ``kill``: a task still running at ``walltime_s`` after its start is killed (reason
+    # ``walltime``), as Slurm does; ``estimate`` (the default): walltime_s is only an estimate
+    walltime: str = "estimate"
 
     def payload(self) -> dict[str, Any]:
         """The scenario as one document, as a master takes it (``rpiaas run --live``): as
@@ -242,6 +246,7 @@ def parse_scenario(src: Source) -> Scenario:
     initial = src.choice(("initial_power",), m.get("initial_power", "on"), ("on", "off"))
     event_log = src.boolean(("event_log",), m.get("event_log", True))
     decision_trace = src.boolean(("decision_trace",), m.get("decision_trace", False))
+    walltime = src.choice(("walltime",), m.get("walltime", "estimate"), WALLTIME_RULES)
     cluster_file = src.base / m["cluster"] if isinstance(m["cluster"], str) else None
     cluster_data = None
     if cluster_file is not None and cluster_file.is_file():
@@ -279,7 +284,7 @@ def parse_scenario(src: Source) -> Scenario:
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
                     src.string(("description",), m.get("description", "")), event_log, faults,
-                    decision_trace, cluster_data)
+                    decision_trace, cluster_data, walltime=walltime)
 
 
 def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:

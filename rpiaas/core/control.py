@@ -30,6 +30,7 @@ from .eventlog import ARRIVE, FINISH, START, EventLog, LineLog
 from .events import (
     Action,
     Event,
+    Kill,
     NodeBooted,
     NodeDown,
     NodeUp,
@@ -39,6 +40,7 @@ from .events import (
     TaskFailed,
     TaskFinished,
     Tick,
+    WakeAt,
     event_order,
 )
 from .ledger import Ledger
@@ -46,6 +48,7 @@ from .placement import Placement
 from .queuepass import QueuePass
 from .rebalance import PolicyMoves
 from .view import ClusterView
+from .walltime import WALLTIME_REASON, Walltimes
 
 __all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
 
@@ -65,6 +68,8 @@ class ControlPlane:
     :param on_final: called once with each task that reaches a final state.
     :param retries: how many times a failed task is queued again.
     :param initial_state: power state of every node at time 0 (default on).
+    :param walltime_kill: kill a task still running ``walltime_s`` after its start
+        (:mod:`rpiaas.core.walltime`); else ``walltime_s`` is an estimate only.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class ControlPlane:
         on_final: Callable[[Task], None] | None = None,
         retries: int = 0,
         initial_state: Sequence[PowerState] | None = None,
+        walltime_kill: bool = False,
     ) -> None:
         self.nodes = tuple(nodes)
         states = [int(s) for s in initial_state] if initial_state is not None else \
@@ -107,6 +113,7 @@ class ControlPlane:
                                     self._h_score, self._trace)
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
+        self._walltimes = Walltimes() if walltime_kill else None
         self._moves = PolicyMoves(self.nodes, view, ledger, self._placement, self._h_rebalance,
                                   self._h_power, self._trace, self._write, self._release,
                                   lambda task: self.on_final(task))
@@ -233,6 +240,8 @@ class ControlPlane:
                 for ev in events:
                     dispatch[type(ev)](ev, now, actions)
             self.events_applied += len(events)
+            if self._walltimes is not None:
+                self._kill_overdue(self._walltimes, now, actions)
             if self._queue:
                 self._schedule(now, actions)
             if self._h_rebalance.implemented:
@@ -360,10 +369,11 @@ class ControlPlane:
             return
         self._write({"t": now, "ev": "fail", "task": task.id, "reason": ev.reason})
         self._release(task, now)
-        self._fail_or_retry(task, now)
+        self._fail_or_retry(task, now, ev.reason)
 
-    def _fail_or_retry(self, task: Task, now: float) -> None:
-        """A running task was lost (its reason is in the event that lost it)."""
+    def _fail_or_retry(self, task: Task, now: float, reason: str) -> None:
+        """A running task was lost for ``reason`` (also in the event that lost it): queued
+        again while it has retries left, else failed with that reason."""
         task.epoch += 1
         if task.attempts <= self.retries:
             task.state = TaskState.QUEUED
@@ -374,6 +384,7 @@ class ControlPlane:
         else:
             task.state = TaskState.FAILED
             task.end_s = now
+            task.reason = reason
             self.on_final(task)
 
     def _on_node_down(self, ev: NodeDown, now: float, actions: list[Action]) -> None:
@@ -382,7 +393,8 @@ class ControlPlane:
         lost = list(self._running_on[n].values())
         for task in lost:
             self._release(task, now)
-            self._fail_or_retry(task, now)
+            self._fail_or_retry(task, now, f"node lost: {self.nodes[n].name}"
+                                + (f" ({ev.reason})" if ev.reason else ""))
         if self._ledger.state_list[n] == PowerState.BOOTING:
             self.booting -= 1
         self._ledger.take_off(n, int(PowerState.DOWN), now)
@@ -429,6 +441,27 @@ class ControlPlane:
         if rec is not None:
             rec((START, now, task.id, node))
         actions.append(Start(task, node))
+        if self._walltimes is not None:
+            deadline = self._walltimes.started(task, now)
+            if deadline is not None:
+                actions.append(WakeAt(deadline))
+
+    def _kill_overdue(self, walltimes: Walltimes, now: float, actions: list[Action]) -> None:
+        """Kill the tasks still running at their walltime (``walltime: kill``): not retried,
+        as a second attempt would overrun too."""
+        for task in walltimes.overdue(now):
+            self._release(task, now)
+            task.epoch += 1
+            task.state = TaskState.KILLED
+            task.end_s = now
+            task.reason = WALLTIME_REASON
+            self._write({"t": now, "act": "kill", "task": task.id, "reason": WALLTIME_REASON})
+            actions.append(Kill(task))
+            self.on_final(task)
+
+    def deadlines(self) -> list[float]:
+        """The walltime deadlines still to come of running tasks (none without ``walltime: kill``)."""
+        return [] if self._walltimes is None else self._walltimes.pending()
 
     def _reject(self, task: Task, reason: str, now: float, actions: list[Action]) -> None:
         task.state = TaskState.REJECTED

@@ -103,6 +103,7 @@ class PolicyMoves:
         task.epoch += 1
         task.state = TaskState.KILLED
         task.end_s = now
+        task.reason = "policy"
         self._write({"t": now, "act": "kill", "task": task.id})
         actions.append(Kill(task))
         self._on_final(task)

@@ -157,7 +157,7 @@ class LiveRun(Shell):
             log=writer.events if self.scenario.event_log else None,
             on_final=self.task_final, retries=self.scenario.retries,
             initial_state=[self.scenario.initial_power] * len(self.nodes),
-            trace=writer.decisions)
+            trace=writer.decisions, walltime_kill=self.scenario.walltime == "kill")
         self.usage = NodeUsage(self.control, measured=True)
         self._util = self.control.view.utilization_sink(measured=True)
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
