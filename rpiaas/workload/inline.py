@@ -95,8 +95,10 @@ def _command(src: Source, path: KeyPath, value: Any) -> tuple[str, ...]:
         if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
             src.fail((*path, i), "expected a string")
         text = str(arg)
-        if not 1 <= len(text) <= chars or "\x00" in text:
-            src.fail((*path, i), f"expected 1 to {chars} characters without NUL, got {len(text)}")
+        if not 1 <= len(text) <= chars:
+            src.fail((*path, i), f"expected 1 to {chars} characters (it has {len(text)})")
+        if "\x00" in text:
+            src.fail((*path, i), "contains a NUL character, which no argument can hold")
         out.append(text)
     return tuple(out)
 
@@ -120,8 +122,9 @@ def _env(src: Source, path: KeyPath, value: Any) -> tuple[tuple[str, str], ...]:
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             src.fail((*path, name), "expected a string value")
         text = str(raw)
-        if len(text) > chars or "\x00" in text:
-            src.fail((*path, name), f"expected a value of at most {chars} characters without NUL "
-                                    f"(it has {len(text)})")
+        if len(text) > chars:
+            src.fail((*path, name), f"expected a value of at most {chars} characters (it has {len(text)})")
+        if "\x00" in text:
+            src.fail((*path, name), "contains a NUL character, which no environment value can hold")
         out.append((name, text))
     return tuple(out)
