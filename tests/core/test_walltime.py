@@ -87,3 +87,46 @@ def test_a_lost_node_names_itself_as_the_reason() -> None:
 def test_an_unknown_walltime_rule_is_a_located_error() -> None:
     with pytest.raises(InputError, match=r"test\.yaml.*walltime: expected one of estimate, kill, got 'slurm'"):
         scenario(walltime_scenario("slurm"))
+
+
+# ---------------------------------------------------------------- the documented rules around it
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.extend(text.splitlines())
+
+
+def test_easy_takes_an_overrunning_task_to_end_now() -> None:
+    """Without ``walltime: kill`` a task may run past its ``walltime_s``: EASY then takes it to
+    end at the time of the pass (``now``), and the head's reservation moves with it."""
+    import json
+
+    from rpiaas.core.control import ControlPlane
+    from rpiaas.core.events import TaskArrived, Tick
+
+    sc = scenario({"name": "easy", "cluster": cluster(1, "rpi4b"), "policy": "first_fit",
+                   "queue": "easy_backfill", "workload": {"tasks": []}})
+    log = _Lines()
+    cp = ControlPlane(sc.cluster.nodes, sc.policies(), log=log)
+    # runs 100 s, says 10
+    cp.step(0.0, [TaskArrived(Task(1, 0.0, 4, 10, 400.0, walltime_s=10.0))])
+    cp.step(1.0, [TaskArrived(Task(2, 1.0, 4, 10, 40.0, walltime_s=10.0))])
+    cp.step(20.0, [Tick()])
+    cp.step(35.5, [Tick()])
+    reserves = [(r["t"], r["start_s"]) for r in map(json.loads, log.lines) if r.get("act") == "reserve"]
+    assert reserves == [(1.0, 10.0), (20.0, 20.0), (35.5, 35.5)]
+
+
+def test_a_zero_work_task_frees_its_cores_at_its_start_and_a_pass_follows(tmp_path: Path) -> None:
+    data = {"name": "zero", "cluster": cluster(1, "rpi4b"), "policy": "first_fit",
+            "workload": {"tasks": [
+                {"id": 1, "arrival_s": 5, "cores": 4, "mem_mb": 10, "work_core_s": 0},
+                {"id": 2, "arrival_s": 5, "cores": 4, "mem_mb": 10, "work_core_s": 8}]}}
+    _, path = simulate(scenario(data), tmp_path / "run")
+    rows = {int(r["task_id"]): r for r in read_tasks(path)}
+    assert [(float(rows[i]["start_s"]), float(rows[i]["end_s"])) for i in (1, 2)] == [(5.0, 5.0), (5.0, 7.0)]
+    steps = [(e["t"], e.get("ev") or e.get("act"), e["task"]) for e in read_events(path) if "task" in e]
+    assert steps == [(5.0, "arrive", 1), (5.0, "arrive", 2), (5.0, "start", 1),
+                     (5.0, "finish", 1), (5.0, "start", 2), (7.0, "finish", 2)]
