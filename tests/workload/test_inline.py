@@ -118,3 +118,21 @@ def test_a_bad_command_in_a_scenario_file_names_its_line(tmp_path: Path) -> None
     with pytest.raises(InputError) as e:
         load_scenario(path)
     assert str(e.value).startswith(f"{path}:6: workload.tasks[0].kind: a task with a command is of kind command")
+
+
+def test_the_documented_program_scenario_parses() -> None:
+    """The example of docs/scenario.md's "Tasks that run programs"."""
+    import re
+
+    from ..helpers import scenario
+
+    page = (Path(__file__).parents[2] / "docs" / "scenario.md").read_text(encoding="utf-8")
+    section = page.split("### Tasks that run programs", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    import yaml
+
+    sc = scenario(yaml.safe_load(block.group(1)))
+    first, second = sc.workload.tasks(rng())
+    assert first.command == ("mpirun", "-n", "4", "./solver", "--size", "2048")
+    assert first.env == (("OMP_NUM_THREADS", "1"),) and second.command == ("./preprocess.sh", "in.dat")
