@@ -123,6 +123,10 @@ def _task_json(t: Task) -> dict[str, Any]:
         out["priority"] = t.priority
     if t.walltime_s is not None:
         out["walltime_s"] = t.walltime_s
+    if t.command is not None:
+        out["command"] = list(t.command)
+    if t.env:
+        out["env"] = dict(t.env)
     return out
 
 
