@@ -30,7 +30,6 @@ from .eventlog import ARRIVE, FINISH, START, EventLog, LineLog
 from .events import (
     Action,
     Event,
-    Kill,
     NodeBooted,
     NodeDown,
     NodeUp,
@@ -450,14 +449,7 @@ class ControlPlane:
         """Kill the tasks still running at their walltime (``walltime: kill``): not retried,
         as a second attempt would overrun too."""
         for task in walltimes.overdue(now):
-            self._release(task, now)
-            task.epoch += 1
-            task.state = TaskState.KILLED
-            task.end_s = now
-            task.reason = WALLTIME_REASON
-            self._write({"t": now, "act": "kill", "task": task.id, "reason": WALLTIME_REASON})
-            actions.append(Kill(task))
-            self.on_final(task)
+            self._moves.kill(task, now, actions, WALLTIME_REASON)
 
     def deadlines(self) -> list[float]:
         """The walltime deadlines still to come of running tasks (none without ``walltime: kill``)."""
