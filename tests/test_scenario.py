@@ -208,7 +208,7 @@ def test_override_errors_name_the_option(tmp_path: Path, overrides: list[str], s
 BAD = [
     ("seed: 5", "seeds: 5", 2, "seeds",
      "unknown key (expected one of: name, description, seed, horizon_s, sample_interval_s, retries, "
-     "initial_power, event_log, decision_trace, faults, cluster, workload, policy, queue)"),
+     "initial_power, event_log, decision_trace, faults, cluster, workload, policy, queue, walltime)"),
     ("seed: 5", "seed: -1", 2, "seed", "expected a non-negative integer, got -1"),
     ("seed: 5", "seed: 1.5", 2, "seed", "expected a non-negative integer, got 1.5"),
     ("seed: 5", "seed: five", 2, "seed", "expected a non-negative integer, got 'five'"),
