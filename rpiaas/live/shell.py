@@ -437,6 +437,7 @@ class LiveRun(Shell):
     def start(self, action: Start, now: float) -> None:
         """``POST /tasks`` on the node's agent."""
         self.measured_start.pop(action.task.id, None)  # a new attempt: its own start
+        self.measured_use.pop(action.task.id, None)  # ... and its own use, if measured
         self.agents.launch(action.task, action.node, action.task.work_core_s)
 
     def migrate(self, action: Migrate, now: float) -> None:
