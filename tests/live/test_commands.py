@@ -124,14 +124,15 @@ def test_command_tasks_run_end_with_their_reason_and_are_measured(
         6: ("completed", "", 1),
     }, got
     # measured by the agent: the command's CPU time and its peak resident memory
-    one = ended[1]
+    one, five = ended[1], ended[5]
+    print(f"task 1: cpu_s {one.cpu_s}, peak_mem_mb {one.peak_mem_mb}; task 5 killed "
+          f"{five.end_s - five.start_s:.3f} s after its start (walltime 1 s)")
     assert one.cpu_s is not None and 0.35 <= one.cpu_s < 5.0, one.cpu_s
     assert one.peak_mem_mb is not None and 64 <= one.peak_mem_mb < 512, one.peak_mem_mb
     assert ended[6].cpu_s is not None and ended[6].cpu_s > 0.05  # the kernel ran, for real
     assert ended[3].cpu_s is not None and ended[3].peak_mem_mb is not None  # failed, still measured
     assert ended[2].cpu_s is None and ended[2].peak_mem_mb is None  # never started
     # the walltime kill: at its start + 1 s, and the agent stopped the program
-    five = ended[5]
     assert 0.9 <= five.end_s - five.start_s <= 1.5, (five.start_s, five.end_s)
     docs = {d["id"].split(".")[1]: d for d in _agent_tasks(testbed, NODE1) if d["id"].startswith("commands")}
     assert docs["5"]["state"] == "killed" and docs["5"]["error"] == "killed on request"
