@@ -276,6 +276,8 @@ class Task:
     mem_mb: int
     work_core_s: float
     kind: str = "cpu"
+    command: tuple[str, ...] | None = None  # a program to run live (argv); modelled by work_core_s
+    env: tuple[tuple[str, str], ...] = ()  # the command's extra environment, as (name, value) pairs
     tenant: str = ""
     priority: int = 0
     after: tuple[int, ...] = ()  # ids of the tasks it waits for (a workflow): released when all completed

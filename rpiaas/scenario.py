@@ -37,7 +37,8 @@ __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_str
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
             "initial_power", "event_log", "decision_trace", "faults", "cluster", "workload",
-            "policy", "queue", "workflow")
+            "policy", "queue", "workflow", "walltime")
+WALLTIME_RULES = ("estimate", "kill")  # what a task's walltime_s is: an estimate, or a limit too
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class Scenario:
     cluster_data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     # how tasks that wait for others are released (None: no task of the workload waits for another)
     workflow: WorkflowOptions | None = None
+    # ``kill``: a task still running at ``walltime_s`` after its start is killed (reason
+    # ``walltime``), as Slurm does; ``estimate`` (the default): walltime_s is only an estimate
+    walltime: str = "estimate"
 
     def payload(self) -> dict[str, Any]:
         """The scenario as one document, as a master takes it (``rpiaas run --live``): as
@@ -123,6 +127,10 @@ def _task_json(t: Task) -> dict[str, Any]:
         out["priority"] = t.priority
     if t.walltime_s is not None:
         out["walltime_s"] = t.walltime_s
+    if t.command is not None:
+        out["command"] = list(t.command)
+    if t.env:
+        out["env"] = dict(t.env)
     if t.after:
         out["after"] = list(t.after)
     return out
@@ -248,6 +256,7 @@ def parse_scenario(src: Source) -> Scenario:
     initial = src.choice(("initial_power",), m.get("initial_power", "on"), ("on", "off"))
     event_log = src.boolean(("event_log",), m.get("event_log", True))
     decision_trace = src.boolean(("decision_trace",), m.get("decision_trace", False))
+    walltime = src.choice(("walltime",), m.get("walltime", "estimate"), WALLTIME_RULES)
     cluster_file = src.base / m["cluster"] if isinstance(m["cluster"], str) else None
     cluster_data = None
     if cluster_file is not None and cluster_file.is_file():
@@ -289,7 +298,7 @@ def parse_scenario(src: Source) -> Scenario:
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
                     src.string(("description",), m.get("description", "")), event_log, faults,
-                    decision_trace, cluster_data, flow if waits else None)
+                    decision_trace, cluster_data, flow if waits else None, walltime=walltime)
 
 
 def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from .prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .readings import THROTTLE_FLAGS
-from .taskspec import COMMON, FIELDS, ID_PATTERN, KINDS, LIMITS, REQUIRED
+from .taskspec import COMMON, ENV_NAME_PATTERN, FIELDS, ID_PATTERN, KINDS, LIMITS, REQUIRED
 
 __all__ = ["OPENAPI_PATH", "openapi_document"]
 
@@ -90,6 +90,12 @@ def _task_request(kind: str) -> Schema:
         "argv": {"type": "array", "minItems": 1, "maxItems": LIMITS["argv_items"],
                  "items": {"type": "string", "minLength": 1, "maxLength": LIMITS["argv_chars"],
                            "pattern": "^[^\\x00]*$"}},
+        "env": {"type": "object", "maxProperties": LIMITS["env_items"],
+                "propertyNames": {"pattern": ENV_NAME_PATTERN},
+                "additionalProperties": {"type": "string", "maxLength": LIMITS["env_chars"],
+                                         "pattern": "^[^\\x00]*$"},
+                "description": "Variables added to the command's environment (never the "
+                               "agent's RPIAAS_AGENT_* settings)."},
     }
     names = COMMON + FIELDS[kind]
     return {"type": "object", "required": ["id", "kind", *REQUIRED[kind]],

@@ -248,7 +248,8 @@ class TaskManager:
         try:
             proc = subprocess.Popen(self._command(task), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, cwd=self.config.work_dir,
-                                    env=_task_env(), start_new_session=True)
+                                    env={**_task_env(), **dict(task.spec.env)},
+                                    start_new_session=True)
         except OSError as e:
             raise TaskRefused(503, f"cannot start the task: {e}") from None
         task.started_s = time.time() - (time.monotonic() - task.start_mono)

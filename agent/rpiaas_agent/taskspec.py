@@ -14,11 +14,15 @@ import re
 from typing import Any, Union
 from urllib.parse import urlsplit
 
-__all__ = ["ID_PATTERN", "KINDS", "LIMITS", "BadTaskRequest", "TaskSpec", "parse_task_request"]
+__all__ = ["ENV_NAME_PATTERN", "ID_PATTERN", "KINDS", "LIMITS", "BadTaskRequest", "TaskSpec",
+           "parse_task_request"]
 
 KINDS = ("cpu", "memory", "io", "sleep", "command")
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 _ID = re.compile(ID_PATTERN)
+# a command's environment: names of letters, digits and _, never the agent's own settings
+ENV_NAME_PATTERN = r"^(?!RPIAAS_AGENT_)[A-Za-z_][A-Za-z0-9_]{0,127}$"
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
 MAX_DURATION_S = 30 * 86400.0  # longer is a mistake, not an experiment
 # Bounds of the API whatever the node; the node's own capacity is checked too.
@@ -30,6 +34,8 @@ LIMITS: dict[str, float] = {
     "work_core_s": MAX_DURATION_S * 4096,
     "argv_items": 256,
     "argv_chars": 4096,
+    "env_items": 64,
+    "env_chars": 4096,
     "url_chars": 2048,
 }
 COMMON = ("id", "kind", "cores", "mem_mb", "notify_url")
@@ -38,7 +44,7 @@ FIELDS: dict[str, tuple[str, ...]] = {  # the fields each kind takes besides COM
     "memory": ("duration_s",),
     "io": ("duration_s", "io_mb"),
     "sleep": ("duration_s",),
-    "command": ("argv",),
+    "command": ("argv", "env"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "cpu": ("work_core_s",),
@@ -67,6 +73,7 @@ class TaskSpec:
     duration_s: float | None = None
     io_mb: float | None = None
     argv: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()  # a command's extra environment
     notify_url: str | None = None
 
 
@@ -105,6 +112,23 @@ def _argv(value: Any) -> tuple[str, ...]:
             raise BadTaskRequest(f"argv[{i}]: expected a string of 1 to {chars} characters "
                                  f"without NUL, got {arg!r}")
     return tuple(value)
+
+
+def _env(value: Any) -> tuple[tuple[str, str], ...]:
+    n, chars = int(LIMITS["env_items"]), int(LIMITS["env_chars"])
+    if not isinstance(value, dict) or len(value) > n:
+        raise BadTaskRequest(f"env: expected an object of at most {n} variables")
+    out = []
+    for name, text in value.items():
+        if not _ENV_NAME.fullmatch(name):  # (JSON object keys are strings)
+            raise BadTaskRequest(f"env: {name!r} is not a variable name a task may set (letters, "
+                                 "digits and _, not starting with a digit nor RPIAAS_AGENT_)")
+        # the value is never shown: it may be a secret
+        if not isinstance(text, str) or len(text) > chars or "\x00" in text:
+            raise BadTaskRequest(f"env.{name}: expected a string of at most {chars} characters "
+                                 "without NUL")
+        out.append((name, text))
+    return tuple(out)
 
 
 def parse_task_request(body: Any, node_cores: int, node_mem_mb: float) -> TaskSpec:
@@ -152,6 +176,8 @@ def parse_task_request(body: Any, node_cores: int, node_mem_mb: float) -> TaskSp
         raise BadTaskRequest(f"work_core_s: more than {MAX_DURATION_S:g} s on each of its cores")
     if "argv" in body:
         values["argv"] = _argv(body["argv"])
+    if "env" in body:
+        values["env"] = _env(body["env"])
     if "notify_url" in body:
         values["notify_url"] = _url(body["notify_url"])
     return TaskSpec(**values)

@@ -210,6 +210,19 @@ def test_delete_kills_the_whole_group(local: InProcessAgent, tmp_path: Path) -> 
     assert local.get("/tasks/nothing", headers=AUTH).status == 404
 
 
+def test_a_command_gets_its_env_and_never_the_agents_settings(
+        local: InProcessAgent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPIAAS_AGENT_TOKEN", "not-for-tasks")
+    out = tmp_path / "env.txt"
+    r = local.request("POST", "/tasks", headers=AUTH, json={
+        "id": "env", "kind": "command", "env": {"MODE": "fast", "RPIAAS_RANK": "0"},
+        "argv": ["sh", "-c", f'echo "$MODE/$RPIAAS_RANK/${{RPIAAS_AGENT_TOKEN:-none}}" > {out}']})
+    assert r.status == 201, r.text
+    wait_for(lambda: local.get("/tasks/env", headers=AUTH).json()["state"] != "running", timeout_s=10)
+    assert local.get("/tasks/env", headers=AUTH).json()["state"] == "completed"
+    assert out.read_text() == "fast/0/none\n"
+
+
 def test_admission_within_cores_and_memory(local: InProcessAgent) -> None:
     def post(body: dict[str, Any]) -> Any:
         return local.request("POST", "/tasks", headers=AUTH, json=body)
@@ -268,6 +281,13 @@ BAD = [  # (body, the field the error names)
     ({"id": "x", "kind": "sleep", "duration_s": 1, "colour": "red"}, "colour"),
     ({"id": "x", "kind": "command", "argv": []}, "argv"),
     ({"id": "x", "kind": "command", "argv": ["true", 1]}, "argv[1]"),
+    ({"id": "x", "kind": "command", "argv": ["true"], "env": ["A=1"]}, "env"),
+    ({"id": "x", "kind": "command", "argv": ["true"], "env": {"1A": "x"}}, "env"),
+    ({"id": "x", "kind": "command", "argv": ["true"], "env": {"RPIAAS_AGENT_TOKEN": "x"}}, "env"),
+    ({"id": "x", "kind": "command", "argv": ["true"], "env": {"A": 1}}, "env.A"),
+    ({"id": "x", "kind": "command", "argv": ["true"], "env": {"A": "x" * 4097}}, "env.A"),
+    ({"id": "x", "kind": "command", "argv": ["true"], "env": {f"V{i}": "" for i in range(65)}}, "env"),
+    ({"id": "x", "kind": "sleep", "duration_s": 1, "env": {"A": "1"}}, "env"),
     ({"id": "", "kind": "sleep", "duration_s": 1}, "id"),
     ({"id": "a b", "kind": "sleep", "duration_s": 1}, "id"),
     ({"id": "x" * 129, "kind": "sleep", "duration_s": 1}, "id"),

@@ -51,6 +51,9 @@ def _full_parser(sub: Any) -> Any:
                       help="N virtual Pis (QEMU arm64) that boot over the network and run the "
                            "agent (needs root; see docs/testbed.md)")
     up.add_argument("--type", default="rpi4b", help="node type of --local nodes (default rpi4b)")
+    up.add_argument("--allow-commands", action="store_true",
+                    help="--local: the agents run command tasks (a scenario's `command:` with "
+                         "--task-kind scenario); off by default, as on a Pi")
     up.add_argument("--cluster", metavar="CLUSTER.yaml",
                     help="--virtual: boot this cluster's nodes (every one with a MAC) instead "
                          "of N generated qemu_a53 nodes")
@@ -116,7 +119,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"starting a master and {args.local} agents in {args.dir} ...", flush=True)
     tb = start_local_testbed(args.dir, args.local, node_type=args.type,
                              poll_interval_s=args.poll_interval_s,
-                             master_port=args.master_port, timeout_s=args.timeout_s or 30.0)
+                             master_port=args.master_port, timeout_s=args.timeout_s or 30.0,
+                             allow_commands=args.allow_commands)
     for note in tb.notes:
         print(f"note: {note}")
     print(f"{len(tb.agents)} nodes ({tb.node_type}, {tb.cores} cores, {tb.mem_mb} MB each) online\n"
@@ -134,6 +138,10 @@ def _up(args: argparse.Namespace) -> int:
 def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
     from ..testbed.virtual import start_virtual_testbed
 
+    if args.allow_commands:
+        print("error: --allow-commands goes with --local (a virtual Pi's agent allows commands with "
+              "allow_commands = true in its /etc/rpiaas-agent/agent.toml)", file=sys.stderr)
+        return 2
     if args.local is not None:
         print("error: --cluster goes with --virtual, not --local", file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ from .events import (
     TaskFailed,
     TaskFinished,
     Tick,
+    WakeAt,
     event_order,
 )
 from .ledger import Ledger
@@ -47,6 +48,7 @@ from .placement import Placement
 from .queuepass import QueuePass
 from .rebalance import PolicyMoves
 from .view import ClusterView
+from .walltime import WALLTIME_REASON, Walltimes
 from .workflow import Dependencies
 
 __all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
@@ -69,6 +71,8 @@ class ControlPlane:
     :param initial_state: power state of every node at time 0 (default on).
     :param workflow: how tasks that wait for others (``after``) are treated
         (:mod:`rpiaas.core.workflow`); ``None``: no task waits for another.
+    :param walltime_kill: kill a task still running ``walltime_s`` after its start
+        (:mod:`rpiaas.core.walltime`); else ``walltime_s`` is an estimate only.
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class ControlPlane:
         retries: int = 0,
         initial_state: Sequence[PowerState] | None = None,
         workflow: WorkflowOptions | None = None,
+        walltime_kill: bool = False,
     ) -> None:
         self.nodes = tuple(nodes)
         states = [int(s) for s in initial_state] if initial_state is not None else \
@@ -113,6 +118,7 @@ class ControlPlane:
         self.on_final: Callable[[Task], None] = on_final or (lambda task: None)
         self.retries = retries
         self._flow = Dependencies(workflow) if workflow is not None else None
+        self._walltimes = Walltimes() if walltime_kill else None
         self._moves = PolicyMoves(self.nodes, view, ledger, self._placement, self._h_rebalance,
                                   self._h_power, self._trace, self._write, self._release,
                                   self._killed)
@@ -247,6 +253,8 @@ class ControlPlane:
                 for ev in events:
                     dispatch[type(ev)](ev, now, actions)
             self.events_applied += len(events)
+            if self._walltimes is not None:  # (before the release: a kill dooms what waits for it)
+                self._kill_overdue(self._walltimes, now, actions)
             flow = self._flow
             if flow is not None and flow.pending:
                 self._settle(now, actions)
@@ -385,10 +393,11 @@ class ControlPlane:
             return
         self._write({"t": now, "ev": "fail", "task": task.id, "reason": ev.reason})
         self._release(task, now)
-        self._fail_or_retry(task, now)
+        self._fail_or_retry(task, now, ev.reason)
 
-    def _fail_or_retry(self, task: Task, now: float) -> None:
-        """A running task was lost (its reason is in the event that lost it)."""
+    def _fail_or_retry(self, task: Task, now: float, reason: str) -> None:
+        """A running task was lost for ``reason`` (also in the event that lost it): queued
+        again while it has retries left, else failed with that reason."""
         task.epoch += 1
         if task.attempts <= self.retries:
             task.state = TaskState.QUEUED
@@ -399,6 +408,7 @@ class ControlPlane:
         else:
             task.state = TaskState.FAILED
             task.end_s = now
+            task.reason = reason
             self.on_final(task)
             if self._flow is not None:
                 self._flow.ended(task)
@@ -441,7 +451,8 @@ class ControlPlane:
         lost = list(self._running_on[n].values())
         for task in lost:
             self._release(task, now)
-            self._fail_or_retry(task, now)
+            self._fail_or_retry(task, now, f"node lost: {self.nodes[n].name}"
+                                + (f" ({ev.reason})" if ev.reason else ""))
         if self._ledger.state_list[n] == PowerState.BOOTING:
             self.booting -= 1
         self._ledger.take_off(n, int(PowerState.DOWN), now)
@@ -488,6 +499,20 @@ class ControlPlane:
         if rec is not None:
             rec((START, now, task.id, node))
         actions.append(Start(task, node))
+        if self._walltimes is not None:
+            deadline = self._walltimes.started(task, now)
+            if deadline is not None:
+                actions.append(WakeAt(deadline))
+
+    def _kill_overdue(self, walltimes: Walltimes, now: float, actions: list[Action]) -> None:
+        """Kill the tasks still running at their walltime (``walltime: kill``): not retried,
+        as a second attempt would overrun too."""
+        for task in walltimes.overdue(now):
+            self._moves.kill(task, now, actions, WALLTIME_REASON)
+
+    def deadlines(self) -> list[float]:
+        """The walltime deadlines still to come of running tasks (none without ``walltime: kill``)."""
+        return [] if self._walltimes is None else self._walltimes.pending()
 
     def _reject(self, task: Task, reason: str, now: float, actions: list[Action]) -> None:
         task.state = TaskState.REJECTED

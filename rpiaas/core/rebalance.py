@@ -20,7 +20,9 @@ from .ledger import Ledger
 from .placement import Placement
 from .view import ClusterView
 
-__all__ = ["PolicyMoves"]
+__all__ = ["POLICY_REASON", "PolicyMoves"]
+
+POLICY_REASON = "policy"  # the reason of a task killed by rpiaas_rebalance
 
 _ON = int(PowerState.ON)
 
@@ -99,11 +101,21 @@ class PolicyMoves:
         if task.id not in self._running:
             self._write({"t": now, "act": "kill", "task": task.id, "dropped": True})
             return
+        self.kill(task, now, actions, POLICY_REASON)
+
+    def kill(self, task: Task, now: float, actions: list[Action], reason: str) -> None:
+        """Kill running ``task`` at ``now`` for ``reason`` (the one home of a kill, the policy's
+        or a walltime's): its resources back, state ``killed``, ``Kill`` for the shell, its
+        row due.  The log names the reason of any kill but the policy's own."""
         self._release(task, now)
         task.epoch += 1
         task.state = TaskState.KILLED
         task.end_s = now
-        self._write({"t": now, "act": "kill", "task": task.id})
+        task.reason = reason
+        record: dict[str, object] = {"t": now, "act": "kill", "task": task.id}
+        if reason != POLICY_REASON:
+            record["reason"] = reason
+        self._write(record)
         actions.append(Kill(task))
         self._on_final(task)
 

@@ -4,7 +4,10 @@ A task attempt runs on its node's agent as ``RUN.TASK.EPOCH``, so a start is
 never done twice: a start the agent already has answers 409 and is watched
 like any other.  A task runs as ``sleep`` for its modelled runtime on that
 node (:meth:`NodeType.runtime_s <rpiaas.model.NodeType.runtime_s>`, times the timescale: exact, so runs
-can be compared with the simulation) or as ``cpu`` doing its real work.
+can be compared with the simulation), as ``cpu`` doing its real work, or, in a run of
+``task_kind`` ``scenario``, a task that carries a ``command`` runs that program (with its
+``env``) as the agent's ``command`` kind, if the agent allows commands.  How a task ended
+on its agent becomes its ``reason`` (:func:`end_reason`).
 The documents the agents answer go back to the run through the callables it
 gives: the start an agent measured (``started``) and, found by polling the
 agents' ``GET /tasks`` (:meth:`AgentTasks.poll`), the ends their pushes
@@ -25,15 +28,39 @@ from .clock import RunClock
 from .options import AgentNode, LiveOptions
 from .outbox import Call
 
-__all__ = ["AgentTasks", "agent_kind"]
+__all__ = ["AgentTasks", "agent_kind", "end_reason"]
+
+_EXIT_CANNOT_RUN, _EXIT_SIGNAL = 127, 128  # the agent's worker's exit statuses (its workload.py)
 
 
-def agent_kind(task_kind: str, kind: str) -> str:
+def agent_kind(task_kind: str, kind: str, has_command: bool = False) -> str:
     """What a task of scenario ``kind`` runs as on its agent in a run of ``task_kind``:
-    ``sleep`` (its modelled runtime) or ``cpu`` (its work, for real)."""
+    ``sleep`` (its modelled runtime), ``cpu`` (its work, for real) or, in a ``scenario``
+    run, ``command`` (its program) for a task that carries one."""
     if task_kind == "scenario":
+        if kind == "command" and has_command:
+            return "command"
         return "sleep" if kind == "sleep" else "cpu"
     return task_kind
+
+
+def end_reason(doc: dict[str, Any]) -> str:
+    """Why a task failed or was killed on its agent, from its final document: ``exit status
+    3``, ``signal 9`` (the task's process, or the command it ran, died of that signal),
+    ``exit status 127 (the command cannot be run)``, or for a task the agent killed its
+    error (``killed on request``, ``the agent stopped``)."""
+    code, state = doc.get("exit_status"), doc.get("state")
+    if state == "killed" and doc.get("error"):
+        return str(doc["error"])
+    if isinstance(code, int) and not isinstance(code, bool):
+        if code < 0:
+            return f"signal {-code}"
+        if code > _EXIT_SIGNAL:
+            return f"signal {code - _EXIT_SIGNAL}"
+        if code == _EXIT_CANNOT_RUN:
+            return f"exit status {code} (the command cannot be run)"
+        return f"exit status {code}"
+    return str(doc.get("error") or f"{state} without an exit status")
 
 
 class AgentTasks:
@@ -78,9 +105,14 @@ class AgentTasks:
         """The ``POST /tasks`` document that runs ``work_core_s`` of ``task`` on ``node``."""
         spec: dict[str, Any] = {"id": agent_id, "cores": task.cores, "mem_mb": task.mem_mb}
         scale = self.options.timescale
-        if agent_kind(self.options.task_kind, task.kind) == "sleep":
+        kind = agent_kind(self.options.task_kind, task.kind, task.command is not None)
+        if kind == "sleep":
             runtime = self.nodes[node].type.runtime_s(work_core_s, task.cores)  # as simulated
             spec.update(kind="sleep", duration_s=max(runtime * scale, 1e-3))
+        elif kind == "command" and task.command is not None:
+            spec.update(kind="command", argv=list(task.command))  # runs as long as it runs
+            if task.env:
+                spec["env"] = dict(task.env)
         else:
             spec.update(kind="cpu", work_core_s=max(work_core_s * scale, 1e-3))
         if self.notify_url:
@@ -106,7 +138,9 @@ class AgentTasks:
                 return  # started before (a resumed run): watched like any other
             if self.on_agent.get(task_id, (0, ""))[1] == spec["id"]:
                 self.reported.add(spec["id"])
-                self.put(self.clock.now(), TaskFailed(task_id, f"start on {entry.name}: {e}"))
+                reason = (f"command not allowed on node {entry.name}"
+                          if e.status == 403 and spec["kind"] == "command" else f"start on {entry.name}: {e}")
+                self.put(self.clock.now(), TaskFailed(task_id, reason))
             return
         self.started(task_id, doc)
 

@@ -27,17 +27,25 @@ Step = Callable[[float, list[Event], dict[int, float]], object]
 
 
 def replay(records: Iterable[dict[str, Any]], tasks: Iterator[Task], step: Step,
-           measured_start: dict[int, float], online: list[bool]) -> None:
+           measured_start: dict[int, float], online: list[bool],
+           measured_use: dict[int, tuple[float | None, float | None]] | None = None) -> None:
     """Feed the journal's ``records`` (after its head) to ``step``, in order.
 
     :param tasks: the run's workload, drawn again from its seed (arrivals take the next).
     :param step: steps the control plane at a time with events and measured utilisation.
     :param measured_start: receives the measured starts the journal kept, by task id.
     :param online: each node's state as the journal leaves it (what the poller is compared with).
+    :param measured_use: receives the CPU seconds and peak memory the journal kept, by task id.
     """
     for rec in records:
         if "started" in rec:
             measured_start[int(rec["started"])] = float(rec["t"])
+            continue
+        if "used" in rec:
+            if measured_use is not None:
+                cpu, peak = rec.get("cpu_s"), rec.get("peak_mem_mb")
+                measured_use[int(rec["used"])] = (None if cpu is None else float(cpu),
+                                                  None if peak is None else float(peak))
             continue
         events = [event_from(e, tasks) for e in rec["ev"]]
         for ev in events:

@@ -72,7 +72,7 @@ from ..rundir.fidelity import Outcome, outcome
 from ..scenario import Scenario, rng_streams
 from ..store import HistoryStore
 from .agent_client import AgentClient
-from .agent_tasks import AgentTasks
+from .agent_tasks import AgentTasks, end_reason
 from .clock import RunClock
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
@@ -122,6 +122,8 @@ class LiveRun(Shell):
         self._inbox: asyncio.Queue[tuple[float, Event] | None] = asyncio.Queue()
         self.outbox = Outbox(run_id, functools.partial(self._inbox.put_nowait, None))
         self.measured_start: dict[int, float] = {}  # task id -> measured start, scenario s
+        # task id -> (cpu_s, peak_mem_mb) its agent measured for its last attempt that ended
+        self.measured_use: dict[int, tuple[float | None, float | None]] = {}
         self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
                                  self.clock, self.outbox.hold, self.put, self.learn_start,
                                  self.report)
@@ -157,7 +159,8 @@ class LiveRun(Shell):
             log=writer.events if self.scenario.event_log else None,
             on_final=self.task_final, retries=self.scenario.retries,
             initial_state=[self.scenario.initial_power] * len(self.nodes),
-            trace=writer.decisions, workflow=self.scenario.workflow)
+            trace=writer.decisions, workflow=self.scenario.workflow,
+            walltime_kill=self.scenario.walltime == "kill")
         self.usage = NodeUsage(self.control, measured=True)
         self._util = self.control.view.utilization_sink(measured=True)
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
@@ -205,7 +208,8 @@ class LiveRun(Shell):
         log.info("run %s: resuming from %d journal records", self.id, len(records) - 1)
         self.replaying = self.agents.replaying = True
         try:
-            replay(records[1:], self.tasks, self.step, self.measured_start, self.watch.online)
+            replay(records[1:], self.tasks, self.step, self.measured_start, self.watch.online,
+                   self.measured_use)
         finally:
             self.replaying = self.agents.replaying = False
         # (the arrival feed goes on from the task after the last one the journal saw)
@@ -214,6 +218,8 @@ class LiveRun(Shell):
                         self.learn_start, self.outbox.spawn, self.put)
         # timers the control plane still waits for (a node switched on by a driver before
         # the master stopped is taken as booted now: its report may have been missed)
+        for deadline in self.control.deadlines():  # walltime kills still to come
+            self.later(deadline, Tick())
         for i, st in enumerate(self.control.node_states):
             if st == PowerState.BOOTING:
                 self.later(now, NodeBooted(i))
@@ -317,6 +323,7 @@ class LiveRun(Shell):
         if current is None or current[1] != agent_id:
             return True  # killed or moved by us: the control plane already knows
         self.learn_start(task_id, doc)
+        self.learn_use(task_id, doc)
         agents.reported.add(agent_id)
         ended = doc.get("ended_s")
         at = self.clock.scenario_time(self.entries[current[0]].node_to_local(float(ended))) \
@@ -324,9 +331,18 @@ class LiveRun(Shell):
         if state == "completed":
             self.put(at, TaskFinished(task_id))
         else:
-            reason = doc.get("error") or f"{state} with exit status {doc.get('exit_status')}"
-            self.put(at, TaskFailed(task_id, str(reason)))
+            self.put(at, TaskFailed(task_id, end_reason(doc)))
         return True
+
+    def learn_use(self, task_id: int, doc: dict[str, Any]) -> None:
+        """Keep what the agent measured of an ended task: its CPU seconds (``cpu_s``, rusage of
+        all its processes) and peak memory (``peak_rss_mb``, its largest process), journalled;
+        they go on the task when it reaches its final state (:meth:`task_final`)."""
+        cpu, peak = doc.get("cpu_s"), doc.get("peak_rss_mb")
+        used = (float(cpu) if isinstance(cpu, (int, float)) and not isinstance(cpu, bool) else None,
+                float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool) else None)
+        self.measured_use[task_id] = used
+        self.journal.write({"used": task_id, "cpu_s": used[0], "peak_mem_mb": used[1]})
 
     def learn_start(self, task_id: int, doc: dict[str, Any]) -> None:
         """Keep the start the agent measured (from its answer to the start, or any later
@@ -384,6 +400,9 @@ class LiveRun(Shell):
     def task_final(self, task: Task) -> None:
         """Write the row of a task that reached its final state (the control plane's
         ``on_final``), from the start its agent measured."""
+        used = self.measured_use.pop(task.id, None)
+        if used is not None and task.state is not TaskState.QUEUED:
+            task.cpu_s, task.peak_mem_mb = used
         measured = self.measured_start.pop(task.id, None)
         if measured is not None and task.start_s >= 0 and task.state is not TaskState.QUEUED:
             end = task.end_s if task.end_s >= 0 else max(self.last_now, task.start_s)
@@ -419,6 +438,7 @@ class LiveRun(Shell):
     def start(self, action: Start, now: float) -> None:
         """``POST /tasks`` on the node's agent."""
         self.measured_start.pop(action.task.id, None)  # a new attempt: its own start
+        self.measured_use.pop(action.task.id, None)  # ... and its own use, if measured
         self.agents.launch(action.task, action.node, action.task.work_core_s)
 
     def migrate(self, action: Migrate, now: float) -> None:

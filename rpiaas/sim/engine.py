@@ -91,7 +91,7 @@ class Simulation(Shell):
             log=writer.events if writer is not None and scenario.event_log else None,
             trace=writer.decisions if writer is not None else None,
             on_final=self.task_final, retries=scenario.retries, initial_state=states,
-            workflow=scenario.workflow)
+            workflow=scenario.workflow, walltime_kill=scenario.walltime == "kill")
         self.view = self.control.view
         if writer is not None:
             writer.node_names = list(self.view.names)  # the view's strings, not a copy of each

@@ -197,7 +197,8 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
                         poll_interval_s: float = 1.0, master_port: int = 0,
                         timeout_s: float = 30.0,
                         power: Sequence[Mapping[str, Any] | None] | None = None,
-                        meter: Sequence[Mapping[str, Any] | None] | None = None) -> LocalTestbed:
+                        meter: Sequence[Mapping[str, Any] | None] | None = None,
+                        allow_commands: bool | Sequence[bool] = False) -> LocalTestbed:
     """Start a master and ``n`` agents on loopback, with their files in ``dir``; wait until all are online.
 
     :param dir: the testbed's directory (created; an earlier testbed's history is kept).
@@ -211,6 +212,8 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
         to end and start the agents as the ``process`` driver does (its ``state_dir`` is
         :data:`POWER_DIR` in ``dir``, written either way).
     :param meter: each node's ``meter:`` mapping (None: no meter).
+    :param allow_commands: whether the agents run ``command`` tasks (``--allow-commands``): one
+        for all, or each node's in node order.
     :raises TestbedRunning: if ``dir`` has a running testbed.
     :raises TestbedError: bad arguments, or a process that died or a node not online in time
         (with the end of the logs); whatever was started is stopped again.
@@ -290,6 +293,8 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
                 argv.append("--oversubscribe")
             if cpu_set:
                 argv += ["--cpu-set", ",".join(map(str, cpu_set))]
+            if allow_commands if isinstance(allow_commands, bool) else allow_commands[i]:
+                argv.append("--allow-commands")
             write_command(root / POWER_DIR, name, argv, root, root / "logs" / f"{name}.log", env)
             record_pid(root / POWER_DIR, name, spawn(name, port, argv, cpu_set, env).pid)
         master = spawn("master", master_port, [rpiaas_exe, "master", str(root / "master.yaml"),

@@ -140,7 +140,7 @@ class Generator(Workload):
             n = CHUNK if limit is None else min(CHUNK, limit - tid)
             for i in range(n):
                 tid += 1
-                yield Task(tid, arrivals[i], cores[i], mem[i], work[i], kind, tenant, prio, (),
+                yield Task(tid, arrivals[i], cores[i], mem[i], work[i], kind, None, (), tenant, prio, (),
                            wall[i] if wall is not None else None)
 
     def max_request(self) -> tuple[float | None, float | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,10 +14,15 @@ from ..model import MAX_TASK_ID, Task
 from .base import KINDS, Workload
 from .workflow import check_graph
 
-__all__ = ["TASK_KEYS", "TaskList", "parse_tasks"]
+__all__ = ["COMMAND_LIMITS", "TASK_KEYS", "TaskList", "parse_tasks"]
 
 TASK_KEYS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "walltime_s", "kind",
-             "tenant", "priority", "after")
+             "command", "env", "tenant", "priority", "after")
+# What a task's ``command`` and ``env`` may hold: the agent's own bounds on a command's argv
+# (``argv_items``, ``argv_chars``), so a scenario the parser takes is one the agents take
+COMMAND_LIMITS = {"argv_items": 256, "argv_chars": 4096, "env_items": 64, "env_chars": 4096}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_RESERVED_ENV = "RPIAAS_"  # the names the run itself gives a command
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,8 @@ class TaskList(Workload):
 
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
         for t in self.items:
-            yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.tenant,
-                       t.priority, t.after, t.walltime_s)
+            yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.command,
+                       t.env, tenant=t.tenant, priority=t.priority, after=t.after, walltime_s=t.walltime_s)
 
     def max_request(self) -> tuple[float | None, float | None]:
         if not self.items:
@@ -59,17 +65,27 @@ def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
         if tid in seen:
             src.fail((*tp, "id"), f"duplicate task id {tid} (also item {seen[tid]})")
         seen[tid] = i
+        command = _command(src, (*tp, "command"), t["command"]) if "command" in t else None
+        env = _env(src, (*tp, "env"), t["env"]) if "env" in t else ()
+        if env and command is None:
+            src.fail((*tp, "env"), "an environment is for a command: give the task a command too")
+        kind = src.choice((*tp, "kind"), t.get("kind", "cpu" if command is None else "command"), KINDS)
+        if command is not None and kind != "command":
+            src.fail((*tp, "kind"), f"a task with a command is of kind command, got {kind!r}")
         items.append(Task(
             tid,
             src.number((*tp, "arrival_s"), t["arrival_s"], nonnegative=True),
             src.integer((*tp, "cores"), t["cores"], minimum=1),
             src.integer((*tp, "mem_mb"), t["mem_mb"], minimum=1),
             src.number((*tp, "work_core_s"), t["work_core_s"], nonnegative=True),
-            src.choice((*tp, "kind"), t.get("kind", "cpu"), KINDS),
-            src.string((*tp, "tenant"), t.get("tenant", "")),
-            src.integer((*tp, "priority"), t.get("priority", 0)),
-            _after(src, (*tp, "after"), t["after"]) if t.get("after") is not None else (),
-            src.number((*tp, "walltime_s"), t["walltime_s"], positive=True) if "walltime_s" in t else None,
+            kind,
+            command,
+            env,
+            tenant=src.string((*tp, "tenant"), t.get("tenant", "")),
+            priority=src.integer((*tp, "priority"), t.get("priority", 0)),
+            after=_after(src, (*tp, "after"), t["after"]) if t.get("after") is not None else (),
+            walltime_s=src.number((*tp, "walltime_s"), t["walltime_s"], positive=True)
+            if "walltime_s" in t else None,
         ))
     check_graph(src, items, lambda task, j: (*path, seen[task.id], "after", j))
     items.sort(key=lambda t: (t.arrival_s, t.id))
@@ -81,3 +97,50 @@ def _after(src: Source, path: KeyPath, data: Any) -> tuple[int, ...]:
     items = data if isinstance(data, list) else [data]
     where = (lambda j: (*path, j)) if isinstance(data, list) else (lambda j: path)
     return tuple(src.integer(where(j), v, minimum=0) for j, v in enumerate(items))
+
+
+def _command(src: Source, path: KeyPath, value: Any) -> tuple[str, ...]:
+    """A task's ``command``: a list of 1 to ``argv_items`` strings (no shell: the program and
+    its arguments), each of 1 to ``argv_chars`` characters without NUL."""
+    n, chars = COMMAND_LIMITS["argv_items"], COMMAND_LIMITS["argv_chars"]
+    if not isinstance(value, list) or not 1 <= len(value) <= n:
+        src.fail(path, f"expected a list of 1 to {n} strings (the program, then its arguments)")
+    out = []
+    for i, arg in enumerate(value):
+        arg = src.text((*path, i), arg)
+        if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
+            src.fail((*path, i), "expected a string")
+        text = str(arg)
+        if not 1 <= len(text) <= chars:
+            src.fail((*path, i), f"expected 1 to {chars} characters (it has {len(text)})")
+        if "\x00" in text:
+            src.fail((*path, i), "contains a NUL character, which no argument can hold")
+        out.append(text)
+    return tuple(out)
+
+
+def _env(src: Source, path: KeyPath, value: Any) -> tuple[tuple[str, str], ...]:
+    """A command's ``env``: up to ``env_items`` names (letters, digits, ``_``; not ``RPIAAS_*``,
+    which the run sets) to values of up to ``env_chars`` characters.  A value is never shown in
+    an error: it may be a secret."""
+    n, chars = COMMAND_LIMITS["env_items"], COMMAND_LIMITS["env_chars"]
+    m = src.mapping(path, value)
+    if len(m) > n:
+        src.fail(path, f"expected at most {n} variables, got {len(m)}")
+    out = []
+    for name, raw in m.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            src.fail((*path, name), "expected a variable name of letters, digits and _ "
+                                    "(not starting with a digit), at most 128 characters")
+        if name.startswith(_RESERVED_ENV):
+            src.fail((*path, name), f"names starting with {_RESERVED_ENV} are set by the run")
+        raw = src.text((*path, name), raw)
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            src.fail((*path, name), "expected a string value")
+        text = str(raw)
+        if len(text) > chars:
+            src.fail((*path, name), f"expected a value of at most {chars} characters (it has {len(text)})")
+        if "\x00" in text:
+            src.fail((*path, name), "contains a NUL character, which no environment value can hold")
+        out.append((name, text))
+    return tuple(out)

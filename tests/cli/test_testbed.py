@@ -27,3 +27,10 @@ def test_without_the_live_extra_it_names_the_extra(
     assert main(["testbed", "up", "--local", "2"]) == 2
     assert capsys.readouterr().err == ("error: rpiaas testbed needs the live extra "
                                        "(pip install 'rpiaas[live]'): no module 'rpiaas.master'\n")
+
+
+def test_allow_commands_goes_with_a_local_testbed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testbed", "up", "--virtual", "1", "--allow-commands", "--dir", str(tmp_path / "tb")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --allow-commands goes with --local") and len(err.splitlines()) == 1
+    assert not (tmp_path / "tb").exists()  # nothing started

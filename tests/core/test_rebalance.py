@@ -53,6 +53,7 @@ def test_a_move_to_a_node_with_room_is_carried_out_the_others_dropped_with_a_rea
     policy.moves = [[Kill(t2), Migrate(t1, 1)]]
     acts = cp.step(2.0, [Tick()])
     assert kinds(acts) == ["Kill", "Migrate"] and (t1.node, t2.state) == (1, TaskState.KILLED)
+    assert t2.reason == "policy" and '"act":"kill","task":2}' in log.getvalue()
     assert cp.ledger.cores_free_list == [2, 0]
     assert '"act":"migrate","task":1,"from":"n0.test","node":"n1.test"' in log.getvalue()
 

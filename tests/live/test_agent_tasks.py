@@ -117,3 +117,51 @@ def test_a_task_started_on_its_agent_and_its_end_reported(tmp_path: Path) -> Non
             await server.close()
 
     asyncio.run(go())
+
+
+def test_the_start_document_of_a_command_task(tmp_path: Path) -> None:
+    from rpiaas.model import Task
+
+    async def go() -> None:
+        async with AgentClient() as client:
+            task = Task(1, 0.0, 2, 256, 30.0, "command", ("./solve", "--n", "4"), (("MODE", "fast"),))
+            bare = Task(2, 0.0, 2, 256, 30.0, "command")  # a command kind without a program
+            run = _run(tmp_path, 1, LiveOptions(timescale=0.1, task_kind="scenario"), client)
+            spec = run.agents.spec(task, 1, 30.0, "x")
+            assert {k: spec[k] for k in ("kind", "argv", "env", "cores")} == {
+                "kind": "command", "argv": ["./solve", "--n", "4"], "env": {"MODE": "fast"}, "cores": 2}
+            assert "duration_s" not in spec and "work_core_s" not in spec  # it runs as long as it runs
+            assert run.agents.spec(bare, 1, 30.0, "y")["kind"] == "cpu"
+            # a run-wide kind models every task, programs too
+            sleep = _run(tmp_path, 1, LiveOptions(timescale=0.1), client)
+            assert sleep.agents.spec(task, 1, 30.0, "z")["kind"] == "sleep"
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize(("doc", "reason"), [
+    ({"state": "failed", "exit_status": 3, "error": "exit status 3"}, "exit status 3"),
+    ({"state": "failed", "exit_status": -9, "error": "killed by SIGKILL"}, "signal 9"),
+    ({"state": "failed", "exit_status": 137, "error": "killed by SIGKILL"}, "signal 9"),
+    ({"state": "failed", "exit_status": 127, "error": "x"}, "exit status 127 (the command cannot be run)"),
+    ({"state": "killed", "exit_status": 143, "error": "the agent stopped"}, "the agent stopped"),
+    ({"state": "failed", "exit_status": None, "error": "reaped elsewhere"}, "reaped elsewhere"),
+    ({"state": "failed"}, "failed without an exit status"),
+])
+def test_the_reason_of_a_task_that_did_not_complete(doc: dict[str, Any], reason: str) -> None:
+    from rpiaas.live.agent_tasks import end_reason
+
+    assert end_reason(doc) == reason
+
+
+def test_measured_use_is_kept_over_a_resume() -> None:
+    from rpiaas.live.resume import replay
+
+    measured_start: dict[int, float] = {}
+    used: dict[int, tuple[float | None, float | None]] = {}
+    steps: list[float] = []
+    replay([{"started": 4, "t": 1.5}, {"used": 4, "cpu_s": 0.75, "peak_mem_mb": 12.5},
+            {"used": 5, "cpu_s": None, "peak_mem_mb": None}, {"t": 2.0, "ev": []}],
+           iter(()), lambda t, events, util: steps.append(t), measured_start, [True], used)
+    assert measured_start == {4: 1.5} and steps == [2.0]
+    assert used == {4: (0.75, 12.5), 5: (None, None)}

@@ -72,6 +72,11 @@ CORNERS = {
         "count": 2000, "arrival": {"rate_per_s": 2.0}, "cores": {"dist": "choice", "values": [1, 2]},
         "mem_mb": {"dist": "uniform", "low": 64, "high": 900}, "work_core_s": {"dist": "exponential", "mean": 40},
         "walltime_s": {"dist": "uniform", "low": 30, "high": 90}}}),
+    # the same, with kills at walltime: wake-ups through the general path, kills among the ends
+    "walltime_kill": _generated(walltime="kill", workload={"generator": {
+        "count": 2000, "arrival": {"rate_per_s": 2.0}, "cores": {"dist": "choice", "values": [1, 2]},
+        "mem_mb": {"dist": "uniform", "low": 64, "high": 900}, "work_core_s": {"dist": "exponential", "mean": 40},
+        "walltime_s": {"dist": "uniform", "low": 30, "high": 90}}}),
     "worst_fit": _generated("worst_fit"),
     "least_loaded": _generated("least_loaded", count=1500),  # a policy that scores: the view is read
     "horizon": _generated(rate=4.0, horizon_s=600),
@@ -91,6 +96,8 @@ def test_corners_write_the_same_with_and_without_the_fast_path(name: str, tmp_pa
     fast = run(sc, tmp_path / "fast")
     _same(fast, run(sc, tmp_path / "general", fast=False))
     assert json.loads(fast["run.json"])["summary"]["completed"] > 0
+    if name == "walltime_kill":
+        assert json.loads(fast["run.json"])["summary"]["killed"] > 100
 
 
 def test_start_overheads_and_several_capacities(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def map_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = Non
     """
     kind, tenant = opts.kind, opts.tenant
     for tid, arrival, cores, mem_mb, work, wall in mapped_jobs(opts, target, report):
-        yield Task(tid, arrival, cores, mem_mb, work, kind, tenant, 0, (), wall)
+        yield Task(tid, arrival, cores, mem_mb, work, kind, None, (), tenant, 0, (), wall)
 
 
 def mapped_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = None) -> Iterator[MappedJob]:
@@ -273,7 +273,8 @@ class TaskColumns:
     def tasks(self, kind: str, tenant: str) -> Iterator[Task]:
         for tid, arrival, cores, mem, work, wall in zip(self.ids, self.arrival_s, self.cores, self.mem_mb,
                                                         self.work_core_s, self.walltime_s, strict=True):
-            yield Task(tid, arrival, cores, mem, work, kind, tenant, 0, (), None if wall != wall else wall)
+            yield Task(tid, arrival, cores, mem, work, kind, None, (), tenant, 0, (),
+                       None if wall != wall else wall)
 
 
 # a bound trace of at most this many tasks keeps them (TaskColumns), so a run need not read it again
