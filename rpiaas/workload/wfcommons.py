@@ -126,8 +126,8 @@ def read_wfformat(file: str | Path, arrival_s: float = 0.0, work_scale: float = 
                 src.fail((*tp, "parents", j), f"task {name!r} waits for {pname!r}, which the file does not have")
             after.append(ids[pname])
         parents_at[i + 1] = (*tp, "parents")
-        items.append(Task(i + 1, arrival_s, cores, task_mem, run_s * cores * work_scale, kind, tenant, 0,
-                          tuple(after)))
+        items.append(Task(i + 1, arrival_s, cores, task_mem, run_s * cores * work_scale, kind,
+                          tenant=tenant, after=tuple(after)))
     check_graph(src, items, lambda task, j: (*parents_at[task.id], j))
     names = {v: k for k, v in ids.items()}
     return WfInstance(tuple(items), {t.id: t.id - 1 for t in items}, file=str(file), names=names)

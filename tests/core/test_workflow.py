@@ -81,7 +81,7 @@ def test_fail_fails_the_descendants_of_a_failed_task() -> None:
     acts = cp.step(5.0, [TaskFailed(1, "node lost")])
     assert not any(isinstance(a, Reject) for a in acts)
     states = {t.id: (t.state, t.reason) for t in ended}
-    assert states == {1: (TaskState.FAILED, ""), 2: (TaskState.FAILED, "predecessor 1 failed"),
+    assert states == {1: (TaskState.FAILED, "node lost"), 2: (TaskState.FAILED, "predecessor 1 failed"),
                       3: (TaskState.FAILED, "predecessor 2 failed")}
 
 
