@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ...model import PowerState, Task
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from ...core.view import ClusterView
 
 NAME = "easy_backfill"
+_ON = int(PowerState.ON)
+_BY_END = attrgetter("est_end_s", "id")
 
 
 def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | None:
@@ -22,7 +25,7 @@ def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | N
     """
     best: Reservation | None = None
     for node in range(len(view)):
-        if view.state[node] != PowerState.ON:
+        if view.state[node] != _ON:
             continue
         if view.cores[node] < task.cores or view.mem_mb[node] < task.mem_mb:
             continue
@@ -31,7 +34,7 @@ def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | N
         at = now
         if cores < task.cores or mem < task.mem_mb:
             at = math.inf
-            for t in sorted(view.running(node).values(), key=lambda t: (t.est_end_s, t.id)):
+            for t in sorted(view.running(node).values(), key=_BY_END):
                 cores += t.cores
                 mem += t.mem_mb
                 if cores >= task.cores and mem >= task.mem_mb:
@@ -51,6 +54,7 @@ class EasyBackfill(Policy):
     """
 
     NAME = NAME
+    skips_when_reserved = True  # rpiaas_blocked answers SKIP whenever a reservation is held
 
     @hookimpl
     def rpiaas_blocked(
