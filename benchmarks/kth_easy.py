@@ -19,7 +19,9 @@ imports included), alternately:
   SimPy simulation that imports nothing but SimPy and the standard library and
   writes one line per job (id, start, end).
 
-It takes the median wall time of ``--pairs`` alternating pairs (5), the peak
+After one untimed pair (which fills a cache of compiled modules of its own, as an
+installed package has, whatever ``PYTHONDONTWRITEBYTECODE`` says) it takes the
+median wall time of ``--pairs`` alternating pairs (5), the peak
 resident memory of each process (``ru_maxrss`` of that child), checks that the
 two give every job the same start time, and prints the ratio
 ``plain / rpiaas`` (above 1: rpiaas is faster).
@@ -188,7 +190,7 @@ queue: {queue}
 LAYOUTS = {"1x100": (1, 100), "100x1": (100, 1)}
 
 
-def timed(cmd: list[str]) -> tuple[float, float, int, str]:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
     """Wall seconds, peak RSS (MB) and exit status of ``cmd`` as a child process, and its stderr."""
     import os
     import subprocess
@@ -197,7 +199,7 @@ def timed(cmd: list[str]) -> tuple[float, float, int, str]:
 
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -213,6 +215,7 @@ def starts_of(path: str, id_col: str, start_col: str) -> dict[int, float]:
 
 
 def drive(argv: list[str]) -> int:
+    import os
     import shutil
     import statistics
     import tempfile
@@ -234,6 +237,10 @@ def drive(argv: list[str]) -> int:
     py = sys.executable
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="kth_easy_"))
+    # compiled modules cached (in a directory of our own) as an installed package has them,
+    # whatever PYTHONDONTWRITEBYTECODE says: the untimed first run of each command fills it
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
     try:
         for layout in a.layouts.split(","):
             nodes, cores = LAYOUTS[layout]
@@ -248,16 +255,18 @@ def drive(argv: list[str]) -> int:
                 fw: list[tuple[float, float]] = []
                 pl: list[tuple[float, float]] = []
                 failed = ""
-                for i in range(a.pairs):
-                    run_dir = tmp / f"{layout}-{queue}.run"
-                    shutil.rmtree(run_dir, ignore_errors=True)
-                    fw_cmd = [py, "-m", "rpiaas", "run", str(scen), "--no-event-log", "-o", str(run_dir)]
-                    for which in ((fw_cmd, fw), (plain_cmd, pl))[:: 1 if i % 2 == 0 else -1]:
-                        wall, rss, rc, err = timed(which[0])
+                run_dir = tmp / f"{layout}-{queue}.run"
+                fw_cmd = [py, "-m", "rpiaas", "run", str(scen), "--no-event-log", "-o", str(run_dir)]
+                for i in range(-1, a.pairs):  # -1: the warm-up pair, not counted
+                    for cmd, into in ((fw_cmd, fw), (plain_cmd, pl))[:: 1 if i % 2 == 0 else -1]:
+                        if cmd is fw_cmd:
+                            shutil.rmtree(run_dir, ignore_errors=True)
+                        wall, rss, rc, err = timed(cmd, env)
                         if rc != 0:
                             failed = err.strip().splitlines()[-1] if err.strip() else f"exit status {rc}"
                             break
-                        which[1].append((wall, rss))
+                        if i >= 0:
+                            into.append((wall, rss))
                     if failed:
                         break
                 if failed:

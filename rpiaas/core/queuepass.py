@@ -60,6 +60,7 @@ class QueuePass:
         self._rule = placement.rule
         self._h_order = order_hook
         self._h_blocked = blocked_hook
+        self._blocked = blocked_hook.caller("task", "view", "now", "reservation")
         self._trace = trace
         self._start = start
         self._write = write
@@ -240,7 +241,7 @@ class QueuePass:
             if reservation is not None and skip_reserved:
                 answer = SKIP  # what the hook declares it answers (Policy.skips_when_reserved)
             elif blocked_hook.implemented:
-                answer = blocked_hook.first(task=task, view=view, now=now, reservation=reservation)
+                answer = self._blocked(task, view, now, reservation)
             else:
                 answer = None
             if answer is not None and answer is not SKIP and not isinstance(answer, Reservation):
