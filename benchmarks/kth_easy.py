@@ -190,8 +190,9 @@ queue: {queue}
 LAYOUTS = {"1x100": (1, 100), "100x1": (100, 1)}
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
-    """Wall seconds, peak RSS (MB) and exit status of ``cmd`` as a child process, and its stderr."""
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+    """Wall seconds, CPU seconds (its own and its children's), peak RSS (MB) and exit status
+    of ``cmd`` as a child process, and its stderr."""
     import os
     import subprocess
     import tempfile
@@ -204,7 +205,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        return wall, usage.ru_maxrss / 1024, p.returncode, err.read().decode(errors="replace")
+        cpu = usage.ru_utime + usage.ru_stime
+        return wall, cpu, usage.ru_maxrss / 1024, p.returncode, err.read().decode(errors="replace")
 
 
 def starts_of(path: str, id_col: str, start_col: str) -> dict[int, float]:
@@ -252,8 +254,8 @@ def drive(argv: list[str]) -> int:
                 plain_out = tmp / f"{layout}-{queue}.plain.csv"
                 plain_cmd = [py, __file__, "plain", "--trace", a.trace, "--queue", queue,
                              "--layout", layout, "--out", str(plain_out)]
-                fw: list[tuple[float, float]] = []
-                pl: list[tuple[float, float]] = []
+                fw: list[tuple[float, float, float]] = []
+                pl: list[tuple[float, float, float]] = []
                 failed = ""
                 run_dir = tmp / f"{layout}-{queue}.run"
                 fw_cmd = [py, "-m", "rpiaas", "run", str(scen), "--no-event-log", "-o", str(run_dir)]
@@ -261,12 +263,12 @@ def drive(argv: list[str]) -> int:
                     for cmd, into in ((fw_cmd, fw), (plain_cmd, pl))[:: 1 if i % 2 == 0 else -1]:
                         if cmd is fw_cmd:
                             shutil.rmtree(run_dir, ignore_errors=True)
-                        wall, rss, rc, err = timed(cmd, env)
+                        wall, cpu, rss, rc, err = timed(cmd, env)
                         if rc != 0:
                             failed = err.strip().splitlines()[-1] if err.strip() else f"exit status {rc}"
                             break
                         if i >= 0:
-                            into.append((wall, rss))
+                            into.append((wall, cpu, rss))
                     if failed:
                         break
                 if failed:
@@ -278,20 +280,27 @@ def drive(argv: list[str]) -> int:
                 ref = starts_of(str(plain_out), "job", "start_s")
                 same = sum(1 for j, s in ref.items() if mine.get(j) == s)
                 rows.append((layout, queue, same, len(ref), len(mine),
-                             statistics.median(w for w, _ in fw), statistics.median(w for w, _ in pl),
-                             max(r for _, r in fw), max(r for _, r in pl)))
+                             statistics.median(w for w, _, _ in fw), statistics.median(w for w, _, _ in pl),
+                             statistics.median(c for _, c, _ in fw), statistics.median(c for _, c, _ in pl),
+                             max(r for _, _, r in fw), max(r for _, _, r in pl)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not rows:
         return 1
-    print(f"KTH SP2 ({a.trace}), whole processes, median of {a.pairs} alternating pairs")
-    print(f"{'layout':7} {'queue':14} {'same starts':>15} {'rpiaas s':>9} {'plain s':>8} "
-          f"{'plain/rpiaas':>12} {'rpiaas MB':>9} {'plain MB':>8}")
+    import platform
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"KTH SP2 ({a.trace}), whole processes, median of {a.pairs} alternating pairs; "
+          f"python {platform.python_version()}, {os.cpu_count()} CPUs, load average {load}")
+    print(f"{'layout':7} {'queue':14} {'same starts':>15} {'rpiaas s':>9} {'plain s':>8} {'ratio':>6} "
+          f"{'rpiaas cpu':>10} {'plain cpu':>9} {'ratio':>6} {'rpiaas MB':>9} {'plain MB':>8}")
     bad = 0
-    for layout, queue, same, total, got, fw_s, pl_s, fw_mb, pl_mb in rows:
+    for layout, queue, same, total, got, fw_s, pl_s, fw_c, pl_c, fw_mb, pl_mb in rows:
         bad += same != total or got != total
-        print(f"{layout:7} {queue:14} {f'{same}/{total}':>15} {fw_s:9.2f} {pl_s:8.2f} "
-              f"{pl_s / fw_s:11.2f}x {fw_mb:9.0f} {pl_mb:8.0f}")
+        print(f"{layout:7} {queue:14} {f'{same}/{total}':>15} {fw_s:9.2f} {pl_s:8.2f} {pl_s / fw_s:5.2f}x "
+              f"{fw_c:10.2f} {pl_c:9.2f} {pl_c / fw_c:5.2f}x {fw_mb:9.0f} {pl_mb:8.0f}")
+    print("ratio: plain / rpiaas (above 1: rpiaas is faster); cpu: user + system seconds of the process "
+          "and its children (rpiaas's writer process); MB: peak RSS of the process (the largest)")
     if bad:
         print("the schedules differ (see 'same starts')")
     return 1 if bad else 0
