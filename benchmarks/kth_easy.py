@@ -14,7 +14,9 @@ processes started from the shell's point of view (interpreter start-up and
 imports included), alternately:
 
 - **rpiaas**: ``python -m rpiaas run SCENARIO --no-event-log -o DIR``
-  (``best_fit``; the run directory is written as usual);
+  (``best_fit``; the run directory is written as usual), started in a temporary
+  directory, so that the rpiaas imported is the installed one or ``PYTHONPATH``'s
+  (the table names it);
 - **plain**: this file run as ``python kth_easy.py plain ...``, a hand-written
   SimPy simulation that imports nothing but SimPy and the standard library and
   writes one line per job (id, start, end).
@@ -190,7 +192,7 @@ queue: {queue}
 LAYOUTS = {"1x100": (1, 100), "100x1": (100, 1)}
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+def timed(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, float, int, str]:
     """Wall seconds, CPU seconds (its own and its children's), peak RSS (MB) and exit status
     of ``cmd`` as a child process, and its stderr."""
     import os
@@ -200,7 +202,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int
 
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -243,6 +245,11 @@ def drive(argv: list[str]) -> int:
     # whatever PYTHONDONTWRITEBYTECODE says: the untimed first run of each command fills it
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    # the rpiaas the children import (run from the temporary directory: PYTHONPATH decides)
+    import subprocess
+
+    where = subprocess.run([py, "-c", "import rpiaas; print(rpiaas.__file__)"], env=env, cwd=tmp,
+                           capture_output=True, text=True, check=False).stdout.strip() or "no rpiaas"
     try:
         for layout in a.layouts.split(","):
             nodes, cores = LAYOUTS[layout]
@@ -263,7 +270,7 @@ def drive(argv: list[str]) -> int:
                     for cmd, into in ((fw_cmd, fw), (plain_cmd, pl))[:: 1 if i % 2 == 0 else -1]:
                         if cmd is fw_cmd:
                             shutil.rmtree(run_dir, ignore_errors=True)
-                        wall, cpu, rss, rc, err = timed(cmd, env)
+                        wall, cpu, rss, rc, err = timed(cmd, env, str(tmp))
                         if rc != 0:
                             failed = err.strip().splitlines()[-1] if err.strip() else f"exit status {rc}"
                             break
@@ -292,6 +299,7 @@ def drive(argv: list[str]) -> int:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"KTH SP2 ({a.trace}), whole processes, median of {a.pairs} alternating pairs; "
           f"python {platform.python_version()}, {os.cpu_count()} CPUs, load average {load}")
+    print(f"rpiaas: {where}")
     print(f"{'layout':7} {'queue':14} {'same starts':>15} {'rpiaas s':>9} {'plain s':>8} {'ratio':>6} "
           f"{'rpiaas cpu':>10} {'plain cpu':>9} {'ratio':>6} {'rpiaas MB':>9} {'plain MB':>8}")
     bad = 0
