@@ -145,14 +145,14 @@ class ControlPlane:
         self._largest: tuple[int, int] | None = (self._capacities[0] if len(self._capacities) == 1
                                                  else None)
         # arrive() and finish() as one event each (not through step()) when nothing but
-        # placement is asked of the policy, from a FIFO queue
-        self._single = (self._fifo and self._largest is not None and self._flow is None and not (
+        # placement and the queue's order is asked of the policy, untraced, and no task waits for another
+        self._single = (trace is None and self._largest is not None and self._flow is None and not (
             self._h_notify.implemented or self._h_admit.implemented or self._h_rebalance.implemented
             or self._h_power.implemented))
         # no hook reads the view during a step when placement is the free index's answer and
         # nothing else is asked: reservations then keep the ledger's lists alone, and the
         # view's arrays catch up when read
-        self._reads_view = not (self._single and self._placement.rule is not None)
+        self._reads_view = not (self._single and self._fifo and self._placement.rule is not None)
         ledger.arrays_follow = self._reads_view
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
@@ -227,8 +227,9 @@ class ControlPlane:
 
     @property
     def single_event(self) -> bool:
-        """Whether :meth:`arrive` and :meth:`finish` take one event without a batch: a FIFO
-        queue, one largest node capacity, and no policy hook but placement."""
+        """Whether :meth:`arrive` and :meth:`finish` take one event without a batch: one largest
+        node capacity, no decision trace, and no policy hook but placement and the queue's
+        (``rpiaas_queue_order``, ``rpiaas_blocked``)."""
         return self._single
 
     # ------------------------------------------------------------ the step
@@ -274,8 +275,8 @@ class ControlPlane:
 
     def arrive(self, task: Task, now: float) -> list[Action]:
         """``task`` arrives at ``now``: :meth:`step` of that one event, the same to the byte,
-        without a batch to sort and dispatch when the policy is only asked for placement
-        (:attr:`single_event`).  Returns the actions (the starts of the pass)."""
+        without a batch to sort and dispatch when the policy is only asked for placement and
+        the queue's order (:attr:`single_event`).  Returns the actions (the starts of the pass)."""
         largest = self._largest
         if not self._single or largest is None or task.cores > largest[0] or task.mem_mb > largest[1]:
             return self.step(now, [TaskArrived(task)])
@@ -287,7 +288,7 @@ class ControlPlane:
             self.events_applied += 1
             actions: list[Action] = []
             qp = self._pass
-            if self._queue or qp.stuck:
+            if self._queue or qp.stuck or not self._fifo:
                 self._queue[task.id] = task
                 self._schedule(now, actions)
             else:

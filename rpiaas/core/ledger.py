@@ -36,22 +36,30 @@ class FreeCoresIndex:
 
     For each number of free cores ``k`` it keeps the distinct free-memory
     levels present, sorted, and for each level the nodes at it in the order
-    they got there.  Best and worst fit are then a binary search over memory
-    levels, whatever the number of nodes; moving a node is O(1) unless it
-    opens or closes a memory level.
+    they got there; ``present`` lists, sorted, the numbers of free cores that
+    some node has.  A search visits only those numbers, from the task's cores
+    up (best fit) or from the most down (worst fit), and within one a binary
+    search over memory levels: the first number visited answers unless memory
+    is short there, whatever the number of nodes and however wide they are.
+    Moving a node is O(1) unless it opens or closes a memory level, and
+    O(log) more when it empties or fills a number of free cores.
     """
 
-    __slots__ = ("_groups", "_levels", "max_cores")
+    __slots__ = ("_groups", "_levels", "max_cores", "present")
 
     def __init__(self, max_cores: int) -> None:
         self.max_cores = max_cores
         self._levels: list[list[int]] = [[] for _ in range(max_cores + 1)]
         self._groups: list[dict[int, dict[int, None]]] = [{} for _ in range(max_cores + 1)]
+        #: the numbers of free cores some node that is on has, ascending
+        self.present: list[int] = []
 
     def add(self, node: int, free: int, mem_free_mb: int) -> None:
         groups = self._groups[free]
         group = groups.get(mem_free_mb)
         if group is None:
+            if not groups:
+                insort(self.present, free)
             group = groups[mem_free_mb] = {}
             insort(self._levels[free], mem_free_mb)
         group[node] = None
@@ -65,6 +73,9 @@ class FreeCoresIndex:
             del groups[mem_free_mb]
             levels = self._levels[free]
             del levels[bisect_left(levels, mem_free_mb)]
+            if not groups:
+                present = self.present
+                del present[bisect_left(present, free)]
 
     def move(self, node: int, old: int, old_mem: int, new: int, new_mem: int) -> None:
         """Node ``node`` had ``old`` free cores and ``old_mem`` free memory and now has ``new``
@@ -79,9 +90,14 @@ class FreeCoresIndex:
             del groups[old_mem]
             levels = self._levels[old]
             del levels[bisect_left(levels, old_mem)]
+            if not groups:
+                present = self.present
+                del present[bisect_left(present, old)]
         groups = self._groups[new]
         into = groups.get(new_mem)
         if into is None:
+            if not groups:
+                insort(self.present, new)
             into = groups[new_mem] = {}
             insort(self._levels[new], new_mem)
         into[node] = None
@@ -96,25 +112,55 @@ class FreeCoresIndex:
         """Node indices with exactly ``free_cores`` free cores (in :meth:`items` order)."""
         return (node for node, _ in self.items(free_cores))
 
+    def most_free(self) -> int:
+        """The most free cores any node that is on has (-1 if none is on): a task that asks
+        for more fits no node."""
+        present = self.present
+        return present[-1] if present else -1
+
     def tightest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the fewest free cores, then the least free memory, after
         taking ``cores`` and ``mem_mb``; among equals the one longest at that level.
         ``None`` if no node fits."""
+        present = self.present
+        if not present or cores > present[-1]:
+            return None
         levels, groups = self._levels, self._groups
-        for free in range(cores, self.max_cores + 1):
+        j, top = bisect_left(present, cores), len(present)
+        while j < top:
+            free = present[j]
             lv = levels[free]
             i = bisect_left(lv, mem_mb)
             if i < len(lv):
                 return next(iter(groups[free][lv[i]]))
+            j += 1
         return None
+
+    def fits(self, cores: int, mem_mb: int) -> bool:
+        """Whether some node that is on has ``cores`` free cores and ``mem_mb`` free memory
+        (:meth:`tightest` is not ``None``)."""
+        present = self.present
+        if not present or cores > present[-1]:
+            return False
+        levels = self._levels
+        j, top = bisect_left(present, cores), len(present)
+        while j < top:
+            if levels[present[j]][-1] >= mem_mb:
+                return True
+            j += 1
+        return False
 
     def loosest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the most free cores, then the most free memory; among
         equals the one longest at that level.  ``None`` if no node fits."""
+        present = self.present
         levels, groups = self._levels, self._groups
-        for free in range(self.max_cores, cores - 1, -1):
+        for j in range(len(present) - 1, -1, -1):
+            free = present[j]
+            if free < cores:
+                break
             lv = levels[free]
-            if lv and lv[-1] >= mem_mb:
+            if lv[-1] >= mem_mb:
                 return next(iter(groups[free][lv[-1]]))
         return None
 

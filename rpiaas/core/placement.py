@@ -73,6 +73,9 @@ class Placement:
         # directly (a policy that declares its index_rule, asked alone), or None
         self.rule = _index_rule(pm, ledger) if self._place_only else None
         # the one rpiaas_score implementation, called by position (no keyword dict, no list)
+        # (reservation, tasks on its node, cores and memory they free by its start): what
+        # respects() last summed, valid while the pass that asks goes on (forget())
+        self._held: tuple[Reservation, int, int, int] | None = None
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
@@ -99,6 +102,17 @@ class Placement:
         order, so it cannot change a decision.
         """
         view = self.view
+        rule = self.rule
+        if rule is not None and rec is None:
+            # the policy's answer, asked of the free index (it declares so)
+            found = rule(task.cores, task.mem_mb)
+            if found is None:
+                return -1
+            if res is None or head is None or self.respects(res, head, task, found, now):
+                return found
+            if self._n == 1:
+                return -1  # no other node to fall back on: the hooks below would find none
+            # the answer would delay the reservation: the hooks below decide, as they would
         if self._place_only and rec is None and (res is None or head is None):
             n = self._place(task, view)
             if n is None:
@@ -194,16 +208,28 @@ class Placement:
             tr.mask(rec, fits, masks, kept, mask, total, n)
         return n
 
+    def forget(self) -> None:
+        """A new scheduling pass begins: what :meth:`respects` summed in the last one is stale."""
+        self._held = None
+
     def respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
-        """Whether starting ``task`` on ``node`` keeps ``head``'s reservation."""
+        """Whether starting ``task`` on ``node`` keeps ``head``'s reservation: it ends by the
+        reservation's start, or the node then still has room for ``head`` (its free cores and
+        memory, less the task's, plus those of its running tasks estimated to end by then)."""
         if node != res.node:
             return True
         if now + self.view.estimate_s(task, node) <= res.start_s:
             return True
-        cores = self._cf[node] - task.cores
-        mem = self._mf[node] - task.mem_mb
-        for t in self._running_on[node].values():
-            if t.est_end_s <= res.start_s:
-                cores += t.cores
-                mem += t.mem_mb
-        return cores >= head.cores and mem >= head.mem_mb
+        on_node = self._running_on[node]
+        held = self._held
+        # within a pass tasks only start: the sum holds while the node runs as many tasks
+        if held is None or held[0] is not res or held[1] != len(on_node):
+            cores = mem = 0
+            start_s = res.start_s
+            for t in on_node.values():
+                if t.est_end_s <= start_s:
+                    cores += t.cores
+                    mem += t.mem_mb
+            held = self._held = (res, len(on_node), cores, mem)
+        return (self._cf[node] - task.cores + held[2] >= head.cores
+                and self._mf[node] - task.mem_mb + held[3] >= head.mem_mb)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from ..model import Node, PowerState, Task, TaskState
-from ..policy.base import SKIP, PolicyError, Reservation
+from ..policy.base import SKIP, Policy, PolicyError, Reservation
 from ..policy.plugins import HookCall
 from .decisions import DecisionTrace
 from .events import Action
@@ -26,6 +26,14 @@ from .placement import Placement
 from .view import ClusterView
 
 __all__ = ["QueuePass"]
+
+
+def _skips_when_reserved(placement: Placement) -> bool:
+    """Whether the run's one ``rpiaas_blocked`` declares it answers SKIP once a reservation
+    is held (:attr:`Policy.skips_when_reserved <rpiaas.policy.base.Policy.skips_when_reserved>`)."""
+    impls = placement.pm.hook.rpiaas_blocked.get_hookimpls()
+    return (len(impls) == 1 and isinstance(impls[0].plugin, Policy)
+            and type(impls[0].plugin).declared_skips_when_reserved())
 
 _ON = int(PowerState.ON)
 _QUEUED = TaskState.QUEUED
@@ -52,10 +60,13 @@ class QueuePass:
         self._rule = placement.rule
         self._h_order = order_hook
         self._h_blocked = blocked_hook
+        self._blocked = blocked_hook.caller("task", "view", "now", "reservation")
         self._trace = trace
         self._start = start
         self._write = write
         self._index = ledger.index
+        # once the pass holds a reservation, a blocked task is skipped without asking the hook
+        self._skip_reserved = _skips_when_reserved(placement)
         self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self.stuck = False
         self.stuck_head: Task | None = None
@@ -92,8 +103,8 @@ class QueuePass:
         if node < 0:
             self._queue[task.id] = task
             self.stuck = True
-            self.stuck_head = task if rule is not None or self._index.tightest(
-                task.cores, task.mem_mb) is None else None
+            self.stuck_head = task if rule is not None or not self._index.fits(
+                task.cores, task.mem_mb) else None
         else:
             self._start(task, node, now, actions)
             self.stuck = False
@@ -130,7 +141,7 @@ class QueuePass:
                 self.dirty.clear()
             return
         choose = self._choose
-        tightest = self._index.tightest
+        fits = self._index.fits
         started: list[int] = []
         stuck = False
         room: bool | None = None
@@ -138,7 +149,7 @@ class QueuePass:
         for task in queue.values():
             if task.state is not _QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
-            if not first and tightest(task.cores, task.mem_mb) is None:
+            if not first and not fits(task.cores, task.mem_mb):
                 room = False
                 stuck = True
                 break
@@ -157,8 +168,30 @@ class QueuePass:
             self.dirty.clear()
         if stuck:
             head = next(iter(queue.values()))
-            if room is False or self._index.tightest(head.cores, head.mem_mb) is None:
+            if room is False or not self._index.fits(head.cores, head.mem_mb):
                 self.stuck_head = head  # blocked for room, not by the policy
+
+    def _backfill(self, rest: Iterable[Task], res: Reservation, head: Task, now: float,
+                  actions: list[Action], started: list[int]) -> None:
+        """The rest of an untraced :meth:`general` pass once it holds the reservation ``res``
+        for ``head`` and the blocked hook declares it skips from then on: a task starts if
+        some node has room and the placement keeps the reservation; the others wait, and
+        one wider than the most free cores of any node is passed over at a comparison."""
+        index = self._index
+        fits, most_free = index.fits, index.most_free
+        choose, start = self._choose, self._start
+        top = most_free()
+        for task in rest:
+            if task.state is not _QUEUED:
+                raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+            cores = task.cores
+            if cores > top or not fits(cores, task.mem_mb):
+                continue
+            node = choose(task, res, head, now)
+            if node >= 0:
+                start(task, node, now, actions)
+                started.append(task.id)
+                top = most_free()
 
     def general(self, now: float, actions: list[Action]) -> None:
         queue = self._queue
@@ -175,19 +208,24 @@ class QueuePass:
         stuck = False
         room: bool | None = None  # whether the last task tried fits any node at all
         blocked_hook = self._h_blocked
+        skip_reserved = self._skip_reserved
         index = self._index
+        fits = index.fits
         trace = self._trace
         rec: dict[str, Any] | None = None
         first = True
-        for task in order:
+        self._placement.forget()
+        rest = iter(order)
+        for task in rest:
             if task.state is not _QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
             if trace is not None:
                 rec = {"t": now, "decision": "place", "task": task.id}
             # Past the first task of a pass, a long queue is usually blocked for
-            # room: the free index answers "fits no node" in logarithmic time,
-            # cheaper than asking the policy, and no policy could place it.
-            if not first and index.tightest(task.cores, task.mem_mb) is None:
+            # room: the free index answers "fits no node" at once (a task wider than
+            # the most free cores) or in logarithmic time, cheaper than asking the
+            # policy, and no policy could place it.
+            if not first and not fits(task.cores, task.mem_mb):
                 node, room = -1, False
                 if rec is not None:
                     rec.update(hook="index", reason="no room", candidates=0)
@@ -200,8 +238,12 @@ class QueuePass:
                 self._start(task, node, now, actions)
                 started.append(task.id)
                 continue
-            answer = blocked_hook.first(task=task, view=view, now=now, reservation=reservation) \
-                if blocked_hook.implemented else None
+            if reservation is not None and skip_reserved:
+                answer = SKIP  # what the hook declares it answers (Policy.skips_when_reserved)
+            elif blocked_hook.implemented:
+                answer = self._blocked(task, view, now, reservation)
+            else:
+                answer = None
             if answer is not None and answer is not SKIP and not isinstance(answer, Reservation):
                 raise PolicyError(f"rpiaas_blocked returned {answer!r}; expected None, SKIP or a Reservation")
             if rec is not None:
@@ -216,6 +258,9 @@ class QueuePass:
             reservation, reserved_for = answer, task
             self._write({"t": now, "act": "reserve", "task": task.id,
                          "node": self.nodes[answer.node].name, "start_s": answer.start_s})
+            if skip_reserved and trace is None:
+                self._backfill(rest, answer, task, now, actions, started)
+                break
         for tid in started:
             del queue[tid]
         # a strict pass blocked at the head stays blocked until something is
@@ -225,5 +270,5 @@ class QueuePass:
         self.dirty.clear()
         if self.stuck:
             head = next(iter(queue.values()))
-            if room is False or (room is None and index.tightest(head.cores, head.mem_mb) is None):
+            if room is False or (room is None and not fits(head.cores, head.mem_mb)):
                 self.stuck_head = head  # blocked for room, not by the policy

@@ -53,14 +53,30 @@ class Policy:
     #: ``rpiaas_place`` of the class that declares it: a subclass that overrides the hook
     #: declares again.  ``rpiaas.core.check_index_rule`` checks a declaration.
     index_rule: ClassVar[str | None] = None
+    #: Whether this policy's ``rpiaas_blocked`` answers :data:`SKIP` whenever it is given a
+    #: ``reservation`` (only the first reservation of a pass is kept, as in EASY backfilling),
+    #: declared so that the control plane does not ask it for the rest of a pass once a
+    #: reservation is held.  It holds for the ``rpiaas_blocked`` of the class that declares
+    #: it, as :attr:`index_rule` does for ``rpiaas_place``.
+    skips_when_reserved: ClassVar[bool] = False
+
+    @classmethod
+    def _declares_for(cls, hook: str, attr: str) -> bool:
+        """Whether ``attr`` is declared in the class that defines ``hook`` or in a subclass of it."""
+        hook_owner = next((c for c in cls.__mro__ if hook in vars(c)), None)
+        attr_owner = next((c for c in cls.__mro__ if attr in vars(c)), None)
+        return hook_owner is not None and attr_owner is not None and issubclass(attr_owner, hook_owner)
+
+    @classmethod
+    def declared_skips_when_reserved(cls) -> bool:
+        """:attr:`skips_when_reserved` if it covers the class's ``rpiaas_blocked``; else ``False``."""
+        return cls._declares_for("rpiaas_blocked", "skips_when_reserved") and bool(cls.skips_when_reserved)
 
     @classmethod
     def declared_index_rule(cls) -> str | None:
         """:attr:`index_rule` if it covers the class's ``rpiaas_place`` (declared in the class
         that defines the hook, or in a subclass of it); else ``None``."""
-        place_owner = next((c for c in cls.__mro__ if "rpiaas_place" in vars(c)), None)
-        rule_owner = next((c for c in cls.__mro__ if "index_rule" in vars(c)), None)
-        if place_owner is None or rule_owner is None or not issubclass(rule_owner, place_owner):
+        if not cls._declares_for("rpiaas_place", "index_rule"):
             return None
         rule = cls.index_rule
         if rule is not None and rule not in INDEX_RULES:

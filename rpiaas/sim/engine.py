@@ -53,8 +53,9 @@ __all__ = ["STATE_NAMES", "Simulation", "rng_streams"]
 _CHUNK = 1_024  # SimPy steps between drains of the writer (and progress updates): the records
 # drained are still in the caches (8,192 took case b's packing of records from 0.15 s to 0.56 s)
 _GC_THRESHOLD = 20_000  # allocations between collections of the youngest generation, while running
-_LONG_RUN_TASKS = 15_000  # a run of this many tasks hands its tables to a writer process from the start
-# (the process is ready after about 0.2 s, its imports: a run of 10k tasks is over by then, and waits)
+_LONG_RUN_TASKS = 50_000  # a run of this many tasks hands its tables to a writer process from the start
+# (the process is ready after about 0.2 s, its imports: a run of 30k tasks, KTH SP2's 28,475 jobs under
+# FCFS or EASY, is nearly over by then, and would wait for it on a busy machine)
 
 
 class _Stop(Exception):

@@ -13,8 +13,27 @@ the host's way to their master.
 
 from __future__ import annotations
 
-from .local import LocalTestbed, load_testbed, start_local_testbed, stop_testbed
-from .plan import TestbedError, TestbedRunning
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .local import LocalTestbed, load_testbed, start_local_testbed, stop_testbed
+    from .plan import TestbedError, TestbedRunning
 
 __all__ = ["LocalTestbed", "TestbedError", "TestbedRunning", "load_testbed", "start_local_testbed",
            "stop_testbed"]
+
+# the names above, from their modules when first used: importing a light module of the package
+# (``rpiaas.testbed.plan``, which every command's parser reads) does not import the testbed,
+# the power drivers and aiohttp
+_HOMES = {"LocalTestbed": "local", "load_testbed": "local", "start_local_testbed": "local",
+          "stop_testbed": "local", "TestbedError": "plan", "TestbedRunning": "plan"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value

@@ -32,9 +32,16 @@ def test_tightest_and_loosest_match_brute_force(nodes, cores, mem, moves) -> Non
     expect_loose = min(fitting, key=lambda x: (-x[0], -x[1], x[2]))[3] if fitting else None
     assert index.tightest(cores, mem) == expect_tight
     assert index.loosest(cores, mem) == expect_loose
+    assert index.fits(cores, mem) is bool(fitting)
+    assert index.present == sorted({c for c, _ in state.values()})
+    assert index.most_free() == max(c for c, _ in state.values())
     for k in range(9):
         assert sorted(index.bucket(k)) == sorted(n for n, (c, _) in state.items() if c == k)
         assert all(state[n][1] == m for n, m in index.items(k))
+    for n in list(state):  # emptied, the index answers "none" to every question
+        index.remove(n, *state.pop(n))
+    assert (index.present, index.most_free(), index.fits(0, 0)) == ([], -1, False)
+    assert index.tightest(0, 0) is None and index.loosest(0, 0) is None
 
 
 def _ledger(states: tuple[int, ...] = (2, 2, 0)):  # type: ignore[no-untyped-def]

@@ -67,9 +67,10 @@ def test_the_figures_are_numpys_in_memory_or_from_the_file(name: str, values: np
     _same(w.figures(), _numpy(values))  # taking them twice changes nothing
 
 
-def test_a_nan_makes_every_figure_nan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep", [10, 10**6])  # from the file, in memory
+def test_a_nan_makes_every_figure_nan(tmp_path: Path, keep: int) -> None:
     values = np.array([1.0, 2.0, math.nan, *range(500)])
-    w = Waits(keep=10, spill_dir=str(tmp_path))
+    w = Waits(keep=keep, spill_dir=str(tmp_path))
     for x in values.tolist():
         w.append(x)
     got = w.figures()

@@ -121,11 +121,10 @@ def test_start_overheads_and_several_capacities(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("event_log", "count", "by_count"), [(True, 25_000, False), (False, 20_000, True)])
 def test_the_writer_process_writes_the_same_bytes(event_log: bool, count: int, by_count: bool, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """From the start (20,000 tasks: a long run by its count), and from a later drain (25,000
-    tasks and their event records, the count not looked at: a workload of unknown length), when
-    rows made here already count in the totals it goes on from."""
-    if not by_count:
-        monkeypatch.setattr(engine, "_LONG_RUN_TASKS", 10**9)
+    """From the start (20,000 tasks: a long run by its count, the threshold set to it), and from
+    a later drain (25,000 tasks and their event records, the count not looked at: a workload of
+    unknown length), when rows made here already count in the totals it goes on from."""
+    monkeypatch.setattr(engine, "_LONG_RUN_TASKS", count if by_count else 10**9)
     sc = scenario(_generated(count=count, rate=1.0, event_log=event_log))
     inline = run(sc, tmp_path / "inline", background=False, handed_over=False)
     _same(inline, run(sc, tmp_path / "process", background=True, handed_over=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ...model import PowerState, Task
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from ...core.view import ClusterView
 
 NAME = "easy_backfill"
+_ON = int(PowerState.ON)
+_BY_END = attrgetter("est_end_s", "id")
 
 
 def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | None:
@@ -21,20 +24,22 @@ def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | N
     no node that is on could ever hold the task.
     """
     best: Reservation | None = None
-    for node in range(len(view)):
-        if view.state[node] != PowerState.ON:
+    need_cores, need_mem = task.cores, task.mem_mb
+    # the view's arrays as plain lists: one conversion each, then Python scalars
+    state, cores_all, mem_all = view.state.tolist(), view.cores.tolist(), view.mem_mb.tolist()
+    cores_free, mem_free = view.cores_free.tolist(), view.mem_free_mb.tolist()
+    for node, st in enumerate(state):
+        if st != _ON or cores_all[node] < need_cores or mem_all[node] < need_mem:
             continue
-        if view.cores[node] < task.cores or view.mem_mb[node] < task.mem_mb:
-            continue
-        cores = int(view.cores_free[node])
-        mem = int(view.mem_free_mb[node])
+        cores = cores_free[node]
+        mem = mem_free[node]
         at = now
-        if cores < task.cores or mem < task.mem_mb:
+        if cores < need_cores or mem < need_mem:
             at = math.inf
-            for t in sorted(view.running(node).values(), key=lambda t: (t.est_end_s, t.id)):
+            for t in sorted(view.running(node).values(), key=_BY_END):
                 cores += t.cores
                 mem += t.mem_mb
-                if cores >= task.cores and mem >= task.mem_mb:
+                if cores >= need_cores and mem >= need_mem:
                     at = max(now, t.est_end_s)
                     break
         if best is None or at < best.start_s:
@@ -51,6 +56,7 @@ class EasyBackfill(Policy):
     """
 
     NAME = NAME
+    skips_when_reserved = True  # rpiaas_blocked answers SKIP whenever a reservation is held
 
     @hookimpl
     def rpiaas_blocked(
