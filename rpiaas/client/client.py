@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..live.options import RUN_ID_MAX, safe_run_id
+from ..live.options import check_run_id, safe_run_id
 from ..rundir import RunCopy, read_run
 from ..rundir.fidelity import read_fidelity, summary_line
 from ..scenario import Scenario
@@ -85,14 +85,16 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
                "file": Path(scenario.file).name if scenario.file else "scenario.yaml",
                "timescale": timescale, "task_kind": task_kind}
     name = out.absolute().name
-    wanted = safe_run_id(name)
-    if wanted:
-        payload["id"] = wanted
+    try:
+        payload["id"] = check_run_id(name)
+        why = f"the master has a run {name} already"
+    except ValueError as e:  # sent as the nearest run id, with the rule it broke
+        why = f"--out's name is not a run id ({e})"
+        if safe_run_id(name):
+            payload["id"] = safe_run_id(name)
     run = master.json("POST", "/api/v1/runs", payload)
     run_id = run["id"]
     if run_id != name:  # said even when quiet: the dashboard shows the run under another name
-        why = (f"the master has a run {name} already" if wanted == name else
-               f"{name!r} is not a run id (at most {RUN_ID_MAX} letters, digits, '.', '_' or '-')")
         print(f"note: {why}: this run is {run_id} on the master", file=sys.stderr, flush=True)
     if not quiet:
         print(f"live run {run_id} on {master_url} (timescale {timescale:g}, {task_kind} tasks)",

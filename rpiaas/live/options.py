@@ -24,7 +24,9 @@ __all__ = ["RESULT", "RUN_ID_MAX", "RUN_ID_PATTERN", "TASK_KINDS", "AgentNode", 
 
 TASK_KINDS = ("sleep", "cpu", "scenario")
 RESULT = "result"
-RUN_ID_MAX = 120  # characters: a directory name, with room for a default run name and a suffix
+# characters: a run's tasks are named RUN.TASK.ATTEMPT on their agents, which take names of at most
+# 128 characters: this leaves room for any task id and attempt
+RUN_ID_MAX = 80
 # a letter or digit, then letters, digits, '.', '_', '-': never '.', '..', a path or a hidden name
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

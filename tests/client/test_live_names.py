@@ -62,6 +62,7 @@ def test_the_masters_run_id_is_the_run_directorys_name(
 
     # a directory name the master does not take as it is: the name it took instead
     lines = _run(testbed, scenario, tmp_path / "runs" / "my run (é)", capsys)
-    assert lines == ["note: 'my run (é)' is not a run id (at most 120 letters, digits, '.', '_' or "
-                     "'-'): this run is my_run_ on the master"]
+    assert lines == ["note: --out's name is not a run id (expected 1 to 80 letters, digits, '.', '_' "
+                     "or '-', starting with a letter or digit, got 'my run (é)'): this run is my_run_ "
+                     "on the master"]
     assert _master_run(testbed, "my_run_")["state"] == "completed"

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from rpiaas_agent.taskspec import ID_PATTERN
 
 from agent.tests.helpers import free_port
 from rpiaas.auth import node_token
+from rpiaas.live.options import RUN_ID_MAX
 from rpiaas.master import create_app, load_master_config
 
 TOKEN = "master-token-0123456789"
@@ -56,12 +59,12 @@ def _with_master(tmp_path: Path, body: Callable[[TestClient[Any, Any]], Awaitabl
      "names nodes this master does not know: node2.c.test"),
     ({"scenario": {**SCENARIO, "policy": "nope"}}, "scenario: policy"),
     # a run's id names its directory: bounded, safe characters, never a path or a hidden name
-    ({"scenario": SCENARIO, "id": "../escape"}, "id: expected 1 to 120 letters, digits"),
-    ({"scenario": SCENARIO, "id": "runs/x"}, "id: expected 1 to 120 letters"),
-    ({"scenario": SCENARIO, "id": ".hidden"}, "id: expected 1 to 120 letters"),
+    ({"scenario": SCENARIO, "id": "../escape"}, "id: expected 1 to 80 letters, digits"),
+    ({"scenario": SCENARIO, "id": "runs/x"}, "id: expected 1 to 80 letters"),
+    ({"scenario": SCENARIO, "id": ".hidden"}, "id: expected 1 to 80 letters"),
     ({"scenario": SCENARIO, "id": "a b"}, "got 'a b'"),
-    ({"scenario": SCENARIO, "id": ""}, "id: expected 1 to 120 letters"),
-    ({"scenario": SCENARIO, "id": "x" * 121}, "got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..."),
+    ({"scenario": SCENARIO, "id": ""}, "id: expected 1 to 80 letters"),
+    ({"scenario": SCENARIO, "id": "x" * 81}, "got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..."),
     ({"scenario": SCENARIO, "id": 7}, "id: expected a string, got int"),
 ])
 def test_a_refused_run_answers_400_and_leaves_nothing(tmp_path: Path, sent: dict[str, Any],
@@ -128,7 +131,7 @@ async def _finished(client: TestClient[Any, Any], wanted: str | None) -> dict[st
 
 
 def test_a_run_has_the_id_asked_for_and_a_suffix_when_it_is_taken(tmp_path: Path) -> None:
-    long = "L" * 120
+    long = "L" * 80
 
     async def first(client: TestClient[Any, Any]) -> None:
         doc = await _finished(client, "exp-1.a_b")
@@ -139,7 +142,7 @@ def test_a_run_has_the_id_asked_for_and_a_suffix_when_it_is_taken(tmp_path: Path
         assert (await _finished(client, "exp-1.a_b"))["id"] == "exp-1.a_b-2"
         assert (await _finished(client, "exp-1.a_b"))["id"] == "exp-1.a_b-3"
         assert (await _finished(client, long))["id"] == long
-        assert (await _finished(client, long))["id"] == "L" * 118 + "-2"  # still a run id
+        assert (await _finished(client, long))["id"] == "L" * 78 + "-2"  # still a run id
         # without an id: the scenario's name and the time, as before
         assert (await _finished(client, None))["id"].startswith("empty-")
 
@@ -152,6 +155,12 @@ def test_a_run_has_the_id_asked_for_and_a_suffix_when_it_is_taken(tmp_path: Path
         assert (await _finished(client, "fresh"))["id"] == "fresh"
 
     _with_master(tmp_path, restarted)
+
+
+def test_the_longest_run_id_leaves_room_for_any_task_on_the_agents() -> None:
+    """A run's tasks are ``RUN.TASK.ATTEMPT`` on their agents: even the longest run id, a task id
+    of 20 digits and a 9th attempt make a task name the agents take."""
+    assert re.fullmatch(ID_PATTERN, f"{'x' * RUN_ID_MAX}.{2 ** 64}.9")
 
 
 def test_task_ends_are_taken_from_nodes_only(tmp_path: Path) -> None:
