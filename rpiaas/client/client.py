@@ -4,7 +4,9 @@ The scenario is read and checked before (by the parser the simulation uses,
 so an error names the user's file, line and key); the master receives it as
 one JSON document (:meth:`Scenario.payload <rpiaas.scenario.Scenario.payload>`:
 its cluster inline, a trace as its tasks) and checks it again against its
-nodes.  The run directory is fetched file by file into a
+nodes.  The run is named on the master as its run directory is here (``-o
+runs/X``: run ``X``); when the master has a run of that name already it adds
+a suffix (``X-2``), and the client says so.  The run directory is fetched file by file into a
 :class:`~rpiaas.rundir.RunCopy` and moved into place whole, as a simulated
 run's is.
 """
@@ -19,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ..live.options import check_run_id, safe_run_id
 from ..rundir import RunCopy, read_run
 from ..rundir.fidelity import read_fidelity, summary_line
 from ..scenario import Scenario
@@ -81,8 +84,18 @@ def run_live(scenario: Scenario, master_url: str, token: str | None, out: Path, 
     payload = {"scenario": scenario.payload(),
                "file": Path(scenario.file).name if scenario.file else "scenario.yaml",
                "timescale": timescale, "task_kind": task_kind}
+    name = out.absolute().name
+    try:
+        payload["id"] = check_run_id(name)
+        why = f"the master has a run {name} already"
+    except ValueError as e:  # sent as the nearest run id, with the rule it broke
+        why = f"--out's name is not a run id ({e})"
+        if safe_run_id(name):
+            payload["id"] = safe_run_id(name)
     run = master.json("POST", "/api/v1/runs", payload)
     run_id = run["id"]
+    if run_id != name:  # said even when quiet: the dashboard shows the run under another name
+        print(f"note: {why}: this run is {run_id} on the master", file=sys.stderr, flush=True)
     if not quiet:
         print(f"live run {run_id} on {master_url} (timescale {timescale:g}, {task_kind} tasks)",
               file=sys.stderr, flush=True)

@@ -4,22 +4,50 @@
 request that starts the run and go into its journal's head, so a resumed run
 replays as the first did; :class:`RunState` is what the master's API shows of
 a run; :class:`AgentNode` is what the shell needs of a node's agent (the
-master's registry entries are such, kept up to date by its poller).
+master's registry entries are such, kept up to date by its poller).  A run's
+id names its directory on the master: :func:`check_run_id` is its rule,
+:func:`safe_run_id` turns any name into one that follows it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..model import Node
 from ..store import Sample
 
-__all__ = ["RESULT", "TASK_KINDS", "AgentNode", "LiveOptions", "RunState"]
+__all__ = ["RESULT", "RUN_ID_MAX", "RUN_ID_PATTERN", "TASK_KINDS", "AgentNode", "LiveOptions", "RunState",
+           "check_run_id", "safe_run_id"]
 
 TASK_KINDS = ("sleep", "cpu", "scenario")
 RESULT = "result"
+# characters: a run's tasks are named RUN.TASK.ATTEMPT on their agents, which take names of at most
+# 128 characters: this leaves room for any task id and attempt
+RUN_ID_MAX = 80
+# a letter or digit, then letters, digits, '.', '_', '-': never '.', '..', a path or a hidden name
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def check_run_id(value: Any) -> str:
+    """``value`` if it is a run id (:data:`RUN_ID_PATTERN`, at most :data:`RUN_ID_MAX`
+    characters), else ValueError saying what is expected."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    if not 0 < len(value) <= RUN_ID_MAX or not re.fullmatch(RUN_ID_PATTERN, value):
+        shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+        raise ValueError(f"expected 1 to {RUN_ID_MAX} letters, digits, '.', '_' or '-', starting "
+                         f"with a letter or digit, got {shown}")
+    return value
+
+
+def safe_run_id(name: str, max_len: int = RUN_ID_MAX) -> str:
+    """``name`` as a run id: each run of other characters as one ``_``, what leads up to its
+    first letter or digit left out, at most ``max_len`` characters; "" if nothing is left."""
+    return _UNSAFE.sub("_", name).lstrip("._-")[:max_len]
 
 
 @dataclass(frozen=True)

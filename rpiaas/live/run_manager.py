@@ -1,6 +1,8 @@
 """The live runs of one master, by id: create, start, report task ends, cancel, resume.
 
-Each run lives in ``runs_dir/<id>/``: the scenario as it was sent
+Each run lives in ``runs_dir/<id>/`` (the id the request asked for, with
+``-2``, ``-3``, ... when a run has it already; else the scenario's name and
+the time): the scenario as it was sent
 (``scenario.json``, kept for a resume: a new run's scenario is parsed from
 the same text, never read back), the journal, then the result.  A run that has a journal,
 no result and was not cancelled is unfinished: :meth:`RunManager.resume_all`
@@ -14,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from ..scenario import Scenario, load_scenario, parse_scenario
 from ..store import HistoryStore
 from .agent_client import AgentClient
 from .journal import JOURNAL, read_head
-from .options import RESULT, AgentNode, LiveOptions
+from .options import RESULT, RUN_ID_MAX, AgentNode, LiveOptions, check_run_id, safe_run_id
 from .result import Twin
 from .shell import LiveRun
 
@@ -70,20 +71,28 @@ class RunManager:
         self.runs: dict[str, LiveRun] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
 
-    def _new_id(self, name: str) -> str:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        base = f"{name}-{stamp}"
-        run_id, k = base, 1
+    def _free_id(self, wanted: str) -> str:
+        """``wanted`` if no run of this master has it (now or in ``runs_dir``), else the first
+        free of ``wanted-2``, ``wanted-3``, ... (shortened to stay a run id)."""
+        run_id, k = wanted, 1
         while run_id in self.runs or (self.runs_dir / run_id).exists():
             k += 1
-            run_id = f"{base}-{k}"
+            suffix = f"-{k}"
+            run_id = wanted[:RUN_ID_MAX - len(suffix)] + suffix
         return run_id
 
     def create(self, scenario_data: dict[str, Any], file_name: str, options: LiveOptions,
-               notify_url: str | None) -> LiveRun:
-        """Check and start a run; InputError or ValueError (nothing started) if it cannot run."""
-        name = str(scenario_data.get("name") or Path(file_name).stem or "run")
-        run_id = self._new_id(re.sub(r"[^A-Za-z0-9._-]", "_", name)[:60])
+               notify_url: str | None, run_id: str | None = None) -> LiveRun:
+        """Check and start a run; InputError or ValueError (nothing started) if it cannot run.
+
+        ``run_id``: the id asked for (a run id, :func:`~.options.check_run_id`), taken with a
+        numeric suffix when a run has it; None: the scenario's name and the time.
+        """
+        if run_id is None:
+            name = str(scenario_data.get("name") or Path(file_name).stem or "run")
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            run_id = f"{safe_run_id(name, 60) or 'run'}-{stamp}"
+        run_id = self._free_id(check_run_id(run_id))
         directory = self.runs_dir / run_id
         directory.mkdir(parents=True)
         try:

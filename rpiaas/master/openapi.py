@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..live.options import RUN_ID_MAX, RUN_ID_PATTERN, TASK_KINDS
 from .http import MIN_RESOLUTION_S, RECENT_STATES
 
 __all__ = ["OPENAPI_PATH", "openapi_document"]
@@ -182,10 +183,15 @@ _SCHEMAS: dict[str, Schema] = {
         "properties": {
             "scenario": {"type": "object",
                          "description": "The scenario as its YAML reads, cluster inlined."},
+            "id": {"type": "string", "minLength": 1, "maxLength": RUN_ID_MAX,
+                   "pattern": RUN_ID_PATTERN,
+                   "description": "The run's id (``rpiaas run --live`` asks for its run "
+                                  "directory's name); ``-2``, ``-3``, ... is added when a run "
+                                  "has it already.  Default: the scenario's name and the time."},
             "file": {"type": "string", "description": "The scenario's file name (for messages)."},
             "timescale": {"type": "number", "exclusiveMinimum": 0,
                           "description": "Wall seconds per scenario second (default 1)."},
-            "task_kind": {"enum": ["sleep", "cpu", "scenario"],
+            "task_kind": {"enum": list(TASK_KINDS),
                           "description": "Tasks as sleeps of their modelled runtime, as real "
                                          "work, or each as its kind says (sleep or work)."},
         }},
@@ -224,6 +230,11 @@ _SCHEMAS: dict[str, Schema] = {
 }
 _run_detail = copy.deepcopy(_SCHEMAS["Run"])
 _run_detail["properties"].update({
+    "policy": {"type": "string", "description": "The scenario's placement policy."},
+    "queue": _nullable({"type": "string", "description": "Its queue policy, if any."}),
+    "task_kind": {"enum": list(TASK_KINDS), "description": "How its tasks run (RunRequest)."},
+    "timescale": {"type": "number", "exclusiveMinimum": 0,
+                  "description": "Wall seconds per scenario second."},
     "files": {"type": "array", "items": {"type": "string"},
               "description": "Files of the run directory, once completed "
                              "(``runs/{id}/files/{name}``)."},
@@ -234,7 +245,8 @@ _run_detail["properties"].update({
                            "Tasks ended over tasks_total when known, else now_s over horizon_s; "
                            "1 once completed; null when neither is known."}),
 })
-_run_detail["required"] += ["files", "tasks_total", "horizon_s", "progress"]
+_run_detail["required"] += ["policy", "queue", "task_kind", "timescale", "files", "tasks_total",
+                             "horizon_s", "progress"]
 _SCHEMAS["RunDetail"] = _run_detail
 _SCHEMAS["RunList"] = _object({"runs": {"type": "array", "items": _ref("RunDetail")}})
 # A node's own document: the Node fields and its last state changes.

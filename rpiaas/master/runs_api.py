@@ -9,6 +9,10 @@ task ends to ``POST /api/v1/task-ended`` with their own node's token, and a
 node's push is taken only for a task that runs on that node.  A master
 started with ``--resume`` takes up every run that has a journal and no result.
 
+A run's id is the ``id`` the request asks for (``rpiaas run --live`` asks
+for its run directory's name), with a numeric suffix (``-2``) when a run of
+this master has it already; without one, the scenario's name and the time.
+
 A scenario sent to the master never names a file on the master: its cluster
 comes inline and a trace comes as its task list (``rpiaas run --live`` sends
 both so), else the run is refused with 400 before anything is read.  An
@@ -24,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from ..inputs.source import InputError
-from ..live.options import RESULT, TASK_KINDS, LiveOptions
+from ..live.options import RESULT, TASK_KINDS, LiveOptions, check_run_id
 from ..live.run_manager import SCENARIO_FILE
 from ..live.shell import LiveRun
 from ..rundir import RUN_FILES
@@ -64,7 +68,8 @@ def watch_interval(app: web.Application) -> float:
 
 
 def run_json(run: LiveRun) -> dict[str, Any]:
-    """A run as ``GET /api/v1/runs`` shows it: its state and counts, how far along, its files.
+    """A run as ``GET /api/v1/runs`` shows it: its state and counts, how far along, its files,
+    and how it runs (its policies, task kind and timescale).
 
     ``progress`` is the share of the tasks ended when the workload's size is
     known, else the share of the horizon reached; 1 once completed.
@@ -82,7 +87,10 @@ def run_json(run: LiveRun) -> dict[str, Any]:
     else:
         progress = None
     result = run.directory / RESULT
-    doc.update(tasks_total=total, horizon_s=horizon, progress=progress,
+    options = run.options
+    doc.update(policy=scenario.policy.name, queue=scenario.queue.name if scenario.queue else None,
+               task_kind=options.task_kind, timescale=options.timescale,
+               tasks_total=total, horizon_s=horizon, progress=progress,
                files=[f for f in RUN_FILES if (result / f).is_file()] if st.state == "completed"
                else [])
     return doc
@@ -114,8 +122,15 @@ def _notify_url(request: web.Request) -> str:
 
 @routes.post("/api/v1/runs")
 async def start_run(request: web.Request) -> web.Response:
-    """Replay a scenario on the testbed (token): ``{"scenario": {...}, "file", "timescale", "task_kind"}``."""
-    data = await body(request, ("scenario", "file", "timescale", "task_kind"), ("scenario",))
+    """Replay a scenario on the testbed (token): ``{"scenario": {...}, "id", "file", "timescale",
+    "task_kind"}``."""
+    data = await body(request, ("scenario", "id", "file", "timescale", "task_kind"), ("scenario",))
+    run_id = None
+    if "id" in data:
+        try:
+            run_id = check_run_id(data["id"])
+        except ValueError as e:
+            raise error(400, f"id: {e}") from None
     if not isinstance(data["scenario"], dict):
         raise error(400, "scenario: expected the scenario as a JSON object")
     file_name = data.get("file", "scenario.yaml")
@@ -133,7 +148,7 @@ async def start_run(request: web.Request) -> web.Response:
     notify = _notify_url(request)
     manager = request.app[RUNS]
     try:
-        run = manager.create(data["scenario"], file_name, options, notify)
+        run = manager.create(data["scenario"], file_name, options, notify, run_id)
     except InputError as e:
         raise _input_error(e, manager.runs_dir) from None
     except ValueError as e:

@@ -19,8 +19,9 @@ from .test_dashboard import Chromium
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 NAMES = [f"node{i}.{DOMAIN}" for i in (1, 2, 3)]
-# Six one-core sleeps of 4 s, two arriving each second: each node holds tasks for a few seconds.
-TASKS = [{"id": i + 1, "arrival_s": 0.5 * i, "cores": 1, "mem_mb": 64, "work_core_s": 4.0}
+# Six one-core sleeps of 4 s, two arriving each second (at timescale 0.5: 8 scenario s, one a
+# scenario second): each node holds tasks for a few seconds.
+TASKS = [{"id": i + 1, "arrival_s": 1.0 * i, "cores": 1, "mem_mb": 64, "work_core_s": 8.0}
          for i in range(6)]
 
 
@@ -28,12 +29,12 @@ def _scenario() -> dict[str, Any]:
     return {"name": "dash", "seed": 3, "sample_interval_s": 0.5,
             "cluster": {"clusters": [{"domain": DOMAIN, "prefix": "127.0.1", "count": 3,
                                       "type": "rpi4b"}]},
-            "workload": {"tasks": TASKS}, "policy": "best_fit"}
+            "workload": {"tasks": TASKS}, "policy": "best_fit", "queue": "easy_backfill"}
 
 
 def _start_run(tb: LocalTestbed) -> str:
-    body = json.dumps({"scenario": _scenario(), "file": "dash.yaml", "timescale": 1.0,
-                       "task_kind": "sleep"}).encode()
+    body = json.dumps({"scenario": _scenario(), "file": "dash.yaml", "timescale": 0.5,
+                       "task_kind": "sleep", "id": "dash-best_fit-s3-live"}).encode()
     req = urllib.request.Request(tb.master_url + "/api/v1/runs", data=body, method="POST",
                                  headers={"Authorization": f"Bearer {tb.master_token}",
                                           "Content-Type": "application/json"})
@@ -73,6 +74,7 @@ async def _follow(tb: LocalTestbed, chromium: str, tmp_path: Path) -> None:
         assert page["badges"] == ["emulated"] * 3 and page["tasks"] == ["—"] * 3
 
         run_id = await asyncio.to_thread(_start_run, tb)
+        assert run_id == "dash-best_fit-s3-live"  # the id asked for (rpiaas run --live: its -o)
         row = f"tr.run[data-id=\"{run_id}\"]"
         # the run is running and a node shows a task of it
         running = await browser.wait_for(
@@ -85,7 +87,13 @@ async def _follow(tb: LocalTestbed, chromium: str, tmp_path: Path) -> None:
         assert shown_ids <= {t["id"] for t in TASKS}
         cells = await browser.evaluate(f"""(() => {{
             const tr = document.querySelector('{row}');
+            const head = Array.from(document.querySelectorAll('#runs-table thead th'),
+                                    th => th.textContent);
             return {{text: tr.querySelector('td.id').textContent,
+                     how: [head[1], head[2], head[3], tr.querySelector('td.policy').textContent,
+                           tr.querySelector('td.kind').textContent,
+                           tr.querySelector('td.timescale').textContent],
+                     pace: tr.querySelector('td.timescale').title,
                      badge: tr.querySelector('.badge').textContent,
                      ended: tr.querySelector('td.ended').textContent,
                      files: tr.querySelector('td.files').textContent,
@@ -93,6 +101,10 @@ async def _follow(tb: LocalTestbed, chromium: str, tmp_path: Path) -> None:
                                        td => td.textContent)}};
         }})()""")
         assert cells["text"] == run_id and cells["badge"] == "running"
+        # how the run runs: its policies, its task kind and its timescale
+        assert cells["how"] == ["policy", "tasks", "timescale", "best_fit · queue easy_backfill", "sleep",
+                                "0.5"], cells
+        assert cells["pace"] == "2× faster than the scenario"
         assert cells["ended"].endswith(f" / {len(TASKS)}") and cells["files"] == "when done"
         assert any(t.startswith(run_id + ": ") for t in cells["tasks"]), cells
         assert not await browser.evaluate("document.getElementById('runs-table').hidden")

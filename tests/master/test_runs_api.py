@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from rpiaas_agent.taskspec import ID_PATTERN
 
 from agent.tests.helpers import free_port
 from rpiaas.auth import node_token
+from rpiaas.live.options import RUN_ID_MAX
 from rpiaas.master import create_app, load_master_config
 
 TOKEN = "master-token-0123456789"
@@ -55,6 +58,14 @@ def _with_master(tmp_path: Path, body: Callable[[TestClient[Any, Any]], Awaitabl
     ({"scenario": {**SCENARIO, "cluster": {"clusters": [{**CLUSTER["clusters"][0], "count": 2}]}}},
      "names nodes this master does not know: node2.c.test"),
     ({"scenario": {**SCENARIO, "policy": "nope"}}, "scenario: policy"),
+    # a run's id names its directory: bounded, safe characters, never a path or a hidden name
+    ({"scenario": SCENARIO, "id": "../escape"}, "id: expected 1 to 80 letters, digits"),
+    ({"scenario": SCENARIO, "id": "runs/x"}, "id: expected 1 to 80 letters"),
+    ({"scenario": SCENARIO, "id": ".hidden"}, "id: expected 1 to 80 letters"),
+    ({"scenario": SCENARIO, "id": "a b"}, "got 'a b'"),
+    ({"scenario": SCENARIO, "id": ""}, "id: expected 1 to 80 letters"),
+    ({"scenario": SCENARIO, "id": "x" * 81}, "got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..."),
+    ({"scenario": SCENARIO, "id": 7}, "id: expected a string, got int"),
 ])
 def test_a_refused_run_answers_400_and_leaves_nothing(tmp_path: Path, sent: dict[str, Any],
                                                        message: str) -> None:
@@ -101,6 +112,55 @@ def test_a_run_from_start_to_its_files(tmp_path: Path) -> None:
         assert [r["id"] for r in listed] == [run["id"]]
 
     _with_master(tmp_path, body)
+
+
+async def _finished(client: TestClient[Any, Any], wanted: str | None) -> dict[str, Any]:
+    """Run the empty scenario (it ends at once) asking for id ``wanted``; its document."""
+    sent: dict[str, Any] = {"scenario": SCENARIO, "timescale": 0.01, "task_kind": "cpu"}
+    if wanted is not None:
+        sent["id"] = wanted
+    resp = await client.post("/api/v1/runs", json=sent, headers=AUTH)
+    assert resp.status == 201, await resp.text()
+    run_id = (await resp.json())["id"]
+    for _ in range(200):
+        doc: dict[str, Any] = await (await client.get(f"/api/v1/runs/{run_id}")).json()
+        if doc["state"] != "running":
+            return doc
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} still running")
+
+
+def test_a_run_has_the_id_asked_for_and_a_suffix_when_it_is_taken(tmp_path: Path) -> None:
+    long = "L" * 80
+
+    async def first(client: TestClient[Any, Any]) -> None:
+        doc = await _finished(client, "exp-1.a_b")
+        assert doc["id"] == "exp-1.a_b" and doc["state"] == "completed"
+        # how it ran, for the dashboard
+        assert (doc["policy"], doc["queue"], doc["task_kind"], doc["timescale"]) == (
+            "first_fit", None, "cpu", 0.01)
+        assert (await _finished(client, "exp-1.a_b"))["id"] == "exp-1.a_b-2"
+        assert (await _finished(client, "exp-1.a_b"))["id"] == "exp-1.a_b-3"
+        assert (await _finished(client, long))["id"] == long
+        assert (await _finished(client, long))["id"] == "L" * 78 + "-2"  # still a run id
+        # without an id: the scenario's name and the time, as before
+        assert (await _finished(client, None))["id"].startswith("empty-")
+
+    _with_master(tmp_path, first)
+    assert (tmp_path / "runs" / "exp-1.a_b-3" / "result" / "run.json").is_file()
+
+    async def restarted(client: TestClient[Any, Any]) -> None:
+        # a master started again on the same runs_dir knows the names its directories hold
+        assert (await _finished(client, "exp-1.a_b"))["id"] == "exp-1.a_b-4"
+        assert (await _finished(client, "fresh"))["id"] == "fresh"
+
+    _with_master(tmp_path, restarted)
+
+
+def test_the_longest_run_id_leaves_room_for_any_task_on_the_agents() -> None:
+    """A run's tasks are ``RUN.TASK.ATTEMPT`` on their agents: even the longest run id, a task id
+    of 20 digits and a 9th attempt make a task name the agents take."""
+    assert re.fullmatch(ID_PATTERN, f"{'x' * RUN_ID_MAX}.{2 ** 64}.9")
 
 
 def test_task_ends_are_taken_from_nodes_only(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-// The runs panel of the overview: each live run's state, progress, task counts and files.
+// The runs panel of the overview: each live run's policy, task kind and timescale, its state,
+// progress, task counts and files.
 "use strict";
 
 window.rpiaasRuns = (function () {
@@ -12,6 +13,15 @@ window.rpiaasRuns = (function () {
     return td;
   }
 
+  // "100× faster", "real time", "2× slower": a timescale in words
+  function pace(timescale) {
+    if (!r.isNumber(timescale)) return "";
+    if (timescale === 1) return "real time";
+    const factor = timescale < 1 ? 1 / timescale : timescale;
+    return Number(factor.toPrecision(3)) + "× " + (timescale < 1 ? "faster" : "slower")
+           + " than the scenario";
+  }
+
   function runRow(run) {
     const row = document.createElement("tr");
     row.className = "run " + run.state;
@@ -21,7 +31,14 @@ window.rpiaasRuns = (function () {
     row.dataset.queued = String(run.queued);
     row.dataset.running = String(run.running);
     row.dataset.ended = String(run.ended);
+    row.dataset.policy = run.policy;
+    row.dataset.taskKind = run.task_kind;
+    row.dataset.timescale = String(run.timescale);
     cell(row, "id", run.id);
+    cell(row, "policy", run.policy + (run.queue ? " · queue " + run.queue : ""));
+    cell(row, "kind", run.task_kind);
+    const scale = cell(row, "timescale num", r.isNumber(run.timescale) ? String(run.timescale) : r.DASH);
+    scale.title = pace(run.timescale);
 
     const badge = document.createElement("span");
     badge.className = "badge " + run.state;
