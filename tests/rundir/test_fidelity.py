@@ -80,3 +80,11 @@ def test_boots_compare_the_modelled_boot_s_with_the_measured_list() -> None:
     assert doc["types"]["qemu_a53"] == {"modelled_boot_s": 20.0, "measured": None, "diff_s": None, "rel": None}
     whole = fidelity({}, {}, {}, {}, None, doc)
     assert whole["boots"] == doc and "sources" not in whole
+
+
+def test_a_figure_next_to_nothing_gets_its_difference_not_a_relative_error() -> None:
+    # a simulated mean wait of 1e-16 s (rounding) against a live 0.24 s: no +2.4e17 %
+    sim = {1: Outcome("n0", True, 0.0, 10.0)}
+    doc = fidelity({"makespan_s": 10.0, "mean_wait_s": 0.24}, sim, {"makespan_s": 10.0, "mean_wait_s": 1e-16}, sim)
+    assert doc["metrics"]["mean_wait_s"]["rel"] is None and doc["metrics"]["mean_wait_s"]["diff"] == 0.24
+    assert "mean wait +0.24 s" in summary_line(doc)
