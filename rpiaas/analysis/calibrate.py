@@ -51,7 +51,7 @@ import yaml
 
 from ..inputs.source import InputError, Source, load_file
 from ..model import PROFILES, NodeType, PowerState
-from ..rundir.fidelity import read_fidelity
+from ..rundir.fidelity import read_fidelity, relative_error
 from ..rundir.reader import Run, RunFileError, load_run
 from ..rundir.sources import MEASURED, sources_of
 from .compare import compare_tasks, same_tasks
@@ -483,8 +483,8 @@ def _build(data: dict[str, Any], file: str, base: Path) -> Any:
 
 
 def _rel(sim: Any, run: Any) -> float | None:
-    if isinstance(sim, (int, float)) and isinstance(run, (int, float)) and run:
-        return float(sim - run) / abs(float(run))
+    if isinstance(sim, (int, float)) and isinstance(run, (int, float)):
+        return relative_error(float(sim), float(run))
     return None
 
 

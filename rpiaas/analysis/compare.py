@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..rundir.fidelity import BOTH_MODELLED
+from ..rundir.fidelity import BOTH_MODELLED, REL_FLOOR, relative_error
 from ..rundir.reader import Run, load_run
 from ..rundir.sources import both_modelled, metric_source, sources_of
 from .gantt import gantt_model
@@ -110,7 +110,8 @@ def compare_summary(a: dict[str, Any], b: dict[str, Any], sources_a: dict[str, s
         if _is_num(va) and _is_num(vb):
             diff = float(vb) - float(va)
             row["diff"] = _num(diff)
-            row["rel"] = _num(diff / abs(float(va))) if va else (0.0 if not diff else None)
+            rel = relative_error(float(vb), float(va))
+            row["rel"] = _num(rel) if rel is not None else (0.0 if not diff else None)
         if sources_a is not None and sources_b is not None:
             sa, sb = metric_source(sources_a, key), metric_source(sources_b, key)
             if sa is not None and sb is not None:
@@ -347,8 +348,9 @@ def live_spread(runs: Sequence[Run], live: Sequence[int], tolerance_s: float = 0
         vals = np.array([float(s[key]) for s in summaries])
         mean, sd = float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0
         lo, hi = float(vals.min()), float(vals.max())
+        spread = (hi - lo) / abs(mean) if abs(mean) >= REL_FLOOR else None
         row: dict[str, Any] = {"live_mean": _num(mean), "live_sd": _num(sd), "live_min": _num(lo),
-                               "live_max": _num(hi), "live_spread_rel": _num((hi - lo) / abs(mean)) if mean else None,
+                               "live_max": _num(hi), "live_spread_rel": _num(spread) if spread is not None else None,
                                "runs": {}}
         for i in others:
             value = runs[i].record.get("summary", {}).get(key)
@@ -360,7 +362,8 @@ def live_spread(runs: Sequence[Run], live: Sequence[int], tolerance_s: float = 0
             elif _is_num(value):
                 v = float(value)
                 err = v - mean
-                judged["error_rel"] = _num(err / abs(mean)) if mean else None
+                rel = relative_error(v, mean)
+                judged["error_rel"] = _num(rel) if rel is not None else None
                 judged["sd_away"] = _num(abs(err) / sd) if sd > 0 else None
                 if lo <= v <= hi:
                     judged["agree"], judged["verdict"] = True, "inside the live runs' range"

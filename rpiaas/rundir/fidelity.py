@@ -66,8 +66,14 @@ class Outcome:
 
 
 REL_FLOOR = 1e-6
-"""The smallest simulated figure a relative error is given against (seconds, watts, joules or a
-share): below it, the difference alone."""
+"""The smallest figure a relative error is given against (seconds, watts, joules or a share):
+below it, the difference alone."""
+
+
+def relative_error(value: float, base: float) -> float | None:
+    """``(value - base) / |base|``, or ``None`` where ``base`` is next to nothing (a mean wait of
+    1e-16 s would read as +2e17 %): the one rule of every relative error the runs report."""
+    return (value - base) / abs(base) if abs(base) >= REL_FLOOR else None
 
 def outcome(task: Task, names: tuple[str, ...] | list[str]) -> Outcome:
     """The :class:`Outcome` of a task in its final state."""
@@ -113,9 +119,8 @@ def fidelity(live_summary: Mapping[str, Any], live: Mapping[int, Outcome],
         row: dict[str, Any] = {"unit": unit, "sim": x, "live": y, "diff": None, "rel": None}
         if x is not None and y is not None and _num(x) and _num(y):
             row["diff"] = _r(y - x)
-            # a relative error of a figure next to nothing (a wait of 1e-16 s) means nothing:
-            # below REL_FLOOR the difference alone is given
-            row["rel"] = _r((y - x) / abs(x)) if abs(x) >= REL_FLOOR else None
+            rel = relative_error(y, x)
+            row["rel"] = _r(rel) if rel is not None else None
         if src_live is not None and (ls := metric_source(src_live, name)) is not None:
             ss = metric_source(src_sim, name)
             row["source"] = {"sim": ss, "live": ls}
