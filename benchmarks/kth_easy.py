@@ -265,7 +265,7 @@ def drive(argv: list[str]) -> int:
                 pl: list[tuple[float, float, float]] = []
                 failed = ""
                 run_dir = tmp / f"{layout}-{queue}.run"
-                fw_cmd = [py, "-m", "rpiaas", "run", str(scen), "--no-event-log", "-o", str(run_dir)]
+                fw_cmd = [py, "-m", "rpiaas", "run", str(scen), "--no-event-log", "--force", "-o", str(run_dir)]
                 for i in range(-1, a.pairs):  # -1: the warm-up pair, not counted
                     for cmd, into in ((fw_cmd, fw), (plain_cmd, pl))[:: 1 if i % 2 == 0 else -1]:
                         if cmd is fw_cmd:
