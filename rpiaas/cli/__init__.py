@@ -33,6 +33,7 @@ from . import (
     gantt,
     master,
     netboot,
+    new_policy,
     policies,
     run,
     sweep,
@@ -44,7 +45,7 @@ from .common import EXIT_FAILED, EXIT_INPUT, Exit, Parser
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = (run, validate, traces, policies, sweep, master, netboot, testbed, compare, gantt, calibrate)
+COMMANDS = (run, validate, traces, policies, new_policy, sweep, master, netboot, testbed, compare, gantt, calibrate)
 """The command modules, in the order ``rpiaas --help`` lists them."""
 
 

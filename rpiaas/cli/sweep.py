@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if not args.quiet:
         print((out / "summary.txt").read_text().rstrip())
+        print(f"report (the table and every plot): {out / 'report.html'}")
     print(f"{len(specs)} runs ({result.ran} run now, {result.reused} already done, "
           f"{len(result.failed)} failed) in {time.perf_counter() - t0:.1f} s: {out}")
     return 1 if result.failed else 0

@@ -5,7 +5,8 @@
 - :mod:`.runner`: :func:`sweep` runs those not yet done, on a local process
   pool or a Dask distributed cluster, and aggregates them;
 - :mod:`.summary`: ``sweep.csv``, ``summary.csv`` (mean, standard deviation
-  and the 95 % confidence interval of each metric), ``summary.txt`` and plots.
+  and the 95 % confidence interval of each metric), ``summary.txt``, plots
+  and ``report.html`` (:mod:`.report`: the table and every plot on one page).
 
 ``docs/sweep.md`` has the details.
 """

@@ -86,14 +86,15 @@ def sweep(specs: Sequence[RunSpec], out: str | Path, scheduler: str | None = Non
                     rows[spec.name] = row
                 else:
                     failed[spec.name] = error
-                    bar.write(f"run {spec.name} failed: {error}")
+                    bar.write(f"run {spec.name} failed: {error}", file=sys.stderr)
                 bar.update(1)
     finally:
         bar.close()
     ordered = [rows[s.name] for s in specs if s.name in rows]
     # what attempts killed mid-run left behind, for runs now complete
     remove_partials_of(out / "runs", {Path(s.out).name for s in specs if is_complete(s.out)})
-    aggregate(ordered, out, plots=plots)
+    swept = list(dict.fromkeys(f"set:{k}" for s in specs for k, _ in s.overrides))
+    aggregate(ordered, out, plots=plots, params=swept)
     return SweepResult(out, ordered, len(todo) - len(failed), len(specs) - len(todo), failed)
 
 
@@ -156,8 +157,8 @@ class _NoBar:
     def update(self, n: int) -> None:
         pass
 
-    def write(self, text: str) -> None:
-        print(text, file=sys.stderr)
+    def write(self, text: str, file: Any = None) -> None:
+        print(text, file=file or sys.stderr)
 
     def close(self) -> None:
         pass

@@ -9,13 +9,20 @@
 - ``summary.txt``: a few metrics as text tables no wider than 100 columns
   (the full table is ``summary.csv``), every number in one format;
 - ``plots/METRIC.png``: the means with their intervals as error bars, a
-  grouped bar chart per policy when no parameter is swept; metrics that are
-  0 in every run get no plot (matplotlib, from the ``sweep`` extra).
+  grouped bar chart per policy when no parameter is swept, the series set a
+  little apart at each x (:func:`series_positions`) so that their error bars
+  do not hide one another; a metric with one value in every run gets no plot
+  (matplotlib, from the ``sweep`` extra);
+- ``report.html``: the table and every plot on one page (:mod:`.report`).
+
+``sweep.csv`` and ``summary.csv`` always have their header, even when no run
+completed.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import sys
 from collections.abc import Sequence
@@ -24,10 +31,16 @@ from typing import Any
 
 from .ci import mean_ci
 from .grid import ID_COLUMNS, slug
+from .report import render_report, write_report
 
-__all__ = ["aggregate", "format_number", "format_table", "metric_bounds", "plot_summary", "summarize"]
+__all__ = ["STAT_COLUMNS", "aggregate", "format_interval", "format_number", "format_table", "is_constant",
+           "metric_bounds", "plot_summary", "series_positions", "summarize"]
 
 TEXT_WIDTH = 100
+STAT_COLUMNS = ("metric", "n", "mean", "sd", "ci95_low", "ci95_high", "ci95_half", "ci95_clipped")
+"""The columns of ``summary.csv`` after the group's (scenario, policy, ``set:KEY``...)."""
+DODGE = 0.3
+"""The share of the gap between two x values over which the series at one x are spread."""
 
 
 def metric_bounds(metric: str) -> tuple[float, float]:
@@ -76,23 +89,52 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def aggregate(rows: Sequence[dict[str, Any]], out: str | Path, plots: bool = True) -> list[dict[str, Any]]:
-    """Write ``sweep.csv``, ``summary.csv``, ``summary.txt`` and (with ``plots``) ``plots/*.png``."""
+def aggregate(rows: Sequence[dict[str, Any]], out: str | Path, plots: bool = True,
+              params: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Write ``sweep.csv``, ``summary.csv``, ``summary.txt``, ``report.html`` and (with ``plots``)
+    ``plots/*.png``.
+
+    ``params`` are the grid's swept keys (``set:KEY``): columns of both CSV files even when
+    ``rows`` is empty, so that a sweep whose every run failed still writes their headers.
+    """
     out = Path(out)
-    _write_csv(out / "sweep.csv", rows)
+    params = list(dict.fromkeys([*params, *(k for r in rows for k in r if k.startswith("set:"))]))
+    _write_csv(out / "sweep.csv", rows, [*ID_COLUMNS, *params])
     summary = summarize(rows)
-    _write_csv(out / "summary.csv", summary)
+    _write_csv(out / "summary.csv", summary, ["scenario", "policy", *params, *STAT_COLUMNS])
     (out / "summary.txt").write_text(format_table(summary) + "\n")
+    written: list[Path] = []
     if plots and rows:
         try:
-            plot_summary(summary, out / "plots")
+            written = plot_summary(summary, out / "plots")
         except ImportError as e:  # matplotlib comes with the sweep extra
             print(f"no plots: {e} (pip install 'rpiaas[sweep]')", file=sys.stderr)
+    write_report(out / "report.html", _report(summary, written, f"sweep {out.name}", len(rows)))
     return summary
 
 
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    columns: list[str] = []
+def _report(summary: Sequence[dict[str, Any]], plots: Sequence[Path], title: str, runs: int) -> str:
+    """``report.html``: one row per metric, one column per group, the cells as in ``summary.txt``."""
+    params = [k for k in (summary[0] if summary else {}) if k.startswith("set:")]
+    groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for r in summary:
+        groups.setdefault((r["scenario"], r["policy"], *(r[p] for p in params)), {})[r["metric"]] = r
+    metrics = list(dict.fromkeys(r["metric"] for r in summary))
+    keys = ["scenario", "policy", *(p[4:] for p in params)]
+    head = [[key, *(str(g[i]) for g in groups)] for i, key in enumerate(keys)]
+    head.append(["runs", *(str(max(r["n"] for r in g.values())) for g in groups.values())])
+    body = [[m, *("—" if (c := g.get(m)) is None else format_interval(c["mean"], c["ci95_low"], c["ci95_high"])
+                  for g in groups.values())] for m in metrics]
+    note = (f"{runs} completed runs in {len(groups)} groups ({', '.join(keys)}). Each cell is the mean ± the "
+            "half-width of its 95 % confidence interval (Student t), or the mean [low, high] where the "
+            "interval is clipped to the metric's range; every figure is in summary.csv.")
+    constant = [m for m in metrics if is_constant([r for r in summary if r["metric"] == m])]
+    after = f"No plot for the metrics with one value in every run: {', '.join(constant)}." if constant else ""
+    return render_report(title, note, head, body, plots, after)
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]], head: Sequence[str]) -> None:
+    columns: list[str] = list(head)
     for r in rows:
         columns += [k for k in r if k not in columns]
     tmp = path.with_suffix(".csv.tmp")
@@ -122,24 +164,23 @@ def plot_summary(summary: Sequence[dict[str, Any]], directory: Path) -> list[Pat
     written = []
     for metric in dict.fromkeys(r["metric"] for r in summary):
         rows = [r for r in summary if r["metric"] == metric]
-        if all(r["mean"] == 0 and r["ci95_low"] == 0 and r["ci95_high"] == 0 for r in rows):
-            continue  # 0 in every run (no task failed, say): nothing to see
+        if is_constant(rows):
+            continue  # one value in every run (no task failed, every task completed): nothing to see
         if not params:
             written.append(_bars(plt, rows, metric, directory))
             continue
-        labels = list(dict.fromkeys(", ".join(f"{p[4:]}={r[p]}" for p in params) for r in rows))
+        labels = _labels(rows, params)
         numeric = len(params) == 1 and all(_is_float(r[params[0]]) for r in rows)
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-        for series in dict.fromkeys((r["scenario"], r["policy"]) for r in rows):
-            pts = [r for r in rows if (r["scenario"], r["policy"]) == series]
-            xs = ([float(r[params[0]]) for r in pts] if numeric else
-                  [labels.index(", ".join(f"{p[4:]}={r[p]}" for p in params)) for r in pts])
-            order = sorted(range(len(pts)), key=lambda i: xs[i])
-            ax.errorbar([xs[i] for i in order], [pts[i]["mean"] for i in order],
-                        yerr=_yerr([pts[i] for i in order]), marker="o", capsize=4,
-                        label=" · ".join(str(s) for s in series))
+        for series, points in series_positions(rows, params).items():
+            pts = [r for _, r in points]
+            ax.errorbar([x for x, _ in points], [r["mean"] for r in pts], yerr=_yerr(pts), marker="o",
+                        capsize=4, label=" · ".join(str(s) for s in series))
         if numeric:
             ax.set_xlabel(params[0][4:])
+            values = sorted({float(r[params[0]]) for r in rows})
+            if len(values) <= 12:  # ticks at the swept values, not at the series' dodged points
+                ax.set_xticks(values, [f"{v:g}" for v in values])
         else:
             ax.set_xticks(range(len(labels)), [lb or "(scenario as written)" for lb in labels],
                           rotation=20 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
@@ -153,6 +194,51 @@ def plot_summary(summary: Sequence[dict[str, Any]], directory: Path) -> list[Pat
         plt.close(fig)
         written.append(path)
     return written
+
+
+def is_constant(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a metric's summary rows say it took one value in every run of the sweep."""
+    means = {r["mean"] for r in rows if not math.isnan(r["mean"])}
+    return len(means) <= 1 and all(math.isnan(r["sd"]) or r["sd"] == 0 for r in rows)
+
+
+def _labels(rows: Sequence[dict[str, Any]], params: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(_label(r, params) for r in rows))
+
+
+def _label(row: dict[str, Any], params: Sequence[str]) -> str:
+    return ", ".join(f"{p[4:]}={row[p]}" for p in params)
+
+
+def series_positions(rows: Sequence[dict[str, Any]], params: Sequence[str]
+                     ) -> dict[tuple[Any, Any], list[tuple[float, dict[str, Any]]]]:
+    """Each series' (scenario, policy) points as ``(x, row)``, in x order, set apart at each x.
+
+    x is the swept key's value when one numeric key is swept, else the index of
+    the values' combination; the series at one x are spread evenly, centred on
+    it, over :data:`DODGE` of the smallest gap between two x values, so that no
+    error bar hides another and no point leaves its x's neighbourhood.
+    """
+    numeric = len(params) == 1 and all(_is_float(r[params[0]]) for r in rows)
+    labels = _labels(rows, params)
+
+    def x_of(r: dict[str, Any]) -> float:
+        return float(r[params[0]]) if numeric else float(labels.index(_label(r, params)))
+
+    xs = sorted({x_of(r) for r in rows})
+    gaps = [b - a for a, b in itertools.pairwise(xs)]
+    if gaps:
+        gap = min(gaps)
+    else:  # one x: spread around it by a share of its size
+        gap = abs(xs[0]) if xs and xs[0] != 0 else 1.0
+    series = list(dict.fromkeys((r["scenario"], r["policy"]) for r in rows))
+    step = DODGE * gap / len(series)
+    out = {}
+    for k, key in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * step
+        pts = sorted(((x_of(r), r) for r in rows if (r["scenario"], r["policy"]) == key), key=lambda p: p[0])
+        out[key] = [(x + offset, r) for x, r in pts]
+    return out
 
 
 def _yerr(rows: Sequence[dict[str, Any]]) -> list[list[float]]:
@@ -218,7 +304,8 @@ def format_table(summary: Sequence[dict[str, Any]], metrics: Sequence[str] = TAB
     keys = ["scenario", "policy", *(p[4:] for p in params), "n"]
     key_cells = [[str(v) for v in key] + [str(max(r["n"] for r in g.values()))]
                  for key, g in by_group.items()]
-    columns = {m: [m] + ["—" if (c := g.get(m)) is None else _pm(c["mean"], c["ci95_low"], c["ci95_high"])
+    columns = {m: [m] + ["—" if (c := g.get(m)) is None else
+                         format_interval(c["mean"], c["ci95_low"], c["ci95_high"])
                          for g in by_group.values()] for m in shown}
     key_widths = [max(len(row[i]) for row in [keys, *key_cells]) for i in range(len(keys))]
     blocks: list[list[str]] = [[]]
@@ -258,7 +345,7 @@ def format_number(x: float, digits: int = 4) -> str:
     return f"{x:,.{decimals}f}"
 
 
-def _pm(mean: float, low: float, high: float) -> str:
+def format_interval(mean: float, low: float, high: float) -> str:
     """``mean ± half`` with both in one format (the half to the mean's decimals), or
     ``mean [low, high]`` when the interval was clipped and so is not symmetric."""
     if math.isnan(low) or math.isnan(high):

@@ -185,9 +185,9 @@ def test_every_command_has_its_module_and_its_help(capsys: pytest.CaptureFixture
     from rpiaas.cli import COMMANDS, main
 
     names = [m.__name__.rsplit(".", 1)[1] for m in COMMANDS]
-    assert names == ["run", "validate", "traces", "policies", "sweep", "master", "netboot", "testbed",
-                     "compare", "gantt", "calibrate"]
-    for name in names:
+    assert names == ["run", "validate", "traces", "policies", "new_policy", "sweep", "master", "netboot",
+                     "testbed", "compare", "gantt", "calibrate"]
+    for name in (n.replace("_", "-") for n in names):  # new_policy is the command new-policy
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
         assert e.value.code == 0 and capsys.readouterr().out.startswith(f"usage: rpiaas {name} ")

@@ -38,6 +38,7 @@ def test_a_sweep_on_a_local_pool(scenario: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "12 runs (12 run now, 0 already done, 0 failed)" in r.stdout
     assert "mean_wait_s" in r.stdout and "±" in r.stdout and "sweep: 100%" in r.stderr  # table, bar
+    assert f"report (the table and every plot): {out / 'report.html'}\n" in r.stdout
     rows = read_csv(out / "sweep.csv")
     assert len(rows) == 12 and len({r["run"] for r in rows}) == 12
     assert {r["set:workload.generator.count"] for r in rows} == {"50", "100"}
@@ -56,6 +57,33 @@ def test_a_sweep_on_a_local_pool(scenario: Path, tmp_path: Path) -> None:
     again = rpiaas("sweep", str(scenario), "--policy", "best_fit", "--policy", "first_fit", "--seeds", "1-3",
                    "--set", "workload.generator.count=50,100", "--out", str(out), "-q", cwd=tmp_path)
     assert again.returncode == 0 and "(0 run now, 12 already done, 0 failed)" in again.stdout
+
+
+def test_failures_go_to_stderr_and_the_files_keep_their_headers(scenario: Path, tmp_path: Path) -> None:
+    grid = ["--seeds", "1-2", "--set", "workload.generator.count=20", "--set", "queue=fcfs,sjf"]
+    for blocked in (3, 4):  # some runs fail, then every run
+        out = tmp_path / f"sw{blocked}"
+        specs = expand([str(scenario)], [], [1, 2], ["workload.generator.count=20", "queue=fcfs,sjf"], out)
+        (out / "runs").mkdir(parents=True)
+        for spec in specs[:blocked]:  # a file where the run's directory goes: the run fails at its end
+            Path(spec.out).write_text("not a run\n")
+        # the progress bar on (no -q): what it writes must not send the failures to stdout
+        r = rpiaas("sweep", str(scenario), *grid, "--workers", "1", "--out", str(out), cwd=tmp_path)
+        assert r.returncode == 1, r.stderr
+        assert r.stdout.splitlines()[-1].startswith(
+            f"4 runs ({4 - blocked} run now, 0 already done, {blocked} failed) in "), r.stdout
+        assert " failed: " not in r.stdout, r.stdout
+        errors = [ln for ln in r.stderr.splitlines() if " failed: " in ln]
+        assert sorted(ln.split(" failed: ")[0].split()[-1] for ln in errors) == sorted(
+            s.name for s in specs[:blocked]), r.stderr
+        assert all("exists and is not a run directory" in ln for ln in errors)
+        with open(out / "sweep.csv", newline="") as f:
+            head, *rows = list(csv.reader(f))
+        assert head[:5] == ["run", "scenario", "policy", "seed", "set:queue"] and len(rows) == 4 - blocked
+        with open(out / "summary.csv", newline="") as f:
+            head = next(csv.reader(f))
+        assert head[:4] == ["scenario", "policy", "set:queue", "metric"] and head[-1] == "ci95_clipped"
+        assert (out / "report.html").is_file()
 
 
 def test_an_interrupted_sweep_continues_where_it_stopped(scenario: Path, tmp_path: Path) -> None:

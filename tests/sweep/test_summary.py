@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rpiaas.sweep.ci import t_quantile
-from rpiaas.sweep.summary import aggregate, format_table, plot_summary, summarize
+from rpiaas.sweep.summary import aggregate, format_table, is_constant, plot_summary, series_positions, summarize
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -64,8 +64,8 @@ def test_the_table() -> None:
 def test_plots(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     paths = plot_summary(summarize(_rows()), tmp_path / "plots")
-    assert sorted(p.name for p in paths) == ["mean_wait_s.png", "p95_wait_s.png", "tasks.png",
-                                             "wall_s.png"]  # (a swept key: lines over it)
+    # (a swept key: lines over it); tasks and wall_s, 10 and 0.5 in every run, get none
+    assert sorted(p.name for p in paths) == ["mean_wait_s.png", "p95_wait_s.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
@@ -97,3 +97,62 @@ def test_no_swept_key_gives_bars_and_constant_zero_metrics_no_plot(tmp_path: Pat
     paths = plot_summary(summarize(rows), tmp_path)
     assert [p.name for p in paths] == ["mean_wait_s.png"]  # "failed" is 0 in every run
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_metric_with_one_value_in_every_run_gets_no_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = [{"run": f"r-{p}-{c}-{i}", "scenario": "s", "policy": p, "seed": i, "set:count": c,
+             "completed": 50, "tasks": 50, "mean_wait_s": float(i + c)}
+            for p in ("best_fit", "worst_fit") for c in (10, 20) for i in range(1, 4)]
+    summary = summarize(rows)
+    assert is_constant([r for r in summary if r["metric"] == "completed"])
+    assert not is_constant([r for r in summary if r["metric"] == "mean_wait_s"])
+    # equal means in every group but values that vary within them: not constant
+    assert not is_constant([{"mean": 2.0, "sd": 1.0}, {"mean": 2.0, "sd": 0.5}])
+    paths = plot_summary(summary, tmp_path)
+    assert [p.name for p in paths] == ["mean_wait_s.png"]  # completed and tasks: 50 in every run
+
+
+def test_series_at_one_x_are_set_apart_within_their_x(tmp_path: Path) -> None:
+    rows = [{"scenario": "s", "policy": p, "set:count": c, "metric": "m", "mean": 1.0, "n": 3}
+            for p in ("a", "b", "c") for c in (10, 20, 40)]
+    positions = series_positions(rows, ["set:count"])
+    assert list(positions) == [("s", "a"), ("s", "b"), ("s", "c")]
+    for i, x in enumerate((10.0, 20.0, 40.0)):
+        at_x = [points[i][0] for points in positions.values()]
+        assert [points[i][1]["set:count"] for points in positions.values()] == [x] * 3
+        assert len(set(at_x)) == 3 and at_x == sorted(at_x)  # one position per series, in order
+        assert sum(at_x) / 3 == pytest.approx(x)  # centred on the x
+        assert max(at_x) - min(at_x) < 5  # within half the smallest gap (10)
+    # values that are not numbers: one x per combination, 0, 1, ...
+    words = [{**r, "set:count": f"q{r['set:count']}"} for r in rows]
+    xs = [x for x, _ in series_positions(words, ["set:count"])[("s", "b")]]
+    assert xs == [0.0, 1.0, 2.0]  # the middle series sits on its x
+    one = series_positions(rows[:1] + rows[3:4], ["set:count"])  # one x, two series
+    assert [p[0][0] for p in one.values()] == [pytest.approx(10 - 0.75), pytest.approx(10 + 0.75)]
+
+
+def test_with_no_row_both_csv_files_have_their_header_and_the_report_says_so(tmp_path: Path) -> None:
+    aggregate([], tmp_path, params=["set:workload.generator.count"])
+    assert (tmp_path / "sweep.csv").read_text().splitlines() == [
+        "run,scenario,policy,seed,set:workload.generator.count"]
+    assert (tmp_path / "summary.csv").read_text().splitlines() == [
+        "scenario,policy,set:workload.generator.count,metric,n,mean,sd,ci95_low,ci95_high,ci95_half,ci95_clipped"]
+    page = (tmp_path / "report.html").read_text()
+    assert "No run completed" in page and "<table" not in page
+
+
+def test_the_report_holds_the_table_and_every_plot_inline(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    summary = aggregate(_rows(), tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    plots = sorted((tmp_path / "plots").glob("*.png"))
+    assert [p.name for p in plots] == ["mean_wait_s.png", "p95_wait_s.png"]
+    assert page.count("<img src='data:image/png;base64,") == len(plots)
+    for p in plots:
+        assert f"id='plot-{p.stem}'" in page
+    assert "src='http" not in page and "href=" not in page
+    for metric in {r["metric"] for r in summary}:
+        assert f"<tr id='metric-{metric}'>" in page
+    assert "<td>2.000 [0, 4.484]</td>" in page and "<td>4.000 ± 0</td>" in page  # as summary.txt
+    assert "No plot for the metrics with one value in every run: tasks, wall_s." in page
