@@ -108,7 +108,9 @@ def _losing_proxy(target: str, hold_s: float) -> web.Application:
 
 
 def test_a_lost_start_is_asked_about_started_or_not(tmp_path: Path) -> None:
-    one_node = {**CLUSTER, "clusters": [{**CLUSTER["clusters"][0], "count": 1}]}
+    one_node = {"node_types": CLUSTER["node_types"],
+                "clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 1,
+                              "type": "pi2"}]}
     # task 1's start is lost on the way (asked, the agent has no such task: it never started);
     # task 2's start reaches the agent, its answer is lost (asked, the agent has it: it runs,
     # still, when the master's request times out after 5 s)
