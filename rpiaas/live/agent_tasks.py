@@ -193,9 +193,6 @@ class AgentTasks:
             return
         node, agent_id = current
         self.reported.add(agent_id)
-        self._kill(node, agent_id)
-
-    def _kill(self, node: int, agent_id: str) -> None:
         client, base_url = self.client, self.entries[node].base_url
 
         async def kill() -> None:
@@ -205,10 +202,13 @@ class AgentTasks:
         self.act(kill())
 
     async def poll(self) -> None:
-        """Ask the agents that run this run's tasks for their tasks: the ends pushes missed."""
+        """Ask the agents that run this run's tasks for their tasks: the ends pushes missed.
+        An attempt the run no longer waits for that still runs (a start that reached its
+        agent late) is stopped."""
         nodes = sorted({node for node, _ in self.on_agent.values()})
         results = await asyncio.gather(
             *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
+        stale: list[tuple[int, str]] = []
         for n, docs in zip(nodes, results, strict=True):
             if isinstance(docs, BaseException):
                 continue  # the node's own poll decides whether it is down
@@ -216,7 +216,10 @@ class AgentTasks:
                 if doc.get("state") != "running":
                     self.ended(doc, self.entries[n].name)
                 elif self._stale(doc.get("id")):
-                    self._kill(n, str(doc["id"]))
+                    stale.append((n, str(doc["id"])))
+        # (not through the journal: the journal says already that the run gave them up)
+        await asyncio.gather(*(self.client.kill_task(self.entries[n].base_url, agent_id)
+                               for n, agent_id in stale), return_exceptions=True)
 
     def _stale(self, agent_id: object) -> bool:
         """Whether ``agent_id`` is an attempt of this run that it no longer waits for."""

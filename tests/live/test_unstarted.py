@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,18 @@ def test_a_start_on_a_killed_agent_spends_no_retry_and_its_node_is_down_at_once(
     assert time.monotonic() - started < 30
 
 
+def _agent_tasks(url: str, token: str) -> dict[str, str]:
+    """The agent's tasks, by id: their states."""
+    req = urllib.request.Request(url + "/tasks", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return {t["id"]: t["state"] for t in json.loads(r.read())["tasks"]}
+
+
 def _losing_proxy(target: str, hold_s: float) -> web.Application:
-    """Forwards every request to the agent at ``target``, but loses the first ``POST /tasks``
-    (never sent on: the agent has no such task) and the answer to the second (sent on, the
-    task starts, and the answer comes after ``hold_s``, past the master's timeout)."""
+    """Forwards every request to the agent at ``target``, but delays the first ``POST /tasks``
+    by ``hold_s``, past the master's timeout (meanwhile the agent has no such task; then it
+    starts, late), and the answer to the second (sent on at once, the task starts, and the
+    answer comes after ``hold_s``)."""
     posts = 0
 
     async def forward(request: web.Request) -> web.Response:
@@ -91,7 +100,6 @@ def _losing_proxy(target: str, hold_s: float) -> web.Application:
             posts += 1
             if posts == 1:
                 await asyncio.sleep(hold_s)
-                return web.Response(status=504)
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("authorization", "content-type")}
         async with aiohttp.ClientSession() as session, session.request(
@@ -111,11 +119,12 @@ def test_a_lost_start_is_asked_about_started_or_not(tmp_path: Path) -> None:
     one_node = {"node_types": CLUSTER["node_types"],
                 "clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 1,
                               "type": "pi2"}]}
-    # task 1's start is lost on the way (asked, the agent has no such task: it never started);
-    # task 2's start reaches the agent, its answer is lost (asked, the agent has it: it runs,
-    # still, when the master's request times out after 5 s)
-    tasks = [{"id": 1, "arrival_s": 0.1, "cores": 1, "mem_mb": 64, "work_core_s": 1.0},
-             {"id": 2, "arrival_s": 0.3, "cores": 1, "mem_mb": 64, "work_core_s": 7.0}]
+    # task 1's start is held on the way (asked after the master's request timed out at 5 s, the
+    # agent has no such task: it never started, and goes again); task 2's start reaches the
+    # agent, its answer is lost (asked, the agent has it, running: it is watched).  Task 1's
+    # first start reaches the agent at 8 s, late: that attempt is stopped when found.
+    tasks = [{"id": 1, "arrival_s": 0.1, "cores": 1, "mem_mb": 64, "work_core_s": 3.0},
+             {"id": 2, "arrival_s": 0.3, "cores": 1, "mem_mb": 64, "work_core_s": 10.0}]
     with start_local_testbed(tmp_path / "tb", 1, poll_interval_s=0.25) as tb:
         name = next(iter(tb.agents))
         with ServedApp(_losing_proxy(tb.agents[name].url, 8.0)) as proxy:
@@ -133,7 +142,12 @@ def test_a_lost_start_is_asked_about_started_or_not(tmp_path: Path) -> None:
                                                    policy="first_fit", retries=0))
                 _, run_dir = run_live(scenario, master.url, tb.master_token, tmp_path / "live",
                                       quiet=True, poll_s=0.2)
+        on_agent = _agent_tasks(tb.agents[name].url, tb.node_token(name))
     rows = _rows(run_dir)
+    run_id = json.loads((run_dir / "run.json").read_text())["live"]["run"]
+    # the late first attempt of task 1 was stopped; its second and task 2's one ran to the end
+    assert {i: on_agent[i] for i in on_agent if i.startswith(run_id + ".")} == {
+        f"{run_id}.1.1": "killed", f"{run_id}.1.3": "completed", f"{run_id}.2.1": "completed"}
     assert {t: (r["state"], r["attempts"], r["node"]) for t, r in rows.items()} == {
         1: ("completed", "1", name), 2: ("completed", "1", name)}, rows
     events = _events(run_dir)
@@ -142,7 +156,7 @@ def test_a_lost_start_is_asked_about_started_or_not(tmp_path: Path) -> None:
     assert "the agent has no such task" in unstarted[0]["reason"], unstarted
     assert not any(e.get("ev") == "node_down" for e in events), events  # it answered
     # task 2 ran from the start its agent measured, not from when the master learnt of it
-    assert float(rows[2]["start_s"]) < 1.0 and 7.0 < float(rows[2]["end_s"]) < 8.0, rows[2]
+    assert float(rows[2]["start_s"]) < 1.0 and 10.0 < float(rows[2]["end_s"]) < 11.0, rows[2]
     assert float(rows[1]["start_s"]) >= 5.0, rows[1]  # again, after the lost start timed out
     record = json.loads((run_dir / "run.json").read_text())
     assert record["live"]["not_started"] == {"attempts": 1, "tasks": {"1": 1}}
