@@ -160,3 +160,33 @@ def test_a_lost_start_is_asked_about_started_or_not(tmp_path: Path) -> None:
     assert float(rows[1]["start_s"]) >= 5.0, rows[1]  # again, after the lost start timed out
     record = json.loads((run_dir / "run.json").read_text())
     assert record["live"]["not_started"] == {"attempts": 1, "tasks": {"1": 1}}
+
+
+def test_a_start_a_stopped_agent_took_and_never_answered_counts_as_started(
+        tmp_path: Path) -> None:
+    # a SIGSTOPped agent's kernel takes the connection and the request; nothing answers, and
+    # asked again the agent does not answer either: the attempt may run when the agent goes on,
+    # so it is lost with its node as any running task is (a retry spent), never "not started"
+    tasks = [{"id": 1, "arrival_s": 0.2, "cores": 1, "mem_mb": 64, "work_core_s": 1.0}]
+    with start_local_testbed(tmp_path / "tb", 3, poll_interval_s=30.0) as tb:
+        scenario = load_scenario(_scenario(tmp_path / "stopped.json", CLUSTER, tasks,
+                                           policy="least_loaded", retries=1))
+        victim = scenario.cluster.nodes[0].name
+        pid = tb.agents[victim].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            _, run_dir = run_live(scenario, tb.master_url, tb.master_token, tmp_path / "live",
+                                  quiet=True, poll_s=0.2)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    rows = _rows(run_dir)
+    assert (rows[1]["state"], rows[1]["attempts"]) == ("completed", "2"), rows
+    assert rows[1]["node"] != victim and float(rows[1]["start_s"]) >= 10.0, rows
+    events = _events(run_dir)
+    assert not any(e.get("ev") == "not_started" for e in events), events
+    downs = [e for e in events if e.get("ev") == "node_down"]
+    assert [d["node"] for d in downs] == [victim], events
+    assert "TimeoutError" in downs[0]["reason"] and "asked again" in downs[0]["reason"], downs
+    assert [e["task"] for e in events if e.get("act") == "retry"] == [1], events
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["live"]["not_started"] == {"attempts": 0, "tasks": {}}
