@@ -22,6 +22,7 @@ from .core.events import (
     TaskArrived,
     TaskFailed,
     TaskFinished,
+    TaskNotStarted,
     Tick,
     WakeAt,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "TaskArrived",
     "TaskFailed",
     "TaskFinished",
+    "TaskNotStarted",
     "TaskState",
     "Tick",
     "WakeAt",

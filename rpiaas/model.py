@@ -288,7 +288,7 @@ class Task:
     start_s: float = -1.0
     end_s: float = -1.0
     est_end_s: float = 0.0
-    attempts: int = 0  # starts so far (retries after failures count)
+    attempts: int = 0  # starts so far (retries count; a start that never reached its node does not)
     epoch: int = 0  # bumped on every start, move, kill or failure: stale shell events are dropped
     reason: str = ""  # why it failed or was killed (exit status, node lost, walltime, policy)
     cpu_s: float | None = None  # measured CPU seconds (live); None where not measured

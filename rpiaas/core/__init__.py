@@ -24,6 +24,7 @@ from .events import (
     TaskArrived,
     TaskFailed,
     TaskFinished,
+    TaskNotStarted,
     Tick,
     WakeAt,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "TaskArrived",
     "TaskFailed",
     "TaskFinished",
+    "TaskNotStarted",
     "Tick",
     "WakeAt",
     "check_index_rule",

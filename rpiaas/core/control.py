@@ -39,6 +39,7 @@ from .events import (
     TaskArrived,
     TaskFailed,
     TaskFinished,
+    TaskNotStarted,
     Tick,
     WakeAt,
     event_order,
@@ -158,6 +159,7 @@ class ControlPlane:
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
             TaskFinished: self._on_finished,  # type: ignore[dict-item]
             TaskFailed: self._on_failed,  # type: ignore[dict-item]
+            TaskNotStarted: self._on_not_started,  # type: ignore[dict-item]
             NodeDown: self._on_node_down,  # type: ignore[dict-item]
             NodeUp: self._on_node_up,  # type: ignore[dict-item]
             NodeBooted: self._on_node_booted,  # type: ignore[dict-item]
@@ -396,17 +398,35 @@ class ControlPlane:
         self._release(task, now)
         self._fail_or_retry(task, now, ev.reason)
 
+    def _on_not_started(self, ev: TaskNotStarted, now: float, actions: list[Action]) -> None:
+        """The start of a running task never reached its node: the attempt did not happen.
+        Its resources come back and it waits again, its attempts as they were before it."""
+        task = self._running.get(ev.task_id)
+        if task is None:
+            self._write({"t": now, "ev": "not_started", "task": ev.task_id, "ignored": True})
+            return
+        self._write({"t": now, "ev": "not_started", "task": task.id,
+                     "node": self.nodes[task.node].name, "reason": ev.reason})
+        self._release(task, now)
+        task.attempts -= 1  # no retry spent
+        self._requeue(task)
+
+    def _requeue(self, task: Task) -> None:
+        """A task whose attempt ended without its end: waiting again (a new epoch)."""
+        task.epoch += 1
+        task.state = TaskState.QUEUED
+        task.node = -1
+        task.start_s = -1.0
+        self._queue[task.id] = task
+
     def _fail_or_retry(self, task: Task, now: float, reason: str) -> None:
         """A running task was lost for ``reason`` (also in the event that lost it): queued
         again while it has retries left, else failed with that reason."""
-        task.epoch += 1
         if task.attempts <= self.retries:
-            task.state = TaskState.QUEUED
-            task.node = -1
-            task.start_s = -1.0
-            self._queue[task.id] = task
+            self._requeue(task)
             self._write({"t": now, "act": "retry", "task": task.id, "attempt": task.attempts + 1})
         else:
+            task.epoch += 1
             task.state = TaskState.FAILED
             task.end_s = now
             task.reason = reason

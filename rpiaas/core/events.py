@@ -2,9 +2,9 @@
 
 A shell (simulated or live) stamps a batch of events with the time ``now`` and
 calls :meth:`rpiaas.core.control.ControlPlane.step`.  Within one batch events are
-applied in a fixed order, the same in both shells: by ``RANK`` (node failures,
-then task ends, then nodes coming up, then arrivals, then ticks), then by task
-or node id.  So at equal times finishes free resources before arrivals ask
+applied in a fixed order, the same in both shells: by ``RANK`` (starts that never
+happened, then node failures, then task ends, then nodes coming up, then arrivals,
+then ticks), then by task or node id.  So at equal times finishes free resources before arrivals ask
 for them.
 """
 
@@ -29,6 +29,7 @@ __all__ = [
     "TaskArrived",
     "TaskFailed",
     "TaskFinished",
+    "TaskNotStarted",
     "Tick",
     "WakeAt",
     "event_order",
@@ -44,6 +45,22 @@ class Event:
 
     def key(self) -> int:
         return 0
+
+
+@dataclass(slots=True)
+class TaskNotStarted(Event):
+    """A started task's start never reached its node (the live shell could not deliver it):
+    the attempt did not happen, and the task goes back to the queue without spending a
+    retry.  It comes before everything else of its batch, so a ``NodeDown`` of the same
+    node in that batch does not count the attempt as lost with the node.  A simulation
+    never sends it."""
+
+    task_id: int
+    reason: str = ""
+    RANK = -1
+
+    def key(self) -> int:
+        return self.task_id
 
 
 @dataclass(slots=True)

@@ -24,11 +24,16 @@ class AgentError(Exception):
     """An agent did not answer, answered late, or answered something that is not a report.
 
     ``status`` is the HTTP status when the agent answered with an error, else None.
+    ``unsent`` says the request never reached the agent: no connection could be made
+    (refused, reset or timed out while connecting), so the agent cannot have acted on it.
+    A request that was sent and got no answer (read timeout, connection broken after
+    sending) is not ``unsent``: the agent may have acted on it.
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, unsent: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.unsent = unsent
 
 
 # The largest answer read from an agent: a /tasks list of hundreds of documents is ~100 KB.
@@ -146,8 +151,9 @@ class AgentClient:
                     raise AgentError(f"{method} {url}: HTTP {resp.status}: "
                                      f"{message or resp.reason}", resp.status)
                 return jsonbody.loads(raw) if raw else None
-        except aiohttp.ClientConnectorError as e:  # no connection at all: nothing was stale
-            raise AgentError(f"{method} {url}: {type(e).__name__}: {e}") from e
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+            # no connection at all: nothing was stale, and nothing reached the agent
+            raise AgentError(f"{method} {url}: {type(e).__name__}: {e}", unsent=True) from e
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
             raise _Stale(f"the connection broke: {type(e).__name__}: {e}".rstrip(": ")) from e
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:

@@ -12,6 +12,20 @@ The documents the agents answer go back to the run through the callables it
 gives: the start an agent measured (``started``) and, found by polling the
 agents' ``GET /tasks`` (:meth:`AgentTasks.poll`), the ends their pushes
 missed (``ended``), so a lost push loses nothing.
+
+A start that never reached its agent is not the task's failure.  When no
+connection could be made (refused, reset or timed out while connecting: the
+agent cannot have seen the request), the attempt becomes ``TaskNotStarted`` (the
+task waits again without spending a retry) and the node ``NodeDown`` with the
+reason, in one batch, once every other start to that node under way has
+answered (so all the starts a dead node swallowed go back together).  When the
+request was sent and its answer lost (a read timeout, a connection broken after
+sending), the agent is asked for the task (``GET /tasks/{id}``): if it has it, the
+attempt started and is watched like any other; if it answers that it has not,
+the attempt never happened (``TaskNotStarted``; the node stays up); if it does not
+answer, the node is down and the attempt, which may have started, is lost with
+it as any running task is (a retry spent).  An attempt the run gave up that an
+agent turns out to run (its late start) is stopped when the agents are polled.
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.events import Event, TaskFailed
+from ..core.events import Event, TaskFailed, TaskNotStarted
 from ..model import Node, Task
 from .agent_client import AgentClient, AgentError
 from .clock import RunClock
@@ -77,6 +91,9 @@ class AgentTasks:
     :param put: takes an event for the control plane at a scenario time (a refused start).
     :param started: takes a task id and its agent's document: the start it measured.
     :param ended: takes a polled document of a task no longer running, and its node's name.
+    :param unreachable: takes a node whose agent could not be reached, a scenario time and
+        the reason: the node is down from then on (:meth:`NodeWatch.unreachable
+        <rpiaas.live.watch.NodeWatch.unreachable>`).
     """
 
     def __init__(self, run_id: str, entries: Sequence[AgentNode], nodes: Sequence[Node],
@@ -84,7 +101,8 @@ class AgentTasks:
                  clock: RunClock, act: Callable[[Call], None],
                  put: Callable[[float, Event], None],
                  started: Callable[[int, dict[str, Any]], None],
-                 ended: Callable[[dict[str, Any], str], object]) -> None:
+                 ended: Callable[[dict[str, Any], str], object],
+                 unreachable: Callable[[int, float, str], None]) -> None:
         self.run_id = run_id
         self.entries = entries
         self.nodes = nodes
@@ -96,10 +114,15 @@ class AgentTasks:
         self.put = put
         self.started = started
         self.ended = ended
+        self.unreachable = unreachable
         self.ids: dict[str, int] = {}  # agent task id -> task id
         self.on_agent: dict[int, tuple[int, str]] = {}  # running task id -> (node, agent id)
         self.reported: set[str] = set()  # agent ids whose end is known (or no longer wanted)
         self.replaying = False  # the run replays its journal: no call goes out
+        self.starting: dict[int, int] = {}  # node -> starts under way to it
+        # node -> (task id, agent id, reason) of the starts that could not reach it, until
+        # the node's other starts under way have answered
+        self.unsent: dict[int, list[tuple[int, str, str]]] = {}
 
     def spec(self, task: Task, node: int, work_core_s: float, agent_id: str) -> dict[str, Any]:
         """The ``POST /tasks`` document that runs ``work_core_s`` of ``task`` on ``node``."""
@@ -129,20 +152,69 @@ class AgentTasks:
         self.act(self.post(task.id, node, self.spec(task, node, work_core_s, agent_id)))
 
     async def post(self, task_id: int, node: int, spec: dict[str, Any]) -> None:
-        """Start the task of ``spec`` on ``node``'s agent; a refusal fails the task."""
-        entry = self.entries[node]
+        """Start the task of ``spec`` on ``node``'s agent; a refusal fails the task, a start
+        that never reached the agent puts it back in the queue (the module's docstring)."""
+        self.starting[node] = self.starting.get(node, 0) + 1
+        try:
+            await self._post(task_id, node, spec)
+        finally:
+            self.starting[node] -= 1
+            if not self.starting[node] and node in self.unsent:
+                self._unreached(node)
+
+    def current(self, task_id: int, agent_id: str) -> bool:
+        """Whether ``agent_id`` is the attempt of ``task_id`` the run still waits for."""
+        return self.on_agent.get(task_id, (0, ""))[1] == agent_id
+
+    async def _post(self, task_id: int, node: int, spec: dict[str, Any]) -> None:
+        entry, agent_id = self.entries[node], spec["id"]
         try:
             doc = await self.client.start_task(entry.base_url, spec)
         except AgentError as e:
             if e.status == 409 and "exists" in str(e).lower():
                 return  # started before (a resumed run): watched like any other
-            if self.on_agent.get(task_id, (0, ""))[1] == spec["id"]:
-                self.reported.add(spec["id"])
-                reason = (f"command not allowed on node {entry.name}"
-                          if e.status == 403 and spec["kind"] == "command" else f"start on {entry.name}: {e}")
-                self.put(self.clock.now(), TaskFailed(task_id, reason))
+            if not self.current(task_id, agent_id):
+                return
+            why = f"start on {entry.name}: {e}"
+            if e.unsent:
+                self.unsent.setdefault(node, []).append((task_id, agent_id, why))
+            elif e.status is None:
+                await self._lost_answer(task_id, node, agent_id, why)
+            else:  # the agent answered: it refused
+                self.reported.add(agent_id)
+                if e.status == 403 and spec["kind"] == "command":
+                    why = f"command not allowed on node {entry.name}"
+                self.put(self.clock.now(), TaskFailed(task_id, why))
             return
         self.started(task_id, doc)
+
+    async def _lost_answer(self, task_id: int, node: int, agent_id: str, why: str) -> None:
+        """A start was sent and its answer lost: the agent says whether it has the task."""
+        try:
+            doc = await self.ask(node, agent_id)
+        except AgentError as e:
+            if self.current(task_id, agent_id):  # it may run: lost with its node, as started
+                self.unreachable(node, self.clock.now(), f"{why}; asked again: {e}")
+            return
+        if not self.current(task_id, agent_id):
+            return
+        if doc is None:
+            self.reported.add(agent_id)
+            self.put(self.clock.now(), TaskNotStarted(task_id, f"{why}; the agent has no such task"))
+        else:
+            self.started(task_id, doc)  # it started; its end comes as any other's
+
+    def _unreached(self, node: int) -> None:
+        """The starts that could not reach ``node``: back in the queue, and the node down, in
+        one batch (events of one time are stepped together)."""
+        items = [i for i in self.unsent.pop(node) if self.current(i[0], i[1])]
+        if not items:
+            return  # the node was found down meanwhile: those attempts went with it
+        now = self.clock.now()
+        for task_id, agent_id, why in items:
+            self.reported.add(agent_id)
+            self.put(now, TaskNotStarted(task_id, why))
+        self.unreachable(node, now, f"unreachable: {items[0][2]}")
 
     async def ask(self, node: int, agent_id: str) -> dict[str, Any] | None:
         """The document of task ``agent_id`` on ``node``'s agent; None if it has no such task."""
@@ -164,13 +236,26 @@ class AgentTasks:
         self.act(kill())
 
     async def poll(self) -> None:
-        """Ask the agents that run this run's tasks for their tasks: the ends pushes missed."""
+        """Ask the agents that run this run's tasks for their tasks: the ends pushes missed.
+        An attempt the run no longer waits for that still runs (a start that reached its
+        agent late) is stopped."""
         nodes = sorted({node for node, _ in self.on_agent.values()})
         results = await asyncio.gather(
             *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
+        stale: list[tuple[int, str]] = []
         for n, docs in zip(nodes, results, strict=True):
             if isinstance(docs, BaseException):
                 continue  # the node's own poll decides whether it is down
             for doc in docs:
                 if doc.get("state") != "running":
                     self.ended(doc, self.entries[n].name)
+                elif self._stale(doc.get("id")):
+                    stale.append((n, str(doc["id"])))
+        # (not through the journal: the journal says already that the run gave them up)
+        await asyncio.gather(*(self.client.kill_task(self.entries[n].base_url, agent_id)
+                               for n, agent_id in stale), return_exceptions=True)
+
+    def _stale(self, agent_id: object) -> bool:
+        """Whether ``agent_id`` is an attempt of this run that it no longer waits for."""
+        task_id = self.ids.get(agent_id) if isinstance(agent_id, str) else None
+        return task_id is not None and not self.current(task_id, str(agent_id))

@@ -28,6 +28,7 @@ from ..core.events import (
     TaskArrived,
     TaskFailed,
     TaskFinished,
+    TaskNotStarted,
     Tick,
 )
 from ..model import Task
@@ -108,6 +109,8 @@ def event_json(ev: Event) -> dict[str, Any]:
         return {"e": "finish", "task": ev.task_id}
     if isinstance(ev, TaskFailed):
         return {"e": "fail", "task": ev.task_id, "reason": ev.reason}
+    if isinstance(ev, TaskNotStarted):
+        return {"e": "unstarted", "task": ev.task_id, "reason": ev.reason}
     if isinstance(ev, NodeDown):
         return {"e": "down", "node": ev.node, "reason": ev.reason}
     if isinstance(ev, NodeUp):
@@ -133,6 +136,8 @@ def event_from(rec: dict[str, Any], tasks: Iterator[Task]) -> Event:
         return TaskFinished(int(rec["task"]))
     if kind == "fail":
         return TaskFailed(int(rec["task"]), str(rec.get("reason", "")))
+    if kind == "unstarted":
+        return TaskNotStarted(int(rec["task"]), str(rec.get("reason", "")))
     if kind == "down":
         return NodeDown(int(rec["node"]), str(rec.get("reason", "")))
     if kind == "up":

@@ -58,7 +58,8 @@ from ..scenario import Scenario
 from ..store import HistoryStore, PowerReading, Sample
 from .clock import RunClock
 
-__all__ = ["MIN_SAMPLE_WALL_S", "LiveResult", "Twin", "lag_figures", "metered_energy"]
+__all__ = ["MIN_SAMPLE_WALL_S", "LiveResult", "Twin", "lag_figures", "metered_energy",
+           "not_started_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,14 @@ def lag_figures(lags: list[float]) -> dict[str, Any]:
         return float(f"{ordered[min(len(ordered) - 1, int(p * len(ordered)))]:.6g}")
 
     return {"tasks": len(ordered), "p50": q(0.5), "p95": q(0.95), "max": q(1.0)}
+
+
+def not_started_figures(per_task: dict[int, int]) -> dict[str, Any]:
+    """The attempts whose start never reached their agent (``TaskNotStarted``): how many in
+    all, and per task id (a key of JSON: text).  ``tasks.csv``'s ``attempts`` counts none of
+    them."""
+    return {"attempts": sum(per_task.values()),
+            "tasks": {str(t): n for t, n in sorted(per_task.items())}}
 
 
 def metered_energy(readings: Sequence[PowerReading], start_s: float, end_s: float

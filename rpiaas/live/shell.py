@@ -61,6 +61,7 @@ from ..core.events import (
     TaskArrived,
     TaskFailed,
     TaskFinished,
+    TaskNotStarted,
     Tick,
     WakeAt,
 )
@@ -77,7 +78,7 @@ from .clock import RunClock
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
 from .outbox import Outbox
-from .result import LiveResult, Twin, lag_figures
+from .result import LiveResult, Twin, lag_figures, not_started_figures
 from .resume import reconcile, replay
 from .switching import PowerSwitch
 from .watch import NodeWatch
@@ -124,10 +125,11 @@ class LiveRun(Shell):
         self.measured_start: dict[int, float] = {}  # task id -> measured start, scenario s
         # task id -> (cpu_s, peak_mem_mb) its agent measured for its last attempt that ended
         self.measured_use: dict[int, tuple[float | None, float | None]] = {}
+        self.watch = NodeWatch(entries, self.clock, self.put)
         self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
                                  self.clock, self.outbox.hold, self.put, self.learn_start,
-                                 self.report)
-        self.watch = NodeWatch(entries, self.clock, self.put)
+                                 self.report, self.watch.unreachable)
+        self.not_started: dict[int, int] = {}  # task id -> its attempts that never started
         self.drivers = _drivers(entries)
         self.power = PowerSwitch(entries, self.drivers, store, self.clock, self.put,
                                  self.outbox.spawn, client.tasks, self._note, self.watch.hold,
@@ -385,6 +387,8 @@ class LiveRun(Shell):
                 self._arrived += 1
             elif isinstance(ev, (TaskFinished, TaskFailed)):
                 on_agent.pop(ev.task_id, None)
+            elif isinstance(ev, TaskNotStarted) and on_agent.pop(ev.task_id, None) is not None:
+                self.not_started[ev.task_id] = self.not_started.get(ev.task_id, 0) + 1
         actions = self.control.step(now, events)
         self.carry_out(actions, now)
         if len(on_agent) > self.control.running_count:
@@ -521,7 +525,8 @@ class LiveRun(Shell):
         live = {"run": self.id, "timescale": self.options.timescale,
                 "task_kind": self.options.task_kind,
                 "agents": {e.name: e.base_url for e in self.entries},
-                "start_lag_s": lag_figures(self.start_lags)}
+                "start_lag_s": lag_figures(self.start_lags),
+                "not_started": not_started_figures(self.not_started)}
         self.result = await self.output.commit(end, live, self.outcomes)
         self.status.state = "completed"
         self._update_status()

@@ -8,6 +8,12 @@ utilisation, handed to the control plane's view before the next step.  The
 utilisation is the difference of the node's busy CPU counter between its last
 two samples over their cores and time (so a task that ran between two polls
 counts), or the agent's sampled utilisation where it gives no counter.
+
+The run may learn that a node is gone before the poller does: a start that
+could not reach its agent (:mod:`.agent_tasks`) makes the node down at once
+(:meth:`NodeWatch.unreachable`).  The poller may still hold the node online for a
+while; the node is up again (``NodeUp``) only when the poller has an answer of
+the agent taken after that.
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ class NodeWatch:
         self._news: dict[int, float] = {}
         # nodes whose agents come and go by the run's own power calls: no events of them
         self.held: set[int] = set()
+        # nodes the run found unreachable, with the unix time it did: down, whatever the
+        # poller says, until it has an answer from after that time
+        self.unreached: dict[int, float] = {}
 
     def hold(self, node: int) -> None:
         """``node``'s agent is switched off or booting by the run: its going and coming are
@@ -65,7 +74,19 @@ class NodeWatch:
     def release(self, node: int, up: bool) -> None:
         """Watch ``node`` again, taking it as up or not from now on."""
         self.held.discard(node)
+        self.unreached.pop(node, None)
         self.online[node] = up
+
+    def unreachable(self, node: int, at_s: float, reason: str) -> None:
+        """The run could not reach ``node``'s agent: ``NodeDown`` with ``reason`` at scenario
+        time ``at_s`` (unless the node is down already), so no policy chooses it again until
+        the poller hears from it after now."""
+        if not self.online[node]:
+            return
+        self.online[node] = False
+        if node not in self.held:
+            self.unreached[node] = self.clock.unix()
+        self.put(at_s, NodeDown(node, reason))
 
     def look(self) -> None:
         """Compare the entries with what was seen last: state changes, new samples."""
@@ -73,6 +94,14 @@ class NodeWatch:
             up = entry.online is not False
             if i in self.held:
                 self.online[i] = up
+            elif i in self.unreached:
+                sample = entry.sample
+                if entry.online is False:
+                    del self.unreached[i]  # the poller found it down too
+                elif sample is not None and sample.time_s > self.unreached[i]:
+                    del self.unreached[i]  # an answer from after the run found it gone
+                    self.online[i] = True
+                    self.put(self.clock.now(), NodeUp(i))
             elif up != self.online[i]:
                 self.online[i] = up
                 self.put(self.clock.now(),

@@ -20,6 +20,7 @@ from rpiaas.core.events import (
     TaskArrived,
     TaskFailed,
     TaskFinished,
+    TaskNotStarted,
 )
 from rpiaas.core.view import ClusterView
 from rpiaas.model import PowerState, Task, TaskState
@@ -130,6 +131,45 @@ def test_node_down_fails_its_tasks_and_node_up_restores_capacity() -> None:
     assert cp.view.state[0] == PowerState.DOWN
     acts = cp.step(2.0, [NodeUp(0)])
     assert starts(acts) == {3: 0}
+
+
+def test_a_start_that_never_happened_spends_no_retry_and_its_node_is_not_chosen_again() -> None:
+    finals: list[Task] = []
+    log = io.StringIO()
+    cp = ControlPlane(nodes(node_type(cores=1), node_type(cores=1)), retries=0,
+                      on_final=finals.append, log=log)
+    assert starts(cp.step(0.0, [TaskArrived(task(1)), TaskArrived(task(2))])) == {1: 0, 2: 1}
+    # the start of task 2 never reached node 1 (its agent is gone): back in the queue, node 1
+    # down; in any order within the batch, the attempt is undone before the node is lost
+    acts = cp.step(0.5, [NodeDown(1, "unreachable"), TaskNotStarted(2, "refused")])
+    assert starts(acts) == {} and [t.id for t in cp.queued()] == [2] and finals == []
+    assert cp.view.state[1] == PowerState.DOWN
+    acts = cp.step(1.0, [TaskFinished(1)])
+    assert starts(acts) == {2: 0}  # on the node that is up, not on the lost one
+    cp.step(2.0, [TaskFinished(2)])
+    assert [(t.id, t.state, t.attempts) for t in finals] == [
+        (1, TaskState.COMPLETED, 1), (2, TaskState.COMPLETED, 1)]
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert {"t": 0.5, "ev": "not_started", "task": 2, "node": "n1.test", "reason": "refused"} in lines
+    assert not any(rec.get("act") == "retry" for rec in lines)
+
+
+def test_an_attempt_lost_with_its_node_before_its_start_failed_keeps_the_retry_rule() -> None:
+    finals: list[Task] = []
+    log = io.StringIO()
+    cp = ControlPlane(nodes(node_type(cores=1), node_type(cores=1)), retries=1,
+                      on_final=finals.append, log=log)
+    cp.step(0.0, [TaskArrived(task(1)), TaskArrived(task(2))])
+    acts = cp.step(0.5, [NodeDown(1, "offline")])  # found down first: task 2 lost, as started
+    assert starts(acts) == {} and [(t.id, t.attempts) for t in cp.queued()] == [(2, 1)]
+    cp.step(0.6, [TaskNotStarted(2, "refused")])  # too late: that attempt is gone already
+    assert [(t.id, t.attempts) for t in cp.queued()] == [(2, 1)]
+    assert {"t": 0.6, "ev": "not_started", "task": 2, "ignored": True} in [
+        json.loads(line) for line in log.getvalue().splitlines()]
+    cp.step(1.0, [TaskFinished(1)])
+    cp.step(2.0, [TaskFailed(2, "boom")])  # its one retry was spent when its node was lost
+    assert [(t.id, t.state, t.attempts) for t in finals] == [
+        (1, TaskState.COMPLETED, 1), (2, TaskState.FAILED, 2)]
 
 
 def test_boot_completion_brings_node_into_service() -> None:

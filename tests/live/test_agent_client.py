@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -94,6 +95,25 @@ def test_no_agent_on_the_port() -> None:
                 await client.info(base)
             with pytest.raises(AgentError) as e:
                 await client.tasks(base)
-            assert e.value.status is None
+            assert e.value.status is None and e.value.unsent  # nothing reached an agent
 
     asyncio.run(go())
+
+
+def test_a_request_sent_and_not_answered_is_not_unsent() -> None:
+    """An agent that takes the request and never answers: the request may have done its work."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # connections are accepted by the kernel; nobody reads or answers
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    async def go() -> None:
+        async with AgentClient(timeout_s=0.5) as client:
+            with pytest.raises(AgentError) as e:
+                await client.start_task(base, {"id": "r.1.1", "kind": "sleep", "duration_s": 1})
+            assert e.value.status is None and not e.value.unsent
+
+    try:
+        asyncio.run(go())
+    finally:
+        listener.close()

@@ -14,6 +14,7 @@ from rpiaas.core.events import (
     TaskArrived,
     TaskFailed,
     TaskFinished,
+    TaskNotStarted,
     Tick,
 )
 from rpiaas.live.journal import Journal, event_from, event_json, read_head
@@ -50,7 +51,8 @@ def _task(task_id: int) -> Task:
 def test_every_event_goes_through_the_codec_unchanged() -> None:
     tasks = iter([_task(7)])
     events = [TaskArrived(_task(7)), TaskFinished(3), TaskFailed(4, "agent gone"),
-              NodeDown(1, "offline"), NodeUp(1), NodeBooted(2), Tick()]
+              TaskNotStarted(5, "refused"), NodeDown(1, "offline"), NodeUp(1), NodeBooted(2),
+              Tick()]
     records = [event_json(ev) for ev in events]
     assert records[0] == {"e": "arrive", "task": 7}  # a task by its id: the workload gives it again
     back = [event_from(r, tasks) for r in records]
