@@ -134,7 +134,8 @@ def test_command_tasks_run_end_with_their_reason_and_are_measured(
     assert ended[2].cpu_s is None and ended[2].peak_mem_mb is None  # never started
     # the walltime kill: at its start + 1 s, and the agent stopped the program
     assert 0.9 <= five.end_s - five.start_s <= 1.5, (five.start_s, five.end_s)
-    docs = {d["id"].split(".")[1]: d for d in _agent_tasks(testbed, NODE1) if d["id"].startswith("commands")}
+    run_id = run_dir.name  # the master names the run after its local run directory
+    docs = {d["id"].split(".")[1]: d for d in _agent_tasks(testbed, NODE1) if d["id"].split(".")[0] == run_id}
     assert docs["5"]["state"] == "killed" and docs["5"]["error"] == "killed on request"
     assert docs["5"]["ended_s"] - docs["5"]["started_s"] < 5.0
     assert "2" not in docs and not any(d["id"].split(".")[1] == "2" for d in _agent_tasks(testbed, NODE2))
