@@ -77,19 +77,37 @@ class Placement:
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
 
+    def policies(self, hook: str) -> str:
+        """The names of the policies that implement ``hook``, for an error message."""
+        names = [getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
+                 for impl in getattr(self.pm.hook, hook).get_hookimpls()]
+        return "policy " + " or ".join(map(repr, names))
+
     def node_index(self, n: Any, hook: str, what: str) -> int:
-        """``n`` as a node index, or a :class:`PolicyError` saying it is none."""
-        try:
-            i = int(n)
-        except (TypeError, ValueError, OverflowError):
-            raise PolicyError(f"{hook} {what} {n!r}, which is not a node index") from None
+        """``n`` as a node index, or a :class:`PolicyError` saying it is none.  Only an int (or
+        a numpy integer) is one: nothing is coerced (a float, a bool or a string is an error)."""
+        if type(n) is not int and not isinstance(n, np.integer):
+            raise PolicyError(f"{self.policies(hook)}: {hook} {what} {n!r} ({type(n).__name__}), "
+                              f"which is not a node index (an int)")
+        i = int(n)
         if not 0 <= i < len(self.nodes):
-            names = [getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
-                     for impl in getattr(self.pm.hook, hook).get_hookimpls()]
-            raise PolicyError(f"policy {' or '.join(map(repr, names))}: {hook} {what} node {i}, "
-                              f"out of range: the cluster has nodes 0 to {len(self.nodes) - 1}"
-                              ) from None
+            raise PolicyError(f"{self.policies(hook)}: {hook} {what} node {i}, "
+                              f"out of range: the cluster has nodes 0 to {len(self.nodes) - 1}")
         return i
+
+    def check_room(self, task: Task, n: int, cores: int, hook: str = "rpiaas_place") -> None:
+        """A :class:`PolicyError` unless node ``n`` is on with ``cores`` cores and the task's
+        memory free: it says whether the node was off or full, and what was asked and free."""
+        st = self._st[n]
+        if st == _ON and self._cf[n] >= cores and self._mf[n] >= task.mem_mb:
+            return
+        name = self.nodes[n].name
+        if st != _ON:
+            why = f"which has no room: it is {PowerState(st).name.lower()}, not on"
+        else:
+            why = (f"which has no room: it is full; the task asks {cores} cores and {task.mem_mb} MB there, "
+                   f"the node has {self._cf[n]} cores and {self._mf[n]} MB free")
+        raise PolicyError(f"{self.policies(hook)}: {hook} put task {task.id} on node {n} ({name}), {why}")
 
     def choose(self, task: Task, res: Reservation | None, head: Task | None, now: float,
                 rec: dict[str, Any] | None = None) -> int:
@@ -106,8 +124,7 @@ class Placement:
             if type(n) is not int or not 0 <= n < self._n:
                 n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
             if not (self._st[n] == _ON and self._cf[n] >= task.cores and self._mf[n] >= task.mem_mb):
-                raise PolicyError(
-                    f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room")
+                self.check_room(task, n, task.cores)
             return n
         tr = cast(DecisionTrace, self._trace)  # used only with ``rec``: a traced pass
         masks: Sequence[tuple[str, npt.NDArray[np.bool_]]] = ()
@@ -115,11 +132,7 @@ class Placement:
             n = self._place(task, view)
             if n is not None:
                 n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
-                if not (self._st[n] == _ON and self._cf[n] >= task.cores
-                        and self._mf[n] >= task.mem_mb):
-                    raise PolicyError(
-                        f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
-                    )
+                self.check_room(task, n, task.cores)
                 allowed = (res is None or head is None or self.respects(res, head, task, n, now))
                 by = ""  # (traced) the filter that overruled the answer
                 if allowed and self._h_filter.implemented:
@@ -157,11 +170,11 @@ class Placement:
                 for _, m in masks:
                     mask &= m
         kept = -1  # the node kept out for a reservation
-        if res is not None and head is not None and mask[res.node] and not self.respects(
-            res, head, task, res.node, now
-        ):
-            mask[res.node] = False
-            kept = res.node
+        if res is not None and head is not None:
+            for r in res.nodes or (res.node,):
+                if mask[r] and not self.respects(res, head, task, r, now):
+                    mask[r] = False
+                    kept = r
         total: npt.NDArray[np.float64] | None = None
         score1 = self._score1
         if score1 is not None:  # one implementation: its array as is
@@ -196,7 +209,7 @@ class Placement:
 
     def respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
         """Whether starting ``task`` on ``node`` keeps ``head``'s reservation."""
-        if node != res.node:
+        if node != res.node and node not in res.nodes:
             return True
         if now + self.view.estimate_s(task, node) <= res.start_s:
             return True

@@ -21,6 +21,7 @@ from ..policy.base import SKIP, PolicyError, Reservation
 from ..policy.plugins import HookCall
 from .decisions import DecisionTrace
 from .events import Action
+from .jobs import JobPlacement
 from .ledger import Ledger
 from .placement import Placement
 from .view import ClusterView
@@ -37,13 +38,16 @@ class QueuePass:
     :param queue: the control plane's waiting tasks by id, in arrival order.
     :param start: starts a task on a node (the control plane's: reservation, log, action).
     :param write: writes one event-log record.
+    :param jobs: the placement of parallel jobs (a task over ``nodes`` > 1).
+    :param start_job: starts a job on its nodes (the control plane's).
     """
 
     def __init__(self, nodes: tuple[Node, ...], view: ClusterView, ledger: Ledger,
                  queue: dict[int, Task], placement: Placement, order_hook: HookCall,
                  blocked_hook: HookCall, trace: DecisionTrace | None,
                  start: Callable[[Task, int, float, list[Action]], None],
-                 write: Callable[[dict[str, object]], None]) -> None:
+                 write: Callable[[dict[str, object]], None], jobs: JobPlacement,
+                 start_job: Callable[[Task, tuple[int, ...], float, list[Action]], None]) -> None:
         self.nodes = nodes
         self.view = view
         self._queue = queue
@@ -55,6 +59,8 @@ class QueuePass:
         self._trace = trace
         self._start = start
         self._write = write
+        self._jobs = jobs
+        self._start_job = start_job
         self._index = ledger.index
         self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self.stuck = False
@@ -116,6 +122,12 @@ class QueuePass:
             for task in queue.values():
                 if task.state is not _QUEUED:
                     raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+                if task.nodes != 1:
+                    if not self._job(task, None, None, now, actions):
+                        head = task
+                        break
+                    done.append(task.id)
+                    continue
                 node = rule(task.cores, task.mem_mb)
                 if node is None:
                     head = task
@@ -143,6 +155,12 @@ class QueuePass:
                 stuck = True
                 break
             first = False
+            if task.nodes != 1:
+                if not self._job(task, None, None, now, actions):
+                    stuck = True
+                    break
+                started.append(task.id)
+                continue
             node = choose(task, None, None, now)
             if node < 0:
                 stuck = True
@@ -159,6 +177,15 @@ class QueuePass:
             head = next(iter(queue.values()))
             if room is False or self._index.tightest(head.cores, head.mem_mb) is None:
                 self.stuck_head = head  # blocked for room, not by the policy
+
+    def _job(self, task: Task, res: Reservation | None, head: Task | None, now: float,
+             actions: list[Action]) -> bool:
+        """Start parallel job ``task`` if its nodes are found; whether it started."""
+        nodes = self._jobs.choose(task, res, head, now)
+        if nodes is None:
+            return False
+        self._start_job(task, nodes, now, actions)
+        return True
 
     def general(self, now: float, actions: list[Action]) -> None:
         queue = self._queue
@@ -191,6 +218,17 @@ class QueuePass:
                 node, room = -1, False
                 if rec is not None:
                     rec.update(hook="index", reason="no room", candidates=0)
+            elif task.nodes != 1:  # a parallel job: all its nodes at once, or none
+                first, room = False, None
+                if self._job(task, reservation, reserved_for, now, actions):
+                    if rec is not None:
+                        rec.update(hook="job", nodes=[self.nodes[n].name for n in task.placed])
+                        cast(DecisionTrace, trace).placed(rec, task.node)
+                    started.append(task.id)
+                    continue
+                node = -1
+                if rec is not None:
+                    rec.update(hook="job", reason="no room or declined")
             else:
                 node, room = self._choose(task, reservation, reserved_for, now, rec), None
             first = False
@@ -214,8 +252,11 @@ class QueuePass:
             if reservation is not None:
                 continue  # only the first reservation of a pass is kept
             reservation, reserved_for = answer, task
-            self._write({"t": now, "act": "reserve", "task": task.id,
-                         "node": self.nodes[answer.node].name, "start_s": answer.start_s})
+            record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
+                                         "node": self.nodes[answer.node].name, "start_s": answer.start_s}
+            if answer.nodes:  # kept for a parallel job: every node of it
+                record["nodes"] = [self.nodes[n].name for n in answer.nodes]
+            self._write(record)
         for tid in started:
             del queue[tid]
         # a strict pass blocked at the head stays blocked until something is

@@ -20,26 +20,46 @@ def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | N
     Only nodes that are on count.  Ties go to the lowest index.  ``None`` when
     no node that is on could ever hold the task.
     """
+    if task.nodes != 1:
+        return earliest_job_start(task, view, now)
     best: Reservation | None = None
     for node in range(len(view)):
-        if view.state[node] != PowerState.ON:
-            continue
-        if view.cores[node] < task.cores or view.mem_mb[node] < task.mem_mb:
-            continue
-        cores = int(view.cores_free[node])
-        mem = int(view.mem_free_mb[node])
-        at = now
-        if cores < task.cores or mem < task.mem_mb:
-            at = math.inf
-            for t in sorted(view.running(node).values(), key=lambda t: (t.est_end_s, t.id)):
-                cores += t.cores
-                mem += t.mem_mb
-                if cores >= task.cores and mem >= task.mem_mb:
-                    at = max(now, t.est_end_s)
-                    break
-        if best is None or at < best.start_s:
+        at = _room_at(task, view, node, now)
+        if at is not None and (best is None or at < best.start_s):
             best = Reservation(node, at)
     return best
+
+
+def earliest_job_start(task: Task, view: ClusterView, now: float) -> Reservation | None:
+    """For a parallel job: the ``task.nodes`` nodes that have room for a part first (ties to
+    the lowest index) and the time the last of them has it, kept across all of them.  ``None``
+    when fewer nodes that are on could ever hold a part."""
+    ready = sorted((at, node) for node in range(len(view))
+                   if (at := _room_at(task, view, node, now)) is not None)
+    if len(ready) < task.nodes:
+        return None
+    chosen = ready[:task.nodes]
+    nodes = tuple(node for _, node in chosen)
+    return Reservation(nodes[0], max(at for at, _ in chosen), nodes)
+
+
+def _room_at(task: Task, view: ClusterView, node: int, now: float) -> float | None:
+    """When ``node`` has room for ``task`` (a part of it, for a job) by the running tasks'
+    estimated ends (``inf``: never, from those); ``None`` if it is not on or too small."""
+    if view.state[node] != PowerState.ON:
+        return None
+    if view.cores[node] < task.cores or view.mem_mb[node] < task.mem_mb:
+        return None
+    cores = int(view.cores_free[node])
+    mem = int(view.mem_free_mb[node])
+    if cores >= task.cores and mem >= task.mem_mb:
+        return now
+    for t in sorted(view.running(node).values(), key=lambda t: (t.est_end_s, t.id)):
+        cores += t.parts[t.placed.index(node)] if t.parts else t.cores
+        mem += t.mem_mb
+        if cores >= task.cores and mem >= task.mem_mb:
+            return max(now, t.est_end_s)
+    return math.inf
 
 
 class EasyBackfill(Policy):
