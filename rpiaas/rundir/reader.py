@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .format import NODE_COLUMNS, TASK_COLUMNS, TASK_STATES
+from .format import NODE_COLUMNS, TASK_BASE_COLUMNS, TASK_STATES
 
 __all__ = ["COMPLETED", "NodeSeries", "Run", "RunFileError", "is_complete", "load_run", "read_run",
            "read_timing", "table_file", "tables_format"]
@@ -246,14 +246,14 @@ def _codes(values: Iterable[str], codes: dict[str, int]) -> Ints:
 
 
 def _read_tasks(f: Path) -> tuple[Any, ...]:
-    idx = {c: i for i, c in enumerate(TASK_COLUMNS)}
+    idx = {c: i for i, c in enumerate(TASK_BASE_COLUMNS)}
     floats = ("arrival_s", "start_s", "end_s", "wait_s", "response_s", "work_core_s")
     parts: dict[str, list[Any]] = {k: [] for k in (*floats, "task_id", "node", "state", "cores",
                                                     "kind")}
     nodes: dict[str, int] = {}
     kinds: dict[str, int] = {}
     state_codes = {s: i for i, s in enumerate(TASK_STATES)}
-    for line, chunk in _rows(f, TASK_COLUMNS):
+    for line, chunk in _rows(f, TASK_BASE_COLUMNS):
         cols = list(zip(*chunk, strict=True))
         for name in floats:
             parts[name].append(_floats(f, line, name, cols[idx[name]]))
