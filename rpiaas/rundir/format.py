@@ -36,8 +36,20 @@ from typing import Any
 
 from ..core.energy import SOURCES
 
-__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "SOURCE_KEYS", "SOURCE_LABELS", "SWITCHING_LABELS",
-           "PART_COLUMNS", "TABLE_FORMATS", "TASK_BASE_COLUMNS", "TASK_COLUMNS", "TASK_STATES", "dump_run"]
+__all__ = [
+    "FORMAT",
+    "NODE_COLUMNS",
+    "PART_COLUMNS",
+    "RUN_FILES",
+    "SOURCE_KEYS",
+    "SOURCE_LABELS",
+    "SWITCHING_LABELS",
+    "TABLE_FORMATS",
+    "TASK_BASE_COLUMNS",
+    "TASK_COLUMNS",
+    "TASK_STATES",
+    "dump_run",
+]
 
 FORMAT = "rpiaas-run/1"
 # every file a run directory may hold

@@ -251,7 +251,7 @@ class TaskRows:
 def part_rows(names: Sequence[str], jobs: Iterable[Any]) -> str:
     """The ``parts.csv`` rows of jobs that spanned nodes: one per part (task, rank, node,
     cores, start, end), in rank order; a job's parts start and end together."""
-    out = []
+    out: list[str] = []
     for t in jobs:
         cores = t.parts or (t.cores,) * t.nodes
         start, end = _f(t.start_s), _f(t.end_s)

@@ -54,7 +54,8 @@ def test_rows_a_column_at_a_time_are_the_rows_one_by_one(mixed: bool) -> None:
     rng = np.random.default_rng(7)
     states = ["completed", "rejected", "failed", "queued", "running", "killed"] if mixed else ["completed"]
     records = [_record(i, str(rng.choice(states)), rng) for i in range(2000)]
-    records.append((2000, 1.0, 1.00001, 1.00001, 0, "completed", 1, 1, 1e-7, "cpu", "", 1, (), "", None, None))  # run 0, wait 1e-05
+    # run 0, wait 1e-05
+    records.append((2000, 1.0, 1.00001, 1.00001, 0, "completed", 1, 1, 1e-7, "cpu", "", 1, (), "", None, None))
     if not mixed:
         records = [r for r in records if r[5] == "completed"]
     names = ["n0", "n1", "n2"]
