@@ -74,7 +74,8 @@ def test_a_lost_part_fails_the_whole_job_and_retries_retry_it_whole() -> None:
     assert isinstance(start, Start) and start.task.placed == (0, 1)
     # node 1 goes down: the job leaves node 0 too and starts again on nodes 0 and 2
     [again] = cp.step(3.0, [NodeDown(1, "test")])
-    assert isinstance(again, Start) and again.task is start.task and again.task.placed == (0, 2) and again.task.attempts == 2
+    assert isinstance(again, Start) and again.task is start.task
+    assert again.task.placed == (0, 2) and again.task.attempts == 2
     assert list(cp.node_cores_free) == [0, 2, 0]
     ended: list[Task] = []
     cp.on_final = ended.append
@@ -302,3 +303,62 @@ def test_procs_become_parts_by_the_spread_rule() -> None:
     assert (a.cores, a.nodes, a.parts, a.procs) == (4, 3, (4, 4, 2), 0)
     assert (b.cores, b.nodes, b.parts, b.procs) == (1, 3, (), 0)
     assert (c.cores, c.nodes, c.parts, c.procs) == (4, 2, (), 6)
+
+
+# ---------------------------------------------------------------- results, traces, live
+def test_the_report_the_comparison_and_calibration_understand_jobs(tmp_path: Path) -> None:
+    from rpiaas.analysis.compare import compare_tasks
+    from rpiaas.analysis.gantt import gantt_model
+    from rpiaas.rundir.reader import load_run
+
+    data = _jobs_scenario("first_fit", "fcfs", [(0.0, 1, 1, 100.0), (1.0, 3, 3, 900.0), (2.0, 1, 1, 50.0)])
+    out = simulate(scenario(data), tmp_path / "a")[1]
+    other = simulate(scenario({**data, "policy": "worst_fit"}), tmp_path / "b")[1]
+    assert out is not None and other is not None
+    run = load_run(out)
+    assert run.parts()[2] == [("node1.c.test", 3), ("node2.c.test", 3), ("node3.c.test", 3)]
+    assert run.single_node().tolist() == [True, False, True]
+    model = gantt_model(run)
+    job_bars = [b for b in model["bars"] if b[1] == float(read_tasks(out)[-1]["start_s"]) and b[4] == 3]
+    assert sorted(b[0] for b in job_bars) == [0, 1, 2]  # one bar in each of its three nodes' lanes
+    # the same job on the same nodes agrees; worst fit puts it on nodes 2 to 4, not 1 to 3
+    same = compare_tasks(run, load_run(out))["placement"]
+    assert same["same_node"] == same["both_placed"] == 3
+    moved = compare_tasks(run, load_run(other))["placement"]
+    assert moved["both_placed"] == 3 and moved["same_node"] < 3
+
+
+def test_trace_jobs_wider_than_a_node_span_clip_or_skip_and_are_counted(tmp_path: Path) -> None:
+    import json
+
+    from rpiaas.workload.traces.mapping import SPANS
+
+    swf = tmp_path / "t.swf"
+    # id submit wait run procs cpu mem req_procs req_time req_mem status user group exe queue part prev think
+    lines = [f"{i} {10 * i} 0 100 {p} -1 -1 {p} 200 -1 1 1 1 1 1 1 -1 -1" for i, p in enumerate((2, 8, 6, 4), 1)]
+    swf.write_text("; MaxProcs: 16\n" + "\n".join(lines) + "\n")
+    counts = {}
+    for wide in ("span", "clip", "skip"):
+        data = _jobs_scenario("best_fit", "easy_backfill", [(0.0, 1, 1, 1.0)])
+        data["workload"] = {"trace": {"path": str(swf), "wide_jobs": wide}}
+        out = simulate(scenario(data), tmp_path / wide)[1]
+        assert out is not None
+        counts[wide] = json.loads((out / "run.json").read_text())["trace"]
+        rows = {int(r["task_id"]): r for r in read_tasks(out)}
+        if wide == "span":
+            assert rows[2]["nodes"].count(";") == 1 and rows[3]["nodes"].count(";") == 1
+            assert float(rows[2]["end_s"]) - float(rows[2]["start_s"]) == 100.0  # as long as it ran
+    assert counts["span"] == {"read": 4, "kept": 4, "changed": {SPANS: 2}}
+    assert counts["clip"] == {"read": 4, "kept": 4, "changed": {"clipped to the largest node's cores": 2}}
+    assert counts["skip"] == {"read": 4, "kept": 2, "changed": {"wider than the largest node": 2}}
+
+
+def test_a_live_run_of_a_scenario_with_a_job_is_refused_in_one_line() -> None:
+    from rpiaas.live.shell import refuse_jobs
+
+    data = _jobs_scenario("first_fit", "fcfs", [(0.0, 2, 1, 10.0), (1.0, 2, 3, 10.0)])
+    with pytest.raises(ValueError) as e:
+        refuse_jobs(scenario(data, file="jobs.yaml"))
+    assert str(e.value) == ("jobs.yaml: workload.tasks[1]: task 2 spans 3 nodes: a live run starts each task "
+                            "on one node; run parallel jobs in simulation")
+    refuse_jobs(scenario(_jobs_scenario("first_fit", "fcfs", [(0.0, 2, 1, 10.0)])))  # no job: no refusal
