@@ -128,6 +128,8 @@ class DecisionTrace:
         else:
             rec["blocked"] = "reserve"
             rec["reservation"] = {"node": self.name(answer.node), "start_s": num(float(answer.start_s))}
+            if answer.nodes:  # kept for a parallel job: all its nodes
+                rec["reservation"]["nodes"] = [self.name(n) for n in answer.nodes]
         self.emit(rec)
 
     def _trace_utilization(self, rec: dict[str, Any]) -> None:
