@@ -190,6 +190,21 @@ def test_easy_reserves_across_nodes_for_a_wide_head_job(tmp_path: Path) -> None:
     assert reserve and reserve[0]["nodes"] == ["node3.c.test", "node1.c.test"] and reserve[0]["start_s"] == 100.0
 
 
+def test_easy_leaves_the_extra_nodes_of_a_wide_head_job_to_backfilling(tmp_path: Path) -> None:
+    # five 1-core nodes, three busy until 10: the 3-node head job is promised 10 on the three
+    # busy ones, so the two free now (the extra nodes of textbook EASY) take a 2-node job at
+    # once even though it ends after 10
+    tasks = [(0.0, 1, 1, 10.0), (0.0, 1, 1, 10.0), (0.0, 1, 1, 10.0), (1.0, 1, 3, 30.0), (2.0, 1, 2, 100.0)]
+    out = simulate(scenario(_jobs_scenario("first_fit", "easy_backfill", tasks, count=5, cores=1)),
+                   tmp_path / "r")[1]
+    assert out is not None
+    rows = {int(r["task_id"]): r for r in read_tasks(out)}
+    assert float(rows[5]["start_s"]) == 2.0 and rows[5]["nodes"] == "node4.c.test;node5.c.test"
+    assert float(rows[4]["start_s"]) == 10.0 and rows[4]["nodes"] == "node1.c.test;node2.c.test;node3.c.test"
+    reserve = [e for e in _events(out) if e.get("act") == "reserve" and e["task"] == 4]
+    assert reserve[0]["nodes"] == ["node1.c.test", "node2.c.test", "node3.c.test"]
+
+
 def _events(out: Path) -> list[dict[str, Any]]:
     import json
 
