@@ -126,6 +126,7 @@ class ControlPlane:
         #: (:meth:`NodeUsage.follow <rpiaas.core.energy.NodeUsage.follow>`).
         self.changes: list[tuple[int, float, int, int]] = ledger.changes
         self._types = [n.type for n in self.nodes]
+        self._names = [n.name for n in self.nodes]
         self.booting = 0
         self.events_applied = 0
         # a plain FIFO pass (no reordering, no blocked hook, no trace) has its own loop
@@ -465,7 +466,8 @@ class ControlPlane:
         rec = self._rec
         if rec is not None:
             rec((START, now, task.id, nodes[0]))
-        self._write({"t": now, "act": "job", "task": task.id, "nodes": [self.nodes[n].name for n in nodes]})
+        if self._log is not None:
+            self._write({"t": now, "act": "job", "task": task.id, "nodes": [self._names[n] for n in nodes]})
         actions.append(Start(task, nodes[0]))
 
     def _reject(self, task: Task, reason: str, now: float, actions: list[Action]) -> None:

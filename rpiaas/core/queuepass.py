@@ -60,6 +60,7 @@ class QueuePass:
         self._start = start
         self._write = write
         self._jobs = jobs
+        self._names = [n.name for n in nodes]
         self._start_job = start_job
         self._index = ledger.index
         self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
@@ -222,7 +223,7 @@ class QueuePass:
                 first, room = False, None
                 if self._job(task, reservation, reserved_for, now, actions):
                     if rec is not None:
-                        rec.update(hook="job", nodes=[self.nodes[n].name for n in task.placed])
+                        rec.update(hook="job", nodes=[self._names[n] for n in task.placed])
                         cast(DecisionTrace, trace).placed(rec, task.node)
                     started.append(task.id)
                     continue
@@ -255,7 +256,7 @@ class QueuePass:
             record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
                                          "node": self.nodes[answer.node].name, "start_s": answer.start_s}
             if answer.nodes:  # kept for a parallel job: every node of it
-                record["nodes"] = [self.nodes[n].name for n in answer.nodes]
+                record["nodes"] = [self._names[n] for n in answer.nodes]
             self._write(record)
         for tid in started:
             del queue[tid]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ...model import PowerState, Task
 from ..base import SKIP, Policy, Reservation, hookimpl
 
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
     from ...core.view import ClusterView
 
 NAME = "easy_backfill"
+_ON = int(PowerState.ON)
 
 
 def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | None:
@@ -35,11 +38,15 @@ def earliest_job_start(task: Task, view: ClusterView, now: float) -> Reservation
     shadow time), kept on the nodes that have room by then that are the last to get it (ties
     to the higher index), so the nodes free sooner stay open to backfilling: the extra nodes
     of EASY.  ``None`` when fewer nodes that are on could ever hold a part."""
-    ready = sorted((at, node) for node in range(len(view))
-                   if (at := _room_at(task, view, node, now)) is not None)
-    k = task.nodes
-    if len(ready) < k:
+    c, m, k = task.cores, task.mem_mb, task.nodes
+    able = np.flatnonzero((view.state == _ON) & (view.cores >= c) & (view.mem_mb >= m))
+    if able.size < k:
         return None
+    ready: list[tuple[float, int]] = []
+    for node, cores, mem in zip(able.tolist(), view.cores_free[able].tolist(),
+                                view.mem_free_mb[able].tolist(), strict=True):
+        ready.append((now if cores >= c and mem >= m else _freed_at(task, view, node, now, cores, mem), node))
+    ready.sort()
     shadow = ready[k - 1][0]
     by_then = [r for r in ready if r[0] <= shadow]
     nodes = tuple(node for _, node in by_then[-k:])
@@ -47,9 +54,9 @@ def earliest_job_start(task: Task, view: ClusterView, now: float) -> Reservation
 
 
 def _room_at(task: Task, view: ClusterView, node: int, now: float) -> float | None:
-    """When ``node`` has room for ``task`` (a part of it, for a job) by the running tasks'
-    estimated ends (``inf``: never, from those); ``None`` if it is not on or too small."""
-    if view.state[node] != PowerState.ON:
+    """When ``node`` has room for ``task`` by the running tasks' estimated ends (``inf``: never,
+    from those); ``None`` if it is not on or too small."""
+    if view.state[node] != _ON:
         return None
     if view.cores[node] < task.cores or view.mem_mb[node] < task.mem_mb:
         return None
@@ -57,7 +64,18 @@ def _room_at(task: Task, view: ClusterView, node: int, now: float) -> float | No
     mem = int(view.mem_free_mb[node])
     if cores >= task.cores and mem >= task.mem_mb:
         return now
-    for t in sorted(view.running(node).values(), key=lambda t: (t.est_end_s, t.id)):
+    return _freed_at(task, view, node, now, cores, mem)
+
+
+def _freed_at(task: Task, view: ClusterView, node: int, now: float, cores: int, mem: int) -> float:
+    """When ``node``, with ``cores`` and ``mem`` free now, has room for ``task`` (a part of it,
+    for a job) as its running tasks end by their estimates; ``inf`` if never."""
+    running = view.running(node)
+    if len(running) == 1:  # the common case of a node that holds one task (or one part): its end
+        (t,) = running.values()
+        cores += t.parts[t.placed.index(node)] if t.parts else t.cores
+        return max(now, t.est_end_s) if cores >= task.cores and mem + t.mem_mb >= task.mem_mb else math.inf
+    for t in sorted(running.values(), key=lambda t: (t.est_end_s, t.id)):
         cores += t.parts[t.placed.index(node)] if t.parts else t.cores
         mem += t.mem_mb
         if cores >= task.cores and mem >= task.mem_mb:
