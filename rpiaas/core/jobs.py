@@ -85,8 +85,8 @@ class JobPlacement:
             answer = self._h_place.first(task=task, view=view)
             if answer is not None:
                 nodes = self.nodes_of(answer, task)
-                allowed = not keep or all(pl.respects(res, head, task, n, now)  # type: ignore[arg-type]
-                                          for n in nodes)
+                allowed = not keep or sum(not pl.respects(res, head, task, n, now)  # type: ignore[arg-type]
+                                          for n in nodes) <= pl.spare
                 if allowed and self._h_filter.implemented:
                     masks = [np.asarray(m, dtype=bool) for m in self._h_filter.all(task=task, view=view)]
                     allowed = all(bool(m[n]) for m in masks for n in nodes)
@@ -98,11 +98,13 @@ class JobPlacement:
         if self._h_filter.implemented:
             for m in self._h_filter.all(task=task, view=view):
                 mask &= np.asarray(m, dtype=bool)
+        kept: set[int] = set()  # nodes of a reservation this job would delay it on
         if keep:
             assert res is not None and head is not None
-            for r in res.nodes or (res.node,):
-                if mask[r] and not pl.respects(res, head, task, r, now):
-                    mask[r] = False
+            kept = {r for r in res.nodes or (res.node,) if mask[r] and not pl.respects(res, head, task, r, now)}
+            if not pl.spare:
+                mask[list(kept)] = False
+                kept = set()
         idx = mask.nonzero()[0]
         if idx.size < k:
             return None
@@ -114,4 +116,16 @@ class JobPlacement:
         if total is not None:
             # best score first, ties by node index (a stable sort of the kept nodes)
             idx = idx[np.argsort(-total[idx], kind="stable")]
-        return tuple(int(n) for n in idx[:k])
+        if not kept:
+            return tuple(int(n) for n in idx[:k])
+        chosen: list[int] = []  # at most ``spare`` of the reservation's nodes it would delay
+        used = 0
+        for n in idx.tolist():
+            if n in kept:
+                if used == pl.spare:
+                    continue
+                used += 1
+            chosen.append(n)
+            if len(chosen) == k:
+                return tuple(chosen)
+        return None

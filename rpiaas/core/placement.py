@@ -66,6 +66,10 @@ class Placement:
         self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self._running_on = ledger.running_on
         self._n = len(nodes)
+        #: How many nodes of the pass's reservation for a parallel job a later task may still
+        #: take though it ends after the reserved start (the job needs fewer nodes than have
+        #: room by then: EASY's extra nodes); the queue pass sets and spends it, 0 otherwise.
+        self.spare = 0
         # only rpiaas_place: its answer, checked, is the choice (outside a reservation)
         self._place_only = place_hook.implemented and not (filter_hook.implemented
                                                            or score_hook.implemented)
@@ -133,7 +137,8 @@ class Placement:
             if n is not None:
                 n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
                 self.check_room(task, n, task.cores)
-                allowed = (res is None or head is None or self.respects(res, head, task, n, now))
+                allowed = (res is None or head is None or self.respects(res, head, task, n, now)
+                           or self.spare > 0)
                 by = ""  # (traced) the filter that overruled the answer
                 if allowed and self._h_filter.implemented:
                     # filters are constraints: a placement they exclude falls through
@@ -170,7 +175,7 @@ class Placement:
                 for _, m in masks:
                     mask &= m
         kept = -1  # the node kept out for a reservation
-        if res is not None and head is not None:
+        if res is not None and head is not None and not self.spare:  # (a spare node: none kept)
             for r in res.nodes or (res.node,):
                 if mask[r] and not self.respects(res, head, task, r, now):
                     mask[r] = False

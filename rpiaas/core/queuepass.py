@@ -185,8 +185,17 @@ class QueuePass:
         nodes = self._jobs.choose(task, res, head, now)
         if nodes is None:
             return False
+        self._spend(res, head, task, nodes, now)
         self._start_job(task, nodes, now, actions)
         return True
+
+    def _spend(self, res: Reservation | None, head: Task | None, task: Task, nodes: Iterable[int],
+               now: float) -> None:
+        """``task`` starts on ``nodes``: the spare nodes of a job's reservation it takes (those
+        where it would delay the job) are spent."""
+        pl = self._placement
+        if pl.spare and res is not None and head is not None:
+            pl.spare -= sum(not pl.respects(res, head, task, n, now) for n in nodes)
 
     def general(self, now: float, actions: list[Action]) -> None:
         queue = self._queue
@@ -207,6 +216,7 @@ class QueuePass:
         trace = self._trace
         rec: dict[str, Any] | None = None
         first = True
+        self._placement.spare = 0
         for task in order:
             if task.state is not _QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
@@ -236,6 +246,8 @@ class QueuePass:
             if node >= 0:
                 if rec is not None:
                     cast(DecisionTrace, trace).placed(rec, node)
+                if reservation is not None:
+                    self._spend(reservation, reserved_for, task, (node,), now)
                 self._start(task, node, now, actions)
                 started.append(task.id)
                 continue
@@ -253,6 +265,9 @@ class QueuePass:
             if reservation is not None:
                 continue  # only the first reservation of a pass is kept
             reservation, reserved_for = answer, task
+            # a job's reservation lists every node with room by its start: those beyond the
+            # job's own count are spare, open to tasks that end later
+            self._placement.spare = max(0, len(answer.nodes) - task.nodes) if answer.nodes else 0
             record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
                                          "node": self.nodes[answer.node].name, "start_s": answer.start_s}
             if answer.nodes:  # kept for a parallel job: every node of it

@@ -126,12 +126,14 @@ class Reservation:
     While the reservation holds, the control plane starts a later task on
     ``node`` only if its estimated end is before ``start_s`` or the node
     still has room for the blocked task at ``start_s`` (EASY backfilling).
-    For a parallel job ``nodes`` lists every node kept for it, each kept so.
+    For a parallel job ``nodes`` lists every node that has room for a part by ``start_s``
+    (``node`` the first); the job needs ``task.nodes`` of them, so a later task may still take
+    as many of them as are spare (EASY's extra nodes), and the rest are kept as above.
     """
 
     node: int
     start_s: float
-    nodes: tuple[int, ...] = ()  # for a parallel job: every node kept for it (``node`` the first)
+    nodes: tuple[int, ...] = ()  # for a parallel job: every node with room for a part by start_s
 
 
 class _Skip:

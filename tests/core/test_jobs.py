@@ -191,9 +191,9 @@ def test_easy_reserves_across_nodes_for_a_wide_head_job(tmp_path: Path) -> None:
 
 
 def test_easy_leaves_the_extra_nodes_of_a_wide_head_job_to_backfilling(tmp_path: Path) -> None:
-    # five 1-core nodes, three busy until 10: the 3-node head job is promised 10 on the three
-    # busy ones, so the two free now (the extra nodes of textbook EASY) take a 2-node job at
-    # once even though it ends after 10
+    # five 1-core nodes, three busy until 10: the 3-node head job is promised 10, when all
+    # five have room; two of them are spare (the extra nodes of textbook EASY), so the two
+    # free now take a 2-node job at once even though it ends after 10
     tasks = [(0.0, 1, 1, 10.0), (0.0, 1, 1, 10.0), (0.0, 1, 1, 10.0), (1.0, 1, 3, 30.0), (2.0, 1, 2, 100.0)]
     out = simulate(scenario(_jobs_scenario("first_fit", "easy_backfill", tasks, count=5, cores=1)),
                    tmp_path / "r")[1]
@@ -202,7 +202,22 @@ def test_easy_leaves_the_extra_nodes_of_a_wide_head_job_to_backfilling(tmp_path:
     assert float(rows[5]["start_s"]) == 2.0 and rows[5]["nodes"] == "node4.c.test;node5.c.test"
     assert float(rows[4]["start_s"]) == 10.0 and rows[4]["nodes"] == "node1.c.test;node2.c.test;node3.c.test"
     reserve = [e for e in _events(out) if e.get("act") == "reserve" and e["task"] == 4]
-    assert reserve[0]["nodes"] == ["node1.c.test", "node2.c.test", "node3.c.test"]
+    assert reserve[0]["nodes"] == ["node4.c.test", "node5.c.test", "node1.c.test", "node2.c.test", "node3.c.test"]
+    assert reserve[0]["start_s"] == 10.0
+
+
+def test_easy_spends_the_spare_nodes_only_once(tmp_path: Path) -> None:
+    # as above, but two 1-node long tasks want the two spare nodes, then a third: it waits
+    tasks = [(0.0, 1, 1, 10.0), (0.0, 1, 1, 10.0), (0.0, 1, 1, 10.0), (1.0, 1, 4, 30.0), (2.0, 1, 1, 100.0),
+             (2.0, 1, 1, 100.0), (3.0, 1, 1, 100.0)]
+    out = simulate(scenario(_jobs_scenario("first_fit", "easy_backfill", tasks, count=5, cores=1)),
+                   tmp_path / "r")[1]
+    assert out is not None
+    rows = {int(r["task_id"]): r for r in read_tasks(out)}
+    # the 4-node head needs 4 of the 5 nodes at 10: one spare, which task 5 takes; 6 and 7 wait
+    assert float(rows[5]["start_s"]) == 2.0
+    assert float(rows[4]["start_s"]) == 10.0
+    assert float(rows[6]["start_s"]) >= 10.0 and float(rows[7]["start_s"]) >= 10.0
 
 
 def _events(out: Path) -> list[dict[str, Any]]:

@@ -35,9 +35,10 @@ def earliest_start(task: Task, view: ClusterView, now: float) -> Reservation | N
 
 def earliest_job_start(task: Task, view: ClusterView, now: float) -> Reservation | None:
     """For a parallel job: the earliest time ``task.nodes`` nodes have room for a part (the
-    shadow time), kept on the nodes that have room by then that are the last to get it (ties
-    to the higher index), so the nodes free sooner stay open to backfilling: the extra nodes
-    of EASY.  ``None`` when fewer nodes that are on could ever hold a part."""
+    shadow time) and every node that has room by then (by that time, then index); the job
+    needs ``task.nodes`` of them, the rest are EASY's extra nodes, which a later task may
+    take even if it ends after the shadow time.  ``None`` when fewer nodes that are on could
+    ever hold a part."""
     c, m, k = task.cores, task.mem_mb, task.nodes
     able = np.flatnonzero((view.state == _ON) & (view.cores >= c) & (view.mem_mb >= m))
     if able.size < k:
@@ -48,8 +49,7 @@ def earliest_job_start(task: Task, view: ClusterView, now: float) -> Reservation
         ready.append((now if cores >= c and mem >= m else _freed_at(task, view, node, now, cores, mem), node))
     ready.sort()
     shadow = ready[k - 1][0]
-    by_then = [r for r in ready if r[0] <= shadow]
-    nodes = tuple(node for _, node in by_then[-k:])
+    nodes = tuple(node for at, node in ready if at <= shadow)
     return Reservation(nodes[0], shadow, nodes)
 
 
