@@ -4,6 +4,8 @@ A job asks for ``nodes`` parts, one per node, each with its cores (``Task.parts`
 largest first, or ``cores`` each) and ``mem_mb``.  Its parts start together and end
 together, so the control plane places all of them at once or none:
 
+- while fewer nodes have room for a part than it has parts, no hook is asked (no answer
+  could place it);
 - ``rpiaas_place`` may answer a list of ``nodes`` distinct node indices (part by part);
   each is checked (type, count, duplicates, room for its part) and a wrong one stops the run
   with one located error;
@@ -81,6 +83,9 @@ class JobPlacement:
         k = task.nodes
         pl = self._placement
         keep = res is not None and head is not None
+        mask = view.fits(task)  # room for the largest part
+        if np.count_nonzero(mask) < k:  # fewer nodes with room than parts: no answer could do
+            return None
         if self._h_place.implemented:
             answer = self._h_place.first(task=task, view=view)
             if answer is not None:
@@ -94,7 +99,6 @@ class JobPlacement:
                     return nodes
             elif not (self._h_filter.implemented or self._h_score.implemented):
                 return None
-        mask = view.fits(task)  # room for the largest part
         if self._h_filter.implemented:
             for m in self._h_filter.all(task=task, view=view):
                 mask &= np.asarray(m, dtype=bool)
