@@ -530,8 +530,12 @@ def power_mape(run: Run | Sequence[Run], fits: dict[str, TypeFit], node_types: d
 
 
 def _notes(run: Run, fits: dict[str, TypeFit]) -> list[str]:
-    """One line for each thing not fitted: power without measured readings."""
+    """One line for each thing not fitted: power without measured readings, parallel jobs."""
     out = []
+    jobs = len(run.parts())
+    if jobs:
+        out.append(f"speed: {jobs:,} parallel jobs over several nodes left out of the fit (a job's runtime "
+                   "is set by its slowest part, not by one node type)")
     if not any(f.power_idle_w is not None for f in fits.values()):
         s = run.series
         source = sources_of(run.record)["power_w"]

@@ -356,6 +356,11 @@ def test_the_report_the_comparison_and_calibration_understand_jobs(tmp_path: Pat
     assert same["same_node"] == same["both_placed"] == 3
     moved = compare_tasks(run, load_run(other))["placement"]
     assert moved["both_placed"] == 3 and moved["same_node"] < 3
+    # calibration leaves the job out of the speed fit, and says so
+    from rpiaas.analysis.calibrate import _notes, fit_node_types
+
+    assert _notes(run, {})[0].startswith("speed: 1 parallel jobs over several nodes left out of the fit")
+    assert fit_node_types(run)["n"].tasks == 2  # the two single-node tasks only
 
 
 def test_trace_jobs_wider_than_a_node_span_clip_or_skip_and_are_counted(tmp_path: Path) -> None:
