@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -24,6 +25,10 @@ __all__ = [
     "PowerState",
     "Task",
     "TaskState",
+    "job_cores",
+    "job_end_s",
+    "job_runtime_s",
+    "part_cores",
 ]
 
 # the largest task id (inputs are bounded to it): any reader of events.jsonl or tasks.csv that
@@ -282,6 +287,10 @@ class Task:
     priority: int = 0
     after: tuple[int, ...] = ()  # ids of the tasks it waits for (a workflow): released when all completed
     walltime_s: float | None = None
+    nodes: int = 1  # nodes a parallel (rigid) job spans: one part per node; 1 is a task on one node
+    parts: tuple[int, ...] = ()  # a job's cores per part, largest first; () is ``cores`` on each node
+    procs: int = 0  # processes a job's work is split over (``procs: N``); 0: the cores of its parts
+    placed: tuple[int, ...] = ()  # the nodes of a started job, part by part (``node`` is the first)
     # life, filled in by the control plane
     state: TaskState = TaskState.QUEUED
     node: int = -1
@@ -293,3 +302,28 @@ class Task:
     reason: str = ""  # why it failed or was killed (exit status, node lost, walltime, policy)
     cpu_s: float | None = None  # measured CPU seconds (live); None where not measured
     peak_mem_mb: float | None = None  # measured peak memory (live); None where not measured
+
+
+# ---------------------------------------------------------------- parallel jobs
+def part_cores(task: Task) -> tuple[int, ...]:
+    """The cores of each part of ``task``: one part per node, the largest first (a task on one
+    node is a job of one part)."""
+    return task.parts or (task.cores,) * task.nodes
+
+
+def job_cores(task: Task) -> int:
+    """The cores a job's work is split over: its ``procs`` if it gives them, else the cores of
+    all its parts (``cores`` for a task on one node)."""
+    return task.procs or sum(part_cores(task))
+
+
+def job_runtime_s(types: Sequence[NodeType], work_core_s: float, cores: int) -> float:
+    """How long a job of ``work_core_s`` split over ``cores`` cores runs on nodes of ``types``
+    (one per part): as a rigid MPI job does, at its slowest part's pace, each part's type
+    asked by :meth:`NodeType.runtime_s` for the whole job's work on all its cores."""
+    return max(t.runtime_s(work_core_s, cores) for t in types)
+
+
+def job_end_s(types: Sequence[NodeType], start_s: float, work_core_s: float, cores: int) -> float:
+    """When such a job started at ``start_s`` ends: :meth:`NodeType.end_s` of its slowest part."""
+    return max(t.end_s(start_s, work_core_s, cores) for t in types)

@@ -444,6 +444,12 @@ def _check_fits(src: Source, cluster: ClusterSpec, workload: Workload) -> None:
                 i = workload.positions[t.id]
                 src.fail(("workload", "tasks", i), f"task {t.id} ({t.cores} cores, {t.mem_mb} MB) "
                                                     "fits no node type")
+            able = sum(1 for n in cluster.nodes if t.cores <= n.type.cores and t.mem_mb <= n.type.mem_mb)
+            if t.nodes > able:
+                i = workload.positions[t.id]
+                src.fail(("workload", "tasks", i, "nodes" if not t.procs and not t.parts else "procs"),
+                         f"task {t.id} spans {t.nodes} nodes, but only {able} nodes of the cluster "
+                         f"could hold one of its parts ({t.cores} cores, {t.mem_mb} MB)")
 
 
 def rng_streams(seed: int) -> dict[str, np.random.Generator]:

@@ -1,6 +1,6 @@
 """The run directories of every scenario stay byte-identical across refactors.
 
-``tests/data/golden_runs.json`` holds the SHA-256 of ``tasks.csv``,
+``tests/data/golden_runs.json`` holds the SHA-256 of ``tasks.csv``, ``parts.csv``,
 ``nodes.csv``, ``events.jsonl`` and ``decisions.jsonl`` of each scenario in
 ``scenarios/`` (run with ``decision_trace: true``), and of its ``run.json``
 without the version fields.  A change that alters what a run writes must say
@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_runs.json"
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
-FILES = ("tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl")
+FILES = ("tasks.csv", "parts.csv", "nodes.csv", "events.jsonl", "decisions.jsonl")
 
 
 def fingerprint(scenario_path: Path, out: Path) -> dict[str, str]:

@@ -197,7 +197,7 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
     for r in runs:
         type_of_node = np.array([types.get(n, "") for n in r.node_names] or [""], dtype=object)
         ok = r.completed & np.isfinite(r.start_s) & np.isfinite(r.end_s) & (r.node >= 0)
-        ok &= _worked(r)
+        ok &= _worked(r) & r.single_node()  # a job over several nodes is left out of the speed fit
         ts.append(type_of_node[r.node[ok]] if ok.any() else np.zeros(0, dtype=object))
         xs.append(r.work_core_s[ok] / r.cores[ok])
         ys.append(r.end_s[ok] - r.start_s[ok])
@@ -300,7 +300,7 @@ def _start_lags(runs: Sequence[Run], types: dict[str, str]) -> dict[str, tuple[l
                 e = json.loads(line) if line.strip() else {}
                 if isinstance(e, dict) and e.get("act") == "start" and isinstance(e.get("t"), (int, float)):
                     decided[int(e["task"])] = float(e["t"])  # the last: a retried task's final start
-        ok = run.completed & np.isfinite(run.start_s) & (run.node >= 0) & _worked(run)
+        ok = run.completed & np.isfinite(run.start_s) & (run.node >= 0) & _worked(run) & run.single_node()
         for i in np.flatnonzero(ok):
             t = decided.get(int(run.task_id[i]))
             name = types.get(run.node_names[run.node[i]], "")
@@ -530,8 +530,12 @@ def power_mape(run: Run | Sequence[Run], fits: dict[str, TypeFit], node_types: d
 
 
 def _notes(run: Run, fits: dict[str, TypeFit]) -> list[str]:
-    """One line for each thing not fitted: power without measured readings."""
+    """One line for each thing not fitted: power without measured readings, parallel jobs."""
     out = []
+    jobs = len(run.parts())
+    if jobs:
+        out.append(f"speed: {jobs:,} parallel jobs over several nodes left out of the fit (a job's runtime "
+                   "is set by its slowest part, not by one node type)")
     if not any(f.power_idle_w is not None for f in fits.values()):
         s = run.series
         source = sources_of(run.record)["power_w"]

@@ -126,6 +126,14 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _node_set(run: Run, jobs: dict[int, list[tuple[str, int]]], tid: int) -> set[str]:
+    """The names of the nodes task ``tid`` ran on in ``run``: a job's parts', else its one node."""
+    if tid in jobs:
+        return {name for name, _ in jobs[tid]}
+    i = int(np.searchsorted(run.task_id, tid))
+    return {run.node_names[run.node[i]]}
+
+
 def compare_tasks(a: Run, b: Run, tolerance_s: float = 0.0) -> dict[str, Any]:
     """Task-by-task comparison of two runs of the same task set (arrays aligned by id).
 
@@ -143,7 +151,14 @@ def compare_tasks(a: Run, b: Run, tolerance_s: float = 0.0) -> dict[str, Any]:
     where_a = {n: i for i, n in enumerate(a.node_names)}
     translate = np.array([where_a.get(n, -2) for n in b.node_names] or [-2], dtype=np.int64)
     b_as_a = translate[b.node[placed]] if placed.any() else np.zeros(0, dtype=np.int64)
-    same = int(np.count_nonzero(a.node[placed] == b_as_a))
+    agree = a.node[placed] == b_as_a
+    jobs_a, jobs_b = a.parts(), b.parts()
+    if jobs_a or jobs_b:  # a job that spanned nodes is on the same nodes if it has the same set of them
+        ids = a.task_id[placed]
+        for j in np.flatnonzero(np.isin(ids, np.fromiter({*jobs_a, *jobs_b}, dtype=np.int64))):
+            tid = int(ids[j])
+            agree[j] = _node_set(a, jobs_a, tid) == _node_set(b, jobs_b, tid)
+    same = int(np.count_nonzero(agree))
     n_placed = int(np.count_nonzero(placed))
     worst = []
     if dr.size:

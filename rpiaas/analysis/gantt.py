@@ -5,7 +5,8 @@ chart draws, as plain JSON (the comparison keeps it in ``compare.json``):
 
 - ``"tasks"`` mode, up to ``max_lanes`` nodes and ``max_bars`` tasks: one lane
   per node, each task a bar spanning its start to its end, as tall as its
-  cores (packed first-fit on the node's cores), coloured by task kind;
+  cores (packed first-fit on the node's cores), coloured by task kind; a job that
+  spanned nodes (``parts.csv``) is a bar in each of its nodes' lanes, at the same times;
 - ``"busy"`` mode, beyond that: nodes grouped into at most ``max_lanes`` lanes,
   each lane the busy cores of its nodes (stacked by kind) in ``points`` time
   bins, as a fraction of the lane's cores — so 1,000 nodes and a million
@@ -83,6 +84,10 @@ def gantt_model(run: Run, max_lanes: int = MAX_LANES, max_bars: int = MAX_BARS,
     kind = run.kind[started] if run.kind is not None else np.zeros(start.size, dtype=np.int64)
     kinds = list(run.kind_names) or ["cpu"]
     where = node[started]
+    jobs = run.parts()
+    if jobs:  # a job that spanned nodes: a bar in each of its nodes' lanes, at the same times
+        where, start, end, cores, kind = _spread_jobs(jobs, run.task_id[started], lane_of_name,
+                                                      where, start, end, cores, kind)
     caps = _node_cores(run)
     model: dict[str, Any] = {"label": run.label or str(run.path.name), "t0": t0, "t1": _r(t1),
                              "kinds": kinds, "nodes": len(names)}
@@ -95,6 +100,26 @@ def gantt_model(run: Run, max_lanes: int = MAX_LANES, max_bars: int = MAX_BARS,
                                               len(kinds), max_lanes, t0, t1, points)
     model["queue"] = _queue(run, t0, t1, points)
     return model
+
+
+def _spread_jobs(jobs: dict[int, list[tuple[str, int]]], ids: Any, lane_of_name: dict[str, int],
+                 where: Any, start: Any, end: Any, cores: Any, kind: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """The bars' columns with each job's one row replaced by one row per part (its node's
+    lane, its cores, the job's start, end and kind)."""
+    is_job = np.isin(ids, np.fromiter(jobs, dtype=np.int64))
+    keep = ~is_job
+    cols: list[list[Any]] = [[], [], [], [], []]
+    for j in np.flatnonzero(is_job):
+        for name, c in jobs[int(ids[j])]:
+            for col, v in zip(cols, (lane_of_name.get(name, -1), start[j], end[j], c, kind[j]), strict=True):
+                col.append(v)
+    lane = np.array(cols[0], dtype=np.int64)
+    known = lane >= 0
+    return (np.concatenate([where[keep], lane[known]]),
+            np.concatenate([start[keep], np.array(cols[1], dtype=np.float64)[known]]),
+            np.concatenate([end[keep], np.array(cols[2], dtype=np.float64)[known]]),
+            np.concatenate([cores[keep], np.array(cols[3], dtype=np.int64)[known]]),
+            np.concatenate([kind[keep], np.array(cols[4], dtype=np.int64)[known]]))
 
 
 def _pack(names: list[str], caps: dict[str, int], where: Any, start: Any, end: Any, cores: Any,

@@ -22,7 +22,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn, cast
 
-from ..model import Node, PowerState, Task, TaskState
+import numpy as np
+
+from ..model import Node, PowerState, Task, TaskState, job_cores, job_runtime_s
 from ..policy.base import Policy, PolicyError
 from ..policy.plugins import HookCall, get_plugin_manager, locate_failure
 from ..workload.workflow import WorkflowOptions
@@ -44,6 +46,7 @@ from .events import (
     WakeAt,
     event_order,
 )
+from .jobs import JobPlacement
 from .ledger import Ledger
 from .placement import Placement
 from .queuepass import QueuePass
@@ -136,12 +139,15 @@ class ControlPlane:
         #: (:meth:`NodeUsage.follow <rpiaas.core.energy.NodeUsage.follow>`).
         self.changes: list[tuple[int, float, int, int]] = ledger.changes
         self._types = [n.type for n in self.nodes]
+        self._names = [n.name for n in self.nodes]
         self.booting = 0
         self.events_applied = 0
         # a plain FIFO pass (no reordering, no blocked hook, no trace) has its own loop
         self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
+        self._jobs = JobPlacement(view, self._placement, self._h_place, self._h_filter, self._h_score)
         self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
-                               self._h_order, self._h_blocked, self._trace, self._start, self._write)
+                               self._h_order, self._h_blocked, self._trace, self._start, self._write,
+                               self._jobs, self._start_job)
         # the common cluster has one largest capacity: two comparisons per arrival
         self._largest: tuple[int, int] | None = (self._capacities[0] if len(self._capacities) == 1
                                                  else None)
@@ -280,7 +286,8 @@ class ControlPlane:
         without a batch to sort and dispatch when the policy is only asked for placement and
         the queue's order (:attr:`single_event`).  Returns the actions (the starts of the pass)."""
         largest = self._largest
-        if not self._single or largest is None or task.cores > largest[0] or task.mem_mb > largest[1]:
+        if (not self._single or largest is None or task.cores > largest[0] or task.mem_mb > largest[1]
+                or task.nodes != 1):
             return self.step(now, [TaskArrived(task)])
         try:
             self.view.now = now
@@ -355,6 +362,8 @@ class ControlPlane:
             fits = any(c <= cc and m <= mm for cc, mm in self._capacities)
         if not fits:
             reason = "fits no node"
+        elif task.nodes != 1:
+            reason = self._job_fits(task)
         elif self._h_admit.implemented:
             reason = self._h_admit.first(task=task, view=self.view)
         if reason is not None:
@@ -379,10 +388,21 @@ class ControlPlane:
             rec((FINISH, now, task.id, 0))
         self._completed(task, now)
 
+    def _job_fits(self, task: Task) -> str | None:
+        """Why no ``task.nodes`` nodes of the cluster could ever hold the job's parts, or None."""
+        ledger = self._ledger
+        able = int(np.count_nonzero((ledger.cores >= task.cores) & (ledger.mem_mb >= task.mem_mb)))
+        if able < task.nodes:
+            return f"a job over {task.nodes} nodes; {able} nodes could hold one of its parts"
+        return None
+
     def _completed(self, task: Task, now: float) -> None:
         """``task`` ended well at ``now``: its resources back, a stuck pass told, its row due."""
         self._ledger.release(task, now)  # _release, written out: once per task
         self._pass.freed(task.node)
+        if task.nodes != 1:
+            for n in task.placed[1:]:
+                self._pass.freed(n)
         task.state = _COMPLETED
         task.end_s = now
         self.on_final(task)
@@ -416,6 +436,7 @@ class ControlPlane:
         task.epoch += 1
         task.state = TaskState.QUEUED
         task.node = -1
+        task.placed = ()
         task.start_s = -1.0
         self._queue[task.id] = task
 
@@ -505,7 +526,8 @@ class ControlPlane:
     # ------------------------------------------------------------ reservations
     def _release(self, task: Task, now: float) -> None:
         self._ledger.release(task, now)
-        self._pass.freed(task.node)
+        for n in task.placed if task.nodes != 1 else (task.node,):
+            self._pass.freed(n)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
         self._ledger.reserve(task, node, now)
@@ -534,6 +556,24 @@ class ControlPlane:
     def deadlines(self) -> list[float]:
         """The walltime deadlines still to come of running tasks (none without ``walltime: kill``)."""
         return [] if self._walltimes is None else self._walltimes.pending()
+
+    def _start_job(self, task: Task, nodes: tuple[int, ...], now: float, actions: list[Action]) -> None:
+        """A parallel job starts on ``nodes`` (part by part) at ``now``: every part's cores and
+        memory reserved at once; one ``Start`` on its first node (``task.placed`` names all)."""
+        self._ledger.reserve_job(task, nodes, now)
+        task.state = _RUNNING
+        task.start_s = now
+        task.attempts += 1
+        task.epoch += 1
+        w = task.walltime_s
+        task.est_end_s = now + (w if w is not None else job_runtime_s(
+            [self._types[n] for n in nodes], task.work_core_s, job_cores(task)))
+        rec = self._rec
+        if rec is not None:
+            rec((START, now, task.id, nodes[0]))
+        if self._log is not None:
+            self._write({"t": now, "act": "job", "task": task.id, "nodes": [self._names[n] for n in nodes]})
+        actions.append(Start(task, nodes[0]))
 
     def _reject(self, task: Task, reason: str, now: float, actions: list[Action]) -> None:
         task.state = TaskState.REJECTED

@@ -39,7 +39,7 @@ __all__ = ["RESERVATION", "TRACE_KEYS", "TRACE_TOP_K", "DecisionTrace", "TextSin
 TRACE_TOP_K = 16
 """Most nodes named per list of a decision-trace record (filtered nodes, scores)."""
 # the fixed key order of decision-trace records (keys a record lacks are left out)
-TRACE_KEYS = ("t", "decision", "task", "hook", "chosen", "reason", "from", "candidates", "feasible",
+TRACE_KEYS = ("t", "decision", "task", "hook", "chosen", "nodes", "reason", "from", "candidates", "feasible",
               "place", "filtered", "scores", "blocked", "reservation", "utilization")
 RESERVATION = "(reservation)"  # who filtered a node out to keep a reservation
 
@@ -128,6 +128,8 @@ class DecisionTrace:
         else:
             rec["blocked"] = "reserve"
             rec["reservation"] = {"node": self.name(answer.node), "start_s": num(float(answer.start_s))}
+            if answer.nodes:  # kept for a parallel job: all its nodes
+                rec["reservation"]["nodes"] = [self.name(n) for n in answer.nodes]
         self.emit(rec)
 
     def _trace_utilization(self, rec: dict[str, Any]) -> None:

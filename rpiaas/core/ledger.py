@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model import Node, PowerState, Task
+from ..model import Node, PowerState, Task, part_cores
 
 __all__ = ["FreeCoresIndex", "Ledger"]
 
@@ -261,8 +261,53 @@ class Ledger:
         self._idle_out[node] = _NAN
         task.node = node
 
+    def reserve_job(self, task: Task, nodes: Sequence[int], now: float) -> None:
+        """A parallel job takes each part's cores and memory on its node (``nodes``, part by
+        part) at ``now``; ``task.node`` is the first, ``task.placed`` all of them."""
+        self.running[task.id] = task
+        for node, cores in zip(nodes, part_cores(task), strict=True):
+            self._take(node, cores, task.mem_mb, now)
+            self.running_on[node][task.id] = task
+            self._count(node)
+            self._idle_out[node] = _NAN
+        task.node = nodes[0]
+        task.placed = tuple(nodes)
+
+    def _take(self, node: int, cores: int, mem_mb: int, now: float) -> None:
+        """``cores`` and ``mem_mb`` more (or, negative, fewer) reserved on ``node`` at ``now``."""
+        cf, mf = self.cores_free_list, self.mem_free_list
+        old, old_mem = cf[node], mf[node]
+        new = cf[node] = old - cores
+        mem = mf[node] = old_mem - mem_mb
+        if self.state_list[node] == _ON:
+            self.index.move(node, old, old_mem, new, mem)
+        self.changes.append((node, now, new, self.state_list[node]))
+
+    def _count(self, node: int) -> None:
+        """Node ``node``'s arrays after a job's part came or went."""
+        on_node = self.running_on[node]
+        if self.arrays_follow:
+            self._cores_free_out[node] = self.cores_free_list[node]
+            self._mem_free_out[node] = self.mem_free_list[node]
+            self._tasks_out[node] = len(on_node)
+        else:
+            self.behind = True
+
+    def _release_job(self, task: Task, now: float) -> None:
+        del self.running[task.id]
+        for node, cores in zip(task.placed, part_cores(task), strict=True):
+            on_node = self.running_on[node]
+            del on_node[task.id]
+            self._take(node, -cores, -task.mem_mb, now)
+            self._count(node)
+            if self.state_list[node] == _ON and not on_node:
+                self._idle_out[node] = now
+
     def release(self, task: Task, now: float) -> None:
-        """``task`` gives its node's cores and memory back."""
+        """``task`` gives its node's cores and memory back (every node's, for a job)."""
+        if task.nodes != 1:
+            self._release_job(task, now)
+            return
         node = task.node
         del self.running[task.id]
         on_node = self.running_on[node]

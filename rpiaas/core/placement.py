@@ -66,6 +66,10 @@ class Placement:
         self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self._running_on = ledger.running_on
         self._n = len(nodes)
+        #: How many nodes of the pass's reservation for a parallel job a later task may still
+        #: take though it ends after the reserved start (the job needs fewer nodes than have
+        #: room by then: EASY's extra nodes); the queue pass sets and spends it, 0 otherwise.
+        self.spare = 0
         # only rpiaas_place: its answer, checked, is the choice (outside a reservation)
         self._place_only = place_hook.implemented and not (filter_hook.implemented
                                                            or score_hook.implemented)
@@ -75,24 +79,42 @@ class Placement:
         # the one rpiaas_score implementation, called by position (no keyword dict, no list)
         # (reservation, tasks on its node, cores and memory they free by its start): what
         # respects() last summed, valid while the pass that asks goes on (forget())
-        self._held: tuple[Reservation, int, int, int] | None = None
+        self._held: tuple[Reservation, int, int, int, int] | None = None
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
 
+    def policies(self, hook: str) -> str:
+        """The names of the policies that implement ``hook``, for an error message."""
+        names = [getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
+                 for impl in getattr(self.pm.hook, hook).get_hookimpls()]
+        return "policy " + " or ".join(map(repr, names))
+
     def node_index(self, n: Any, hook: str, what: str) -> int:
-        """``n`` as a node index, or a :class:`PolicyError` saying it is none."""
-        try:
-            i = int(n)
-        except (TypeError, ValueError, OverflowError):
-            raise PolicyError(f"{hook} {what} {n!r}, which is not a node index") from None
+        """``n`` as a node index, or a :class:`PolicyError` saying it is none.  Only an int (or
+        a numpy integer) is one: nothing is coerced (a float, a bool or a string is an error)."""
+        if type(n) is not int and not isinstance(n, np.integer):
+            raise PolicyError(f"{self.policies(hook)}: {hook} {what} {n!r} ({type(n).__name__}), "
+                              f"which is not a node index (an int)")
+        i = int(n)
         if not 0 <= i < len(self.nodes):
-            names = [getattr(impl.plugin, "NAME", "") or type(impl.plugin).__name__
-                     for impl in getattr(self.pm.hook, hook).get_hookimpls()]
-            raise PolicyError(f"policy {' or '.join(map(repr, names))}: {hook} {what} node {i}, "
-                              f"out of range: the cluster has nodes 0 to {len(self.nodes) - 1}"
-                              ) from None
+            raise PolicyError(f"{self.policies(hook)}: {hook} {what} node {i}, "
+                              f"out of range: the cluster has nodes 0 to {len(self.nodes) - 1}")
         return i
+
+    def check_room(self, task: Task, n: int, cores: int, hook: str = "rpiaas_place") -> None:
+        """A :class:`PolicyError` unless node ``n`` is on with ``cores`` cores and the task's
+        memory free: it says whether the node was off or full, and what was asked and free."""
+        st = self._st[n]
+        if st == _ON and self._cf[n] >= cores and self._mf[n] >= task.mem_mb:
+            return
+        name = self.nodes[n].name
+        if st != _ON:
+            why = f"which has no room: it is {PowerState(st).name.lower()}, not on"
+        else:
+            why = (f"which has no room: it is full; the task asks {cores} cores and {task.mem_mb} MB there, "
+                   f"the node has {self._cf[n]} cores and {self._mf[n]} MB free")
+        raise PolicyError(f"{self.policies(hook)}: {hook} put task {task.id} on node {n} ({name}), {why}")
 
     def choose(self, task: Task, res: Reservation | None, head: Task | None, now: float,
                 rec: dict[str, Any] | None = None) -> int:
@@ -120,8 +142,7 @@ class Placement:
             if type(n) is not int or not 0 <= n < self._n:
                 n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
             if not (self._st[n] == _ON and self._cf[n] >= task.cores and self._mf[n] >= task.mem_mb):
-                raise PolicyError(
-                    f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room")
+                self.check_room(task, n, task.cores)
             return n
         tr = cast(DecisionTrace, self._trace)  # used only with ``rec``: a traced pass
         masks: Sequence[tuple[str, npt.NDArray[np.bool_]]] = ()
@@ -129,12 +150,9 @@ class Placement:
             n = self._place(task, view)
             if n is not None:
                 n = self.node_index(n, "rpiaas_place", f"put task {task.id} on")
-                if not (self._st[n] == _ON and self._cf[n] >= task.cores
-                        and self._mf[n] >= task.mem_mb):
-                    raise PolicyError(
-                        f"rpiaas_place put task {task.id} on node {n}, which is not on or has no room"
-                    )
-                allowed = (res is None or head is None or self.respects(res, head, task, n, now))
+                self.check_room(task, n, task.cores)
+                allowed = (res is None or head is None or self.respects(res, head, task, n, now)
+                           or self.spare > 0)
                 by = ""  # (traced) the filter that overruled the answer
                 if allowed and self._h_filter.implemented:
                     # filters are constraints: a placement they exclude falls through
@@ -171,11 +189,11 @@ class Placement:
                 for _, m in masks:
                     mask &= m
         kept = -1  # the node kept out for a reservation
-        if res is not None and head is not None and mask[res.node] and not self.respects(
-            res, head, task, res.node, now
-        ):
-            mask[res.node] = False
-            kept = res.node
+        if res is not None and head is not None and not self.spare:  # (a spare node: none kept)
+            for r in res.nodes or (res.node,):
+                if mask[r] and not self.respects(res, head, task, r, now):
+                    mask[r] = False
+                    kept = r
         total: npt.NDArray[np.float64] | None = None
         score1 = self._score1
         if score1 is not None:  # one implementation: its array as is
@@ -213,23 +231,24 @@ class Placement:
         self._held = None
 
     def respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
-        """Whether starting ``task`` on ``node`` keeps ``head``'s reservation: it ends by the
-        reservation's start, or the node then still has room for ``head`` (its free cores and
-        memory, less the task's, plus those of its running tasks estimated to end by then)."""
-        if node != res.node:
+        """Whether starting ``task`` on ``node`` keeps ``head``'s reservation: the node is not one
+        the reservation holds, or the task ends by the reservation's start, or the node then still
+        has room for ``head`` (its free cores and memory, less the task's, plus those of its
+        running tasks estimated to end by then)."""
+        if node != res.node and node not in res.nodes:
             return True
         if now + self.view.estimate_s(task, node) <= res.start_s:
             return True
         on_node = self._running_on[node]
         held = self._held
         # within a pass tasks only start: the sum holds while the node runs as many tasks
-        if held is None or held[0] is not res or held[1] != len(on_node):
+        if held is None or held[0] is not res or held[1] != node or held[2] != len(on_node):
             cores = mem = 0
             start_s = res.start_s
             for t in on_node.values():
                 if t.est_end_s <= start_s:
                     cores += t.cores
                     mem += t.mem_mb
-            held = self._held = (res, len(on_node), cores, mem)
-        return (self._cf[node] - task.cores + held[2] >= head.cores
-                and self._mf[node] - task.mem_mb + held[3] >= head.mem_mb)
+            held = self._held = (res, node, len(on_node), cores, mem)
+        return (self._cf[node] - task.cores + held[3] >= head.cores
+                and self._mf[node] - task.mem_mb + held[4] >= head.mem_mb)

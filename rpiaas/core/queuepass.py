@@ -21,6 +21,7 @@ from ..policy.base import SKIP, Policy, PolicyError, Reservation
 from ..policy.plugins import HookCall
 from .decisions import DecisionTrace
 from .events import Action
+from .jobs import JobPlacement
 from .ledger import Ledger
 from .placement import Placement
 from .view import ClusterView
@@ -45,13 +46,16 @@ class QueuePass:
     :param queue: the control plane's waiting tasks by id, in arrival order.
     :param start: starts a task on a node (the control plane's: reservation, log, action).
     :param write: writes one event-log record.
+    :param jobs: the placement of parallel jobs (a task over ``nodes`` > 1).
+    :param start_job: starts a job on its nodes (the control plane's).
     """
 
     def __init__(self, nodes: tuple[Node, ...], view: ClusterView, ledger: Ledger,
                  queue: dict[int, Task], placement: Placement, order_hook: HookCall,
                  blocked_hook: HookCall, trace: DecisionTrace | None,
                  start: Callable[[Task, int, float, list[Action]], None],
-                 write: Callable[[dict[str, object]], None]) -> None:
+                 write: Callable[[dict[str, object]], None], jobs: JobPlacement,
+                 start_job: Callable[[Task, tuple[int, ...], float, list[Action]], None]) -> None:
         self.nodes = nodes
         self.view = view
         self._queue = queue
@@ -64,6 +68,9 @@ class QueuePass:
         self._trace = trace
         self._start = start
         self._write = write
+        self._jobs = jobs
+        self._names = [n.name for n in nodes]
+        self._start_job = start_job
         self._index = ledger.index
         # once the pass holds a reservation, a blocked task is skipped without asking the hook
         self._skip_reserved = _skips_when_reserved(placement)
@@ -127,6 +134,12 @@ class QueuePass:
             for task in queue.values():
                 if task.state is not _QUEUED:
                     raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
+                if task.nodes != 1:
+                    if not self._job(task, None, None, now, actions):
+                        head = task
+                        break
+                    done.append(task.id)
+                    continue
                 node = rule(task.cores, task.mem_mb)
                 if node is None:
                     head = task
@@ -154,6 +167,12 @@ class QueuePass:
                 stuck = True
                 break
             first = False
+            if task.nodes != 1:
+                if not self._job(task, None, None, now, actions):
+                    stuck = True
+                    break
+                started.append(task.id)
+                continue
             node = choose(task, None, None, now)
             if node < 0:
                 stuck = True
@@ -187,11 +206,35 @@ class QueuePass:
             cores = task.cores
             if cores > top or not fits(cores, task.mem_mb):
                 continue
+            if task.nodes != 1:  # a parallel job: all its nodes at once, or none
+                if self._job(task, res, head, now, actions):
+                    started.append(task.id)
+                    top = most_free()
+                continue
             node = choose(task, res, head, now)
             if node >= 0:
+                self._spend(res, head, task, (node,), now)
                 start(task, node, now, actions)
                 started.append(task.id)
                 top = most_free()
+
+    def _job(self, task: Task, res: Reservation | None, head: Task | None, now: float,
+             actions: list[Action]) -> bool:
+        """Start parallel job ``task`` if its nodes are found; whether it started."""
+        nodes = self._jobs.choose(task, res, head, now)
+        if nodes is None:
+            return False
+        self._spend(res, head, task, nodes, now)
+        self._start_job(task, nodes, now, actions)
+        return True
+
+    def _spend(self, res: Reservation | None, head: Task | None, task: Task, nodes: Iterable[int],
+               now: float) -> None:
+        """``task`` starts on ``nodes``: the spare nodes of a job's reservation it takes (those
+        where it would delay the job) are spent."""
+        pl = self._placement
+        if pl.spare and res is not None and head is not None:
+            pl.spare -= sum(not pl.respects(res, head, task, n, now) for n in nodes)
 
     def general(self, now: float, actions: list[Action]) -> None:
         queue = self._queue
@@ -215,6 +258,7 @@ class QueuePass:
         rec: dict[str, Any] | None = None
         first = True
         self._placement.forget()
+        self._placement.spare = 0
         rest = iter(order)
         for task in rest:
             if task.state is not _QUEUED:
@@ -229,12 +273,25 @@ class QueuePass:
                 node, room = -1, False
                 if rec is not None:
                     rec.update(hook="index", reason="no room", candidates=0)
+            elif task.nodes != 1:  # a parallel job: all its nodes at once, or none
+                first, room = False, None
+                if self._job(task, reservation, reserved_for, now, actions):
+                    if rec is not None:
+                        rec.update(hook="job", nodes=[self._names[n] for n in task.placed])
+                        cast(DecisionTrace, trace).placed(rec, task.node)
+                    started.append(task.id)
+                    continue
+                node = -1
+                if rec is not None:
+                    rec.update(hook="job", reason="no room or declined")
             else:
                 node, room = self._choose(task, reservation, reserved_for, now, rec), None
             first = False
             if node >= 0:
                 if rec is not None:
                     cast(DecisionTrace, trace).placed(rec, node)
+                if reservation is not None:
+                    self._spend(reservation, reserved_for, task, (node,), now)
                 self._start(task, node, now, actions)
                 started.append(task.id)
                 continue
@@ -256,8 +313,14 @@ class QueuePass:
             if reservation is not None:
                 continue  # only the first reservation of a pass is kept
             reservation, reserved_for = answer, task
-            self._write({"t": now, "act": "reserve", "task": task.id,
-                         "node": self.nodes[answer.node].name, "start_s": answer.start_s})
+            # a job's reservation lists every node with room by its start: those beyond the
+            # job's own count are spare, open to tasks that end later
+            self._placement.spare = max(0, len(answer.nodes) - task.nodes) if answer.nodes else 0
+            record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
+                                         "node": self.nodes[answer.node].name, "start_s": answer.start_s}
+            if answer.nodes:  # kept for a parallel job: every node of it
+                record["nodes"] = [self._names[n] for n in answer.nodes]
+            self._write(record)
             if skip_reserved and trace is None:
                 self._backfill(rest, answer, task, now, actions, started)
                 break

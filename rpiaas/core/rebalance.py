@@ -66,6 +66,9 @@ class PolicyMoves:
     def _migrate(self, act: Migrate, now: float, actions: list[Action]) -> None:
         task = act.task
         dst = self._placement.node_index(act.node, "rpiaas_rebalance", f"moved task {task.id} to")
+        if task.nodes != 1:
+            raise PolicyError(f"{self._placement.policies('rpiaas_rebalance')}: rpiaas_rebalance moved "
+                              f"task {task.id}, a job over {task.nodes} nodes: a job's parts are not moved")
         if task.id not in self._running or dst == task.node or not self.view.fits_node(task, dst):
             if self._trace is not None:
                 rec = {"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",

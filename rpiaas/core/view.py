@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from ..model import Node, PowerState, Task
+from ..model import Node, PowerState, Task, job_cores
 from .ledger import FreeCoresIndex, Ledger
 
 __all__ = ["ClusterView", "FreeCoresIndex"]  # FreeCoresIndex: the type of ``free_index``
@@ -183,4 +183,6 @@ class ClusterView:
         w = task.walltime_s
         if w is not None:
             return w
+        if task.nodes != 1:  # a job's parts: its work over all its cores, at this node's pace
+            return self._types[node].runtime_s(task.work_core_s, job_cores(task))
         return self._types[node].runtime_s(task.work_core_s, task.cores)

@@ -72,6 +72,8 @@ from ..rundir import RunWriter
 from ..rundir.fidelity import Outcome, outcome
 from ..scenario import Scenario, rng_streams
 from ..store import HistoryStore
+from ..workload import TaskList, Trace
+from ..workload.traces.mapping import SPANS
 from .agent_client import AgentClient
 from .agent_tasks import AgentTasks, end_reason
 from .clock import RunClock
@@ -108,6 +110,7 @@ class LiveRun(Shell):
                  options: LiveOptions, notify_url: str | None = None,
                  clock: Callable[[], float] = time.time, twin: Twin | None = None) -> None:
         super().__init__()
+        refuse_jobs(scenario)
         self.id = run_id
         self.scenario = scenario
         self.entries = entries
@@ -537,6 +540,24 @@ class LiveRun(Shell):
         self.status.state = "cancelled"
         self.power.close()
         await self._stop_all()
+
+
+def refuse_jobs(scenario: Scenario) -> None:
+    """A ``ValueError`` in one line if ``scenario`` holds a parallel job (a task over more than
+    one node): the live shell starts a task on one agent, so such a run is refused up front."""
+    workload = scenario.workload
+    where = f"{scenario.file}: " if scenario.file else ""
+    if isinstance(workload, TaskList):
+        for t in workload.items:
+            if t.nodes != 1:
+                raise ValueError(
+                    f"{where}workload.tasks[{workload.positions[t.id]}]: task {t.id} spans {t.nodes} "
+                    f"nodes: a live run starts each task on one node; run parallel jobs in simulation")
+    elif isinstance(workload, Trace) and workload.report is not None:
+        spans = workload.report.counts.get(SPANS, 0)
+        if spans:
+            raise ValueError(f"{where}workload.trace: {spans} jobs span nodes (wide_jobs: span): a live "
+                             f"run starts each task on one node; use wide_jobs: clip or skip live")
 
 
 def _drivers(entries: list[AgentNode]) -> list[PowerDriver | None]:

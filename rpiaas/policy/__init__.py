@@ -3,7 +3,7 @@ and the built-in policies (:mod:`rpiaas.policy.builtin`, one module each)."""
 
 from __future__ import annotations
 
-from .base import SKIP, Policy, PolicyError, PolicyParamError, PowerPlan, Reservation, hookimpl
+from .base import SKIP, Policy, PolicyError, PolicyParamError, PowerPlan, Reservation, hookimpl, job_nodes
 from .plugins import ENTRY_POINT_GROUP, available_policies, get_plugin_manager, get_policy
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "get_plugin_manager",
     "get_policy",
     "hookimpl",
+    "job_nodes",
 ]

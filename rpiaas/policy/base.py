@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 
 import pluggy
 
-__all__ = ["INDEX_RULES", "SKIP", "Policy", "PolicyError", "PolicyParamError", "PowerPlan", "Reservation", "hookimpl"]
+__all__ = ["INDEX_RULES", "SKIP", "Policy", "PolicyError", "PolicyParamError", "PowerPlan", "Reservation",
+           "hookimpl", "job_nodes"]
 
 hookimpl = pluggy.HookimplMarker("rpiaas")
 
@@ -137,6 +138,16 @@ class Policy:
             raise PolicyParamError("", str(e)) from None
 
 
+def job_nodes(task: Any, ranked: Any) -> list[int] | None:
+    """A parallel job's nodes: the first ``task.nodes`` of ``ranked`` (node indices with room
+    for a part, best first) as a list, the answer ``rpiaas_place`` gives for a job; ``None``
+    when there are fewer."""
+    k = task.nodes
+    if len(ranked) < k:
+        return None
+    return [int(n) for n in ranked[:k]]
+
+
 class PolicyParamError(ValueError):
     """A policy parameter is unknown or invalid; ``key`` names it."""
 
@@ -153,10 +164,14 @@ class Reservation:
     While the reservation holds, the control plane starts a later task on
     ``node`` only if its estimated end is before ``start_s`` or the node
     still has room for the blocked task at ``start_s`` (EASY backfilling).
+    For a parallel job ``nodes`` lists every node that has room for a part by ``start_s``
+    (``node`` the first); the job needs ``task.nodes`` of them, so a later task may still take
+    as many of them as are spare (EASY's extra nodes), and the rest are kept as above.
     """
 
     node: int
     start_s: float
+    nodes: tuple[int, ...] = ()  # for a parallel job: every node with room for a part by start_s
 
 
 class _Skip:

@@ -103,15 +103,21 @@ def rpiaas_blocked(
 
 # ---------------------------------------------------------------- placement
 @hookspec(firstresult=True)
-def rpiaas_place(task: Task, view: ClusterView) -> int | None:
-    """Choose the node for ``task`` outright.
+def rpiaas_place(task: Task, view: ClusterView) -> int | list[int] | None:
+    """Choose the node for ``task`` outright (its nodes, for a parallel job).
 
-    :param task: the task to place.
-    :param view: the cluster; ``view.fits(task)`` is the mask of nodes with room.
-    :returns: a node index that has room for the task, or ``None`` to leave the
-        choice to ``rpiaas_filter`` and ``rpiaas_score`` (or to say no node
-        fits when they are not implemented).  Stops at the first non-None
-        result.
+    :param task: the task to place; ``task.nodes > 1`` for a parallel job of one part
+        per node (``task.parts``: each part's cores, else ``task.cores`` each).
+    :param view: the cluster; ``view.fits(task)`` is the mask of nodes with room
+        (for a job: room for its largest part).
+    :returns: a node index (an ``int`` or a numpy integer) that is on and has room
+        for the task; for a parallel job a list of ``task.nodes`` distinct such
+        indices, part by part; or ``None`` to leave the choice to ``rpiaas_filter``
+        and ``rpiaas_score`` (or to say no node fits when they are not
+        implemented).  Anything else (a float, a bool, a string, the wrong count,
+        a node twice, a node without room) stops the run with one error naming
+        the policy, the hook, the task and the time; nothing is coerced.  Stops
+        at the first non-None result.
 
     Example -- first fit::
 

@@ -36,18 +36,34 @@ from typing import Any
 
 from ..core.energy import SOURCES
 
-__all__ = ["FORMAT", "NODE_COLUMNS", "RUN_FILES", "SOURCE_KEYS", "SOURCE_LABELS", "SWITCHING_LABELS",
-           "TABLE_FORMATS", "TASK_COLUMNS", "TASK_STATES", "dump_run"]
+__all__ = [
+    "FORMAT",
+    "NODE_COLUMNS",
+    "PART_COLUMNS",
+    "RUN_FILES",
+    "SOURCE_KEYS",
+    "SOURCE_LABELS",
+    "SWITCHING_LABELS",
+    "TABLE_FORMATS",
+    "TASK_BASE_COLUMNS",
+    "TASK_COLUMNS",
+    "TASK_STATES",
+    "dump_run",
+]
 
 FORMAT = "rpiaas-run/1"
 # every file a run directory may hold
-RUN_FILES = ("run.json", "tasks.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json",
+RUN_FILES = ("run.json", "tasks.csv", "parts.csv", "nodes.csv", "events.jsonl", "decisions.jsonl", "timing.json",
              "fidelity.json")
 # how the task and node tables are stored; parquet replaces the csv files by these
 TABLE_FORMATS = ("csv", "parquet")
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
-                "kind", "tenant", "attempts")
+                "kind", "tenant", "attempts", "nodes", "reason", "cpu_s", "peak_mem_mb")
+# the columns every run has had (a reader of older runs asks only these)
+TASK_BASE_COLUMNS = TASK_COLUMNS[:16]
+# parts.csv: one row per part of each job that spans nodes (a task on one node is its tasks.csv row)
+PART_COLUMNS = ("task_id", "rank", "node", "cores", "start_s", "end_s")
 NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utilization",
                 "power_w", "energy_j", "tasks", "cpu_utilization", "power_source")
 # the figures run.json's ``sources`` says the origin of; ``utilization`` is always "allocated"

@@ -82,7 +82,7 @@ def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
                notes: list[str] | None = None) -> dict[str, Any]:
     """The content of ``run.json`` (no wall-clock data: same inputs, same bytes); ``sources``
     (:mod:`.sources`) defaults to a simulation's; ``notes``: what the run did not apply."""
-    return {
+    record = {
         "format": FORMAT,
         "mode": mode,
         "name": scenario.name,
@@ -98,6 +98,11 @@ def run_record(scenario: Scenario, mode: str, summary: dict[str, Any],
         "nodes": nodes,
         "notes": list(notes or ()),
     }
+    report = getattr(scenario.workload, "report", None)  # a bound trace's: what its options changed
+    if report is not None:
+        record["trace"] = {"read": report.read, "kept": report.kept,
+                           "changed": {reason: report.counts[reason] for reason in sorted(report.counts)}}
+    return record
 
 
 def bounded_slowdown(response_s: float, run_s: float) -> float:

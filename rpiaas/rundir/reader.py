@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .format import NODE_COLUMNS, TASK_COLUMNS, TASK_STATES
+from .format import NODE_COLUMNS, PART_COLUMNS, TASK_BASE_COLUMNS, TASK_STATES
 
 __all__ = ["COMPLETED", "NodeSeries", "Run", "RunFileError", "is_complete", "load_run", "read_run",
            "read_timing", "table_file", "tables_format"]
@@ -98,6 +98,7 @@ class Run:
     kind: Ints | None = None  # index into ``kind_names``
     kind_names: list[str] = field(default_factory=list)
     _types: dict[str, str] = field(default_factory=dict)
+    _parts: dict[int, list[tuple[str, int]]] | None = None
 
     @property
     def completed(self) -> npt.NDArray[np.bool_]:
@@ -112,6 +113,41 @@ class Run:
                 if isinstance(n, dict) and "node" in n:
                     self._types[str(n["node"])] = str(n.get("type", ""))
         return self._types
+
+    def parts(self) -> dict[int, list[tuple[str, int]]]:
+        """Every job that spanned nodes: its parts' ``(node, cores)`` in rank order, from
+        ``parts.csv`` (none in a run that has no such file: runs before parallel jobs)."""
+        if self._parts is None:
+            self._parts = read_parts(self.path)
+        return self._parts
+
+    def single_node(self) -> npt.NDArray[np.bool_]:
+        """Mask of the tasks that ran on one node (not a job over several)."""
+        jobs = self.parts()
+        if not jobs:
+            return np.ones(self.task_id.shape, dtype=bool)
+        out: npt.NDArray[np.bool_] = ~np.isin(self.task_id, np.fromiter(jobs, dtype=np.int64))
+        return out
+
+
+def read_parts(path: str | Path) -> dict[int, list[tuple[str, int]]]:
+    """``parts.csv`` of the run directory ``path`` as task id -> ``(node, cores)`` by rank;
+    ``{}`` without the file; :class:`RunFileError` naming the file and line of a bad row."""
+    f = Path(path) / "parts.csv"
+    if not f.exists():
+        return {}
+    out: dict[int, list[tuple[str, int]]] = {}
+    for line, chunk in _rows(f, PART_COLUMNS):
+        for i, row in enumerate(chunk):
+            try:
+                tid, rank, cores = int(row[0]), int(row[1]), int(row[3])
+            except ValueError:
+                raise RunFileError(f"{f}:{line + i}: task_id, rank and cores must be integers") from None
+            parts = out.setdefault(tid, [])
+            if rank != len(parts):
+                raise RunFileError(f"{f}:{line + i}: rank: expected {len(parts)} for task {tid}, got {rank}")
+            parts.append((row[2], cores))
+    return out
 
 
 def load_run(path: str | Path, series: bool = True) -> Run:
@@ -246,14 +282,14 @@ def _codes(values: Iterable[str], codes: dict[str, int]) -> Ints:
 
 
 def _read_tasks(f: Path) -> tuple[Any, ...]:
-    idx = {c: i for i, c in enumerate(TASK_COLUMNS)}
+    idx = {c: i for i, c in enumerate(TASK_BASE_COLUMNS)}
     floats = ("arrival_s", "start_s", "end_s", "wait_s", "response_s", "work_core_s")
     parts: dict[str, list[Any]] = {k: [] for k in (*floats, "task_id", "node", "state", "cores",
                                                     "kind")}
     nodes: dict[str, int] = {}
     kinds: dict[str, int] = {}
     state_codes = {s: i for i, s in enumerate(TASK_STATES)}
-    for line, chunk in _rows(f, TASK_COLUMNS):
+    for line, chunk in _rows(f, TASK_BASE_COLUMNS):
         cols = list(zip(*chunk, strict=True))
         for name in floats:
             parts[name].append(_floats(f, line, name, cols[idx[name]]))

@@ -46,13 +46,13 @@ else:  # the writer process runs this file as a script: its siblings by their pa
     Waits = _sibling("_rpiaas_waits", _here, "waits.py").Waits  # type: ignore[misc]
 
 __all__ = ["BSLD_BOUND_S", "TASK_RECORD", "TaskRows", "Totals", "event_lines_of", "node_rows",
-           "task_record"]
+           "part_rows", "task_record"]
 
 BSLD_BOUND_S = 10.0
 
 # An ended task as plain values: what a task row is made of (marshal carries it to the writer process).
 TASK_RECORD = ("id", "arrival_s", "start_s", "end_s", "node", "state._value_", "cores", "mem_mb",
-               "work_core_s", "kind", "tenant", "attempts")
+               "work_core_s", "kind", "tenant", "attempts", "placed", "reason", "cpu_s", "peak_mem_mb")
 task_record: Callable[[Any], tuple[Any, ...]] = attrgetter(*TASK_RECORD)
 
 
@@ -117,7 +117,12 @@ class Totals:
 
 
 _BULK_ROWS = 64  # fewer rows than this are made one by one
-_COMPLETED_ROW = "{},{},{},{},{},completed,{},{},{},{},{},{},{},{},{},{}\n"
+_COMPLETED_ROW = "{},{},{},{},{},completed,{},{},{},{},{},{},{},{},{},{},{}\n"
+
+
+def _opt(x: float | None) -> str:
+    """A measured figure, or empty where none was measured."""
+    return "" if x is None else repr(x)
 
 
 class TaskRows:
@@ -150,7 +155,7 @@ class TaskRows:
         same totals: IEEE arithmetic is the same in numpy, and the sums are taken in order)."""
         import numpy as np
 
-        tid, a, s, e, node, _, cores, mem, work, kind, tenant, attempts = cols
+        tid, a, s, e, node, _, cores, mem, work, kind, tenant, attempts, placed, reason, cpu, peak = cols
         n = len(tid)
         st = self.totals
         start, end = np.array(s), np.array(e)
@@ -180,9 +185,18 @@ class TaskRows:
         for t in set(tenant):
             if t not in quoted:
                 quoted[t] = _quote(t)
-        return "".join(map(_COMPLETED_ROW.format, tid, cut[0], cut[1], cut[2], map(self.node_names.__getitem__, node),
+        names = list(map(self.node_names.__getitem__, node))
+        tail = [self._tail(p, nm, r, c, k) for p, nm, r, c, k in zip(placed, names, reason, cpu, peak, strict=True)]
+        return "".join(map(_COMPLETED_ROW.format, tid, cut[0], cut[1], cut[2], names,
                            cut[3], cut[4], cut[5], cut[6], cores, mem, cut[7], kind,
-                           map(quoted.__getitem__, tenant), attempts))
+                           map(quoted.__getitem__, tenant), attempts, tail))
+
+    def _tail(self, placed: Sequence[int], name: str, reason: str, cpu_s: float | None,
+              peak_mem_mb: float | None) -> str:
+        """The last columns of a row: ``nodes`` (every node of a job, ``;``-separated; the
+        node of a task on one), ``reason``, ``cpu_s`` and ``peak_mem_mb`` (empty unless measured)."""
+        nodes = ";".join(self.node_names[n] for n in placed) if len(placed) > 1 else name
+        return f"{nodes},{_quote(reason)},{_opt(cpu_s)},{_opt(peak_mem_mb)}"
 
     def _one_by_one(self, records: Iterable[tuple[Any, ...]]) -> str:
         out: list[str] = []
@@ -190,7 +204,10 @@ class TaskRows:
         st = self.totals
         counts, waits = st.counts, st.waits.values
         names, quoted = self.node_names, self._quoted
-        for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts in records:
+        for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts, placed, reason, cpu, peak \
+                in records:
+            name = names[node] if node >= 0 else ""
+            tail = self._tail(placed, name, reason, cpu, peak)
             counts[state] += 1
             if a < st.first_arrival:
                 st.first_arrival = a
@@ -209,8 +226,8 @@ class TaskRows:
                 if e > st.last_end:
                     st.last_end = e
                 sld = repr(response / run) if run > 0 else ""
-                write(f"{tid},{a!r},{s!r},{e!r},{names[node]},completed,{s - a!r},{response!r},{sld},"
-                      f"{bsld!r},{cores},{mem},{work!r},{kind},{q},{attempts}\n")
+                write(f"{tid},{a!r},{s!r},{e!r},{name},completed,{s - a!r},{response!r},{sld},"
+                      f"{bsld!r},{cores},{mem},{work!r},{kind},{q},{attempts},{tail}\n")
                 continue
             started = s >= 0
             if started:
@@ -225,10 +242,22 @@ class TaskRows:
             else:
                 resp = sld = bsld_text = ""
             write(f"{tid},{a!r},{_f(s)},{_f(e) if ended or state == 'rejected' else ''},"
-                  f"{names[node] if node >= 0 else ''},{state},{_f(s - a) if started else ''},{resp},"
-                  f"{sld},{bsld_text},{cores},{mem},{work!r},{kind},{q},{attempts}\n")
+                  f"{name},{state},{_f(s - a) if started else ''},{resp},"
+                  f"{sld},{bsld_text},{cores},{mem},{work!r},{kind},{q},{attempts},{tail}\n")
         st.waits.settle()
         return "".join(out)
+
+
+def part_rows(names: Sequence[str], jobs: Iterable[Any]) -> str:
+    """The ``parts.csv`` rows of jobs that spanned nodes: one per part (task, rank, node,
+    cores, start, end), in rank order; a job's parts start and end together."""
+    out: list[str] = []
+    for t in jobs:
+        cores = t.parts or (t.cores,) * t.nodes
+        start, end = _f(t.start_s), _f(t.end_s)
+        out.extend(f"{t.id},{rank},{names[n]},{c},{start},{end}\n"
+                   for rank, (n, c) in enumerate(zip(t.placed, cores, strict=True)))
+    return "".join(out)
 
 
 def node_rows(names: Sequence[str], sample: tuple[Any, ...]) -> str:

@@ -19,10 +19,10 @@ from typing import IO, Any
 
 from ..core.eventlog import EventRecords, event_lines
 from ..model import Task
-from .format import NODE_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
+from .format import NODE_COLUMNS, PART_COLUMNS, RUN_FILES, TABLE_FORMATS, TASK_COLUMNS, dump_run
 from .metrics import Stats
 from .place import Partial, remove_partials_of, remove_stale_partials
-from .stream import TaskRows, node_rows, task_record
+from .stream import TaskRows, node_rows, part_rows, task_record
 from .writerproc import WriterProcess
 
 __all__ = ["Lines", "RunWriter", "remove_partials_of", "remove_stale_partials"]
@@ -92,11 +92,13 @@ class RunWriter:
         # kept open for the whole run and closed by commit() or abort()
         self.tasks = Lines(self._open("tasks.csv"))
         self.nodes = Lines(self._open("nodes.csv"))
+        self.parts = Lines(self._open("parts.csv"))
         self._events_file = self._open("events.jsonl") if event_log else None
         self.events = EventRecords() if event_log else None
         self.decisions = Lines(self._open("decisions.jsonl")) if decisions else None
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
         self.nodes.write(",".join(NODE_COLUMNS) + "\n")
+        self.parts.write(",".join(PART_COLUMNS) + "\n")
         self.stats = Stats(spill_dir=str(self.tmp))
         self._rows = TaskRows(self.stats)
         self._names_json: list[str] = []
@@ -122,7 +124,7 @@ class RunWriter:
             lines.drain()
 
     def _sinks(self) -> list[Lines]:
-        return [x for x in (self.tasks, self.nodes, self.decisions)
+        return [x for x in (self.tasks, self.nodes, self.parts, self.decisions)
                 if x is not None and not x.closed]
 
     def _open(self, name: str) -> IO[str]:
@@ -146,6 +148,9 @@ class RunWriter:
         """Make the rows of the tasks that ended since the last drain, and the event log's
         lines (or hand both to the writer process)."""
         done = self._done
+        jobs = [t for t in done if t.placed]  # those that spanned nodes: their parts' rows
+        if jobs:
+            self.parts.write(part_rows(self.node_names, jobs))
         records = list(map(task_record, done))
         done.clear()
         self.tasks_ended += len(records)

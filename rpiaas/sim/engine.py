@@ -41,7 +41,7 @@ from ..core.events import (
 )
 from ..core.shell import Shell
 from ..inputs import limits
-from ..model import Task
+from ..model import Task, job_cores, job_end_s
 from ..rundir import RunWriter, Stats
 from ..rundir.metrics import rounded
 from ..scenario import Scenario, rng_streams
@@ -242,7 +242,10 @@ class Simulation(Shell):
     # ------------------------------------------------------------ actions
     def start(self, action: Start, now: float) -> None:
         task, node = action.task, action.node
-        end = self._types[node].end_s(now, task.work_core_s, task.cores)
+        if task.nodes != 1:  # a parallel job: its parts end together, at its slowest part's pace
+            end = job_end_s([self._types[n] for n in task.placed], now, task.work_core_s, job_cores(task))
+        else:
+            end = self._types[node].end_s(now, task.work_core_s, task.cores)
         if self._track_ends:
             self._ends[task.id] = end
         heappush(self._heap, (end, NORMAL, next(self._eid), TaskEnd(task, task.epoch, end, self._finish_cbs)))

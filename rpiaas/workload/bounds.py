@@ -16,7 +16,7 @@ import numpy as np
 
 from ..inputs import limits
 from ..inputs.source import KeyPath, LimitError, Source
-from ..model import ClusterSpec
+from ..model import ClusterSpec, job_cores
 from . import Distribution, Generator, TaskList, Workload
 
 __all__ = ["check_progress", "check_scenario_bounds"]
@@ -60,9 +60,10 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
             duration = workload.start_s + count * gap + _mean(workload.work_core_s) / fastest
             blame = (*gen, "work_core_s")
     elif isinstance(workload, TaskList) and horizon_s is None and workload.items:
-        # every task runs at least its work on the cores it asks for of the fastest node type
+        # every task runs at least its work on the cores it asks for (all its parts', for a
+        # parallel job) of the fastest node type
         quickest = max((n.type for n in cluster.nodes), key=lambda t: t.speed)
-        ends = [t.arrival_s + quickest.work_s(t.work_core_s, t.cores) for t in workload.items]
+        ends = [t.arrival_s + quickest.work_s(t.work_core_s, job_cores(t)) for t in workload.items]
         last = int(np.argmax(ends))
         duration = ends[last]
         blame = ("workload", "tasks", workload.positions.get(workload.items[last].id, last),

@@ -12,12 +12,14 @@ import numpy as np
 from ..inputs.source import KeyPath, Source
 from ..model import MAX_TASK_ID, Task
 from .base import KINDS, Workload
+from .spread import SPREADS, split_procs
 from .workflow import check_graph
 
 __all__ = ["COMMAND_LIMITS", "TASK_KEYS", "TaskList", "parse_tasks"]
 
 TASK_KEYS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "walltime_s", "kind",
-             "command", "env", "tenant", "priority", "after")
+             "command", "env", "tenant", "priority", "after", "nodes",
+             "procs", "spread")
 # What a task's ``command`` and ``env`` may hold: the agent's own bounds on a command's argv
 # (``argv_items``, ``argv_chars``), so a scenario the parser takes is one the agents take
 COMMAND_LIMITS = {"argv_items": 256, "argv_chars": 4096, "env_items": 64, "env_chars": 4096}
@@ -45,7 +47,8 @@ class TaskList(Workload):
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
         for t in self.items:
             yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.command,
-                       t.env, tenant=t.tenant, priority=t.priority, after=t.after, walltime_s=t.walltime_s)
+                       t.env, tenant=t.tenant, priority=t.priority, after=t.after, walltime_s=t.walltime_s,
+                       nodes=t.nodes, parts=t.parts, procs=t.procs)
 
     def max_request(self) -> tuple[float | None, float | None]:
         if not self.items:
@@ -72,10 +75,11 @@ def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
         kind = src.choice((*tp, "kind"), t.get("kind", "cpu" if command is None else "command"), KINDS)
         if command is not None and kind != "command":
             src.fail((*tp, "kind"), f"a task with a command is of kind command, got {kind!r}")
+        cores, nodes, parts, procs = _job(src, tp, t, src.integer((*tp, "cores"), t["cores"], minimum=1))
         items.append(Task(
             tid,
             src.number((*tp, "arrival_s"), t["arrival_s"], nonnegative=True),
-            src.integer((*tp, "cores"), t["cores"], minimum=1),
+            cores,
             src.integer((*tp, "mem_mb"), t["mem_mb"], minimum=1),
             src.number((*tp, "work_core_s"), t["work_core_s"], nonnegative=True),
             kind,
@@ -86,6 +90,7 @@ def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
             after=_after(src, (*tp, "after"), t["after"]) if t.get("after") is not None else (),
             walltime_s=src.number((*tp, "walltime_s"), t["walltime_s"], positive=True)
             if "walltime_s" in t else None,
+            nodes=nodes, parts=parts, procs=procs,
         ))
     check_graph(src, items, lambda task, j: (*path, seen[task.id], "after", j))
     items.sort(key=lambda t: (t.arrival_s, t.id))
@@ -144,3 +149,23 @@ def _env(src: Source, path: KeyPath, value: Any) -> tuple[tuple[str, str], ...]:
             src.fail((*path, name), "contains a NUL character, which no environment value can hold")
         out.append((name, text))
     return tuple(out)
+
+
+def _job(src: Source, tp: KeyPath, t: dict[str, Any], cores: int) -> tuple[int, int, tuple[int, ...], int]:
+    """A task's ``cores`` (its largest part's), ``nodes``, ``parts`` and ``procs``
+    (:class:`~rpiaas.model.Task`) from its ``nodes: K`` or its ``procs: N`` and ``spread``
+    (:mod:`rpiaas.workload.spread`, with ``cores`` the node width); ``(cores, 1, (), 0)``
+    for a task on one node."""
+    if "nodes" in t and "procs" in t:
+        src.fail((*tp, "procs"), "give nodes (cores on each node) or procs (spread over nodes), not both")
+    if "spread" in t and "procs" not in t:
+        src.fail((*tp, "spread"), "spread splits procs: give procs too")
+    if "nodes" in t:
+        return cores, src.integer((*tp, "nodes"), t["nodes"], minimum=1), (), 0
+    if "procs" not in t:
+        return cores, 1, (), 0
+    procs = src.integer((*tp, "procs"), t["procs"], minimum=1)
+    spread = src.choice((*tp, "spread"), t.get("spread", "pack"), SPREADS)
+    parts = split_procs(procs, spread, cores)
+    equal = all(p == parts[0] for p in parts)
+    return parts[0], len(parts), (() if equal else parts), (0 if sum(parts) == procs else procs)

@@ -60,7 +60,10 @@ def test_place_then_filters_then_scores_then_first() -> None:
 @pytest.mark.parametrize(("answer", "said"), [
     (7, "rpiaas_place put task 1 on node 7, out of range: the cluster has nodes 0 to 2"),
     (-1, "out of range"),
-    ("a", "rpiaas_place put task 1 on 'a', which is not a node index"),
+    ("a", "rpiaas_place put task 1 on 'a' (str), which is not a node index"),
+    ("2", "rpiaas_place put task 1 on '2' (str), which is not a node index"),
+    (1.0, "rpiaas_place put task 1 on 1.0 (float), which is not a node index"),
+    (True, "rpiaas_place put task 1 on True (bool), which is not a node index"),
 ])
 def test_a_node_index_that_names_no_node_is_said_as_such(answer: object, said: str) -> None:
     with pytest.raises(PolicyError, match=said.replace("(", r"\(").replace(")", r"\)")):

@@ -25,7 +25,7 @@ def test_parquet_run_matches_the_csv_run(tmp_path: Path) -> None:
     assert main([*base, "-o", str(tmp_path / "c")]) == 0
     assert main([*base, "-o", str(tmp_path / "p"), "--format", "parquet"]) == 0
     c, p = tmp_path / "c", tmp_path / "p"
-    assert sorted(x.name for x in p.iterdir()) == ["events.jsonl", "nodes.parquet", "run.json",
+    assert sorted(x.name for x in p.iterdir()) == ["events.jsonl", "nodes.parquet", "parts.csv", "run.json",
                                                   "tasks.parquet", "timing.json"]
     rc, rp = json.loads((c / "run.json").read_text()), json.loads((p / "run.json").read_text())
     assert "tables" not in rc and rp.pop("tables") == "parquet" and rp == rc
@@ -51,7 +51,7 @@ def test_a_run_with_no_rows_in_parquet(tmp_path: Path) -> None:
     from rpiaas.rundir.writer import RunWriter
 
     out = RunWriter(tmp_path / "r", event_log=False, tables="parquet").commit({"summary": {}}, {})
-    assert sorted(x.name for x in out.iterdir()) == ["nodes.parquet", "run.json", "tasks.parquet",
+    assert sorted(x.name for x in out.iterdir()) == ["nodes.parquet", "parts.csv", "run.json", "tasks.parquet",
                                                     "timing.json"]
     run = load_run(out)
     assert run.task_id.size == 0 and run.series is not None and run.series.time_s.size == 0

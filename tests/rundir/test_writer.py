@@ -41,14 +41,14 @@ def test_nothing_is_in_place_until_commit(tmp_path: Path) -> None:
     w = _writer(out)
     assert w.tmp == tmp_path / "runs" / f".r.partial-{os.getpid()}"
     assert not out.exists() and sorted(p.name for p in w.tmp.iterdir()) == [
-        "events.jsonl", "nodes.csv", "tasks.csv"]
+        "events.jsonl", "nodes.csv", "parts.csv", "tasks.csv"]
     w.task_ended(_task(1, TaskState.COMPLETED, 0.0, 1.0, 5.0, node=1))
     w.drain()
     path = w.commit({"format": "x", "summary": {}, "nodes": [{"node": "n0"}]}, {"wall_s": 0.5},
                     extra={"fidelity.json": {"format": "f"}})
     assert path == out and not w.tmp.exists()
     assert sorted(p.name for p in out.iterdir()) == ["events.jsonl", "fidelity.json", "nodes.csv",
-                                                     "run.json", "tasks.csv", "timing.json"]
+                                                     "parts.csv", "run.json", "tasks.csv", "timing.json"]
     assert json.loads((out / "run.json").read_text())["nodes"] == [{"node": "n0"}]
     assert json.loads((out / "timing.json").read_text()) == {"wall_s": 0.5}
     assert json.loads((out / "fidelity.json").read_text()) == {"format": "f"}
@@ -61,8 +61,8 @@ def test_optional_files(tmp_path: Path) -> None:
     w = _writer(tmp_path / "r", event_log=False, decisions=True)
     assert w.events is None and w.decisions is not None
     out = w.commit({"summary": {}}, {})
-    assert sorted(p.name for p in out.iterdir()) == ["decisions.jsonl", "nodes.csv", "run.json",
-                                                     "tasks.csv", "timing.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["decisions.jsonl", "nodes.csv", "parts.csv",
+                                                     "run.json", "tasks.csv", "timing.json"]
 
 
 def test_a_file_outside_the_format_is_refused(tmp_path: Path) -> None:
@@ -109,7 +109,8 @@ def test_task_rows(tmp_path: Path) -> None:
     assert rows["1"] == {"task_id": "1", "arrival_s": "0.5", "start_s": "2.5", "end_s": "22.5",
                          "node": "n1", "state": "completed", "wait_s": "2.0", "response_s": "22.0",
                          "slowdown": "1.1", "bounded_slowdown": "1.1", "cores": "2", "mem_mb": "100",
-                         "work_core_s": "8.0", "kind": "cpu", "tenant": 'a, "b"', "attempts": "0"}
+                         "work_core_s": "8.0", "kind": "cpu", "tenant": 'a, "b"', "attempts": "0",
+                         "nodes": "n1", "reason": "", "cpu_s": "", "peak_mem_mb": ""}
     r = rows["2"]
     assert (r["state"], r["start_s"], r["end_s"], r["node"], r["wait_s"]) == ("rejected", "", "3.0", "", "")
     r = rows["3"]  # killed while running: started, never ended

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...model import PowerState, Task
+from ...model import PowerState, Task, part_cores
 from ..base import Policy, PowerPlan, hookimpl
-from .best_fit import tightest
+from .best_fit import tightest, tightest_nodes
 
 if TYPE_CHECKING:
     from ...core.view import ClusterView
@@ -35,7 +35,9 @@ class Consolidate(Policy):
         self.min_on = min_on
 
     @hookimpl
-    def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
+    def rpiaas_place(self, task: Task, view: ClusterView) -> int | list[int] | None:
+        if task.nodes != 1:
+            return tightest_nodes(task, view)
         return tightest(task, view)
 
     @hookimpl
@@ -49,7 +51,7 @@ class Consolidate(Policy):
             booting = state == PowerState.BOOTING
             on = state == PowerState.ON
             supply = int(view.cores_free[on].sum()) + int(view.cores[booting].sum())
-            demand = sum(t.cores for t in queue)
+            demand = sum(sum(part_cores(t)) for t in queue)
             head = queue[0]
             head_covered = bool((view.could_ever_fit(head) & booting).any())
             # most cores per idle watt first, then index

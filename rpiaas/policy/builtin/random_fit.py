@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...model import Task
-from ..base import Policy, hookimpl
+from ..base import Policy, hookimpl, job_nodes
 
 if TYPE_CHECKING:
     from ...core.view import ClusterView
@@ -24,8 +24,12 @@ class RandomFit(Policy):
         self._rng = rng if rng is not None else np.random.default_rng(0)
 
     @hookimpl
-    def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
+    def rpiaas_place(self, task: Task, view: ClusterView) -> int | list[int] | None:
         idx = np.flatnonzero(view.fits(task))
         if not idx.size:
             return None
+        if task.nodes != 1:  # a parallel job: distinct nodes with room, drawn at random
+            if idx.size < task.nodes:
+                return None
+            return job_nodes(task, idx[self._rng.choice(idx.size, task.nodes, replace=False)])
         return int(idx[self._rng.integers(idx.size)])

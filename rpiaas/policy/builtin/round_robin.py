@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...model import Task
-from ..base import Policy, hookimpl
+from ..base import Policy, hookimpl, job_nodes
 
 if TYPE_CHECKING:
     from ...core.view import ClusterView
@@ -24,12 +24,17 @@ class RoundRobin(Policy):
         self._last = -1
 
     @hookimpl
-    def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
+    def rpiaas_place(self, task: Task, view: ClusterView) -> int | list[int] | None:
         fits = view.fits(task)
         n = len(fits)
         order = (np.arange(n) + self._last + 1) % n
         hits = np.flatnonzero(fits[order])
         if not hits.size:
             return None
+        if task.nodes != 1:  # a parallel job: the next nodes with room, in turn
+            nodes = job_nodes(task, order[hits])
+            if nodes is not None:
+                self._last = nodes[-1]
+            return nodes
         self._last = int(order[hits[0]])
         return self._last

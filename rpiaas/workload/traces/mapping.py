@@ -1,7 +1,7 @@
 """Jobs to tasks: a trace's jobs mapped onto the scenario's node types, and the trace workload.
 
 Processors become cores, memory and run time become ``mem_mb`` and
-``work_core_s``; a job wider than the largest node is clipped or skipped.
+``work_core_s``; a job wider than the largest node spans nodes (a parallel job), or is clipped or skipped.
 Everything left out is counted by reason in a :class:`SkipReport`.
 """
 
@@ -18,13 +18,27 @@ import numpy as np
 from ...inputs.source import InputError
 from ...model import Task
 from ..base import Workload
+from ..spread import split_procs
 from .csv import JobBlock, read_csv_blocks
 from .jobs import SkipReport, TraceJob, is_number
 from .options import TraceOptions
 from .swf import CANCELLED, swf_header
 
-__all__ = ["KEEP_TASKS", "MappedBlock", "MappedJob", "Target", "TaskColumns", "Trace", "first_submit",
-           "map_jobs", "mapped_blocks", "mapped_jobs", "target_for"]
+__all__ = [
+    "KEEP_TASKS",
+    "SPANS",
+    "MappedBlock",
+    "MappedJob",
+    "Target",
+    "TaskColumns",
+    "Trace",
+    "first_submit",
+    "job_task",
+    "map_jobs",
+    "mapped_blocks",
+    "mapped_jobs",
+    "target_for",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,9 @@ class Target:
     cores_per_proc: float
     origin_s: float  # trace time that becomes time 0 of the run
 
+
+# the report's reason for a job wider than the largest node run as a parallel job over nodes
+SPANS = "spans nodes (wider than the largest node)"
 
 # A kept job as plain values: (id, arrival_s, cores, mem_mb, work_core_s, walltime_s or None)
 MappedJob = tuple[int, float, int, int, float, "float | None"]
@@ -50,9 +67,22 @@ def map_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = Non
     it keeping its work (it runs longer; the offered load stays the same) or,
     with ``wide_jobs: skip``, left out.
     """
-    kind, tenant = opts.kind, opts.tenant
+    kind, tenant, width = opts.kind, opts.tenant, target.cores
     for tid, arrival, cores, mem_mb, work, wall in mapped_jobs(opts, target, report):
-        yield Task(tid, arrival, cores, mem_mb, work, kind, None, (), tenant, 0, (), wall)
+        if cores > width:
+            yield job_task(tid, arrival, cores, mem_mb, work, wall, kind, tenant, width)
+        else:
+            yield Task(tid, arrival, cores, mem_mb, work, kind, tenant=tenant, walltime_s=wall)
+
+
+def job_task(tid: int, arrival_s: float, cores: int, mem_mb: int, work_core_s: float,
+             walltime_s: float | None, kind: str, tenant: str, width: int) -> Task:
+    """A trace job of ``cores`` cores wider than the largest node (``width`` cores) as a
+    parallel job packed on nodes of that width (:func:`~rpiaas.workload.spread.split_procs`),
+    ``mem_mb`` on each."""
+    parts = split_procs(cores, "pack", width)
+    return Task(tid, arrival_s, parts[0], mem_mb, work_core_s, kind, tenant=tenant, walltime_s=walltime_s,
+                nodes=len(parts), parts=() if parts[-1] == parts[0] else parts)
 
 
 def mapped_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = None) -> Iterator[MappedJob]:
@@ -76,6 +106,7 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
     start_s, end_s, skip_cancelled = opts.start_s, opts.end_s, opts.skip_cancelled
     cpp, origin, load_scale, work_scale = target.cores_per_proc, target.origin_s, opts.load_scale, opts.work_scale
     max_cores, max_mem, skip_wide = target.cores, target.mem_mb, opts.wide_jobs == "skip"
+    span = opts.wide_jobs == "span"
     mem_per_core, walltime, max_jobs = opts.mem_mb_per_core, opts.walltime, opts.max_jobs
     ceil, add = math.ceil, rep.add
     source: Iterator[TraceJob | JobBlock] = (
@@ -132,7 +163,11 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
                 if skip_wide:
                     add("wider than the largest node", line)
                     continue
-                if cores > max_cores:
+                if cores > max_cores and span:
+                    # a parallel job over nodes of the largest width: its memory by part
+                    add(SPANS, line)
+                    mem_mb = max(1, ceil(mem * max_cores / cores - 1e-9))
+                elif cores > max_cores:
                     add("clipped to the largest node's cores", line)
                     stretch = cores / max_cores
                     cores = max_cores
@@ -270,11 +305,16 @@ class TaskColumns:
         self.work_core_s.frombytes(block.work_core_s.tobytes())
         self.walltime_s.frombytes(block.walltime_s.tobytes())
 
-    def tasks(self, kind: str, tenant: str) -> Iterator[Task]:
+    def tasks(self, kind: str, tenant: str, width: int) -> Iterator[Task]:
+        """The tasks, a job wider than ``width`` cores (the largest node) over nodes."""
         for tid, arrival, cores, mem, work, wall in zip(self.ids, self.arrival_s, self.cores, self.mem_mb,
                                                         self.work_core_s, self.walltime_s, strict=True):
-            yield Task(tid, arrival, cores, mem, work, kind, None, (), tenant, 0, (),
-                       None if wall != wall else wall)
+            if cores > width:
+                yield job_task(tid, arrival, cores, mem, work, None if wall != wall else wall, kind, tenant,
+                               width)
+            else:
+                yield Task(tid, arrival, cores, mem, work, kind, None, (), tenant, 0, (),
+                           None if wall != wall else wall)
 
 
 # a bound trace of at most this many tasks keeps them (TaskColumns), so a run need not read it again
@@ -331,7 +371,7 @@ class Trace(Workload):
         if self.target is None:
             raise RuntimeError("an unbound trace: Trace.bind() maps it onto a cluster first")
         if self.kept is not None:
-            return self.kept.tasks(self.options.kind, self.options.tenant)
+            return self.kept.tasks(self.options.kind, self.options.tenant, self.target.cores)
         return map_jobs(self.options, self.target)
 
     def max_request(self) -> tuple[float | None, float | None]:

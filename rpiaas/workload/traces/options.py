@@ -15,7 +15,7 @@ from .swf import read_swf, swf_header
 
 __all__ = ["FILTER_KEYS", "TRACE_KEYS", "WIDE", "TraceOptions", "parse_trace", "trace_format"]
 
-WIDE = ("clip", "skip")
+WIDE = ("span", "clip", "skip")
 FILTER_KEYS = ("status", "users", "queues", "partitions", "min_run_s", "max_run_s",
                "min_procs", "max_procs")
 TRACE_KEYS = ("path", "format", "columns", "start_s", "end_s", "start_time", "end_time",
@@ -37,7 +37,7 @@ class TraceOptions:
     skip_cancelled: bool = True
     skip_bad_lines: bool = False
     cores_per_proc: float | None = 1.0  # None: "auto", cluster cores / MaxProcs
-    wide_jobs: str = "clip"
+    wide_jobs: str = "span"
     mem_mb_per_core: float = 256.0
     work_scale: float = 1.0  # reference-core seconds per traced processor-second
     walltime: bool = True  # the requested time becomes walltime_s (the estimate)
@@ -110,7 +110,7 @@ def parse_trace(src: Source, path: KeyPath, data: Any) -> TraceOptions:
         skip_cancelled=src.boolean((*path, "skip_cancelled"), m.get("skip_cancelled", True)),
         skip_bad_lines=src.boolean((*path, "skip_bad_lines"), m.get("skip_bad_lines", False)),
         cores_per_proc=cores_per_proc,
-        wide_jobs=src.choice((*path, "wide_jobs"), m.get("wide_jobs", "clip"), WIDE),
+        wide_jobs=src.choice((*path, "wide_jobs"), m.get("wide_jobs", "span"), WIDE),
         mem_mb_per_core=src.number((*path, "mem_mb_per_core"), m.get("mem_mb_per_core", 256), positive=True),
         work_scale=src.number((*path, "work_scale"), m.get("work_scale", 1.0), positive=True),
         walltime=src.boolean((*path, "walltime"), m.get("walltime", True)),

@@ -119,10 +119,10 @@ def test_a_bound_trace_keeps_the_tasks_a_run_streams(seed: int, tmp_path: Path,
     options.update(skip_bad_lines=True, start_s=None, end_s=None)
     trace = Trace(TraceOptions(**options)).bind([(4, 4096)], 16)
     assert trace.kept is not None
-    kept = list(trace.kept.tasks("cpu", ""))
+    kept = list(trace.kept.tasks("cpu", "", 4))
     streamed = list(Trace(trace.options, trace.target, trace.count).tasks(np.random.default_rng(0)))
-    assert [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s) for t in kept] == \
-        [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s) for t in streamed]
+    assert [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s, t.nodes, t.parts) for t in kept] == \
+        [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s, t.nodes, t.parts) for t in streamed]
     assert trace.count == len(kept)
 
 

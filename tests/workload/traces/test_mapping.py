@@ -19,6 +19,7 @@ from rpiaas.workload.traces import (
     map_jobs,
     target_for,
 )
+from rpiaas.workload.traces.mapping import SPANS
 
 from .tracefiles import scenario_file, swf_line, write_swf
 
@@ -50,10 +51,18 @@ def test_a_trace_out_of_order_is_refused(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- jobs to tasks
-def test_processors_become_cores_and_wide_jobs_are_clipped_keeping_their_work(tmp_path: Path) -> None:
+def test_processors_become_cores_and_wide_jobs_span_or_are_clipped_keeping_their_work(tmp_path: Path) -> None:
     lines = [swf_line(1, 100, run=10, procs=2, req_time=20), swf_line(2, 110, run=10, procs=16, req_time=20)]
     p = write_swf(tmp_path / "t.swf", lines)
+    # span (the default): 16 processors on 4-core nodes, a job of four parts of 4 cores each
     sc = load_scenario(scenario_file(tmp_path, {"path": str(p)}))  # two 4-core nodes
+    assert isinstance(sc.workload, Trace) and sc.workload.count == 2
+    a, b = sc.workload.tasks(np.random.default_rng(0))
+    assert (a.nodes, a.cores) == (1, 2)
+    assert (b.arrival_s, b.cores, b.nodes, b.parts, b.work_core_s, b.walltime_s, b.mem_mb) == \
+        (10, 4, 4, (), 160, 20, 4096 // 4)
+    assert sc.workload.report is not None and sc.workload.report.counts == {SPANS: 1}
+    sc = load_scenario(scenario_file(tmp_path, {"path": str(p), "wide_jobs": "clip"}))
     assert isinstance(sc.workload, Trace) and sc.workload.count == 2
     a, b = sc.workload.tasks(np.random.default_rng(0))
     assert (a.arrival_s, a.cores, a.work_core_s, a.walltime_s, a.mem_mb) == (0, 2, 20, 20, 512)
@@ -62,7 +71,7 @@ def test_processors_become_cores_and_wide_jobs_are_clipped_keeping_their_work(tm
     rep = sc.workload.report
     assert rep is not None and rep.counts["clipped to the largest node's cores"] == 1
     # auto: the traced 16 processors over the cluster's 8 cores, half a core each
-    sc = load_scenario(scenario_file(tmp_path, {"path": str(p), "cores_per_proc": "auto"}))
+    sc = load_scenario(scenario_file(tmp_path, {"path": str(p), "cores_per_proc": "auto", "wide_jobs": "clip"}))
     a, b = sc.workload.tasks(np.random.default_rng(0))
     assert (a.cores, a.work_core_s, b.cores, b.work_core_s) == (1, 10, 4, 80)
     # skip: wide jobs are left out and counted
