@@ -298,3 +298,45 @@ def test_api_doc_lists_exactly_the_public_names() -> None:
     assert public <= listed, public - listed
     documented_public = {name for name in listed if hasattr(rpiaas, name)} - {"__all__"}
     assert documented_public <= public, documented_public - public
+
+
+# ---------------------------------------------------------------- the docs say what a run writes
+def _listed(text: str, lead: str) -> list[str]:
+    """The backquoted, comma-separated column list that follows ``lead`` in ``text`` (after a
+    colon)."""
+    m = re.search(re.escape(lead) + r"[^:]*:\s*`([^`]+)`", text)
+    assert m is not None, f"no column list after {lead!r}"
+    return [c.strip() for c in " ".join(m.group(1).split()).split(",")]
+
+
+def test_the_quickstart_lists_the_columns_a_run_writes(tmp_path: Path) -> None:
+    from rpiaas.rundir.format import NODE_COLUMNS, PART_COLUMNS, TASK_COLUMNS
+    from rpiaas.scenario import load_scenario
+    from rpiaas.sim import simulate
+
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    assert _listed(text, "`tasks.csv` has one row per task") == list(TASK_COLUMNS)
+    assert _listed(text, "`nodes.csv` samples every node") == list(NODE_COLUMNS)
+    assert _listed(text, "`parts.csv` lists the parts") == list(PART_COLUMNS)
+    # and the files a run writes have exactly those headers
+    _, run = simulate(load_scenario(ROOT / "scenarios" / "parallel-jobs.yaml"), tmp_path / "run")
+    assert run is not None
+    for name, columns in (("tasks.csv", TASK_COLUMNS), ("nodes.csv", NODE_COLUMNS), ("parts.csv", PART_COLUMNS)):
+        assert (run / name).read_text().splitlines()[0].split(",") == list(columns), name
+
+
+def test_the_node_type_table_is_the_built_in_types() -> None:
+    from rpiaas.model import PROFILES
+
+    text = (ROOT / "docs" / "scenario.md").read_text()
+    rows = re.findall(r"^\| `(\w+)`(?: \(also `(\w+)`\))? \| ([^\n]+) \|$", text, flags=re.M)
+    table = {name: (alias, [c.strip() for c in cells.split("|")]) for name, alias, cells in rows
+             if name in PROFILES}
+    canonical = {t.name for t in PROFILES.values()}
+    assert set(table) == canonical
+    for name, (alias, cells) in table.items():
+        t = PROFILES[name]
+        assert [float(c) for c in cells] == [t.cores, t.mem_mb, t.speed, t.power_idle_w, t.power_max_w,
+                                             t.power_off_w, t.boot_s], name
+        if alias:
+            assert PROFILES[alias] is t or PROFILES[alias] == t, alias
