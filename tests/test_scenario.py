@@ -125,7 +125,7 @@ def test_a_missing_cluster_file_is_reported_at_the_scenario_key(tmp_path: Path) 
     f = write(tmp_path, text)
     with pytest.raises(InputError) as exc:
         load_scenario(f)
-    assert str(exc.value) == f"{f}:3: cluster: no such cluster file: {tmp_path / 'nowhere.json'}"
+    assert str(exc.value) == f"{f}:3: cluster: no such cluster file: {str(tmp_path / 'nowhere.json')!r}"
 
 
 def test_an_error_inside_a_cluster_file_names_that_file(tmp_path: Path) -> None:
@@ -645,3 +645,13 @@ def test_policy_parameters_follow_the_string_rule_and_set_takes_the_blame(monkey
         load_scenario(write(tmp_path, BASE.replace(
             "policy: best_fit", "policy: {name: moded, params: {mode: bad}}"), "h.yaml"))
     assert str(exc.value).endswith(":13: policy.params.mode: expected on, off or auto")
+
+
+@pytest.mark.parametrize("value", ['"two\\nlines"', '"a\\u0000b"', '"  "'])
+def test_a_cluster_text_that_is_no_file_name_is_refused_in_one_line(tmp_path: Path, value: str) -> None:
+    f = write(tmp_path, BASE.replace("cluster:\n  clusters:\n    - {domain: a.test, prefix: 10.0.1, count: 2, "
+                                     "type: rpi4b}\n", f"cluster: {value}\n"))
+    with pytest.raises(InputError) as exc:
+        load_scenario(f)
+    assert "\n" not in str(exc.value)
+    assert str(exc.value).startswith(f"{f}:3: cluster: expected a cluster mapping or the name of a cluster file")

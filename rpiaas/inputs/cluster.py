@@ -66,9 +66,12 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
     the file ``src`` was read from.
     """
     if isinstance(data, str):
+        if not data.strip() or any(c in data for c in "\n\r\x00"):
+            src.fail(path, "expected a cluster mapping or the name of a cluster file, got a text "
+                           f"of {len(data):,} characters over {data.count(chr(10)) + 1} lines")
         file = src.base / data
         if not file.is_file():
-            src.fail(path, f"no such cluster file: {file}")
+            src.fail(path, f"no such cluster file: {str(file)!r}")
         return load_cluster(file)
     m = src.mapping(path, data, CLUSTER_KEYS, required=("clusters",))
     interface = None
