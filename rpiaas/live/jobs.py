@@ -65,9 +65,11 @@ class LiveJobs:
         return (sum(cpus) if cpus else None, max(peaks) if peaks else None)
 
     def close(self, task_id: int, parts: int, start_s: float, end_s: float) -> list[tuple[float, float]]:
-        """Job ``task_id`` reached its final state, its row from ``start_s`` to ``end_s``:
-        each part's measured start and end (the job's where not measured, within its row),
-        rank by rank; its start spread is kept if all its parts started."""
+        """Job ``task_id`` reached its final state, started by the control plane at ``start_s``
+        and ended at ``end_s``: each part's measured start and end, within that time (a node's
+        clock may put a part's start a little before the decision), rank by rank; the job's
+        start and end where a part's were not measured.  Its start spread is kept if all its
+        parts started."""
         starts = self.starts.pop(task_id, {})
         ends = self.ends.pop(task_id, {})
         self.use.pop(task_id, None)
@@ -75,7 +77,7 @@ class LiveJobs:
             self.spreads.append(max(starts.values()) - min(starts.values()))
         out = []
         for rank in range(parts):
-            s = min(starts.get(rank, start_s), end_s)
+            s = min(max(starts.get(rank, start_s), start_s), end_s)
             out.append((s, max(s, min(ends.get(rank, end_s), end_s))))
         return out
 

@@ -430,6 +430,7 @@ class LiveRun(Shell):
     def task_final(self, task: Task) -> None:
         """Write the row of a task that reached its final state (the control plane's
         ``on_final``), from the start its agent measured."""
+        decided = task.start_s  # (a part measured before the decision is taken as started then)
         used = self.measured_use.pop(task.id, None)
         if used is not None and task.state is not TaskState.QUEUED:
             task.cpu_s, task.peak_mem_mb = used
@@ -446,7 +447,7 @@ class LiveRun(Shell):
         assert self.writer is not None
         if task.placed and task.state is not TaskState.QUEUED:  # a job's parts, as measured
             end = task.end_s if task.end_s >= 0 else max(self.last_now, task.start_s)
-            self.writer.part_times[task.id] = self.jobs.close(task.id, task.nodes, task.start_s, end)
+            self.writer.part_times[task.id] = self.jobs.close(task.id, task.nodes, decided, end)
         self.writer.task_ended(task)
         self.outcomes[task.id] = outcome(task, self.names)
 
