@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -23,9 +24,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from agent.tests.helpers import clean_env
 from rpiaas.client.client import run_live
 from rpiaas.scenario import load_scenario
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed
+
+from .test_shell import _master_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -142,8 +146,80 @@ def test_an_agent_killed_under_a_job_fails_it_on_both_nodes(tmp_path: Path) -> N
     assert [(p["task_id"], p["rank"], p["node"]) for p in parts_rows] == [("1", "0", NODE1), ("1", "1", NODE2)]
 
 
-def _parts_running(tb: LocalTestbed, job: int, timeout_s: float) -> dict[str, str]:
-    """The agent ids of job ``job``'s parts once every agent runs one, by node."""
+def test_a_job_whose_node_is_lost_is_retried_whole_on_other_nodes(tmp_path: Path) -> None:
+    cluster = {**CLUSTER, "clusters": [{**CLUSTER["clusters"][0], "count": 3}]}  # type: ignore[dict-item]
+    tasks: list[dict[str, Any]] = [
+        {"id": 1, "arrival_s": 0.0, "nodes": 2, "cores": 1, "mem_mb": 64, "work_core_s": 6.0}]
+    with start_local_testbed(tmp_path / "tb", 3, poll_interval_s=0.25) as tb:
+        scenario = load_scenario(_scenario(tmp_path / "retry.json", tasks, cluster=cluster, retries=1))
+        done: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: done.update(out=run_live(
+            scenario, tb.master_url, tb.master_token, tmp_path / "live", quiet=True)))
+        thread.start()
+        first = _parts_running(tb, job=1, timeout_s=15.0, count=2)
+        assert sorted(first) == [NODE1, NODE2]  # first fit
+        os.kill(tb.agents[NODE1].pid, signal.SIGKILL)  # rank 0's node
+        thread.join(60)
+        assert not thread.is_alive() and "out" in done, "the run did not complete"
+        out = done["out"][1]
+        on_node2 = {d["id"]: d["state"] for d in _agent_tasks(tb, NODE2) if d["id"].split(".")[1] == "1"}
+    # the first attempt's part on node2 was stopped; the retry ran rank 0 there, to its end
+    assert on_node2.pop(first[NODE2]) == "killed" and first[NODE2].endswith(".r1"), on_node2
+    [(retry_id, state)] = on_node2.items()
+    assert retry_id.endswith(".r0") and state == "completed", on_node2
+    assert int(retry_id.split(".")[2]) > int(first[NODE2].split(".")[2])  # a later epoch
+    node3 = "node3.local.rpiaas.test"
+    row = {int(r["task_id"]): r for r in _csv(out / "tasks.csv")}[1]
+    assert (row["state"], row["attempts"], row["nodes"]) == ("completed", "2", f"{NODE2};{node3}")
+    parts = _csv(out / "parts.csv")
+    assert [(p["rank"], p["node"]) for p in parts] == [("0", NODE2), ("1", node3)]
+    retried = [e for e in _events(out) if e.get("act") == "retry"]
+    assert [e["task"] for e in retried] == [1]
+
+
+def test_a_master_killed_under_a_job_takes_it_up_again(tmp_path: Path) -> None:
+    tasks: list[dict[str, Any]] = [
+        {"id": 1, "arrival_s": 0.0, "nodes": 2, "cores": 1, "mem_mb": 64, "work_core_s": 6.0},
+        {"id": 2, "arrival_s": 0.5, "nodes": 2, "cores": 1, "mem_mb": 64, "work_core_s": 1.0}]
+    with start_local_testbed(tmp_path / "tb", 2, poll_interval_s=0.25) as tb:
+        scenario = load_scenario(_scenario(tmp_path / "resume.json", tasks))
+        done: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: done.update(out=run_live(
+            scenario, tb.master_url, tb.master_token, tmp_path / "live", quiet=True, poll_s=0.2)))
+        thread.start()
+        _parts_running(tb, job=2, timeout_s=15.0)
+        os.kill(tb.master.pid, signal.SIGKILL)  # both jobs run; job 2's parts end while it is down
+        time.sleep(1.2)
+        log = tb.dir / "logs" / "master-resumed.log"
+        with log.open("wb") as f:
+            master = subprocess.Popen(_master_cmd(tb, "--resume"), stdout=f, stderr=subprocess.STDOUT,
+                                      env=clean_env(), start_new_session=True)
+        try:
+            thread.join(60)
+            assert not thread.is_alive() and "out" in done, log.read_text()
+            out = done["out"][1]
+        finally:
+            master.send_signal(signal.SIGTERM)
+            master.wait(20)
+    assert "resumed 1 live runs" in log.read_text()
+    rows = {int(r["task_id"]): r for r in _csv(out / "tasks.csv")}
+    assert {i: (r["state"], r["attempts"]) for i, r in rows.items()} == {1: ("completed", "1"), 2: ("completed", "1")}
+    parts = _csv(out / "parts.csv")
+    assert sorted((p["task_id"], p["rank"]) for p in parts) == [("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")]
+    for p in parts:  # each part's own start and end, from the journal and the agents
+        row = rows[int(p["task_id"])]
+        assert float(row["start_s"]) - 0.5 <= float(p["start_s"]) <= float(row["start_s"]) + 1e-6
+        assert float(p["start_s"]) < float(p["end_s"]) <= float(row["end_s"]) + 1e-6
+    spread = json.loads((out / "run.json").read_text())["live"]["part_start_spread_s"]
+    assert spread["jobs"] == 2, spread
+
+
+def _events(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+
+
+def _parts_running(tb: LocalTestbed, job: int, timeout_s: float, count: int = 0) -> dict[str, str]:
+    """The agent ids of job ``job``'s parts once ``count`` agents (all: 0) run one, by node."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = {}
@@ -151,7 +227,7 @@ def _parts_running(tb: LocalTestbed, job: int, timeout_s: float) -> dict[str, st
             for t in _agent_tasks(tb, name):
                 if t["id"].split(".")[1] == str(job) and t.get("state") == "running":
                     found[name] = t["id"]
-        if len(found) == len(tb.agents):
+        if len(found) == (count or len(tb.agents)):
             return found
         time.sleep(0.1)
     raise AssertionError(f"the parts of job {job} did not all run within {timeout_s} s")
