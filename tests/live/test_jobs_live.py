@@ -33,8 +33,8 @@ from .test_shell import _master_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-CLUSTER = {"node_types": {"pi2": {"base": "rpi4b", "cores": 2}},
-           "clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 2, "type": "pi2"}]}
+NODES: dict[str, Any] = {"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 2, "type": "pi2"}
+CLUSTER: dict[str, Any] = {"node_types": {"pi2": {"base": "rpi4b", "cores": 2}}, "clusters": [NODES]}
 NODE1, NODE2 = "node1.local.rpiaas.test", "node2.local.rpiaas.test"
 
 # each part writes what it was given to rank<RANK>.json in its first argument's directory
@@ -147,7 +147,7 @@ def test_an_agent_killed_under_a_job_fails_it_on_both_nodes(tmp_path: Path) -> N
 
 
 def test_a_job_whose_node_is_lost_is_retried_whole_on_other_nodes(tmp_path: Path) -> None:
-    cluster = {**CLUSTER, "clusters": [{**CLUSTER["clusters"][0], "count": 3}]}  # type: ignore[dict-item]
+    cluster = {**CLUSTER, "clusters": [{**NODES, "count": 3}]}
     tasks: list[dict[str, Any]] = [
         {"id": 1, "arrival_s": 0.0, "nodes": 2, "cores": 1, "mem_mb": 64, "work_core_s": 6.0}]
     with start_local_testbed(tmp_path / "tb", 3, poll_interval_s=0.25) as tb:
