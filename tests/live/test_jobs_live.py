@@ -177,6 +177,34 @@ def test_a_job_whose_node_is_lost_is_retried_whole_on_other_nodes(tmp_path: Path
     assert [e["task"] for e in retried] == [1]
 
 
+def test_a_part_that_never_reached_its_agent_sends_the_whole_job_back(tmp_path: Path) -> None:
+    # the poller asks every 3 s: the job is placed on the killed agent's node before the
+    # master could know it is gone
+    cluster = {**CLUSTER, "clusters": [{**NODES, "count": 3}]}
+    tasks: list[dict[str, Any]] = [
+        {"id": 1, "arrival_s": 0.2, "nodes": 2, "cores": 1, "mem_mb": 64, "work_core_s": 2.0}]
+    with start_local_testbed(tmp_path / "tb", 3, poll_interval_s=3.0) as tb:
+        scenario = load_scenario(_scenario(tmp_path / "dead.json", tasks, cluster=cluster))
+        os.kill(tb.agents[NODE1].pid, signal.SIGKILL)  # first fit's first node
+        time.sleep(0.2)
+        _, out = run_live(scenario, tb.master_url, tb.master_token, tmp_path / "live", quiet=True, poll_s=0.2)
+        on_node2 = {d["id"]: d["state"] for d in _agent_tasks(tb, NODE2)}
+    node3 = "node3.local.rpiaas.test"
+    # no retry spent (retries: 0): the attempt never happened; the job ran on the nodes up
+    row = {int(r["task_id"]): r for r in _csv(out / "tasks.csv")}[1]
+    assert (row["state"], row["attempts"], row["nodes"]) == ("completed", "1", f"{NODE2};{node3}"), row
+    events = _events(out)
+    unstarted = [e for e in events if e.get("ev") == "not_started"]
+    assert [(e["task"], e["node"]) for e in unstarted] == [(1, NODE1)], events
+    assert [e["node"] for e in events if e.get("ev") == "node_down"] == [NODE1]
+    # the part that did start, rank 1 on node2, was stopped; the job's next attempt ran rank 0 there
+    first = {i: st for i, st in on_node2.items() if i.endswith(".r1")}
+    again = {i: st for i, st in on_node2.items() if i.endswith(".r0")}
+    assert list(first.values()) == ["killed"] and list(again.values()) == ["completed"], on_node2
+    record = json.loads((out / "run.json").read_text())
+    assert record["live"]["not_started"] == {"attempts": 1, "tasks": {"1": 1}}
+
+
 def test_a_master_killed_under_a_job_takes_it_up_again(tmp_path: Path) -> None:
     tasks: list[dict[str, Any]] = [
         {"id": 1, "arrival_s": 0.0, "nodes": 2, "cores": 1, "mem_mb": 64, "work_core_s": 6.0},
