@@ -12,10 +12,14 @@ import pytest
 from rpiaas.core.events import TaskFailed, TaskFinished
 from rpiaas.live.agent_client import AgentClient
 from rpiaas.live.jobs import LiveJobs, spread_figures
-from rpiaas.live.options import LiveOptions
+from rpiaas.live.options import AgentNode, LiveOptions
 from rpiaas.live.resume import replay
+from rpiaas.live.shell import LiveRun
+from rpiaas.master.registry import NodeEntry
 from rpiaas.model import Task
+from rpiaas.store import open_store
 
+from ..helpers import scenario
 from .test_agent_tasks import _inbox, _run
 
 
@@ -41,6 +45,31 @@ def test_each_part_runs_its_share_or_the_jobs_runtime_and_a_command_finds_its_pe
             spec = cmd.part_spec(job, 1, 0, 2, names, "run1.7.1.r1")
             assert spec["argv"] == ["prog", "-x"]
             assert spec["env"] == {"A": "1", "RPIAAS_JOB": "7", "RPIAAS_RANK": "1", "RPIAAS_NODES": names}
+
+    asyncio.run(go())
+
+
+def test_every_part_sleeps_the_jobs_runtime_at_its_slowest_parts_pace(tmp_path: Path) -> None:
+    def kind(speed: float) -> dict[str, float]:
+        return {"cores": 2, "mem_mb": 1024, "speed": speed, "power_idle_w": 2, "power_max_w": 6}
+
+    sc = scenario({"name": "t", "cluster": {
+        "node_types": {"fast": kind(3.0), "slow": kind(1.0)},
+        "clusters": [{"domain": "c.test", "prefix": "10.0.1", "count": 1, "type": "fast"},
+                     {"domain": "d.test", "prefix": "10.0.2", "count": 1, "type": "slow"}]},
+        "workload": {"tasks": [{"arrival_s": 0, "cores": 1, "mem_mb": 64, "work_core_s": 1}]},
+        "policy": "first_fit"})
+
+    async def go() -> None:
+        async with AgentClient() as client:
+            entries: list[AgentNode] = [NodeEntry(n, "127.0.0.1", 1) for n in sc.cluster.nodes]
+            run = LiveRun("run1", sc, entries, client, open_store(str(tmp_path / "h.db")), tmp_path,
+                          LiveOptions(timescale=0.1))
+            job = _job()
+            job.placed = (0, 1)
+            durations = [run.agents.part_spec(job, r, n, 2, "", "x")["duration_s"] for r, n in enumerate(job.placed)]
+            # 30 core-s over the job's 4 cores at the slow node's speed 1: 7.5 s on both, times 0.1
+            assert durations == [pytest.approx(0.75), pytest.approx(0.75)]
 
     asyncio.run(go())
 
