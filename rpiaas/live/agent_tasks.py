@@ -13,6 +13,16 @@ gives: the start an agent measured (``started``) and, found by polling the
 agents' ``GET /tasks`` (:meth:`AgentTasks.poll`), the ends their pushes
 missed (``ended``), so a lost push loses nothing.
 
+A parallel job (a task over several nodes) runs as one agent task per part,
+``RUN.TASK.EPOCH.rRANK`` on the part's node, all started at once (each start its
+own call, sent concurrently): a ``sleep`` part sleeps the job's modelled runtime
+(:func:`~rpiaas.model.job_runtime_s`, its slowest part's), a ``cpu`` part does its
+share of the job's work (the work split over the job's cores, times its own cores), a
+``command`` part runs the job's program with ``RPIAAS_JOB`` (the task id),
+``RPIAAS_RANK`` (the part's rank, from 0) and ``RPIAAS_NODES`` (the job's nodes,
+rank by rank, as ``name=address`` separated by commas) added to its ``env``.
+Stopping a job stops each of its parts whose end is not known.
+
 A start that never reached its agent is not the task's failure.  When no
 connection could be made (refused, reset or timed out while connecting: the
 agent cannot have seen the request), the attempt becomes ``TaskNotStarted`` (the
@@ -34,9 +44,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core.events import Event, TaskFailed, TaskNotStarted
-from ..model import Node, Task
+from ..model import Node, Task, job_cores, job_runtime_s, part_cores
 from .agent_client import AgentClient, AgentError
 from .clock import RunClock
 from .options import AgentNode, LiveOptions
@@ -117,6 +128,12 @@ class AgentTasks:
         self.unreachable = unreachable
         self.ids: dict[str, int] = {}  # agent task id -> task id
         self.on_agent: dict[int, tuple[int, str]] = {}  # running task id -> (node, agent id)
+        # running job (a task over several nodes) -> its parts' (node, agent id), rank by rank;
+        # its ``on_agent`` entry is its first part's
+        self.parts: dict[int, tuple[tuple[int, str], ...]] = {}
+        self.rank: dict[str, int] = {}  # a job's part's agent id -> its rank
+        self.part_specs: dict[str, dict[str, Any]] = {}  # a running part's start document (resume)
+        self.settled: set[str] = set()  # job attempts (their first part's agent id) whose end is an event
         self.reported: set[str] = set()  # agent ids whose end is known (or no longer wanted)
         self.replaying = False  # the run replays its journal: no call goes out
         self.starting: dict[int, int] = {}  # node -> starts under way to it
@@ -151,6 +168,65 @@ class AgentTasks:
             return  # reconciled with the agent by the resume
         self.act(self.post(task.id, node, self.spec(task, node, work_core_s, agent_id)))
 
+    def launch_job(self, task: Task) -> None:
+        """Start every part of the parallel job ``task`` on its node (``task.placed``), each
+        start its own call, all sent at once when the journal is on disk."""
+        names = ",".join(f"{self.entries[n].name}={urlsplit(self.entries[n].base_url).hostname or ''}"
+                         for n in task.placed)
+        parts = []
+        for rank, (node, cores) in enumerate(zip(task.placed, part_cores(task), strict=True)):
+            agent_id = f"{self.run_id}.{task.id}.{task.epoch}.r{rank}"
+            self.ids[agent_id] = task.id
+            self.rank[agent_id] = rank
+            parts.append((node, agent_id))
+            self.part_specs[agent_id] = self.part_spec(task, rank, node, cores, names, agent_id)
+        self.on_agent[task.id] = parts[0]
+        self.parts[task.id] = tuple(parts)
+        if self.replaying:
+            return  # reconciled with the agents by the resume
+        for node, agent_id in parts:
+            self.act(self.post(task.id, node, self.part_specs[agent_id]))
+
+    def part_spec(self, task: Task, rank: int, node: int, cores: int, names: str,
+                  agent_id: str) -> dict[str, Any]:
+        """The ``POST /tasks`` document of part ``rank`` (``cores`` on ``node``) of job ``task``;
+        ``names`` is the job's ``RPIAAS_NODES``."""
+        share = task.work_core_s * cores / job_cores(task)
+        spec = self.spec(task, node, share, agent_id)
+        spec["cores"] = cores
+        if spec["kind"] == "sleep":  # the job's runtime: its slowest part's
+            runtime = job_runtime_s([self.nodes[n].type for n in task.placed], task.work_core_s,
+                                    job_cores(task))
+            spec["duration_s"] = max(runtime * self.options.timescale, 1e-3)
+        elif spec["kind"] == "command":
+            spec["env"] = {**spec.get("env", {}), "RPIAAS_JOB": str(task.id), "RPIAAS_RANK": str(rank),
+                           "RPIAAS_NODES": names}
+        return spec
+
+    def settle(self, task_id: int) -> bool:
+        """Whether the end of ``task_id``'s attempt may become an event now: always for a task
+        on one node; for a job only once (its first part to fail, or its last to end)."""
+        parts = self.parts.get(task_id)
+        if parts is None:
+            return True
+        key = parts[0][1]
+        if key in self.settled:
+            return False
+        self.settled.add(key)
+        return True
+
+    def where(self, task_id: int, agent_id: str) -> int | None:
+        """The node of ``agent_id``, the attempt (or a part of it) of ``task_id`` that the run
+        waits for; None if it waits for no such attempt."""
+        parts = self.parts.get(task_id)
+        if parts is not None:
+            rank = self.rank.get(agent_id)
+            if rank is not None and rank < len(parts) and parts[rank][1] == agent_id:
+                return parts[rank][0]
+            return None
+        current = self.on_agent.get(task_id)
+        return current[0] if current is not None and current[1] == agent_id else None
+
     async def post(self, task_id: int, node: int, spec: dict[str, Any]) -> None:
         """Start the task of ``spec`` on ``node``'s agent; a refusal fails the task, a start
         that never reached the agent puts it back in the queue (the module's docstring)."""
@@ -164,7 +240,7 @@ class AgentTasks:
 
     def current(self, task_id: int, agent_id: str) -> bool:
         """Whether ``agent_id`` is the attempt of ``task_id`` the run still waits for."""
-        return self.on_agent.get(task_id, (0, ""))[1] == agent_id
+        return self.where(task_id, agent_id) is not None
 
     async def _post(self, task_id: int, node: int, spec: dict[str, Any]) -> None:
         entry, agent_id = self.entries[node], spec["id"]
@@ -184,7 +260,8 @@ class AgentTasks:
                 self.reported.add(agent_id)
                 if e.status == 403 and spec["kind"] == "command":
                     why = f"command not allowed on node {entry.name}"
-                self.put(self.clock.now(), TaskFailed(task_id, why))
+                if self.settle(task_id):
+                    self.put(self.clock.now(), TaskFailed(task_id, why))
             return
         self.started(task_id, doc)
 
@@ -200,7 +277,8 @@ class AgentTasks:
             return
         if doc is None:
             self.reported.add(agent_id)
-            self.put(self.clock.now(), TaskNotStarted(task_id, f"{why}; the agent has no such task"))
+            if self.settle(task_id):
+                self.put(self.clock.now(), TaskNotStarted(task_id, f"{why}; the agent has no such task"))
         else:
             self.started(task_id, doc)  # it started; its end comes as any other's
 
@@ -213,7 +291,8 @@ class AgentTasks:
         now = self.clock.now()
         for task_id, agent_id, why in items:
             self.reported.add(agent_id)
-            self.put(now, TaskNotStarted(task_id, why))
+            if self.settle(task_id):
+                self.put(now, TaskNotStarted(task_id, why))
         self.unreachable(node, now, f"unreachable: {items[0][2]}")
 
     async def ask(self, node: int, agent_id: str) -> dict[str, Any] | None:
@@ -221,12 +300,30 @@ class AgentTasks:
         return await self.client.task(self.entries[node].base_url, agent_id)
 
     def stop(self, task_id: int) -> None:
-        """Stop the task on its agent (if it runs there); its end is no longer an event."""
+        """Stop the task on its agent (if it runs there), or every part of a job whose end is
+        not known; its end is no longer an event."""
         current = self.on_agent.pop(task_id, None)
+        parts = self.parts.pop(task_id, None)
+        if parts is not None:
+            for _, agent_id in parts:
+                self.part_specs.pop(agent_id, None)
         if current is None or self.replaying:
             return
-        node, agent_id = current
-        self.reported.add(agent_id)
+        for node, agent_id in parts if parts is not None else (current,):
+            if parts is not None and agent_id in self.reported:
+                continue  # that part ended: nothing to stop
+            self.reported.add(agent_id)
+            self._kill(node, agent_id)
+
+    def forget(self, task_id: int) -> bool:
+        """The run no longer waits for ``task_id`` (it ended, or its start never happened):
+        whether it ran on the agents.  A job's parts still running are stopped."""
+        if task_id in self.parts:
+            self.stop(task_id)
+            return True
+        return self.on_agent.pop(task_id, None) is not None
+
+    def _kill(self, node: int, agent_id: str) -> None:
         client, base_url = self.client, self.entries[node].base_url
 
         async def kill() -> None:
@@ -235,11 +332,18 @@ class AgentTasks:
 
         self.act(kill())
 
+    def nodes_running(self) -> set[int]:
+        """The nodes that run tasks (or parts of jobs) of this run."""
+        nodes = {node for node, _ in self.on_agent.values()}
+        for parts in self.parts.values():
+            nodes.update(node for node, _ in parts)
+        return nodes
+
     async def poll(self) -> None:
         """Ask the agents that run this run's tasks for their tasks: the ends pushes missed.
         An attempt the run no longer waits for that still runs (a start that reached its
         agent late) is stopped."""
-        nodes = sorted({node for node, _ in self.on_agent.values()})
+        nodes = sorted(self.nodes_running())
         results = await asyncio.gather(
             *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
         stale: list[tuple[int, str]] = []

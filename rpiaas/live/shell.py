@@ -66,17 +66,16 @@ from ..core.events import (
     WakeAt,
 )
 from ..core.shell import Shell
-from ..model import PowerState, Task, TaskState
+from ..model import PowerState, Task, TaskState, part_cores
 from ..power import PowerDriver, PowerError, driver_for
 from ..rundir import RunWriter
 from ..rundir.fidelity import Outcome, outcome
 from ..scenario import Scenario, rng_streams
 from ..store import HistoryStore
-from ..workload import TaskList, Trace
-from ..workload.traces.mapping import SPANS
 from .agent_client import AgentClient
 from .agent_tasks import AgentTasks, end_reason
 from .clock import RunClock
+from .jobs import LiveJobs, spread_figures
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
 from .outbox import Outbox
@@ -110,7 +109,6 @@ class LiveRun(Shell):
                  options: LiveOptions, notify_url: str | None = None,
                  clock: Callable[[], float] = time.time, twin: Twin | None = None) -> None:
         super().__init__()
-        refuse_jobs(scenario)
         self.id = run_id
         self.scenario = scenario
         self.entries = entries
@@ -128,6 +126,7 @@ class LiveRun(Shell):
         self.measured_start: dict[int, float] = {}  # task id -> measured start, scenario s
         # task id -> (cpu_s, peak_mem_mb) its agent measured for its last attempt that ended
         self.measured_use: dict[int, tuple[float | None, float | None]] = {}
+        self.jobs = LiveJobs()  # what the parts of the parallel jobs running now measured
         self.watch = NodeWatch(entries, self.clock, self.put)
         self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
                                  self.clock, self.outbox.hold, self.put, self.learn_start,
@@ -214,7 +213,7 @@ class LiveRun(Shell):
         self.replaying = self.agents.replaying = True
         try:
             replay(records[1:], self.tasks, self.step, self.measured_start, self.watch.online,
-                   self.measured_use)
+                   self.measured_use, self.jobs)
         finally:
             self.replaying = self.agents.replaying = False
         # (the arrival feed goes on from the task after the last one the journal saw)
@@ -304,8 +303,8 @@ class LiveRun(Shell):
         """The node that runs this run's task with ``agent_id`` now, or None."""
         agents = self.agents
         task_id = agents.ids.get(agent_id) if isinstance(agent_id, str) else None
-        current = agents.on_agent.get(task_id) if task_id is not None else None
-        return self.entries[current[0]].name if current and current[1] == agent_id else None
+        node = agents.where(task_id, str(agent_id)) if task_id is not None else None
+        return self.entries[node].name if node is not None else None
 
     def report(self, doc: dict[str, Any], node: str | None = None) -> bool:
         """An agent's task document (pushed or polled): its end becomes an event.
@@ -324,15 +323,26 @@ class LiveRun(Shell):
         if state == "running" or agent_id in agents.reported:
             return True
         task_id = agents.ids[agent_id]
-        current = agents.on_agent.get(task_id)
-        if current is None or current[1] != agent_id:
+        where = agents.where(task_id, agent_id)
+        if where is None:
             return True  # killed or moved by us: the control plane already knows
         self.learn_start(task_id, doc)
         self.learn_use(task_id, doc)
         agents.reported.add(agent_id)
         ended = doc.get("ended_s")
-        at = self.clock.scenario_time(self.entries[current[0]].node_to_local(float(ended))) \
+        at = self.clock.scenario_time(self.entries[where].node_to_local(float(ended))) \
             if isinstance(ended, (int, float)) else self.clock.now()
+        parts = agents.parts.get(task_id)
+        if parts is not None:  # a part of a job: the job ends with its last part, or its first failure
+            rank = agents.rank[agent_id]
+            if state == "completed":
+                end = self.jobs.ended(task_id, rank, at, len(parts))
+                if end is not None and agents.settle(task_id):
+                    self.put(end, TaskFinished(task_id))
+            elif agents.settle(task_id):
+                self.put(at, TaskFailed(task_id, f"part {rank} on {self.entries[where].name}: "
+                                                 f"{end_reason(doc)}"))
+            return True
         if state == "completed":
             self.put(at, TaskFinished(task_id))
         else:
@@ -346,8 +356,13 @@ class LiveRun(Shell):
         cpu, peak = doc.get("cpu_s"), doc.get("peak_rss_mb")
         used = (float(cpu) if isinstance(cpu, (int, float)) and not isinstance(cpu, bool) else None,
                 float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool) else None)
+        rank = self.agents.rank.get(str(doc.get("id")))
+        record: dict[str, Any] = {"used": task_id, "cpu_s": used[0], "peak_mem_mb": used[1]}
+        if rank is not None and task_id in self.agents.parts:  # a job's: its parts' sum and peak
+            record["rank"] = rank
+            used = self.jobs.used(task_id, rank, used)
         self.measured_use[task_id] = used
-        self.journal.write({"used": task_id, "cpu_s": used[0], "peak_mem_mb": used[1]})
+        self.journal.write(record)
 
     def learn_start(self, task_id: int, doc: dict[str, Any]) -> None:
         """Keep the start the agent measured (from its answer to the start, or any later
@@ -359,13 +374,21 @@ class LiveRun(Shell):
         they were on one clock.
         """
         started = doc.get("started_s")
-        if isinstance(started, (int, float)) and task_id not in self.measured_start:
-            current = self.agents.on_agent.get(task_id)
-            local = float(started) if current is None else \
-                self.entries[current[0]].node_to_local(float(started))
-            at = self.clock.scenario_time(local)
+        agent_id = str(doc.get("id"))
+        rank = self.agents.rank.get(agent_id) if task_id in self.agents.parts else None
+        if not isinstance(started, (int, float)) or (
+                self.jobs.known(task_id, rank) if rank is not None else task_id in self.measured_start):
+            return
+        node = self.agents.where(task_id, agent_id)
+        local = float(started) if node is None else self.entries[node].node_to_local(float(started))
+        at = self.clock.scenario_time(local)
+        record: dict[str, Any] = {"started": task_id, "agent_id": doc.get("id"), "t": at}
+        if rank is not None:  # a job's part: the job started when its last part did
+            record["rank"] = rank
+            self.measured_start[task_id] = self.jobs.started(task_id, rank, at)
+        else:
             self.measured_start[task_id] = at
-            self.journal.write({"started": task_id, "agent_id": doc.get("id"), "t": at})
+        self.journal.write(record)
 
     # ------------------------------------------------------------ the step
     def step(self, now: float, events: list[Event],
@@ -389,8 +412,8 @@ class LiveRun(Shell):
             if isinstance(ev, TaskArrived):
                 self._arrived += 1
             elif isinstance(ev, (TaskFinished, TaskFailed)):
-                on_agent.pop(ev.task_id, None)
-            elif isinstance(ev, TaskNotStarted) and on_agent.pop(ev.task_id, None) is not None:
+                self.agents.forget(ev.task_id)  # (a job's parts still running are stopped)
+            elif isinstance(ev, TaskNotStarted) and self.agents.forget(ev.task_id):
                 self.not_started[ev.task_id] = self.not_started.get(ev.task_id, 0) + 1
         actions = self.control.step(now, events)
         self.carry_out(actions, now)
@@ -407,6 +430,7 @@ class LiveRun(Shell):
     def task_final(self, task: Task) -> None:
         """Write the row of a task that reached its final state (the control plane's
         ``on_final``), from the start its agent measured."""
+        decided = task.start_s  # (a part measured before the decision is taken as started then)
         used = self.measured_use.pop(task.id, None)
         if used is not None and task.state is not TaskState.QUEUED:
             task.cpu_s, task.peak_mem_mb = used
@@ -416,18 +440,24 @@ class LiveRun(Shell):
             start = min(max(task.start_s, measured), end)
             # the cores were reserved from the decision on, the task ran from its measured
             # start: busy time is the task's own, as tasks.csv says
-            self.usage.unbusy(task.node, task.cores * (start - task.start_s))
+            for node, cores in zip(task.placed or (task.node,), part_cores(task), strict=True):
+                self.usage.unbusy(node, cores * (start - task.start_s))
             self.start_lags.append(start - task.start_s)
             task.start_s = start
         assert self.writer is not None
+        if task.placed and task.state is not TaskState.QUEUED:  # a job's parts, as measured
+            end = task.end_s if task.end_s >= 0 else max(self.last_now, task.start_s)
+            self.writer.part_times[task.id] = self.jobs.close(task.id, task.nodes, decided, end)
         self.writer.task_ended(task)
         self.outcomes[task.id] = outcome(task, self.names)
 
     def placements(self) -> dict[str, list[int]]:
         """The tasks started on agents and not ended yet, by node name (the dashboard's view)."""
         out: dict[str, list[int]] = {}
-        for task_id, (node, _agent_id) in sorted(self.agents.on_agent.items()):
-            out.setdefault(self.nodes[node].name, []).append(task_id)
+        parts = self.agents.parts
+        for task_id, current in sorted(self.agents.on_agent.items()):
+            for node, _agent_id in parts.get(task_id, (current,)):
+                out.setdefault(self.nodes[node].name, []).append(task_id)
         return out
 
     def allocated(self) -> dict[str, tuple[int, int]]:
@@ -436,9 +466,10 @@ class LiveRun(Shell):
         if getattr(self, "control", None) is None:
             return out
         for task in self.control.running():
-            name = self.nodes[task.node].name
-            had = out.get(name, (0, 0))
-            out[name] = (had[0] + task.cores, had[1] + task.mem_mb)
+            for node, cores in zip(task.placed or (task.node,), part_cores(task), strict=True):
+                name = self.nodes[node].name
+                had = out.get(name, (0, 0))
+                out[name] = (had[0] + cores, had[1] + task.mem_mb)
         return out
 
     # ------------------------------------------------------------ actions (Shell)
@@ -446,7 +477,11 @@ class LiveRun(Shell):
         """``POST /tasks`` on the node's agent."""
         self.measured_start.pop(action.task.id, None)  # a new attempt: its own start
         self.measured_use.pop(action.task.id, None)  # ... and its own use, if measured
-        self.agents.launch(action.task, action.node, action.task.work_core_s)
+        if action.task.placed:  # a parallel job: one part per node, all at once
+            self.jobs.attempt(action.task.id)
+            self.agents.launch_job(action.task)
+        else:
+            self.agents.launch(action.task, action.node, action.task.work_core_s)
 
     def migrate(self, action: Migrate, now: float) -> None:
         """What is left of the work, as modelled, restarts on the new node."""
@@ -529,7 +564,8 @@ class LiveRun(Shell):
                 "task_kind": self.options.task_kind,
                 "agents": {e.name: e.base_url for e in self.entries},
                 "start_lag_s": lag_figures(self.start_lags),
-                "not_started": not_started_figures(self.not_started)}
+                "not_started": not_started_figures(self.not_started),
+                "part_start_spread_s": spread_figures(self.jobs.spreads)}
         self.result = await self.output.commit(end, live, self.outcomes)
         self.status.state = "completed"
         self._update_status()
@@ -540,24 +576,6 @@ class LiveRun(Shell):
         self.status.state = "cancelled"
         self.power.close()
         await self._stop_all()
-
-
-def refuse_jobs(scenario: Scenario) -> None:
-    """A ``ValueError`` in one line if ``scenario`` holds a parallel job (a task over more than
-    one node): the live shell starts a task on one agent, so such a run is refused up front."""
-    workload = scenario.workload
-    where = f"{scenario.file}: " if scenario.file else ""
-    if isinstance(workload, TaskList):
-        for t in workload.items:
-            if t.nodes != 1:
-                raise ValueError(
-                    f"{where}workload.tasks[{workload.positions[t.id]}]: task {t.id} spans {t.nodes} "
-                    f"nodes: a live run starts each task on one node; run parallel jobs in simulation")
-    elif isinstance(workload, Trace) and workload.report is not None:
-        spans = workload.report.counts.get(SPANS, 0)
-        if spans:
-            raise ValueError(f"{where}workload.trace: {spans} jobs span nodes (wide_jobs: span): a live "
-                             f"run starts each task on one node; use wide_jobs: clip or skip live")
 
 
 def _drivers(entries: list[AgentNode]) -> list[PowerDriver | None]:

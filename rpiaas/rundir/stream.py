@@ -248,12 +248,19 @@ class TaskRows:
         return "".join(out)
 
 
-def part_rows(names: Sequence[str], jobs: Iterable[Any]) -> str:
+def part_rows(names: Sequence[str], jobs: Iterable[Any],
+              times: dict[int, list[tuple[float, float]]] | None = None) -> str:
     """The ``parts.csv`` rows of jobs that spanned nodes: one per part (task, rank, node,
-    cores, start, end), in rank order; a job's parts start and end together."""
+    cores, start, end), in rank order; a job's parts start and end together, unless ``times``
+    (taken from, by task id) gives each part's own start and end (measured, live)."""
     out: list[str] = []
     for t in jobs:
         cores = t.parts or (t.cores,) * t.nodes
+        own = times.pop(t.id, None) if times else None
+        if own is not None:
+            out.extend(f"{t.id},{rank},{names[n]},{c},{_f(s)},{_f(e)}\n"
+                       for rank, (n, c, (s, e)) in enumerate(zip(t.placed, cores, own, strict=True)))
+            continue
         start, end = _f(t.start_s), _f(t.end_s)
         out.extend(f"{t.id},{rank},{names[n]},{c},{start},{end}\n"
                    for rank, (n, c) in enumerate(zip(t.placed, cores, strict=True)))

@@ -93,6 +93,8 @@ class RunWriter:
         self.tasks = Lines(self._open("tasks.csv"))
         self.nodes = Lines(self._open("nodes.csv"))
         self.parts = Lines(self._open("parts.csv"))
+        # a job's parts' own (start, end), rank by rank, by task id: set before its row (live)
+        self.part_times: dict[int, list[tuple[float, float]]] = {}
         self._events_file = self._open("events.jsonl") if event_log else None
         self.events = EventRecords() if event_log else None
         self.decisions = Lines(self._open("decisions.jsonl")) if decisions else None
@@ -150,7 +152,7 @@ class RunWriter:
         done = self._done
         jobs = [t for t in done if t.placed]  # those that spanned nodes: their parts' rows
         if jobs:
-            self.parts.write(part_rows(self.node_names, jobs))
+            self.parts.write(part_rows(self.node_names, jobs, self.part_times))
         records = list(map(task_record, done))
         done.clear()
         self.tasks_ended += len(records)

@@ -386,14 +386,3 @@ def test_trace_jobs_wider_than_a_node_span_clip_or_skip_and_are_counted(tmp_path
     assert counts["span"] == {"read": 4, "kept": 4, "changed": {SPANS: 2}}
     assert counts["clip"] == {"read": 4, "kept": 4, "changed": {"clipped to the largest node's cores": 2}}
     assert counts["skip"] == {"read": 4, "kept": 2, "changed": {"wider than the largest node": 2}}
-
-
-def test_a_live_run_of_a_scenario_with_a_job_is_refused_in_one_line() -> None:
-    from rpiaas.live.shell import refuse_jobs
-
-    data = _jobs_scenario("first_fit", "fcfs", [(0.0, 2, 1, 10.0), (1.0, 2, 3, 10.0)])
-    with pytest.raises(ValueError) as e:
-        refuse_jobs(scenario(data, file="jobs.yaml"))
-    assert str(e.value) == ("jobs.yaml: workload.tasks[1]: task 2 spans 3 nodes: a live run starts each task "
-                            "on one node; run parallel jobs in simulation")
-    refuse_jobs(scenario(_jobs_scenario("first_fit", "fcfs", [(0.0, 2, 1, 10.0)])))  # no job: no refusal

@@ -420,6 +420,34 @@ def test_consolidate_switches_a_vm_off_and_boots_a_new_one(bed: Bed, tmp_path: P
           f"{sim_span:.1f} s\n{compare.stdout}")
 
 
+def test_a_job_over_both_vms_runs_a_part_on_each(bed: Bed, tmp_path: Path) -> None:
+    """A parallel job live on the virtual Pis: one part per VM, started at once, doing its
+    share of the job's work; the job ends with its last part."""
+    scenario = tmp_path / "job.yaml"
+    text = SCENARIO.read_text()
+    scenario.write_text(text[:text.index("workload:")] + (
+        "workload:\n  tasks:\n"
+        "    - {id: 1, arrival_s: 0, nodes: 2, cores: 1, mem_mb: 64, work_core_s: 1.0}\n"
+        "    - {id: 2, arrival_s: 0, cores: 1, mem_mb: 64, work_core_s: 0.5}\n"
+        "policy: first_fit\n"))
+    live = tmp_path / "live"
+    done = _rpiaas("run", str(scenario), "--live", "--master", bed.url, "--token-file",
+                   bed.token_file, "--task-kind", "cpu", "--out", str(live))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {r["task_id"]: r for r in csv.DictReader((live / "tasks.csv").open())}
+    assert {i: r["state"] for i, r in rows.items()} == {"1": "completed", "2": "completed"}
+    assert rows["1"]["nodes"] == ";".join(NAMES)
+    parts = list(csv.DictReader((live / "parts.csv").open()))
+    assert [(p["rank"], p["node"]) for p in parts] == [("0", NAMES[0]), ("1", NAMES[1])]
+    assert max(float(p["end_s"]) for p in parts) == pytest.approx(float(rows["1"]["end_s"]), abs=1e-6)
+    # each part did half the work on its own VM, as much as task 2: the job's CPU time is both parts'
+    assert float(rows["1"]["cpu_s"]) > float(rows["2"]["cpu_s"]) * 1.5, rows
+    spread = json.loads((live / "run.json").read_text())["live"]["part_start_spread_s"]
+    assert spread["jobs"] == 1 and spread["max"] < 2.0, spread
+    print(f"\njob over 2 VMs: parts' start spread {spread['max'] * 1000:.1f} ms; job {rows['1']['cpu_s']} "
+          f"CPU s for 1.0 core-s, a task of 0.5 core-s {rows['2']['cpu_s']} CPU s")
+
+
 def test_down_leaves_nothing_and_a_missing_root_is_reported(bed: Bed) -> None:
     state = bed.state
     down = _rpiaas("testbed", "down", "--dir", str(bed.dir), timeout=120)
