@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.tests.helpers import AgentProcess
@@ -49,7 +50,8 @@ def agents(tmp_path: Path) -> Any:
 
 
 @asynccontextmanager
-async def _master(tmp_path: Path, agents: dict[str, AgentProcess]) -> AsyncIterator[TestClient[Any, Any]]:
+async def _master(tmp_path: Path, agents: dict[str, AgentProcess],
+                  ) -> AsyncIterator[tuple[TestClient[Any, Any], web.Application]]:
     config = load_master_config(_config_file(tmp_path, {n: a.port for n, a in agents.items()}))
     app = create_app(config)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -58,7 +60,7 @@ async def _master(tmp_path: Path, agents: dict[str, AgentProcess]) -> AsyncItera
             return all(n["online"] is True for n in body["nodes"])
 
         await _until("all online", all_online)
-        yield client
+        yield client, app
 
 
 async def _timed(client: TestClient[Any, Any], path: str) -> tuple[int, Any, float]:
@@ -68,10 +70,9 @@ async def _timed(client: TestClient[Any, Any], path: str) -> tuple[int, Any, flo
     return resp.status, body, time.monotonic() - t0
 
 
-async def _during_the_fault(client: TestClient[Any, Any], fault_s: float,
+async def _during_the_fault(client: TestClient[Any, Any], app: web.Application, fault_s: float,
                             history_ok: Callable[[int], bool]) -> dict[str, Any]:
     """Ask every read the dashboard makes, over and over for ``fault_s``; what was seen."""
-    app = client.server.app
     rounds0 = app[POLLER].rounds
     seen: dict[str, Any] = {"store": set(), "history": set(), "health": set(), "slowest_s": 0.0,
                             "slowest_history_s": 0.0}
@@ -107,9 +108,10 @@ async def _metric(client: TestClient[Any, Any], name: str) -> float:
     return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
-async def _recovered(client: TestClient[Any, Any], fault: tuple[float, float]) -> None:
+async def _recovered(client: TestClient[Any, Any], app: web.Application,
+                     fault: tuple[float, float]) -> None:
     """The store is ok again, nothing waits, and every node has samples from the fault's time."""
-    store = client.server.app[STORE]
+    store = app[STORE]
 
     async def ok() -> bool:
         body = await (await client.get("/healthz")).json()
@@ -126,7 +128,7 @@ async def _recovered(client: TestClient[Any, Any], fault: tuple[float, float]) -
 
 def test_a_lock_held_by_another_process(tmp_path: Path, agents: dict[str, AgentProcess]) -> None:
     async def go() -> None:
-        async with _master(tmp_path, agents) as client:
+        async with _master(tmp_path, agents) as (client, app):
             assert (await (await client.get("/api/v1/summary")).json())["store"] == "ok"
             assert (await (await client.get("/healthz")).json())["status"] == "ok"
             failed0 = await _metric(client, "rpiaas_master_store_failed_writes_total")
@@ -134,7 +136,7 @@ def test_a_lock_held_by_another_process(tmp_path: Path, agents: dict[str, AgentP
             other.execute("BEGIN EXCLUSIVE")
             t0 = time.time()
             try:
-                seen = await _during_the_fault(client, 7.0, lambda s: s in (200, 503))
+                seen = await _during_the_fault(client, app, 7.0, lambda s: s in (200, 503))
             finally:
                 other.execute("ROLLBACK")
                 other.close()
@@ -143,7 +145,7 @@ def test_a_lock_held_by_another_process(tmp_path: Path, agents: dict[str, AgentP
             assert "degraded" in seen["health"], seen
             # past SQLite's busy timeout (5 s) a write failed, and /metrics counted it
             assert await _metric(client, "rpiaas_master_store_failed_writes_total") > failed0
-            await _recovered(client, fault)
+            await _recovered(client, app, fault)
 
     asyncio.run(go())
 
@@ -174,19 +176,19 @@ def test_a_read_only_store(tmp_path: Path, agents: dict[str, AgentProcess]) -> N
         pytest.skip(why)
 
     async def go() -> None:
-        async with _master(tmp_path, agents) as client:
+        async with _master(tmp_path, agents) as (client, app):
             files = [tmp_path / "history.db", tmp_path / "history.db-wal"]
             failed0 = await _metric(client, "rpiaas_master_store_failed_writes_total")
             _immutable(files, True)
             t0 = time.time()
             try:
                 # a read-only file still reads: the history answers from what was written
-                seen = await _during_the_fault(client, 4.0, lambda s: s == 200)
+                seen = await _during_the_fault(client, app, 4.0, lambda s: s == 200)
             finally:
                 _immutable(files, False)
             fault = (t0, time.time())
             assert "failing" in seen["store"] and "degraded" in seen["health"], seen
             assert await _metric(client, "rpiaas_master_store_failed_writes_total") > failed0
-            await _recovered(client, fault)
+            await _recovered(client, app, fault)
 
     asyncio.run(go())
