@@ -4,7 +4,9 @@ The client asks the master for the run twice a second.  On a terminal a
 tqdm bar counts the ended tasks (of the workload's size when the master
 knows it) with the queue and the running tasks beside it.  Anywhere else (a
 log file, CI) a line is written only when a count changed, so a quiet
-stretch of the run is one line, not the same line again and again.
+stretch of the run is one line, not the same line again and again.  A run
+held for lack of disk space on the master (``held`` in its document) is said
+in a line of its own when the hold begins and when it ends.
 """
 
 from __future__ import annotations
@@ -31,11 +33,18 @@ class RunProgress:
 
     def update(self, run: dict[str, Any]) -> None:
         """Show ``run`` (``GET /api/v1/runs/{id}``) if anything in it changed since the last."""
-        counts = tuple(run.get(k, 0) for k in _COUNTS)
+        held = str(run.get("held") or "")
+        counts = (*(run.get(k, 0) for k in _COUNTS), held)
         if counts == self._last:  # the scenario clock alone moved: nothing to say
             return
+        was_held = self._last is not None and bool(self._last[-1])
         self._last = counts
-        arrived, queued, running, ended = counts
+        arrived, queued, running, ended, _ = counts
+        if held and not was_held:  # said once, apart from the bar: no start until it ends
+            self._say(f"  run held: {held} (running tasks go on; it goes on by itself once "
+                      "there is space)")
+        elif was_held and not held:
+            self._say("  run goes on: its files are written again")
         if self.tty:
             total = run.get("tasks_total")
             if self._bar is None:
@@ -53,6 +62,13 @@ class RunProgress:
         print(f"  t={run.get('now_s', 0.0):.1f} s: {arrived} arrived, {queued} queued, "
               f"{running} running, {ended}{of} ended", file=self.stream, flush=True)
         self.lines += 1
+
+    def _say(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+            self.lines += 1
 
     def close(self) -> None:
         """End the bar (its line stays on the terminal)."""

@@ -18,11 +18,18 @@ written at the end stops it the same way.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import json
+import logging
 import time
 from collections.abc import Callable
 
+from .journal import Journal
+
 __all__ = ["DEFAULT_HOLD_LIMIT_S", "RETRY_S", "DiskHold", "RunSuspended", "is_no_space"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOLD_LIMIT_S = 600.0
 RETRY_S = 1.0  # how often a held run tries the disk again
@@ -52,6 +59,7 @@ class DiskHold:
         self.since: float | None = None
         self.holds = 0  # holds since the run began
         self.held_s = 0.0  # seconds held, the holds before this one
+        self._ticker: asyncio.Future[None] | None = None
 
     @property
     def active(self) -> bool:
@@ -84,3 +92,43 @@ class DiskHold:
     def over(self) -> bool:
         """Whether this hold has lasted past the limit."""
         return self.for_s > self.limit_s
+
+    async def sync(self, journal: Journal, now_s: float, note: Callable[[str], None],
+                   wake: Callable[[], None]) -> bool:
+        """Sync ``journal``; whether it reached the disk (the held calls may go out).
+
+        A sync that finds no space holds the run (an event through ``note``, and
+        ``wake`` called every :data:`RETRY_S` while held, to try again); past the
+        limit, :class:`RunSuspended`.  Any other error propagates.
+        """
+        try:
+            await journal.sync_async()
+        except OSError as err:
+            if not is_no_space(err):
+                raise
+            if self.begin(err):
+                log.warning("run held: %s (no new starts until there is space; at most %g s)",
+                            self.reason, self.limit_s)
+                note(json.dumps({"t": round(now_s, 6), "hold": "begin", "reason": self.reason}) + "\n")
+                self._ticker = asyncio.ensure_future(self._tick(wake))
+            if self.over:
+                raise RunSuspended(f"held {self.for_s:.0f} s, over the limit of {self.limit_s:g} s:"
+                                   f" {self.reason}; free space and restart the master with"
+                                   " --resume") from err
+            return False
+        took = self.end()
+        if took:
+            log.warning("run goes on: its files were written after %.1f s held", took)
+            note(json.dumps({"t": round(now_s, 6), "hold": "end", "held_s": round(took, 3)}) + "\n")
+        return True
+
+    async def _tick(self, wake: Callable[[], None]) -> None:
+        while self.active:
+            await asyncio.sleep(RETRY_S)
+            wake()
+
+    def stop(self) -> None:
+        """The run is over: no more tries."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None

@@ -27,6 +27,7 @@ from ..rundir import is_complete
 from ..scenario import Scenario, load_scenario, parse_scenario
 from ..store import HistoryStore
 from .agent_client import AgentClient
+from .hold import RunSuspended
 from .journal import JOURNAL, read_head
 from .options import RESULT, AgentNode, LiveOptions
 from .result import Twin
@@ -121,6 +122,10 @@ class RunManager:
                 log.info("run %s: completed: %s", run.id, result)
             except asyncio.CancelledError:
                 raise
+            except RunSuspended as e:  # no result, its journal kept: --resume goes on with it
+                run.status.state = "suspended"
+                run.status.error = str(e)
+                log.error("run %s suspended: %s", run.id, e)
             except Exception as e:
                 run.status.state = "failed"
                 run.status.error = f"{type(e).__name__}: {e}"

@@ -74,6 +74,7 @@ from ..store import HistoryStore
 from .agent_client import AgentClient
 from .agent_tasks import AgentTasks
 from .clock import RunClock
+from .hold import RETRY_S, DiskHold, RunSuspended, is_no_space
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
 from .outbox import Outbox
@@ -141,6 +142,7 @@ class LiveRun(Shell):
         self.names = [n.name for n in self.nodes]
         self._index = {e.name: i for i, e in enumerate(entries)}
         self.result: Path | None = None
+        self.hold = DiskHold(options.hold_limit_s)  # held while the journal finds no space
 
     # ------------------------------------------------------------ the run
     async def run(self) -> Path | None:
@@ -197,7 +199,13 @@ class LiveRun(Shell):
             for w in workers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await w
-            self.journal.close()
+            self.hold.stop()
+            try:
+                self.journal.close()
+            except OSError as e:  # a resume goes on from the last record on disk
+                if not is_no_space(e):
+                    raise
+                log.warning("run %s: journal closed short of space: %s", self.id, e)
 
     async def _resume(self, records: list[dict[str, Any]]) -> None:
         """Bring the run to where its journal ``records`` (head first) left it, and reconcile."""
@@ -239,11 +247,15 @@ class LiveRun(Shell):
                     k += 1
                 self.step(max(at, self.last_now), batch)
             # the journal reaches the disk before the actions of these steps go out; the
-            # fsync runs in a thread, so the loop takes in events meanwhile (group commit)
-            if self.outbox.held:
-                await self.journal.sync_async()
+            # fsync runs in a thread, so the loop takes in events meanwhile (group commit);
+            # a full disk holds them (and the run) until it has room
+            if (self.outbox.held or self.hold.active) and await self._sync():
                 self.outbox.release()
             self._update_status()
+
+    async def _sync(self) -> bool:
+        return await self.hold.sync(self.journal, self.last_now, self._note,
+                                    functools.partial(self._inbox.put_nowait, None))
 
     async def _horizon(self, horizon_s: float) -> None:
         await asyncio.sleep(max(0.0, self.clock.wall(horizon_s) - self.clock.unix()))
@@ -261,6 +273,7 @@ class LiveRun(Shell):
     def _update_status(self) -> None:
         st, c = self.status, self.control
         st.arrived, st.queued, st.running = self._arrived, c.queue_length, c.running_count
+        st.held, st.held_s = self.hold.reason, round(self.hold.for_s, 1)
         st.ended = self.writer.stats.ended if self.writer is not None else 0
         st.now_s = self.last_now
 
@@ -493,7 +506,8 @@ class LiveRun(Shell):
             end = max(end, self.scenario.horizon_s)
         await self.output.last_row(end)
         self.usage.close(end)
-        self.journal.sync()
+        while not await self._sync():  # the journal first: the end must be on disk
+            await asyncio.sleep(RETRY_S)
         self.power.close()
         await self._stop_all()
         for task in self.control.running() + self.control.queued():
@@ -502,7 +516,15 @@ class LiveRun(Shell):
                 "task_kind": self.options.task_kind,
                 "agents": {e.name: e.base_url for e in self.entries},
                 "start_lag_s": lag_figures(self.start_lags)}
-        self.result = await self.output.commit(end, live, self.outcomes)
+        if self.hold.holds:
+            live["held"] = {"holds": self.hold.holds, "held_s": round(self.hold.held_s, 3)}
+        try:
+            self.result = await self.output.commit(end, live, self.outcomes)
+        except OSError as e:
+            if not is_no_space(e):
+                raise
+            raise RunSuspended(f"no space left for the run's result: {e.strerror}; free space"
+                               " and restart the master with --resume") from e
         self.status.state = "completed"
         self._update_status()
         return self.result

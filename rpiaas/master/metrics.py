@@ -23,6 +23,7 @@ What a lab's Prometheus scrapes to watch a testbed left running for months:
 | ``rpiaas_master_store_dropped_samples_total`` | counter | | samples dropped (oldest first) while it could not |
 | ``rpiaas_runs`` | gauge | ``state`` | live runs by state |
 | ``rpiaas_run_tasks`` | gauge | ``run``, ``state`` | a running run's tasks: queued, running, ended |
+| ``rpiaas_run_held`` | gauge | ``run`` | 1 while a running run is held for lack of disk space |
 
 It reads what the master holds in memory, never the history store, so a
 scrape costs nothing however long the history.  Open like the other reads:
@@ -42,7 +43,7 @@ from .storeaccess import store_health
 __all__ = ["CONTENT_TYPE", "metrics_text", "setup_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-RUN_STATES = ("running", "completed", "failed", "cancelled")
+RUN_STATES = ("running", "completed", "failed", "cancelled", "suspended")
 
 
 def _label(value: str) -> str:
@@ -143,6 +144,10 @@ def metrics_text(app: web.Application) -> str:
                       ({"run": r.id, "state": "running"}, st.running),
                       ({"run": r.id, "state": "ended"}, st.ended)]
     out.family("rpiaas_run_tasks", "gauge", "A running run's tasks by state.", tasks)
+    out.family("rpiaas_run_held", "gauge",
+               "1 while a running run is held for lack of disk space (no new starts).",
+               [({"run": r.id}, float(bool(r.status.held))) for r in live
+                if r.status.state == "running"])
     return "\n".join(out.lines) + "\n"
 
 

@@ -208,8 +208,13 @@ _SCHEMAS: dict[str, Schema] = {
         }},
     "Run": _object({
         "id": {"type": "string"},
-        "state": {"enum": ["running", "completed", "failed", "cancelled"]},
+        "state": {"enum": ["running", "completed", "failed", "cancelled", "suspended"],
+                  "description": "suspended: stopped for lack of disk space, resumable "
+                                 "(rpiaas master --resume)."},
         "error": {"type": "string"},
+        "held": {"type": "string", "description": "Why the run is held (no new starts: its "
+                                                  "journal finds no disk space); empty if not."},
+        "held_s": {**_SECONDS, "description": "How long it has been held now."},
         "arrived": _COUNT,
         "ended": _COUNT,
         "queued": _COUNT,
