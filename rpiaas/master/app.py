@@ -80,7 +80,8 @@ async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
                            keepalive=True) as client:
         registry = app[REGISTRY]
         manager = RunManager(Path(config.runs_dir), registry.get, client, app[STORE],
-                             watch_interval(app), twin=simulate_twin)
+                             watch_interval(app), twin=simulate_twin,
+                             hold_limit_s=config.run_hold_limit_s)
         app[RUNS] = manager
         if config.resume:
             resumed = manager.resume_all()
