@@ -1,10 +1,11 @@
 """The history store in trouble never blinds the master (real agents and master on loopback).
 
-Two faults on the master's ``history.db`` while it polls three agents:
+Three faults on the master's ``history.db`` while it polls three agents:
 
 - another process holds ``BEGIN EXCLUSIVE`` on the file for longer than SQLite's busy timeout;
 - the file is made read-only (``chattr +i`` on it and its WAL: needs root and a file system
-  that keeps the flag, else skipped with the reason).
+  that keeps the flag, else skipped with the reason);
+- the file is on a tmpfs of 2 MB that fills (root only, else skipped).
 
 During each: ``/api/v1/nodes`` and ``/api/v1/summary`` answer from memory at once with
 ``store: failing: ...``; a node's history answers within about a second, never 500;
@@ -15,6 +16,7 @@ rounds.  After: the store is ``ok`` and the samples polled during the fault are 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -31,8 +33,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agent.tests.helpers import AgentProcess
 from rpiaas.master import create_app, load_master_config
+from rpiaas.master.config import MasterConfig
 from rpiaas.master.keys import POLLER, STORE
 
+from ..live.fulldisk import fill, tiny_fs, why_no_tmpfs
 from .test_app import NAMES, _agent, _config_file, _until
 
 pytestmark = pytest.mark.integration
@@ -53,6 +57,12 @@ def agents(tmp_path: Path) -> Any:
 async def _master(tmp_path: Path, agents: dict[str, AgentProcess],
                   ) -> AsyncIterator[tuple[TestClient[Any, Any], web.Application]]:
     config = load_master_config(_config_file(tmp_path, {n: a.port for n, a in agents.items()}))
+    async with _master_of(config) as both:
+        yield both
+
+
+@asynccontextmanager
+async def _master_of(config: MasterConfig) -> AsyncIterator[tuple[TestClient[Any, Any], web.Application]]:
     app = create_app(config)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         async def all_online() -> bool:
@@ -190,5 +200,30 @@ def test_a_read_only_store(tmp_path: Path, agents: dict[str, AgentProcess]) -> N
             assert "failing" in seen["store"] and "degraded" in seen["health"], seen
             assert await _metric(client, "rpiaas_master_store_failed_writes_total") > failed0
             await _recovered(client, app, fault)
+
+    asyncio.run(go())
+
+
+def test_a_store_on_a_full_disk(tmp_path: Path, agents: dict[str, AgentProcess]) -> None:
+    why = why_no_tmpfs()
+    if why is not None:
+        pytest.skip(why)
+
+    async def go() -> None:
+        with tiny_fs(tmp_path / "fs", "2m") as fs:
+            config = load_master_config(_config_file(tmp_path, {n: a.port for n, a in agents.items()}))
+            config = dataclasses.replace(config, store=str(fs / "history.db"))
+            async with _master_of(config) as (client, app):
+                failed0 = await _metric(client, "rpiaas_master_store_failed_writes_total")
+                filler = fill(fs)
+                t0 = time.time()
+                try:
+                    seen = await _during_the_fault(client, app, 4.0, lambda s: s in (200, 503))
+                finally:
+                    filler.unlink()
+                fault = (t0, time.time())
+                assert "failing" in seen["store"] and "degraded" in seen["health"], seen
+                assert await _metric(client, "rpiaas_master_store_failed_writes_total") > failed0
+                await _recovered(client, app, fault)
 
     asyncio.run(go())
