@@ -35,6 +35,7 @@ import abc
 import contextlib
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,6 +46,8 @@ from .buckets import bucket_sample, check_resolution, core_means
 from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 
 __all__ = ["DEFAULT_MAX_PENDING", "HistoryStore", "PartialWrite", "StoreClosedError"]
+
+_URL_USER = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 
 # Samples kept while the store cannot write: at 1,000 nodes polled every 10 s, 100 rounds.
 DEFAULT_MAX_PENDING = 100_000
@@ -66,8 +69,9 @@ class PartialWrite(Exception):
 
 
 def failure_reason(err: BaseException) -> str:
-    """One line on why a store call failed: the error's class and its message (no traceback)."""
-    text = " ".join(str(err).split())[:200]
+    """One line on why a store call failed: the error's class and its message (no traceback),
+    without the user and password of any URL it quotes (a MongoDB URI's)."""
+    text = _URL_USER.sub(r"\1", " ".join(str(err).split()))[:200]
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from rpiaas.store import SQLiteStore
 from rpiaas.store import sqlite as sqlite_backend
+from rpiaas.store.base import failure_reason
 from rpiaas.store.buckets import bucket_sample
 
 from .conftest import sample
@@ -322,3 +323,9 @@ def test_the_buffer_of_a_failing_store_is_bounded_dropping_the_oldest(path: Path
         assert [s.time_s for s in store.history("pi01")] == [2.0, 3.0, 4.0]
     with pytest.raises(ValueError, match="max_pending must be an integer >= batch_size"):
         SQLiteStore(path, batch_size=10, max_pending=5)
+
+
+def test_a_failure_reason_is_one_line_without_credentials() -> None:
+    err = RuntimeError("mongodb://admin:s3cret@db.lab:27017/rpiaas:\n  connection refused")
+    assert failure_reason(err) == "RuntimeError: mongodb://db.lab:27017/rpiaas: connection refused"
+    assert failure_reason(TimeoutError()) == "TimeoutError"
