@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -136,3 +141,75 @@ def test_a_full_disk_holds_the_run_and_it_goes_on_when_there_is_room(tmp_path: P
         assert "No space left on device" in holds[0]["reason"] and holds[1]["held_s"] >= 3.0
         record = json.loads((result / "run.json").read_text())
         assert record["live"]["held"]["holds"] == 1
+
+
+def _master(root: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    script = shutil.which("rpiaas", path=str(Path(sys.executable).parent))
+    assert script, "rpiaas is not installed beside sys.executable"
+    with (root / "logs" / "master-2.log").open("ab") as out:
+        return subprocess.Popen([script, "master", str(root / "master.yaml"), "--port", str(port), *extra],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        _get(url + "/api/v1/summary")
+        return True
+    except OSError:
+        return False
+
+
+def test_a_run_held_past_its_limit_is_suspended_and_resumed(tmp_path: Path) -> None:
+    why = why_no_tmpfs()
+    if why is not None:
+        pytest.skip(why)
+    root = tmp_path / "tb"
+    with tiny_fs(root / "runs", "2m") as runs, start_local_testbed(root, 2, poll_interval_s=0.25) as tb:
+        url, port = tb.master_url, tb.master.port
+        # the testbed's master makes way for one that holds a run 2 s at most
+        os.kill(tb.master.pid, signal.SIGTERM)
+        _until("the first master gone", lambda: not _answers(url))
+        with (root / "master.yaml").open("a") as f:
+            f.write("run_hold_limit_s: 2\n")
+        master = _master(root, port)
+        try:
+            _until("the master up", lambda: _answers(url))
+            run_id = _post_run(tb)
+
+            def run() -> dict[str, Any]:
+                doc: dict[str, Any] = _get(f"{url}/api/v1/runs/{run_id}")
+                return doc
+
+            _until("two tasks started", lambda: run()["running"] >= 2)
+            filler = fill(runs)
+            stopped = _until("suspended", lambda: (d := run())["state"] != "running" and d)
+            assert stopped["state"] == "suspended", stopped
+            assert "over the limit of 2 s" in stopped["error"] and "--resume" in stopped["error"]
+            assert not (runs / run_id / "result").exists()
+            metrics = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+            assert 'rpiaas_runs{state="suspended"} 1.0' in metrics
+
+            filler.unlink()  # room again; a master started with --resume goes on with the run
+            _stop(master)
+            master = _master(root, port, "--resume")
+            _until("the master up again", lambda: _answers(url))
+            done = _until("completed", lambda: (d := run())["state"] != "running" and d, timeout_s=60)
+            assert done["state"] == "completed" and done["ended"] == TASKS, done
+            with (runs / run_id / "result" / "tasks.csv").open() as f:
+                rows = list(f)[1:]
+            assert len(rows) == TASKS and all(",completed," in row for row in rows), rows
+            started = _started_on_agents(tb, run_id)
+            assert sorted({int(i.split(".")[-2]) for i in started}) == list(range(1, TASKS + 1))
+            assert len(started) == TASKS, sorted(started)  # none started twice
+        finally:
+            _stop(master)
