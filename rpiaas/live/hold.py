@@ -2,12 +2,16 @@
 
 When the journal cannot reach the disk for lack of space (``ENOSPC``, or a
 quota: ``EDQUOT``), the actions it would explain must not go out, so the run
-is **held**: no new start, kill or migration reaches an agent.  The tasks
-already running go on, and their ends (pushed or polled) go through the
-control plane as ever; the journal keeps every record in memory.  The run
-tries the disk again every second and goes on by itself at the first write
-that succeeds: the journal catches up, then the held calls go out, in order,
-so nothing is lost and nothing runs twice.
+is **held**, and so it is when the result's tables (``tasks.csv``,
+``nodes.csv``, ``events.jsonl``, written as the run goes) find no space: no
+new start, kill or migration reaches an agent.  The tasks already running go
+on, and their ends (pushed or polled) go through the control plane as ever;
+the journal's records and the tables' rows wait in memory.  The run tries the
+disk again every second and goes on by itself once both are written: the
+journal catches up byte for byte, then the held calls go out, in order, so
+nothing is lost and nothing runs twice.  (A table's text is kept whole when
+the disk refuses it, as long as one drain writes less than the file's 1 MB
+buffer: a live run's drains, a sample interval's rows, are far smaller.)
 
 A hold longer than ``limit_s`` (:data:`DEFAULT_HOLD_LIMIT_S`, 10 minutes)
 stops the run cleanly, with its journal as far as the disk took it and no
@@ -93,24 +97,33 @@ class DiskHold:
         """Whether this hold has lasted past the limit."""
         return self.for_s > self.limit_s
 
-    async def sync(self, journal: Journal, now_s: float, note: Callable[[str], None],
-                   wake: Callable[[], None]) -> bool:
-        """Sync ``journal``; whether it reached the disk (the held calls may go out).
+    def fail(self, err: OSError, now_s: float, note: Callable[[str], None],
+             wake: Callable[[], None]) -> None:
+        """A write of the run's files found no space: held from now.  The first time, a log
+        line, an event through ``note``, and ``wake`` called every :data:`RETRY_S` while held
+        (the run then tries its writes again)."""
+        if self.begin(err):
+            log.warning("run held: %s (no new starts until there is space; at most %g s)",
+                        self.reason, self.limit_s)
+            note(json.dumps({"t": round(now_s, 6), "hold": "begin", "reason": self.reason}) + "\n")
+            self._ticker = asyncio.ensure_future(self._tick(wake))
 
-        A sync that finds no space holds the run (an event through ``note``, and
-        ``wake`` called every :data:`RETRY_S` while held, to try again); past the
-        limit, :class:`RunSuspended`.  Any other error propagates.
+    async def sync(self, journal: Journal, now_s: float, note: Callable[[str], None],
+                   wake: Callable[[], None], drain: Callable[[], None] | None = None) -> bool:
+        """Sync ``journal``, then ``drain`` the result's files; whether both reached the disk
+        (the held calls may go out).
+
+        A write that finds no space holds the run (:meth:`fail`); past the limit,
+        :class:`RunSuspended`.  Any other error propagates.
         """
         try:
             await journal.sync_async()
+            if drain is not None:
+                drain()
         except OSError as err:
             if not is_no_space(err):
                 raise
-            if self.begin(err):
-                log.warning("run held: %s (no new starts until there is space; at most %g s)",
-                            self.reason, self.limit_s)
-                note(json.dumps({"t": round(now_s, 6), "hold": "begin", "reason": self.reason}) + "\n")
-                self._ticker = asyncio.ensure_future(self._tick(wake))
+            self.fail(err, now_s, note, wake)
             if self.over:
                 raise RunSuspended(f"held {self.for_s:.0f} s, over the limit of {self.limit_s:g} s:"
                                    f" {self.reason}; free space and restart the master with"

@@ -165,6 +165,7 @@ class LiveRun(Shell):
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
                                  self.clock, self.twin)
         self.output.switching = self.power.switching
+        self.output.on_full = self._full
         self.output.boots_measured = self.power.boots  # the same list: filled as the boots come
         records = Journal.read(self.journal.path)
         workers: list[asyncio.Task[None]] = []
@@ -254,8 +255,16 @@ class LiveRun(Shell):
             self._update_status()
 
     async def _sync(self) -> bool:
-        return await self.hold.sync(self.journal, self.last_now, self._note,
-                                    functools.partial(self._inbox.put_nowait, None))
+        assert self.writer is not None
+        return await self.hold.sync(self.journal, self.last_now, self._note, self._wake,
+                                    self.writer.drain)
+
+    def _wake(self) -> None:
+        self._inbox.put_nowait(None)
+
+    def _full(self, err: OSError) -> None:
+        """A write of the result's tables found no space: held like a journal that finds none."""
+        self.hold.fail(err, self.last_now, self._note, self._wake)
 
     async def _horizon(self, horizon_s: float) -> None:
         await asyncio.sleep(max(0.0, self.clock.wall(horizon_s) - self.clock.unix()))

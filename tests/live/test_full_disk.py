@@ -29,7 +29,7 @@ from rpiaas.client.progress import RunProgress
 from rpiaas.live.journal import Journal
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed
 
-from .fulldisk import fill, tiny_fs, why_no_tmpfs
+from ..fulldisk import fill, tiny_fs, why_no_tmpfs
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -20,7 +20,7 @@ from rpiaas.core.events import (
 from rpiaas.live.journal import Journal, event_from, event_json, read_head
 from rpiaas.model import Task
 
-from .fulldisk import fill, tiny_fs, why_no_tmpfs
+from ..fulldisk import fill, tiny_fs, why_no_tmpfs
 
 
 def test_records_are_read_back_in_order_and_a_cut_line_ends_them(tmp_path: Path) -> None:

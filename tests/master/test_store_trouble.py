@@ -36,7 +36,7 @@ from rpiaas.master import create_app, load_master_config
 from rpiaas.master.config import MasterConfig
 from rpiaas.master.keys import POLLER, STORE
 
-from ..live.fulldisk import fill, tiny_fs, why_no_tmpfs
+from ..fulldisk import fill, tiny_fs, why_no_tmpfs
 from .test_app import NAMES, _agent, _config_file, _until
 
 pytestmark = pytest.mark.integration
