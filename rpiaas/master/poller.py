@@ -146,8 +146,6 @@ class Poller:
         self.rounds = 0
         self.latency = LatencyStats()
         self.writer = StoreWriter(store)
-        # how long a round waits for its write: a store in trouble never delays the next round
-        self.write_wait_s = min(1.0, interval_s / 2)
         self.meter_failures = 0  # master-side meter reads that failed, since start
         self._meters: dict[str, Meter | None] = {}  # node -> its master-side meter, built once
         self._task: asyncio.Task[None] | None = None
@@ -247,7 +245,7 @@ class Poller:
             by_name[reading.node].power = reading
         self.writer.submit(samples, [(name, now, online, why) for name, online, why in changes], power)
         # a healthy store is written before the round ends; one in trouble never holds it up
-        await self.writer.settle(self.write_wait_s)
+        await self.writer.settle()
         if entries is None:
             self.rounds += 1
             self.latency.last_round_s = asyncio.get_running_loop().time() - t0

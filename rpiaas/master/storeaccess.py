@@ -4,9 +4,10 @@ A store call blocks: on disk I/O, on another process's lock on the SQLite
 file (SQLite's busy timeout), on a MongoDB server that does not answer.  So:
 
 - :class:`StoreWriter` takes the poller's samples, state changes and power
-  readings and writes them in its own thread.  A poll round waits for the
-  write a short while (``wait_s``) and then goes on: a locked, read-only or
-  full store never holds up polling.  What could not be written waits (in the
+  readings and writes them in its own thread.  A poll round waits for its
+  write (so a healthy store has every round by the round's end), but never
+  more than a second for one write and not at all while the store fails: a
+  locked, read-only or full store never holds up polling.  What could not be written waits (in the
   store's bounded buffer, or here while a write is blocked; the oldest beyond
   ``max_pending`` samples are dropped and counted) and is written when the
   store recovers.
@@ -90,11 +91,16 @@ class StoreWriter:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="rpiaas-store-write")
 
-    async def settle(self, wait_s: float) -> None:
-        """Wait up to ``wait_s`` for the write under way (a healthy store is written by then)."""
+    async def settle(self, wait_s: float = SLOW_WRITE_S) -> None:
+        """Wait for the write under way, as long as the store looks healthy: up to ``wait_s``
+        for one write in all (a healthy store, even a slow one, is written by then), not at all
+        while the store fails.  So a store in trouble delays at most one round, by ``wait_s``."""
         task = self._task
-        if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=wait_s)
+        if task is None or task.done() or self._failing:
+            return
+        wait = wait_s - self.blocked_s
+        if wait > 0:
+            await asyncio.wait({task}, timeout=wait)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
