@@ -7,7 +7,9 @@ log file, CI) a line is written at the start, then when another tenth of the
 workload has ended or, if a count changed, when :data:`LINE_EVERY_S` have
 passed since the last line, whichever comes first; and the last counts at
 the end.  A run of any size so writes about a dozen lines, plus one per
-:data:`LINE_EVERY_S` of a long run.
+:data:`LINE_EVERY_S` of a long run.  A run held for lack of disk space on the
+master (``held`` in its document) is said in a line of its own when the hold
+begins and when it ends.
 """
 
 from __future__ import annotations
@@ -41,11 +43,17 @@ class RunProgress:
         self._shown_at = 0.0  # when that line was written (clock s)
         self._step = -1  # the tenth of the workload that line had reached
         self._pending: dict[str, Any] | None = None  # a run whose changed counts have no line yet
+        self._held = ""  # why the run is held (``held`` in its document), "" while it is not
         self.lines = 0  # lines written (not on a terminal)
 
     def update(self, run: dict[str, Any]) -> None:
         """Take in ``run`` (``GET /api/v1/runs/{id}``): the bar moves if a count changed; off a
         terminal a line is written by the rule above."""
+        held = str(run.get("held") or "")
+        if held != self._held:  # said once, apart from the bar: no start until it ends
+            self._say(f"  run held: {held} (running tasks go on; it goes on by itself once there is space)"
+                      if held else "  run goes on: its files are written again")
+            self._held = held
         counts = tuple(run.get(k, 0) for k in _COUNTS)
         if self.tty:
             if counts != self._last:  # else the scenario clock alone moved: nothing to say
@@ -83,6 +91,13 @@ class RunProgress:
               f"{running} running, {ended}{of} ended", file=self.stream, flush=True)
         self.lines += 1
         self._shown, self._shown_at, self._step, self._pending = counts, now, step, None
+
+    def _say(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+            self.lines += 1
 
     def close(self) -> None:
         """End the bar (its line stays on the terminal), or write the last counts not yet shown."""

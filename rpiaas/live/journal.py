@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..core.events import (
     Event,
@@ -44,15 +44,20 @@ class Journal:
     The shell syncs once per pass over its inbox, before any action of that
     pass reaches an agent (actions go out only when the event loop next
     runs), so the journal is always ahead of the world at one fsync a pass.
-    The file is opened at the first write, so a run can hand its journal to
-    its parts before it has read the records a resume needs.
+    Records wait in memory until a sync writes them; a sync that fails (a full
+    disk) keeps every byte not yet written and raises, and the next one goes on
+    from that byte, so the file never misses nor repeats a record (a crash
+    meanwhile leaves at most the last line cut short, which :meth:`read`
+    drops).  The file is opened at the first sync, so a run can hand its
+    journal to its parts before it has read the records a resume needs.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._closed = False
-        self._dirty = False
+        self._buf = bytearray()  # records not yet written
+        self._dirty = False  # written, not yet fsynced
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:
@@ -69,29 +74,68 @@ class Journal:
     def write(self, record: dict[str, Any]) -> None:
         if self._closed:  # a start that answered after the run was cancelled
             return
-        if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._dirty = True
+        self._buf += (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+
+    @property
+    def unwritten(self) -> int:
+        """Bytes of records not yet written to the file."""
+        return len(self._buf)
+
+    def _write_out(self) -> None:
+        """Write what waits (OSError, and the rest kept, if the disk takes no more)."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            _drop_cut_line(self._fd)
+        buf = self._buf
+        while buf:
+            n = os.write(self._fd, buf)
+            del buf[:n]
+            self._dirty = True
 
     def sync(self) -> None:
-        if self._dirty and self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+        self._write_out()
+        if self._dirty and self._fd is not None:
+            os.fsync(self._fd)
             self._dirty = False
 
     async def sync_async(self) -> None:
-        """:meth:`sync` with the fsync in a thread (writes may go on meanwhile)."""
-        if self._dirty and self._file is not None:
-            self._file.flush()  # on the loop's thread: the file object is not thread-safe
+        """:meth:`sync` with the fsync in a thread (records may be written meanwhile)."""
+        self._write_out()
+        if self._dirty and self._fd is not None:
             self._dirty = False
-            await asyncio.to_thread(os.fsync, self._file.fileno())
+            try:
+                await asyncio.to_thread(os.fsync, self._fd)
+            except BaseException:
+                self._dirty = True
+                raise
 
     def close(self) -> None:
-        self.sync()
-        self._closed = True
-        if self._file is not None:
-            self._file.close()
+        """Sync and close; what a full disk does not take is lost (the journal keeps its
+        last complete record, from which a resume goes on)."""
+        try:
+            self.sync()
+        finally:
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _drop_cut_line(fd: int) -> None:
+    """Cut the file at its last newline: a record a crash or a full disk cut short is dropped
+    (as :meth:`Journal.read` drops it) before any record is appended after it."""
+    size = end = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            if start + cut + 1 < size:
+                os.ftruncate(fd, start + cut + 1)
+            return
+        end = start
+    if size:
+        os.ftruncate(fd, 0)
 
 
 def read_head(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from ..model import Node
 from ..store import Sample
+from .hold import DEFAULT_HOLD_LIMIT_S
 
 __all__ = ["RESULT", "RUN_ID_MAX", "RUN_ID_PATTERN", "TASK_KINDS", "AgentNode", "LiveOptions", "RunState",
            "check_run_id", "safe_run_id"]
@@ -59,11 +60,14 @@ class LiveOptions:
         ``scenario``: each task as its own ``kind`` says, a ``sleep`` task a sleep, any
         other real ``cpu`` work.
     :param watch_interval_s: how often running tasks are looked up on their agents.
+    :param hold_limit_s: the longest the run may be held for lack of disk space before it
+        stops, resumable (:mod:`.hold`).
     """
 
     timescale: float = 1.0
     task_kind: str = "sleep"
     watch_interval_s: float = 1.0
+    hold_limit_s: float = DEFAULT_HOLD_LIMIT_S
 
     def __post_init__(self) -> None:
         if not (self.timescale > 0 and math.isfinite(self.timescale)):
@@ -71,6 +75,8 @@ class LiveOptions:
         if self.task_kind not in TASK_KINDS:
             raise ValueError(f"task_kind: expected one of {', '.join(TASK_KINDS)}, "
                              f"got {self.task_kind!r}")
+        if not (self.hold_limit_s > 0 and math.isfinite(self.hold_limit_s)):
+            raise ValueError(f"hold_limit_s: expected a positive number, got {self.hold_limit_s!r}")
 
 
 @dataclass
@@ -78,8 +84,10 @@ class RunState:
     """What the API shows of a run."""
 
     id: str
-    state: str = "running"  # running | completed | failed | cancelled
+    state: str = "running"  # running | completed | failed | cancelled | suspended
     error: str = ""
+    held: str = ""  # why the run is held (no new starts), empty while it is not
+    held_s: float = 0.0  # how long it has been held now
     arrived: int = 0
     ended: int = 0
     queued: int = 0

@@ -57,6 +57,7 @@ from ..rundir.sources import MEASURED, MODELLED_FROM_MEASURED, live_sources
 from ..scenario import Scenario
 from ..store import HistoryStore, PowerReading, Sample
 from .clock import RunClock
+from .hold import is_no_space
 
 __all__ = ["MIN_SAMPLE_WALL_S", "LiveResult", "Twin", "lag_figures", "metered_energy",
            "not_started_figures"]
@@ -141,6 +142,8 @@ class LiveResult:
         # shell's switch (rpiaas.live.switching) hands them over
         self.switching = "emulated"
         self.boots_measured: list[tuple[str, float]] = []
+        # what to do when the tables find no space (the live shell holds the run); None: raise
+        self.on_full: Callable[[OSError], None] | None = None
         n = len(self.nodes)
         # per node: the (time, counter) of the sample the CPU was last counted to
         self.counted: list[tuple[float, float] | None] = [None] * n
@@ -264,7 +267,12 @@ class LiveResult:
         if any(self.metered):
             row = self._metered_row(now, row)
         self.writer.sample(row)
-        self.writer.drain()
+        try:
+            self.writer.drain()
+        except OSError as err:  # the rows wait in the writer; the run is held until they fit
+            if not is_no_space(err) or self.on_full is None:
+                raise
+            self.on_full(err)
 
     def boots(self, source: str) -> dict[str, Any]:
         """``fidelity.json``'s ``boots``: each node type's ``boot_s`` against the boots handed to

@@ -28,6 +28,7 @@ from ..rundir import is_complete
 from ..scenario import Scenario, load_scenario, parse_scenario
 from ..store import HistoryStore
 from .agent_client import AgentClient
+from .hold import DEFAULT_HOLD_LIMIT_S, RunSuspended
 from .journal import JOURNAL, read_head
 from .options import RESULT, RUN_ID_MAX, AgentNode, LiveOptions, check_run_id, safe_run_id
 from .result import Twin
@@ -57,11 +58,13 @@ class RunManager:
     :param store: the master's history store (the runs' measured node series).
     :param watch_interval_s: how often a run looks its running tasks up on their agents.
     :param twin: simulates a scenario for a run's ``fidelity.json`` (None: no twin).
+    :param hold_limit_s: how long a resumed run may be held for lack of disk space.
     """
 
     def __init__(self, runs_dir: Path, agent: Callable[[str], AgentNode | None],
                  client: AgentClient, store: HistoryStore, watch_interval_s: float = 1.0,
-                 twin: Twin | None = None) -> None:
+                 twin: Twin | None = None, hold_limit_s: float = DEFAULT_HOLD_LIMIT_S) -> None:
+        self.hold_limit_s = hold_limit_s
         self.runs_dir = runs_dir
         self.agent = agent
         self.client = client
@@ -130,6 +133,10 @@ class RunManager:
                 log.info("run %s: completed: %s", run.id, result)
             except asyncio.CancelledError:
                 raise
+            except RunSuspended as e:  # no result, its journal kept: --resume goes on with it
+                run.status.state = "suspended"
+                run.status.error = str(e)
+                log.error("run %s suspended: %s", run.id, e)
             except Exception as e:
                 run.status.state = "failed"
                 run.status.error = f"{type(e).__name__}: {e}"
@@ -198,7 +205,7 @@ class RunManager:
         for directory in self.unfinished():
             head = read_head(directory / JOURNAL)
             options = LiveOptions(float(head["timescale"]), str(head["task_kind"]),
-                                  self.watch_interval_s)
+                                  self.watch_interval_s, self.hold_limit_s)
             try:
                 scenario = load_scenario(directory / SCENARIO_FILE)
                 run = self._build(directory.name, directory, scenario, options,

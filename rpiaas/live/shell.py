@@ -75,6 +75,7 @@ from ..store import HistoryStore
 from .agent_client import AgentClient
 from .agent_tasks import AgentTasks, end_reason
 from .clock import RunClock
+from .hold import RETRY_S, DiskHold, RunSuspended, is_no_space
 from .jobs import LiveJobs, spread_figures
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
@@ -147,6 +148,7 @@ class LiveRun(Shell):
         self.names = [n.name for n in self.nodes]
         self._index = {e.name: i for i, e in enumerate(entries)}
         self.result: Path | None = None
+        self.hold = DiskHold(options.hold_limit_s)  # held while the journal finds no space
 
     # ------------------------------------------------------------ the run
     async def run(self) -> Path | None:
@@ -170,6 +172,7 @@ class LiveRun(Shell):
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
                                  self.clock, self.twin)
         self.output.switching = self.power.switching
+        self.output.on_full = self._full
         self.output.boots_measured = self.power.boots  # the same list: filled as the boots come
         records = Journal.read(self.journal.path)
         workers: list[asyncio.Task[None]] = []
@@ -204,7 +207,13 @@ class LiveRun(Shell):
             for w in workers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await w
-            self.journal.close()
+            self.hold.stop()
+            try:
+                self.journal.close()
+            except OSError as e:  # a resume goes on from the last record on disk
+                if not is_no_space(e):
+                    raise
+                log.warning("run %s: journal closed short of space: %s", self.id, e)
 
     async def _resume(self, records: list[dict[str, Any]]) -> None:
         """Bring the run to where its journal ``records`` (head first) left it, and reconcile."""
@@ -249,11 +258,23 @@ class LiveRun(Shell):
                     k += 1
                 self.step(max(at, self.last_now), batch)
             # the journal reaches the disk before the actions of these steps go out; the
-            # fsync runs in a thread, so the loop takes in events meanwhile (group commit)
-            if self.outbox.held:
-                await self.journal.sync_async()
+            # fsync runs in a thread, so the loop takes in events meanwhile (group commit);
+            # a full disk holds them (and the run) until it has room
+            if (self.outbox.held or self.hold.active) and await self._sync():
                 self.outbox.release()
             self._update_status()
+
+    async def _sync(self) -> bool:
+        assert self.writer is not None
+        return await self.hold.sync(self.journal, self.last_now, self._note, self._wake,
+                                    self.writer.drain)
+
+    def _wake(self) -> None:
+        self._inbox.put_nowait(None)
+
+    def _full(self, err: OSError) -> None:
+        """A write of the result's tables found no space: held like a journal that finds none."""
+        self.hold.fail(err, self.last_now, self._note, self._wake)
 
     async def _horizon(self, horizon_s: float) -> None:
         await asyncio.sleep(max(0.0, self.clock.wall(horizon_s) - self.clock.unix()))
@@ -271,6 +292,7 @@ class LiveRun(Shell):
     def _update_status(self) -> None:
         st, c = self.status, self.control
         st.arrived, st.queued, st.running = self._arrived, c.queue_length, c.running_count
+        st.held, st.held_s = self.hold.reason, round(self.hold.for_s, 1)
         st.ended = self.writer.stats.ended if self.writer is not None else 0
         st.now_s = self.last_now
 
@@ -555,7 +577,8 @@ class LiveRun(Shell):
             end = max(end, self.scenario.horizon_s)
         await self.output.last_row(end)
         self.usage.close(end)
-        self.journal.sync()
+        while not await self._sync():  # the journal first: the end must be on disk
+            await asyncio.sleep(RETRY_S)
         self.power.close()
         await self._stop_all()
         for task in self.control.running() + self.control.queued():
@@ -566,7 +589,15 @@ class LiveRun(Shell):
                 "start_lag_s": lag_figures(self.start_lags),
                 "not_started": not_started_figures(self.not_started),
                 "part_start_spread_s": spread_figures(self.jobs.spreads)}
-        self.result = await self.output.commit(end, live, self.outcomes)
+        if self.hold.holds:
+            live["held"] = {"holds": self.hold.holds, "held_s": round(self.hold.held_s, 3)}
+        try:
+            self.result = await self.output.commit(end, live, self.outcomes)
+        except OSError as e:
+            if not is_no_space(e):
+                raise
+            raise RunSuspended(f"no space left for the run's result: {e.strerror}; free space"
+                               " and restart the master with --resume") from e
         self.status.state = "completed"
         self._update_status()
         return self.result

@@ -22,10 +22,11 @@ from ..live.agent_client import AgentClient
 from ..live.run_manager import RunManager
 from ..sim.twin import simulate_twin
 from ..store import HistoryStore, open_store
+from ..store.base import failure_reason
 from .boot import setup_boot_routes
 from .config import MasterConfig, Retention
 from .dashboard import setup_dashboard
-from .keys import CONFIG, NODE_TOKENS, POLLER, REGISTRY, RUNS, STORE
+from .keys import CONFIG, NODE_TOKENS, POLLER, REGISTRY, RUNS, STORE, STORE_READER
 from .metrics import setup_metrics
 from .middlewares import bearer_token, body_limit, json_errors
 from .poller import Poller
@@ -33,6 +34,7 @@ from .redact import redacting_logs
 from .registry import Registry
 from .routes import setup_routes
 from .runs_api import setup_run_routes, watch_interval
+from .storeaccess import StoreReader
 
 __all__ = ["CONFIG", "POLLER", "REGISTRY", "STORE", "apply_retention", "create_app"]
 
@@ -41,13 +43,19 @@ log = logging.getLogger(__name__)
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await asyncio.to_thread(open_store, app[CONFIG].store)
     app[STORE] = store
+    app[STORE_READER] = reader = StoreReader(store)
     restored = app[REGISTRY].restore(await asyncio.to_thread(store.latest))
     if restored:
         log.info("took up the last known state of %d nodes from the store", restored)
     try:
         yield
     finally:
-        await asyncio.to_thread(store.close)
+        reader.close()
+        try:
+            await asyncio.to_thread(store.close)
+        except Exception as e:  # the samples it could not write are lost: say how many
+            log.error("history store: %d samples not written at exit: %s", store.pending,
+                      failure_reason(e))
 
 
 async def _poller_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -72,7 +80,8 @@ async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
                            keepalive=True) as client:
         registry = app[REGISTRY]
         manager = RunManager(Path(config.runs_dir), registry.get, client, app[STORE],
-                             watch_interval(app), twin=simulate_twin)
+                             watch_interval(app), twin=simulate_twin,
+                             hold_limit_s=config.run_hold_limit_s)
         app[RUNS] = manager
         if config.resume:
             resumed = manager.resume_all()

@@ -12,6 +12,8 @@
     token_file: master-token              # bearer token of the mutating endpoints
     node_secret_file: node-secret         # each node's token is an HMAC of its name with it
     runs_dir: runs                        # live runs: their journals and run directories
+    run_hold_limit_s: 600                 # a run held this long for lack of disk space stops,
+                                          # resumable (--resume)
     max_body_bytes: 4194304               # larger request bodies get 413
     retention:                            # downsampling and deletion of old history
       raw_s: 86400                        # keep raw samples a day,
@@ -39,6 +41,7 @@ from pathlib import Path
 
 from ..inputs.cluster import parse_cluster
 from ..inputs.source import InputError, KeyPath, Source, load_file
+from ..live.hold import DEFAULT_HOLD_LIMIT_S
 from ..model import ClusterSpec
 
 __all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_master_config",
@@ -46,7 +49,8 @@ __all__ = ["MASTER_KEYS", "MasterConfig", "Retention", "check_store", "load_mast
 
 MASTER_KEYS = ("cluster", "poll_interval_s", "poll_timeout_s", "store", "agent_port", "agents",
                "listen", "offline_after", "token_file", "max_body_bytes", "retention",
-               "node_secret_file", "runs_dir", "boot_secret_file", "agent_token_file")
+               "node_secret_file", "runs_dir", "boot_secret_file", "agent_token_file",
+               "run_hold_limit_s")
 RETENTION_KEYS = ("raw_s", "resolution_s", "keep_s", "every_s")
 DEFAULT_POLL_INTERVAL_S = 10.0
 DEFAULT_AGENT_PORT = 8081
@@ -92,6 +96,7 @@ class MasterConfig:
     offline_after: int = 2
     # node tokens are HMAC-SHA256(node_secret, name) (see .auth)
     node_secret: str | None = field(default=None, repr=False)
+    run_hold_limit_s: float = DEFAULT_HOLD_LIMIT_S  # see rpiaas.live.hold
 
     @property
     def timeout_s(self) -> float:
@@ -221,8 +226,12 @@ def load_master_config(path: str | Path) -> MasterConfig:
     if not cluster.nodes:
         raise InputError("the cluster has no compute nodes", src.file, src.line_of(("cluster",)),
                          "cluster")
+    hold_limit_s = DEFAULT_HOLD_LIMIT_S
+    if "run_hold_limit_s" in data:
+        hold_limit_s = src.number(("run_hold_limit_s",), data["run_hold_limit_s"], positive=True)
     return MasterConfig(cluster, interval, timeout, store, agent_port, agents, listen, token,
-                        max_body, retention, runs_dir, node_secret=node_secret)
+                        max_body, retention, runs_dir, node_secret=node_secret,
+                        run_hold_limit_s=hold_limit_s)
 
 
 def _token(src: Source, data: dict[str, object], key: str, env: str) -> str | None:

@@ -12,12 +12,14 @@ from ..store import HistoryStore
 from .config import MasterConfig
 from .poller import Poller
 from .registry import Registry
+from .storeaccess import StoreReader
 
-__all__ = ["CONFIG", "NODE", "NODE_TOKENS", "POLLER", "REGISTRY", "RUNS", "STORE"]
+__all__ = ["CONFIG", "NODE", "NODE_TOKENS", "POLLER", "REGISTRY", "RUNS", "STORE", "STORE_READER"]
 
 CONFIG = web.AppKey("config", MasterConfig)
 REGISTRY = web.AppKey("registry", Registry)
 STORE = web.AppKey("store", HistoryStore)
+STORE_READER = web.AppKey("store_reader", StoreReader)
 POLLER = web.AppKey("poller", Poller)
 RUNS = web.AppKey("runs", RunManager)
 NODE_TOKENS = web.AppKey("node_tokens", NodeTokens)

@@ -17,8 +17,13 @@ What a lab's Prometheus scrapes to watch a testbed left running for months:
 | ``rpiaas_master_samples_stored_total`` | counter | | samples written to the history (its insert rate: ``rate()``) |
 | ``rpiaas_master_power_readings_stored_total`` | counter | | power readings written to the history |
 | ``rpiaas_master_meter_failures_total`` | counter | | master-side meter reads that failed or timed out |
+| ``rpiaas_master_store_up`` | gauge | | 1 while the history store writes, 0 while it fails |
+| ``rpiaas_master_store_failed_writes_total`` | counter | | history store writes that failed |
+| ``rpiaas_master_store_pending_samples`` | gauge | | samples kept in memory until the store can write |
+| ``rpiaas_master_store_dropped_samples_total`` | counter | | samples dropped (oldest first) while it could not |
 | ``rpiaas_runs`` | gauge | ``state`` | live runs by state |
 | ``rpiaas_run_tasks`` | gauge | ``run``, ``state`` | a running run's tasks: queued, running, ended |
+| ``rpiaas_run_held`` | gauge | ``run`` | 1 while a running run is held for lack of disk space |
 
 It reads what the master holds in memory, never the history store, so a
 scrape costs nothing however long the history.  Open like the other reads:
@@ -32,12 +37,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .keys import POLLER, REGISTRY, RUNS
+from .keys import POLLER, REGISTRY, RUNS, STORE
+from .storeaccess import store_health
 
 __all__ = ["CONTENT_TYPE", "metrics_text", "setup_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-RUN_STATES = ("running", "completed", "failed", "cancelled")
+RUN_STATES = ("running", "completed", "failed", "cancelled", "suspended")
 
 
 def _label(value: str) -> str:
@@ -113,6 +119,20 @@ def metrics_text(app: web.Application) -> str:
         out.family("rpiaas_master_meter_failures_total", "counter",
                    "Master-side power meter reads that failed or timed out since start.",
                    [({}, poller.meter_failures)])
+    store = app.get(STORE)
+    if store is not None:
+        health = store_health(store, poller.writer if poller is not None else None)
+        out.family("rpiaas_master_store_up", "gauge",
+                   "1 while the history store writes, 0 while it fails.",
+                   [({}, float(health["status"] == "ok"))])
+        out.family("rpiaas_master_store_failed_writes_total", "counter",
+                   "History store writes that failed since start.", [({}, health["failed_writes"])])
+        out.family("rpiaas_master_store_pending_samples", "gauge",
+                   "Samples kept in memory until the history store can write them.",
+                   [({}, health["pending_samples"])])
+        out.family("rpiaas_master_store_dropped_samples_total", "counter",
+                   "Samples dropped, oldest first, while the history store could not write.",
+                   [({}, health["dropped_samples"])])
     live: list[Any] = list(runs.runs.values()) if runs is not None else []
     out.family("rpiaas_runs", "gauge", "Live runs by state.",
                [({"state": s}, sum(r.status.state == s for r in live)) for s in RUN_STATES])
@@ -124,6 +144,10 @@ def metrics_text(app: web.Application) -> str:
                       ({"run": r.id, "state": "running"}, st.running),
                       ({"run": r.id, "state": "ended"}, st.ended)]
     out.family("rpiaas_run_tasks", "gauge", "A running run's tasks by state.", tasks)
+    out.family("rpiaas_run_held", "gauge",
+               "1 while a running run is held for lack of disk space (no new starts).",
+               [({"run": r.id}, float(bool(r.status.held))) for r in live
+                if r.status.state == "running"])
     return "\n".join(out.lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the master's JSON API, served at ``GET /api/v1/openapi.json``.
 
 :func:`openapi_document` builds it as a plain dict, tested like code: valid, exactly the
-routes the app registers (under ``/api/v1/``, and ``/metrics``), real answers conform.
+routes the app registers (under ``/api/v1/``, ``/metrics`` and ``/healthz``), real answers conform.
 The API (``GET /metrics``, open, is :mod:`rpiaas.master.metrics`), under ``/api/v1/``:
 
 ================================  =====  =============================================
@@ -9,7 +9,7 @@ The API (``GET /metrics``, open, is :mod:`rpiaas.master.metrics`), under ``/api/
 ``GET  clusters``                 open   the clusters: domain, prefix, node names
 ``GET  nodes/{name}``             open   one node with its last state changes
 ``GET  nodes/{name}/history``     open   its samples, ``?start=&end=&resolution=``
-``GET  summary``                  open   node counts, mean CPU use, poll latency
+``GET  summary``                  open   node counts, mean CPU use, poll latency, the store's state
 ``GET  openapi.json``             open   this document
 ``POST nodes/{name}/poll``        token  poll the node now
 ``POST history/compact``          token  ``{before, resolution}``: downsample old samples
@@ -69,6 +69,10 @@ def _object(properties: dict[str, Schema], description: str = "") -> Schema:
 _SECONDS = {"type": "number", "minimum": 0}
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
+
+_STORE_STATUS: Schema = {"type": "string", "pattern": "^(ok|failing: .+)$", "description":
+                         "The history store: ok, or failing and why (the master answers from "
+                         "its memory meanwhile)."}
 
 _SCHEMAS: dict[str, Schema] = {
     "Error": _object({"error": {"type": "string"}}, "What went wrong."),
@@ -141,7 +145,7 @@ _SCHEMAS: dict[str, Schema] = {
         "nodes": {"type": "array", "items": {"type": "string"}},
     }, "One cluster of the cluster config."),
     "ClusterList": _object({"clusters": {"type": "array", "items": _ref("ClusterGroup")}}),
-    "NodeList": _object({"nodes": {"type": "array", "items": _ref("Node")}}),
+    "NodeList": _object({"nodes": {"type": "array", "items": _ref("Node")}, "store": _STORE_STATUS}),
     "History": _object({
         "node": {"type": "string"},
         "start": _nullable(_SECONDS),
@@ -167,7 +171,20 @@ _SCHEMAS: dict[str, Schema] = {
         "poll_rounds": _COUNT,
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
         "poll_latency": _nullable(_ref("PollLatency")),
+        "store": _STORE_STATUS,
     }),
+    "Health": _object({
+        "status": {"type": "string", "enum": ["ok", "degraded"],
+                   "description": "degraded while the history store fails (the master polls on)."},
+        "store": _object({
+            "status": _STORE_STATUS,
+            "failed_writes": {**_COUNT, "description": "Store writes that failed since start."},
+            "pending_samples": {**_COUNT, "description": "Samples kept until the store can write."},
+            "dropped_samples": {**_COUNT, "description":
+                                "Samples dropped, oldest first, while the store could not write."},
+        }),
+        "poll_rounds": _COUNT,
+    }, "The master's health."),
     "CompactRequest": _object({
         "before": {**_SECONDS, "description": "Compact samples older than this (unix s)."},
         "resolution": {"type": "number", "minimum": MIN_RESOLUTION_S,
@@ -197,8 +214,13 @@ _SCHEMAS: dict[str, Schema] = {
         }},
     "Run": _object({
         "id": {"type": "string"},
-        "state": {"enum": ["running", "completed", "failed", "cancelled"]},
+        "state": {"enum": ["running", "completed", "failed", "cancelled", "suspended"],
+                  "description": "suspended: stopped for lack of disk space, resumable "
+                                 "(rpiaas master --resume)."},
         "error": {"type": "string"},
+        "held": {"type": "string", "description": "Why the run is held (no new starts: its "
+                                                  "journal finds no disk space); empty if not."},
+        "held_s": {**_SECONDS, "description": "How long it has been held now."},
         "arrived": _COUNT,
         "ended": _COUNT,
         "queued": _COUNT,
@@ -251,10 +273,14 @@ _SCHEMAS["RunDetail"] = _run_detail
 _SCHEMAS["RunList"] = _object({"runs": {"type": "array", "items": _ref("RunDetail")}})
 # A node's own document: the Node fields and its last state changes.
 _detail = copy.deepcopy(_SCHEMAS["Node"])
-_detail["properties"]["states"] = {"type": "array", "maxItems": RECENT_STATES,
+_detail["properties"]["states"] = {"type": ["array", "null"], "maxItems": RECENT_STATES,
                                    "items": _ref("StateChange"),
-                                   "description": "The last state changes, newest last."}
+                                   "description": "The last state changes, newest last; null "
+                                                  "(and last_boot, last_power_error) while the "
+                                                  "history store does not answer."}
 _detail["required"].append("states")
+_detail["properties"]["store"] = _STORE_STATUS
+_detail["required"].append("store")
 _SCHEMAS["NodeState"] = copy.deepcopy(_SCHEMAS["Node"])
 for _key in ("sample", "tasks", "allocated"):
     del _SCHEMAS["NodeState"]["properties"][_key]
@@ -284,7 +310,8 @@ _RESPONSES: dict[str, Schema] = {
                          "headers": {"Allow": {"schema": {"type": "string"}}}},
     "PayloadTooLarge": _error("The body is over the master's ``max_body_bytes``."),
     "UnsupportedMediaType": _error("A body that is not ``application/json``."),
-    "ServiceUnavailable": _error("The poller is not running."),
+    "ServiceUnavailable": _error("The poller is not running, or the history store did not answer "
+                                 "within a second (the reason in the error)."),
     "Forbidden": _error("Not the node's: a boot report without its token or from elsewhere, "
                          "a task end for a task another node runs."),
 }
@@ -352,7 +379,7 @@ def openapi_document() -> dict[str, Any]:
             _ok("The node.", "NodeDetail"), "404")},
         "/api/v1/nodes/{name}/history": {"parameters": [_NAME], "get": _get(
             "getNodeHistory", "A node's samples in [start, end), optionally downsampled.",
-            _ok("The samples, by time.", "History"), "400", "404",
+            _ok("The samples, by time.", "History"), "400", "404", "503",
             parameters=[
                 _query("start", 0, "From this time on (unix s); open if left out."),
                 _query("end", 0, "Before this time (unix s), not before start; open if left out."),
@@ -368,6 +395,9 @@ def openapi_document() -> dict[str, Any]:
             _ok("The clusters in config order.", "ClusterList"))},
         "/metrics": {"get": _get("getMetrics", "The master in Prometheus text format 0.0.4.", {
             "description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}})},
+        "/healthz": {"get": _get(
+            "getHealth", "ok, or degraded while the history store fails (200 either way).",
+            _ok("The master's health.", "Health"))},
         "/api/v1/summary": {"get": _get(
             "getSummary", "Node counts, mean CPU use of the online nodes, poll latency.",
             _ok("The summary.", "Summary"))},

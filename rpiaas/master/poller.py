@@ -12,7 +12,9 @@ A round polls all nodes at once, each with its own timeout, so a slow or dead
 node delays nobody.  A node turns offline at its second failed poll in a row (``offline_after``:
 one late answer from a busy node is not a node lost), online at a good one;
 each change is recorded in the store with its reason, and the round's
-samples are written in one batch (store calls block: they run in a thread).
+samples are written in one batch (store calls block: they run in the
+:class:`~rpiaas.master.storeaccess.StoreWriter`'s thread, and a store in
+trouble never holds up a round: what it could not write waits in memory).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..live.agent_client import AgentClient, AgentError
 from ..power import Meter, PowerError, meter_for
 from ..store import HistoryStore, PowerReading, Sample
 from .registry import NodeEntry, Registry
+from .storeaccess import StoreWriter
 
 __all__ = ["LatencyStats", "Poller", "power_from_info", "sample_from_info"]
 
@@ -142,8 +145,7 @@ class Poller:
         self.clock = clock
         self.rounds = 0
         self.latency = LatencyStats()
-        self.samples_stored = 0  # since start (a counter for /metrics)
-        self.power_stored = 0  # power readings, since start
+        self.writer = StoreWriter(store)
         self.meter_failures = 0  # master-side meter reads that failed, since start
         self._meters: dict[str, Meter | None] = {}  # node -> its master-side meter, built once
         self._task: asyncio.Task[None] | None = None
@@ -241,22 +243,22 @@ class Poller:
         by_name = {e.name: e for e in todo}
         for reading in power:
             by_name[reading.node].power = reading
-        await asyncio.to_thread(self._write, now, samples, changes, power)
+        self.writer.submit(samples, [(name, now, online, why) for name, online, why in changes], power)
+        # a healthy store is written before the round ends; one in trouble never holds it up
+        await self.writer.settle()
         if entries is None:
             self.rounds += 1
             self.latency.last_round_s = asyncio.get_running_loop().time() - t0
 
-    def _write(self, now: float, samples: list[Sample], changes: list[tuple[str, bool, str]],
-               power: list[PowerReading]) -> None:
-        for name, online, reason in changes:
-            self.store.record_state(name, now, online, reason)
-        if samples:
-            self.store.add_samples(samples)
-        self.store.flush()
-        self.samples_stored += len(samples)
-        if power:
-            self.store.add_power(power)
-            self.power_stored += len(power)
+    @property
+    def samples_stored(self) -> int:
+        """Samples written to the history since start (a counter for /metrics)."""
+        return self.writer.samples_stored
+
+    @property
+    def power_stored(self) -> int:
+        """Power readings written to the history since start."""
+        return self.writer.power_stored
 
     async def run(self) -> None:
         """Poll until cancelled, one round every ``interval_s`` (a late round starts at once)."""
@@ -281,3 +283,4 @@ class Poller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.writer.close()

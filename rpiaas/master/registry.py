@@ -159,4 +159,5 @@ class Registry:
                 restored += 1
             if status.sample is not None:
                 entry.last_ok_s = status.sample.time_s
+                entry.sample = status.sample  # what the API shows until the first poll
         return restored

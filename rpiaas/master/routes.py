@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from ..store import Event, Sample, StateChange
 from .http import MIN_RESOLUTION_S, RECENT_STATES, body, body_number, error, float_param
-from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE
+from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE, STORE_READER
 from .openapi import openapi_document
 from .registry import NodeEntry
+from .storeaccess import StoreUnavailable, store_health
 
 __all__ = ["setup_routes"]
 
 routes = web.RouteTableDef()
+
+T = TypeVar("T")
 
 def _entry(request: web.Request) -> NodeEntry:
     name = request.match_info["name"]
@@ -70,17 +74,31 @@ def _placements(request: web.Request) -> dict[str, list[dict[str, Any]]]:
     return runs.placements() if runs is not None else {}
 
 
+def _store_status(request: web.Request) -> str:
+    """``ok`` or ``failing: <why>``: the history store's state (the master's memory answers anyway)."""
+    return str(_store_health(request)["status"])
+
+
+def _store_health(request: web.Request) -> dict[str, Any]:
+    poller = request.app.get(POLLER)
+    return store_health(request.app[STORE], poller.writer if poller is not None else None)
+
+
+async def _read(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A history read, answered within a second or refused with 503 and the reason."""
+    try:
+        return await request.app[STORE_READER].read(fn, *args, **kwargs)
+    except StoreUnavailable as e:
+        raise error(503, f"history store unavailable: {e.reason}") from None
+
+
 @routes.get("/api/v1/nodes")
 async def nodes(request: web.Request) -> web.Response:
-    """Every node with its agent address, current state and the live runs' tasks on it."""
-    latest = await asyncio.to_thread(request.app[STORE].latest)
+    """Every node with its agent address, current state and the live runs' tasks on it (from the
+    master's memory, whatever the store does)."""
     placements, allocated = _placements(request), _allocated(request)
-    out = []
-    for entry in request.app[REGISTRY]:
-        status = latest.get(entry.name)
-        out.append(_node_json(entry, status.sample if status is not None else None, placements,
-                              allocated))
-    return web.json_response({"nodes": out})
+    out = [_node_json(entry, entry.sample, placements, allocated) for entry in request.app[REGISTRY]]
+    return web.json_response({"nodes": out, "store": _store_status(request)})
 
 
 @routes.get("/api/v1/clusters")
@@ -94,16 +112,19 @@ async def clusters(request: web.Request) -> web.Response:
 
 async def _one_node(request: web.Request, entry: NodeEntry) -> web.Response:
     store = request.app[STORE]
-    latest = await asyncio.to_thread(store.latest, entry.name)
-    changes = await asyncio.to_thread(store.states, entry.name)
-    status = latest.get(entry.name)
-    doc = _node_json(entry, status.sample if status is not None else None, _placements(request),
-                     _allocated(request))
+    doc = _node_json(entry, entry.sample, _placements(request), _allocated(request))
+    doc["store"] = _store_status(request)
+    try:
+        changes = await request.app[STORE_READER].read(store.states, entry.name)
+        boots = await request.app[STORE_READER].read(store.events, entry.name, kind="boot")
+        # a failed or timed-out power call of a live run (rpiaas.live.switching)
+        errors = await request.app[STORE_READER].read(store.events, entry.name, kind="power_error")
+    except StoreUnavailable as e:  # what the store holds is unknown now; the memory's part stands
+        doc.update(states=None, last_boot=None, last_power_error=None,
+                   store=f"failing: {e.reason}" if doc["store"] == "ok" else doc["store"])
+        return web.json_response(doc)
     doc["states"] = [_state_json(c) for c in changes[-RECENT_STATES:]]
-    boots = await asyncio.to_thread(store.events, entry.name, kind="boot")
     doc["last_boot"] = _boot_json(boots[-1]) if boots else None
-    errors = await asyncio.to_thread(store.events, entry.name, kind="power_error")
-    # a failed or timed-out power call of a live run (rpiaas.live.switching)
     doc["last_power_error"] = {"time_s": errors[-1].time_s, **errors[-1].data} if errors else None
     return web.json_response(doc)
 
@@ -155,7 +176,7 @@ async def history(request: web.Request) -> web.Response:
     if resolution is not None and resolution < MIN_RESOLUTION_S:
         raise error(400, f"resolution: expected at least {MIN_RESOLUTION_S} seconds")
     try:
-        samples = await asyncio.to_thread(request.app[STORE].history, name, start, end, resolution)
+        samples = await _read(request, request.app[STORE].history, name, start, end, resolution)
     except ValueError as e:
         raise error(400, str(e)) from None
     return web.json_response({"node": name, "start": start, "end": end, "resolution": resolution,
@@ -167,10 +188,8 @@ async def summary(request: web.Request) -> web.Response:
     """How many nodes are online, offline or not yet polled, and their mean CPU use."""
     registry = request.app[REGISTRY]
     poller = request.app.get(POLLER)
-    latest = await asyncio.to_thread(request.app[STORE].latest)
     online = [e for e in registry if e.online is True]
-    utils = [s.sample.cpu_util for e in online
-             if (s := latest.get(e.name)) is not None and s.sample is not None]
+    utils = [e.sample.cpu_util for e in online if e.sample is not None]
     return web.json_response({
         "nodes": len(registry),
         "online": len(online),
@@ -180,6 +199,20 @@ async def summary(request: web.Request) -> web.Response:
         "poll_rounds": poller.rounds if poller is not None else 0,
         "poll_interval_s": request.app[CONFIG].poll_interval_s,
         "poll_latency": poller.latency.to_json() if poller is not None else None,
+        "store": _store_status(request),
+    })
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Whether the master is well: ``ok``, or ``degraded`` while its history store fails (it
+    still polls and answers from memory); 200 either way, the reason in ``store``."""
+    health = _store_health(request)
+    poller = request.app.get(POLLER)
+    return web.json_response({
+        "status": "ok" if health["status"] == "ok" else "degraded",
+        "store": health,
+        "poll_rounds": poller.rounds if poller is not None else 0,
     })
 
 

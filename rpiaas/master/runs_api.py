@@ -140,7 +140,8 @@ async def start_run(request: web.Request) -> web.Response:
     if kind not in TASK_KINDS:
         raise error(400, f"task_kind: expected one of {', '.join(TASK_KINDS)}, got {kind!r}")
     timescale = body_number({"timescale": 1.0, **data}, "timescale", positive=True)
-    options = LiveOptions(timescale, kind, watch_interval(request.app))
+    options = LiveOptions(timescale, kind, watch_interval(request.app),
+                          request.app[CONFIG].run_hold_limit_s)
     check_no_files(data["scenario"])
     if request.app[NODE_TOKENS].secret is None:
         raise error(400, "this master has no node secret (node_secret_file): it cannot start "

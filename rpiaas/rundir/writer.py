@@ -95,7 +95,8 @@ class RunWriter:
         self.parts = Lines(self._open("parts.csv"))
         # a job's parts' own (start, end), rank by rank, by task id: set before its row (live)
         self.part_times: dict[int, list[tuple[float, float]]] = {}
-        self._events_file = self._open("events.jsonl") if event_log else None
+        # the event log's text waits here like the tables' rows: a drain writes it
+        self.event_text = Lines(self._open("events.jsonl")) if event_log else None
         self.events = EventRecords() if event_log else None
         self.decisions = Lines(self._open("decisions.jsonl")) if decisions else None
         self.tasks.write(",".join(TASK_COLUMNS) + "\n")
@@ -126,11 +127,15 @@ class RunWriter:
             lines.drain()
 
     def _sinks(self) -> list[Lines]:
-        return [x for x in (self.tasks, self.nodes, self.parts, self.decisions)
+        return [x for x in (self.tasks, self.nodes, self.parts, self.decisions, self.event_text)
                 if x is not None and not x.closed]
 
     def _open(self, name: str) -> IO[str]:
-        return open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")
+        # write_through: a write the disk refuses (ENOSPC) is refused whole, and the
+        # buffered file keeps what it had, so a drain can be tried again (Lines keeps its text)
+        f = open(self.tmp / name, "w", buffering=_BUF, encoding="utf-8", newline="")  # noqa: SIM115
+        f.reconfigure(write_through=True)
+        return f
 
     @property
     def node_names(self) -> list[str]:
@@ -165,8 +170,8 @@ class RunWriter:
         if records:
             self.tasks.write(self._rows.text(records))
         if events is not None:
-            assert self._events_file is not None
-            self._events_file.write(event_lines(events.take(), self._names_json))
+            assert self.event_text is not None
+            self.event_text.write(event_lines(events.take(), self._names_json))
 
     def hand_over(self) -> None:
         """Start the writer process now, unless ``background`` is false or it runs already:
@@ -179,8 +184,8 @@ class RunWriter:
         here on (if one cannot be started, the run goes on writing them itself)."""
         self.tasks.flush()
         self.nodes.flush()
-        if self._events_file is not None:
-            self._events_file.flush()
+        if self.event_text is not None:
+            self.event_text.flush()
         try:
             proc = WriterProcess(str(self.tmp), events=self.events is not None,
                                  node_names=self.node_names,
@@ -190,8 +195,8 @@ class RunWriter:
             return
         self.tasks.close()
         self.nodes.close()
-        if self._events_file is not None:
-            self._events_file.close()
+        if self.event_text is not None:
+            self.event_text.close()
         self._proc = proc
         self.handed_over = True
 
@@ -224,8 +229,6 @@ class RunWriter:
         self.settle()
         for f in self._sinks():
             f.close()
-        if self._events_file is not None and not self._events_file.closed:
-            self._events_file.close()
         if self.tables == "parquet":
             from .parquet import convert
 
@@ -242,8 +245,7 @@ class RunWriter:
         if self._proc is not None:
             self._proc.kill()
             self._proc = None
-        for f in [*self._sinks(), self._events_file]:
-            if f is not None:
-                with contextlib.suppress(OSError):
-                    f.close()
+        for f in self._sinks():
+            with contextlib.suppress(OSError):
+                f.close()
         self._place.abort()

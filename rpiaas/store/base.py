@@ -14,6 +14,15 @@ add: there is no timer thread), on :meth:`~HistoryStore.flush`, on
 sample added before it.  Once ``flush()`` has returned, the samples survive
 the process being killed.  State changes and events are written at once.
 
+A store **in trouble** (its file locked by another process, read-only, on a
+full disk; its server gone) keeps what it could not write: the buffer holds at
+most ``max_pending`` samples (beyond that the oldest are dropped and counted
+in :attr:`~HistoryStore.dropped`), and they are written at the next flush that
+succeeds.  :attr:`~HistoryStore.status` says ``"ok"`` or ``"failing: <why>"``,
+:attr:`~HistoryStore.failed_writes` counts the writes that failed, and a query
+while writes fail answers from what was written before (it does not fail
+because the flush before it did).
+
 Every call **blocks** (disk or network I/O).  The store is thread-safe: each
 public method holds one lock, so an asyncio application runs calls in a
 worker thread (``await asyncio.to_thread(store.add_samples, batch)``) and
@@ -23,18 +32,25 @@ never blocks its event loop; calls from several threads are serialised.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import math
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .buckets import bucket_sample, check_resolution, core_means
 from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 
-__all__ = ["HistoryStore", "PartialWrite", "StoreClosedError"]
+__all__ = ["DEFAULT_MAX_PENDING", "HistoryStore", "PartialWrite", "StoreClosedError"]
+
+_URL_USER = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+# Samples kept while the store cannot write: at 1,000 nodes polled every 10 s, 100 rounds.
+DEFAULT_MAX_PENDING = 100_000
 
 _Store = TypeVar("_Store", bound="HistoryStore")
 
@@ -50,6 +66,13 @@ class PartialWrite(Exception):
     def __init__(self, written: int) -> None:
         super().__init__(f"{written} samples written before the error")
         self.written = written
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line on why a store call failed: the error's class and its message (no traceback),
+    without the user and password of any URL it quotes (a MongoDB URI's)."""
+    text = _URL_USER.sub(r"\1", " ".join(str(err).split()))[:200]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _range(start_s: float | None, end_s: float | None) -> tuple[float, float]:
@@ -71,12 +94,18 @@ class HistoryStore(abc.ABC):
     :param flush_interval_s: age of the oldest buffered sample that triggers a
         write on the next add (>= 0; 0 writes on every add).
     :param clock: monotonic seconds, for the age of the buffer (tests pass a fake).
+    :param max_pending: the most samples kept while writes fail (>= ``batch_size``); the
+        oldest beyond it are dropped and counted in :attr:`dropped`.
     """
 
     def __init__(self, *, batch_size: int = 1000, flush_interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not isinstance(max_pending, int) or max_pending < batch_size:
+            raise ValueError(f"max_pending must be an integer >= batch_size ({batch_size}),"
+                             f" got {max_pending!r}")
         if not (0.0 <= flush_interval_s < math.inf):
             raise ValueError(f"flush_interval_s must be finite and >= 0, got {flush_interval_s!r}")
         self.batch_size = batch_size
@@ -84,6 +113,10 @@ class HistoryStore(abc.ABC):
         self._clock = clock
         self._buffer: list[Sample] = []
         self._buffered_at = 0.0
+        self.max_pending = max_pending
+        self.failed_writes = 0  # writes that raised, since the store was opened
+        self.dropped = 0  # samples dropped from a full buffer while writes failed
+        self._failure: str | None = None  # why the last write failed; None once one succeeds
         self._lock = threading.RLock()
         self._closed = False
 
@@ -108,6 +141,10 @@ class HistoryStore(abc.ABC):
             if not self._buffer:
                 self._buffered_at = self._clock()
             self._buffer.extend(batch)
+            over = len(self._buffer) - self.max_pending
+            if over > 0:  # the oldest go: the newest say most about the nodes now
+                del self._buffer[:over]
+                self.dropped += over
             if (len(self._buffer) >= self.batch_size
                     or self._clock() - self._buffered_at >= self.flush_interval_s):
                 self._flush()
@@ -137,7 +174,8 @@ class HistoryStore(abc.ABC):
         change = StateChange(node, float(time_s), bool(online), str(reason))
         with self._lock:
             self._check_open()
-            self._write_state(change)
+            with self._writing():
+                self._write_state(change)
 
     def record_event(self, node: str, time_s: float, kind: str,
                      data: dict[str, Any] | None = None) -> None:
@@ -153,7 +191,8 @@ class HistoryStore(abc.ABC):
         event = Event(node, float(time_s), kind, json.loads(json.dumps(data, allow_nan=False)))
         with self._lock:
             self._check_open()
-            self._write_event(event)
+            with self._writing():
+                self._write_event(event)
 
     def add_power(self, readings: Iterable[PowerReading]) -> None:
         """Store power readings (agent-side and master-side meters alike), in one
@@ -165,7 +204,8 @@ class HistoryStore(abc.ABC):
         with self._lock:
             self._check_open()
             if batch:
-                self._write_power(batch)
+                with self._writing():
+                    self._write_power(batch)
 
     # ------------------------------------------------------------------ queries
     def power(self, node: str, start_s: float | None = None,
@@ -271,6 +311,12 @@ class HistoryStore(abc.ABC):
 
     # ---------------------------------------------------------------- lifecycle
     @property
+    def status(self) -> str:
+        """``"ok"``, or ``"failing: <why>"`` while the last write failed (until one succeeds)."""
+        failure = self._failure
+        return "ok" if failure is None else f"failing: {failure}"
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
@@ -304,17 +350,32 @@ class HistoryStore(abc.ABC):
 
     def _read_ready(self) -> None:
         self._check_open()
-        self._flush()
+        if self._buffer:
+            # a store that cannot write can still be read: the samples stay buffered
+            with contextlib.suppress(Exception):
+                self._flush()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Count a write that fails and keep why (:attr:`status`); a success clears it."""
+        try:
+            yield
+        except Exception as err:
+            self.failed_writes += 1
+            self._failure = failure_reason(err)
+            raise
+        self._failure = None
 
     def _flush(self) -> int:
         if not self._buffer:
             return 0
         batch = self._buffer
-        try:
-            self._write_samples(batch)
-        except PartialWrite as err:
-            del batch[:err.written]
-            raise (err.__cause__ or err) from None
+        with self._writing():
+            try:
+                self._write_samples(batch)
+            except PartialWrite as err:
+                del batch[:err.written]
+                raise (err.__cause__ or err) from None
         self._buffer = []
         return len(batch)
 

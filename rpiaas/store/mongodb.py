@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .base import HistoryStore, PartialWrite
+from .base import DEFAULT_MAX_PENDING, HistoryStore, PartialWrite
 from .buckets import BUCKET_COLUMNS, MEAN_FIELDS, bucket_sample, core_means, cutoff_bucket
 from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 
@@ -122,14 +122,16 @@ class MongoStore(HistoryStore):
     :param timeseries: create ``samples`` as a time-series collection if it does
         not exist yet (needs MongoDB >= 7.0); an existing collection is used as it is.
     :param client_options: more keyword arguments for ``pymongo.MongoClient``.
-    :param batch_size, flush_interval_s, clock: see :class:`HistoryStore`.
+    :param batch_size, flush_interval_s, clock, max_pending: see :class:`HistoryStore`.
     """
 
     def __init__(self, uri: str, *, database: str | None = None, timeseries: bool = False,
                  client_options: dict[str, Any] | None = None, batch_size: int = 1000,
                  flush_interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(batch_size=batch_size, flush_interval_s=flush_interval_s, clock=clock)
+                 clock: Callable[[], float] = time.monotonic,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        super().__init__(batch_size=batch_size, flush_interval_s=flush_interval_s, clock=clock,
+                         max_pending=max_pending)
         try:
             import pymongo
         except ImportError as err:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import HistoryStore
+from .base import DEFAULT_MAX_PENDING, HistoryStore
 from .buckets import MEAN_FIELDS, bucket_sample, core_means, cutoff_bucket
 from .records import CompactResult, Event, NodeStatus, PowerReading, PurgeResult, Sample, StateChange
 
@@ -119,14 +119,16 @@ class SQLiteStore(HistoryStore):
         process; ``"FULL"`` also through a power cut, at the cost of an fsync
         per flush.
     :param busy_timeout_s: how long to wait for another process's write lock.
-    :param batch_size, flush_interval_s, clock: see :class:`HistoryStore`.
+    :param batch_size, flush_interval_s, clock, max_pending: see :class:`HistoryStore`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
                  busy_timeout_s: float = 5.0, batch_size: int = 1000,
                  flush_interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(batch_size=batch_size, flush_interval_s=flush_interval_s, clock=clock)
+                 clock: Callable[[], float] = time.monotonic,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        super().__init__(batch_size=batch_size, flush_interval_s=flush_interval_s, clock=clock,
+                         max_pending=max_pending)
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         self.path = os.fspath(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from rpiaas.core.events import (
 )
 from rpiaas.live.journal import Journal, event_from, event_json, read_head
 from rpiaas.model import Task
+
+from ..fulldisk import fill, tiny_fs, why_no_tmpfs
 
 
 def test_records_are_read_back_in_order_and_a_cut_line_ends_them(tmp_path: Path) -> None:
@@ -63,3 +66,37 @@ def test_every_event_goes_through_the_codec_unchanged() -> None:
 def test_an_arrival_the_workload_does_not_give_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="journal: task 8 arrived, the workload gives 7"):
         event_from({"e": "arrive", "task": 8}, iter([_task(7)]))
+
+
+def test_a_cut_line_is_dropped_before_a_record_is_appended(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"run":"r","t0":1.0}\n{"t":2.0,"ev":[{"e"')  # a crash mid-record
+    journal = Journal(path)
+    journal.write({"t": 3.0, "ev": []})
+    journal.sync()
+    journal.close()
+    assert Journal.read(path) == [{"run": "r", "t0": 1.0}, {"t": 3.0, "ev": []}]
+
+
+def test_a_full_disk_keeps_every_record_until_it_has_room(tmp_path: Path) -> None:
+    why = why_no_tmpfs()
+    if why is not None:
+        pytest.skip(why)
+    with tiny_fs(tmp_path / "fs", "64k") as fs:
+        path = fs / "journal.jsonl"
+        journal = Journal(path)
+        journal.write({"run": "r", "t0": 0.0})
+        journal.sync()
+        filler = fill(fs)
+        records = [{"t": float(i), "ev": [{"e": "tick"}], "pad": "x" * 100} for i in range(50)]
+        for rec in records:
+            journal.write(rec)
+        with pytest.raises(OSError) as err:
+            journal.sync()
+        assert err.value.errno == errno.ENOSPC
+        assert journal.unwritten > 0
+        filler.unlink()
+        asyncio.run(journal.sync_async())
+        assert journal.unwritten == 0
+        journal.close()
+        assert Journal.read(path) == [{"run": "r", "t0": 0.0}, *records]

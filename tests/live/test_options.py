@@ -30,7 +30,7 @@ def test_run_state_as_json() -> None:
     state = RunState("r1", arrived=3, running=1)
     doc = state.to_json()
     assert doc == {"id": "r1", "state": "running", "error": "", "arrived": 3, "ended": 0,
-                   "queued": 0, "running": 1, "now_s": 0.0}
+                   "queued": 0, "running": 1, "now_s": 0.0, "held": "", "held_s": 0.0}
     doc["state"] = "failed"  # a copy: the run's own state is untouched
     assert state.state == "running"
 

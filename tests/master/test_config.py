@@ -25,6 +25,8 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_defaults_and_overrides(tmp_path: Path) -> None:
     config = load_master_config(_write(tmp_path, CLUSTER + 'agents:\n  node2.c1.test: "127.0.0.1:18082"\n'))
     assert config.poll_interval_s == 10.0 and config.timeout_s == 3.0
+    assert config.run_hold_limit_s == 600.0
+    assert load_master_config(_write(tmp_path, CLUSTER + "run_hold_limit_s: 30\n")).run_hold_limit_s == 30.0
     assert config.listen == ("0.0.0.0", 8080) and config.store == str(tmp_path / "master-history.db")
     urls = {e.name: e.base_url for e in Registry(config)}
     assert urls == {"node1.c1.test": "http://10.0.0.1:8081", "node2.c1.test": "http://127.0.0.1:18082"}
@@ -45,6 +47,7 @@ def test_cluster_from_a_file(tmp_path: Path) -> None:
     ("listen: 'x:99999'\n", ":4: listen: expected host:port"),
     ("pol_interval_s: 1\n", ":4: pol_interval_s: unknown key"),
     ("store: redis://x/0\n", ":4: store: no history store for scheme 'redis'"),
+    ("run_hold_limit_s: 0\n", ":4: run_hold_limit_s: expected a positive number"),
 ])
 def test_cli_bad_config_exits_2_with_file_line_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    extra: str, where: str) -> None:

@@ -193,6 +193,7 @@ async def _overview(browser: Chromium, base: str, tmp_path: Path) -> None:
     assert summary["summary-offline"] == "1" and summary["summary-unknown"] == "0"
     assert summary["summary-interval"] == f"{INTERVAL_S} s"
     assert re.fullmatch(r"\d+\.\d %", summary["summary-cpu"])
+    assert summary["summary-store"] == "ok"
     assert await browser.evaluate("cspViolations") == []
     _check_png(await browser.screenshot(tmp_path / "overview.png"), *SCREEN)
 

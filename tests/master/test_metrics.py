@@ -47,7 +47,8 @@ def test_the_master_speaks_prometheus(tmp_path: Path) -> None:
         assert 0 < latency["0.5"] <= latency["0.99"] < 5
         assert m["rpiaas_master_poll_latency_seconds_count"][0][1] == polls["answered"]
         assert {labels["state"]: v for labels, v in m["rpiaas_runs"]} == {
-            "running": 0.0, "completed": 0.0, "failed": 0.0, "cancelled": 0.0}
+            "running": 0.0, "completed": 0.0, "failed": 0.0, "cancelled": 0.0,
+            "suspended": 0.0}
         # a run in progress shows its tasks
         doc = {"name": "scraped", "seed": 1, "cluster": {"clusters": [
             {"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 2, "type": "rpi4b"}]},

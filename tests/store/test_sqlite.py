@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ import pytest
 
 from rpiaas.store import SQLiteStore
 from rpiaas.store import sqlite as sqlite_backend
+from rpiaas.store.base import failure_reason
 from rpiaas.store.buckets import bucket_sample
 
 from .conftest import sample
@@ -285,3 +287,45 @@ def test_a_schema_1_file_is_brought_to_schema_2(path: Path) -> None:
         assert [r.watts for r in store.power("pi01")] == [3.5]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_a_locked_file_fails_writes_not_reads_and_the_samples_wait(path: Path) -> None:
+    """Another process holds BEGIN EXCLUSIVE: writes fail (counted, with the reason in the status),
+    reads answer from what was written, and the buffered samples are written once it lets go."""
+    with SQLiteStore(path, busy_timeout_s=0.1, batch_size=1) as store:
+        store.add_sample(sample(time_s=0.0))
+        assert store.status == "ok"
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.add_sample(sample(time_s=1.0))
+        assert store.status == "failing: OperationalError: database is locked"
+        assert store.failed_writes == 1 and store.pending == 1
+        assert [s.time_s for s in store.history("pi01")] == [0.0]  # a read, not an error
+        other.execute("ROLLBACK")
+        other.close()
+        assert store.flush() == 1
+        assert store.status == "ok" and store.failed_writes == 2  # the read tried once more
+        assert [s.time_s for s in store.history("pi01")] == [0.0, 1.0]
+
+
+def test_the_buffer_of_a_failing_store_is_bounded_dropping_the_oldest(path: Path) -> None:
+    with SQLiteStore(path, busy_timeout_s=0.05, batch_size=2, max_pending=3) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        for t in range(5):
+            with contextlib.suppress(sqlite3.OperationalError):
+                store.add_sample(sample(time_s=float(t)))
+        assert store.pending == 3 and store.dropped == 2
+        other.execute("ROLLBACK")
+        other.close()
+        store.flush()
+        assert [s.time_s for s in store.history("pi01")] == [2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="max_pending must be an integer >= batch_size"):
+        SQLiteStore(path, batch_size=10, max_pending=5)
+
+
+def test_a_failure_reason_is_one_line_without_credentials() -> None:
+    err = RuntimeError("mongodb://admin:s3cret@db.lab:27017/rpiaas:\n  connection refused")
+    assert failure_reason(err) == "RuntimeError: mongodb://db.lab:27017/rpiaas: connection refused"
+    assert failure_reason(TimeoutError()) == "TimeoutError"

@@ -144,6 +144,10 @@
     r.setText("summary-unknown", String(summary.unknown));
     r.setText("summary-cpu", r.percent(summary.cpu_util_mean));
     r.setText("summary-interval", summary.poll_interval_s + " s");
+    // the nodes above come from the master's memory: a failing store loses no reading shown here
+    r.setText("summary-store", summary.store);
+    document.getElementById("summary-store-item").className =
+      summary.store === "ok" ? "" : "store-failing";
   }
 
   async function refresh() {

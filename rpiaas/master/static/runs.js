@@ -46,6 +46,14 @@ window.rpiaasRuns = (function () {
     const stateCell = cell(row, "state");
     stateCell.appendChild(badge);
     if (run.error) stateCell.title = run.error;
+    if (run.held) {  // no new starts until the master's disk has room again
+      const held = document.createElement("span");
+      held.className = "badge held";
+      held.textContent = "held " + Math.round(run.held_s) + " s";
+      held.title = run.held;
+      stateCell.appendChild(held);
+      row.dataset.held = run.held;
+    }
 
     const progress = cell(row, "progress");
     const bar = document.createElement("div");
