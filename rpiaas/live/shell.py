@@ -77,6 +77,7 @@ from .clock import RunClock
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
 from .outbox import Outbox
+from .push import PushRejected, check_attempt, check_document
 from .result import LiveResult, Twin, lag_figures
 from .resume import reconcile, replay
 from .switching import PowerSwitch
@@ -126,7 +127,7 @@ class LiveRun(Shell):
         self.measured_use: dict[int, tuple[float | None, float | None]] = {}
         self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
                                  self.clock, self.outbox.hold, self.put, self.learn_start,
-                                 self.report)
+                                 self.polled)
         self.watch = NodeWatch(entries, self.clock, self.put)
         self.drivers = _drivers(entries)
         self.power = PowerSwitch(entries, self.drivers, store, self.clock, self.put,
@@ -214,7 +215,7 @@ class LiveRun(Shell):
             self.replaying = self.agents.replaying = False
         # (the arrival feed goes on from the task after the last one the journal saw)
         now = self.clock.now()
-        await reconcile(self.control.running(), self.agents, now, self.report,
+        await reconcile(self.control.running(), self.agents, now, self.polled,
                         self.learn_start, self.outbox.spawn, self.put)
         # timers the control plane still waits for (a node switched on by a driver before
         # the master stopped is taken as booted now: its report may have been missed)
@@ -308,6 +309,8 @@ class LiveRun(Shell):
         Returns whether the document belonged to this run; with ``node`` (the
         node that sent it), a document of a task running on another node does not.
         The event is stamped with the end the agent measured, on the master's clock.
+        A document outside the push schema or its attempt raises
+        :class:`~rpiaas.live.push.PushRejected`, and nothing of it is booked.
         """
         agents = self.agents
         agent_id = doc.get("id")
@@ -315,6 +318,7 @@ class LiveRun(Shell):
             return False
         if node is not None and self.node_of(agent_id) not in (None, node):
             return False
+        doc = check_document(doc)
         state = doc.get("state")
         if state == "running" or agent_id in agents.reported:
             return True
@@ -322,17 +326,37 @@ class LiveRun(Shell):
         current = agents.on_agent.get(task_id)
         if current is None or current[1] != agent_id:
             return True  # killed or moved by us: the control plane already knows
+        entry, task = self.entries[current[0]], self.control.running_on(current[0]).get(task_id)
+        check_attempt(doc, self.clock.wall(task.start_s if task is not None else 0.0), self.clock.unix(),
+                      entry.node_to_local, self.nodes[current[0]].type.cores)
         self.learn_start(task_id, doc)
         self.learn_use(task_id, doc)
         agents.reported.add(agent_id)
         ended = doc.get("ended_s")
-        at = self.clock.scenario_time(self.entries[current[0]].node_to_local(float(ended))) \
+        at = self.clock.scenario_time(entry.node_to_local(float(ended))) \
             if isinstance(ended, (int, float)) else self.clock.now()
         if state == "completed":
             self.put(at, TaskFinished(task_id))
         else:
             self.put(at, TaskFailed(task_id, end_reason(doc)))
         return True
+
+    def polled(self, doc: dict[str, Any], node: str) -> bool:
+        """A task document read from node ``node``'s agent (not pushed): as :meth:`report`; one it
+        cannot take ends its attempt as failed now, the refusal its reason (the agent no
+        longer runs it, and would say the same again)."""
+        try:
+            return self.report(doc, node)
+        except PushRejected as e:
+            agents, agent_id = self.agents, doc["id"]
+            task_id = agents.ids[agent_id]
+            if agent_id in agents.reported or agents.on_agent.get(task_id, (0, ""))[1] != agent_id:
+                return True  # its end is known, or no longer wanted
+            agents.reported.add(agent_id)
+            log.warning("run %s: %s answered an unusable document for task %s: %s", self.id, node,
+                        task_id, e)
+            self.put(self.clock.now(), TaskFailed(task_id, f"its agent's document was refused: {e}"))
+            return True
 
     def learn_use(self, task_id: int, doc: dict[str, Any]) -> None:
         """Keep what the agent measured of an ended task: its CPU seconds (``cpu_s``, rusage of
