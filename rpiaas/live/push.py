@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,9 @@ PUSH_SCHEMA: dict[str, Any] = {
 }
 
 
+_LARGEST = sys.float_info.max
+
+
 class PushRejected(ValueError):
     """A task document outside the push schema or the run: the field, and why."""
 
@@ -80,8 +84,12 @@ class PushRejected(ValueError):
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    text = f"{value:.12g}" if isinstance(value, float) else repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:+.3f} s" if abs(seconds) < 1e9 else f"{seconds:+.3g} s"
 
 
 def _type_of(value: object) -> str | None:
@@ -91,7 +99,7 @@ def _type_of(value: object) -> str | None:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
-        return "integer"
+        return "integer" if abs(value) <= _LARGEST else None  # no float holds it: not finite
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
@@ -111,9 +119,9 @@ def _check_value(field: str, value: object, schema: dict[str, Any]) -> None:
         raise PushRejected(field, f"expected one of {', '.join(schema['enum'])}, got {_show(value)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
-            raise PushRejected(field, f"expected at least {schema['minimum']:g}, got {_show(value)}")
+            raise PushRejected(field, f"expected at least {_show(schema['minimum'])}, got {_show(value)}")
         if "maximum" in schema and value > schema["maximum"]:
-            raise PushRejected(field, f"expected at most {schema['maximum']:g}, got {_show(value)}")
+            raise PushRejected(field, f"expected at most {_show(schema['maximum'])}, got {_show(value)}")
     if isinstance(value, str):
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise PushRejected(field, f"expected at most {schema['maxLength']} characters, "
@@ -134,6 +142,9 @@ def check_document(doc: object) -> dict[str, Any]:
         if field in doc:
             _check_value(field, doc[field], schema)
     out = dict(doc)
+    for field, schema in PUSH_SCHEMA["properties"].items():
+        if "integer" in schema["type"] and isinstance(out.get(field), float):
+            out[field] = int(out[field])  # 3.0 is the integer 3 in JSON Schema
     error = out.get("error")
     if isinstance(error, str) and len(error) > MAX_ERROR_CHARS:
         out["error"] = error[:MAX_ERROR_CHARS - len(TRUNCATED)] + TRUNCATED
@@ -153,15 +164,15 @@ def check_attempt(doc: dict[str, Any], placed_unix_s: float, now_unix_s: float,
     end = to_local(float(ended))
     if not floor <= end <= ceiling:
         raise PushRejected("ended_s", f"{_show(ended)} is outside the attempt: on the master's clock "
-                                      f"{end - placed_unix_s:+.3f} s from its placing, "
-                                      f"{end - now_unix_s:+.3f} s from now (skew allowed: {SKEW_S:g} s)")
+                                      f"{_secs(end - placed_unix_s)} from its placing, "
+                                      f"{_secs(end - now_unix_s)} from now (skew allowed: {SKEW_S:g} s)")
     started = doc.get("started_s")
     if started is not None:
         start = to_local(float(started))
         if not floor <= start <= end:
             raise PushRejected("started_s", f"{_show(started)} is outside the attempt: "
-                                            f"{start - placed_unix_s:+.3f} s from its placing, "
-                                            f"{start - end:+.3f} s from its end")
+                                            f"{_secs(start - placed_unix_s)} from its placing, "
+                                            f"{_secs(start - end)} from its end")
     cpu = doc.get("cpu_s")
     span_s = end - floor
     if cpu is not None and cpu > node_cores * span_s:

@@ -1,0 +1,143 @@
+"""A node's own token does not let it corrupt a run: every pushed task end is checked.
+
+A real master and agent on loopback (``start_local_testbed``) run a scenario of
+two ten-second tasks on node1.  While they run, the test pushes ends of node1's
+own task signed with node1's own token, each with one field out of the push
+schema or of its attempt (an end a trillion seconds before 1970, ``true``,
+1e300, Infinity, before the task was placed; a 1 MB ``state``; negative or
+impossible CPU seconds and memory; ...).  Each is answered 400 naming that
+field, nothing is booked (the run still runs the task, its journal has no end
+of it), and the history store has a ``push_rejected`` event of node1 for each.
+The task then ends for real and the run's files are sane: a makespan of
+seconds, not 1e300.  A push with a 1 MB error string is taken, its error cut
+to 4 KB with a marker: the run's ``events.jsonl`` stays small.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rpiaas.live.push import MAX_ERROR_CHARS, TRUNCATED
+from rpiaas.master.runs_api import PUSH_REJECTED_EVENT
+from rpiaas.store import open_store
+from rpiaas.testbed.local import LocalTestbed, start_local_testbed
+
+from .test_security import _post, _request, _wait
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+NODE1 = "node1.local.rpiaas.test"
+MB = 1 << 20
+TASK_S = 10.0
+CLUSTER = {"clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 1,
+                         "type": "rpi4b"}]}
+SCENARIO = {"name": "pushes", "seed": 1, "cluster": CLUSTER, "policy": "first_fit",
+            "workload": {"tasks": [{"id": i, "arrival_s": 0, "cores": 1, "mem_mb": 16,
+                                    "work_core_s": TASK_S} for i in (1, 2)]}}
+
+
+@pytest.fixture(scope="module")
+def tb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTestbed]:
+    with start_local_testbed(tmp_path_factory.mktemp("pushes"), 1, poll_interval_s=0.5,
+                             master_port=0) as bed:
+        yield bed
+
+
+def _running(tb: LocalTestbed) -> list[dict[str, Any]]:
+    _, _, body = _request(tb.agents[NODE1].url, "GET", "/tasks",
+                          headers={"Authorization": f"Bearer {tb.node_token(NODE1)}"})
+    return [t for t in json.loads(body)["tasks"] if t["state"] == "running"]
+
+
+def _bad_pushes(task: dict[str, Any], placed_s: float) -> list[tuple[str, dict[str, Any] | bytes]]:
+    """(the field named in the refusal, the pushed document) for each bad push of ``task``."""
+    end = {**task, "state": "completed", "exit_status": 0, "ended_s": time.time(), "cpu_s": 0.01,
+           "peak_rss_mb": 5.0}
+    raw_inf = json.dumps({**end, "ended_s": 0}).replace('"ended_s": 0', '"ended_s": 1e999').encode()
+    return [
+        ("ended_s", {**end, "ended_s": -1e12}),
+        ("ended_s", {**end, "ended_s": True}),
+        ("ended_s", {**end, "ended_s": 1e300}),
+        ("ended_s", raw_inf),
+        ("ended_s", {**end, "ended_s": "soon"}),
+        ("ended_s", {**end, "ended_s": None}),
+        ("ended_s", {**end, "ended_s": placed_s - 3600}),  # before the attempt was placed
+        ("ended_s", {**end, "ended_s": time.time() + 3600}),  # after the run's clock
+        ("state", {**end, "state": "x" * MB}),
+        ("state", {**end, "state": "done"}),
+        ("state", {k: v for k, v in end.items() if k != "state"}),
+        ("started_s", {**end, "started_s": end["ended_s"] + 1}),
+        ("started_s", {**end, "started_s": -1}),
+        ("cpu_s", {**end, "cpu_s": -1}),
+        ("cpu_s", {**end, "cpu_s": 1e300}),
+        ("peak_rss_mb", {**end, "peak_rss_mb": -5}),
+        ("peak_rss_mb", {**end, "peak_rss_mb": 1e300}),
+        ("exit_status", {**end, "exit_status": 1.5}),
+        ("exit_status", {**end, "exit_status": 10 ** 30}),
+        ("error", {**end, "state": "failed", "error": ["a", "list"]}),
+        ("kind", {**end, "kind": "k" * MB}),
+    ]
+
+
+def _push(tb: LocalTestbed, doc: dict[str, Any] | bytes) -> tuple[int, Any]:
+    if isinstance(doc, bytes):
+        status, _, body = _request(tb.master_url, "POST", "/api/v1/task-ended", doc, {
+            "Content-Type": "application/json", "Authorization": f"Bearer {tb.node_token(NODE1)}"})
+        return status, json.loads(body)
+    return _post(tb.master_url, "/api/v1/task-ended", doc, tb.node_token(NODE1))
+
+
+def test_a_nodes_own_bad_pushes_are_refused_and_the_run_stays_sane(tb: LocalTestbed) -> None:
+    since = time.time()
+    status, run = _post(tb.master_url, "/api/v1/runs", {"scenario": SCENARIO}, tb.master_token)
+    assert status == 201, run
+    run_dir = tb.dir / "runs" / run["id"]
+    try:
+        first, second = sorted(_wait(lambda: len(got := _running(tb)) == 2 and got),
+                               key=lambda t: t["id"])
+        bad = _bad_pushes(first, since)
+        for field, doc in bad:
+            status, answer = _push(tb, doc)
+            print(f"{field}: {status} {answer['error'][:120]}")
+            assert status == 400 and answer["error"].startswith(f"{field}: "), (field, answer)
+        # nothing booked: the run still runs both tasks, its journal has no end
+        state = json.loads(_request(tb.master_url, "GET", f"/api/v1/runs/{run['id']}")[2])
+        assert (state["state"], state["running"], state["ended"]) == ("running", 2, 0), state
+        journal = (run_dir / "journal.jsonl").read_text()
+        assert '"finish"' not in journal and '"fail"' not in journal
+        # a 1 MB error is taken, cut to 4 KB with a marker
+        failed = {**second, "state": "failed", "exit_status": None, "ended_s": time.time(),
+                  "error": "e" * MB}
+        assert _push(tb, failed) == (200, {"known": True})
+        done = _wait(lambda: json.loads(_request(tb.master_url, "GET",
+                                                 f"/api/v1/runs/{run['id']}")[2])["state"] != "running",
+                     timeout_s=TASK_S + 30)
+        assert done
+    finally:
+        _request(tb.master_url, "DELETE", f"/api/v1/runs/{run['id']}",
+                 headers={"Authorization": f"Bearer {tb.master_token}"})
+    result = run_dir / "result"
+    makespan = json.loads((result / "run.json").read_text())["summary"]["makespan_s"]
+    print(f"makespan_s: {makespan}")
+    assert TASK_S - 1 < makespan < TASK_S + 10, makespan
+    with (result / "tasks.csv").open() as f:
+        rows = {int(r["task_id"]): r for r in csv.DictReader(f)}
+    assert rows[1]["state"] == "completed" and float(rows[1]["end_s"]) < TASK_S + 10, rows[1]
+    assert rows[2]["state"] == "failed", rows[2]
+    events = [json.loads(line) for line in (result / "events.jsonl").read_text().splitlines()]
+    (reason,) = [e["reason"] for e in events if e.get("ev") == "fail" and e.get("task") == 2]
+    assert reason.endswith(TRUNCATED) and len(reason) == MAX_ERROR_CHARS
+    assert (result / "events.jsonl").stat().st_size < 4 * MAX_ERROR_CHARS
+    # the history store has each refusal, with the node's name
+    with open_store(str(tb.dir / "history.db")) as store:
+        refused = store.events(NODE1, since, time.time() + 1, PUSH_REJECTED_EVENT)
+    assert [e.data["field"] for e in refused] == [field for field, _ in bad]
+    assert all(e.node == NODE1 and e.data["task"] == first["id"] for e in refused)
+    logs = "\n".join(p.read_text(errors="replace") for p in (tb.dir / "logs").iterdir())
+    assert f"{NODE1} pushed an end of task" in logs and "Traceback" not in logs
