@@ -16,15 +16,24 @@ to 4 KB with a marker: the run's ``events.jsonl`` stays small.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from agent.tests.test_openapi import ServedApp
+from rpiaas.client.client import run_live
 from rpiaas.live.push import MAX_ERROR_CHARS, TRUNCATED
+from rpiaas.master import create_app, load_master_config
+from rpiaas.master.keys import REGISTRY
 from rpiaas.master.runs_api import PUSH_REJECTED_EVENT
+from rpiaas.scenario import load_scenario
 from rpiaas.store import open_store
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed
 
@@ -141,3 +150,61 @@ def test_a_nodes_own_bad_pushes_are_refused_and_the_run_stays_sane(tb: LocalTest
     assert all(e.node == NODE1 and e.data["task"] == first["id"] for e in refused)
     logs = "\n".join(p.read_text(errors="replace") for p in (tb.dir / "logs").iterdir())
     assert f"{NODE1} pushed an end of task" in logs and "Traceback" not in logs
+
+
+def _lying_proxy(target: str) -> web.Application:
+    """A node's agent that lies: forwards every request to the agent at ``target``, but starts its
+    tasks without ``notify_url`` (it pushes nothing) and answers ``GET /tasks`` with every ended
+    task's end at 1e300."""
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        if request.method == "POST" and request.path == "/tasks":
+            spec = json.loads(body)
+            spec.pop("notify_url", None)
+            body = json.dumps(spec).encode()
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("authorization", "content-type")}
+        async with aiohttp.ClientSession() as session, session.request(
+                request.method, target + request.path_qs, data=body, headers=headers) as resp:
+            answer = await resp.read()
+            if request.method == "GET" and request.path == "/tasks" and resp.status == 200:
+                doc = json.loads(answer)
+                for task in doc["tasks"]:
+                    if task["state"] != "running":
+                        task["ended_s"] = 1e300
+                answer = json.dumps(doc).encode()
+            return web.Response(body=answer, status=resp.status, content_type=resp.content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+def test_an_agent_answering_an_impossible_end_fails_the_attempt_and_the_run_ends(tmp_path: Path) -> None:
+    """Only the master's poll learns of the ends (no push), and each is 1e300: each attempt fails
+    at once, its reason the refusal; the retry too; the run ends with sane figures."""
+    with start_local_testbed(tmp_path / "tb", 1, poll_interval_s=0.25) as tb, \
+            ServedApp(_lying_proxy(tb.agents[NODE1].url)) as proxy:
+        config = load_master_config(tb.dir / "master.yaml")
+        host, port = proxy.url.removeprefix("http://").split(":")
+        config = dataclasses.replace(config, agents={NODE1: (host, int(port))},
+                                     runs_dir=str(tmp_path / "runs"), store=str(tmp_path / "second.db"))
+        with ServedApp(create_app(config)) as master:
+            deadline = time.monotonic() + 10
+            while not all(e.online for e in master.apps[0][REGISTRY]):
+                assert time.monotonic() < deadline, "the node did not come online"
+                time.sleep(0.05)
+            path = tmp_path / "liar.json"
+            path.write_text(json.dumps({**SCENARIO, "retries": 1, "workload": {"tasks": [
+                {"id": 1, "arrival_s": 0, "cores": 1, "mem_mb": 16, "work_core_s": 1.0}]}}))
+            summary, run_dir = run_live(load_scenario(path), master.url, tb.master_token,
+                                        tmp_path / "live", quiet=True)
+    print(summary)
+    assert summary["failed"] == 1 and summary["makespan_s"] == 0 and summary["duration_s"] < 30
+    with (run_dir / "tasks.csv").open() as f:
+        (row,) = csv.DictReader(f)
+    assert row["state"] == "failed" and row["attempts"] == "2" and float(row["end_s"]) < 30, row
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    reasons = [e["reason"] for e in events if e.get("ev") == "fail"]
+    assert len(reasons) == 2 and all(r.startswith("its agent's document was refused: ended_s: 1e+300 is "
+                                                  "outside the attempt") for r in reasons), reasons
