@@ -98,6 +98,7 @@ class AgentTasks:
         self.ended = ended
         self.ids: dict[str, int] = {}  # agent task id -> task id
         self.on_agent: dict[int, tuple[int, str]] = {}  # running task id -> (node, agent id)
+        self.placed_s: dict[int, float] = {}  # running task id -> when its attempt was placed (scenario s)
         self.reported: set[str] = set()  # agent ids whose end is known (or no longer wanted)
         self.replaying = False  # the run replays its journal: no call goes out
 
@@ -124,6 +125,7 @@ class AgentTasks:
         agent_id = f"{self.run_id}.{task.id}.{task.epoch}"
         self.ids[agent_id] = task.id
         self.on_agent[task.id] = (node, agent_id)
+        self.placed_s[task.id] = task.start_s  # (a migrated task's first start: earlier still)
         if self.replaying:
             return  # reconciled with the agent by the resume
         self.act(self.post(task.id, node, self.spec(task, node, work_core_s, agent_id)))
@@ -151,6 +153,7 @@ class AgentTasks:
     def stop(self, task_id: int) -> None:
         """Stop the task on its agent (if it runs there); its end is no longer an event."""
         current = self.on_agent.pop(task_id, None)
+        self.placed_s.pop(task_id, None)
         if current is None or self.replaying:
             return
         node, agent_id = current

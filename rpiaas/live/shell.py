@@ -326,9 +326,10 @@ class LiveRun(Shell):
         current = agents.on_agent.get(task_id)
         if current is None or current[1] != agent_id:
             return True  # killed or moved by us: the control plane already knows
-        entry, task = self.entries[current[0]], self.control.running_on(current[0]).get(task_id)
-        check_attempt(doc, self.clock.wall(task.start_s if task is not None else 0.0), self.clock.unix(),
+        entry = self.entries[current[0]]
+        check_attempt(doc, self.clock.wall(agents.placed_s.get(task_id, 0.0)), self.clock.unix(),
                       entry.node_to_local, self.nodes[current[0]].type.cores)
+        agents.placed_s.pop(task_id, None)
         self.learn_start(task_id, doc)
         self.learn_use(task_id, doc)
         agents.reported.add(agent_id)
@@ -353,6 +354,7 @@ class LiveRun(Shell):
             if agent_id in agents.reported or agents.on_agent.get(task_id, (0, ""))[1] != agent_id:
                 return True  # its end is known, or no longer wanted
             agents.reported.add(agent_id)
+            agents.placed_s.pop(task_id, None)
             log.warning("run %s: %s answered an unusable document for task %s: %s", self.id, node,
                         task_id, e)
             self.put(self.clock.now(), TaskFailed(task_id, f"its agent's document was refused: {e}"))
