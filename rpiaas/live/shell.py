@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -309,9 +310,20 @@ class LiveRun(Shell):
         Returns whether the document belonged to this run; with ``node`` (the
         node that sent it), a document of a task running on another node does not.
         The event is stamped with the end the agent measured, on the master's clock.
-        A document outside the push schema or its attempt raises
-        :class:`~rpiaas.live.push.PushRejected`, and nothing of it is booked.
+        A document of this run outside the push schema or its attempt raises
+        :class:`~rpiaas.live.push.PushRejected`, nothing of it is booked, and
+        ``events.jsonl`` has ``{"t", "push": "rejected", "node", "task", "field", "error"}``.
         """
+        try:
+            return self._report(doc, node)
+        except PushRejected as e:
+            agent_id = doc["id"]
+            self._note(json.dumps({"t": round(self.clock.now(), 6), "push": "rejected",
+                                   "node": node or self.node_of(agent_id), "task": self.agents.ids[agent_id],
+                                   "field": e.field, "error": e.message}, separators=(",", ":")) + "\n")
+            raise
+
+    def _report(self, doc: dict[str, Any], node: str | None) -> bool:
         agents = self.agents
         agent_id = doc.get("id")
         if not isinstance(agent_id, str) or agent_id not in agents.ids:

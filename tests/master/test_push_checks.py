@@ -7,7 +7,8 @@ schema or of its attempt (an end a trillion seconds before 1970, ``true``,
 1e300, Infinity, before the task was placed; a 1 MB ``state``; negative or
 impossible CPU seconds and memory; ...).  Each is answered 400 naming that
 field, nothing is booked (the run still runs the task, its journal has no end
-of it), and the history store has a ``push_rejected`` event of node1 for each.
+of it), and both the run's ``events.jsonl`` and the history store record each
+refusal with node1's name.
 The task then ends for real and the run's files are sane: a makespan of
 seconds, not 1e300.  A push with a 1 MB error string is taken, its error cut
 to 4 KB with a marker: the run's ``events.jsonl`` stays small.
@@ -143,6 +144,9 @@ def test_a_nodes_own_bad_pushes_are_refused_and_the_run_stays_sane(tb: LocalTest
     (reason,) = [e["reason"] for e in events if e.get("ev") == "fail" and e.get("task") == 2]
     assert reason.endswith(TRUNCATED) and len(reason) == MAX_ERROR_CHARS
     assert (result / "events.jsonl").stat().st_size < 4 * MAX_ERROR_CHARS
+    # the run's event log has each refusal, with the node's name and the field
+    rejected = [e for e in events if e.get("push") == "rejected"]
+    assert [(e["node"], e["task"], e["field"]) for e in rejected] == [(NODE1, 1, f) for f, _ in bad]
     # the history store has each refusal, with the node's name
     with open_store(str(tb.dir / "history.db")) as store:
         refused = store.events(NODE1, since, time.time() + 1, PUSH_REJECTED_EVENT)
@@ -206,5 +210,7 @@ def test_an_agent_answering_an_impossible_end_fails_the_attempt_and_the_run_ends
     assert row["state"] == "failed" and row["attempts"] == "2" and float(row["end_s"]) < 30, row
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     reasons = [e["reason"] for e in events if e.get("ev") == "fail"]
+    rejected = [(e["node"], e["task"], e["field"]) for e in events if e.get("push") == "rejected"]
+    assert rejected == [(NODE1, 1, "ended_s")] * 2
     assert len(reasons) == 2 and all(r.startswith("its agent's document was refused: ended_s: 1e+300 is "
                                                   "outside the attempt") for r in reasons), reasons
