@@ -357,14 +357,17 @@ class LiveRun(Shell):
     def polled(self, doc: dict[str, Any], node: str) -> bool:
         """A task document read from node ``node``'s agent (not pushed): as :meth:`report`; one it
         cannot take ends its attempt as failed now, the refusal its reason (the agent no
-        longer runs it, and would say the same again)."""
+        longer runs it, and would say the same again).  A document of an attempt whose end is
+        known, or no longer wanted, is not read again (each poll lists it while the agent keeps it)."""
+        agents, agent_id = self.agents, doc.get("id")
+        task_id = agents.ids.get(agent_id) if isinstance(agent_id, str) else None
+        if task_id is not None and (agent_id in agents.reported
+                                    or agents.on_agent.get(task_id, (0, ""))[1] != agent_id):
+            return True
         try:
             return self.report(doc, node)
         except PushRejected as e:
-            agents, agent_id = self.agents, doc["id"]
-            task_id = agents.ids[agent_id]
-            if agent_id in agents.reported or agents.on_agent.get(task_id, (0, ""))[1] != agent_id:
-                return True  # its end is known, or no longer wanted
+            assert task_id is not None and isinstance(agent_id, str)  # report refuses only its own
             agents.reported.add(agent_id)
             agents.placed_s.pop(task_id, None)
             log.warning("run %s: %s answered an unusable document for task %s: %s", self.id, node,
