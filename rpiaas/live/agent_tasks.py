@@ -134,6 +134,7 @@ class AgentTasks:
         self.rank: dict[str, int] = {}  # a job's part's agent id -> its rank
         self.part_specs: dict[str, dict[str, Any]] = {}  # a running part's start document (resume)
         self.settled: set[str] = set()  # job attempts (their first part's agent id) whose end is an event
+        self.placed_s: dict[int, float] = {}  # running task id -> when its attempt was placed (scenario s)
         self.reported: set[str] = set()  # agent ids whose end is known (or no longer wanted)
         self.replaying = False  # the run replays its journal: no call goes out
         self.starting: dict[int, int] = {}  # node -> starts under way to it
@@ -164,6 +165,7 @@ class AgentTasks:
         agent_id = f"{self.run_id}.{task.id}.{task.epoch}"
         self.ids[agent_id] = task.id
         self.on_agent[task.id] = (node, agent_id)
+        self.placed_s[task.id] = task.start_s  # (a migrated task's first start: earlier still)
         if self.replaying:
             return  # reconciled with the agent by the resume
         self.act(self.post(task.id, node, self.spec(task, node, work_core_s, agent_id)))
@@ -307,6 +309,7 @@ class AgentTasks:
         if parts is not None:
             for _, agent_id in parts:
                 self.part_specs.pop(agent_id, None)
+        self.placed_s.pop(task_id, None)
         if current is None or self.replaying:
             return
         for node, agent_id in parts if parts is not None else (current,):

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +81,7 @@ from .jobs import LiveJobs, spread_figures
 from .journal import JOURNAL, Journal, event_json
 from .options import RESULT, AgentNode, LiveOptions, RunState
 from .outbox import Outbox
+from .push import PushRejected, check_attempt, check_document
 from .result import LiveResult, Twin, lag_figures, not_started_figures
 from .resume import reconcile, replay
 from .switching import PowerSwitch
@@ -131,7 +133,7 @@ class LiveRun(Shell):
         self.watch = NodeWatch(entries, self.clock, self.put)
         self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
                                  self.clock, self.outbox.hold, self.put, self.learn_start,
-                                 self.report, self.watch.unreachable)
+                                 self.polled, self.watch.unreachable)
         self.not_started: dict[int, int] = {}  # task id -> its attempts that never started
         self.drivers = _drivers(entries)
         self.power = PowerSwitch(entries, self.drivers, store, self.clock, self.put,
@@ -227,7 +229,7 @@ class LiveRun(Shell):
             self.replaying = self.agents.replaying = False
         # (the arrival feed goes on from the task after the last one the journal saw)
         now = self.clock.now()
-        await reconcile(self.control.running(), self.agents, now, self.report,
+        await reconcile(self.control.running(), self.agents, now, self.polled,
                         self.learn_start, self.outbox.spawn, self.put)
         # timers the control plane still waits for (a node switched on by a driver before
         # the master stopped is taken as booted now: its report may have been missed)
@@ -334,13 +336,27 @@ class LiveRun(Shell):
         Returns whether the document belonged to this run; with ``node`` (the
         node that sent it), a document of a task running on another node does not.
         The event is stamped with the end the agent measured, on the master's clock.
+        A document of this run outside the push schema or its attempt raises
+        :class:`~rpiaas.live.push.PushRejected`, nothing of it is booked, and
+        ``events.jsonl`` has ``{"t", "push": "rejected", "node", "task", "field", "error"}``.
         """
+        try:
+            return self._report(doc, node)
+        except PushRejected as e:
+            agent_id = doc["id"]
+            self._note(json.dumps({"t": round(self.clock.now(), 6), "push": "rejected",
+                                   "node": node or self.node_of(agent_id), "task": self.agents.ids[agent_id],
+                                   "field": e.field, "error": e.message}, separators=(",", ":")) + "\n")
+            raise
+
+    def _report(self, doc: dict[str, Any], node: str | None) -> bool:
         agents = self.agents
         agent_id = doc.get("id")
         if not isinstance(agent_id, str) or agent_id not in agents.ids:
             return False
         if node is not None and self.node_of(agent_id) not in (None, node):
             return False
+        doc = check_document(doc)
         state = doc.get("state")
         if state == "running" or agent_id in agents.reported:
             return True
@@ -348,11 +364,15 @@ class LiveRun(Shell):
         where = agents.where(task_id, agent_id)
         if where is None:
             return True  # killed or moved by us: the control plane already knows
+        entry = self.entries[where]
+        check_attempt(doc, self.clock.wall(agents.placed_s.get(task_id, 0.0)), self.clock.unix(),
+                      entry.node_to_local, self.nodes[where].type.cores)
+        agents.placed_s.pop(task_id, None)
         self.learn_start(task_id, doc)
         self.learn_use(task_id, doc)
         agents.reported.add(agent_id)
         ended = doc.get("ended_s")
-        at = self.clock.scenario_time(self.entries[where].node_to_local(float(ended))) \
+        at = self.clock.scenario_time(entry.node_to_local(float(ended))) \
             if isinstance(ended, (int, float)) else self.clock.now()
         parts = agents.parts.get(task_id)
         if parts is not None:  # a part of a job: the job ends with its last part, or its first failure
@@ -370,6 +390,27 @@ class LiveRun(Shell):
         else:
             self.put(at, TaskFailed(task_id, end_reason(doc)))
         return True
+
+    def polled(self, doc: dict[str, Any], node: str) -> bool:
+        """A task document read from node ``node``'s agent (not pushed): as :meth:`report`; one it
+        cannot take ends its attempt as failed now, the refusal its reason (the agent no
+        longer runs it, and would say the same again).  A document of an attempt whose end is
+        known, or no longer wanted, is not read again (each poll lists it while the agent keeps it)."""
+        agents, agent_id = self.agents, doc.get("id")
+        task_id = agents.ids.get(agent_id) if isinstance(agent_id, str) else None
+        if task_id is not None and (agent_id in agents.reported
+                                    or agents.on_agent.get(task_id, (0, ""))[1] != agent_id):
+            return True
+        try:
+            return self.report(doc, node)
+        except PushRejected as e:
+            assert task_id is not None and isinstance(agent_id, str)  # report refuses only its own
+            agents.reported.add(agent_id)
+            agents.placed_s.pop(task_id, None)
+            log.warning("run %s: %s answered an unusable document for task %s: %s", self.id, node,
+                        task_id, e)
+            self.put(self.clock.now(), TaskFailed(task_id, f"its agent's document was refused: {e}"))
+            return True
 
     def learn_use(self, task_id: int, doc: dict[str, Any]) -> None:
         """Keep what the agent measured of an ended task: its CPU seconds (``cpu_s``, rusage of

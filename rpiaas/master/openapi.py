@@ -37,6 +37,7 @@ import copy
 from typing import Any
 
 from ..live.options import RUN_ID_MAX, RUN_ID_PATTERN, TASK_KINDS
+from ..live.push import PUSH_SCHEMA
 from .http import MIN_RESOLUTION_S, RECENT_STATES
 
 __all__ = ["OPENAPI_PATH", "openapi_document"]
@@ -227,9 +228,7 @@ _SCHEMAS: dict[str, Schema] = {
         "running": _COUNT,
         "now_s": {"type": "number", "description": "Scenario time reached (s)."},
     }, "A live run and how far it got."),
-    "TaskEnded": {"type": "object", "required": ["id"],
-                  "properties": {"id": {"type": "string"}},
-                  "description": "The agent's task document (see the agent's API)."},
+    "TaskEnded": PUSH_SCHEMA,  # the one schema the master checks every push with
     "BootReport": _object({
         "uptime_s": {**_SECONDS, "description": "The node's /proc/uptime: seconds since its "
                                                 "kernel started, kept as its boot time."},
@@ -439,7 +438,8 @@ def openapi_document() -> dict[str, Any]:
             description="Takes no body (or an empty JSON object).")},
         "/api/v1/task-ended": {"post": {**_post(
             "taskEnded", "An agent pushes a task's end (with its node's token); a task running "
-            "on another node is refused.",
+            "on another node is refused (403), a document outside the schema or its attempt "
+            "too (400, naming the field; nothing is booked).",
             _ok("Whether a run knew the task.", "TaskEndedResult"), "TaskEnded"),
             "security": [{"nodeToken": []}],
             "responses": {**_responses(_ok("Whether a run knew the task.", "TaskEndedResult"),

@@ -6,7 +6,9 @@ parser as ``rpiaas run``, and hands it to the master's
 :class:`~rpiaas.live.shell.LiveRun` in the background; each run lives in
 ``runs_dir/<id>/`` (the scenario, the journal, then the result).  Agents push
 task ends to ``POST /api/v1/task-ended`` with their own node's token, and a
-node's push is taken only for a task that runs on that node.  A master
+node's push is taken only for a task that runs on that node, and only within the
+push schema and its attempt (:mod:`rpiaas.live.push`): else 400 naming the field,
+nothing booked, and a ``push_rejected`` event of the node in the history store.  A master
 started with ``--resume`` takes up every run that has a journal and no result.
 
 A run's id is the ``id`` the request asks for (``rpiaas run --live`` asks
@@ -21,7 +23,9 @@ error names the sent scenario's key and line, never a line of another file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +33,18 @@ from aiohttp import web
 
 from ..inputs.source import InputError
 from ..live.options import RESULT, TASK_KINDS, LiveOptions, check_run_id
+from ..live.push import MAX_ERROR_CHARS, PushRejected, check_document
 from ..live.run_manager import SCENARIO_FILE
 from ..live.shell import LiveRun
 from ..rundir import RUN_FILES
 from .http import body, body_number, error, json_body
-from .keys import CONFIG, NODE, NODE_TOKENS, RUNS
+from .keys import CONFIG, NODE, NODE_TOKENS, RUNS, STORE
 
-__all__ = ["check_no_files", "run_json", "setup_run_routes", "watch_interval"]
+__all__ = ["PUSH_REJECTED_EVENT", "check_no_files", "run_json", "setup_run_routes", "watch_interval"]
 
 log = logging.getLogger(__name__)
+
+PUSH_REJECTED_EVENT = "push_rejected"  # the history store's event of a refused task-ended push
 
 def check_no_files(scenario: dict[str, Any]) -> None:
     """Refuse (400) a scenario that names a file: the master reads none on a caller's behalf."""
@@ -194,15 +201,30 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/task-ended")
 async def task_ended(request: web.Request) -> web.Response:
-    """An agent pushes a task's end here (its node's token): its task document."""
-    doc = await json_body(request)
-    if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
-        raise error(400, "body: expected a task document with an id")
+    """An agent pushes a task's end here (its node's token): its task document, checked against
+    the push schema and its attempt (:mod:`rpiaas.live.push`) before anything is booked."""
     node = request[NODE]
-    known = request.app[RUNS].report(doc, node)
+    sent = await json_body(request)
+    try:
+        if not isinstance(sent, dict):
+            check_document(sent)  # refuses it
+        known = request.app[RUNS].report(sent, node)  # a run's own task: checked by its run
+        if known is False:
+            check_document(sent)  # no run's: still only what the schema allows
+    except PushRejected as e:
+        task = sent.get("id") if isinstance(sent, dict) else None
+        log.warning("%s pushed an end of task %.100r that is refused: %.300s", node, task, e)
+        data = {"task": task if isinstance(task, str) else None, "field": e.field,
+                "error": e.message[:MAX_ERROR_CHARS]}
+        try:
+            await asyncio.to_thread(request.app[STORE].record_event, node, time.time(),
+                                    PUSH_REJECTED_EVENT, data)
+        except Exception as store_error:  # the refusal stands whatever the store does
+            log.warning("the rejected push of %s is not in the history store: %s", node, store_error)
+        raise error(400, str(e)) from None
     if known is None:
         log.warning("%s pushed the end of task %.100r, which runs on another node: refused",
-                    node, doc["id"])
+                    node, sent.get("id"))
         raise error(403, "id: not a task of the reporting node")
     return web.json_response({"known": known})
 

@@ -174,7 +174,7 @@ def test_task_ends_are_taken_from_nodes_only(tmp_path: Path) -> None:
         resp = await client.post("/api/v1/task-ended", data=json.dumps([1]), headers={
             **node_auth, "Content-Type": "application/json"})
         assert resp.status == 400
-        assert (await resp.json())["error"] == "body: expected a task document with an id"
+        assert (await resp.json())["error"] == "body: expected a task document (a JSON object), got list"
 
     _with_master(tmp_path, body)
 
