@@ -81,4 +81,4 @@ def test_run_record() -> None:
     if (root / ".git").exists():
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
-        assert rec["versions"]["rpiaas_commit"] in (head, f"{head}-dirty")
+        assert rec["versions"]["rpiaas_commit"] == head
