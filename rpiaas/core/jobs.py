@@ -105,7 +105,8 @@ class JobPlacement:
         kept: set[int] = set()  # nodes of a reservation this job would delay it on
         if keep:
             assert res is not None and head is not None
-            kept = {r for r in res.nodes or (res.node,) if mask[r] and not pl.respects(res, head, task, r, now)}
+            room = mask.tolist()
+            kept = pl.delaying(res, head, task, [r for r in res.nodes or (res.node,) if room[r]], now)
             if not pl.spare:
                 mask[list(kept)] = False
                 kept = set()

@@ -10,7 +10,7 @@ and the view, writes nothing, and fills a decision-trace record when asked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -80,6 +80,8 @@ class Placement:
         # (reservation, tasks on its node, cores and memory they free by its start): what
         # respects() last summed, valid while the pass that asks goes on (forget())
         self._held: tuple[Reservation, int, int, int, int] | None = None
+        # (reservation, its nodes as a set): a job's reservation holds up to every node
+        self._res_nodes: tuple[Reservation, frozenset[int]] | None = None
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
@@ -235,9 +237,35 @@ class Placement:
         the reservation holds, or the task ends by the reservation's start, or the node then still
         has room for ``head`` (its free cores and memory, less the task's, plus those of its
         running tasks estimated to end by then)."""
-        if node != res.node and node not in res.nodes:
-            return True
-        if now + self.view.estimate_s(task, node) <= res.start_s:
+        if node != res.node:
+            if not res.nodes:
+                return True
+            held_nodes = self._res_nodes
+            if held_nodes is None or held_nodes[0] is not res:
+                held_nodes = self._res_nodes = (res, frozenset(res.nodes))
+            if node not in held_nodes[1]:
+                return True
+        return self._keeps(res, head, task, node, now, self.view.estimate_s(task, node))
+
+    def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float) -> set[int]:
+        """Those of ``nodes``, all held by ``res``, where starting ``task`` would not keep
+        ``head``'s reservation (:meth:`respects` false), the task's estimate asked once per
+        node type."""
+        names = self.view.type_names
+        est: dict[str, float] = {}
+        out: set[int] = set()
+        for n in nodes:
+            e = est.get(names[n])
+            if e is None:
+                e = est[names[n]] = self.view.estimate_s(task, n)
+            if not self._keeps(res, head, task, n, now, e):
+                out.add(n)
+        return out
+
+    def _keeps(self, res: Reservation, head: Task, task: Task, node: int, now: float, est_s: float) -> bool:
+        """:meth:`respects` for a ``node`` the reservation holds, ``task`` estimated to run
+        ``est_s`` there."""
+        if now + est_s <= res.start_s:
             return True
         on_node = self._running_on[node]
         held = self._held
