@@ -83,6 +83,8 @@ class JobPlacement:
         k = task.nodes
         pl = self._placement
         keep = res is not None and head is not None
+        if not view.free_index.has_room(k, task.cores, task.mem_mb):
+            return None  # fewer nodes with room than parts, from the free index (the arrays left alone)
         mask = view.fits(task)  # room for the largest part
         if np.count_nonzero(mask) < k:  # fewer nodes with room than parts: no answer could do
             return None

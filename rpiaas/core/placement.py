@@ -82,6 +82,7 @@ class Placement:
         self._held: tuple[Reservation, int, int, int, int] | None = None
         # (reservation, its nodes as a set): a job's reservation holds up to every node
         self._res_nodes: tuple[Reservation, frozenset[int]] | None = None
+        self._one_type = len(set(view.type_names)) <= 1
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
@@ -254,6 +255,10 @@ class Placement:
         names = self.view.type_names
         est: dict[str, float] = {}
         out: set[int] = set()
+        if self._one_type:  # one node type: one estimate, and a task that ends by the start delays none
+            nodes = list(nodes)
+            if not nodes or now + self.view.estimate_s(task, nodes[0]) <= res.start_s:
+                return out
         for n in nodes:
             e = est.get(names[n])
             if e is None:
@@ -268,15 +273,19 @@ class Placement:
         if now + est_s <= res.start_s:
             return True
         on_node = self._running_on[node]
-        held = self._held
-        # within a pass tasks only start: the sum holds while the node runs as many tasks
-        if held is None or held[0] is not res or held[1] != node or held[2] != len(on_node):
-            cores = mem = 0
-            start_s = res.start_s
-            for t in on_node.values():
-                if t.est_end_s <= start_s:
-                    cores += t.cores
-                    mem += t.mem_mb
-            held = self._held = (res, node, len(on_node), cores, mem)
-        return (self._cf[node] - task.cores + held[3] >= head.cores
-                and self._mf[node] - task.mem_mb + held[4] >= head.mem_mb)
+        if not on_node:  # an idle node: nothing of its own comes free by the start
+            held_cores = held_mem = 0
+        else:
+            held = self._held
+            # within a pass tasks only start: the sum holds while the node runs as many tasks
+            if held is None or held[0] is not res or held[1] != node or held[2] != len(on_node):
+                cores = mem = 0
+                start_s = res.start_s
+                for t in on_node.values():
+                    if t.est_end_s <= start_s:
+                        cores += t.cores
+                        mem += t.mem_mb
+                held = self._held = (res, node, len(on_node), cores, mem)
+            held_cores, held_mem = held[3], held[4]
+        return (self._cf[node] - task.cores + held_cores >= head.cores
+                and self._mf[node] - task.mem_mb + held_mem >= head.mem_mb)
