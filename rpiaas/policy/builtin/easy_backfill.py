@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from ...model import PowerState, Task, part_cores
 from ..base import SKIP, Policy, Reservation, hookimpl
@@ -56,23 +55,36 @@ def _ready(task: Task, view: ClusterView, now: float, k: int) -> list[tuple[floa
     nodes, stops at the ``k``-th node with room: what a node frees, task by task in that order,
     is what it frees in its own tasks' order, and no node's list is read twice."""
     c, m = task.cores, task.mem_mb
-    able = (view.state == _ON) & (view.cores >= c) & (view.mem_mb >= m)
-    if int(np.count_nonzero(able)) < k:
+    # the view's arrays as plain lists: one conversion each, then Python scalars
+    state, cores_all, mem_all = view.state.tolist(), view.cores.tolist(), view.mem_mb.tolist()
+    cf, mf = view.cores_free.tolist(), view.mem_free_mb.tolist()
+    ready: list[tuple[float, int]] = []
+    waiting = [False] * len(state)  # nodes that can hold it once enough of theirs ends
+    able = 0
+    for node, st in enumerate(state):
+        if st != _ON or cores_all[node] < c or mem_all[node] < m:
+            continue
+        able += 1
+        if cf[node] >= c and mf[node] >= m:
+            ready.append((now, node))
+        else:
+            waiting[node] = True
+    if able < k:
         return None
-    cores_free, mem_free = view.cores_free, view.mem_free_mb
-    room = able & (cores_free >= c) & (mem_free >= m)
-    ready = [(now, node) for node in np.flatnonzero(room).tolist()]
     if len(ready) >= k:
         return ready
-    waiting = (able & ~room).tolist()  # nodes that can hold it once enough of theirs ends
-    cf, mf = cores_free.tolist(), mem_free.tolist()
     shadow = math.inf
     for t in sorted(view.running_tasks().values(), key=_BY_END):
         end = t.est_end_s
         if end > shadow:
             break
         at = now if end < now else end
-        parts = zip(t.placed, part_cores(t), strict=True) if t.nodes != 1 else ((t.node, t.cores),)
+        if t.nodes == 1:  # (most tasks) on one node: no parts to pair with their nodes
+            if not waiting[t.node]:
+                continue
+            parts: Iterable[tuple[int, int]] = ((t.node, t.cores),)
+        else:
+            parts = zip(t.placed, part_cores(t), strict=True)
         for node, cores in parts:
             if not waiting[node]:
                 continue
