@@ -92,8 +92,7 @@ class JobPlacement:
             answer = self._h_place.first(task=task, view=view)
             if answer is not None:
                 nodes = self.nodes_of(answer, task)
-                allowed = not keep or sum(not pl.respects(res, head, task, n, now)  # type: ignore[arg-type]
-                                          for n in nodes) <= pl.spare
+                allowed = not keep or len(pl.delaying(res, head, task, nodes, now)) <= pl.spare  # type: ignore[arg-type]
                 if allowed and self._h_filter.implemented:
                     masks = [np.asarray(m, dtype=bool) for m in self._h_filter.all(task=task, view=view)]
                     allowed = all(bool(m[n]) for m in masks for n in nodes)

@@ -238,28 +238,29 @@ class Placement:
         the reservation holds, or the task ends by the reservation's start, or the node then still
         has room for ``head`` (its free cores and memory, less the task's, plus those of its
         running tasks estimated to end by then)."""
-        if node != res.node:
-            if not res.nodes:
-                return True
-            held_nodes = self._res_nodes
-            if held_nodes is None or held_nodes[0] is not res:
-                held_nodes = self._res_nodes = (res, frozenset(res.nodes))
-            if node not in held_nodes[1]:
-                return True
+        if node != res.node and (not res.nodes or node not in self._holds(res)):
+            return True
         return self._keeps(res, head, task, node, now, self.view.estimate_s(task, node))
 
+    def _holds(self, res: Reservation) -> frozenset[int]:
+        """The nodes ``res`` holds, as a set (a job's reservation holds up to every node)."""
+        held_nodes = self._res_nodes
+        if held_nodes is None or held_nodes[0] is not res:
+            held_nodes = self._res_nodes = (res, frozenset(res.nodes or (res.node,)))
+        return held_nodes[1]
+
     def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float) -> set[int]:
-        """Those of ``nodes``, all held by ``res``, where starting ``task`` would not keep
-        ``head``'s reservation (:meth:`respects` false), the task's estimate asked once per
-        node type."""
+        """Those of ``nodes`` where starting ``task`` would not keep ``head``'s reservation
+        (:meth:`respects` false), the task's estimate asked once per node type."""
+        holds = self._holds(res)
+        held = [n for n in nodes if n in holds]
         names = self.view.type_names
         est: dict[str, float] = {}
         out: set[int] = set()
-        if self._one_type:  # one node type: one estimate, and a task that ends by the start delays none
-            nodes = list(nodes)
-            if not nodes or now + self.view.estimate_s(task, nodes[0]) <= res.start_s:
-                return out
-        for n in nodes:
+        # one node type: one estimate, and a task that ends by the start delays none
+        if not held or (self._one_type and now + self.view.estimate_s(task, held[0]) <= res.start_s):
+            return out
+        for n in held:
             e = est.get(names[n])
             if e is None:
                 e = est[names[n]] = self.view.estimate_s(task, n)
