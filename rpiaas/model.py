@@ -12,7 +12,7 @@ import enum
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 __all__ = [
     "MAX_TASK_ID",
@@ -267,41 +267,189 @@ _ON = int(PowerState.ON)
 _BOOTING = int(PowerState.BOOTING)
 
 
-@dataclass(slots=True, eq=False)
+_T = TypeVar("_T")
+
+# the fields of a Task that most tasks leave at their default, kept together in one slot
+# (a dict made when the first of them is set): a task of a long run costs 17 slots, not 27
+_RARE_DEFAULTS: dict[str, Any] = {
+    "command": None, "env": (), "priority": 0, "after": (), "parts": (), "procs": 0, "placed": (),
+    "reason": "", "cpu_s": None, "peak_mem_mb": None,
+}
+
+
+class _Rare(Generic[_T]):
+    """An attribute of :class:`Task` kept in its ``_rare`` dict, ``_RARE_DEFAULTS[name]`` while unset."""
+
+    __slots__ = ("default", "doc", "name")
+
+    def __init__(self, doc: str) -> None:
+        self.doc = doc
+        self.name = ""
+        self.default: Any = None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.default = _RARE_DEFAULTS[name]
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Rare[_T]: ...
+    @overload
+    def __get__(self, obj: Task, owner: type) -> _T: ...
+
+    def __get__(self, obj: Task | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        rare = obj.rare_fields()
+        return self.default if rare is None else rare.get(self.name, self.default)
+
+    def __set__(self, obj: Task, value: _T) -> None:
+        obj.set_rare(self.name, value, self.default)
+
+
 class Task:
     """A unit of work.  The first fields are the input; the rest is its life.
 
     ``walltime_s`` is the user's runtime estimate (as in batch traces); when
     absent, policies that need an estimate use the exact runtime on the node.
+
+    The arguments, in this order (the first five positional as well as by name): ``id``,
+    ``arrival_s``, ``cores``, ``mem_mb``, ``work_core_s``, ``kind``, ``command``, ``env``,
+    ``tenant``, ``priority``, ``after``, ``walltime_s``, ``nodes``, ``parts``, ``procs``,
+    ``placed``, then the life: ``state``, ``node``, ``start_s``, ``end_s``, ``est_end_s``,
+    ``attempts``, ``epoch``, ``reason``, ``cpu_s``, ``peak_mem_mb``.  Those most tasks leave
+    at their default (``command``, ``env``, ``priority``, ``after``, ``parts``, ``procs``,
+    ``placed``, ``reason``, ``cpu_s``, ``peak_mem_mb``) share one slot: read and set them as
+    any attribute.
     """
+
+    __slots__ = (
+        "_rare",
+        "arrival_s",
+        "attempts",
+        "cores",
+        "end_s",
+        "epoch",
+        "est_end_s",
+        "id",
+        "kind",
+        "mem_mb",
+        "node",
+        "nodes",
+        "start_s",
+        "state",
+        "tenant",
+        "walltime_s",
+        "work_core_s",
+    )
 
     id: int
     arrival_s: float
     cores: int
     mem_mb: int
     work_core_s: float
-    kind: str = "cpu"
-    command: tuple[str, ...] | None = None  # a program to run live (argv); modelled by work_core_s
-    env: tuple[tuple[str, str], ...] = ()  # the command's extra environment, as (name, value) pairs
-    tenant: str = ""
-    priority: int = 0
-    after: tuple[int, ...] = ()  # ids of the tasks it waits for (a workflow): released when all completed
-    walltime_s: float | None = None
-    nodes: int = 1  # nodes a parallel (rigid) job spans: one part per node; 1 is a task on one node
-    parts: tuple[int, ...] = ()  # a job's cores per part, largest first; () is ``cores`` on each node
-    procs: int = 0  # processes a job's work is split over (``procs: N``); 0: the cores of its parts
-    placed: tuple[int, ...] = ()  # the nodes of a started job, part by part (``node`` is the first)
+    kind: str
+    tenant: str
+    walltime_s: float | None
+    nodes: int  # nodes a parallel (rigid) job spans: one part per node; 1 is a task on one node
     # life, filled in by the control plane
-    state: TaskState = TaskState.QUEUED
-    node: int = -1
-    start_s: float = -1.0
-    end_s: float = -1.0
-    est_end_s: float = 0.0
-    attempts: int = 0  # starts so far (retries count; a start that never reached its node does not)
-    epoch: int = 0  # bumped on every start, move, kill or failure: stale shell events are dropped
-    reason: str = ""  # why it failed or was killed (exit status, node lost, walltime, policy)
-    cpu_s: float | None = None  # measured CPU seconds (live); None where not measured
-    peak_mem_mb: float | None = None  # measured peak memory (live); None where not measured
+    state: TaskState
+    node: int
+    start_s: float
+    end_s: float
+    est_end_s: float
+    attempts: int  # starts so far (retries count; a start that never reached its node does not)
+    epoch: int  # bumped on every start, move, kill or failure: stale shell events are dropped
+    _rare: dict[str, Any] | None
+
+    def __init__(
+        self,
+        id: int,
+        arrival_s: float,
+        cores: int,
+        mem_mb: int,
+        work_core_s: float,
+        kind: str = "cpu",
+        command: tuple[str, ...] | None = None,
+        env: tuple[tuple[str, str], ...] = (),
+        tenant: str = "",
+        priority: int = 0,
+        after: tuple[int, ...] = (),
+        walltime_s: float | None = None,
+        nodes: int = 1,
+        parts: tuple[int, ...] = (),
+        procs: int = 0,
+        placed: tuple[int, ...] = (),
+        state: TaskState = TaskState.QUEUED,
+        node: int = -1,
+        start_s: float = -1.0,
+        end_s: float = -1.0,
+        est_end_s: float = 0.0,
+        attempts: int = 0,
+        epoch: int = 0,
+        reason: str = "",
+        cpu_s: float | None = None,
+        peak_mem_mb: float | None = None,
+    ) -> None:
+        self.id = id
+        self.arrival_s = arrival_s
+        self.cores = cores
+        self.mem_mb = mem_mb
+        self.work_core_s = work_core_s
+        self.kind = kind
+        self.tenant = tenant
+        self.walltime_s = walltime_s
+        self.nodes = nodes
+        self.state = state
+        self.node = node
+        self.start_s = start_s
+        self.end_s = end_s
+        self.est_end_s = est_end_s
+        self.attempts = attempts
+        self.epoch = epoch
+        self._rare = None
+        if (command is not None or env or priority or after or parts or procs or placed or reason
+                or cpu_s is not None or peak_mem_mb is not None):
+            self.command = command
+            self.env = env
+            self.priority = priority
+            self.after = after
+            self.parts = parts
+            self.procs = procs
+            self.placed = placed
+            self.reason = reason
+            self.cpu_s = cpu_s
+            self.peak_mem_mb = peak_mem_mb
+
+    command: _Rare[tuple[str, ...] | None] = _Rare("a program to run live (argv); modelled by work_core_s")
+    env: _Rare[tuple[tuple[str, str], ...]] = _Rare("the command's extra environment, as (name, value) pairs")
+    priority: _Rare[int] = _Rare("the task's priority (higher first, for the policies that read it)")
+    after: _Rare[tuple[int, ...]] = _Rare("ids of the tasks it waits for (a workflow): released when "
+                                            "all completed")
+    parts: _Rare[tuple[int, ...]] = _Rare("a job's cores per part, largest first; () is ``cores`` on each node")
+    procs: _Rare[int] = _Rare("processes a job's work is split over (``procs: N``); 0: the cores of its parts")
+    placed: _Rare[tuple[int, ...]] = _Rare("the nodes of a started job, part by part (``node`` is the first)")
+    reason: _Rare[str] = _Rare("why it failed or was killed (exit status, node lost, walltime, policy)")
+    cpu_s: _Rare[float | None] = _Rare("measured CPU seconds (live); None where not measured")
+    peak_mem_mb: _Rare[float | None] = _Rare("measured peak memory (live); None where not measured")
+
+    def rare_fields(self) -> dict[str, Any] | None:
+        """The fields of this task that share one slot and were set, by name (``None``: none was)."""
+        return self._rare
+
+    def set_rare(self, name: str, value: Any, default: Any) -> None:
+        """Set one of the fields that share one slot (no dict is made for a default)."""
+        rare = self._rare
+        if rare is None:
+            if value == default and type(value) is type(default):
+                return
+            rare = self._rare = {}
+        rare[name] = value
+
+    def __repr__(self) -> str:
+        names = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "kind", "command", "env", "tenant",
+                 "priority", "after", "walltime_s", "nodes", "parts", "procs", "placed", "state", "node",
+                 "start_s", "end_s", "est_end_s", "attempts", "epoch", "reason", "cpu_s", "peak_mem_mb")
+        return "Task(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
 
 # ---------------------------------------------------------------- parallel jobs

@@ -32,7 +32,7 @@ def add_parser(sub: Any) -> None:
     run_p.add_argument("--format", choices=("csv", "parquet"), default="csv",
                        help="how to write the task and node tables (parquet needs the analysis "
                        "extra: pip install 'rpiaas[analysis]')")
-    run_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+    run_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (shown on a terminal) and no table")
     live = run_p.add_argument_group("live mode: replay the scenario on a testbed")
     live.add_argument("--live", action="store_true",
                       help="replay on the testbed of --master instead of simulating")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.live:
         summary, path = _run_live(args, sc, out)
     else:
-        summary, path = simulate(sc, out, progress=not args.quiet, tables=args.format)
+        summary, path = simulate(sc, out, progress=not args.quiet and sys.stderr.isatty(), tables=args.format)
     if not args.quiet:
         queue = sc.queue.name if sc.queue else "fcfs"
         print(format_summary(summary, title=f"{sc.name} · {sc.policy.name} · queue {queue} · "

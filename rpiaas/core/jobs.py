@@ -83,6 +83,8 @@ class JobPlacement:
         k = task.nodes
         pl = self._placement
         keep = res is not None and head is not None
+        if not view.free_index.has_room(k, task.cores, task.mem_mb):
+            return None  # fewer nodes with room than parts, from the free index (the arrays left alone)
         mask = view.fits(task)  # room for the largest part
         if np.count_nonzero(mask) < k:  # fewer nodes with room than parts: no answer could do
             return None
@@ -90,8 +92,7 @@ class JobPlacement:
             answer = self._h_place.first(task=task, view=view)
             if answer is not None:
                 nodes = self.nodes_of(answer, task)
-                allowed = not keep or sum(not pl.respects(res, head, task, n, now)  # type: ignore[arg-type]
-                                          for n in nodes) <= pl.spare
+                allowed = not keep or len(pl.delaying(res, head, task, nodes, now)) <= pl.spare  # type: ignore[arg-type]
                 if allowed and self._h_filter.implemented:
                     masks = [np.asarray(m, dtype=bool) for m in self._h_filter.all(task=task, view=view)]
                     allowed = all(bool(m[n]) for m in masks for n in nodes)
@@ -105,7 +106,8 @@ class JobPlacement:
         kept: set[int] = set()  # nodes of a reservation this job would delay it on
         if keep:
             assert res is not None and head is not None
-            kept = {r for r in res.nodes or (res.node,) if mask[r] and not pl.respects(res, head, task, r, now)}
+            room = mask.tolist()
+            kept = pl.delaying(res, head, task, [r for r in res.nodes or (res.node,) if room[r]], now)
             if not pl.spare:
                 mask[list(kept)] = False
                 kept = set()

@@ -150,6 +150,24 @@ class FreeCoresIndex:
             j += 1
         return False
 
+    def has_room(self, k: int, cores: int, mem_mb: int) -> bool:
+        """Whether at least ``k`` nodes that are on have ``cores`` free cores and ``mem_mb``
+        free memory (a parallel job of ``k`` such parts could start): the groups of the
+        numbers of free cores from ``cores`` up, counted until ``k``."""
+        present = self.present
+        if not present or cores > present[-1]:
+            return k <= 0
+        levels, groups = self._levels, self._groups
+        n = 0
+        for j in range(bisect_left(present, cores), len(present)):
+            free = present[j]
+            lv, by_mem = levels[free], groups[free]
+            for i in range(bisect_left(lv, mem_mb), len(lv)):
+                n += len(by_mem[lv[i]])
+                if n >= k:
+                    return True
+        return n >= k
+
     def loosest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the most free cores, then the most free memory; among
         equals the one longest at that level.  ``None`` if no node fits."""

@@ -10,7 +10,7 @@ and the view, writes nothing, and fills a decision-trace record when asked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -80,6 +80,9 @@ class Placement:
         # (reservation, tasks on its node, cores and memory they free by its start): what
         # respects() last summed, valid while the pass that asks goes on (forget())
         self._held: tuple[Reservation, int, int, int, int] | None = None
+        # (reservation, its nodes as a set): a job's reservation holds up to every node
+        self._res_nodes: tuple[Reservation, frozenset[int]] | None = None
+        self._one_type = len(set(view.type_names)) <= 1
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
@@ -235,20 +238,55 @@ class Placement:
         the reservation holds, or the task ends by the reservation's start, or the node then still
         has room for ``head`` (its free cores and memory, less the task's, plus those of its
         running tasks estimated to end by then)."""
-        if node != res.node and node not in res.nodes:
+        if node != res.node and (not res.nodes or node not in self._holds(res)):
             return True
-        if now + self.view.estimate_s(task, node) <= res.start_s:
+        return self._keeps(res, head, task, node, now, self.view.estimate_s(task, node))
+
+    def _holds(self, res: Reservation) -> frozenset[int]:
+        """The nodes ``res`` holds, as a set (a job's reservation holds up to every node)."""
+        held_nodes = self._res_nodes
+        if held_nodes is None or held_nodes[0] is not res:
+            held_nodes = self._res_nodes = (res, frozenset(res.nodes or (res.node,)))
+        return held_nodes[1]
+
+    def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float) -> set[int]:
+        """Those of ``nodes`` where starting ``task`` would not keep ``head``'s reservation
+        (:meth:`respects` false), the task's estimate asked once per node type."""
+        holds = self._holds(res)
+        held = [n for n in nodes if n in holds]
+        names = self.view.type_names
+        est: dict[str, float] = {}
+        out: set[int] = set()
+        # one node type: one estimate, and a task that ends by the start delays none
+        if not held or (self._one_type and now + self.view.estimate_s(task, held[0]) <= res.start_s):
+            return out
+        for n in held:
+            e = est.get(names[n])
+            if e is None:
+                e = est[names[n]] = self.view.estimate_s(task, n)
+            if not self._keeps(res, head, task, n, now, e):
+                out.add(n)
+        return out
+
+    def _keeps(self, res: Reservation, head: Task, task: Task, node: int, now: float, est_s: float) -> bool:
+        """:meth:`respects` for a ``node`` the reservation holds, ``task`` estimated to run
+        ``est_s`` there."""
+        if now + est_s <= res.start_s:
             return True
         on_node = self._running_on[node]
-        held = self._held
-        # within a pass tasks only start: the sum holds while the node runs as many tasks
-        if held is None or held[0] is not res or held[1] != node or held[2] != len(on_node):
-            cores = mem = 0
-            start_s = res.start_s
-            for t in on_node.values():
-                if t.est_end_s <= start_s:
-                    cores += t.cores
-                    mem += t.mem_mb
-            held = self._held = (res, node, len(on_node), cores, mem)
-        return (self._cf[node] - task.cores + held[3] >= head.cores
-                and self._mf[node] - task.mem_mb + held[4] >= head.mem_mb)
+        if not on_node:  # an idle node: nothing of its own comes free by the start
+            held_cores = held_mem = 0
+        else:
+            held = self._held
+            # within a pass tasks only start: the sum holds while the node runs as many tasks
+            if held is None or held[0] is not res or held[1] != node or held[2] != len(on_node):
+                cores = mem = 0
+                start_s = res.start_s
+                for t in on_node.values():
+                    if t.est_end_s <= start_s:
+                        cores += t.cores
+                        mem += t.mem_mb
+                held = self._held = (res, node, len(on_node), cores, mem)
+            held_cores, held_mem = held[3], held[4]
+        return (self._cf[node] - task.cores + held_cores >= head.cores
+                and self._mf[node] - task.mem_mb + held_mem >= head.mem_mb)

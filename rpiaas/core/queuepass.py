@@ -234,7 +234,7 @@ class QueuePass:
         where it would delay the job) are spent."""
         pl = self._placement
         if pl.spare and res is not None and head is not None:
-            pl.spare -= sum(not pl.respects(res, head, task, n, now) for n in nodes)
+            pl.spare -= len(pl.delaying(res, head, task, nodes, now))
 
     def general(self, now: float, actions: list[Action]) -> None:
         queue = self._queue

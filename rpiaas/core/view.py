@@ -173,6 +173,10 @@ class ClusterView:
         """Tasks running on ``node`` by id (``task.est_end_s`` is their estimated end)."""
         return self._ledger.running_on[node]
 
+    def running_tasks(self) -> Mapping[int, Task]:
+        """Every running task by id (a parallel job once: ``task.placed`` are its nodes)."""
+        return self._ledger.running
+
     def queued(self) -> list[Task]:
         """Waiting tasks in arrival order."""
         return list(self._queue.values())

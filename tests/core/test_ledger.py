@@ -33,6 +33,8 @@ def test_tightest_and_loosest_match_brute_force(nodes, cores, mem, moves) -> Non
     assert index.tightest(cores, mem) == expect_tight
     assert index.loosest(cores, mem) == expect_loose
     assert index.fits(cores, mem) is bool(fitting)
+    for k in range(len(state) + 2):  # at least k nodes with room: what a job of k parts needs
+        assert index.has_room(k, cores, mem) is (len(fitting) >= k)
     assert index.present == sorted({c for c, _ in state.values()})
     assert index.most_free() == max(c for c, _ in state.values())
     for k in range(9):
