@@ -75,7 +75,7 @@ from .agent_client import AgentClient
 from .agent_tasks import AgentTasks
 from .clock import RunClock
 from .journal import JOURNAL, Journal, event_json
-from .options import RESULT, AgentNode, LiveOptions, RunState
+from .options import RESULT, AgentNode, LiveOptions, RunState, task_runner_of
 from .outbox import Outbox
 from .result import LiveResult, Twin, lag_figures
 from .resume import reconcile, replay
@@ -501,6 +501,7 @@ class LiveRun(Shell):
         live = {"run": self.id, "timescale": self.options.timescale,
                 "task_kind": self.options.task_kind,
                 "agents": {e.name: e.base_url for e in self.entries},
+                "task_runner": task_runner_of(self.entries),
                 "start_lag_s": lag_figures(self.start_lags)}
         self.result = await self.output.commit(end, live, self.outcomes)
         self.status.state = "completed"

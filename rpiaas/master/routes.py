@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ..store import Event, Sample, StateChange
-from .http import MIN_RESOLUTION_S, RECENT_STATES, body, body_number, error, float_param
+from .http import MIN_RESOLUTION_S, RECENT_STATES, body, body_number, error, float_param, int_param
 from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE
 from .openapi import openapi_document
 from .registry import NodeEntry
@@ -72,15 +72,19 @@ def _placements(request: web.Request) -> dict[str, list[dict[str, Any]]]:
 
 @routes.get("/api/v1/nodes")
 async def nodes(request: web.Request) -> web.Response:
-    """Every node with its agent address, current state and the live runs' tasks on it."""
+    """Every node with its agent address, current state and the live runs' tasks on it; a page
+    of them with ``?offset=&limit=`` (``total`` counts every node)."""
+    offset, limit = int_param(request, "offset") or 0, int_param(request, "limit")
+    entries: list[NodeEntry] = [*request.app[REGISTRY]]
+    page = entries[offset:] if limit is None else entries[offset:offset + limit]
     latest = await asyncio.to_thread(request.app[STORE].latest)
     placements, allocated = _placements(request), _allocated(request)
     out = []
-    for entry in request.app[REGISTRY]:
+    for entry in page:
         status = latest.get(entry.name)
         out.append(_node_json(entry, status.sample if status is not None else None, placements,
                               allocated))
-    return web.json_response({"nodes": out})
+    return web.json_response({"nodes": out, "total": len(entries), "offset": offset, "limit": limit})
 
 
 @routes.get("/api/v1/clusters")
@@ -180,6 +184,7 @@ async def summary(request: web.Request) -> web.Response:
         "poll_rounds": poller.rounds if poller is not None else 0,
         "poll_interval_s": request.app[CONFIG].poll_interval_s,
         "poll_latency": poller.latency.to_json() if poller is not None else None,
+        "poll_age": poller.poll_ages() if poller is not None else None,
     })
 
 
