@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -123,7 +124,8 @@ def measure(n: int, tasks: int, rate: float, idle_s: float, folder: Path) -> dic
     online_s = time.monotonic() - t0
     try:
         procs = {"master": psutil.Process(tb.master.pid), "emulator": psutil.Process(tb.emulator.pid)}
-        out: dict[str, Any] = {"nodes": n, "time_to_online_s": round(online_s, 2)}
+        out: dict[str, Any] = {"nodes": n, "time_to_online_s": round(online_s, 2),
+                               "load_average_1m_at_start": os.getloadavg()[0]}
         time.sleep(3.0)  # the first rounds after the last node came online
         idle = Sampler(tb.master_url, procs)
         idle.start()
@@ -147,6 +149,7 @@ def measure(n: int, tasks: int, rate: float, idle_s: float, folder: Path) -> dic
             run = get(f"{tb.master_url}/api/v1/runs/{run_id}", token)
         out["run"] = busy.finish()
         out["run"]["state"] = run["state"]
+        out["run"]["load_average_1m_at_end"] = os.getloadavg()[0]
         record = json.loads((folder / "runs" / run_id / "result" / "run.json").read_text())
         live = record["live"]
         out["run"].update({"tasks": tasks, "rate_per_s": rate,
@@ -192,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             r = measure(n, args.tasks, args.rate, args.idle_s, Path(d))
         print(json.dumps(r, indent=1), flush=True)
         results.append(r)
-    doc = {"machine": {"cpus": psutil.cpu_count(), "python": sys.version.split()[0]}, "results": results}
+    doc = {"machine": {"cpus": psutil.cpu_count(), "python": sys.version.split()[0],
+                       "load_average_1m_at_end": os.getloadavg()[0]}, "results": results}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     bad = [m for r in results for m in missed(r)]

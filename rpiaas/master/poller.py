@@ -12,7 +12,11 @@ A round polls all nodes, at most :data:`MAX_IN_FLIGHT` at a time (bounded
 concurrency: a thousand nodes are a thousand requests a round, and a
 thousand at once would spend their timeouts queued behind each other), each
 with its own timeout from when its request is sent, so a slow or dead node
-delays nobody by more than that timeout over :data:`MAX_IN_FLIGHT`.  A late
+delays nobody by more than that timeout over :data:`MAX_IN_FLIGHT`.  A round
+of more than :data:`MAX_IN_FLIGHT` nodes is paced: node ``i`` is sent at
+``i × PACE_SHARE × interval_s / N`` into the round, so its requests (and the
+agents' answers, and the round's CPU) are spread over the first part of the
+interval instead of a burst that task starts would wait behind.  A late
 round starts the next at once, so each node is read once a round: its *poll
 age* (the seconds since its agent's last answer, :meth:`Poller.poll_ages`)
 stays within about two rounds.  A node turns offline at its second failed poll in a row (``offline_after``:
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
 MAX_IN_FLIGHT = 128  # polls of one round in flight at once
+PACE_SHARE = 0.5  # a paced round sends its polls over this share of the interval
 
 
 def _ratio(value: Any) -> float:
@@ -237,8 +242,16 @@ class Poller:
         begun = self.clock()
         todo = list(self.registry) if entries is None else entries
         metered = [(e, m) for e in todo if (m := self.meter(e)) is not None]
+        spacing_s = PACE_SHARE * self.interval_s / len(todo) \
+            if entries is None and len(todo) > MAX_IN_FLIGHT else 0.0
+
+        async def paced(i: int, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
+            if spacing_s:
+                await asyncio.sleep(i * spacing_s)
+            return await self.poll_node(entry)
+
         results, readings = await asyncio.gather(
-            asyncio.gather(*(self.poll_node(e) for e in todo)),
+            asyncio.gather(*(paced(i, e) for i, e in enumerate(todo))),
             asyncio.gather(*(self.read_meter(e, m) for e, m in metered)))
         power = [r for r in readings if r is not None]
         now = self.clock()

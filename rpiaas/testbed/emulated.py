@@ -45,6 +45,7 @@ EMULATED = "emulated"  # testbed.json's "kind"
 RACK = 250  # nodes per rack: one /24 of loopback each
 MAX_EMULATED = 10_000
 EMULATOR = "emulator"  # the process's name in testbed.json, status and logs
+POLL_TIMEOUT_S, OFFLINE_AFTER = 3.0, 3  # the master's poll_timeout_s and offline_after
 
 
 @dataclass
@@ -178,7 +179,10 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
     write_private(root / "node-secret", node_secret)
     for name in names:
         write_private(root / TOKENS_DIR / f"{name}.token", node_token(node_secret, name))
+    # one process answers for every node on a shared machine: an answer may be late under load
+    # (as a virtual testbed's), so a longer timeout and one more miss before a node is offline
     master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
+                  "poll_timeout_s": POLL_TIMEOUT_S, "offline_after": OFFLINE_AFTER,
                   "store": "history.db", "listen": f"{HOST}:{master_port}",
                   "agents": {name: f"{HOST}:{port}" for name, port in zip(names, ports, strict=True)},
                   "token_file": "master-token", "node_secret_file": "node-secret",
