@@ -181,10 +181,16 @@ def load_nodes(path: str | Path) -> list[Config]:
 
 
 # ---------------------------------------------------------------- serving
-async def serve_many(configs: Sequence[Config], stop: asyncio.Event | None = None) -> None:
+async def serve_many(configs: Sequence[Config], stop: asyncio.Event | None = None,
+                     ports_file: str | None = None) -> None:
     """Serve an agent app per config (tasks as timers) until ``stop`` is set (default: SIGTERM or
-    SIGINT), then shut each down cleanly."""
+    SIGINT), then shut each down cleanly.
+
+    ``ports_file``: once every node listens, write there ``{name: port}`` as JSON (whole or not
+    at all): with ``port`` 0 each node gets a free port, told to whoever starts the master.
+    """
     runners: list[web.AppRunner] = []
+    ports: dict[str, int] = {}
     timeout: dict[str, Any] = {"shutdown_timeout": SHUTDOWN_TIMEOUT_S}
     on_runner = _RUNNER_TAKES_SHUTDOWN_TIMEOUT  # see rpiaas_agent.cli
     stop = stop or asyncio.Event()
@@ -200,9 +206,13 @@ async def serve_many(configs: Sequence[Config], stop: asyncio.Event | None = Non
             runners.append(runner)
             await web.TCPSite(runner, config.host, config.port, **({} if on_runner else timeout)).start()
             app[LISTENING].set()
-        log.warning("rpiaas-agent-emulated %s: %d nodes listening (%s ... %s)", __version__,
-                    len(configs), f"{configs[0].host}:{configs[0].port}",
-                    f"{configs[-1].host}:{configs[-1].port}")
+            ports[config.name] = int(runner.addresses[0][1])
+        if ports_file is not None:
+            tmp = Path(ports_file + ".tmp")
+            tmp.write_text(json.dumps(ports) + "\n", encoding="utf-8")
+            tmp.replace(ports_file)
+        log.warning("rpiaas-agent-emulated %s: %d nodes listening on %s, ports %d to %d", __version__,
+                    len(configs), configs[0].host, min(ports.values()), max(ports.values()))
         await stop.wait()
         log.warning("stopping")
     finally:
@@ -219,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--version", action="version", version=f"rpiaas-agent {__version__}")
     p.add_argument("nodes", metavar="NODES.json",
                    help='{"common": {SETTINGS}, "nodes": [{SETTINGS}, ...]}: the settings of each node')
+    p.add_argument("--ports-file", metavar="FILE",
+                   help="once every node listens, write {name: port} there as JSON (a node's port 0: "
+                        "a free one)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
                    help="default warning: a thousand nodes' info lines would flood the log")
     args = p.parse_args(argv)
@@ -231,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rpiaas-agent-emulated: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        asyncio.run(serve_many(configs))
+        asyncio.run(serve_many(configs, ports_file=args.ports_file))
     except OSError as e:  # a port taken
         print(f"rpiaas-agent-emulated: error: cannot listen: {e}", file=sys.stderr)
         return EXIT_LISTEN

@@ -35,7 +35,17 @@ from ..inputs.cluster import load_cluster
 from ..inputs.errors import did_you_mean
 from ..model import PROFILES
 from .plan import HOST, TestbedError, free_ports, machine
-from .procs import Proc, agent_env, get_json, proc_stat, start_process, stop_all, tail, write_private
+from .procs import (
+    Proc,
+    agent_env,
+    get_json,
+    proc_stat,
+    start_process,
+    stop_all,
+    tail,
+    wait_until,
+    write_private,
+)
 from .state import TOKENS_DIR, check_not_running, forget_state, keep_out_of_git, write_state
 
 __all__ = ["EMULATED", "MAX_EMULATED", "RACK", "EmulatedTestbed", "emulated_cluster", "load_emulated",
@@ -172,8 +182,9 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
     (root / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     nodes = load_cluster(root / "cluster.yaml").nodes
     names = [node.name for node in nodes]
-    ports = free_ports(n + (master_port == 0))
-    master_port = master_port or ports.pop()
+    # the nodes' ports are the emulator's to pick (port 0: a free one each, told in a file):
+    # a thousand ports picked here and bound there later would race every other socket
+    master_port = master_port or free_ports(1)[0]
     write_private(root / "master-token", secrets.token_urlsafe(32))
     node_secret = secrets.token_urlsafe(32)
     write_private(root / "node-secret", node_secret)
@@ -181,24 +192,19 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
         write_private(root / TOKENS_DIR / f"{name}.token", node_token(node_secret, name))
     # one process answers for every node on a shared machine: an answer may be late under load
     # (as a virtual testbed's), so a longer timeout and one more miss before a node is offline
-    master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
-                  "poll_timeout_s": POLL_TIMEOUT_S, "offline_after": OFFLINE_AFTER,
-                  "store": "history.db", "listen": f"{HOST}:{master_port}",
-                  "agents": {name: f"{HOST}:{port}" for name, port in zip(names, ports, strict=True)},
-                  "token_file": "master-token", "node_secret_file": "node-secret",
-                  "runs_dir": "runs"}
-    (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False), encoding="utf-8")
     cpus = machine()[0]
     common = {"host": HOST, "cores": cores, "mem_mb": mem_mb,
               "oversubscribe": cores > len(cpus), "sysfs_root": str(root / "sysfs-empty"),
               "vcgencmd": "", "work_dir": str(root / "work"), "disk_path": str(root),
               "master_url": f"http://{HOST}:{master_port}", "log_level": "warning"}
     spec = {"common": common,
-            "nodes": [{"name": node.name, "port": port,
+            "nodes": [{"name": node.name, "port": 0,
                        "token_file": str(root / TOKENS_DIR / f"{node.name}.token"),
-                       "report_from": str(node.address)}
-                      for node, port in zip(nodes, ports, strict=True)]}
+                       "report_from": str(node.address)} for node in nodes]}
     (root / "emulated-nodes.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+    ports_file = root / "emulated-ports.json"
+    with contextlib.suppress(FileNotFoundError):
+        ports_file.unlink()
 
     popens: list[subprocess.Popen[bytes]] = []
     procs: dict[str, Proc] = {}
@@ -214,7 +220,18 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
     try:
         # the agents' environment (as a local testbed's): what finds Python and the packages
         emulator = spawn(EMULATOR, 0, [sys.executable, "-m", "rpiaas_agent.emulated",
-                                       str(root / "emulated-nodes.json")], agent_env())
+                                       str(root / "emulated-nodes.json"), "--ports-file",
+                                       str(ports_file)], agent_env())
+        wait_until(ports_file.exists, emulator, f"{ports_file.name} (every node listening)",
+                   max(30.0, n / 20))
+        ports = json.loads(ports_file.read_text(encoding="utf-8"))
+        master_doc = {"cluster": "cluster.yaml", "poll_interval_s": poll_interval_s,
+                      "poll_timeout_s": POLL_TIMEOUT_S, "offline_after": OFFLINE_AFTER,
+                      "store": "history.db", "listen": f"{HOST}:{master_port}",
+                      "agents": {name: f"{HOST}:{ports[name]}" for name in names},
+                      "token_file": "master-token", "node_secret_file": "node-secret",
+                      "runs_dir": "runs"}
+        (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False), encoding="utf-8")
         master = spawn("master", master_port, [sys.executable, "-m", "rpiaas", "master",
                                                str(root / "master.yaml"), "--port", str(master_port)])
         tb = EmulatedTestbed(root, master, emulator, names, node_type, cores, mem_mb,

@@ -71,6 +71,7 @@ def test_emulated_200_nodes_online_a_live_run_on_timers_and_down(tmp_path: Path)
         with pytest.raises(urllib.error.HTTPError) as e:
             _call(agent + "/tasks", other)
         assert e.value.code == 401
+        e.value.close()
         assert _call(agent + "/tasks", own) == {"tasks": []}
         # the boot reports came from each node's address and were accepted: a boot each
         assert _call(f"{url}/api/v1/nodes/{names[-1]}")["last_boot"] is not None
