@@ -8,7 +8,10 @@ can be compared with the simulation) or as ``cpu`` doing its real work.
 The documents the agents answer go back to the run through the callables it
 gives: the start an agent measured (``started``) and, found by polling the
 agents' ``GET /tasks`` (:meth:`AgentTasks.poll`), the ends their pushes
-missed (``ended``), so a lost push loses nothing.
+missed (``ended``), so a lost push loses nothing.  A poll asks at most
+:data:`MAX_ASKED` nodes, in turn: on a thousand busy nodes each is asked every
+ten polls, not all a thousand every second (the pushes are the way ends
+arrive; the poll only catches those lost, and an agent retries its pushes).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from .clock import RunClock
 from .options import AgentNode, LiveOptions
 from .outbox import Call
 
-__all__ = ["AgentTasks", "agent_kind"]
+__all__ = ["MAX_ASKED", "AgentTasks", "agent_kind"]
+
+MAX_ASKED = 100  # nodes asked for their tasks by one poll, in turn
 
 
 def agent_kind(task_kind: str, kind: str) -> str:
@@ -73,6 +78,7 @@ class AgentTasks:
         self.on_agent: dict[int, tuple[int, str]] = {}  # running task id -> (node, agent id)
         self.reported: set[str] = set()  # agent ids whose end is known (or no longer wanted)
         self.replaying = False  # the run replays its journal: no call goes out
+        self.ask_from = 0  # where the next poll's turn starts, among the nodes with tasks
 
     def spec(self, task: Task, node: int, work_core_s: float, agent_id: str) -> dict[str, Any]:
         """The ``POST /tasks`` document that runs ``work_core_s`` of ``task`` on ``node``."""
@@ -132,6 +138,10 @@ class AgentTasks:
     async def poll(self) -> None:
         """Ask the agents that run this run's tasks for their tasks: the ends pushes missed."""
         nodes = sorted({node for node, _ in self.on_agent.values()})
+        if len(nodes) > MAX_ASKED:
+            start = self.ask_from % len(nodes)
+            nodes = (nodes[start:] + nodes[:start])[:MAX_ASKED]
+            self.ask_from = start + MAX_ASKED
         results = await asyncio.gather(
             *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
         for n, docs in zip(nodes, results, strict=True):

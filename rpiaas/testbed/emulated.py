@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -165,7 +166,8 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
                            poll_interval_s: float = 1.0, master_port: int = 0,
                            timeout_s: float = 60.0) -> EmulatedTestbed:
     """Start a master and ``n`` emulated nodes in one process, files in ``dir``; wait until all
-    are online.
+    are online.  Raises this process's soft limit of open files to what ``n`` nodes need (the
+    master and the emulator inherit it; about four per node).
 
     :raises TestbedRunning: if ``dir`` has a running testbed.
     :raises TestbedError: bad arguments, or a process that died or a node not online in time
@@ -206,6 +208,7 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
     with contextlib.suppress(FileNotFoundError):
         ports_file.unlink()
 
+    notes += _raise_open_files(n)
     popens: list[subprocess.Popen[bytes]] = []
     procs: dict[str, Proc] = {}
 
@@ -247,6 +250,22 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
         forget_state(root)
         raise
     return tb
+
+
+def _raise_open_files(n: int) -> list[str]:
+    """Raise this process's soft limit of open files, which the master and the emulator inherit,
+    to what ``n`` nodes need (a listening socket each, and kept connections for polls, starts and
+    reports: about four per node); a note if the hard limit is lower."""
+    need = 4 * n + 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (need if hard == resource.RLIM_INFINITY else min(need, hard), hard))
+    got = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if got != resource.RLIM_INFINITY and got < need:
+        return [f"{n} nodes need about {need} open files, the limit is {got} (ulimit -Hn): "
+                "raise it, or some connections will fail"]
+    return []
 
 
 def _wait_online(tb: EmulatedTestbed, timeout_s: float) -> None:
