@@ -10,15 +10,17 @@ Usage::
 For each size N, an emulated testbed (:mod:`rpiaas.testbed.emulated`: the real
 ``rpiaas master`` polling N agent APIs that one ``rpiaas-agent-emulated``
 process serves, each on its own loopback port with its own token, tasks as
-timers) is started in a temporary directory, poll interval 1 s.  Then:
+timers) is started in a temporary directory, poll interval 1 s (``--poll-interval-s``).  Then:
 
 - **time to online**: from the start of the testbed until the master counts
   every node online;
 - **idle**: for ``--idle-s`` seconds, every second, the master's
   ``/api/v1/summary`` ``poll_age`` (seconds since each node's agent last
   answered, over the nodes): the median of its p50s, the worst of its p99s
-  and of its maxima; the master's and the emulator's CPU (% of one core) and
-  RSS (the highest sample);
+  and of its maxima; the master's and the emulator's CPU (% of one core),
+  RSS (the highest sample), and the share of the time their threads waited on
+  a run queue, runnable but not running (``/proc/PID/task/*/schedstat``: what
+  a machine busy with other work costs them);
 - **run**: a live run (timescale 1, ``--task-kind sleep``) of ``--tasks``
   one-core tasks of 4-8 s (uniform), arriving every 1/``--rate`` s, placed by
   ``least_loaded``: its ``run.json``'s ``live.start_lag_s`` (p50, p95, max:
@@ -77,7 +79,19 @@ class Sampler(threading.Thread):
         self.ages: list[dict[str, Any]] = []
         self.rss_mb: dict[str, list[float]] = {k: [] for k in procs}
         self.cpu0 = {k: self._cpu(p) for k, p in procs.items()}
+        self.wait0 = {k: self._waited_s(p) for k, p in procs.items()}
         self.t0 = time.monotonic()
+
+    @staticmethod
+    def _waited_s(p: psutil.Process) -> float:
+        """Seconds the process's threads have waited on a run queue (runnable, not running)."""
+        total = 0
+        for task in Path(f"/proc/{p.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+        return total / 1e9
 
     @staticmethod
     def _cpu(p: psutil.Process) -> float:
@@ -106,6 +120,8 @@ class Sampler(threading.Thread):
             out["poll_age_max_s_worst"] = round(max(a["max_s"] for a in self.ages), 3)
         for k, p in self.procs.items():
             out[f"{k}_cpu_percent_of_one_core"] = round(100 * (self._cpu(p) - self.cpu0[k]) / wall, 1)
+            # runnable but not running: what a machine shared with other work costs it
+            out[f"{k}_run_queue_wait_percent"] = round(100 * (self._waited_s(p) - self.wait0[k]) / wall, 1)
             out[f"{k}_rss_mb_max"] = round(max(self.rss_mb[k], default=p.memory_info().rss / 2**20), 1)
         return out
 
@@ -118,13 +134,15 @@ def scenario(cluster: dict[str, Any], tasks: int, rate: float) -> dict[str, Any]
             "policy": "least_loaded"}
 
 
-def measure(n: int, tasks: int, rate: float, idle_s: float, folder: Path) -> dict[str, Any]:
+def measure(n: int, tasks: int, rate: float, idle_s: float, folder: Path, poll_interval_s: float = 1.0
+            ) -> dict[str, Any]:
     t0 = time.monotonic()
-    tb = start_emulated_testbed(folder, n, timeout_s=120.0 + n / 10)
+    tb = start_emulated_testbed(folder, n, timeout_s=120.0 + n / 10, poll_interval_s=poll_interval_s)
     online_s = time.monotonic() - t0
     try:
         procs = {"master": psutil.Process(tb.master.pid), "emulator": psutil.Process(tb.emulator.pid)}
-        out: dict[str, Any] = {"nodes": n, "time_to_online_s": round(online_s, 2),
+        out: dict[str, Any] = {"nodes": n, "poll_interval_s": poll_interval_s,
+                               "time_to_online_s": round(online_s, 2),
                                "load_average_1m_at_start": os.getloadavg()[0]}
         time.sleep(3.0)  # the first rounds after the last node came online
         idle = Sampler(tb.master_url, procs)
@@ -183,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=3000)
     p.add_argument("--rate", type=float, default=150.0, help="arrivals per second")
     p.add_argument("--idle-s", type=float, default=30.0)
+    p.add_argument("--poll-interval-s", type=float, default=1.0)
     p.add_argument("--quick", action="store_true", help="50 nodes, 300 tasks, 10 s idle")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -192,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in args.nodes:
         with tempfile.TemporaryDirectory(prefix=f"rpiaas-emulated-{n}-") as d:
-            r = measure(n, args.tasks, args.rate, args.idle_s, Path(d))
+            r = measure(n, args.tasks, args.rate, args.idle_s, Path(d), args.poll_interval_s)
         print(json.dumps(r, indent=1), flush=True)
         results.append(r)
     doc = {"machine": {"cpus": psutil.cpu_count(), "python": sys.version.split()[0],
