@@ -69,8 +69,8 @@ def _full_parser(sub: Any) -> Any:
                          "(QEMU -icount), whatever else this machine runs")
     up.add_argument("--keep-roots", action="store_true",
                     help="--virtual: boot the nodes' roots in DIR/nfs as they are (no rebuild)")
-    up.add_argument("--poll-interval-s", type=float, default=1.0,
-                    help="the master's poll interval (default 1)")
+    up.add_argument("--poll-interval-s", type=float,
+                    help="the master's poll interval (default 1; --emulated beyond 500 nodes: 2)")
     up.add_argument("--master-port", type=int, default=8080,
                     help="the master's port (default 8080; 0: a free one)")
     up.add_argument("--timeout-s", type=float,
@@ -110,7 +110,7 @@ def _up(args: argparse.Namespace) -> int:
     if not 0 <= args.master_port < 65536:
         print(f"error: --master-port: expected 0-65535, got {args.master_port}", file=sys.stderr)
         return 2
-    if not args.poll_interval_s > 0:
+    if args.poll_interval_s is not None and not args.poll_interval_s > 0:
         print("error: --poll-interval-s: expected a positive number", file=sys.stderr)
         return 2
     check_not_running(Path(args.dir).absolute())
@@ -121,7 +121,7 @@ def _up(args: argparse.Namespace) -> int:
         return _up_emulated(args, dir_flag)
     print(f"starting a master and {args.local} agents in {args.dir} ...", flush=True)
     tb = start_local_testbed(args.dir, args.local, node_type=args.type,
-                             poll_interval_s=args.poll_interval_s,
+                             poll_interval_s=args.poll_interval_s or 1.0,
                              master_port=args.master_port, timeout_s=args.timeout_s or 30.0)
     for note in tb.notes:
         print(f"note: {note}")
@@ -144,7 +144,7 @@ def _up_emulated(args: argparse.Namespace, dir_flag: str) -> int:
           flush=True)
     timeout_s = args.timeout_s or 60.0 + max(0, args.emulated - 200) / 20
     tb = start_emulated_testbed(args.dir, args.emulated, node_type=args.type,
-                                poll_interval_s=args.poll_interval_s, master_port=args.master_port,
+                                poll_interval_s=args.poll_interval_s or 1.0, master_port=args.master_port,
                                 timeout_s=timeout_s)
     for note in tb.notes:
         print(f"note: {note}")
@@ -173,7 +173,7 @@ def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
     print(f"starting {what} in {args.dir} (the first time downloads and builds their "
           "kernel and roots) ...", flush=True)
     tb = start_virtual_testbed(args.dir, args.virtual, cluster=args.cluster, mem_mb=args.mem_mb,
-                               master_port=args.master_port, poll_interval_s=args.poll_interval_s,
+                               master_port=args.master_port, poll_interval_s=args.poll_interval_s or 1.0,
                                timeout_s=args.timeout_s or 300.0, cache=args.cache,
                                prepare_roots=not args.keep_roots, icount_shift=args.icount)
     kinds = sorted({(tb.node_types[n], tb.sizes[n][0], tb.sizes[n][1]) for n in tb.vms})

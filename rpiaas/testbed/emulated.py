@@ -49,7 +49,7 @@ from .procs import (
 )
 from .state import TOKENS_DIR, check_not_running, forget_state, keep_out_of_git, write_state
 
-__all__ = ["EMULATED", "MAX_EMULATED", "RACK", "EmulatedTestbed", "emulated_cluster", "load_emulated",
+__all__ = ["BUSY_NODES", "EMULATED", "MAX_EMULATED", "RACK", "EmulatedTestbed", "emulated_cluster", "load_emulated",
            "start_emulated_testbed"]
 
 EMULATED = "emulated"  # testbed.json's "kind"
@@ -57,6 +57,7 @@ RACK = 250  # nodes per rack: one /24 of loopback each
 MAX_EMULATED = 10_000
 EMULATOR = "emulator"  # the process's name in testbed.json, status and logs
 POLL_TIMEOUT_S, OFFLINE_AFTER = 3.0, 3  # the master's poll_timeout_s and offline_after
+BUSY_NODES = 500  # beyond, the default poll interval is 2 s, not 1
 
 
 @dataclass
@@ -163,7 +164,7 @@ def emulated_cluster(n: int, node_type: str) -> tuple[dict[str, Any], int, int, 
 
 
 def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str = "rpi4b",
-                           poll_interval_s: float = 1.0, master_port: int = 0,
+                           poll_interval_s: float | None = None, master_port: int = 0,
                            timeout_s: float = 60.0) -> EmulatedTestbed:
     """Start a master and ``n`` emulated nodes in one process, files in ``dir``; wait until all
     are online.  Raises this process's soft limit of open files to what ``n`` nodes need (the
@@ -176,6 +177,8 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
     root = Path(dir).absolute()
     check_not_running(root)
     doc, cores, mem_mb, notes = emulated_cluster(n, node_type)
+    if poll_interval_s is None:
+        poll_interval_s = 1.0 if n <= BUSY_NODES else 2.0
     for sub in ("logs", "work", "sysfs-empty"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / TOKENS_DIR).mkdir(mode=0o700, exist_ok=True)
