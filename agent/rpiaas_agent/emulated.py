@@ -6,7 +6,7 @@ check, boot report and task-end pushes as ``rpiaas-agent``) per node, each on
 its own port with its own token, in one process and one event loop.  It is
 the way to test a master at lab scale on one machine, as KWOK is for
 Kubernetes: a thousand agent processes would need some 40 GB; a thousand
-apps in one process need a few hundred MB.
+apps in one process need about 100 MB.
 
 What differs from an agent process is what a task *is*:
 
@@ -51,7 +51,7 @@ from .cli import _RUNNER_TAKES_SHUTDOWN_TIMEOUT, SHUTDOWN_TIMEOUT_S, _quiet_bad_
 from .config import Config, ConfigError, load_config
 from .emulation import EmulatedSampler
 from .keys import LISTENING
-from .tasks import Task, TaskManager, TaskRefused
+from .tasks import Notify, Task, TaskManager, TaskRefused
 
 __all__ = ["TimerSampler", "TimerTaskManager", "load_nodes", "main", "serve_many"]
 
@@ -85,7 +85,7 @@ class TimerTaskManager(TaskManager):
 
     runner = "timer"
 
-    def __init__(self, config: Config, notify: Any = None) -> None:
+    def __init__(self, config: Config, notify: Notify | None = None) -> None:
         super().__init__(config, notify)
         self.kernel_ops_per_s = float(workload.REFERENCE_OPS_PER_S)  # speed.relative 1
         self._timers: dict[str, asyncio.TimerHandle] = {}
