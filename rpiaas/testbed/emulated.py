@@ -22,6 +22,7 @@ import json
 import os
 import resource
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ from ..auth import node_token
 from ..inputs.cluster import load_cluster
 from ..inputs.errors import did_you_mean
 from ..model import PROFILES
-from .plan import HOST, TestbedError, free_ports, machine
+from .plan import HOST, TestbedError, machine
 from .procs import (
     Proc,
     agent_env,
@@ -188,8 +189,12 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
     nodes = load_cluster(root / "cluster.yaml").nodes
     names = [node.name for node in nodes]
     # the nodes' ports are the emulator's to pick (port 0: a free one each, told in a file):
-    # a thousand ports picked here and bound there later would race every other socket
-    master_port = master_port or free_ports(1)[0]
+    # a thousand ports picked here and bound there later would race every other socket; the
+    # master's free port is held here until the master starts, so no node binds it meanwhile
+    held = socket.socket()
+    if not master_port:
+        held.bind((HOST, 0))
+        master_port = int(held.getsockname()[1])
     write_private(root / "master-token", secrets.token_urlsafe(32))
     node_secret = secrets.token_urlsafe(32)
     write_private(root / "node-secret", node_secret)
@@ -238,6 +243,7 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
                       "token_file": "master-token", "node_secret_file": "node-secret",
                       "runs_dir": "runs"}
         (root / "master.yaml").write_text(yaml.safe_dump(master_doc, sort_keys=False), encoding="utf-8")
+        held.close()
         master = spawn("master", master_port, [sys.executable, "-m", "rpiaas", "master",
                                                str(root / "master.yaml"), "--port", str(master_port)])
         tb = EmulatedTestbed(root, master, emulator, names, node_type, cores, mem_mb,
@@ -245,6 +251,7 @@ def start_emulated_testbed(dir: str | os.PathLike[str], n: int, *, node_type: st
         write_state(root, tb.to_json())
         _wait_online(tb, timeout_s)
     except BaseException:
+        held.close()
         with contextlib.suppress(TestbedError):
             stop_all([procs[k] for k in ("master", EMULATOR) if k in procs], 10.0)
         for p in popens:
