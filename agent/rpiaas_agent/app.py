@@ -32,8 +32,13 @@ from .tasks import TaskManager
 __all__ = ["create_app"]
 
 
-def create_app(config: Config | None = None) -> web.Application:
-    """A new agent application for ``config`` (defaults if ``None``); serve it with aiohttp."""
+def create_app(config: Config | None = None, task_manager: type[TaskManager] = TaskManager,
+               emulated_sampler: type[EmulatedSampler] = EmulatedSampler) -> web.Application:
+    """A new agent application for ``config`` (defaults if ``None``); serve it with aiohttp.
+
+    ``task_manager`` and ``emulated_sampler`` (with ``emulate`` on) run and read its tasks:
+    :mod:`rpiaas_agent.emulated` gives timers instead of processes, the API staying this one.
+    """
     config = Config() if config is None else config
     app = web.Application(
         middlewares=[error_middleware, body_limit_middleware, token_middleware],
@@ -44,8 +49,8 @@ def create_app(config: Config | None = None) -> web.Application:
     app[THROTTLE] = ThrottleMonitor(config.vcgencmd, config.throttle_interval_s)
     app[NOTIFIER] = Notifier(config.token, config.report_from)
     app[LISTENING] = asyncio.Event()
-    app[TASKS] = TaskManager(config, notify=app[NOTIFIER].push)
-    app[CPU] = EmulatedSampler(config.sample_interval_s, app[TASKS]) if config.emulate \
+    app[TASKS] = task_manager(config, notify=app[NOTIFIER].push)
+    app[CPU] = emulated_sampler(config.sample_interval_s, app[TASKS]) if config.emulate \
         else CpuSampler(config.sample_interval_s)
     app[POWER] = PowerMonitor(config.power_source, config.power_interval_s, config.hwmon_path,
                               config.vcgencmd)

@@ -148,7 +148,10 @@ _SCHEMAS: dict[str, Schema] = {
                          "The reference kernel's single-core rate, and over the reference "
                          "core's (speed 1.0); null until measured, just after the start."),
         "tasks": _object({"running": _COUNT, "cores_used": _COUNT, "mem_mb_used": _MB,
-                          "cores": {"type": "integer", "minimum": 1}, "mem_mb": _MB},
+                          "cores": {"type": "integer", "minimum": 1}, "mem_mb": _MB,
+                          "runner": {"type": "string", "enum": ["process", "timer"], "description":
+                                     "What a task is: a process group (`process`), or a timer "
+                                     "of an emulating process (`timer`: rpiaas-agent-emulated)."}},
                          "Tasks running, what they hold, and the node's capacity for tasks."),
         "power": _nullable(_object(
             {"source": {"type": "string", "enum": ["hwmon", "pmic"]},

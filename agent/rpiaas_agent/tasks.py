@@ -157,6 +157,8 @@ def _read_report(proc: subprocess.Popen[bytes]) -> tuple[int | None, float | Non
 class TaskManager:
     """The node's tasks: admission, start, end, kill; ``notify(url, document)`` on each end."""
 
+    runner = "process"  # what a task is here (/info's tasks.runner): a process group
+
     def __init__(self, config: Config, notify: Notify | None = None) -> None:
         self.config = config
         self.cpu_set = node_cpu_set(config)
@@ -183,7 +185,7 @@ class TaskManager:
         running = list(self._running.values())
         return {"running": len(running), "cores_used": sum(t.spec.cores for t in running),
                 "mem_mb_used": sum(t.spec.mem_mb for t in running), "cores": self.cores,
-                "mem_mb": self.mem_mb}
+                "mem_mb": self.mem_mb, "runner": self.runner}
 
     def speed(self) -> dict[str, float | None]:
         """``/info``'s ``speed``: the kernel's single-core rate here, and over the reference's."""

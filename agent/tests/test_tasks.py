@@ -152,7 +152,7 @@ def test_every_kind_runs_and_ends_as_reported(agent: AgentProcess, tmp_path: Pat
     assert {i for _, i in ends} == {"burn", "cmd", "disk", "hold", "nap"}
     assert json.loads(agent.get("/info")[2])["tasks"] == {
         "running": 0, "cores_used": 0, "mem_mb_used": 0, "cores": 2,
-        "mem_mb": psutil.virtual_memory().total >> 20}
+        "mem_mb": psutil.virtual_memory().total >> 20, "runner": "process"}
 
 
 def test_a_killed_agent_takes_its_tasks_along(agent: AgentProcess, tmp_path: Path) -> None:
@@ -239,7 +239,8 @@ def test_admission_within_cores_and_memory(local: InProcessAgent) -> None:
     r = post({"id": "a", "kind": "sleep", "duration_s": 0.1})  # the id is taken: 409 before room
     assert r.status == 409 and "exists already" in r.json()["error"]
     info = local.get("/info").json()["tasks"]
-    assert info == {"running": 2, "cores_used": 2, "mem_mb_used": 100, "cores": 2, "mem_mb": 100}
+    assert info == {"running": 2, "cores_used": 2, "mem_mb_used": 100, "cores": 2, "mem_mb": 100,
+                    "runner": "process"}
     assert {t["id"] for t in local.get("/tasks", headers=AUTH).json()["tasks"]} == {"a", "b"}
     for task_id in ("a", "b"):
         assert local.request("DELETE", f"/tasks/{task_id}", headers=AUTH).json()["state"] == "killed"

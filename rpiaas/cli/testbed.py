@@ -50,7 +50,11 @@ def _full_parser(sub: Any) -> Any:
     kind.add_argument("--virtual", type=int, metavar="N",
                       help="N virtual Pis (QEMU arm64) that boot over the network and run the "
                            "agent (needs root; see docs/testbed.md)")
-    up.add_argument("--type", default="rpi4b", help="node type of --local nodes (default rpi4b)")
+    kind.add_argument("--emulated", type=int, metavar="N",
+                      help="N emulated nodes served by one process, their tasks timers: the master "
+                           "at lab scale (a thousand nodes on one machine; see docs/testbed.md)")
+    up.add_argument("--type", default="rpi4b",
+                    help="node type of --local and --emulated nodes (default rpi4b)")
     up.add_argument("--allow-commands", action="store_true",
                     help="--local: the agents run command tasks (a scenario's `command:` with "
                          "--task-kind scenario); off by default, as on a Pi")
@@ -68,13 +72,13 @@ def _full_parser(sub: Any) -> Any:
                          "(QEMU -icount), whatever else this machine runs")
     up.add_argument("--keep-roots", action="store_true",
                     help="--virtual: boot the nodes' roots in DIR/nfs as they are (no rebuild)")
-    up.add_argument("--poll-interval-s", type=float, default=1.0,
-                    help="the master's poll interval (default 1)")
+    up.add_argument("--poll-interval-s", type=float,
+                    help="the master's poll interval (default 1; --emulated beyond 500 nodes: 2)")
     up.add_argument("--master-port", type=int, default=8080,
                     help="the master's port (default 8080; 0: a free one)")
     up.add_argument("--timeout-s", type=float,
                     help="how long to wait for every node to be online (default 30; "
-                         "--virtual: 300)")
+                         "--virtual: 300; --emulated: 60, and 1 s more per 20 nodes beyond 200)")
     status = cmds.add_parser("status", help="each process alive or dead, and the master's summary")
     down = cmds.add_parser("down", help="stop the testbed (keeps logs, history and runs)")
     for p in (up, status, down):
@@ -109,16 +113,18 @@ def _up(args: argparse.Namespace) -> int:
     if not 0 <= args.master_port < 65536:
         print(f"error: --master-port: expected 0-65535, got {args.master_port}", file=sys.stderr)
         return 2
-    if not args.poll_interval_s > 0:
+    if args.poll_interval_s is not None and not args.poll_interval_s > 0:
         print("error: --poll-interval-s: expected a positive number", file=sys.stderr)
         return 2
     check_not_running(Path(args.dir).absolute())
     dir_flag = "" if args.dir == DEFAULT_DIR else f" --dir {args.dir}"
     if args.virtual is not None or args.cluster is not None:
         return _up_virtual(args, dir_flag)
+    if args.emulated is not None:
+        return _up_emulated(args, dir_flag)
     print(f"starting a master and {args.local} agents in {args.dir} ...", flush=True)
     tb = start_local_testbed(args.dir, args.local, node_type=args.type,
-                             poll_interval_s=args.poll_interval_s,
+                             poll_interval_s=args.poll_interval_s or 1.0,
                              master_port=args.master_port, timeout_s=args.timeout_s or 30.0,
                              allow_commands=args.allow_commands)
     for note in tb.notes:
@@ -135,6 +141,32 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up_emulated(args: argparse.Namespace, dir_flag: str) -> int:
+    from ..testbed.emulated import start_emulated_testbed
+
+    print(f"starting a master and {args.emulated} emulated nodes (one process) in {args.dir} ...",
+          flush=True)
+    timeout_s = args.timeout_s or 60.0 + max(0, args.emulated - 200) / 20
+    tb = start_emulated_testbed(args.dir, args.emulated, node_type=args.type,
+                                poll_interval_s=args.poll_interval_s or 1.0, master_port=args.master_port,
+                                timeout_s=timeout_s)
+    for note in tb.notes:
+        print(f"note: {note}")
+    print(f"{len(tb.nodes)} emulated nodes ({tb.node_type}, {tb.cores} cores, {tb.mem_mb} MB each) "
+          f"online\n"
+          f"  master     {tb.master_url}   (API: {tb.master_url}/api/v1/summary)\n"
+          f"  dashboard  {tb.master_url}/\n"
+          f"  emulator   pid {tb.emulator.pid}, log {tb.emulator.log}\n"
+          f"  tokens     {tb.master_token_file} (the master's), {tb.node_secret_file} (the nodes' "
+          f"secret)\n"
+          f"then try:\n"
+          f"  rpiaas run SCENARIO.yaml --live --master {tb.master_url} --token-file "
+          f"{tb.master_token_file} --task-kind sleep\n"
+          f"  rpiaas testbed status{dir_flag}\n"
+          f"  rpiaas testbed down{dir_flag}")
+    return 0
+
+
 def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
     from ..testbed.virtual import start_virtual_testbed
 
@@ -142,14 +174,14 @@ def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
         print("error: --allow-commands goes with --local (a virtual Pi's agent allows commands with "
               "allow_commands = true in its /etc/rpiaas-agent/agent.toml)", file=sys.stderr)
         return 2
-    if args.local is not None:
-        print("error: --cluster goes with --virtual, not --local", file=sys.stderr)
+    if args.virtual is None:
+        print("error: --cluster goes with --virtual, not --local or --emulated", file=sys.stderr)
         return 2
     what = f"{args.virtual} virtual Pis" if args.cluster is None else f"the nodes of {args.cluster}"
     print(f"starting {what} in {args.dir} (the first time downloads and builds their "
           "kernel and roots) ...", flush=True)
     tb = start_virtual_testbed(args.dir, args.virtual, cluster=args.cluster, mem_mb=args.mem_mb,
-                               master_port=args.master_port, poll_interval_s=args.poll_interval_s,
+                               master_port=args.master_port, poll_interval_s=args.poll_interval_s or 1.0,
                                timeout_s=args.timeout_s or 300.0, cache=args.cache,
                                prepare_roots=not args.keep_roots, icount_shift=args.icount)
     kinds = sorted({(tb.node_types[n], tb.sizes[n][0], tb.sizes[n][1]) for n in tb.vms})
@@ -170,6 +202,7 @@ def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
 
 
 def _status(dir: str) -> int:
+    from ..testbed.emulated import EmulatedTestbed
     from ..testbed.local import load_testbed
     from ..testbed.procs import get_json
     from ..testbed.virtual import VirtualTestbed
@@ -204,7 +237,11 @@ def _status(dir: str) -> int:
         return 1
     print(f"master: {summary['nodes']} nodes, {summary['online']} online, "
           f"{summary['offline']} offline, {summary['unknown']} not polled yet")
-    return 1 if dead or summary["online"] != len(tb.agents) else 0
+    expected = len(tb.nodes) if isinstance(tb, EmulatedTestbed) else len(tb.agents)
+    if isinstance(tb, EmulatedTestbed):
+        print(f"emulated: {expected} nodes served by the emulator (pid {tb.emulator.pid}), "
+              "their tasks timers")
+    return 1 if dead or summary["online"] != expected else 0
 
 
 def _down(dir: str) -> int:

@@ -36,6 +36,11 @@ the attempt never happened (``TaskNotStarted``; the node stays up); if it does n
 answer, the node is down and the attempt, which may have started, is lost with
 it as any running task is (a retry spent).  An attempt the run gave up that an
 agent turns out to run (its late start) is stopped when the agents are polled.
+
+A poll asks at most
+:data:`MAX_ASKED` nodes, in turn: on a thousand busy nodes each is asked every
+ten polls, not all a thousand every second (the pushes are the way ends
+arrive; the poll only catches those lost, and an agent retries its pushes).
 """
 
 from __future__ import annotations
@@ -53,9 +58,10 @@ from .clock import RunClock
 from .options import AgentNode, LiveOptions
 from .outbox import Call
 
-__all__ = ["AgentTasks", "agent_kind", "end_reason"]
+__all__ = ["MAX_ASKED", "AgentTasks", "agent_kind", "end_reason"]
 
 _EXIT_CANNOT_RUN, _EXIT_SIGNAL = 127, 128  # the agent's worker's exit statuses (its workload.py)
+MAX_ASKED = 100  # nodes asked for their tasks by one poll, in turn
 
 
 def agent_kind(task_kind: str, kind: str, has_command: bool = False) -> str:
@@ -141,6 +147,7 @@ class AgentTasks:
         # node -> (task id, agent id, reason) of the starts that could not reach it, until
         # the node's other starts under way have answered
         self.unsent: dict[int, list[tuple[int, str, str]]] = {}
+        self.ask_from = 0  # where the next poll's turn starts, among the nodes with tasks
 
     def spec(self, task: Task, node: int, work_core_s: float, agent_id: str) -> dict[str, Any]:
         """The ``POST /tasks`` document that runs ``work_core_s`` of ``task`` on ``node``."""
@@ -347,6 +354,10 @@ class AgentTasks:
         An attempt the run no longer waits for that still runs (a start that reached its
         agent late) is stopped."""
         nodes = sorted(self.nodes_running())
+        if len(nodes) > MAX_ASKED:
+            start = self.ask_from % len(nodes)
+            nodes = (nodes[start:] + nodes[:start])[:MAX_ASKED]
+            self.ask_from = start + MAX_ASKED
         results = await asyncio.gather(
             *(self.client.tasks(self.entries[n].base_url) for n in nodes), return_exceptions=True)
         stale: list[tuple[int, str]] = []

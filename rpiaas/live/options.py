@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from ..store import Sample
 from .hold import DEFAULT_HOLD_LIMIT_S
 
 __all__ = ["RESULT", "RUN_ID_MAX", "RUN_ID_PATTERN", "TASK_KINDS", "AgentNode", "LiveOptions", "RunState",
-           "check_run_id", "safe_run_id"]
+           "check_run_id", "safe_run_id", "task_runner_of"]
 
 TASK_KINDS = ("sleep", "cpu", "scenario")
 RESULT = "result"
@@ -120,6 +121,18 @@ class AgentNode(Protocol):
     def reason(self) -> str: ...
     @property
     def sample(self) -> Sample | None: ...
+    @property
+    def task_runner(self) -> str | None:
+        """What a task is on its agent: ``process``, ``timer`` (emulated), None before it answered."""
+        ...
     def node_to_local(self, node_time_s: float) -> float:
         """A time read on the node's own clock, on the master's (their offset taken out)."""
         ...
+
+
+def task_runner_of(entries: Sequence[AgentNode]) -> str:
+    """What the run's tasks were on its agents, for ``run.json``'s ``live.task_runner``:
+    ``process`` (a process group each), ``timer`` (emulated nodes: a timer of the process that
+    serves them, see ``rpiaas testbed up --emulated``), ``mixed``, or ``unknown``."""
+    seen = {e.task_runner or "unknown" for e in entries}
+    return seen.pop() if len(seen) == 1 else "mixed" if seen else "unknown"

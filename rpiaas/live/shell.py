@@ -79,7 +79,7 @@ from .clock import RunClock
 from .hold import RETRY_S, DiskHold, RunSuspended, is_no_space
 from .jobs import LiveJobs, spread_figures
 from .journal import JOURNAL, Journal, event_json
-from .options import RESULT, AgentNode, LiveOptions, RunState
+from .options import RESULT, AgentNode, LiveOptions, RunState, task_runner_of
 from .outbox import Outbox
 from .push import PushRejected, check_attempt, check_document
 from .result import LiveResult, Twin, lag_figures, not_started_figures
@@ -627,6 +627,7 @@ class LiveRun(Shell):
         live = {"run": self.id, "timescale": self.options.timescale,
                 "task_kind": self.options.task_kind,
                 "agents": {e.name: e.base_url for e in self.entries},
+                "task_runner": task_runner_of(self.entries),
                 "start_lag_s": lag_figures(self.start_lags),
                 "not_started": not_started_figures(self.not_started),
                 "part_start_spread_s": spread_figures(self.jobs.spreads)}

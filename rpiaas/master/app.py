@@ -60,7 +60,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _poller_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    async with AgentClient(timeout_s=config.timeout_s) as client:
+    async with AgentClient(timeout_s=config.timeout_s, keepalive=True) as client:
         poller = Poller(app[REGISTRY], app[STORE], client, config.poll_interval_s, config.timeout_s,
                         misses=config.offline_after)
         app[POLLER] = poller

@@ -104,3 +104,16 @@ def bearer(request: web.Request) -> str | None:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     given = given.strip()
     return given if scheme.lower() == "bearer" and given else None
+
+
+def int_param(request: web.Request, name: str) -> int | None:
+    """Query parameter ``name``: None if absent or empty, else an integer >= 0 (else 400)."""
+    given = request.query.getall(name, [])
+    if len(given) > 1:
+        raise error(400, f"{name}: expected at most one value, got {len(given)}")
+    text = given[0] if given else None
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or not text.isascii() or len(text) > 12:
+        raise error(400, f"{name}: expected a whole number >= 0, got {text!r}")
+    return int(text)

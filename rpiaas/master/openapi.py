@@ -121,6 +121,10 @@ _SCHEMAS: dict[str, Schema] = {
                                "Whether its agent's last report was an emulated node's (a local "
                                "testbed): CPU and memory of the agent's own tasks against the node "
                                "type's cores and memory, not the host's; null until it answered."}),
+        "task_runner": _nullable({"type": "string", "description":
+                                  "What a task is on its agent: `process` (a process group), or "
+                                  "`timer` (a node of rpiaas-agent-emulated, which serves many "
+                                  "emulated nodes in one process); null until it answered."}),
         "clock_offset_s": _nullable({"type": "number"}),  # its clock minus the master's
         "clock_error_s": _nullable({"type": "number"}),  # how far clock_offset_s may be off
         "power": _nullable(_object({
@@ -146,7 +150,13 @@ _SCHEMAS: dict[str, Schema] = {
         "nodes": {"type": "array", "items": {"type": "string"}},
     }, "One cluster of the cluster config."),
     "ClusterList": _object({"clusters": {"type": "array", "items": _ref("ClusterGroup")}}),
-    "NodeList": _object({"nodes": {"type": "array", "items": _ref("Node")}, "store": _STORE_STATUS}),
+    "NodeList": _object({
+        "nodes": {"type": "array", "items": _ref("Node")},
+        "total": {**_COUNT, "description": "Nodes in all, on every page."},
+        "offset": {**_COUNT, "description": "The first node of this page, counted from 0."},
+        "limit": _nullable({**_COUNT, "description": "The page size asked for; null: every node."}),
+        "store": _STORE_STATUS,
+    }),
     "History": _object({
         "node": {"type": "string"},
         "start": _nullable(_SECONDS),
@@ -173,6 +183,12 @@ _SCHEMAS: dict[str, Schema] = {
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
         "poll_latency": _nullable(_ref("PollLatency")),
         "store": _STORE_STATUS,
+        "poll_age": _nullable(_object({
+            "nodes": {**_COUNT, "description": "Nodes whose agent answered at least once."},
+            "p50_s": _nullable(_SECONDS),
+            "p99_s": _nullable(_SECONDS),
+            "max_s": _nullable(_SECONDS),
+        }, "Seconds since each node's agent last answered a poll, over the nodes.")),
     }),
     "Health": _object({
         "status": {"type": "string", "enum": ["ok", "degraded"],
@@ -367,12 +383,19 @@ def _query(name: str, minimum: float, description: str) -> Schema:
             "description": description, "schema": {"type": "number", "minimum": minimum}}
 
 
+def _int_query(name: str, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "allowEmptyValue": True,
+            "description": description, "schema": {"type": "integer", "minimum": 0}}
+
+
 def openapi_document() -> dict[str, Any]:
     """The master API's OpenAPI 3.1 document (a fresh dict on each call)."""
     paths: dict[str, Schema] = {
         "/api/v1/nodes": {"get": _get(
-            "listNodes", "Every node with its agent address and current state.",
-            _ok("The nodes in cluster order.", "NodeList"))},
+            "listNodes", "Every node (or a page of them) with its agent address and current state.",
+            _ok("The nodes in cluster order.", "NodeList"), "400",
+            parameters=[_int_query("offset", "Skip this many nodes (default 0)."),
+                        _int_query("limit", "At most this many nodes (default: every one).")])},
         "/api/v1/nodes/{name}": {"parameters": [_NAME], "get": _get(
             "getNode", "One node: its state, newest sample and last state changes.",
             _ok("The node.", "NodeDetail"), "404")},

@@ -8,8 +8,18 @@ query), read at the same time as the agents are polled.  Readings go to the
 history store's power table; a meter that fails leaves a gap (logged, and
 counted in ``meter_failures``), never a made-up value.
 
-A round polls all nodes at once, each with its own timeout, so a slow or dead
-node delays nobody.  A node turns offline at its second failed poll in a row (``offline_after``:
+A round polls all nodes, at most :data:`MAX_IN_FLIGHT` at a time (bounded
+concurrency: a thousand nodes are a thousand requests a round, and a
+thousand at once would spend their timeouts queued behind each other), each
+with its own timeout from when its request is sent, so a slow or dead node
+delays nobody by more than that timeout over :data:`MAX_IN_FLIGHT`.  A round
+of more than :data:`MAX_IN_FLIGHT` nodes is paced: node ``i`` is sent at
+``i × PACE_SHARE × interval_s / N`` into the round, so its requests (and the
+agents' answers, and the round's CPU) are spread over the first part of the
+interval instead of a burst that task starts would wait behind.  A late
+round starts the next at once, so each node is read once a round: its *poll
+age* (the seconds since its agent's last answer, :meth:`Poller.poll_ages`)
+stays within about two rounds.  A node turns offline at its second failed poll in a row (``offline_after``:
 one late answer from a busy node is not a node lost), online at a good one;
 each change is recorded in the store with its reason, and the round's
 samples are written in one batch (store calls block: they run in the
@@ -34,11 +44,13 @@ from ..store import HistoryStore, PowerReading, Sample
 from .registry import NodeEntry, Registry
 from .storeaccess import StoreWriter
 
-__all__ = ["LatencyStats", "Poller", "power_from_info", "sample_from_info"]
+__all__ = ["MAX_IN_FLIGHT", "LatencyStats", "Poller", "power_from_info", "sample_from_info"]
 
 log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
+MAX_IN_FLIGHT = 128  # polls of one round in flight at once
+PACE_SHARE = 0.5  # a paced round sends its polls over this share of the interval
 
 
 def _ratio(value: Any) -> float:
@@ -149,9 +161,28 @@ class Poller:
         self.meter_failures = 0  # master-side meter reads that failed, since start
         self._meters: dict[str, Meter | None] = {}  # node -> its master-side meter, built once
         self._task: asyncio.Task[None] | None = None
+        self.answered_s: dict[str, float] = {}  # node -> when its agent last answered (unix s)
+        self._slots: asyncio.Semaphore | None = None  # MAX_IN_FLIGHT, made in the running loop
+
+    def poll_ages(self, now_s: float | None = None) -> dict[str, float | int | None]:
+        """Seconds since each polled node's agent last answered: ``p50_s``, ``p99_s``, ``max_s``
+        over the nodes that answered at least once (``nodes``)."""
+        now_s = self.clock() if now_s is None else now_s
+        ages = sorted(max(0.0, now_s - t) for t in self.answered_s.values())
+        return {"nodes": len(ages),
+                "p50_s": round(_quantile(ages, 0.5), 3) if ages else None,
+                "p99_s": round(_quantile(ages, 0.99), 3) if ages else None,
+                "max_s": round(ages[-1], 3) if ages else None}
 
     async def poll_node(self, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
-        """One node's report, or None and why not; never raises, never outlasts the timeout."""
+        """One node's report, or None and why not; never raises; once sent (at most
+        :data:`MAX_IN_FLIGHT` are at once), never outlasts the timeout."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        async with self._slots:
+            return await self._poll_node(entry)
+
+    async def _poll_node(self, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
         loop = asyncio.get_running_loop()
         t0, sent_s = loop.time(), time.time()
         try:
@@ -164,6 +195,7 @@ class Poller:
             return entry, None, f"{entry.base_url}/info: no answer in {self.timeout_s:g} s"
         received_s = time.time()
         self.latency.add(loop.time() - t0)
+        self.answered_s[entry.name] = received_s
         node_time_s = info.get("time_s")
         if isinstance(node_time_s, (int, float)) and math.isfinite(node_time_s):
             entry.observe_clock(float(node_time_s), sent_s, received_s)
@@ -212,8 +244,16 @@ class Poller:
         begun = self.clock()
         todo = list(self.registry) if entries is None else entries
         metered = [(e, m) for e in todo if (m := self.meter(e)) is not None]
+        spacing_s = PACE_SHARE * self.interval_s / len(todo) \
+            if entries is None and len(todo) > MAX_IN_FLIGHT else 0.0
+
+        async def paced(i: int, entry: NodeEntry) -> tuple[NodeEntry, dict[str, Any] | None, str]:
+            if spacing_s:
+                await asyncio.sleep(i * spacing_s)
+            return await self.poll_node(entry)
+
         results, readings = await asyncio.gather(
-            asyncio.gather(*(self.poll_node(e) for e in todo)),
+            asyncio.gather(*(paced(i, e) for i, e in enumerate(todo))),
             asyncio.gather(*(self.read_meter(e, m) for e, m in metered)))
         power = [r for r in readings if r is not None]
         now = self.clock()
@@ -233,6 +273,9 @@ class Poller:
                 continue  # it came online (its boot report) after this poll was sent
             if info is not None:
                 entry.emulated = info.get("emulated") is True
+                tasks = info.get("tasks")
+                runner = tasks.get("runner") if isinstance(tasks, dict) else None
+                entry.task_runner = runner if isinstance(runner, str) and runner else "process"
                 reading = power_from_info(entry, info)
                 if reading is not None:
                     power.append(reading)

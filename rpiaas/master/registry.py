@@ -39,6 +39,9 @@ class NodeEntry:
     failed_polls: int = 0  # in a row
     sample: Sample | None = None  # the newest reading polled from the agent
     emulated: bool | None = None  # its agent's last report: an emulated node's readings
+    # what a task is on its agent (its last report's tasks.runner): process, or timer (an
+    # emulated node of rpiaas-agent-emulated); None until one answered
+    task_runner: str | None = None
     boot_s: float | None = None  # its last reported boot time
     power: PowerReading | None = None  # its newest power reading (agent-side or master-side meter)
     power_node_time_s: float | None = None  # its agent's newest reading's time, on the node's clock
@@ -112,6 +115,7 @@ class NodeEntry:
             "power_state": self.power_state,
             "capacity": {"cores": self.node.type.cores, "mem_mb": self.node.type.mem_mb},
             "emulated": self.emulated,
+            "task_runner": self.task_runner,
             "clock_offset_s": None if self.clock_offset_s is None else round(self.clock_offset_s, 4),
             "clock_error_s": None if self.clock_error_s is None else round(self.clock_error_s, 4),
             "power": None if self.power is None else {

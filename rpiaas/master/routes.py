@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..store import Event, Sample, StateChange
-from .http import MIN_RESOLUTION_S, RECENT_STATES, body, body_number, error, float_param
+from .http import MIN_RESOLUTION_S, RECENT_STATES, body, body_number, error, float_param, int_param
 from .keys import CONFIG, POLLER, REGISTRY, RUNS, STORE, STORE_READER
 from .openapi import openapi_document
 from .registry import NodeEntry
@@ -95,10 +95,15 @@ async def _read(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs
 @routes.get("/api/v1/nodes")
 async def nodes(request: web.Request) -> web.Response:
     """Every node with its agent address, current state and the live runs' tasks on it (from the
-    master's memory, whatever the store does)."""
+    master's memory, whatever the store does); a page of them with ``?offset=&limit=``
+    (``total`` counts every node)."""
+    offset, limit = int_param(request, "offset") or 0, int_param(request, "limit")
+    entries: list[NodeEntry] = [*request.app[REGISTRY]]
+    page = entries[offset:] if limit is None else entries[offset:offset + limit]
     placements, allocated = _placements(request), _allocated(request)
-    out = [_node_json(entry, entry.sample, placements, allocated) for entry in request.app[REGISTRY]]
-    return web.json_response({"nodes": out, "store": _store_status(request)})
+    out = [_node_json(entry, entry.sample, placements, allocated) for entry in page]
+    return web.json_response({"nodes": out, "total": len(entries), "offset": offset, "limit": limit,
+                              "store": _store_status(request)})
 
 
 @routes.get("/api/v1/clusters")
@@ -199,6 +204,7 @@ async def summary(request: web.Request) -> web.Response:
         "poll_rounds": poller.rounds if poller is not None else 0,
         "poll_interval_s": request.app[CONFIG].poll_interval_s,
         "poll_latency": poller.latency.to_json() if poller is not None else None,
+        "poll_age": poller.poll_ages() if poller is not None else None,
         "store": _store_status(request),
     })
 

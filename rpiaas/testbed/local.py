@@ -38,6 +38,7 @@ from ..power.drivers.process import record_pid, write_command
 from .plan import DEFAULT_DIR, HOST, TestbedError, free_ports, machine, plan
 from .procs import (
     Proc,
+    agent_env,
     executable,
     get_json,
     proc_stat,
@@ -63,18 +64,9 @@ __all__ = ["POWER_DIR", "LocalTestbed", "agent_env", "load_testbed", "start_loca
 
 POWER_DIR = "power"  # the process driver's state_dir: each agent's command line and pid
 POWER_TIMEOUT_S = 10.0  # SIGTERM to SIGKILL, when the master switches an agent off
-# what of this process's environment an agent gets (recorded for the master, which starts
-# it again): what finds Python and the package, never a credential a user may keep there
-_ENV_KEYS = ("PATH", "PYTHONPATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
-             "VIRTUAL_ENV")
-_ENV_PREFIXES = ("LC_", "COVERAGE_")
-
-
-def agent_env() -> dict[str, str]:
-    """The environment of a local testbed's agents, the first start and every later one."""
-    return {k: v for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith(_ENV_PREFIXES)}
 
 if TYPE_CHECKING:
+    from .emulated import EmulatedTestbed
     from .virtual import VirtualTestbed
 
 
@@ -163,7 +155,8 @@ class LocalTestbed:
 
 
 # ---------------------------------------------------------------- the API
-def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | VirtualTestbed | None:
+def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR
+                 ) -> LocalTestbed | VirtualTestbed | EmulatedTestbed | None:
     """The testbed recorded in ``dir/testbed.json``, running or not; None if there is none."""
     root = Path(dir).absolute()
     data = read_state(root)
@@ -174,6 +167,10 @@ def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR) -> LocalTestbed | Vi
             from .virtual import load_virtual
 
             return load_virtual(root, data)
+        if data.get("kind") == "emulated":
+            from .emulated import load_emulated
+
+            return load_emulated(root, data)
         return LocalTestbed(root, Proc(**data["master"]),
                             {name: Proc(**p) for name, p in data["agents"].items()},
                             data["node_type"], data["cores"], data["mem_mb"], data["started_s"],

@@ -23,9 +23,21 @@ from typing import Any
 from ..power.detached import pid_alive, proc_stat, start_process
 from .plan import HOST, TestbedError
 
-__all__ = ["Proc", "complaints", "executable", "get_json", "pid_alive", "proc_stat", "start_process",
+__all__ = ["Proc", "agent_env", "complaints", "executable", "get_json", "pid_alive", "proc_stat", "start_process",
            "stop_all", "tail", "this_start", "wait_for_log", "wait_until", "write_json",
            "write_private"]
+
+
+# what of this process's environment an agent gets (recorded for the master, which starts
+# it again): what finds Python and the package, never a credential a user may keep there
+_ENV_KEYS = ("PATH", "PYTHONPATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+             "VIRTUAL_ENV")
+_ENV_PREFIXES = ("LC_", "COVERAGE_")
+
+
+def agent_env() -> dict[str, str]:
+    """The environment of a testbed's agents (local, emulated), the first start and every later one."""
+    return {k: v for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith(_ENV_PREFIXES)}
 
 
 @dataclass(frozen=True)

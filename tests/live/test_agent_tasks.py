@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from rpiaas_agent import create_app as agent_app
 
-from agent.tests.helpers import TOKEN, task_config
+from agent.tests.helpers import TOKEN, free_port, task_config
 from rpiaas.core.events import Event, TaskFailed, TaskFinished
 from rpiaas.live.agent_client import AgentClient
 from rpiaas.live.journal import Journal
@@ -165,3 +165,47 @@ def test_measured_use_is_kept_over_a_resume() -> None:
            iter(()), lambda t, events, util: steps.append(t), measured_start, [True], used)
     assert measured_start == {4: 1.5} and steps == [2.0]
     assert used == {4: (0.75, 12.5), 5: (None, None)}
+
+
+def test_a_poll_asks_at_most_max_asked_nodes_in_turn(tmp_path: Path) -> None:
+    """250 nodes with tasks: each poll asks 100 of them, the next 100 after, every node in turn."""
+    from rpiaas.live.agent_tasks import MAX_ASKED, AgentTasks
+    from rpiaas.live.clock import RunClock
+    from rpiaas.model import Node
+
+    class Asked(AgentClient):
+        """The real client, noting whom it asks."""
+
+        asked: list[str]
+
+        async def tasks(self, base_url: str) -> list[dict[str, Any]]:
+            self.asked.append(base_url)
+            return await super().tasks(base_url)
+
+    sc = scenario({"name": "t", "cluster": cluster(250), "workload": {"tasks": TASKS},
+                   "policy": "first_fit"})
+    nodes: list[Node] = list(sc.cluster.nodes)
+    dead = free_port()  # nothing listens: every ask fails at once, as a node down would
+    entries = [NodeEntry(n, f"127.0.0.{1 + i}", dead) for i, n in enumerate(nodes)]  # 250 URLs
+
+    async def go() -> list[list[str]]:
+        rounds = []
+        client = Asked(timeout_s=2.0)
+        async with client:
+            client.asked = []
+            tasks = AgentTasks("run1", entries, nodes, client, LiveOptions(), None, RunClock(1.0),
+                               lambda call: None, lambda at, ev: None, lambda i, doc: None,
+                               lambda doc, name: None)
+            tasks.on_agent = {i: (i, f"run1.{i}.0") for i in range(len(nodes))}
+            for _ in range(3):
+                client.asked = []
+                await tasks.poll()
+                rounds.append(list(client.asked))
+        return rounds
+
+    rounds = asyncio.run(go())
+    urls = [e.base_url for e in entries]
+    assert len(set(urls)) == 250
+    assert MAX_ASKED == 100 and [len(r) for r in rounds] == [100, 100, 100]
+    assert rounds[0] == urls[:100] and rounds[1] == urls[100:200]
+    assert rounds[2] == urls[200:] + urls[:50]  # the turn goes round

@@ -36,3 +36,13 @@ def test_bad_documents_are_value_errors_with_a_message(raw: str | bytes, message
 def test_a_smaller_bound_can_be_asked_for() -> None:
     with pytest.raises(ValueError, match="nested more than 2 deep"):
         loads("[[[]]]", max_depth=2)
+
+
+def test_many_brackets_are_not_depth() -> None:
+    """Brackets in strings, or many side by side, are no nesting: such documents are read."""
+    assert loads('{"a": "' + "[{" * 100 + '"}') == {"a": "[{" * 100}
+    wide = "[" + ",".join(["[[1]]"] * 100) + "]"
+    assert depth(loads(wide)) == 3
+    deep_in_wide = "[" + ",".join(["[]"] * 50 + ["[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH]) + "]"
+    with pytest.raises(ValueError, match=f"nested more than {MAX_JSON_DEPTH} deep"):
+        loads(deep_in_wide)

@@ -155,6 +155,51 @@ async def _in_chromium(tmp_path: Path, chromium: str, config: MasterConfig) -> N
         await server.close()
 
 
+def test_the_node_list_pages_in_headless_chromium(tmp_path: Path) -> None:
+    """250 nodes: the dashboard shows 100 a page, and its buttons turn the pages."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    path = tmp_path / "master.yaml"
+    path.write_text("cluster:\n  clusters:\n"
+                    "    - {domain: c1.rpiaas.test, prefix: 127.0.1, count: 250, type: rpi4b}\n"
+                    f"poll_interval_s: 60\nstore: history.db\nagent_port: {free_port()}\n"
+                    "listen: 127.0.0.1:0\n")
+    config = load_master_config(path)
+
+    async def go() -> None:
+        server = TestServer(create_app(config), host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with Chromium(chromium, tmp_path) as browser:
+                await browser.navigate(f"http://127.0.0.1:{server.port}/")
+                shown = ("Array.from(document.querySelectorAll('tr.node'), tr => tr.dataset.name)")
+                for first, last, prev, nxt in ((1, 100, True, False), (101, 200, False, False),
+                                               (201, 250, False, True)):
+                    names = json.dumps([f"node{i}.c1.rpiaas.test" for i in range(first, last + 1)],
+                                       separators=(",", ":"))  # as JSON.stringify writes it
+                    await browser.wait_for(f"document.body.dataset.state === 'ok' && "
+                                           f"JSON.stringify({shown}) === '{names}'")
+                    page = await browser.evaluate("""({
+                        text: document.getElementById('nodes-page').textContent,
+                        hidden: document.getElementById('nodes-pages').hidden,
+                        prev: document.getElementById('nodes-prev').disabled,
+                        next: document.getElementById('nodes-next').disabled})""")
+                    assert page == {"text": f"nodes {first}–{last} of 250", "hidden": False,
+                                    "prev": prev, "next": nxt}
+                    if not nxt:
+                        await browser.evaluate("document.getElementById('nodes-next').click()")
+                await browser.evaluate("document.getElementById('nodes-prev').click()")
+                await browser.wait_for(f"JSON.stringify({shown}.slice(0, 1)) === "
+                                       "'[\"node101.c1.rpiaas.test\"]'")
+                assert not browser.exceptions, browser.exceptions
+                assert await browser.evaluate("cspViolations") == []
+        finally:
+            await server.close()
+
+    asyncio.run(go())
+
+
 async def _overview(browser: Chromium, base: str, tmp_path: Path) -> None:
     await browser.navigate(base + "/")
     await browser.wait_for(

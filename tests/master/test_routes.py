@@ -66,3 +66,26 @@ def test_poll_now_and_the_node_document(tmp_path: Path) -> None:
         assert latency["failed"] >= 1
 
     _with_master(_config(tmp_path), body)
+
+
+def test_the_node_list_pages(tmp_path: Path) -> None:
+    """``?offset=&limit=``: a page of the nodes in cluster order, ``total`` counting them all;
+    a bad value is one 400 line naming the parameter."""
+    async def body(client: Client, app: Any) -> None:
+        whole = await (await client.get("/api/v1/nodes")).json()
+        assert [n["name"] for n in whole["nodes"]] == NAMES
+        assert (whole["total"], whole["offset"], whole["limit"]) == (len(NAMES), 0, None)
+        for query, names in (("?limit=1", NAMES[:1]), ("?offset=1", NAMES[1:]),
+                             ("?offset=1&limit=5", NAMES[1:]), ("?offset=2&limit=1", []),
+                             ("?offset=&limit=", NAMES), ("?limit=0", [])):
+            page = await (await client.get("/api/v1/nodes" + query)).json()
+            assert [n["name"] for n in page["nodes"]] == names, query
+            assert page["total"] == len(NAMES)
+        for query, message in (("?offset=-1", "offset: expected a whole number >= 0, got '-1'"),
+                               ("?limit=1.5", "limit: expected a whole number >= 0, got '1.5'"),
+                               ("?limit=x", "limit: expected a whole number >= 0, got 'x'"),
+                               ("?limit=1&limit=2", "limit: expected at most one value, got 2")):
+            resp = await client.get("/api/v1/nodes" + query)
+            assert resp.status == 400 and await resp.json() == {"error": message}, query
+
+    _with_master(_config(tmp_path), body)

@@ -6,7 +6,9 @@
   const r = window.rpiaas;
   const runs = window.rpiaasRuns;
   const COLUMNS = 12;
+  const PAGE_SIZE = 100;  // nodes per page: a thousand rows each refresh would stall the page
   let pollIntervalS = null;
+  let offset = 0;
   let refreshes = 0;
 
   function cell(row, className, text) {
@@ -150,11 +152,28 @@
       summary.store === "ok" ? "" : "store-failing";
   }
 
+  // "nodes 101–200 of 1000" and the buttons to the pages before and after
+  function showPages(total) {
+    if (offset >= total && total > 0) offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
+    const pages = document.getElementById("nodes-pages");
+    pages.hidden = total <= PAGE_SIZE;
+    r.setText("nodes-page", "nodes " + (total ? offset + 1 : 0) + "–" + Math.min(total, offset + PAGE_SIZE)
+              + " of " + total);
+    document.getElementById("nodes-prev").disabled = offset === 0;
+    document.getElementById("nodes-next").disabled = offset + PAGE_SIZE >= total;
+  }
+
+  function turn(step) {
+    offset = Math.max(0, offset + step * PAGE_SIZE);
+    refresh();
+  }
+
   async function refresh() {
     let summary, nodes, runList, clusters;
     try {
       [summary, nodes, runList, clusters] = await Promise.all([
-        r.getJSON("/api/v1/summary"), r.getJSON("/api/v1/nodes"), r.getJSON("/api/v1/runs"),
+        r.getJSON("/api/v1/summary"),
+        r.getJSON("/api/v1/nodes?offset=" + offset + "&limit=" + PAGE_SIZE), r.getJSON("/api/v1/runs"),
         r.getJSON("/api/v1/clusters")]);
     } catch (e) {
       r.showError("The master is not answering (" + e.message + "); retrying every "
@@ -168,6 +187,7 @@
     const table = document.getElementById("nodes");
     for (const body of Array.from(table.tBodies)) body.remove();
     table.append(...clusterBodies(clusters.clusters, nodes.nodes));
+    showPages(nodes.total);
     refreshes += 1;
     document.body.dataset.refreshes = String(refreshes);
     r.clearError();
@@ -175,5 +195,7 @@
               + r.refreshSeconds(pollIntervalS) + " s.");
   }
 
+  document.getElementById("nodes-prev").addEventListener("click", () => turn(-1));
+  document.getElementById("nodes-next").addEventListener("click", () => turn(1));
   r.every(() => r.refreshSeconds(pollIntervalS), refresh);
 })();
