@@ -195,7 +195,7 @@ def test_a_poll_asks_at_most_max_asked_nodes_in_turn(tmp_path: Path) -> None:
             client.asked = []
             tasks = AgentTasks("run1", entries, nodes, client, LiveOptions(), None, RunClock(1.0),
                                lambda call: None, lambda at, ev: None, lambda i, doc: None,
-                               lambda doc, name: None)
+                               lambda doc, name: None, lambda node, at, why: None)
             tasks.on_agent = {i: (i, f"run1.{i}.0") for i in range(len(nodes))}
             for _ in range(3):
                 client.asked = []
