@@ -39,7 +39,8 @@ def test_package_metadata() -> None:
     deps = {re.split(r"[<>=!~ ;\[]", d)[0].lower() for d in meta["dependencies"]}
     assert deps == {"aiohttp", "psutil"}
     assert meta["requires-python"] == ">=3.9"
-    assert meta["scripts"] == {"rpiaas-agent": "rpiaas_agent.cli:main"}
+    assert meta["scripts"] == {"rpiaas-agent": "rpiaas_agent.cli:main",
+                               "rpiaas-agent-emulated": "rpiaas_agent.emulated:main"}
 
 
 @pytest.mark.parametrize("path", sorted((AGENT / "rpiaas_agent").glob("*.py")), ids=lambda p: p.name)
