@@ -45,6 +45,7 @@ from .procs import (
     start_process,
     stop_all,
     tail,
+    wait_online,
     wait_until,
     write_private,
 )
@@ -279,22 +280,8 @@ def _raise_open_files(n: int) -> list[str]:
 
 
 def _wait_online(tb: EmulatedTestbed, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    n = len(tb.nodes)
-    summary: dict[str, Any] | None = None
-    while True:
-        dead = [p for p in tb.processes() if not p.alive()]
-        if dead:
-            raise TestbedError("".join(f"{p.name} exited at start; the end of {p.log}:\n"
-                                       f"{tail(p.log)}\n" for p in dead).rstrip())
-        with contextlib.suppress(OSError, ValueError):
-            summary = tb.summary(timeout_s=5.0)
-            if summary.get("online") == n:
-                return
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
-    online = "the master did not answer" if summary is None else \
-        f"{summary.get('online')} of {n} online"
+    online = wait_online(tb.processes(), lambda: tb.summary(timeout_s=5.0), len(tb.nodes), timeout_s, 0.2)
+    if online is None:
+        return
     raise TestbedError(f"not every node online after {timeout_s:g} s ({online}); "
                        + "".join(f"\nthe end of {p.log}:\n{tail(p.log)}" for p in tb.processes()))

@@ -45,6 +45,7 @@ from .procs import (
     start_process,
     stop_all,
     tail,
+    wait_online,
     write_private,
 )
 from .state import (
@@ -314,23 +315,9 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
 
 
 def _wait_online(tb: LocalTestbed, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    n = len(tb.agents)
-    summary: dict[str, Any] | None = None
-    while True:
-        dead = [p for p in tb.processes() if not p.alive()]
-        if dead:
-            raise TestbedError("".join(f"{p.name} exited at start; the end of {p.log}:\n"
-                                       f"{tail(p.log)}\n" for p in dead).rstrip())
-        with contextlib.suppress(OSError, ValueError):
-            summary = tb.summary(timeout_s=2.0)
-            if summary.get("online") == n:
-                return
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    online = "the master did not answer" if summary is None else \
-        f"{summary.get('online')} of {n} online"
+    online = wait_online(tb.processes(), lambda: tb.summary(timeout_s=2.0), len(tb.agents), timeout_s, 0.1)
+    if online is None:
+        return
     try:
         nodes = get_json(tb.master_url + "/api/v1/nodes", 2.0)["nodes"]
         offline = {d["name"] for d in nodes if d.get("online") is not True}

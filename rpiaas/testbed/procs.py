@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,24 @@ from typing import Any
 from ..power.detached import pid_alive, proc_stat, start_process
 from .plan import HOST, TestbedError
 
-__all__ = ["Proc", "agent_env", "complaints", "executable", "get_json", "pid_alive", "proc_stat", "start_process",
-           "stop_all", "tail", "this_start", "wait_for_log", "wait_until", "write_json",
-           "write_private"]
+__all__ = [
+    "Proc",
+    "agent_env",
+    "complaints",
+    "executable",
+    "get_json",
+    "pid_alive",
+    "proc_stat",
+    "start_process",
+    "stop_all",
+    "tail",
+    "this_start",
+    "wait_for_log",
+    "wait_online",
+    "wait_until",
+    "write_json",
+    "write_private",
+]
 
 
 # what of this process's environment an agent gets (recorded for the master, which starts
@@ -181,3 +197,25 @@ def this_start(log: str, lines: int = 15) -> str:
         return "    (no log)"
     text = text[text.rfind("\n--- ") + 1:]
     return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def wait_online(processes: Sequence[Proc], summary: Callable[[], dict[str, Any]], nodes: int,
+                timeout_s: float, step_s: float) -> str | None:
+    """Wait until the master's ``summary()`` counts ``nodes`` online: ``None`` then; else, at
+    ``timeout_s``, what it last said ("3 of 4 online", or that it did not answer).  A process
+    of ``processes`` that exits meanwhile raises :class:`TestbedError` with the end of its log."""
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, Any] | None = None
+    while True:
+        dead = [p for p in processes if not p.alive()]
+        if dead:
+            raise TestbedError("".join(f"{p.name} exited at start; the end of {p.log}:\n"
+                                       f"{tail(p.log)}\n" for p in dead).rstrip())
+        with contextlib.suppress(OSError, ValueError):
+            last = summary()
+            if last.get("online") == nodes:
+                return None
+        if time.monotonic() >= deadline:
+            return "the master did not answer" if last is None else f"{last.get('online')} of {nodes} online"
+        time.sleep(step_s)
+
