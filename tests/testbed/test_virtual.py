@@ -255,11 +255,12 @@ def test_a_live_run_compares_and_calibrates(bed: Bed, tmp_path: Path) -> None:
     assert _rpiaas("run", str(SCENARIO), "--out", str(sim)).returncode == 0
     compare = _rpiaas("compare", str(sim), str(live), timeout=300)
     assert compare.returncode == 0, compare.stdout + compare.stderr
-    # the model's guess of a virtual node's speed against what the testbed measured
+    # the model's guess of a virtual node's speed (several times too fast, whatever the host's
+    # load: a guess near the truth made the test depend on the load) against what was measured
     scenario = tmp_path / "guess.yaml"
     text = SCENARIO.read_text().replace("type: qemu_a53", "type: guess")
     scenario.write_text(text.replace("cluster:\n", "cluster:\n  node_types:\n    guess: "
-                                     "{base: qemu_a53, speed: 0.45}\n", 1))
+                                     "{base: qemu_a53, speed: 1.5}\n", 1))
     runs = tmp_path / "cal"
     cal = _rpiaas("calibrate", str(live), "--scenario", str(scenario), "-o",
                   str(tmp_path / "calibrated.yaml"), "--keep-runs", str(runs), timeout=300)
