@@ -270,10 +270,10 @@ _BOOTING = int(PowerState.BOOTING)
 _T = TypeVar("_T")
 
 # the fields of a Task that most tasks leave at their default, kept together in one slot
-# (a dict made when the first of them is set): a task of a long run costs 17 slots, not 27
+# (a dict made when the first of them is set): a task of a long run costs 17 slots, not 29
 _RARE_DEFAULTS: dict[str, Any] = {
     "command": None, "env": (), "priority": 0, "after": (), "parts": (), "procs": 0, "placed": (),
-    "reason": "", "cpu_s": None, "peak_mem_mb": None,
+    "reason": "", "cpu_s": None, "peak_mem_mb": None, "image": None, "network": False,
 }
 
 
@@ -316,10 +316,10 @@ class Task:
     ``arrival_s``, ``cores``, ``mem_mb``, ``work_core_s``, ``kind``, ``command``, ``env``,
     ``tenant``, ``priority``, ``after``, ``walltime_s``, ``nodes``, ``parts``, ``procs``,
     ``placed``, then the life: ``state``, ``node``, ``start_s``, ``end_s``, ``est_end_s``,
-    ``attempts``, ``epoch``, ``reason``, ``cpu_s``, ``peak_mem_mb``.  Those most tasks leave
-    at their default (``command``, ``env``, ``priority``, ``after``, ``parts``, ``procs``,
-    ``placed``, ``reason``, ``cpu_s``, ``peak_mem_mb``) share one slot: read and set them as
-    any attribute.
+    ``attempts``, ``epoch``, ``reason``, ``cpu_s``, ``peak_mem_mb``, then ``image`` and
+    ``network`` (a container task's).  Those most tasks leave at their default (``command``,
+    ``env``, ``priority``, ``after``, ``parts``, ``procs``, ``placed``, ``reason``, ``cpu_s``,
+    ``peak_mem_mb``, ``image``, ``network``) share one slot: read and set them as any attribute.
     """
 
     __slots__ = (
@@ -389,6 +389,8 @@ class Task:
         reason: str = "",
         cpu_s: float | None = None,
         peak_mem_mb: float | None = None,
+        image: str | None = None,
+        network: bool = False,
     ) -> None:
         self.id = id
         self.arrival_s = arrival_s
@@ -408,7 +410,7 @@ class Task:
         self.epoch = epoch
         self._rare = None
         if (command is not None or env or priority or after or parts or procs or placed or reason
-                or cpu_s is not None or peak_mem_mb is not None):
+                or cpu_s is not None or peak_mem_mb is not None or image is not None or network):
             self.command = command
             self.env = env
             self.priority = priority
@@ -419,6 +421,8 @@ class Task:
             self.reason = reason
             self.cpu_s = cpu_s
             self.peak_mem_mb = peak_mem_mb
+            self.image = image
+            self.network = network
 
     command: _Rare[tuple[str, ...] | None] = _Rare("a program to run live (argv); modelled by work_core_s")
     env: _Rare[tuple[tuple[str, str], ...]] = _Rare("the command's extra environment, as (name, value) pairs")
@@ -431,6 +435,8 @@ class Task:
     reason: _Rare[str] = _Rare("why it failed or was killed (exit status, node lost, walltime, policy)")
     cpu_s: _Rare[float | None] = _Rare("measured CPU seconds (live); None where not measured")
     peak_mem_mb: _Rare[float | None] = _Rare("measured peak memory (live); None where not measured")
+    image: _Rare[str | None] = _Rare("the OCI image a ``container`` task runs (``name:tag``)")
+    network: _Rare[bool] = _Rare("whether a ``container`` task gets a network (it has none by default)")
 
     def rare_fields(self) -> dict[str, Any] | None:
         """The fields of this task that share one slot and were set, by name (``None``: none was)."""
@@ -448,7 +454,8 @@ class Task:
     def __repr__(self) -> str:
         names = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "kind", "command", "env", "tenant",
                  "priority", "after", "walltime_s", "nodes", "parts", "procs", "placed", "state", "node",
-                 "start_s", "end_s", "est_end_s", "attempts", "epoch", "reason", "cpu_s", "peak_mem_mb")
+                 "start_s", "end_s", "est_end_s", "attempts", "epoch", "reason", "cpu_s", "peak_mem_mb",
+                 "image", "network")
         return "Task(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
 

@@ -133,6 +133,10 @@ def _task_json(t: Task) -> dict[str, Any]:
         out["env"] = dict(t.env)
     if t.after:
         out["after"] = list(t.after)
+    if t.image is not None:
+        out["image"] = t.image
+    if t.network:
+        out["network"] = True
     return out
 
 

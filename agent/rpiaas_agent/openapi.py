@@ -29,7 +29,7 @@ from typing import Any
 
 from .prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .readings import THROTTLE_FLAGS
-from .taskspec import COMMON, ENV_NAME_PATTERN, FIELDS, ID_PATTERN, KINDS, LIMITS, REQUIRED
+from .taskspec import COMMON, ENV_NAME_PATTERN, FIELDS, ID_PATTERN, IMAGE_PATTERN, KINDS, LIMITS, REQUIRED
 
 __all__ = ["OPENAPI_PATH", "openapi_document"]
 
@@ -96,6 +96,10 @@ def _task_request(kind: str) -> Schema:
                                          "pattern": "^[^\\x00]*$"},
                 "description": "Variables added to the command's environment (never the "
                                "agent's RPIAAS_AGENT_* settings)."},
+        "image": {"type": "string", "pattern": IMAGE_PATTERN,
+                  "description": "The OCI image a container task runs (pulled if absent)."},
+        "network": {"type": "boolean",
+                    "description": "Whether the container has a network (default: none)."},
     }
     names = COMMON + FIELDS[kind]
     return {"type": "object", "required": ["id", "kind", *REQUIRED[kind]],

@@ -14,15 +14,18 @@ import re
 from typing import Any, Union
 from urllib.parse import urlsplit
 
-__all__ = ["ENV_NAME_PATTERN", "ID_PATTERN", "KINDS", "LIMITS", "BadTaskRequest", "TaskSpec",
+__all__ = ["ENV_NAME_PATTERN", "ID_PATTERN", "IMAGE_PATTERN", "KINDS", "LIMITS", "BadTaskRequest", "TaskSpec",
            "parse_task_request"]
 
-KINDS = ("cpu", "memory", "io", "sleep", "command")
+KINDS = ("cpu", "memory", "io", "sleep", "command", "container")
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 _ID = re.compile(ID_PATTERN)
 # a command's environment: names of letters, digits and _, never the agent's own settings
 ENV_NAME_PATTERN = r"^(?!RPIAAS_AGENT_)[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
+# an OCI image reference: [registry[:port]/]name[:tag][@digest]
+IMAGE_PATTERN = r"^[a-z0-9][A-Za-z0-9._/:@+-]{0,254}$"
+_IMAGE = re.compile(IMAGE_PATTERN)
 
 MAX_DURATION_S = 30 * 86400.0  # longer is a mistake, not an experiment
 # Bounds of the API whatever the node; the node's own capacity is checked too.
@@ -45,6 +48,7 @@ FIELDS: dict[str, tuple[str, ...]] = {  # the fields each kind takes besides COM
     "io": ("duration_s", "io_mb"),
     "sleep": ("duration_s",),
     "command": ("argv", "env"),
+    "container": ("image", "argv", "env", "network", "work_core_s"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "cpu": ("work_core_s",),
@@ -52,6 +56,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "io": ("duration_s", "io_mb"),
     "sleep": ("duration_s",),
     "command": ("argv",),
+    "container": ("image",),
 }
 
 Number = Union[int, float]
@@ -74,6 +79,8 @@ class TaskSpec:
     io_mb: float | None = None
     argv: tuple[str, ...] | None = None
     env: tuple[tuple[str, str], ...] = ()  # a command's extra environment
+    image: str | None = None  # a container task's image
+    network: bool = False  # whether a container task has a network
     notify_url: str | None = None
 
 
@@ -178,6 +185,16 @@ def parse_task_request(body: Any, node_cores: int, node_mem_mb: float) -> TaskSp
         values["argv"] = _argv(body["argv"])
     if "env" in body:
         values["env"] = _env(body["env"])
+    if "image" in body:
+        image = body["image"]
+        if not isinstance(image, str) or not _IMAGE.fullmatch(image):
+            raise BadTaskRequest(f"image: expected an image reference such as debian:bookworm "
+                                 f"(letters, digits, . _ - / : @), got {image!r}")
+        values["image"] = image
+    if "network" in body:
+        if not isinstance(body["network"], bool):
+            raise BadTaskRequest(f"network: expected true or false, got {body['network']!r}")
+        values["network"] = body["network"]
     if "notify_url" in body:
         values["notify_url"] = _url(body["notify_url"])
     return TaskSpec(**values)

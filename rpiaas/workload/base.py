@@ -9,9 +9,11 @@ import numpy as np
 
 from ..model import Task
 
-__all__ = ["KINDS", "Workload"]
+__all__ = ["IMAGELESS_KINDS", "KINDS", "Workload"]
 
-KINDS = ("cpu", "memory", "io", "sleep", "command")
+# how a task runs live (the agent's workloads); a ``container`` task also names its image
+KINDS = ("cpu", "memory", "io", "sleep", "command", "container")
+IMAGELESS_KINDS = KINDS[:-1]  # the kinds a workload may give a task without naming an image
 
 class Workload:
     """Base of workloads: a stream of tasks in arrival order.

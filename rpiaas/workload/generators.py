@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ..inputs.source import KeyPath, Source, describe
 from ..model import Task
-from .base import KINDS, Workload
+from .base import IMAGELESS_KINDS, Workload
 
 __all__ = [
     "CHUNK",
@@ -248,7 +248,7 @@ def parse_generator(src: Source, path: KeyPath, data: Any) -> Generator:
         walltime_s=(parse_distribution(src, (*path, "walltime_s"), g["walltime_s"], False, True)
                     if "walltime_s" in g else None),
         start_s=src.number((*path, "start_s"), g.get("start_s", 0.0), nonnegative=True),
-        kind=src.choice((*path, "kind"), g.get("kind", "cpu"), KINDS),
+        kind=src.choice((*path, "kind"), g.get("kind", "cpu"), IMAGELESS_KINDS),
         tenant=src.string((*path, "tenant"), g.get("tenant", "")),
         priority=src.integer((*path, "priority"), g.get("priority", 0)),
     )

@@ -19,11 +19,12 @@ __all__ = ["COMMAND_LIMITS", "TASK_KEYS", "TaskList", "parse_tasks"]
 
 TASK_KEYS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "walltime_s", "kind",
              "command", "env", "tenant", "priority", "after", "nodes",
-             "procs", "spread")
+             "procs", "spread", "image", "network")
 # What a task's ``command`` and ``env`` may hold: the agent's own bounds on a command's argv
 # (``argv_items``, ``argv_chars``), so a scenario the parser takes is one the agents take
 COMMAND_LIMITS = {"argv_items": 256, "argv_chars": 4096, "env_items": 64, "env_chars": 4096}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_IMAGE = re.compile(r"^[a-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
 _RESERVED_ENV = "RPIAAS_"  # the names the run itself gives a command
 
 
@@ -48,7 +49,7 @@ class TaskList(Workload):
         for t in self.items:
             yield Task(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.kind, t.command,
                        t.env, tenant=t.tenant, priority=t.priority, after=t.after, walltime_s=t.walltime_s,
-                       nodes=t.nodes, parts=t.parts, procs=t.procs)
+                       nodes=t.nodes, parts=t.parts, procs=t.procs, image=t.image, network=t.network)
 
     def max_request(self) -> tuple[float | None, float | None]:
         if not self.items:
@@ -70,11 +71,22 @@ def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
         seen[tid] = i
         command = _command(src, (*tp, "command"), t["command"]) if "command" in t else None
         env = _env(src, (*tp, "env"), t["env"]) if "env" in t else ()
-        if env and command is None:
-            src.fail((*tp, "env"), "an environment is for a command: give the task a command too")
-        kind = src.choice((*tp, "kind"), t.get("kind", "cpu" if command is None else "command"), KINDS)
-        if command is not None and kind != "command":
+        image = _image(src, (*tp, "image"), t["image"]) if "image" in t else None
+        default_kind = "container" if image is not None else "cpu" if command is None else "command"
+        kind = src.choice((*tp, "kind"), t.get("kind", default_kind), KINDS)
+        if kind == "container":
+            if image is None:
+                src.fail((*tp, "kind"), "a container task names its image: give it an image too")
+        elif image is not None:
+            src.fail((*tp, "kind"), f"a task with an image is of kind container, got {kind!r}")
+        elif command is not None and kind != "command":
             src.fail((*tp, "kind"), f"a task with a command is of kind command, got {kind!r}")
+        elif env and command is None:
+            src.fail((*tp, "env"), "an environment is for a command: give the task a command too")
+        network = src.boolean((*tp, "network"), t["network"]) if "network" in t else False
+        if network and kind != "container":
+            src.fail((*tp, "network"), "only a container task is given a network or not: "
+                                       "leave network out")
         cores, nodes, parts, procs = _job(src, tp, t, src.integer((*tp, "cores"), t["cores"], minimum=1))
         items.append(Task(
             tid,
@@ -90,7 +102,7 @@ def parse_tasks(src: Source, path: KeyPath, data: Any) -> TaskList:
             after=_after(src, (*tp, "after"), t["after"]) if t.get("after") is not None else (),
             walltime_s=src.number((*tp, "walltime_s"), t["walltime_s"], positive=True)
             if "walltime_s" in t else None,
-            nodes=nodes, parts=parts, procs=procs,
+            nodes=nodes, parts=parts, procs=procs, image=image, network=network,
         ))
     check_graph(src, items, lambda task, j: (*path, seen[task.id], "after", j))
     items.sort(key=lambda t: (t.arrival_s, t.id))
@@ -102,6 +114,16 @@ def _after(src: Source, path: KeyPath, data: Any) -> tuple[int, ...]:
     items = data if isinstance(data, list) else [data]
     where = (lambda j: (*path, j)) if isinstance(data, list) else (lambda j: path)
     return tuple(src.integer(where(j), v, minimum=0) for j, v in enumerate(items))
+
+
+def _image(src: Source, path: KeyPath, value: Any) -> str:
+    """A container task's ``image``: an OCI reference (``name[:tag]`` or ``name@digest``, an
+    optional registry host first), at most 255 characters."""
+    text = src.string(path, value)
+    if not _IMAGE.match(text):
+        src.fail(path, "expected an image reference such as debian:bookworm or "
+                       "registry.local:5000/rpiaas/work:1 (letters, digits, . _ - / : @)")
+    return text
 
 
 def _command(src: Source, path: KeyPath, value: Any) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..inputs.source import KeyPath, Source, load_file
 from ..model import MAX_TASK_ID, Task
-from .base import KINDS
+from .base import IMAGELESS_KINDS
 from .inline import TaskList
 from .workflow import check_graph
 
@@ -62,7 +62,7 @@ def parse_wfcommons(src: Source, path: KeyPath, data: Any) -> WfInstance:
         arrival_s=src.number((*path, "arrival_s"), m.get("arrival_s", 0.0), nonnegative=True),
         work_scale=src.number((*path, "work_scale"), m.get("work_scale", 1.0), positive=True),
         mem_mb=src.integer((*path, "mem_mb"), m.get("mem_mb", 100), minimum=1),
-        kind=src.choice((*path, "kind"), m.get("kind", "cpu"), KINDS),
+        kind=src.choice((*path, "kind"), m.get("kind", "cpu"), IMAGELESS_KINDS),
         tenant=src.string((*path, "tenant"), m.get("tenant", "")),
     )
 

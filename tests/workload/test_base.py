@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rpiaas_agent.taskspec import KINDS as AGENT_KINDS
 
 from rpiaas.inputs.source import Source
 from rpiaas.workload import KINDS, Generator, TaskList, Trace, Workload, parse_workload
@@ -32,9 +33,11 @@ def test_every_kind_of_workload_is_a_workload(tmp_path: Path) -> None:
 
 
 def test_the_kinds_are_the_agents_workloads() -> None:
-    assert KINDS == ("cpu", "memory", "io", "sleep", "command")
+    assert KINDS == ("cpu", "memory", "io", "sleep", "command", "container")
+    assert KINDS == AGENT_KINDS
     src = Source({}, {}, "w.yaml")
     for kind in KINDS:
+        image = {"image": "busybox:1"} if kind == "container" else {}
         w = parse_workload(src, ("workload",), {"tasks": [
-            {"arrival_s": 0, "cores": 1, "mem_mb": 1, "work_core_s": 1, "kind": kind}]})
+            {"arrival_s": 0, "cores": 1, "mem_mb": 1, "work_core_s": 1, "kind": kind, **image}]})
         assert next(iter(w.tasks(np.random.default_rng(0)))).kind == kind

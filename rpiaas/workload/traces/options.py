@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ...inputs.source import KeyPath, Source
+from ..base import IMAGELESS_KINDS
 from .csv import CSV_COLUMNS, read_csv
 from .jobs import SkipReport, TraceJob, is_number
 from .swf import read_swf, swf_header
@@ -115,7 +116,7 @@ def parse_trace(src: Source, path: KeyPath, data: Any) -> TraceOptions:
         work_scale=src.number((*path, "work_scale"), m.get("work_scale", 1.0), positive=True),
         walltime=src.boolean((*path, "walltime"), m.get("walltime", True)),
         filters=filters,
-        kind=src.choice((*path, "kind"), m.get("kind", "cpu"), ("cpu", "memory", "io", "sleep", "command")),
+        kind=src.choice((*path, "kind"), m.get("kind", "cpu"), IMAGELESS_KINDS),
         tenant=src.string((*path, "tenant"), m.get("tenant", "")),
     )
 
