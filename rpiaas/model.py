@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 __all__ = [
     "MAX_TASK_ID",
     "PROFILES",
+    "RARE_DEFAULTS",
     "SECRET_OPTIONS",
     "Cluster",
     "ClusterSpec",
@@ -271,14 +272,14 @@ _T = TypeVar("_T")
 
 # the fields of a Task that most tasks leave at their default, kept together in one slot
 # (a dict made when the first of them is set): a task of a long run costs 17 slots, not 29
-_RARE_DEFAULTS: dict[str, Any] = {
+RARE_DEFAULTS: dict[str, Any] = {
     "command": None, "env": (), "priority": 0, "after": (), "parts": (), "procs": 0, "placed": (),
     "reason": "", "cpu_s": None, "peak_mem_mb": None, "image": None, "network": False,
 }
 
 
 class _Rare(Generic[_T]):
-    """An attribute of :class:`Task` kept in its ``_rare`` dict, ``_RARE_DEFAULTS[name]`` while unset."""
+    """An attribute of :class:`Task` kept in its ``rare`` dict, ``RARE_DEFAULTS[name]`` while unset."""
 
     __slots__ = ("default", "doc", "name")
 
@@ -289,7 +290,7 @@ class _Rare(Generic[_T]):
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
-        self.default = _RARE_DEFAULTS[name]
+        self.default = RARE_DEFAULTS[name]
 
     @overload
     def __get__(self, obj: None, owner: type) -> _Rare[_T]: ...
@@ -299,7 +300,7 @@ class _Rare(Generic[_T]):
     def __get__(self, obj: Task | None, owner: type) -> Any:
         if obj is None:
             return self
-        rare = obj.rare_fields()
+        rare = obj.rare
         return self.default if rare is None else rare.get(self.name, self.default)
 
     def __set__(self, obj: Task, value: _T) -> None:
@@ -323,7 +324,6 @@ class Task:
     """
 
     __slots__ = (
-        "_rare",
         "arrival_s",
         "attempts",
         "cores",
@@ -335,6 +335,7 @@ class Task:
         "mem_mb",
         "node",
         "nodes",
+        "rare",
         "start_s",
         "state",
         "tenant",
@@ -359,7 +360,10 @@ class Task:
     est_end_s: float
     attempts: int  # starts so far (retries count; a start that never reached its node does not)
     epoch: int  # bumped on every start, move, kill or failure: stale shell events are dropped
-    _rare: dict[str, Any] | None
+    # the fields below that were set, by name (None: none was): read them as attributes; this
+    # dict is for a reader of every task at once (the row writer), which takes the defaults
+    # (RARE_DEFAULTS) for the names it lacks
+    rare: dict[str, Any] | None
 
     def __init__(
         self,
@@ -408,7 +412,7 @@ class Task:
         self.est_end_s = est_end_s
         self.attempts = attempts
         self.epoch = epoch
-        self._rare = None
+        self.rare = None
         if (command is not None or env or priority or after or parts or procs or placed or reason
                 or cpu_s is not None or peak_mem_mb is not None or image is not None or network):
             self.command = command
@@ -438,17 +442,13 @@ class Task:
     image: _Rare[str | None] = _Rare("the OCI image a ``container`` task runs (``name:tag``)")
     network: _Rare[bool] = _Rare("whether a ``container`` task gets a network (it has none by default)")
 
-    def rare_fields(self) -> dict[str, Any] | None:
-        """The fields of this task that share one slot and were set, by name (``None``: none was)."""
-        return self._rare
-
     def set_rare(self, name: str, value: Any, default: Any) -> None:
         """Set one of the fields that share one slot (no dict is made for a default)."""
-        rare = self._rare
+        rare = self.rare
         if rare is None:
             if value == default and type(value) is type(default):
                 return
-            rare = self._rare = {}
+            rare = self.rare = {}
         rare[name] = value
 
     def __repr__(self) -> str:

@@ -155,7 +155,8 @@ class RunWriter:
         """Make the rows of the tasks that ended since the last drain, and the event log's
         lines (or hand both to the writer process)."""
         done = self._done
-        jobs = [t for t in done if t.placed]  # those that spanned nodes: their parts' rows
+        # those that spanned nodes (``placed`` is one of the rare fields): their parts' rows
+        jobs = [t for t in done if t.rare is not None and t.placed]
         if jobs:
             self.parts.write(part_rows(self.node_names, jobs, self.part_times))
         records = list(map(task_record, done))

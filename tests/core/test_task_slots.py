@@ -11,7 +11,7 @@ RARE = ("command", "env", "priority", "after", "parts", "procs", "placed", "reas
 
 def test_a_plain_task_makes_no_dict_and_reads_defaults() -> None:
     t = Task(1, 0.0, 2, 512, 10.0, tenant="u1", walltime_s=30.0, nodes=1, parts=(), procs=0)
-    assert t.rare_fields() is None
+    assert t.rare is None
     assert (t.command, t.env, t.priority, t.after, t.parts, t.procs, t.placed, t.reason, t.cpu_s,
             t.peak_mem_mb) == (None, (), 0, (), (), 0, (), "", None, None)
     assert not hasattr(t, "__dict__")
@@ -33,7 +33,7 @@ def test_rare_fields_set_and_read_back_each_on_its_own() -> None:
         t = Task(1, 0.0, 1, 1, 1.0)
         setattr(t, name, values[name])
         assert getattr(t, name) == values[name]
-        assert t.rare_fields() == {name: values[name]}
+        assert t.rare == {name: values[name]}
         for other in RARE:
             if other != name:
                 assert getattr(Task(1, 0.0, 1, 1, 1.0), other) == getattr(t, other)
