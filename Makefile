@@ -44,7 +44,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check rpiaas tests benchmarks agent
+	$(BIN)/ruff check src tests benchmarks agent
 	$(BIN)/mypy
 
 bench: install

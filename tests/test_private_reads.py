@@ -16,8 +16,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "rpiaas"
-ALLOWED = {"rpiaas/sim/environment.py"}
+PACKAGE = ROOT / "src" / "rpiaas"
+ALLOWED = {"src/rpiaas/sim/environment.py"}
 
 
 def _imported_modules(tree: ast.AST) -> set[str]:

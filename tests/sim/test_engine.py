@@ -181,14 +181,15 @@ def test_quickstart_runs(tmp_path: Path) -> None:
 def test_control_plane_has_no_shell_imports() -> None:
     import ast
 
-    modules = sorted((ROOT / "rpiaas" / "core").glob("*.py")) + sorted((ROOT / "rpiaas" / "policy").rglob("*.py"))
+    package = ROOT / "src" / "rpiaas"
+    modules = sorted((package / "core").glob("*.py")) + sorted((package / "policy").rglob("*.py"))
     assert len(modules) > 15
     for module in modules:
         tree = ast.parse(module.read_text())
         names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not names & {"simpy", "aiohttp", "time", "datetime"}, module
-    policies = list((ROOT / "rpiaas" / "policy" / "builtin").glob("*.py"))
+    policies = list((ROOT / "src" / "rpiaas" / "policy" / "builtin").glob("*.py"))
     assert len(policies) > 5
     for policy in policies:
         text = policy.read_text()
