@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,8 @@ from rpiaas.scenario import Scenario, load_scenario, parse_overrides, parse_scen
 from rpiaas.sim import simulate
 from rpiaas.sim.engine import rng_streams
 from rpiaas.workload import Generator
+
+from .helpers import scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -655,3 +658,36 @@ def test_a_cluster_text_that_is_no_file_name_is_refused_in_one_line(tmp_path: Pa
         load_scenario(f)
     assert "\n" not in str(exc.value)
     assert str(exc.value).startswith(f"{f}:3: cluster: expected a cluster mapping or the name of a cluster file")
+
+
+_INPUT_FIELDS = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "kind", "command", "env",
+                 "tenant", "priority", "after", "walltime_s", "nodes", "parts", "procs", "image",
+                 "network")
+
+
+def _inputs(sc: Any) -> list[tuple[Any, ...]]:
+    return [tuple(getattr(t, f) for f in _INPUT_FIELDS)
+            for t in sc.workload.tasks(rng_streams(sc.seed)["workload"])]
+
+
+def test_a_trace_goes_to_a_master_as_the_same_tasks_jobs_included() -> None:
+    """``payload()`` gives a trace as its task list: every input field of every task (a job's
+    nodes, parts and processes too) reads back the same, or a live replay would differ."""
+    sc = load_scenario(ROOT / "scenarios" / "trace-replay.yaml")
+    tasks = _inputs(sc)
+    assert any(t[_INPUT_FIELDS.index("nodes")] > 1 for t in tasks)
+    assert _inputs(scenario(sc.payload())) == tasks
+
+
+@pytest.mark.parametrize("shape", [{"nodes": 3}, {"procs": 10}, {"procs": 10, "spread": "exclusive"},
+                                   {"procs": 6, "spread": "spread"}, {"procs": 6, "spread": "exclusive"},
+                                   {"procs": 8}])
+def test_every_job_shape_reads_back_from_its_inline_form(shape: dict[str, Any]) -> None:
+    from rpiaas.scenario import _task_json
+    data = {"name": "j", "seed": 1, "policy": "best_fit",
+            "cluster": {"clusters": [{"domain": "c.test", "prefix": "10.0.1", "count": 8, "type": "rpi4b"}]},
+            "workload": {"tasks": [{"arrival_s": 0, "cores": 4, "mem_mb": 10, "work_core_s": 5, **shape}]}}
+    sc = scenario(data)
+    (task,) = sc.workload.tasks(np.random.default_rng(0))
+    again = scenario({**data, "workload": {"tasks": [_task_json(task)]}})
+    assert _inputs(again) == _inputs(sc)

@@ -24,11 +24,12 @@ import pluggy
 from .inputs import limits
 from .inputs.cluster import parse_cluster, read_cluster
 from .inputs.source import InputError, KeyPath, LimitError, Source, describe, load, load_file
-from .model import ClusterSpec, PowerState, Task
+from .model import ClusterSpec, PowerState, Task, part_cores
 from .policy.base import Policy, PolicyParamError
 from .policy.plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .workload import Generator, TaskList, Trace, WfInstance, WorkflowOptions, Workload, parse_workload
 from .workload.bounds import check_scenario_bounds
+from .workload.spread import SPREADS, split_procs
 from .workload.workflow import parse_workflow_options
 
 __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_streams",
@@ -133,11 +134,30 @@ def _task_json(t: Task) -> dict[str, Any]:
         out["env"] = dict(t.env)
     if t.after:
         out["after"] = list(t.after)
+    out.update(_job_json(t))
     if t.image is not None:
         out["image"] = t.image
     if t.network:
         out["network"] = True
     return out
+
+
+def _job_json(t: Task) -> dict[str, Any]:
+    """A parallel job's shape as an inline task gives it (``nodes``, or ``procs`` and
+    ``spread``), read back into the same ``cores``, ``nodes``, ``parts`` and ``procs``."""
+    if t.nodes == 1 and not t.procs:
+        return {}
+    if not t.parts and not t.procs:
+        return {"nodes": t.nodes}
+    procs = t.procs or sum(t.parts)
+    for spread in SPREADS:
+        parts = split_procs(procs, spread, t.cores)
+        equal = all(p == parts[0] for p in parts)
+        if (len(parts), () if equal else parts, 0 if sum(parts) == procs else procs) == \
+                (t.nodes, t.parts, t.procs):
+            return {"procs": procs, "spread": spread}
+    raise ValueError(f"task {t.id}: a job of parts {part_cores(t)} and {procs} processes that no "
+                     "inline task can give")
 
 
 class Override(tuple):  # type: ignore[type-arg]
