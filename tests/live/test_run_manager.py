@@ -79,3 +79,41 @@ def test_unfinished_runs_and_a_run_that_cannot_be_resumed(tmp_path: Path,
             assert "run lost cannot be resumed" in caplog.text
 
     asyncio.run(go())
+
+
+def test_an_ended_run_is_kept_as_its_record_not_its_objects(tmp_path: Path) -> None:
+    """A master that runs for months keeps each run it ran as a few facts: the run's control
+    plane, tasks and scenario go when it ends, and the API shows it as before."""
+    import gc
+    import weakref
+
+    from rpiaas.live.run_manager import EndedRun, RunFacts
+    from rpiaas.master.runs_api import run_json
+
+    empty = {"name": "e", "cluster": cluster(2), "policy": "first_fit", "workload": {"tasks": []}}
+
+    async def go() -> None:
+        async with AgentClient() as client:
+            manager = _manager(tmp_path, client)
+            run = manager.create(empty, "e.yaml", LiveOptions(task_kind="sleep"), None)
+            shown_running = run_json(run, manager.facts(run.id))
+            ref = weakref.ref(run)
+            task = manager.tasks[run.id]
+            del run
+            await asyncio.wait_for(task, 60)
+            del task
+            ended = manager.runs["e"] if "e" in manager.runs else next(iter(manager.runs.values()))
+            assert isinstance(ended, EndedRun) and ended.status.state == "completed"
+            assert manager.tasks == {} and manager.running() == []
+            assert manager.facts(ended.id) == RunFacts("first_fit", None, 0, None, "sleep", 1.0)
+            gc.collect()
+            assert ref() is None, "the ended run's objects are still referenced"
+            shown = run_json(ended, manager.facts(ended.id))
+            assert {k: shown[k] for k in ("policy", "task_kind", "timescale", "tasks_total")} == \
+                {k: shown_running[k] for k in ("policy", "task_kind", "timescale", "tasks_total")}
+            assert shown["state"] == "completed" and shown["progress"] == 1.0 and "run.json" in shown["files"]
+            await manager.cancel(ended.id)  # ended: nothing to stop
+            assert ended.status.state == "completed"
+            await manager.close()
+
+    asyncio.run(go())

@@ -19,6 +19,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,46 @@ from ..store import HistoryStore
 from .agent_client import AgentClient
 from .hold import DEFAULT_HOLD_LIMIT_S, RunSuspended
 from .journal import JOURNAL, read_head
-from .options import RESULT, RUN_ID_MAX, AgentNode, LiveOptions, check_run_id, safe_run_id
+from .options import RESULT, RUN_ID_MAX, AgentNode, LiveOptions, RunState, check_run_id, safe_run_id
 from .result import Twin
 from .shell import LiveRun
 
-__all__ = ["CANCELLED", "SCENARIO_FILE", "RunManager"]
+__all__ = ["CANCELLED", "SCENARIO_FILE", "EndedRun", "RunFacts", "RunManager"]
 
 log = logging.getLogger(__name__)
 
 SCENARIO_FILE = "scenario.json"
 CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the runs API shows of a run besides its state: how it runs and how large it is."""
+
+    policy: str
+    queue: str | None
+    tasks_total: int | None  # None: the workload's size is not known in advance
+    horizon_s: float | None
+    task_kind: str
+    timescale: float
+
+    @classmethod
+    def of(cls, scenario: Scenario, options: LiveOptions) -> RunFacts:
+        return cls(scenario.policy.name, scenario.queue.name if scenario.queue else None,
+                   scenario.workload.count, scenario.horizon_s, options.task_kind, options.timescale)
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """A run that ended (completed, failed, suspended or cancelled) as its master keeps it: its
+    state, directory and facts, not its control plane, tasks and scenario, so that a master
+    running for months holds a few hundred bytes per run it ran.  ``status`` is the run's own
+    (a cancel that is still finishing sets its state)."""
+
+    id: str
+    status: RunState
+    directory: Path
+    facts: RunFacts
 
 
 def _parse(text: str, path: Path) -> Scenario:
@@ -71,8 +102,8 @@ class RunManager:
         self.store = store
         self.watch_interval_s = watch_interval_s
         self.twin = twin
-        self.runs: dict[str, LiveRun] = {}
-        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.runs: dict[str, LiveRun | EndedRun] = {}  # the running as LiveRun, the rest ended
+        self.tasks: dict[str, asyncio.Task[Any]] = {}  # the running runs' tasks
 
     def _free_id(self, wanted: str) -> str:
         """``wanted`` if no run of this master has it (now or in ``runs_dir``), else the first
@@ -126,6 +157,7 @@ class RunManager:
 
     def _start(self, run: LiveRun) -> None:
         self.runs[run.id] = run
+        facts = RunFacts.of(run.scenario, run.options)
 
         async def go() -> None:
             try:
@@ -141,15 +173,25 @@ class RunManager:
                 run.status.state = "failed"
                 run.status.error = f"{type(e).__name__}: {e}"
                 log.exception("run %s failed", run.id)
+            finally:  # the run's objects go: its record stays
+                self.runs[run.id] = EndedRun(run.id, run.status, run.directory, facts)
+                self.tasks.pop(run.id, None)
 
         self.tasks[run.id] = asyncio.create_task(go(), name=f"rpiaas-run-{run.id}")
+
+    def running(self) -> list[LiveRun]:
+        """The runs still running."""
+        return [run for run in self.runs.values() if isinstance(run, LiveRun) and run.status.state == "running"]
+
+    def facts(self, run_id: str) -> RunFacts:
+        """How run ``run_id`` runs and how large it is."""
+        run = self.runs[run_id]
+        return run.facts if isinstance(run, EndedRun) else RunFacts.of(run.scenario, run.options)
 
     def placements(self) -> dict[str, list[dict[str, Any]]]:
         """What each node runs now for the running runs: ``{node: [{"run", "task"}, ...]}``."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for run in self.runs.values():
-            if run.status.state != "running":
-                continue
+        for run in self.running():
             for node, task_ids in run.placements().items():
                 out.setdefault(node, []).extend({"run": run.id, "task": t} for t in task_ids)
         return out
@@ -157,9 +199,7 @@ class RunManager:
     def allocated(self) -> dict[str, tuple[int, int]]:
         """The cores and memory the running runs' tasks reserve on each node now."""
         out: dict[str, tuple[int, int]] = {}
-        for run in self.runs.values():
-            if run.status.state != "running":
-                continue
+        for run in self.running():
             for node, (cores, mem_mb) in run.allocated().items():
                 had = out.get(node, (0, 0))
                 out[node] = (had[0] + cores, had[1] + mem_mb)
@@ -168,7 +208,7 @@ class RunManager:
     def report(self, doc: dict[str, Any], node: str) -> bool | None:
         """Node ``node``'s pushed task end: whether a run knew the task; None if another node
         runs it."""
-        running = [run for run in self.runs.values() if run.status.state == "running"]
+        running = self.running()
         owners = {owner for run in running if (owner := run.node_of(doc.get("id"))) is not None}
         if owners and node not in owners:
             return None
@@ -177,12 +217,13 @@ class RunManager:
     def booted(self, node: str, unix_s: float) -> bool:
         """Node ``node``'s boot report, accepted at unix time ``unix_s``: the running run that
         switched it on takes it as booted then.  Whether one did."""
-        return any([run.booted(node, unix_s) for run in self.runs.values()
-                    if run.status.state == "running"])
+        return any([run.booted(node, unix_s) for run in self.running()])
 
     async def cancel(self, run_id: str) -> None:
         """Stop run ``run_id``: its tasks are killed on their agents; it leaves no result."""
         run = self.runs[run_id]
+        if not isinstance(run, LiveRun):  # it ended meanwhile
+            return
         task = self.tasks.get(run_id)
         if task is not None and not task.done():
             task.cancel()
@@ -219,8 +260,9 @@ class RunManager:
 
     async def close(self) -> None:
         """Stop following the runs (their tasks go on; ``--resume`` takes them up again)."""
-        for task in self.tasks.values():
+        tasks = list(self.tasks.values())  # (each ended one leaves the dict)
+        for task in tasks:
             task.cancel()
-        for task in self.tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -34,7 +34,7 @@ from aiohttp import web
 from ..inputs.source import InputError
 from ..live.options import RESULT, TASK_KINDS, LiveOptions, check_run_id
 from ..live.push import MAX_ERROR_CHARS, PushRejected, check_document
-from ..live.run_manager import SCENARIO_FILE
+from ..live.run_manager import SCENARIO_FILE, EndedRun, RunFacts
 from ..live.shell import LiveRun
 from ..rundir import RUN_FILES
 from .http import body, body_number, error, json_body
@@ -74,7 +74,7 @@ def watch_interval(app: web.Application) -> float:
     return min(1.0, app[CONFIG].poll_interval_s)
 
 
-def run_json(run: LiveRun) -> dict[str, Any]:
+def run_json(run: LiveRun | EndedRun, facts: RunFacts) -> dict[str, Any]:
     """A run as ``GET /api/v1/runs`` shows it: its state and counts, how far along, its files,
     and how it runs (its policies, task kind and timescale).
 
@@ -82,9 +82,9 @@ def run_json(run: LiveRun) -> dict[str, Any]:
     known, else the share of the horizon reached; 1 once completed.
     """
     doc = run.status.to_json()
-    st, scenario = run.status, run.scenario
-    total = scenario.workload.count
-    horizon = scenario.horizon_s
+    st = run.status
+    total = facts.tasks_total
+    horizon = facts.horizon_s
     if st.state == "completed":
         progress: float | None = 1.0
     elif total:
@@ -94,9 +94,7 @@ def run_json(run: LiveRun) -> dict[str, Any]:
     else:
         progress = None
     result = run.directory / RESULT
-    options = run.options
-    doc.update(policy=scenario.policy.name, queue=scenario.queue.name if scenario.queue else None,
-               task_kind=options.task_kind, timescale=options.timescale,
+    doc.update(policy=facts.policy, queue=facts.queue, task_kind=facts.task_kind, timescale=facts.timescale,
                tasks_total=total, horizon_s=horizon, progress=progress,
                files=[f for f in RUN_FILES if (result / f).is_file()] if st.state == "completed"
                else [])
@@ -106,7 +104,7 @@ def run_json(run: LiveRun) -> dict[str, Any]:
 routes = web.RouteTableDef()
 
 
-def _run(request: web.Request) -> LiveRun:
+def _run(request: web.Request) -> LiveRun | EndedRun:
     run_id = request.match_info["id"]
     run = request.app[RUNS].runs.get(run_id)
     if run is None:
@@ -168,13 +166,15 @@ async def start_run(request: web.Request) -> web.Response:
 @routes.get("/api/v1/runs")
 async def list_runs(request: web.Request) -> web.Response:
     """Every run this master has followed since it started."""
-    return web.json_response({"runs": [run_json(r) for r in request.app[RUNS].runs.values()]})
+    runs = request.app[RUNS]
+    return web.json_response({"runs": [run_json(r, runs.facts(r.id)) for r in runs.runs.values()]})
 
 
 @routes.get("/api/v1/runs/{id}")
 async def get_run(request: web.Request) -> web.Response:
     """A run's state and counts; ``files`` once it completed."""
-    return web.json_response(run_json(_run(request)))
+    run = _run(request)
+    return web.json_response(run_json(run, request.app[RUNS].facts(run.id)))
 
 
 @routes.get("/api/v1/runs/{id}/files/{name}")
