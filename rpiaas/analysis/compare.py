@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..rundir.fidelity import BOTH_MODELLED, REL_FLOOR, relative_error
+from ..rundir.metrics import flat_summary
 from ..rundir.reader import Run, load_run
 from ..rundir.sources import both_modelled, metric_source, sources_of
 from .gantt import gantt_model
@@ -102,6 +103,7 @@ def compare_summary(a: dict[str, Any], b: dict[str, Any], sources_a: dict[str, s
     carries both (``source``), and where neither was measured ``verdict`` is
     ``"modelled on both sides"``.
     """
+    a, b = flat_summary(a), flat_summary(b)  # a node type's figures each a metric of its own
     out: dict[str, dict[str, Any]] = {}
     for key in list(a) + [k for k in b if k not in a]:
         va: Any = a.get(key)

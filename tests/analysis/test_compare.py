@@ -80,6 +80,14 @@ def test_two_policies_task_by_task(runs: dict[str, Path]) -> None:
     assert s["a"] == a["mean_response_s"] and s["b"] == b["mean_response_s"]
     assert s["diff"] == pytest.approx(b["mean_response_s"] - a["mean_response_s"])
     assert s["rel"] == pytest.approx(s["diff"] / a["mean_response_s"])
+    # each node type's figures are metrics of their own, with the source of their energy
+    for kind in ("rpi4b", "slow"):
+        row = pair["summary"][f"by_node_type.{kind}.mean_wait_s"]
+        assert (row["a"], row["b"]) == (a["by_node_type"][kind]["mean_wait_s"], b["by_node_type"][kind]["mean_wait_s"])
+        assert row["diff"] == pytest.approx(row["b"] - row["a"])
+        assert pair["summary"][f"by_node_type.{kind}.energy_j"]["source"] == {"a": "modelled", "b": "modelled"}
+    assert "by_node_type" not in pair["summary"]
+    assert "by_node_type.slow.mean_response_s" in format_comparison(r)
     # recomputed here from the task tables
     ta = {int(x["task_id"]): x for x in read_tasks(runs["best"])}
     tb = {int(x["task_id"]): x for x in read_tasks(runs["worst"])}
