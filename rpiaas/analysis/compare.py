@@ -115,13 +115,21 @@ def compare_summary(a: dict[str, Any], b: dict[str, Any], sources_a: dict[str, s
             rel = relative_error(float(vb), float(va))
             row["rel"] = _num(rel) if rel is not None else (0.0 if not diff else None)
         if sources_a is not None and sources_b is not None:
-            sa, sb = metric_source(sources_a, key), metric_source(sources_b, key)
+            sa, sb = _source(a, sources_a, key), _source(b, sources_b, key)
             if sa is not None and sb is not None:
                 row["source"] = {"a": sa, "b": sb}
                 if both_modelled(sa, sb):
                     row["verdict"] = BOTH_MODELLED
         out[key] = row
     return out
+
+
+def _source(flat: dict[str, Any], sources: dict[str, str], key: str) -> str | None:
+    """Where the summary metric ``key`` of a run comes from: a node type's energy from that
+    type's own ``energy_source`` (its nodes' meters, not the run's), the rest from ``sources``."""
+    prefix, _, name = key.rpartition(".")
+    own = flat.get(f"{prefix}.energy_source") if prefix and name == "energy_j" else None
+    return str(own) if own is not None else metric_source(sources, key)
 
 
 def _is_num(v: Any) -> bool:
