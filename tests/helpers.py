@@ -64,3 +64,59 @@ def shared_file(*parts: str) -> Path:
         if (base.joinpath(*parts)).is_file():
             return base.joinpath(*parts)
     return candidates[0].joinpath(*parts)
+
+
+def check_summary(run_dir: Path, cores: dict[str, int]) -> dict[str, Any]:
+    """Assert that ``run.json``'s summary says what the run's own files say: its counts of
+    faults, retries, kills and power-ons are the event log's, and its ``by_node_type`` figures
+    are those of ``tasks.csv``'s rows (by the type of the node each names) and of ``run.json``'s
+    ``nodes`` (``cores``: each node type's).  Returns the summary."""
+    import math
+
+    record = json.loads((run_dir / "run.json").read_text())
+    summary: dict[str, Any] = record["summary"]
+    events = read_events(run_dir)
+    rows = read_tasks(run_dir)
+
+    def n(**match: Any) -> int:
+        return sum(1 for e in events if all(e.get(k) == v for k, v in match.items()) and not e.get("ignored")
+                   and not e.get("dropped"))
+
+    kills = [e for e in events if e.get("act") == "kill" and not e.get("dropped")]
+    assert summary["faults_node_down"] == n(ev="node_down")
+    assert summary["faults_node_up"] == n(ev="node_up")
+    assert summary["retries"] == n(act="retry")
+    assert summary["kills_walltime"] == sum(1 for e in kills if e.get("reason") == "walltime")
+    assert summary["kills_policy"] == sum(1 for e in kills if "reason" not in e)
+    assert summary["power_ons"] == n(act="power_on")
+    assert summary["kills_walltime"] + summary["kills_policy"] == summary["killed"] == sum(
+        1 for r in rows if r["state"] == "killed")
+    # every attempt lost (to its node, or failing itself) is retried or ends its task failed
+    failed = sum(1 for r in rows if r["state"] == "failed")
+    assert summary["retries"] + failed == summary["kills_node_lost"] + n(ev="fail") + n(act="fail")
+    assert summary["kills_node_lost"] >= sum(1 for r in rows if r["reason"].startswith("node lost"))
+
+    types = {node["node"]: node["type"] for node in record["nodes"]}
+    by_type = summary["by_node_type"]
+    assert list(by_type) == list(dict.fromkeys(types.values()))
+    for name, fig in by_type.items():
+        mine = [r for r in rows if r["node"] and types[r["node"]] == name]
+        started = [float(r["wait_s"]) for r in mine if r["wait_s"]]
+        done = [float(r["response_s"]) for r in mine if r["state"] == "completed"]
+        nodes = [node for node in record["nodes"] if node["type"] == name]
+        assert (fig["nodes"], fig["tasks"], fig["completed"]) == (len(nodes), len(mine), len(done))
+        assert fig["mean_wait_s"] == (_approx(math.fsum(started) / len(started)) if started else None)
+        assert fig["mean_response_s"] == (_approx(math.fsum(done) / len(done)) if done else None)
+        assert fig["energy_j"] == _approx(math.fsum(node["energy_j"] for node in nodes))
+        assert fig["energy_source"] in {node["energy_source"] for node in nodes} | {"mixed"}
+        capacity = cores[name] * len(nodes) * summary["duration_s"]
+        assert fig["mean_utilization"] == _approx(math.fsum(node["busy_core_s"] for node in nodes) / capacity)
+    assert sum(f["tasks"] for f in by_type.values()) == sum(1 for r in rows if r["node"])
+    assert math.fsum(f["energy_j"] for f in by_type.values()) == _approx(summary["energy_j"])
+    return summary
+
+
+def _approx(x: float) -> Any:
+    import pytest
+
+    return pytest.approx(x, rel=1e-9, abs=1e-9)

@@ -46,6 +46,11 @@ def test_run_directory_is_unchanged(path: Path, tmp_path: Path) -> None:
     golden = json.loads(GOLDEN.read_text())
     assert path.stem in golden, f"{path.name} has no golden digests: run {__file__} --update"
     assert fingerprint(path, tmp_path / "run") == golden[path.stem]
+    from rpiaas.scenario import load_scenario
+
+    from .helpers import check_summary  # the summary says what the run's own files say
+
+    check_summary(tmp_path / "run", {n.type.name: n.type.cores for n in load_scenario(path).cluster.nodes})
 
 
 def test_every_scenario_has_golden_digests() -> None:

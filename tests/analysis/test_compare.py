@@ -80,6 +80,24 @@ def test_two_policies_task_by_task(runs: dict[str, Path]) -> None:
     assert s["a"] == a["mean_response_s"] and s["b"] == b["mean_response_s"]
     assert s["diff"] == pytest.approx(b["mean_response_s"] - a["mean_response_s"])
     assert s["rel"] == pytest.approx(s["diff"] / a["mean_response_s"])
+    # each node type's figures are metrics of their own, with the source of their energy
+    for kind in ("rpi4b", "slow"):
+        row = pair["summary"][f"by_node_type.{kind}.mean_wait_s"]
+        assert (row["a"], row["b"]) == (a["by_node_type"][kind]["mean_wait_s"], b["by_node_type"][kind]["mean_wait_s"])
+        assert row["diff"] == pytest.approx(row["b"] - row["a"])
+        assert pair["summary"][f"by_node_type.{kind}.energy_j"]["source"] == {"a": "modelled", "b": "modelled"}
+    assert "by_node_type" not in pair["summary"]
+    # a type's energy carries its own nodes' source, which may differ from the run's
+    from rpiaas.analysis.compare import compare_summary
+
+    sa = {"energy_j": 3.0, "by_node_type": {"pi": {"energy_j": 1.0, "energy_source": "measured"}}}
+    sb = {"energy_j": 4.0, "by_node_type": {"pi": {"energy_j": 2.0, "energy_source": "modelled"}}}
+    mixed = {**sim_sources(), "energy_j": "mixed"}
+    rows = compare_summary(sa, sb, mixed, sim_sources())
+    assert rows["by_node_type.pi.energy_j"]["source"] == {"a": "measured", "b": "modelled"}
+    assert "verdict" not in rows["by_node_type.pi.energy_j"]  # one side was measured
+    assert rows["energy_j"]["source"] == {"a": "mixed", "b": "modelled"}
+    assert "by_node_type.slow.mean_response_s" in format_comparison(r)
     # recomputed here from the task tables
     ta = {int(x["task_id"]): x for x in read_tasks(runs["best"])}
     tb = {int(x["task_id"]): x for x in read_tasks(runs["worst"])}

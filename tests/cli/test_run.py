@@ -28,10 +28,18 @@ def test_run_the_quickstart_prints_a_summary_table(tmp_path: Path) -> None:
     lines = r.stdout.splitlines()
     assert lines[0] == "quickstart · best_fit · queue fcfs · seed 42 · sim"
     assert set(lines[1]) == {"─"}
-    table = dict(line.rsplit(None, 1) for line in lines[2:-1])
+    blank = lines.index("")
+    table = dict(line.rsplit(None, 1) for line in lines[2:blank])
     table = {k.strip(): v for k, v in table.items()}
     assert table["tasks"] == "2,000" and table["completed"] == "2,000" and table["unfinished"] == "0"
     assert {"mean_wait_s", "p95_wait_s", "mean_utilization", "energy_j", "mean_power_w"} <= set(table)
+    # no fault, retry, kill or power-on: one line says so; then a line per node type
+    assert table["faults, retries, kills"] == "none" and "retries" not in table
+    types = [line.split() for line in lines[blank + 1:-1]]
+    assert types[0] == ["node", "type", "nodes", "tasks", "wait", "s", "response", "s", "util", "energy", "J",
+                        "energy", "from"]
+    assert [row[0] for row in types[1:]] == ["rpi4b", "rpi3b"] and all(row[-1] == "modelled" for row in types[1:])
+    assert sum(int(row[2].replace(",", "")) for row in types[1:]) == 2000
     run = tmp_path / "runs" / "quickstart-best_fit-s42"  # the default run directory
     assert lines[-1] == f"run directory: {run.relative_to(tmp_path)}"
     summary = json.loads((run / "run.json").read_text())["summary"]
@@ -92,6 +100,18 @@ def test_format_summary_aligns_units_and_missing_values() -> None:
                           title="t")
     assert text.splitlines() == ["t", "─" * 21, "tasks           2,000", "mean_wait_s     1.235",
                                  "energy_j      123,457", "p95_wait_s          —"]
+
+
+def test_format_summary_shows_the_counts_that_are_not_zero_and_a_line_per_node_type() -> None:
+    text = format_summary({"tasks": 10, "faults_node_down": 2, "faults_node_up": 0, "retries": 3,
+                           "kills_node_lost": 3, "power_ons": 0,
+                           "by_node_type": {"rpi4b": {"nodes": 2, "tasks": 10, "mean_wait_s": 1.5,
+                                                      "mean_response_s": None, "mean_utilization": 0.25,
+                                                      "energy_j": 1234.5, "energy_source": "measured"}}})
+    lines = text.splitlines()
+    assert [line.split() for line in lines[:4]] == [["tasks", "10"], ["faults_node_down", "2"], ["retries", "3"],
+                                                    ["kills_node_lost", "3"]]
+    assert lines[4] == "" and lines[6].split() == ["rpi4b", "2", "10", "1.5", "—", "0.25", "1,234", "measured"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

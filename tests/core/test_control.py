@@ -119,6 +119,8 @@ def test_failed_task_is_retried_then_fails() -> None:
     assert starts(acts) == {1: 0}  # retried at once
     cp.step(2.0, [TaskFailed(1, "boom")])
     assert [(t.id, t.state, t.attempts) for t in finals] == [(1, TaskState.FAILED, 2)]
+    assert cp.run_figures()["retries"] == 1  # one retry; the task's own failures are no kill
+    assert cp.run_figures()["kills_node_lost"] == 0
 
 
 def test_node_down_fails_its_tasks_and_node_up_restores_capacity() -> None:
@@ -131,6 +133,8 @@ def test_node_down_fails_its_tasks_and_node_up_restores_capacity() -> None:
     assert cp.view.state[0] == PowerState.DOWN
     acts = cp.step(2.0, [NodeUp(0)])
     assert starts(acts) == {3: 0}
+    assert cp.run_figures() == {"faults_node_down": 1, "faults_node_up": 1, "retries": 0, "kills_walltime": 0,
+                                "kills_policy": 0, "kills_node_lost": 1, "power_ons": 0}
 
 
 def test_a_start_that_never_happened_spends_no_retry_and_its_node_is_not_chosen_again() -> None:
@@ -152,6 +156,8 @@ def test_a_start_that_never_happened_spends_no_retry_and_its_node_is_not_chosen_
     lines = [json.loads(line) for line in log.getvalue().splitlines()]
     assert {"t": 0.5, "ev": "not_started", "task": 2, "node": "n1.test", "reason": "refused"} in lines
     assert not any(rec.get("act") == "retry" for rec in lines)
+    # a start that never happened was no attempt: nothing lost with the node, no retry
+    assert (cp.run_figures()["kills_node_lost"], cp.run_figures()["retries"]) == (0, 0)
 
 
 def test_an_attempt_lost_with_its_node_before_its_start_failed_keeps_the_retry_rule() -> None:

@@ -56,6 +56,8 @@ def test_a_move_to_a_node_with_room_is_carried_out_the_others_dropped_with_a_rea
     assert t2.reason == "policy" and '"act":"kill","task":2}' in log.getvalue()
     assert cp.ledger.cores_free_list == [2, 0]
     assert '"act":"migrate","task":1,"from":"n0.test","node":"n1.test"' in log.getvalue()
+    assert cp.run_figures()["kills_policy"] == 1  # the dropped kill of task 9 is none
+    assert cp.run_figures()["kills_walltime"] == cp.run_figures()["kills_node_lost"] == 0
 
 
 def test_a_power_plan_switches_idle_nodes_off_and_off_nodes_on() -> None:
@@ -71,6 +73,7 @@ def test_a_power_plan_switches_idle_nodes_off_and_off_nodes_on() -> None:
     acts = cp2.step(0.0, [Tick()])
     assert [type(a) for a in acts] == [PowerOn] and cp2.booting == 1
     assert cp2.node_states == [PowerState.BOOTING]
+    assert cp.run_figures()["power_ons"] == 0 and cp2.run_figures()["power_ons"] == 1
 
 
 def test_a_bad_answer_names_the_hook() -> None:

@@ -46,6 +46,7 @@ def test_a_task_over_its_walltime_is_killed_at_it_and_frees_its_cores(tmp_path: 
     assert summary["killed"] == 1 and summary["completed"] == 3
     kills = [e for e in read_events(path) if e.get("act") == "kill"]
     assert kills == [{"t": 50.0, "act": "kill", "task": 1, "reason": "walltime"}]
+    assert (summary["kills_walltime"], summary["kills_policy"], summary["retries"]) == (1, 0, 0)
 
 
 def test_the_killed_task_carries_the_reason_and_is_not_retried() -> None:

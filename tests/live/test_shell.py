@@ -39,6 +39,8 @@ from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed
 
+from ..helpers import check_summary
+
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 # How far a live start or end may be from the simulated one (scenario seconds).  Measured here:
@@ -204,6 +206,10 @@ def test_a_killed_agent_fails_or_retries_its_tasks_and_the_run_completes(tmp_pat
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert any(e.get("ev") == "node_down" and e.get("node") == victim for e in events), events
     assert sum(1 for e in events if e.get("act") == "retry") == len(lost)
+    # the summary counts the lost node, the attempts lost with it and their retries, as the files say
+    summary = check_summary(run_dir, {n.type.name: n.type.cores for n in scenario.cluster.nodes})
+    assert summary["faults_node_down"] >= 1 and summary["retries"] == summary["kills_node_lost"] == len(lost)
+    assert sum(f["tasks"] for f in summary["by_node_type"].values()) == len(LONG_TASKS)
 
 
 def _master_cmd(tb: LocalTestbed, *extra: str) -> list[str]:
@@ -258,6 +264,9 @@ def test_a_killed_master_resumes_the_run_without_losing_or_repeating_a_task(tmp_
     for tid, r in rows.items():
         runtime = tasks[tid - 1]["work_core_s"]
         assert abs(float(r["end_s"]) - float(r["start_s"]) - runtime) < 0.1, (tid, r)
+    # the resumed control plane, fed the journal, counts as the one that died would have
+    summary = check_summary(run_dir, {n.type.name: n.type.cores for n in scenario.cluster.nodes})
+    assert sum(f["completed"] for f in summary["by_node_type"].values()) == len(tasks)
 
 
 def _slow_proxy(target: str, delay_s: float) -> web.Application:

@@ -18,7 +18,7 @@ from rpiaas.rundir.format import NODE_COLUMNS, TASK_COLUMNS
 from rpiaas.sim import simulate
 from rpiaas.sim.engine import Simulation
 
-from ..helpers import cluster, read_events, read_tasks, scenario
+from ..helpers import check_summary, cluster, read_events, read_tasks, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -311,6 +311,8 @@ def test_power_cycles_boots_and_time_off_agree_with_the_event_log(tmp_path: Path
             assert durations[-1] == pytest.approx(boot_s[e["node"]])
     off_s += sum(summary["duration_s"] - t for t in off_since.values())
     assert len(ons) == len(booted) and summary["time_off_s"] == pytest.approx(off_s)
+    assert summary["power_ons"] == len(ons) and summary == check_summary(out, {n.type.name: n.type.cores
+                                                                             for n in sc.cluster.nodes})
     assert summary["boot_s_median"] == pytest.approx(statistics.median(durations))
     assert summary["mean_cpu_utilization"] == summary["mean_utilization"]
     record = json.loads((out / "run.json").read_text())
@@ -321,3 +323,17 @@ def test_power_cycles_boots_and_time_off_agree_with_the_event_log(tmp_path: Path
     cores = {n.name: n.type.cores for n in sc.cluster.nodes}
     assert rows and all(r["cpu_utilization"] == r["utilization"] and r["power_source"] == "modelled" for r in rows)
     assert all(float(r["utilization"]) == int(r["cores_used"]) / cores[r["node"]] for r in rows)
+
+
+def test_the_summary_without_a_run_directory_is_the_run_directorys(tmp_path: Path) -> None:
+    """A run kept in memory (a sweep's twin, a notebook's) adds its tasks up one by one, a run
+    directory's rows in bulk: the same summary, per node type too, with faults and retries."""
+    data = mixed(count=1500)
+    data["retries"] = 1
+    data["faults"] = [{"node": "node1.a.test", "at_s": 300, "down_s": 200}, {"node": "node2.b.test", "at_s": 900}]
+    sc = scenario(data)
+    summary, out = simulate(sc, tmp_path / "run")
+    assert out is not None and summary == json.loads((out / "run.json").read_text())["summary"]
+    assert Simulation(scenario(data)).run() == summary
+    assert list(summary["by_node_type"]) == ["rpi4b", "rpi3b"] and summary["retries"] > 0
+    assert summary == check_summary(out, {"rpi4b": 4, "rpi3b": 4})

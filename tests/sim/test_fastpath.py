@@ -21,7 +21,7 @@ from rpiaas.rundir.format import RUN_FILES
 from rpiaas.scenario import Scenario, load_scenario
 from rpiaas.sim import Simulation, engine
 
-from ..helpers import scenario
+from ..helpers import check_summary, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -98,6 +98,14 @@ def test_corners_write_the_same_with_and_without_the_fast_path(name: str, tmp_pa
     assert json.loads(fast["run.json"])["summary"]["completed"] > 0
     if name == "walltime_kill":
         assert json.loads(fast["run.json"])["summary"]["killed"] > 100
+    # the summary's counts and per-type figures are what the run's own files say
+    summary = check_summary(tmp_path / "fast", {n.type.name: n.type.cores for n in sc.cluster.nodes})
+    assert list(summary["by_node_type"]) == ["rpi4b", "rpi3b"]
+    if name == "walltime_kill":
+        assert summary["kills_walltime"] == summary["killed"] > 100
+    if name == "failures":
+        assert (summary["faults_node_down"], summary["faults_node_up"]) == (3, 2)
+        assert summary["kills_node_lost"] > 0 and summary["retries"] > 0
 
 
 def test_start_overheads_and_several_capacities(tmp_path: Path) -> None:

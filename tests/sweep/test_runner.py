@@ -43,6 +43,10 @@ def test_a_sweep_on_a_local_pool(scenario: Path, tmp_path: Path) -> None:
     assert len(rows) == 12 and len({r["run"] for r in rows}) == 12
     assert {r["set:workload.generator.count"] for r in rows} == {"50", "100"}
     assert all(int(r["tasks"]) == int(r["set:workload.generator.count"]) for r in rows)
+    # each node type's figures in columns of their own, their tasks adding up to the run's
+    types = [k[len("by_node_type."):-len(".tasks")] for k in rows[0] if k.startswith("by_node_type.")
+             and k.endswith(".tasks")]
+    assert types and all(sum(int(r[f"by_node_type.{t}.tasks"]) for t in types) == int(r["tasks"]) for r in rows)
     summary = read_csv(out / "summary.csv")
     wait = [s for s in summary if s["metric"] == "mean_wait_s"]
     assert len(wait) == 4 and all(s["n"] == "3" for s in wait)

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from rpiaas.sweep.ci import t_quantile
-from rpiaas.sweep.summary import aggregate, format_table, is_constant, plot_summary, series_positions, summarize
+from rpiaas.sweep.summary import (
+    aggregate,
+    format_table,
+    is_constant,
+    metric_bounds,
+    plot_summary,
+    series_positions,
+    summarize,
+)
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -156,3 +164,8 @@ def test_the_report_holds_the_table_and_every_plot_inline(tmp_path: Path) -> Non
         assert f"<tr id='metric-{metric}'>" in page
     assert "<td>2.000 [0, 4.484]</td>" in page and "<td>4.000 ± 0</td>" in page  # as summary.txt
     assert "No plot for the metrics with one value in every run: tasks, wall_s." in page
+
+
+def test_a_node_types_utilisation_is_bounded_as_the_runs() -> None:
+    assert metric_bounds("by_node_type.rpi4b.mean_utilization") == metric_bounds("mean_utilization") == (0.0, 1.0)
+    assert metric_bounds("by_node_type.rpi4b.mean_wait_s") == (0.0, math.inf)

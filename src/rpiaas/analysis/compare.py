@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..rundir.fidelity import BOTH_MODELLED, REL_FLOOR, relative_error
+from ..rundir.metrics import flat_summary
 from ..rundir.reader import Run, load_run
 from ..rundir.sources import both_modelled, metric_source, sources_of
 from .gantt import gantt_model
@@ -102,6 +103,7 @@ def compare_summary(a: dict[str, Any], b: dict[str, Any], sources_a: dict[str, s
     carries both (``source``), and where neither was measured ``verdict`` is
     ``"modelled on both sides"``.
     """
+    a, b = flat_summary(a), flat_summary(b)  # a node type's figures each a metric of its own
     out: dict[str, dict[str, Any]] = {}
     for key in list(a) + [k for k in b if k not in a]:
         va: Any = a.get(key)
@@ -113,13 +115,21 @@ def compare_summary(a: dict[str, Any], b: dict[str, Any], sources_a: dict[str, s
             rel = relative_error(float(vb), float(va))
             row["rel"] = _num(rel) if rel is not None else (0.0 if not diff else None)
         if sources_a is not None and sources_b is not None:
-            sa, sb = metric_source(sources_a, key), metric_source(sources_b, key)
+            sa, sb = _source(a, sources_a, key), _source(b, sources_b, key)
             if sa is not None and sb is not None:
                 row["source"] = {"a": sa, "b": sb}
                 if both_modelled(sa, sb):
                     row["verdict"] = BOTH_MODELLED
         out[key] = row
     return out
+
+
+def _source(flat: dict[str, Any], sources: dict[str, str], key: str) -> str | None:
+    """Where the summary metric ``key`` of a run comes from: a node type's energy from that
+    type's own ``energy_source`` (its nodes' meters, not the run's), the rest from ``sources``."""
+    prefix, _, name = key.rpartition(".")
+    own = flat.get(f"{prefix}.energy_source") if prefix and name == "energy_j" else None
+    return str(own) if own is not None else metric_source(sources, key)
 
 
 def _is_num(v: Any) -> bool:

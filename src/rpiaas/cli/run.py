@@ -147,22 +147,43 @@ def run_name(sc: Any, overrides: list[str], live: bool = False) -> str:
     return "-".join(parts) + ("-live" if live else "")
 
 
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, str):  # a label: where a figure comes from
+        return value
+    return f"{value:,}"
+
+
+# the per-type columns the table after the summary shows (run.json has them all)
+_TYPE_COLUMNS = (("nodes", "nodes"), ("tasks", "tasks"), ("mean_wait_s", "wait s"),
+                 ("mean_response_s", "response s"), ("mean_utilization", "util"), ("energy_j", "energy J"),
+                 ("energy_source", "energy from"))
+
+
 def format_summary(summary: dict[str, Any], title: str = "") -> str:
-    """A two-column table of summary metrics."""
-    rows = []
-    for key, value in summary.items():
-        if value is None:
-            shown = "—"
-        elif isinstance(value, float):
-            shown = f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-        elif isinstance(value, str):  # a label: where a figure comes from
-            shown = value
-        else:
-            shown = f"{value:,}"
-        rows.append((key, shown))
+    """A two-column table of summary metrics (the counts of faults, retries, kills and power-ons
+    only where not zero), then one line per node type (``by_node_type``)."""
+    from ..core.control import RUN_FIGURES
+
+    rows = [(key, _shown(value)) for key, value in summary.items()
+            if not isinstance(value, dict) and not (key in RUN_FIGURES and not value)]
+    if any(key in summary for key in RUN_FIGURES) and not any(summary.get(key) for key in RUN_FIGURES):
+        rows.append(("faults, retries, kills", "none"))
     w1 = max(len(k) for k, _ in rows)
     w2 = max(len(v) for _, v in rows)
     width = max(w1 + w2 + 3, len(title))
     lines = [title, "─" * width] if title else []
     lines += [f"{k:<{w1}}   {v:>{w2}}" for k, v in rows]
+    types = summary.get("by_node_type") or {}
+    if types:
+        table = [["node type", *(head for _, head in _TYPE_COLUMNS)]]
+        table += [[name, *(_shown(fig.get(key)) for key, _ in _TYPE_COLUMNS)] for name, fig in types.items()]
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        lines.append("")
+        lines += ["   ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                             strict=True)))
+                  for r in table]
     return "\n".join(lines)

@@ -55,7 +55,16 @@ from .view import ClusterView
 from .walltime import WALLTIME_REASON, Walltimes
 from .workflow import Dependencies
 
-__all__ = ["TRACE_TOP_K", "ControlPlane", "PolicyError"]
+__all__ = ["RUN_FIGURES", "TRACE_TOP_K", "ControlPlane", "PolicyError"]
+
+#: The summary's counts of what happened to the run's nodes and attempts
+#: (:meth:`ControlPlane.run_figures`), each also a line kind of ``events.jsonl``: node
+#: failures and returns applied (``ev`` ``node_down``, ``node_up``: injected faults in
+#: simulation, agents lost and back live), attempts queued again (``act`` ``retry``), running
+#: attempts ended by a walltime, by the policy (``act`` ``kill``) or by the loss of their node,
+#: and nodes switched on (``act`` ``power_on``).
+RUN_FIGURES = ("faults_node_down", "faults_node_up", "retries", "kills_walltime", "kills_policy",
+               "kills_node_lost", "power_ons")
 
 
 _ON = int(PowerState.ON)
@@ -123,9 +132,10 @@ class ControlPlane:
         self.retries = retries
         self._flow = Dependencies(workflow) if workflow is not None else None
         self._walltimes = Walltimes() if walltime_kill else None
+        self._tally: collections.Counter[str] = collections.Counter()
         self._moves = PolicyMoves(self.nodes, view, ledger, self._placement, self._h_rebalance,
                                   self._h_power, self._trace, self._write, self._release,
-                                  self._killed)
+                                  self._killed, self._tally)
 
         # the largest capacities of the cluster (none of them smaller than another
         # in both resources: usually one), to reject tasks no node could ever run
@@ -202,6 +212,10 @@ class ControlPlane:
         <rpiaas.core.workflow.Dependencies.figures>`); empty when no task waits for another."""
         figures = self._flow.figures() if self._flow is not None else {}
         return figures if figures.get("workflow_tasks") else {}
+
+    def run_figures(self) -> dict[str, int]:
+        """The summary's counts so far (:data:`RUN_FIGURES`, in that order)."""
+        return {key: self._tally[key] for key in RUN_FIGURES}
 
     def running(self) -> list[Task]:
         """Running tasks in start order."""
@@ -445,6 +459,7 @@ class ControlPlane:
         again while it has retries left, else failed with that reason."""
         if task.attempts <= self.retries:
             self._requeue(task)
+            self._tally["retries"] += 1
             self._write({"t": now, "act": "retry", "task": task.id, "attempt": task.attempts + 1})
         else:
             task.epoch += 1
@@ -491,6 +506,8 @@ class ControlPlane:
         n = ev.node
         self._write({"t": now, "ev": "node_down", "node": self.nodes[n].name, "reason": ev.reason})
         lost = list(self._running_on[n].values())
+        self._tally["faults_node_down"] += 1
+        self._tally["kills_node_lost"] += len(lost)
         for task in lost:
             self._release(task, now)
             self._fail_or_retry(task, now, f"node lost: {self.nodes[n].name}"
@@ -502,6 +519,7 @@ class ControlPlane:
     def _on_node_up(self, ev: NodeUp, now: float, actions: list[Action]) -> None:
         n = ev.node
         self._write({"t": now, "ev": "node_up", "node": self.nodes[n].name})
+        self._tally["faults_node_up"] += 1
         if self._ledger.state_list[n] == _ON:
             return
         if self._ledger.state_list[n] == PowerState.BOOTING:

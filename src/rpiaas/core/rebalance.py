@@ -9,6 +9,7 @@ The control plane calls it after its scheduling pass.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from ..model import Node, PowerState, Task, TaskState
@@ -34,13 +35,17 @@ class PolicyMoves:
     :param release: gives a task's resources back (the control plane's, which also
         wakes a stuck scheduling pass).
     :param on_final: called with a task that was killed.
+    :param tally: counts kills (``kills_walltime``, ``kills_policy``) and ``power_ons``: the
+        control plane's :meth:`~rpiaas.core.control.ControlPlane.run_figures`.
     """
 
     def __init__(self, nodes: tuple[Node, ...], view: ClusterView, ledger: Ledger,
                  placement: Placement, rebalance_hook: HookCall, power_hook: HookCall,
                  trace: DecisionTrace | None, write: Callable[[dict[str, object]], None],
-                 release: Callable[[Task, float], None], on_final: Callable[[Task], None]) -> None:
+                 release: Callable[[Task, float], None], on_final: Callable[[Task], None],
+                 tally: Counter[str] | None = None) -> None:
         self.nodes = nodes
+        self.tally: Counter[str] = tally if tally is not None else Counter()
         self.view = view
         self._ledger = ledger
         self._placement = placement
@@ -115,6 +120,7 @@ class PolicyMoves:
         task.state = TaskState.KILLED
         task.end_s = now
         task.reason = reason
+        self.tally["kills_" + reason] += 1
         record: dict[str, object] = {"t": now, "act": "kill", "task": task.id}
         if reason != POLICY_REASON:
             record["reason"] = reason
@@ -136,6 +142,7 @@ class PolicyMoves:
                 continue
             self._ledger.set_state(n, int(PowerState.BOOTING), now)
             booting += 1
+            self.tally["power_ons"] += 1
             self._write({"t": now, "act": "power_on", "node": self.nodes[n].name})
             actions.append(PowerOn(n))
         for n in plan.off:

@@ -351,7 +351,8 @@ class LiveResult:
         nodes = self.per_node()
         energy_j = sum(float(n["energy_j"]) for n in nodes)
         summary = writer.stats.summary(busy_core_s, capacity, energy_j, end, cpu_core_s=usage.cpu_totals(),
-                                       power=usage.power_figures())
+                                       power=usage.power_figures(), run_figures=self.control.run_figures(),
+                                       nodes=nodes)
         summary.update(rounded(self.control.workflow_figures()))  # (only when a task waits for another)
         sources = live_sources(self.switching, usage.power_source)
         record = run_record(self.scenario, "live", summary, nodes, sources)

@@ -162,6 +162,7 @@ class LiveRun(Shell):
                                          event_log=self.scenario.event_log,
                                          decisions=self.scenario.decision_trace)
         writer.node_names = self.names
+        writer.stats.set_nodes(self.nodes)
         self.control = ControlPlane(
             self.nodes, self.scenario.policies(streams["policy"]),
             log=writer.events if self.scenario.event_log else None,

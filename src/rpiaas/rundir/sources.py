@@ -90,7 +90,7 @@ def sources_of(record: Mapping[str, Any]) -> dict[str, str]:
 def metric_source(sources: Mapping[str, str], metric: str) -> str | None:
     """Where the summary ``metric`` of a run with ``sources`` comes from (None: not a figure
     that has one, such as a wait)."""
-    key = SOURCED_METRICS.get(metric)
+    key = SOURCED_METRICS.get(metric.rsplit(".", 1)[-1])  # (a node type's figure: by_node_type.T.energy_j)
     return None if key is None else sources.get(key)
 
 

@@ -82,6 +82,44 @@ class Totals:
         self.first_arrival = math.inf
         self.last_end = -math.inf
         self._wait_figures: tuple[float, float, float] | None = None  # (taken over from a writer process)
+        # per node type (:meth:`set_groups`): the group of each node, and per group
+        # [tasks, started, sum of waits, completed, sum of responses] of the rows naming its nodes
+        self.node_group: list[int] = []
+        self.group_names: list[str] = []
+        self.by_group: list[list[float]] = []
+
+    def set_groups(self, node_groups: Sequence[str]) -> None:
+        """Add up the rows of each group of nodes apart too (``node_groups``: each node's group
+        name, by node index; the node types'), from now on: :meth:`group_figures`."""
+        self.group_names = list(dict.fromkeys(node_groups))
+        index = {name: i for i, name in enumerate(self.group_names)}
+        self.node_group = [index[name] for name in node_groups]
+        self.by_group = [[0, 0, 0.0, 0, 0.0] for _ in self.group_names]
+
+    def group_figures(self) -> dict[str, dict[str, Any]]:
+        """Per group (:meth:`set_groups`), of the rows naming one of its nodes (a job's, its
+        first): ``tasks``, ``completed``, ``mean_wait_s`` (of those that started) and
+        ``mean_response_s`` (of the completed ones; ``None`` where none)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, (tasks, started, wait, done, response) in zip(self.group_names, self.by_group, strict=True):
+            out[name] = {"tasks": int(tasks), "completed": int(done),
+                         "mean_wait_s": wait / started if started else None,
+                         "mean_response_s": response / done if done else None}
+        return out
+
+    def add_to_group(self, node: int, wait_s: float | None, response_s: float | None) -> None:
+        """Account a row naming ``node`` in its group: its wait if it started, its response
+        if it completed."""
+        if not self.node_group or node < 0:
+            return
+        acc = self.by_group[self.node_group[node]]
+        acc[0] += 1
+        if wait_s is not None:
+            acc[1] += 1
+            acc[2] += wait_s
+        if response_s is not None:
+            acc[3] += 1
+            acc[4] += response_s
 
     @property
     def ended(self) -> int:
@@ -99,7 +137,8 @@ class Totals:
         none (``figures`` false: the waits go along, to :meth:`load`)."""
         return {"counts": {str(k): v for k, v in self.counts.items()}, "sum_response": self.sum_response,
                 "sum_bsld": self.sum_bsld, "first_arrival": self.first_arrival, "last_end": self.last_end,
-                "waits": self.wait_figures() if figures else None}
+                "waits": self.wait_figures() if figures else None, "node_group": list(self.node_group),
+                "group_names": list(self.group_names), "by_group": [list(g) for g in self.by_group]}
 
     def load(self, state: dict[str, Any], waits: bytes | None = None) -> None:
         """Go on from the totals another :class:`Totals` added up (its :meth:`state`), with
@@ -109,6 +148,8 @@ class Totals:
             self.counts[k] = v
         self.sum_response, self.sum_bsld = state["sum_response"], state["sum_bsld"]
         self.first_arrival, self.last_end = state["first_arrival"], state["last_end"]
+        self.node_group, self.group_names = list(state["node_group"]), list(state["group_names"])
+        self.by_group = [list(g) for g in state["by_group"]]
         self.waits.clear()
         if waits is not None:
             self.waits.frombytes(waits)
@@ -179,6 +220,17 @@ class TaskRows:
         response_l, bsld_l = response.tolist(), bsld.tolist()
         st.sum_response = reduce(add, response_l, st.sum_response)
         st.sum_bsld = reduce(add, bsld_l, st.sum_bsld)
+        if st.node_group:  # each group's sums in the rows' order too: the same as row by row
+            group = np.array(st.node_group)[np.array(node)]
+            for g in np.unique(group).tolist():
+                mine = group == g
+                k = int(np.count_nonzero(mine))
+                acc = st.by_group[g]
+                acc[0] += k
+                acc[1] += k
+                acc[2] = reduce(add, wait[mine].tolist(), acc[2])
+                acc[3] += k
+                acc[4] = reduce(add, response[mine].tolist(), acc[4])
         texts = float_texts([*a, *s, *e, *wait.tolist(), *response_l, *slowdown.tolist(), *bsld_l, *work])
         cut = [texts[i * n:(i + 1) * n] for i in range(8)]
         for i in np.flatnonzero(~ran).tolist():
@@ -208,6 +260,7 @@ class TaskRows:
         st = self.totals
         counts, waits = st.counts, st.waits.values
         names, quoted = self.node_names, self._quoted
+        grouped = bool(st.node_group)
         for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts, rare in records:
             name = names[node] if node >= 0 else ""
             tail = name + ",,," if rare is None else self._tail(rare, name)
@@ -228,6 +281,8 @@ class TaskRows:
                 st.sum_bsld += bsld
                 if e > st.last_end:
                     st.last_end = e
+                if grouped:
+                    st.add_to_group(node, s - a, response)
                 sld = repr(response / run) if run > 0 else ""
                 write(f"{tid},{a!r},{s!r},{e!r},{name},completed,{s - a!r},{response!r},{sld},"
                       f"{bsld!r},{cores},{mem},{work!r},{kind},{q},{attempts},{tail}\n")
@@ -244,6 +299,8 @@ class TaskRows:
                 bsld_text = repr(max(1.0, response / max(run, BSLD_BOUND_S)))
             else:
                 resp = sld = bsld_text = ""
+            if grouped:
+                st.add_to_group(node, s - a if started else None, None)
             write(f"{tid},{a!r},{_f(s)},{_f(e) if ended or state == 'rejected' else ''},"
                   f"{name},{state},{_f(s - a) if started else ''},{resp},"
                   f"{sld},{bsld_text},{cores},{mem},{work!r},{kind},{q},{attempts},{tail}\n")

@@ -87,6 +87,7 @@ class Simulation(Shell):
         self.nodes = nodes
         states = [scenario.initial_power] * len(nodes)
         self.stats = writer.stats if writer is not None else Stats()
+        self.stats.set_nodes(nodes)
         self.control = ControlPlane(
             nodes, scenario.policies(streams["policy"]),
             log=writer.events if writer is not None and scenario.event_log else None,
@@ -350,7 +351,8 @@ class Simulation(Shell):
         self.wall_s = time.perf_counter() - wall0
         capacity = float(sum(t.cores for t in self._types)) * end
         busy_core_s, energy_j = self.usage.totals()
-        summary = self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures())
+        summary = self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures(),
+                                     run_figures=self.control.run_figures(), nodes=self.node_energy())
         summary.update(rounded(self.control.workflow_figures()))  # (only when a task waits for another)
         return summary
 

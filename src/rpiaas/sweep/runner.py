@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inputs.source import InputError
+from ..rundir.metrics import flat_summary
 from ..rundir.reader import is_complete, read_run, read_timing
 from ..rundir.writer import remove_partials_of
 from .grid import RunSpec
@@ -60,7 +61,7 @@ def _row(spec: RunSpec) -> dict[str, Any]:
     row: dict[str, Any] = {"run": spec.name, "scenario": spec.scenario_name,
                            "policy": record["policy"], "seed": record["seed"]}
     row.update({f"set:{k}": v for k, v in spec.overrides})
-    row.update(record["summary"])
+    row.update(flat_summary(record["summary"]))  # a node type's figures in columns of their own
     timing = read_timing(out)
     row["wall_s"] = timing.get("wall_s") if timing is not None else None
     return row

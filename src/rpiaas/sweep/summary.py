@@ -47,9 +47,10 @@ def metric_bounds(metric: str) -> tuple[float, float]:
     """The values a summary metric can take: ``(low, high)``.
 
     Times, energies, powers and counts are never negative; a bounded slowdown
-    is at least 1; utilisation and shares lie in [0, 1].
+    is at least 1; utilisation and shares lie in [0, 1] (a node type's too:
+    ``by_node_type.T.mean_utilization``).
     """
-    if metric in ("mean_utilization", "same_state") or metric.endswith(("_ratio", "_share")):
+    if metric.rsplit(".", 1)[-1] in ("mean_utilization", "same_state") or metric.endswith(("_ratio", "_share")):
         return 0.0, 1.0
     if metric == "mean_bounded_slowdown":
         return 1.0, math.inf
