@@ -188,7 +188,7 @@ def deployment(images: Images, tmp_path: Path) -> Iterator[Deployment]:
     host_token.write_text(master_token)
     host_token.chmod(0o600)
     url = f"http://127.0.0.1:{master_port}"
-    env = {**os.environ, "RPIAAS_MASTER_IMAGE": images.master, "RPIAAS_AGENT_IMAGE": images.agent,
+    env = {**os.environ, "RPIAAS_IMAGE_MASTER": images.master, "RPIAAS_IMAGE_AGENT": images.agent,
            "RPIAAS_CONFIG_DIR": str(config), "RPIAAS_SECRETS_DIR": str(secrets),
            "RPIAAS_NODE1_PORT": str(port1), "RPIAAS_NODE2_PORT": str(port2), "RPIAAS_MASTER_URL": url,
            "CONTAINERS_CONF": str(COMPOSE / "containers.conf")}
@@ -255,7 +255,7 @@ def test_a_live_run_through_the_master_and_two_agents_in_containers(deployment: 
     logs = d.logs() + up.stdout + up.stderr + run.stdout + run.stderr
     for secret in d.secrets:
         assert secret not in logs, "a credential in a log"
-    for image in (d.env["RPIAAS_MASTER_IMAGE"], d.env["RPIAAS_AGENT_IMAGE"]):
+    for image in (d.env["RPIAAS_IMAGE_MASTER"], d.env["RPIAAS_IMAGE_AGENT"]):
         history = subprocess.run(["podman", "history", "--no-trunc", image], capture_output=True, text=True,
                                  timeout=30).stdout
         assert not any(secret in history for secret in d.secrets)
