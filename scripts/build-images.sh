@@ -52,17 +52,20 @@ hash_files() {
 settings="$ARCH $SUITE $MIRROR"
 base_hash=$( { echo "$settings"; hash_files deploy/images/base; } | sha256sum | cut -c1-12)
 src_hash=$(hash_files pyproject.toml README.md rpiaas agent/pyproject.toml agent/README.md agent/rpiaas_agent)
-master_hash=$( { echo "$base_hash"; echo "$src_hash"; hash_files deploy/images/master; } | sha256sum | cut -c1-12)
-agent_hash=$( { echo "$base_hash"; echo "$src_hash"; hash_files deploy/images/agent; } | sha256sum | cut -c1-12)
+master_hash=$( { echo "$base_hash $src_hash"; hash_files deploy/images/master scripts/build-images.sh; } \
+    | sha256sum | cut -c1-12)
+agent_hash=$( { echo "$base_hash $src_hash"; hash_files deploy/images/agent scripts/build-images.sh; } \
+    | sha256sum | cut -c1-12)
 BASE=localhost/rpiaas-base:$base_hash
 MASTER=localhost/rpiaas-master:$master_hash
 AGENT=localhost/rpiaas-agent:$agent_hash
 if [ "$PRINT" = 1 ]; then printf '%s\n' "$BASE" "$MASTER" "$AGENT"; exit 0; fi
 
-# podman in this kind of sandbox: runc (cgroups v1), no raising of resource limits
+# podman in this kind of sandbox: runc (cgroups v1), no raising of resource limits; the
+# builds need no network (every wheel is in the context)
 BUILD=("$PODMAN" build --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
-       --network host --platform "linux/$ARCH" --layers)
-mkdir -p "$(dirname "$LOG")"
+       --network none --platform "linux/$ARCH" --layers)
+mkdir -p "$CACHE"
 now() { date +%s.%N; }
 record() {  # IMAGE START: one line in the log and on stderr
     local size; size=$("$PODMAN" image inspect --format '{{.Size}}' "$1")
@@ -76,8 +79,13 @@ if exists "$BASE"; then
 else
     command -v mmdebstrap >/dev/null || die "needs mmdebstrap (apt-get install mmdebstrap)"
     start=$(now)
-    "$IMAGES/base/mmdebstrap.sh" "$ARCH" "$SUITE" "$MIRROR" \
-        | "$PODMAN" import --quiet --arch "$ARCH" --change 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
+    # to a file first: a half-made root (a mirror that fails mid-way) is never imported
+    tarball="$CACHE/base-$base_hash.tar"
+    trap 'rm -f "$tarball"' EXIT
+    "$IMAGES/base/mmdebstrap.sh" "$ARCH" "$SUITE" "$MIRROR" >"$tarball" \
+        || die "mmdebstrap failed (is $MIRROR reachable?); the base is not built"
+    "$PODMAN" import --quiet --arch "$ARCH" --change 'CMD ["/bin/bash"]' "$tarball" "$BASE" >/dev/null
+    rm -f "$tarball"
     record "$BASE" "$start"
 fi
 
