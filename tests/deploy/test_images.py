@@ -264,3 +264,34 @@ def test_a_live_run_through_the_master_and_two_agents_in_containers(deployment: 
                           env=d.env, cwd=d.dir)
     assert down.returncode == 0, down.stderr[-2000:]
     assert d.containers() == []
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_secret_the_master_cannot_read_stops_it_with_one_line(images: Images, tmp_path: Path) -> None:
+    config = tmp_path / "config"  # world-readable, as the compose file's config directory
+    config.mkdir(mode=0o755)
+    (config / "cluster.yaml").write_text(yaml.safe_dump(
+        {"clusters": [{"domain": "local.rpiaas.test", "prefix": "127.0.1", "count": 1, "type": "rpi4b"}]}))
+    (config / "master.yaml").write_text(yaml.safe_dump(
+        {"cluster": "cluster.yaml", "listen": f"127.0.0.1:{free_ports(1)[0]}",
+         "token_file": "/run/secrets/master-token", "node_secret_file": "/run/secrets/node-secret",
+         "store": "/var/lib/rpiaas/history.db"}))
+    token = os.urandom(16).hex()
+    (tmp_path / "master-token").write_text(token)  # root's, mode 0600: not the image's user's
+    (tmp_path / "master-token").chmod(0o600)
+    _private(tmp_path / "node-secret", os.urandom(16).hex(), MASTER_UID)
+    name = f"rpiaas-deploy-test-secret-{os.getpid()}"
+    try:
+        done = subprocess.run(["podman", "run", "--rm", "--name", name, "--network", "none",
+                               "-v", f"{config}:/etc/rpiaas:ro",
+                               "-v", f"{tmp_path / 'master-token'}:/run/secrets/master-token:ro",
+                               "-v", f"{tmp_path / 'node-secret'}:/run/secrets/node-secret:ro", images.master],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "CONTAINERS_CONF": str(COMPOSE / "containers.conf")})
+    finally:  # a master that started after all is not left running
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert re.fullmatch(r"error: /etc/rpiaas/master\.yaml:\d+: token_file: cannot read "
+                        r"/run/secrets/master-token: .*Permission denied.*", done.stderr.strip()), done.stderr
+    assert token not in done.stdout + done.stderr
