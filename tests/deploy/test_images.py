@@ -205,6 +205,7 @@ def deployment(images: Images, tmp_path: Path) -> Iterator[Deployment]:
             subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True, timeout=60)
         subprocess.run(["podman", "volume", "rm", "-f", f"{project}_rpiaas-data"], capture_output=True,
                        timeout=60)
+        subprocess.run(["podman", "network", "rm", "-f", f"{project}_default"], capture_output=True, timeout=60)
 
 
 def _online(url: str) -> set[str]:
