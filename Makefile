@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test install lint bench clean
+.PHONY: quickstart test install lint bench images clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: install
 	$(BIN)/python benchmarks/sweep.py
 	$(BIN)/python benchmarks/compare_1m.py
 	$(BIN)/python benchmarks/load_run.py
+
+# rpiaas's container images (root: podman, runc, mmdebstrap; docs/testbed.md#rpiaas-as-container-images)
+images: install
+	PYTHON=$(BIN)/python scripts/build-images.sh --latest
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
