@@ -51,7 +51,7 @@ hash_files() {
 }
 settings="$ARCH $SUITE $MIRROR"
 base_hash=$( { echo "$settings"; hash_files deploy/images/base; } | sha256sum | cut -c1-12)
-src_hash=$(hash_files pyproject.toml README.md rpiaas agent/pyproject.toml agent/README.md agent/rpiaas_agent)
+src_hash=$(hash_files pyproject.toml README.md src/rpiaas agent/pyproject.toml agent/README.md agent/rpiaas_agent)
 master_hash=$( { echo "$base_hash $src_hash"; hash_files deploy/images/master scripts/build-images.sh; } \
     | sha256sum | cut -c1-12)
 agent_hash=$( { echo "$base_hash $src_hash"; hash_files deploy/images/agent scripts/build-images.sh; } \
@@ -97,7 +97,7 @@ else
     # the wheels are pure Python: built here once, for any architecture
     for pkg in . agent; do
         mkdir -p "$ctx/src/$pkg"
-        for f in pyproject.toml README.md rpiaas rpiaas_agent; do
+        for f in pyproject.toml README.md src rpiaas_agent; do
             if [ -e "$ROOT/$pkg/$f" ]; then cp -r "$ROOT/$pkg/$f" "$ctx/src/$pkg/"; fi
         done
         find "$ctx/src/$pkg" -name __pycache__ -prune -exec rm -rf {} +

@@ -82,7 +82,7 @@ def test_the_tags_follow_the_sources(tmp_path: Path) -> None:
         return done.stdout.split()
 
     copy = tmp_path / "src"
-    for part in ("scripts", "deploy", "rpiaas", "agent", "pyproject.toml", "README.md"):
+    for part in ("scripts", "deploy", "src", "agent", "pyproject.toml", "README.md"):
         src = ROOT / part
         if src.is_dir():
             shutil.copytree(src, copy / part, ignore=shutil.ignore_patterns("__pycache__", "tests"))
@@ -91,7 +91,8 @@ def test_the_tags_follow_the_sources(tmp_path: Path) -> None:
     before = tags(copy)
     assert before == tags(copy)  # stable
     assert [t.split(":")[0] for t in before] == [f"localhost/rpiaas-{n}" for n in ("base", "master", "agent")]
-    (copy / "rpiaas" / "model.py").write_text((copy / "rpiaas" / "model.py").read_text() + "\n# changed\n")
+    model = copy / "src" / "rpiaas" / "model.py"
+    model.write_text(model.read_text() + "\n# changed\n")
     after = tags(copy)
     assert after[0] == before[0] and after[1] != before[1] and after[2] != before[2]
     bad = subprocess.run([str(copy / "scripts" / "build-images.sh"), "--arch", "s390x"],
