@@ -1,0 +1,293 @@
+"""The testbed's image registry: docker-registry beside the master, pushes with skopeo, pulls by podman.
+
+The real programs run on loopback: ``docker-registry`` (two processes over one
+storage), ``skopeo`` for pushes, ``podman`` for pulls and for the image, built
+here from a static busybox root (no outside registry is reachable).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rpiaas_agent.config import ConfigError, load_config
+from rpiaas_agent.images import cached_argv, image_cached, image_reference, pull_argv
+
+from agent.tests.helpers import clean_env, gone
+from rpiaas.cli import main
+from rpiaas.testbed.plan import TestbedError
+from rpiaas.testbed.registry import PULL, PUSH, push_image, registry_config, registry_info, repository, start_registry
+
+TOOLS = ("docker-registry", "skopeo", "podman", "busybox")
+MISSING = [t for t in TOOLS if shutil.which(t) is None]
+needs_tools = pytest.mark.skipif(bool(MISSING) and not os.environ.get("RPIAAS_REQUIRE_CONTAINERS"),
+                                 reason=f"not installed: {', '.join(MISSING)}")
+
+
+def _rpiaas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = shutil.which("rpiaas", path=str(Path(sys.executable).parent))
+    assert script, "rpiaas is not installed beside sys.executable"
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env=clean_env())
+
+
+def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=120, check=check,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local image of a static busybox, imported into podman's storage (removed at the end)."""
+    if MISSING:
+        pytest.skip(f"not installed: {', '.join(MISSING)}")
+    root = tmp_path_factory.mktemp("busybox-root")
+    (root / "bin").mkdir()
+    shutil.copy(shutil.which("busybox") or "", root / "bin" / "busybox")
+    for applet in ("sh", "true", "echo", "cat"):
+        (root / "bin" / applet).symlink_to("busybox")
+    name = f"localhost/rpiaas-registry-test-{os.getpid()}:1"
+    tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True, timeout=60)
+    subprocess.run(["podman", "import", "-", name], input=tar.stdout, capture_output=True, check=True,
+                   timeout=120)
+    yield name
+    _podman("rmi", "--force", name, check=False)
+
+
+def _password(auth_file: Path) -> str:
+    auths = json.loads(auth_file.read_text())["auths"]
+    return base64.b64decode(next(iter(auths.values()))["auth"]).decode().partition(":")[2]
+
+
+def _timed_pull(engine: str, reference: str, registry: str) -> float:
+    """What a node does before a container task: nothing if cached (0 s), else a timed pull."""
+    if image_cached(engine, reference):
+        return 0.0
+    t0 = time.monotonic()
+    subprocess.run(pull_argv(engine, reference, registry), capture_output=True, check=True, timeout=120)
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- the testbed's registry, end to end
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_tools
+def test_push_then_nodes_pull_once_and_reuse_the_cache(tmp_path: Path, busybox_image: str) -> None:
+    tb = tmp_path / "tb"
+    d = ["--dir", str(tb)]
+    up = _rpiaas("testbed", "up", "--local", "2", "--registry", "--master-port", "0", *d, cwd=tmp_path)
+    reference = ""
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        state = json.loads((tb / "testbed.json").read_text())
+        info = registry_info(tb)
+        assert info is not None and state["registry"] == info
+        pull, push = info["pull_address"], info["push_address"]
+        assert pull != push and f"registry   {pull} (pulls, read-only)" in up.stdout
+        assert set(state["services"]) == {PULL, PUSH}
+        status = _rpiaas("testbed", "status", *d, cwd=tmp_path)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"registry {pull} (push {push})" in status.stdout
+        assert status.stdout.count("alive") == 5  # master, 2 agents, the registry's two sides
+
+        # every agent is told where to pull from
+        for name, agent in state["agents"].items():
+            token = (tb / "tokens" / f"{name}.token").read_text().strip()
+            import urllib.request
+            req = urllib.request.Request(f"http://127.0.0.1:{agent['port']}/config",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                assert json.loads(r.read())["registry"] == pull
+
+        pushed = _rpiaas("image", "push", busybox_image, "--json", *d, cwd=tmp_path)
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        result = json.loads(pushed.stdout)
+        task_image = result["image"]
+        assert task_image == f"rpiaas-registry-test-{os.getpid()}:1"
+        assert result["reference"] == f"{push}/{task_image}" and result["seconds"] > 0
+
+        # a task's `image:` resolves to the registry; the first pull is measured, the second is a hit
+        reference = image_reference(task_image, pull)
+        assert reference == f"{pull}/{task_image}"
+        _podman("rmi", "--force", reference, check=False)
+        first_s = _timed_pull("podman", reference, pull)
+        assert first_s > 0 and image_cached("podman", reference)
+        assert _timed_pull("podman", reference, pull) == 0.0
+        print(f"push {result['seconds']:.2f} s, first pull {first_s:.2f} s, second pull 0 s (cached)")
+        # the pull came from the pull side: its access log has the manifest's GET
+        assert f'"GET /v2/{task_image.partition(":")[0]}/manifests/1' in \
+            (tb / "logs" / f"{PULL}.log").read_text()
+        ran = _podman("run", "--rm", "--runtime", "runc", "--network", "none", "--ulimit", "nofile=1024:1024",
+                      "--ulimit", "nproc=1024:1024", reference, "/bin/echo", "from the registry", check=False)
+        assert ran.stdout.strip() == "from the registry", ran.stderr
+
+        # the trust model: anyone may read, nobody writes without the credential
+        anonymous = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false",
+                                    f"containers-storage:{busybox_image}", f"docker://{push}/intruder:1"],
+                                   capture_output=True, text=True, timeout=120)
+        assert anonymous.returncode != 0 and "authentication required" in anonymous.stderr
+        to_pull_side = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false",
+                                       f"containers-storage:{busybox_image}", f"docker://{pull}/intruder:1"],
+                                      capture_output=True, text=True, timeout=120)
+        assert to_pull_side.returncode != 0 and "405" in to_pull_side.stderr
+        # a wrong credential is one line that names the file, not the credential
+        wrong = tmp_path / "wrong-auth.json"
+        wrong.write_text(json.dumps({"auths": {push: {"auth": base64.b64encode(b"rpiaas-push:nope").decode()}}}))
+        refused = _rpiaas("image", "push", busybox_image, "--auth-file", str(wrong), *d, cwd=tmp_path)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+        assert f"refused the push credential in {wrong}" in refused.stderr
+        password = _password(tb / "registry" / "push-auth.json")
+        assert len(password) >= 24
+        for log in (tb / "logs").iterdir():
+            assert password not in log.read_text(errors="replace"), log
+        for out in (up, status, pushed, refused):
+            assert password not in out.stdout + out.stderr
+        assert oct((tb / "registry" / "push-auth.json").stat().st_mode & 0o777) == "0o600"
+        assert oct((tb / "registry" / "htpasswd").stat().st_mode & 0o777) == "0o600"
+    finally:
+        down = _rpiaas("testbed", "down", *d, cwd=tmp_path)
+        if reference:
+            _podman("rmi", "--force", reference, check=False)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "registry: stopped" in down.stdout and "registry-push: stopped" in down.stdout
+    services = state["services"]
+    deadline = time.monotonic() + 10
+    while not all(gone(p["pid"]) for p in services.values()):
+        assert time.monotonic() < deadline, services
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- bad input: one line each
+@pytest.mark.integration
+@needs_tools
+def test_push_of_an_image_that_is_not_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = start_registry(tmp_path)
+    try:
+        code = main(["image", "push", "nosuch-image-of-rpiaas:1", "--dir", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1
+        assert "image nosuch-image-of-rpiaas:1: no such image in this machine's container storage" in err
+    finally:
+        registry.stop()
+    assert gone(registry.pull.pid) and gone(registry.push.pid)
+
+
+def test_push_to_a_registry_that_is_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(["image", "push", "busybox:1", "--registry", f"127.0.0.1:{port}", "--dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert f"registry 127.0.0.1:{port}: not answering" in err
+
+
+def test_push_without_a_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["image", "push", "busybox:1", "--dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"no registry in {tmp_path}" in err
+
+
+def test_an_unreadable_registry_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "registry" / "registry.json").write_text('{"pull_address": 5}')
+    code = main(["image", "push", "busybox:1", "--dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "registry.json: expected pull_address" in err
+
+
+def test_registry_goes_with_a_local_testbed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["testbed", "up", "--emulated", "1", "--registry", "--dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--registry goes with --local" in err
+
+
+def test_serve_with_a_bad_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed")
+    code = main(["registry", "serve", "--listen", "nowhere", "--dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "listen: expected HOST:PORT, got 'nowhere'" in err
+
+
+@pytest.mark.parametrize(("image", "expected"), [
+    ("busybox", "busybox:latest"),
+    ("busybox:1.36", "busybox:1.36"),
+    ("localhost/stress:2", "stress:2"),
+    ("quay.io/team/stress", "team/stress:latest"),
+    ("10.0.0.1:5000/stress:3", "stress:3"),
+    ("team/stress", "team/stress:latest"),
+    ("stress@sha256:" + "a" * 64, "stress@sha256:" + "a" * 64),
+])
+def test_the_name_an_image_gets_in_the_registry(image: str, expected: str) -> None:
+    assert repository(image) == expected
+
+
+@pytest.mark.parametrize("image", ["", "Stress:1", "/stress", "str ess"])
+def test_a_bad_image_name(image: str) -> None:
+    with pytest.raises(TestbedError) as e:
+        repository(image)
+    assert e.value.exit_code == 2 and "image" in str(e.value)
+
+
+def test_push_image_checks_the_name_first(tmp_path: Path) -> None:
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    with pytest.raises(TestbedError, match="lower case"):
+        push_image("Bad:1", "127.0.0.1:1", tmp_path / "auth.json")
+
+
+def test_the_pull_side_is_read_only_and_the_push_side_authenticated(tmp_path: Path) -> None:
+    pull = registry_config(tmp_path / "s", "10.0.0.1:5000", htpasswd=None)
+    push = registry_config(tmp_path / "s", "127.0.0.1:5001", htpasswd=tmp_path / "htpasswd")
+    assert pull["storage"]["maintenance"]["readonly"] == {"enabled": True} and "auth" not in pull
+    assert "readonly" not in push["storage"]["maintenance"]
+    assert push["auth"]["htpasswd"]["path"] == str(tmp_path / "htpasswd")
+    assert pull["storage"]["filesystem"] == push["storage"]["filesystem"]  # one storage
+    assert "cache" not in pull["storage"]  # the pull side sees a push at once
+
+
+# ---------------------------------------------------------------- the agent's side
+def test_a_task_image_resolves_to_the_registry() -> None:
+    reg = "10.0.0.1:5000"
+    assert image_reference("stress:1", reg) == "10.0.0.1:5000/stress:1"
+    assert image_reference("team/stress", reg) == "10.0.0.1:5000/team/stress"
+    assert image_reference("quay.io/team/stress:1", reg) == "quay.io/team/stress:1"  # its own registry
+    assert image_reference("localhost/stress:1", reg) == "localhost/stress:1"  # a local build
+    assert image_reference("stress:1", None) == "stress:1"
+    # plain HTTP to the testbed's registry only
+    assert pull_argv("podman", "10.0.0.1:5000/stress:1", reg) == \
+        ["podman", "pull", "--quiet", "--tls-verify=false", "10.0.0.1:5000/stress:1"]
+    assert pull_argv("/usr/bin/podman", "quay.io/x:1", reg) == ["/usr/bin/podman", "pull", "--quiet", "quay.io/x:1"]
+    assert pull_argv("docker", "10.0.0.1:5000/stress:1", reg) == ["docker", "pull", "10.0.0.1:5000/stress:1"]
+    assert cached_argv("podman", "x:1") == ["podman", "image", "exists", "x:1"]
+    with pytest.raises(ValueError, match="engine"):
+        pull_argv("crictl", "x:1", reg)
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1", "10.0.0.1:0", ":5000", "10.0.0.1:http", "http://10.0.0.1:5000",
+                                   "10.0.0.1:99999", 5000])
+def test_the_agent_refuses_a_bad_registry_setting(value: Any, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config({"registry": value, "work_dir": str(tmp_path)}, env={})
+    assert str(e.value).startswith("--registry: expected HOST:PORT")
+
+
+def test_the_agent_takes_the_registry_from_its_file(tmp_path: Path) -> None:
+    conf = tmp_path / "agent.toml"
+    conf.write_text(f'registry = "10.0.0.1:5000"\nwork_dir = "{tmp_path}"\n')
+    assert load_config({}, env={}, config_file=str(conf)).registry == "10.0.0.1:5000"
+    conf.write_text(f'registry = "nowhere"\nwork_dir = "{tmp_path}"\n')
+    with pytest.raises(ConfigError, match=f"^{conf}: registry: expected HOST:PORT"):
+        load_config({}, env={}, config_file=str(conf))
