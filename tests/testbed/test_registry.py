@@ -304,3 +304,50 @@ def test_the_agent_takes_the_registry_from_its_file(tmp_path: Path) -> None:
     conf.write_text(f'registry = "nowhere"\nwork_dir = "{tmp_path}"\n')
     with pytest.raises(ConfigError, match=f"^{conf}: registry: expected HOST:PORT"):
         load_config({}, env={}, config_file=str(conf))
+
+
+# ---------------------------------------------------------------- a cluster master's registry
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_tools
+def test_serve_runs_until_sigterm_and_takes_its_processes_along(tmp_path: Path) -> None:
+    import signal
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    script = shutil.which("rpiaas", path=str(Path(sys.executable).parent))
+    assert script
+    serve = subprocess.Popen([script, "registry", "serve", "--listen", f"127.0.0.1:{ports[0]}",
+                              "--push-listen", f"127.0.0.1:{ports[1]}", "--dir", str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        assert serve.stdout is not None
+        line = serve.stdout.readline()
+        assert line.startswith(f"registry: pulls on 127.0.0.1:{ports[0]} (read-only), pushes on "
+                               f"127.0.0.1:{ports[1]}"), line + (serve.stderr.read() if serve.poll() else "")
+        info = registry_info(tmp_path)
+        assert info is not None and info["pull_address"] == f"127.0.0.1:{ports[0]}"
+        import urllib.error
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/v2/", timeout=5) as r:
+            assert r.status == 200  # pulls: anonymous
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/v2/", timeout=5)
+        assert e.value.code == 401  # pushes: the credential first
+        pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(serve.pid)], capture_output=True,
+                                               text=True).stdout.split()]
+        assert len(pids) == 2
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(20) == 143
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    deadline = time.monotonic() + 10
+    while not all(gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, pids
+        time.sleep(0.1)
