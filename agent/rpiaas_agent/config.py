@@ -81,6 +81,10 @@ class Config:
     power_source: str = "none"
     hwmon_path: str = "/sys/class/hwmon"  # the hwmon class, or one device's directory
     power_interval_s: float = 1.0
+    # Container tasks (rpiaas_agent.containers): the engine ("" looks for podman, then docker;
+    # "none" turns them off) and its OCI runtime ("" the engine's default; runc works with cgroup v1)
+    container_engine: str = ""
+    container_runtime: str = "runc"
 
     @property
     def node_name(self) -> str:
@@ -217,6 +221,8 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "power_source": _choice(POWER_SOURCES),
     "hwmon_path": _text(),
     "power_interval_s": _seconds(0.1, 3600),
+    "container_engine": _text(allow_empty=True),
+    "container_runtime": _text(allow_empty=True),
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
 
