@@ -7,11 +7,8 @@ registry is needed).  Real agent processes on loopback.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +19,11 @@ import pytest
 from rpiaas_agent.containers import AGENT_LABEL, OUTPUT_MAX_BYTES, TASK_LABEL
 
 from .helpers import TOKEN, AgentProcess, call, clean_env, free_port, start_agent
+from .images import BUSYBOX_IMAGE, build_busybox_image, missing
 
 pytestmark = pytest.mark.integration
 
-IMAGE = "localhost/rpiaas-test/busybox:1"
-APPLETS = ("sh", "sleep", "echo", "cat", "head", "tr", "yes", "dd", "true", "false", "timeout")
-BUSYBOX = "/bin/busybox"  # Debian's busybox-static
+IMAGE = BUSYBOX_IMAGE
 
 
 def podman(*args: str, check: bool = True) -> str:
@@ -39,23 +35,11 @@ def podman(*args: str, check: bool = True) -> str:
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """A busybox image built from this machine's static busybox."""
-    if shutil.which("podman") is None or shutil.which("runc") is None:
-        pytest.skip("podman and runc are not installed (apt-get install podman runc)")
-    if "statically linked" not in subprocess.run(["file", "-L", BUSYBOX], capture_output=True,
-                                                 text=True).stdout:
-        pytest.skip(f"{BUSYBOX} is not a static busybox (apt-get install busybox-static)")
-    with tempfile.TemporaryDirectory() as root:
-        (Path(root) / "bin").mkdir()
-        (Path(root) / "tmp").mkdir()
-        shutil.copy(BUSYBOX, Path(root) / "bin" / "busybox")
-        for applet in APPLETS:
-            os.symlink("busybox", Path(root) / "bin" / applet)
-        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        done = subprocess.run(["podman", "import", "--change", "ENV PATH=/bin", "-", IMAGE], stdin=tar.stdout,
-                              capture_output=True, text=True, timeout=120, check=False)
-        tar.wait()
-        assert done.returncode == 0, done.stderr
+    """The busybox image, built from this machine's static busybox once per session."""
+    lacking = missing()
+    if lacking:
+        pytest.skip(lacking)
+    build_busybox_image(IMAGE)
     return IMAGE
 
 
