@@ -84,6 +84,10 @@ class Config:
     # The testbed's image registry (HOST:PORT, plain HTTP): a container task's image without a
     # registry host of its own is pulled from it (see rpiaas_agent.images).  None: as named.
     registry: str | None = None
+    # Container tasks (rpiaas_agent.containers): the engine ("" looks for podman, then docker;
+    # "none" turns them off) and its OCI runtime ("" the engine's default; runc works with cgroup v1)
+    container_engine: str = ""
+    container_runtime: str = "runc"
 
     @property
     def node_name(self) -> str:
@@ -229,6 +233,8 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "hwmon_path": _text(),
     "power_interval_s": _seconds(0.1, 3600),
     "registry": _host_port,
+    "container_engine": _text(allow_empty=True),
+    "container_runtime": _text(allow_empty=True),
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
 
