@@ -60,6 +60,7 @@ from .containers import (
     detect_engine,
     start_reaper,
 )
+from .images import image_reference, plain_http
 from .taskspec import BadTaskRequest, TaskSpec, parse_task_request
 
 __all__ = ["KILL_GRACE_S", "Task", "TaskManager", "TaskRefused"]
@@ -358,8 +359,11 @@ class TaskManager:
             if not self._swept:
                 self._sweep(engine)
                 self._swept = True
+        # from the testbed's registry, unless the image names its own
+        image = image_reference(s.image, self.config.registry)
         try:
-            task.pull_s = 0.0 if engine.has_image(s.image) else round(engine.pull(s.image), 6)
+            task.pull_s = 0.0 if engine.has_image(image) else \
+                round(engine.pull(image, tls_verify=not plain_http(image, self.config.registry)), 6)
         except ContainerError as e:
             why = str(e)
         group = None
@@ -369,7 +373,7 @@ class TaskManager:
             if run:
                 group = TaskCgroup.create(self.config.node_name, s.id, s.cores, s.mem_mb, task.cpu_ids)
                 cmd = engine.run_command(
-                    name=name, task_id=s.id, image=s.image, argv=s.argv, env=s.env, cores=s.cores,
+                    name=name, task_id=s.id, image=image, argv=s.argv, env=s.env, cores=s.cores,
                     cpuset=task.cpu_ids if task.exclusive else None, mem_mb=s.mem_mb, network=s.network,
                     cgroup_parent=None if group is None else group.path("memory"))
                 task.start_mono = time.monotonic()

@@ -1,51 +1,65 @@
-"""The testbed's image registry: docker-registry beside the master, pushes with skopeo, pulls by podman.
+"""The testbed's image registry: docker-registry beside the master, pushes with skopeo, pulls by the agents.
 
 The real programs run on loopback: ``docker-registry`` (two processes over one
-storage), ``skopeo`` for pushes, ``podman`` for pulls and for the image, built
-here from a static busybox root (no outside registry is reachable).
+storage), ``skopeo`` for pushes, the agents' container runner (podman and runc)
+for pulls, and the image is built here from the machine's static busybox (no
+outside registry is reachable).  A scenario of container tasks runs live twice
+on ``testbed up --local 2 --registry``: the first run pulls (measured), the
+second finds the image cached (``pull_s`` 0).
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rpiaas_agent.config import ConfigError, load_config
-from rpiaas_agent.images import cached_argv, image_cached, image_reference, pull_argv
+from rpiaas_agent.images import image_reference, plain_http
 
 from agent.tests.helpers import clean_env, gone
+from agent.tests.images import build_busybox_image, missing
 from rpiaas.cli import main
 from rpiaas.testbed.plan import TestbedError
 from rpiaas.testbed.registry import PULL, PUSH, push_image, registry_config, registry_info, repository, start_registry
 
-TOOLS = ("docker-registry", "skopeo", "podman", "busybox")
+TOOLS = ("docker-registry", "skopeo", "podman", "runc")
 MISSING = [t for t in TOOLS if shutil.which(t) is None]
 REQUIRED = bool(os.environ.get("RPIAAS_REQUIRE_CONTAINERS"))  # CI: run, never skip
 needs_tools = pytest.mark.skipif(bool(MISSING) and not REQUIRED, reason=f"not installed: {', '.join(MISSING)}")
+IMAGE = f"localhost/rpiaas-registry-test/busybox:{os.getpid()}"  # this run's own: others share podman's storage
+TASK_IMAGE = f"rpiaas-registry-test/busybox:{os.getpid()}"  # what a task names, once pushed
+
+SCENARIO = f"""
+name: registry-pulls
+seed: 1
+cluster:
+  clusters:
+    - {{domain: local.rpiaas.test, prefix: 127.0.1, count: 2, type: rpi4b}}
+workload:
+  tasks:
+    - {{id: 0, arrival_s: 0, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sleep, "1"]}}
+    - {{id: 1, arrival_s: 0, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sleep, "1"]}}
+    - {{id: 2, arrival_s: 4, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sleep, "1"]}}
+    - {{id: 3, arrival_s: 4, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sh, -c, "exit 3"]}}
+policy: round_robin
+"""
 
 
-def _static_busybox() -> Path | None:
-    """This machine's busybox if it is static (busybox-static): the image's whole userland."""
-    path = shutil.which("busybox")
-    if path is None:
-        return None
-    head = Path(path).read_bytes()[:8192]
-    return Path(path) if head.startswith(b"\x7fELF") and b"ld-linux" not in head else None
-
-
-def _rpiaas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _rpiaas(*args: str, cwd: Path, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
     script = shutil.which("rpiaas", path=str(Path(sys.executable).parent))
     assert script, "rpiaas is not installed beside sys.executable"
-    return subprocess.run([script, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=timeout_s, cwd=cwd,
                           env=clean_env())
 
 
@@ -55,25 +69,16 @@ def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A local image of a static busybox, imported into podman's storage (removed at the end)."""
-    busybox = _static_busybox()
-    if MISSING or busybox is None:
-        why = f"not installed: {', '.join(MISSING) or 'busybox-static'}"
+def busybox_image() -> Iterator[str]:
+    """A local image of the machine's static busybox (podman's storage; removed at the end)."""
+    lacking = ", ".join(MISSING) or missing()
+    if lacking:
         if REQUIRED:
-            pytest.fail(why)
-        pytest.skip(why)
-    root = tmp_path_factory.mktemp("busybox-root")
-    (root / "bin").mkdir()
-    shutil.copy(busybox, root / "bin" / "busybox")
-    for applet in ("sh", "true", "echo", "cat"):
-        (root / "bin" / applet).symlink_to("busybox")
-    name = f"localhost/rpiaas-registry-test-{os.getpid()}:1"
-    tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True, timeout=60)
-    subprocess.run(["podman", "import", "-", name], input=tar.stdout, capture_output=True, check=True,
-                   timeout=120)
-    yield name
-    _podman("rmi", "--force", name, check=False)
+            pytest.fail(f"not installed: {lacking}")
+        pytest.skip(f"not installed: {lacking}")
+    build_busybox_image(IMAGE)
+    yield IMAGE
+    _podman("rmi", "--force", IMAGE, check=False)
 
 
 def _password(auth_file: Path) -> str:
@@ -81,24 +86,35 @@ def _password(auth_file: Path) -> str:
     return base64.b64decode(next(iter(auths.values()))["auth"]).decode().partition(":")[2]
 
 
-def _timed_pull(engine: str, reference: str, registry: str) -> float:
-    """What a node does before a container task: nothing if cached (0 s), else a timed pull."""
-    if image_cached(engine, reference):
-        return 0.0
-    t0 = time.monotonic()
-    subprocess.run(pull_argv(engine, reference, registry), capture_output=True, check=True, timeout=120)
-    return time.monotonic() - t0
+def _live_pulls(tb: Path, scenario: Path, run: str, cwd: Path) -> dict[int, tuple[str, float]]:
+    """Run the scenario live on the testbed in ``tb``; each task's state and measured pull."""
+    master = json.loads((tb / "testbed.json").read_text())["master_url"]
+    done = _rpiaas("run", str(scenario), "--live", "--master", master, "--token-file", str(tb / "master-token"),
+                   "--task-kind", "scenario", "-o", str(cwd / run), cwd=cwd, timeout_s=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with (cwd / run / "tasks.csv").open() as f:
+        states = {int(row["task_id"]): row["state"] for row in csv.DictReader(f)}
+    # the master's journal of the run keeps what each agent measured of its task
+    pulls = {}
+    for line in (tb / "runs" / run / "journal.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "pull_s" in record:
+            pulls[int(record["used"])] = float(record["pull_s"])
+    assert set(pulls) == set(states) == {0, 1, 2, 3}, (pulls, states)
+    return {i: (states[i], pulls[i]) for i in sorted(states)}
 
 
 # ---------------------------------------------------------------- the testbed's registry, end to end
 @pytest.mark.slow
 @pytest.mark.integration
 @needs_tools
-def test_push_then_nodes_pull_once_and_reuse_the_cache(tmp_path: Path, busybox_image: str) -> None:
+def test_a_live_run_pulls_from_the_registry_and_the_next_one_hits_the_cache(
+        tmp_path: Path, busybox_image: str) -> None:
     tb = tmp_path / "tb"
     d = ["--dir", str(tb)]
     up = _rpiaas("testbed", "up", "--local", "2", "--registry", "--master-port", "0", *d, cwd=tmp_path)
     reference = ""
+    state: dict[str, Any] = {}
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         state = json.loads((tb / "testbed.json").read_text())
@@ -115,7 +131,6 @@ def test_push_then_nodes_pull_once_and_reuse_the_cache(tmp_path: Path, busybox_i
         # every agent is told where to pull from
         for name, agent in state["agents"].items():
             token = (tb / "tokens" / f"{name}.token").read_text().strip()
-            import urllib.request
             req = urllib.request.Request(f"http://127.0.0.1:{agent['port']}/config",
                                          headers={"Authorization": f"Bearer {token}"})
             with urllib.request.urlopen(req, timeout=5) as r:
@@ -124,24 +139,29 @@ def test_push_then_nodes_pull_once_and_reuse_the_cache(tmp_path: Path, busybox_i
         pushed = _rpiaas("image", "push", busybox_image, "--json", *d, cwd=tmp_path)
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         result = json.loads(pushed.stdout)
-        task_image = result["image"]
-        assert task_image == f"rpiaas-registry-test-{os.getpid()}:1"
-        assert result["reference"] == f"{push}/{task_image}" and result["seconds"] > 0
+        assert result["image"] == TASK_IMAGE
+        assert result["reference"] == f"{push}/{TASK_IMAGE}" and result["seconds"] > 0
 
-        # a task's `image:` resolves to the registry; the first pull is measured, the second is a hit
-        reference = image_reference(task_image, pull)
-        assert reference == f"{pull}/{task_image}"
+        # a task's `image:` resolves to the registry, where no node has it yet
+        reference = image_reference(TASK_IMAGE, pull)
+        assert reference == f"{pull}/{TASK_IMAGE}"
         _podman("rmi", "--force", reference, check=False)
-        first_s = _timed_pull("podman", reference, pull)
-        assert first_s > 0 and image_cached("podman", reference)
-        assert _timed_pull("podman", reference, pull) == 0.0
-        print(f"push {result['seconds']:.2f} s, first pull {first_s:.2f} s, second pull 0 s (cached)")
-        # the pull came from the pull side: its access log has the manifest's GET
-        assert f'"GET /v2/{task_image.partition(":")[0]}/manifests/1' in \
-            (tb / "logs" / f"{PULL}.log").read_text()
-        ran = _podman("run", "--rm", "--runtime", "runc", "--network", "none", "--ulimit", "nofile=1024:1024",
-                      "--ulimit", "nproc=1024:1024", reference, "/bin/echo", "from the registry", check=False)
-        assert ran.stdout.strip() == "from the registry", ran.stderr
+        scenario = tmp_path / "pulls.yaml"
+        scenario.write_text(SCENARIO)
+        first = _live_pulls(tb, scenario, "first", tmp_path)
+        second = _live_pulls(tb, scenario, "second", tmp_path)
+        print(f"push {result['seconds']:.2f} s; first run {first}; second run {second}")
+        want = {0: "completed", 1: "completed", 2: "completed", 3: "failed"}
+        assert {i: s for i, (s, _) in first.items()} == want == {i: s for i, (s, _) in second.items()}
+        # the first tasks pulled it, the later ones found it: the two nodes of a local testbed share
+        # this machine's podman storage, so the second of the first two may find it pulled already
+        assert max(first[0][1], first[1][1]) > 0, first
+        assert first[2][1] == 0 == first[3][1], first
+        assert all(p == 0 for _, p in second.values()), second  # every task of the next run: cached
+        # the pulls came from the registry's pull side
+        manifests = (tb / "logs" / f"{PULL}.log").read_text().count(
+            f'"GET /v2/{TASK_IMAGE.partition(":")[0]}/manifests/')
+        assert manifests >= 1
 
         # the trust model: anyone may read, nobody writes without the credential
         anonymous = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false",
@@ -280,13 +300,10 @@ def test_a_task_image_resolves_to_the_registry() -> None:
     assert image_reference("localhost/stress:1", reg) == "localhost/stress:1"  # a local build
     assert image_reference("stress:1", None) == "stress:1"
     # plain HTTP to the testbed's registry only
-    assert pull_argv("podman", "10.0.0.1:5000/stress:1", reg) == \
-        ["podman", "pull", "--quiet", "--tls-verify=false", "10.0.0.1:5000/stress:1"]
-    assert pull_argv("/usr/bin/podman", "quay.io/x:1", reg) == ["/usr/bin/podman", "pull", "--quiet", "quay.io/x:1"]
-    assert pull_argv("docker", "10.0.0.1:5000/stress:1", reg) == ["docker", "pull", "10.0.0.1:5000/stress:1"]
-    assert cached_argv("podman", "x:1") == ["podman", "image", "exists", "x:1"]
-    with pytest.raises(ValueError, match="engine"):
-        pull_argv("crictl", "x:1", reg)
+    assert plain_http("10.0.0.1:5000/stress:1", reg)
+    assert not plain_http("quay.io/team/stress:1", reg)
+    assert not plain_http("10.0.0.2:5000/stress:1", reg)
+    assert not plain_http("10.0.0.1:5000/stress:1", None)
 
 
 @pytest.mark.parametrize("value", ["10.0.0.1", "10.0.0.1:0", ":5000", "10.0.0.1:http", "http://10.0.0.1:5000",
