@@ -199,6 +199,8 @@ _SCHEMAS: dict[str, Schema] = {
         "power_interval_s": {"type": "number", "exclusiveMinimum": 0},
         "container_engine": {"type": "string"},
         "container_runtime": {"type": "string"},
+        "registry": {"type": ["string", "null"],
+                     "description": "The testbed's image registry (HOST:PORT) container images come from."},
         "token_set": {"type": "boolean"},
     }, "The agent's settings, the token left out."),
     "TaskRequest": {"oneOf": [_task_request(kind) for kind in KINDS],
