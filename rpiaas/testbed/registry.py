@@ -162,13 +162,19 @@ def start_registry(root: Path, *, listen: str = f"{HOST}:0", push_listen: str = 
 
     :param listen: HOST:PORT of the read-only, anonymous pull side (port 0: a free one).
     :param push_listen: HOST:PORT of the authenticated push side (port 0: a free one).
-    :raises TestbedError: no ``docker-registry``, a bad address, or a process that exits or
-        does not answer in ``timeout_s`` (both are stopped again).
+    :raises TestbedError: no ``docker-registry``, a bad address, a registry that runs in ``root``
+        already, or a process that exits or does not answer in ``timeout_s`` (both are stopped
+        again).
     """
     exe = shutil.which(REGISTRY_EXE)
     if exe is None:
         raise TestbedError(f"--registry needs {REGISTRY_EXE} (Debian: apt-get install docker-registry)")
     (pull_host, pull_port), (push_host, push_port) = _split(listen, "listen"), _split(push_listen, "push_listen")
+    old = registry_info(root)
+    if old is not None and _status(old["pull_address"]) == 200 and _status(old["push_address"]) == 401:
+        # a new credential would lock out the pushes of the one that runs
+        raise TestbedError(f"{root}: a registry runs there already (pulls on {old['pull_address']}, pushes on "
+                           f"{old['push_address']}); stop it first", exit_code=2)
     free = free_ports((pull_port == 0) + (push_port == 0))
     pull_address = f"{pull_host}:{pull_port or free.pop()}"
     push_address = f"{push_host}:{push_port or free.pop()}"

@@ -209,6 +209,10 @@ def test_push_of_an_image_that_is_not_there(tmp_path: Path, capsys: pytest.Captu
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1
         assert "image nosuch-image-of-rpiaas:1: no such image in this machine's container storage" in err
+        # a second registry in the same directory would change the credential under the first
+        code = main(["registry", "serve", "--dir", str(tmp_path), "--listen", "127.0.0.1:0"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and f"{tmp_path}: a registry runs there already" in err
     finally:
         registry.stop()
     assert gone(registry.pull.pid) and gone(registry.push.pid)
