@@ -50,8 +50,8 @@ workload:
   tasks:
     - {{id: 0, arrival_s: 0, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sleep, "1"]}}
     - {{id: 1, arrival_s: 0, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sleep, "1"]}}
-    - {{id: 2, arrival_s: 4, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sleep, "1"]}}
-    - {{id: 3, arrival_s: 4, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sh, -c, "exit 3"]}}
+    - {{id: 2, arrival_s: 6, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sleep, "1"]}}
+    - {{id: 3, arrival_s: 6, cores: 1, mem_mb: 32, work_core_s: 1, image: "{TASK_IMAGE}", command: [sh, -c, "exit 3"]}}
 policy: round_robin
 """
 
