@@ -169,7 +169,7 @@ def start_registry(root: Path, *, listen: str = f"{HOST}:0", push_listen: str = 
     exe = shutil.which(REGISTRY_EXE)
     if exe is None:
         raise TestbedError(f"--registry needs {REGISTRY_EXE} (Debian: apt-get install docker-registry)")
-    (pull_host, pull_port), (push_host, push_port) = _split(listen, "listen"), _split(push_listen, "push_listen")
+    (pull_host, pull_port), (push_host, push_port) = _split(listen, "--listen"), _split(push_listen, "--push-listen")
     old = registry_info(root)
     if old is not None and _status(old["pull_address"]) == 200 and _status(old["push_address"]) == 401:
         # a new credential would lock out the pushes of the one that runs

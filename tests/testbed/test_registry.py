@@ -255,7 +255,7 @@ def test_serve_with_a_bad_address(tmp_path: Path, capsys: pytest.CaptureFixture[
         pytest.skip("docker-registry is not installed")
     code = main(["registry", "serve", "--listen", "nowhere", "--dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "listen: expected HOST:PORT, got 'nowhere'" in err
+    assert code == 2 and err.count("\n") == 1 and "--listen: expected HOST:PORT, got 'nowhere'" in err
 
 
 @pytest.mark.parametrize(("image", "expected"), [
