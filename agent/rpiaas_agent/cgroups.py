@@ -41,9 +41,10 @@ class TaskCgroup:
         relative = f"/rpiaas/{_SAFE.sub('_', agent_name)}/{_SAFE.sub('_', task_id)}"
         v2 = (ROOT / "cgroup.controllers").exists()
         group = cls(relative, v2)
+        group.remove()  # a stale group of an earlier agent's task of this id: its counters are not ours
         try:
             for d in group.dirs():
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(parents=True)
         except OSError:
             return None
         return group
