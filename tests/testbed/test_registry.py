@@ -365,9 +365,13 @@ def test_serve_runs_until_sigterm_and_takes_its_processes_along(tmp_path: Path) 
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(20) == 143
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
+        if serve.poll() is None:  # SIGTERM first: a SIGKILL would leave its two processes running
+            serve.terminate()
+            try:
+                serve.wait(20)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+                serve.wait()
     deadline = time.monotonic() + 10
     while not all(gone(pid) for pid in pids):
         assert time.monotonic() < deadline, pids
