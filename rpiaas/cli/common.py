@@ -18,7 +18,7 @@ __all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_OK", "LIVE_EXTRA", "Exit", "Parser
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 LIVE_EXTRA = "pip install 'rpiaas[live]'"
-LIVE_PACKAGES = ("aiohttp", "pysnmp", "cryptography", "bcrypt")  # what the live extra installs
+LIVE_PACKAGES = ("aiohttp", "pysnmp", "cryptography")  # what the live extra installs
 
 
 class Exit(Exception):

@@ -125,11 +125,11 @@ def _htpasswd_line(user: str, password: str) -> str:
     try:
         import bcrypt
     except ImportError:
-        raise TestbedError(f"the registry's push credential needs bcrypt: {_LIVE}") from None
+        raise TestbedError(f"the registry's push credential needs bcrypt: {_EXTRA}") from None
     return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}"
 
 
-_LIVE = "pip install 'rpiaas[live]'"
+_EXTRA = "pip install 'rpiaas[live,registry]'"
 
 
 def _auth_json(address: str, user: str, password: str) -> str:
