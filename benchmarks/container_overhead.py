@@ -20,7 +20,9 @@ bare, ...), ``--repeats`` times.  For each it reads the agent's task document: t
 (``ended_s - started_s``; for the container, from its engine's ``run`` to its exit: the
 container's creation and removal included) and ``cpu_s`` (the worker's rusage bare, the
 task's cgroup in the container).  It prints each pair's ratio container / bare, their mean and
-spread (min to max, standard deviation), and the container's start-up (the mean difference).
+spread (min to max, standard deviation).  Each pair is followed by a pair of runs of the same
+interpreter doing nothing (``python3 -I -c pass``), bare and in the container: the difference of
+their wall times is the container's start-up and removal.
 
 A shared machine's other load changes both runs of a pair alike only if it stays steady:
 read the spread before the mean.
@@ -61,9 +63,12 @@ def build_image(python: str) -> tuple[float, int]:
     exe = os.path.realpath(python)
     stdlib = subprocess.run([exe, "-I", "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
                             capture_output=True, text=True, check=True).stdout.strip()
-    libs = [p.split("=>")[-1].split("(")[0].strip() for p in
-            subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout.splitlines()]
-    libs = [p for p in libs if p.startswith("/")]
+    # the libraries of the interpreter and of its extension modules (ctypes needs libffi, ...)
+    dynload = [str(p) for p in Path(stdlib, "lib-dynload").glob("*.so")]
+    lines = subprocess.run(["ldd", exe, *dynload], capture_output=True, text=True, check=False).stdout
+    libs = sorted({p.split("=>")[-1].split("(")[0].strip() for p in lines.splitlines() if "=>" in p or
+                   p.strip().startswith("/")} - {""})
+    libs = [p for p in libs if p.startswith("/") and os.path.exists(p)]
     with tempfile.TemporaryDirectory() as root:
         r = Path(root)
 
@@ -130,6 +135,7 @@ def main() -> int:
     print(f"image {IMAGE}: {size / 1e6:.1f} MB, built in {build_s:.1f} s")
     kernel = ["-I", "cpu", "--work-core-s", repr(args.work_core_s)]
     runs: dict[str, list[dict[str, Any]]] = {"bare": [], "container": []}
+    startups: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, start_local_testbed(Path(tmp) / "tb", 1, allow_commands=True) as tb:
         name, agent = next(iter(tb.agents.items()))
         token = (tb.dir / TOKENS_DIR / f"{name}.token").read_text().strip()
@@ -140,6 +146,12 @@ def main() -> int:
             boxed = run_task(agent.url, token, {"id": f"box{i}", "kind": "container", "image": IMAGE, **common,
                                                 "argv": ["python3", kernel[0], "/opt/rpiaas/workload.py",
                                                          *kernel[1:]]})
+            # the start-up alone: the same interpreter doing nothing
+            bare_up = run_task(agent.url, token, {"id": f"bare-up{i}", "kind": "command", **common,
+                                                  "argv": [args.python, "-I", "-c", "pass"]})
+            box_up = run_task(agent.url, token, {"id": f"box-up{i}", "kind": "container", "image": IMAGE, **common,
+                                                 "argv": ["python3", "-I", "-c", "pass"]})
+            startups.append((box_up["ended_s"] - box_up["started_s"]) - (bare_up["ended_s"] - bare_up["started_s"]))
             for kind, doc in (("bare", bare), ("container", boxed)):
                 runs[kind].append({"wall_s": doc["ended_s"] - doc["started_s"], "cpu_s": doc["cpu_s"],
                                    "pull_s": doc.get("pull_s")})
@@ -147,12 +159,11 @@ def main() -> int:
                   f"container {runs['container'][-1]['wall_s']:.3f} s ({boxed['cpu_s']} CPU s)")
     wall = [c["wall_s"] / b["wall_s"] for b, c in zip(runs["bare"], runs["container"], strict=True)]
     cpu = [c["cpu_s"] / b["cpu_s"] for b, c in zip(runs["bare"], runs["container"], strict=True)]
-    startup = [c["wall_s"] - b["wall_s"] for b, c in zip(runs["bare"], runs["container"], strict=True)]
     result = {"work_core_s": args.work_core_s, "repeats": args.repeats, "image": IMAGE, "image_bytes": size,
               "image_build_s": build_s, "wall_ratio": spread(wall), "cpu_ratio": spread(cpu),
-              "startup_s": spread(startup), "runs": runs, "measured": True}
+              "startup_s": spread(startups), "runs": runs, "measured": True}
     for key, label in (("wall_ratio", "wall time, container / bare"), ("cpu_ratio", "CPU s, container / bare"),
-                       ("startup_s", "container's extra wall time (s)")):
+                       ("startup_s", "container's start-up and removal, over a bare start (s)")):
         s = result[key]
         print(f"{label}: mean {s['mean']:.3f}, min {s['min']:.3f}, max {s['max']:.3f}, stdev {s['stdev']:.3f}")
     if args.json:

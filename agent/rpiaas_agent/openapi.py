@@ -280,7 +280,8 @@ def _task_paths() -> dict[str, Schema]:
                             "headers": {"Location": {"required": True,
                                                      "schema": {"type": "string"}}}},
                     "400": _error("Not a task: the message names the field."),
-                    "403": _error("A command task, and this agent does not allow them."),
+                    "403": _error("A command task, and this agent does not allow them; or a "
+                                  "container task, and this node has no container engine."),
                     "409": _error("The id is taken, or the node has not the cores or "
                                   "memory free now (the message says what is)."),
                     "413": _error("The body is over max_body_bytes."),

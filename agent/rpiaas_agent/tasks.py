@@ -249,15 +249,6 @@ class TaskManager:
         if spec.kind == "command" and not self.config.allow_commands:
             raise TaskRefused(403, "command tasks are off on this agent "
                                    "(allow_commands = false; see --allow-commands)")
-        if spec.kind == "container":
-            if self.engine is None:
-                raise TaskRefused(503, "container tasks need a container engine: none found on this node "
-                                       f"(container_engine = {self.config.container_engine!r})")
-            if self._reaper is None:  # started with the first container, so other agents spawn nothing
-                try:
-                    self._reaper = start_reaper(self.engine)
-                except OSError as e:
-                    raise TaskRefused(503, f"cannot start the watcher of this agent's containers: {e}") from None
         old = self.get(spec.id)
         if old is not None:
             raise TaskRefused(409, f"id: a task {spec.id!r} exists already ({old.state})")
@@ -300,8 +291,17 @@ class TaskManager:
 
     def _start(self, task: Task) -> None:
         if task.spec.kind == "container":
+            if self.engine is None:
+                raise TaskRefused(403, "container tasks are off on this agent: no container engine "
+                                       f"(container_engine = {self.config.container_engine!r}; podman "
+                                       "or docker not found)")
+            if self._reaper is None:  # started with the first container, so other agents spawn nothing
+                try:
+                    self._reaper = start_reaper(self.engine)
+                except OSError as e:
+                    raise TaskRefused(503, f"cannot start the watcher of this agent's containers: {e}") from None
             task.output_file = os.path.join(self.config.work_dir, f"rpiaas-task-{task.spec.id}.out")
-            task.container = container_name(self.engine.agent_key if self.engine else "", task.spec.id)
+            task.container = container_name(self.engine.agent_key, task.spec.id)
             threading.Thread(target=self._contain, args=(task, asyncio.get_running_loop()), daemon=True,
                              name=f"task-{task.spec.id}").start()
             return

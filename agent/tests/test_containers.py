@@ -186,6 +186,6 @@ def test_no_engine_refuses_container_tasks(tmp_path: Path) -> None:
     try:
         proc.wait_up()
         status, doc = call(proc, "POST", "/tasks", {"id": "x", "kind": "container", "image": IMAGE})
-        assert status == 503 and "container engine" in doc["error"], doc
+        assert status == 403 and "no container engine" in doc["error"], doc
     finally:
         proc.terminate()

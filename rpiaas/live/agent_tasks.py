@@ -279,6 +279,8 @@ class AgentTasks:
                 self.reported.add(agent_id)
                 if e.status == 403 and spec["kind"] == "command":
                     why = f"command not allowed on node {entry.name}"
+                elif e.status == 403 and spec["kind"] == "container":
+                    why = f"containers not available on node {entry.name}"
                 if self.settle(task_id):
                     self.put(self.clock.now(), TaskFailed(task_id, why))
             return
