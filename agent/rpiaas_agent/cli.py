@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hwmon-path", metavar="DIR",
                    help="the hwmon class or one device's directory (default /sys/class/hwmon)")
     p.add_argument("--power-interval-s", metavar="S", help="power reading interval (default 1)")
+    p.add_argument("--registry", metavar="HOST:PORT",
+                   help="the testbed's image registry (plain HTTP): container tasks' images "
+                        "without a registry of their own are pulled from it")
+    p.add_argument("--container-engine", metavar="PROGRAM",
+                   help="container engine of container tasks (default: podman, else docker; none: off)")
+    p.add_argument("--container-runtime", metavar="NAME",
+                   help="its OCI runtime (default runc; \"\": the engine's default)")
     p.add_argument("--print-config", action="store_true",
                    help="print the settings in effect (without the token) as JSON and exit")
     return p

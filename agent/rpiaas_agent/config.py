@@ -81,6 +81,13 @@ class Config:
     power_source: str = "none"
     hwmon_path: str = "/sys/class/hwmon"  # the hwmon class, or one device's directory
     power_interval_s: float = 1.0
+    # The testbed's image registry (HOST:PORT, plain HTTP): a container task's image without a
+    # registry host of its own is pulled from it (see rpiaas_agent.images).  None: as named.
+    registry: str | None = None
+    # Container tasks (rpiaas_agent.containers): the engine ("" looks for podman, then docker;
+    # "none" turns them off) and its OCI runtime ("" the engine's default; runc works with cgroup v1)
+    container_engine: str = ""
+    container_runtime: str = "runc"
 
     @property
     def node_name(self) -> str:
@@ -161,6 +168,14 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _host_port(v: Any) -> str:
+    host, sep, port = v.strip().rpartition(":") if isinstance(v, str) else ("", "", "")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host \
+            or not host.isprintable() or any(c.isspace() for c in host):
+        raise ValueError(f"expected HOST:PORT (the registry's address, e.g. 10.0.0.1:5000), got {v!r}")
+    return f"{host}:{int(port)}"
+
+
 def _cpu_set(v: Any) -> tuple[int, ...]:
     """CPU ids as Linux writes them (``0-3,6``), or a list of integers."""
     ids: set[int] = set()
@@ -217,6 +232,9 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "power_source": _choice(POWER_SOURCES),
     "hwmon_path": _text(),
     "power_interval_s": _seconds(0.1, 3600),
+    "registry": _host_port,
+    "container_engine": _text(allow_empty=True),
+    "container_runtime": _text(allow_empty=True),
 }
 assert set(SETTINGS) == {f.name for f in dataclasses.fields(Config)}
 

@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import json
 import logging
-import resource
 import signal
 import sys
 import time
@@ -104,9 +103,7 @@ class TimerTaskManager(TaskManager):
             return
         ended = time.monotonic()
         cpu_s = busy_cores(task) * (ended - task.start_mono)
-        usage = resource.struct_rusage((cpu_s, 0.0) + (0,) * 14)
-        peak_kib = int(held_mb(task) * 1024)
-        self._ended(task, code, usage, peak_kib, ended)
+        self._ended(task, code, cpu_s, int(held_mb(task) * 1024) / 1024, ended)
 
     async def kill(self, task_id: str, reason: str = "killed on request") -> Task:
         """End a running timer task at once (exit status as by SIGTERM); the task as it ended."""

@@ -197,6 +197,10 @@ _SCHEMAS: dict[str, Schema] = {
         "power_source": {"type": "string", "enum": ["none", "hwmon", "pmic"]},
         "hwmon_path": {"type": "string"},
         "power_interval_s": {"type": "number", "exclusiveMinimum": 0},
+        "container_engine": {"type": "string"},
+        "container_runtime": {"type": "string"},
+        "registry": {"type": ["string", "null"],
+                     "description": "The testbed's image registry (HOST:PORT) container images come from."},
         "token_set": {"type": "boolean"},
     }, "The agent's settings, the token left out."),
     "TaskRequest": {"oneOf": [_task_request(kind) for kind in KINDS],
@@ -219,7 +223,11 @@ _SCHEMAS: dict[str, Schema] = {
         "peak_rss_mb": {**_NUMBER_OR_NULL,
                         "description": "Peak RSS of its largest process (MiB); null if unknown."},
         "error": {"type": ["string", "null"],
-                  "description": "Why it failed or was killed; null otherwise."},
+                  "description": "Why it failed or was killed (`oom`: a memory-limit kill); null otherwise."},
+        "pull_s": {**_NUMBER_OR_NULL, "description": "A container task's image pull (0: the node had "
+                                                     "the image); null for other kinds and while pulling."},
+        "output_file": {"type": ["string", "null"],
+                        "description": "Where a container task's output is kept (at most 1 MiB)."},
     }, "A task and, once it has ended, how."),
     "TaskList": _object({"tasks": {"type": "array", "items": _ref("Task")}},
                         "Running tasks first, then finished ones, latest end first."),
@@ -272,7 +280,8 @@ def _task_paths() -> dict[str, Schema]:
                             "headers": {"Location": {"required": True,
                                                      "schema": {"type": "string"}}}},
                     "400": _error("Not a task: the message names the field."),
-                    "403": _error("A command task, and this agent does not allow them."),
+                    "403": _error("A command task, and this agent does not allow them; or a "
+                                  "container task, and this node has no container engine."),
                     "409": _error("The id is taken, or the node has not the cores or "
                                   "memory free now (the message says what is)."),
                     "413": _error("The body is over max_body_bytes."),

@@ -17,6 +17,12 @@ same lock, so the agent never signals a reaped pid.
 Workers are started from the event loop's thread on purpose: Linux sends the
 death signal when the *thread* that started a process ends, and that thread
 lives as long as the agent.
+
+A ``container`` task is no worker: a thread pulls its image if the node lacks
+it (timed: ``pull_s``), then runs it with the node's container engine in a
+control group of its own (:mod:`rpiaas_agent.containers`,
+:mod:`rpiaas_agent.cgroups`); its CPU time and peak memory are the group's,
+and its output is kept, cut at ``OUTPUT_MAX_BYTES``, in the work directory.
 """
 
 from __future__ import annotations
@@ -42,7 +48,19 @@ import psutil
 from aiohttp import web
 
 from . import workload
+from .cgroups import TaskCgroup
 from .config import Config
+from .containers import (
+    AGENT_LABEL,
+    OUTPUT_MAX_BYTES,
+    ContainerError,
+    Engine,
+    OomWatch,
+    container_name,
+    detect_engine,
+    start_reaper,
+)
+from .images import image_reference, plain_http
 from .taskspec import BadTaskRequest, TaskSpec, parse_task_request
 
 __all__ = ["KILL_GRACE_S", "Task", "TaskManager", "TaskRefused"]
@@ -51,6 +69,7 @@ log = logging.getLogger(__name__)
 
 WORKER = str(Path(workload.__file__).resolve())
 KILL_GRACE_S = 2.0  # SIGTERM to SIGKILL
+V1_MEMORY = "/sys/fs/cgroup/memory"  # the cgroup v1 memory hierarchy (a container's OOM kills)
 CALIBRATION_S = 0.3
 MB = workload.MB
 _measured: list[float] = []  # the kernel's rate, measured once per process
@@ -85,6 +104,10 @@ class Task:
         self.error: str | None = None
         self.kill_reason: str | None = None
         self.io_file: str | None = None
+        self.pull_s: float | None = None  # a container task's image pull (0: the node had it)
+        self.output_file: str | None = None  # a container task's output, bounded
+        self.container: str | None = None  # its container's name
+        self.exclusive = False  # whether cpu_ids are the task's alone
         self.ended = asyncio.Event()
         self.lock = threading.Lock()  # held to signal the group, and to reap the worker
         self.reaped = False
@@ -97,7 +120,8 @@ class Task:
                 "submitted_s": round(self.submitted_s, 6),
                 "started_s": None if self.started_s is None else round(self.started_s, 6),
                 "ended_s": self.ended_s, "exit_status": self.exit_status, "cpu_s": self.cpu_s,
-                "peak_rss_mb": self.peak_rss_mb, "error": self.error}
+                "peak_rss_mb": self.peak_rss_mb, "error": self.error, "pull_s": self.pull_s,
+                "output_file": self.output_file}
 
 
 def node_cpu_set(config: Config) -> tuple[int, ...]:
@@ -126,6 +150,20 @@ def _describe(code: int) -> str:
     if code == workload.EXIT_CANNOT_RUN:
         return "the command cannot be run (exit status 127)"
     return f"exit status {code}"
+
+
+def _keep_output(pipe: Any, path: str) -> None:
+    """Copy ``pipe`` to ``path`` until its end, the first ``OUTPUT_MAX_BYTES`` only (the rest is
+    read and dropped, so the writer never blocks)."""
+    kept = dropped = 0
+    with pipe, open(path, "wb") as out:
+        while chunk := pipe.read1(65536):
+            room = OUTPUT_MAX_BYTES - kept
+            out.write(chunk[:room])
+            kept += min(room, len(chunk))
+            dropped += max(0, len(chunk) - room)
+        if dropped:
+            out.write(f"\n[rpiaas-agent: {dropped} more bytes of output dropped]\n".encode())
 
 
 def _read_report(proc: subprocess.Popen[bytes]) -> tuple[int | None, float | None]:
@@ -171,6 +209,13 @@ class TaskManager:
         self.ended_cpu_s = 0.0
         self._running: dict[str, Task] = {}
         self._finished: collections.OrderedDict[str, Task] = collections.OrderedDict()
+        program = detect_engine(config.container_engine)
+        # the key labels this agent's containers: its node's name and port (one agent per both)
+        self.engine = None if program is None else \
+            Engine(program, config.container_runtime, f"{config.node_name}-{config.port}")
+        self._reaper: tuple[subprocess.Popen[bytes], int] | None = None
+        self._sweep_lock = threading.Lock()  # held while an earlier agent's leftovers are removed
+        self._swept = False
 
     # ------------------------------------------------------------ reading
     def get(self, task_id: str) -> Task | None:
@@ -224,6 +269,7 @@ class TaskManager:
         # an oversubscribed node (more cores than CPUs) lets a task share every CPU
         ids = free[:spec.cores] if len(free) >= spec.cores else list(self.cpu_set)
         task = Task(spec, tuple(ids))
+        task.exclusive = len(free) >= spec.cores
         self._start(task)
         self._running[spec.id] = task
         log.info("task %s (%s) started: pid %s, CPUs %s", spec.id, spec.kind, task.pid,
@@ -244,6 +290,21 @@ class TaskManager:
         return cmd
 
     def _start(self, task: Task) -> None:
+        if task.spec.kind == "container":
+            if self.engine is None:
+                raise TaskRefused(403, "container tasks are off on this agent: no container engine "
+                                       f"(container_engine = {self.config.container_engine!r}; podman "
+                                       "or docker not found)")
+            if self._reaper is None:  # started with the first container, so other agents spawn nothing
+                try:
+                    self._reaper = start_reaper(self.engine)
+                except OSError as e:
+                    raise TaskRefused(503, f"cannot start the watcher of this agent's containers: {e}") from None
+            task.output_file = os.path.join(self.config.work_dir, f"rpiaas-task-{task.spec.id}.out")
+            task.container = container_name(self.engine.agent_key, task.spec.id)
+            threading.Thread(target=self._contain, args=(task, asyncio.get_running_loop()), daemon=True,
+                             name=f"task-{task.spec.id}").start()
+            return
         if task.spec.kind == "io":
             task.io_file = os.path.join(self.config.work_dir, f"rpiaas-task-{task.spec.id}.io")
         task.start_mono = time.monotonic()
@@ -285,42 +346,120 @@ class TaskManager:
         if done is not None and task.start_mono <= done <= ended:
             ended = done  # the work's own end: not the worker's exit and reaping after it
         with contextlib.suppress(RuntimeError):  # the loop is closed: the agent is exiting
-            loop.call_soon_threadsafe(self._ended, task, proc.returncode, usage, peak_kib, ended)
+            # not usage.ru_maxrss: see _read_report
+            loop.call_soon_threadsafe(self._ended, task, proc.returncode, usage.ru_utime + usage.ru_stime,
+                                      None if peak_kib is None else peak_kib / 1024, ended)
 
-    def _ended(self, task: Task, code: int, usage: Any, peak_kib: int | None,
-               ended_mono: float) -> None:
+    def _contain(self, task: Task, loop: asyncio.AbstractEventLoop) -> None:
+        """In a thread: a container task from its image's pull to its container's removal."""
+        s, engine, name = task.spec, self.engine, task.container
+        assert engine is not None and name is not None and s.image is not None
+        code, cpu_s, peak_mb, why = 255, None, None, None
+        with self._sweep_lock:  # before our first container: none of ours is removed as a leftover
+            if not self._swept:
+                self._sweep(engine)
+                self._swept = True
+        # from the testbed's registry, unless the image names its own
+        image = image_reference(s.image, self.config.registry)
+        try:
+            task.pull_s = 0.0 if engine.has_image(image) else \
+                round(engine.pull(image, tls_verify=not plain_http(image, self.config.registry)), 6)
+        except ContainerError as e:
+            why = str(e)
+        group = None
+        task.start_mono = time.monotonic()
+        with task.lock:  # a kill during the pull: nothing is run
+            run = why is None and task.kill_reason is None
+            if run:
+                group = TaskCgroup.create(self.config.node_name, s.id, s.cores, s.mem_mb, task.cpu_ids)
+                cmd = engine.run_command(
+                    name=name, task_id=s.id, image=image, argv=s.argv, env=s.env, cores=s.cores,
+                    cpuset=task.cpu_ids if task.exclusive else None, mem_mb=s.mem_mb, network=s.network,
+                    cgroup_parent=None if group is None else group.path("memory"))
+                task.start_mono = time.monotonic()
+                try:
+                    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, cwd=self.config.work_dir,
+                                            start_new_session=True)
+                except OSError as e:
+                    run, why = False, f"cannot start {engine.name}: {e}"
+                else:
+                    task.pid = proc.pid
+        watch = None if group is None or not run else OomWatch(V1_MEMORY + group.path("memory"))
+        task.started_s = time.time() - (time.monotonic() - task.start_mono)
+        ended = task.start_mono
+        if run:
+            assert proc.stdout is not None and task.output_file is not None
+            _keep_output(proc.stdout, task.output_file)
+            proc.wait()
+            ended = time.monotonic()
+            with task.lock:
+                task.reaped = True
+            state = engine.ended(name)
+            code = proc.returncode if state is None else state.exit_status
+            try:
+                engine.remove(name)
+            except ContainerError as e:
+                log.warning("task %s: %s", s.id, e)
+            oom = state is not None and state.oom_killed
+            if group is not None:
+                cpu_s, peak_mb = group.usage()
+                oom = oom or group.oom_killed() or (watch is not None and watch.done())
+                group.remove()
+            if oom:
+                why = "oom"
+            if why is None and code in (125, 126, 127) and state is None:
+                why = f"{engine.name} could not run the container (exit status {code})"
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the agent is exiting
+            loop.call_soon_threadsafe(self._ended, task, code, cpu_s, peak_mb, ended, why)
+
+    def _ended(self, task: Task, code: int, cpu_s: float | None, peak_mb: float | None,
+               ended_mono: float, why: str | None = None) -> None:
         assert task.started_s is not None
         task.ended_s = round(task.started_s + (ended_mono - task.start_mono), 6)
         task.exit_status = code
-        task.cpu_s = round(usage.ru_utime + usage.ru_stime, 3)
-        self.ended_cpu_s += usage.ru_utime + usage.ru_stime
-        # not usage.ru_maxrss: see _read_report
-        task.peak_rss_mb = None if peak_kib is None else round(peak_kib / 1024, 3)
+        task.cpu_s = None if cpu_s is None else round(cpu_s, 3)
+        self.ended_cpu_s += cpu_s or 0.0
+        task.peak_rss_mb = None if peak_mb is None else round(peak_mb, 3)
         if task.kill_reason is not None:
             task.state, task.error = "killed", task.kill_reason
-        elif code == 0:
+        elif code == 0 and why is None:
             task.state = "completed"
         else:
-            task.state, task.error = "failed", _describe(code)
+            task.state, task.error = "failed", why or _describe(code)
         if task.io_file:
             with contextlib.suppress(OSError):
                 os.unlink(task.io_file)
         self._running.pop(task.spec.id, None)
         self._finished[task.spec.id] = task
         while len(self._finished) > self.config.max_finished_tasks:
-            self._finished.popitem(last=False)
+            _, old = self._finished.popitem(last=False)
+            if old.output_file:  # forgotten with its task
+                with contextlib.suppress(OSError):
+                    os.unlink(old.output_file)
         task.ended.set()
-        log.info("task %s %s after %.3f s (exit status %s, %.3f CPU s, peak RSS %s MB)",
+        log.info("task %s %s after %.3f s (exit status %s, %s CPU s, peak RSS %s MB)",
                  task.spec.id, task.state, task.ended_s - task.started_s, code, task.cpu_s,
                  task.peak_rss_mb)
         if task.spec.notify_url and self.notify is not None:
             self.notify(task.spec.notify_url, task.document())
 
     def _signal(self, task: Task, sig: int) -> None:
+        if task.container is not None and self.engine is not None:
+            # the container's processes are the engine's, not in the group of its `run`
+            threading.Thread(target=self._signal_container, args=(task.container, sig), daemon=True).start()
+            return
         with task.lock:
             if not task.reaped and task.pid is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(task.pid, sig)
+
+    def _signal_container(self, name: str, sig: int) -> None:
+        assert self.engine is not None
+        try:
+            self.engine.signal(name, signal.Signals(sig).name[3:])
+        except ContainerError as e:
+            log.warning("%s", e)
 
     async def kill(self, task_id: str, reason: str = "killed on request") -> Task:
         """Kill a running task's whole group (SIGTERM, SIGKILL after a grace); the task as it ended."""
@@ -377,3 +516,21 @@ class TaskManager:
         calibration.cancel()
         await asyncio.gather(calibration, return_exceptions=True)
         await asyncio.gather(*(self.kill(i, "the agent stopped") for i in list(self._running)))
+        if self._reaper is not None:
+            proc, pipe = self._reaper
+            os.close(pipe)  # the watcher finds none of our containers left, and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30.0)
+
+    def _sweep(self, engine: Engine) -> None:
+        """Before the agent's first container: remove those an earlier agent of this key left (the
+        watcher of :mod:`rpiaas_agent.containers` removes ours when this agent dies)."""
+        try:
+            left = engine.remove_ours()
+        except ContainerError as e:
+            log.warning("containers: %s", e)
+            left = 0
+        if left:
+            log.warning("containers: removed %d left by an earlier agent of %s", left, engine.agent_key)
+        log.info("containers: %s (runtime %s), labelled %s=%s", engine.program, engine.runtime or "default",
+                 AGENT_LABEL, engine.agent_key)

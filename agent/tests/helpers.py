@@ -39,9 +39,10 @@ def test_config(tmp_path: Path, **changes: Any) -> Config:
     """Settings for a test: loopback, a fixed name, an empty sysfs tree, no vcgencmd, fast sampling."""
     sysfs = tmp_path / "sysfs-empty"
     sysfs.mkdir(exist_ok=True)
+    # no container engine: a request that names an image is answered without one (503)
     base: dict[str, Any] = dict(host="127.0.0.1", port=0, name="pi-test", token=TOKEN,
                                 sysfs_root=str(sysfs), vcgencmd="", sample_interval_s=0.1,
-                                throttle_interval_s=0.5, disk_path=str(tmp_path))
+                                throttle_interval_s=0.5, disk_path=str(tmp_path), container_engine="none")
     base.update(changes)
     return Config(**base)
 

@@ -186,7 +186,7 @@ def test_every_command_has_its_module_and_its_help(capsys: pytest.CaptureFixture
 
     names = [m.__name__.rsplit(".", 1)[1] for m in COMMANDS]
     assert names == ["run", "validate", "traces", "policies", "new_policy", "sweep", "master", "netboot",
-                     "testbed", "compare", "gantt", "calibrate"]
+                     "testbed", "registry", "image", "compare", "gantt", "calibrate"]
     for name in (n.replace("_", "-") for n in names):  # new_policy is the command new-policy
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])

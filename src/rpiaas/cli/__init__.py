@@ -31,10 +31,12 @@ from . import (
     calibrate,
     compare,
     gantt,
+    image,
     master,
     netboot,
     new_policy,
     policies,
+    registry,
     run,
     sweep,
     testbed,
@@ -45,7 +47,8 @@ from .common import EXIT_FAILED, EXIT_INPUT, Exit, Parser
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = (run, validate, traces, policies, new_policy, sweep, master, netboot, testbed, compare, gantt, calibrate)
+COMMANDS = (run, validate, traces, policies, new_policy, sweep, master, netboot, testbed, registry, image, compare,
+            gantt, calibrate)
 """The command modules, in the order ``rpiaas --help`` lists them."""
 
 

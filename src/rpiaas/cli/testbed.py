@@ -58,6 +58,10 @@ def _full_parser(sub: Any) -> Any:
     up.add_argument("--allow-commands", action="store_true",
                     help="--local: the agents run command tasks (a scenario's `command:` with "
                          "--task-kind scenario); off by default, as on a Pi")
+    up.add_argument("--registry", action="store_true",
+                    help="--local: also run the testbed's image registry (docker-registry) on "
+                         "loopback; the agents pull container images from it, `rpiaas image push` "
+                         "puts them there")
     up.add_argument("--cluster", metavar="CLUSTER.yaml",
                     help="--virtual: boot this cluster's nodes (every one with a MAC) instead "
                          "of N generated qemu_a53 nodes")
@@ -118,6 +122,10 @@ def _up(args: argparse.Namespace) -> int:
         return 2
     check_not_running(Path(args.dir).absolute())
     dir_flag = "" if args.dir == DEFAULT_DIR else f" --dir {args.dir}"
+    if args.registry and args.local is None:
+        print("error: --registry goes with --local (a cluster's master runs `rpiaas registry serve`; "
+              "see docs/testbed.md, The registry)", file=sys.stderr)
+        return 2
     if args.virtual is not None or args.cluster is not None:
         return _up_virtual(args, dir_flag)
     if args.emulated is not None:
@@ -126,15 +134,19 @@ def _up(args: argparse.Namespace) -> int:
     tb = start_local_testbed(args.dir, args.local, node_type=args.type,
                              poll_interval_s=args.poll_interval_s or 1.0,
                              master_port=args.master_port, timeout_s=args.timeout_s or 30.0,
-                             allow_commands=args.allow_commands)
+                             allow_commands=args.allow_commands, registry=args.registry)
     for note in tb.notes:
         print(f"note: {note}")
+    registry = "" if tb.registry is None else (
+        f"  registry   {tb.registry.pull_address} (pulls, read-only), {tb.registry.push_address} "
+        f"(pushes: `rpiaas image push IMAGE{dir_flag}`)\n")
     print(f"{len(tb.agents)} nodes ({tb.node_type}, {tb.cores} cores, {tb.mem_mb} MB each) online\n"
           f"  master     {tb.master_url}   (API: {tb.master_url}/api/v1/summary)\n"
           f"  dashboard  {tb.master_url}/\n"
           f"  tokens     {tb.master_token_file} (the master's), {tb.node_secret_file} (the nodes' "
           f"secret), {tb.dir / TOKENS_DIR}/NODE.token (each node's)\n"
           f"  logs       {tb.dir / 'logs'}\n"
+          f"{registry}"
           f"then try:\n"
           f"  rpiaas testbed status{dir_flag}\n"
           f"  rpiaas testbed down{dir_flag}")
@@ -203,7 +215,7 @@ def _up_virtual(args: argparse.Namespace, dir_flag: str) -> int:
 
 def _status(dir: str) -> int:
     from ..testbed.emulated import EmulatedTestbed
-    from ..testbed.local import load_testbed
+    from ..testbed.local import LocalTestbed, load_testbed
     from ..testbed.procs import get_json
     from ..testbed.virtual import VirtualTestbed
 
@@ -213,6 +225,9 @@ def _status(dir: str) -> int:
         return 1
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tb.started_s))
     where = f", namespace {tb.namespace}" if isinstance(tb, VirtualTestbed) else ""
+    registry = tb.registry if isinstance(tb, LocalTestbed) else None
+    if registry is not None:
+        where += f", registry {registry.pull_address} (push {registry.push_address})"
     print(f"{tb.kind} testbed in {tb.dir}, started {started}, master {tb.master_url}{where}")
     online: dict[str, bool | None] = {}
     summary: dict[str, Any] | None = None

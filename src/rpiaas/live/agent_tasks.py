@@ -67,10 +67,12 @@ MAX_ASKED = 100  # nodes asked for their tasks by one poll, in turn
 def agent_kind(task_kind: str, kind: str, has_command: bool = False) -> str:
     """What a task of scenario ``kind`` runs as on its agent in a run of ``task_kind``:
     ``sleep`` (its modelled runtime), ``cpu`` (its work, for real) or, in a ``scenario``
-    run, ``command`` (its program) for a task that carries one."""
+    run, ``command`` (its program) for a task that carries one, ``container`` (its image)."""
     if task_kind == "scenario":
         if kind == "command" and has_command:
             return "command"
+        if kind == "container":
+            return "container"
         return "sleep" if kind == "sleep" else "cpu"
     return task_kind
 
@@ -79,10 +81,11 @@ def end_reason(doc: dict[str, Any]) -> str:
     """Why a task failed or was killed on its agent, from its final document: ``exit status
     3``, ``signal 9`` (the task's process, or the command it ran, died of that signal),
     ``exit status 127 (the command cannot be run)``, or for a task the agent killed its
-    error (``killed on request``, ``the agent stopped``)."""
+    error (``killed on request``, ``the agent stopped``); a container task's is its agent's
+    (``exit status 3``, ``oom`` for a memory-limit kill, ``cannot pull IMAGE: ...``)."""
     code, state = doc.get("exit_status"), doc.get("state")
-    if state == "killed" and doc.get("error"):
-        return str(doc["error"])
+    if doc.get("error") and (state == "killed" or doc.get("kind") == "container"):
+        return str(doc["error"])  # a container's: its exit status, ``oom``, or why it did not run
     if isinstance(code, int) and not isinstance(code, bool):
         if code < 0:
             return f"signal {-code}"
@@ -161,6 +164,13 @@ class AgentTasks:
             spec.update(kind="command", argv=list(task.command))  # runs as long as it runs
             if task.env:
                 spec["env"] = dict(task.env)
+        elif kind == "container":  # runs as long as its image's program runs
+            spec.update(kind="container", image=task.image, network=bool(task.network),
+                        work_core_s=max(work_core_s * scale, 1e-3))
+            if task.command is not None:
+                spec["argv"] = list(task.command)
+            if task.env:
+                spec["env"] = dict(task.env)
         else:
             spec.update(kind="cpu", work_core_s=max(work_core_s * scale, 1e-3))
         if self.notify_url:
@@ -207,7 +217,7 @@ class AgentTasks:
             runtime = job_runtime_s([self.nodes[n].type for n in task.placed], task.work_core_s,
                                     job_cores(task))
             spec["duration_s"] = max(runtime * self.options.timescale, 1e-3)
-        elif spec["kind"] == "command":
+        elif spec["kind"] in ("command", "container"):
             spec["env"] = {**spec.get("env", {}), "RPIAAS_JOB": str(task.id), "RPIAAS_RANK": str(rank),
                            "RPIAAS_NODES": names}
         return spec
@@ -269,6 +279,8 @@ class AgentTasks:
                 self.reported.add(agent_id)
                 if e.status == 403 and spec["kind"] == "command":
                     why = f"command not allowed on node {entry.name}"
+                elif e.status == 403 and spec["kind"] == "container":
+                    why = f"containers not available on node {entry.name}"
                 if self.settle(task_id):
                     self.put(self.clock.now(), TaskFailed(task_id, why))
             return

@@ -8,7 +8,9 @@ directory records (``testbed.json``).
 :func:`~.virtual.start_virtual_testbed` boots N virtual Pis (QEMU arm64) over
 the network in a private namespace (``sudo rpiaas testbed up --virtual N``):
 :mod:`.vmplan` plans them, :mod:`.netns` keeps their network, :mod:`.relay` is
-the host's way to their master.
+the host's way to their master.  :mod:`.registry` is the testbed's own image
+registry (``testbed up --local N --registry``, ``rpiaas registry serve``) and
+pushes to it (``rpiaas image push``).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from .procs import (
     wait_online,
     write_private,
 )
+from .registry import Registry, load_registry, start_registry
 from .state import (
     TOKENS_DIR,
     VIRTUAL,
@@ -85,6 +86,7 @@ class LocalTestbed:
     mem_mb: int
     started_s: float
     notes: list[str] = field(default_factory=list)
+    registry: Registry | None = None  # the testbed's image registry (``--registry``), if it has one
     _popens: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
 
     kind = "local"
@@ -117,7 +119,8 @@ class LocalTestbed:
     def processes(self) -> list[Proc]:
         """The master first, then the agents in node order (each as it runs now: the master
         may have switched it off and started it again)."""
-        return [self.master, *self.current_agents().values()]
+        return [self.master, *self.current_agents().values(),
+                *(self.registry.processes() if self.registry else ())]
 
     def current_agents(self) -> dict[str, Proc]:
         """Each node's agent process now: the one the power driver's pid file names, if it
@@ -152,7 +155,9 @@ class LocalTestbed:
                 "master_token_file": str(self.master_token_file),
                 "node_secret_file": str(self.node_secret_file),
                 "node_token_files": {name: str(self.node_token_file(name)) for name in self.agents},
-                "started_s": self.started_s, "notes": self.notes}
+                "started_s": self.started_s, "notes": self.notes,
+                **({"services": {p.name: asdict(p) for p in self.registry.processes()},
+                    "registry": self.registry.to_json()} if self.registry else {})}
 
 
 # ---------------------------------------------------------------- the API
@@ -172,10 +177,12 @@ def load_testbed(dir: str | os.PathLike[str] = DEFAULT_DIR
             from .emulated import load_emulated
 
             return load_emulated(root, data)
+        services = {name: Proc(**p) for name, p in data.get("services", {}).items()}
         return LocalTestbed(root, Proc(**data["master"]),
                             {name: Proc(**p) for name, p in data["agents"].items()},
                             data["node_type"], data["cores"], data["mem_mb"], data["started_s"],
-                            list(data.get("notes", [])))
+                            list(data.get("notes", [])),
+                            load_registry(data.get("registry") or {}, services))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise unreadable(root, e) from None
 
@@ -196,7 +203,8 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
                         timeout_s: float = 30.0,
                         power: Sequence[Mapping[str, Any] | None] | None = None,
                         meter: Sequence[Mapping[str, Any] | None] | None = None,
-                        allow_commands: bool | Sequence[bool] = False) -> LocalTestbed:
+                        allow_commands: bool | Sequence[bool] = False,
+                        registry: bool = False) -> LocalTestbed:
     """Start a master and ``n`` agents on loopback, with their files in ``dir``; wait until all are online.
 
     :param dir: the testbed's directory (created; an earlier testbed's history is kept).
@@ -212,6 +220,9 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
     :param meter: each node's ``meter:`` mapping (None: no meter).
     :param allow_commands: whether the agents run ``command`` tasks (``--allow-commands``): one
         for all, or each node's in node order.
+    :param registry: also run the testbed's image registry (:mod:`.registry`) on loopback, and
+        give the agents its pull address (``--registry``), so a task's ``image: NAME`` is pulled
+        from it.
     :raises TestbedRunning: if ``dir`` has a running testbed.
     :raises TestbedError: bad arguments, or a process that died or a node not online in time
         (with the end of the logs); whatever was started is stopped again.
@@ -274,7 +285,10 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
 
     oversubscribed = cores > len(machine()[0])  # the type's cores, more than the CPUs
     env = agent_env()
+    reg: Registry | None = None
     try:
+        if registry:  # first: the agents are told where it listens
+            reg = start_registry(root, env=env)
         for i, (node, port) in enumerate(zip(nodes, ports, strict=True)):
             name = node.name
             work = root / "work" / name
@@ -293,19 +307,24 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
                 argv += ["--cpu-set", ",".join(map(str, cpu_set))]
             if allow_commands if isinstance(allow_commands, bool) else allow_commands[i]:
                 argv.append("--allow-commands")
+            if reg is not None:
+                argv += ["--registry", reg.pull_address]
             write_command(root / POWER_DIR, name, argv, root, root / "logs" / f"{name}.log", env)
             record_pid(root / POWER_DIR, name, spawn(name, port, argv, cpu_set, env).pid)
         master = spawn("master", master_port, [rpiaas_exe, "master", str(root / "master.yaml"),
                                                "--port", str(master_port)])
         agents = {name: procs[name] for name in names}
         tb = LocalTestbed(root, master, agents, type_name, cores, mem_mb,
-                          time.time(), notes, popens)
+                          time.time(), notes, reg, popens + (reg.popens if reg else []))
         write_state(root, tb.to_json())
         _wait_online(tb, timeout_s)
     except BaseException:
         ordered = [procs[k] for k in ("master", *names) if k in procs]
         with contextlib.suppress(TestbedError):
-            stop_all(ordered, 10.0)
+            if ordered:
+                stop_all(ordered, 10.0)
+            if reg is not None:
+                reg.stop(5.0)
         for p in popens:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(1)
