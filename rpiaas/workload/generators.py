@@ -33,6 +33,10 @@ __all__ = [
 CHUNK = 4096  # draws per field per refill; fixed, so a seed's tasks do not depend on count
 INT_CAP = float(2**53)  # integer fields (cores, mem_mb) never exceed this
 FIELDS = ("interarrival_s", "cores", "mem_mb", "work_core_s", "walltime_s")
+# Distinct mem_mb values shared as one int object each, up to this many: a task waiting in the
+# queue then holds no int of its own for its memory (32 bytes a task; most draws repeat a
+# few thousand values).  Past it, the draws are used as they come (the table stays bounded).
+SHARED_INTS = 1 << 16
 
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "constant": ("value",),
@@ -129,10 +133,15 @@ class Generator(Workload):
         limit = self.count
         tid = 0
         kind, tenant, prio = self.kind, self.tenant, self.priority
+        shared: dict[int, int] | None = {}
         while limit is None or tid < limit:
             gaps = self.interarrival_s.draw(r_gap, CHUNK)
             cores = self.cores.draw(r_cores, CHUNK).astype(np.int64).tolist()
             mem = self.mem_mb.draw(r_mem, CHUNK).astype(np.int64).tolist()
+            if shared is not None:
+                mem = list(map(shared.setdefault, mem, mem))
+                if len(shared) > SHARED_INTS:
+                    shared = None
             work = self.work_core_s.draw(r_work, CHUNK).tolist()
             wall = self.walltime_s.draw(r_wall, CHUNK).tolist() if self.walltime_s is not None else None
             arrivals = (t + np.cumsum(gaps)).tolist()

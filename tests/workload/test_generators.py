@@ -238,3 +238,35 @@ def test_generated_tasks_are_in_order_and_within_bounds(seed: int, count: int, r
     assert all(0 <= t.work_core_s <= 50 for t in tasks)
     cores_max, mem_max = g.max_request()
     assert max(t.cores for t in tasks) <= cores_max and max(t.mem_mb for t in tasks) <= mem_max
+
+
+def test_equal_memory_sizes_share_one_int() -> None:
+    """A waiting task holds no int of its own for its memory: tasks of the same ``mem_mb``
+    share one object, and a task costs that much less (the queue of a long run holds
+    millions of them)."""
+    import tracemalloc
+
+    g = gen(count=50_000, mem_mb={"dist": "uniform", "low": 512, "high": 4096})
+    tracemalloc.start()
+    try:
+        tasks = list(g.tasks(rng()))
+        per_task_b = tracemalloc.get_traced_memory()[0] / len(tasks)
+    finally:
+        tracemalloc.stop()
+    first: dict[int, int] = {}
+    for t in tasks:
+        assert t.mem_mb is first.setdefault(t.mem_mb, t.mem_mb)
+    assert 3000 < len(first) <= 3585
+    # Task 168 B, its id 32 B, arrival and work 24 B each, the list's pointer 8 B: 256 B (288 B
+    # with an int of its own for the memory)
+    assert per_task_b < 270, per_task_b
+
+
+def test_memory_sizes_past_the_shared_table_are_drawn_as_ever(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past SHARED_INTS distinct values the table stops growing; the tasks are the same."""
+    from rpiaas.workload import generators
+
+    g = gen(count=3 * CHUNK, mem_mb={"dist": "uniform", "low": 1, "high": 10**6})
+    expected = [t.mem_mb for t in g.tasks(rng())]
+    monkeypatch.setattr(generators, "SHARED_INTS", 100)
+    assert [t.mem_mb for t in g.tasks(rng())] == expected
