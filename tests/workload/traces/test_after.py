@@ -143,3 +143,16 @@ def test_a_trace_without_dependencies_is_no_workflow(tmp_path: Path) -> None:
     p = write_swf(tmp_path / "t.swf", [swf(1, 0), swf(2, 5)])
     sc = scenario_file(tmp_path, {"path": str(p)})
     assert trace_of(sc).after == {} and load_scenario(sc).workflow is None
+
+
+def test_a_streamed_trace_carries_its_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trace too long to keep is read again by each run: its tasks wait as a kept one's do."""
+    from rpiaas.workload.traces import mapping
+
+    p = write_swf(tmp_path / "t.swf", [swf(1, 0, run=100), swf(2, 5, run=10, prev=1), swf(3, 6, run=10)])
+    monkeypatch.setattr(mapping, "KEEP_TASKS", 1)
+    sc = scenario_file(tmp_path, {"path": str(p)})
+    trace = trace_of(sc)
+    assert trace.kept is None and trace.after == {2: (1,)}
+    rows = run_rows(sc)
+    assert float(rows[2]["start_s"]) == pytest.approx(100.0) and float(rows[3]["start_s"]) == pytest.approx(6.0)
