@@ -156,3 +156,14 @@ def test_a_streamed_trace_carries_its_dependencies(tmp_path: Path, monkeypatch: 
     assert trace.kept is None and trace.after == {2: (1,)}
     rows = run_rows(sc)
     assert float(rows[2]["start_s"]) == pytest.approx(100.0) and float(rows[3]["start_s"]) == pytest.approx(6.0)
+
+
+def test_a_live_master_gets_the_dependencies(tmp_path: Path) -> None:
+    """``payload()`` (what ``rpiaas run --live`` sends) gives a trace as its task list: with each
+    task's after, and the workflow's option, so the master releases them as the simulation does."""
+    p = write_swf(tmp_path / "t.swf", [swf(1, 0), swf(2, 5, prev=1), swf(3, 6, status=5, run=-1),
+                                       swf(4, 7, prev=3)])
+    data = load_scenario(scenario_file(tmp_path, {"path": str(p)})).payload()
+    tasks = {t["id"]: t for t in data["workload"]["tasks"]}
+    assert tasks[2]["after"] == [1] and "after" not in tasks[1] and "after" not in tasks[4]
+    assert data["workflow"] == {"on_failure": "cancel"}
