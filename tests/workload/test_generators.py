@@ -257,9 +257,9 @@ def test_equal_memory_sizes_share_one_int() -> None:
     for t in tasks:
         assert t.mem_mb is first.setdefault(t.mem_mb, t.mem_mb)
     assert 3000 < len(first) <= 3585
-    # Task 168 B, its id 32 B, arrival and work 24 B each, the list's pointer 8 B: 256 B (288 B
-    # with an int of its own for the memory)
-    assert per_task_b < 270, per_task_b
+    # Task 168 B, its id 32 B, arrival and work 24 B each, the list's pointer 8 B: 256 B, and the
+    # table's and the list's slack: 272 B measured, 301 B with an int of its own for the memory
+    assert per_task_b < 286, per_task_b
 
 
 def test_memory_sizes_past_the_shared_table_are_drawn_as_ever(monkeypatch: pytest.MonkeyPatch) -> None:
