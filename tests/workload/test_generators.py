@@ -262,11 +262,20 @@ def test_equal_memory_sizes_share_one_int() -> None:
     assert per_task_b < 286, per_task_b
 
 
-def test_memory_sizes_past_the_shared_table_are_drawn_as_ever(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past SHARED_INTS distinct values the table stops growing; the tasks are the same."""
-    from rpiaas.workload import generators
+def test_shared_ints_are_the_values() -> None:
+    """The table grows to the largest value seen; values at or past SHARED_INTS, or negative,
+    come as they are (the table stays bounded); every list equals ``tolist()``."""
+    from rpiaas.workload.generators import SHARED_INTS, shared_ints
 
+    table = np.empty(0, dtype=object)
+    a = np.array([5, 3, 5, 700], dtype=np.int64)
+    got, table = shared_ints(a, table)
+    assert got == [5, 3, 5, 700] and got[0] is got[2] and len(table) == 701
+    got, table = shared_ints(np.array([2, 9], dtype=np.int64), table)
+    assert got == [2, 9] and len(table) == 701 and got[1] is table[9]
+    for wild in ([SHARED_INTS, 1], [-1, 4]):
+        got, table = shared_ints(np.array(wild, dtype=np.int64), table)
+        assert got == wild and len(table) == 701
+    assert shared_ints(np.array([], dtype=np.int64), table)[0] == []
     g = gen(count=3 * CHUNK, mem_mb={"dist": "uniform", "low": 1, "high": 10**6})
-    expected = [t.mem_mb for t in g.tasks(rng())]
-    monkeypatch.setattr(generators, "SHARED_INTS", 100)
-    assert [t.mem_mb for t in g.tasks(rng())] == expected
+    assert all(type(t.mem_mb) is int for t in g.tasks(rng()))
