@@ -310,7 +310,7 @@ def parse_scenario(src: Source) -> Scenario:
         src.fail(("workload", "generator"), "an endless generator (no count) needs horizon_s")
     flow = parse_workflow_options(src, ("workflow",), m["workflow"]) \
         if m.get("workflow") is not None else WorkflowOptions()
-    waits = isinstance(workload, TaskList) and workload.has_dependencies
+    waits = isinstance(workload, (TaskList, Trace)) and workload.has_dependencies
     data = src.with_text(m)  # ``prefix: 10.10`` stays "10.10" in run.json
     if waits:
         data["workflow"] = {"on_failure": flow.on_failure}

@@ -238,3 +238,44 @@ def test_generated_tasks_are_in_order_and_within_bounds(seed: int, count: int, r
     assert all(0 <= t.work_core_s <= 50 for t in tasks)
     cores_max, mem_max = g.max_request()
     assert max(t.cores for t in tasks) <= cores_max and max(t.mem_mb for t in tasks) <= mem_max
+
+
+def test_equal_memory_sizes_share_one_int() -> None:
+    """A waiting task holds no int of its own for its memory: tasks of the same ``mem_mb``
+    share one object, and a task costs that much less (the queue of a long run holds
+    millions of them)."""
+    import tracemalloc
+
+    g = gen(count=50_000, mem_mb={"dist": "uniform", "low": 512, "high": 4096})
+    tracemalloc.start()
+    try:
+        tasks = list(g.tasks(rng()))
+        per_task_b = tracemalloc.get_traced_memory()[0] / len(tasks)
+    finally:
+        tracemalloc.stop()
+    first: dict[int, int] = {}
+    for t in tasks:
+        assert t.mem_mb is first.setdefault(t.mem_mb, t.mem_mb)
+    assert 3000 < len(first) <= 3585
+    # Task 168 B, its id 32 B, arrival and work 24 B each, the list's pointer 8 B: 256 B, and the
+    # table's and the list's slack: 272 B measured, 301 B with an int of its own for the memory
+    assert per_task_b < 286, per_task_b
+
+
+def test_shared_ints_are_the_values() -> None:
+    """The table grows to the largest value seen; values at or past SHARED_INTS, or negative,
+    come as they are (the table stays bounded); every list equals ``tolist()``."""
+    from rpiaas.workload.generators import SHARED_INTS, shared_ints
+
+    table = np.empty(0, dtype=object)
+    a = np.array([5, 3, 5, 700], dtype=np.int64)
+    got, table = shared_ints(a, table)
+    assert got == [5, 3, 5, 700] and got[0] is got[2] and len(table) == 701
+    got, table = shared_ints(np.array([2, 9], dtype=np.int64), table)
+    assert got == [2, 9] and len(table) == 701 and got[1] is table[9]
+    for wild in ([SHARED_INTS, 1], [-1, 4]):
+        got, table = shared_ints(np.array(wild, dtype=np.int64), table)
+        assert got == wild and len(table) == 701
+    assert shared_ints(np.array([], dtype=np.int64), table)[0] == []
+    g = gen(count=3 * CHUNK, mem_mb={"dist": "uniform", "low": 1, "high": 10**6})
+    assert all(type(t.mem_mb) is int for t in g.tasks(rng()))

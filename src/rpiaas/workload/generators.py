@@ -33,6 +33,9 @@ __all__ = [
 CHUNK = 4096  # draws per field per refill; fixed, so a seed's tasks do not depend on count
 INT_CAP = float(2**53)  # integer fields (cores, mem_mb) never exceed this
 FIELDS = ("interarrival_s", "cores", "mem_mb", "work_core_s", "walltime_s")
+# mem_mb values below this are shared ints, one object per value (:func:`shared_ints`): a task
+# waiting in the queue then holds no int of its own for its memory (32 bytes a task)
+SHARED_INTS = 1 << 16
 
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "constant": ("value",),
@@ -129,10 +132,11 @@ class Generator(Workload):
         limit = self.count
         tid = 0
         kind, tenant, prio = self.kind, self.tenant, self.priority
+        table = np.empty(0, dtype=object)
         while limit is None or tid < limit:
             gaps = self.interarrival_s.draw(r_gap, CHUNK)
             cores = self.cores.draw(r_cores, CHUNK).astype(np.int64).tolist()
-            mem = self.mem_mb.draw(r_mem, CHUNK).astype(np.int64).tolist()
+            mem, table = shared_ints(self.mem_mb.draw(r_mem, CHUNK).astype(np.int64), table)
             work = self.work_core_s.draw(r_work, CHUNK).tolist()
             wall = self.walltime_s.draw(r_wall, CHUNK).tolist() if self.walltime_s is not None else None
             arrivals = (t + np.cumsum(gaps)).tolist()
@@ -145,6 +149,27 @@ class Generator(Workload):
 
     def max_request(self) -> tuple[float | None, float | None]:
         return self.cores.upper_bound(), self.mem_mb.upper_bound()
+
+
+def shared_ints(values: npt.NDArray[np.int64], table: npt.NDArray[Any]) -> tuple[list[int], npt.NDArray[Any]]:
+    """``values.tolist()``, each value below :data:`SHARED_INTS` the one int object of
+    ``table`` (an object array, ``table[i]`` is ``i``), which grows to the largest value
+    as needed and is returned with the list.  Values out of its range come as they are.
+
+    Taking the objects from the table is no slower than making new ones (numpy copies the
+    pointers), and a million tasks of a few thousand sizes hold a few thousand ints.
+    """
+    if not len(values):
+        return [], table
+    top = int(values.max())
+    if int(values.min()) < 0 or top >= SHARED_INTS:
+        return values.tolist(), table
+    if top >= len(table):
+        grown = np.empty(top + 1, dtype=object)
+        grown[:len(table)] = table
+        grown[len(table):] = range(len(table), top + 1)
+        table = grown
+    return table[values].tolist(), table
 
 
 # ---------------------------------------------------------------- parsing

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -25,9 +26,12 @@ from ...inputs.source import InputError
 from ...model import MAX_TASK_ID
 from .jobs import SkipReport, TraceJob, open_trace
 
-__all__ = ["BLOCK", "CSV_COLUMNS", "JobBlock", "read_csv", "read_csv_blocks"]
+__all__ = ["AFTER_COLUMN", "BLOCK", "CSV_COLUMNS", "JobBlock", "read_csv", "read_csv_blocks"]
 
 CSV_COLUMNS = ("id", "arrival_s", "cores", "mem_mb", "duration_s", "work_core_s", "walltime_s")
+# the one column that is not a number: the ids of the jobs a job waits for, ``;`` between them
+AFTER_COLUMN = "after"
+_SEPARATORS = re.compile(r"[;,\s]+")
 BLOCK = 8192  # lines read as one JobBlock
 
 
@@ -54,7 +58,7 @@ class JobBlock:
                 range(self.first_line, self.first_line + n),
                 f["work_core_s"].tolist() if f["work_core_s"] is not None else none, strict=True):
             yield new(TraceJob, (int(tid), arrival, duration, int(cores), mem, wall or None, -1, -1, -1, -1,
-                                 line, work))
+                                 line, work, (), None))
 
 
 class _Layout:
@@ -71,6 +75,13 @@ class _Layout:
             raise InputError(f"no column {cols['duration_s']!r} (duration_s) or "
                              f"{cols['work_core_s']!r} (work_core_s)", name, 1)
         self.arrival_column = cols["arrival_s"]
+        after = (columns or {}).get(AFTER_COLUMN, AFTER_COLUMN)
+        self.after_index = at.get(after)
+        if self.after_index is None and AFTER_COLUMN in (columns or {}):
+            raise InputError(f"no column {after!r} for after (columns: {', '.join(head)})", name, 1)
+        self.after_column = after
+        # with an after column, the ids of the jobs read so far: a job waits only for jobs before it
+        self.read_ids: set[int] | None = set() if self.after_index is not None else None
         self.width = len(head)
         self.index = {k: at.get(c) for k, c in cols.items()}
         # the cells read, in CSV_COLUMNS order (the first bad one is reported), and where each
@@ -102,10 +113,37 @@ class _Layout:
             raise ValueError(f"column {self.arrival_column!r}: no arrival time")
         if job_id is not None and job_id >= MAX_TASK_ID:  # (read as a double: exact below 2**53)
             raise ValueError(f"id: {row[self.index['id'] or 0]!r} is 2**53 or more (ids are read exactly below it)")
-        return tuple.__new__(TraceJob, (int(job_id) if job_id is not None else lineno - 1, arrival,
-                                        got[at_duration], int(cores) if cores is not None else -1,
+        tid = int(job_id) if job_id is not None else lineno - 1
+        read_ids = self.read_ids
+        after: tuple[int, ...] = ()
+        if read_ids is not None:
+            after = self._after(row[self.after_index or 0], tid, read_ids)
+            read_ids.add(tid)
+        return tuple.__new__(TraceJob, (tid, arrival, got[at_duration], int(cores) if cores is not None else -1,
                                         got[at_mem], got[at_wall] or None, -1, -1, -1, -1, lineno,
-                                        got[at_work]))
+                                        got[at_work], after, None))
+
+    def _after(self, cell: str, tid: int, read_ids: set[int]) -> tuple[int, ...]:
+        """The ids of an after cell (``3;7``; blank: none), each a job of an earlier line."""
+        out = []
+        for text in _SEPARATORS.split(cell.strip()):
+            if not text:
+                continue
+            try:
+                x = float(text)
+            except ValueError:
+                x = math.nan
+            if not (math.isfinite(x) and x == int(x) and 0 <= x < MAX_TASK_ID):
+                raise ValueError(f"column {self.after_column!r}: not a job id: {text!r} "
+                                 "(the ids of the jobs it waits for, separated by ;)")
+            p = int(x)
+            if p == tid:
+                raise ValueError(f"column {self.after_column!r}: job {tid} waits for itself")
+            if p not in read_ids:
+                raise ValueError(f"column {self.after_column!r}: job {tid} waits for job {p}, which no earlier "
+                                 "line has (a job waits only for jobs before it)")
+            out.append(p)
+        return tuple(out)
 
     def block(self, rows: list[list[str]], first_line: int) -> JobBlock | None:
         """``rows`` (one a line from ``first_line``) as a block, or ``None`` unless all are plain."""
@@ -124,6 +162,12 @@ class _Layout:
             return None
         if fields["id"] is not None and bool((fields["id"] >= MAX_TASK_ID).any()):
             return None  # (job() says which)
+        if self.read_ids is not None:  # jobs that wait for others are read one by one
+            if any(row[self.after_index or 0].strip() for row in rows):
+                return None
+            ids = fields["id"].tolist() if fields["id"] is not None else range(first_line - 1,
+                                                                               first_line - 1 + len(rows))
+            self.read_ids.update(map(int, ids))
         return JobBlock(first_line, fields)
 
 
@@ -176,10 +220,11 @@ def read_csv(path: str | Path, columns: dict[str, str] | None = None, skip_bad_l
     """The jobs of a CSV trace: a header row, then one job per row.
 
     ``columns`` maps the fields ``arrival_s``, ``cores``, ``mem_mb``,
-    ``duration_s`` or ``work_core_s``, ``walltime_s`` and ``id`` to column
+    ``duration_s`` or ``work_core_s``, ``walltime_s``, ``id`` and ``after`` to column
     names (default: the field's own name).  ``arrival_s`` and ``cores`` and
     one of ``duration_s``/``work_core_s`` are required; an empty cell or a
-    negative number means "not recorded".
+    negative number means "not recorded".  An ``after`` cell holds the ids of the
+    jobs the job waits for (``3;7``), each a job of an earlier line.
     """
     name = str(path)
     with open_trace(path) as f:

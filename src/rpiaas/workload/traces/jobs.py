@@ -31,6 +31,8 @@ class TraceJob(NamedTuple):
     partition: int = -1
     line: int = 0
     work_core_s: float | None = None  # CSV traces may give work instead of duration
+    after: tuple[int, ...] = ()  # the jobs it waits for (SWF: the preceding job; CSV: an after column)
+    think_s: float | None = None  # SWF: seconds from the preceding job's end to its submit
 
 
 @dataclass

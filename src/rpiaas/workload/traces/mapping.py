@@ -2,7 +2,9 @@
 
 Processors become cores, memory and run time become ``mem_mb`` and
 ``work_core_s``; a job wider than the largest node spans nodes (a parallel job), or is clipped or skipped.
-Everything left out is counted by reason in a :class:`SkipReport`.
+Everything left out is counted by reason in a :class:`SkipReport`.  The jobs a job waits for (SWF's
+preceding job, a CSV ``after`` column) become its task's ``after`` when they are in the run too
+(:func:`resolve_after`); a dependency on a job left out is dropped and counted.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from .options import TraceOptions
 from .swf import CANCELLED, swf_header
 
 __all__ = [
+    "DROPPED_AFTER",
     "KEEP_TASKS",
     "SPANS",
+    "THINK_IGNORED",
     "MappedBlock",
     "MappedJob",
     "Target",
@@ -37,6 +41,7 @@ __all__ = [
     "map_jobs",
     "mapped_blocks",
     "mapped_jobs",
+    "resolve_after",
     "target_for",
 ]
 
@@ -54,12 +59,21 @@ class Target:
 # the report's reason for a job wider than the largest node run as a parallel job over nodes
 SPANS = "spans nodes (wider than the largest node)"
 
+# the report's reasons for a dependency that is not kept as it was recorded
+DROPPED_AFTER = "waits for a job not in the run (that dependency dropped)"
+THINK_IGNORED = "think time after its preceding job not modelled (released at the job's end)"
+
+# A kept job's recorded dependencies, by its id: (the ids it waits for, its line)
+RecordedAfter = dict[int, tuple[tuple[int, ...], int]]
+
 # A kept job as plain values: (id, arrival_s, cores, mem_mb, work_core_s, walltime_s or None)
 MappedJob = tuple[int, float, int, int, float, "float | None"]
 
 
-def map_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = None) -> Iterator[Task]:
+def map_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = None,
+             after: dict[int, tuple[int, ...]] | None = None) -> Iterator[Task]:
     """The kept jobs as tasks, in arrival order; ``report`` counts what was left out or clipped.
+    ``after`` gives the tasks that wait for others their predecessors (:func:`resolve_after`).
 
     Processors become ``ceil(procs * cores_per_proc)`` cores and the work is
     ``run_s * cores * work_scale`` reference-core seconds, so a job runs as long as
@@ -68,21 +82,23 @@ def map_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = Non
     with ``wide_jobs: skip``, left out.
     """
     kind, tenant, width = opts.kind, opts.tenant, target.cores
+    waits = after or {}
     for tid, arrival, cores, mem_mb, work, wall in mapped_jobs(opts, target, report):
         if cores > width:
-            yield job_task(tid, arrival, cores, mem_mb, work, wall, kind, tenant, width)
+            yield job_task(tid, arrival, cores, mem_mb, work, wall, kind, tenant, width, waits.get(tid, ()))
         else:
-            yield Task(tid, arrival, cores, mem_mb, work, kind, tenant=tenant, walltime_s=wall)
+            yield Task(tid, arrival, cores, mem_mb, work, kind, tenant=tenant, walltime_s=wall,
+                       after=waits.get(tid, ()) if waits else ())
 
 
 def job_task(tid: int, arrival_s: float, cores: int, mem_mb: int, work_core_s: float,
-             walltime_s: float | None, kind: str, tenant: str, width: int) -> Task:
+             walltime_s: float | None, kind: str, tenant: str, width: int, after: tuple[int, ...] = ()) -> Task:
     """A trace job of ``cores`` cores wider than the largest node (``width`` cores) as a
     parallel job packed on nodes of that width (:func:`~rpiaas.workload.spread.split_procs`),
     ``mem_mb`` on each."""
     parts = split_procs(cores, "pack", width)
     return Task(tid, arrival_s, parts[0], mem_mb, work_core_s, kind, tenant=tenant, walltime_s=walltime_s,
-                nodes=len(parts), parts=() if parts[-1] == parts[0] else parts)
+                nodes=len(parts), parts=() if parts[-1] == parts[0] else parts, after=after)
 
 
 def mapped_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = None) -> Iterator[MappedJob]:
@@ -90,15 +106,16 @@ def mapped_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = 
     return cast("Iterator[MappedJob]", _mapped(opts, target, report, blocks=False))
 
 
-def mapped_blocks(opts: TraceOptions, target: Target,
-                  report: SkipReport | None = None) -> Iterator[MappedJob | MappedBlock]:
+def mapped_blocks(opts: TraceOptions, target: Target, report: SkipReport | None = None,
+                  recorded: RecordedAfter | None = None) -> Iterator[MappedJob | MappedBlock]:
     """:func:`mapped_jobs`, with runs of plain CSV lines mapped a column at a time
-    (:class:`MappedBlock`): the same values, the same report."""
-    return _mapped(opts, target, report, blocks=opts.format == "csv")
+    (:class:`MappedBlock`): the same values, the same report.  ``recorded`` gathers the
+    dependencies of the kept jobs as the trace records them."""
+    return _mapped(opts, target, report, blocks=opts.format == "csv", recorded=recorded)
 
 
 def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
-            blocks: bool) -> Iterator[MappedJob | MappedBlock]:
+            blocks: bool, recorded: RecordedAfter | None = None) -> Iterator[MappedJob | MappedBlock]:
     rep = report if report is not None else SkipReport()
     f = opts.filters
     last = -math.inf
@@ -129,7 +146,7 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
         for job in jobs:
             if from_block:  # the reader counts the lines it reads one by one, not a block's
                 rep.read += 1
-            tid, submit, run_s, procs, job_mem, req_s, status, _, _, _, line, job_work = job
+            tid, submit, run_s, procs, job_mem, req_s, status, _, _, _, line, job_work, job_after, think_s = job
             if submit < last:
                 raise InputError(f"submit time {submit:g} is before the previous job's "
                                  f"({last:g}): a trace must be sorted by submit time", str(opts.path), line)
@@ -175,6 +192,11 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
                     add("clipped to the largest node's memory", line)
                     mem_mb = max_mem
             rep.kept += 1
+            if job_after:
+                if recorded is not None:
+                    recorded[tid] = (job_after, line)
+                if think_s is not None:
+                    add(THINK_IGNORED, line)
             yield (tid, (submit - origin) / load_scale, cores, mem_mb, work,
                    req_s * stretch if walltime and req_s else None)
             if max_jobs is not None and rep.kept >= max_jobs:
@@ -262,6 +284,30 @@ def first_submit(opts: TraceOptions) -> float:
     return 0.0
 
 
+def resolve_after(recorded: RecordedAfter, kept_ids: Iterable[int],
+                  report: SkipReport | None = None) -> dict[int, tuple[int, ...]]:
+    """The kept jobs' predecessors among the kept jobs (``kept_ids``), by job id.
+
+    A trace's dependencies point back (a job waits only for jobs of earlier lines: the
+    readers see to it), so they hold no cycle.  A predecessor left out of the run (cancelled,
+    filtered, before the window, never in the trace) cannot be waited for: that dependency
+    is dropped and counted in ``report`` (:data:`DROPPED_AFTER`), and the job is released
+    as if it did not name it.
+    """
+    if not recorded:
+        return {}
+    wanted = {p for named, _ in recorded.values() for p in named}
+    present = {i for i in kept_ids if i in wanted}
+    out: dict[int, tuple[int, ...]] = {}
+    for tid, (named, line) in recorded.items():
+        keep = tuple(p for p in dict.fromkeys(named) if p in present)
+        if len(keep) < len(set(named)) and report is not None:
+            report.add(DROPPED_AFTER, line)
+        if keep:
+            out[tid] = keep
+    return out
+
+
 def target_for(opts: TraceOptions, types: Sequence[tuple[int, int]], total_cores: int) -> Target:
     """The mapping onto a cluster: ``types`` are (cores, mem_mb) of its node types."""
     cores, mem = max(types)
@@ -305,16 +351,19 @@ class TaskColumns:
         self.work_core_s.frombytes(block.work_core_s.tobytes())
         self.walltime_s.frombytes(block.walltime_s.tobytes())
 
-    def tasks(self, kind: str, tenant: str, width: int) -> Iterator[Task]:
-        """The tasks, a job wider than ``width`` cores (the largest node) over nodes."""
+    def tasks(self, kind: str, tenant: str, width: int,
+              after: dict[int, tuple[int, ...]] | None = None) -> Iterator[Task]:
+        """The tasks, a job wider than ``width`` cores (the largest node) over nodes, those
+        in ``after`` waiting for the jobs it names."""
+        waits = after or {}
         for tid, arrival, cores, mem, work, wall in zip(self.ids, self.arrival_s, self.cores, self.mem_mb,
                                                         self.work_core_s, self.walltime_s, strict=True):
             if cores > width:
                 yield job_task(tid, arrival, cores, mem, work, None if wall != wall else wall, kind, tenant,
-                               width)
+                               width, waits.get(tid, ()))
             else:
-                yield Task(tid, arrival, cores, mem, work, kind, None, (), tenant, 0, (),
-                           None if wall != wall else wall)
+                yield Task(tid, arrival, cores, mem, work, kind, None, (), tenant, 0,
+                           waits.get(tid, ()) if waits else (), None if wall != wall else wall)
 
 
 # a bound trace of at most this many tasks keeps them (TaskColumns), so a run need not read it again
@@ -340,6 +389,14 @@ class Trace(Workload):
     count: int | None = None
     report: SkipReport | None = field(default=None, compare=False)
     kept: TaskColumns | None = field(default=None, compare=False, repr=False)
+    # the tasks that wait for others: job id -> the kept jobs it waits for
+    after: dict[int, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def has_dependencies(self) -> bool:
+        """Whether a task waits for another (``after``): the run then releases tasks as a
+        workflow (:mod:`rpiaas.core.workflow`)."""
+        return bool(self.after)
 
     def bind(self, types: list[tuple[int, int]], total_cores: int) -> Trace:
         """This trace mapped onto node types given as (cores, mem_mb), counted."""
@@ -348,7 +405,8 @@ class Trace(Workload):
         kept: TaskColumns | None = TaskColumns()
         n = 0
         batch: list[MappedJob] = []
-        for item in mapped_blocks(self.options, target, report):
+        recorded: RecordedAfter = {}
+        for item in mapped_blocks(self.options, target, report, recorded):
             n += len(item) if type(item) is MappedBlock else 1
             if kept is None:
                 continue
@@ -365,14 +423,18 @@ class Trace(Workload):
                     batch.clear()
         if kept is not None:
             kept.extend(batch)
-        return Trace(self.options, target, n, report, kept)
+        after: dict[int, tuple[int, ...]] = {}
+        if recorded:  # which of the jobs waited for are in the run (a long trace: read again)
+            ids = kept.ids if kept is not None else (job[0] for job in mapped_jobs(self.options, target))
+            after = resolve_after(recorded, ids, report)
+        return Trace(self.options, target, n, report, kept, after)
 
     def tasks(self, rng: np.random.Generator) -> Iterator[Task]:
         if self.target is None:
             raise RuntimeError("an unbound trace: Trace.bind() maps it onto a cluster first")
         if self.kept is not None:
-            return self.kept.tasks(self.options.kind, self.options.tenant, self.target.cores)
-        return map_jobs(self.options, self.target)
+            return self.kept.tasks(self.options.kind, self.options.tenant, self.target.cores, self.after)
+        return map_jobs(self.options, self.target, after=self.after)
 
     def max_request(self) -> tuple[float | None, float | None]:
         if self.target is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...inputs.source import KeyPath, Source
 from ..base import IMAGELESS_KINDS
-from .csv import CSV_COLUMNS, read_csv
+from .csv import AFTER_COLUMN, CSV_COLUMNS, read_csv
 from .jobs import SkipReport, TraceJob, is_number
 from .swf import read_swf, swf_header
 
@@ -70,7 +70,7 @@ def parse_trace(src: Source, path: KeyPath, data: Any) -> TraceOptions:
     if m.get("columns") is not None:
         if fmt != "csv":
             src.fail((*path, "columns"), "only CSV traces take a column mapping")
-        cm = src.mapping((*path, "columns"), m["columns"], CSV_COLUMNS)
+        cm = src.mapping((*path, "columns"), m["columns"], (*CSV_COLUMNS, AFTER_COLUMN))
         columns = {k: src.string((*path, "columns", k), v) for k, v in cm.items()}
     num = {}
     for key in ("start_s", "end_s"):

@@ -42,6 +42,10 @@ def read_swf(path: str | Path, skip_bad_lines: bool = False,
              report: SkipReport | None = None) -> Iterator[TraceJob]:
     """The jobs of an SWF file, in file order.
 
+    Field 17, the preceding job, becomes the job's ``after`` (a number of 0 or less is none)
+    and field 18 its ``think_s``; a preceding job that is not an earlier one (its number
+    not below the job's own) is a malformed line.
+
     A malformed line (not 18 fields, or a field that is not a number) raises
     :class:`~rpiaas.inputs.source.InputError` with the file and line number, or,
     with ``skip_bad_lines``, is counted in ``report`` as ``bad line``.
@@ -65,6 +69,9 @@ def read_swf(path: str | Path, skip_bad_lines: bool = False,
                         problem = "a field is not a finite number"
                     elif v[0] >= MAX_TASK_ID:  # (read as a double: exact below 2**53)
                         problem = f"field 1 (job number): {parts[0]!r} is 2**53 or more (ids are read exactly below it)"
+                    elif v[16] >= 1 and v[16] >= v[0]:
+                        problem = (f"field 17 (prev_job): job {parts[0]} names {parts[16]} as its preceding job, "
+                                   "which must be an earlier job's number (-1 for none)")
                     else:
                         if report is not None:
                             report.read += 1
@@ -75,7 +82,9 @@ def read_swf(path: str | Path, skip_bad_lines: bool = False,
                             procs=procs,
                             mem_mb=per_proc_kb * procs / 1024 if per_proc_kb > 0 and procs > 0 else None,
                             req_time_s=v[8] if v[8] > 0 else None, status=int(v[10]),
-                            user=int(v[11]), queue=int(v[14]), partition=int(v[15]), line=lineno)
+                            user=int(v[11]), queue=int(v[14]), partition=int(v[15]), line=lineno,
+                            after=(int(v[16]),) if v[16] >= 1 else (),
+                            think_s=v[17] if v[16] >= 1 and v[17] > 0 else None)
                         continue
             if not skip_bad_lines:
                 raise InputError(f"{problem} (--skip-bad-lines to go on)", name, lineno)
