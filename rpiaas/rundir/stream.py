@@ -52,7 +52,7 @@ BSLD_BOUND_S = 10.0
 
 # An ended task as plain values: what a task row is made of (marshal carries it to the writer process).
 TASK_RECORD = ("id", "arrival_s", "start_s", "end_s", "node", "state._value_", "cores", "mem_mb",
-               "work_core_s", "kind", "tenant", "attempts", "placed", "reason", "cpu_s", "peak_mem_mb")
+               "work_core_s", "kind", "tenant", "attempts", "placed", "reason", "cpu_s", "peak_mem_mb", "pull_s")
 task_record: Callable[[Any], tuple[Any, ...]] = attrgetter(*TASK_RECORD)
 
 
@@ -155,7 +155,7 @@ class TaskRows:
         same totals: IEEE arithmetic is the same in numpy, and the sums are taken in order)."""
         import numpy as np
 
-        tid, a, s, e, node, _, cores, mem, work, kind, tenant, attempts, placed, reason, cpu, peak = cols
+        tid, a, s, e, node, _, cores, mem, work, kind, tenant, attempts, placed, reason, cpu, peak, pull = cols
         n = len(tid)
         st = self.totals
         start, end = np.array(s), np.array(e)
@@ -186,17 +186,19 @@ class TaskRows:
             if t not in quoted:
                 quoted[t] = _quote(t)
         names = list(map(self.node_names.__getitem__, node))
-        tail = [self._tail(p, nm, r, c, k) for p, nm, r, c, k in zip(placed, names, reason, cpu, peak, strict=True)]
+        tail = [self._tail(p, nm, r, c, k, u)
+                for p, nm, r, c, k, u in zip(placed, names, reason, cpu, peak, pull, strict=True)]
         return "".join(map(_COMPLETED_ROW.format, tid, cut[0], cut[1], cut[2], names,
                            cut[3], cut[4], cut[5], cut[6], cores, mem, cut[7], kind,
                            map(quoted.__getitem__, tenant), attempts, tail))
 
     def _tail(self, placed: Sequence[int], name: str, reason: str, cpu_s: float | None,
-              peak_mem_mb: float | None) -> str:
+              peak_mem_mb: float | None, pull_s: float | None) -> str:
         """The last columns of a row: ``nodes`` (every node of a job, ``;``-separated; the
-        node of a task on one), ``reason``, ``cpu_s`` and ``peak_mem_mb`` (empty unless measured)."""
+        node of a task on one), ``reason``, ``cpu_s`` and ``peak_mem_mb`` (empty unless measured),
+        ``pull_s`` (empty unless an image was pulled)."""
         nodes = ";".join(self.node_names[n] for n in placed) if len(placed) > 1 else name
-        return f"{nodes},{_quote(reason)},{_opt(cpu_s)},{_opt(peak_mem_mb)}"
+        return f"{nodes},{_quote(reason)},{_opt(cpu_s)},{_opt(peak_mem_mb)},{_opt(pull_s)}"
 
     def _one_by_one(self, records: Iterable[tuple[Any, ...]]) -> str:
         out: list[str] = []
@@ -204,10 +206,10 @@ class TaskRows:
         st = self.totals
         counts, waits = st.counts, st.waits.values
         names, quoted = self.node_names, self._quoted
-        for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts, placed, reason, cpu, peak \
-                in records:
+        for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts, placed, reason, cpu, peak, \
+                pull in records:
             name = names[node] if node >= 0 else ""
-            tail = self._tail(placed, name, reason, cpu, peak)
+            tail = self._tail(placed, name, reason, cpu, peak, pull)
             counts[state] += 1
             if a < st.first_arrival:
                 st.first_arrival = a

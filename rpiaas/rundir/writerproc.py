@@ -46,7 +46,7 @@ __all__ = ["WriterProcess", "pack", "serve", "unpack"]
 
 # The columns of task records and event-log records travel as the bytes of an ``array``
 # (numbers: no object a value to build on the other side) or, for text, as lists.
-_TASK_KINDS = "qdddqsqqdssqssss"  # TASK_RECORD: q integer, d float, s text
+_TASK_KINDS = "qdddqsqqdssqsssss"  # TASK_RECORD: q integer, d float, s text
 _EVENT_KINDS = "ddqq"  # code, time, task (a line of text for a TEXT record), node
 
 

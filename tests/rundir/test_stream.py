@@ -44,7 +44,7 @@ def _record(i: int, state: str, rng: np.random.Generator) -> tuple[object, ...]:
     return (i, a, s, e, int(rng.integers(0, 3)) if s >= 0 else -1, state, int(rng.integers(1, 5)),
             int(rng.integers(1, 4096)), float(rng.exponential(60)), "cpu", tenant, 1,
             (0, 2) if i % 7 == 0 and s >= 0 else (), "exit status 3" if state == "failed" else "",
-            None if i % 3 else 1.5, None if i % 5 else 12.25)
+            None if i % 3 else 1.5, None if i % 5 else 12.25, None if i % 4 else 3.5)
 
 
 @pytest.mark.parametrize("mixed", [False, True])
@@ -55,7 +55,7 @@ def test_rows_a_column_at_a_time_are_the_rows_one_by_one(mixed: bool) -> None:
     states = ["completed", "rejected", "failed", "queued", "running", "killed"] if mixed else ["completed"]
     records = [_record(i, str(rng.choice(states)), rng) for i in range(2000)]
     # run 0, wait 1e-05
-    records.append((2000, 1.0, 1.00001, 1.00001, 0, "completed", 1, 1, 1e-7, "cpu", "", 1, (), "", None, None))
+    records.append((2000, 1.0, 1.00001, 1.00001, 0, "completed", 1, 1, 1e-7, "cpu", "", 1, (), "", None, None, None))
     if not mixed:
         records = [r for r in records if r[5] == "completed"]
     names = ["n0", "n1", "n2"]
@@ -108,6 +108,6 @@ def test_columns_travel_as_array_bytes_and_text_as_lists() -> None:
     packed = pack(events, _EVENT_KINDS)
     assert isinstance(packed[1], bytes) and isinstance(packed[2], list)  # a line and a huge id
     assert list(zip(*unpack(packed, _EVENT_KINDS), strict=True)) == events
-    rows = [(1, 0.5, 1.0, 2.0, 3, "completed", 2, 100, 7.25, "cpu", "a,b", 1, (3, 4), "", None, 2.5)]
+    rows = [(1, 0.5, 1.0, 2.0, 3, "completed", 2, 100, 7.25, "cpu", "a,b", 1, (3, 4), "", None, 2.5, 0.75)]
     assert list(zip(*unpack(pack(rows, _TASK_KINDS), _TASK_KINDS), strict=True)) == rows
     assert unpack(pack([], _TASK_KINDS), _TASK_KINDS) == [[] for _ in _TASK_KINDS]
