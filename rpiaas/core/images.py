@@ -51,6 +51,7 @@ class _Waiter:
     epoch: int
     since_s: float
     missing: set[str]
+    done_s: float = 0.0  # when its last missing layer came in
 
 
 @dataclass
@@ -59,6 +60,7 @@ class NodeImages:
 
     rate_mb_s: float
     capacity_mb: float
+    sizes: Mapping[str, float]  # every layer's size by id
     cached: OrderedDict[str, float] = field(default_factory=OrderedDict)  # layer -> MB, LRU first
     used_by: dict[str, int] = field(default_factory=dict)  # layer -> tasks using it (pulling or running)
     pulling: dict[str, float] = field(default_factory=dict)  # layer -> MB still to pull
@@ -71,18 +73,48 @@ class NodeImages:
         """MB of layers cached (complete) on the node."""
         return sum(self.cached.values())
 
-    def advance(self, now: float) -> None:
-        """Bring every pull's remaining MB up to ``now`` (the link shared equally)."""
-        if self.pulling and now > self.at_s:
-            done = (now - self.at_s) * self.rate_mb_s / len(self.pulling)
-            for layer in self.pulling:
-                self.pulling[layer] -= done
-        self.at_s = now
+    def _ended(self, now: float) -> list[str]:
+        """The layers being pulled with nothing left at ``now`` (or so little that their end
+        is ``now`` to the last bit of a double)."""
+        per_mb_s = len(self.pulling) / self.rate_mb_s
+        return [lid for lid, left in self.pulling.items() if left <= _EPS_MB or now + left * per_mb_s <= now]
+
+    def advance(self, now: float) -> bool:
+        """Bring every pull up to ``now``, the link shared equally among the layers being
+        pulled, a pull at a time: each layer that ends meanwhile is cached at its end, and the
+        tasks waiting for it learn when.  Whether a layer came in."""
+        came = False
+        while self.pulling:
+            if now > self.at_s:
+                step_to = min(now, self._pull_end_s())
+                done = (step_to - self.at_s) * self.rate_mb_s / len(self.pulling)
+                for lid in self.pulling:
+                    self.pulling[lid] -= done
+                self.at_s = step_to
+            ended = self._ended(self.at_s)
+            if not ended:
+                break
+            for lid in ended:
+                del self.pulling[lid]
+                self.cached[lid] = self.sizes[lid]
+            for w in self.waiters:
+                if w.missing and not w.missing.isdisjoint(ended):
+                    w.missing.difference_update(ended)
+                    w.done_s = self.at_s
+            came = True
+        self.at_s = max(self.at_s, now)
+        return came
 
     def next_end_s(self) -> float | None:
-        """When the next pull on the node ends at the current sharing (None: no pull)."""
+        """When the next pull on the node ends at the current sharing (None: no pull); now,
+        when a task's pull already ended (its last layer came in) and is still to be settled."""
+        if any(not w.missing for w in self.waiters):
+            return self.at_s
         if not self.pulling:
             return None
+        return self._pull_end_s()
+
+    def _pull_end_s(self) -> float:
         least = min(self.pulling.values())
         return self.at_s + max(0.0, least) * len(self.pulling) / self.rate_mb_s
 
@@ -96,9 +128,9 @@ class ImageCaches:
 
     def __init__(self, nodes: Sequence[Node], images: Mapping[str, Image]) -> None:
         self.images = dict(images)
-        self.nodes = [NodeImages(n.type.pull_rate_mb_s(), n.type.image_cache_mb) for n in nodes]
-        self._holding: dict[int, tuple[int, tuple[str, ...]]] = {}  # task id -> (node, layers it uses)
         self._sizes = {layer.id: layer.size_mb for image in self.images.values() for layer in image.layers}
+        self.nodes = [NodeImages(n.type.pull_rate_mb_s(), n.type.image_cache_mb, self._sizes) for n in nodes]
+        self._holding: dict[int, tuple[int, tuple[str, ...]]] = {}  # task id -> (node, layers it uses)
 
     # ------------------------------------------------------------ queries
     def image_of(self, task: Task) -> Image | None:
@@ -141,26 +173,19 @@ class ImageCaches:
 
     def settle(self, node: int, now: float) -> list[PullDone]:
         """Pulls on ``node`` that ended by ``now``: their layers cached, and the tasks whose
-        last layer that was (in the order they began pulling)."""
+        last layer that was, each at the time it came in (in the order they began pulling)."""
         ni = self.nodes[node]
-        ni.advance(now)
-        # ended: nothing left, or so little that its end is ``now`` to the last bit of a double
-        per_mb_s = len(ni.pulling) / ni.rate_mb_s
-        ended = [lid for lid, left in ni.pulling.items() if left <= _EPS_MB or now + left * per_mb_s <= now]
-        if not ended:
+        came = ni.advance(now)
+        if not came and all(w.missing for w in ni.waiters):
             return []
-        for lid in ended:
-            del ni.pulling[lid]
-            ni.cached[lid] = self._sizes[lid]
         ni.version += 1
         out: list[PullDone] = []
         keep: list[_Waiter] = []
         for w in ni.waiters:
-            w.missing.difference_update(ended)
             if w.missing:
                 keep.append(w)
             elif w.task.epoch == w.epoch and w.task.node == node:  # still placed there
-                out.append(PullDone(w.task, now, now - w.since_s))
+                out.append(PullDone(w.task, w.done_s, w.done_s - w.since_s))
         ni.waiters = keep
         self._make_room(ni, 0.0)
         return out

@@ -274,9 +274,9 @@ class Simulation(Shell):
         if done is None:
             if self._track_ends:
                 self._ends.pop(task.id, None)  # (not running yet: a move starts its pull again)
-            self._wake_pulls(node)
-            return
-        self._run_pulled(done, node)
+        else:
+            self._run_pulled(done, node)
+        self._wake_pulls(node)
 
     def _run_pulled(self, done: PullDone, node: int) -> None:
         task = done.task
