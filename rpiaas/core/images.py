@@ -190,6 +190,19 @@ class ImageCaches:
         self._make_room(ni, 0.0)
         return out
 
+    def note_pulled(self, task: Task, node: int) -> None:
+        """``task``'s image is on ``node`` now, pulled there outside this model (a live run's
+        agent pulled it): its layers are cached, the least recently used making room."""
+        image = self.image_of(task)
+        if image is None:
+            return
+        ni = self.nodes[node]
+        new = [layer for layer in image.layers if layer.id not in ni.cached]
+        self._make_room(ni, sum(layer.size_mb for layer in new))
+        for layer in image.layers:
+            ni.cached[layer.id] = layer.size_mb
+            ni.cached.move_to_end(layer.id)
+
     def release(self, task: Task) -> None:
         """``task`` no longer uses its layers (it ended, failed, or moved): they may be
         evicted.  A pull it waited for goes on (the layer is cached when it ends)."""

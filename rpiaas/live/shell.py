@@ -66,6 +66,7 @@ from ..core.events import (
     Tick,
     WakeAt,
 )
+from ..core.images import ImageCaches
 from ..core.shell import Shell
 from ..model import PowerState, Task, TaskState, part_cores
 from ..power import PowerDriver, PowerError, driver_for
@@ -134,6 +135,7 @@ class LiveRun(Shell):
         self.twin = twin
         self.status = RunState(run_id)
         self.nodes = scenario.cluster.nodes
+        self.images: ImageCaches | None = None  # (made with the control plane)
         self.clock = RunClock(options.timescale, clock)
         self.journal = Journal(directory / JOURNAL)  # opened at its first record
         self._inbox: asyncio.Queue[tuple[float, Event] | None] = asyncio.Queue()
@@ -185,6 +187,10 @@ class LiveRun(Shell):
             walltime_kill=self.scenario.walltime == "kill")
         self.usage = NodeUsage(self.control, measured=True)
         self._util = self.control.view.utilization_sink(measured=True)
+        # which nodes hold which images, as the run saw them pulled: what the view shows a policy
+        self.images = ImageCaches(self.nodes, self.scenario.images) if self.scenario.images else None
+        if self.images is not None:
+            self.control.view.attach_images(self.images)
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
                                  self.clock, self.twin)
         self.output.switching = self.power.switching
@@ -517,6 +523,8 @@ class LiveRun(Shell):
         pull = self.measured_pull.pop(task.id, None)
         if pull is not None and task.state is not TaskState.QUEUED:
             task.pull_s = pull
+            if self.images is not None and task.node >= 0:
+                self.images.note_pulled(task, task.node)
         measured = self.measured_start.pop(task.id, None)
         if measured is not None and task.start_s >= 0 and task.state is not TaskState.QUEUED:
             end = task.end_s if task.end_s >= 0 else max(self.last_now, task.start_s)

@@ -196,3 +196,13 @@ def test_the_view_shows_which_nodes_hold_a_tasks_image() -> None:
     caches.settle(1, 3.0)
     assert view.image_mb(task).tolist() == [0.0, 30.0] and view.image_share(task).tolist() == [0.0, 1.0]
     assert np.all(view.image_mb(Task(9, 0.0, 1, 1, 1.0)) == 0)  # no image: nothing held
+
+
+def test_an_image_pulled_outside_the_model_is_held_and_makes_room() -> None:
+    """Live, the agent pulls: the run notes the image as held where it was pulled."""
+    small = dataclasses.replace(LINK, image_cache_mb=60.0)
+    caches = ImageCaches(nodes(small, small), _images(a=(("base", 20.0), ("x", 20.0)), b=(("y", 30.0),)))
+    caches.note_pulled(_task(1, "a"), 1)
+    assert caches.held_mb(1, caches.images["a"]) == 40.0 and caches.held_mb(0, caches.images["a"]) == 0.0
+    caches.note_pulled(_task(2, "b"), 1)  # 70 MB > 60: the least recently used layer goes
+    assert list(caches.nodes[1].cached) == ["x", "y"]
