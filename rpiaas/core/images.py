@@ -29,6 +29,9 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from ..model import Image, Node, Task
 
 __all__ = ["ImageCaches", "NodeImages", "PullDone"]
@@ -61,6 +64,9 @@ class NodeImages:
     rate_mb_s: float
     capacity_mb: float
     sizes: Mapping[str, float]  # every layer's size by id
+    index: int = 0  # the node's index
+    # layer -> which nodes hold it, one entry per node (shared by every node of the cluster)
+    holders: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
     cached: OrderedDict[str, float] = field(default_factory=OrderedDict)  # layer -> MB, LRU first
     used_by: dict[str, int] = field(default_factory=dict)  # layer -> tasks using it (pulling or running)
     pulling: dict[str, float] = field(default_factory=dict)  # layer -> MB still to pull
@@ -96,7 +102,7 @@ class NodeImages:
                 break
             for lid in ended:
                 del self.pulling[lid]
-                self.cached[lid] = self.sizes[lid]
+                self.keep(lid)
             for w in self.waiters:
                 if w.missing and not w.missing.isdisjoint(ended):
                     w.missing.difference_update(ended)
@@ -104,6 +110,17 @@ class NodeImages:
             came = True
         self.at_s = max(self.at_s, now)
         return came
+
+    def keep(self, lid: str) -> None:
+        """Cache layer ``lid`` (the most recently used)."""
+        self.cached[lid] = self.sizes[lid]
+        self.cached.move_to_end(lid)
+        self.holders[lid][self.index] = True
+
+    def evict(self, lid: str) -> float:
+        """Drop layer ``lid`` from the cache; its MB."""
+        self.holders[lid][self.index] = False
+        return self.cached.pop(lid)
 
     def next_end_s(self) -> float | None:
         """When the next pull on the node ends at the current sharing (None: no pull); now,
@@ -129,7 +146,9 @@ class ImageCaches:
     def __init__(self, nodes: Sequence[Node], images: Mapping[str, Image]) -> None:
         self.images = dict(images)
         self._sizes = {layer.id: layer.size_mb for image in self.images.values() for layer in image.layers}
-        self.nodes = [NodeImages(n.type.pull_rate_mb_s(), n.type.image_cache_mb, self._sizes) for n in nodes]
+        self._holders = {lid: np.zeros(len(nodes), dtype=np.bool_) for lid in self._sizes}
+        self.nodes = [NodeImages(n.type.pull_rate_mb_s(), n.type.image_cache_mb, self._sizes, i, self._holders)
+                      for i, n in enumerate(nodes)]
         self._holding: dict[int, tuple[int, tuple[str, ...]]] = {}  # task id -> (node, layers it uses)
 
     # ------------------------------------------------------------ queries
@@ -142,6 +161,13 @@ class ImageCaches:
         """MB of ``image``'s layers cached on ``node``."""
         cached = self.nodes[node].cached
         return sum(layer.size_mb for layer in image.layers if layer.id in cached)
+
+    def held_mb_all(self, image: Image) -> npt.NDArray[np.float64]:
+        """MB of ``image``'s layers cached on each node (one entry per node)."""
+        out = np.zeros(len(self.nodes), dtype=np.float64)
+        for layer in image.layers:
+            out += layer.size_mb * self._holders[layer.id]
+        return out
 
     # ------------------------------------------------------------ changes
     def begin(self, task: Task, node: int, now: float) -> PullDone | None:
@@ -200,8 +226,7 @@ class ImageCaches:
         new = [layer for layer in image.layers if layer.id not in ni.cached]
         self._make_room(ni, sum(layer.size_mb for layer in new))
         for layer in image.layers:
-            ni.cached[layer.id] = layer.size_mb
-            ni.cached.move_to_end(layer.id)
+            ni.keep(layer.id)
 
     def release(self, task: Task) -> None:
         """``task`` no longer uses its layers (it ended, failed, or moved): they may be
@@ -232,4 +257,4 @@ class ImageCaches:
                 break
             if lid in ni.used_by:
                 continue
-            need -= ni.cached.pop(lid)
+            need -= ni.evict(lid)

@@ -158,14 +158,11 @@ class ClusterView:
     def image_mb(self, task: Task) -> FloatArray:
         """MB of ``task``'s image each node holds in its cache (layers fully pulled): all
         zeros for a task without an image, or in a run whose scenario describes none."""
-        out = np.zeros(len(self.nodes), dtype=np.float64)
         images = self._images
         image = images.image_of(task) if images is not None else None
         if images is None or image is None:
-            return out
-        for i in range(len(self.nodes)):
-            out[i] = images.held_mb(i, image)
-        return out
+            return np.zeros(len(self.nodes), dtype=np.float64)
+        return images.held_mb_all(image)
 
     def image_share(self, task: Task) -> FloatArray:
         """The share (0 to 1) of ``task``'s image each node holds: :meth:`image_mb` over the

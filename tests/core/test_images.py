@@ -109,6 +109,9 @@ def test_the_cache_evicts_the_least_recently_used_layers_not_in_use() -> None:
     _run_pulls(caches2, 0, [(50.0, _task(21, "d"))])
     assert list(caches2.nodes[0].cached) == ["lb", "ld"]
     assert caches2.nodes[0].held_mb <= small.image_cache_mb
+    # the per-node arrays a policy reads follow every layer cached and evicted
+    for name, im in imgs.items():
+        assert caches2.held_mb_all(im).tolist() == [caches2.held_mb(0, im)], name
 
 
 _IMGS = _images(a=(("base", 20.0), ("x", 5.0)), b=(("base", 20.0), ("y", 12.5)), c=(("z", 7.0),),
