@@ -337,6 +337,6 @@ def test_the_node_type_table_is_the_built_in_types() -> None:
     for name, (alias, cells) in table.items():
         t = PROFILES[name]
         assert [float(c) for c in cells] == [t.cores, t.mem_mb, t.speed, t.power_idle_w, t.power_max_w,
-                                             t.power_off_w, t.boot_s], name
+                                             t.power_off_w, t.boot_s, t.link_mbps, t.image_cache_mb], name
         if alias:
             assert PROFILES[alias] is t or PROFILES[alias] == t, alias

@@ -213,7 +213,7 @@ BAD = [
      "unknown key (did you mean 'seed'?) "
      "(expected one of: name, description, seed, horizon_s, sample_interval_s, retries, "
      "initial_power, event_log, decision_trace, faults, cluster, workload, policy, queue, workflow, "
-     "walltime)"),
+     "walltime, images)"),
     ("seed: 5", "seed: -1", 2, "seed", "expected a non-negative integer, got -1"),
     ("seed: 5", "seed: 1.5", 2, "seed", "expected a non-negative integer, got 1.5"),
     ("seed: 5", "seed: five", 2, "seed", "expected a non-negative integer, got 'five'"),

@@ -21,6 +21,8 @@ __all__ = [
     "SECRET_OPTIONS",
     "Cluster",
     "ClusterSpec",
+    "Image",
+    "Layer",
     "Node",
     "NodeType",
     "PowerState",
@@ -49,6 +51,11 @@ class NodeType:
     on is ``power_idle_w + (power_max_w - power_idle_w) * utilisation``; while
     off it is ``power_off_w``; while booting (``boot_s`` seconds) it is
     ``power_boot_w``.
+
+    ``link_mbps`` is the node's network link in megabits per second and ``image_cache_mb``
+    the space it keeps for container image layers (MB, 10^6 bytes, as registries give image
+    sizes): pulling ``size_mb`` alone takes :meth:`pull_s`; concurrent pulls share the link
+    (:mod:`rpiaas.core.images`).
     """
 
     name: str
@@ -62,6 +69,17 @@ class NodeType:
     power_boot_w: float
     source: str = ""
     start_overhead_s: float = 0.0
+    link_mbps: float = 1000.0
+    image_cache_mb: float = 16000.0
+
+    def pull_rate_mb_s(self) -> float:
+        """MB of image layers this node's link carries per second (megabits / 8)."""
+        return self.link_mbps / 8.0
+
+    def pull_s(self, size_mb: float) -> float:
+        """Seconds pulling ``size_mb`` of image layers takes on this node's link alone: the
+        one home of the pull rule (:mod:`rpiaas.core.images` shares the rate among pulls)."""
+        return size_mb / self.pull_rate_mb_s()
 
     def work_s(self, work_core_s: float, cores: int) -> float:
         """Seconds ``work_core_s`` of work takes on ``cores`` cores at this type's speed."""
@@ -99,8 +117,11 @@ def _profile(
     off_w: float,
     boot_s: float,
     source: str,
+    link_mbps: float = 1000.0,
+    image_cache_mb: float = 16000.0,
 ) -> NodeType:
-    return NodeType(name, cores, mem_mb, speed, idle_w, max_w, off_w, boot_s, idle_w, source)
+    return NodeType(name, cores, mem_mb, speed, idle_w, max_w, off_w, boot_s, idle_w, source,
+                    link_mbps=link_mbps, image_cache_mb=image_cache_mb)
 
 
 _PI_POWER = (
@@ -113,24 +134,35 @@ _PI_SPEED = (
     "approximate (clock x IPC); calibrate it with `rpiaas calibrate`"
 )
 _PI_BOOT = "boot_s: typical network boot to a running agent; calibrate on the testbed"
+_PI_LINK = (
+    "link_mbps: iperf TCP throughput of the board's wired Ethernet (Jeff Geerling's "
+    "benchmarks: Pi 3 B 94.4 Mbit/s, its 10/100 LAN9514 behind the one USB 2.0 bus; Pi 3 B+ "
+    "~224 Mbit/s, gigabit still behind USB 2.0; Pi 4 B and 5 over 900 Mbit/s): an upper bound "
+    "for an image pull, which also decompresses and writes to the SD card; fit it with "
+    "`rpiaas calibrate` from measured pulls. image_cache_mb: a share of a 16 GB SD card"
+)
 
 PROFILES: dict[str, NodeType] = {
     p.name: p
     for p in (
         _profile("rpi3b", 4, 1024, 0.45, 1.4, 3.7, 0.1, 40.0,
-                 f"Raspberry Pi 3 Model B (Cortex-A53 1.2 GHz, 1 GB). {_PI_POWER}. {_PI_SPEED}. {_PI_BOOT}."),
+                 f"Raspberry Pi 3 Model B (Cortex-A53 1.2 GHz, 1 GB). {_PI_POWER}. {_PI_SPEED}. {_PI_BOOT}. "
+                 f"{_PI_LINK}.", link_mbps=94.0, image_cache_mb=4000.0),
         _profile("rpi3bplus", 4, 1024, 0.55, 1.9, 5.1, 0.1, 35.0,
-                 f"Raspberry Pi 3 Model B+ (Cortex-A53 1.4 GHz, 1 GB). {_PI_POWER}. {_PI_SPEED}. {_PI_BOOT}."),
+                 f"Raspberry Pi 3 Model B+ (Cortex-A53 1.4 GHz, 1 GB). {_PI_POWER}. {_PI_SPEED}. {_PI_BOOT}. "
+                 f"{_PI_LINK}.", link_mbps=224.0, image_cache_mb=4000.0),
         _profile("rpi4b", 4, 4096, 1.0, 2.7, 6.4, 0.3, 25.0,
                  f"Raspberry Pi 4 Model B (Cortex-A72 1.5 GHz, 4 GB variant). {_PI_POWER}. "
-                 f"The reference core. {_PI_BOOT}."),
+                 f"The reference core. {_PI_BOOT}. {_PI_LINK}.", link_mbps=940.0, image_cache_mb=4000.0),
         _profile("rpi5", 4, 8192, 2.2, 2.8, 9.7, 0.05, 15.0,
                  f"Raspberry Pi 5 (Cortex-A76 2.4 GHz, 8 GB variant). {_PI_POWER}; off = halted "
-                 f"with POWER_OFF_ON_HALT=1. {_PI_SPEED}. {_PI_BOOT}."),
+                 f"with POWER_OFF_ON_HALT=1. {_PI_SPEED}. {_PI_BOOT}. {_PI_LINK}.",
+                 link_mbps=940.0, image_cache_mb=4000.0),
         _profile("x86_server", 32, 131072, 2.5, 100.0, 300.0, 5.0, 120.0,
                  "A generic two-socket x86 server, 32 cores, 128 GB: idle ~1/3 of peak as in "
                  "SPECpower_ssj2008 results of current servers; off = BMC standby. Speed "
-                 "approximate; calibrate it."),
+                 "approximate; calibrate it. link_mbps: a 10 GbE port; image_cache_mb: 200 GB of disk.",
+                 link_mbps=10000.0, image_cache_mb=200000.0),
     )
 }
 # The virtual Pi of `rpiaas testbed up --virtual`: calibrated on the virtual testbed.
@@ -274,7 +306,7 @@ _T = TypeVar("_T")
 # (a dict made when the first of them is set): a task of a long run costs 17 slots, not 29
 RARE_DEFAULTS: dict[str, Any] = {
     "command": None, "env": (), "priority": 0, "after": (), "parts": (), "procs": 0, "placed": (),
-    "reason": "", "cpu_s": None, "peak_mem_mb": None, "image": None, "network": False,
+    "reason": "", "cpu_s": None, "peak_mem_mb": None, "image": None, "network": False, "pull_s": None,
 }
 
 
@@ -441,6 +473,8 @@ class Task:
     peak_mem_mb: _Rare[float | None] = _Rare("measured peak memory (live); None where not measured")
     image: _Rare[str | None] = _Rare("the OCI image a ``container`` task runs (``name:tag``)")
     network: _Rare[bool] = _Rare("whether a ``container`` task gets a network (it has none by default)")
+    pull_s: _Rare[float | None] = _Rare("seconds its image took to pull before it ran (modelled in "
+                                        "simulation, measured live); None: no image was pulled")
 
     def set_rare(self, name: str, value: Any, default: Any) -> None:
         """Set one of the fields that share one slot (no dict is made for a default)."""
@@ -455,8 +489,30 @@ class Task:
         names = ("id", "arrival_s", "cores", "mem_mb", "work_core_s", "kind", "command", "env", "tenant",
                  "priority", "after", "walltime_s", "nodes", "parts", "procs", "placed", "state", "node",
                  "start_s", "end_s", "est_end_s", "attempts", "epoch", "reason", "cpu_s", "peak_mem_mb",
-                 "image", "network")
+                 "image", "network", "pull_s")
         return "Task(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One layer of a container image: its id (a digest or any name) and size in MB."""
+
+    id: str
+    size_mb: float
+
+
+@dataclass(frozen=True)
+class Image:
+    """A container image a ``container`` task runs: its layers, in order.  A layer two images
+    share (the same ``id``) is pulled and cached once on a node."""
+
+    name: str
+    layers: tuple[Layer, ...]
+
+    @property
+    def size_mb(self) -> float:
+        """The image's size: the sum of its layers'."""
+        return sum(layer.size_mb for layer in self.layers)
 
 
 # ---------------------------------------------------------------- parallel jobs

@@ -23,8 +23,9 @@ import pluggy
 
 from .inputs import limits
 from .inputs.cluster import parse_cluster, read_cluster
+from .inputs.images import parse_images
 from .inputs.source import InputError, KeyPath, LimitError, Source, describe, load, load_file
-from .model import ClusterSpec, PowerState, Task, part_cores
+from .model import ClusterSpec, Image, PowerState, Task, part_cores
 from .policy.base import Policy, PolicyParamError
 from .policy.plugins import UnknownPolicyError, available_policies, get_plugin_manager
 from .workload import Generator, TaskList, Trace, WfInstance, WorkflowOptions, Workload, parse_workload
@@ -38,7 +39,7 @@ __all__ = ["PolicySpec", "Scenario", "load_scenario", "parse_scenario", "rng_str
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "seed", "horizon_s", "sample_interval_s", "retries",
             "initial_power", "event_log", "decision_trace", "faults", "cluster", "workload",
-            "policy", "queue", "workflow", "walltime")
+            "policy", "queue", "workflow", "walltime", "images")
 WALLTIME_RULES = ("estimate", "kill")  # what a task's walltime_s is: an estimate, or a limit too
 
 
@@ -92,6 +93,8 @@ class Scenario:
     # ``kill``: a task still running at ``walltime_s`` after its start is killed (reason
     # ``walltime``), as Slurm does; ``estimate`` (the default): walltime_s is only an estimate
     walltime: str = "estimate"
+    # the container images the tasks run, by name (``images:``; empty: no pull is modelled)
+    images: dict[str, Image] = field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:
         """The scenario as one document, as a master takes it (``rpiaas run --live``): as
@@ -289,6 +292,9 @@ def parse_scenario(src: Source) -> Scenario:
         cluster = parse_cluster(src, ("cluster",), m["cluster"])
     faults = _faults(src, ("faults",), m.get("faults", []), cluster)
     workload = parse_workload(src, ("workload",), m["workload"])
+    images = parse_images(src, ("images",), m["images"]) if m.get("images") is not None else {}
+    if images:
+        _check_images(src, workload, images)
     if isinstance(workload, Trace):  # its jobs are mapped onto the node types
         types = {n.type.name: n.type for n in cluster.nodes}
         workload = workload.bind([(t.cores, t.mem_mb) for t in types.values()],
@@ -322,7 +328,20 @@ def parse_scenario(src: Source) -> Scenario:
     return Scenario(name, cluster, workload, policy, queue, seed, horizon, sample, retries,
                     PowerState.ON if initial == "on" else PowerState.OFF, data, src.file,
                     src.string(("description",), m.get("description", "")), event_log, faults,
-                    decision_trace, cluster_data, flow if waits else None, walltime=walltime)
+                    decision_trace, cluster_data, flow if waits else None, walltime=walltime,
+                    images=images)
+
+
+def _check_images(src: Source, workload: Workload, images: Mapping[str, Image]) -> None:
+    """Every image an inline task names is one of ``images`` (the pull model needs its size)."""
+    if not isinstance(workload, TaskList):
+        return
+    for t in workload.items:
+        if t.image is not None and t.image not in images:
+            i = workload.positions.get(t.id, 0)
+            src.fail(("workload", "tasks", i, "image"),
+                     f"image {t.image!r} is not among the scenario's images "
+                     f"({', '.join(sorted(images)) or 'none'}): give its size_mb or layers there")
 
 
 def _faults(src: Source, path: KeyPath, data: Any, cluster: ClusterSpec) -> tuple[Fault, ...]:

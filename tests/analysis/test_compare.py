@@ -190,7 +190,7 @@ def _broken(runs: dict[str, Path], tmp_path: Path, name: str) -> Path:
     ("no-summary", r"error: \S*no-summary/run\.json: no 'summary' object .*$"),
     ("no-tasks", r"error: \S*no-tasks/tasks\.csv: no such file$"),
     ("bad-header", r"error: \S*bad-header/tasks\.csv:1: unexpected header .*$"),
-    ("short-row", r"error: \S*short-row/tasks\.csv:3: expected 20 fields, got 3$"),
+    ("short-row", r"error: \S*short-row/tasks\.csv:3: expected 21 fields, got 3$"),
     ("bad-number", r"error: \S*bad-number/tasks\.csv:4: response_s: not a number: 'soon'$"),
     ("bad-state", r"error: \S*bad-state/tasks\.csv:2: state: unknown task state 'done'$"),
     ("dup-task", r"error: \S*dup-task/tasks\.csv: task \d+ has more than one row$"),

@@ -167,6 +167,20 @@ def test_measured_use_is_kept_over_a_resume() -> None:
     assert used == {4: (0.75, 12.5), 5: (None, None)}
 
 
+def test_a_measured_pull_is_kept_over_a_resume_and_only_a_plausible_one() -> None:
+    from rpiaas.live.resume import replay
+    from rpiaas.live.shell import _measured_pull_s
+
+    pulls: dict[int, float] = {}
+    replay([{"used": 4, "cpu_s": 0.75, "peak_mem_mb": 12.5, "pull_s": 3.25}, {"used": 5, "cpu_s": None}],
+           iter(()), lambda t, events, util: None, {}, [True], {}, None, pulls)
+    assert pulls == {4: 3.25}
+    assert _measured_pull_s({"pull_s": 2}) == 2.0 and _measured_pull_s({"pull_s": 0.0}) == 0.0
+    for bad in ({}, {"pull_s": None}, {"pull_s": True}, {"pull_s": -1}, {"pull_s": "3"}, {"pull_s": 1e9},
+                {"pull_s": float("nan")}):
+        assert _measured_pull_s(bad) is None, bad
+
+
 def test_a_poll_asks_at_most_max_asked_nodes_in_turn(tmp_path: Path) -> None:
     """250 nodes with tasks: each poll asks 100 of them, the next 100 after, every node in turn."""
     from rpiaas.live.agent_tasks import MAX_ASKED, AgentTasks

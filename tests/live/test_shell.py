@@ -339,7 +339,7 @@ def test_the_live_local_scenario_replays_on_the_local_testbed(
     record = json.loads((out / "run.json").read_text())
     assert record["sources"] == {"utilization": "allocated", "cpu_utilization": "measured",
                                  "power_w": "modelled-from-measured", "energy_j": "modelled-from-measured",
-                                 "boot_s": "measured", "switching": "switched"}
+                                 "boot_s": "measured", "switching": "switched", "pull_s": "measured"}
     assert {n["energy_source"] for n in record["nodes"]} == {"modelled-from-measured"}
     summary = record["summary"]
     assert summary["power_cycles"] == summary["boots"] == 0 and summary["boot_s_median"] is None

@@ -109,7 +109,8 @@ def test_run_record() -> None:
     assert list(rec) == ["format", "mode", "name", "policy", "policy_params", "queue", "seed",
                          "scenario_file", "scenario", "versions", "summary", "sources", "nodes", "notes"]
     assert rec["sources"] == {"utilization": "allocated", "cpu_utilization": "modelled", "power_w": "modelled",
-                              "energy_j": "modelled", "boot_s": "modelled", "switching": "modelled"}
+                              "energy_j": "modelled", "boot_s": "modelled", "switching": "modelled",
+                              "pull_s": "modelled"}
     assert (rec["format"], rec["mode"], rec["name"], rec["seed"], rec["queue"]) == (
         FORMAT, "sim", "rec", 9, "fcfs")
     assert rec["summary"] == {"tasks": 1} and rec["nodes"] == [{"node": "n0"}]

@@ -116,7 +116,7 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize("edit,message", [
     (lambda lines: lines[:0], r"/tasks\.csv: empty file \(expected a header line\)$"),
     (lambda lines: ["id,when", *lines[1:]], r"/tasks\.csv:1: unexpected header \(expected task_id,"),
-    (lambda lines: [*lines[:3], "1,2", *lines[3:]], r"/tasks\.csv:4: expected 20 fields, got 2$"),
+    (lambda lines: [*lines[:3], "1,2", *lines[3:]], r"/tasks\.csv:4: expected 21 fields, got 2$"),
     (lambda lines: [*lines[:3], lines[3].replace("2,0.5", "x,0.5", 1), *lines[4:]],
      r"/tasks\.csv:4: task_id: not an integer: 'x'$"),
     (lambda lines: [*lines[:3], lines[3].replace(",rejected,", ",lost,"), *lines[4:]],

@@ -22,7 +22,8 @@ from ..helpers import node_type, nodes
 
 def test_a_simulation_is_modelled_throughout() -> None:
     assert sim_sources() == {"utilization": "allocated", "cpu_utilization": "modelled", "power_w": "modelled",
-                             "energy_j": "modelled", "boot_s": "modelled", "switching": "modelled"}
+                             "energy_j": "modelled", "boot_s": "modelled", "switching": "modelled",
+                             "pull_s": "modelled"}
 
 
 def test_a_live_run_says_what_was_measured() -> None:
@@ -33,7 +34,8 @@ def test_a_live_run_says_what_was_measured() -> None:
     # no driver, no meter: power emulated, energy the model on measured CPU, boots the model's
     assert live_sources(switching_of(plain), ["modelled-from-measured"] * 2) == {
         "utilization": "allocated", "cpu_utilization": "measured", "power_w": "modelled-from-measured",
-        "energy_j": "modelled-from-measured", "boot_s": "modelled", "switching": "emulated"}
+        "energy_j": "modelled-from-measured", "boot_s": "modelled", "switching": "emulated",
+        "pull_s": "measured"}
     assert switching_of(none_driver) == "emulated"
     # drivers on every node and a meter on one: boots measured, power mixed
     s = live_sources(switching_of(switched), ["measured", "modelled-from-measured"])

@@ -44,7 +44,8 @@ def _record(i: int, state: str, rng: np.random.Generator) -> tuple[object, ...]:
     tenant = str(rng.choice(["", "lab", 'a,b', 'say "hi"']))
     rare = {"placed": (0, 2) if i % 7 == 0 and s >= 0 else (),
             "reason": "exit status 3" if state == "failed" else "",
-            "cpu_s": None if i % 3 else 1.5, "peak_mem_mb": None if i % 5 else 12.25}
+            "cpu_s": None if i % 3 else 1.5, "peak_mem_mb": None if i % 5 else 12.25,
+            "pull_s": None if i % 4 else 3.5}
     # the row writer gets a task's rare fields as the task keeps them: only those set, or None
     set_ = {k: v for k, v in rare.items() if v != RARE_DEFAULTS[k]}
     return (i, a, s, e, int(rng.integers(0, 3)) if s >= 0 else -1, state, int(rng.integers(1, 5)),
@@ -112,7 +113,8 @@ def test_columns_travel_as_array_bytes_and_text_as_lists() -> None:
     packed = pack(events, _EVENT_KINDS)
     assert isinstance(packed[1], bytes) and isinstance(packed[2], list)  # a line and a huge id
     assert list(zip(*unpack(packed, _EVENT_KINDS), strict=True)) == events
-    rows = [(1, 0.5, 1.0, 2.0, 3, "completed", 2, 100, 7.25, "cpu", "a,b", 1, {"placed": (3, 4), "peak_mem_mb": 2.5}),
+    rows = [(1, 0.5, 1.0, 2.0, 3, "completed", 2, 100, 7.25, "cpu", "a,b", 1, {"placed": (3, 4), "peak_mem_mb": 2.5,
+                                                                                 "pull_s": 0.75}),
             (2, 0.5, 1.0, 2.0, 3, "completed", 2, 100, 7.25, "cpu", "", 1, None)]
     assert list(zip(*unpack(pack(rows, _TASK_KINDS), _TASK_KINDS), strict=True)) == rows
     assert unpack(pack([], _TASK_KINDS), _TASK_KINDS) == [[] for _ in _TASK_KINDS]

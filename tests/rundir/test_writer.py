@@ -110,7 +110,7 @@ def test_task_rows(tmp_path: Path) -> None:
                          "node": "n1", "state": "completed", "wait_s": "2.0", "response_s": "22.0",
                          "slowdown": "1.1", "bounded_slowdown": "1.1", "cores": "2", "mem_mb": "100",
                          "work_core_s": "8.0", "kind": "cpu", "tenant": 'a, "b"', "attempts": "0",
-                         "nodes": "n1", "reason": "", "cpu_s": "", "peak_mem_mb": ""}
+                         "nodes": "n1", "reason": "", "cpu_s": "", "peak_mem_mb": "", "pull_s": ""}
     r = rows["2"]
     assert (r["state"], r["start_s"], r["end_s"], r["node"], r["wait_s"]) == ("rejected", "", "3.0", "", "")
     r = rows["3"]  # killed while running: started, never ended

@@ -25,6 +25,11 @@ gets no power fit: the fit would return the model that made the figures.
 ``boot_s`` is the median of the boots the run measured (``fidelity.json``'s
 ``boots``, when they were measured).
 
+A run whose scenario describes container images (``images:``) also fits each node type's
+``link_mbps`` to the image pulls it measured (``tasks.csv``'s ``pull_s``):
+:mod:`rpiaas.analysis.linkfit`.  A container task's runtime for the speed fit is then its
+run after the pull (``end_s - start_s - pull_s``).
+
 :func:`calibrate` writes a scenario whose cluster uses custom node types
 ``<type>-calibrated`` (``base:`` the original, with the fitted values), and
 simulates the scenario before and after to measure the errors against the run:
@@ -54,7 +59,10 @@ from ..model import PROFILES, NodeType, PowerState
 from ..rundir.fidelity import read_fidelity, relative_error
 from ..rundir.reader import Run, RunFileError, load_run
 from ..rundir.sources import MEASURED, sources_of
+from ..workload import TaskList
 from .compare import compare_tasks, same_tasks
+from .linkfit import LinkFit, fit_links
+from .stats import fit_line
 
 __all__ = [
     "CalibrateError",
@@ -106,6 +114,8 @@ class TypeFit:
     # that share a host's CPUs, as virtual ones do, differ); printed, not modelled
     speed_alone: float | None = None
     speed_shared: float | None = None
+    # runs with container images: the link fitted to the measured pulls (rpiaas.analysis.linkfit)
+    link: LinkFit | None = None
 
     @property
     def energy_per_boot_j(self) -> float | None:
@@ -156,17 +166,6 @@ def _r(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def fit_line(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[float, float]:
-    """Least-squares ``y = a + b x`` with ``a ≥ 0``; ``(a, b)``.  A single x gives ``a = 0``."""
-    if x.size >= 2 and float(np.ptp(x)) > 0:
-        design = np.column_stack([np.ones_like(x), x])
-        (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
-        if a >= 0:
-            return float(a), float(b)
-    xx = float(np.dot(x, x))
-    return 0.0, (float(np.dot(x, y)) / xx if xx > 0 else math.nan)
-
-
 def uninformative(run: Run) -> str | None:
     """Why ``run``'s task runtimes cannot inform a speed fit (every task slept), or ``None``."""
     live = run.record.get("live")
@@ -200,7 +199,9 @@ def fit_node_types(run: Run | Sequence[Run], types: dict[str, str] | None = None
         ok &= _worked(r) & r.single_node()  # a job over several nodes is left out of the speed fit
         ts.append(type_of_node[r.node[ok]] if ok.any() else np.zeros(0, dtype=object))
         xs.append(r.work_core_s[ok] / r.cores[ok])
-        ys.append(r.end_s[ok] - r.start_s[ok])
+        # a container task's run began after its image's pull (start_s is its placement)
+        pulled = np.nan_to_num(r.pull_s[ok], nan=0.0) if r.pull_s is not None else 0.0
+        ys.append(r.end_s[ok] - r.start_s[ok] - pulled)
         fs.append(_shared(r, ok))
     node_type, x_all, y_all = np.concatenate(ts), np.concatenate(xs), np.concatenate(ys)
     f_all = np.concatenate(fs)
@@ -460,6 +461,9 @@ def calibrated_scenario(data: dict[str, Any], fits: dict[str, TypeFit], origin: 
             what.append(f"boot_s the median of {fit.boots} measured boots")
         if fit.power_boot_w is not None:
             spec["power_boot_w"] = _r(fit.power_boot_w)
+        if fit.link is not None:
+            spec["link_mbps"] = _r(fit.link.link_mbps)
+            what.append(f"link_mbps from {fit.link.pulls} measured image pulls")
         spec["source"] = f"fitted by rpiaas calibrate to {origin} ({'; '.join(what)})"
         name = t + SUFFIX
         node_types[name] = spec
@@ -599,10 +603,14 @@ def calibrate(live_run: PathLike | Sequence[PathLike], out: str | Path, scenario
         given = {n.name: n.type.name for n in _build(data, str(scenario), base).cluster.nodes}
         types = {name: given.get(name, "") for name in live.node_names}
     fits = fit_node_types(lives, types)
+    built = _build(data, str(scenario or live.path), base)
+    if built.images and isinstance(built.workload, TaskList):
+        links = fit_links(lives, {t.id: t for t in built.workload.items}, built.images, types or live.node_types)
+        fits = {t: dataclasses.replace(f, link=links.get(t)) for t, f in fits.items()}
     if not fits:
         raise RunFileError(f"{live.path / 'tasks.csv'}: no completed task on a known node type "
                            "to fit (node types come from run.json 'nodes', or the scenario given)")
-    node_types = {n.type.name: n.type for n in _build(data, str(scenario or live.path), base).cluster.nodes}
+    node_types = {n.type.name: n.type for n in built.cluster.nodes}
     new = calibrated_scenario(data, fits, origin)
     out_path = Path(out)
     _build(new, str(out_path), base)  # check it before writing it
@@ -666,6 +674,8 @@ def format_calibration(result: Calibration) -> str:
             lines.append(f"{t}: " + _lag_line(f))
         if f.speed_alone is not None and f.speed_shared is not None:
             lines.append(f"{t}: " + _sharing_line(f))
+        if f.link is not None:
+            lines.append(f"{t}: " + _link_line(f.link, base))
     lines += result.notes
     for t, (before, after) in result.power_mape.items():
         lines.append(f"{t}: power model against the measured readings: MAPE {before * 100:.2f} % with the type's "
@@ -687,6 +697,13 @@ def format_calibration(result: Calibration) -> str:
         lines.append(f"simulated runs: {result.before_run} (before), {result.after_run} (after)")
     lines.append(f"calibrated scenario: {result.out}")
     return "\n".join(lines)
+
+
+def _link_line(link: LinkFit, base: NodeType | None) -> str:
+    was = f" (was {base.link_mbps:g})" if base is not None else ""
+    return (f"link {link.link_mbps:.4g} Mbit/s{was} from {link.pulls} measured image pulls "
+            f"({link.bursts} bursts, {link.mb:.4g} MB), pull rmse {link.rmse_s:.3g} s; a latency of "
+            f"{link.latency_s:.3g} s before each burst's first byte (reported, not modelled)")
 
 
 def _sharing_line(f: TypeFit) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["agreement", "cohens_d", "ks_2samp", "wasserstein"]
+__all__ = ["agreement", "cohens_d", "fit_line", "ks_2samp", "wasserstein"]
 
 Floats = npt.NDArray[np.float64]
 
@@ -92,3 +92,14 @@ def agreement(mean_diff: float | None, tolerance: float) -> dict[str, Any]:
     if mean_diff is None or not math.isfinite(mean_diff):
         return {"agree": None, "abs_diff": None, "tolerance": tolerance}
     return {"agree": abs(mean_diff) <= tolerance, "abs_diff": abs(mean_diff), "tolerance": tolerance}
+
+
+def fit_line(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[float, float]:
+    """Least-squares ``y = a + b x`` with ``a ≥ 0``; ``(a, b)``.  A single x gives ``a = 0``."""
+    if x.size >= 2 and float(np.ptp(x)) > 0:
+        design = np.column_stack([np.ones_like(x), x])
+        (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+        if a >= 0:
+            return float(a), float(b)
+    xx = float(np.dot(x, x))
+    return 0.0, (float(np.dot(x, y)) / xx if xx > 0 else math.nan)

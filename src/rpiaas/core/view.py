@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..model import Node, PowerState, Task, job_cores
+from .images import ImageCaches
 from .ledger import FreeCoresIndex, Ledger
 
 __all__ = ["ClusterView", "FreeCoresIndex"]  # FreeCoresIndex: the type of ``free_index``
@@ -48,6 +49,9 @@ class ClusterView:
     - ``free_index``: a :class:`FreeCoresIndex` of the nodes that are on.
     - ``now``: the time of the batch being decided.
     - ``queue_length``: tasks waiting.
+
+    :meth:`image_mb` and :meth:`image_share` say how much of a container task's image each
+    node holds (in a scenario with ``images:``).
     """
 
     def __init__(self, nodes: tuple[Node, ...], ledger: Ledger | None = None,
@@ -90,6 +94,7 @@ class ClusterView:
         # step), the reserved share of cores is derived when the view is read, not kept
         self._share_on_read = False
         self.idle_since_s: FloatArray = _readonly(ledger.idle_since_s)  # type: ignore[assignment]
+        self._images: ImageCaches | None = None
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -144,6 +149,31 @@ class ClusterView:
         self.utilization_measured = measured
         self._share_on_read = False
         return self._utilization
+
+    def attach_images(self, images: ImageCaches) -> None:
+        """Show the nodes' image caches (:mod:`rpiaas.core.images`) through :meth:`image_mb`."""
+        self._images = images
+
+    # -- images ------------------------------------------------------------
+    def image_mb(self, task: Task) -> FloatArray:
+        """MB of ``task``'s image each node holds in its cache (layers fully pulled): all
+        zeros for a task without an image, or in a run whose scenario describes none."""
+        images = self._images
+        image = images.image_of(task) if images is not None else None
+        if images is None or image is None:
+            return np.zeros(len(self.nodes), dtype=np.float64)
+        return images.held_mb_all(image)
+
+    def image_share(self, task: Task) -> FloatArray:
+        """The share (0 to 1) of ``task``'s image each node holds: :meth:`image_mb` over the
+        image's size (zeros where the task has no described image)."""
+        images = self._images
+        image = images.image_of(task) if images is not None else None
+        held = self.image_mb(task)
+        if image is None or image.size_mb <= 0:
+            return held
+        held /= image.size_mb
+        return held
 
     # -- convenience for policies ------------------------------------------
     def fits(self, task: Task) -> npt.NDArray[np.bool_]:

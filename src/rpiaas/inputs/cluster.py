@@ -31,7 +31,7 @@ from .source import KeyPath, LimitError, Source, load_file
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster", "read_cluster"]
 
 NODE_TYPE_KEYS = ("base", "cores", "mem_mb", "speed", "power_idle_w", "power_max_w",
-                  "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source")
+                  "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source", "link_mbps", "image_cache_mb")
 CLUSTER_KEYS = ("interface", "node_types", "clusters")
 GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix", "power",
               "meter")
@@ -400,6 +400,10 @@ def _node_types(src: Source, path: KeyPath, data: Any) -> dict[str, NodeType]:
                     "start_overhead_s"):
             if key in s:
                 values[key] = src.number((*tp, key), s[key], nonnegative=True)
+        if "link_mbps" in s:
+            values["link_mbps"] = src.number((*tp, "link_mbps"), s["link_mbps"], positive=True)
+        if "image_cache_mb" in s:
+            values["image_cache_mb"] = src.number((*tp, "image_cache_mb"), s["image_cache_mb"], nonnegative=True)
         if "source" in s:
             values["source"] = src.string((*tp, "source"), s["source"])
         if "power_boot_w" not in s and "base" not in s:

@@ -33,7 +33,7 @@ Step = Callable[[float, list[Event], dict[int, float]], object]
 def replay(records: Iterable[dict[str, Any]], tasks: Iterator[Task], step: Step,
            measured_start: dict[int, float], online: list[bool],
            measured_use: dict[int, tuple[float | None, float | None]] | None = None,
-           jobs: LiveJobs | None = None) -> None:
+           jobs: LiveJobs | None = None, measured_pull: dict[int, float] | None = None) -> None:
     """Feed the journal's ``records`` (after its head) to ``step``, in order.
 
     :param tasks: the run's workload, drawn again from its seed (arrivals take the next).
@@ -42,6 +42,7 @@ def replay(records: Iterable[dict[str, Any]], tasks: Iterator[Task], step: Step,
     :param online: each node's state as the journal leaves it (what the poller is compared with).
     :param measured_use: receives the CPU seconds and peak memory the journal kept, by task id.
     :param jobs: receives what the parts of parallel jobs measured (records with a ``rank``).
+    :param measured_pull: receives the image pulls the journal kept (seconds), by task id.
     """
     for rec in records:
         if "started" in rec:
@@ -57,6 +58,8 @@ def replay(records: Iterable[dict[str, Any]], tasks: Iterator[Task], step: Step,
                 if jobs is not None and "rank" in rec:
                     used = jobs.used(int(rec["used"]), int(rec["rank"]), used)
                 measured_use[int(rec["used"])] = used
+            if measured_pull is not None and rec.get("pull_s") is not None:
+                measured_pull[int(rec["used"])] = float(rec["pull_s"])
             continue
         events = [event_from(e, tasks) for e in rec["ev"]]
         for ev in events:

@@ -66,6 +66,7 @@ from ..core.events import (
     Tick,
     WakeAt,
 )
+from ..core.images import ImageCaches
 from ..core.shell import Shell
 from ..model import PowerState, Task, TaskState, part_cores
 from ..power import PowerDriver, PowerError, driver_for
@@ -90,6 +91,18 @@ from .watch import NodeWatch
 __all__ = ["LiveRun"]
 
 log = logging.getLogger(__name__)
+
+
+_MAX_PULL_S = 7 * 86_400.0  # a longer "pull" is no measurement
+
+
+def _measured_pull_s(doc: dict[str, Any]) -> float | None:
+    """The seconds an agent says a container task's image took to pull (``pull_s`` of its task
+    document), if it says so with a plausible number; ``None`` otherwise."""
+    pull = doc.get("pull_s")
+    if isinstance(pull, (int, float)) and not isinstance(pull, bool) and 0 <= pull <= _MAX_PULL_S:
+        return float(pull)
+    return None
 
 
 class LiveRun(Shell):
@@ -122,6 +135,7 @@ class LiveRun(Shell):
         self.twin = twin
         self.status = RunState(run_id)
         self.nodes = scenario.cluster.nodes
+        self.images: ImageCaches | None = None  # (made with the control plane)
         self.clock = RunClock(options.timescale, clock)
         self.journal = Journal(directory / JOURNAL)  # opened at its first record
         self._inbox: asyncio.Queue[tuple[float, Event] | None] = asyncio.Queue()
@@ -129,7 +143,8 @@ class LiveRun(Shell):
         self.measured_start: dict[int, float] = {}  # task id -> measured start, scenario s
         # task id -> (cpu_s, peak_mem_mb) its agent measured for its last attempt that ended
         self.measured_use: dict[int, tuple[float | None, float | None]] = {}
-        self.pulls_s: dict[int, float] = {}  # container tasks' image pulls as their agents measured them
+        # task id -> seconds its image took to pull, as its agent measured (``pull_s``)
+        self.measured_pull: dict[int, float] = {}
         self.jobs = LiveJobs()  # what the parts of the parallel jobs running now measured
         self.watch = NodeWatch(entries, self.clock, self.put)
         self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
@@ -173,6 +188,10 @@ class LiveRun(Shell):
             walltime_kill=self.scenario.walltime == "kill")
         self.usage = NodeUsage(self.control, measured=True)
         self._util = self.control.view.utilization_sink(measured=True)
+        # which nodes hold which images, as the run saw them pulled: what the view shows a policy
+        self.images = ImageCaches(self.nodes, self.scenario.images) if self.scenario.images else None
+        if self.images is not None:
+            self.control.view.attach_images(self.images)
         self.output = LiveResult(self.scenario, writer, self.usage, self.control, self.store,
                                  self.clock, self.twin)
         self.output.switching = self.power.switching
@@ -226,7 +245,7 @@ class LiveRun(Shell):
         self.replaying = self.agents.replaying = True
         try:
             replay(records[1:], self.tasks, self.step, self.measured_start, self.watch.online,
-                   self.measured_use, self.jobs)
+                   self.measured_use, self.jobs, self.measured_pull)
         finally:
             self.replaying = self.agents.replaying = False
         # (the arrival feed goes on from the task after the last one the journal saw)
@@ -423,13 +442,12 @@ class LiveRun(Shell):
                 float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool) else None)
         rank = self.agents.rank.get(str(doc.get("id")))
         record: dict[str, Any] = {"used": task_id, "cpu_s": used[0], "peak_mem_mb": used[1]}
+        pull = _measured_pull_s(doc)
+        if pull is not None:
+            record["pull_s"] = self.measured_pull[task_id] = pull
         if rank is not None and task_id in self.agents.parts:  # a job's: its parts' sum and peak
             record["rank"] = rank
             used = self.jobs.used(task_id, rank, used)
-        pull = doc.get("pull_s")
-        if isinstance(pull, (int, float)) and not isinstance(pull, bool):
-            # a container task's image pull, before its start (0: its node had the image)
-            record["pull_s"] = self.pulls_s[task_id] = float(pull)
         self.measured_use[task_id] = used
         self.journal.write(record)
 
@@ -503,6 +521,11 @@ class LiveRun(Shell):
         used = self.measured_use.pop(task.id, None)
         if used is not None and task.state is not TaskState.QUEUED:
             task.cpu_s, task.peak_mem_mb = used
+        pull = self.measured_pull.pop(task.id, None)
+        if pull is not None and task.state is not TaskState.QUEUED:
+            task.pull_s = pull
+            if self.images is not None and task.node >= 0:
+                self.images.note_pulled(task, task.node)
         measured = self.measured_start.pop(task.id, None)
         if measured is not None and task.start_s >= 0 and task.state is not TaskState.QUEUED:
             end = task.end_s if task.end_s >= 0 else max(self.last_now, task.start_s)
@@ -546,6 +569,7 @@ class LiveRun(Shell):
         """``POST /tasks`` on the node's agent."""
         self.measured_start.pop(action.task.id, None)  # a new attempt: its own start
         self.measured_use.pop(action.task.id, None)  # ... and its own use, if measured
+        self.measured_pull.pop(action.task.id, None)  # ... and its own pull
         if action.task.placed:  # a parallel job: one part per node, all at once
             self.jobs.attempt(action.task.id)
             self.agents.launch_job(action.task)

@@ -7,7 +7,8 @@ A run directory holds
   energy and where that comes from, ``energy_source``); byte-identical for the
   same scenario and seed in simulation;
 - ``tasks.csv``: one row per task (``task_id, arrival_s, start_s, end_s, node,
-  state, wait_s, response_s, slowdown, ...``), written as tasks end;
+  state, wait_s, response_s, slowdown, ...``), written as tasks end; ``pull_s`` is the
+  time a container task's image took to pull (modelled in simulation, measured live);
 - ``nodes.csv``: per-node series (``time_s, node, state, cores_used,
   mem_used_mb, utilization, power_w, energy_j, tasks, cpu_utilization,
   power_source``): ``utilization`` is the allocated share of the node's cores
@@ -59,7 +60,7 @@ RUN_FILES = ("run.json", "tasks.csv", "parts.csv", "nodes.csv", "events.jsonl", 
 TABLE_FORMATS = ("csv", "parquet")
 TASK_COLUMNS = ("task_id", "arrival_s", "start_s", "end_s", "node", "state", "wait_s",
                 "response_s", "slowdown", "bounded_slowdown", "cores", "mem_mb", "work_core_s",
-                "kind", "tenant", "attempts", "nodes", "reason", "cpu_s", "peak_mem_mb")
+                "kind", "tenant", "attempts", "nodes", "reason", "cpu_s", "peak_mem_mb", "pull_s")
 # the columns every run has had (a reader of older runs asks only these)
 TASK_BASE_COLUMNS = TASK_COLUMNS[:16]
 # parts.csv: one row per part of each job that spans nodes (a task on one node is its tasks.csv row)
@@ -67,7 +68,7 @@ PART_COLUMNS = ("task_id", "rank", "node", "cores", "start_s", "end_s")
 NODE_COLUMNS = ("time_s", "node", "state", "cores_used", "mem_used_mb", "utilization",
                 "power_w", "energy_j", "tasks", "cpu_utilization", "power_source")
 # the figures run.json's ``sources`` says the origin of; ``utilization`` is always "allocated"
-SOURCE_KEYS = ("utilization", "cpu_utilization", "power_w", "energy_j", "boot_s", "switching")
+SOURCE_KEYS = ("utilization", "cpu_utilization", "power_w", "energy_j", "boot_s", "switching", "pull_s")
 # where a figure comes from: a meter or the node itself, the power model on measured
 # utilisation, the model alone (simulation); "mixed" when the nodes of a run differ
 SOURCE_LABELS = (*SOURCES, "mixed")

@@ -29,7 +29,7 @@ TASK_TYPES = {"task_id": "int64", "arrival_s": "float64", "start_s": "float64",
               "response_s": "float64", "slowdown": "float64", "bounded_slowdown": "float64",
               "cores": "int64", "mem_mb": "int64", "work_core_s": "float64", "kind": "string",
               "tenant": "string", "attempts": "int64", "nodes": "string", "reason": "string",
-              "cpu_s": "float64", "peak_mem_mb": "float64"}
+              "cpu_s": "float64", "peak_mem_mb": "float64", "pull_s": "float64"}
 NODE_TYPES = {"time_s": "float64", "node": "string", "state": "string", "cores_used": "int64",
               "mem_used_mb": "int64", "utilization": "float64", "power_w": "float64",
               "energy_j": "float64", "tasks": "int64", "cpu_utilization": "float64",

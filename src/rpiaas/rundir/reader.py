@@ -97,6 +97,8 @@ class Run:
     label: str = ""
     kind: Ints | None = None  # index into ``kind_names``
     kind_names: list[str] = field(default_factory=list)
+    # seconds each task's image took to pull (NaN: none pulled); None: a run without the column
+    pull_s: Floats | None = None
     _types: dict[str, str] = field(default_factory=dict)
     _parts: dict[int, list[tuple[str, int]]] | None = None
 
@@ -162,6 +164,7 @@ def load_run(path: str | Path, series: bool = True) -> Run:
     cols = _read_tasks(tasks) if tasks.suffix == ".csv" else _read_tasks_parquet(tasks)
     run = Run(p, record, *cols[:11])
     run.kind, run.kind_names = cols[11], cols[12]
+    run.pull_s = cols[13]
     if series:
         nodes = table_file(p, "nodes", record)
         run.series = (_read_series(nodes, run.node_names) if nodes.suffix == ".csv"
@@ -289,8 +292,11 @@ def _read_tasks(f: Path) -> tuple[Any, ...]:
     nodes: dict[str, int] = {}
     kinds: dict[str, int] = {}
     state_codes = {s: i for i, s in enumerate(TASK_STATES)}
-    for line, chunk in _rows(f, TASK_BASE_COLUMNS):
+    header: list[str] = []
+    for line, chunk in _rows(f, TASK_BASE_COLUMNS, header):
         cols = list(zip(*chunk, strict=True))
+        if "pull_s" in header:  # (a later column: older runs have none)
+            parts.setdefault("pull_s", []).append(_floats(f, line, "pull_s", cols[header.index("pull_s")]))
         for name in floats:
             parts[name].append(_floats(f, line, name, cols[idx[name]]))
         parts["task_id"].append(_ints(f, line, "task_id", cols[idx["task_id"]]))
@@ -326,7 +332,7 @@ def _sorted(f: Path, arrays: dict[str, Any], nodes: dict[str, int],
         kind_names[code] = name
     a = {k: v[order] for k, v in arrays.items()}
     return (a["task_id"], a["arrival_s"], a["start_s"], a["end_s"], a["wait_s"], a["response_s"],
-            a["node"], a["state"], a["cores"], a["work_core_s"], names, a["kind"], kind_names)
+            a["node"], a["state"], a["cores"], a["work_core_s"], names, a["kind"], kind_names, a.get("pull_s"))
 
 
 def _parquet(f: Path, columns: tuple[str, ...]) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def combine(labels: Iterable[str]) -> str:
 def sim_sources() -> dict[str, str]:
     """A simulated run's ``sources``: every figure modelled."""
     return {"utilization": ALLOCATED, "cpu_utilization": MODELLED, "power_w": MODELLED,
-            "energy_j": MODELLED, "boot_s": MODELLED, "switching": MODELLED}
+            "energy_j": MODELLED, "boot_s": MODELLED, "switching": MODELLED, "pull_s": MODELLED}
 
 
 def switching_of(nodes: Sequence[Node]) -> str:
@@ -71,7 +71,7 @@ def live_sources(switching: str, power_sources: Sequence[str], cpu: str = MEASUR
     power = combine(power_sources)
     boot = {SWITCHED: MEASURED, EMULATED: MODELLED}.get(switching, MIXED)
     return {"utilization": ALLOCATED, "cpu_utilization": cpu, "power_w": power, "energy_j": power,
-            "boot_s": boot, "switching": switching}
+            "boot_s": boot, "switching": switching, "pull_s": MEASURED}
 
 
 def sources_of(record: Mapping[str, Any]) -> dict[str, str]:
@@ -79,11 +79,16 @@ def sources_of(record: Mapping[str, Any]) -> dict[str, str]:
     gets what its mode meant then (live: CPU measured, power modelled from it; switching
     emulated)."""
     given = record.get("sources")
-    if isinstance(given, dict) and all(isinstance(given.get(k), str) for k in SOURCE_KEYS):
-        return {k: str(given[k]) for k in SOURCE_KEYS}
-    if record.get("mode") == "live":
+    live = record.get("mode") == "live"
+    # (``pull_s`` came later than the others: a run without it pulled in its mode's way)
+    if isinstance(given, dict) and all(isinstance(given.get(k), str) for k in SOURCE_KEYS if k != "pull_s"):
+        out = {k: str(given[k]) for k in SOURCE_KEYS if k in given}
+        out.setdefault("pull_s", MEASURED if live else MODELLED)
+        return {k: out[k] for k in SOURCE_KEYS}
+    if live:
         return {"utilization": ALLOCATED, "cpu_utilization": MEASURED, "power_w": MODELLED_FROM_MEASURED,
-                "energy_j": MODELLED_FROM_MEASURED, "boot_s": MODELLED, "switching": EMULATED}
+                "energy_j": MODELLED_FROM_MEASURED, "boot_s": MODELLED, "switching": EMULATED,
+                "pull_s": MEASURED}
     return sim_sources()
 
 

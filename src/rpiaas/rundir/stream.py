@@ -240,7 +240,7 @@ class TaskRows:
             if t not in quoted:
                 quoted[t] = _quote(t)
         names = list(map(self.node_names.__getitem__, node))
-        tail = [nm + ",,," if r is None else self._tail(r, nm) for r, nm in zip(rare, names, strict=True)]
+        tail = [nm + ",,,," if r is None else self._tail(r, nm) for r, nm in zip(rare, names, strict=True)]
         return "".join(map(_COMPLETED_ROW.format, tid, cut[0], cut[1], cut[2], names,
                            cut[3], cut[4], cut[5], cut[6], cores, mem, cut[7], kind,
                            map(quoted.__getitem__, tenant), attempts, tail))
@@ -248,11 +248,12 @@ class TaskRows:
     def _tail(self, rare: dict[str, Any], name: str) -> str:
         """The last columns of a row, from the task's ``rare`` fields: ``nodes`` (every node of
         a job, ``;``-separated; the node of a task on one), ``reason``, ``cpu_s`` and
-        ``peak_mem_mb`` (empty unless measured)."""
+        ``peak_mem_mb`` (empty unless measured), ``pull_s`` (empty unless its image's pull was
+        modelled or measured)."""
         placed = rare.get("placed", ())
         nodes = ";".join(self.node_names[n] for n in placed) if len(placed) > 1 else name
         return (f"{nodes},{_quote(rare.get('reason', ''))},{_opt(rare.get('cpu_s'))},"
-                f"{_opt(rare.get('peak_mem_mb'))}")
+                f"{_opt(rare.get('peak_mem_mb'))},{_opt(rare.get('pull_s'))}")
 
     def _one_by_one(self, records: Iterable[tuple[Any, ...]]) -> str:
         out: list[str] = []
@@ -263,7 +264,7 @@ class TaskRows:
         grouped = bool(st.node_group)
         for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts, rare in records:
             name = names[node] if node >= 0 else ""
-            tail = name + ",,," if rare is None else self._tail(rare, name)
+            tail = name + ",,,," if rare is None else self._tail(rare, name)
             counts[state] += 1
             if a < st.first_arrival:
                 st.first_arrival = a

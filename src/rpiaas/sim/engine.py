@@ -39,6 +39,7 @@ from ..core.events import (
     Tick,
     WakeAt,
 )
+from ..core.images import ImageCaches, PullDone
 from ..core.shell import Shell
 from ..inputs import limits
 from ..model import Task, job_cores, job_end_s
@@ -100,7 +101,17 @@ class Simulation(Shell):
         # a task's end time is kept only for moving it (rpiaas_rebalance); without moves
         # a final task goes straight to the writer
         self._track_ends = self.control.may_move
-        if (not self._track_ends and on_task is None and writer is not None
+        # container images: pulls before a task runs (rpiaas.core.images), only when the
+        # scenario describes images; else nothing of them is on any path
+        self.images: ImageCaches | None = None
+        if scenario.images:
+            self.images = ImageCaches(nodes, scenario.images)
+            self.view.attach_images(self.images)
+            self.start = self._start_pulling  # type: ignore[method-assign]
+            self.migrate = self._migrate_pulling  # type: ignore[method-assign]
+            self._do[Start] = self._start_pulling
+            self._do[Migrate] = self._migrate_pulling
+        if (self.images is None and not self._track_ends and on_task is None and writer is not None
                 and type(self).task_final is _BASE_FINAL):  # (a subclass's own is called)
             self.control.on_final = writer.task_done
         # the view's utilisation: the reserved share of cores, written at every step while a
@@ -251,6 +262,57 @@ class Simulation(Shell):
             self._ends[task.id] = end
         heappush(self._heap, (end, NORMAL, next(self._eid), TaskEnd(task, task.epoch, end, self._finish_cbs)))
 
+    # ------------------------------------------------------------ image pulls
+    def _start_pulling(self, action: Start, now: float) -> None:
+        """:meth:`start`, in a scenario with images: a container task pulls its image's
+        missing layers first, and runs from the pull's end."""
+        task, node = action.task, action.node
+        images = self.images
+        if images is None or task.image is None or task.nodes != 1:
+            Simulation.start(self, action, now)
+            return
+        done = images.begin(task, node, now)
+        if done is None:
+            if self._track_ends:
+                self._ends.pop(task.id, None)  # (not running yet: a move starts its pull again)
+        else:
+            self._run_pulled(done, node)
+        self._wake_pulls(node)
+
+    def _run_pulled(self, done: PullDone, node: int) -> None:
+        task = done.task
+        task.pull_s = done.pull_s
+        end = self._types[node].end_s(done.end_s, task.work_core_s, task.cores)
+        if self._track_ends:
+            self._ends[task.id] = end
+        heappush(self._heap, (end, NORMAL, next(self._eid), TaskEnd(task, task.epoch, end, self._finish_cbs)))
+
+    def _wake_pulls(self, node: int) -> None:
+        assert self.images is not None
+        pulls = self.images.nodes[node]
+        when = pulls.next_end_s()
+        if when is not None:
+            self._at(when, (node, pulls.version), self._pulled)
+
+    def _pulled(self, ev: Due) -> None:
+        node, version = ev.value
+        assert self.images is not None
+        if self.images.nodes[node].version == version:
+            for done in self.images.settle(node, self.env.now):
+                self._run_pulled(done, node)
+            self._wake_pulls(node)
+        if self._batch and self._ready():
+            self._flush()
+
+    def _migrate_pulling(self, action: Migrate, now: float) -> None:
+        """:meth:`migrate`, in a scenario with images: a task moved while it pulls pulls
+        again on its new node; one moved while it runs goes on there (its image is taken
+        along: moving pulls nothing)."""
+        if action.task.id in self._ends:
+            Simulation.migrate(self, action, now)
+        else:
+            self._start_pulling(Start(action.task, action.node), now)
+
     def migrate(self, action: Migrate, now: float) -> None:
         task, dst, src = action.task, action.node, action.source
         left_work = max(0.0, self._ends[task.id] - now) * task.cores * self._types[src].speed
@@ -270,6 +332,8 @@ class Simulation(Shell):
     def task_final(self, task: Task) -> None:
         """``task`` reached a final state (or is left over at the end): its row, ``on_task``."""
         self._ends.pop(task.id, None)
+        if self.images is not None:
+            self.images.release(task)
         if self.writer is not None:
             self.writer.task_done(task)
         else:

@@ -8,6 +8,7 @@ from .consolidate import Consolidate
 from .easy_backfill import EasyBackfill
 from .fcfs import FCFS
 from .first_fit import FirstFit
+from .image_locality import ImageLocality
 from .least_loaded import LeastLoaded
 from .random_fit import RandomFit
 from .round_robin import RoundRobin
@@ -23,6 +24,7 @@ BUILTIN_POLICIES: tuple[type[Policy], ...] = (
     RoundRobin,
     RandomFit,
     LeastLoaded,
+    ImageLocality,
     Consolidate,
     FCFS,
     ShortestJobFirst,
