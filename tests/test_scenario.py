@@ -691,3 +691,27 @@ def test_every_job_shape_reads_back_from_its_inline_form(shape: dict[str, Any]) 
     (task,) = sc.workload.tasks(np.random.default_rng(0))
     again = scenario({**data, "workload": {"tasks": [_task_json(task)]}})
     assert _inputs(again) == _inputs(sc)
+
+
+@pytest.mark.parametrize("key", ["cluster", "trace", "wfcommons"])
+def test_a_file_name_the_system_refuses_is_one_located_error(tmp_path: Path, key: str) -> None:
+    """A name too long for the file system (as a mangled file gives) is refused at its key in
+    one line, never an OSError."""
+    name = "x" * 300 + ".json"
+    data: dict[str, Any] = {"name": "f", "policy": "best_fit",
+                            "cluster": {"clusters": [{"domain": "c.test", "prefix": "10.0.1", "count": 1,
+                                                      "type": "rpi4b"}]},
+                            "workload": {"tasks": []}}
+    where = {"cluster": "cluster", "trace": "workload.trace.path", "wfcommons": "workload.wfcommons.file"}[key]
+    if key == "cluster":
+        data["cluster"] = name
+    elif key == "trace":
+        data["workload"] = {"trace": {"path": name}}
+    else:
+        data["workload"] = {"wfcommons": {"file": name}}
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError) as exc:
+        load_scenario(f)
+    text = str(exc.value)
+    assert f": {where}: cannot read the " in text and "File name too long" in text and "\n" not in text

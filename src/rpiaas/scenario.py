@@ -284,10 +284,9 @@ def parse_scenario(src: Source) -> Scenario:
     event_log = src.boolean(("event_log",), m.get("event_log", True))
     decision_trace = src.boolean(("decision_trace",), m.get("decision_trace", False))
     walltime = src.choice(("walltime",), m.get("walltime", "estimate"), WALLTIME_RULES)
-    cluster_file = src.base / m["cluster"] if isinstance(m["cluster"], str) else None
     cluster_data = None
-    if cluster_file is not None and cluster_file.is_file():
-        cluster, cluster_data = read_cluster(cluster_file)
+    if isinstance(m["cluster"], str) and src.is_file(m["cluster"]):
+        cluster, cluster_data = read_cluster(src.base / m["cluster"])
     else:
         cluster = parse_cluster(src, ("cluster",), m["cluster"])
     faults = _faults(src, ("faults",), m.get("faults", []), cluster)

@@ -195,7 +195,7 @@ def test_not_json_is_one_located_error(tmp_path: Path) -> None:
 def test_a_missing_instance_is_refused_at_the_scenario_key(tmp_path: Path) -> None:
     f = tmp_path / "s.yaml"
     f.write_text(HEAD.replace("  tasks:\n", "  wfcommons: {file: nowhere.json}\n"))
-    assert refused(f) == f"{f}:7: workload.wfcommons.file: no such file: {tmp_path / 'nowhere.json'}"
+    assert refused(f) == f"{f}:7: workload.wfcommons.file: no such file: {str(tmp_path / 'nowhere.json')!r}"
 
 
 def test_the_montage_scenario_runs_every_task_after_its_parents(tmp_path: Path) -> None:

@@ -69,10 +69,7 @@ def parse_cluster(src: Source, path: KeyPath, data: Any) -> ClusterSpec:
         if not data.strip() or any(c in data for c in "\n\r\x00"):
             src.fail(path, "expected a cluster mapping or the name of a cluster file, got a text "
                            f"of {len(data):,} characters over {data.count(chr(10)) + 1} lines")
-        file = src.base / data
-        if not file.is_file():
-            src.fail(path, f"no such cluster file: {str(file)!r}")
-        return load_cluster(file)
+        return load_cluster(src.input_file(path, data, "cluster file"))
     m = src.mapping(path, data, CLUSTER_KEYS, required=("clusters",))
     interface = None
     if "interface" in m:

@@ -248,6 +248,29 @@ class Source:
             raise error(message, origin, None, dotted(path))
         raise error(message, self.file, self.line_of(path), dotted(path))
 
+    def input_file(self, path: KeyPath, name: str, what: str = "file") -> Path:
+        """The file a key names (``name``, relative to this file's folder), which must exist
+        and be a file: else an error at ``path`` (a name the system refuses, too long or
+        unreadable, included: never an ``OSError``)."""
+        file = Path(name)
+        file = file if file.is_absolute() else self.base / file
+        try:
+            if file.is_file():
+                return file
+            why = f"not a {what}" if file.exists() else f"no such {what}"
+        except OSError as e:  # a name too long, a folder without permission, ...
+            why = f"cannot read the {what} ({e.strerror or type(e).__name__})"
+        shown = str(file) if len(str(file)) <= 200 else str(file)[:200] + "..."
+        self.fail(path, f"{why}: {shown!r}")
+
+    def is_file(self, name: str) -> bool:
+        """Whether ``name`` (relative to this file's folder) is a readable file's name."""
+        file = Path(name)
+        try:
+            return (file if file.is_absolute() else self.base / file).is_file()
+        except OSError:
+            return False
+
     def with_text(self, data: Any, root: KeyPath = ()) -> Any:
         """A copy of ``data`` (found at ``root``) with values read as text put back as text."""
         out = copy.deepcopy(data)

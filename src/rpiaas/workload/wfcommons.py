@@ -53,10 +53,7 @@ class WfInstance(TaskList):
 def parse_wfcommons(src: Source, path: KeyPath, data: Any) -> WfInstance:
     """The ``workload: {wfcommons: ...}`` mapping: the file and how its tasks are mapped."""
     m = src.mapping(path, data, WFCOMMONS_KEYS, required=("file",))
-    name = src.string((*path, "file"), m["file"])
-    file = Path(name) if Path(name).is_absolute() else src.base / name
-    if not file.is_file():
-        src.fail((*path, "file"), f"no such file: {file}" if not file.exists() else f"not a file: {file}")
+    file = src.input_file((*path, "file"), src.string((*path, "file"), m["file"]))
     return read_wfformat(
         file,
         arrival_s=src.number((*path, "arrival_s"), m.get("arrival_s", 0.0), nonnegative=True),

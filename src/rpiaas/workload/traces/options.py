@@ -60,10 +60,7 @@ def trace_format(path: str | Path) -> str:
 def parse_trace(src: Source, path: KeyPath, data: Any) -> TraceOptions:
     """Validate the ``trace`` mapping of a workload."""
     m = src.mapping(path, data, TRACE_KEYS, required=("path",))
-    file = Path(src.string((*path, "path"), m["path"]))
-    file = file if file.is_absolute() else src.base / file
-    if not file.is_file():
-        src.fail((*path, "path"), f"no such trace file: {file}")
+    file = src.input_file((*path, "path"), src.string((*path, "path"), m["path"]), "trace file")
     fmt = m.get("format") or trace_format(file)
     fmt = src.choice((*path, "format"), fmt, ("swf", "csv"))
     columns: dict[str, str] = {}
