@@ -353,7 +353,8 @@ class TaskManager:
         """In a thread: a container task from its image's pull to its container's removal."""
         s, engine, name = task.spec, self.engine, task.container
         assert engine is not None and name is not None and s.image is not None
-        code, cpu_s, peak_mb, why = 255, None, None, None
+        code: int | None = None  # None: the container never ran
+        cpu_s, peak_mb, why = None, None, None
         with self._sweep_lock:  # before our first container: none of ours is removed as a leftover
             if not self._swept:
                 self._sweep(engine)
@@ -405,11 +406,12 @@ class TaskManager:
             if oom:
                 why = "oom"
             if why is None and code in (125, 126, 127) and state is None:
-                why = f"{engine.name} could not run the container (exit status {code})"
+                why = f"{engine.name} could not run the container (its exit status {code})"
+                code = None
         with contextlib.suppress(RuntimeError):  # the loop is closed: the agent is exiting
             loop.call_soon_threadsafe(self._ended, task, code, cpu_s, peak_mb, ended, why)
 
-    def _ended(self, task: Task, code: int, cpu_s: float | None, peak_mb: float | None,
+    def _ended(self, task: Task, code: int | None, cpu_s: float | None, peak_mb: float | None,
                ended_mono: float, why: str | None = None) -> None:
         assert task.started_s is not None
         task.ended_s = round(task.started_s + (ended_mono - task.start_mono), 6)
@@ -422,7 +424,7 @@ class TaskManager:
         elif code == 0 and why is None:
             task.state = "completed"
         else:
-            task.state, task.error = "failed", why or _describe(code)
+            task.state, task.error = "failed", why or _describe(code or 0)
         if task.io_file:
             with contextlib.suppress(OSError):
                 os.unlink(task.io_file)

@@ -177,7 +177,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_task(agent: AgentProcess) -> N
     start(agent, id="nowhere", image="localhost:1/rpiaas-test/absent:1", argv=["true"])
     doc = finished(agent, "nowhere", 120)
     assert doc["state"] == "failed" and doc["error"].startswith("cannot pull localhost:1/rpiaas-test/absent:1: "), doc
-    assert doc["pull_s"] is None
+    assert doc["pull_s"] is None and doc["exit_status"] is None  # it never ran
 
 
 def test_no_engine_refuses_container_tasks(tmp_path: Path) -> None:
