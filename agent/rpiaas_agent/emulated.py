@@ -84,6 +84,7 @@ class TimerTaskManager(TaskManager):
     """Tasks as timers of the event loop: admitted as by :class:`TaskManager`, no process each."""
 
     runner = "timer"
+    uses_cgroups = False  # a timer has no process to hold to limits
 
     def __init__(self, config: Config, notify: Notify | None = None) -> None:
         super().__init__(config, notify)

@@ -218,6 +218,23 @@ _SCHEMAS: dict[str, Schema] = {
         "cpu_s": {**_NUMBER_OR_NULL, "description": "User + system time of all its processes."},
         "peak_rss_mb": {**_NUMBER_OR_NULL,
                         "description": "Peak RSS of its largest process (MiB); null if unknown."},
+        "peak_mem_mb": {**_NUMBER_OR_NULL, "description":
+                        "Peak memory of all its processes, page cache included (MiB), from its "
+                        "cgroup; without a cgroup, peak_rss_mb; null while running."},
+        "limits": {"oneOf": [
+            {"type": "string", "enum": ["none"]},
+            {"type": "object", "additionalProperties": False,
+             "required": ["cgroup", "path", "cpu_quota_cores", "cpus", "mem_limit_mb"],
+             "properties": {"cgroup": {"type": "string", "enum": ["v1", "v2"]},
+                            "path": {"type": "string"},
+                            "cpu_quota_cores": {"type": "number", "minimum": 0},
+                            "cpus": {"type": ["array", "null"], "items": _COUNT},
+                            "mem_limit_mb": {"type": ["number", "null"], "minimum": 0}}}],
+            "description": "What holds it: its cgroup (CPU quota, cpuset, memory limit), or "
+                           "none (limits_note says why)."},
+        "limits_note": {"type": "string", "description": "Why a limit is absent."},
+        "reason": {"type": ["string", "null"], "enum": ["oom", None],
+                   "description": "oom: killed by its memory limit; null otherwise."},
         "error": {"type": ["string", "null"],
                   "description": "Why it failed or was killed; null otherwise."},
     }, "A task and, once it has ended, how."),

@@ -14,6 +14,16 @@ with ``wait4``, which gives the exit status, the CPU time and the peak RSS of
 the worker and the children it waited for.  Signals to a group go under the
 same lock, so the agent never signals a reaped pid.
 
+Every process task runs in a cgroup of its own (:mod:`rpiaas_agent.cgroups`):
+a CPU quota of its ``cores``, a cpuset where the task has CPUs of its own (not
+on an ``oversubscribe`` node, whose CPUs its tasks share: the local testbed's),
+and a memory limit of its ``mem_mb`` plus :data:`WORKER_MB` for the worker's
+own interpreter (``mem_mb`` 0: none).  Its ``cpu_s`` and ``peak_mem_mb`` are
+the cgroup's, and a kill by the memory limit ends it ``failed`` with reason
+``oom``.  Where cgroups cannot be used the task runs without limits, its
+document saying ``limits: "none"`` and why; its ``cpu_s`` is then the rusage
+of ``wait4`` and its ``peak_mem_mb`` the worker's report (below).
+
 Workers are started from the event loop's thread on purpose: Linux sends the
 death signal when the *thread* that started a process ends, and that thread
 lives as long as the agent.
@@ -42,6 +52,7 @@ import psutil
 from aiohttp import web
 
 from . import workload
+from .cgroups import TaskCgroup, agent_key, remove_stale, unavailable
 from .config import Config
 from .taskspec import BadTaskRequest, TaskSpec, parse_task_request
 
@@ -51,6 +62,9 @@ log = logging.getLogger(__name__)
 
 WORKER = str(Path(workload.__file__).resolve())
 KILL_GRACE_S = 2.0  # SIGTERM to SIGKILL
+# the worker's interpreter, resident beside what the task itself holds (about 10 MiB of
+# CPython, and each cpu child's copied pages): a memory task of mem_mb must fit its limit
+WORKER_MB = 24
 CALIBRATION_S = 0.3
 MB = workload.MB
 _measured: list[float] = []  # the kernel's rate, measured once per process
@@ -85,6 +99,13 @@ class Task:
         self.error: str | None = None
         self.kill_reason: str | None = None
         self.io_file: str | None = None
+        self.own_cpus = False  # cpu_ids are the task's alone: it gets them as a cpuset
+        self.cgroup: TaskCgroup | None = None
+        self.limits: dict[str, Any] | str = "none"
+        self.limits_note = ""
+        self.reason: str | None = None  # "oom": killed by its memory limit
+        self.peak_mem_mb: float | None = None
+        self.used: tuple[float, float, bool] | None = None  # the cgroup's cpu_s, peak MiB, oom
         self.ended = asyncio.Event()
         self.lock = threading.Lock()  # held to signal the group, and to reap the worker
         self.reaped = False
@@ -97,7 +118,9 @@ class Task:
                 "submitted_s": round(self.submitted_s, 6),
                 "started_s": None if self.started_s is None else round(self.started_s, 6),
                 "ended_s": self.ended_s, "exit_status": self.exit_status, "cpu_s": self.cpu_s,
-                "peak_rss_mb": self.peak_rss_mb, "error": self.error}
+                "peak_rss_mb": self.peak_rss_mb, "peak_mem_mb": self.peak_mem_mb,
+                "limits": self.limits, "limits_note": self.limits_note, "reason": self.reason,
+                "error": self.error}
 
 
 def node_cpu_set(config: Config) -> tuple[int, ...]:
@@ -158,6 +181,7 @@ class TaskManager:
     """The node's tasks: admission, start, end, kill; ``notify(url, document)`` on each end."""
 
     runner = "process"  # what a task is here (/info's tasks.runner): a process group
+    uses_cgroups = True  # its tasks get cgroups (see the module)
 
     def __init__(self, config: Config, notify: Notify | None = None) -> None:
         self.config = config
@@ -169,6 +193,8 @@ class TaskManager:
         # CPU seconds (rusage) of every task that ended since the agent started: a counter
         # that never goes down, whatever max_finished_tasks forgets
         self.ended_cpu_s = 0.0
+        self.cgroup_key = agent_key(config.node_name, config.port)
+        self.no_cgroups = unavailable()  # why tasks run without limits here ("" if they do not)
         self._running: dict[str, Task] = {}
         self._finished: collections.OrderedDict[str, Task] = collections.OrderedDict()
 
@@ -221,19 +247,48 @@ class TaskManager:
                                        f"MB free in work_dir {self.config.work_dir}")
         busy = {c for t in self._running.values() for c in t.cpu_ids}
         free = [c for c in self.cpu_set if c not in busy]
-        # an oversubscribed node (more cores than CPUs) lets a task share every CPU
-        ids = free[:spec.cores] if len(free) >= spec.cores else list(self.cpu_set)
-        task = Task(spec, tuple(ids))
+        # an oversubscribed node (more cores than CPUs, or CPUs other agents use too) lets a
+        # task share every CPU, within its quota
+        own = len(free) >= spec.cores and not self.config.oversubscribe
+        task = Task(spec, tuple(free[:spec.cores] if own else self.cpu_set))
+        task.own_cpus = own
         self._start(task)
         self._running[spec.id] = task
         log.info("task %s (%s) started: pid %s, CPUs %s", spec.id, spec.kind, task.pid,
                  ",".join(map(str, task.cpu_ids)))
         return task
 
+    def _limit(self, task: Task) -> None:
+        """Make the task's cgroup, or say in its document why it has none."""
+        s = task.spec
+        if self.no_cgroups:
+            task.limits_note = f"no limits: {self.no_cgroups}"
+            return
+        mem_mb = s.mem_mb + WORKER_MB if s.mem_mb else None
+        cpus = list(task.cpu_ids) if task.own_cpus else None
+        try:
+            task.cgroup = TaskCgroup.create(self.cgroup_key, s.id, s.cores, mem_mb, cpus)
+        except OSError as e:
+            log.warning("task %s: runs without limits: cannot make its cgroup: %s", s.id, e)
+            task.limits_note = f"no limits: cannot make its cgroup: {e.strerror or e}"
+            return
+        if task.cgroup is None:
+            task.limits_note = "no limits: cgroups cannot be used here"
+            return
+        layout = task.cgroup.layout
+        task.limits = {"cgroup": f"v{layout.version}", "path": task.cgroup.path(),
+                       "cpu_quota_cores": s.cores, "cpus": cpus, "mem_limit_mb": mem_mb}
+        notes = [] if cpus else ["no cpuset: the node's CPUs are shared, the quota holds"]
+        notes.append(f"memory limit: mem_mb + {WORKER_MB} MiB for the worker" if mem_mb else
+                     "no memory limit: mem_mb is 0")
+        task.limits_note = "; ".join(notes)
+
     def _command(self, task: Task) -> list[str]:
         s = task.spec
         cmd = [sys.executable, "-I", WORKER, s.kind, "--parent-pid", str(os.getpid()),
                "--cpu-ids", ",".join(map(str, task.cpu_ids)), "--start", repr(task.start_mono)]
+        for procs in task.cgroup.procs_files() if task.cgroup else ():
+            cmd += ["--join", procs]
         for flag, value in (("--work-core-s", s.work_core_s), ("--duration-s", s.duration_s),
                             ("--mem-mb", s.mem_mb if s.kind == "memory" else None),
                             ("--io-mb", s.io_mb), ("--io-file", task.io_file)):
@@ -246,6 +301,7 @@ class TaskManager:
     def _start(self, task: Task) -> None:
         if task.spec.kind == "io":
             task.io_file = os.path.join(self.config.work_dir, f"rpiaas-task-{task.spec.id}.io")
+        self._limit(task)
         task.start_mono = time.monotonic()
         try:
             proc = subprocess.Popen(self._command(task), stdin=subprocess.DEVNULL,
@@ -253,9 +309,14 @@ class TaskManager:
                                     env={**_task_env(), **dict(task.spec.env)},
                                     start_new_session=True)
         except OSError as e:
+            if task.cgroup is not None:
+                task.cgroup.remove()
             raise TaskRefused(503, f"cannot start the task: {e}") from None
         task.started_s = time.time() - (time.monotonic() - task.start_mono)
         task.pid = proc.pid
+        if task.cgroup is not None:  # now, so its start-up memory counts; it joins itself too
+            with contextlib.suppress(OSError):
+                task.cgroup.add(proc.pid)
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._wait, args=(task, proc, loop), daemon=True,
                          name=f"task-{task.spec.id}").start()
@@ -281,6 +342,13 @@ class TaskManager:
             status, usage = 255 << 8, resource.struct_rusage((0.0,) * 16)
         ended = time.monotonic()
         proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits for it again
+        cgroup = task.cgroup
+        if cgroup is not None:  # what left the group (setsid) is still in the cgroup
+            cgroup.kill_all()
+            cpu_s, peak_mb = cgroup.usage()
+            task.used = (cpu_s, peak_mb, cgroup.oom_killed())
+            if not cgroup.remove():
+                log.warning("task %s: cannot remove its cgroup %s", task.spec.id, cgroup.path())
         peak_kib, done = _read_report(proc)
         if done is not None and task.start_mono <= done <= ended:
             ended = done  # the work's own end: not the worker's exit and reaping after it
@@ -292,14 +360,24 @@ class TaskManager:
         assert task.started_s is not None
         task.ended_s = round(task.started_s + (ended_mono - task.start_mono), 6)
         task.exit_status = code
-        task.cpu_s = round(usage.ru_utime + usage.ru_stime, 3)
-        self.ended_cpu_s += usage.ru_utime + usage.ru_stime
         # not usage.ru_maxrss: see _read_report
         task.peak_rss_mb = None if peak_kib is None else round(peak_kib / 1024, 3)
+        if task.used is not None:  # the cgroup's: every process of the task
+            cpu_s, peak_mb, oom = task.used
+            task.peak_mem_mb = round(peak_mb, 3)
+        else:
+            cpu_s, oom = usage.ru_utime + usage.ru_stime, False
+            task.peak_mem_mb = task.peak_rss_mb
+        task.cpu_s = round(cpu_s, 3)
+        self.ended_cpu_s += cpu_s
         if task.kill_reason is not None:
             task.state, task.error = "killed", task.kill_reason
         elif code == 0:
             task.state = "completed"
+        elif oom:
+            task.state, task.reason = "failed", "oom"
+            task.error = (f"killed by its memory limit (oom): {_describe(code)}, over mem_mb "
+                          f"{task.spec.mem_mb:g} + {WORKER_MB} MiB for the worker")
         else:
             task.state, task.error = "failed", _describe(code)
         if task.io_file:
@@ -310,9 +388,9 @@ class TaskManager:
         while len(self._finished) > self.config.max_finished_tasks:
             self._finished.popitem(last=False)
         task.ended.set()
-        log.info("task %s %s after %.3f s (exit status %s, %.3f CPU s, peak RSS %s MB)",
-                 task.spec.id, task.state, task.ended_s - task.started_s, code, task.cpu_s,
-                 task.peak_rss_mb)
+        log.info("task %s %s after %.3f s (exit status %s%s, %.3f CPU s, peak memory %s MB)",
+                 task.spec.id, task.state, task.ended_s - task.started_s, code,
+                 f", {task.reason}" if task.reason else "", task.cpu_s, task.peak_mem_mb)
         if task.spec.notify_url and self.notify is not None:
             self.notify(task.spec.notify_url, task.document())
 
@@ -321,6 +399,8 @@ class TaskManager:
             if not task.reaped and task.pid is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(task.pid, sig)
+                if sig == signal.SIGKILL and task.cgroup is not None:
+                    task.cgroup.kill_all(wait_s=0)  # and what left the group; no wait in the loop
 
     async def kill(self, task_id: str, reason: str = "killed on request") -> Task:
         """Kill a running task's whole group (SIGTERM, SIGKILL after a grace); the task as it ended."""
@@ -367,13 +447,34 @@ class TaskManager:
         log.info("speed: %.0f kernel steps/s on one core, %.3f x the reference", rate,
                  rate / workload.REFERENCE_OPS_PER_S)
 
+    def remove_stale(self) -> None:
+        """Remove the task cgroups a killed agent of this name and port left, and say whether
+        tasks get limits."""
+        if self.no_cgroups:
+            log.warning("tasks run without limits: %s", self.no_cgroups)
+            return
+        try:
+            stale = remove_stale(self.cgroup_key)
+        except OSError as e:
+            log.warning("cannot remove the task cgroups a previous agent left: %s", e)
+            return
+        if stale:
+            log.info("removed the cgroups of %d task(s) a previous agent left: %s", len(stale),
+                     ", ".join(stale))
+        log.info("tasks run in cgroups (rpiaas/%s/TASK): CPU quota, memory limit", self.cgroup_key)
+
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """A cleanup context: measure the speed in the background; at the end, kill every task."""
         log.info("tasks: up to %d cores (CPUs %s) and %g MB; command tasks %s; work_dir %s",
                  self.cores, ",".join(map(str, self.cpu_set)), self.mem_mb,
                  "allowed" if self.config.allow_commands else "off", self.config.work_dir)
+        if self.uses_cgroups:
+            self.remove_stale()
         calibration = asyncio.ensure_future(self._calibrate())
         yield
         calibration.cancel()
         await asyncio.gather(calibration, return_exceptions=True)
         await asyncio.gather(*(self.kill(i, "the agent stopped") for i in list(self._running)))
+        if self.uses_cgroups and not self.no_cgroups:
+            with contextlib.suppress(OSError):
+                remove_stale(self.cgroup_key)

@@ -24,6 +24,11 @@ Kinds:
 - ``command``: run ``argv`` (after ``--``) in the task's group, and exit with its status.
 - ``calibrate``: print the kernel's single-core rate (steps per CPU second).
 
+With ``--join PROCS`` (once per hierarchy) the worker first moves itself into
+the task's cgroup (:mod:`rpiaas_agent.cgroups`), so that every process of the
+task is born there.  The agent moves it there too, as soon as it is started,
+so the interpreter's own start-up memory is the task's as well.
+
 Every worker dies with the agent.  On Linux it asks the kernel for SIGTERM when
 its parent dies (``PR_SET_PDEATHSIG``), and then kills its whole process group
 with SIGKILL: SIGKILL as the death signal would take the worker alone and leave
@@ -259,6 +264,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--io-mb", type=float, default=0.0)
     p.add_argument("--io-file", default="")
     p.add_argument("--seconds", type=float, default=0.3, help="calibration time")
+    p.add_argument("--join", action="append", default=[], metavar="PROCS",
+                   help="a cgroup.procs file to join before the work starts (repeatable)")
     p.epilog = "A command task's argv follows a lone --."
     return p
 
@@ -281,6 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     _die_with(parent, signal.SIGTERM)
+    for procs in args.join:  # the task's cgroup, before any process of the task is forked
+        try:
+            with open(procs, "w", encoding="ascii") as f:
+                f.write(str(os.getpid()))
+        except OSError as e:
+            print(f"rpiaas-agent worker: cannot join the task's cgroup ({procs}): {e}", file=sys.stderr)
+            return EXIT_FAILED
     cpu_ids = [int(c) for c in args.cpu_ids.split(",") if c.strip()]
     _pin(cpu_ids)
     deadline = (time.monotonic() if args.start is None else args.start) + args.duration_s

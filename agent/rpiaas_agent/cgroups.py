@@ -1,0 +1,409 @@
+"""One cgroup per task: the CPU and memory a task was given, enforced, and what it used.
+
+:meth:`TaskCgroup.create` makes ``rpiaas/AGENT/TASK`` at the same path in
+every hierarchy the agent uses, so that one path names the task's cgroup
+everywhere: a container engine given it as its cgroup parent
+(``podman run --cgroup-manager cgroupfs --cgroup-parent PATH``) makes the
+container's cgroup below it, and the container's CPU time and memory then
+count against, and are counted in, the task's.
+
+- **CPU**: a CFS quota of ``cores`` CPUs, always (``cpu.cfs_quota_us`` over
+  ``cpu.cfs_period_us`` in v1, ``cpu.max`` in v2): the task's processes
+  together get at most ``cores`` CPUs' worth of time each period, however
+  many threads or processes they run.  A cpuset (``cpuset.cpus``) only where
+  the caller gives CPU ids, that is where the node has that many CPUs free to
+  give the task alone; a node whose CPUs are shared (the local testbed's
+  agents share this machine's) gets the quota only.
+- **Memory**: ``mem_mb`` MiB (``memory.limit_in_bytes``, and
+  ``memory.memsw.limit_in_bytes`` where swap accounting is on, in v1;
+  ``memory.max`` and ``memory.swap.max = 0`` in v2).  ``mem_mb`` None or 0:
+  no memory limit.  Beyond the limit the kernel reclaims the task's page cache,
+  then kills one of its processes: :meth:`TaskCgroup.oom_killed` says so.
+- **Use**: CPU seconds from ``cpuacct.usage`` (v1) or ``cpu.stat``'s
+  ``usage_usec`` (v2); peak memory from ``memory.max_usage_in_bytes`` (v1) or
+  ``memory.peak`` (v2, Linux 5.19 and later; before, the usage at the end).
+  Both count every process of the task and its page cache.
+
+cgroup v1 (the hierarchies mounted one per controller or co-mounted, as on
+Raspberry Pi OS up to bullseye and this project's CI machine) is tested.
+cgroup v2 (one unified hierarchy, Raspberry Pi OS bookworm, Debian 12) is
+written to the kernel's documentation and tested on a fake tree only: no v2
+host was at hand.  On v2 the agent enables ``+cpu +memory +cpuset`` in
+``cgroup.subtree_control`` from the root down to its own directory; a
+systemd host that owns the tree must leave ``/sys/fs/cgroup/rpiaas`` to the
+agent (or run it with ``Delegate=yes`` and point :data:`ROOT` below it).
+
+Where cgroups cannot be used (not root, nothing mounted, a controller
+missing) :meth:`TaskCgroup.create` returns None and :func:`unavailable` says
+why: the task then runs without limits.
+
+An agent killed with SIGKILL leaves its task cgroups behind;
+:func:`remove_stale` at its next start kills what is left in them and
+removes them.  This module uses the standard library only (the agent runs on
+Python 3.9).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["PERIOD_US", "ROOT", "Layout", "TaskCgroup", "agent_key", "detect", "remove_stale",
+           "unavailable"]
+
+ROOT = "rpiaas"  # the agent's tasks live under /ROOT/AGENT/TASK in each hierarchy
+PERIOD_US = 100_000  # the CFS period: the quota is cores x this
+MIN_QUOTA_US = 1_000  # the kernel's least
+MB = 1 << 20
+V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "cpuset")
+V2_CONTROLLERS = ("cpu", "memory", "cpuset")
+KILL_WAIT_S = 2.0
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the cgroup hierarchies are: ``version`` 1 or 2, and for each controller the
+    directory of its hierarchy's root (v2: the one unified root for all)."""
+
+    version: int
+    dirs: dict[str, str] = field(default_factory=dict)
+
+    def unique_dirs(self) -> list[str]:
+        """Each hierarchy once (co-mounted controllers share one)."""
+        return sorted(set(self.dirs.values()))
+
+
+def detect(mountinfo: str = "/proc/self/mountinfo") -> Layout | str:
+    """The cgroup layout from ``mountinfo``, or a sentence saying why there is none usable.
+
+    v1 wherever the four controllers are mounted as v1 hierarchies (a hybrid host's
+    empty unified hierarchy beside them is ignored); else v2 where a cgroup2 file
+    system offers ``cpu`` and ``memory``.
+    """
+    try:
+        with open(mountinfo, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        return f"cannot read {mountinfo}: {e.strerror}"
+    v1: dict[str, str] = {}
+    v2: list[str] = []
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        point, fstype, options = _unescape(fields[4]), tail[0], tail[2].split(",")
+        if fstype == "cgroup":
+            for ctrl in V1_CONTROLLERS:
+                if ctrl in options:
+                    v1.setdefault(ctrl, point)
+        elif fstype == "cgroup2":
+            v2.append(point)
+    if all(c in v1 for c in V1_CONTROLLERS):
+        return Layout(1, {c: v1[c] for c in V1_CONTROLLERS})
+    for point in v2:
+        offered = _read(os.path.join(point, "cgroup.controllers")).split()
+        if "cpu" in offered and "memory" in offered:
+            return Layout(2, {c: point for c in V2_CONTROLLERS})
+    if v1:
+        missing = [c for c in V1_CONTROLLERS if c not in v1]
+        return f"cgroup v1 without the {', '.join(missing)} controller(s)"
+    if v2:
+        return "cgroup v2 without the cpu and memory controllers"
+    return "no cgroup file system is mounted"
+
+
+def unavailable(layout: Layout | str | None = None) -> str:
+    """Why tasks cannot get cgroups here ("" where they can)."""
+    found = detect() if layout is None else layout
+    if isinstance(found, str):
+        return found
+    if os.geteuid() != 0:
+        return "the agent is not root (making cgroups needs root)"
+    return ""
+
+
+def agent_key(name: str, port: int) -> str:
+    """The directory of one agent's tasks: its name and port, unique among the agents alive
+    on one machine (the local testbed runs several, with names another testbed may share)."""
+    return _safe(f"{name}-{port}" if port else f"{name}-pid{os.getpid()}")
+
+
+def _safe(name: str) -> str:
+    out = _SAFE.sub("_", name)[:200]
+    return out if out.strip(".") else "_"
+
+
+def _unescape(path: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w", encoding="ascii") as f:
+        f.write(value)
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def _keyed(text: str, key: str) -> int | None:
+    """The number after ``key`` in a ``key value`` per line file (``cpu.stat``, ``memory.events``)."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == key:
+            return _int(parts[1])
+    return None
+
+
+def _tree(path: str) -> list[str]:
+    """``path`` and every cgroup below it, deepest first."""
+    out: list[str] = []
+    for top, subdirs, _ in os.walk(path, topdown=False):
+        del subdirs
+        out.append(top)
+    return out
+
+
+def _pids(path: str) -> list[int]:
+    pids: list[int] = []
+    for d in _tree(path):
+        for word in _read(os.path.join(d, "cgroup.procs")).split():
+            with contextlib.suppress(ValueError):
+                pids.append(int(word))
+    return pids
+
+
+def _kill_tree(path: str, wait_s: float = KILL_WAIT_S) -> bool:
+    """SIGKILL every process in ``path`` and below until none is left; whether none is."""
+    kill_file = os.path.join(path, "cgroup.kill")  # v2, Linux 5.14 and later: atomically
+    if os.path.exists(kill_file):
+        with contextlib.suppress(OSError):
+            _write(kill_file, "1")
+    deadline = time.monotonic() + wait_s
+    while True:
+        pids = _pids(path)
+        if not pids:
+            return True
+        for pid in pids:  # again and again: a process may fork while its group is killed
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() >= deadline:
+            return not _pids(path)
+        time.sleep(0.02)
+
+
+def _rmdir_tree(path: str) -> bool:
+    ok = True
+    for d in _tree(path):
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            ok = False
+    return ok
+
+
+def _mkdirs_v1_cpuset(root: str, rel: list[str]) -> str:
+    """Make ``root/rel...`` in a v1 cpuset hierarchy, each new level given its parent's CPUs
+    and memory nodes (a v1 cpuset starts with none, and takes no process without them)."""
+    path = root
+    for part in rel:
+        parent, path = path, os.path.join(path, part)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not _read(os.path.join(path, name)).strip():
+                _write(os.path.join(path, name), _read(os.path.join(parent, name)).strip())
+    return path
+
+
+class TaskCgroup:
+    """The cgroup of one task (see the module): made by :meth:`create`."""
+
+    def __init__(self, layout: Layout, rel: str, cores: float, mem_mb: float | None,
+                 cpus: list[int] | None) -> None:
+        self.layout = layout
+        self.rel = rel  # "/rpiaas/AGENT/TASK": the same in every hierarchy
+        self.cores = cores
+        self.mem_mb = mem_mb if mem_mb else None
+        self.cpus = list(cpus) if cpus else None
+
+    # ------------------------------------------------------------ making
+    @classmethod
+    def create(cls, agent_name: str, task_id: str, cores: float, mem_mb: float | None,
+               cpus: list[int] | None, layout: Layout | str | None = None) -> TaskCgroup | None:
+        """The cgroup of task ``task_id`` of agent ``agent_name`` (see :func:`agent_key`),
+        limited to ``cores`` CPUs of time, ``mem_mb`` MiB (None or 0: unlimited) and, where
+        given, CPUs ``cpus``; None where cgroups cannot be used (:func:`unavailable` says
+        why).  ``layout``: the hierarchies (default: this machine's, :func:`detect`)."""
+        found = detect() if layout is None else layout
+        if isinstance(found, str) or (layout is None and unavailable(found)):
+            return None
+        parts = [ROOT, _safe(agent_name), _safe(task_id)]
+        self = cls(found, "/" + "/".join(parts), cores, mem_mb, cpus)
+        try:
+            if found.version == 1:
+                self._make_v1(parts)
+            else:
+                self._make_v2(parts)
+        except OSError:
+            self.remove()
+            raise
+        return self
+
+    def _make_v1(self, parts: list[str]) -> None:
+        for ctrl, root in self.layout.dirs.items():
+            if ctrl == "cpuset":
+                _mkdirs_v1_cpuset(root, parts)
+            else:
+                os.makedirs(os.path.join(root, *parts), exist_ok=True)
+        cpu = self.dir("cpu")
+        _write(os.path.join(cpu, "cpu.cfs_period_us"), str(PERIOD_US))
+        _write(os.path.join(cpu, "cpu.cfs_quota_us"), str(self.quota_us()))
+        if self.cpus:
+            _write(os.path.join(self.dir("cpuset"), "cpuset.cpus"), ",".join(map(str, self.cpus)))
+        if self.mem_mb:
+            limit = str(int(self.mem_mb * MB))
+            memory = self.dir("memory")
+            _write(os.path.join(memory, "memory.limit_in_bytes"), limit)
+            memsw = os.path.join(memory, "memory.memsw.limit_in_bytes")
+            if os.path.exists(memsw):  # swap accounting on: no way round the limit through swap
+                _write(memsw, limit)
+
+    def _make_v2(self, parts: list[str]) -> None:
+        path = self.layout.dirs["cpu"]
+        for part in parts:  # controllers enabled for the children of each level down
+            for ctrl in V2_CONTROLLERS:
+                with contextlib.suppress(OSError):  # cpuset may be absent: the quota still holds
+                    _write(os.path.join(path, "cgroup.subtree_control"), f"+{ctrl}")
+            path = os.path.join(path, part)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+        _write(os.path.join(path, "cpu.max"), f"{self.quota_us()} {PERIOD_US}")
+        if self.cpus:
+            _write(os.path.join(path, "cpuset.cpus"), ",".join(map(str, self.cpus)))
+        if self.mem_mb:
+            _write(os.path.join(path, "memory.max"), str(int(self.mem_mb * MB)))
+            swap = os.path.join(path, "memory.swap.max")
+            if os.path.exists(swap):
+                _write(swap, "0")
+
+    def quota_us(self) -> int:
+        """The CFS quota per :data:`PERIOD_US`: ``cores`` CPUs' worth."""
+        return max(MIN_QUOTA_US, round(self.cores * PERIOD_US))
+
+    # ------------------------------------------------------------ using
+    def dir(self, controller: str) -> str:
+        """The task's directory in ``controller``'s hierarchy (v2: the one directory)."""
+        return self.layout.dirs[controller] + self.rel
+
+    def path(self, controller: str = "memory") -> str:
+        """The task's cgroup path inside ``controller``'s hierarchy: ``/rpiaas/AGENT/TASK``,
+        the same in every hierarchy.  Give it to ``podman run --cgroup-manager cgroupfs
+        --cgroup-parent`` (runc then makes the container's cgroup below it)."""
+        if controller not in self.layout.dirs:
+            raise KeyError(f"no {controller} hierarchy (have {', '.join(self.layout.dirs)})")
+        return self.rel
+
+    def procs_files(self) -> list[str]:
+        """The ``cgroup.procs`` files a process writes its pid to, to join the task."""
+        return [os.path.join(d + self.rel, "cgroup.procs") for d in self.layout.unique_dirs()]
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the task's cgroup (in every hierarchy); the processes it
+        starts afterwards are born in it."""
+        for procs in self.procs_files():
+            _write(procs, str(pid))
+
+    def usage(self) -> tuple[float, float]:
+        """``(cpu_s, peak_mem_mb)`` of the task so far: the CPU time of all its processes, and
+        the peak of their memory, page cache included (v2 before Linux 5.19: the usage now)."""
+        if self.layout.version == 1:
+            ns = _int(_read(os.path.join(self.dir("cpuacct"), "cpuacct.usage"))) or 0
+            peak = _int(_read(os.path.join(self.dir("memory"), "memory.max_usage_in_bytes"))) or 0
+            return ns / 1e9, peak / MB
+        path = self.dir("cpu")
+        us = _keyed(_read(os.path.join(path, "cpu.stat")), "usage_usec") or 0
+        peak_text = _read(os.path.join(path, "memory.peak")) or _read(os.path.join(path, "memory.current"))
+        return us / 1e6, (_int(peak_text) or 0) / MB
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the task (or of a container in it) for
+        going over the memory limit."""
+        if self.layout.version == 1:  # v1 counts a kill in the victim's own cgroup only
+            return any((_keyed(_read(os.path.join(d, "memory.oom_control")), "oom_kill") or 0) > 0
+                       for d in _tree(self.dir("memory")))
+        # v2's memory.events counts the whole subtree
+        return (_keyed(_read(os.path.join(self.dir("memory"), "memory.events")), "oom_kill") or 0) > 0
+
+    def pids(self) -> list[int]:
+        """The processes in the task's cgroup and below."""
+        return _pids(self.dir("memory"))
+
+    # ------------------------------------------------------------ ending
+    def kill_all(self, wait_s: float = KILL_WAIT_S) -> bool:
+        """SIGKILL every process in the task's cgroup and below, again until none is left or
+        ``wait_s`` has passed (0: one round, for a caller that must not block); whether none is."""
+        return _kill_tree(self.dir("memory"), wait_s)
+
+    def remove(self) -> bool:
+        """Remove the cgroup (and any below it, a container's) from every hierarchy, killing
+        what is still in it first; whether all of it went."""
+        if self.pids():
+            self.kill_all()
+        ok = True
+        for d in self.layout.unique_dirs():
+            for _ in range(50):  # a process just killed leaves its cgroup a moment later
+                if _rmdir_tree(d + self.rel):
+                    break
+                time.sleep(0.02)
+            else:
+                ok = False
+        return ok
+
+
+def remove_stale(agent_name: str, layout: Layout | str | None = None) -> list[str]:
+    """Kill and remove the task cgroups agent ``agent_name`` left (killed with SIGKILL, it
+    could not), and its own directory: the names of the tasks whose cgroups were there.
+    Call it before the agent starts any task, and after its last has ended."""
+    found = detect() if layout is None else layout
+    if isinstance(found, str):
+        return []
+    names: set[str] = set()
+    for root in found.unique_dirs():
+        base = os.path.join(root, ROOT, _safe(agent_name))
+        try:
+            entries = [e for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise
+            continue
+        for entry in entries:
+            _kill_tree(entry.path)
+            for _ in range(50):
+                if _rmdir_tree(entry.path):
+                    break
+                time.sleep(0.02)
+            names.add(entry.name)
+        with contextlib.suppress(OSError):  # gone, or another task's cgroup is being made
+            os.rmdir(base)
+    return sorted(names)
