@@ -7,7 +7,8 @@ everywhere: a container engine given it as its cgroup parent
 container's cgroup below it, and the container's CPU time and memory then
 count against, and are counted in, the task's.
 
-- **CPU**: a CFS quota of ``cores`` CPUs, always (``cpu.cfs_quota_us`` over
+- **CPU**: a weight of ``cores`` processes (``cpu.shares``, ``cpu.weight``)
+  against the machine's other work, and a CFS quota of ``cores`` CPUs, always (``cpu.cfs_quota_us`` over
   ``cpu.cfs_period_us`` in v1, ``cpu.max`` in v2): the task's processes
   together get at most ``cores`` CPUs' worth of time each period, however
   many threads or processes they run.  A cpuset (``cpuset.cpus``) only where
@@ -53,12 +54,15 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["PERIOD_US", "ROOT", "Layout", "TaskCgroup", "agent_key", "detect", "remove_stale",
+__all__ = ["PERIOD_US", "ROOT", "Layout", "TaskCgroup", "agent_key", "detect", "remove_own", "remove_stale",
            "unavailable"]
 
 ROOT = "rpiaas"  # the agent's tasks live under /ROOT/AGENT/TASK in each hierarchy
 PERIOD_US = 100_000  # the CFS period: the quota is cores x this
 MIN_QUOTA_US = 1_000  # the kernel's least
+# a process's CPU weight (v1 cpu.shares, v2 cpu.weight), and the most the kernel takes
+SHARES_PER_CPU, WEIGHT_PER_CPU = 1024, 100
+MAX_WEIGHT = {"cpu.shares": 262_144, "cpu.weight": 10_000}
 MB = 1 << 20
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "cpuset")
 V2_CONTROLLERS = ("cpu", "memory", "cpuset")
@@ -73,10 +77,17 @@ class Layout:
 
     version: int
     dirs: dict[str, str] = field(default_factory=dict)
+    # the other hierarchies (v1: blkio, pids, ..., a hybrid host's unified one): a container
+    # engine makes its cgroups there too, at the same path, and they go with the task's
+    others: tuple[str, ...] = ()
 
     def unique_dirs(self) -> list[str]:
-        """Each hierarchy once (co-mounted controllers share one)."""
+        """Each hierarchy the task's processes join, once (co-mounted controllers share one)."""
         return sorted(set(self.dirs.values()))
+
+    def all_dirs(self) -> list[str]:
+        """Every hierarchy: where a task's cgroup (and an engine's below it) may have a directory."""
+        return sorted(set(self.dirs.values()) | set(self.others))
 
 
 def detect(mountinfo: str = "/proc/self/mountinfo") -> Layout | str:
@@ -93,12 +104,15 @@ def detect(mountinfo: str = "/proc/self/mountinfo") -> Layout | str:
         return f"cannot read {mountinfo}: {e.strerror}"
     v1: dict[str, str] = {}
     v2: list[str] = []
+    points: list[str] = []
     for line in lines:
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
         if len(fields) < 5 or len(tail) < 3:
             continue
         point, fstype, options = _unescape(fields[4]), tail[0], tail[2].split(",")
+        if fstype in ("cgroup", "cgroup2"):
+            points.append(point)
         if fstype == "cgroup":
             for ctrl in V1_CONTROLLERS:
                 if ctrl in options:
@@ -106,7 +120,8 @@ def detect(mountinfo: str = "/proc/self/mountinfo") -> Layout | str:
         elif fstype == "cgroup2":
             v2.append(point)
     if all(c in v1 for c in V1_CONTROLLERS):
-        return Layout(1, {c: v1[c] for c in V1_CONTROLLERS})
+        used = {v1[c] for c in V1_CONTROLLERS}
+        return Layout(1, {c: v1[c] for c in V1_CONTROLLERS}, tuple(p for p in points if p not in used))
     for point in v2:
         offered = _read(os.path.join(point, "cgroup.controllers")).split()
         if "cpu" in offered and "memory" in offered:
@@ -129,10 +144,35 @@ def unavailable(layout: Layout | str | None = None) -> str:
     return ""
 
 
-def agent_key(name: str, port: int) -> str:
-    """The directory of one agent's tasks: its name and port, unique among the agents alive
-    on one machine (the local testbed runs several, with names another testbed may share)."""
-    return _safe(f"{name}-{port}" if port else f"{name}-pid{os.getpid()}")
+def agent_key(name: str, pid: int | None = None) -> str:
+    """The directory of one agent's tasks, ``NAME@PID``: unique among the agents alive on one
+    machine (the local testbed runs several, with names another testbed may share), and
+    stale once that process is gone (:func:`remove_stale`).  ``pid``: default this process."""
+    return f"{_safe(name)}@{os.getpid() if pid is None else pid}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _eventfd() -> int:
+    """A non-blocking eventfd (``os.eventfd`` from Python 3.10; libc's before)."""
+    flags = os.O_NONBLOCK | os.O_CLOEXEC
+    make = getattr(os, "eventfd", None)
+    if make is not None:
+        return int(make(0, flags))
+    import ctypes
+
+    fd = int(ctypes.CDLL(None, use_errno=True).eventfd(0, flags))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "eventfd")
+    return fd
 
 
 def _safe(name: str) -> str:
@@ -242,23 +282,30 @@ class TaskCgroup:
     def __init__(self, layout: Layout, rel: str, cores: float, mem_mb: float | None,
                  cpus: list[int] | None) -> None:
         self.layout = layout
-        self.rel = rel  # "/rpiaas/AGENT/TASK": the same in every hierarchy
+        self.rel = rel  # "/rpiaas/NAME@PID/TASK": the same in every hierarchy
         self.cores = cores
         self.mem_mb = mem_mb if mem_mb else None
         self.cpus = list(cpus) if cpus else None
+        # v1 counts an OOM kill in the victim's cgroup only, which a container engine removes
+        # with the container: an eventfd on memory.oom_control hears the task's limit reached
+        self.oom_fd: int | None = None
+        self.oom_heard = False
 
     # ------------------------------------------------------------ making
     @classmethod
     def create(cls, agent_name: str, task_id: str, cores: float, mem_mb: float | None,
-               cpus: list[int] | None, layout: Layout | str | None = None) -> TaskCgroup | None:
-        """The cgroup of task ``task_id`` of agent ``agent_name`` (see :func:`agent_key`),
-        limited to ``cores`` CPUs of time, ``mem_mb`` MiB (None or 0: unlimited) and, where
-        given, CPUs ``cpus``; None where cgroups cannot be used (:func:`unavailable` says
-        why).  ``layout``: the hierarchies (default: this machine's, :func:`detect`)."""
+               cpus: list[int] | None, layout: Layout | str | None = None,
+               pid: int | None = None) -> TaskCgroup | None:
+        """The cgroup ``/rpiaas/NAME@PID/TASK`` of task ``task_id`` of the agent named
+        ``agent_name`` (the node's name; ``pid`` the agent's, default this process: see
+        :func:`agent_key`), limited to ``cores`` CPUs of time, ``mem_mb`` MiB (None or 0:
+        unlimited) and, where given, CPUs ``cpus``; None where cgroups cannot be used
+        (:func:`unavailable` says why).  ``layout``: the hierarchies (default: this machine's,
+        :func:`detect`).  OSError if the kernel refuses (nothing is left made)."""
         found = detect() if layout is None else layout
         if isinstance(found, str) or (layout is None and unavailable(found)):
             return None
-        parts = [ROOT, _safe(agent_name), _safe(task_id)]
+        parts = [ROOT, agent_key(agent_name, pid), _safe(task_id)]
         self = cls(found, "/" + "/".join(parts), cores, mem_mb, cpus)
         try:
             if found.version == 1:
@@ -277,6 +324,7 @@ class TaskCgroup:
             else:
                 os.makedirs(os.path.join(root, *parts), exist_ok=True)
         cpu = self.dir("cpu")
+        self._weigh(cpu, "cpu.shares", SHARES_PER_CPU)
         _write(os.path.join(cpu, "cpu.cfs_period_us"), str(PERIOD_US))
         _write(os.path.join(cpu, "cpu.cfs_quota_us"), str(self.quota_us()))
         if self.cpus:
@@ -288,6 +336,22 @@ class TaskCgroup:
             memsw = os.path.join(memory, "memory.memsw.limit_in_bytes")
             if os.path.exists(memsw):  # swap accounting on: no way round the limit through swap
                 _write(memsw, limit)
+            self._watch_oom(memory)
+
+    def _watch_oom(self, memory: str) -> None:
+        control = os.path.join(memory, "cgroup.event_control")
+        if not os.path.exists(control):
+            return
+        efd = _eventfd()
+        ofd = os.open(os.path.join(memory, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _write(control, f"{efd} {ofd}")
+        except OSError:
+            os.close(efd)
+            raise
+        finally:
+            os.close(ofd)  # the kernel holds what it needs of it
+        self.oom_fd = efd
 
     def _make_v2(self, parts: list[str]) -> None:
         path = self.layout.dirs["cpu"]
@@ -298,6 +362,7 @@ class TaskCgroup:
             path = os.path.join(path, part)
             with contextlib.suppress(FileExistsError):
                 os.mkdir(path)
+        self._weigh(path, "cpu.weight", WEIGHT_PER_CPU)
         _write(os.path.join(path, "cpu.max"), f"{self.quota_us()} {PERIOD_US}")
         if self.cpus:
             _write(os.path.join(path, "cpuset.cpus"), ",".join(map(str, self.cpus)))
@@ -306,6 +371,19 @@ class TaskCgroup:
             swap = os.path.join(path, "memory.swap.max")
             if os.path.exists(swap):
                 _write(swap, "0")
+
+    def _weigh(self, task_dir: str, name: str, per_cpu: int) -> None:
+        """The CPU weight of the task, ``cores`` processes' worth, and of the agent's and
+        ``ROOT``'s directories above it, the machine's CPUs' worth.
+
+        Without it, CFS would weigh all of ``ROOT`` against one busy process elsewhere, as
+        one process: on a loaded machine every task together would get one process's share.
+        """
+        cpus = os.cpu_count() or 1
+        agent_dir = os.path.dirname(task_dir)
+        for path, weight in ((os.path.dirname(agent_dir), per_cpu * cpus), (agent_dir, per_cpu * cpus),
+                             (task_dir, max(2, round(per_cpu * self.cores)))):
+            _write(os.path.join(path, name), str(min(weight, MAX_WEIGHT[name])))
 
     def quota_us(self) -> int:
         """The CFS quota per :data:`PERIOD_US`: ``cores`` CPUs' worth."""
@@ -350,6 +428,11 @@ class TaskCgroup:
         """Whether the kernel killed a process of the task (or of a container in it) for
         going over the memory limit."""
         if self.layout.version == 1:  # v1 counts a kill in the victim's own cgroup only
+            if self.oom_fd is not None and not self.oom_heard:
+                with contextlib.suppress(OSError):  # BlockingIOError: nothing heard yet
+                    self.oom_heard = int.from_bytes(os.read(self.oom_fd, 8), "little") > 0
+            if self.oom_heard:
+                return True
             return any((_keyed(_read(os.path.join(d, "memory.oom_control")), "oom_kill") or 0) > 0
                        for d in _tree(self.dir("memory")))
         # v2's memory.events counts the whole subtree
@@ -370,8 +453,12 @@ class TaskCgroup:
         what is still in it first; whether all of it went."""
         if self.pids():
             self.kill_all()
+        if self.oom_fd is not None:
+            self.oom_killed()  # read (and keep) what it heard before it goes
+            os.close(self.oom_fd)
+            self.oom_fd = None
         ok = True
-        for d in self.layout.unique_dirs():
+        for d in self.layout.all_dirs():
             for _ in range(50):  # a process just killed leaves its cgroup a moment later
                 if _rmdir_tree(d + self.rel):
                     break
@@ -382,28 +469,50 @@ class TaskCgroup:
 
 
 def remove_stale(agent_name: str, layout: Layout | str | None = None) -> list[str]:
-    """Kill and remove the task cgroups agent ``agent_name`` left (killed with SIGKILL, it
-    could not), and its own directory: the names of the tasks whose cgroups were there.
-    Call it before the agent starts any task, and after its last has ended."""
+    """Kill and remove the task cgroups that agents named ``agent_name`` left when they died
+    (killed with SIGKILL, they could not): every ``/rpiaas/NAME@PID`` but this process's
+    whose process is gone, and the ``TASK`` cgroups in it.  ``["NAME@PID/TASK", ...]``
+    removed.  Call it when the agent starts, before it starts any task."""
     found = detect() if layout is None else layout
     if isinstance(found, str):
         return []
-    names: set[str] = set()
-    for root in found.unique_dirs():
-        base = os.path.join(root, ROOT, _safe(agent_name))
+    prefix, own = f"{_safe(agent_name)}@", agent_key(agent_name)
+    removed: set[str] = set()
+    for root in found.all_dirs():
+        base = os.path.join(root, ROOT)
         try:
-            entries = [e for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
+            agents = [e for e in os.scandir(base) if e.is_dir(follow_symlinks=False)
+                      and e.name.startswith(prefix) and e.name[len(prefix):].isdigit()]
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise
             continue
-        for entry in entries:
-            _kill_tree(entry.path)
-            for _ in range(50):
-                if _rmdir_tree(entry.path):
-                    break
-                time.sleep(0.02)
-            names.add(entry.name)
-        with contextlib.suppress(OSError):  # gone, or another task's cgroup is being made
-            os.rmdir(base)
-    return sorted(names)
+        for agent in agents:
+            if agent.name == own or _alive(int(agent.name[len(prefix):])):
+                continue  # a live agent of the same name (another testbed's)
+            for entry in os.scandir(agent.path):
+                if entry.is_dir(follow_symlinks=False):
+                    _kill_tree(entry.path)
+                    for _ in range(50):
+                        if _rmdir_tree(entry.path):
+                            break
+                        time.sleep(0.02)
+                    removed.add(f"{agent.name}/{entry.name}")
+            with contextlib.suppress(OSError):
+                os.rmdir(agent.path)
+    return sorted(removed)
+
+
+def remove_own(agent_name: str, layout: Layout | str | None = None) -> bool:
+    """Remove this agent's own directory when it stops, after its last task ended (killing
+    whatever is still in it); whether all of it went."""
+    found = detect() if layout is None else layout
+    if isinstance(found, str):
+        return True
+    ok = True
+    for root in found.all_dirs():
+        path = os.path.join(root, ROOT, agent_key(agent_name))
+        if os.path.isdir(path):
+            _kill_tree(path)
+            ok = _rmdir_tree(path) and ok
+    return ok

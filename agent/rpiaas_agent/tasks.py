@@ -52,7 +52,7 @@ import psutil
 from aiohttp import web
 
 from . import workload
-from .cgroups import TaskCgroup, agent_key, remove_stale, unavailable
+from .cgroups import TaskCgroup, agent_key, remove_own, remove_stale, unavailable
 from .config import Config
 from .taskspec import BadTaskRequest, TaskSpec, parse_task_request
 
@@ -193,7 +193,7 @@ class TaskManager:
         # CPU seconds (rusage) of every task that ended since the agent started: a counter
         # that never goes down, whatever max_finished_tasks forgets
         self.ended_cpu_s = 0.0
-        self.cgroup_key = agent_key(config.node_name, config.port)
+        self.agent_name = config.node_name  # its tasks' cgroups: rpiaas/NAME@PID/TASK
         self.no_cgroups = unavailable()  # why tasks run without limits here ("" if they do not)
         self._running: dict[str, Task] = {}
         self._finished: collections.OrderedDict[str, Task] = collections.OrderedDict()
@@ -267,7 +267,7 @@ class TaskManager:
         mem_mb = s.mem_mb + WORKER_MB if s.mem_mb else None
         cpus = list(task.cpu_ids) if task.own_cpus else None
         try:
-            task.cgroup = TaskCgroup.create(self.cgroup_key, s.id, s.cores, mem_mb, cpus)
+            task.cgroup = TaskCgroup.create(self.agent_name, s.id, s.cores, mem_mb, cpus)
         except OSError as e:
             log.warning("task %s: runs without limits: cannot make its cgroup: %s", s.id, e)
             task.limits_note = f"no limits: cannot make its cgroup: {e.strerror or e}"
@@ -448,20 +448,21 @@ class TaskManager:
                  rate / workload.REFERENCE_OPS_PER_S)
 
     def remove_stale(self) -> None:
-        """Remove the task cgroups a killed agent of this name and port left, and say whether
-        tasks get limits."""
+        """Remove the task cgroups that killed agents of this name left, and say whether tasks
+        get limits."""
         if self.no_cgroups:
             log.warning("tasks run without limits: %s", self.no_cgroups)
             return
         try:
-            stale = remove_stale(self.cgroup_key)
+            stale = remove_stale(self.agent_name)
         except OSError as e:
             log.warning("cannot remove the task cgroups a previous agent left: %s", e)
             return
         if stale:
             log.info("removed the cgroups of %d task(s) a previous agent left: %s", len(stale),
                      ", ".join(stale))
-        log.info("tasks run in cgroups (rpiaas/%s/TASK): CPU quota, memory limit", self.cgroup_key)
+        log.info("tasks run in cgroups (rpiaas/%s/TASK): CPU quota, memory limit",
+                 agent_key(self.agent_name))
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """A cleanup context: measure the speed in the background; at the end, kill every task."""
@@ -477,4 +478,4 @@ class TaskManager:
         await asyncio.gather(*(self.kill(i, "the agent stopped") for i in list(self._running)))
         if self.uses_cgroups and not self.no_cgroups:
             with contextlib.suppress(OSError):
-                remove_stale(self.cgroup_key)
+                remove_own(self.agent_name)

@@ -22,10 +22,19 @@ from typing import Any
 import psutil
 import pytest
 
-from rpiaas_agent.cgroups import ROOT, Layout, TaskCgroup, agent_key, detect, remove_stale, unavailable
+from rpiaas_agent.cgroups import (
+    ROOT,
+    Layout,
+    TaskCgroup,
+    agent_key,
+    detect,
+    remove_own,
+    remove_stale,
+    unavailable,
+)
 from rpiaas_agent.tasks import WORKER_MB
 
-from .helpers import TOKEN, AgentProcess, call, clean_env, free_port, gone, start_agent
+from .helpers import TOKEN, AgentProcess, call, clean_env, gone, start_agent
 
 V1_MOUNTS = """\
 24 30 0:21 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
@@ -82,14 +91,17 @@ def test_detect_takes_v1_on_a_hybrid_host_and_says_why_there_is_no_layout(tmp_pa
 
 def test_v1_files_quota_cpuset_memory_usage_and_oom(tmp_path: Path) -> None:
     layout = v1_tree(tmp_path)
-    cg = TaskCgroup.create("node1-8080", "run.7.0", 1.5, 96, [2, 3], layout=layout)
+    cg = TaskCgroup.create("node1", "run.7.0", 1.5, 96, [2, 3], layout=layout, pid=42)
     assert cg is not None
-    assert cg.path("memory") == cg.path("cpu") == f"/{ROOT}/node1-8080/run.7.0"
+    assert cg.path("memory") == cg.path("cpu") == f"/{ROOT}/node1@42/run.7.0"
     with pytest.raises(KeyError):
         cg.path("blkio")
     task = {c: Path(layout.dirs[c] + cg.path(c)) for c in layout.dirs}
     assert (task["cpu"] / "cpu.cfs_period_us").read_text() == "100000"
     assert (task["cpu"] / "cpu.cfs_quota_us").read_text() == "150000"
+    # weighed as 1.5 processes, and the tree above it as the machine's CPUs, against other work
+    assert (task["cpu"] / "cpu.shares").read_text() == "1536"
+    assert (task["cpu"].parent / "cpu.shares").read_text() == str(1024 * (os.cpu_count() or 1))
     assert (task["memory"] / "memory.limit_in_bytes").read_text() == str(96 << 20)
     assert (task["cpuset"] / "cpuset.cpus").read_text() == "2,3"
     # every new cpuset level got its parent's CPUs and memory nodes, or v1 takes no process
@@ -107,7 +119,7 @@ def test_v1_files_quota_cpuset_memory_usage_and_oom(tmp_path: Path) -> None:
     (container / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
     assert cg.oom_killed()
 
-    unlimited = TaskCgroup.create("node1-8080", "other", 1, None, None, layout=layout)
+    unlimited = TaskCgroup.create("node1", "other", 1, None, None, layout=layout, pid=42)
     assert unlimited is not None
     other = Path(layout.dirs["memory"] + unlimited.path())
     assert not (other / "memory.limit_in_bytes").exists()  # mem_mb unset: no memory limit
@@ -123,13 +135,14 @@ def test_v2_files_quota_cpuset_memory_usage_and_oom(tmp_path: Path) -> None:
     (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     layout = detect(mountinfo(tmp_path, V2_MOUNTS, root))
     assert isinstance(layout, Layout) and layout.version == 2 and layout.unique_dirs() == [str(root)]
-    cg = TaskCgroup.create("n-1", "t", 0.5, 64, [1], layout=layout)
-    assert cg is not None and cg.path() == f"/{ROOT}/n-1/t"
-    task = root / ROOT / "n-1" / "t"
+    cg = TaskCgroup.create("n", "t", 0.5, 64, [1], layout=layout, pid=7)
+    assert cg is not None and cg.path() == f"/{ROOT}/n@7/t"
+    task = root / ROOT / "n@7" / "t"
     assert (task / "cpu.max").read_text() == "50000 100000"
+    assert (task / "cpu.weight").read_text() == "50"
     assert (task / "memory.max").read_text() == str(64 << 20)
     assert (task / "cpuset.cpus").read_text() == "1"
-    for level in (root, root / ROOT, root / ROOT / "n-1"):  # controllers handed down each level
+    for level in (root, root / ROOT, root / ROOT / "n@7"):  # controllers handed down each level
         assert (level / "cgroup.subtree_control").exists()
     assert cg.procs_files() == [str(task / "cgroup.procs")]
     (task / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
@@ -144,9 +157,15 @@ def test_v2_files_quota_cpuset_memory_usage_and_oom(tmp_path: Path) -> None:
 
 
 def test_agent_key_is_a_safe_directory_name() -> None:
-    assert agent_key("node1.local.rpiaas.test", 8080) == "node1.local.rpiaas.test-8080"
-    assert agent_key("a/b c", 1) == "a_b_c-1"
-    assert agent_key("..", 0).startswith("..-pid")
+    assert agent_key("node1.local.rpiaas.test", 8080) == "node1.local.rpiaas.test@8080"
+    assert agent_key("a/b c@d", 1) == "a_b_c_d@1"
+    assert agent_key("..") == f"_@{os.getpid()}"
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 # ---------------------------------------------------------------- real cgroups (v1 here)
@@ -160,11 +179,12 @@ def cgroups() -> Iterator[list[TaskCgroup]]:
     yield made
     for cg in made:
         cg.remove()
+    assert remove_own("cgroups-test")
 
 
 @real
 def test_a_quota_holds_two_busy_loops_to_a_tenth_of_a_cpu(cgroups: list[TaskCgroup]) -> None:
-    cg = TaskCgroup.create(agent_key("quota-test", os.getpid()), "busy", 0.1, None, None)
+    cg = TaskCgroup.create("cgroups-test", "busy", 0.1, None, None)
     assert cg is not None
     cgroups.append(cg)
     proc = subprocess.Popen(["sh", "-c", BUSY_TWO.format(s=2)], stdin=subprocess.DEVNULL,
@@ -182,16 +202,19 @@ def test_a_quota_holds_two_busy_loops_to_a_tenth_of_a_cpu(cgroups: list[TaskCgro
 
 @real
 def test_stale_task_cgroups_are_killed_and_removed(cgroups: list[TaskCgroup]) -> None:
-    key = agent_key("stale-test", os.getpid())
-    cg = TaskCgroup.create(key, "left", 1, 32, None)
-    assert cg is not None
-    cgroups.append(cg)
+    gone_pid = dead_pid()
+    cg = TaskCgroup.create("cgroups-test", "left", 1, 32, None, pid=gone_pid)  # a dead agent's
+    live = TaskCgroup.create("cgroups-test", "mine", 1, 32, None)  # this live one's
+    assert cg is not None and live is not None
+    cgroups.extend([cg, live])
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
     cg.add(proc.pid)
     assert cg.pids() == [proc.pid]
-    assert remove_stale(key) == ["left"]
+    assert remove_stale("cgroups-test") == [f"cgroups-test@{gone_pid}/left"]
     assert proc.wait(timeout=5) == -signal.SIGKILL
-    assert not any(os.path.exists(os.path.join(d, ROOT, key)) for d in cg.layout.unique_dirs())
+    key = agent_key("cgroups-test", gone_pid)
+    assert not any(os.path.exists(os.path.join(d, ROOT, key)) for d in cg.layout.all_dirs())
+    assert os.path.isdir(live.dir("memory"))  # a live agent's tasks stay
 
 
 # ---------------------------------------------------------------- real agents
@@ -279,26 +302,87 @@ def test_a_killed_command_takes_what_left_its_group_and_its_cgroup(agent: AgentP
 @real
 @pytest.mark.integration
 def test_an_agent_removes_the_cgroups_a_killed_one_left(tmp_path: Path) -> None:
-    port = free_port()
-    key = agent_key("restarted", port)
-    left = TaskCgroup.create(key, "run.1.0", 1, None, None)
+    gone_pid = dead_pid()
+    left = TaskCgroup.create("restarted", "run.1.0", 1, None, None, pid=gone_pid)
     assert left is not None
     orphan = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         left.add(orphan.pid)
-        agent = start_agent(tmp_path, "--name", "restarted", env=clean_env(RPIAAS_AGENT_TOKEN=TOKEN),
-                            port=port)
+        agent = start_agent(tmp_path, "--name", "restarted", env=clean_env(RPIAAS_AGENT_TOKEN=TOKEN))
         try:
             agent.wait_up()
             assert orphan.wait(timeout=5) == -signal.SIGKILL
             assert not any(os.path.exists(d + left.path()) for d in left.layout.unique_dirs())
-            assert "removed the cgroups of 1 task(s) a previous agent left: run.1.0" in agent.log.read_text()
+            assert (f"removed the cgroups of 1 task(s) a previous agent left: restarted@{gone_pid}/run.1.0"
+                    in agent.log.read_text())
         finally:
             agent.terminate()
         # and an agent that stopped leaves nothing of its own
-        assert not any(os.path.exists(os.path.join(d, ROOT, key)) for d in left.layout.unique_dirs())
+        key = agent_key("restarted", agent.proc.pid)
+        assert not any(os.path.exists(os.path.join(d, ROOT, key)) for d in left.layout.all_dirs())
     finally:
         if orphan.poll() is None:
             orphan.kill()
         left.remove()
     assert not psutil.pid_exists(orphan.pid) or gone(orphan.pid)
+
+
+# ---------------------------------------------------------------- a container inside
+PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+# this sandbox forbids raising resource limits: podman must be given ones no higher
+ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+IMAGE = "localhost/rpiaas-test-cgroups-busybox:latest"
+BUSYBOX = "/bin/busybox"
+
+
+@pytest.fixture(scope="module")
+def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A one-binary image of the static busybox (no registry is reachable here)."""
+    import shutil
+
+    if shutil.which("podman") is None or shutil.which("runc") is None or not os.path.exists(BUSYBOX):
+        pytest.skip("needs podman, runc and busybox-static")
+    root = tmp_path_factory.mktemp("busybox-root")
+    (root / "bin").mkdir()
+    shutil.copy(BUSYBOX, root / "bin" / "busybox")
+    for applet in ("sh", "cat", "head", "tr", "sleep", "kill"):
+        (root / "bin" / applet).symlink_to("busybox")
+    tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run(["podman", "import", "-", IMAGE], stdin=tar.stdout, check=True, capture_output=True,
+                   timeout=120)
+    assert tar.wait() == 0
+    return IMAGE
+
+
+def run_in(cg: TaskCgroup, image: str, script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PODMAN, "run", "--rm", "--network", "none", *ULIMITS,
+                           "--cgroup-parent", cg.path(), image, "sh", "-c", script],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+@real
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_container_given_the_path_as_its_parent_counts_inside_the_task(
+        cgroups: list[TaskCgroup], busybox_image: str) -> None:
+    cg = TaskCgroup.create("cgroups-test", "box", 0.5, 32, None)
+    assert cg is not None
+    cgroups.append(cg)
+    t0 = time.monotonic()
+    out = run_in(cg, busybox_image, "cat /proc/self/cgroup; " + BUSY_TWO.format(s=3))
+    wall = time.monotonic() - t0
+    assert out.returncode == 0, out.stderr
+    inside = {line.split(":")[1]: line.split(":")[2] for line in out.stdout.splitlines() if line.count(":") >= 2}
+    for ctrl in ("cpu", "cpuacct", "memory", "cpuset"):
+        assert inside[ctrl].startswith(cg.path() + "/libpod-"), (ctrl, inside)
+    cpu_s, peak_mb = cg.usage()
+    print(f"container under a 0.5-core quota, two busy loops: {cpu_s:.3f} CPU s in {wall:.3f} s "
+          f"(podman's start and end included), peak {peak_mb:.1f} MiB")
+    assert 0.05 < cpu_s <= 0.5 * 1.25 * wall
+    assert not cg.oom_killed()
+
+    hog = run_in(cg, busybox_image, 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo ${#x}')
+    assert hog.returncode == 137, (hog.returncode, hog.stdout, hog.stderr)
+    assert cg.oom_killed()  # heard, although podman removed the container's own cgroup
+    assert cg.remove()
+    assert not any(os.path.exists(d + cg.path()) for d in cg.layout.all_dirs())  # conmon's too
