@@ -50,9 +50,10 @@ import contextlib
 import errno
 import os
 import re
-import signal
 import time
-from dataclasses import dataclass, field
+
+from . import cgroupfs as fs
+from .cgroupfs import KILL_WAIT_S, V2_CONTROLLERS, Layout, detect, unavailable
 
 __all__ = ["PERIOD_US", "ROOT", "Layout", "TaskCgroup", "agent_key", "detect", "remove_own", "remove_stale",
            "unavailable"]
@@ -64,84 +65,7 @@ MIN_QUOTA_US = 1_000  # the kernel's least
 SHARES_PER_CPU, WEIGHT_PER_CPU = 1024, 100
 MAX_WEIGHT = {"cpu.shares": 262_144, "cpu.weight": 10_000}
 MB = 1 << 20
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "cpuset")
-V2_CONTROLLERS = ("cpu", "memory", "cpuset")
-KILL_WAIT_S = 2.0
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the cgroup hierarchies are: ``version`` 1 or 2, and for each controller the
-    directory of its hierarchy's root (v2: the one unified root for all)."""
-
-    version: int
-    dirs: dict[str, str] = field(default_factory=dict)
-    # the other hierarchies (v1: blkio, pids, ..., a hybrid host's unified one): a container
-    # engine makes its cgroups there too, at the same path, and they go with the task's
-    others: tuple[str, ...] = ()
-
-    def unique_dirs(self) -> list[str]:
-        """Each hierarchy the task's processes join, once (co-mounted controllers share one)."""
-        return sorted(set(self.dirs.values()))
-
-    def all_dirs(self) -> list[str]:
-        """Every hierarchy: where a task's cgroup (and an engine's below it) may have a directory."""
-        return sorted(set(self.dirs.values()) | set(self.others))
-
-
-def detect(mountinfo: str = "/proc/self/mountinfo") -> Layout | str:
-    """The cgroup layout from ``mountinfo``, or a sentence saying why there is none usable.
-
-    v1 wherever the four controllers are mounted as v1 hierarchies (a hybrid host's
-    empty unified hierarchy beside them is ignored); else v2 where a cgroup2 file
-    system offers ``cpu`` and ``memory``.
-    """
-    try:
-        with open(mountinfo, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        return f"cannot read {mountinfo}: {e.strerror}"
-    v1: dict[str, str] = {}
-    v2: list[str] = []
-    points: list[str] = []
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if len(fields) < 5 or len(tail) < 3:
-            continue
-        point, fstype, options = _unescape(fields[4]), tail[0], tail[2].split(",")
-        if fstype in ("cgroup", "cgroup2"):
-            points.append(point)
-        if fstype == "cgroup":
-            for ctrl in V1_CONTROLLERS:
-                if ctrl in options:
-                    v1.setdefault(ctrl, point)
-        elif fstype == "cgroup2":
-            v2.append(point)
-    if all(c in v1 for c in V1_CONTROLLERS):
-        used = {v1[c] for c in V1_CONTROLLERS}
-        return Layout(1, {c: v1[c] for c in V1_CONTROLLERS}, tuple(p for p in points if p not in used))
-    for point in v2:
-        offered = _read(os.path.join(point, "cgroup.controllers")).split()
-        if "cpu" in offered and "memory" in offered:
-            return Layout(2, {c: point for c in V2_CONTROLLERS})
-    if v1:
-        missing = [c for c in V1_CONTROLLERS if c not in v1]
-        return f"cgroup v1 without the {', '.join(missing)} controller(s)"
-    if v2:
-        return "cgroup v2 without the cpu and memory controllers"
-    return "no cgroup file system is mounted"
-
-
-def unavailable(layout: Layout | str | None = None) -> str:
-    """Why tasks cannot get cgroups here ("" where they can)."""
-    found = detect() if layout is None else layout
-    if isinstance(found, str):
-        return found
-    if os.geteuid() != 0:
-        return "the agent is not root (making cgroups needs root)"
-    return ""
 
 
 def agent_key(name: str, pid: int | None = None) -> str:
@@ -151,129 +75,11 @@ def agent_key(name: str, pid: int | None = None) -> str:
     return f"{_safe(name)}@{os.getpid() if pid is None else pid}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _eventfd() -> int:
-    """A non-blocking eventfd (``os.eventfd`` from Python 3.10; libc's before)."""
-    flags = os.O_NONBLOCK | os.O_CLOEXEC
-    make = getattr(os, "eventfd", None)
-    if make is not None:
-        return int(make(0, flags))
-    import ctypes
-
-    fd = int(ctypes.CDLL(None, use_errno=True).eventfd(0, flags))
-    if fd < 0:
-        raise OSError(ctypes.get_errno(), "eventfd")
-    return fd
-
 
 def _safe(name: str) -> str:
     out = _SAFE.sub("_", name)[:200]
     return out if out.strip(".") else "_"
 
-
-def _unescape(path: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="ascii") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w", encoding="ascii") as f:
-        f.write(value)
-
-
-def _int(text: str) -> int | None:
-    try:
-        return int(text.split()[0])
-    except (ValueError, IndexError):
-        return None
-
-
-def _keyed(text: str, key: str) -> int | None:
-    """The number after ``key`` in a ``key value`` per line file (``cpu.stat``, ``memory.events``)."""
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == key:
-            return _int(parts[1])
-    return None
-
-
-def _tree(path: str) -> list[str]:
-    """``path`` and every cgroup below it, deepest first."""
-    out: list[str] = []
-    for top, subdirs, _ in os.walk(path, topdown=False):
-        del subdirs
-        out.append(top)
-    return out
-
-
-def _pids(path: str) -> list[int]:
-    pids: list[int] = []
-    for d in _tree(path):
-        for word in _read(os.path.join(d, "cgroup.procs")).split():
-            with contextlib.suppress(ValueError):
-                pids.append(int(word))
-    return pids
-
-
-def _kill_tree(path: str, wait_s: float = KILL_WAIT_S) -> bool:
-    """SIGKILL every process in ``path`` and below until none is left; whether none is."""
-    kill_file = os.path.join(path, "cgroup.kill")  # v2, Linux 5.14 and later: atomically
-    if os.path.exists(kill_file):
-        with contextlib.suppress(OSError):
-            _write(kill_file, "1")
-    deadline = time.monotonic() + wait_s
-    while True:
-        pids = _pids(path)
-        if not pids:
-            return True
-        for pid in pids:  # again and again: a process may fork while its group is killed
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        if time.monotonic() >= deadline:
-            return not _pids(path)
-        time.sleep(0.02)
-
-
-def _rmdir_tree(path: str) -> bool:
-    ok = True
-    for d in _tree(path):
-        try:
-            os.rmdir(d)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            ok = False
-    return ok
-
-
-def _mkdirs_v1_cpuset(root: str, rel: list[str]) -> str:
-    """Make ``root/rel...`` in a v1 cpuset hierarchy, each new level given its parent's CPUs
-    and memory nodes (a v1 cpuset starts with none, and takes no process without them)."""
-    path = root
-    for part in rel:
-        parent, path = path, os.path.join(path, part)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            if not _read(os.path.join(path, name)).strip():
-                _write(os.path.join(path, name), _read(os.path.join(parent, name)).strip())
-    return path
 
 
 class TaskCgroup:
@@ -320,32 +126,32 @@ class TaskCgroup:
     def _make_v1(self, parts: list[str]) -> None:
         for ctrl, root in self.layout.dirs.items():
             if ctrl == "cpuset":
-                _mkdirs_v1_cpuset(root, parts)
+                fs.mkdirs_v1_cpuset(root, parts)
             else:
                 os.makedirs(os.path.join(root, *parts), exist_ok=True)
         cpu = self.dir("cpu")
         self._weigh(cpu, "cpu.shares", SHARES_PER_CPU)
-        _write(os.path.join(cpu, "cpu.cfs_period_us"), str(PERIOD_US))
-        _write(os.path.join(cpu, "cpu.cfs_quota_us"), str(self.quota_us()))
+        fs.write(os.path.join(cpu, "cpu.cfs_period_us"), str(PERIOD_US))
+        fs.write(os.path.join(cpu, "cpu.cfs_quota_us"), str(self.quota_us()))
         if self.cpus:
-            _write(os.path.join(self.dir("cpuset"), "cpuset.cpus"), ",".join(map(str, self.cpus)))
+            fs.write(os.path.join(self.dir("cpuset"), "cpuset.cpus"), ",".join(map(str, self.cpus)))
         if self.mem_mb:
             limit = str(int(self.mem_mb * MB))
             memory = self.dir("memory")
-            _write(os.path.join(memory, "memory.limit_in_bytes"), limit)
+            fs.write(os.path.join(memory, "memory.limit_in_bytes"), limit)
             memsw = os.path.join(memory, "memory.memsw.limit_in_bytes")
             if os.path.exists(memsw):  # swap accounting on: no way round the limit through swap
-                _write(memsw, limit)
+                fs.write(memsw, limit)
             self._watch_oom(memory)
 
     def _watch_oom(self, memory: str) -> None:
         control = os.path.join(memory, "cgroup.event_control")
         if not os.path.exists(control):
             return
-        efd = _eventfd()
+        efd = fs.eventfd()
         ofd = os.open(os.path.join(memory, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _write(control, f"{efd} {ofd}")
+            fs.write(control, f"{efd} {ofd}")
         except OSError:
             os.close(efd)
             raise
@@ -358,19 +164,19 @@ class TaskCgroup:
         for part in parts:  # controllers enabled for the children of each level down
             for ctrl in V2_CONTROLLERS:
                 with contextlib.suppress(OSError):  # cpuset may be absent: the quota still holds
-                    _write(os.path.join(path, "cgroup.subtree_control"), f"+{ctrl}")
+                    fs.write(os.path.join(path, "cgroup.subtree_control"), f"+{ctrl}")
             path = os.path.join(path, part)
             with contextlib.suppress(FileExistsError):
                 os.mkdir(path)
         self._weigh(path, "cpu.weight", WEIGHT_PER_CPU)
-        _write(os.path.join(path, "cpu.max"), f"{self.quota_us()} {PERIOD_US}")
+        fs.write(os.path.join(path, "cpu.max"), f"{self.quota_us()} {PERIOD_US}")
         if self.cpus:
-            _write(os.path.join(path, "cpuset.cpus"), ",".join(map(str, self.cpus)))
+            fs.write(os.path.join(path, "cpuset.cpus"), ",".join(map(str, self.cpus)))
         if self.mem_mb:
-            _write(os.path.join(path, "memory.max"), str(int(self.mem_mb * MB)))
+            fs.write(os.path.join(path, "memory.max"), str(int(self.mem_mb * MB)))
             swap = os.path.join(path, "memory.swap.max")
             if os.path.exists(swap):
-                _write(swap, "0")
+                fs.write(swap, "0")
 
     def _weigh(self, task_dir: str, name: str, per_cpu: int) -> None:
         """The CPU weight of the task, ``cores`` processes' worth, and of the agent's and
@@ -383,7 +189,7 @@ class TaskCgroup:
         agent_dir = os.path.dirname(task_dir)
         for path, weight in ((os.path.dirname(agent_dir), per_cpu * cpus), (agent_dir, per_cpu * cpus),
                              (task_dir, max(2, round(per_cpu * self.cores)))):
-            _write(os.path.join(path, name), str(min(weight, MAX_WEIGHT[name])))
+            fs.write(os.path.join(path, name), str(min(weight, MAX_WEIGHT[name])))
 
     def quota_us(self) -> int:
         """The CFS quota per :data:`PERIOD_US`: ``cores`` CPUs' worth."""
@@ -410,19 +216,19 @@ class TaskCgroup:
         """Move process ``pid`` into the task's cgroup (in every hierarchy); the processes it
         starts afterwards are born in it."""
         for procs in self.procs_files():
-            _write(procs, str(pid))
+            fs.write(procs, str(pid))
 
     def usage(self) -> tuple[float, float]:
         """``(cpu_s, peak_mem_mb)`` of the task so far: the CPU time of all its processes, and
         the peak of their memory, page cache included (v2 before Linux 5.19: the usage now)."""
         if self.layout.version == 1:
-            ns = _int(_read(os.path.join(self.dir("cpuacct"), "cpuacct.usage"))) or 0
-            peak = _int(_read(os.path.join(self.dir("memory"), "memory.max_usage_in_bytes"))) or 0
+            ns = fs.number(fs.read(os.path.join(self.dir("cpuacct"), "cpuacct.usage"))) or 0
+            peak = fs.number(fs.read(os.path.join(self.dir("memory"), "memory.max_usage_in_bytes"))) or 0
             return ns / 1e9, peak / MB
         path = self.dir("cpu")
-        us = _keyed(_read(os.path.join(path, "cpu.stat")), "usage_usec") or 0
-        peak_text = _read(os.path.join(path, "memory.peak")) or _read(os.path.join(path, "memory.current"))
-        return us / 1e6, (_int(peak_text) or 0) / MB
+        us = fs.keyed(fs.read(os.path.join(path, "cpu.stat")), "usage_usec") or 0
+        peak_text = fs.read(os.path.join(path, "memory.peak")) or fs.read(os.path.join(path, "memory.current"))
+        return us / 1e6, (fs.number(peak_text) or 0) / MB
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process of the task (or of a container in it) for
@@ -433,20 +239,20 @@ class TaskCgroup:
                     self.oom_heard = int.from_bytes(os.read(self.oom_fd, 8), "little") > 0
             if self.oom_heard:
                 return True
-            return any((_keyed(_read(os.path.join(d, "memory.oom_control")), "oom_kill") or 0) > 0
-                       for d in _tree(self.dir("memory")))
+            return any((fs.keyed(fs.read(os.path.join(d, "memory.oom_control")), "oom_kill") or 0) > 0
+                       for d in fs.tree(self.dir("memory")))
         # v2's memory.events counts the whole subtree
-        return (_keyed(_read(os.path.join(self.dir("memory"), "memory.events")), "oom_kill") or 0) > 0
+        return (fs.keyed(fs.read(os.path.join(self.dir("memory"), "memory.events")), "oom_kill") or 0) > 0
 
     def pids(self) -> list[int]:
         """The processes in the task's cgroup and below."""
-        return _pids(self.dir("memory"))
+        return fs.pids(self.dir("memory"))
 
     # ------------------------------------------------------------ ending
     def kill_all(self, wait_s: float = KILL_WAIT_S) -> bool:
         """SIGKILL every process in the task's cgroup and below, again until none is left or
         ``wait_s`` has passed (0: one round, for a caller that must not block); whether none is."""
-        return _kill_tree(self.dir("memory"), wait_s)
+        return fs.kill_tree(self.dir("memory"), wait_s)
 
     def remove(self) -> bool:
         """Remove the cgroup (and any below it, a container's) from every hierarchy, killing
@@ -460,7 +266,7 @@ class TaskCgroup:
         ok = True
         for d in self.layout.all_dirs():
             for _ in range(50):  # a process just killed leaves its cgroup a moment later
-                if _rmdir_tree(d + self.rel):
+                if fs.rmdir_tree(d + self.rel):
                     break
                 time.sleep(0.02)
             else:
@@ -488,13 +294,13 @@ def remove_stale(agent_name: str, layout: Layout | str | None = None) -> list[st
                 raise
             continue
         for agent in agents:
-            if agent.name == own or _alive(int(agent.name[len(prefix):])):
+            if agent.name == own or fs.alive(int(agent.name[len(prefix):])):
                 continue  # a live agent of the same name (another testbed's)
             for entry in os.scandir(agent.path):
                 if entry.is_dir(follow_symlinks=False):
-                    _kill_tree(entry.path)
+                    fs.kill_tree(entry.path)
                     for _ in range(50):
-                        if _rmdir_tree(entry.path):
+                        if fs.rmdir_tree(entry.path):
                             break
                         time.sleep(0.02)
                     removed.add(f"{agent.name}/{entry.name}")
@@ -513,6 +319,6 @@ def remove_own(agent_name: str, layout: Layout | str | None = None) -> bool:
     for root in found.all_dirs():
         path = os.path.join(root, ROOT, agent_key(agent_name))
         if os.path.isdir(path):
-            _kill_tree(path)
-            ok = _rmdir_tree(path) and ok
+            fs.kill_tree(path)
+            ok = fs.rmdir_tree(path) and ok
     return ok
