@@ -147,6 +147,9 @@ def test_the_start_document_of_a_command_task(tmp_path: Path) -> None:
     ({"state": "killed", "exit_status": 143, "error": "the agent stopped"}, "the agent stopped"),
     ({"state": "failed", "exit_status": None, "error": "reaped elsewhere"}, "reaped elsewhere"),
     ({"state": "failed"}, "failed without an exit status"),
+    # its memory limit killed it (the agent's cgroup saw the OOM kill)
+    ({"state": "failed", "exit_status": -9, "reason": "oom", "error": "killed by its memory limit"}, "oom"),
+    ({"state": "killed", "exit_status": -9, "reason": "oom", "error": "killed on request"}, "killed on request"),
 ])
 def test_the_reason_of_a_task_that_did_not_complete(doc: dict[str, Any], reason: str) -> None:
     from rpiaas.live.agent_tasks import end_reason
