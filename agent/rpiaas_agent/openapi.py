@@ -155,7 +155,11 @@ _SCHEMAS: dict[str, Schema] = {
                           "cores": {"type": "integer", "minimum": 1}, "mem_mb": _MB,
                           "runner": {"type": "string", "enum": ["process", "timer"], "description":
                                      "What a task is: a process group (`process`), or a timer "
-                                     "of an emulating process (`timer`: rpiaas-agent-emulated)."}},
+                                     "of an emulating process (`timer`: rpiaas-agent-emulated)."},
+                          "limits": {"type": "string", "description":
+                                     "What holds each task to its cores and mem_mb: `cgroup v1` or "
+                                     "`cgroup v2`, else `none: ` and why (not root, no cgroups; a "
+                                     "timer is `none: a timer has no process`)."}},
                          "Tasks running, what they hold, and the node's capacity for tasks."),
         "power": _nullable(_object(
             {"source": {"type": "string", "enum": ["hwmon", "pmic"]},

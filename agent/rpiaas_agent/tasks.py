@@ -52,7 +52,7 @@ import psutil
 from aiohttp import web
 
 from . import workload
-from .cgroups import TaskCgroup, agent_key, remove_own, remove_stale, unavailable
+from .cgroups import Layout, TaskCgroup, agent_key, detect, remove_own, remove_stale, unavailable
 from .config import Config
 from .taskspec import BadTaskRequest, TaskSpec, parse_task_request
 
@@ -211,7 +211,16 @@ class TaskManager:
         running = list(self._running.values())
         return {"running": len(running), "cores_used": sum(t.spec.cores for t in running),
                 "mem_mb_used": sum(t.spec.mem_mb for t in running), "cores": self.cores,
-                "mem_mb": self.mem_mb, "runner": self.runner}
+                "mem_mb": self.mem_mb, "runner": self.runner, "limits": self.limits()}
+
+    def limits(self) -> str:
+        """``/info``'s ``tasks.limits``: what holds tasks to their limits here, or why nothing."""
+        if not self.uses_cgroups:
+            return "none: a timer has no process"
+        if self.no_cgroups:
+            return f"none: {self.no_cgroups}"
+        layout = detect()
+        return f"cgroup v{layout.version}" if isinstance(layout, Layout) else f"none: {layout}"
 
     def speed(self) -> dict[str, float | None]:
         """``/info``'s ``speed``: the kernel's single-core rate here, and over the reference's."""
