@@ -26,7 +26,8 @@ Kinds:
 
 With ``--join PROCS`` (once per hierarchy) the worker first moves itself into
 the task's cgroup (:mod:`rpiaas_agent.cgroups`), so that every process of the
-task is born there.  The agent moves it there too, as soon as it is started,
+task is born there; when the agent dies, the worker kills every process in
+that cgroup and below, not only its group.  The agent moves it there too, as soon as it is started,
 so the interpreter's own start-up memory is the task's as well.
 
 Every worker dies with the agent.  On Linux it asks the kernel for SIGTERM when
@@ -152,6 +153,29 @@ def _die_with(parent_pid: int, sig: int) -> None:
 def _pin(cpu_ids: Sequence[int]) -> None:
     if cpu_ids and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpu_ids)
+
+
+def _kill_cgroup(procs_files: Sequence[str], rounds: int = 25) -> None:
+    """SIGKILL every other process in the task's cgroup and below it (a command's daemon, a
+    container's processes under its engine's cgroup there), again until none is left."""
+    me = os.getpid()
+    for _ in range(rounds):
+        found = False
+        for procs in procs_files:
+            for top, _, _ in os.walk(os.path.dirname(procs)):
+                try:
+                    with open(os.path.join(top, "cgroup.procs"), encoding="ascii") as f:
+                        pids = [int(word) for word in f.read().split()]
+                except (OSError, ValueError):
+                    continue
+                for pid in pids:
+                    if pid != me:
+                        found = True
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+        if not found:
+            return
+        time.sleep(0.02)
 
 
 def _sleep_until(deadline: float) -> None:
@@ -280,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def on_term(signum: int, frame: object) -> None:
         if os.getppid() != parent:  # the death signal: the agent is gone, take the group along
+            _kill_cgroup(args.join)  # and whatever left the group (a daemon, a container)
             if os.getpgid(0) == os.getpid():  # only a group of its own: never the agent's
                 os.killpg(0, signal.SIGKILL)
             os._exit(EXIT_SIGNAL + signum)

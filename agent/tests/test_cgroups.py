@@ -386,3 +386,36 @@ def test_a_container_given_the_path_as_its_parent_counts_inside_the_task(
     assert cg.oom_killed()  # heard, although podman removed the container's own cgroup
     assert cg.remove()
     assert not any(os.path.exists(d + cg.path()) for d in cg.layout.all_dirs())  # conmon's too
+
+
+@real
+@pytest.mark.integration
+def test_a_killed_agent_takes_what_left_its_tasks_groups(tmp_path: Path) -> None:
+    """SIGKILL of the agent: each worker hears it (PR_SET_PDEATHSIG) and kills its task's
+    cgroup, so a process that left the task's group and session (as a container engine's do)
+    dies too, within seconds."""
+    pid_file = tmp_path / "escaped.pid"
+    agent = start_agent(tmp_path, "--name", "killed", "--work-dir", str(tmp_path), "--allow-commands",
+                        env=clean_env(RPIAAS_AGENT_TOKEN=TOKEN))
+    try:
+        agent.wait_up()
+        status, doc = call(agent, "POST", "/tasks", {
+            "id": "leave", "kind": "command",
+            "argv": ["sh", "-c", f"setsid sh -c 'echo $$ > {pid_file}; exec sleep 60' & sleep 60"]})
+        assert status == 201, doc
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline, "the command did not start"
+            time.sleep(0.05)
+        escaped = int(pid_file.read_text())
+        agent.proc.kill()
+        agent.proc.wait()
+        deadline = time.monotonic() + 10
+        while not gone(escaped):
+            assert time.monotonic() < deadline, "a process of the task outlived its agent by 10 s"
+            time.sleep(0.05)
+    finally:
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+            agent.proc.wait()
+    assert remove_stale("killed") == [f"killed@{agent.proc.pid}/leave"]  # the next agent's sweep
