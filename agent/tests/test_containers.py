@@ -103,7 +103,9 @@ def test_a_task_that_fits_completes_with_its_output_and_its_use(agent: AgentProc
     assert fits["pull_s"] == 0  # the image was here
     assert Path(fits["output_file"]).read_text() == "hello there\n"
     # the group's: the container's processes (and its engine monitor), a few MiB and a little CPU
-    assert 0 <= fits["cpu_s"] < 2 and 0.1 < fits["peak_rss_mb"] < 64, fits
+    assert 0 <= fits["cpu_s"] < 2 and 0.1 < fits["peak_mem_mb"] < 64, fits
+    # the task's cgroup held it too: the quota of its core and its memory
+    assert fits["limits"]["cpu_quota_cores"] == 1 and fits["limits"]["mem_limit_mb"] == 64, fits
     assert fits["started_s"] <= fits["ended_s"]
     assert three["state"] == "failed" and three["exit_status"] == 3 and three["error"] == "exit status 3"
     out = Path(chatty["output_file"]).read_bytes()  # bounded: the first MiB, then a note
@@ -116,9 +118,10 @@ def test_a_task_that_fits_completes_with_its_output_and_its_use(agent: AgentProc
 def test_a_task_that_outgrows_its_memory_fails_with_reason_oom(agent: AgentProcess) -> None:
     start(agent, id="greedy", mem_mb=16, argv=["sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo done"])
     doc = finished(agent, "greedy")
-    assert doc["state"] == "failed" and doc["error"] == "oom", doc
+    assert doc["state"] == "failed" and doc["reason"] == "oom", doc
+    assert doc["error"].startswith("killed by its memory limit (oom)"), doc
     # the limit held: far below the 64 MB asked (the group holds the engine monitor too, a few MiB)
-    assert doc["peak_rss_mb"] < 32, doc
+    assert doc["peak_mem_mb"] < 32, doc
     assert "done" not in Path(doc["output_file"]).read_text()
 
 

@@ -171,7 +171,11 @@ def test_the_start_document_of_a_container_task(tmp_path: Path) -> None:
     ({"state": "killed", "exit_status": 143, "error": "the agent stopped"}, "the agent stopped"),
     ({"state": "failed", "exit_status": None, "error": "reaped elsewhere"}, "reaped elsewhere"),
     ({"state": "failed"}, "failed without an exit status"),
-    ({"kind": "container", "state": "failed", "exit_status": 137, "error": "oom"}, "oom"),
+    # its memory limit killed it (the agent's cgroup saw the OOM kill)
+    ({"state": "failed", "exit_status": -9, "reason": "oom", "error": "killed by its memory limit"}, "oom"),
+    ({"state": "killed", "exit_status": -9, "reason": "oom", "error": "killed on request"}, "killed on request"),
+    ({"kind": "container", "state": "failed", "exit_status": 137, "reason": "oom",
+      "error": "killed by its memory limit (oom)"}, "oom"),
     ({"kind": "container", "state": "failed", "exit_status": 137, "error": "killed by SIGKILL"}, "signal 9"),
     ({"kind": "container", "state": "failed", "exit_status": 3, "error": "exit status 3"}, "exit status 3"),
     ({"kind": "container", "state": "failed", "exit_status": None, "error": "cannot pull x: no such host"},
