@@ -97,7 +97,6 @@ def unavailable(layout: Layout | str | None = None) -> str:
     return ""
 
 
-
 def alive(pid: int) -> bool:
     """Whether process ``pid`` exists (in this PID namespace)."""
     try:
@@ -121,7 +120,6 @@ def eventfd() -> int:
     if fd < 0:
         raise OSError(ctypes.get_errno(), "eventfd")
     return fd
-
 
 
 def unescape(path: str) -> str:

@@ -1,15 +1,17 @@
 """One cgroup per task: the CPU and memory a task was given, enforced, and what it used.
 
-:meth:`TaskCgroup.create` makes ``rpiaas/AGENT/TASK`` at the same path in
-every hierarchy the agent uses, so that one path names the task's cgroup
-everywhere: a container engine given it as its cgroup parent
-(``podman run --cgroup-manager cgroupfs --cgroup-parent PATH``) makes the
-container's cgroup below it, and the container's CPU time and memory then
-count against, and are counted in, the task's.
+:meth:`TaskCgroup.create` makes ``/rpiaas/NAME@PID/TASK`` (the agent's name
+and process: :func:`agent_key`) at the same path in every hierarchy, so that
+one path names the task's cgroup everywhere: a container engine given it as
+its cgroup parent (``podman --runtime runc --cgroup-manager cgroupfs run
+--cgroup-parent PATH``) makes the container's cgroup below it
+(``PATH/libpod-ID``, and its monitor's ``PATH/conmon``), and the container's
+CPU time and memory then count against, and are counted in, the task's.
 
 - **CPU**: a weight of ``cores`` processes (``cpu.shares``, ``cpu.weight``)
-  against the machine's other work, and a CFS quota of ``cores`` CPUs, always (``cpu.cfs_quota_us`` over
-  ``cpu.cfs_period_us`` in v1, ``cpu.max`` in v2): the task's processes
+  against the machine's other work, and a CFS quota of ``cores`` CPUs,
+  always (``cpu.cfs_quota_us`` over ``cpu.cfs_period_us`` in v1,
+  ``cpu.max`` in v2): the task's processes
   together get at most ``cores`` CPUs' worth of time each period, however
   many threads or processes they run.  A cpuset (``cpuset.cpus``) only where
   the caller gives CPU ids, that is where the node has that many CPUs free to
@@ -19,7 +21,9 @@ count against, and are counted in, the task's.
   ``memory.memsw.limit_in_bytes`` where swap accounting is on, in v1;
   ``memory.max`` and ``memory.swap.max = 0`` in v2).  ``mem_mb`` None or 0:
   no memory limit.  Beyond the limit the kernel reclaims the task's page cache,
-  then kills one of its processes: :meth:`TaskCgroup.oom_killed` says so.
+  then kills one of its processes: :meth:`TaskCgroup.oom_killed` says so
+  (v1 counts the kill in the victim's own cgroup, which an engine removes with
+  its container, so the task's OOM is also heard on an eventfd).
 - **Use**: CPU seconds from ``cpuacct.usage`` (v1) or ``cpu.stat``'s
   ``usage_usec`` (v2); peak memory from ``memory.max_usage_in_bytes`` (v1) or
   ``memory.peak`` (v2, Linux 5.19 and later; before, the usage at the end).
@@ -30,18 +34,22 @@ Raspberry Pi OS up to bullseye and this project's CI machine) is tested.
 cgroup v2 (one unified hierarchy, Raspberry Pi OS bookworm, Debian 12) is
 written to the kernel's documentation and tested on a fake tree only: no v2
 host was at hand.  On v2 the agent enables ``+cpu +memory +cpuset`` in
-``cgroup.subtree_control`` from the root down to its own directory; a
-systemd host that owns the tree must leave ``/sys/fs/cgroup/rpiaas`` to the
-agent (or run it with ``Delegate=yes`` and point :data:`ROOT` below it).
+``cgroup.subtree_control`` from the root down to its own directory (systemd
+leaves ``/sys/fs/cgroup/rpiaas``, which no unit owns, alone).  v2 allows no
+process in a cgroup whose controllers are handed down: a container engine
+given a task's path as its parent needs the task's own processes elsewhere,
+which is not done.
 
 Where cgroups cannot be used (not root, nothing mounted, a controller
 missing) :meth:`TaskCgroup.create` returns None and :func:`unavailable` says
 why: the task then runs without limits.
 
-An agent killed with SIGKILL leaves its task cgroups behind;
-:func:`remove_stale` at its next start kills what is left in them and
-removes them.  This module uses the standard library only (the agent runs on
-Python 3.9).
+An agent killed with SIGKILL leaves its task cgroups behind (its workers kill
+what is in them: :mod:`rpiaas_agent.workload`); :func:`remove_stale`, when an
+agent of the same name starts, kills what is left in those of agents whose
+process is gone and removes them.  The files themselves are read and written
+by :mod:`rpiaas_agent.cgroupfs`.  This module uses the standard library only
+(the agent runs on Python 3.9).
 """
 
 from __future__ import annotations
@@ -75,11 +83,9 @@ def agent_key(name: str, pid: int | None = None) -> str:
     return f"{_safe(name)}@{os.getpid() if pid is None else pid}"
 
 
-
 def _safe(name: str) -> str:
     out = _SAFE.sub("_", name)[:200]
     return out if out.strip(".") else "_"
-
 
 
 class TaskCgroup:
