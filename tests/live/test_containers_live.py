@@ -84,7 +84,7 @@ def test_the_container_scenario_runs_live_held_to_its_limits(
     # the machine); task 0's one loop had one core, held to one CPU
     for i, cores in ((0, 1), (2, 2)):
         t = ended[i]
-        assert 0.1 < t.cpu_s <= 1.25 * cores * (t.end_s - t.start_s), t
+        assert t.cpu_s is not None and 0.1 < t.cpu_s <= 1.25 * cores * (t.end_s - t.start_s), t
     assert ended[3].peak_mem_mb is not None and ended[3].peak_mem_mb < 32
     rows = (run_dir / "tasks.csv").read_text().splitlines()
     assert len(rows) == 9 and ",oom," in rows[[r.split(",")[0] for r in rows].index("3")]
