@@ -129,7 +129,6 @@ class LiveRun(Shell):
         self.measured_start: dict[int, float] = {}  # task id -> measured start, scenario s
         # task id -> (cpu_s, peak_mem_mb) its agent measured for its last attempt that ended
         self.measured_use: dict[int, tuple[float | None, float | None]] = {}
-        self.pulls_s: dict[int, float] = {}  # container tasks' image pulls as their agents measured them
         self.jobs = LiveJobs()  # what the parts of the parallel jobs running now measured
         self.watch = NodeWatch(entries, self.clock, self.put)
         self.agents = AgentTasks(run_id, entries, self.nodes, client, options, notify_url,
@@ -426,10 +425,6 @@ class LiveRun(Shell):
         if rank is not None and task_id in self.agents.parts:  # a job's: its parts' sum and peak
             record["rank"] = rank
             used = self.jobs.used(task_id, rank, used)
-        pull = doc.get("pull_s")
-        if isinstance(pull, (int, float)) and not isinstance(pull, bool):
-            # a container task's image pull, before its start (0: its node had the image)
-            record["pull_s"] = self.pulls_s[task_id] = float(pull)
         self.measured_use[task_id] = used
         self.journal.write(record)
 
