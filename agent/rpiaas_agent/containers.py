@@ -113,7 +113,8 @@ class Engine:
     def run_command(self, *, name: str, task_id: str, image: str, argv: Sequence[str] | None,
                     env: Sequence[tuple[str, str]], cores: int, cpuset: Sequence[int] | None,
                     mem_mb: float, network: bool, cgroup_parent: str | None) -> list[str]:
-        """The ``run`` command of a task's container (attached: its output on our pipes)."""
+        """The ``run`` command of a task's container (attached: its output on our pipes); the
+        engine must be given ``env`` in its own environment (``--env NAME`` copies it)."""
         cmd = [self.program, "run", "--name", name, "--label", f"{AGENT_LABEL}={self.agent_key}",
                "--label", f"{TASK_LABEL}={task_id}", "--pull", "never", "--log-driver", "none",
                "--stop-timeout", "2", "--cpus", str(cores), *RLIMIT_FLAGS]
@@ -128,8 +129,8 @@ class Engine:
             cmd += ["--network", "none"]
         if cgroup_parent:
             cmd += ["--cgroup-parent", cgroup_parent]
-        for key, value in env:
-            cmd += ["--env", f"{key}={value}"]
+        for key, _ in env:  # the value from the engine's environment: never on a command line
+            cmd += ["--env", key]
         cmd.append(image)
         if argv:
             cmd += list(argv)

@@ -454,7 +454,7 @@ class TaskManager:
                 try:
                     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, cwd=self.config.work_dir,
-                                            start_new_session=True)
+                                            env={**_task_env(), **dict(s.env)}, start_new_session=True)
                 except OSError as e:
                     run, why = False, f"cannot start {engine.name}: {e}"
                 else:

@@ -7,6 +7,7 @@ registry is needed).  Real agent processes on loopback.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -192,3 +193,17 @@ def test_no_engine_refuses_container_tasks(tmp_path: Path) -> None:
         assert status == 403 and "no container engine" in doc["error"], doc
     finally:
         proc.terminate()
+
+
+def test_env_values_stay_off_command_lines(agent: AgentProcess) -> None:
+    start(agent, id="secret", argv=["sh", "-c", "echo $TOKEN_X; sleep 30"], env={"TOKEN_X": "s3cr3t-value"})
+    wait_for(lambda: containers(f"{TASK_LABEL}=secret"))
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            assert b"s3cr3t-value" not in cmdline, cmdline
+    status, doc = call(agent, "DELETE", "/tasks/secret")
+    assert status == 200 and Path(doc["output_file"]).read_text() == "s3cr3t-value\n", doc
