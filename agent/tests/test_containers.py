@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rpiaas_agent.containers import AGENT_LABEL, OUTPUT_MAX_BYTES, TASK_LABEL
+from rpiaas_agent.containers import AGENT_LABEL, OUTPUT_MAX_BYTES, TASK_LABEL, Engine
 
 from .helpers import TOKEN, AgentProcess, call, clean_env, free_port, start_agent
 from .images import BUSYBOX_IMAGE, build_busybox_image, missing
@@ -207,3 +207,20 @@ def test_env_values_stay_off_command_lines(agent: AgentProcess) -> None:
             assert b"s3cr3t-value" not in cmdline, cmdline
     status, doc = call(agent, "DELETE", "/tasks/secret")
     assert status == 200 and Path(doc["output_file"]).read_text() == "s3cr3t-value\n", doc
+
+
+def test_the_run_command_holds_the_task_to_what_it_was_given() -> None:
+    engine = Engine("/usr/bin/podman", "runc", "pi-01-8081")
+    common: dict[str, Any] = {"name": "n", "task_id": "t1", "image": "localhost/x:1", "env": (("A", "b"),),
+                              "cgroup_parent": "/rpiaas/pi-01@7/t1"}
+    cmd = engine.run_command(argv=["sh", "-c", "true"], cores=2, cpuset=[2, 3], mem_mb=64, network=False, **common)
+    flags = " ".join(cmd)
+    for part in ("--cpus 2", "--cpuset-cpus 2,3", f"--memory {64 << 20} --memory-swap {64 << 20}",
+                 "--network none", "--runtime runc", "--ulimit nofile=1024:1024 --ulimit nproc=1024:1024",
+                 "--label org.rpiaas.agent=pi-01-8081 --label org.rpiaas.task=t1", "--pull never",
+                 "--cgroup-parent /rpiaas/pi-01@7/t1", "--env A localhost/x:1 sh -c true"):
+        assert part in flags, (part, flags)
+    # shared CPUs: the quota alone; no memory asked: no limit; a network when asked
+    cmd = Engine("docker", "", "k").run_command(argv=None, cores=1, cpuset=None, mem_mb=0, network=True, **common)
+    assert cmd[-1] == "localhost/x:1" and "--cpus" in cmd
+    assert not {"--cpuset-cpus", "--memory", "--network", "--runtime"} & set(cmd), cmd
