@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -205,21 +206,34 @@ class OomWatch:
         return None
 
     def _watch(self) -> None:
+        from .cgroupfs import eventfd  # (the package's: this file also runs alone, as the reaper)
+
         group = None
         while group is None and not self._stop.wait(0.01):
             group = self._find()
-        if group is None or not hasattr(os, "eventfd"):
+        if group is None:
             return
         try:
-            efd = os.eventfd(0)
-            ofd = os.open(os.path.join(group, "memory.oom_control"), os.O_RDONLY)
+            efd = eventfd()  # non-blocking: waited for with select
+        except OSError:
+            return
+        try:
+            ofd = os.open(os.path.join(group, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            os.close(efd)
+            return  # the container ended already
+        try:
             with open(os.path.join(group, "cgroup.event_control"), "w") as f:
                 f.write(f"{efd} {ofd}")
         except OSError:
-            return  # the container ended already
+            os.close(ofd)
+            os.close(efd)
+            return
         try:
             while True:
-                os.eventfd_read(efd)
+                select.select([efd], [], [])
+                with contextlib.suppress(BlockingIOError):
+                    os.read(efd, 8)
                 try:
                     os.pread(ofd, 4096, 0)
                 except OSError:
