@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,8 @@ class Engine:
     def run_command(self, *, name: str, task_id: str, image: str, argv: Sequence[str] | None,
                     env: Sequence[tuple[str, str]], cores: int, cpuset: Sequence[int] | None,
                     mem_mb: float, network: bool, cgroup_parent: str | None) -> list[str]:
-        """The ``run`` command of a task's container (attached: its output on our pipes)."""
+        """The ``run`` command of a task's container (attached: its output on our pipes); the
+        engine must be given ``env`` in its own environment (``--env NAME`` copies it)."""
         cmd = [self.program, "run", "--name", name, "--label", f"{AGENT_LABEL}={self.agent_key}",
                "--label", f"{TASK_LABEL}={task_id}", "--pull", "never", "--log-driver", "none",
                "--stop-timeout", "2", "--cpus", str(cores), *RLIMIT_FLAGS]
@@ -128,8 +130,8 @@ class Engine:
             cmd += ["--network", "none"]
         if cgroup_parent:
             cmd += ["--cgroup-parent", cgroup_parent]
-        for key, value in env:
-            cmd += ["--env", f"{key}={value}"]
+        for key, _ in env:  # the value from the engine's environment: never on a command line
+            cmd += ["--env", key]
         cmd.append(image)
         if argv:
             cmd += list(argv)
@@ -208,21 +210,34 @@ class OomWatch:
         return None
 
     def _watch(self) -> None:
+        from .cgroupfs import eventfd  # (the package's: this file also runs alone, as the reaper)
+
         group = None
         while group is None and not self._stop.wait(0.01):
             group = self._find()
-        if group is None or not hasattr(os, "eventfd"):
+        if group is None:
             return
         try:
-            efd = os.eventfd(0)
-            ofd = os.open(os.path.join(group, "memory.oom_control"), os.O_RDONLY)
+            efd = eventfd()  # non-blocking: waited for with select
+        except OSError:
+            return
+        try:
+            ofd = os.open(os.path.join(group, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            os.close(efd)
+            return  # the container ended already
+        try:
             with open(os.path.join(group, "cgroup.event_control"), "w") as f:
                 f.write(f"{efd} {ofd}")
         except OSError:
-            return  # the container ended already
+            os.close(ofd)
+            os.close(efd)
+            return
         try:
             while True:
-                os.eventfd_read(efd)
+                select.select([efd], [], [])
+                with contextlib.suppress(BlockingIOError):
+                    os.read(efd, 8)
                 try:
                     os.pread(ofd, 4096, 0)
                 except OSError:

@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import logging
+import resource
 import signal
 import sys
 import time
@@ -83,6 +84,7 @@ class TimerTaskManager(TaskManager):
     """Tasks as timers of the event loop: admitted as by :class:`TaskManager`, no process each."""
 
     runner = "timer"
+    uses_cgroups = False  # a timer has no process to hold to limits
 
     def __init__(self, config: Config, notify: Notify | None = None) -> None:
         super().__init__(config, notify)
@@ -103,7 +105,9 @@ class TimerTaskManager(TaskManager):
             return
         ended = time.monotonic()
         cpu_s = busy_cores(task) * (ended - task.start_mono)
-        self._ended(task, code, cpu_s, int(held_mb(task) * 1024) / 1024, ended)
+        usage = resource.struct_rusage((cpu_s, 0.0) + (0,) * 14)
+        peak_kib = int(held_mb(task) * 1024)
+        self._ended(task, code, usage, peak_kib, ended)
 
     async def kill(self, task_id: str, reason: str = "killed on request") -> Task:
         """End a running timer task at once (exit status as by SIGTERM); the task as it ended."""

@@ -155,7 +155,11 @@ _SCHEMAS: dict[str, Schema] = {
                           "cores": {"type": "integer", "minimum": 1}, "mem_mb": _MB,
                           "runner": {"type": "string", "enum": ["process", "timer"], "description":
                                      "What a task is: a process group (`process`), or a timer "
-                                     "of an emulating process (`timer`: rpiaas-agent-emulated)."}},
+                                     "of an emulating process (`timer`: rpiaas-agent-emulated)."},
+                          "limits": {"type": "string", "description":
+                                     "What holds each task to its cores and mem_mb: `cgroup v1` or "
+                                     "`cgroup v2`, else `none: ` and why (not root, no cgroups; a "
+                                     "timer is `none: a timer has no process`)."}},
                          "Tasks running, what they hold, and the node's capacity for tasks."),
         "power": _nullable(_object(
             {"source": {"type": "string", "enum": ["hwmon", "pmic"]},
@@ -222,6 +226,23 @@ _SCHEMAS: dict[str, Schema] = {
         "cpu_s": {**_NUMBER_OR_NULL, "description": "User + system time of all its processes."},
         "peak_rss_mb": {**_NUMBER_OR_NULL,
                         "description": "Peak RSS of its largest process (MiB); null if unknown."},
+        "peak_mem_mb": {**_NUMBER_OR_NULL, "description":
+                        "Peak memory of all its processes, page cache included (MiB), from its "
+                        "cgroup; without a cgroup, peak_rss_mb; null while running."},
+        "limits": {"oneOf": [
+            {"type": "string", "enum": ["none"]},
+            {"type": "object", "additionalProperties": False,
+             "required": ["cgroup", "path", "cpu_quota_cores", "cpus", "mem_limit_mb"],
+             "properties": {"cgroup": {"type": "string", "enum": ["v1", "v2"]},
+                            "path": {"type": "string"},
+                            "cpu_quota_cores": {"type": "number", "minimum": 0},
+                            "cpus": {"type": ["array", "null"], "items": _COUNT},
+                            "mem_limit_mb": {"type": ["number", "null"], "minimum": 0}}}],
+            "description": "What holds it: its cgroup (CPU quota, cpuset, memory limit), or "
+                           "none (limits_note says why)."},
+        "limits_note": {"type": "string", "description": "Why a limit is absent."},
+        "reason": {"type": ["string", "null"], "enum": ["oom", None],
+                   "description": "oom: killed by its memory limit; null otherwise."},
         "error": {"type": ["string", "null"],
                   "description": "Why it failed or was killed (`oom`: a memory-limit kill); null otherwise."},
         "pull_s": {**_NUMBER_OR_NULL, "description": "A container task's image pull (0: the node had "

@@ -24,6 +24,12 @@ Kinds:
 - ``command``: run ``argv`` (after ``--``) in the task's group, and exit with its status.
 - ``calibrate``: print the kernel's single-core rate (steps per CPU second).
 
+With ``--join PROCS`` (once per hierarchy) the worker first moves itself into
+the task's cgroup (:mod:`rpiaas_agent.cgroups`), so that every process of the
+task is born there; when the agent dies, the worker kills every process in
+that cgroup and below, not only its group.  The agent moves it there too, as soon as it is started,
+so the interpreter's own start-up memory is the task's as well.
+
 Every worker dies with the agent.  On Linux it asks the kernel for SIGTERM when
 its parent dies (``PR_SET_PDEATHSIG``), and then kills its whole process group
 with SIGKILL: SIGKILL as the death signal would take the worker alone and leave
@@ -149,6 +155,29 @@ def _pin(cpu_ids: Sequence[int]) -> None:
         os.sched_setaffinity(0, cpu_ids)
 
 
+def _kill_cgroup(procs_files: Sequence[str], rounds: int = 25) -> None:
+    """SIGKILL every other process in the task's cgroup and below it (a command's daemon, a
+    container's processes under its engine's cgroup there), again until none is left."""
+    me = os.getpid()
+    for _ in range(rounds):
+        found = False
+        for procs in procs_files:
+            for top, _, _ in os.walk(os.path.dirname(procs)):
+                try:
+                    with open(os.path.join(top, "cgroup.procs"), encoding="ascii") as f:
+                        pids = [int(word) for word in f.read().split()]
+                except (OSError, ValueError):
+                    continue
+                for pid in pids:
+                    if pid != me:
+                        found = True
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+        if not found:
+            return
+        time.sleep(0.02)
+
+
 def _sleep_until(deadline: float) -> None:
     while True:
         left = deadline - time.monotonic()
@@ -259,6 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--io-mb", type=float, default=0.0)
     p.add_argument("--io-file", default="")
     p.add_argument("--seconds", type=float, default=0.3, help="calibration time")
+    p.add_argument("--join", action="append", default=[], metavar="PROCS",
+                   help="a cgroup.procs file to join before the work starts (repeatable)")
     p.epilog = "A command task's argv follows a lone --."
     return p
 
@@ -273,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def on_term(signum: int, frame: object) -> None:
         if os.getppid() != parent:  # the death signal: the agent is gone, take the group along
+            _kill_cgroup(args.join)  # and whatever left the group (a daemon, a container)
             if os.getpgid(0) == os.getpid():  # only a group of its own: never the agent's
                 os.killpg(0, signal.SIGKILL)
             os._exit(EXIT_SIGNAL + signum)
@@ -281,6 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     _die_with(parent, signal.SIGTERM)
+    for procs in args.join:  # the task's cgroup, before any process of the task is forked
+        try:
+            with open(procs, "w", encoding="ascii") as f:
+                f.write(str(os.getpid()))
+        except OSError as e:
+            print(f"rpiaas-agent worker: cannot join the task's cgroup ({procs}): {e}", file=sys.stderr)
+            return EXIT_FAILED
     cpu_ids = [int(c) for c in args.cpu_ids.split(",") if c.strip()]
     _pin(cpu_ids)
     deadline = (time.monotonic() if args.start is None else args.start) + args.duration_s

@@ -7,6 +7,7 @@ registry is needed).  Real agent processes on loopback.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rpiaas_agent.containers import AGENT_LABEL, OUTPUT_MAX_BYTES, TASK_LABEL
+from rpiaas_agent.containers import AGENT_LABEL, OUTPUT_MAX_BYTES, TASK_LABEL, Engine
 
 from .helpers import TOKEN, AgentProcess, call, clean_env, free_port, start_agent
 from .images import BUSYBOX_IMAGE, build_busybox_image, missing
@@ -103,7 +104,9 @@ def test_a_task_that_fits_completes_with_its_output_and_its_use(agent: AgentProc
     assert fits["pull_s"] == 0  # the image was here
     assert Path(fits["output_file"]).read_text() == "hello there\n"
     # the group's: the container's processes (and its engine monitor), a few MiB and a little CPU
-    assert 0 <= fits["cpu_s"] < 2 and 0.1 < fits["peak_rss_mb"] < 64, fits
+    assert 0 <= fits["cpu_s"] < 2 and 0.1 < fits["peak_mem_mb"] < 64, fits
+    # the task's cgroup held it too: the quota of its core and its memory
+    assert fits["limits"]["cpu_quota_cores"] == 1 and fits["limits"]["mem_limit_mb"] == 64, fits
     assert fits["started_s"] <= fits["ended_s"]
     assert three["state"] == "failed" and three["exit_status"] == 3 and three["error"] == "exit status 3"
     out = Path(chatty["output_file"]).read_bytes()  # bounded: the first MiB, then a note
@@ -116,9 +119,10 @@ def test_a_task_that_fits_completes_with_its_output_and_its_use(agent: AgentProc
 def test_a_task_that_outgrows_its_memory_fails_with_reason_oom(agent: AgentProcess) -> None:
     start(agent, id="greedy", mem_mb=16, argv=["sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo done"])
     doc = finished(agent, "greedy")
-    assert doc["state"] == "failed" and doc["error"] == "oom", doc
+    assert doc["state"] == "failed" and doc["reason"] == "oom", doc
+    assert doc["error"].startswith("killed by its memory limit (oom)"), doc
     # the limit held: far below the 64 MB asked (the group holds the engine monitor too, a few MiB)
-    assert doc["peak_rss_mb"] < 32, doc
+    assert doc["peak_mem_mb"] < 32, doc
     assert "done" not in Path(doc["output_file"]).read_text()
 
 
@@ -177,7 +181,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_task(agent: AgentProcess) -> N
     start(agent, id="nowhere", image="localhost:1/rpiaas-test/absent:1", argv=["true"])
     doc = finished(agent, "nowhere", 120)
     assert doc["state"] == "failed" and doc["error"].startswith("cannot pull localhost:1/rpiaas-test/absent:1: "), doc
-    assert doc["pull_s"] is None
+    assert doc["pull_s"] is None and doc["exit_status"] is None  # it never ran
 
 
 def test_no_engine_refuses_container_tasks(tmp_path: Path) -> None:
@@ -189,3 +193,34 @@ def test_no_engine_refuses_container_tasks(tmp_path: Path) -> None:
         assert status == 403 and "no container engine" in doc["error"], doc
     finally:
         proc.terminate()
+
+
+def test_env_values_stay_off_command_lines(agent: AgentProcess) -> None:
+    start(agent, id="secret", argv=["sh", "-c", "echo $TOKEN_X; sleep 30"], env={"TOKEN_X": "s3cr3t-value"})
+    wait_for(lambda: containers(f"{TASK_LABEL}=secret"))
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            assert b"s3cr3t-value" not in cmdline, cmdline
+    status, doc = call(agent, "DELETE", "/tasks/secret")
+    assert status == 200 and Path(doc["output_file"]).read_text() == "s3cr3t-value\n", doc
+
+
+def test_the_run_command_holds_the_task_to_what_it_was_given() -> None:
+    engine = Engine("/usr/bin/podman", "runc", "pi-01-8081")
+    common: dict[str, Any] = {"name": "n", "task_id": "t1", "image": "localhost/x:1", "env": (("A", "b"),),
+                              "cgroup_parent": "/rpiaas/pi-01@7/t1"}
+    cmd = engine.run_command(argv=["sh", "-c", "true"], cores=2, cpuset=[2, 3], mem_mb=64, network=False, **common)
+    flags = " ".join(cmd)
+    for part in ("--cpus 2", "--cpuset-cpus 2,3", f"--memory {64 << 20} --memory-swap {64 << 20}",
+                 "--network none", "--runtime runc", "--ulimit nofile=1024:1024 --ulimit nproc=1024:1024",
+                 "--label org.rpiaas.agent=pi-01-8081 --label org.rpiaas.task=t1", "--pull never",
+                 "--cgroup-parent /rpiaas/pi-01@7/t1", "--env A localhost/x:1 sh -c true"):
+        assert part in flags, (part, flags)
+    # shared CPUs: the quota alone; no memory asked: no limit; a network when asked
+    cmd = Engine("docker", "", "k").run_command(argv=None, cores=1, cpuset=None, mem_mb=0, network=True, **common)
+    assert cmd[-1] == "localhost/x:1" and "--cpus" in cmd
+    assert not {"--cpuset-cpus", "--memory", "--network", "--runtime"} & set(cmd), cmd

@@ -139,6 +139,30 @@ def test_the_start_document_of_a_command_task(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+def test_the_start_document_of_a_container_task(tmp_path: Path) -> None:
+    from rpiaas.model import Task
+
+    async def go() -> None:
+        async with AgentClient() as client:
+            task = Task(1, 0.0, 2, 256, 30.0, "container", ("./solve", "--n", "4"), (("MODE", "fast"),),
+                        image="registry.lab.test:5000/solver:1.4", network=True)
+            image_only = Task(2, 0.0, 1, 64, 30.0, "container", image="localhost/rpiaas/busybox:latest")
+            run = _run(tmp_path, 1, LiveOptions(timescale=0.1, task_kind="scenario"), client)
+            spec = run.agents.spec(task, 1, 30.0, "x")
+            assert {k: spec[k] for k in ("kind", "image", "argv", "env", "network", "cores", "mem_mb")} == {
+                "kind": "container", "image": "registry.lab.test:5000/solver:1.4", "argv": ["./solve", "--n", "4"],
+                "env": {"MODE": "fast"}, "network": True, "cores": 2, "mem_mb": 256}
+            assert spec["work_core_s"] == pytest.approx(3.0) and "duration_s" not in spec
+            plain = run.agents.spec(image_only, 1, 30.0, "y")
+            assert plain["kind"] == "container" and plain["network"] is False
+            assert "argv" not in plain and "env" not in plain  # the image's own program
+            # a run-wide kind models every task, containers too
+            cpu = _run(tmp_path, 1, LiveOptions(timescale=0.1, task_kind="cpu"), client)
+            assert cpu.agents.spec(task, 1, 30.0, "z")["kind"] == "cpu"
+
+    asyncio.run(go())
+
+
 @pytest.mark.parametrize(("doc", "reason"), [
     ({"state": "failed", "exit_status": 3, "error": "exit status 3"}, "exit status 3"),
     ({"state": "failed", "exit_status": -9, "error": "killed by SIGKILL"}, "signal 9"),
@@ -147,6 +171,15 @@ def test_the_start_document_of_a_command_task(tmp_path: Path) -> None:
     ({"state": "killed", "exit_status": 143, "error": "the agent stopped"}, "the agent stopped"),
     ({"state": "failed", "exit_status": None, "error": "reaped elsewhere"}, "reaped elsewhere"),
     ({"state": "failed"}, "failed without an exit status"),
+    # its memory limit killed it (the agent's cgroup saw the OOM kill)
+    ({"state": "failed", "exit_status": -9, "reason": "oom", "error": "killed by its memory limit"}, "oom"),
+    ({"state": "killed", "exit_status": -9, "reason": "oom", "error": "killed on request"}, "killed on request"),
+    ({"kind": "container", "state": "failed", "exit_status": 137, "reason": "oom",
+      "error": "killed by its memory limit (oom)"}, "oom"),
+    ({"kind": "container", "state": "failed", "exit_status": 137, "error": "killed by SIGKILL"}, "signal 9"),
+    ({"kind": "container", "state": "failed", "exit_status": 3, "error": "exit status 3"}, "exit status 3"),
+    ({"kind": "container", "state": "failed", "exit_status": None, "error": "cannot pull x: no such host"},
+     "cannot pull x: no such host"),
 ])
 def test_the_reason_of_a_task_that_did_not_complete(doc: dict[str, Any], reason: str) -> None:
     from rpiaas.live.agent_tasks import end_reason

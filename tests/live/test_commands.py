@@ -10,7 +10,9 @@ commands and one not.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import sys
 import time
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rpiaas_agent.cgroups import unavailable
+from rpiaas_agent.tasks import WORKER_MB
 
 from agent.tests.test_openapi import ServedApp
 from rpiaas.client.client import run_live
@@ -58,7 +62,8 @@ def _task(tid: int, arrival_s: float, command: list[str] | None, **extra: Any) -
 
 TASKS = [
     # on node1 (first fit), which runs commands: completes, measured
-    _task(1, 0.0, [sys.executable, "-c", BURN], env={"BURN_MB": "64"}),
+    # (mem_mb 128: its 64 MiB and the interpreter fit the memory limit its agent sets)
+    _task(1, 0.0, [sys.executable, "-c", BURN], env={"BURN_MB": "64"}, mem_mb=128),
     # node1 is busy: to node2, whose agent refuses commands
     _task(2, 0.1, ["sh", "-c", "exit 3"]),
     # node1 again: its exit status, then a signal
@@ -68,6 +73,11 @@ TASKS = [
     _task(5, 6.0, ["sleep", "30"], walltime_s=1.0),
     # a task without a command runs the reference kernel, on node2 (node1 is busy)
     _task(6, 6.2, None, cores=1, work_core_s=0.2),
+    # on node1 after task 5: one outgrows its mem_mb (its agent's memory limit kills it), one
+    # spins two busy loops on its one core (its agent's CPU quota holds them to one CPU)
+    _task(7, 8.0, [sys.executable, "-c", "x = b'1' * (256 << 20)"], cores=1, mem_mb=32),
+    _task(8, 8.0, ["sh", "-c", "while :; do :; done & a=$!; while :; do :; done & b=$!; "
+                               "sleep 2; kill $a $b"], cores=1),
 ]
 
 
@@ -113,7 +123,7 @@ def test_command_tasks_run_end_with_their_reason_and_are_measured(
         _, run_dir = run_live(scenario, master.url, testbed.master_token, tmp_path / "live",
                               task_kind="scenario", quiet=True)
 
-    assert sorted(ended) == [1, 2, 3, 4, 5, 6]
+    assert sorted(ended) == [1, 2, 3, 4, 5, 6, 7, 8]
     got = {i: (t.state.value, t.reason, t.node) for i, t in ended.items()}
     assert got == {
         1: ("completed", "", 0),
@@ -122,6 +132,8 @@ def test_command_tasks_run_end_with_their_reason_and_are_measured(
         4: ("failed", "signal 9", 0),
         5: ("killed", "walltime", 0),
         6: ("completed", "", 1),
+        7: ("failed", "oom", 0),
+        8: ("completed", "", 0),
     }, got
     # measured by the agent: the command's CPU time and its peak resident memory
     one, five = ended[1], ended[5]
@@ -134,18 +146,32 @@ def test_command_tasks_run_end_with_their_reason_and_are_measured(
     assert ended[2].cpu_s is None and ended[2].peak_mem_mb is None  # never started
     # the walltime kill: at its start + 1 s, and the agent stopped the program
     assert 0.9 <= five.end_s - five.start_s <= 1.5, (five.start_s, five.end_s)
+    # held to its limits: one CPU for two busy loops, the memory limit for the hog
+    eight = ended[8]
+    print(f"task 8 (1 core, two busy loops): cpu_s {eight.cpu_s} in {eight.end_s - eight.start_s:.3f} s; "
+          f"task 7 (mem_mb 32) peak_mem_mb {ended[7].peak_mem_mb}")
+    assert eight.cpu_s is not None and 0 < eight.cpu_s <= 1.25 * (eight.end_s - eight.start_s)
+    assert ended[7].peak_mem_mb is not None and ended[7].peak_mem_mb < 128
     run_id = run_dir.name  # the master names the run after its local run directory
     docs = {d["id"].split(".")[1]: d for d in _agent_tasks(testbed, NODE1) if d["id"].split(".")[0] == run_id}
     assert docs["5"]["state"] == "killed" and docs["5"]["error"] == "killed on request"
     assert docs["5"]["ended_s"] - docs["5"]["started_s"] < 5.0
     assert "2" not in docs and not any(d["id"].split(".")[1] == "2" for d in _agent_tasks(testbed, NODE2))
+    if not unavailable():  # where the agent can make cgroups (root, mounted): they held them
+        assert docs["8"]["limits"]["cpu_quota_cores"] == 1 and docs["8"]["limits"]["cpus"] is None
+        assert docs["7"]["reason"] == "oom" and docs["7"]["limits"]["mem_limit_mb"] == 32 + WORKER_MB
     # the control plane's log says the same
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     fails = {e["task"]: e["reason"] for e in events if e.get("ev") == "fail"}
-    assert fails == {2: got[2][1], 3: "exit status 3", 4: "signal 9"}
+    assert fails == {2: got[2][1], 3: "exit status 3", 4: "signal 9", 7: "oom"}
     assert [e["task"] for e in events if e.get("act") == "kill" and e.get("reason") == "walltime"] == [5]
-    rows = {r.split(",")[0]: r for r in (run_dir / "tasks.csv").read_text().splitlines()[1:]}
-    assert len(rows) == 6
+    rows = {r["task_id"]: r for r in csv.DictReader(io.StringIO((run_dir / "tasks.csv").read_text()))}
+    assert len(rows) == 8
+    # the agents' measures reach tasks.csv: from each task's cgroup
+    for i in ("1", "7", "8"):
+        assert float(rows[i]["cpu_s"]) == pytest.approx(ended[int(i)].cpu_s)
+        assert float(rows[i]["peak_mem_mb"]) == pytest.approx(ended[int(i)].peak_mem_mb)
+    assert rows["7"]["reason"] == "oom" and rows["2"]["cpu_s"] == ""
 
 
 def test_in_simulation_a_command_is_its_modelled_work(tmp_path: Path) -> None:
@@ -159,4 +185,4 @@ def test_in_simulation_a_command_is_its_modelled_work(tmp_path: Path) -> None:
     # every command "ran" its work_core_s (1 s over 2 cores: 0.5 s), inside task 5's walltime
     assert set(ended.values()) == {"completed"}
     summary, _ = simulate(load_scenario(path), tmp_path / "sim")
-    assert summary["completed"] == 6
+    assert summary["completed"] == len(TASKS)

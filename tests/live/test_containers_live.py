@@ -11,8 +11,10 @@ process (``create_app``), so the tasks can be looked at as the control plane lea
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from rpiaas.model import Task
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
 from rpiaas.testbed.local import LocalTestbed, start_local_testbed
+from rpiaas.testbed.state import TOKENS_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -47,13 +50,11 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTestbed]:
 def test_the_container_scenario_runs_live_held_to_its_limits(
         testbed: LocalTestbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ended: dict[int, Task] = {}
-    pulls: dict[int, float] = {}
     own = LiveRun.task_final
 
     def keep(self: LiveRun, task: Task) -> None:
         own(self, task)
         ended[task.id] = task
-        pulls.update(self.pulls_s)
 
     monkeypatch.setattr(LiveRun, "task_final", keep)
     scenario = load_scenario(SCENARIO)
@@ -70,6 +71,16 @@ def test_the_container_scenario_runs_live_held_to_its_limits(
                               task_kind="scenario", quiet=True)
     print(f"the container scenario ran live in {time.monotonic() - t0:.1f} s")
 
+    # the agents' own documents: the pull each measured (0: the image was on the node)
+    pulls: dict[int, float] = {}
+    for name, agent in testbed.agents.items():
+        token = (testbed.dir / TOKENS_DIR / f"{name}.token").read_text().strip()
+        req = urllib.request.Request(agent.url + "/tasks", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            for doc in json.loads(resp.read())["tasks"]:
+                run_id, task_id, _ = doc["id"].split(".")
+                if run_id == run_dir.name:
+                    pulls[int(task_id)] = doc["pull_s"]
     got = {i: (t.state.value, t.reason) for i, t in sorted(ended.items())}
     assert got == {0: ("completed", ""), 1: ("completed", ""), 2: ("completed", ""), 3: ("failed", "oom"),
                    4: ("completed", ""), 5: ("completed", ""), 6: ("failed", "exit status 3"),
@@ -84,7 +95,7 @@ def test_the_container_scenario_runs_live_held_to_its_limits(
     # the machine); task 0's one loop had one core, held to one CPU
     for i, cores in ((0, 1), (2, 2)):
         t = ended[i]
-        assert 0.1 < t.cpu_s <= 1.25 * cores * (t.end_s - t.start_s), t
+        assert t.cpu_s is not None and 0.1 < t.cpu_s <= 1.25 * cores * (t.end_s - t.start_s), t
     assert ended[3].peak_mem_mb is not None and ended[3].peak_mem_mb < 32
     rows = (run_dir / "tasks.csv").read_text().splitlines()
     assert len(rows) == 9 and ",oom," in rows[[r.split(",")[0] for r in rows].index("3")]

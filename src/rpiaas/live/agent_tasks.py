@@ -81,11 +81,16 @@ def end_reason(doc: dict[str, Any]) -> str:
     """Why a task failed or was killed on its agent, from its final document: ``exit status
     3``, ``signal 9`` (the task's process, or the command it ran, died of that signal),
     ``exit status 127 (the command cannot be run)``, or for a task the agent killed its
-    error (``killed on request``, ``the agent stopped``); a container task's is its agent's
-    (``exit status 3``, ``oom`` for a memory-limit kill, ``cannot pull IMAGE: ...``)."""
+    error (``killed on request``, ``the agent stopped``); ``oom`` for one its memory limit
+    killed (the agent's ``reason``); for a container that never ran, its agent's error
+    (``cannot pull IMAGE: ...``)."""
     code, state = doc.get("exit_status"), doc.get("state")
-    if doc.get("error") and (state == "killed" or doc.get("kind") == "container"):
-        return str(doc["error"])  # a container's: its exit status, ``oom``, or why it did not run
+    if state == "killed" and doc.get("error"):
+        return str(doc["error"])
+    if state == "failed" and doc.get("reason") == "oom":
+        return "oom"
+    if code is None and doc.get("error"):
+        return str(doc["error"])
     if isinstance(code, int) and not isinstance(code, bool):
         if code < 0:
             return f"signal {-code}"

@@ -62,6 +62,10 @@ PUSH_SCHEMA: dict[str, Any] = {
                   "its span."},
         "peak_rss_mb": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_PEAK_RSS_MB,
                         "description": "Peak RSS of its largest process (MiB)."},
+        "peak_mem_mb": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_PEAK_RSS_MB,
+                        "description": "Peak memory of all its processes, from its cgroup (MiB)."},
+        "reason": {"type": ["string", "null"], "maxLength": 32,
+                   "description": "Why it failed, in one word: ``oom`` (its memory limit)."},
         "error": {"type": ["string", "null"], "description":
                   f"Why it failed or was killed; kept cut to {MAX_ERROR_CHARS} characters, "
                   f"ending in {TRUNCATED.strip()!r}."},

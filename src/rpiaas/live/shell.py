@@ -434,10 +434,11 @@ class LiveRun(Shell):
             return True
 
     def learn_use(self, task_id: int, doc: dict[str, Any]) -> None:
-        """Keep what the agent measured of an ended task: its CPU seconds (``cpu_s``, rusage of
-        all its processes) and peak memory (``peak_rss_mb``, its largest process), journalled;
-        they go on the task when it reaches its final state (:meth:`task_final`)."""
-        cpu, peak = doc.get("cpu_s"), doc.get("peak_rss_mb")
+        """Keep what the agent measured of an ended task: its CPU seconds (``cpu_s``) and peak
+        memory (``peak_mem_mb``, of all its processes, from its cgroup; an agent without it
+        gives ``peak_rss_mb``, its largest process), journalled; they go on the task when it
+        reaches its final state (:meth:`task_final`)."""
+        cpu, peak = doc.get("cpu_s"), doc.get("peak_mem_mb", doc.get("peak_rss_mb"))
         used = (float(cpu) if isinstance(cpu, (int, float)) and not isinstance(cpu, bool) else None,
                 float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool) else None)
         rank = self.agents.rank.get(str(doc.get("id")))

@@ -301,7 +301,9 @@ def start_local_testbed(dir: str | os.PathLike[str], n: int, *, node_type: str =
                     "--master-url", f"http://{HOST}:{master_port}",
                     "--report-from", str(node.address)]
             cpu_set = cpu_sets[i] if cpu_sets else None
-            if oversubscribed:
+            if oversubscribed or not cpu_set:
+                # the agents share the CPUs: no task gets a CPU (a cpuset) of its own, each is
+                # held to its cores by its cgroup's quota (see the agent's cgroups module)
                 argv.append("--oversubscribe")
             if cpu_set:
                 argv += ["--cpu-set", ",".join(map(str, cpu_set))]
