@@ -625,7 +625,7 @@ def _revision() -> str:
     """The git revision of the rpiaas being measured (``+dirty`` with local changes)."""
     root = Path(__file__).resolve().parent.parent
     rpiaas = sys.modules.get("rpiaas")
-    where = Path(rpiaas.__file__).resolve().parent.parent if rpiaas and rpiaas.__file__ else root
+    where = Path(rpiaas.__file__).resolve().parents[2] if rpiaas and rpiaas.__file__ else root  # (src/rpiaas)
     if where != root:  # e.g. PYTHONPATH pointing at a patched copy
         return f"from {where}"
     try:

@@ -189,7 +189,9 @@ def test_two_emulated_agents_report_their_own_load(tmp_path: Path) -> None:
         # one core of four (its cgroup's quota: at most one of this machine's CPUs), on a machine
         # that may be shared with other work (load 8 on its 2 CPUs left it 0.06-0.09): above idle
         assert len(busy_means) >= 4 and max(busy_means) > 0.03, busy_means
-        assert max(busy_means) <= 0.25 + 0.02
+        # at most one CPU of four, within the bound the container tests use (1.25 x): a reading
+        # over 0.25 s windows, taken a little late on a loaded machine, may hold a CFS period more
+        assert max(busy_means) <= 0.25 * 1.25, busy_means
         status, done = call(busy, "DELETE", "/tasks/burn")
         assert status == 200 and gone(done["pid"])
     finally:

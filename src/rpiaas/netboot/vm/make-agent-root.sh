@@ -53,7 +53,8 @@ say() { echo "make-agent-root: $*" >&2; }
 here=$(cd "$(dirname "$0")" && pwd -P)
 render="" master="" secret_file="" busybox="" cores=""
 cache=${RPIAAS_VM_CACHE:-${HOME:-/root}/.cache/rpiaas/vm}
-agent_src=$(cd "$here/../../../agent" 2>/dev/null && pwd || true)
+# the checkout's agent/: this script is src/rpiaas/netboot/vm/ in it (scripts/netboot/vm links here)
+agent_src=$(cd "$here/../../../../agent" 2>/dev/null && pwd || true)
 while [ $# -gt 0 ]; do
     case "$1" in
         --render) render=$2; shift 2 ;;
@@ -74,7 +75,7 @@ case "$master" in http://?*|https://?*) ;; *) die "--master URL: expected http:/
 [ -r "$secret_file" ] || die "cannot read $secret_file"
 case "$cores" in "") ;; *[!0-9]*|0*) die "--cores N: expected a positive integer, got '$cores'" ;; esac
 [ -n "$agent_src" ] && [ -f "$agent_src/rpiaas_agent/__main__.py" ] \
-    || die "agent source not found at '${agent_src:-$here/../../../agent}' (no rpiaas_agent/__main__.py; give --agent-src DIR)"
+    || die "agent source not found at '${agent_src:-$here/../../../../agent}' (no rpiaas_agent/__main__.py; give --agent-src DIR)"
 PATH=$PATH:/usr/sbin:/sbin
 for tool in apt-get dpkg-deb python3 sha256sum; do
     command -v "$tool" >/dev/null || die "$tool is needed"
