@@ -118,3 +118,12 @@ def test_columns_travel_as_array_bytes_and_text_as_lists() -> None:
             (2, 0.5, 1.0, 2.0, 3, "completed", 2, 100, 7.25, "cpu", "", 1, None)]
     assert list(zip(*unpack(pack(rows, _TASK_KINDS), _TASK_KINDS), strict=True)) == rows
     assert unpack(pack([], _TASK_KINDS), _TASK_KINDS) == [[] for _ in _TASK_KINDS]
+
+
+def test_a_rows_last_columns_are_the_rare_fields_of_their_names() -> None:
+    from rpiaas.model import RARE_DEFAULTS
+    from rpiaas.rundir.format import TASK_COLUMNS
+    from rpiaas.rundir.stream import RARE_COLUMNS
+
+    assert TASK_COLUMNS[-len(RARE_COLUMNS) - 1:] == ("nodes", *RARE_COLUMNS)
+    assert set(RARE_COLUMNS) <= set(RARE_DEFAULTS)

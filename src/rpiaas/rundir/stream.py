@@ -160,6 +160,9 @@ class Totals:
 
 
 _BULK_ROWS = 64  # fewer rows than this are made one by one
+# a row's last columns after ``nodes``: the task's rare fields of those names (TASK_COLUMNS ends so)
+RARE_COLUMNS = ("reason", "cpu_s", "peak_mem_mb", "pull_s")
+_NO_RARE = "," * len(RARE_COLUMNS)  # a task none of whose rare fields is set: all empty
 _COMPLETED_ROW = "{},{},{},{},{},completed,{},{},{},{},{},{},{},{},{},{},{}\n"
 
 
@@ -240,7 +243,7 @@ class TaskRows:
             if t not in quoted:
                 quoted[t] = _quote(t)
         names = list(map(self.node_names.__getitem__, node))
-        tail = [nm + ",,,," if r is None else self._tail(r, nm) for r, nm in zip(rare, names, strict=True)]
+        tail = [nm + _NO_RARE if r is None else self._tail(r, nm) for r, nm in zip(rare, names, strict=True)]
         return "".join(map(_COMPLETED_ROW.format, tid, cut[0], cut[1], cut[2], names,
                            cut[3], cut[4], cut[5], cut[6], cores, mem, cut[7], kind,
                            map(quoted.__getitem__, tenant), attempts, tail))
@@ -252,8 +255,8 @@ class TaskRows:
         modelled or measured)."""
         placed = rare.get("placed", ())
         nodes = ";".join(self.node_names[n] for n in placed) if len(placed) > 1 else name
-        return (f"{nodes},{_quote(rare.get('reason', ''))},{_opt(rare.get('cpu_s'))},"
-                f"{_opt(rare.get('peak_mem_mb'))},{_opt(rare.get('pull_s'))}")
+        reason, *figures = RARE_COLUMNS
+        return ",".join([nodes, _quote(rare.get(reason, "")), *(_opt(rare.get(f)) for f in figures)])
 
     def _one_by_one(self, records: Iterable[tuple[Any, ...]]) -> str:
         out: list[str] = []
@@ -264,7 +267,7 @@ class TaskRows:
         grouped = bool(st.node_group)
         for tid, a, s, e, node, state, cores, mem, work, kind, tenant, attempts, rare in records:
             name = names[node] if node >= 0 else ""
-            tail = name + ",,,," if rare is None else self._tail(rare, name)
+            tail = name + _NO_RARE if rare is None else self._tail(rare, name)
             counts[state] += 1
             if a < st.first_arrival:
                 st.first_arrival = a
