@@ -49,7 +49,7 @@ from .procs import (
     wait_until,
     write_private,
 )
-from .state import TOKENS_DIR, check_not_running, forget_state, keep_out_of_git, write_state
+from .state import TOKENS_DIR, TestbedFiles, check_not_running, forget_state, keep_out_of_git, write_state
 
 __all__ = ["BUSY_NODES", "EMULATED", "MAX_EMULATED", "RACK", "EmulatedTestbed", "emulated_cluster", "load_emulated",
            "start_emulated_testbed"]
@@ -63,7 +63,7 @@ BUSY_NODES = 500  # beyond, the default poll interval is 2 s, not 1
 
 
 @dataclass
-class EmulatedTestbed:
+class EmulatedTestbed(TestbedFiles):
     """A running emulated testbed: its master, the one process serving its nodes, the node names."""
 
     __test__ = False
@@ -84,18 +84,6 @@ class EmulatedTestbed:
     @property
     def master_url(self) -> str:
         return self.master.url
-
-    @property
-    def master_token_file(self) -> Path:
-        return self.dir / "master-token"
-
-    @property
-    def node_secret_file(self) -> Path:
-        return self.dir / "node-secret"
-
-    @property
-    def master_token(self) -> str:
-        return self.master_token_file.read_text(encoding="utf-8").strip()
 
     def node_token(self, name: str) -> str:
         return (self.dir / TOKENS_DIR / f"{name}.token").read_text(encoding="utf-8").strip()
@@ -124,12 +112,6 @@ class EmulatedTestbed:
                 p.wait(1)
         forget_state(self.dir)
         return lines
-
-    def __enter__(self) -> EmulatedTestbed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": EMULATED, "dir": str(self.dir), "master_url": self.master_url,

@@ -52,6 +52,7 @@ from .registry import Registry, load_registry, start_registry
 from .state import (
     TOKENS_DIR,
     VIRTUAL,
+    TestbedFiles,
     check_not_running,
     forget_state,
     keep_out_of_git,
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class LocalTestbed:
+class LocalTestbed(TestbedFiles):
     """A running local testbed: where it lives, its processes, and how to reach it."""
 
     __test__ = False
@@ -95,22 +96,9 @@ class LocalTestbed:
     def master_url(self) -> str:
         return self.master.url
 
-    @property
-    def master_token_file(self) -> Path:
-        return self.dir / "master-token"
-
-    @property
-    def node_secret_file(self) -> Path:
-        return self.dir / "node-secret"
-
     def node_token_file(self, name: str) -> Path:
         """Where node ``name``'s token is: its agent reads it, and nobody else's."""
         return self.dir / TOKENS_DIR / f"{name}.token"
-
-    @property
-    def master_token(self) -> str:
-        """The bearer token of the master's mutating endpoints."""
-        return self.master_token_file.read_text(encoding="utf-8").strip()
 
     def node_token(self, name: str) -> str:
         """Node ``name``'s token: its agent's bearer token, and its reports' to the master."""
@@ -140,12 +128,6 @@ class LocalTestbed:
                 p.wait(1)
         forget_state(self.dir)
         return lines
-
-    def __enter__(self) -> LocalTestbed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def to_json(self) -> dict[str, Any]:
         return {"dir": str(self.dir), "master_url": self.master_url,

@@ -15,19 +15,50 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..power.drivers.process import running_pid
 from .plan import TestbedError, TestbedRunning
 from .procs import Proc, write_json
 
-__all__ = ["STATE_FILE", "TOKENS_DIR", "VIRTUAL", "check_not_running", "forget_state", "keep_out_of_git",
-           "read_state", "unreadable", "write_state"]
+__all__ = ["STATE_FILE", "TOKENS_DIR", "VIRTUAL", "TestbedFiles", "check_not_running", "forget_state",
+           "keep_out_of_git", "read_state", "unreadable", "write_state"]
 
 STATE_FILE = "testbed.json"
 TOKENS_DIR = "tokens"  # NODE.token, each node's own (mode 700)
 VIRTUAL = "virtual"  # testbed.json's "kind" of a virtual testbed
-_PROCESSES = ("agents", "vms", "services")  # the maps of processes by name, besides the master
+_PROCESSES = ("agents", "vms", "services")
+_T = TypeVar("_T", bound="TestbedFiles")
+
+
+class TestbedFiles:
+    """What every kind of testbed keeps in its directory, the same way: the master's token
+    (``master-token``) and the nodes' secret (``node-secret``); and a testbed is a context
+    manager that stops it."""
+
+    __test__ = False
+    dir: Path
+
+    @property
+    def master_token_file(self) -> Path:
+        return self.dir / "master-token"
+
+    @property
+    def node_secret_file(self) -> Path:
+        return self.dir / "node-secret"
+
+    @property
+    def master_token(self) -> str:
+        return self.master_token_file.read_text(encoding="utf-8").strip()
+
+    def stop(self, timeout_s: float = 10.0) -> list[str]:
+        raise NotImplementedError
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()  # the maps of processes by name, besides the master
 
 
 def keep_out_of_git(root: Path) -> None:

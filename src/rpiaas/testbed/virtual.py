@@ -56,6 +56,7 @@ from .procs import (
 from .state import (
     TOKENS_DIR,
     VIRTUAL,
+    TestbedFiles,
     check_not_running,
     forget_state,
     keep_out_of_git,
@@ -79,7 +80,7 @@ __all__ = ["PROGRAMS", "VirtualTestbed", "load_virtual", "start_virtual_testbed"
 
 
 @dataclass
-class VirtualTestbed:
+class VirtualTestbed(TestbedFiles):
     """A running virtual testbed: its directory, namespace, processes and VMs."""
 
     __test__ = False
@@ -101,18 +102,6 @@ class VirtualTestbed:
     @property
     def master_url(self) -> str:
         return f"http://{HOST}:{self.master.port}"
-
-    @property
-    def master_token_file(self) -> Path:
-        return self.dir / "master-token"
-
-    @property
-    def node_secret_file(self) -> Path:
-        return self.dir / "node-secret"
-
-    @property
-    def master_token(self) -> str:
-        return self.master_token_file.read_text(encoding="utf-8").strip()
 
     @property
     def agents(self) -> dict[str, Proc]:
@@ -172,12 +161,6 @@ class VirtualTestbed:
                 "master_token_file": str(self.master_token_file),
                 "node_secret_file": str(self.node_secret_file),
                 "started_s": self.started_s, "notes": self.notes}
-
-    def __enter__(self) -> VirtualTestbed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def load_virtual(root: Path, data: dict[str, Any]) -> VirtualTestbed:
