@@ -355,9 +355,17 @@ def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def run_in(cg: TaskCgroup, image: str, script: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PODMAN, "run", "--rm", "--network", "none", *ULIMITS,
-                           "--cgroup-parent", cg.path(), image, "sh", "-c", script],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    """Run ``script`` in a container below ``cg``, then remove it.  Not with ``--rm``: after an
+    OOM kill podman's own removal can race the container's end and turn its exit status 137
+    into 127 (seen in CI), as the agent's runner avoids by removing its containers itself."""
+    name = f"rpiaas-cgroups-test-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        return subprocess.run([*PODMAN, "run", "--name", name, "--network", "none", *ULIMITS,
+                               "--cgroup-parent", cg.path(), image, "sh", "-c", script],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run([*PODMAN, "rm", "-f", "--ignore", name], capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
 
 
 @real
