@@ -210,7 +210,7 @@ def test_every_declared_index_rule_is_what_the_hook_answers() -> None:
     declared = [p for p in BUILTIN_POLICIES if p.declared_index_rule() is not None]
     assert {p.NAME for p in declared} == {"best_fit", "worst_fit"}
     for policy in declared:
-        assert check_index_rule(policy, seed=1) == 40 * 60
+        assert check_index_rule(policy, seed=1) == 40 * 60 * 2  # a task and a job each time
 
     class Wrong(WorstFit):
         index_rule = "tightest"
@@ -239,9 +239,12 @@ def test_a_third_party_declaration_is_answered_from_the_index() -> None:
         def rpiaas_place(self, task: Task, view: ClusterView) -> int | None:
             raise AssertionError("asked, though the index answers")
 
-    cp = ControlPlane(nodes(node_type(cores=4), node_type(cores=2)), [MyBestFit()])
+    cp = ControlPlane(nodes(node_type(cores=4), node_type(cores=2), node_type(cores=2)), [MyBestFit()])
     acts = cp.arrive(Task(1, 0.0, 2, 100, 5.0), 0.0)
     assert [(type(a), a.node) for a in acts] == [(Start, 1)]  # the tightest: node 1
+    # a job over two nodes: the tightest two, ties by index (node 2 has 2 free, node 0 has 4)
+    acts = cp.arrive(Task(2, 0.0, 2, 100, 5.0, nodes=2), 0.0)
+    assert [(type(a), a.task.placed) for a in acts] == [(Start, (2, 0))]
 
 
 def test_a_misspelt_index_rule_fails_when_the_policy_is_registered() -> None:

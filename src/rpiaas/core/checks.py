@@ -63,6 +63,17 @@ def check_index_rule(policy: Policy | type[Policy], *, clusters: int = 40, tasks
                     f"policy {name!r} declares index_rule {rule!r}, but on random cluster {c} "
                     f"(seed {seed}) task {k} ({task.cores} cores, {task.mem_mb} MB) its "
                     f"rpiaas_place answered {answer!r} and the index {indexed!r}")
+            # a parallel job of the same parts over 2 to 4 nodes: the first nodes in the
+            # rule's order, ties by lowest index (not started: the cluster stays as it is)
+            job = Task(-k - 1, 0.0, task.cores, task.mem_mb, 10.0, nodes=int(rng.integers(2, 5)))
+            job_answer = instance.rpiaas_place(task=job, view=view)  # type: ignore[attr-defined]
+            job_indexed = getattr(ledger.index, f"{rule}_nodes")(job.nodes, job.cores, job.mem_mb)
+            compared += 1
+            if (None if job_answer is None else tuple(job_answer)) != job_indexed:
+                raise AssertionError(
+                    f"policy {name!r} declares index_rule {rule!r}, but on random cluster {c} "
+                    f"(seed {seed}) a job over {job.nodes} nodes of {job.cores} cores, {job.mem_mb} MB "
+                    f"each, its rpiaas_place answered {job_answer!r} and the index {job_indexed!r}")
             if indexed is not None:
                 ledger.reserve(task, indexed, 0.0)
             if ledger.running and rng.random() < 0.4:

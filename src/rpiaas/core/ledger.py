@@ -182,6 +182,42 @@ class FreeCoresIndex:
                 return next(iter(groups[free][lv[-1]]))
         return None
 
+    def tightest_nodes(self, k: int, cores: int, mem_mb: int) -> tuple[int, ...] | None:
+        """A parallel job's ``k`` nodes by :meth:`tightest`: those with ``cores`` free cores
+        and ``mem_mb`` free memory, fewest free cores first, then least free memory, then
+        lowest index (a job's parts go where it leaves the least room).  ``None`` if fewer
+        than ``k`` nodes fit."""
+        present = self.present
+        if not present or cores > present[-1]:
+            return None
+        levels, groups = self._levels, self._groups
+        out: list[int] = []
+        for j in range(bisect_left(present, cores), len(present)):
+            free = present[j]
+            lv, by_mem = levels[free], groups[free]
+            for i in range(bisect_left(lv, mem_mb), len(lv)):
+                out += sorted(by_mem[lv[i]])
+                if len(out) >= k:
+                    return tuple(out[:k])
+        return None
+
+    def loosest_nodes(self, k: int, cores: int, mem_mb: int) -> tuple[int, ...] | None:
+        """A parallel job's ``k`` nodes by :meth:`loosest`: those with room, most free cores
+        first, then most free memory, then lowest index.  ``None`` if fewer than ``k`` fit."""
+        present = self.present
+        levels, groups = self._levels, self._groups
+        out: list[int] = []
+        for j in range(len(present) - 1, -1, -1):
+            free = present[j]
+            if free < cores:
+                break
+            lv, by_mem = levels[free], groups[free]
+            for i in range(len(lv) - 1, bisect_left(lv, mem_mb) - 1, -1):
+                out += sorted(by_mem[lv[i]])
+                if len(out) >= k:
+                    return tuple(out[:k])
+        return None
+
 
 class Ledger:
     """Every node's free resources, power state and running tasks.

@@ -28,17 +28,13 @@ __all__ = ["Placement"]
 
 _ON = int(PowerState.ON)
 
-def _index_rule(pm: pluggy.PluginManager, ledger: Ledger) -> Callable[[int, int], int | None] | None:
+def _index_rule(pm: pluggy.PluginManager) -> str | None:
     """The free index's search that the run's one ``rpiaas_place`` declares it answers with
     (:attr:`Policy.index_rule <rpiaas.policy.base.Policy.index_rule>`), or None."""
     impls = pm.hook.rpiaas_place.get_hookimpls()
     if len(impls) != 1 or not isinstance(impls[0].plugin, Policy):
         return None
-    name = type(impls[0].plugin).declared_index_rule()
-    if name is None:
-        return None
-    rule: Callable[[int, int], int | None] = getattr(ledger.index, name)
-    return rule
+    return type(impls[0].plugin).declared_index_rule()
 
 
 class Placement:
@@ -75,7 +71,12 @@ class Placement:
                                                            or score_hook.implemented)
         # ``rule(cores, mem_mb)``: the node the policy would answer, asked of the free index
         # directly (a policy that declares its index_rule, asked alone), or None
-        self.rule = _index_rule(pm, ledger) if self._place_only else None
+        rule = _index_rule(pm) if self._place_only else None
+        self.rule: Callable[[int, int], int | None] | None = (
+            None if rule is None else getattr(ledger.index, rule))
+        # ``job_rule(k, cores, mem_mb)``: the same for a parallel job's ``k`` nodes, or None
+        self.job_rule: Callable[[int, int, int], tuple[int, ...] | None] | None = (
+            None if rule is None else getattr(ledger.index, f"{rule}_nodes"))
         # the one rpiaas_score implementation, called by position (no keyword dict, no list)
         # (reservation, tasks on its node, cores and memory they free by its start): what
         # respects() last summed, valid while the pass that asks goes on (forget())
