@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 from array import array
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -83,6 +84,7 @@ _HEAD = struct.Struct("<cQ")
 NAMES, DATA, FINISH_FRAME = b"N", b"D", b"F"
 _BUF = 1 << 20
 _PIPE_BYTES = 1 << 20  # Linux lets a user grow a pipe to 1 MB (/proc/sys/fs/pipe-max-size)
+_BACKLOG_BYTES = 64 << 20  # frames waiting for the pipe beyond this: the run waits
 
 
 class WriterProcess:
@@ -103,16 +105,59 @@ class WriterProcess:
         self._in = self._proc.stdin
         with contextlib.suppress(AttributeError, OSError):  # a larger pipe: the run rarely waits
             fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        # Frames wait in memory (up to _BACKLOG_BYTES) for a thread that writes them into the
+        # pipe: the run goes on while the writer process catches up, where a full pipe would
+        # stop it (the thread waits in the system call, without the interpreter's lock).
+        self._frames: deque[bytes | None] = deque()
+        self._backlog = 0
+        self._room = threading.Condition()
+        self._broken: BaseException | None = None
+        self._sender = threading.Thread(target=self._pipe_frames, name="rpiaas-writer-pipe", daemon=True)
+        self._sender.start()
         # the rows made before it started are in ``totals``: it goes on from them, in order
         self._send(NAMES, (list(node_names), totals.state(figures=False), totals.waits.tobytes()))
 
     def _send(self, kind: bytes, payload: Any) -> None:
         data = marshal.dumps(payload, 4)  # (4: a repeated text, such as a state, is sent once)
-        try:
-            self._in.write(_HEAD.pack(kind, len(data)))
-            self._in.write(data)
-        except (BrokenPipeError, ValueError):
-            raise OSError(f"the run directory's writer process stopped: {self._why()}") from None
+        frame = _HEAD.pack(kind, len(data)) + data
+        with self._room:
+            while self._backlog > _BACKLOG_BYTES and self._broken is None:
+                self._room.wait()
+            if self._broken is not None:
+                raise OSError(f"the run directory's writer process stopped: {self._why()}") from None
+            self._frames.append(frame)
+            self._backlog += len(frame)
+            self._room.notify_all()
+
+    def _pipe_frames(self) -> None:
+        """The sending thread: each frame into the pipe, in order, until the end (``None``)."""
+        room, frames = self._room, self._frames
+        while True:
+            with room:
+                while not frames:
+                    room.wait()
+                frame = frames.popleft()
+            if frame is None:
+                return
+            try:
+                self._in.write(frame)
+            except (BrokenPipeError, ValueError, OSError) as e:
+                with room:
+                    self._broken = e
+                    room.notify_all()
+                return
+            with room:
+                self._backlog -= len(frame)
+                room.notify_all()
+
+    def _flushed(self) -> None:
+        """Wait until the sending thread has written every frame and ended; raise if the pipe broke."""
+        with self._room:
+            self._frames.append(None)
+            self._room.notify_all()
+        self._sender.join()
+        if self._broken is not None:
+            raise OSError(f"the run directory's writer process stopped: {self._why()}")
 
     def send(self, records: list[tuple[Any, ...]], events: list[tuple[float, float, Any, int]],
              samples: list[tuple[Any, ...]]) -> None:
@@ -123,6 +168,7 @@ class WriterProcess:
     def finish(self, timeout_s: float = 600.0) -> dict[str, Any]:
         """Wait for every frame to be written and the files closed; the totals (:meth:`Totals.state`)."""
         self._send(FINISH_FRAME, None)
+        self._flushed()
         try:
             out, _ = self._proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -145,6 +191,11 @@ class WriterProcess:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
+        with self._room:  # the sending thread ends at once (a write into the dead pipe fails)
+            self._frames.clear()
+            self._frames.append(None)
+            self._room.notify_all()
+        self._sender.join()
         for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             if f is not None:
                 f.close()
