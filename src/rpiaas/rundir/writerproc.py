@@ -84,7 +84,7 @@ _HEAD = struct.Struct("<cQ")
 NAMES, DATA, FINISH_FRAME = b"N", b"D", b"F"
 _BUF = 1 << 20
 _PIPE_BYTES = 1 << 20  # Linux lets a user grow a pipe to 1 MB (/proc/sys/fs/pipe-max-size)
-_BACKLOG_BYTES = 64 << 20  # frames waiting for the pipe beyond this: the run waits
+_BACKLOG_BYTES = 8 << 20  # frames waiting for the pipe beyond this: the run waits (a bounded memory)
 
 
 class WriterProcess:
