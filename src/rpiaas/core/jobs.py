@@ -83,16 +83,15 @@ class JobPlacement:
         k = task.nodes
         pl = self._placement
         keep = res is not None and head is not None
+        if not view.free_index.has_room(k, task.cores, task.mem_mb):
+            return None  # fewer nodes with room than parts, from the free index (the arrays left alone)
         rule = pl.job_rule
         if rule is not None:  # the policy's answer, asked of the free index (Placement.job_rule)
             ranked = rule(k, task.cores, task.mem_mb)
-            if ranked is None:
-                return None  # fewer nodes with room than parts
+            assert ranked is not None  # (has_room: k nodes have room)
             if not keep or len(pl.delaying(res, head, task, ranked, now)) <= pl.spare:  # type: ignore[arg-type]
                 return ranked
             # the answer would delay the reservation: the nodes that would not, as below
-        elif not view.free_index.has_room(k, task.cores, task.mem_mb):
-            return None  # fewer nodes with room than parts, from the free index (the arrays left alone)
         mask = view.fits(task)  # room for the largest part
         if np.count_nonzero(mask) < k:  # fewer nodes with room than parts: no answer could do
             return None
