@@ -319,43 +319,45 @@ class Ledger:
         """A parallel job takes each part's cores and memory on its node (``nodes``, part by
         part) at ``now``; ``task.node`` is the first, ``task.placed`` all of them."""
         self.running[task.id] = task
-        for node, cores in zip(nodes, part_cores(task), strict=True):
-            self._take(node, cores, task.mem_mb, now)
-            self.running_on[node][task.id] = task
-            self._count(node)
-            self._idle_out[node] = _NAN
+        self._parts(task, nodes, part_cores(task), task.mem_mb, now, taking=True)
         task.node = nodes[0]
         task.placed = tuple(nodes)
 
-    def _take(self, node: int, cores: int, mem_mb: int, now: float) -> None:
-        """``cores`` and ``mem_mb`` more (or, negative, fewer) reserved on ``node`` at ``now``."""
-        cf, mf = self.cores_free_list, self.mem_free_list
-        old, old_mem = cf[node], mf[node]
-        new = cf[node] = old - cores
-        mem = mf[node] = old_mem - mem_mb
-        if self.state_list[node] == _ON:
-            self.index.move(node, old, old_mem, new, mem)
-        self.changes.append((node, now, new, self.state_list[node]))
-
-    def _count(self, node: int) -> None:
-        """Node ``node``'s arrays after a job's part came or went."""
-        on_node = self.running_on[node]
-        if self.arrays_follow:
-            self._cores_free_out[node] = self.cores_free_list[node]
-            self._mem_free_out[node] = self.mem_free_list[node]
-            self._tasks_out[node] = len(on_node)
-        else:
-            self.behind = True
-
     def _release_job(self, task: Task, now: float) -> None:
         del self.running[task.id]
-        for node, cores in zip(task.placed, part_cores(task), strict=True):
-            on_node = self.running_on[node]
-            del on_node[task.id]
-            self._take(node, -cores, -task.mem_mb, now)
-            self._count(node)
-            if self.state_list[node] == _ON and not on_node:
-                self._idle_out[node] = now
+        self._parts(task, task.placed, [-c for c in part_cores(task)], -task.mem_mb, now, taking=False)
+
+    def _parts(self, task: Task, nodes: Sequence[int], cores: Sequence[int], mem_mb: int, now: float,
+               taking: bool) -> None:
+        """A job's parts take (``taking``: ``cores`` and ``mem_mb`` as asked) or give back (negated) their
+        nodes' cores and memory at ``now``: each node's lists, index, change, arrays, running
+        tasks and idle time, one node after another."""
+        cf, mf, st, index = self.cores_free_list, self.mem_free_list, self.state_list, self.index
+        changes, running_on, idle_out = self.changes, self.running_on, self._idle_out
+        follow = self.arrays_follow
+        tid = task.id
+        for node, c in zip(nodes, cores, strict=True):
+            old, old_mem = cf[node], mf[node]
+            new = cf[node] = old - c
+            mem = mf[node] = old_mem - mem_mb
+            state = st[node]
+            if state == _ON:
+                index.move(node, old, old_mem, new, mem)
+            changes.append((node, now, new, state))
+            on_node = running_on[node]
+            if taking:
+                on_node[tid] = task
+                idle_out[node] = _NAN
+            else:
+                del on_node[tid]
+                if state == _ON and not on_node:
+                    idle_out[node] = now
+            if follow:
+                self._cores_free_out[node] = new
+                self._mem_free_out[node] = mem
+                self._tasks_out[node] = len(on_node)
+        if not follow:
+            self.behind = True
 
     def release(self, task: Task, now: float) -> None:
         """``task`` gives its node's cores and memory back (every node's, for a job)."""
