@@ -175,6 +175,9 @@ def test_measured_pulls_against_the_calibrated_model(pushed: Pushed, tmp_path: P
     n = len(doc["workload"]["tasks"])
     assert pair["same_tasks"] and tasks["matched"] == n == tasks["both_completed"], pair
     assert tasks["placement"]["agreement"] == 1.0
+    # its pulls: every task pulled (a container task each), the cold ones something in both worlds
+    pulls = tasks["pull_diff_s"]
+    assert (pulls["tasks"], pulls["pulled_a"], pulls["pulled_b"]) == (n, len(LAYERS_MB), len(LAYERS_MB)), pulls
 
     measured, modelled = _rows(live), _rows(sim)
     assert set(measured) == set(modelled) == {t["id"] for t in doc["workload"]["tasks"]}
@@ -186,6 +189,7 @@ def test_measured_pulls_against_the_calibrated_model(pushed: Pushed, tmp_path: P
     image_of = {t["id"]: t["image"] for t in doc["workload"]["tasks"]}
     held: set[str] = set()
     bound_s = math.sqrt(link.bursts) * link.rmse_s + 1e-6  # the largest residual a fit of this rmse can have
+    assert pulls["max_abs"] <= bound_s, (pulls, bound_s)
     for tid in sorted(measured):
         m, s = measured[tid], modelled[tid]
         image = image_of[tid]
