@@ -55,7 +55,9 @@ class NodeType:
     ``link_mbps`` is the node's network link in megabits per second and ``image_cache_mb``
     the space it keeps for container image layers (MB, 10^6 bytes, as registries give image
     sizes): pulling ``size_mb`` alone takes :meth:`pull_s`; concurrent pulls share the link
-    (:mod:`rpiaas.core.images`).
+    (:mod:`rpiaas.core.images`).  ``pull_latency_s`` (default 0) is the fixed part of a pull that
+    carries something, paid once per pull besides the transfer: a registry's round trips, the
+    engine unpacking and committing the image (``rpiaas calibrate`` fits it with ``link_mbps``).
     """
 
     name: str
@@ -71,15 +73,18 @@ class NodeType:
     start_overhead_s: float = 0.0
     link_mbps: float = 1000.0
     image_cache_mb: float = 16000.0
+    pull_latency_s: float = 0.0
 
     def pull_rate_mb_s(self) -> float:
         """MB of image layers this node's link carries per second (megabits / 8)."""
         return self.link_mbps / 8.0
 
     def pull_s(self, size_mb: float) -> float:
-        """Seconds pulling ``size_mb`` of image layers takes on this node's link alone: the
-        one home of the pull rule (:mod:`rpiaas.core.images` shares the rate among pulls)."""
-        return size_mb / self.pull_rate_mb_s()
+        """Seconds a pull of ``size_mb`` of image layers takes on this node's link alone: its
+        latency and the transfer, or 0 for a pull of nothing (every layer held).  What
+        :mod:`rpiaas.core.images`, the one home of the pull rule, gives a lone pull (it shares
+        the rate among concurrent pulls, each paying its latency)."""
+        return self.pull_latency_s + size_mb / self.pull_rate_mb_s() if size_mb > 0 else 0.0
 
     def work_s(self, work_core_s: float, cores: int) -> float:
         """Seconds ``work_core_s`` of work takes on ``cores`` cores at this type's speed."""

@@ -369,3 +369,32 @@ def test_the_simulation_is_judged_against_the_live_runs_own_spread(runs: dict[st
     assert "against the testbed's own spread (live runs C, D, E)" in format_comparison(r)
     with pytest.raises(ValueError, match="at least two live runs"):
         compare_runs([runs["best"]], live_runs=lives[:1])
+
+
+def test_image_pulls_are_compared_task_by_task(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Two runs of a scenario with images, on links of 80 and 40 Mbit/s (the second with a
+    fixed part of 0.5 s a pull): each cold pull differs by its transfer over the slower link
+    plus the latency, a held image's pull (0 in both) not at all."""
+    def doc(**pi: float) -> dict[str, Any]:
+        return {"name": "pulls", "seed": 1, "policy": "image_locality",
+                "cluster": {"node_types": {"pi": {"base": "rpi4b", "image_cache_mb": 500, **pi}},
+                            "clusters": [{"domain": "c.test", "prefix": "10.0.1", "count": 1, "type": "pi"}]},
+                "images": {"a:1": {"layers": [{"id": "base", "size_mb": 20}, {"id": "a", "size_mb": 10}]},
+                           "b:1": {"layers": [{"id": "base", "size_mb": 20}, {"id": "b", "size_mb": 5}]}},
+                "workload": {"tasks": [
+                    {"id": 0, "arrival_s": 0, "cores": 1, "mem_mb": 64, "work_core_s": 5, "image": "a:1"},
+                    {"id": 1, "arrival_s": 50, "cores": 1, "mem_mb": 64, "work_core_s": 5, "image": "b:1"},
+                    {"id": 2, "arrival_s": 100, "cores": 1, "mem_mb": 64, "work_core_s": 5, "image": "a:1"},
+                    {"id": 3, "arrival_s": 100, "cores": 1, "mem_mb": 64, "work_core_s": 5}]}}
+    simulate(scenario(doc(link_mbps=80.0)), tmp_path / "a")
+    simulate(scenario(doc(link_mbps=40.0, pull_latency_s=0.5)), tmp_path / "b")
+    result = compare_runs([tmp_path / "a", tmp_path / "b"])
+    pull = result["pairs"][0]["tasks"]["pull_diff_s"]
+    # task 0: 30 MB, 3 s against 6.5 s; task 1: 5 MB (base held), 0.5 s against 1.5 s; task 2: held
+    assert (pull["tasks"], pull["pulled_a"], pull["pulled_b"]) == (3, 2, 2)  # task 3 has no image
+    assert pull["max_abs"] == pytest.approx(3.5) and pull["mean"] == pytest.approx((3.5 + 1.0) / 3)
+    assert "image pulls (3 tasks with a pull_s in both; something pulled: 2 in A, 2 in B)" in format_comparison(result)
+    # runs without images: no pull to compare, and no line of them
+    plain = compare_runs([runs["best"], runs["worst"]])
+    assert plain["pairs"][0]["tasks"]["pull_diff_s"]["tasks"] == 0
+    assert "image pulls" not in format_comparison(plain)

@@ -1,4 +1,4 @@
-"""rpiaas calibrate fits a node type's link bandwidth from measured image pulls."""
+"""rpiaas calibrate fits a node type's link (bandwidth and pull latency) from measured image pulls."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rpiaas.sim import simulate
 from ..helpers import scenario
 
 HIDDEN_LINK_MBPS = 37.0  # the "testbed"'s link, which the calibration is not told
+HIDDEN_LATENCY_S = 1.5  # and the fixed part of each of its pulls
 IMAGES = {"a:1": {"layers": [{"id": "base", "size_mb": 30}, {"id": "a", "size_mb": 12}]},
           "b:1": {"layers": [{"id": "base", "size_mb": 30}, {"id": "b", "size_mb": 25}]},
           "c:1": {"layers": [{"id": "c", "size_mb": 8}]}}
@@ -59,21 +60,26 @@ def test_bursts_take_overlapping_pulls_on_a_node_together() -> None:
     assert pull_bursts(pulls, sizes) == [("n0", 15.0, 3.0, 2), ("n0", 1.0, 1.0, 1), ("n1", 5.0, 1.0, 1)]
 
 
-def test_calibrate_recovers_a_hidden_link_from_measured_pulls(tmp_path: Path) -> None:
+@pytest.mark.parametrize("latency_s", [0.0, HIDDEN_LATENCY_S])
+def test_calibrate_recovers_a_hidden_link_from_measured_pulls(tmp_path: Path, latency_s: float) -> None:
     run = tmp_path / "testbed"
-    simulate(scenario(_doc({"link_mbps": HIDDEN_LINK_MBPS})), run)
+    simulate(scenario(_doc({"link_mbps": HIDDEN_LINK_MBPS, "pull_latency_s": latency_s})), run)
     assert _noisy_pulls(run, rel=0.01) >= 10
     given = tmp_path / "scenario.yaml"
-    given.write_text(yaml.safe_dump(_doc({})))  # rpi3b's own link, 94 Mbit/s
+    given.write_text(yaml.safe_dump(_doc({})))  # rpi3b's own link, 94 Mbit/s, and no latency
     result = calibrate(run, tmp_path / "calibrated.yaml", scenario=given)
     fit = result.fits["pi"]
     assert fit.link is not None and fit.link.link_mbps == pytest.approx(HIDDEN_LINK_MBPS, rel=0.02)
-    assert fit.link.latency_s < 0.5  # the model has no latency: nothing (but noise) to find
+    # the fixed part: within what 1 % noise on pulls of several seconds hides
+    assert fit.link.latency_s == pytest.approx(latency_s, abs=0.1)
     # the speed is fitted on the run after the pull: rpi3b's own, no start overhead
     assert fit.speed == pytest.approx(0.45, rel=0.02) and fit.start_overhead_s < 0.05
-    written = yaml.safe_load((tmp_path / "calibrated.yaml").read_text())
-    assert written["cluster"]["node_types"]["pi-calibrated"]["link_mbps"] == pytest.approx(HIDDEN_LINK_MBPS, rel=0.02)
+    written = yaml.safe_load((tmp_path / "calibrated.yaml").read_text())["cluster"]["node_types"]["pi-calibrated"]
+    assert written["link_mbps"] == pytest.approx(HIDDEN_LINK_MBPS, rel=0.02)
+    assert written["pull_latency_s"] == pytest.approx(latency_s, abs=0.1)
+    assert "pull_latency_s" in written["source"]
     assert result.error_before_s is not None and result.error_after_s is not None
     assert result.error_after_s < result.error_before_s / 5
     text = format_calibration(result)
     assert "pi: link 3" in text and "measured image pulls" in text
+    assert f"pull latency {fit.link.latency_s:.3g} s" in text

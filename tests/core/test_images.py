@@ -150,13 +150,76 @@ def test_pulls_at_any_times_end_in_order_and_within_the_links_bound(starts: list
     assert set(caches.nodes[0].cached) == distinct and not caches.nodes[0].pulling
 
 
+# ---------------------------------------------------------------- the fixed part of a pull
+SLOW = dataclasses.replace(LINK, pull_latency_s=0.75)  # 10 MB/s and 0.75 s per pull that carries something
+
+
+def test_a_lone_pull_pays_its_latency_once_and_a_held_image_nothing() -> None:
+    assert SLOW.pull_s(25.0) == 3.25 and SLOW.pull_s(0.0) == 0.0
+    caches = ImageCaches(nodes(SLOW), _images(a=(("base", 20.0), ("x", 5.0)), b=(("base", 20.0),)))
+    first = _task(1, "a")
+    # two layers, one pull: the latency once, after the last layer came in
+    assert _run_pulls(caches, 0, [(1.0, first)]) == {1: pytest.approx(1.0 + SLOW.pull_s(25.0))}
+    # a held image pulls nothing and pays nothing, the whole image or the part of it another has
+    assert _run_pulls(caches, 0, [(10.0, _task(2, "a")), (10.0, _task(3, "b"))]) == {2: 10.0, 3: 10.0}
+
+
+def test_concurrent_pulls_share_the_link_and_each_pays_its_latency() -> None:
+    caches = ImageCaches(nodes(SLOW), _images(a=(("x", 10.0),), b=(("y", 10.0),)))
+    # x and y at 5 MB/s each: both in at 2.0, each pull ends its latency later (not two of them)
+    ends = _run_pulls(caches, 0, [(0.0, _task(1, "a")), (0.0, _task(2, "b"))])
+    assert ends == {1: pytest.approx(2.75), 2: pytest.approx(2.75)}
+    # staggered: x alone from 0, shared from 0.5 (x ends 1.5, y alone to 2.0), each its own latency
+    caches = ImageCaches(nodes(SLOW), _images(a=(("x", 10.0),), b=(("y", 10.0),)))
+    ends = _run_pulls(caches, 0, [(0.0, _task(1, "a")), (0.5, _task(2, "b"))])
+    assert ends == {1: pytest.approx(2.25), 2: pytest.approx(2.75)}
+
+
+def test_a_shared_layer_is_pulled_once_and_the_latency_does_not_hold_the_link() -> None:
+    imgs = _images(a=(("base", 20.0), ("app", 10.0)), b=(("base", 20.0), ("tool", 10.0)))
+    caches = ImageCaches(nodes(SLOW), imgs)
+    # base, app and tool once each: 40 MB, 4 s of link; the last pull ends its latency later
+    ends = _run_pulls(caches, 0, [(0.0, _task(1, "a")), (0.0, _task(2, "b"))])
+    assert max(ends.values()) == pytest.approx(4.0 + 0.75)
+    # b joins a's pull of base late: it waits for that pull (not a second one) and pays its own latency
+    caches = ImageCaches(nodes(SLOW), imgs)
+    ends = _run_pulls(caches, 0, [(0.0, _task(1, "a")), (1.0, _task(2, "b"))])
+    # base and app at 5 MB/s each until 1.0, then with tool at 10/3 MB/s each: app in at 2.5,
+    # tool at 3.5, base (pulled once: 40 MB in all) at 4.0; both pulls end their latency later
+    assert ends == {1: pytest.approx(4.0 + 0.75), 2: pytest.approx(4.0 + 0.75)}
+    # a layer is held once it came in: a task needing only it then pulls nothing
+    caches = ImageCaches(nodes(SLOW), {**imgs, **_images(c=(("base", 20.0),))})
+    ends = _run_pulls(caches, 0, [(0.0, _task(1, "a")), (3.1, _task(3, "c"))])
+    assert ends == {1: pytest.approx(3.75), 3: 3.1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.floats(0.0, 5.0)), min_size=1, max_size=8))
+def test_with_a_latency_every_pull_pays_it_and_the_link_stays_busy(starts: list[tuple[str, float]]) -> None:
+    """A pull ends no sooner than its latency after its start plus what it lacked over the link
+    alone, and by the last start plus every distinct layer over the link plus one latency."""
+    caches = ImageCaches(nodes(SLOW), _IMGS)
+    tasks = [(at, _task(i, name)) for i, (name, at) in enumerate(sorted(starts, key=lambda s: s[1]))]
+    ends = _run_pulls(caches, 0, tasks)
+    rate = SLOW.pull_rate_mb_s()
+    distinct = {layer.id for name, _ in starts for layer in _IMGS[name].layers}
+    bound = max(at for at, _ in tasks) + sum(_SIZES[lid] for lid in distinct) / rate + SLOW.pull_latency_s
+    seen: set[str] = set()
+    for at, t in tasks:
+        lacked = {layer.id for layer in _IMGS[str(t.image)].layers} - seen
+        seen |= {layer.id for layer in _IMGS[str(t.image)].layers}
+        if lacked:  # the first to need a layer pulls it: latency and its own layers at least
+            assert ends[t.id] >= at + SLOW.pull_s(sum(_SIZES[lid] for lid in lacked)) - 1e-9, t
+        assert at <= ends[t.id] <= bound + 1e-9
+
+
 # ---------------------------------------------------------------- in simulation
-def _container_scenario(policy: str, link_mbps: float = 80.0) -> dict[str, object]:
+def _container_scenario(policy: str, link_mbps: float = 80.0, **pi: float) -> dict[str, object]:
     """Task 1 pulls app:1 on node1 (a long 4-core task holds node0); at 200 s both nodes are
     idle and task 3 needs the image again."""
     return {
         "name": "pulls", "seed": 1, "policy": policy,
-        "cluster": {"node_types": {"pi": {"base": "rpi4b", "link_mbps": link_mbps, "image_cache_mb": 500}},
+        "cluster": {"node_types": {"pi": {"base": "rpi4b", "link_mbps": link_mbps, "image_cache_mb": 500, **pi}},
                     "clusters": [{"domain": "c.test", "prefix": "10.0.1", "count": 2, "type": "pi"}]},
         "images": {"app:1": {"layers": [{"id": "base", "size_mb": 20}, {"id": "app", "size_mb": 10}]}},
         "workload": {"tasks": [
@@ -178,6 +241,18 @@ def test_a_container_task_runs_after_its_pull(tmp_path: Path) -> None:
     # the locality policy puts the third where the image is: no pull
     assert three["node"] == one["node"] and float(three["pull_s"]) == 0.0
     assert float(three["end_s"]) == pytest.approx(210.0)
+
+
+def test_a_node_types_pull_latency_is_paid_by_each_pull_in_simulation(tmp_path: Path) -> None:
+    simulate(scenario(_container_scenario("first_fit", pull_latency_s=1.25)), tmp_path / "r")
+    rows = {r["task_id"]: r for r in read_tasks(tmp_path / "r")}
+    one, three = rows["1"], rows["3"]
+    assert float(one["pull_s"]) == pytest.approx(3.0 + 1.25)  # 30 MB at 10 MB/s, then the fixed part
+    assert float(one["end_s"]) == pytest.approx(4.25 + 10.0)
+    assert three["node"] != one["node"] and float(three["pull_s"]) == pytest.approx(4.25)
+    simulate(scenario(_container_scenario("image_locality", pull_latency_s=1.25)), tmp_path / "held")
+    held = {r["task_id"]: r for r in read_tasks(tmp_path / "held")}["3"]
+    assert float(held["pull_s"]) == 0.0 and float(held["end_s"]) == pytest.approx(210.0)  # held: nothing paid
 
 
 def test_without_locality_the_image_is_pulled_again(tmp_path: Path) -> None:

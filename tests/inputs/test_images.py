@@ -1,4 +1,4 @@
-"""The scenario's images: and node types' link_mbps and image_cache_mb, with file:line:key errors."""
+"""The scenario's images: and node types' link_mbps, pull_latency_s and image_cache_mb, with file:line:key errors."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ images:
     assert [(la.id, la.size_mb) for la in tool.layers] == [("tool:2", 8.0)]
     t = sc.cluster.nodes[0].type
     assert (t.link_mbps, t.image_cache_mb) == (50.0, 300.0) and t.pull_s(6.25) == 1.0
+    assert t.pull_latency_s == 0.0  # no fixed part unless the type gives one
+    sc = load_scenario(write(tmp_path, HEAD.replace("image_cache_mb: 300", "image_cache_mb: 300, pull_latency_s: 0.4")
+                             + "images:\n  app:1: {size_mb: 1}\n"))
+    t = sc.cluster.nodes[0].type
+    assert t.pull_latency_s == 0.4 and t.pull_s(6.25) == pytest.approx(1.4) and t.pull_s(0) == 0.0
     # the built-in types' published figures: a Pi 3 B's Ethernet behind USB 2.0, a Pi 4 B's gigabit
     assert PROFILES["rpi3b"].link_mbps < 100 < PROFILES["rpi3bplus"].link_mbps < PROFILES["rpi4b"].link_mbps
 
@@ -67,6 +72,10 @@ def test_bad_images_name_file_line_and_key(tmp_path: Path, images: str, where: s
 @pytest.mark.parametrize(("spec", "where"), [
     ("link_mbps: 0", r"node_types\.pi\.link_mbps: expected a positive number, got 0"),
     ("image_cache_mb: -5", r"node_types\.pi\.image_cache_mb: expected a non-negative number, got -5"),
+    ("pull_latency_s: -0.5", r"node_types\.pi\.pull_latency_s: expected a non-negative number, got -0\.5"),
+    ("pull_latency_s: soon", r"node_types\.pi\.pull_latency_s: expected a non-negative number, got 'soon'"),
+    ("pull_latency_s: .nan", r"node_types\.pi\.pull_latency_s: expected a non-negative number, got nan"),
+    ("pull_latency_s: .inf", r"node_types\.pi\.pull_latency_s: expected a non-negative number, got inf"),
 ])
 def test_bad_links_and_caches_are_refused(tmp_path: Path, spec: str, where: str) -> None:
     text = HEAD.replace("link_mbps: 50, image_cache_mb: 300", spec) + "images:\n  app:1: {size_mb: 1}\n"

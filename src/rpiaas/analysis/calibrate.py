@@ -26,8 +26,8 @@ gets no power fit: the fit would return the model that made the figures.
 ``boots``, when they were measured).
 
 A run whose scenario describes container images (``images:``) also fits each node type's
-``link_mbps`` to the image pulls it measured (``tasks.csv``'s ``pull_s``):
-:mod:`rpiaas.analysis.linkfit`.  A container task's runtime for the speed fit is then its
+``link_mbps`` and ``pull_latency_s`` to the image pulls it measured (``tasks.csv``'s
+``pull_s``): :mod:`rpiaas.analysis.linkfit`.  A container task's runtime for the speed fit is then its
 run after the pull (``end_s - start_s - pull_s``).
 
 :func:`calibrate` writes a scenario whose cluster uses custom node types
@@ -463,7 +463,8 @@ def calibrated_scenario(data: dict[str, Any], fits: dict[str, TypeFit], origin: 
             spec["power_boot_w"] = _r(fit.power_boot_w)
         if fit.link is not None:
             spec["link_mbps"] = _r(fit.link.link_mbps)
-            what.append(f"link_mbps from {fit.link.pulls} measured image pulls")
+            spec["pull_latency_s"] = _r(fit.link.latency_s)
+            what.append(f"link_mbps and pull_latency_s from {fit.link.pulls} measured image pulls")
         spec["source"] = f"fitted by rpiaas calibrate to {origin} ({'; '.join(what)})"
         name = t + SUFFIX
         node_types[name] = spec
@@ -701,9 +702,10 @@ def format_calibration(result: Calibration) -> str:
 
 def _link_line(link: LinkFit, base: NodeType | None) -> str:
     was = f" (was {base.link_mbps:g})" if base is not None else ""
+    was_latency = f" (was {base.pull_latency_s:g} s)" if base is not None else ""
     return (f"link {link.link_mbps:.4g} Mbit/s{was} from {link.pulls} measured image pulls "
-            f"({link.bursts} bursts, {link.mb:.4g} MB), pull rmse {link.rmse_s:.3g} s; a latency of "
-            f"{link.latency_s:.3g} s before each burst's first byte (reported, not modelled)")
+            f"({link.bursts} bursts, {link.mb:.4g} MB), pull rmse {link.rmse_s:.3g} s; pull latency "
+            f"{link.latency_s:.3g} s{was_latency}, the fixed part of each pull")
 
 
 def _sharing_line(f: TypeFit) -> str:

@@ -144,6 +144,18 @@ def _node_set(run: Run, jobs: dict[int, list[tuple[str, int]]], tid: int) -> set
     return {run.node_names[run.node[i]]}
 
 
+def _pull_diff(a: Run, b: Run) -> dict[str, Any]:
+    """*B − A* of ``pull_s`` over the tasks with a pull in both runs (a container task's image
+    pull, measured live, modelled in simulation; 0 where its node held the image), and how
+    many of those each run pulled something for (``pulled_a``, ``pulled_b``)."""
+    if a.pull_s is None or b.pull_s is None:
+        return {**_diff_stats(np.zeros(0)), "pulled_a": 0, "pulled_b": 0}
+    both = np.isfinite(a.pull_s) & np.isfinite(b.pull_s)
+    pa, pb = a.pull_s[both], b.pull_s[both]
+    return {**_diff_stats(pb - pa), "pulled_a": int(np.count_nonzero(pa > 0)),
+            "pulled_b": int(np.count_nonzero(pb > 0))}
+
+
 def compare_tasks(a: Run, b: Run, tolerance_s: float = 0.0) -> dict[str, Any]:
     """Task-by-task comparison of two runs of the same task set (arrays aligned by id).
 
@@ -187,6 +199,7 @@ def compare_tasks(a: Run, b: Run, tolerance_s: float = 0.0) -> dict[str, Any]:
     ks_r, ks_rp = ks_2samp(a.response_s[a.completed], b.response_s[b.completed])
     wait_stats, response_stats = _diff_stats(dw), _diff_stats(dr)
     return {
+        "pull_diff_s": _pull_diff(a, b),
         "matched": int(a.task_id.size),
         "both_completed": int(np.count_nonzero(both_done)),
         "same_state": _num(float(np.mean(a.state == b.state))) if a.state.size else None,

@@ -1,4 +1,4 @@
-"""Fit a node type's link bandwidth (``link_mbps``) from the image pulls a run measured.
+"""Fit a node type's link (``link_mbps``, ``pull_latency_s``) to the image pulls a run measured.
 
 A run's ``tasks.csv`` gives each container task's ``pull_s``; the scenario gives its image
 and the layers' sizes.  What a pull carried is what its node did not hold yet: the layers
@@ -12,8 +12,12 @@ throughout.  Each node type's bursts are fitted by least squares to
     seconds = latency_s + 8 * MB / link_mbps
 
 (latency kept ≥ 0, as :func:`~rpiaas.analysis.stats.fit_line` does): the slope gives
-``link_mbps``; the latency (a registry's round trips before the first byte, an engine's
-unpacking) is reported, not modelled.  A pull of nothing (every layer held) informs no fit.
+``link_mbps``, the intercept ``pull_latency_s`` (a registry's round trips, the engine's
+unpacking: the fixed part the simulation adds to each pull that carries something,
+:mod:`rpiaas.core.images`).  A pull of nothing (every layer held) informs no fit.  A burst
+of pulls that began together is one latency in the fit, as in the model, where each pays
+its own at once; pulls that overlap only in part are taken together too, which puts their
+latencies in the burst's link time.
 """
 
 from __future__ import annotations

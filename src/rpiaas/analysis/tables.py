@@ -89,6 +89,12 @@ def format_comparison(result: dict[str, Any]) -> str:
         tol = result.get("tolerance", {})
         out.append(f"verdict: |mean difference| within the tolerance of {format_value(tol.get('tolerance_s'))} s "
                    f"({tol.get('source', 'none')}) is agreement, whatever KS says")
+        pull = t.get("pull_diff_s") or {}
+        if pull.get("tasks"):
+            out.append(f"image pulls ({pull['tasks']:,} tasks with a pull_s in both; something pulled: "
+                       f"{pull['pulled_a']:,} in A, {pull['pulled_b']:,} in {b}): {b} − A mean "
+                       f"{format_value(pull['mean'])} s, mean |d| {format_value(pull['mean_abs'])} s, "
+                       f"max |d| {format_value(pull['max_abs'])} s")
         pl = t["placement"]
         agree = "—" if pl["agreement"] is None else f"{pl['agreement'] * 100:.1f} %"
         out.append(f"same node: {agree} of {pl['both_placed']:,} tasks placed in both")

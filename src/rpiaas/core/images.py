@@ -14,6 +14,12 @@ policy reads the caches through :meth:`ClusterView.image_mb
   equally among the layers being pulled on it at the same time (processor sharing, as
   TCP flows on one bottleneck share it): a pull's end moves when another starts or ends.
   Alone, ``size_mb`` takes :meth:`NodeType.pull_s <rpiaas.model.NodeType.pull_s>`.
+- A pull that carries something also pays a fixed part once, after its last layer came in:
+  :attr:`NodeType.pull_latency_s <rpiaas.model.NodeType.pull_latency_s>` (a registry's round
+  trips, the engine unpacking and committing the image; 0 unless the node type gives it).  It
+  does not use the link: two pulls at once share the link and each pays its own latency.  A
+  task whose image's layers are all held pulls nothing and pays nothing (``pull_s`` 0).  A
+  layer is cached when it came in: a task that needs it from then on waits for nothing.
 - Each node keeps at most ``image_cache_mb`` of layers.  To make room for a pull, the
   least recently used layers that no task on the node is using (pulling or running) are
   evicted.  Layers in use are never evicted: while they alone exceed the capacity the
@@ -55,6 +61,7 @@ class _Waiter:
     since_s: float
     missing: set[str]
     done_s: float = 0.0  # when its last missing layer came in
+    end_s: float = 0.0  # when its pull ends: ``done_s`` plus the node's pull latency
 
 
 @dataclass
@@ -64,6 +71,7 @@ class NodeImages:
     rate_mb_s: float
     capacity_mb: float
     sizes: Mapping[str, float]  # every layer's size by id
+    latency_s: float = 0.0  # paid once by each pull that carries something, after its last layer
     index: int = 0  # the node's index
     # layer -> which nodes hold it, one entry per node (shared by every node of the cluster)
     holders: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
@@ -107,6 +115,7 @@ class NodeImages:
                 if w.missing and not w.missing.isdisjoint(ended):
                     w.missing.difference_update(ended)
                     w.done_s = self.at_s
+                    w.end_s = self.at_s + self.latency_s
             came = True
         self.at_s = max(self.at_s, now)
         return came
@@ -123,13 +132,13 @@ class NodeImages:
         return self.cached.pop(lid)
 
     def next_end_s(self) -> float | None:
-        """When the next pull on the node ends at the current sharing (None: no pull); now,
-        when a task's pull already ended (its last layer came in) and is still to be settled."""
-        if any(not w.missing for w in self.waiters):
-            return self.at_s
-        if not self.pulling:
-            return None
-        return self._pull_end_s()
+        """When the next pull on the node ends at the current sharing (None: no pull): a
+        layer's transfer, or a task's pull whose last layer came in and whose latency is over
+        (now, when that is past and the task is still to be settled)."""
+        due = [w.end_s for w in self.waiters if not w.missing]
+        if self.pulling:
+            due.append(self._pull_end_s())
+        return max(self.at_s, min(due)) if due else None
 
     def _pull_end_s(self) -> float:
         least = min(self.pulling.values())
@@ -147,7 +156,8 @@ class ImageCaches:
         self.images = dict(images)
         self._sizes = {layer.id: layer.size_mb for image in self.images.values() for layer in image.layers}
         self._holders = {lid: np.zeros(len(nodes), dtype=np.bool_) for lid in self._sizes}
-        self.nodes = [NodeImages(n.type.pull_rate_mb_s(), n.type.image_cache_mb, self._sizes, i, self._holders)
+        self.nodes = [NodeImages(n.type.pull_rate_mb_s(), n.type.image_cache_mb, self._sizes,
+                                 n.type.pull_latency_s, i, self._holders)
                       for i, n in enumerate(nodes)]
         self._holding: dict[int, tuple[int, tuple[str, ...]]] = {}  # task id -> (node, layers it uses)
 
@@ -199,19 +209,20 @@ class ImageCaches:
 
     def settle(self, node: int, now: float) -> list[PullDone]:
         """Pulls on ``node`` that ended by ``now``: their layers cached, and the tasks whose
-        last layer that was, each at the time it came in (in the order they began pulling)."""
+        last layer that was, each at the time its pull ended (its last layer in, its latency
+        paid; in the order they began pulling)."""
         ni = self.nodes[node]
         came = ni.advance(now)
-        if not came and all(w.missing for w in ni.waiters):
+        if not came and all(w.missing or w.end_s > now for w in ni.waiters):
             return []
         ni.version += 1
         out: list[PullDone] = []
         keep: list[_Waiter] = []
         for w in ni.waiters:
-            if w.missing:
+            if w.missing or w.end_s > now:  # a layer still to come, or its latency still to pay
                 keep.append(w)
             elif w.task.epoch == w.epoch and w.task.node == node:  # still placed there
-                out.append(PullDone(w.task, w.done_s, w.done_s - w.since_s))
+                out.append(PullDone(w.task, w.end_s, w.end_s - w.since_s))
         ni.waiters = keep
         self._make_room(ni, 0.0)
         return out

@@ -31,7 +31,8 @@ from .source import KeyPath, LimitError, Source, load_file
 __all__ = ["NODE_TYPE_KEYS", "load_cluster", "parse_cluster", "read_cluster"]
 
 NODE_TYPE_KEYS = ("base", "cores", "mem_mb", "speed", "power_idle_w", "power_max_w",
-                  "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source", "link_mbps", "image_cache_mb")
+                  "power_off_w", "boot_s", "power_boot_w", "start_overhead_s", "source", "link_mbps", "image_cache_mb",
+                  "pull_latency_s")
 CLUSTER_KEYS = ("interface", "node_types", "clusters")
 GROUP_KEYS = ("domain", "prefix", "nodes", "count", "type", "hostname", "first_suffix", "power",
               "meter")
@@ -394,7 +395,7 @@ def _node_types(src: Source, path: KeyPath, data: Any) -> dict[str, NodeType]:
         if "speed" in s:
             values["speed"] = src.number((*tp, "speed"), s["speed"], positive=True)
         for key in ("power_idle_w", "power_max_w", "power_off_w", "boot_s", "power_boot_w",
-                    "start_overhead_s"):
+                    "start_overhead_s", "pull_latency_s"):
             if key in s:
                 values[key] = src.number((*tp, key), s[key], nonnegative=True)
         if "link_mbps" in s:
