@@ -6,6 +6,8 @@ together, so the control plane places all of them at once or none:
 
 - while fewer nodes have room for a part than it has parts, no hook is asked (no answer
   could place it);
+- a policy asked alone that declares its ``index_rule`` is answered from the free index, as
+  for a task on one node: the job's ``nodes`` nodes in the rule's order, ties by index;
 - ``rpiaas_place`` may answer a list of ``nodes`` distinct node indices (part by part);
   each is checked (type, count, duplicates, room for its part) and a wrong one stops the run
   with one located error;
