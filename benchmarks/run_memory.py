@@ -169,22 +169,25 @@ class InProcessMaster:
         self.thread.join(10)
 
     def kept(self) -> dict[str, int]:
-        """What the master keeps that could grow with runs, read on its own loop."""
+        """The objects (after a ``gc.collect()``) and what the master keeps that could grow with
+        runs, taken on its own loop: ``gc.get_objects()`` from another thread can hold a tuple
+        the master is building, which then fails to grow (SystemError)."""
         async def read() -> dict[str, int]:
+            gc.collect()
             runs, poller = self.app[RUNS], self.app[POLLER]
-            return {"runs_kept": len(runs.runs), "runs_running": len(runs.running()),
-                    "trims": runs.trims, "latency_window": len(poller.latency.latencies_s)}
+            return {"objects": len(gc.get_objects()), "runs_kept": len(runs.runs),
+                    "runs_running": len(runs.running()), "trims": runs.trims,
+                    "latency_window": len(poller.latency.latencies_s)}
         return asyncio.run_coroutine_threadsafe(read(), self.loop).result(30)
 
 
 def measure(master: InProcessMaster) -> dict[str, Any]:
-    gc.collect()
+    kept = master.kept()
     out: dict[str, Any] = {"rss_mb": _rss_mb(), **_smaps(), **_mallinfo(), **_pymalloc()}
     out["sqlite_mb"] = _sqlite_mb()
-    out["objects"] = len(gc.get_objects())
     if tracemalloc.is_tracing():
         out["traced_mb"] = tracemalloc.get_traced_memory()[0] / _MB
-    out.update(master.kept())
+    out.update(kept)
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
 
 
