@@ -31,6 +31,7 @@ from ..store import HistoryStore
 from .agent_client import AgentClient
 from .hold import DEFAULT_HOLD_LIMIT_S, RunSuspended
 from .journal import JOURNAL, read_head
+from .memory import release_free_memory
 from .options import RESULT, RUN_ID_MAX, AgentNode, LiveOptions, RunState, check_run_id, safe_run_id
 from .result import Twin
 from .shell import LiveRun
@@ -104,6 +105,7 @@ class RunManager:
         self.twin = twin
         self.runs: dict[str, LiveRun | EndedRun] = {}  # the running as LiveRun, the rest ended
         self.tasks: dict[str, asyncio.Task[Any]] = {}  # the running runs' tasks
+        self.trims = 0  # times the allocator's free pages were handed back (after runs ended)
 
     def _free_id(self, wanted: str) -> str:
         """``wanted`` if no run of this master has it (now or in ``runs_dir``), else the first
@@ -176,8 +178,16 @@ class RunManager:
             finally:  # the run's objects go: its record stays
                 self.runs[run.id] = EndedRun(run.id, run.status, run.directory, facts)
                 self.tasks.pop(run.id, None)
+                # the run's last frames and futures go with this task: trim once they have
+                asyncio.get_running_loop().call_soon(self._trim)
 
         self.tasks[run.id] = asyncio.create_task(go(), name=f"rpiaas-run-{run.id}")
+
+    def _trim(self) -> None:
+        """After a run ended: hand what the C allocator keeps free back to the system, so a
+        master that hosts run after run does not grow by each one's fragments."""
+        if release_free_memory():
+            self.trims += 1
 
     def running(self) -> list[LiveRun]:
         """The runs still running."""
