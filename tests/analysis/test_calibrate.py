@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from rpiaas.analysis.calibrate import CalibrateError, calibrate, fit_line, format_calibration
+from rpiaas.analysis.calibrate import CalibrateError, calibrate, format_calibration
 from rpiaas.analysis.compare import compare_runs
+from rpiaas.analysis.stats import fit_line
 from rpiaas.inputs.source import InputError
 from rpiaas.scenario import load_scenario
 from rpiaas.sim import simulate
