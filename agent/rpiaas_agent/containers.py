@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AGENT_LABEL",
@@ -152,16 +153,34 @@ class Engine:
             raise ContainerError(f"cannot pull {image}: {_last_line(done.stderr)}")
         return time.monotonic() - t0
 
-    def ended(self, name: str) -> Ended | None:
-        """How the container ``name`` ended, or ``None`` if the engine does not know it."""
+    def ended(self, name: str, wait_s: float = 30.0) -> Ended | None:
+        """How the container ``name`` ended, or ``None`` if the engine does not know it.
+
+        The engine's ``run`` may return before the container's end is recorded (podman, after
+        an OOM kill: "no such exit code (container in state running)", its status 127): a
+        container still running is waited for (``wait``, up to ``wait_s``) and asked again."""
+        state = self._state(name)
+        if state is not None and state.get("Running"):
+            with contextlib.suppress(ContainerError):
+                self._call("wait", name, timeout_s=wait_s)
+            state = self._state(name)
+        if state is None or state.get("Running"):
+            return None
+        try:
+            return Ended(int(state["ExitCode"]), bool(state.get("OOMKilled")))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _state(self, name: str) -> dict[str, Any] | None:
+        """The engine's ``State`` of the container ``name`` (None: it does not know it)."""
         done = self._call("inspect", "--format", "{{json .State}}", name)
         if done.returncode != 0:
             return None
         try:
             state = json.loads(done.stdout.strip().splitlines()[0])
-            return Ended(int(state["ExitCode"]), bool(state.get("OOMKilled")))
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, IndexError):
             return None
+        return state if isinstance(state, dict) else None
 
     def signal(self, name: str, sig: str) -> None:
         """Send ``sig`` (``TERM``, ``KILL``) to the container's processes, if it runs."""

@@ -32,6 +32,7 @@ from rpiaas_agent.cgroups import (
     remove_stale,
     unavailable,
 )
+from rpiaas_agent.containers import Engine
 from rpiaas_agent.tasks import WORKER_MB
 
 from .helpers import TOKEN, AgentProcess, call, clean_env, gone, start_agent
@@ -355,14 +356,19 @@ def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def run_in(cg: TaskCgroup, image: str, script: str) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` in a container below ``cg``, then remove it.  Not with ``--rm``: after an
-    OOM kill podman's own removal can race the container's end and turn its exit status 137
-    into 127 (seen in CI), as the agent's runner avoids by removing its containers itself."""
+    """Run ``script`` in a container below ``cg``, then remove it; its exit status is the one
+    the engine recorded, as the agent's runner takes it (:meth:`Engine.ended`): after an OOM
+    kill podman's ``run`` may return before the end is recorded ("no such exit code
+    (container in state running)", status 127, seen in CI), and its ``--rm`` race the end."""
     name = f"rpiaas-cgroups-test-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        return subprocess.run([*PODMAN, "run", "--name", name, "--network", "none", *ULIMITS,
-                               "--cgroup-parent", cg.path(), image, "sh", "-c", script],
-                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        out = subprocess.run([*PODMAN, "run", "--name", name, "--network", "none", *ULIMITS,
+                              "--cgroup-parent", cg.path(), image, "sh", "-c", script],
+                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        ended = Engine(PODMAN[0], PODMAN[2], "").ended(name)
+        if ended is not None:
+            out.returncode = ended.exit_status
+        return out
     finally:
         subprocess.run([*PODMAN, "rm", "-f", "--ignore", name], capture_output=True, timeout=60,
                        stdin=subprocess.DEVNULL)
