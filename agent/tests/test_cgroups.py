@@ -273,10 +273,9 @@ def test_a_one_core_command_uses_one_cpu_and_an_oversized_one_ends_oom(agent: Ag
     assert 64 <= hold["peak_mem_mb"] <= 64 + WORKER_MB, hold
 
 
-@real
-@pytest.mark.integration
-def test_a_killed_command_takes_what_left_its_group_and_its_cgroup(agent: AgentProcess,
-                                                                   tmp_path: Path) -> None:
+def _start_an_escaping_command(agent: AgentProcess, tmp_path: Path) -> tuple[dict[str, Any], int]:
+    """Start command task ``leave`` on ``agent``, one of whose processes leaves the task's process
+    group and session (``setsid``), as a container engine's do; its document and that pid."""
     pid_file = tmp_path / "escaped.pid"
     status, doc = call(agent, "POST", "/tasks", {
         "id": "leave", "kind": "command",
@@ -286,7 +285,14 @@ def test_a_killed_command_takes_what_left_its_group_and_its_cgroup(agent: AgentP
     while not pid_file.exists() or not pid_file.read_text().strip():
         assert time.monotonic() < deadline, "the command did not start"
         time.sleep(0.05)
-    escaped = int(pid_file.read_text())
+    return doc, int(pid_file.read_text())
+
+
+@real
+@pytest.mark.integration
+def test_a_killed_command_takes_what_left_its_group_and_its_cgroup(agent: AgentProcess,
+                                                                   tmp_path: Path) -> None:
+    doc, escaped = _start_an_escaping_command(agent, tmp_path)
     assert os.getsid(escaped) != os.getsid(doc["pid"])  # out of the task's group and session
     status, doc = call(agent, "DELETE", "/tasks/leave")
     assert status == 200 and doc["state"] == "killed", doc
@@ -408,20 +414,11 @@ def test_a_killed_agent_takes_what_left_its_tasks_groups(tmp_path: Path) -> None
     """SIGKILL of the agent: each worker hears it (PR_SET_PDEATHSIG) and kills its task's
     cgroup, so a process that left the task's group and session (as a container engine's do)
     dies too, within seconds."""
-    pid_file = tmp_path / "escaped.pid"
     agent = start_agent(tmp_path, "--name", "killed", "--work-dir", str(tmp_path), "--allow-commands",
                         env=clean_env(RPIAAS_AGENT_TOKEN=TOKEN))
     try:
         agent.wait_up()
-        status, doc = call(agent, "POST", "/tasks", {
-            "id": "leave", "kind": "command",
-            "argv": ["sh", "-c", f"setsid sh -c 'echo $$ > {pid_file}; exec sleep 60' & sleep 60"]})
-        assert status == 201, doc
-        deadline = time.monotonic() + 10
-        while not pid_file.exists() or not pid_file.read_text().strip():
-            assert time.monotonic() < deadline, "the command did not start"
-            time.sleep(0.05)
-        escaped = int(pid_file.read_text())
+        _, escaped = _start_an_escaping_command(agent, tmp_path)
         agent.proc.kill()
         agent.proc.wait()
         deadline = time.monotonic() + 10
