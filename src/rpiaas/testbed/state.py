@@ -27,7 +27,7 @@ __all__ = ["STATE_FILE", "TOKENS_DIR", "VIRTUAL", "TestbedFiles", "check_not_run
 STATE_FILE = "testbed.json"
 TOKENS_DIR = "tokens"  # NODE.token, each node's own (mode 700)
 VIRTUAL = "virtual"  # testbed.json's "kind" of a virtual testbed
-_PROCESSES = ("agents", "vms", "services")
+_PROCESSES = ("agents", "vms", "services")  # the maps of processes by name, besides the master
 _T = TypeVar("_T", bound="TestbedFiles")
 
 
@@ -58,7 +58,7 @@ class TestbedFiles:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()  # the maps of processes by name, besides the master
+        self.stop()
 
 
 def keep_out_of_git(root: Path) -> None:
