@@ -24,7 +24,7 @@ import numpy as np
 
 from ...inputs.source import InputError
 from ...model import MAX_TASK_ID
-from .jobs import SkipReport, TraceJob, open_trace
+from .jobs import Block, SkipReport, TraceJob, open_trace
 
 __all__ = ["AFTER_COLUMN", "BLOCK", "CSV_COLUMNS", "JobBlock", "read_csv", "read_csv_blocks"]
 
@@ -36,15 +36,9 @@ BLOCK = 8192  # lines read as one JobBlock
 
 
 @dataclass(frozen=True)
-class JobBlock:
+class JobBlock(Block):
     """Plain lines of a CSV trace as columns: each field of :data:`CSV_COLUMNS` as float64
     values, or ``None`` for a field with no column.  ``first_line`` is the first one's line."""
-
-    first_line: int
-    fields: dict[str, Any]
-
-    def __len__(self) -> int:
-        return len(self.fields["arrival_s"])
 
     def jobs(self) -> Iterator[TraceJob]:
         """The block's jobs, as :func:`read_csv` makes them."""

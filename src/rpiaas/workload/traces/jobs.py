@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ...inputs.source import InputError
 
-__all__ = ["SkipReport", "TraceJob", "is_number", "open_trace"]
+__all__ = ["Block", "SkipReport", "TraceJob", "is_number", "open_trace"]
 
 
 class TraceJob(NamedTuple):
@@ -33,6 +34,26 @@ class TraceJob(NamedTuple):
     work_core_s: float | None = None  # CSV traces may give work instead of duration
     after: tuple[int, ...] = ()  # the jobs it waits for (SWF: the preceding job; CSV: an after column)
     think_s: float | None = None  # SWF: seconds from the preceding job's end to its submit
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of plain lines of a trace as columns, for a counting pass to map a column at
+    a time: the fields ``id``, ``arrival_s``, ``cores``, ``mem_mb``, ``duration_s``,
+    ``work_core_s`` and ``walltime_s`` as float64 values (``None`` for a field the trace
+    does not give; NaN where a line does not), and a reader's own (SWF: ``status``).
+    ``first_line`` is the first one's line; the others follow, one a line.  Its reader
+    makes the block's jobs one by one again (:meth:`jobs`) for a pass that needs them."""
+
+    first_line: int
+    fields: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.fields["arrival_s"])
+
+    def jobs(self) -> Iterator[TraceJob]:
+        """The block's jobs, as its reader makes them line by line."""
+        raise NotImplementedError
 
 
 @dataclass

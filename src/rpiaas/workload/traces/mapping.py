@@ -21,10 +21,10 @@ from ...inputs.source import InputError
 from ...model import Task
 from ..base import Workload
 from ..spread import split_procs
-from .csv import JobBlock, read_csv_blocks
-from .jobs import SkipReport, TraceJob, is_number
+from .csv import read_csv_blocks
+from .jobs import Block, SkipReport, TraceJob, is_number
 from .options import TraceOptions
-from .swf import CANCELLED, swf_header
+from .swf import CANCELLED, read_swf_blocks, swf_header
 
 __all__ = [
     "DROPPED_AFTER",
@@ -108,10 +108,10 @@ def mapped_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = 
 
 def mapped_blocks(opts: TraceOptions, target: Target, report: SkipReport | None = None,
                   recorded: RecordedAfter | None = None) -> Iterator[MappedJob | MappedBlock]:
-    """:func:`mapped_jobs`, with runs of plain CSV lines mapped a column at a time
+    """:func:`mapped_jobs`, with runs of plain lines mapped a column at a time
     (:class:`MappedBlock`): the same values, the same report.  ``recorded`` gathers the
     dependencies of the kept jobs as the trace records them."""
-    return _mapped(opts, target, report, blocks=opts.format == "csv", recorded=recorded)
+    return _mapped(opts, target, report, blocks=True, recorded=recorded)
 
 
 def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
@@ -126,13 +126,18 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
     span = opts.wide_jobs == "span"
     mem_per_core, walltime, max_jobs = opts.mem_mb_per_core, opts.walltime, opts.max_jobs
     ceil, add = math.ceil, rep.add
-    source: Iterator[TraceJob | JobBlock] = (
-        read_csv_blocks(opts.path, opts.columns, opts.skip_bad_lines, rep) if blocks else opts.jobs(rep))
+    source: Iterator[TraceJob | Block]
+    if not blocks:
+        source = opts.jobs(rep)
+    elif opts.format == "swf":
+        source = read_swf_blocks(opts.path, opts.skip_bad_lines, rep)
+    else:
+        source = read_csv_blocks(opts.path, opts.columns, opts.skip_bad_lines, rep)
     for item in source:
-        if type(item) is JobBlock:
-            mapped = _map_block(item, opts, target, last, rep.kept)
+        if isinstance(item, Block):
+            mapped = _map_block(item, opts, target, last, rep.kept, header_max, rep)
             if mapped is not None:
-                rep.read += len(mapped)
+                rep.read += len(item)
                 rep.kept += len(mapped)
                 last = mapped.last_submit_s
                 yield mapped
@@ -142,7 +147,7 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
             jobs: Iterable[TraceJob] = item.jobs()
             from_block = True
         else:
-            jobs, from_block = (cast(TraceJob, item),), False
+            jobs, from_block = (item,), False
         for job in jobs:
             if from_block:  # the reader counts the lines it reads one by one, not a block's
                 rep.read += 1
@@ -220,40 +225,95 @@ class MappedBlock:
         return len(self.ids)
 
 
-def _map_block(block: JobBlock, opts: TraceOptions, target: Target, last: float, kept: int) -> MappedBlock | None:
-    """:func:`_mapped`'s values for every job of ``block`` at once, or ``None`` when a job of it
-    would be left out, clipped or refused: the block is then
-    mapped job by job, which reports each.  The same IEEE operations in the same order."""
+def _map_block(block: Block, opts: TraceOptions, target: Target, last: float, kept: int,
+               header_max: int | None, report: SkipReport) -> MappedBlock | None:
+    """:func:`_mapped`'s values for the jobs of ``block`` at once, the jobs it leaves out or
+    spreads over nodes counted in ``report`` as it counts them (each job's first reason, in the
+    same order), or ``None`` (``report`` untouched) when a job of it would stop the pass, be
+    clipped or be refused: the block is then mapped job by job, which reports each.  The
+    same IEEE operations in the same order."""
     f = block.fields
     submit = f["arrival_s"]
-    if opts.filters or opts.format != "csv" or submit[0] < last or bool((submit[1:] < submit[:-1]).any()):
+    if opts.filters or submit[0] < last or bool((submit[1:] < submit[:-1]).any()):
         return None
     if (opts.start_s is not None and submit[0] < opts.start_s) or (
-            opts.end_s is not None and submit[-1] >= opts.end_s) or (
-            opts.max_jobs is not None and kept + len(submit) > opts.max_jobs):
+            opts.end_s is not None and submit[-1] >= opts.end_s):
         return None
+    run, work = f["duration_s"], f["work_core_s"]
     procs = np.trunc(f["cores"])  # int() of each, as the job has it
-    if bool((procs <= 0).any()):
+    # what the job-by-job pass leaves out, each job for the first reason that holds
+    left = np.zeros(len(submit), dtype=bool)
+    reasons: list[tuple[str, Any]] = []
+    no_run = np.isnan(run) if run is not None else np.ones(len(submit), dtype=bool)
+    if work is not None:
+        no_run &= np.isnan(work)
+    status = f.get("status")
+    if opts.skip_cancelled:
+        cancelled = no_run if status is None else no_run | (status == CANCELLED)
+        reasons.append(("cancelled (status 5 or run time -1)", cancelled))
+    reasons.append(("no run time", no_run))
+    reasons.append(("no processor count", procs <= 0))
+    if header_max is not None:
+        reasons.append(("more processors than MaxProcs", procs > header_max))
+    skipped: list[tuple[int, str, int]] = []  # (first index, reason, count)
+    for reason, hit in reasons:
+        hit = hit & ~left
+        if hit.any():
+            idx = np.flatnonzero(hit)
+            skipped.append((int(idx[0]), reason, len(idx)))
+            left |= hit
+    keep = ~left
+    # (the pass stops at the last job it may keep: one that reaches the limit with jobs
+    # left out after it, job by job, which does not count those)
+    n_keep = int(np.count_nonzero(keep))
+    if opts.max_jobs is not None and (kept + n_keep > opts.max_jobs
+                                      or (skipped and kept + n_keep == opts.max_jobs)):
         return None
+    if skipped:
+        submit, procs = submit[keep], procs[keep]
+        run = run[keep] if run is not None else None
+        work = work[keep] if work is not None else None
     cpp = target.cores_per_proc
     cores = np.maximum(1.0, np.ceil(procs * cpp - 1e-9))
-    run, work = f["duration_s"], f["work_core_s"]
-    work = (work if work is not None else run * cores) * opts.work_scale
-    mem = f["mem_mb"] * cpp if f["mem_mb"] is not None else opts.mem_mb_per_core * cores
+    # (+ 0.0: a run time of -0 counts as 0, as ``run_s or 0.0`` has it)
+    if work is None:
+        work = (run + 0.0) * cores
+    elif run is not None:  # a job with work is read for its work, else its run time
+        work = np.where(np.isnan(work), (run + 0.0) * cores, work)
+    work = work * opts.work_scale
+    job_mem = f["mem_mb"][keep] if f["mem_mb"] is not None and skipped else f["mem_mb"]
+    if job_mem is None:
+        mem = opts.mem_mb_per_core * cores
+    else:
+        mem = np.where(np.isnan(job_mem), opts.mem_mb_per_core * cores, job_mem * cpp)
     mem_mb = np.maximum(1.0, np.ceil(mem - 1e-9))
-    if bool((cores > target.cores).any() or (mem_mb > target.mem_mb).any()):
+    wide = cores > target.cores
+    spans = bool(wide.any())
+    if spans:
+        if opts.wide_jobs != "span":
+            return None  # clipped or skipped: job by job, which says which
+        # a parallel job over nodes of the largest width: its memory by part
+        mem_mb = np.where(wide, np.maximum(1.0, np.ceil(mem * target.cores / cores - 1e-9)), mem_mb)
+    if bool((mem_mb > target.mem_mb).any()):
         return None
+    at = np.flatnonzero(keep)
+    if spans:
+        idx = at[wide]
+        skipped.append((int(idx[0]), SPANS, len(idx)))
+    for first, reason, n in sorted(skipped):
+        report.counts[reason] += n
+        report.first_line.setdefault(reason, block.first_line + first)
     if f["id"] is not None:
-        ids = np.trunc(f["id"])  # (at most MAX_TASK_ID: the reader sees to it)
+        ids = np.trunc(f["id"][keep])  # (at most MAX_TASK_ID: the reader sees to it)
     else:  # the line's number, less the header's
-        ids = np.arange(block.first_line - 1, block.first_line - 1 + len(submit), dtype=np.float64)
+        ids = at + (block.first_line - 1)
     wall = f["walltime_s"]
     if opts.walltime and wall is not None:
-        wall = np.where(wall > 0, wall, np.nan)
+        wall = np.where(wall[keep] > 0, wall[keep], np.nan)
     else:
         wall = np.full(len(submit), np.nan)
     return MappedBlock(ids.astype(np.int64), (submit - target.origin_s) / opts.load_scale, cores.astype(np.int64),
-                       mem_mb.astype(np.int64), work, wall, float(submit[-1]))
+                       mem_mb.astype(np.int64), work, wall, float(f["arrival_s"][-1]))
 
 
 def _passes(job: TraceJob, f: dict[str, Any]) -> bool:
