@@ -9,24 +9,17 @@ options, with blocks of a few lines so that plain and irregular blocks mix.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from rpiaas.inputs.source import InputError
 from rpiaas.workload.traces import csv as trace_csv
-from rpiaas.workload.traces.jobs import SkipReport
-from rpiaas.workload.traces.mapping import (
-    MappedBlock,
-    Target,
-    Trace,
-    mapped_blocks,
-    mapped_jobs,
-)
+from rpiaas.workload.traces.mapping import Target
 from rpiaas.workload.traces.options import TraceOptions
+
+from .blockcheck import assert_kept_as_streamed, by_lines_and_by_blocks, random_options
 
 IRREGULAR = ["blank line", "negative", "empty cell", "bad text", "inf", "short row", "wide",
              "no cores", "huge id", "unsorted", "quoted newline", "zero walltime"]
@@ -71,30 +64,7 @@ def _trace(rng: np.random.Generator, path: Path, irregular: list[str]) -> dict[s
                 cell["walltime_s"] = "0"
         lines.append(",".join(cell[k] for k in head))
     path.write_text(newline.join(lines) + newline, newline="")
-    return {"path": path, "format": "csv",
-            "start_s": float(rng.choice([0.0, 30.0])) if rng.random() < 0.3 else None,
-            "end_s": float(rng.uniform(50, 400)) if rng.random() < 0.3 else None,
-            "max_jobs": int(rng.integers(1, 100)) if rng.random() < 0.2 else None,
-            "load_scale": float(rng.choice([1.0, 2.5])), "skip_bad_lines": bool(rng.random() < 0.6),
-            "skip_cancelled": bool(rng.random() < 0.8), "wide_jobs": str(rng.choice(["clip", "skip"])),
-            "mem_mb_per_core": float(rng.choice([256.0, 700.0])), "work_scale": float(rng.choice([1.0, 0.7])),
-            "walltime": bool(rng.random() < 0.7)}
-
-
-def _outcome(rows: Any, report: SkipReport) -> Any:
-    try:
-        jobs = []
-        for item in rows():
-            if type(item) is MappedBlock:
-                for tid, a, c, m, w, wall in zip(item.ids.tolist(), item.arrival_s.tolist(), item.cores.tolist(),
-                                                 item.mem_mb.tolist(), item.work_core_s.tolist(),
-                                                 item.walltime_s.tolist(), strict=True):
-                    jobs.append((tid, a, c, m, w, None if math.isnan(wall) else wall))
-            else:
-                jobs.append(item)
-    except InputError as e:
-        return "error", str(e)
-    return jobs, dict(report.counts), report.first_line, report.read, report.kept
+    return {"path": path, "format": "csv", **random_options(rng, 0.0, ["clip", "skip"])}
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -104,9 +74,7 @@ def test_blocks_map_to_what_lines_map_to(seed: int, tmp_path: Path, monkeypatch:
     irregular = IRREGULAR if seed % 3 else []  # a third all plain: whole blocks
     opts = TraceOptions(**_trace(rng, tmp_path / "t.csv", irregular))
     target = Target(4, 4096, float(rng.choice([1.0, 0.5, 2.0])), 0.0)
-    by_line, by_block = SkipReport(), SkipReport()
-    lines = _outcome(lambda: mapped_jobs(opts, target, by_line), by_line)
-    blocks = _outcome(lambda: mapped_blocks(opts, target, by_block), by_block)
+    lines, blocks = by_lines_and_by_blocks(opts, target)
     assert blocks == lines
 
 
@@ -117,13 +85,7 @@ def test_a_bound_trace_keeps_the_tasks_a_run_streams(seed: int, tmp_path: Path,
     monkeypatch.setattr(trace_csv, "BLOCK", 8)
     options = _trace(rng, tmp_path / "t.csv", ["blank line", "negative", "wide", "zero walltime"])
     options.update(skip_bad_lines=True, start_s=None, end_s=None)
-    trace = Trace(TraceOptions(**options)).bind([(4, 4096)], 16)
-    assert trace.kept is not None
-    kept = list(trace.kept.tasks("cpu", "", 4))
-    streamed = list(Trace(trace.options, trace.target, trace.count).tasks(np.random.default_rng(0)))
-    assert [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s, t.nodes, t.parts) for t in kept] == \
-        [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s, t.nodes, t.parts) for t in streamed]
-    assert trace.count == len(kept)
+    assert_kept_as_streamed(options)
 
 
 def test_a_block_is_read_whole(tmp_path: Path) -> None:

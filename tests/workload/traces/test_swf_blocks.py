@@ -11,18 +11,17 @@ a few lines so that plain and irregular blocks mix.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from rpiaas.inputs.source import InputError
 from rpiaas.workload.traces import swf as trace_swf
-from rpiaas.workload.traces.jobs import SkipReport
-from rpiaas.workload.traces.mapping import MappedBlock, Target, Trace, mapped_blocks, mapped_jobs
+from rpiaas.workload.traces.mapping import Target
 from rpiaas.workload.traces.options import TraceOptions
+
+from .blockcheck import assert_kept_as_streamed, by_lines_and_by_blocks, random_options
 
 IRREGULAR = ["comment", "blank line", "short row", "bad text", "inf", "huge field", "huge id", "cancelled",
              "no run time", "minus zero run", "requested procs", "no procs", "over MaxProcs", "after",
@@ -87,31 +86,7 @@ def _trace(rng: np.random.Generator, path: Path, irregular: list[str]) -> dict[s
                 f[8] = 0
         lines.append(_line(f))
     path.write_text("\n".join(lines) + "\n")
-    return {"path": path, "format": "swf",
-            "start_s": 1000.0 + float(rng.choice([0.0, 30.0])) if rng.random() < 0.3 else None,
-            "end_s": 1000.0 + float(rng.uniform(50, 400)) if rng.random() < 0.3 else None,
-            "max_jobs": int(rng.integers(1, 100)) if rng.random() < 0.2 else None,
-            "load_scale": float(rng.choice([1.0, 2.5])), "skip_bad_lines": bool(rng.random() < 0.6),
-            "skip_cancelled": bool(rng.random() < 0.8), "wide_jobs": str(rng.choice(["span", "clip", "skip"])),
-            "mem_mb_per_core": float(rng.choice([256.0, 700.0])), "work_scale": float(rng.choice([1.0, 0.7])),
-            "walltime": bool(rng.random() < 0.7)}
-
-
-def _outcome(rows: Any, report: SkipReport) -> Any:
-    try:
-        jobs = []
-        for item in rows():
-            if type(item) is MappedBlock:
-                for tid, a, c, m, w, wall in zip(item.ids.tolist(), item.arrival_s.tolist(), item.cores.tolist(),
-                                                 item.mem_mb.tolist(), item.work_core_s.tolist(),
-                                                 item.walltime_s.tolist(), strict=True):
-                    jobs.append((tid, a, c, m, w, None if math.isnan(wall) else wall))
-            else:
-                jobs.append(item)
-    except InputError as e:
-        return "error", str(e)
-    # repr: the same doubles, to the sign of a zero
-    return repr(jobs), dict(report.counts), report.first_line, report.read, report.kept
+    return {"path": path, "format": "swf", **random_options(rng, 1000.0, ["span", "clip", "skip"])}
 
 
 @pytest.mark.parametrize("seed", range(80))
@@ -121,9 +96,7 @@ def test_blocks_map_to_what_lines_map_to(seed: int, tmp_path: Path, monkeypatch:
     irregular = IRREGULAR if seed % 3 else []  # a third all plain: whole blocks
     opts = TraceOptions(**_trace(rng, tmp_path / "t.swf", irregular))
     target = Target(4, 4096, float(rng.choice([1.0, 0.5, 2.0])), 1000.0)
-    by_line, by_block = SkipReport(), SkipReport()
-    lines = _outcome(lambda: mapped_jobs(opts, target, by_line), by_line)
-    blocks = _outcome(lambda: mapped_blocks(opts, target, by_block), by_block)
+    lines, blocks = by_lines_and_by_blocks(opts, target)
     assert blocks == lines
 
 
@@ -134,13 +107,7 @@ def test_a_bound_trace_keeps_the_tasks_a_run_streams(seed: int, tmp_path: Path,
     monkeypatch.setattr(trace_swf, "BLOCK", 8)
     options = _trace(rng, tmp_path / "t.swf", ["cancelled", "no procs", "wide", "memory", "zero walltime"])
     options.update(skip_bad_lines=True, start_s=None, end_s=None, wide_jobs="span")
-    trace = Trace(TraceOptions(**options)).bind([(4, 4096)], 16)
-    assert trace.kept is not None
-    kept = list(trace.kept.tasks("cpu", "", 4))
-    streamed = list(Trace(trace.options, trace.target, trace.count).tasks(np.random.default_rng(0)))
-    assert [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s, t.nodes, t.parts) for t in kept] == \
-        [(t.id, t.arrival_s, t.cores, t.mem_mb, t.work_core_s, t.walltime_s, t.nodes, t.parts) for t in streamed]
-    assert trace.count == len(kept)
+    assert_kept_as_streamed(options)
 
 
 def test_plain_lines_come_as_blocks(tmp_path: Path) -> None:
@@ -165,7 +132,6 @@ def test_a_pass_that_reaches_max_jobs_stops_where_lines_stop(tmp_path: Path, mon
                             + "\n" for j in (1, 2, 3, 4, 5, 6)))
     opts = TraceOptions(path=path, max_jobs=2)
     target = Target(4, 4096, 1.0, 0.0)
-    by_line, by_block = SkipReport(), SkipReport()
-    lines = _outcome(lambda: mapped_jobs(opts, target, by_line), by_line)
+    lines, blocks = by_lines_and_by_blocks(opts, target)
     assert lines[1:] == ({}, {}, 2, 2)
-    assert _outcome(lambda: mapped_blocks(opts, target, by_block), by_block) == lines
+    assert blocks == lines
