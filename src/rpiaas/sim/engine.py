@@ -142,6 +142,7 @@ class Simulation(Shell):
         self.end_s = 0.0
         self.wall_s = 0.0
         self.notes: list[str] = []  # what the run did not apply, and why (run.json ``notes``)
+        self._nodes_record: list[dict[str, Any]] | None = None  # run.json's nodes, once the run has ended
         # with a horizon the run lasts exactly that long; without, until the work is done
         self._until_done = scenario.horizon_s is None
         self._single = fast
@@ -415,8 +416,9 @@ class Simulation(Shell):
         self.wall_s = time.perf_counter() - wall0
         capacity = float(sum(t.cores for t in self._types)) * end
         busy_core_s, energy_j = self.usage.totals()
+        self._nodes_record = self.usage.per_node(self.nodes)  # (final: the summary's and run.json's)
         summary = self.stats.summary(busy_core_s, capacity, energy_j, end, power=self.usage.power_figures(),
-                                     run_figures=self.control.run_figures(), nodes=self.node_energy())
+                                     run_figures=self.control.run_figures(), nodes=self._nodes_record)
         summary.update(rounded(self.control.workflow_figures()))  # (only when a task waits for another)
         return summary
 
@@ -454,6 +456,10 @@ class Simulation(Shell):
                     desc=self.scenario.name, leave=False)
 
     def node_energy(self) -> list[dict[str, Any]]:
+        """``run.json``'s ``nodes`` list: each node's energy and busy core-seconds (made once
+        when the run has ended)."""
+        if self._nodes_record is not None:
+            return self._nodes_record
         return self.usage.per_node(self.nodes)
 
 
