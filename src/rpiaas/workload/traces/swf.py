@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,9 @@ def _block(lines: list[str], first_line: int) -> SwfBlock | None:
     rows = [raw.split() for raw in lines]
     if any(len(r) != 18 for r in rows):  # (a comment, a blank line, a malformed one)
         return None
-    try:
-        v = np.array(rows, dtype=np.float64)
+    try:  # Python's float, as a line on its own is read
+        v = np.fromiter(map(float, chain.from_iterable(rows)), dtype=np.float64,
+                        count=18 * len(rows)).reshape(len(rows), 18)
     except ValueError:  # a field that is not a number: line by line, which says where
         return None
     # finite, and far from overflowing where _job's check sums a line's fields; ids below
