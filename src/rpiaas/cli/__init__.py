@@ -57,8 +57,26 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is: the run is abandoned and its partial directory removed."""
 
 
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The ``rpiaas`` parser and its commands' parsers by name."""
+def _name(command: Any) -> str:
+    """The command a module is: its module's name, ``_`` written ``-`` (``new_policy``: ``new-policy``)."""
+    return str(command.__name__).rsplit(".", 1)[1].replace("_", "-")
+
+
+def _named(argv: Sequence[str]) -> Any:
+    """The command module ``argv`` names (its first argument that is no option: ``rpiaas``'s own
+    options take no value), or ``None``."""
+    for arg in argv:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            return next((c for c in COMMANDS if _name(c) == arg), None)
+    return None
+
+
+def _parser(argv: Sequence[str] = ()) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``rpiaas`` parser and its commands' parsers by name: only the parser of the command
+    ``argv`` names (each command's parser may read what its defaults need), every command's
+    when it names none (``rpiaas --help`` lists them, a mistyped command is told the names)."""
     p = Parser(prog="rpiaas", description=(
         "Write a cloud allocation policy once, simulate it at any scale, replay it on a "
         "Raspberry Pi testbed, compare the runs."))
@@ -66,7 +84,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of a policy that raises (or of any other error)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    named = _named(argv)
+    for command in COMMANDS if named is None else (named,):
         command.add_parser(sub)
     return p, dict(sub.choices)
 
@@ -100,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _sigterm_as_interrupt(), warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.formatwarning = _warning  # one line, not the warning's source line
-        parser, commands = _parser()
+        argv = sys.argv[1:] if argv is None else argv
+        parser, commands = _parser(argv)
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # blamed on the command's own parser, so its error points to its own --help
             commands.get(getattr(args, "command", None) or "", parser).error(
