@@ -24,7 +24,7 @@ from ..spread import split_procs
 from .csv import JobBlock, read_csv_blocks
 from .jobs import SkipReport, TraceJob, is_number
 from .options import TraceOptions
-from .swf import CANCELLED, swf_header
+from .swf import CANCELLED, SwfBlock, read_swf_blocks, swf_header
 
 __all__ = [
     "DROPPED_AFTER",
@@ -108,10 +108,10 @@ def mapped_jobs(opts: TraceOptions, target: Target, report: SkipReport | None = 
 
 def mapped_blocks(opts: TraceOptions, target: Target, report: SkipReport | None = None,
                   recorded: RecordedAfter | None = None) -> Iterator[MappedJob | MappedBlock]:
-    """:func:`mapped_jobs`, with runs of plain CSV lines mapped a column at a time
+    """:func:`mapped_jobs`, with runs of plain lines (CSV or SWF) mapped a column at a time
     (:class:`MappedBlock`): the same values, the same report.  ``recorded`` gathers the
     dependencies of the kept jobs as the trace records them."""
-    return _mapped(opts, target, report, blocks=opts.format == "csv", recorded=recorded)
+    return _mapped(opts, target, report, blocks=True, recorded=recorded)
 
 
 def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
@@ -126,11 +126,16 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
     span = opts.wide_jobs == "span"
     mem_per_core, walltime, max_jobs = opts.mem_mb_per_core, opts.walltime, opts.max_jobs
     ceil, add = math.ceil, rep.add
-    source: Iterator[TraceJob | JobBlock] = (
-        read_csv_blocks(opts.path, opts.columns, opts.skip_bad_lines, rep) if blocks else opts.jobs(rep))
+    source: Iterator[TraceJob | JobBlock | SwfBlock]
+    if not blocks:
+        source = opts.jobs(rep)
+    elif opts.format == "csv":
+        source = read_csv_blocks(opts.path, opts.columns, opts.skip_bad_lines, rep)
+    else:
+        source = read_swf_blocks(opts.path, opts.skip_bad_lines, rep)
     for item in source:
-        if type(item) is JobBlock:
-            mapped = _map_block(item, opts, target, last, rep.kept)
+        if type(item) is JobBlock or type(item) is SwfBlock:
+            mapped = _map_block(item, opts, target, last, rep.kept, header_max)
             if mapped is not None:
                 rep.read += len(mapped)
                 rep.kept += len(mapped)
@@ -220,13 +225,17 @@ class MappedBlock:
         return len(self.ids)
 
 
-def _map_block(block: JobBlock, opts: TraceOptions, target: Target, last: float, kept: int) -> MappedBlock | None:
+def _map_block(block: JobBlock | SwfBlock, opts: TraceOptions, target: Target, last: float, kept: int,
+               max_procs: int | None) -> MappedBlock | None:
     """:func:`_mapped`'s values for every job of ``block`` at once, or ``None`` when a job of it
     would be left out, clipped or refused: the block is then
-    mapped job by job, which reports each.  The same IEEE operations in the same order."""
+    mapped job by job, which reports each.  The same IEEE operations in the same order.
+    ``max_procs``: an SWF header's MaxProcs (or MaxNodes)."""
+    if type(block) is SwfBlock and not block.plain(opts.skip_cancelled, max_procs):
+        return None
     f = block.fields
     submit = f["arrival_s"]
-    if opts.filters or opts.format != "csv" or submit[0] < last or bool((submit[1:] < submit[:-1]).any()):
+    if opts.filters or submit[0] < last or bool((submit[1:] < submit[:-1]).any()):
         return None
     if (opts.start_s is not None and submit[0] < opts.start_s) or (
             opts.end_s is not None and submit[-1] >= opts.end_s) or (
