@@ -76,7 +76,7 @@ def _trace(rng: np.random.Generator, path: Path, irregular: list[str]) -> dict[s
             "end_s": float(rng.uniform(50, 400)) if rng.random() < 0.3 else None,
             "max_jobs": int(rng.integers(1, 100)) if rng.random() < 0.2 else None,
             "load_scale": float(rng.choice([1.0, 2.5])), "skip_bad_lines": bool(rng.random() < 0.6),
-            "skip_cancelled": bool(rng.random() < 0.8), "wide_jobs": str(rng.choice(["clip", "skip"])),
+            "skip_cancelled": bool(rng.random() < 0.8), "wide_jobs": str(rng.choice(["clip", "skip", "span"])),
             "mem_mb_per_core": float(rng.choice([256.0, 700.0])), "work_scale": float(rng.choice([1.0, 0.7])),
             "walltime": bool(rng.random() < 0.7)}
 

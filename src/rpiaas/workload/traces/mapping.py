@@ -139,6 +139,8 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
             if mapped is not None:
                 rep.read += len(mapped)
                 rep.kept += len(mapped)
+                if mapped.spanned:
+                    rep.add(SPANS, mapped.first_spanned_line, mapped.spanned)
                 last = mapped.last_submit_s
                 yield mapped
                 if max_jobs is not None and rep.kept >= max_jobs:
@@ -220,6 +222,8 @@ class MappedBlock:
     work_core_s: Any
     walltime_s: Any
     last_submit_s: float  # the last job's submit time, in the trace's clock
+    spanned: int = 0  # jobs wider than the largest node, over several (reported as SPANS)
+    first_spanned_line: int = 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -250,7 +254,14 @@ def _map_block(block: JobBlock | SwfBlock, opts: TraceOptions, target: Target, l
     work = (work if work is not None else run * cores) * opts.work_scale
     mem = f["mem_mb"] * cpp if f["mem_mb"] is not None else opts.mem_mb_per_core * cores
     mem_mb = np.maximum(1.0, np.ceil(mem - 1e-9))
-    if bool((cores > target.cores).any() or (mem_mb > target.mem_mb).any()):
+    wide = cores > target.cores
+    spanned = 0
+    if bool(wide.any()):  # a parallel job over nodes of the largest width: its memory by part
+        if opts.wide_jobs != "span":
+            return None
+        mem_mb = np.where(wide, np.maximum(1.0, np.ceil(mem * target.cores / cores - 1e-9)), mem_mb)
+        spanned = int(np.count_nonzero(wide))
+    if bool((mem_mb > target.mem_mb).any()):
         return None
     if f["id"] is not None:
         ids = np.trunc(f["id"])  # (at most MAX_TASK_ID: the reader sees to it)
@@ -262,7 +273,8 @@ def _map_block(block: JobBlock | SwfBlock, opts: TraceOptions, target: Target, l
     else:
         wall = np.full(len(submit), np.nan)
     return MappedBlock(ids.astype(np.int64), (submit - target.origin_s) / opts.load_scale, cores.astype(np.int64),
-                       mem_mb.astype(np.int64), work, wall, float(submit[-1]))
+                       mem_mb.astype(np.int64), work, wall, float(submit[-1]), spanned,
+                       block.first_line + int(np.argmax(wide)) if spanned else 0)
 
 
 def _passes(job: TraceJob, f: dict[str, Any]) -> bool:
