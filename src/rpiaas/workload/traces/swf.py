@@ -91,20 +91,26 @@ def read_swf_blocks(path: str | Path, skip_bad_lines: bool = False,
 
 def _block(lines: list[str], first_line: int) -> SwfBlock | None:
     """``lines`` (from ``first_line``) as a block, or ``None`` unless each is a plain job."""
-    rows = [raw.split() for raw in lines]
-    if any(len(row) != 18 or row[0].startswith(";") for row in rows):
+    try:  # Python's float, as a line is read; a line's fields at a time (not a block's strings at once)
+        values = np.fromiter(map(float, chain.from_iterable(map(_fields, lines))), dtype=np.float64,
+                             count=18 * len(lines))
+    except ValueError:  # a field that is no number, or a line that is no job's
         return None
-    try:  # Python's float, as a line is read
-        values = np.fromiter(map(float, chain.from_iterable(rows)), dtype=np.float64, count=18 * len(rows))
-    except ValueError:
-        return None
-    values = values.reshape(len(rows), 18)
+    values = values.reshape(len(lines), 18)
     # each field far from overflow (so is a line's sum, which a line must have finite), the ids exact;
     # a preceding job is checked, and kept, line by line
     if not bool((np.abs(values) < 1e300).all()) or bool((values[:, 0] >= MAX_TASK_ID).any()) \
             or bool((values[:, 16] >= 1).any()):
         return None
     return SwfBlock(first_line, values)
+
+
+def _fields(raw: str) -> list[str]:
+    """A line's 18 fields; ``ValueError`` for a blank line, a comment or another count."""
+    parts = raw.split()
+    if len(parts) != 18 or parts[0].startswith(";"):
+        raise ValueError("not a plain SWF line")
+    return parts
 
 
 def _lines(lines: Iterable[str], first_line: int, name: str, skip_bad_lines: bool,
