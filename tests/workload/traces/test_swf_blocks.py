@@ -163,3 +163,30 @@ def test_a_plain_trace_is_read_in_blocks_after_its_header(tmp_path: Path) -> Non
     assert sum(map(len, items)) == 20_000
     assert items[0].first_line == 4 and items[1].first_line == 4 + trace_swf.BLOCK
     assert [j.id for j in items[1].jobs()][:2] == [trace_swf.BLOCK + 1, trace_swf.BLOCK + 2]
+
+
+def test_a_block_leaves_out_and_reports_what_lines_leave_out(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs left out (cancelled, without processors, over MaxProcs; one for two reasons) and one
+    that spans nodes, after the left-out ones, in one block: mapped as a block, reported as
+    line by line; and ``max_jobs`` reached by the block's last kept job, before a left-out one."""
+    monkeypatch.setattr(trace_swf, "BLOCK", 64)
+    odd = {5: {10: 5}, 7: {10: 5, 4: -1}, 9: {4: 12}, 20: {4: -1}, 40: {10: 5}, 12: {4: 6}}
+    lines = ["; MaxProcs: 8"]
+    for i in range(1, 41):
+        v = [i, 10 * i, 0, 100, 2, -1, -1, -1, 300, -1, 1, 1, 1, -1, 1, 1, -1, -1]
+        for k, x in odd.get(i, {}).items():
+            v[k] = x
+        lines.append(" ".join(map(str, v)))
+    (tmp_path / "t.swf").write_text("\n".join(lines) + "\n")
+    target = Target(4, 4096, 1.0, 0.0)
+    opts = TraceOptions(tmp_path / "t.swf", wide_jobs="span")
+    assert [type(item) for item in mapped_blocks(opts, target)] == [MappedBlock]
+    by_line = _by_line(opts, target)
+    assert by_line[1] == {"cancelled (status 5 or run time -1)": 3, "no processor count": 1,
+                          "more processors than MaxProcs": 1, "spans nodes (wider than the largest node)": 1}
+    assert by_line[2]["spans nodes (wider than the largest node)"] == 13 and by_line[3:] == (40, 35)
+    assert _by_block(opts, target) == by_line
+    kept = TraceOptions(tmp_path / "t.swf", wide_jobs="span", max_jobs=35)  # the last line is not read
+    assert _by_line(kept, target)[3:] == (39, 35)
+    assert _by_block(kept, target) == _by_line(kept, target)

@@ -58,6 +58,10 @@ class Target:
 
 # the report's reason for a job wider than the largest node run as a parallel job over nodes
 SPANS = "spans nodes (wider than the largest node)"
+CANCELLED_JOB = "cancelled (status 5 or run time -1)"
+NO_RUN_TIME = "no run time"
+NO_PROCS = "no processor count"
+OVER_MAX_PROCS = "more processors than MaxProcs"
 
 # the report's reasons for a dependency that is not kept as it was recorded
 DROPPED_AFTER = "waits for a job not in the run (that dependency dropped)"
@@ -137,10 +141,10 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
         if type(item) is JobBlock or type(item) is SwfBlock:
             mapped = _map_block(item, opts, target, last, rep.kept, header_max)
             if mapped is not None:
-                rep.read += len(mapped)
+                rep.read += mapped.read
                 rep.kept += len(mapped)
-                if mapped.spanned:
-                    rep.add(SPANS, mapped.first_spanned_line, mapped.spanned)
+                for reason, line, n in mapped.report:
+                    add(reason, line, n)
                 last = mapped.last_submit_s
                 yield mapped
                 if max_jobs is not None and rep.kept >= max_jobs:
@@ -164,16 +168,16 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
             if end_s is not None and submit >= end_s:
                 return  # sorted: nothing later is in the window
             if skip_cancelled and (status == CANCELLED or (run_s is None and job_work is None)):
-                add("cancelled (status 5 or run time -1)", line)
+                add(CANCELLED_JOB, line)
                 continue
             if run_s is None and job_work is None:
-                add("no run time", line)
+                add(NO_RUN_TIME, line)
                 continue
             if procs <= 0:
-                add("no processor count", line)
+                add(NO_PROCS, line)
                 continue
             if header_max is not None and procs > header_max:
-                add("more processors than MaxProcs", line)
+                add(OVER_MAX_PROCS, line)
                 continue
             if f and not _passes(job, f):
                 add("filtered out", line)
@@ -222,8 +226,8 @@ class MappedBlock:
     work_core_s: Any
     walltime_s: Any
     last_submit_s: float  # the last job's submit time, in the trace's clock
-    spanned: int = 0  # jobs wider than the largest node, over several (reported as SPANS)
-    first_spanned_line: int = 0
+    read: int  # the jobs of the block, kept or not
+    report: tuple[tuple[str, int, int], ...] = ()  # what the report counts: (reason, first line, jobs)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -232,49 +236,93 @@ class MappedBlock:
 def _map_block(block: JobBlock | SwfBlock, opts: TraceOptions, target: Target, last: float, kept: int,
                max_procs: int | None) -> MappedBlock | None:
     """:func:`_mapped`'s values for every job of ``block`` at once, or ``None`` when a job of it
-    would be left out, clipped or refused: the block is then
-    mapped job by job, which reports each.  The same IEEE operations in the same order.
-    ``max_procs``: an SWF header's MaxProcs (or MaxNodes)."""
-    if type(block) is SwfBlock and not block.plain(opts.skip_cancelled, max_procs):
-        return None
+    would be clipped or refused, or the block is cut by the window or ``max_jobs``: the block is
+    then mapped job by job, which reports each.  Jobs left out for want of a run time or a
+    processor count, cancelled or over MaxProcs (``max_procs``, an SWF header's) are left out
+    of the block and reported with it.  The same IEEE operations in the same order."""
     f = block.fields
     submit = f["arrival_s"]
     if opts.filters or submit[0] < last or bool((submit[1:] < submit[:-1]).any()):
         return None
     if (opts.start_s is not None and submit[0] < opts.start_s) or (
-            opts.end_s is not None and submit[-1] >= opts.end_s) or (
-            opts.max_jobs is not None and kept + len(submit) > opts.max_jobs):
+            opts.end_s is not None and submit[-1] >= opts.end_s):
         return None
+    n_read, last_submit = len(submit), float(submit[-1])
     procs = np.trunc(f["cores"])  # int() of each, as the job has it
-    if bool((procs <= 0).any()):
-        return None
+    report: list[tuple[str, int, int]] = []
+    rows = None  # the indices of the jobs kept, when some are left out
+    left_out = _left_out(block, procs, opts.skip_cancelled, max_procs)
+    if left_out:
+        out = np.logical_or.reduce([mask for _, mask in left_out])
+        report = [(reason, block.first_line + int(np.argmax(mask)), int(np.count_nonzero(mask)))
+                  for reason, mask in left_out]
+        rows = np.flatnonzero(~out)
+        f = {key: None if v is None else v[rows] for key, v in f.items()}
+        procs, submit = procs[rows], f["arrival_s"]
+    n = len(procs)
+    if opts.max_jobs is not None and (kept + n > opts.max_jobs or (
+            kept + n == opts.max_jobs and rows is not None and (n == 0 or rows[-1] != n_read - 1))):
+        return None  # (job by job, the reading stops at the last job kept)
     cpp = target.cores_per_proc
     cores = np.maximum(1.0, np.ceil(procs * cpp - 1e-9))
     run, work = f["duration_s"], f["work_core_s"]
     work = (work if work is not None else run * cores) * opts.work_scale
-    mem = f["mem_mb"] * cpp if f["mem_mb"] is not None else opts.mem_mb_per_core * cores
+    recorded_mem = f["mem_mb"]
+    if recorded_mem is not None:  # (an SWF block has NaN for a job that records none)
+        recorded = ~np.isnan(recorded_mem)
+        if not bool(recorded.all()):
+            if bool(recorded.any()):
+                return None
+            recorded_mem = None
+    mem = recorded_mem * cpp if recorded_mem is not None else opts.mem_mb_per_core * cores
     mem_mb = np.maximum(1.0, np.ceil(mem - 1e-9))
     wide = cores > target.cores
-    spanned = 0
     if bool(wide.any()):  # a parallel job over nodes of the largest width: its memory by part
         if opts.wide_jobs != "span":
             return None
         mem_mb = np.where(wide, np.maximum(1.0, np.ceil(mem * target.cores / cores - 1e-9)), mem_mb)
-        spanned = int(np.count_nonzero(wide))
+        first = int(np.argmax(wide))
+        report.append((SPANS, block.first_line + (first if rows is None else int(rows[first])),
+                       int(np.count_nonzero(wide))))
     if bool((mem_mb > target.mem_mb).any()):
         return None
     if f["id"] is not None:
         ids = np.trunc(f["id"])  # (at most MAX_TASK_ID: the reader sees to it)
     else:  # the line's number, less the header's
-        ids = np.arange(block.first_line - 1, block.first_line - 1 + len(submit), dtype=np.float64)
+        ids = np.arange(block.first_line - 1, block.first_line - 1 + n_read, dtype=np.float64)
+        if rows is not None:
+            ids = ids[rows]
     wall = f["walltime_s"]
     if opts.walltime and wall is not None:
         wall = np.where(wall > 0, wall, np.nan)
     else:
-        wall = np.full(len(submit), np.nan)
+        wall = np.full(n, np.nan)
     return MappedBlock(ids.astype(np.int64), (submit - target.origin_s) / opts.load_scale, cores.astype(np.int64),
-                       mem_mb.astype(np.int64), work, wall, float(submit[-1]), spanned,
-                       block.first_line + int(np.argmax(wide)) if spanned else 0)
+                       mem_mb.astype(np.int64), work, wall, last_submit, n_read, tuple(report))
+
+
+def _left_out(block: JobBlock | SwfBlock, procs: Any, skip_cancelled: bool,
+              max_procs: int | None) -> list[tuple[str, Any]]:
+    """The jobs of ``block`` a mapping leaves out, by reason (each a mask of its jobs), each
+    job for the first reason :func:`_mapped` asks of it."""
+    asked: list[tuple[str, Any]] = []
+    if type(block) is SwfBlock:
+        run_s = block.run_s()
+        if skip_cancelled:
+            asked.append((CANCELLED_JOB, (block.status() == CANCELLED) | (run_s < 0)))
+        else:
+            asked.append((NO_RUN_TIME, run_s < 0))
+    asked.append((NO_PROCS, procs <= 0))
+    if max_procs is not None:
+        asked.append((OVER_MAX_PROCS, procs > max_procs))
+    out: list[tuple[str, Any]] = []
+    taken = np.zeros(len(procs), dtype=bool)
+    for reason, mask in asked:
+        mask = mask & ~taken
+        if bool(mask.any()):
+            out.append((reason, mask))
+            taken |= mask
+    return out
 
 
 def _passes(job: TraceJob, f: dict[str, Any]) -> bool:

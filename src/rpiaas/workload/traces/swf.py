@@ -178,34 +178,26 @@ class SwfBlock:
         for lineno, v in enumerate(self.values.tolist(), self.first_line):
             yield _job(v, lineno)
 
-    def plain(self, skip_cancelled: bool, max_procs: int | None) -> bool:
-        """Whether a mapping keeps every job as it is: none cancelled (when ``skip_cancelled``),
-        each with a run time and a processor count (within ``max_procs``, the header's), and
-        the memory of all or none recorded."""
-        v = self.values
-        procs = self.procs()
-        if bool((v[:, 3] < 0).any()) or (skip_cancelled and bool((v[:, 10] == CANCELLED).any())):
-            return False
-        if max_procs is not None and bool((procs > max_procs).any()):
-            return False
-        has_mem = self._per_proc_kb() > 0
-        return bool(has_mem.all() or not has_mem.any())
-
     def procs(self) -> Any:
         """Each job's processors: allocated, else requested (as :class:`TraceJob` has them)."""
         v = self.values
         return np.trunc(np.where(v[:, 4] > 0, v[:, 4], v[:, 7]))
 
-    def _per_proc_kb(self) -> Any:
-        v = self.values
-        return np.where(v[:, 9] > 0, v[:, 9], v[:, 6])
+    def run_s(self) -> Any:
+        """Each job's run time (negative: none recorded)."""
+        return self.values[:, 3]
+
+    def status(self) -> Any:
+        """Each job's status (:data:`CANCELLED`, ...)."""
+        return self.values[:, 10]
 
     @property
     def fields(self) -> dict[str, Any]:
-        """The columns a CSV block has (:data:`~.csv.CSV_COLUMNS`), as its jobs have them."""
+        """The columns a CSV block has (:data:`~.csv.CSV_COLUMNS`), as its jobs have them; the
+        memory NaN for a job that records none."""
         v = self.values
         procs = self.procs()
-        per_proc_kb = self._per_proc_kb()
-        mem = per_proc_kb * procs / 1024 if bool((per_proc_kb > 0).all()) else None
+        per_proc_kb = np.where(v[:, 9] > 0, v[:, 9], v[:, 6])
+        mem = np.where(per_proc_kb > 0, per_proc_kb * procs / 1024, np.nan)
         return {"id": v[:, 0], "arrival_s": v[:, 1], "cores": procs, "mem_mb": mem, "duration_s": v[:, 3],
                 "work_core_s": None, "walltime_s": v[:, 8]}
