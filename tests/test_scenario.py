@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from rpiaas.inputs.cluster import load_cluster
 from rpiaas.inputs.source import InputError, Source, load
 from rpiaas.model import PowerState
+from rpiaas.policy.base import Policy
 from rpiaas.scenario import Scenario, load_scenario, parse_overrides, parse_scenario
 from rpiaas.sim import simulate
 from rpiaas.sim.engine import rng_streams
@@ -49,6 +50,15 @@ workload:
 policy: best_fit
 """
 # lines: 1 name, 2 seed, 3 cluster, 5 the cluster entry, 6 workload, 7 generator, 13 policy
+
+
+def installed(monkeypatch: pytest.MonkeyPatch, cls: type[Policy]) -> None:
+    """Make ``cls`` a policy that scenarios find by its name, as if a package installed it."""
+    from rpiaas import scenario as scenario_module
+    from rpiaas.policy.plugins import PolicyInfo, get_policy
+
+    monkeypatch.setattr(scenario_module, "get_policy", lambda name, broken=None:
+                        PolicyInfo(name, cls, "tests") if name == cls.NAME else get_policy(name, broken))
 
 
 def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
@@ -285,9 +295,7 @@ def test_the_base_of_the_bad_table_is_valid(tmp_path: Path) -> None:
 
 
 def test_a_misspelt_hook_is_an_input_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from rpiaas import scenario as scenario_module
-    from rpiaas.policy.base import Policy, hookimpl
-    from rpiaas.policy.plugins import PolicyInfo, available_policies
+    from rpiaas.policy.base import hookimpl
 
     class Typo(Policy):
         """Misspells a hook."""
@@ -298,9 +306,7 @@ def test_a_misspelt_hook_is_an_input_error(monkeypatch: pytest.MonkeyPatch, tmp_
         def rpiaas_plac(self, task: Any, view: Any) -> int:
             return 0
 
-    real = available_policies()
-    monkeypatch.setattr(scenario_module, "available_policies",
-                        lambda broken=None: {**real, "typo": PolicyInfo("typo", Typo, "tests")})
+    installed(monkeypatch, Typo)
     f = write(tmp_path, BASE.replace("policy: best_fit", "policy: typo"))
     with pytest.raises(InputError) as exc:
         load_scenario(f)
@@ -309,10 +315,6 @@ def test_a_misspelt_hook_is_an_input_error(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_a_policy_missing_a_required_parameter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from rpiaas import scenario as scenario_module
-    from rpiaas.policy.base import Policy
-    from rpiaas.policy.plugins import PolicyInfo, available_policies
-
     class Needs(Policy):
         """Needs a parameter."""
 
@@ -321,9 +323,7 @@ def test_a_policy_missing_a_required_parameter(monkeypatch: pytest.MonkeyPatch, 
         def __init__(self, node: int) -> None:
             self.node = node
 
-    real = available_policies()
-    monkeypatch.setattr(scenario_module, "available_policies",
-                        lambda broken=None: {**real, "needs": PolicyInfo("needs", Needs, "tests")})
+    installed(monkeypatch, Needs)
     f = write(tmp_path, BASE.replace("policy: best_fit", "policy: needs"))
     missing = f"{f}:13: policy.params: missing parameter 'node' of policy 'needs'"
     with pytest.raises(InputError, match=re.escape(missing)):
@@ -619,10 +619,6 @@ def test_the_api_takes_overrides_as_a_mapping_strings_or_pairs(tmp_path: Path) -
 
 def test_policy_parameters_follow_the_string_rule_and_set_takes_the_blame(monkeypatch: pytest.MonkeyPatch,
                                                                           tmp_path: Path) -> None:
-    from rpiaas import scenario as scenario_module
-    from rpiaas.policy.base import Policy
-    from rpiaas.policy.plugins import PolicyInfo, available_policies
-
     class Moded(Policy):
         """A mode that is a word."""
 
@@ -633,9 +629,7 @@ def test_policy_parameters_follow_the_string_rule_and_set_takes_the_blame(monkey
                 raise ValueError("expected on, off or auto")
             self.mode = mode
 
-    real = available_policies()
-    monkeypatch.setattr(scenario_module, "available_policies",
-                        lambda broken=None: {**real, "moded": PolicyInfo("moded", Moded, "tests")})
+    installed(monkeypatch, Moded)
     f = write(tmp_path, BASE.replace("policy: best_fit", "policy: {name: moded, params: {mode: off}}"))
     assert load_scenario(f).policy.params["mode"] == "off"  # the word, as YAML wrote it, not false
     g = write(tmp_path, BASE.replace("policy: best_fit", "policy: {name: moded, params: {mode: on}}"), "g.yaml")

@@ -27,7 +27,7 @@ from .inputs.images import parse_images
 from .inputs.source import InputError, KeyPath, LimitError, Source, describe, load, load_file
 from .model import ClusterSpec, Image, PowerState, Task, part_cores
 from .policy.base import Policy, PolicyParamError
-from .policy.plugins import UnknownPolicyError, available_policies, get_plugin_manager
+from .policy.plugins import UnknownPolicyError, get_plugin_manager, get_policy
 from .workload import Generator, TaskList, Trace, WfInstance, WorkflowOptions, Workload, parse_workload
 from .workload.bounds import check_scenario_bounds
 from .workload.spread import SPREADS, split_procs
@@ -62,7 +62,7 @@ class PolicySpec:
     cls: type[Policy] | None = field(default=None, compare=False, repr=False)  # found on parse
 
     def create(self, rng: Any = None) -> Policy:
-        cls = self.cls if self.cls is not None else available_policies()[self.name].cls
+        cls = self.cls if self.cls is not None else get_policy(self.name).cls
         return cls.create(dict(self.params), rng)
 
 
@@ -380,6 +380,15 @@ def _param_blamed(src: Source, path: KeyPath, params: dict[str, Any], e: PolicyP
     return (*path, "params", key) if key else (*path, "params")
 
 
+def _warn_broken(broken: dict[str, str], name: str) -> None:
+    """Warn of the broken entry points other than the scenario's own policy ``name``."""
+    for other, message in broken.items():
+        if other != name:  # not this scenario's, but a broken install should not pass unnoticed
+            # from this line, so the default filter shows it once however often it is met
+            warnings.warn(f"{message} (ignored: the scenario does not use it)", RuntimeWarning,
+                          stacklevel=1)
+
+
 def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
     if isinstance(data, str):
         name, params = data, {}
@@ -391,20 +400,16 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
         name = src.string((*path, "name"), m["name"])
         raw_params = m.get("params")
         params = dict(src.mapping((*path, "params"), raw_params)) if raw_params is not None else {}
-    broken: dict[str, str] = {}
-    policies = available_policies(broken)
-    if name not in policies and name in broken:
-        src.fail((*path, "name") if isinstance(data, dict) else path, broken[name])
-    for other, message in broken.items():
-        if other != name:  # not this scenario's, but a broken install should not pass unnoticed
-            # from this line, so the default filter shows it once however often it is met
-            warnings.warn(f"{message} (ignored: the scenario does not use it)", RuntimeWarning,
-                          stacklevel=1)
-    if name not in policies:
-        err = UnknownPolicyError(name, sorted(policies))
-        src.fail((*path, "name") if isinstance(data, dict) else path, str(err))
-    cls = policies[name].cls
     where = (*path, "name") if isinstance(data, dict) else path
+    broken: dict[str, str] = {}  # installed entry points that fail to load (none looked at for a built-in)
+    try:
+        info = get_policy(name, broken)
+    except UnknownPolicyError as e:
+        if name not in broken:
+            _warn_broken(broken, name)
+        src.fail(where, broken.get(name, str(e)))
+    _warn_broken(broken, name)
+    cls = info.cls
     known = cls.parameters()
     for key, p in known.items():
         if p.default is inspect.Parameter.empty and key not in params:
@@ -424,7 +429,7 @@ def _policy(src: Source, path: KeyPath, data: Any) -> PolicySpec:
         get_plugin_manager([instance])
     except pluggy.PluginValidationError as e:
         message = " ".join(str(e).split())
-        src.fail(where, f"policy {name!r} ({policies[name].origin}) is broken: {message}")
+        src.fail(where, f"policy {name!r} ({info.origin}) is broken: {message}")
     full = {k: p.default for k, p in known.items() if p.default is not inspect.Parameter.empty}
     full.update(params)
     return PolicySpec(name, full, cls)

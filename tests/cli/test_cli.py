@@ -172,13 +172,18 @@ def test_a_queue_policy_is_no_placement_policy_and_the_reverse(tmp_path: Path) -
 
 
 def test_a_broken_entry_point_is_warned_about_once(tmp_path: Path) -> None:
-    env = plugin_env(tmp_path, {"broken": "no_such_module_anywhere:Policy"})
-    (tmp_path / "s.yaml").write_text(SMALL + "queue: fcfs\n")  # two policies looked up
+    env = plugin_env(tmp_path, {"broken": "no_such_module_anywhere:Policy", "far": "lab_policies:Far"})
+    # an installed policy and a built-in queue: the entry points are loaded for the one, not the other
+    (tmp_path / "s.yaml").write_text(SMALL.replace("policy: best_fit", "policy: far") + "queue: fcfs\n")
     r = rpiaas(tmp_path, "validate", "s.yaml", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ("warning: policy entry point 'broken' (no_such_module_anywhere:Policy) failed "
                         "to load: No module named 'no_such_module_anywhere' (ignored: the scenario "
                         "does not use it)\n")
+    # built-ins alone: found without loading any installed package, so the broken one is not met
+    (tmp_path / "s.yaml").write_text(SMALL + "queue: fcfs\n")
+    r = rpiaas(tmp_path, "validate", "s.yaml", env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
 def test_every_command_has_its_module_and_its_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from rpiaas.policy.plugins import (
     get_plugin_manager,
     get_policy,
 )
+from rpiaas.rundir.metrics import run_record
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "rpiaas-tenant-quota"
@@ -163,6 +165,48 @@ def test_a_broken_entry_point_fails_loudly(plugin_path: tuple[Path, str], target
         load_scenario(scenario)
     assert err.value.path == "policy" and err.value.line == 3
     assert words in err.value.message
+
+
+def test_a_builtin_name_is_the_builtin_without_loading_any_entry_point(plugin_path: tuple[Path, str]) -> None:
+    path, module = plugin_path
+    # a package that takes a built-in's name (its entry point named as the built-in too), a good one,
+    # and one whose module is not there
+    _fake_distribution(path, "shadow-policies", {"best_fit": f"{module}:Clash", "greedy": f"{module}:Greedy",
+                                                 "gone": "no_such_module_anywhere:Policy"},
+                       module, POLICY_MODULE.replace("{tag}", "z"))
+    # a built-in's name: the built-in, and nothing installed is imported (the missing module would raise)
+    info = get_policy("best_fit")
+    assert info.cls is next(c for c in BUILTIN_POLICIES if c.NAME == "best_fit") and info.origin == "builtin"
+    assert module not in sys.modules
+    # any other name loads the entry points: the good one is found, a broken one raises or is recorded
+    with pytest.raises((ImportError, ValueError), match=r"'gone'|already taken"):
+        get_policy("greedy_z")
+    broken: dict[str, str] = {}
+    assert get_policy("greedy_z", broken).origin == "shadow-policies"
+    assert "already taken by builtin" in broken["best_fit"] and "failed to load" in broken["gone"]
+    # listing every policy still refuses the package that takes a built-in's name
+    with pytest.raises((ImportError, ValueError), match=r"'gone'|already taken"):
+        available_policies()
+    # a scenario naming the built-in runs the built-in, and says nothing of the installed packages
+    scenario = path / "s.yaml"
+    scenario.write_text(textwrap.dedent("""\
+        cluster: {clusters: [{domain: lab.test, prefix: 10.0.1, count: 1, type: rpi4b}]}
+        workload: {tasks: [{arrival_s: 0, cores: 1, mem_mb: 64, work_core_s: 1}]}
+        policy: best_fit
+    """))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sc = load_scenario(scenario)
+    assert sc.policy.cls is info.cls
+    assert run_record(sc, "sim", {}, [])["versions"]["policies"] == {
+        "best_fit": {"origin": "builtin", "version": info.version}}
+    # naming the installed one warns of the broken ones
+    scenario.write_text(scenario.read_text().replace("policy: best_fit", "policy: greedy_z"))
+    with pytest.warns(RuntimeWarning) as caught:
+        greedy = load_scenario(scenario).policy.cls
+    assert greedy is not None and greedy.__name__ == "Greedy"
+    assert sorted(str(w.message).split(" (")[0] for w in caught) == [
+        "policy entry point 'gone'", "policy name 'best_fit' of shadow-policies is already taken by builtin"]
 
 
 def test_the_policies_command_reports_a_broken_entry_point(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import argparse
 import sys
 from typing import Any
 
-from ..inputs.source import InputError
 from .common import EXIT_INPUT, EXIT_OK
 
 __all__ = ["add_parser", "run"]
@@ -43,6 +42,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """The ``calibrate`` command; exit code 2 (and one ``error:`` line) on bad input."""
     from ..analysis.calibrate import CalibrateError, calibrate, format_calibration
+    from ..inputs.errors import InputError
     from ..rundir.reader import RunFileError
 
     if args.check is not None and args.no_check:

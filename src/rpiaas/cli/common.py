@@ -11,8 +11,6 @@ import re
 import sys
 from typing import Any, NoReturn
 
-from ..inputs.errors import did_you_mean
-
 __all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_OK", "LIVE_EXTRA", "Exit", "Parser", "live_missing",
            "load", "need_live", "trace_report"]
 
@@ -38,6 +36,8 @@ class Parser(argparse.ArgumentParser):
 
     def suggestion(self, message: str) -> str:
         """A did-you-mean for argparse's ``message`` about a mistyped command, choice or option."""
+        from ..inputs.errors import did_you_mean
+
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if choice:
             return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))

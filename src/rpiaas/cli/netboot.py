@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..inputs.cluster import load_cluster
 from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK
 
 __all__ = ["add_parser", "run"]
@@ -46,6 +45,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from ..inputs.cluster import load_cluster
     from ..netboot.plan import NetbootError, make_plan
     from ..netboot.render import render
 

@@ -7,7 +7,6 @@ import json
 import sys
 from typing import Any
 
-from ..inputs.errors import did_you_mean
 from .common import EXIT_INPUT, EXIT_OK
 
 __all__ = ["add_parser", "run"]
@@ -29,6 +28,7 @@ def _params(params: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """One row per policy (or one policy); exit 2 if an installed policy cannot be loaded."""
+    from ..inputs.errors import did_you_mean
     from ..policy.plugins import available_policies
 
     broken: dict[str, str] = {}

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..inputs.source import InputError
 from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK, Exit, load, need_live, trace_report
 
 __all__ = ["add_parser", "format_summary", "run", "run_name"]
@@ -52,6 +51,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate (or replay live), print the summary table and the run directory."""
+    from ..inputs.errors import InputError
     from ..sim import simulate
 
     if args.format == "parquet":
@@ -89,6 +89,7 @@ def _check_out(out: Path, explicit: bool, force: bool) -> None:
     The default directory's name is the scenario's, the policy's, the seed's and the
     ``--set`` values': a run there is the same run again, replaced with a note.
     """
+    from ..inputs.errors import InputError
     from ..rundir import is_complete
 
     if not is_complete(out):
@@ -104,6 +105,7 @@ def _run_live(args: argparse.Namespace, sc: Any, out: Path) -> tuple[dict[str, A
 
     need_live("rpiaas run --live")
     from ..client.client import MasterError, run_live
+    from ..inputs.errors import InputError
     from ..master.config import check_token, read_token
 
     url = args.master or os.environ.get("RPIAAS_MASTER_URL")

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..inputs.source import InputError
-
 __all__ = ["add_parser", "run"]
 
 
@@ -38,6 +36,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Expand the grid, run what is not done yet, aggregate, print the table; 1 if a run failed."""
+    from ..inputs.errors import InputError
     from ..rundir.reader import is_complete
     from ..sweep import expand, parse_seeds, sweep
 

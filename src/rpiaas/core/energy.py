@@ -29,7 +29,6 @@ node's counters gave.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -173,8 +172,12 @@ class NodeUsage:
         off = self.off_s + sum(last - since for s, last, since in zip(self.state, self.last, self._since,
                                                                       strict=True) if s == _OFF)
         durations = [d for _, d in self.boots_s]
-        return {"power_cycles": self.power_cycles, "boots": len(durations),
-                "boot_s_median": _r(statistics.median(durations)) if durations else None,
+        median = None
+        if durations:
+            import statistics  # here: only a run with boots has a median (2 ms to import)
+
+            median = _r(statistics.median(durations))
+        return {"power_cycles": self.power_cycles, "boots": len(durations), "boot_s_median": median,
                 "time_off_s": _r(off)}
 
     def cpu_totals(self) -> float:

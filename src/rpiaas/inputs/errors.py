@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 
@@ -48,6 +47,8 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str:
     if not isinstance(word, str) or not word or len(word) > 100:
         return ""
     options = [c for c in choices if isinstance(c, str)]
+    import difflib  # here: only a mistake needs it
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if not close:  # a different case, or a prefix ("pol" for "policy")
         lowered = {c.lower(): c for c in options}

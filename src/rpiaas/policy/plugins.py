@@ -2,13 +2,16 @@
 
 Built-in policies are registered from a tuple; third-party ones come from
 the entry-point group ``rpiaas.policies`` (each entry point names a
-:class:`~rpiaas.policy.Policy` subclass).  There is no global manager:
-:func:`get_plugin_manager` builds one per run.
+:class:`~rpiaas.policy.Policy` subclass).  A built-in's name is the built-in
+policy, found without looking at the installed packages (a package cannot take
+it: :func:`available_policies` refuses the clash); any other name loads the
+entry points.  There is no global manager: :func:`get_plugin_manager` builds
+one per run.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import functools
 import inspect
 import os
 import sysconfig
@@ -28,6 +31,8 @@ __all__ = [
     "PolicyInfo",
     "UnknownPolicyError",
     "available_policies",
+    "builtin_policies",
+    "distribution_version",
     "get_plugin_manager",
     "get_policy",
     "locate_failure",
@@ -72,6 +77,15 @@ class UnknownPolicyError(LookupError):
         self.name = name
 
 
+def builtin_policies() -> dict[str, PolicyInfo]:
+    """The built-in policies by name, in :data:`~rpiaas.policy.builtin.BUILTIN_POLICIES` order;
+    no installed package is looked at."""
+    from .builtin import BUILTIN_POLICIES  # here: a control plane given its policies needs none
+
+    version = distribution_version("rpiaas") or ""  # "": run from a checkout that is not installed
+    return {cls.NAME: PolicyInfo(cls.NAME, cls, "builtin", version) for cls in BUILTIN_POLICIES}
+
+
 def available_policies(broken: dict[str, str] | None = None) -> dict[str, PolicyInfo]:
     """Every policy by name: built-ins first, then installed entry points.
 
@@ -79,12 +93,10 @@ def available_policies(broken: dict[str, str] | None = None) -> dict[str, Policy
     given: then it is recorded there (name -> message) and the others are
     still returned, so one broken package does not hide the rest.
     """
-    from .builtin import BUILTIN_POLICIES  # here: a control plane given its policies needs none
+    from importlib.metadata import entry_points
 
-    found: dict[str, PolicyInfo] = {}
-    for cls in BUILTIN_POLICIES:
-        found[cls.NAME] = PolicyInfo(cls.NAME, cls, "builtin", _own_version())
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    found = builtin_policies()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
         origin = ep.dist.name if ep.dist is not None else "entry point"
         version = ep.dist.version if ep.dist is not None else ""
         try:
@@ -105,16 +117,29 @@ def available_policies(broken: dict[str, str] | None = None) -> dict[str, Policy
     return found
 
 
-def _own_version() -> str:
+@functools.cache
+def distribution_version(name: str) -> str | None:
+    """The version of the installed distribution ``name``, or ``None`` if it is not installed;
+    looked up once per process (each lookup searches the path and parses the package's metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return importlib.metadata.version("rpiaas")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
-        return ""
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
-def get_policy(name: str) -> PolicyInfo:
-    """Look a policy up by name; raises :class:`UnknownPolicyError`."""
-    policies = available_policies()
+def get_policy(name: str, broken: dict[str, str] | None = None) -> PolicyInfo:
+    """Look a policy up by name; raises :class:`UnknownPolicyError`.
+
+    A built-in's name is the built-in policy, found without loading any entry point; any
+    other name is looked for among the installed ones (:func:`available_policies`: one
+    that fails to load raises, unless ``broken`` is given to record it in).
+    """
+    builtin = builtin_policies().get(name)
+    if builtin is not None:
+        return builtin
+    policies = available_policies(broken)
     if name not in policies:
         raise UnknownPolicyError(name, sorted(policies))
     return policies[name]

@@ -81,11 +81,10 @@ def write_package(name: str, directory: str | Path | None = None, force: bool = 
 
 def _requirement() -> str:
     """``rpiaas>=MAJOR.MINOR`` of the rpiaas that writes the package (plain ``rpiaas`` from a checkout)."""
-    import importlib.metadata
+    from .plugins import distribution_version
 
-    try:
-        version = importlib.metadata.version("rpiaas")
-    except importlib.metadata.PackageNotFoundError:
+    version = distribution_version("rpiaas")
+    if version is None:
         return "rpiaas"
     return "rpiaas>=" + ".".join(version.split(".")[:2])
 

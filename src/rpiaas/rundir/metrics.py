@@ -34,20 +34,21 @@ def versions(policies: Sequence[str] = ()) -> dict[str, Any]:
     """The versions of Python and of the packages a run's result depends on; with the names of
     the run's ``policies``, where each comes from (``builtin`` or its distribution) and its
     version; and the commit of the rpiaas checkout when run from one."""
-    from importlib.metadata import PackageNotFoundError, version
+    from ..policy.plugins import UnknownPolicyError, distribution_version, get_policy
 
     out: dict[str, Any] = {"python": ".".join(map(str, sys.version_info[:3]))}
     for pkg in ("rpiaas", "numpy", "simpy", "pluggy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "unknown"
+        out[pkg] = distribution_version(pkg) or "unknown"
     if policies:
-        from ..policy.plugins import available_policies
-
-        known = available_policies({})
-        out["policies"] = {name: {"origin": known[name].origin, "version": known[name].version}
-                           if name in known else {"origin": "unknown", "version": ""} for name in policies}
+        found: dict[str, Any] = {}
+        for name in policies:
+            try:
+                info = get_policy(name, broken={})  # a built-in's name: no entry point loaded
+            except UnknownPolicyError:
+                found[name] = {"origin": "unknown", "version": ""}
+            else:
+                found[name] = {"origin": info.origin, "version": info.version}
+        out["policies"] = found
     commit = checkout_commit()
     if commit is not None:
         out["rpiaas_commit"] = commit

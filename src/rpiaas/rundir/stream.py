@@ -225,9 +225,10 @@ class TaskRows:
         st.sum_bsld = reduce(add, bsld_l, st.sum_bsld)
         if st.node_group:  # each group's sums in the rows' order too: the same as row by row
             group = np.array(st.node_group)[np.array(node)]
-            for g in np.unique(group).tolist():
+            counts = np.bincount(group)  # (np.unique would import numpy.ma, some 4 ms, for this)
+            for g in np.flatnonzero(counts).tolist():
                 mine = group == g
-                k = int(np.count_nonzero(mine))
+                k = int(counts[g])
                 acc = st.by_group[g]
                 acc[0] += k
                 acc[1] += k

@@ -15,7 +15,6 @@ import os
 import socket
 from typing import Any
 
-from ..inputs.errors import did_you_mean
 from ..model import PROFILES
 
 __all__ = ["DOMAIN", "HOST", "MAX_NODES", "PREFIX", "TestbedError", "TestbedRunning",
@@ -57,6 +56,8 @@ def plan(n: int, node_type: str) -> tuple[dict[str, Any], int, int, list[list[in
                                             list[str]]:
     """The cluster document, cores and memory per node, CPU sets (or None) and notes."""
     if node_type not in PROFILES:
+        from ..inputs.errors import did_you_mean  # here: every command's parser reads this module
+
         raise TestbedError(f"--type: unknown node type {node_type!r}{did_you_mean(node_type, PROFILES)} "
                            f"(known: {', '.join(sorted(PROFILES))})", exit_code=2)
     if not 1 <= n <= MAX_NODES:

@@ -64,7 +64,7 @@ def _trace(rng: np.random.Generator, path: Path, irregular: list[str]) -> dict[s
                 cell["walltime_s"] = "0"
         lines.append(",".join(cell[k] for k in head))
     path.write_text(newline.join(lines) + newline, newline="")
-    return {"path": path, "format": "csv", **random_options(rng, 0.0, ["clip", "skip"])}
+    return {"path": path, "format": "csv", **random_options(rng, 0.0, ["span", "clip", "skip"])}
 
 
 @pytest.mark.parametrize("seed", range(60))

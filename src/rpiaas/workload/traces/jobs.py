@@ -65,8 +65,9 @@ class SkipReport:
     read: int = 0  # job lines read
     kept: int = 0  # tasks produced
 
-    def add(self, reason: str, line: int) -> None:
-        self.counts[reason] += 1
+    def add(self, reason: str, line: int, n: int = 1) -> None:
+        """Count ``n`` jobs for ``reason``, the first of them at ``line``."""
+        self.counts[reason] += n
         self.first_line.setdefault(reason, line)
 
     def describe(self) -> str:

@@ -301,8 +301,7 @@ def _map_block(block: Block, opts: TraceOptions, target: Target, last: float, ke
         idx = at[wide]
         skipped.append((int(idx[0]), SPANS, len(idx)))
     for first, reason, n in sorted(skipped):
-        report.counts[reason] += n
-        report.first_line.setdefault(reason, block.first_line + first)
+        report.add(reason, block.first_line + first, n)
     if f["id"] is not None:
         ids = np.trunc(f["id"][keep])  # (at most MAX_TASK_ID: the reader sees to it)
     else:  # the line's number, less the header's
