@@ -19,6 +19,7 @@ from rpiaas.workload.traces import (
     map_jobs,
     target_for,
 )
+from rpiaas.workload.traces.jobs import GO_ON
 from rpiaas.workload.traces.mapping import SPANS
 
 from .tracefiles import scenario_file, swf_line, write_swf
@@ -104,6 +105,20 @@ def test_memory_from_the_trace_or_per_core(tmp_path: Path) -> None:
                                        swf_line(3, 2, procs=1, mem_kb=1024 * 9000)])
     sc = load_scenario(scenario_file(tmp_path, {"path": str(p), "mem_mb_per_core": 100}))
     assert [t.mem_mb for t in sc.workload.tasks(np.random.default_rng(0))] == [600, 300, 4096]
+
+
+def test_a_product_too_large_for_a_number_is_an_input_error_on_its_line(tmp_path: Path) -> None:
+    """Finite fields whose product overflows (memory per processor x processors, run time x cores) are
+    the job's line's error, not an internal one; with skip_bad_lines that line is counted and left."""
+    p = write_swf(tmp_path / "t.swf", [swf_line(1, 0), swf_line(2, 1, procs=2, mem_kb=1.5e308), swf_line(3, 2),
+                                       swf_line(4, 3, run=1e308, procs=3)])
+    with pytest.raises(InputError) as e:
+        load_scenario(scenario_file(tmp_path, {"path": str(p)}))
+    assert str(e.value) == (f"{p}:8: job 2: its memory (per processor x processors) is too large for a number "
+                            f"{GO_ON}")
+    sc = load_scenario(scenario_file(tmp_path, {"path": str(p), "skip_bad_lines": True}))
+    assert [t.id for t in sc.workload.tasks(np.random.default_rng(0))] == [1, 3]
+    assert sc.workload.report.counts["bad line"] == 2 and sc.workload.report.first_line["bad line"] == 8
 
 
 # ---------------------------------------------------------------- real and shipped traces

@@ -41,7 +41,7 @@ def test_the_cli_reports_a_bad_line_in_one_line_and_skip_bad_lines_goes_on(tmp_p
     s = scenario_file(tmp_path, {"path": "t.swf"})
     r = subprocess.run([sys.executable, "-m", "rpiaas", "validate", str(s)], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr == f"error: {p}:8: expected 18 SWF fields, got 2 " \
-                                             "(--skip-bad-lines to go on)\n"
+                                             "(skip_bad_lines: true in the trace, or --skip-bad-lines, to go on)\n"
     r = subprocess.run([sys.executable, "-m", "rpiaas", "validate", str(s),
                         "--set", "workload.trace.skip_bad_lines=true"], capture_output=True, text=True)
     assert r.returncode == 0 and "2 tasks" in r.stdout, r.stderr

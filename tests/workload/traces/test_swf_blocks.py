@@ -25,7 +25,8 @@ from .blockcheck import assert_kept_as_streamed, by_lines_and_by_blocks, random_
 
 IRREGULAR = ["comment", "blank line", "short row", "bad text", "inf", "huge field", "huge id", "cancelled",
              "no run time", "minus zero run", "requested procs", "no procs", "over MaxProcs", "after",
-             "bad after", "wide", "memory", "requested memory", "unsorted", "zero walltime"]
+             "bad after", "wide", "memory", "requested memory", "unsorted", "zero walltime", "huge memory",
+             "huge run"]
 
 
 def _line(fields: list[Any]) -> str:
@@ -84,6 +85,10 @@ def _trace(rng: np.random.Generator, path: Path, irregular: list[str]) -> dict[s
                 f[1] = t - 50
             elif kind == "zero walltime":
                 f[8] = 0
+            elif kind == "huge memory":  # finite, but not times the processors
+                f[6] = "1.5e308"
+            elif kind == "huge run":  # finite, but not times the cores
+                f[3] = "1e308"
         lines.append(_line(f))
     path.write_text("\n".join(lines) + "\n")
     return {"path": path, "format": "swf", **random_options(rng, 1000.0, ["span", "clip", "skip"])}

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...inputs.source import InputError
 from ...model import MAX_TASK_ID
-from .jobs import Block, SkipReport, TraceJob, open_trace
+from .jobs import GO_ON, Block, SkipReport, TraceJob, open_trace
 
 __all__ = ["AFTER_COLUMN", "BLOCK", "CSV_COLUMNS", "JobBlock", "read_csv", "read_csv_blocks"]
 
@@ -184,7 +184,7 @@ def _jobs(layout: _Layout, rows: Iterable[tuple[list[str], int]], name: str, ski
             job = layout.job(row, lineno)
         except ValueError as e:
             if not skip_bad_lines:
-                raise InputError(f"{e} (--skip-bad-lines to go on)", name, lineno) from None
+                raise InputError(f"{e} {GO_ON}", name, lineno) from None
             if report is not None:
                 report.read += 1
                 report.add("bad line", lineno)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from ...inputs.source import InputError
 
-__all__ = ["Block", "SkipReport", "TraceJob", "is_number", "open_trace"]
+__all__ = ["GO_ON", "Block", "SkipReport", "TraceJob", "is_number", "open_trace"]
 
 
 class TraceJob(NamedTuple):
@@ -34,6 +34,11 @@ class TraceJob(NamedTuple):
     work_core_s: float | None = None  # CSV traces may give work instead of duration
     after: tuple[int, ...] = ()  # the jobs it waits for (SWF: the preceding job; CSV: an after column)
     think_s: float | None = None  # SWF: seconds from the preceding job's end to its submit
+
+
+# what a malformed line's error says to do: a scenario's trace key, or the flag of the
+# commands that read a trace on their own (rpiaas traces, rpiaas sweep)
+GO_ON = "(skip_bad_lines: true in the trace, or --skip-bad-lines, to go on)"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from ...model import Task
 from ..base import Workload
 from ..spread import split_procs
 from .csv import read_csv_blocks
-from .jobs import Block, SkipReport, TraceJob, is_number
+from .jobs import GO_ON, Block, SkipReport, TraceJob, is_number
 from .options import TraceOptions
 from .swf import CANCELLED, read_swf_blocks, swf_header
 
@@ -125,7 +125,7 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
     max_cores, max_mem, skip_wide = target.cores, target.mem_mb, opts.wide_jobs == "skip"
     span = opts.wide_jobs == "span"
     mem_per_core, walltime, max_jobs = opts.mem_mb_per_core, opts.walltime, opts.max_jobs
-    ceil, add = math.ceil, rep.add
+    ceil, isfinite, add, skip_bad = math.ceil, math.isfinite, rep.add, opts.skip_bad_lines
     source: Iterator[TraceJob | Block]
     if not blocks:
         source = opts.jobs(rep)
@@ -179,6 +179,14 @@ def _mapped(opts: TraceOptions, target: Target, report: SkipReport | None,
             cores = max(1, ceil(procs * cpp - 1e-9))
             work = (job_work if job_work is not None else (run_s or 0.0) * cores) * work_scale
             mem = job_mem * cpp if job_mem is not None else mem_per_core * cores
+            if not (isfinite(work) and isfinite(mem * max_cores)):  # finite fields whose product is not
+                # (the memory of a part of a job over nodes is mem * max_cores / cores)
+                what = "work (run time x cores)" if not isfinite(work) else "memory (per processor x processors)"
+                if not skip_bad:
+                    raise InputError(f"job {tid}: its {what} is too large for a number "
+                                     f"{GO_ON}", str(opts.path), line)
+                add("bad line", line)
+                continue
             mem_mb = max(1, ceil(mem - 1e-9))
             stretch = 1.0
             if cores > max_cores or mem_mb > max_mem:
@@ -273,19 +281,22 @@ def _map_block(block: Block, opts: TraceOptions, target: Target, last: float, ke
         submit, procs = submit[keep], procs[keep]
         run = run[keep] if run is not None else None
         work = work[keep] if work is not None else None
-    cpp = target.cores_per_proc
-    cores = np.maximum(1.0, np.ceil(procs * cpp - 1e-9))
-    # (+ 0.0: a run time of -0 counts as 0, as ``run_s or 0.0`` has it)
-    if work is None:
-        work = (run + 0.0) * cores
-    elif run is not None:  # a job with work is read for its work, else its run time
-        work = np.where(np.isnan(work), (run + 0.0) * cores, work)
-    work = work * opts.work_scale
-    job_mem = f["mem_mb"][keep] if f["mem_mb"] is not None and skipped else f["mem_mb"]
-    if job_mem is None:
-        mem = opts.mem_mb_per_core * cores
-    else:
-        mem = np.where(np.isnan(job_mem), opts.mem_mb_per_core * cores, job_mem * cpp)
+    with np.errstate(over="ignore"):  # (a product that overflows: below)
+        cpp = target.cores_per_proc
+        cores = np.maximum(1.0, np.ceil(procs * cpp - 1e-9))
+        # (+ 0.0: a run time of -0 counts as 0, as ``run_s or 0.0`` has it)
+        if work is None:
+            work = (run + 0.0) * cores
+        elif run is not None:  # a job with work is read for its work, else its run time
+            work = np.where(np.isnan(work), (run + 0.0) * cores, work)
+        work = work * opts.work_scale
+        job_mem = f["mem_mb"][keep] if f["mem_mb"] is not None and skipped else f["mem_mb"]
+        if job_mem is None:
+            mem = opts.mem_mb_per_core * cores
+        else:
+            mem = np.where(np.isnan(job_mem), opts.mem_mb_per_core * cores, job_mem * cpp)
+        if not (np.isfinite(work).all() and np.isfinite(mem * target.cores).all()):
+            return None  # a job whose work or memory overflows: job by job, which says which
     mem_mb = np.maximum(1.0, np.ceil(mem - 1e-9))
     wide = cores > target.cores
     spans = bool(wide.any())

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...inputs.source import InputError
 from ...model import MAX_TASK_ID
-from .jobs import Block, SkipReport, TraceJob, is_number, open_trace
+from .jobs import GO_ON, Block, SkipReport, TraceJob, is_number, open_trace
 
 __all__ = ["CANCELLED", "SWF_FIELDS", "SwfBlock", "read_swf", "read_swf_blocks", "swf_header"]
 
@@ -116,7 +116,7 @@ def _block(lines: list[str], first_line: int) -> SwfBlock | None:
         return None
     procs = np.where(v[:, 4] > 0, np.trunc(v[:, 4]), np.trunc(v[:, 7]))
     per_proc_kb = np.where(v[:, 9] > 0, v[:, 9], v[:, 6])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # (mapping says which job overflows)
         mem_mb = np.where((per_proc_kb > 0) & (procs > 0), per_proc_kb * procs / 1024, np.nan)
     fields = {"id": v[:, 0], "arrival_s": v[:, 1], "duration_s": np.where(v[:, 3] >= 0, v[:, 3], np.nan),
               "cores": procs, "mem_mb": mem_mb, "work_core_s": None, "walltime_s": v[:, 8], "status": v[:, 10]}
@@ -166,7 +166,7 @@ def _jobs(numbered: Iterable[tuple[int, str]], name: str, skip_bad_lines: bool,
                     yield _job(v, lineno)
                     continue
         if not skip_bad_lines:
-            raise InputError(f"{problem} (--skip-bad-lines to go on)", name, lineno)
+            raise InputError(f"{problem} {GO_ON}", name, lineno)
         if report is not None:
             report.read += 1
             report.add("bad line", lineno)
