@@ -548,14 +548,15 @@ class ControlPlane:
             self._pass.freed(n)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
+        w = task.walltime_s
+        # (before the reservation: the ledger keeps running tasks by their estimated end)
+        task.est_end_s = now + (w if w is not None else
+                                self._types[node].runtime_s(task.work_core_s, task.cores))
         self._ledger.reserve(task, node, now)
         task.state = _RUNNING
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        w = task.walltime_s
-        task.est_end_s = now + (w if w is not None else
-                                self._types[node].runtime_s(task.work_core_s, task.cores))
         rec = self._rec
         if rec is not None:
             rec((START, now, task.id, node))
@@ -578,14 +579,14 @@ class ControlPlane:
     def _start_job(self, task: Task, nodes: tuple[int, ...], now: float, actions: list[Action]) -> None:
         """A parallel job starts on ``nodes`` (part by part) at ``now``: every part's cores and
         memory reserved at once; one ``Start`` on its first node (``task.placed`` names all)."""
+        w = task.walltime_s
+        task.est_end_s = now + (w if w is not None else job_runtime_s(
+            [self._types[n] for n in nodes], task.work_core_s, job_cores(task)))
         self._ledger.reserve_job(task, nodes, now)
         task.state = _RUNNING
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        w = task.walltime_s
-        task.est_end_s = now + (w if w is not None else job_runtime_s(
-            [self._types[n] for n in nodes], task.work_core_s, job_cores(task)))
         rec = self._rec
         if rec is not None:
             rec((START, now, task.id, nodes[0]))

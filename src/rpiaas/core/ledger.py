@@ -118,6 +118,30 @@ class FreeCoresIndex:
         present = self.present
         return present[-1] if present else -1
 
+    def count_from(self, cores: int) -> int:
+        """How many nodes that are on have at least ``cores`` free cores (whatever their
+        memory): a job of more parts than that cannot start, which this says from the sizes
+        of the groups of the numbers of free cores present, without a look at any node."""
+        present, groups = self.present, self._groups
+        n = 0
+        for j in range(bisect_left(present, cores), len(present)):
+            for group in groups[present[j]].values():
+                n += len(group)
+        return n
+
+    def with_room(self, cores: int, mem_mb: int) -> list[int]:
+        """The nodes that are on with ``cores`` free cores and ``mem_mb`` free memory, in no
+        particular order."""
+        present = self.present
+        levels, groups = self._levels, self._groups
+        out: list[int] = []
+        for j in range(bisect_left(present, cores), len(present)):
+            free = present[j]
+            lv, by_mem = levels[free], groups[free]
+            for i in range(bisect_left(lv, mem_mb), len(lv)):
+                out += by_mem[lv[i]]
+        return out
+
     def tightest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the fewest free cores, then the least free memory, after
         taking ``cores`` and ``mem_mb``; among equals the one longest at that level.
@@ -255,6 +279,15 @@ class Ledger:
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
+        # the running tasks as (est_end_s, id, task), ascending: kept from the first time
+        # running_by_end() is asked for (None until then: a run that never asks pays nothing)
+        self._by_end: list[tuple[float, int, Task]] | None = None
+        self._cap_cores: list[int] = self.cores.tolist()
+        self._cap_mem: list[int] = self.mem_mb.tolist()
+        # nodes that are on, by capacity (cores, mem_mb): how many could ever hold a task
+        self._on_by_capacity: dict[tuple[int, int], int] = {}
+        for cap in zip(self._cap_cores, self._cap_mem, strict=True):
+            self._on_by_capacity[cap] = self._on_by_capacity.get(cap, 0) + 1
         # whether a reservation writes the arrays at once (else only the lists, the arrays
         # being ``behind`` until sync_view(): the control plane's choice while no hook reads
         # the view during a step; the view catches up when it is read)
@@ -277,6 +310,7 @@ class Ledger:
         old = self.state_list[n]
         if old != state and (old == _ON or state == _ON):
             self.not_on += 1 if old == _ON else -1
+            self._on_by_capacity[self._cap_cores[n], self._cap_mem[n]] += -1 if old == _ON else 1
         self.state[n] = state
         self.state_list[n] = state
         self.changes.append((n, now, self.cores_free_list[n], state))
@@ -304,6 +338,8 @@ class Ledger:
         self.index.move(node, old, old_mem, new, mem)
         self.changes.append((node, now, new, self.state_list[node]))
         self.running[task.id] = task
+        if self._by_end is not None:
+            insort(self._by_end, (task.est_end_s, task.id, task))
         on_node = self.running_on[node]
         on_node[task.id] = task
         if self.arrays_follow:
@@ -319,12 +355,16 @@ class Ledger:
         """A parallel job takes each part's cores and memory on its node (``nodes``, part by
         part) at ``now``; ``task.node`` is the first, ``task.placed`` all of them."""
         self.running[task.id] = task
+        if self._by_end is not None:
+            insort(self._by_end, (task.est_end_s, task.id, task))
         self._parts(task, nodes, part_cores(task), task.mem_mb, now, taking=True)
         task.node = nodes[0]
         task.placed = tuple(nodes)
 
     def _release_job(self, task: Task, now: float) -> None:
         del self.running[task.id]
+        if self._by_end is not None:
+            self._forget_end(task)
         self._parts(task, task.placed, [-c for c in part_cores(task)], -task.mem_mb, now, taking=False)
 
     def _parts(self, task: Task, nodes: Sequence[int], cores: Sequence[int], mem_mb: int, now: float,
@@ -366,6 +406,8 @@ class Ledger:
             return
         node = task.node
         del self.running[task.id]
+        if self._by_end is not None:
+            self._forget_end(task)
         on_node = self.running_on[node]
         del on_node[task.id]
         cf, mf = self.cores_free_list, self.mem_free_list
@@ -384,6 +426,88 @@ class Ledger:
             if not on_node:
                 self._idle_out[node] = now
         self.changes.append((node, now, new, self.state_list[node]))
+
+    def _forget_end(self, task: Task) -> None:
+        """Take ``task`` out of the running tasks by estimated end."""
+        by_end = self._by_end
+        assert by_end is not None
+        i = bisect_left(by_end, (task.est_end_s, task.id))
+        if i < len(by_end) and by_end[i][1] == task.id:
+            del by_end[i]
+        else:  # its estimate was changed while it ran: found by its id
+            by_end[:] = [x for x in by_end if x[1] != task.id]
+
+    def running_by_end(self) -> Sequence[tuple[float, int, Task]]:
+        """The running tasks as ``(est_end_s, id, task)``, by estimated end then id (a live
+        list: do not change it).  The order is kept from the first call on, a task put in
+        at its start (its ``est_end_s`` then) and taken out at its end, so no reader sorts
+        the running tasks again; a run that never calls it keeps nothing."""
+        by_end = self._by_end
+        if by_end is None:
+            by_end = self._by_end = sorted((t.est_end_s, t.id, t) for t in self.running.values())
+        return by_end
+
+    def room_times(self, cores: int, mem_mb: int, k: int, now: float) -> list[tuple[float, int]] | None:
+        """When the nodes that are on come to have ``cores`` free cores and ``mem_mb`` free
+        memory, as their running tasks end by their estimates (one that overran: ``now``),
+        until ``k`` of them have: every node with room by the ``k``-th one's time, as
+        ``(time, node)`` by time then index, ``inf`` for the nodes that never have room when
+        fewer than ``k`` ever do.  ``None`` when fewer than ``k`` nodes that are on could
+        ever hold it (counted by capacity, not node by node).
+
+        The nodes with room now come from the free index; then one walk over the running
+        tasks by estimated end (:meth:`running_by_end`), adding what each frees to its nodes,
+        stops at the ``k``-th node with room: what a node frees, task by task in that order,
+        is what it frees in its own tasks' order, and only the nodes the walk meets are
+        looked at."""
+        able = 0
+        for (c, m), on in self._on_by_capacity.items():
+            if c >= cores and m >= mem_mb:
+                able += on
+        if able < k:
+            return None
+        ready = [(now, node) for node in sorted(self.index.with_room(cores, mem_mb))]
+        if len(ready) >= k:
+            return ready
+        cf, mf, st = self.cores_free_list, self.mem_free_list, self.state_list
+        cap_cores, cap_mem = self._cap_cores, self._cap_mem
+        # every node is on and could hold it (counted above): no node met needs a look
+        each = not self.not_on and able == len(st)
+        # the nodes met: None once done (room already or by then, or never: not on, too
+        # small), else [cores, memory] free by the tasks walked so far
+        met: dict[int, list[int] | None] = dict.fromkeys([node for _, node in ready])
+        shadow = math.inf
+        parts: Iterator[tuple[int, int]] | tuple[tuple[int, int], ...]
+        for end, _, t in self.running_by_end():
+            if end > shadow:
+                break
+            parts = ((t.node, t.cores),) if t.nodes == 1 else zip(t.placed, part_cores(t), strict=True)
+            at = now if end < now else end
+            tm = t.mem_mb
+            for node, c in parts:
+                if node in met:
+                    acc = met[node]
+                    if acc is None:
+                        continue
+                    fc, fm = acc[0] + c, acc[1] + tm
+                elif each or (st[node] == _ON and cap_cores[node] >= cores and cap_mem[node] >= mem_mb):
+                    fc, fm = cf[node] + c, mf[node] + tm
+                else:
+                    met[node] = None
+                    continue
+                if fc >= cores and fm >= mem_mb:
+                    met[node] = None
+                    ready.append((at, node))
+                    if len(ready) == k:
+                        shadow = at
+                else:
+                    met[node] = [fc, fm]
+        if len(ready) < k:  # never k nodes: the rest wait for ever
+            ready.extend((math.inf, node) for node in range(len(st))
+                         if met.get(node, ()) is not None and st[node] == _ON
+                         and cap_cores[node] >= cores and cap_mem[node] >= mem_mb)
+        ready.sort()
+        return ready
 
     def sync_view(self) -> None:
         """The arrays of free cores, free memory and task counts up to date with the lists

@@ -250,23 +250,39 @@ class Placement:
             held_nodes = self._res_nodes = (res, frozenset(res.nodes or (res.node,)))
         return held_nodes[1]
 
-    def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float) -> set[int]:
+    def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float,
+                 limit: int = -1) -> set[int]:
         """Those of ``nodes`` where starting ``task`` would not keep ``head``'s reservation
-        (:meth:`respects` false), the task's estimate asked once per node type."""
+        (:meth:`respects` false), the task's estimate asked once per node type.  With a
+        ``limit`` of 0 or more, the search stops once it has found one more than ``limit``
+        (the caller only needs to know that there are more)."""
         holds = self._holds(res)
         held = [n for n in nodes if n in holds]
-        names = self.view.type_names
-        est: dict[str, float] = {}
         out: set[int] = set()
-        # one node type: one estimate, and a task that ends by the start delays none
-        if not held or (self._one_type and now + self.view.estimate_s(task, held[0]) <= res.start_s):
+        if not held:
             return out
+        view = self.view
+        if self._one_type:
+            # one node type: one estimate, and a task that ends by the start delays none
+            e = view.estimate_s(task, held[0])
+            if now + e <= res.start_s:
+                return out
+            for n in held:
+                if not self._keeps(res, head, task, n, now, e):
+                    out.add(n)
+                    if len(out) > limit >= 0:
+                        break
+            return out
+        names = view.type_names
+        est: dict[str, float] = {}
         for n in held:
-            e = est.get(names[n])
-            if e is None:
-                e = est[names[n]] = self.view.estimate_s(task, n)
-            if not self._keeps(res, head, task, n, now, e):
+            of_type = est.get(names[n])
+            if of_type is None:
+                of_type = est[names[n]] = view.estimate_s(task, n)
+            if not self._keeps(res, head, task, n, now, of_type):
                 out.add(n)
+                if len(out) > limit >= 0:
+                    break
         return out
 
     def _keeps(self, res: Reservation, head: Task, task: Task, node: int, now: float, est_s: float) -> bool:
