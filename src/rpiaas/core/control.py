@@ -156,8 +156,8 @@ class ControlPlane:
         self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
         self._jobs = JobPlacement(view, self._placement, self._h_place, self._h_filter, self._h_score)
         self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
-                               self._h_order, self._h_blocked, self._trace, self._start, self._write,
-                               self._jobs, self._start_job)
+                               self._h_order, self._h_blocked, self._trace, self._start,
+                               self._write if self._log is not None else None, self._jobs, self._start_job)
         # the common cluster has one largest capacity: two comparisons per arrival
         self._largest: tuple[int, int] | None = (self._capacities[0] if len(self._capacities) == 1
                                                  else None)

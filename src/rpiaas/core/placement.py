@@ -77,10 +77,10 @@ class Placement:
         # ``job_rule(k, cores, mem_mb)``: the same for a parallel job's ``k`` nodes, or None
         self.job_rule: Callable[[int, int, int], tuple[int, ...] | None] | None = (
             None if rule is None else getattr(ledger.index, f"{rule}_nodes"))
+        # (reservation, {node: (tasks on it, cores and memory they free by its start)}): what
+        # delaying() summed, valid while the pass that asks goes on (forget())
+        self._freed_by: tuple[Reservation, dict[int, tuple[int, int, int]]] | None = None
         # the one rpiaas_score implementation, called by position (no keyword dict, no list)
-        # (reservation, tasks on its node, cores and memory they free by its start): what
-        # respects() last summed, valid while the pass that asks goes on (forget())
-        self._held: tuple[Reservation, int, int, int, int] | None = None
         # (reservation, its nodes as a set): a job's reservation holds up to every node
         self._res_nodes: tuple[Reservation, frozenset[int]] | None = None
         self._one_type = len(set(view.type_names)) <= 1
@@ -192,12 +192,14 @@ class Placement:
                 masks = tr.named_filters(task)
                 for _, m in masks:
                     mask &= m
-        kept = -1  # the node kept out for a reservation
+        kept = -1  # the node kept out for a reservation (the last, in the reservation's order)
         if res is not None and head is not None and not self.spare:  # (a spare node: none kept)
-            for r in res.nodes or (res.node,):
-                if mask[r] and not self.respects(res, head, task, r, now):
-                    mask[r] = False
-                    kept = r
+            room = mask.tolist()
+            held = res.nodes or (res.node,)
+            out = self.delaying(res, head, task, [r for r in held if room[r]], now)
+            if out:
+                mask[list(out)] = False
+                kept = next(r for r in reversed(held) if r in out)
         total: npt.NDArray[np.float64] | None = None
         score1 = self._score1
         if score1 is not None:  # one implementation: its array as is
@@ -231,17 +233,17 @@ class Placement:
         return n
 
     def forget(self) -> None:
-        """A new scheduling pass begins: what :meth:`respects` summed in the last one is stale."""
-        self._held = None
+        """A new scheduling pass begins: what :meth:`delaying` summed in the last one is stale."""
+        self._freed_by = None
 
     def respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
         """Whether starting ``task`` on ``node`` keeps ``head``'s reservation: the node is not one
         the reservation holds, or the task ends by the reservation's start, or the node then still
         has room for ``head`` (its free cores and memory, less the task's, plus those of its
-        running tasks estimated to end by then)."""
+        running tasks estimated to end by then): :meth:`delaying` of that one node."""
         if node != res.node and (not res.nodes or node not in self._holds(res)):
             return True
-        return self._keeps(res, head, task, node, now, self.view.estimate_s(task, node))
+        return not self.delaying(res, head, task, (node,), now)
 
     def _holds(self, res: Reservation) -> frozenset[int]:
         """The nodes ``res`` holds, as a set (a job's reservation holds up to every node)."""
@@ -253,57 +255,59 @@ class Placement:
     def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float,
                  limit: int = -1) -> set[int]:
         """Those of ``nodes`` where starting ``task`` would not keep ``head``'s reservation
-        (:meth:`respects` false), the task's estimate asked once per node type.  With a
-        ``limit`` of 0 or more, the search stops once it has found one more than ``limit``
-        (the caller only needs to know that there are more)."""
+        (:meth:`respects` false): nodes the reservation holds, where the task is estimated to
+        end after the reservation's start (its estimate asked once per node type) and the
+        node would then lack room for ``head``.  With a ``limit`` of 0 or more, the search
+        stops once it has found one more than ``limit`` (the caller only needs to know that
+        there are more)."""
         holds = self._holds(res)
         held = [n for n in nodes if n in holds]
         out: set[int] = set()
         if not held:
             return out
         view = self.view
-        if self._one_type:
-            # one node type: one estimate, and a task that ends by the start delays none
-            e = view.estimate_s(task, held[0])
-            if now + e <= res.start_s:
+        start_s = res.start_s
+        late: list[int]  # the held nodes where the task would end after the start
+        if self._one_type:  # one node type: one estimate
+            if now + view.estimate_s(task, held[0]) <= start_s:
                 return out
-            for n in held:
-                if not self._keeps(res, head, task, n, now, e):
-                    out.add(n)
-                    if len(out) > limit >= 0:
-                        break
-            return out
-        names = view.type_names
-        est: dict[str, float] = {}
-        for n in held:
-            of_type = est.get(names[n])
-            if of_type is None:
-                of_type = est[names[n]] = view.estimate_s(task, n)
-            if not self._keeps(res, head, task, n, now, of_type):
-                out.add(n)
-                if len(out) > limit >= 0:
-                    break
-        return out
-
-    def _keeps(self, res: Reservation, head: Task, task: Task, node: int, now: float, est_s: float) -> bool:
-        """:meth:`respects` for a ``node`` the reservation holds, ``task`` estimated to run
-        ``est_s`` there."""
-        if now + est_s <= res.start_s:
-            return True
-        on_node = self._running_on[node]
-        if not on_node:  # an idle node: nothing of its own comes free by the start
-            held_cores = held_mem = 0
+            late = held
         else:
-            held = self._held
-            # within a pass tasks only start: the sum holds while the node runs as many tasks
-            if held is None or held[0] is not res or held[1] != node or held[2] != len(on_node):
-                cores = mem = 0
-                start_s = res.start_s
-                for t in on_node.values():
-                    if t.est_end_s <= start_s:
-                        cores += t.cores
-                        mem += t.mem_mb
-                held = self._held = (res, node, len(on_node), cores, mem)
-            held_cores, held_mem = held[3], held[4]
-        return (self._cf[node] - task.cores + held_cores >= head.cores
-                and self._mf[node] - task.mem_mb + held_mem >= head.mem_mb)
+            names = view.type_names
+            est: dict[str, float] = {}
+            late = []
+            for n in held:
+                of_type = est.get(names[n])
+                if of_type is None:
+                    of_type = est[names[n]] = view.estimate_s(task, n)
+                if now + of_type > start_s:
+                    late.append(n)
+        # room for both the task now and the head at the start: free now, plus what the
+        # node's running tasks free by the start
+        want_c, want_m = head.cores + task.cores, head.mem_mb + task.mem_mb
+        cf, mf, running_on = self._cf, self._mf, self._running_on
+        freed_by = self._freed_by
+        if freed_by is None or freed_by[0] is not res:
+            freed_by = self._freed_by = (res, {})
+        sums = freed_by[1]
+        for n in late:
+            on_node = running_on[n]
+            if not on_node:  # an idle node: nothing of its own comes free by the start
+                if cf[n] >= want_c and mf[n] >= want_m:
+                    continue
+            else:
+                # within a pass tasks only start: a node's sum holds while it runs as many tasks
+                held_sum = sums.get(n)
+                if held_sum is None or held_sum[0] != len(on_node):
+                    cores = mem = 0
+                    for t in on_node.values():
+                        if t.est_end_s <= start_s:
+                            cores += t.cores
+                            mem += t.mem_mb
+                    held_sum = sums[n] = (len(on_node), cores, mem)
+                if cf[n] + held_sum[1] >= want_c and mf[n] + held_sum[2] >= want_m:
+                    continue
+            out.add(n)
+            if len(out) > limit >= 0:
+                break
+        return out

@@ -45,7 +45,7 @@ class QueuePass:
 
     :param queue: the control plane's waiting tasks by id, in arrival order.
     :param start: starts a task on a node (the control plane's: reservation, log, action).
-    :param write: writes one event-log record.
+    :param write: writes one event-log record (None: the run keeps no event log).
     :param jobs: the placement of parallel jobs (a task over ``nodes`` > 1).
     :param start_job: starts a job on its nodes (the control plane's).
     """
@@ -54,7 +54,7 @@ class QueuePass:
                  queue: dict[int, Task], placement: Placement, order_hook: HookCall,
                  blocked_hook: HookCall, trace: DecisionTrace | None,
                  start: Callable[[Task, int, float, list[Action]], None],
-                 write: Callable[[dict[str, object]], None], jobs: JobPlacement,
+                 write: Callable[[dict[str, object]], None] | None, jobs: JobPlacement,
                  start_job: Callable[[Task, tuple[int, ...], float, list[Action]], None]) -> None:
         self.nodes = nodes
         self.view = view
@@ -324,11 +324,12 @@ class QueuePass:
             # a job's reservation lists every node with room by its start: those beyond the
             # job's own count are spare, open to tasks that end later
             self._placement.spare = max(0, len(answer.nodes) - task.nodes) if answer.nodes else 0
-            record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
-                                         "node": self.nodes[answer.node].name, "start_s": answer.start_s}
-            if answer.nodes:  # kept for a parallel job: every node of it
-                record["nodes"] = [self._names[n] for n in answer.nodes]
-            self._write(record)
+            if self._write is not None:
+                record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
+                                             "node": self.nodes[answer.node].name, "start_s": answer.start_s}
+                if answer.nodes:  # kept for a parallel job: every node of it
+                    record["nodes"] = [self._names[n] for n in answer.nodes]
+                self._write(record)
             if skip_reserved and trace is None:
                 self._backfill(rest, answer, task, now, actions, started)
                 break
