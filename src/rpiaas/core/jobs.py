@@ -91,12 +91,18 @@ class JobPlacement:
         if not view.free_index.has_room(k, task.cores, task.mem_mb):
             return None  # fewer nodes with room than parts, from the free index (the arrays left alone)
         rule = pl.job_rule
+        known: frozenset[int] | None = None  # the reservation's nodes with room it would delay
         if rule is not None:  # the policy's answer, asked of the free index (Placement.job_rule)
+            if keep:
+                # no hook is asked: the count of nodes it could take may refuse it first
+                n_room, known = pl.kept_out(res, head, task, now)  # type: ignore[arg-type]
+                if known and len(known) > n_room - k + pl.spare:
+                    return None  # fewer than k nodes with room where it keeps the reservation
             ranked = rule(k, task.cores, task.mem_mb)
             assert ranked is not None  # (has_room: k nodes have room)
-            if not keep:
+            if known is None:
                 return ranked, 0
-            spent = len(pl.delaying(res, head, task, ranked, now, pl.spare))  # type: ignore[arg-type]
+            spent = len(known.intersection(ranked))
             if spent <= pl.spare:
                 return ranked, spent
             # the answer would delay the reservation: the nodes that would not, as below
@@ -129,7 +135,10 @@ class JobPlacement:
             # the job needs k of the nodes left: more than ``limit`` delayed and it cannot
             # start, which the search says as soon as it finds one more
             limit = int(idx.size) - k + pl.spare
-            kept = pl.delaying(res, head, task, [r for r in res.nodes or (res.node,) if room[r]], now, limit)
+            if known is not None:  # (the free index's answer: no filter narrowed the nodes with room)
+                kept = set(known)
+            else:
+                kept = pl.delaying(res, head, task, [r for r in res.nodes or (res.node,) if room[r]], now, limit)
             if len(kept) > limit:
                 return None
             if not pl.spare:

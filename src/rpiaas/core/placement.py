@@ -61,6 +61,8 @@ class Placement:
         self._trace = trace
         self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self._running_on = ledger.running_on
+        self._running = ledger.running
+        self._free_index = ledger.index
         self._n = len(nodes)
         #: How many nodes of the pass's reservation for a parallel job a later task may still
         #: take though it ends after the reserved start (the job needs fewer nodes than have
@@ -84,6 +86,10 @@ class Placement:
         # (reservation, its nodes as a set): a job's reservation holds up to every node
         self._res_nodes: tuple[Reservation, frozenset[int]] | None = None
         self._one_type = len(set(view.type_names)) <= 1
+        # one node of each type (the first), to ask a task's estimate once per type
+        self._type_firsts = tuple({name: i for i, name in reversed(list(enumerate(view.type_names)))}.values())
+        # (reservation, key, (nodes with room, nodes kept out)): what kept_out() last found
+        self._kept: tuple[Reservation, tuple[int, int, tuple[bool, ...], int], tuple[int, frozenset[int]]] | None = None
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
@@ -194,12 +200,12 @@ class Placement:
                     mask &= m
         kept = -1  # the node kept out for a reservation (the last, in the reservation's order)
         if res is not None and head is not None and not self.spare:  # (a spare node: none kept)
-            room = mask.tolist()
-            held = res.nodes or (res.node,)
-            out = self.delaying(res, head, task, [r for r in held if room[r]], now)
+            out = self.kept_out(res, head, task, now)[1]
             if out:
+                if rec is not None:
+                    room = mask.tolist()
+                    kept = next((r for r in reversed(res.nodes or (res.node,)) if r in out and room[r]), -1)
                 mask[list(out)] = False
-                kept = next(r for r in reversed(held) if r in out)
         total: npt.NDArray[np.float64] | None = None
         score1 = self._score1
         if score1 is not None:  # one implementation: its array as is
@@ -233,8 +239,33 @@ class Placement:
         return n
 
     def forget(self) -> None:
-        """A new scheduling pass begins: what :meth:`delaying` summed in the last one is stale."""
+        """A new scheduling pass begins: what :meth:`delaying` and :meth:`kept_out` found in the
+        last one is stale."""
         self._freed_by = None
+        self._kept = None
+
+    def kept_out(self, res: Reservation, head: Task, task: Task, now: float) -> tuple[int, frozenset[int]]:
+        """How many nodes have room for ``task`` now (-1: not counted, when it delays none), and
+        those of them where starting it would delay ``head``'s reservation (:meth:`delaying`).
+
+        Within a pass only tasks start, so the ledger is the same while it runs as many
+        tasks; the answer then depends on the task only through its cores, its memory and
+        whether it would end after the reservation's start on each node type, and is
+        remembered for the next task that asks with the same (the queue past a blocked head
+        is mostly tasks of a few sizes)."""
+        view = self.view
+        start_s = res.start_s
+        late = tuple([now + view.estimate_s(task, n) > start_s for n in self._type_firsts])
+        if not any(late):  # it ends by the start wherever it goes
+            return -1, frozenset()
+        key = (task.cores, task.mem_mb, late, len(self._running))
+        kept = self._kept
+        if kept is not None and kept[0] is res and kept[1] == key:
+            return kept[2]
+        room = self._free_index.with_room(task.cores, task.mem_mb)
+        found = (len(room), frozenset(self.delaying(res, head, task, room, now)))
+        self._kept = (res, key, found)
+        return found
 
     def respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
         """Whether starting ``task`` on ``node`` keeps ``head``'s reservation: the node is not one
