@@ -17,7 +17,7 @@ the view brings the arrays up to date when it is read (:meth:`sync_view`).
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -282,6 +282,9 @@ class Ledger:
         # the running tasks as (est_end_s, id, task), ascending: kept from the first time
         # running_by_end() is asked for (None until then: a run that never asks pays nothing)
         self._by_end: list[tuple[float, int, Task]] | None = None
+        # ((cores, mem_mb, k), now, answer): room_times()'s last answer, forgotten at any
+        # change of a node's reservations (while the order above is kept) or power state
+        self._room: tuple[tuple[int, int, int], float, list[tuple[float, int]] | None] | None = None
         self._cap_cores: list[int] = self.cores.tolist()
         self._cap_mem: list[int] = self.mem_mb.tolist()
         # nodes that are on, by capacity (cores, mem_mb): how many could ever hold a task
@@ -313,6 +316,7 @@ class Ledger:
             self._on_by_capacity[self._cap_cores[n], self._cap_mem[n]] += -1 if old == _ON else 1
         self.state[n] = state
         self.state_list[n] = state
+        self._room = None
         self.changes.append((n, now, self.cores_free_list[n], state))
 
     def bring_on(self, n: int, now: float) -> None:
@@ -340,6 +344,7 @@ class Ledger:
         self.running[task.id] = task
         if self._by_end is not None:
             insort(self._by_end, (task.est_end_s, task.id, task))
+            self._room = None
         on_node = self.running_on[node]
         on_node[task.id] = task
         if self.arrays_follow:
@@ -357,6 +362,7 @@ class Ledger:
         self.running[task.id] = task
         if self._by_end is not None:
             insort(self._by_end, (task.est_end_s, task.id, task))
+            self._room = None
         self._parts(task, nodes, part_cores(task), task.mem_mb, now, taking=True)
         task.node = nodes[0]
         task.placed = tuple(nodes)
@@ -365,6 +371,7 @@ class Ledger:
         del self.running[task.id]
         if self._by_end is not None:
             self._forget_end(task)
+            self._room = None
         self._parts(task, task.placed, [-c for c in part_cores(task)], -task.mem_mb, now, taking=False)
 
     def _parts(self, task: Task, nodes: Sequence[int], cores: Sequence[int], mem_mb: int, now: float,
@@ -408,6 +415,7 @@ class Ledger:
         del self.running[task.id]
         if self._by_end is not None:
             self._forget_end(task)
+            self._room = None
         on_node = self.running_on[node]
         del on_node[task.id]
         cf, mf = self.cores_free_list, self.mem_free_list
@@ -459,7 +467,30 @@ class Ledger:
         tasks by estimated end (:meth:`running_by_end`), adding what each frees to its nodes,
         stops at the ``k``-th node with room: what a node frees, task by task in that order,
         is what it frees in its own tasks' order, and only the nodes the walk meets are
-        looked at."""
+        looked at.
+
+        Asked again for the same size, no earlier, with nothing reserved, released or
+        switched since, it is the last answer at the new time unless a running task's estimated end lies between
+        the two times: the same nodes have room now, the same tasks end in the same order,
+        and only the times of the nodes with room at the last time (now, or a task that
+        overran) move to the new one, ahead of every other in the same order."""
+        by_end = self.running_by_end()  # (kept from now on: what tells a change, below)
+        key = (cores, mem_mb, k)
+        last = self._room
+        if last is not None and last[0] == key and now >= last[1]:
+            then, answer = last[1], last[2]
+            if answer is None:
+                return None
+            i = bisect_right(by_end, (then, math.inf))  # the first task to end after then
+            if i == len(by_end) or by_end[i][0] > now:
+                return [(now, node) if t == then else (t, node) for t, node in answer]
+        answer = self._room_times(cores, mem_mb, k, now, by_end)
+        self._room = (key, now, answer)
+        return None if answer is None else answer.copy()
+
+    def _room_times(self, cores: int, mem_mb: int, k: int, now: float,
+                    by_end: Sequence[tuple[float, int, Task]]) -> list[tuple[float, int]] | None:
+        """:meth:`room_times`, worked out."""
         able = 0
         for (c, m), on in self._on_by_capacity.items():
             if c >= cores and m >= mem_mb:
@@ -478,7 +509,7 @@ class Ledger:
         met: dict[int, list[int] | None] = dict.fromkeys([node for _, node in ready])
         shadow = math.inf
         parts: Iterator[tuple[int, int]] | tuple[tuple[int, int], ...]
-        for end, _, t in self.running_by_end():
+        for end, _, t in by_end:
             if end > shadow:
                 break
             parts = ((t.node, t.cores),) if t.nodes == 1 else zip(t.placed, part_cores(t), strict=True)

@@ -274,7 +274,9 @@ class Placement:
         running tasks estimated to end by then): :meth:`delaying` of that one node."""
         if node != res.node and (not res.nodes or node not in self._holds(res)):
             return True
-        return not self.delaying(res, head, task, (node,), now)
+        if now + self.view.estimate_s(task, node) <= res.start_s:
+            return True
+        return not self._short(res, node, head.cores + task.cores, head.mem_mb + task.mem_mb)
 
     def _holds(self, res: Reservation) -> frozenset[int]:
         """The nodes ``res`` holds, as a set (a job's reservation holds up to every node)."""
@@ -313,32 +315,33 @@ class Placement:
                     of_type = est[names[n]] = view.estimate_s(task, n)
                 if now + of_type > start_s:
                     late.append(n)
-        # room for both the task now and the head at the start: free now, plus what the
-        # node's running tasks free by the start
         want_c, want_m = head.cores + task.cores, head.mem_mb + task.mem_mb
-        cf, mf, running_on = self._cf, self._mf, self._running_on
+        short = self._short
+        for n in late:
+            if short(res, n, want_c, want_m):
+                out.add(n)
+                if len(out) > limit >= 0:
+                    break
+        return out
+
+    def _short(self, res: Reservation, n: int, want_c: int, want_m: int) -> bool:
+        """Whether node ``n`` lacks ``want_c`` cores and ``want_m`` MB (a task's and the reserved
+        head's) by ``res``'s start: free now, plus what its running tasks free by then."""
+        on_node = self._running_on[n]
+        if not on_node:  # an idle node: nothing of its own comes free by the start
+            return self._cf[n] < want_c or self._mf[n] < want_m
         freed_by = self._freed_by
         if freed_by is None or freed_by[0] is not res:
             freed_by = self._freed_by = (res, {})
         sums = freed_by[1]
-        for n in late:
-            on_node = running_on[n]
-            if not on_node:  # an idle node: nothing of its own comes free by the start
-                if cf[n] >= want_c and mf[n] >= want_m:
-                    continue
-            else:
-                # within a pass tasks only start: a node's sum holds while it runs as many tasks
-                held_sum = sums.get(n)
-                if held_sum is None or held_sum[0] != len(on_node):
-                    cores = mem = 0
-                    for t in on_node.values():
-                        if t.est_end_s <= start_s:
-                            cores += t.cores
-                            mem += t.mem_mb
-                    held_sum = sums[n] = (len(on_node), cores, mem)
-                if cf[n] + held_sum[1] >= want_c and mf[n] + held_sum[2] >= want_m:
-                    continue
-            out.add(n)
-            if len(out) > limit >= 0:
-                break
-        return out
+        # within a pass tasks only start: a node's sum holds while it runs as many tasks
+        held = sums.get(n)
+        if held is None or held[0] != len(on_node):
+            cores = mem = 0
+            start_s = res.start_s
+            for t in on_node.values():
+                if t.est_end_s <= start_s:
+                    cores += t.cores
+                    mem += t.mem_mb
+            held = sums[n] = (len(on_node), cores, mem)
+        return self._cf[n] + held[1] < want_c or self._mf[n] + held[2] < want_m
