@@ -508,6 +508,7 @@ class Ledger:
         # small), else [cores, memory] free by the tasks walked so far
         met: dict[int, list[int] | None] = dict.fromkeys([node for _, node in ready])
         shadow = math.inf
+        wanted = k - len(ready)  # nodes still to come to have room
         parts: Iterator[tuple[int, int]] | tuple[tuple[int, int], ...]
         for end, _, t in by_end:
             if end > shadow:
@@ -529,7 +530,8 @@ class Ledger:
                 if fc >= cores and fm >= mem_mb:
                     met[node] = None
                     ready.append((at, node))
-                    if len(ready) == k:
+                    wanted -= 1
+                    if not wanted:
                         shadow = at
                 else:
                     met[node] = [fc, fm]
