@@ -169,7 +169,8 @@ class ControlPlane:
         # no hook reads the view during a step when placement is the free index's answer and
         # nothing else is asked: reservations then keep the ledger's lists alone, and the
         # view's arrays catch up when read
-        self._reads_view = not (self._single and self._fifo and self._placement.rule is not None)
+        self._reads_view = not (self._single and self._placement.rule is not None and (
+            self._fifo or self._queue_hooks_read_no_arrays()))
         ledger.arrays_follow = self._reads_view
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
@@ -181,6 +182,13 @@ class ControlPlane:
             NodeBooted: self._on_node_booted,  # type: ignore[dict-item]
             Tick: self._on_tick,
         }
+
+    def _queue_hooks_read_no_arrays(self) -> bool:
+        """Whether every ``rpiaas_queue_order`` and ``rpiaas_blocked`` of the run belongs to a
+        policy that declares it reads none of the view's arrays that follow the reservations
+        (:attr:`Policy.reads_arrays <rpiaas.policy.base.Policy.reads_arrays>` false)."""
+        impls = [*self.pm.hook.rpiaas_queue_order.get_hookimpls(), *self.pm.hook.rpiaas_blocked.get_hookimpls()]
+        return all(isinstance(i.plugin, Policy) and not type(i.plugin).reads_arrays for i in impls)
 
     # ------------------------------------------------------------ queries
     @property

@@ -49,6 +49,7 @@ class EasyBackfill(Policy):
 
     NAME = NAME
     skips_when_reserved = True  # rpiaas_blocked answers SKIP whenever a reservation is held
+    reads_arrays = False  # its reservation comes from view.room_times (the ledger), no array
 
     @hookimpl
     def rpiaas_blocked(
