@@ -386,3 +386,65 @@ def test_trace_jobs_wider_than_a_node_span_clip_or_skip_and_are_counted(tmp_path
     assert counts["span"] == {"read": 4, "kept": 4, "changed": {SPANS: 2}}
     assert counts["clip"] == {"read": 4, "kept": 4, "changed": {"clipped to the largest node's cores": 2}}
     assert counts["skip"] == {"read": 4, "kept": 2, "changed": {"wider than the largest node": 2}}
+
+
+# ---------------------------------------------------------------- EASY from the index or the hooks
+def test_easy_backfilling_is_the_same_from_the_free_index_as_from_the_hooks() -> None:
+    """best_fit answered from the free index (its declared index_rule: the reservation's
+    counts, remembered per task size in a pass, may refuse a job before any node is ranked)
+    and the same policy asked through its hooks (no declaration: every answer checked node by
+    node) start every task and job at the same time on the same nodes, on clusters of mixed
+    node types, with estimates that overrun and jobs that need the reservation's spare nodes."""
+    import heapq
+
+    from rpiaas.policy.builtin.best_fit import BestFit
+    from rpiaas.policy.builtin.easy_backfill import EasyBackfill
+
+    class AskedBestFit(BestFit):
+        index_rule = None  # type: ignore[assignment]  # the same rpiaas_place, asked as a hook
+
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        types = [node_type(cores=int(rng.choice([1, 2, 4])), mem_mb=int(rng.choice([512, 1024])),
+                           speed=float(rng.choice([0.5, 1.0])), name=f"t{i}") for i in range(int(rng.integers(1, 4)))]
+        cluster = nodes(*[types[int(rng.integers(len(types)))] for _ in range(int(rng.integers(3, 12)))])
+        fit_all = min(n.type.cores for n in cluster)
+        widest = max(n.type.cores for n in cluster)
+        planes = [ControlPlane(cluster, [p, EasyBackfill()]) for p in (BestFit(), AskedBestFit())]
+        arrivals = []
+        t = 0.0
+        for i in range(int(rng.integers(20, 60))):
+            t += float(rng.choice([0.0, 1.0, 5.0]))
+            k = int(rng.integers(2, min(4, len(cluster)) + 1)) if rng.random() < 0.4 else 1
+            cores = int(rng.integers(1, fit_all + 1)) if k > 1 else int(rng.integers(1, 5))
+            work = float(rng.choice([5.0, 20.0, 60.0]))
+            wall = float(rng.choice([2.0, 30.0, 100.0])) if rng.random() < 0.7 else None
+            arrivals.append((t, i + 1, cores, int(rng.choice([64, 256])), work, k, wall))
+        events: list[tuple[float, int, int]] = [(a[0], 1, a[1]) for a in arrivals]  # (time, 0 end / 1 arrival, id)
+        heapq.heapify(events)
+        by_id = {a[1]: a for a in arrivals}
+        starts: list[list[tuple[float, int, tuple[int, ...]]]] = [[], []]
+        while events:
+            now = events[0][0]
+            batch = []
+            while events and events[0][0] == now:
+                batch.append(heapq.heappop(events))
+            ends_at: dict[int, float] = {}
+            for j, cp in enumerate(planes):
+                evs: list[Any] = []
+                for _, kind, tid in batch:
+                    if kind == 0:
+                        evs.append(TaskFinished(tid))
+                    else:
+                        _, _, c, m, w, k, wall = by_id[tid]
+                        c = c if c <= widest else 1
+                        evs.append(TaskArrived(Task(tid, now, c, m, w, nodes=k, walltime_s=wall)))
+                for act in cp.step(now, evs):
+                    if isinstance(act, Start):
+                        placed = act.task.placed if act.task.nodes > 1 else (act.node,)
+                        starts[j].append((now, act.task.id, tuple(placed)))
+                        ends_at[act.task.id] = now + act.task.work_core_s  # the same end for both
+            assert starts[0] == starts[1], seed
+            for tid, end in ends_at.items():
+                heapq.heappush(events, (end, 0, tid))
+        assert len(starts[0]) == len(arrivals), seed

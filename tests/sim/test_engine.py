@@ -252,16 +252,19 @@ def test_a_fault_naming_an_unknown_node_is_an_input_error() -> None:
         scenario(data)
 
 
-@pytest.mark.parametrize("policy", ["best_fit", "least_loaded"])
-def test_the_view_is_current_whenever_it_is_read(policy: str) -> None:
+@pytest.mark.parametrize(("policy", "queue", "reads"), [("best_fit", "fcfs", False), ("least_loaded", "fcfs", True),
+                                                      ("best_fit", "easy_backfill", False),
+                                                      ("best_fit", "sjf", True)])
+def test_the_view_is_current_whenever_it_is_read(policy: str, queue: str, reads: bool) -> None:
     """Whether reservations write the view's arrays at once (a hook reads them) or the view
-    catches up when read (best fit from the free index): what it shows is the ledger's."""
+    catches up when read (best fit from the free index, and a queue policy that declares it
+    reads no array, as easy_backfill does): what it shows is the ledger's."""
     sc = scenario({"name": "v", "seed": 3, "cluster": {"clusters": [
         {"domain": "a.test", "prefix": "10.0.1", "count": 5, "type": "rpi4b"}]},
         "workload": {"generator": {"count": 300, "arrival": {"rate_per_s": 1.0},
                                    "cores": {"dist": "choice", "values": [1, 2, 4]},
                                    "mem_mb": 512, "work_core_s": {"dist": "exponential", "mean": 10}}},
-        "policy": policy})
+        "policy": policy, "queue": queue})
 
     class Watching(Simulation):
         def task_final(self, task: Task) -> None:
@@ -276,7 +279,7 @@ def test_the_view_is_current_whenever_it_is_read(policy: str) -> None:
                                                                           strict=True)]
 
     sim = Watching(sc)
-    assert sim.control.reads_view == (policy != "best_fit")
+    assert sim.control.reads_view is reads
     sim.run()
     assert sim.view.utilization.tolist() == sim.usage.util
 

@@ -156,8 +156,8 @@ class ControlPlane:
         self._fifo = not (self._h_order.implemented or self._h_blocked.implemented or trace is not None)
         self._jobs = JobPlacement(view, self._placement, self._h_place, self._h_filter, self._h_score)
         self._pass = QueuePass(self.nodes, view, ledger, self._queue, self._placement,
-                               self._h_order, self._h_blocked, self._trace, self._start, self._write,
-                               self._jobs, self._start_job)
+                               self._h_order, self._h_blocked, self._trace, self._start,
+                               self._write if self._log is not None else None, self._jobs, self._start_job)
         # the common cluster has one largest capacity: two comparisons per arrival
         self._largest: tuple[int, int] | None = (self._capacities[0] if len(self._capacities) == 1
                                                  else None)
@@ -169,7 +169,8 @@ class ControlPlane:
         # no hook reads the view during a step when placement is the free index's answer and
         # nothing else is asked: reservations then keep the ledger's lists alone, and the
         # view's arrays catch up when read
-        self._reads_view = not (self._single and self._fifo and self._placement.rule is not None)
+        self._reads_view = not (self._single and self._placement.rule is not None and (
+            self._fifo or self._queue_hooks_read_no_arrays()))
         ledger.arrays_follow = self._reads_view
         self._dispatch: dict[type, Callable[[Event, float, list[Action]], None]] = {
             TaskArrived: self._on_arrived,  # type: ignore[dict-item]
@@ -181,6 +182,13 @@ class ControlPlane:
             NodeBooted: self._on_node_booted,  # type: ignore[dict-item]
             Tick: self._on_tick,
         }
+
+    def _queue_hooks_read_no_arrays(self) -> bool:
+        """Whether every ``rpiaas_queue_order`` and ``rpiaas_blocked`` of the run belongs to a
+        policy that declares it reads none of the view's arrays that follow the reservations
+        (:attr:`Policy.reads_arrays <rpiaas.policy.base.Policy.reads_arrays>` false)."""
+        impls = [*self.pm.hook.rpiaas_queue_order.get_hookimpls(), *self.pm.hook.rpiaas_blocked.get_hookimpls()]
+        return all(isinstance(i.plugin, Policy) and not type(i.plugin).reads_arrays for i in impls)
 
     # ------------------------------------------------------------ queries
     @property
@@ -548,14 +556,15 @@ class ControlPlane:
             self._pass.freed(n)
 
     def _start(self, task: Task, node: int, now: float, actions: list[Action]) -> None:
+        w = task.walltime_s
+        # (before the reservation: the ledger keeps running tasks by their estimated end)
+        task.est_end_s = now + (w if w is not None else
+                                self._types[node].runtime_s(task.work_core_s, task.cores))
         self._ledger.reserve(task, node, now)
         task.state = _RUNNING
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        w = task.walltime_s
-        task.est_end_s = now + (w if w is not None else
-                                self._types[node].runtime_s(task.work_core_s, task.cores))
         rec = self._rec
         if rec is not None:
             rec((START, now, task.id, node))
@@ -578,14 +587,14 @@ class ControlPlane:
     def _start_job(self, task: Task, nodes: tuple[int, ...], now: float, actions: list[Action]) -> None:
         """A parallel job starts on ``nodes`` (part by part) at ``now``: every part's cores and
         memory reserved at once; one ``Start`` on its first node (``task.placed`` names all)."""
+        w = task.walltime_s
+        task.est_end_s = now + (w if w is not None else job_runtime_s(
+            [self._types[n] for n in nodes], task.work_core_s, job_cores(task)))
         self._ledger.reserve_job(task, nodes, now)
         task.state = _RUNNING
         task.start_s = now
         task.attempts += 1
         task.epoch += 1
-        w = task.walltime_s
-        task.est_end_s = now + (w if w is not None else job_runtime_s(
-            [self._types[n] for n in nodes], task.work_core_s, job_cores(task)))
         rec = self._rec
         if rec is not None:
             rec((START, now, task.id, nodes[0]))

@@ -79,8 +79,11 @@ class JobPlacement:
         return nodes
 
     def choose(self, task: Task, res: Reservation | None, head: Task | None,
-               now: float) -> tuple[int, ...] | None:
-        """The nodes for job ``task``, part by part, or ``None`` if it cannot start now."""
+               now: float) -> tuple[tuple[int, ...], int] | None:
+        """The nodes for job ``task``, part by part, and how many of them are spare nodes of
+        ``head``'s reservation that it takes (nodes where it would delay the reserved job,
+        :attr:`Placement.spare <rpiaas.core.placement.Placement.spare>`, counted here once
+        for the pass to spend), or ``None`` if it cannot start now."""
         view = self.view
         k = task.nodes
         pl = self._placement
@@ -88,11 +91,20 @@ class JobPlacement:
         if not view.free_index.has_room(k, task.cores, task.mem_mb):
             return None  # fewer nodes with room than parts, from the free index (the arrays left alone)
         rule = pl.job_rule
+        known: frozenset[int] | None = None  # the reservation's nodes with room it would delay
         if rule is not None:  # the policy's answer, asked of the free index (Placement.job_rule)
+            if keep:
+                # no hook is asked: the count of nodes it could take may refuse it first
+                n_room, known = pl.kept_out(res, head, task, now)  # type: ignore[arg-type]
+                if known and len(known) > n_room - k + pl.spare:
+                    return None  # fewer than k nodes with room where it keeps the reservation
             ranked = rule(k, task.cores, task.mem_mb)
             assert ranked is not None  # (has_room: k nodes have room)
-            if not keep or len(pl.delaying(res, head, task, ranked, now)) <= pl.spare:  # type: ignore[arg-type]
-                return ranked
+            if known is None:
+                return ranked, 0
+            spent = len(known.intersection(ranked))
+            if spent <= pl.spare:
+                return ranked, spent
             # the answer would delay the reservation: the nodes that would not, as below
         mask = view.fits(task)  # room for the largest part
         if np.count_nonzero(mask) < k:  # fewer nodes with room than parts: no answer could do
@@ -101,28 +113,40 @@ class JobPlacement:
             answer = self._h_place.first(task=task, view=view)
             if answer is not None:
                 nodes = self.nodes_of(answer, task)
-                allowed = not keep or len(pl.delaying(res, head, task, nodes, now)) <= pl.spare  # type: ignore[arg-type]
+                spent = len(pl.delaying(res, head, task, nodes, now, pl.spare)) if keep else 0  # type: ignore[arg-type]
+                allowed = spent <= pl.spare
                 if allowed and self._h_filter.implemented:
                     masks = [np.asarray(m, dtype=bool) for m in self._h_filter.all(task=task, view=view)]
                     allowed = all(bool(m[n]) for m in masks for n in nodes)
                 if allowed:
-                    return nodes
+                    return nodes, spent
             elif not (self._h_filter.implemented or self._h_score.implemented):
                 return None
         if self._h_filter.implemented:
             for m in self._h_filter.all(task=task, view=view):
                 mask &= np.asarray(m, dtype=bool)
+        idx = mask.nonzero()[0]
+        if idx.size < k:
+            return None
         kept: set[int] = set()  # nodes of a reservation this job would delay it on
         if keep:
             assert res is not None and head is not None
             room = mask.tolist()
-            kept = pl.delaying(res, head, task, [r for r in res.nodes or (res.node,) if room[r]], now)
+            # the job needs k of the nodes left: more than ``limit`` delayed and it cannot
+            # start, which the search says as soon as it finds one more
+            limit = int(idx.size) - k + pl.spare
+            if known is not None:  # (the free index's answer: no filter narrowed the nodes with room)
+                kept = set(known)
+            else:
+                kept = pl.delaying(res, head, task, [r for r in res.nodes or (res.node,) if room[r]], now, limit)
+            if len(kept) > limit:
+                return None
             if not pl.spare:
                 mask[list(kept)] = False
                 kept = set()
-        idx = mask.nonzero()[0]
-        if idx.size < k:
-            return None
+                idx = mask.nonzero()[0]
+                if idx.size < k:
+                    return None
         total: npt.NDArray[np.float64] | None = None
         if self._h_score.implemented:
             scores = self._h_score.all(task=task, view=view)
@@ -132,7 +156,7 @@ class JobPlacement:
             # best score first, ties by node index (a stable sort of the kept nodes)
             idx = idx[np.argsort(-total[idx], kind="stable")]
         if not kept:
-            return tuple(int(n) for n in idx[:k])
+            return tuple(int(n) for n in idx[:k]), 0
         chosen: list[int] = []  # at most ``spare`` of the reservation's nodes it would delay
         used = 0
         for n in idx.tolist():
@@ -142,5 +166,5 @@ class JobPlacement:
                 used += 1
             chosen.append(n)
             if len(chosen) == k:
-                return tuple(chosen)
+                return tuple(chosen), used
         return None

@@ -17,7 +17,7 @@ the view brings the arrays up to date when it is read (:meth:`sync_view`).
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -117,6 +117,30 @@ class FreeCoresIndex:
         for more fits no node."""
         present = self.present
         return present[-1] if present else -1
+
+    def count_from(self, cores: int) -> int:
+        """How many nodes that are on have at least ``cores`` free cores (whatever their
+        memory): a job of more parts than that cannot start, which this says from the sizes
+        of the groups of the numbers of free cores present, without a look at any node."""
+        present, groups = self.present, self._groups
+        n = 0
+        for j in range(bisect_left(present, cores), len(present)):
+            for group in groups[present[j]].values():
+                n += len(group)
+        return n
+
+    def with_room(self, cores: int, mem_mb: int) -> list[int]:
+        """The nodes that are on with ``cores`` free cores and ``mem_mb`` free memory, in no
+        particular order."""
+        present = self.present
+        levels, groups = self._levels, self._groups
+        out: list[int] = []
+        for j in range(bisect_left(present, cores), len(present)):
+            free = present[j]
+            lv, by_mem = levels[free], groups[free]
+            for i in range(bisect_left(lv, mem_mb), len(lv)):
+                out += by_mem[lv[i]]
+        return out
 
     def tightest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the fewest free cores, then the least free memory, after
@@ -255,6 +279,18 @@ class Ledger:
         self.running: dict[int, Task] = {}
         self.running_on: list[dict[int, Task]] = [{} for _ in range(n)]
         self.index = FreeCoresIndex(int(self.cores.max()) if n else 0)
+        # the running tasks as (est_end_s, id, task), ascending: kept from the first time
+        # running_by_end() is asked for (None until then: a run that never asks pays nothing)
+        self._by_end: list[tuple[float, int, Task]] | None = None
+        # ((cores, mem_mb, k), now, answer): room_times()'s last answer, forgotten at any
+        # change of a node's reservations (while the order above is kept) or power state
+        self._room: tuple[tuple[int, int, int], float, list[tuple[float, int]] | None] | None = None
+        self._cap_cores: list[int] = self.cores.tolist()
+        self._cap_mem: list[int] = self.mem_mb.tolist()
+        # nodes that are on, by capacity (cores, mem_mb): how many could ever hold a task
+        self._on_by_capacity: dict[tuple[int, int], int] = {}
+        for cap in zip(self._cap_cores, self._cap_mem, strict=True):
+            self._on_by_capacity[cap] = self._on_by_capacity.get(cap, 0) + 1
         # whether a reservation writes the arrays at once (else only the lists, the arrays
         # being ``behind`` until sync_view(): the control plane's choice while no hook reads
         # the view during a step; the view catches up when it is read)
@@ -277,8 +313,10 @@ class Ledger:
         old = self.state_list[n]
         if old != state and (old == _ON or state == _ON):
             self.not_on += 1 if old == _ON else -1
+            self._on_by_capacity[self._cap_cores[n], self._cap_mem[n]] += -1 if old == _ON else 1
         self.state[n] = state
         self.state_list[n] = state
+        self._room = None
         self.changes.append((n, now, self.cores_free_list[n], state))
 
     def bring_on(self, n: int, now: float) -> None:
@@ -304,6 +342,9 @@ class Ledger:
         self.index.move(node, old, old_mem, new, mem)
         self.changes.append((node, now, new, self.state_list[node]))
         self.running[task.id] = task
+        if self._by_end is not None:
+            insort(self._by_end, (task.est_end_s, task.id, task))
+            self._room = None
         on_node = self.running_on[node]
         on_node[task.id] = task
         if self.arrays_follow:
@@ -319,12 +360,18 @@ class Ledger:
         """A parallel job takes each part's cores and memory on its node (``nodes``, part by
         part) at ``now``; ``task.node`` is the first, ``task.placed`` all of them."""
         self.running[task.id] = task
+        if self._by_end is not None:
+            insort(self._by_end, (task.est_end_s, task.id, task))
+            self._room = None
         self._parts(task, nodes, part_cores(task), task.mem_mb, now, taking=True)
         task.node = nodes[0]
         task.placed = tuple(nodes)
 
     def _release_job(self, task: Task, now: float) -> None:
         del self.running[task.id]
+        if self._by_end is not None:
+            self._forget_end(task)
+            self._room = None
         self._parts(task, task.placed, [-c for c in part_cores(task)], -task.mem_mb, now, taking=False)
 
     def _parts(self, task: Task, nodes: Sequence[int], cores: Sequence[int], mem_mb: int, now: float,
@@ -366,6 +413,9 @@ class Ledger:
             return
         node = task.node
         del self.running[task.id]
+        if self._by_end is not None:
+            self._forget_end(task)
+            self._room = None
         on_node = self.running_on[node]
         del on_node[task.id]
         cf, mf = self.cores_free_list, self.mem_free_list
@@ -384,6 +434,113 @@ class Ledger:
             if not on_node:
                 self._idle_out[node] = now
         self.changes.append((node, now, new, self.state_list[node]))
+
+    def _forget_end(self, task: Task) -> None:
+        """Take ``task`` out of the running tasks by estimated end."""
+        by_end = self._by_end
+        assert by_end is not None
+        i = bisect_left(by_end, (task.est_end_s, task.id))
+        if i < len(by_end) and by_end[i][1] == task.id:
+            del by_end[i]
+        else:  # its estimate was changed while it ran: found by its id
+            by_end[:] = [x for x in by_end if x[1] != task.id]
+
+    def running_by_end(self) -> Sequence[tuple[float, int, Task]]:
+        """The running tasks as ``(est_end_s, id, task)``, by estimated end then id (a live
+        list: do not change it).  The order is kept from the first call on, a task put in
+        at its start (its ``est_end_s`` then) and taken out at its end, so no reader sorts
+        the running tasks again; a run that never calls it keeps nothing."""
+        by_end = self._by_end
+        if by_end is None:
+            by_end = self._by_end = sorted((t.est_end_s, t.id, t) for t in self.running.values())
+        return by_end
+
+    def room_times(self, cores: int, mem_mb: int, k: int, now: float) -> list[tuple[float, int]] | None:
+        """When the nodes that are on come to have ``cores`` free cores and ``mem_mb`` free
+        memory, as their running tasks end by their estimates (one that overran: ``now``),
+        until ``k`` of them have: every node with room by the ``k``-th one's time, as
+        ``(time, node)`` by time then index, ``inf`` for the nodes that never have room when
+        fewer than ``k`` ever do.  ``None`` when fewer than ``k`` nodes that are on could
+        ever hold it (counted by capacity, not node by node).
+
+        The nodes with room now come from the free index; then one walk over the running
+        tasks by estimated end (:meth:`running_by_end`), adding what each frees to its nodes,
+        stops at the ``k``-th node with room: what a node frees, task by task in that order,
+        is what it frees in its own tasks' order, and only the nodes the walk meets are
+        looked at.
+
+        Asked again for the same size, no earlier, with nothing reserved, released or
+        switched since, it is the last answer at the new time unless a running task's estimated end lies between
+        the two times: the same nodes have room now, the same tasks end in the same order,
+        and only the times of the nodes with room at the last time (now, or a task that
+        overran) move to the new one, ahead of every other in the same order."""
+        by_end = self.running_by_end()  # (kept from now on: what tells a change, below)
+        key = (cores, mem_mb, k)
+        last = self._room
+        if last is not None and last[0] == key and now >= last[1]:
+            then, answer = last[1], last[2]
+            if answer is None:
+                return None
+            i = bisect_right(by_end, (then, math.inf))  # the first task to end after then
+            if i == len(by_end) or by_end[i][0] > now:
+                return [(now, node) if t == then else (t, node) for t, node in answer]
+        answer = self._room_times(cores, mem_mb, k, now, by_end)
+        self._room = (key, now, answer)
+        return None if answer is None else answer.copy()
+
+    def _room_times(self, cores: int, mem_mb: int, k: int, now: float,
+                    by_end: Sequence[tuple[float, int, Task]]) -> list[tuple[float, int]] | None:
+        """:meth:`room_times`, worked out."""
+        able = 0
+        for (c, m), on in self._on_by_capacity.items():
+            if c >= cores and m >= mem_mb:
+                able += on
+        if able < k:
+            return None
+        ready = [(now, node) for node in sorted(self.index.with_room(cores, mem_mb))]
+        if len(ready) >= k:
+            return ready
+        cf, mf, st = self.cores_free_list, self.mem_free_list, self.state_list
+        cap_cores, cap_mem = self._cap_cores, self._cap_mem
+        # every node is on and could hold it (counted above): no node met needs a look
+        each = not self.not_on and able == len(st)
+        # the nodes met: None once done (room already or by then, or never: not on, too
+        # small), else [cores, memory] free by the tasks walked so far
+        met: dict[int, list[int] | None] = dict.fromkeys([node for _, node in ready])
+        shadow = math.inf
+        wanted = k - len(ready)  # nodes still to come to have room
+        parts: Iterator[tuple[int, int]] | tuple[tuple[int, int], ...]
+        for end, _, t in by_end:
+            if end > shadow:
+                break
+            parts = ((t.node, t.cores),) if t.nodes == 1 else zip(t.placed, part_cores(t), strict=True)
+            at = now if end < now else end
+            tm = t.mem_mb
+            for node, c in parts:
+                if node in met:
+                    acc = met[node]
+                    if acc is None:
+                        continue
+                    fc, fm = acc[0] + c, acc[1] + tm
+                elif each or (st[node] == _ON and cap_cores[node] >= cores and cap_mem[node] >= mem_mb):
+                    fc, fm = cf[node] + c, mf[node] + tm
+                else:
+                    met[node] = None
+                    continue
+                if fc >= cores and fm >= mem_mb:
+                    met[node] = None
+                    ready.append((at, node))
+                    wanted -= 1
+                    if not wanted:
+                        shadow = at
+                else:
+                    met[node] = [fc, fm]
+        if len(ready) < k:  # never k nodes: the rest wait for ever
+            ready.extend((math.inf, node) for node in range(len(st))
+                         if met.get(node, ()) is not None and st[node] == _ON
+                         and cap_cores[node] >= cores and cap_mem[node] >= mem_mb)
+        ready.sort()
+        return ready
 
     def sync_view(self) -> None:
         """The arrays of free cores, free memory and task counts up to date with the lists

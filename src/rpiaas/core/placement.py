@@ -61,6 +61,8 @@ class Placement:
         self._trace = trace
         self._cf, self._mf, self._st = ledger.cores_free_list, ledger.mem_free_list, ledger.state_list
         self._running_on = ledger.running_on
+        self._running = ledger.running
+        self._free_index = ledger.index
         self._n = len(nodes)
         #: How many nodes of the pass's reservation for a parallel job a later task may still
         #: take though it ends after the reserved start (the job needs fewer nodes than have
@@ -77,13 +79,17 @@ class Placement:
         # ``job_rule(k, cores, mem_mb)``: the same for a parallel job's ``k`` nodes, or None
         self.job_rule: Callable[[int, int, int], tuple[int, ...] | None] | None = (
             None if rule is None else getattr(ledger.index, f"{rule}_nodes"))
+        # (reservation, {node: (tasks on it, cores and memory they free by its start)}): what
+        # delaying() summed, valid while the pass that asks goes on (forget())
+        self._freed_by: tuple[Reservation, dict[int, tuple[int, int, int]]] | None = None
         # the one rpiaas_score implementation, called by position (no keyword dict, no list)
-        # (reservation, tasks on its node, cores and memory they free by its start): what
-        # respects() last summed, valid while the pass that asks goes on (forget())
-        self._held: tuple[Reservation, int, int, int, int] | None = None
         # (reservation, its nodes as a set): a job's reservation holds up to every node
         self._res_nodes: tuple[Reservation, frozenset[int]] | None = None
         self._one_type = len(set(view.type_names)) <= 1
+        # one node of each type (the first), to ask a task's estimate once per type
+        self._type_firsts = tuple({name: i for i, name in reversed(list(enumerate(view.type_names)))}.values())
+        # (reservation, key, (nodes with room, nodes kept out)): what kept_out() last found
+        self._kept: tuple[Reservation, tuple[int, int, tuple[bool, ...], int], tuple[int, frozenset[int]]] | None = None
         self._score1: Callable[..., Any] | None = (
             score_hook.caller("task", "view")
             if len(pm.hook.rpiaas_score.get_hookimpls()) == 1 else None)
@@ -192,12 +198,14 @@ class Placement:
                 masks = tr.named_filters(task)
                 for _, m in masks:
                     mask &= m
-        kept = -1  # the node kept out for a reservation
+        kept = -1  # the node kept out for a reservation (the last, in the reservation's order)
         if res is not None and head is not None and not self.spare:  # (a spare node: none kept)
-            for r in res.nodes or (res.node,):
-                if mask[r] and not self.respects(res, head, task, r, now):
-                    mask[r] = False
-                    kept = r
+            out = self.kept_out(res, head, task, now)[1]
+            if out:
+                if rec is not None:
+                    room = mask.tolist()
+                    kept = next((r for r in reversed(res.nodes or (res.node,)) if r in out and room[r]), -1)
+                mask[list(out)] = False
         total: npt.NDArray[np.float64] | None = None
         score1 = self._score1
         if score1 is not None:  # one implementation: its array as is
@@ -231,17 +239,44 @@ class Placement:
         return n
 
     def forget(self) -> None:
-        """A new scheduling pass begins: what :meth:`respects` summed in the last one is stale."""
-        self._held = None
+        """A new scheduling pass begins: what :meth:`delaying` and :meth:`kept_out` found in the
+        last one is stale."""
+        self._freed_by = None
+        self._kept = None
+
+    def kept_out(self, res: Reservation, head: Task, task: Task, now: float) -> tuple[int, frozenset[int]]:
+        """How many nodes have room for ``task`` now (-1: not counted, when it delays none), and
+        those of them where starting it would delay ``head``'s reservation (:meth:`delaying`).
+
+        Within a pass only tasks start, so the ledger is the same while it runs as many
+        tasks; the answer then depends on the task only through its cores, its memory and
+        whether it would end after the reservation's start on each node type, and is
+        remembered for the next task that asks with the same (the queue past a blocked head
+        is mostly tasks of a few sizes)."""
+        view = self.view
+        start_s = res.start_s
+        late = tuple([now + view.estimate_s(task, n) > start_s for n in self._type_firsts])
+        if not any(late):  # it ends by the start wherever it goes
+            return -1, frozenset()
+        key = (task.cores, task.mem_mb, late, len(self._running))
+        kept = self._kept
+        if kept is not None and kept[0] is res and kept[1] == key:
+            return kept[2]
+        room = self._free_index.with_room(task.cores, task.mem_mb)
+        found = (len(room), frozenset(self.delaying(res, head, task, room, now)))
+        self._kept = (res, key, found)
+        return found
 
     def respects(self, res: Reservation, head: Task, task: Task, node: int, now: float) -> bool:
         """Whether starting ``task`` on ``node`` keeps ``head``'s reservation: the node is not one
         the reservation holds, or the task ends by the reservation's start, or the node then still
         has room for ``head`` (its free cores and memory, less the task's, plus those of its
-        running tasks estimated to end by then)."""
+        running tasks estimated to end by then): :meth:`delaying` of that one node."""
         if node != res.node and (not res.nodes or node not in self._holds(res)):
             return True
-        return self._keeps(res, head, task, node, now, self.view.estimate_s(task, node))
+        if now + self.view.estimate_s(task, node) <= res.start_s:
+            return True
+        return not self._short(res, node, head.cores + task.cores, head.mem_mb + task.mem_mb)
 
     def _holds(self, res: Reservation) -> frozenset[int]:
         """The nodes ``res`` holds, as a set (a job's reservation holds up to every node)."""
@@ -250,44 +285,63 @@ class Placement:
             held_nodes = self._res_nodes = (res, frozenset(res.nodes or (res.node,)))
         return held_nodes[1]
 
-    def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float) -> set[int]:
+    def delaying(self, res: Reservation, head: Task, task: Task, nodes: Iterable[int], now: float,
+                 limit: int = -1) -> set[int]:
         """Those of ``nodes`` where starting ``task`` would not keep ``head``'s reservation
-        (:meth:`respects` false), the task's estimate asked once per node type."""
+        (:meth:`respects` false): nodes the reservation holds, where the task is estimated to
+        end after the reservation's start (its estimate asked once per node type) and the
+        node would then lack room for ``head``.  With a ``limit`` of 0 or more, the search
+        stops once it has found one more than ``limit`` (the caller only needs to know that
+        there are more)."""
         holds = self._holds(res)
         held = [n for n in nodes if n in holds]
-        names = self.view.type_names
-        est: dict[str, float] = {}
         out: set[int] = set()
-        # one node type: one estimate, and a task that ends by the start delays none
-        if not held or (self._one_type and now + self.view.estimate_s(task, held[0]) <= res.start_s):
+        if not held:
             return out
-        for n in held:
-            e = est.get(names[n])
-            if e is None:
-                e = est[names[n]] = self.view.estimate_s(task, n)
-            if not self._keeps(res, head, task, n, now, e):
+        view = self.view
+        start_s = res.start_s
+        late: list[int]  # the held nodes where the task would end after the start
+        if self._one_type:  # one node type: one estimate
+            if now + view.estimate_s(task, held[0]) <= start_s:
+                return out
+            late = held
+        else:
+            names = view.type_names
+            est: dict[str, float] = {}
+            late = []
+            for n in held:
+                of_type = est.get(names[n])
+                if of_type is None:
+                    of_type = est[names[n]] = view.estimate_s(task, n)
+                if now + of_type > start_s:
+                    late.append(n)
+        want_c, want_m = head.cores + task.cores, head.mem_mb + task.mem_mb
+        short = self._short
+        for n in late:
+            if short(res, n, want_c, want_m):
                 out.add(n)
+                if len(out) > limit >= 0:
+                    break
         return out
 
-    def _keeps(self, res: Reservation, head: Task, task: Task, node: int, now: float, est_s: float) -> bool:
-        """:meth:`respects` for a ``node`` the reservation holds, ``task`` estimated to run
-        ``est_s`` there."""
-        if now + est_s <= res.start_s:
-            return True
-        on_node = self._running_on[node]
+    def _short(self, res: Reservation, n: int, want_c: int, want_m: int) -> bool:
+        """Whether node ``n`` lacks ``want_c`` cores and ``want_m`` MB (a task's and the reserved
+        head's) by ``res``'s start: free now, plus what its running tasks free by then."""
+        on_node = self._running_on[n]
         if not on_node:  # an idle node: nothing of its own comes free by the start
-            held_cores = held_mem = 0
-        else:
-            held = self._held
-            # within a pass tasks only start: the sum holds while the node runs as many tasks
-            if held is None or held[0] is not res or held[1] != node or held[2] != len(on_node):
-                cores = mem = 0
-                start_s = res.start_s
-                for t in on_node.values():
-                    if t.est_end_s <= start_s:
-                        cores += t.cores
-                        mem += t.mem_mb
-                held = self._held = (res, node, len(on_node), cores, mem)
-            held_cores, held_mem = held[3], held[4]
-        return (self._cf[node] - task.cores + held_cores >= head.cores
-                and self._mf[node] - task.mem_mb + held_mem >= head.mem_mb)
+            return self._cf[n] < want_c or self._mf[n] < want_m
+        freed_by = self._freed_by
+        if freed_by is None or freed_by[0] is not res:
+            freed_by = self._freed_by = (res, {})
+        sums = freed_by[1]
+        # within a pass tasks only start: a node's sum holds while it runs as many tasks
+        held = sums.get(n)
+        if held is None or held[0] != len(on_node):
+            cores = mem = 0
+            start_s = res.start_s
+            for t in on_node.values():
+                if t.est_end_s <= start_s:
+                    cores += t.cores
+                    mem += t.mem_mb
+            held = sums[n] = (len(on_node), cores, mem)
+        return self._cf[n] + held[1] < want_c or self._mf[n] + held[2] < want_m

@@ -45,7 +45,7 @@ class QueuePass:
 
     :param queue: the control plane's waiting tasks by id, in arrival order.
     :param start: starts a task on a node (the control plane's: reservation, log, action).
-    :param write: writes one event-log record.
+    :param write: writes one event-log record (None: the run keeps no event log).
     :param jobs: the placement of parallel jobs (a task over ``nodes`` > 1).
     :param start_job: starts a job on its nodes (the control plane's).
     """
@@ -54,7 +54,7 @@ class QueuePass:
                  queue: dict[int, Task], placement: Placement, order_hook: HookCall,
                  blocked_hook: HookCall, trace: DecisionTrace | None,
                  start: Callable[[Task, int, float, list[Action]], None],
-                 write: Callable[[dict[str, object]], None], jobs: JobPlacement,
+                 write: Callable[[dict[str, object]], None] | None, jobs: JobPlacement,
                  start_job: Callable[[Task, tuple[int, ...], float, list[Action]], None]) -> None:
         self.nodes = nodes
         self.view = view
@@ -195,46 +195,54 @@ class QueuePass:
         """The rest of an untraced :meth:`general` pass once it holds the reservation ``res``
         for ``head`` and the blocked hook declares it skips from then on: a task starts if
         some node has room and the placement keeps the reservation; the others wait, and
-        one wider than the most free cores of any node is passed over at a comparison."""
+        one wider than the most free cores of any node, or a job of more parts than there
+        are nodes with a free core, is passed over at a comparison."""
         index = self._index
-        fits, most_free = index.fits, index.most_free
+        fits, most_free, count_from = index.fits, index.most_free, index.count_from
         choose, start = self._choose, self._start
         top = most_free()
+        spread = -1  # nodes with a free core, counted when a job first asks
         for task in rest:
             if task.state is not _QUEUED:
                 raise PolicyError(f"rpiaas_queue_order returned task {task.id}, which is not waiting")
             cores = task.cores
-            if cores > top or not fits(cores, task.mem_mb):
+            if cores > top:
                 continue
             if task.nodes != 1:  # a parallel job: all its nodes at once, or none
+                if spread < 0:
+                    spread = count_from(1)
+                if task.nodes > spread and cores > 0:
+                    continue
                 if self._job(task, res, head, now, actions):
                     started.append(task.id)
-                    top = most_free()
+                    top, spread = most_free(), -1
+                continue
+            if not fits(cores, task.mem_mb):
                 continue
             node = choose(task, res, head, now)
             if node >= 0:
-                self._spend(res, head, task, (node,), now)
+                self._spend(res, head, task, node, now)
                 start(task, node, now, actions)
                 started.append(task.id)
-                top = most_free()
+                top, spread = most_free(), -1
 
     def _job(self, task: Task, res: Reservation | None, head: Task | None, now: float,
              actions: list[Action]) -> bool:
         """Start parallel job ``task`` if its nodes are found; whether it started."""
-        nodes = self._jobs.choose(task, res, head, now)
-        if nodes is None:
+        found = self._jobs.choose(task, res, head, now)
+        if found is None:
             return False
-        self._spend(res, head, task, nodes, now)
+        nodes, spent = found
+        self._placement.spare -= spent  # the spare nodes of the reservation it takes
         self._start_job(task, nodes, now, actions)
         return True
 
-    def _spend(self, res: Reservation | None, head: Task | None, task: Task, nodes: Iterable[int],
-               now: float) -> None:
-        """``task`` starts on ``nodes``: the spare nodes of a job's reservation it takes (those
-        where it would delay the job) are spent."""
+    def _spend(self, res: Reservation | None, head: Task | None, task: Task, node: int, now: float) -> None:
+        """``task`` starts on ``node``: the spare node of a job's reservation it takes (one
+        where it would delay the job) is spent.  (A job's are counted by its placement.)"""
         pl = self._placement
         if pl.spare and res is not None and head is not None:
-            pl.spare -= len(pl.delaying(res, head, task, nodes, now))
+            pl.spare -= len(pl.delaying(res, head, task, (node,), now))
 
     def general(self, now: float, actions: list[Action]) -> None:
         queue = self._queue
@@ -291,7 +299,7 @@ class QueuePass:
                 if rec is not None:
                     cast(DecisionTrace, trace).placed(rec, node)
                 if reservation is not None:
-                    self._spend(reservation, reserved_for, task, (node,), now)
+                    self._spend(reservation, reserved_for, task, node, now)
                 self._start(task, node, now, actions)
                 started.append(task.id)
                 continue
@@ -316,11 +324,12 @@ class QueuePass:
             # a job's reservation lists every node with room by its start: those beyond the
             # job's own count are spare, open to tasks that end later
             self._placement.spare = max(0, len(answer.nodes) - task.nodes) if answer.nodes else 0
-            record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
-                                         "node": self.nodes[answer.node].name, "start_s": answer.start_s}
-            if answer.nodes:  # kept for a parallel job: every node of it
-                record["nodes"] = [self._names[n] for n in answer.nodes]
-            self._write(record)
+            if self._write is not None:
+                record: dict[str, object] = {"t": now, "act": "reserve", "task": task.id,
+                                             "node": self.nodes[answer.node].name, "start_s": answer.start_s}
+                if answer.nodes:  # kept for a parallel job: every node of it
+                    record["nodes"] = [self._names[n] for n in answer.nodes]
+                self._write(record)
             if skip_reserved and trace is None:
                 self._backfill(rest, answer, task, now, actions, started)
                 break

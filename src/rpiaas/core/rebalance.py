@@ -91,9 +91,9 @@ class PolicyMoves:
             self._trace.emit({"t": now, "decision": "migrate", "task": task.id, "hook": "rebalance",
                         "chosen": self.nodes[dst].name, "from": self.nodes[src].name})
         self._release(task, now)
+        task.est_end_s = now + self.view.estimate_s(task, dst)  # (before: the ledger orders by it)
         self._ledger.reserve(task, dst, now)
         task.epoch += 1
-        task.est_end_s = now + self.view.estimate_s(task, dst)
         self._write({"t": now, "act": "migrate", "task": task.id,
                      "from": self.nodes[src].name, "node": self.nodes[dst].name})
         actions.append(Migrate(task, dst, src))

@@ -10,7 +10,7 @@ Index ``i`` of every array is node ``nodes[i]``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -206,6 +206,22 @@ class ClusterView:
     def running_tasks(self) -> Mapping[int, Task]:
         """Every running task by id (a parallel job once: ``task.placed`` are its nodes)."""
         return self._ledger.running
+
+    def running_by_end(self) -> Sequence[tuple[float, int, Task]]:
+        """Every running task as ``(est_end_s, id, task)``, by estimated end then id (a parallel
+        job once), kept in that order by the ledger as tasks start and end: read it, do not
+        change it."""
+        return self._ledger.running_by_end()
+
+    def room_times(self, task: Task, now: float, k: int = 1) -> list[tuple[float, int]] | None:
+        """When nodes that are on come to have room for ``task`` (a part of it, for a job:
+        ``task.cores`` and ``task.mem_mb``) as the running tasks end by their estimates (one
+        that overran: ``now``), until ``k`` of them have: every node with room by the
+        ``k``-th one's time, as ``(time, node)`` by time then index (``inf`` for the rest
+        when fewer than ``k`` ever have room), or ``None`` when fewer than ``k`` nodes that
+        are on could ever hold it (:meth:`Ledger.room_times
+        <rpiaas.core.ledger.Ledger.room_times>`)."""
+        return self._ledger.room_times(task.cores, task.mem_mb, k, now)
 
     def queued(self) -> list[Task]:
         """Waiting tasks in arrival order."""

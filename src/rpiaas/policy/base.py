@@ -60,6 +60,14 @@ class Policy:
     #: reservation is held.  It holds for the ``rpiaas_blocked`` of the class that declares
     #: it, as :attr:`index_rule` does for ``rpiaas_place``.
     skips_when_reserved: ClassVar[bool] = False
+    #: Whether this policy's hooks may read, during a step, the view's arrays that follow the
+    #: reservations (``cores_free``, ``mem_free_mb``, ``tasks``, ``utilization``).  A queue
+    #: policy that reads none of them (``easy_backfill`` asks ``view.room_times``, which
+    #: reads the ledger) declares ``False``, so that, with a placement from the free index
+    #: (:attr:`index_rule`), reservations write the ledger's lists alone and the arrays
+    #: catch up when read.  What a hook sees is the same either way: a wrong ``False``
+    #: costs time (the arrays brought up to date at each read), never a result.
+    reads_arrays: ClassVar[bool] = True
 
     @classmethod
     def _declares_for(cls, hook: str, attr: str) -> bool:
