@@ -48,6 +48,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("netboot",),
     ("auth",),
     ("model",),
+    ("threads",),
 )
 LAYERS: dict[str, int] = {name: i for i, names in enumerate(ORDER) for name in names}
 FACADE = "rpiaas"  # rpiaas/__init__.py: the public API, re-exporting from every layer (cli reads its

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import __version__
+from ..threads import one_blas_thread
 from . import (
     calibrate,
     compare,
@@ -116,6 +117,7 @@ def _warning(message: Any, category: Any, filename: str, lineno: int, line: str 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``rpiaas ARGV...``; the exit code."""
+    one_blas_thread()  # before numpy is imported (rpiaas.threads says why)
     with _sigterm_as_interrupt(), warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.formatwarning = _warning  # one line, not the warning's source line

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 if __package__:
+    from ..threads import one_blas_thread
     from .stream import TaskRows, Totals, event_lines_of, node_rows
 else:  # run as the writer process's script: the sibling module by its path
     _spec = importlib.util.spec_from_file_location(
@@ -100,7 +101,8 @@ class WriterProcess:
         files = ["tasks.csv", "nodes.csv", *(["events.jsonl"] if events else [])]
         self._proc = subprocess.Popen(
             [sys.executable, "-I", os.path.abspath(__file__), directory, *files],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+            env=one_blas_thread(dict(os.environ)))  # (it needs no BLAS threads: rpiaas.threads)
         assert self._proc.stdin is not None
         self._in = self._proc.stdin
         with contextlib.suppress(AttributeError, OSError):  # a larger pipe: the run rarely waits
