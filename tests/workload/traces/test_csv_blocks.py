@@ -22,7 +22,7 @@ from rpiaas.workload.traces.options import TraceOptions
 from .blockcheck import assert_kept_as_streamed, by_lines_and_by_blocks, random_options
 
 IRREGULAR = ["blank line", "negative", "empty cell", "bad text", "inf", "short row", "wide",
-             "no cores", "huge id", "unsorted", "quoted newline", "zero walltime"]
+             "no cores", "huge id", "unsorted", "quoted newline", "zero walltime", "nul byte", "lone carriage return"]
 
 
 def _trace(rng: np.random.Generator, path: Path, irregular: list[str]) -> dict[str, Any]:
@@ -58,6 +58,10 @@ def _trace(rng: np.random.Generator, path: Path, irregular: list[str]) -> dict[s
                 cell["id"] = "1e20"
             elif kind == "unsorted":
                 cell["arrival_s"] = repr(t / 2)
+            elif kind == "nul byte":
+                cell["note"] = "a\x00b"
+            elif kind == "lone carriage return":
+                cell["note"] = "a\rb"
             elif kind == "quoted newline":
                 cell["note"] = '"two\nlines, quoted"'
             elif kind == "zero walltime":

@@ -238,16 +238,17 @@ def read_csv_blocks(path: str | Path, columns: dict[str, str] | None = None, ski
             lines = list(islice(f, BLOCK))
             if not lines:
                 return
-            if '"' in "".join(lines):  # a quoted cell may hold a line break: row by row, to its end
+            text = "".join(lines)
+            if '"' in text:  # a quoted cell may hold a line break: row by row, to its end
                 rows = csv.reader(chain(lines, f))
                 yield from _jobs(layout, _numbered(rows, name, line, until=len(lines)), name,
                                  skip_bad_lines, report)
                 line += rows.line_num
                 continue
-            try:  # no quote: a row a line
-                parsed = list(csv.reader(lines))
-            except csv.Error:  # (a NUL byte): row by row, which says where
-                parsed = []
+            # no quote: a row a line, its cells between commas, as the csv module reads them (a
+            # line ends at its first \n, \r or \r\n; the end stays on its last cell, which a
+            # number's reading ignores)
+            parsed = [x.split(",") for x in lines]
             block = layout.block(parsed, line + 1) if len(parsed) == len(lines) else None
             if block is not None:
                 yield block  # its lines count as read as they are taken (a pass may stop in it)
