@@ -536,10 +536,12 @@ def job_cores(task: Task) -> int:
 def job_runtime_s(types: Sequence[NodeType], work_core_s: float, cores: int) -> float:
     """How long a job of ``work_core_s`` split over ``cores`` cores runs on nodes of ``types``
     (one per part): as a rigid MPI job does, at its slowest part's pace, each part's type
-    asked by :meth:`NodeType.runtime_s` for the whole job's work on all its cores."""
-    return max(t.runtime_s(work_core_s, cores) for t in types)
+    asked by :meth:`NodeType.runtime_s` for the whole job's work on all its cores (once per
+    type: the nodes of a type share its object)."""
+    return max(t.runtime_s(work_core_s, cores) for t in {id(t): t for t in types}.values())
 
 
 def job_end_s(types: Sequence[NodeType], start_s: float, work_core_s: float, cores: int) -> float:
-    """When such a job started at ``start_s`` ends: :meth:`NodeType.end_s` of its slowest part."""
-    return max(t.end_s(start_s, work_core_s, cores) for t in types)
+    """When such a job started at ``start_s`` ends: :meth:`NodeType.end_s` of its slowest part
+    (asked once per type, as :func:`job_runtime_s` does)."""
+    return max(t.end_s(start_s, work_core_s, cores) for t in {id(t): t for t in types}.values())
