@@ -132,15 +132,21 @@ class FreeCoresIndex:
     def with_room(self, cores: int, mem_mb: int) -> list[int]:
         """The nodes that are on with ``cores`` free cores and ``mem_mb`` free memory, in no
         particular order."""
+        out: list[int] = []
+        for group in self._groups_with_room(cores, mem_mb):
+            out += group
+        return out
+
+    def _groups_with_room(self, cores: int, mem_mb: int) -> Iterator[dict[int, None]]:
+        """The groups of nodes (each at one level of free cores and memory) with ``cores`` free
+        cores and ``mem_mb`` free memory, fewest free cores first, then least free memory."""
         present = self.present
         levels, groups = self._levels, self._groups
-        out: list[int] = []
         for j in range(bisect_left(present, cores), len(present)):
             free = present[j]
             lv, by_mem = levels[free], groups[free]
             for i in range(bisect_left(lv, mem_mb), len(lv)):
-                out += by_mem[lv[i]]
-        return out
+                yield by_mem[lv[i]]
 
     def tightest(self, cores: int, mem_mb: int) -> int | None:
         """The node left with the fewest free cores, then the least free memory, after
@@ -214,15 +220,11 @@ class FreeCoresIndex:
         present = self.present
         if not present or cores > present[-1]:
             return None
-        levels, groups = self._levels, self._groups
         out: list[int] = []
-        for j in range(bisect_left(present, cores), len(present)):
-            free = present[j]
-            lv, by_mem = levels[free], groups[free]
-            for i in range(bisect_left(lv, mem_mb), len(lv)):
-                out += sorted(by_mem[lv[i]])
-                if len(out) >= k:
-                    return tuple(out[:k])
+        for group in self._groups_with_room(cores, mem_mb):
+            out += sorted(group)
+            if len(out) >= k:
+                return tuple(out[:k])
         return None
 
     def loosest_nodes(self, k: int, cores: int, mem_mb: int) -> tuple[int, ...] | None:
