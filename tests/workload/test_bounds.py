@@ -45,6 +45,39 @@ def test_explicit_tasks_of_endless_work_are_refused_at_the_task(tmp_path: Path) 
         load_scenario(f)
 
 
+@pytest.mark.parametrize(("tasks", "key", "message"), [
+    # finite figures whose run overflows a double: never done, not "no estimate"
+    ("    - {arrival_s: 1e308, cores: 1, mem_mb: 64, work_core_s: 1.5e308}", "work_core_s",
+     "the run would last longer than any number of simulated seconds"),
+    # the arrival, not the work, is what makes the run too long
+    ("    - {arrival_s: 1e300, cores: 1, mem_mb: 64, work_core_s: 10}", "arrival_s",
+     "the run would last at least 1e+300 simulated seconds"),
+])
+def test_explicit_tasks_that_cannot_end_are_refused_at_the_key_to_blame(
+        tmp_path: Path, tasks: str, key: str, message: str) -> None:
+    f = write(tmp_path, TWENTY.replace(
+        "  generator: {count: 20, arrival: {rate_per_s: 1}, cores: 1, mem_mb: 64, work_core_s: 10}",
+        "  tasks:\n" + tasks))
+    t0 = time.perf_counter()
+    with pytest.raises(LimitError, match=re.escape(f"{f}:5: workload.tasks[0].{key}: {message}")):
+        load_scenario(f)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_a_generator_whose_work_overflows_is_refused_before_it_starts(
+        tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    """Draws near the largest double: the mean is estimated without overflowing their sum (no
+    numpy warning), and a run their work would make endless is refused, not run to a limit."""
+    f = write(tmp_path, TWENTY.replace(
+        "cluster: {clusters: [{domain: c.test, prefix: 10.0.1, count: 20, type: rpi4b}]}",
+        "cluster: {node_types: {slow: {base: rpi4b, speed: 1e-3}},\n"
+        "          clusters: [{domain: c.test, prefix: 10.0.1, count: 20, type: slow}]}"))
+    with pytest.raises(LimitError, match=re.escape("--set: workload.generator.work_core_s: the run would last "
+                                                   "longer than any number of simulated seconds")):
+        load_scenario(f, ["workload.generator.work_core_s=1.7e308"])
+    assert not [w for w in recwarn if "overflow" in str(w.message)]
+
+
 def test_a_fault_past_the_longest_simulated_time_is_refused_by_its_own_key(tmp_path: Path) -> None:
     f = write(tmp_path, TWENTY + "faults: [{node: node1.c.test, at_s: 1e300}]\n")
     with pytest.raises(LimitError, match=re.escape(f"{f}:6: faults[0].at_s: 1e+300 s is beyond the longest "

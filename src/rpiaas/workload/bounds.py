@@ -23,8 +23,14 @@ __all__ = ["check_progress", "check_scenario_bounds"]
 
 
 def _mean(dist: Distribution) -> float:
-    """A distribution's mean, estimated from a fixed sample (no analytic case per kind)."""
-    return float(np.mean(dist.draw(np.random.default_rng(0), 4096)))
+    """A distribution's mean, estimated from a fixed sample (no analytic case per kind): inf
+    only when a draw is (the sample is scaled by its largest value first, so finite draws
+    near the largest double do not overflow their sum)."""
+    sample = dist.draw(np.random.default_rng(0), 4096)
+    top = float(np.max(np.abs(sample)))
+    if top == 0 or not math.isfinite(top):
+        return top
+    return top * float(np.mean(sample / top))
 
 
 def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
@@ -50,6 +56,9 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
     # the run's length: the horizon, or a lower estimate of when the work is done
     duration = horizon_s
     blame: KeyPath = ("horizon_s",)
+    # an estimate from finite figures that overflows is a run that never ends (an estimate from
+    # a distribution without a finite mean is no estimate)
+    overflows = False
     if isinstance(workload, Generator):
         gap = _mean(workload.interarrival_s)
         if count is None and horizon_s is not None and gap > 0 and horizon_s / gap > max_tasks:
@@ -57,8 +66,10 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
                                      f"tasks in {horizon_s:g} s ({limits.TASKS.hint()})", LimitError)
         if horizon_s is None and count is not None:
             fastest = max(n.type.cores * n.type.speed for n in cluster.nodes)
-            duration = workload.start_s + count * gap + _mean(workload.work_core_s) / fastest
+            work = _mean(workload.work_core_s)
+            duration = workload.start_s + count * gap + work / fastest
             blame = (*gen, "work_core_s")
+            overflows = math.isfinite(gap) and math.isfinite(work)
     elif isinstance(workload, TaskList) and horizon_s is None and workload.items:
         # every task runs at least its work on the cores it asks for (all its parts', for a
         # parallel job) of the fastest node type
@@ -66,8 +77,15 @@ def check_scenario_bounds(src: Source, cluster: ClusterSpec, workload: Workload,
         ends = [t.arrival_s + quickest.work_s(t.work_core_s, job_cores(t)) for t in workload.items]
         last = int(np.argmax(ends))
         duration = ends[last]
-        blame = ("workload", "tasks", workload.positions.get(workload.items[last].id, last),
-                 "work_core_s")
+        task = workload.items[last]
+        # the arrival or the work, whichever makes the most of its end
+        key = "arrival_s" if task.arrival_s >= duration - task.arrival_s else "work_core_s"
+        blame = ("workload", "tasks", workload.positions.get(task.id, last), key)
+        overflows = True
+    if duration is not None and math.isinf(duration) and overflows:
+        src.fail(blame, "the run would last longer than any number of simulated seconds (its work "
+                        f"over the node types' speed overflows a double; {limits.SIM_TIME_S.hint()})",
+                 LimitError)
     if duration is None or not math.isfinite(duration):
         return
     if duration > max_time:
