@@ -85,13 +85,14 @@ def test_cpu_seconds_do_not_depend_on_the_sample_interval(testbed: LocalTestbed,
         # each run measures its tasks' CPU time, whatever the interval
         assert cpu_fine[name] == pytest.approx(own_fine[name], rel=0.02, abs=0.05), name
         assert cpu_coarse[name] == pytest.approx(own_coarse[name], rel=0.02, abs=0.05), name
-        # so the two runs agree within 2 % of what their tasks used; the same work itself took
-        # a few per cent more or less CPU from one run to the next on a machine shared with
-        # other jobs (5.79 against 5.92 CPU s once), which no measurement can take out
+        # so the two runs agree within 2 % of what their tasks used. The same work itself takes
+        # more or less CPU from one run to the next on a machine shared with other jobs (the
+        # reference kernel's 75M steps took 5.5 CPU s in one run and 7.2 in the next, at one
+        # commit): that measures the machine, which no sample interval can take out, so the
+        # runs are compared by what each measured of its own tasks' CPU, not by raw seconds
         ratio_fine = (cpu_fine[name] + 0.05) / (own_fine[name] + 0.05)
         ratio_coarse = (cpu_coarse[name] + 0.05) / (own_coarse[name] + 0.05)
         assert ratio_fine == pytest.approx(ratio_coarse, rel=0.02), name
-        assert cpu_fine[name] == pytest.approx(cpu_coarse[name], rel=0.10, abs=0.05), name
     for record in (fine, coarse):
         assert record["sources"]["cpu_utilization"] == "measured"
         assert record["sources"]["energy_j"] == "modelled-from-measured"
