@@ -122,12 +122,7 @@ class FreeCoresIndex:
         """How many nodes that are on have at least ``cores`` free cores (whatever their
         memory): a job of more parts than that cannot start, which this says from the sizes
         of the groups of the numbers of free cores present, without a look at any node."""
-        present, groups = self.present, self._groups
-        n = 0
-        for j in range(bisect_left(present, cores), len(present)):
-            for group in groups[present[j]].values():
-                n += len(group)
-        return n
+        return sum(map(len, self._groups_with_room(cores, 0)))
 
     def with_room(self, cores: int, mem_mb: int) -> list[int]:
         """The nodes that are on with ``cores`` free cores and ``mem_mb`` free memory, in no

@@ -85,9 +85,9 @@ class Placement:
         # the one rpiaas_score implementation, called by position (no keyword dict, no list)
         # (reservation, its nodes as a set): a job's reservation holds up to every node
         self._res_nodes: tuple[Reservation, frozenset[int]] | None = None
-        self._one_type = len(set(view.type_names)) <= 1
         # one node of each type (the first), to ask a task's estimate once per type
         self._type_firsts = tuple({name: i for i, name in reversed(list(enumerate(view.type_names)))}.values())
+        self._one_type = len(self._type_firsts) <= 1
         # (reservation, key, (nodes with room, nodes kept out)): what kept_out() last found
         self._kept: tuple[Reservation, tuple[int, int, tuple[bool, ...], int], tuple[int, frozenset[int]]] | None = None
         self._score1: Callable[..., Any] | None = (
